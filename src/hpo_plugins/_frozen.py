@@ -1,0 +1,146 @@
+"""Trial states and the immutable record of a trial, as storages return it."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Direction", "FrozenTrial", "TrialState"]
+
+
+class TrialState(str, enum.Enum):
+    """Life cycle of a trial.
+
+    ``WAITING`` trials hold enqueued (or retried) parameters and are claimed by the next ``ask``.
+    ``RUNNING`` becomes exactly one of the three finished states, after which the trial never
+    changes again.
+    """
+
+    WAITING = "WAITING"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    PRUNED = "PRUNED"
+    FAIL = "FAIL"
+
+    @property
+    def is_finished(self) -> bool:
+        """True for COMPLETE, PRUNED and FAIL."""
+        return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+class Direction(str, enum.Enum):
+    """Whether the study minimises or maximises its value."""
+
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+    @classmethod
+    def parse(cls, value: str | Direction) -> Direction:
+        """Accept ``"minimize"``/``"maximize"`` (any case) or a ``Direction``."""
+        if isinstance(value, Direction):
+            return value
+        if isinstance(value, str) and value.lower() in ("minimize", "maximize"):
+            return cls(value.lower())
+        from hpo_plugins.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            f'Expected `direction` to be "minimize" or "maximize". Received: direction={value!r}.'
+        )
+
+    def better(self, a: float, b: float) -> bool:
+        """True if value ``a`` is strictly better than ``b`` in this direction."""
+        return a < b if self is Direction.MINIMIZE else a > b
+
+    def sign(self) -> float:
+        """+1 for minimise, -1 for maximise: ``sign * value`` is always a loss."""
+        return 1.0 if self is Direction.MINIMIZE else -1.0
+
+
+@dataclass(frozen=True)
+class FrozenTrial:
+    """A snapshot of one trial as stored.
+
+    Attributes:
+        trial_id: Storage-wide unique id.
+        number: Position in its study, 0-based and unique within the study.
+        state: The :class:`TrialState`.
+        value: The objective value (COMPLETE), or the last reported value (PRUNED), else None.
+        params: Flat internal parameters, label -> value as Hyperopt stores them (a choice holds
+            the index of its option; numbers are in natural units). Only active labels appear.
+        natural: The nested natural value the objective received (JSON form), if known.
+        intermediate_values: step -> reported value.
+        user_attrs: JSON values set with ``Trial.set_user_attr``.
+        system_attrs: JSON values the library keeps (fail reason, traceback, GPU, retries...).
+        datetime_start: When the trial started running (UTC).
+        datetime_complete: When it finished (UTC).
+        last_heartbeat: Last heartbeat of a trial run by the run loop, else None.
+    """
+
+    trial_id: int
+    number: int
+    state: TrialState
+    value: float | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    natural: Any = None
+    intermediate_values: Mapping[int, float] = field(default_factory=dict)
+    user_attrs: Mapping[str, Any] = field(default_factory=dict)
+    system_attrs: Mapping[str, Any] = field(default_factory=dict)
+    datetime_start: _dt.datetime | None = None
+    datetime_complete: _dt.datetime | None = None
+    last_heartbeat: _dt.datetime | None = None
+
+    @property
+    def duration(self) -> _dt.timedelta | None:
+        """Wall time from start to completion, when both are known."""
+        if self.datetime_start is None or self.datetime_complete is None:
+            return None
+        return self.datetime_complete - self.datetime_start
+
+    @property
+    def last_step(self) -> int | None:
+        """The deepest step reported, or None if nothing was reported."""
+        return max(self.intermediate_values) if self.intermediate_values else None
+
+    @property
+    def last_value(self) -> float | None:
+        """The value reported at the deepest step, or None."""
+        step = self.last_step
+        return None if step is None else self.intermediate_values[step]
+
+    @property
+    def fail_reason(self) -> str | None:
+        """Why a FAIL trial failed, if recorded."""
+        reason = self.system_attrs.get("fail_reason")
+        return None if reason is None else str(reason)
+
+    @property
+    def log_dir(self) -> str | None:
+        """The trial's directory (checkpoints, logs), if one was assigned."""
+        path = self.system_attrs.get("log_dir")
+        return None if path is None else str(path)
+
+
+def utcnow() -> _dt.datetime:
+    """Timezone-aware current UTC time; every timestamp in storage uses it."""
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def check_finite(value: Any, what: str) -> float:
+    """Return ``value`` as a finite float or raise a ConfigurationError naming ``what``."""
+    from hpo_plugins.exceptions import ConfigurationError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
+        value, "__float__"
+    ):
+        raise ConfigurationError(
+            f"Expected {what} to be a finite number. Received: {value!r} "
+            f"(of type {type(value).__name__})."
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigurationError(f"Expected {what} to be a finite number. Received: {number!r}.")
+    return number

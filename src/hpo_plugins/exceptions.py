@@ -1,0 +1,108 @@
+"""Every error hpo_plugins raises, in one hierarchy.
+
+::
+
+    HPOError
+     +-- SpaceError              a search space that cannot be used (raised at study creation)
+     +-- ConfigurationError      a bad argument (type, range, incompatible options)
+     +-- StorageError            the storage cannot do what was asked
+     |    +-- StudyNotFoundError
+     |    +-- DuplicateStudyError
+     |    +-- TrialNotFoundError
+     |    +-- TrialFinishedError    finished trials are immutable
+     |    +-- DuplicateParamsError  a deduplicating sampler proposed parameters another trial holds
+     +-- NoActiveTrialError      ``current_trial()`` outside a trial
+     +-- SearchSpaceExhausted    a sampler has nothing new to propose (e.g. the grid is done)
+     +-- MissingDependencyError  an optional extra is not installed (also an ``ImportError``)
+    TrialPruned                  raised by an objective to stop its trial as PRUNED
+
+Messages say what was expected, what came in, and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "DuplicateParamsError",
+    "DuplicateStudyError",
+    "HPOError",
+    "MissingDependencyError",
+    "NoActiveTrialError",
+    "SearchSpaceExhausted",
+    "SpaceError",
+    "StorageError",
+    "StudyNotFoundError",
+    "TrialFinishedError",
+    "TrialNotFoundError",
+    "TrialPruned",
+]
+
+
+class HPOError(Exception):
+    """Base class of every error raised by hpo_plugins."""
+
+
+class SpaceError(HPOError, ValueError):
+    """The search space is malformed, has a duplicate label or an unsupported expression."""
+
+
+class ConfigurationError(HPOError, ValueError):
+    """An argument has the wrong type or value, or options contradict each other."""
+
+
+class StorageError(HPOError):
+    """The storage could not carry out an operation."""
+
+
+class StudyNotFoundError(StorageError, KeyError):
+    """No study of that name exists in the storage."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateStudyError(StorageError):
+    """A study of that name already exists and ``load_if_exists`` was false."""
+
+
+class TrialNotFoundError(StorageError, KeyError):
+    """No trial with that id exists in the storage."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class TrialFinishedError(StorageError):
+    """The trial is already finished; finished trials are immutable."""
+
+
+class DuplicateParamsError(StorageError):
+    """Another trial of the study already holds these parameters (deduplicating samplers)."""
+
+
+class NoActiveTrialError(HPOError, RuntimeError):
+    """``current_trial()`` was called where no trial is running."""
+
+
+class SearchSpaceExhausted(HPOError):
+    """The sampler has no new configuration to propose (for example, a finished grid)."""
+
+
+class MissingDependencyError(HPOError, ImportError):
+    """An optional dependency is missing; the message names the ``pip install`` to run."""
+
+
+class TrialPruned(Exception):  # noqa: N818 - the name users know from Optuna
+    """Raise inside an objective to end the trial as PRUNED.
+
+    Adapters never raise it through a framework; they set the framework's stop flag and mark the
+    trial instead. It is not an :class:`HPOError` because it signals control flow, not a fault.
+    """
+
+
+def missing_dependency(module: str, extra: str) -> MissingDependencyError:
+    """Build the error for an optional import that failed."""
+    return MissingDependencyError(
+        f"`{module}` is needed for this feature but is not installed. "
+        f"Install it with: pip install 'hpo_plugins[{extra}]'"
+    )

@@ -1,0 +1,60 @@
+"""The pruner contract: a pure function of (this trial's curve, the others' curves, direction)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+from hpo_plugins._frozen import Direction, FrozenTrial
+from hpo_plugins.samplers._base import _constructor_params
+
+__all__ = ["NopPruner", "Pruner"]
+
+
+class Pruner(abc.ABC):
+    """Base class of every pruner.
+
+    ``Trial.should_prune()`` calls :meth:`prune` right after the trial reports a value, with a
+    fresh snapshot of the study from the storage, so the decision is the same in every process.
+
+    An implementation must be pure: no I/O, no state that changes between calls, no randomness
+    except what it derives from the trials themselves (e.g. a bracket from the trial number). It
+    must tolerate other trials in any state, with curves of any length, and steps that are not
+    contiguous (reports every few epochs). Constructors only store their keyword arguments under
+    the same names, so the study can record the pruner and rebuild it in a child process.
+    """
+
+    @abc.abstractmethod
+    def prune(self, trial: FrozenTrial, others: Sequence[FrozenTrial],
+              direction: Direction) -> bool:
+        """True if ``trial`` should stop now.
+
+        Args:
+            trial: The trial asking; its ``intermediate_values`` hold its curve so far, the
+                latest report included.
+            others: Every other trial of the study, any state, by number.
+            direction: Whether lower or higher values are better.
+        """
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, read back from attributes of the same names."""
+        return _constructor_params(self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class NopPruner(Pruner):
+    """Never prunes. The default: every trial runs to the end.
+
+    Example:
+        >>> NopPruner().prune(trial, [], Direction.MINIMIZE)  # doctest: +SKIP
+        False
+    """
+
+    def prune(self, trial: FrozenTrial, others: Sequence[FrozenTrial],
+              direction: Direction) -> bool:
+        """Always False."""
+        return False

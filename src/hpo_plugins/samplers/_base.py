@@ -1,0 +1,125 @@
+"""The sampler contract: a pure function of (space, history snapshot, rng) -> parameters."""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins.space import SearchSpace
+
+__all__ = ["History", "Sampler", "describe_object", "ranked_for_model"]
+
+
+@dataclass(frozen=True)
+class History:
+    """What a sampler may know when it proposes the next trial.
+
+    Attributes:
+        trials: Every other trial of the study, by number, in any state: COMPLETE, PRUNED and
+            FAIL ones, RUNNING ones (their params are set, their value is not), and WAITING ones
+            (enqueued). The trial being sampled is not included.
+        direction: Whether lower or higher values are better.
+        number: The number of the trial being sampled.
+    """
+
+    trials: Sequence[FrozenTrial]
+    direction: Direction
+    number: int = 0
+
+    def in_states(self, *states: TrialState) -> list[FrozenTrial]:
+        """Trials in any of ``states``, by number."""
+        return [t for t in self.trials if t.state in states]
+
+    @property
+    def n_finished(self) -> int:
+        """COMPLETE plus PRUNED trials: what counts toward a sampler's start-up phase."""
+        return len(self.in_states(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+class Sampler(abc.ABC):
+    """Base class of every sampler.
+
+    A sampler proposes the flat internal parameters of the next trial (``label -> value``, only
+    active labels, a choice as the index of its option; see :mod:`hpo_plugins.space`). It must be
+    a *pure* function of its arguments: it reads no storage, keeps no state between calls that
+    changes its answers, and draws every random number from ``rng``. The :class:`~hpo_plugins.Study`
+    gives each trial an ``rng`` derived from (study seed, trial number), so a seeded study is
+    reproducible whichever worker runs which trial.
+
+    Class attributes:
+        deduplicate: When True the study never lets two trials hold the same parameters: it stores
+            a key per trial and asks again (with a fresher history) if another worker took the
+            same configuration first. Samplers of finite spaces (the grid) set it.
+        finite: True when the sampler can run out of configurations and raise
+            :class:`~hpo_plugins.exceptions.SearchSpaceExhausted`; a study may then run without a
+            trial limit.
+
+    Constructors only store their keyword arguments under the same names (scikit-learn's rule),
+    so :meth:`get_params` and :func:`describe_object` can record which algorithm ran a study.
+    """
+
+    deduplicate: bool = False
+    finite: bool = False
+
+    @abc.abstractmethod
+    def sample(self, space: SearchSpace, history: History,
+               rng: np.random.Generator) -> dict[str, Any]:
+        """Propose flat internal parameters for trial ``history.number``.
+
+        Raises:
+            SearchSpaceExhausted: Nothing new is left to propose.
+        """
+
+    def check_space(self, space: SearchSpace) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~hpo_plugins.exceptions.SpaceError` if this sampler cannot handle
+        ``space``. Called once, at study creation, so bad spaces fail early."""
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, read back from attributes of the same names."""
+        return _constructor_params(self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _constructor_params(obj: object) -> dict[str, Any]:
+    names = [p for p in inspect.signature(type(obj).__init__).parameters if p != "self"]
+    return {n: getattr(obj, n) for n in names if hasattr(obj, n)}
+
+
+def describe_object(obj: object) -> dict[str, Any]:
+    """``{"class": "module.Class", "params": {...}}`` with JSON-able parameters (others as repr).
+
+    Used to record a study's sampler and pruner and to rebuild the pruner in child processes.
+    """
+    params = obj.get_params() if hasattr(obj, "get_params") else _constructor_params(obj)
+    plain = (str, int, float, bool, type(None))
+    safe = {k: (v if isinstance(v, plain) else repr(v)) for k, v in params.items()}
+    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "params": safe}
+
+
+def ranked_for_model(history: History) -> list[tuple[FrozenTrial, float]]:
+    """Finished trials with a loss that orders them for a model-based sampler.
+
+    COMPLETE trials get ``loss = sign * value`` (lower is better whatever the direction). PRUNED
+    trials rank after every COMPLETE one: among themselves the deeper last step first, then the
+    better last reported value; they receive losses above the worst COMPLETE loss in that order.
+    FAIL, RUNNING and WAITING trials are left out (a sampler chooses its own policy for running
+    ones). Returns ``(trial, loss)`` pairs sorted by loss, best first.
+    """
+    sign = history.direction.sign()
+    complete = [(t, sign * float(t.value)) for t in history.in_states(TrialState.COMPLETE)
+                if t.value is not None]
+    complete.sort(key=lambda pair: pair[1])
+    pruned = [t for t in history.in_states(TrialState.PRUNED) if t.intermediate_values]
+    pruned.sort(key=lambda t: (-(t.last_step or 0), sign * float(t.last_value or 0.0)))
+    worst = complete[-1][1] if complete else 0.0
+    base = worst + max(1.0, abs(worst))
+    return complete + [(t, base + i) for i, t in enumerate(pruned)]

@@ -1,0 +1,568 @@
+"""Hyperopt search spaces, read once into labelled distributions.
+
+A user writes a space in Hyperopt's language (``hp.choice``, ``hp.uniform``, ...) nested in dicts,
+lists and tuples. :class:`SearchSpace` reads it with ``hyperopt.pyll_utils.expr_to_config`` and
+keeps, for every label, a :class:`Param`: its distribution with bounds in natural units and the
+conditions under which it is active. Everything else in the library works on *flat internal
+parameters*: a dict ``label -> value`` holding only active labels, where a choice holds the index
+of its option and every number is in natural units (exactly what Hyperopt stores in
+``misc["vals"]``). :meth:`SearchSpace.build` turns that into the nested natural value the
+objective receives, and :meth:`SearchSpace.flatten` goes back, for ``enqueue``.
+
+Example:
+    >>> from hpo_plugins import hp
+    >>> space = SearchSpace({"lr": hp.loguniform("lr", -5, 0),
+    ...                      "net": hp.choice("net", ["mlp", {"filters": hp.choice("f", [8, 16])}])})
+    >>> space.labels
+    ('lr', 'net', 'f')
+    >>> space.build({"lr": 0.01, "net": 1, "f": 0})
+    {'lr': 0.01, 'net': {'filters': 8}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hpo_plugins.exceptions import SpaceError
+
+__all__ = ["CHOICE_KINDS", "INACTIVE", "Param", "SearchSpace"]
+
+#: Display value of a conditional parameter that is inactive in a trial (tables, CSV, TensorBoard).
+INACTIVE = "<inactive>"
+
+#: Kinds whose internal value is the index of an option.
+CHOICE_KINDS = frozenset({"choice", "pchoice"})
+
+_ARGS = {
+    "uniform": ("low", "high"),
+    "quniform": ("low", "high", "q"),
+    "loguniform": ("low", "high"),
+    "qloguniform": ("low", "high", "q"),
+    "normal": ("mu", "sigma"),
+    "qnormal": ("mu", "sigma", "q"),
+    "lognormal": ("mu", "sigma"),
+    "qlognormal": ("mu", "sigma", "q"),
+    "randint": ("low", "high"),
+}
+_HP_NAMES = {  # what users typed, for messages
+    "uniform": "hp.uniform", "quniform": "hp.quniform", "loguniform": "hp.loguniform",
+    "qloguniform": "hp.qloguniform", "normal": "hp.normal", "qnormal": "hp.qnormal",
+    "lognormal": "hp.lognormal", "qlognormal": "hp.qlognormal", "randint": "hp.randint",
+    "choice": "hp.choice", "pchoice": "hp.pchoice",
+}
+
+Condition = tuple[tuple[str, int], ...]
+"""A conjunction of ``(choice_label, option_index)`` pairs; () means always active."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One labelled hyperparameter.
+
+    Attributes:
+        label: The Hyperopt label, unique in the space; also the stable flat column name.
+        kind: ``choice``, ``pchoice``, ``uniform``, ``quniform``, ``loguniform``, ``qloguniform``,
+            ``normal``, ``qnormal``, ``lognormal``, ``qlognormal`` or ``randint``.
+        args: The distribution's arguments as Hyperopt takes them (``loguniform`` bounds in log
+            space, ``randint`` as ``low``/``high`` with ``high`` exclusive).
+        conditions: Alternatives (OR) of conjunctions (AND) of ``(choice_label, index)``.
+        options: For choices, a display value per option (the literal itself when every option
+            is a str/int/float/bool literal of one type, else the option index).
+        probabilities: For ``pchoice``, the probability of each option.
+        integer: True when the objective receives an ``int`` (``randint``, ``uniformint``).
+    """
+
+    label: str
+    kind: str
+    args: Mapping[str, float] = field(default_factory=dict)
+    conditions: tuple[Condition, ...] = ((),)
+    options: tuple[Any, ...] = ()
+    probabilities: tuple[float, ...] = ()
+    integer: bool = False
+
+    @property
+    def is_choice(self) -> bool:
+        """True for ``hp.choice`` and ``hp.pchoice``."""
+        return self.kind in CHOICE_KINDS
+
+    @property
+    def n_options(self) -> int:
+        """Number of options of a choice (0 for numeric parameters)."""
+        return len(self.options)
+
+    @property
+    def log(self) -> bool:
+        """True when the parameter lives on a log scale."""
+        return self.kind in ("loguniform", "qloguniform", "lognormal", "qlognormal")
+
+    @property
+    def q(self) -> float | None:
+        """The quantisation step, or None."""
+        q = self.args.get("q")
+        return None if q is None else float(q)
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """Natural-unit bounds ``(low, high)`` for bounded kinds, None for unbounded ones.
+
+        ``randint`` gives ``(low, high - 1)``, the inclusive integer range.
+        """
+        if self.kind in ("uniform", "quniform"):
+            return float(self.args["low"]), float(self.args["high"])
+        if self.kind in ("loguniform", "qloguniform"):
+            return math.exp(self.args["low"]), math.exp(self.args["high"])
+        if self.kind == "randint":
+            return float(self.args["low"]), float(self.args["high"]) - 1.0
+        if self.is_choice:
+            return 0.0, float(self.n_options - 1)
+        return None
+
+    def is_active(self, flat: Mapping[str, Any]) -> bool:
+        """Whether this parameter takes part in the configuration ``flat``."""
+        return any(all(flat.get(lbl) == idx for lbl, idx in cond) for cond in self.conditions)
+
+    def sample(self, rng: np.random.Generator) -> float | int:
+        """Draw one internal value from the prior (Hyperopt's semantics, numpy Generator)."""
+        a = self.args
+        if self.kind == "choice":
+            return int(rng.integers(self.n_options))
+        if self.kind == "pchoice":
+            return int(rng.choice(self.n_options, p=np.asarray(self.probabilities)))
+        if self.kind == "randint":
+            return int(rng.integers(int(a["low"]), int(a["high"])))
+        if self.kind in ("uniform", "quniform"):
+            x = float(rng.uniform(a["low"], a["high"]))
+        elif self.kind in ("loguniform", "qloguniform"):
+            x = math.exp(float(rng.uniform(a["low"], a["high"])))
+        elif self.kind in ("normal", "qnormal"):
+            x = float(rng.normal(a["mu"], a["sigma"]))
+        else:  # lognormal, qlognormal
+            x = math.exp(float(rng.normal(a["mu"], a["sigma"])))
+        return self.quantize(x)
+
+    def quantize(self, x: float) -> float:
+        """Round ``x`` to the step ``q`` the way Hyperopt does (``round(x / q) * q``)."""
+        q = self.q
+        return float(x) if q is None else float(np.round(x / q) * q)
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a valid internal value of this parameter."""
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return False
+        v = float(value)
+        if not math.isfinite(v):
+            return False
+        if self.is_choice or self.kind == "randint":
+            low, high = self.bounds or (0.0, 0.0)
+            return v == int(v) and low <= v <= high
+        if self.kind in ("uniform", "loguniform"):
+            low, high = self.bounds or (0.0, 0.0)
+            return low <= v <= high
+        if self.log and v <= 0 and self.q is None:
+            return False
+        return True  # quantised and unbounded kinds: any finite number Hyperopt could produce
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description (stored with the study, shown by the CLI)."""
+        return {
+            "label": self.label,
+            "kind": self.kind,
+            "args": {k: float(v) for k, v in self.args.items()},
+            "conditions": [[list(c) for c in cond] for cond in self.conditions],
+            "options": [_jsonable(o) for o in self.options],
+            "probabilities": list(self.probabilities),
+            "integer": self.integer,
+        }
+
+
+class SearchSpace:
+    """A validated Hyperopt search space.
+
+    Args:
+        space: Any Hyperopt space: ``hp`` expressions nested at any depth in dicts, lists,
+            tuples and choices, or a ``SearchSpace`` (returned as is by :func:`as_space`).
+
+    Raises:
+        SpaceError: The space has no hyperparameter, a duplicate label, a distribution whose
+            arguments are themselves random or invalid, or an expression we cannot sample.
+    """
+
+    def __init__(self, space: Any) -> None:
+        from hyperopt.pyll import as_apply
+
+        self.space = space
+        try:
+            self._expr = as_apply(space)
+        except Exception as exc:  # hyperopt raises bare TypeErrors on odd objects
+            raise SpaceError(
+                f"Expected a Hyperopt search space (hp expressions in dicts, lists and tuples). "
+                f"Received: {space!r} (of type {type(space).__name__}), which Hyperopt cannot "
+                f"read: {exc}"
+            ) from exc
+        self.params: dict[str, Param] = _read_params(self._expr)
+        if not self.params:
+            raise SpaceError(
+                f"Expected a search space with at least one hyperparameter (hp.choice, "
+                f"hp.uniform, ...). Received: {space!r}. Wrap the values to tune in hp "
+                f"expressions, e.g. {{'lr': hp.loguniform('lr', -9, -2)}}."
+            )
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every label, in the order they appear in the space (stable flat column names)."""
+        return tuple(self.params)
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({', '.join(self.labels)})"
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def active(self, flat: Mapping[str, Any]) -> list[str]:
+        """Labels active in the (possibly partial) configuration ``flat``."""
+        return [lbl for lbl, p in self.params.items() if p.is_active(flat)]
+
+    def prune_inactive(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """Drop labels of ``flat`` that are inactive given its choices."""
+        return {lbl: flat[lbl] for lbl in self.active(flat) if lbl in flat}
+
+    def sample_prior(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Draw every parameter independently from its prior; keep the active ones."""
+        return self.prune_inactive({lbl: p.sample(rng) for lbl, p in self.params.items()})
+
+    def validate(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a flat internal configuration; return it with plain Python numbers.
+
+        Raises:
+            SpaceError: A label is unknown, an active label is missing, an inactive one is set, or
+                a value is outside its distribution's support.
+        """
+        unknown = sorted(set(flat) - set(self.params))
+        if unknown:
+            raise SpaceError(
+                f"Unknown parameter label(s) {unknown}. Expected labels of this space: "
+                f"{list(self.labels)}."
+            )
+        active = self.active(flat)
+        missing = [lbl for lbl in active if lbl not in flat]
+        extra = sorted(set(flat) - set(active))
+        if missing or extra:
+            raise SpaceError(
+                f"Expected values for exactly the active parameters {active}. Missing: "
+                f"{missing}; inactive but given: {extra}. Received: {dict(flat)!r}."
+            )
+        out: dict[str, Any] = {}
+        for lbl in active:
+            p, v = self.params[lbl], flat[lbl]
+            if not p.contains(v):
+                raise SpaceError(
+                    f"Value {v!r} is outside the support of {_HP_NAMES[p.kind]}({lbl!r}, "
+                    f"{_fmt_args(p)}). Give a value inside the distribution's range."
+                )
+            out[lbl] = int(v) if (p.is_choice or p.kind == "randint") else float(v)
+        return out
+
+    def build(self, flat: Mapping[str, Any]) -> Any:
+        """The nested natural value for ``flat`` (what ``hyperopt.space_eval`` builds)."""
+        from hyperopt import space_eval
+
+        return space_eval(self.space, dict(flat))
+
+    def flatten(self, value: Any) -> dict[str, Any]:
+        """Inverse of :meth:`build`: the flat internal parameters for a natural value.
+
+        ``value`` is either the nested natural value (``hp.choice`` given as the chosen option,
+        nested choices included) or a flat dict ``{label: natural value}`` in which a choice is
+        given by its option value.
+
+        Raises:
+            SpaceError: The value does not fit the space; the message says where.
+        """
+        out: dict[str, Any] = {}
+        if _match(self._expr, value, out):
+            return self.validate(out)
+        if isinstance(value, Mapping) and value and set(value) <= set(self.params):
+            return self.validate(self._from_flat_natural(value))
+        raise SpaceError(
+            f"Could not match {value!r} to the search space. Expected either the nested value "
+            f"the objective receives (choices given as the chosen option) or a flat dict "
+            f"{{label: value}} with labels from {list(self.labels)}."
+        )
+
+    def _from_flat_natural(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for lbl, v in value.items():
+            p = self.params[lbl]
+            if not p.is_choice:
+                out[lbl] = v
+                continue
+            matches = [i for i, o in enumerate(p.options) if _same(o, v)]
+            if not matches:
+                raise SpaceError(
+                    f"Value {v!r} is not an option of hp.choice({lbl!r}). Expected one of "
+                    f"{list(p.options)}."
+                )
+            out[lbl] = matches[0]
+        return out
+
+    def display(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        """Flat column values for tables: choices shown by option, inactive ones as None."""
+        out: dict[str, Any] = {}
+        for lbl, p in self.params.items():
+            if lbl not in flat:
+                out[lbl] = None
+            elif p.is_choice:
+                out[lbl] = p.options[int(flat[lbl])]
+            else:
+                out[lbl] = int(flat[lbl]) if p.integer else float(flat[lbl])
+        return out
+
+    def describe(self) -> list[dict[str, Any]]:
+        """JSON-able description of every parameter."""
+        return [p.describe() for p in self.params.values()]
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the description: equal spaces have equal fingerprints."""
+        text = json.dumps(self.describe(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def as_space(space: Any) -> SearchSpace:
+    """Return ``space`` as a :class:`SearchSpace` (no copy if it already is one)."""
+    return space if isinstance(space, SearchSpace) else SearchSpace(space)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the pyll graph
+
+
+def _read_params(expr: Any) -> dict[str, Param]:
+    from hyperopt.base import DuplicateLabel
+    from hyperopt.pyll_utils import _expr_to_config
+
+    hps: dict[str, Any] = {}
+    try:
+        # The public expr_to_config ends with a condition simplification that crashes on
+        # hp.pchoice (it reads the probabilities as a literal, hyperopt 0.3.0); the walk itself is
+        # all we need, since Param.is_active evaluates the unsimplified conditions exactly.
+        _expr_to_config(expr, (), hps)
+    except DuplicateLabel as exc:
+        raise SpaceError(
+            f"Duplicate label {exc.args[0]!r}: two different hyperparameters use it. Expected "
+            f"unique labels; rename one (labels name columns and must identify one parameter)."
+        ) from exc
+    except AssertionError as exc:
+        raise SpaceError(f"Unsupported expression in the search space: {exc!r}") from exc
+    switches = _find_switches(expr)
+    integer_labels = _integer_labels(expr)
+    order = _label_order(expr)
+    params = {}
+    for label in sorted(hps, key=lambda lbl: order.get(lbl, len(order))):
+        params[label] = _make_param(label, hps[label], switches, integer_labels)
+    return params
+
+
+def _walk(expr: Any) -> list[Any]:
+    """Every node of the graph once, depth first, in declaration order."""
+    seen: set[int] = set()
+    out: list[Any] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        out.append(node)
+        stack.extend(reversed(node.inputs()))
+    return out
+
+
+def _label_order(expr: Any) -> dict[str, int]:
+    order: dict[str, int] = {}
+    for node in _walk(expr):
+        if node.name == "hyperopt_param":
+            order.setdefault(node.arg["label"].obj, len(order))
+    return order
+
+
+def _find_switches(expr: Any) -> dict[str, list[Any]]:
+    """choice label -> its option nodes."""
+    out: dict[str, list[Any]] = {}
+    for node in _walk(expr):
+        if node.name == "switch":
+            idx = node.inputs()[0]
+            out[idx.arg["label"].obj] = list(node.inputs()[1:])
+    return out
+
+
+def _integer_labels(expr: Any) -> set[str]:
+    """Labels the objective receives as int (``randint`` and ``uniformint`` wrap them in int)."""
+    out = set()
+    for node in _walk(expr):
+        if node.name != "int":
+            continue
+        inner = node.inputs()[0]
+        if inner.name == "float":
+            inner = inner.inputs()[0]
+        if inner.name == "hyperopt_param":
+            out.add(inner.arg["label"].obj)
+    return out
+
+
+def _literal_args(label: str, node: Any) -> dict[str, float]:
+    from hyperopt.pyll.base import Literal, MissingArgument
+
+    args: dict[str, float] = {}
+    for name, arg in node.arg.items():
+        if name in ("rng", "size") or arg is MissingArgument:
+            continue
+        if not isinstance(arg, Literal):
+            raise SpaceError(
+                f"Unsupported expression for {label!r}: argument {name!r} of {node.name} is "
+                f"itself an expression ({arg.name}). Expected plain numbers as distribution "
+                f"arguments; use an hp.choice over fixed distributions instead."
+            )
+        if name == "p":
+            continue
+        value = arg.obj
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise SpaceError(
+                f"Expected argument {name!r} of {label!r} to be a number. Received: {value!r}."
+            )
+        args[name] = float(value)
+    return args
+
+
+def _make_param(label: str, info: Mapping[str, Any], switches: Mapping[str, list[Any]],
+                integer_labels: set[str]) -> Param:
+    node = info["node"]
+    conditions = _conditions(info["conditions"])
+    if label in switches:
+        options = tuple(_option_display(switches[label]))
+        if node.name == "categorical":
+            from hyperopt.pyll import rec_eval
+
+            p = np.asarray(rec_eval(node.arg["p"]), dtype=float)
+            if not np.isclose(p.sum(), 1.0) or (p < 0).any():
+                raise SpaceError(
+                    f"Expected the probabilities of hp.pchoice({label!r}) to be non-negative "
+                    f"and sum to 1. Received: {p.tolist()}."
+                )
+            return Param(label, "pchoice", {}, conditions, options, tuple(p.tolist()))
+        return Param(label, "choice", {}, conditions, options)
+    if node.name not in _ARGS:
+        raise SpaceError(
+            f"Unsupported distribution {node.name!r} for label {label!r}. Expected one of "
+            f"hp.{', hp.'.join(sorted(set(_ARGS) | CHOICE_KINDS | {'uniformint'}))}."
+        )
+    args = _literal_args(label, node)
+    if node.name == "randint" and "high" not in args:
+        args = {"low": 0.0, "high": args["low"]}
+    param = Param(label, node.name, args, conditions, integer=label in integer_labels
+                  or node.name == "randint")
+    _check_args(param)
+    return param
+
+
+def _check_args(p: Param) -> None:
+    a = p.args
+    where = f"{_HP_NAMES[p.kind]}({p.label!r}, {_fmt_args(p)})"
+    if "low" in a and not a["low"] < a["high"]:
+        raise SpaceError(f"Expected low < high in {where}. Swap or widen the bounds.")
+    if "sigma" in a and not a["sigma"] > 0:
+        raise SpaceError(f"Expected sigma > 0 in {where}.")
+    if "q" in a and not a["q"] > 0:
+        raise SpaceError(f"Expected a step q > 0 in {where}.")
+
+
+def _fmt_args(p: Param) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in p.args.items()) or f"{p.n_options} options"
+
+
+def _conditions(raw: Any) -> tuple[Condition, ...]:
+    conds = []
+    for conj in raw:
+        pairs = tuple(sorted((c.name, int(c.val)) for c in conj if c is not True))
+        conds.append(pairs)
+    return tuple(sorted(set(conds))) or ((),)
+
+
+def _option_display(options: Sequence[Any]) -> list[Any]:
+    from hyperopt.pyll.base import Literal
+
+    literal = [o.obj for o in options if isinstance(o, Literal)]
+    scalar = (str, int, float, bool)
+    if len(literal) == len(options) and all(isinstance(v, scalar) for v in literal):
+        if len({type(v) for v in literal}) == 1:
+            return literal
+    return list(range(len(options)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching a natural value to the graph (the inverse of space_eval)
+
+
+def _match(node: Any, value: Any, out: dict[str, Any]) -> bool:
+    """Try to explain ``value`` as an evaluation of ``node``; record labels in ``out``."""
+    name = node.name
+    if name == "literal":
+        return _same(node.obj, value)
+    if name == "dict":
+        kids = dict(node.named_args)
+        if not isinstance(value, Mapping) or set(value) != set(kids):
+            return False
+        return all(_match(kids[k], value[k], out) for k in value)
+    if name == "pos_args":
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+            return False
+        kids = node.pos_args
+        return len(kids) == len(value) and all(_match(n, v, out) for n, v in zip(kids, value))
+    if name == "switch":
+        return _match_switch(node, value, out)
+    if name in ("float", "int"):
+        return _match(node.inputs()[0], value, out)
+    if name == "hyperopt_param":
+        return _record(node.arg["label"].obj, value, out)
+    return False  # an arbitrary pyll function: its inverse is unknown
+
+
+def _match_switch(node: Any, value: Any, out: dict[str, Any]) -> bool:
+    label = node.inputs()[0].arg["label"].obj
+    for index, option in enumerate(node.inputs()[1:]):
+        trial = dict(out)
+        if _record(label, index, trial) and _match(option, value, trial):
+            out.clear()
+            out.update(trial)
+            return True
+    return False
+
+
+def _record(label: str, value: Any, out: dict[str, Any]) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    if label in out and out[label] != value:
+        return False
+    out[label] = value
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(type(a) is type(b) and a == b) or (
+            isinstance(a, (int, float)) and isinstance(b, (int, float))
+            and not isinstance(a, bool) and not isinstance(b, bool) and a == b
+        )
+    except Exception:  # e.g. numpy arrays: ambiguous truth value
+        return a is b
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)

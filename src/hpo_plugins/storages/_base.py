@@ -1,0 +1,199 @@
+"""The storage contract: the only state that workers share.
+
+Every worker, in any process or on any machine, asks, reports, decides pruning and tells through a
+:class:`Storage`. There is no coordinator, so the contract below is what makes parallel studies
+correct. ``hpo_plugins.testing.StorageConformance`` checks it; a new storage is correct when it
+passes that suite.
+
+Contract:
+
+* **Process safety.** Every method is atomic. Several threads (in-memory storage) or several
+  processes and machines (SQL storages) may call any method at once; no call ever observes a
+  half-written trial.
+* **Unique numbers.** ``create_trial`` gives trials of one study the numbers 0, 1, 2, ... in
+  creation order, without gaps or duplicates, whoever creates them.
+* **Claiming.** ``claim_waiting_trial`` hands each WAITING trial to exactly one caller.
+* **Finished trials are immutable.** Once a trial is COMPLETE, PRUNED or FAIL, every method that
+  would change it raises :class:`~hpo_plugins.exceptions.TrialFinishedError`.
+* **Deduplication.** A trial may carry a ``dedup_key`` (samplers that must not repeat a
+  configuration, such as the grid, set one). Two trials of one study never hold the same key;
+  the second writer gets :class:`~hpo_plugins.exceptions.DuplicateParamsError`.
+* **JSON only.** Parameters, attributes and study attributes are JSON values; nothing is pickled.
+* **Fresh reads.** Reads reflect every write committed before them, from any process. No cache
+  may hide another worker's trials.
+* **Time.** Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+
+__all__ = ["LIMIT_STATES", "Storage", "StudyInfo"]
+
+#: The states that count toward ``max_trials`` (a FAIL trial is retried, a WAITING one not run).
+LIMIT_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """A study as stored: its identity, direction and attributes, and its trial counts."""
+
+    study_id: int
+    name: str
+    direction: Direction
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    n_trials: Mapping[TrialState, int] = field(default_factory=dict)
+    best_value: float | None = None
+    datetime_created: _dt.datetime | None = None
+
+
+class Storage(abc.ABC):
+    """Base class of every storage. See the module docstring for the contract."""
+
+    #: True when several processes can share this storage (SQL); False for in-memory.
+    multiprocess: bool = False
+
+    # -- studies ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_study(self, name: str, direction: Direction,
+                     attrs: Mapping[str, Any] | None = None) -> int:
+        """Create a study and return its id.
+
+        Raises:
+            DuplicateStudyError: A study of that name exists.
+        """
+
+    @abc.abstractmethod
+    def get_study_id(self, name: str) -> int:
+        """The id of the study called ``name``.
+
+        Raises:
+            StudyNotFoundError: No such study; the message lists the studies that exist.
+        """
+
+    @abc.abstractmethod
+    def get_study(self, study_id: int) -> StudyInfo:
+        """Name, direction, attributes and trial counts of one study."""
+
+    @abc.abstractmethod
+    def list_studies(self) -> list[StudyInfo]:
+        """Every study in the storage, oldest first."""
+
+    @abc.abstractmethod
+    def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
+        """Set one JSON attribute of a study (overwrites)."""
+
+    @abc.abstractmethod
+    def delete_study(self, study_id: int) -> None:
+        """Delete a study and all its trials."""
+
+    # -- trials -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_trial(self, study_id: int, *, state: TrialState = TrialState.RUNNING,
+                     params: Mapping[str, Any] | None = None, natural: Any = None,
+                     dedup_key: str | None = None,
+                     system_attrs: Mapping[str, Any] | None = None,
+                     heartbeat: bool = False, limit: int | None = None) -> FrozenTrial | None:
+        """Create a trial with the next number of its study and return it.
+
+        Args:
+            state: RUNNING (an ``ask``) or WAITING (``enqueue``, retries).
+            params: Flat internal parameters, if already known.
+            natural: The nested natural value, JSON form.
+            dedup_key: See the contract; None for samplers that may repeat.
+            system_attrs: Library attributes to store with it.
+            heartbeat: Start the heartbeat clock now (trials run by the run loop).
+            limit: If given, create nothing and return None when the study already holds
+                ``limit`` trials that count toward a limit (RUNNING, COMPLETE and PRUNED); the
+                check and the insert are one atomic step, so parallel workers never overshoot
+                ``max_trials``.
+
+        Raises:
+            DuplicateParamsError: ``dedup_key`` is held by another trial of the study.
+        """
+
+    @abc.abstractmethod
+    def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
+                            limit: int | None = None) -> FrozenTrial | None:
+        """Atomically turn the oldest WAITING trial into RUNNING and return it, or None.
+
+        ``limit`` works as in :meth:`create_trial`: nothing is claimed when the study already
+        holds that many RUNNING, COMPLETE and PRUNED trials.
+        """
+
+    @abc.abstractmethod
+    def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
+                         dedup_key: str | None = None) -> None:
+        """Record the parameters a sampler chose for a RUNNING trial.
+
+        Raises:
+            DuplicateParamsError: ``dedup_key`` is held by another trial of the study.
+            TrialFinishedError: The trial is finished.
+        """
+
+    @abc.abstractmethod
+    def set_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
+        """Record the value reported at ``step`` (a step already reported is overwritten)."""
+
+    @abc.abstractmethod
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        """Set one JSON user attribute of an unfinished trial."""
+
+    @abc.abstractmethod
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        """Set one JSON library attribute of an unfinished trial."""
+
+    @abc.abstractmethod
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Mark a RUNNING trial as alive now."""
+
+    @abc.abstractmethod
+    def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
+                     system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+        """Move a RUNNING (or WAITING) trial to a finished state, atomically.
+
+        Raises:
+            TrialFinishedError: The trial is already finished.
+        """
+
+    @abc.abstractmethod
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        """One trial.
+
+        Raises:
+            TrialNotFoundError: No such trial.
+        """
+
+    @abc.abstractmethod
+    def get_all_trials(self, study_id: int,
+                       states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+        """Every trial of the study (optionally only those in ``states``), by number."""
+
+    @abc.abstractmethod
+    def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
+        """Mark FAIL every RUNNING trial whose heartbeat is older than ``grace_seconds``.
+
+        Trials without a heartbeat (asked by hand) are never stale. Each stale trial is failed by
+        exactly one caller, which receives it in the returned list.
+        """
+
+    # -- helpers shared by all storages -------------------------------------------------------
+
+    def count_trials(self, study_id: int, states: Sequence[TrialState] | None = None) -> int:
+        """How many trials of the study are in ``states`` (all states by default)."""
+        return len(self.get_all_trials(study_id, states))
+
+    def describe(self) -> str:
+        """A printable description of where data lives, with any password hidden."""
+        return type(self).__name__
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the storage may not be used afterwards."""

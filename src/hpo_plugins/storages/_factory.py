@@ -1,0 +1,59 @@
+"""Turn what the user passed as ``storage=`` into a :class:`Storage`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.storages._base import Storage
+from hpo_plugins.storages._memory import InMemoryStorage
+
+__all__ = ["DEFAULT_STORAGE_ENV", "default_storage_url", "get_storage"]
+
+_logger = logging.getLogger(__name__)
+
+#: Environment variable that overrides the default storage URL.
+DEFAULT_STORAGE_ENV = "HPO_PLUGINS_STORAGE"
+_announced: set[str] = set()
+
+
+def default_storage_url() -> str:
+    """``$HPO_PLUGINS_STORAGE`` if set, else a SQLite file ``hpo.db`` in the working directory."""
+    return os.environ.get(DEFAULT_STORAGE_ENV) or "sqlite:///hpo.db"
+
+
+def get_storage(storage: Any = None) -> Storage:
+    """Return a storage for ``storage``.
+
+    Args:
+        storage: A :class:`Storage` (returned as is); ``None`` for the default persistent SQLite
+            file (see :func:`default_storage_url`; its location is logged once per process);
+            ``":memory:"`` for an :class:`InMemoryStorage`; or a SQLAlchemy URL such as
+            ``"sqlite:///hpo.db"`` or ``"postgresql+psycopg://user@host/db"``.
+
+    Raises:
+        ConfigurationError: ``storage`` is none of these.
+    """
+    if isinstance(storage, Storage):
+        return storage
+    if storage in (":memory:", "memory", "inmemory"):
+        return InMemoryStorage()
+    if storage is None:
+        url = default_storage_url()
+        if url not in _announced:
+            _announced.add(url)
+            where = os.path.abspath(url[len("sqlite:///"):]) if url.startswith("sqlite:///") \
+                else url
+            _logger.info("Studies are stored in %s (pass storage= to choose).", where)
+        storage = url
+    if isinstance(storage, str) and "://" in storage:
+        from hpo_plugins.storages._sql import SQLStorage
+
+        return SQLStorage(storage)
+    raise ConfigurationError(
+        f"Expected `storage` to be a Storage, None (a SQLite file), ':memory:' or a database URL "
+        f"such as 'sqlite:///hpo.db'. Received: storage={storage!r} (of type "
+        f"{type(storage).__name__})."
+    )

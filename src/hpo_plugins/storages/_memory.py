@@ -1,0 +1,285 @@
+"""An in-process storage: fast, thread-safe, gone when the process ends."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, utcnow
+from hpo_plugins.exceptions import (
+    DuplicateParamsError,
+    DuplicateStudyError,
+    StudyNotFoundError,
+    TrialFinishedError,
+    TrialNotFoundError,
+)
+from hpo_plugins.storages._base import LIMIT_STATES, Storage, StudyInfo
+
+__all__ = ["InMemoryStorage"]
+
+
+def _json_copy(value: Any, what: str) -> Any:
+    """Round-trip through JSON so that the in-memory storage accepts exactly what SQL does."""
+    from hpo_plugins.exceptions import ConfigurationError
+
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"Expected {what} to be a JSON value (str, number, bool, None, list, dict). "
+            f"Received: {value!r} (of type {type(value).__name__}): {exc}."
+        ) from exc
+
+
+@dataclasses.dataclass
+class _Study:
+    info: StudyInfo
+    attrs: dict[str, Any]
+    trial_ids: list[int] = dataclasses.field(default_factory=list)
+    dedup: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+class InMemoryStorage(Storage):
+    """Keeps studies in this process's memory, guarded by one lock.
+
+    Use it for tests, notebooks and throw-away runs. It cannot be shared with other processes:
+    parallel launchers and child-process trials need a SQL storage.
+
+    Example:
+        >>> from hpo_plugins.storages import InMemoryStorage
+        >>> storage = InMemoryStorage()
+    """
+
+    multiprocess = False
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._studies: dict[int, _Study] = {}
+        self._trials: dict[int, FrozenTrial] = {}
+        self._trial_study: dict[int, int] = {}
+        self._dedup_key: dict[int, str] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        from hpo_plugins.exceptions import StorageError
+
+        raise StorageError(
+            "InMemoryStorage cannot be sent to another process. Expected a storage that "
+            "processes share; use storage='sqlite:///hpo.db' (or a PostgreSQL URL)."
+        )
+
+    # -- studies ------------------------------------------------------------------------------
+
+    def create_study(self, name: str, direction: Direction,
+                     attrs: Mapping[str, Any] | None = None) -> int:
+        with self._lock:
+            if any(s.info.name == name for s in self._studies.values()):
+                raise DuplicateStudyError(f"A study named {name!r} already exists.")
+            study_id = len(self._studies) + 1
+            info = StudyInfo(study_id, name, Direction.parse(direction),
+                             datetime_created=utcnow())
+            self._studies[study_id] = _Study(info, _json_copy(dict(attrs or {}), "study attrs"))
+            return study_id
+
+    def get_study_id(self, name: str) -> int:
+        with self._lock:
+            for sid, study in self._studies.items():
+                if study.info.name == name:
+                    return sid
+            names = sorted(s.info.name for s in self._studies.values())
+            raise StudyNotFoundError(
+                f"No study named {name!r} in this storage. Existing studies: {names}."
+            )
+
+    def _study(self, study_id: int) -> _Study:
+        try:
+            return self._studies[study_id]
+        except KeyError:
+            raise StudyNotFoundError(f"No study with id {study_id} in this storage.") from None
+
+    def get_study(self, study_id: int) -> StudyInfo:
+        with self._lock:
+            study = self._study(study_id)
+            trials = [self._trials[t] for t in study.trial_ids]
+            counts = {s: sum(t.state is s for t in trials) for s in TrialState}
+            values = [t.value for t in trials if t.state is TrialState.COMPLETE
+                      and t.value is not None]
+            best = None
+            if values:
+                best = (min if study.info.direction is Direction.MINIMIZE else max)(values)
+            return dataclasses.replace(study.info, attrs=copy.deepcopy(study.attrs),
+                                       n_trials=counts, best_value=best)
+
+    def list_studies(self) -> list[StudyInfo]:
+        with self._lock:
+            return [self.get_study(sid) for sid in sorted(self._studies)]
+
+    def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
+        with self._lock:
+            self._study(study_id).attrs[key] = _json_copy(value, f"study attr {key!r}")
+
+    def delete_study(self, study_id: int) -> None:
+        with self._lock:
+            study = self._studies.pop(study_id, None)
+            if study is None:
+                raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+            for tid in study.trial_ids:
+                self._trials.pop(tid, None)
+                self._trial_study.pop(tid, None)
+
+    # -- trials -------------------------------------------------------------------------------
+
+    def create_trial(self, study_id: int, *, state: TrialState = TrialState.RUNNING,
+                     params: Mapping[str, Any] | None = None, natural: Any = None,
+                     dedup_key: str | None = None,
+                     system_attrs: Mapping[str, Any] | None = None,
+                     heartbeat: bool = False, limit: int | None = None) -> FrozenTrial | None:
+        with self._lock:
+            study = self._study(study_id)
+            if self._full(study, limit):
+                return None
+            trial_id = len(self._trials) + 1
+            while trial_id in self._trials:
+                trial_id += 1
+            self._claim_key(study, trial_id, dedup_key)
+            now = utcnow()
+            trial = FrozenTrial(
+                trial_id=trial_id, number=len(study.trial_ids), state=TrialState(state),
+                params=_json_copy(dict(params or {}), "params"),
+                natural=_json_copy(natural, "natural params"),
+                system_attrs=_json_copy(dict(system_attrs or {}), "system attrs"),
+                datetime_start=now if state is TrialState.RUNNING else None,
+                last_heartbeat=now if heartbeat else None,
+            )
+            self._trials[trial_id] = trial
+            self._trial_study[trial_id] = study_id
+            study.trial_ids.append(trial_id)
+            return copy.deepcopy(trial)
+
+    def _claim_key(self, study: _Study, trial_id: int, key: str | None) -> None:
+        if key is None:
+            return
+        holder = study.dedup.get(key)
+        if holder is not None and holder != trial_id:
+            raise DuplicateParamsError(
+                f"Trial {self._trials[holder].number} already holds these parameters."
+            )
+        study.dedup[key] = trial_id
+        self._dedup_key[trial_id] = key
+
+    def _full(self, study: _Study, limit: int | None) -> bool:
+        if limit is None:
+            return False
+        counted = sum(self._trials[t].state in LIMIT_STATES for t in study.trial_ids)
+        return counted >= limit
+
+    def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
+                            limit: int | None = None) -> FrozenTrial | None:
+        with self._lock:
+            if self._full(self._study(study_id), limit):
+                return None
+            for tid in self._study(study_id).trial_ids:
+                trial = self._trials[tid]
+                if trial.state is TrialState.WAITING:
+                    now = utcnow()
+                    trial = dataclasses.replace(trial, state=TrialState.RUNNING,
+                                                datetime_start=now,
+                                                last_heartbeat=now if heartbeat else None)
+                    self._trials[tid] = trial
+                    return copy.deepcopy(trial)
+            return None
+
+    def _live(self, trial_id: int) -> FrozenTrial:
+        trial = self._get(trial_id)
+        if trial.state.is_finished:
+            raise TrialFinishedError(
+                f"Trial {trial.number} is already {trial.state.value}; finished trials are "
+                f"immutable."
+            )
+        return trial
+
+    def _get(self, trial_id: int) -> FrozenTrial:
+        try:
+            return self._trials[trial_id]
+        except KeyError:
+            raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.") from None
+
+    def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
+                         dedup_key: str | None = None) -> None:
+        with self._lock:
+            trial = self._live(trial_id)
+            self._claim_key(self._studies[self._trial_study[trial_id]], trial_id, dedup_key)
+            self._trials[trial_id] = dataclasses.replace(
+                trial, params=_json_copy(dict(params), "params"),
+                natural=_json_copy(natural, "natural params"))
+
+    def set_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
+        with self._lock:
+            trial = self._live(trial_id)
+            values = dict(trial.intermediate_values)
+            values[int(step)] = float(value)
+            self._trials[trial_id] = dataclasses.replace(trial, intermediate_values=values)
+
+    def _set_attr(self, trial_id: int, field_name: str, key: str, value: Any) -> None:
+        with self._lock:
+            trial = self._live(trial_id)
+            attrs = dict(getattr(trial, field_name))
+            attrs[key] = _json_copy(value, f"attribute {key!r}")
+            self._trials[trial_id] = dataclasses.replace(trial, **{field_name: attrs})
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_attr(trial_id, "user_attrs", key, value)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_attr(trial_id, "system_attrs", key, value)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with self._lock:
+            trial = self._live(trial_id)
+            self._trials[trial_id] = dataclasses.replace(trial, last_heartbeat=utcnow())
+
+    def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
+                     system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+        with self._lock:
+            trial = self._live(trial_id)
+            attrs = dict(trial.system_attrs)
+            attrs.update(_json_copy(dict(system_attrs or {}), "system attrs"))
+            trial = dataclasses.replace(
+                trial, state=TrialState(state), value=None if value is None else float(value),
+                system_attrs=attrs, datetime_complete=utcnow(),
+                datetime_start=trial.datetime_start or utcnow())
+            self._trials[trial_id] = trial
+            return copy.deepcopy(trial)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        with self._lock:
+            return copy.deepcopy(self._get(trial_id))
+
+    def get_all_trials(self, study_id: int,
+                       states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+        with self._lock:
+            trials = [self._trials[t] for t in self._study(study_id).trial_ids]
+            if states is not None:
+                wanted = set(states)
+                trials = [t for t in trials if t.state in wanted]
+            return copy.deepcopy(trials)
+
+    def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
+        with self._lock:
+            limit = utcnow() - _dt.timedelta(seconds=grace_seconds)
+            failed = []
+            for tid in self._study(study_id).trial_ids:
+                trial = self._trials[tid]
+                if (trial.state is TrialState.RUNNING and trial.last_heartbeat is not None
+                        and trial.last_heartbeat < limit):
+                    failed.append(self.finish_trial(tid, TrialState.FAIL, None, {
+                        "fail_reason": f"no heartbeat for more than {grace_seconds:g} s "
+                                       f"(the worker died or hung)"}))
+            return failed
+
+    def describe(self) -> str:
+        return "in-memory storage (this process only)"
