@@ -1,4 +1,9 @@
-"""hpo_plugins: hyperparameter optimisation that plugs into Lightning and Keras."""
+"""hpo_plugins: hyperparameter optimisation that plugs into Lightning and Keras.
+
+Declare a search space in Hyperopt's language, then either let :func:`minimize` run the loop or
+step it yourself with :meth:`Study.ask` / :meth:`Study.tell`. Importing this package imports no
+training framework.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,34 @@ import logging
 
 from hyperopt import hp
 
-__version__ = "0.1.0"
-__all__ = ["hp"]
+from hpo_plugins import launchers, pruners, samplers, storages
+from hpo_plugins._api import maximize, minimize
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._version import __version__
+from hpo_plugins.context import TRIAL_ENV, current_trial
+from hpo_plugins.exceptions import TrialPruned
+from hpo_plugins.study import Study, create_study, load_study
+from hpo_plugins.trial import Trial
+
+__all__ = [
+    "TRIAL_ENV",
+    "Direction",
+    "FrozenTrial",
+    "Study",
+    "Trial",
+    "TrialPruned",
+    "TrialState",
+    "__version__",
+    "create_study",
+    "current_trial",
+    "hp",
+    "launchers",
+    "load_study",
+    "maximize",
+    "minimize",
+    "pruners",
+    "samplers",
+    "storages",
+]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

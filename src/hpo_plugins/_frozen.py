@@ -133,9 +133,9 @@ def check_finite(value: Any, what: str) -> float:
     """Return ``value`` as a finite float or raise a ConfigurationError naming ``what``."""
     from hpo_plugins.exceptions import ConfigurationError
 
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
+    if isinstance(value, bool) or (not isinstance(value, (int, float)) and not hasattr(
         value, "__float__"
-    ):
+    )):
         raise ConfigurationError(
             f"Expected {what} to be a finite number. Received: {value!r} "
             f"(of type {type(value).__name__})."

@@ -92,7 +92,7 @@ class MissingDependencyError(HPOError, ImportError):
     """An optional dependency is missing; the message names the ``pip install`` to run."""
 
 
-class TrialPruned(Exception):  # noqa: N818 - the name users know from Optuna
+class TrialPruned(Exception):
     """Raise inside an objective to end the trial as PRUNED.
 
     Adapters never raise it through a framework; they set the framework's stop flag and mark the

@@ -11,8 +11,10 @@ objective receives, and :meth:`SearchSpace.flatten` goes back, for ``enqueue``.
 
 Example:
     >>> from hpo_plugins import hp
-    >>> space = SearchSpace({"lr": hp.loguniform("lr", -5, 0),
-    ...                      "net": hp.choice("net", ["mlp", {"filters": hp.choice("f", [8, 16])}])})
+    >>> space = SearchSpace({
+    ...     "lr": hp.loguniform("lr", -5, 0),
+    ...     "net": hp.choice("net", ["mlp", {"filters": hp.choice("f", [8, 16])}]),
+    ... })
     >>> space.labels
     ('lr', 'net', 'f')
     >>> space.build({"lr": 0.01, "net": 1, "f": 0})
@@ -165,9 +167,8 @@ class Param:
         if self.kind in ("uniform", "loguniform"):
             low, high = self.bounds or (0.0, 0.0)
             return low <= v <= high
-        if self.log and v <= 0 and self.q is None:
-            return False
-        return True  # quantised and unbounded kinds: any finite number Hyperopt could produce
+        # quantised and unbounded kinds: any finite number Hyperopt could produce
+        return not (self.log and v <= 0 and self.q is None)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (stored with the study, shown by the CLI)."""
@@ -288,12 +289,16 @@ class SearchSpace:
         out: dict[str, Any] = {}
         if _match(self._expr, value, out):
             return self.validate(out)
+        why = ""
         if isinstance(value, Mapping) and value and set(value) <= set(self.params):
-            return self.validate(self._from_flat_natural(value))
+            try:
+                return self.validate(self._from_flat_natural(value))
+            except SpaceError as exc:
+                why = f" Read as a flat dict of labels: {exc}"
         raise SpaceError(
             f"Could not match {value!r} to the search space. Expected either the nested value "
             f"the objective receives (choices given as the chosen option) or a flat dict "
-            f"{{label: value}} with labels from {list(self.labels)}."
+            f"{{label: value}} with labels from {list(self.labels)}.{why}"
         )
 
     def _from_flat_natural(self, value: Mapping[str, Any]) -> dict[str, Any]:
@@ -500,9 +505,9 @@ def _option_display(options: Sequence[Any]) -> list[Any]:
 
     literal = [o.obj for o in options if isinstance(o, Literal)]
     scalar = (str, int, float, bool)
-    if len(literal) == len(options) and all(isinstance(v, scalar) for v in literal):
-        if len({type(v) for v in literal}) == 1:
-            return literal
+    if (len(literal) == len(options) and all(isinstance(v, scalar) for v in literal)
+            and len({type(v) for v in literal}) == 1):
+        return literal
     return list(range(len(options)))
 
 

@@ -1,0 +1,16 @@
+"""Pruners: pure functions of (this trial's curve, the others' curves, direction) -> stop?"""
+
+from __future__ import annotations
+
+from hpo_plugins.pruners._base import NopPruner, Pruner
+from hpo_plugins.pruners._hyperband import HyperbandPruner
+from hpo_plugins.pruners._median import MedianPruner
+from hpo_plugins.pruners._successive_halving import SuccessiveHalvingPruner
+
+__all__ = [
+    "HyperbandPruner",
+    "MedianPruner",
+    "NopPruner",
+    "Pruner",
+    "SuccessiveHalvingPruner",
+]

@@ -41,13 +41,8 @@ def get_storage(storage: Any = None) -> Storage:
     if storage in (":memory:", "memory", "inmemory"):
         return InMemoryStorage()
     if storage is None:
-        url = default_storage_url()
-        if url not in _announced:
-            _announced.add(url)
-            where = os.path.abspath(url[len("sqlite:///"):]) if url.startswith("sqlite:///") \
-                else url
-            _logger.info("Studies are stored in %s (pass storage= to choose).", where)
-        storage = url
+        storage = default_storage_url()
+        _announce(storage)
     if isinstance(storage, str) and "://" in storage:
         from hpo_plugins.storages._sql import SQLStorage
 
@@ -57,3 +52,12 @@ def get_storage(storage: Any = None) -> Storage:
         f"such as 'sqlite:///hpo.db'. Received: storage={storage!r} (of type "
         f"{type(storage).__name__})."
     )
+
+
+def _announce(url: str) -> None:
+    """Log where the default storage lives, once per location and process."""
+    sqlite = "sqlite:///"
+    where = os.path.abspath(url[len(sqlite):]) if url.startswith(sqlite) else url
+    if where not in _announced:
+        _announced.add(where)
+        _logger.info("Studies are stored in %s (pass storage= to choose).", where)

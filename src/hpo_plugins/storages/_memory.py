@@ -227,9 +227,10 @@ class InMemoryStorage(Storage):
     def _set_attr(self, trial_id: int, field_name: str, key: str, value: Any) -> None:
         with self._lock:
             trial = self._live(trial_id)
-            attrs = dict(getattr(trial, field_name))
+            attrs: dict[str, Any] = dict(getattr(trial, field_name))
             attrs[key] = _json_copy(value, f"attribute {key!r}")
-            self._trials[trial_id] = dataclasses.replace(trial, **{field_name: attrs})
+            changes: dict[str, Any] = {field_name: attrs}
+            self._trials[trial_id] = dataclasses.replace(trial, **changes)
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._set_attr(trial_id, "user_attrs", key, value)

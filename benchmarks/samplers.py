@@ -1,0 +1,631 @@
+"""Sampler benchmark: our samplers against ``hyperopt.fmin`` TPE and Optuna's default TPE.
+
+Prints figures; it is not a test. Run from the repository root::
+
+    python -m benchmarks.samplers                       # 10 seeds x 100 evaluations
+    python -m benchmarks.samplers --quick               # smoke run: 3 seeds x 40 evaluations
+    python -m benchmarks.samplers --problems branin --optimizers hpo_tpe hyperopt_tpe
+
+What it measures (problems in :mod:`benchmarks._problems`):
+
+1. **Sequential runs.** Each (problem, optimiser, seed) run evaluates ``--budget`` points one at
+   a time; its figure is the final regret (best value found minus the known optimum). The report
+   gives the median over seeds per problem, and the mean rank across problems (optimisers ranked
+   per problem by median regret, ties averaged).
+2. **Simulated parallel workers** (``--workers``, default 8). Ask ``workers`` points, then tell
+   them all, until the budget is spent. Our samplers and Optuna use their ask/tell API; Hyperopt
+   is driven the way its parallel backends drive it: ``tpe.suggest`` is called for one new id at
+   a time while the earlier points of the batch sit in the ``Trials`` as NEW documents without a
+   result (Hyperopt gives them an infinite loss and counts them toward its start-up phase).
+3. **Time per ask** with ``--timing-trials`` (default 1,000) finished trials on the 10-parameter
+   ``mixed10`` space: our ``study.ask()`` with ``HyperoptTPESampler`` (in memory, and on SQLite
+   when that storage exists), our sampler's ``sample()`` alone, one ``tpe.suggest`` call on a
+   ``hyperopt.Trials`` (one step of ``fmin``), and one Optuna ``ask`` plus its suggests.
+
+Every run is deterministic: ours through ``create_study(seed=seed)``, Hyperopt through
+``rstate=np.random.default_rng(seed)``, Optuna through ``TPESampler(seed=seed)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a file: make the `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._problems import PROBLEMS, Problem
+
+Runner = Callable[[Problem, int, int, int], list[float]]
+"""``runner(problem, seed, budget, workers) -> objective values in evaluation order``."""
+
+_SEED_BOUND = 2**31 - 1
+_TIMING_PROBLEM = "mixed10"
+
+
+# -- optimisers ----------------------------------------------------------------------------------
+
+def _quiet() -> None:
+    """Silence library warnings and Optuna's per-trial log lines (in every worker process)."""
+    import optuna
+
+    warnings.simplefilter("ignore")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _hpo_sampler(name: str) -> Any:
+    from hpo_plugins.samplers import AnnealSampler, HyperoptTPESampler, RandomSampler
+
+    factories: dict[str, Callable[[], Any]] = {
+        "hpo_tpe": HyperoptTPESampler,
+        "hpo_tpe_ignore": lambda: HyperoptTPESampler(running_policy="ignore"),
+        "hpo_anneal": AnnealSampler,
+        "hpo_random": RandomSampler,
+    }
+    return factories[name]()
+
+
+def _run_hpo(name: str, problem: Problem, seed: int, budget: int, workers: int) -> list[float]:
+    """Our ask/tell loop: ask ``workers`` trials, then tell them, until ``budget``."""
+    import hpo_plugins as hpo
+
+    study = hpo.create_study(space=problem.space, storage=":memory:",
+                             sampler=_hpo_sampler(name), seed=seed, heartbeat_interval=None)
+    values: list[float] = []
+    while len(values) < budget:
+        batch = [study.ask() for _ in range(min(workers, budget - len(values)))]
+        for trial in batch:
+            value = problem.objective(trial.params)
+            study.tell(trial, value)
+            values.append(value)
+    return values
+
+
+def _run_hyperopt(problem: Problem, seed: int, budget: int, workers: int) -> list[float]:
+    """``hyperopt.fmin(algo=tpe.suggest)``; with ``workers > 1`` the simulated parallel loop."""
+    from hyperopt import Trials, fmin, tpe
+
+    if workers > 1:
+        return _run_hyperopt_batches(problem, seed, budget, workers)
+    trials = Trials()
+    fmin(problem.objective, problem.space, algo=tpe.suggest, max_evals=budget, trials=trials,
+         rstate=np.random.default_rng(seed), show_progressbar=False)
+    return [float(x) for x in trials.losses()]
+
+
+def _run_hyperopt_batches(problem: Problem, seed: int, budget: int,
+                          workers: int) -> list[float]:
+    """What Hyperopt's parallel backends do: suggest with the batch's earlier points pending.
+
+    Each point of a batch is proposed by one ``tpe.suggest`` call (seeded like ``fmin``, from
+    ``rstate``) and inserted at once as a NEW document without a result; after the whole batch
+    is proposed each document is evaluated through the ``Domain`` (as ``fmin`` does) and marked
+    DONE.
+    """
+    from hyperopt import Domain, Trials, tpe
+    from hyperopt.base import JOB_STATE_DONE, Ctrl, spec_from_misc
+
+    domain, trials = Domain(problem.objective, problem.space), Trials()
+    rstate = np.random.default_rng(seed)
+    values: list[float] = []
+    while len(values) < budget:
+        tids = []
+        for _ in range(min(workers, budget - len(values))):
+            new_ids = trials.new_trial_ids(1)
+            trials.refresh()
+            docs = tpe.suggest(new_ids, domain, trials, int(rstate.integers(_SEED_BOUND)))
+            trials.insert_trial_docs(docs)
+            tids.extend(new_ids)
+        trials.refresh()
+        for doc in [d for d in trials.trials if d["tid"] in tids]:
+            result = domain.evaluate(spec_from_misc(doc["misc"]), Ctrl(trials, current_trial=doc))
+            doc["result"], doc["state"] = result, JOB_STATE_DONE
+            values.append(float(result["loss"]))
+        trials.refresh()
+    return values
+
+
+def _run_optuna(name: str, problem: Problem, seed: int, budget: int,
+                workers: int) -> list[float]:
+    """Optuna ask/tell; a trial's parameters are drawn by its suggests, right after its ask."""
+    import optuna
+
+    sampler = (optuna.samplers.TPESampler(seed=seed) if name == "optuna_tpe"
+               else optuna.samplers.RandomSampler(seed=seed))
+    study = optuna.create_study(sampler=sampler, direction="minimize")
+    values: list[float] = []
+    while len(values) < budget:
+        batch = []
+        for _ in range(min(workers, budget - len(values))):
+            trial = study.ask()
+            batch.append((trial, problem.suggest(trial)))
+        for trial, params in batch:
+            value = problem.objective(params)
+            study.tell(trial, value)
+            values.append(value)
+    return values
+
+
+def _hpo_runner(name: str) -> Runner:
+    return lambda problem, seed, budget, workers: _run_hpo(name, problem, seed, budget, workers)
+
+
+def _optuna_runner(name: str) -> Runner:
+    return lambda problem, seed, budget, workers: _run_optuna(name, problem, seed, budget,
+                                                              workers)
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """A competitor: how to run it, and whether the parallel-worker simulation includes it."""
+
+    name: str
+    label: str
+    run: Runner
+    parallel: bool
+
+
+OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in [
+    Optimizer("hpo_tpe", "hpo_plugins HyperoptTPESampler", _hpo_runner("hpo_tpe"), True),
+    Optimizer("hpo_tpe_ignore", "hpo_plugins HyperoptTPESampler(running_policy='ignore')",
+              _hpo_runner("hpo_tpe_ignore"), True),
+    Optimizer("hpo_anneal", "hpo_plugins AnnealSampler", _hpo_runner("hpo_anneal"), False),
+    Optimizer("hpo_random", "hpo_plugins RandomSampler", _hpo_runner("hpo_random"), False),
+    Optimizer("hyperopt_tpe", "hyperopt.fmin(algo=tpe.suggest)", _run_hyperopt, True),
+    Optimizer("optuna_tpe", "optuna TPESampler() (defaults)", _optuna_runner("optuna_tpe"), True),
+    Optimizer("optuna_random", "optuna RandomSampler", _optuna_runner("optuna_random"), False),
+]}
+"""Competitors by name. ``hpo_tpe_ignore`` only differs from ``hpo_tpe`` with parallel workers,
+so it runs only in the parallel simulation."""
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """One deterministic run."""
+
+    problem: str
+    optimizer: str
+    workers: int
+    seed: int
+    budget: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one :class:`Job`."""
+
+    job: Job
+    regret: float
+    seconds: float
+
+
+def run_job(job: Job) -> RunResult:
+    """Run one job and return its final regret and wall time."""
+    _quiet()
+    problem = PROBLEMS[job.problem]
+    start = time.perf_counter()
+    values = OPTIMIZERS[job.optimizer].run(problem, job.seed, job.budget, job.workers)
+    seconds = time.perf_counter() - start
+    if len(values) != job.budget:
+        raise RuntimeError(f"{job} evaluated {len(values)} points, expected {job.budget}.")
+    return RunResult(job, problem.regret(min(values)), seconds)
+
+
+def make_jobs(problems: Sequence[str], optimizers: Sequence[str], seeds: int, budget: int,
+              workers: int) -> list[Job]:
+    """Sequential jobs for every optimiser, parallel-simulation jobs for those that take part."""
+    jobs = []
+    for problem in problems:
+        for name in optimizers:
+            modes = [] if name == "hpo_tpe_ignore" else [1]
+            if workers > 1 and OPTIMIZERS[name].parallel:
+                modes.append(workers)
+            jobs += [Job(problem, name, w, s, budget) for w in modes for s in range(seeds)]
+    return jobs
+
+
+def run_jobs(jobs: Sequence[Job], n_jobs: int) -> list[RunResult]:
+    """Run ``jobs`` on ``n_jobs`` processes; print progress to stderr about every 10%."""
+    from joblib import Parallel, delayed
+
+    from benchmarks.samplers import run_job as job_fn  # by reference, also when run as __main__
+
+    results: list[RunResult] = []
+    step = max(1, len(jobs) // 10)
+    start = time.perf_counter()
+    stream = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        delayed(job_fn)(job) for job in jobs)
+    for result in stream:
+        results.append(result)
+        if len(results) % step == 0 or len(results) == len(jobs):
+            print(f"  {len(results)}/{len(jobs)} runs, {time.perf_counter() - start:.0f} s",
+                  file=sys.stderr, flush=True)
+    return results
+
+
+# -- time per ask --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call of one operation, over repetitions (after one untimed warm-up call)."""
+
+    label: str
+    seconds: list[float]
+
+    @property
+    def mean_ms(self) -> float:
+        """Mean milliseconds per call."""
+        return 1e3 * float(np.mean(self.seconds))
+
+    @property
+    def min_ms(self) -> float:
+        """Fastest call, in milliseconds."""
+        return 1e3 * float(np.min(self.seconds))
+
+
+def _history_data(problem: Problem, n: int) -> tuple[list[dict[str, Any]], list[float]]:
+    """``n`` configurations drawn from the prior (flat labels), and their losses."""
+    from hpo_plugins.space import SearchSpace
+
+    space, rng = SearchSpace(problem.space), np.random.default_rng(12345)
+    configs = [space.sample_prior(rng) for _ in range(n)]
+    return configs, [problem.objective(space.build(c)) for c in configs]
+
+
+def _repeat(call: Callable[[], Callable[[], None]], reps: int) -> list[float]:
+    """Time ``call()`` ``reps`` times after one warm-up; ``call`` returns its own clean-up."""
+    call()()
+    out = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        cleanup = call()
+        out.append(time.perf_counter() - start)
+        cleanup()
+    return out
+
+
+def time_hpo_ask(problem: Problem, data: tuple[list[dict[str, Any]], list[float]],
+                 storage: Any, reps: int) -> tuple[list[float], list[float]]:
+    """Our ``study.ask()`` and ``sampler.sample()`` with ``len(data[0])`` COMPLETE trials.
+
+    The history is loaded by enqueueing the configurations and telling their losses; each timed
+    ask is then told FAIL, which TPE ignores, so every timed call sees the same finished trials.
+    """
+    import hpo_plugins as hpo
+    from hpo_plugins.samplers import History, HyperoptTPESampler
+
+    study = hpo.create_study(space=problem.space, storage=storage,
+                             sampler=HyperoptTPESampler(), seed=0, heartbeat_interval=None)
+    for config in data[0]:
+        study.enqueue(config)
+    for _ in data[0]:
+        trial = study.ask()
+        study.tell(trial, problem.objective(trial.params))
+
+    def ask() -> Callable[[], None]:
+        trial = study.ask()
+        return lambda: study.tell(trial, state="FAIL")
+
+    def sample() -> Callable[[], None]:
+        history = History(study.get_trials(["COMPLETE"]), study.direction, len(study.trials))
+        study.sampler.sample(study.space, history, np.random.default_rng(0))
+        return lambda: None
+
+    return _repeat(ask, reps), _repeat(sample, reps)
+
+
+def time_hyperopt_suggest(problem: Problem, data: tuple[list[dict[str, Any]], list[float]],
+                          reps: int) -> list[float]:
+    """One ``tpe.suggest`` call (one ``fmin`` step) on a ``Trials`` of finished documents."""
+    from hyperopt import Domain, Trials, tpe
+    from hyperopt.base import JOB_STATE_DONE, STATUS_OK
+
+    domain, trials = Domain(problem.objective, problem.space), Trials()
+    docs = []
+    for tid, (config, loss) in enumerate(zip(*data)):
+        misc = {"tid": tid, "cmd": domain.cmd, "workdir": None,
+                "idxs": {k: [tid] for k in config}, "vals": {k: [v] for k, v in config.items()}}
+        (doc,) = trials.new_trial_docs([tid], [None], [{"status": STATUS_OK, "loss": loss}],
+                                       [misc])
+        doc["state"] = JOB_STATE_DONE
+        docs.append(doc)
+    trials.insert_trial_docs(docs)
+    trials.refresh()
+    new_id = len(docs)
+
+    def suggest() -> Callable[[], None]:
+        tpe.suggest([new_id], domain, trials, 0)
+        return lambda: None
+
+    return _repeat(suggest, reps)
+
+
+def time_optuna_ask(problem: Problem, data: tuple[list[dict[str, Any]], list[float]],
+                    reps: int) -> list[float]:
+    """One Optuna ``ask`` plus the problem's suggests (where its TPE samples), default TPE."""
+    import optuna
+
+    distributions = _optuna_distributions(problem)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    study.add_trials([
+        optuna.trial.create_trial(params=config, distributions=distributions, value=loss)
+        for config, loss in zip(*data)])
+
+    def ask() -> Callable[[], None]:
+        trial = study.ask()
+        problem.suggest(trial)
+        return lambda: study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    return _repeat(ask, reps)
+
+
+def _optuna_distributions(problem: Problem) -> dict[str, Any]:
+    """The Optuna distributions ``problem.suggest`` declares (float parameters only)."""
+    from optuna.distributions import FloatDistribution
+
+    found: dict[str, Any] = {}
+
+    class _Recorder:
+        def suggest_float(self, name: str, low: float, high: float, *, log: bool = False
+                          ) -> float:
+            found[name] = FloatDistribution(low, high, log=log)
+            return low
+
+    problem.suggest(_Recorder())
+    return found
+
+
+def _sql_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("hpo_plugins.storages._sql") is not None
+
+
+def run_timings(n_trials: int, reps: int, sqlite: bool) -> list[Timing]:
+    """Every time-per-ask measurement on the ``mixed10`` problem, in this process."""
+    _quiet()
+    problem = PROBLEMS[_TIMING_PROBLEM]
+    data = _history_data(problem, n_trials)
+    print(f"  timing: {n_trials} finished trials, {reps} repetitions", file=sys.stderr)
+    ask, sample = time_hpo_ask(problem, data, ":memory:", reps)
+    out = [Timing("hpo_plugins HyperoptTPESampler: study.ask(), in-memory storage", ask),
+           Timing("hpo_plugins HyperoptTPESampler: sampler.sample() alone", sample)]
+    if sqlite and _sql_available():
+        with tempfile.TemporaryDirectory() as tmp:
+            url = "sqlite:///" + os.path.join(tmp, "bench.db")
+            sql_ask, _ = time_hpo_ask(problem, data, url, reps)
+        out.append(Timing("hpo_plugins HyperoptTPESampler: study.ask(), SQLite storage",
+                          sql_ask))
+    out.append(Timing("hyperopt: one tpe.suggest call (one fmin step)",
+                      time_hyperopt_suggest(problem, data, reps)))
+    out.append(Timing("optuna TPESampler(): study.ask() + suggests, in-memory",
+                      time_optuna_ask(problem, data, reps)))
+    return out
+
+
+# -- report --------------------------------------------------------------------------------------
+
+Key = tuple[str, int, str]  # (optimizer, workers, problem)
+
+
+def _collect(results: Iterable[RunResult]) -> tuple[dict[Key, list[float]],
+                                                    dict[Key, list[float]]]:
+    regrets: dict[Key, list[float]] = defaultdict(list)
+    seconds: dict[Key, list[float]] = defaultdict(list)
+    for r in results:
+        key = (r.job.optimizer, r.job.workers, r.job.problem)
+        regrets[key].append(r.regret)
+        seconds[key].append(r.seconds)
+    return regrets, seconds
+
+
+def _fmt(x: float) -> str:
+    if x == 0.0 or not math.isfinite(x):
+        return f"{x:g}"
+    return f"{x:.3g}" if abs(x) >= 1e-3 else f"{x:.2e}"
+
+
+def mean_ranks(medians: dict[str, dict[str, float]], problems: Sequence[str]
+               ) -> dict[str, float]:
+    """Mean over problems of each optimiser's rank by median regret (1 = best, ties averaged)."""
+    from scipy.stats import rankdata
+
+    names = list(medians)
+    ranks = np.array([rankdata([medians[n][p] for n in names]) for p in problems])
+    return dict(zip(names, ranks.mean(axis=0).tolist()))
+
+
+def regret_table(regrets: dict[Key, list[float]], optimizers: Sequence[str], workers: int,
+                 problems: Sequence[str]) -> list[str]:
+    """Markdown: median [25%, 75%] final regret per problem, and the mean rank."""
+    names = [o for o in optimizers if (o, workers, problems[0]) in regrets]
+    medians = {n: {p: float(np.median(regrets[n, workers, p])) for p in problems} for n in names}
+    ranks = mean_ranks(medians, problems)
+    lines = ["| optimizer | " + " | ".join(problems) + " | mean rank |",
+             "|---|" + "---|" * (len(problems) + 1)]
+    for n in sorted(names, key=lambda n: ranks[n]):
+        cells = []
+        for p in problems:
+            q1, q3 = np.percentile(regrets[n, workers, p], [25, 75])
+            cells.append(f"{_fmt(medians[n][p])} [{_fmt(q1)}, {_fmt(q3)}]")
+        lines.append(f"| `{n}` | " + " | ".join(cells) + f" | {ranks[n]:.2f} |")
+    return lines
+
+
+def parallel_cost_table(regrets: dict[Key, list[float]], optimizers: Sequence[str],
+                        workers: int, problems: Sequence[str]) -> list[str]:
+    """Markdown: median regret sequential -> with ``workers`` workers, per problem."""
+    names = [o for o in optimizers if (o, workers, problems[0]) in regrets]
+    lines = ["| optimizer | " + " | ".join(problems) + " |",
+             "|---|" + "---|" * len(problems)]
+    for n in names:
+        cells = []
+        for p in problems:
+            seq = regrets.get((n, 1, p))
+            seq_txt = _fmt(float(np.median(seq))) if seq else "-"
+            cells.append(f"{seq_txt} → {_fmt(float(np.median(regrets[n, workers, p])))}")
+        lines.append(f"| `{n}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def head_to_head(regrets: dict[Key, list[float]], workers: Sequence[int],
+                 problems: Sequence[str], ours: str = "hpo_tpe",
+                 theirs: str = "hyperopt_tpe") -> list[str]:
+    """Markdown: ours vs theirs per problem and mode: medians and a Mann-Whitney U p-value."""
+    from scipy.stats import mannwhitneyu
+
+    lines = [f"| mode | problem | `{ours}` median | `{theirs}` median | "
+             f"P(`{ours}` < `{theirs}`) | Mann-Whitney p (two-sided) |",
+             "|---|---|---|---|---|---|"]
+    for w in workers:
+        for p in problems:
+            a, b = regrets.get((ours, w, p)), regrets.get((theirs, w, p))
+            if not a or not b:
+                continue
+            test = mannwhitneyu(a, b, alternative="two-sided")
+            p_greater = float(test.statistic) / (len(a) * len(b))  # U counts pairs a > b
+            mode = "sequential" if w == 1 else f"{w} workers"
+            lines.append(f"| {mode} | {p} | {_fmt(float(np.median(a)))} | "
+                         f"{_fmt(float(np.median(b)))} | {1.0 - p_greater:.2f} | "
+                         f"{float(test.pvalue):.2f} |")
+    return lines
+
+
+def seconds_table(seconds: dict[Key, list[float]], optimizers: Sequence[str],
+                  workers: Sequence[int], problems: Sequence[str]) -> list[str]:
+    """Markdown: mean wall seconds per run (optimiser overhead; the objectives are instant)."""
+    lines = ["| optimizer | mode | " + " | ".join(problems) + " |",
+             "|---|---|" + "---|" * len(problems)]
+    for n in optimizers:
+        for w in workers:
+            if (n, w, problems[0]) not in seconds:
+                continue
+            cells = [f"{np.mean(seconds[n, w, p]):.2f}" for p in problems]
+            mode = "sequential" if w == 1 else f"{w} workers"
+            lines.append(f"| `{n}` | {mode} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def timing_table(timings: Sequence[Timing], n_trials: int) -> list[str]:
+    """Markdown: milliseconds per ask, and the ratio to Hyperopt's own ``tpe.suggest``."""
+    ref = next((t.mean_ms for t in timings if t.label.startswith("hyperopt")), math.nan)
+    lines = [f"| operation ({n_trials} finished trials, 10 parameters) | mean ms | min ms | "
+             f"reps | / hyperopt step |", "|---|---|---|---|---|"]
+    for t in timings:
+        lines.append(f"| {t.label} | {t.mean_ms:.1f} | {t.min_ms:.1f} | {len(t.seconds)} | "
+                     f"{t.mean_ms / ref:.2f} |")
+    return lines
+
+
+def environment_lines(argv: Sequence[str], wall: float) -> list[str]:
+    """Command, date, machine and package versions, as Markdown bullet points."""
+    import hyperopt
+    import optuna
+
+    import hpo_plugins
+
+    return [
+        f"- Command: `{' '.join(['python -m benchmarks.samplers', *argv])}`",
+        f"- Date: {dt.date.today().isoformat()}; total wall time {wall / 60:.1f} min",
+        f"- Machine: {os.cpu_count()} CPU cores, {platform.platform()}, "
+        f"Python {platform.python_version()}",
+        f"- Versions: hpo_plugins {hpo_plugins.__version__}, hyperopt {hyperopt.__version__}, "
+        f"optuna {optuna.__version__}, numpy {np.__version__}",
+    ]
+
+
+def build_report(args: argparse.Namespace, results: Sequence[RunResult],
+                 timings: Sequence[Timing], argv: Sequence[str], wall: float) -> str:
+    """The whole Markdown report."""
+    regrets, seconds = _collect(results)
+    problems, optimizers = args.problems, args.optimizers
+    modes = [1] + ([args.workers] if args.workers > 1 else [])
+    out = environment_lines(argv, wall)
+    out += ["", f"Budget {args.budget} evaluations per run, {args.seeds} seeds per "
+            f"(problem, optimizer). Cells: median final regret [25th, 75th percentile] over "
+            f"seeds; mean rank: optimisers ranked per problem by median regret, averaged.", ""]
+    out += ["#### Sequential", "", *regret_table(regrets, optimizers, 1, problems), ""]
+    if args.workers > 1:
+        out += [f"#### {args.workers} simulated workers (ask {args.workers}, tell "
+                f"{args.workers})", "",
+                *regret_table(regrets, optimizers, args.workers, problems), "",
+                f"Median regret, sequential → {args.workers} workers:", "",
+                *parallel_cost_table(regrets, optimizers, args.workers, problems), ""]
+    out += ["#### HyperoptTPESampler vs hyperopt.fmin TPE", "",
+            *head_to_head(regrets, modes, problems), ""]
+    if timings:
+        out += ["#### Time per ask", "", *timing_table(timings, args.timing_trials), ""]
+    out += ["#### Seconds per run", "", *seconds_table(seconds, optimizers, modes, problems)]
+    return "\n".join(out) + "\n"
+
+
+# -- command line --------------------------------------------------------------------------------
+
+DEFAULT_OPTIMIZERS = ("hpo_tpe", "hpo_tpe_ignore", "hpo_anneal", "hpo_random", "hyperopt_tpe",
+                      "optuna_tpe", "optuna_random")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the command line; ``--quick`` fills in the smoke-run sizes not given explicitly."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.samplers",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, help="seeds per run (default 10; --quick 3)")
+    parser.add_argument("--budget", type=int, help="evaluations per run (default 100; --quick 40)")
+    parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
+    parser.add_argument("--optimizers", nargs="+", choices=list(OPTIMIZERS),
+                        default=list(DEFAULT_OPTIMIZERS))
+    parser.add_argument("--workers", type=int, default=8,
+                        help="simulated parallel workers; 1 skips the simulation (default 8)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes")
+    parser.add_argument("--jobs", type=int, default=2, help="processes over runs (default 2)")
+    parser.add_argument("--timing-trials", type=int,
+                        help="finished trials for the time-per-ask figures (default 1000)")
+    parser.add_argument("--timing-reps", type=int,
+                        help="timed repetitions per operation (default 5; --quick 2)")
+    parser.add_argument("--no-timing", action="store_true", help="skip the time-per-ask figures")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite ask timing")
+    parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
+    args = parser.parse_args(argv)
+    quick = {"seeds": 3, "budget": 40, "timing_trials": 200, "timing_reps": 2}
+    full = {"seeds": 10, "budget": 100, "timing_trials": 1000, "timing_reps": 5}
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the report (and write it to ``--out``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    start = time.perf_counter()
+    jobs = make_jobs(args.problems, args.optimizers, args.seeds, args.budget, args.workers)
+    print(f"samplers benchmark: {len(jobs)} runs on {args.jobs} processes", file=sys.stderr)
+    results = run_jobs(jobs, args.jobs)
+    timings = [] if args.no_timing else run_timings(args.timing_trials, args.timing_reps,
+                                                    not args.no_sqlite)
+    report = build_report(args, results, timings, argv, time.perf_counter() - start)
+    print(report)
+    if args.out is not None:
+        args.out.write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

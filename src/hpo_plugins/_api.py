@@ -1,0 +1,82 @@
+"""``minimize`` and ``maximize``: create (or resume) a study and optimise it in one call."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from hpo_plugins._frozen import FrozenTrial
+from hpo_plugins.pruners._base import Pruner
+from hpo_plugins.samplers._base import Sampler
+from hpo_plugins.space import as_space
+from hpo_plugins.study import Study, create_study
+
+__all__ = ["maximize", "minimize"]
+
+
+def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None = None,
+             max_trials: int | None = None, timeout: float | None = None,
+             study_name: str | None = None, storage: Any = None,
+             sampler: Sampler | None = None, pruner: Pruner | None = None,
+             seed: int | None = None,
+             catch: Iterable[type[BaseException]] | type[BaseException] = (),
+             callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
+             show_progress_bar: bool | None = None, n_jobs: int = 1, launcher: Any = None,
+             metric: str = "val_loss", logdir: str | None = None,
+             heartbeat_interval: float | None = 30.0, grace_period: float | None = None,
+             max_retries: int = 0) -> Study:
+    """Minimise ``objective`` over ``space`` and return the study.
+
+    The study is stored in ``storage`` (default: the SQLite file ``hpo.db``) under
+    ``study_name``. Without a name, the name is derived from the objective's qualified name and
+    the space, so running the same script again resumes the same study: with ``max_trials`` it
+    completes the study instead of adding to it, and completed trials never run again.
+
+    Example:
+        >>> import hpo_plugins as hpo
+        >>> study = hpo.minimize(lambda p: (p["x"] - 1) ** 2, {"x": hpo.hp.uniform("x", -3, 3)},
+        ...                      n_trials=20, storage=":memory:", seed=0)
+        >>> round(study.best_params["x"], 0)
+        1.0
+
+    See :meth:`Study.optimize` and :func:`create_study` for every argument.
+    """
+    return _optimize("minimize", **locals())
+
+
+def maximize(objective: Callable[..., Any], space: Any, *, n_trials: int | None = None,
+             max_trials: int | None = None, timeout: float | None = None,
+             study_name: str | None = None, storage: Any = None,
+             sampler: Sampler | None = None, pruner: Pruner | None = None,
+             seed: int | None = None,
+             catch: Iterable[type[BaseException]] | type[BaseException] = (),
+             callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
+             show_progress_bar: bool | None = None, n_jobs: int = 1, launcher: Any = None,
+             metric: str = "val_loss", logdir: str | None = None,
+             heartbeat_interval: float | None = 30.0, grace_period: float | None = None,
+             max_retries: int = 0) -> Study:
+    """Maximise ``objective`` over ``space``; the same arguments as :func:`minimize`."""
+    return _optimize("maximize", **locals())
+
+
+def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
+              n_trials: int | None, max_trials: int | None, timeout: float | None,
+              study_name: str | None, catch: Any, callbacks: Any,
+              show_progress_bar: bool | None, n_jobs: int, launcher: Any,
+              **study_kwargs: Any) -> Study:
+    parsed = as_space(space)
+    name = study_name or default_study_name(objective, parsed.fingerprint)
+    study = create_study(parsed, study_name=name, direction=direction, **study_kwargs)
+    return study.optimize(objective, n_trials, max_trials=max_trials, timeout=timeout,
+                          catch=catch, callbacks=callbacks,
+                          show_progress_bar=show_progress_bar, n_jobs=n_jobs, launcher=launcher)
+
+
+def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
+    """``<objective name>-<hash of module, name and space>``: stable across runs of a script."""
+    qualname = getattr(objective, "__qualname__", type(objective).__qualname__)
+    module = getattr(objective, "__module__", "") or ""
+    digest = hashlib.sha256(f"{module}:{qualname}:{fingerprint}".encode()).hexdigest()[:8]
+    short = qualname.replace("<", "").replace(">", "").split(".")[-1]
+    return f"{short}-{digest}"

@@ -1,0 +1,43 @@
+"""Observers: side outputs (TensorBoard, ...) that follow a study's trials as they happen.
+
+The study calls every observer at three moments: a trial started (``ask``), a value was reported
+(``Trial.report``, in whichever process runs the trial), a trial finished (``tell``). Observers
+must never break a study: an exception inside one is logged and the study goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from hpo_plugins._frozen import FrozenTrial
+
+if TYPE_CHECKING:
+    from hpo_plugins.study import Study
+    from hpo_plugins.trial import Trial
+
+__all__ = ["TrialObserver", "notify"]
+
+_logger = logging.getLogger(__name__)
+
+
+class TrialObserver(Protocol):
+    """What a study tells its observers."""
+
+    def trial_started(self, study: Study, trial: Trial) -> None:
+        """``trial`` was just asked (it is RUNNING, its params are set)."""
+
+    def value_reported(self, study: Study, trial: Trial, step: int, value: float) -> None:
+        """``trial`` reported ``value`` at ``step``."""
+
+    def trial_finished(self, study: Study, frozen: FrozenTrial) -> None:
+        """A trial was told: ``frozen`` is its final record."""
+
+
+def notify(study: Study, event: str, *args: object) -> None:
+    """Call ``event`` on every observer of ``study``; log and swallow their errors."""
+    for observer in study.observers:
+        try:
+            getattr(observer, event)(study, *args)
+        except Exception:
+            _logger.exception("Observer %r failed in %s; the study goes on.", observer, event)

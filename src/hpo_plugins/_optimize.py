@@ -1,0 +1,272 @@
+"""The run loop: a thin loop over the public ``ask`` and ``tell``.
+
+:func:`run_one` runs exactly one trial (ask, call the objective under the trial's context and
+heartbeat, tell) and is what every launcher's worker calls. :func:`run` loops it in this process
+until a limit is reached, or hands the work to a launcher.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins.exceptions import (
+    ConfigurationError,
+    SearchSpaceExhausted,
+    TrialPruned,
+)
+
+if TYPE_CHECKING:
+    from hpo_plugins.study import Study
+    from hpo_plugins.trial import Trial
+
+__all__ = ["RunSettings", "run", "run_one"]
+
+_logger = logging.getLogger(__name__)
+_TRACEBACK_CHARS = 8000
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Validated options of one ``optimize`` call (picklable, so launchers can ship it)."""
+
+    n_trials: int | None
+    max_trials: int | None
+    timeout: float | None
+    catch: tuple[type[BaseException], ...]
+    callbacks: tuple[Callable[[Study, FrozenTrial], None], ...]
+    show_progress_bar: bool
+
+    @classmethod
+    def build(cls, study: Study, *, n_trials: int | None, max_trials: int | None,
+              timeout: float | None,
+              catch: Iterable[type[BaseException]] | type[BaseException],
+              callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None,
+              show_progress_bar: bool | None) -> RunSettings:
+        """Check every option; raise ConfigurationError with the fix when one is wrong."""
+        for name, value in (("n_trials", n_trials), ("max_trials", max_trials)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 0):
+                raise ConfigurationError(
+                    f"Expected `{name}` to be an integer >= 0 or None. Received: "
+                    f"{name}={value!r}."
+                )
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ConfigurationError(
+                f"Expected `timeout` to be a number of seconds > 0 or None. Received: "
+                f"timeout={timeout!r}."
+            )
+        finite = study.space is not None and study.sampler.finite
+        if n_trials is None and max_trials is None and timeout is None and not finite:
+            raise ConfigurationError(
+                "Expected a limit: pass n_trials= (trials to run now), max_trials= (the study's "
+                "total) or timeout= (seconds). Received none, so the study would never stop."
+            )
+        return cls(n_trials, max_trials, timeout, _catch_tuple(catch), tuple(callbacks or ()),
+                   sys.stderr.isatty() if show_progress_bar is None else bool(show_progress_bar))
+
+    @property
+    def budget(self) -> int | None:
+        """Most trials this call may start (``max_trials`` also bounds one call's attempts)."""
+        limits = [n for n in (self.n_trials, self.max_trials) if n is not None]
+        return min(limits) if limits else None
+
+
+def _catch_tuple(catch: Iterable[type[BaseException]] | type[BaseException]
+                 ) -> tuple[type[BaseException], ...]:
+    items = (catch,) if isinstance(catch, type) else tuple(catch)
+    for item in items:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise ConfigurationError(
+                f"Expected `catch` to hold exception classes. Received: {item!r}."
+            )
+    return items
+
+
+def run(study: Study, objective: Callable[..., Any], settings: RunSettings, *, n_jobs: int = 1,
+        launcher: Any = None) -> None:
+    """Run trials in this process, or through ``launcher`` (or ``n_jobs`` > 1 workers)."""
+    if launcher is None and n_jobs != 1:
+        from hpo_plugins import launchers
+
+        launcher = launchers.JoblibLauncher(n_jobs=n_jobs)
+    if launcher is not None:
+        launcher.run(study, objective, settings)
+        return
+    _run_sequential(study, objective, settings)
+
+
+def _run_sequential(study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
+    started = time.monotonic()
+    bar = _progress(study, settings)
+    count = 0
+    try:
+        while settings.budget is None or count < settings.budget:
+            if settings.timeout is not None and time.monotonic() - started >= settings.timeout:
+                break
+            frozen = run_one(study, objective, settings)
+            if frozen is None:
+                break
+            count += 1
+            if bar is not None:
+                bar.update(study, frozen)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings
+            ) -> FrozenTrial | None:
+    """Ask one trial, run the objective on it, tell the result; None when nothing is left.
+
+    Raises:
+        Exception: The objective's exception, unless its type is in ``settings.catch``.
+        KeyboardInterrupt: After the running trial was recorded FAIL.
+    """
+    from hpo_plugins.study import StudyFull
+
+    try:
+        trial = study.ask(limit=settings.max_trials,
+                          heartbeat=study.heartbeat_interval is not None)
+    except (StudyFull, SearchSpaceExhausted) as stop:
+        _logger.info("No more trials to run: %s.", stop)
+        return None
+    frozen = _evaluate(study, trial, objective, settings)
+    for callback in settings.callbacks:
+        callback(study, frozen)
+    return frozen
+
+
+def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
+              settings: RunSettings) -> FrozenTrial:
+    with _Heartbeat(study, trial), trial:
+        try:
+            result = objective(trial.params)
+        except TrialPruned:
+            return _tell_pruned(study, trial)
+        except KeyboardInterrupt:
+            study.tell(trial, state=TrialState.FAIL,
+                       fail_reason="interrupted by the user (KeyboardInterrupt)")
+            _logger.warning("Interrupted: trial %d marked FAIL; stopping.", trial.number)
+            raise
+        except Exception as exc:
+            frozen = _tell_exception(study, trial, exc)
+            if not isinstance(exc, settings.catch):
+                raise
+            return frozen
+    return _tell_result(study, trial, result)
+
+
+def _tell_pruned(study: Study, trial: Trial) -> FrozenTrial:
+    _logger.info("Trial %d pruned at step %s.", trial.number,
+                 max(trial.intermediate_values) if trial.intermediate_values else None)
+    return study.tell(trial, state=TrialState.PRUNED)
+
+
+def _tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTrial:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    reason = f"{type(exc).__name__}: {exc}"
+    _logger.warning("Trial %d failed: %s", trial.number, reason)
+    return study.tell(trial, state=TrialState.FAIL, fail_reason=reason,
+                      system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
+
+
+def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
+    if trial.fail_reason is not None:
+        return study.tell(trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
+    if trial.pruned:
+        return _tell_pruned(study, trial)
+    value, failure = _interpret(result, trial)
+    if failure is not None:
+        _logger.warning("Trial %d failed: %s", trial.number, failure)
+        return study.tell(trial, state=TrialState.FAIL, fail_reason=failure)
+    frozen = study.tell(trial, value)
+    _logger.info("Trial %d finished with value %.6g.", trial.number, value)
+    return frozen
+
+
+def _interpret(result: Any, trial: Trial) -> tuple[float, str | None]:
+    """Turn what the objective returned into (value, failure reason or None)."""
+    if isinstance(result, dict):
+        status = str(result.get("status", "ok")).lower()
+        if status not in ("ok", "complete"):
+            return math.nan, f"the objective returned status {result.get('status')!r}"
+        if "loss" not in result and "value" not in result:
+            return math.nan, (f"the objective returned a dict without 'loss' or 'value': "
+                              f"{sorted(result)}")
+        result = result.get("loss", result.get("value"))
+    if result is None:
+        if trial.last_value is None:
+            return math.nan, ("the objective returned None and reported no value; return a "
+                              "number or call trial.report()")
+        result = trial.last_value
+    if hasattr(result, "item") and callable(result.item):
+        result = result.item()
+    if isinstance(result, bool) or not isinstance(result, (int, float)):
+        return math.nan, (f"the objective returned {result!r} (of type "
+                          f"{type(result).__name__}); expected a number")
+    if not math.isfinite(float(result)):
+        return math.nan, f"the objective returned {result!r}"
+    return float(result), None
+
+
+class _Heartbeat:
+    """Refreshes the trial's heartbeat from a daemon thread while the objective runs."""
+
+    def __init__(self, study: Study, trial: Trial) -> None:
+        self._storage = study.storage
+        self._trial_id = trial.trial_id
+        self._interval = study.heartbeat_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Heartbeat:
+        if self._interval is not None:
+            self._thread = threading.Thread(target=self._beat, daemon=True,
+                                            name=f"hpo-heartbeat-{self._trial_id}")
+            self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        assert self._interval is not None
+        while not self._stop.wait(self._interval):
+            try:
+                self._storage.record_heartbeat(self._trial_id)
+            except Exception as exc:  # finished meanwhile, or the database blinked
+                _logger.debug("Heartbeat of trial id %d stopped: %s", self._trial_id, exc)
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+class _Progress:
+    """A tqdm bar showing trials done and the best value so far."""
+
+    def __init__(self, study: Study, total: int | None) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc=study.study_name, unit="trial")
+
+    def update(self, study: Study, frozen: FrozenTrial) -> None:
+        self._bar.update(1)
+        with contextlib.suppress(ConfigurationError):  # nothing completed yet
+            self._bar.set_postfix(best=f"{study.best_value:.6g}", refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _progress(study: Study, settings: RunSettings) -> _Progress | None:
+    return _Progress(study, settings.budget) if settings.show_progress_bar else None

@@ -1,0 +1,105 @@
+"""The current trial: an implicit context with an explicit way beside it.
+
+The run loop pushes each trial before it calls the objective, and ``with trial:`` does the same for
+ask/tell users, so code deep inside a training script (a Lightning or Keras callback) finds its
+trial with :func:`current_trial` without being handed it.
+
+Across a process boundary the launcher hands the trial over in one environment variable,
+:data:`TRIAL_ENV`, holding JSON ``{"storage": URL, "study": NAME, "trial_id": ID}``.
+:func:`current_trial` reads it when no trial is pushed in this process, so a child script's
+``HPOCallback()`` reports to the same storage as its parent and pruning works across processes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError
+
+if TYPE_CHECKING:
+    from hpo_plugins.trial import Trial
+
+__all__ = ["TRIAL_ENV", "current_trial", "current_trial_or_none", "trial_env"]
+
+#: Environment variable that hands a trial to a child process (see the module docstring).
+TRIAL_ENV = "HPO_PLUGINS_TRIAL"
+
+_stack: contextvars.ContextVar[tuple[Trial, ...]] = contextvars.ContextVar(
+    "hpo_plugins_trials", default=()
+)
+_from_env: dict[str, Trial] = {}
+
+
+def push(trial: Trial) -> contextvars.Token[tuple[Trial, ...]]:
+    """Make ``trial`` the current trial until :func:`pop` is called with the token."""
+    return _stack.set((*_stack.get(), trial))
+
+
+def pop(token: contextvars.Token[tuple[Trial, ...]]) -> None:
+    """Undo the matching :func:`push`."""
+    _stack.reset(token)
+
+
+def current_trial() -> Trial:
+    """The trial being run in this context (or handed to this process).
+
+    Raises:
+        NoActiveTrialError: No trial is running here. The message says how to get one.
+    """
+    trial = current_trial_or_none()
+    if trial is None:
+        raise NoActiveTrialError(
+            "No trial is active. Expected a call inside an objective run by hpo.minimize(), "
+            "hpo.maximize() or study.optimize(); inside `with study.ask() as trial:`; or in a "
+            f"process started with the {TRIAL_ENV} environment variable (the launchers set "
+            "it). Pass the trial explicitly where none of these applies."
+        )
+    return trial
+
+
+def current_trial_or_none() -> Trial | None:
+    """Like :func:`current_trial`, but None when no trial is active (adapters use this)."""
+    stack = _stack.get()
+    if stack:
+        return stack[-1]
+    raw = os.environ.get(TRIAL_ENV)
+    if not raw:
+        return None
+    if raw not in _from_env:
+        _from_env[raw] = _load_from_env(raw)
+    return _from_env[raw]
+
+
+def trial_env(trial: Trial) -> dict[str, str]:
+    """The environment entries that hand ``trial`` to a child process.
+
+    Raises:
+        ConfigurationError: The trial's storage lives in this process's memory only.
+    """
+    url = getattr(trial.study.storage, "url", None)
+    if not trial.study.storage.multiprocess or url is None:
+        raise ConfigurationError(
+            "Expected a storage that other processes can open to hand a trial to a child "
+            f"process. Received: {trial.study.storage.describe()}. Create the study with "
+            "storage='sqlite:///hpo.db' (the default) or a PostgreSQL URL."
+        )
+    payload = {"storage": url, "study": trial.study.study_name, "trial_id": trial.trial_id}
+    return {TRIAL_ENV: json.dumps(payload)}
+
+
+def _load_from_env(raw: str) -> Trial:
+    from hpo_plugins.study import load_study
+
+    try:
+        data: dict[str, Any] = json.loads(raw)
+        url, name, trial_id = data["storage"], data["study"], int(data["trial_id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(
+            f'Expected {TRIAL_ENV} to hold JSON {{"storage": URL, "study": NAME, "trial_id": '
+            f"ID}}. Received: {raw!r}. Unset it, or let a launcher set it."
+        ) from exc
+    study = load_study(study_name=name, storage=url)
+    return study.trial(trial_id)

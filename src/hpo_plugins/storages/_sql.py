@@ -1,0 +1,805 @@
+"""A SQL storage: a SQLite file for one machine, PostgreSQL for many.
+
+Written with SQLAlchemy Core and portable column types; JSON values are stored as TEXT (never
+pickled), timestamps as UTC. The few things that differ between databases live in the small
+functions of the "dialect-specific bits" section below.
+
+How the contract is kept:
+
+* **Numbers.** ``create_trial`` computes ``max(number) + 1`` inside its write transaction, after
+  taking the write lock: on SQLite the whole database (``BEGIN IMMEDIATE``), on PostgreSQL the
+  study's row (``SELECT ... FOR UPDATE``). ``UNIQUE(study_id, number)`` backs it up.
+* **Check-and-write.** Every mutator reads what it checks (the trial is unfinished, the study is
+  below its limit, the WAITING trial is still waiting) in the same write transaction as the write.
+* **Processes.** SQLite runs in WAL mode (readers never block the writer) with a long busy
+  timeout, so processes wait for the lock instead of failing with "database is locked".
+* **Pickling.** Only the URL and the engine arguments travel; the engine (with its pool of
+  connections) is rebuilt lazily in the receiving process, and an engine inherited through
+  ``fork`` is dropped without closing the parent's connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, utcnow
+from hpo_plugins.exceptions import (
+    ConfigurationError,
+    DuplicateParamsError,
+    DuplicateStudyError,
+    MissingDependencyError,
+    StorageError,
+    StudyNotFoundError,
+    TrialFinishedError,
+    TrialNotFoundError,
+)
+from hpo_plugins.storages._base import LIMIT_STATES, Storage, StudyInfo
+
+__all__ = ["SCHEMA_VERSION", "SQLStorage"]
+
+_logger = logging.getLogger(__name__)
+
+#: Version of the table layout below. Bump it with every change to the tables.
+SCHEMA_VERSION = 1
+
+#: How long a SQLite connection waits for another process's write lock before failing.
+_SQLITE_BUSY_TIMEOUT_S = 120.0
+#: Execution option that marks a transaction as read-only (a plain, deferred BEGIN on SQLite).
+_READ_ONLY = "hpo_read_only"
+_UTC = _dt.timezone.utc
+_STATES = {state.value: state for state in TrialState}
+_LIMIT_VALUES = [state.value for state in LIMIT_STATES]
+_MAX_NAMES_SHOWN = 20
+
+
+# -- schema -----------------------------------------------------------------------------------
+
+
+class _UTCDateTime(sa.types.TypeDecorator[_dt.datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no time zone, so values are converted to UTC before they are written and get
+    ``tzinfo=UTC`` back when read; PostgreSQL stores ``timestamptz`` and is converted to UTC too.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: _dt.datetime | None,
+                           dialect: sa.Dialect) -> _dt.datetime | None:
+        return None if value is None else value.astimezone(_UTC)
+
+    def process_result_value(self, value: _dt.datetime | None,
+                             dialect: sa.Dialect) -> _dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+
+
+_metadata = sa.MetaData()
+
+_version_table = sa.Table(
+    "hpo_schema_version", _metadata,
+    sa.Column("schema_version", sa.Integer, primary_key=True, autoincrement=False),
+)
+
+# sqlite_autoincrement: ids of deleted studies and trials are never handed out again, so a
+# stale handle in another process can never write into somebody else's trial.
+_studies = sa.Table(
+    "hpo_studies", _metadata,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("attrs", sa.Text, nullable=False),
+    sa.Column("datetime_created", _UTCDateTime, nullable=False),
+    sa.UniqueConstraint("name", name="uq_hpo_studies_name"),
+    sqlite_autoincrement=True,
+)
+
+_trials = sa.Table(
+    "hpo_trials", _metadata,
+    sa.Column("trial_id", sa.Integer, primary_key=True),
+    sa.Column("study_id", sa.Integer,
+              sa.ForeignKey("hpo_studies.study_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("natural", sa.Text, nullable=True),
+    sa.Column("user_attrs", sa.Text, nullable=False),
+    sa.Column("system_attrs", sa.Text, nullable=False),
+    sa.Column("dedup_key", sa.String, nullable=True),
+    sa.Column("datetime_start", _UTCDateTime, nullable=True),
+    sa.Column("datetime_complete", _UTCDateTime, nullable=True),
+    sa.Column("last_heartbeat", _UTCDateTime, nullable=True),
+    # Serves get_all_trials (by study, by number) and max(number) for the next number.
+    sa.UniqueConstraint("study_id", "number", name="uq_hpo_trials_number"),
+    sa.UniqueConstraint("study_id", "dedup_key", name="uq_hpo_trials_dedup_key"),
+    # Serves the limit count, the oldest WAITING trial and the stale-heartbeat scan.
+    sa.Index("ix_hpo_trials_study_state", "study_id", "state", "number"),
+    sqlite_autoincrement=True,
+)
+
+# value is nullable because SQLite stores NaN as NULL; NULL is read back as NaN.
+_values = sa.Table(
+    "hpo_trial_values", _metadata,
+    sa.Column("trial_id", sa.Integer,
+              sa.ForeignKey("hpo_trials.trial_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.Double, nullable=True),
+)
+
+
+# -- JSON and rows ----------------------------------------------------------------------------
+
+
+def _dumps(value: Any, what: str) -> str:
+    """``value`` as JSON text; raises the same ConfigurationError as the in-memory storage."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"Expected {what} to be a JSON value (str, number, bool, None, list, dict). "
+            f"Received: {value!r} (of type {type(value).__name__}): {exc}."
+        ) from exc
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    return {} if text == "{}" else json.loads(text)
+
+
+def _with_entry(stored: str, key: str, value: Any, what: str) -> str:
+    """The JSON object ``stored`` with ``key`` set to ``value`` (validated first)."""
+    attrs = json.loads(stored)
+    attrs[key] = json.loads(_dumps(value, what))
+    return _dumps(attrs, what)
+
+
+def _to_trial(row: Mapping[Any, Any], values: Mapping[int, float]) -> FrozenTrial:
+    """Build the FrozenTrial of a trials row (a database row or the dict just inserted)."""
+    return FrozenTrial(
+        trial_id=row["trial_id"], number=row["number"], state=_STATES[row["state"]],
+        value=row["value"], params=_loads(row["params"]), natural=_loads(row["natural"]),
+        intermediate_values=dict(values), user_attrs=_loads(row["user_attrs"]),
+        system_attrs=_loads(row["system_attrs"]), datetime_start=row["datetime_start"],
+        datetime_complete=row["datetime_complete"], last_heartbeat=row["last_heartbeat"],
+    )
+
+
+def _group_values(rows: Iterable[Sequence[Any]]) -> dict[int, dict[int, float]]:
+    """Rows of (trial_id, step, value) as trial_id -> {step: value}."""
+    grouped: dict[int, dict[int, float]] = {}
+    for trial_id, step, value in rows:
+        grouped.setdefault(trial_id, {})[step] = float("nan") if value is None else value
+    return grouped
+
+
+def _names_for_message(names: Sequence[str]) -> str:
+    shown = list(names[:_MAX_NAMES_SHOWN])
+    more = len(names) - len(shown)
+    return f"{shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
+# -- dialect-specific bits --------------------------------------------------------------------
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    """Let SQLAlchemy emit BEGIN itself; WAL so that readers never block the writer.
+
+    ``synchronous=NORMAL`` is the setting SQLite recommends with WAL: a crash of the process
+    loses nothing, a power cut may lose the last commits but never corrupts the file.
+    """
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    """Take the write lock when a write transaction starts, so two writers never deadlock.
+
+    A deferred BEGIN that later writes can fail at once with "database is locked" (SQLite will
+    not wait when waiting could deadlock); ``BEGIN IMMEDIATE`` waits for the busy timeout instead.
+    """
+    read_only = conn.get_execution_options().get(_READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _sqlite_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
+    """An engine on a SQLite file, with WAL, a long busy timeout and BEGIN IMMEDIATE."""
+    if not url.query.get("uri"):
+        Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+    connect_args = {"timeout": _SQLITE_BUSY_TIMEOUT_S, **kwargs.pop("connect_args", {})}
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    sa.event.listen(engine, "connect", _sqlite_on_connect)
+    sa.event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _check_sqlite_file(url: URL) -> None:
+    """Refuse in-memory SQLite: every pooled connection would see its own, empty database."""
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        raise ConfigurationError(
+            "Expected a SQLite URL naming a file, such as 'sqlite:///hpo.db'. Received an "
+            "in-memory SQLite URL, which processes cannot share; use storage=':memory:' for a "
+            "storage that lives in this process only."
+        )
+
+
+def _lock_schema(conn: Connection) -> None:
+    """Serialize schema creation between processes (SQLite's BEGIN IMMEDIATE already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7384112001)"))
+
+
+def _is_dedup_violation(exc: IntegrityError) -> bool:
+    """True if ``exc`` broke UNIQUE(study_id, dedup_key).
+
+    SQLite names the columns ("UNIQUE constraint failed: hpo_trials.study_id,
+    hpo_trials.dedup_key"), PostgreSQL the constraint ("uq_hpo_trials_dedup_key").
+    """
+    return "dedup_key" in str(exc.orig)
+
+
+# -- statements shared by several methods -----------------------------------------------------
+
+
+def _check_study(conn: Connection, study_id: int, *, lock: bool = False) -> None:
+    """Raise StudyNotFoundError unless the study exists; ``lock`` locks its row (PostgreSQL).
+
+    Locking the study row serializes, per study, everything that assigns numbers or raises the
+    count toward a limit. SQLite ignores FOR UPDATE; BEGIN IMMEDIATE already serializes writers.
+    """
+    query = sa.select(_studies.c.study_id).where(_studies.c.study_id == study_id)
+    if conn.scalar(query.with_for_update() if lock else query) is None:
+        raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+
+
+def _live_row(conn: Connection, trial_id: int, *columns: sa.Column[Any]) -> Row[Any]:
+    """Lock and return an unfinished trial's row: ``columns``, by default number and state.
+
+    ``columns``, when given, must include number and state.
+
+    Raises:
+        TrialNotFoundError: No such trial.
+        TrialFinishedError: The trial is finished.
+    """
+    query = sa.select(*(columns or (_trials.c.number, _trials.c.state)))
+    row = conn.execute(query.where(_trials.c.trial_id == trial_id).with_for_update()).first()
+    if row is None:
+        raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.")
+    if _STATES[row.state].is_finished:
+        raise TrialFinishedError(
+            f"Trial {row.number} is already {row.state}; finished trials are immutable."
+        )
+    return row
+
+
+def _is_full(conn: Connection, study_id: int, limit: int | None) -> bool:
+    """True if the study holds ``limit`` trials that count toward a limit."""
+    if limit is None:
+        return False
+    counted = conn.scalar(
+        sa.select(sa.func.count()).select_from(_trials)
+        .where(_trials.c.study_id == study_id, _trials.c.state.in_(_LIMIT_VALUES))
+    )
+    return int(counted or 0) >= limit
+
+
+def _next_number(conn: Connection, study_id: int) -> int:
+    top = conn.scalar(sa.select(sa.func.max(_trials.c.number))
+                      .where(_trials.c.study_id == study_id))
+    return 0 if top is None else int(top) + 1
+
+
+def _check_dedup(conn: Connection, study_id: int, key: str | None,
+                 trial_id: int | None = None) -> None:
+    """Raise DuplicateParamsError if another trial of the study holds ``key``."""
+    if key is None:
+        return
+    query = sa.select(_trials.c.number).where(_trials.c.study_id == study_id,
+                                              _trials.c.dedup_key == key)
+    if trial_id is not None:
+        query = query.where(_trials.c.trial_id != trial_id)
+    holder = conn.scalar(query)
+    if holder is not None:
+        raise DuplicateParamsError(f"Trial {holder} already holds these parameters.")
+
+
+def _check_trial_key(conn: Connection, trial_id: int, key: str) -> None:
+    """Lock the trial's study, then check that no other trial of it holds ``key``.
+
+    The study is locked before the trial (the order fail_stale_trials uses), so that writers of
+    keys are serialized per study on PostgreSQL without deadlocks.
+    """
+    study_id = conn.scalar(sa.select(_trials.c.study_id).where(_trials.c.trial_id == trial_id))
+    if study_id is None:
+        raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.")
+    _check_study(conn, study_id, lock=True)
+    _check_dedup(conn, study_id, key, trial_id)
+
+
+@contextlib.contextmanager
+def _dedup_errors(key: str | None) -> Iterator[None]:
+    """Turn a violation of the dedup constraint that slipped past _check_dedup into our error."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if key is None or not _is_dedup_violation(exc):
+            raise
+        raise DuplicateParamsError(
+            f"Another trial of the study already holds these parameters (key {key!r})."
+        ) from exc
+
+
+def _trial_values(conn: Connection, trial_ids: Sequence[int]) -> dict[int, dict[int, float]]:
+    query = sa.select(_values.c.trial_id, _values.c.step, _values.c.value)
+    return _group_values(conn.execute(query.where(_values.c.trial_id.in_(trial_ids))).all())
+
+
+def _fetch_trial(conn: Connection, trial_id: int) -> FrozenTrial:
+    row = conn.execute(sa.select(_trials).where(_trials.c.trial_id == trial_id)).first()
+    if row is None:
+        raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.")
+    return _to_trial(row._mapping, _trial_values(conn, [trial_id]).get(trial_id, {}))
+
+
+def _study_infos(conn: Connection, study_id: int | None = None) -> list[StudyInfo]:
+    """StudyInfo of one study (or all), with counts and best value, in two queries."""
+    studies = sa.select(_studies).order_by(_studies.c.study_id)
+    counts = (sa.select(_trials.c.study_id, _trials.c.state, sa.func.count(),
+                        sa.func.min(_trials.c.value), sa.func.max(_trials.c.value))
+              .group_by(_trials.c.study_id, _trials.c.state))
+    if study_id is not None:
+        studies = studies.where(_studies.c.study_id == study_id)
+        counts = counts.where(_trials.c.study_id == study_id)
+    per_study: dict[int, list[Sequence[Any]]] = {}
+    for row in conn.execute(counts):
+        per_study.setdefault(row[0], []).append(row)
+    return [_study_info(row, per_study.get(row.study_id, [])) for row in conn.execute(studies)]
+
+
+def _study_info(study: Any, counts: Sequence[Sequence[Any]]) -> StudyInfo:
+    direction = Direction(study.direction)
+    n_trials = dict.fromkeys(TrialState, 0)
+    best = None
+    for _, state, count, low, high in counts:
+        n_trials[_STATES[state]] = int(count)
+        if state == TrialState.COMPLETE.value:
+            best = low if direction is Direction.MINIMIZE else high
+    return StudyInfo(study.study_id, study.name, direction, attrs=_loads(study.attrs),
+                     n_trials=n_trials, best_value=best,
+                     datetime_created=study.datetime_created)
+
+
+# -- the storage ------------------------------------------------------------------------------
+
+
+class SQLStorage(Storage):
+    """Keeps studies in a SQL database that processes and machines share.
+
+    A SQLite file suits one machine (any number of processes); PostgreSQL suits many machines
+    (``pip install 'hpo_plugins[postgres]'``). Tables are created on first use; a database
+    written by another schema version is refused with a clear error rather than misread.
+
+    Args:
+        url: A SQLAlchemy URL, such as ``"sqlite:///hpo.db"`` (relative to the working directory)
+            or ``"postgresql+psycopg://user:password@host/db"``. Kept as given in ``self.url``.
+        engine_kwargs: Extra keyword arguments for :func:`sqlalchemy.create_engine` (pool size,
+            ``connect_args``...).
+
+    Raises:
+        ConfigurationError: ``url`` is not a database URL, or names an in-memory SQLite
+            database (use :class:`~hpo_plugins.storages.InMemoryStorage` instead).
+
+    Example:
+        >>> from hpo_plugins.storages import SQLStorage
+        >>> storage = SQLStorage("sqlite:///hpo.db")  # doctest: +SKIP
+    """
+
+    multiprocess = True
+
+    def __init__(self, url: str, *, engine_kwargs: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.engine_kwargs = engine_kwargs
+        self._parsed = _parse_url(url)
+        if self._parsed.get_backend_name() == "sqlite":
+            _check_sqlite_file(self._parsed)
+        self._description = self._parsed.render_as_string(hide_password=True)
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+        self._pid = os.getpid()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Only the URL and engine arguments travel; the engine is rebuilt where it lands."""
+        return {"url": self.url, "engine_kwargs": self.engine_kwargs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], engine_kwargs=state["engine_kwargs"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"SQLStorage({self._description!r})"
+
+    def describe(self) -> str:
+        """The database URL with any password replaced by ``***``."""
+        return self._description
+
+    def close(self) -> None:
+        """Close this process's pooled connections (a later call would open new ones)."""
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose(close=self._pid == os.getpid())
+
+    def _get_engine(self) -> Engine:
+        """This process's engine, opened (and the schema checked) on first use."""
+        engine = self._engine
+        if engine is not None and self._pid == os.getpid():
+            return engine
+        if self._pid != os.getpid():
+            self._forget_inherited_engine()
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._open()
+            return self._engine
+
+    def _forget_inherited_engine(self) -> None:
+        """After ``fork``: drop the parent's pool without closing the parent's connections."""
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+        self._engine = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _open(self) -> Engine:
+        engine = self._create_engine()
+        try:
+            _ensure_schema(engine, self._description)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StorageError(
+                f"Could not open the storage at {self._description}: {self._redact(exc)}"
+            ) from None
+        except BaseException:
+            engine.dispose()
+            raise
+        _logger.debug("Opened %s (schema version %d).", self._description, SCHEMA_VERSION)
+        return engine
+
+    def _create_engine(self) -> Engine:
+        kwargs = dict(self.engine_kwargs or {})
+        try:
+            if self._parsed.get_backend_name() == "sqlite":
+                return _sqlite_engine(self._parsed, kwargs)
+            kwargs.setdefault("pool_pre_ping", True)
+            return sa.create_engine(self._parsed, **kwargs)
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"The database driver for {self._parsed.drivername!r} is not installed ({exc}). "
+                f"For PostgreSQL install it with: pip install 'hpo_plugins[postgres]'"
+            ) from exc
+
+    def _redact(self, exc: BaseException) -> str:
+        """The error text of ``exc`` with this URL's password, if any, masked."""
+        text = str(getattr(exc, "orig", None) or exc)
+        password = self._parsed.password
+        return text.replace(str(password), "***") if password else text
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite it holds the database's write lock from the start)."""
+        with self._get_engine().begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A read transaction: one consistent snapshot on SQLite, no write lock."""
+        with self._get_engine().connect() as conn:
+            conn.execution_options(**{_READ_ONLY: True})
+            with conn.begin():
+                yield conn
+
+    # -- studies ------------------------------------------------------------------------------
+
+    def create_study(self, name: str, direction: Direction,
+                     attrs: Mapping[str, Any] | None = None) -> int:
+        values = {"name": name, "direction": Direction.parse(direction).value,
+                  "attrs": _dumps(dict(attrs or {}), "study attrs"),
+                  "datetime_created": utcnow()}
+        try:
+            with self._write() as conn:
+                if conn.scalar(sa.select(_studies.c.study_id)
+                               .where(_studies.c.name == name)) is not None:
+                    raise DuplicateStudyError(f"A study named {name!r} already exists.")
+                return _inserted_id(conn.execute(sa.insert(_studies).values(values)))
+        except IntegrityError as exc:  # another process created it between check and insert
+            raise DuplicateStudyError(f"A study named {name!r} already exists.") from exc
+
+    def get_study_id(self, name: str) -> int:
+        with self._read() as conn:
+            study_id = conn.scalar(sa.select(_studies.c.study_id).where(_studies.c.name == name))
+            if study_id is not None:
+                return int(study_id)
+            names = conn.scalars(sa.select(_studies.c.name).order_by(_studies.c.name)).all()
+        raise StudyNotFoundError(
+            f"No study named {name!r} in {self._description}. "
+            f"Existing studies: {_names_for_message(names)}."
+        )
+
+    def get_study(self, study_id: int) -> StudyInfo:
+        with self._read() as conn:
+            infos = _study_infos(conn, study_id)
+        if not infos:
+            raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+        return infos[0]
+
+    def list_studies(self) -> list[StudyInfo]:
+        with self._read() as conn:
+            return _study_infos(conn)
+
+    def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
+        what = f"study attr {key!r}"
+        _dumps(value, what)
+        with self._write() as conn:
+            stored = conn.scalar(sa.select(_studies.c.attrs)
+                                 .where(_studies.c.study_id == study_id).with_for_update())
+            if stored is None:
+                raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+            conn.execute(sa.update(_studies).where(_studies.c.study_id == study_id)
+                         .values(attrs=_with_entry(stored, key, value, what)))
+
+    def delete_study(self, study_id: int) -> None:
+        with self._write() as conn:
+            _check_study(conn, study_id, lock=True)
+            trial_ids = sa.select(_trials.c.trial_id).where(_trials.c.study_id == study_id)
+            conn.execute(sa.delete(_values).where(_values.c.trial_id.in_(trial_ids)))
+            conn.execute(sa.delete(_trials).where(_trials.c.study_id == study_id))
+            conn.execute(sa.delete(_studies).where(_studies.c.study_id == study_id))
+
+    # -- trials -------------------------------------------------------------------------------
+
+    def create_trial(self, study_id: int, *, state: TrialState = TrialState.RUNNING,
+                     params: Mapping[str, Any] | None = None, natural: Any = None,
+                     dedup_key: str | None = None,
+                     system_attrs: Mapping[str, Any] | None = None,
+                     heartbeat: bool = False, limit: int | None = None) -> FrozenTrial | None:
+        row = _new_trial_row(study_id, TrialState(state), params, natural, dedup_key,
+                             system_attrs, heartbeat)
+        with _dedup_errors(dedup_key), self._write() as conn:
+            _check_study(conn, study_id, lock=True)
+            if _is_full(conn, study_id, limit):
+                return None
+            _check_dedup(conn, study_id, dedup_key)
+            row["number"] = _next_number(conn, study_id)
+            row["trial_id"] = _inserted_id(conn.execute(sa.insert(_trials).values(row)))
+        return _to_trial(row, {})
+
+    def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
+                            limit: int | None = None) -> FrozenTrial | None:
+        with self._write() as conn:
+            _check_study(conn, study_id, lock=True)
+            if _is_full(conn, study_id, limit):
+                return None
+            trial_id = conn.scalar(
+                sa.select(_trials.c.trial_id)
+                .where(_trials.c.study_id == study_id,
+                       _trials.c.state == TrialState.WAITING.value)
+                .order_by(_trials.c.number).limit(1)
+            )
+            if trial_id is None:
+                return None
+            now = utcnow()
+            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id).values(
+                state=TrialState.RUNNING.value, datetime_start=now,
+                last_heartbeat=now if heartbeat else None))
+            return _fetch_trial(conn, trial_id)
+
+    def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
+                         dedup_key: str | None = None) -> None:
+        values = {"params": _dumps(dict(params), "params"),
+                  "natural": None if natural is None else _dumps(natural, "natural params")}
+        if dedup_key is not None:
+            values["dedup_key"] = dedup_key
+        with _dedup_errors(dedup_key), self._write() as conn:
+            if dedup_key is not None:
+                _check_trial_key(conn, trial_id, dedup_key)
+            _live_row(conn, trial_id)
+            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id).values(values))
+
+    def set_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
+        step, value = int(step), float(value)
+        with self._write() as conn:
+            _live_row(conn, trial_id)  # also locks the trial, so the upsert below cannot race
+            updated = conn.execute(
+                sa.update(_values).where(_values.c.trial_id == trial_id, _values.c.step == step)
+                .values(value=value)
+            ).rowcount
+            if not updated:
+                conn.execute(sa.insert(_values).values(trial_id=trial_id, step=step, value=value))
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_trial_attr(trial_id, _trials.c.user_attrs, key, value)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_trial_attr(trial_id, _trials.c.system_attrs, key, value)
+
+    def _set_trial_attr(self, trial_id: int, column: sa.Column[Any], key: str,
+                        value: Any) -> None:
+        what = f"attribute {key!r}"
+        _dumps(value, what)
+        with self._write() as conn:
+            stored = _live_row(conn, trial_id, _trials.c.number, _trials.c.state, column)[-1]
+            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id)
+                         .values({column.name: _with_entry(stored, key, value, what)}))
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with self._write() as conn:
+            _live_row(conn, trial_id)
+            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id)
+                         .values(last_heartbeat=utcnow()))
+
+    def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
+                     system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+        state = _finished_state(state)
+        extra = json.loads(_dumps(dict(system_attrs or {}), "system attrs"))
+        with self._write() as conn:
+            row = _live_row(conn, trial_id, *_trials.c)._mapping
+            now = utcnow()
+            changes = {"state": state.value, "value": None if value is None else float(value),
+                       "system_attrs": _dumps({**json.loads(row["system_attrs"]), **extra},
+                                              "system attrs"),
+                       "datetime_complete": now, "datetime_start": row["datetime_start"] or now}
+            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id)
+                         .values(changes))
+            values = _trial_values(conn, [trial_id]).get(trial_id, {})
+        return _to_trial({**row, **changes}, values)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        with self._read() as conn:
+            return _fetch_trial(conn, trial_id)
+
+    def get_all_trials(self, study_id: int,
+                       states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+        trials_query = (sa.select(_trials).where(_trials.c.study_id == study_id)
+                        .order_by(_trials.c.number))
+        values_query = (sa.select(_values.c.trial_id, _values.c.step, _values.c.value)
+                        .join(_trials, _trials.c.trial_id == _values.c.trial_id)
+                        .where(_trials.c.study_id == study_id))
+        if states is not None:
+            wanted = [TrialState(s).value for s in states]
+            trials_query = trials_query.where(_trials.c.state.in_(wanted))
+            values_query = values_query.where(_trials.c.state.in_(wanted))
+        with self._read() as conn:
+            rows = conn.execute(trials_query).mappings().all()
+            if not rows:
+                _check_study(conn, study_id)
+                return []
+            values = _group_values(conn.execute(values_query).all())
+        return [_to_trial(row, values.get(row["trial_id"], {})) for row in rows]
+
+    def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
+        now = utcnow()
+        reason = {"fail_reason": f"no heartbeat for more than {grace_seconds:g} s "
+                                 f"(the worker died or hung)"}
+        stale = (sa.select(_trials.c.trial_id)
+                 .where(_trials.c.study_id == study_id,
+                        _trials.c.state == TrialState.RUNNING.value,
+                        _trials.c.last_heartbeat.is_not(None),
+                        _trials.c.last_heartbeat < now - _dt.timedelta(seconds=grace_seconds))
+                 .order_by(_trials.c.number))
+        with self._write() as conn:
+            _check_study(conn, study_id, lock=True)
+            trial_ids = conn.scalars(stale.with_for_update()).all()
+            return [_fail_trial(conn, trial_id, reason, now) for trial_id in trial_ids]
+
+
+# -- helpers of the methods above -------------------------------------------------------------
+
+
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT just wrote."""
+    key = result.inserted_primary_key
+    assert key is not None, "an INSERT always has a primary key"
+    return int(key[0])
+
+
+def _parse_url(url: str) -> URL:
+    """Parse ``url`` without ever echoing it (it may hold a password)."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        raise ConfigurationError(
+            "Expected `url` to be a SQLAlchemy database URL such as 'sqlite:///hpo.db' or "
+            "'postgresql+psycopg://user@host/db'. Received a value that is not one (not shown, "
+            "as it may contain a password)."
+        ) from None
+
+
+def _new_trial_row(study_id: int, state: TrialState, params: Mapping[str, Any] | None,
+                   natural: Any, dedup_key: str | None,
+                   system_attrs: Mapping[str, Any] | None, heartbeat: bool) -> dict[str, Any]:
+    """The column values of a new trial (all but its number and id), JSON validated."""
+    now = utcnow()
+    return {
+        "study_id": study_id, "state": state.value, "value": None,
+        "params": _dumps(dict(params or {}), "params"),
+        "natural": None if natural is None else _dumps(natural, "natural params"),
+        "user_attrs": "{}", "system_attrs": _dumps(dict(system_attrs or {}), "system attrs"),
+        "dedup_key": dedup_key, "datetime_start": now if state is TrialState.RUNNING else None,
+        "datetime_complete": None, "last_heartbeat": now if heartbeat else None,
+    }
+
+
+def _finished_state(state: TrialState | str) -> TrialState:
+    finished = TrialState(state)
+    if not finished.is_finished:
+        raise ConfigurationError(
+            f"Expected `state` to be COMPLETE, PRUNED or FAIL. Received: state={finished.value!r}."
+        )
+    return finished
+
+
+def _fail_trial(conn: Connection, trial_id: int, reason: Mapping[str, Any],
+                now: _dt.datetime) -> FrozenTrial:
+    """Fail one stale RUNNING trial; the state guard makes the change happen exactly once."""
+    trial = _fetch_trial(conn, trial_id)
+    system_attrs = {**trial.system_attrs, **reason}
+    changed = conn.execute(
+        sa.update(_trials)
+        .where(_trials.c.trial_id == trial_id, _trials.c.state == TrialState.RUNNING.value)
+        .values(state=TrialState.FAIL.value, datetime_complete=now,
+                system_attrs=_dumps(system_attrs, "system attrs"))
+    ).rowcount
+    if changed != 1:  # impossible while the study row (or the database) is locked
+        raise StorageError(f"Trial {trial.number} changed while it was being failed.")
+    return dataclasses.replace(trial, state=TrialState.FAIL, datetime_complete=now,
+                               system_attrs=system_attrs)
+
+
+def _ensure_schema(engine: Engine, description: str) -> None:
+    """Create missing tables, or refuse a database written by another schema version."""
+    with engine.begin() as conn:
+        _lock_schema(conn)
+        if sa.inspect(conn).has_table(_version_table.name):
+            found = conn.scalar(sa.select(_version_table.c.schema_version))
+            if found is not None and found != SCHEMA_VERSION:
+                raise StorageError(_version_message(description, int(found)))
+        _metadata.create_all(conn)
+        if conn.scalar(sa.select(_version_table.c.schema_version)) is None:
+            conn.execute(sa.insert(_version_table).values(schema_version=SCHEMA_VERSION))
+            _logger.info("Created hpo_plugins tables (schema version %d) in %s.",
+                         SCHEMA_VERSION, description)
+
+
+def _version_message(description: str, found: int) -> str:
+    if found > SCHEMA_VERSION:
+        advice = ("It was written by a newer hpo_plugins: upgrade hpo_plugins "
+                  "(pip install -U hpo_plugins) to use it.")
+    else:
+        advice = ("It was written by an older hpo_plugins and there is no automatic migration: "
+                  "read it with the hpo_plugins version that wrote it (export the studies with "
+                  "`hpo-plugins export`), or point this study at a new database.")
+    return (f"The database {description} holds hpo_plugins schema version {found}, but this "
+            f"hpo_plugins expects schema version {SCHEMA_VERSION}. {advice}")

@@ -1,0 +1,585 @@
+"""The study: ask/tell over a storage, and the functions that create and load studies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._observers import TrialObserver, notify
+from hpo_plugins._version import __version__
+from hpo_plugins.exceptions import (
+    ConfigurationError,
+    DuplicateParamsError,
+    DuplicateStudyError,
+)
+from hpo_plugins.pruners._base import NopPruner, Pruner
+from hpo_plugins.samplers._base import History, Sampler, describe_object
+from hpo_plugins.space import SearchSpace, as_space
+from hpo_plugins.storages import Storage, get_storage
+from hpo_plugins.trial import Trial
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Study", "StudyFull", "create_study", "load_study"]
+
+_logger = logging.getLogger(__name__)
+
+#: How many times ``ask`` re-samples when another worker took the same configuration first.
+_DEDUP_RETRIES = 100
+_DEFAULT_METRIC = "val_loss"
+
+
+class Study:
+    """A named optimisation over one search space, kept in a storage.
+
+    Build one with :func:`create_study` or :func:`load_study` (or let :func:`hpo_plugins.minimize`
+    do it). ``ask`` and ``tell`` are the whole core; :meth:`optimize` is a thin loop over them.
+
+    Example:
+        >>> import hpo_plugins as hpo
+        >>> study = hpo.create_study(space={"x": hpo.hp.uniform("x", -2, 2)}, storage=":memory:",
+        ...                          seed=0)
+        >>> trial = study.ask()
+        >>> _ = study.tell(trial, (trial.params["x"] - 1) ** 2)
+        >>> len(study.trials)
+        1
+    """
+
+    def __init__(self, *, study_name: str, storage: Storage, study_id: int,
+                 direction: Direction, space: SearchSpace | None, sampler: Sampler | None,
+                 pruner: Pruner, seed: int | None, metric: str, logdir: str | None,
+                 heartbeat_interval: float | None, grace_period: float | None,
+                 max_retries: int) -> None:
+        self.study_name = study_name
+        self.storage = storage
+        self.study_id = study_id
+        self.direction = direction
+        self.space = space
+        self._sampler = sampler
+        self.pruner = pruner
+        self.seed = seed
+        self.metric = metric
+        self.logdir = logdir
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.max_retries = max_retries
+        #: Side outputs told about every trial (see :mod:`hpo_plugins._observers`).
+        self.observers: list[TrialObserver] = []
+
+    def __repr__(self) -> str:
+        return f"Study(name={self.study_name!r}, direction={self.direction.value!r})"
+
+    @property
+    def sampler(self) -> Sampler:
+        """The sampler; a study loaded without a space has none and cannot ``ask``."""
+        if self._sampler is None:
+            self._require_space()
+            raise ConfigurationError(f"Study {self.study_name!r} has no sampler.")
+        return self._sampler
+
+    @property
+    def artifact_root(self) -> str:
+        """Where trial directories go: the ``logdir``, else ``hpo_runs/<study name>``."""
+        return self.logdir or os.path.join("hpo_runs", self.study_name)
+
+    # -- ask / tell ---------------------------------------------------------------------------
+
+    def ask(self, *, limit: int | None = None, heartbeat: bool = False) -> Trial:
+        """Start a new trial: an enqueued one if any is waiting, else a sampled one.
+
+        Args:
+            limit: Start nothing (raise :class:`StudyFull`) when the study already holds this
+                many RUNNING, COMPLETE and PRUNED trials; the check is atomic in the storage.
+            heartbeat: Keep this trial's heartbeat (the run loop does; hand-run trials do not
+                and are never failed as stale).
+
+        Raises:
+            SearchSpaceExhausted: The sampler has nothing new to propose.
+            StudyFull: ``limit`` was reached.
+        """
+        self._reap_stale_trials()
+        frozen = self.storage.claim_waiting_trial(self.study_id, heartbeat=heartbeat,
+                                                  limit=limit)
+        if frozen is None:
+            frozen = self._sample_new(limit, heartbeat)
+        _logger.debug("Trial %d started with %s", frozen.number, frozen.params)
+        trial = Trial(self, frozen)
+        notify(self, "trial_started", trial)
+        return trial
+
+    def _sample_new(self, limit: int | None, heartbeat: bool) -> FrozenTrial:
+        space = self._require_space()
+        if self.sampler.deduplicate:
+            return self._sample_dedup(space, limit, heartbeat)
+        frozen = self.storage.create_trial(self.study_id, heartbeat=heartbeat, limit=limit)
+        if frozen is None:
+            raise StudyFull(limit)
+        history = self._history(frozen.number, exclude=frozen.trial_id)
+        params = space.validate(self.sampler.sample(space, history, self._rng(frozen.number)))
+        natural = _json_natural(space.build(params))
+        self.storage.set_trial_params(frozen.trial_id, params, natural)
+        return self.storage.get_trial(frozen.trial_id)
+
+    def _sample_dedup(self, space: SearchSpace, limit: int | None,
+                      heartbeat: bool) -> FrozenTrial:
+        """Samplers that must not repeat: propose, then insert atomically with a unique key."""
+        for _ in range(_DEDUP_RETRIES):
+            history = self._history(len(self.storage.get_all_trials(self.study_id)))
+            params = space.validate(self.sampler.sample(space, history,
+                                                        self._rng(history.number)))
+            try:
+                frozen = self.storage.create_trial(
+                    self.study_id, params=params, natural=_json_natural(space.build(params)),
+                    dedup_key=_params_key(params), heartbeat=heartbeat, limit=limit)
+            except DuplicateParamsError:
+                continue  # another worker took it first; the fresh history will show it
+            if frozen is None:
+                raise StudyFull(limit)
+            return frozen
+        raise ConfigurationError(
+            f"The sampler {self.sampler!r} proposed configurations that other trials already "
+            f"hold {_DEDUP_RETRIES} times in a row; it must skip parameters found in history."
+        )
+
+    def _history(self, number: int, exclude: int | None = None) -> History:
+        trials = [t for t in self.storage.get_all_trials(self.study_id)
+                  if t.trial_id != exclude and (t.params or t.state.is_finished)]
+        return History(trials, self.direction, number)
+
+    def _rng(self, number: int) -> np.random.Generator:
+        """The trial's own random stream, derived from (study seed, trial number)."""
+        if self.seed is None:
+            return np.random.default_rng()
+        return np.random.default_rng([self.seed, number])
+
+    def _require_space(self) -> SearchSpace:
+        if self.space is None:
+            raise ConfigurationError(
+                f"Study {self.study_name!r} has no search space, so it cannot propose trials. "
+                f"Pass space= (the space it was created with) to create_study or load_study."
+            )
+        return self.space
+
+    def _reap_stale_trials(self) -> None:
+        """Fail trials whose worker stopped sending heartbeats; re-queue them if retries allow."""
+        if self.grace_period is None:
+            return
+        for dead in self.storage.fail_stale_trials(self.study_id, self.grace_period):
+            _logger.warning("Trial %d lost its worker (no heartbeat for %g s): marked FAIL.",
+                            dead.number, self.grace_period)
+            retries = int(dead.system_attrs.get("retries", 0))
+            if retries < self.max_retries and dead.params:
+                self.storage.create_trial(
+                    self.study_id, state=TrialState.WAITING, params=dead.params,
+                    natural=dead.natural,
+                    system_attrs={"retry_of": dead.number, "retries": retries + 1})
+
+    def tell(self, trial: Trial | int, value: float | None = None, *,
+             state: TrialState | str | None = None, fail_reason: str | None = None,
+             system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+        """Finish a trial.
+
+        Args:
+            trial: The :class:`Trial` (or its number).
+            value: The objective value. Required for COMPLETE; optional for PRUNED (defaults to
+                the last reported value); ignored for FAIL.
+            state: COMPLETE (default when a value is given), PRUNED or FAIL.
+            fail_reason: Stored with a FAIL trial.
+            system_attrs: Extra library attributes stored with the result.
+
+        Returns:
+            The finished trial as stored.
+
+        Raises:
+            ConfigurationError: A COMPLETE trial without a finite number, or a bad state.
+            TrialFinishedError: The trial was already told.
+        """
+        live = trial if isinstance(trial, Trial) else self.trial(self._trial_id(trial))
+        final = _parse_state(state, value)
+        attrs = dict(system_attrs or {})
+        if final is TrialState.COMPLETE:
+            value = _finite_value(value)
+        elif final is TrialState.PRUNED:
+            value = live.last_value if value is None else float(value)
+        else:
+            value = None
+            attrs.setdefault("fail_reason", fail_reason or "failed")
+        frozen = self.storage.finish_trial(live.trial_id, final, value, attrs)
+        notify(self, "trial_finished", frozen)
+        return frozen
+
+    def _trial_id(self, number: int) -> int:
+        for t in self.storage.get_all_trials(self.study_id):
+            if t.number == number:
+                return t.trial_id
+        raise ConfigurationError(f"Study {self.study_name!r} has no trial number {number}.")
+
+    def trial(self, trial_id: int) -> Trial:
+        """A live handle on an unfinished trial of this study, by storage id."""
+        return Trial(self, self.storage.get_trial(trial_id))
+
+    def enqueue(self, params: Any, *, user_attrs: Mapping[str, Any] | None = None) -> None:
+        """Queue a configuration to run before any sampled one (warm start).
+
+        Args:
+            params: The nested natural value (as the objective receives it, choices given as the
+                chosen option, nested choices included), or a flat ``{label: value}`` dict.
+            user_attrs: Stored on the trial when it runs.
+
+        Raises:
+            SpaceError: ``params`` does not fit the space; the message says how.
+        """
+        space = self._require_space()
+        flat = space.flatten(params)
+        attrs: dict[str, Any] = {"enqueued": True}
+        if user_attrs:
+            attrs["enqueued_user_attrs"] = dict(user_attrs)
+        self.storage.create_trial(self.study_id, state=TrialState.WAITING, params=flat,
+                                  natural=_json_natural(space.build(flat)), system_attrs=attrs)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def optimize(self, objective: Callable[..., Any], n_trials: int | None = None, *,
+                 max_trials: int | None = None, timeout: float | None = None,
+                 catch: Iterable[type[BaseException]] | type[BaseException] = (),
+                 callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
+                 show_progress_bar: bool | None = None, n_jobs: int = 1,
+                 launcher: Any = None) -> Study:
+        """Run trials: ``ask`` → ``objective(params)`` → ``tell``, until a limit is reached.
+
+        Args:
+            objective: Called with the nested natural params. It returns a number, a dict with
+                ``"loss"`` (Hyperopt style, optional ``"status"``), or None (the trial's value is
+                then its last reported value); it may raise :class:`TrialPruned`.
+            n_trials: How many trials this call runs.
+            max_trials: Cap on the study's total of RUNNING, COMPLETE and PRUNED trials across
+                runs and workers: re-running the same script after a crash completes the study.
+            timeout: Start no new trial after this many seconds.
+            catch: Exception types that fail their trial but let the study go on; any other
+                exception fails its trial and is raised.
+            callbacks: Called as ``callback(study, frozen_trial)`` after each trial.
+            show_progress_bar: A tqdm bar with the best value; default: when stderr is a TTY.
+            n_jobs: Worker processes (see :mod:`hpo_plugins.launchers`).
+            launcher: A launcher object; default sequential in this process.
+
+        Returns:
+            The study itself.
+        """
+        from hpo_plugins._optimize import RunSettings, run
+
+        settings = RunSettings.build(self, n_trials=n_trials, max_trials=max_trials,
+                                     timeout=timeout, catch=catch, callbacks=callbacks,
+                                     show_progress_bar=show_progress_bar)
+        run(self, objective, settings, n_jobs=n_jobs, launcher=launcher)
+        return self
+
+    # -- results ------------------------------------------------------------------------------
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        """Every trial, by number (a fresh read of the storage)."""
+        return self.storage.get_all_trials(self.study_id)
+
+    def get_trials(self, states: Sequence[TrialState | str] | None = None) -> list[FrozenTrial]:
+        """Trials in ``states`` (all by default), by number."""
+        wanted = None if states is None else [TrialState(s) for s in states]
+        return self.storage.get_all_trials(self.study_id, wanted)
+
+    @property
+    def best_trial(self) -> FrozenTrial:
+        """The COMPLETE trial with the best value.
+
+        Raises:
+            ConfigurationError: No trial has completed yet.
+        """
+        done = [t for t in self.get_trials([TrialState.COMPLETE]) if t.value is not None]
+        if not done:
+            raise ConfigurationError(
+                f"Study {self.study_name!r} has no COMPLETE trial yet, so it has no best trial. "
+                f"Run some trials first (study.optimize or ask/tell)."
+            )
+        sign = self.direction.sign()
+        return min(done, key=lambda t: (sign * float(t.value or 0.0), t.number))
+
+    @property
+    def best_value(self) -> float:
+        """The best trial's value."""
+        return float(self.best_trial.value)  # type: ignore[arg-type]
+
+    @property
+    def best_params(self) -> Any:
+        """The best trial's nested natural params."""
+        return self.natural_params(self.best_trial)
+
+    def natural_params(self, frozen: FrozenTrial) -> Any:
+        """The nested natural value of a stored trial (rebuilt from the space when present)."""
+        if self.space is not None and frozen.params:
+            return self.space.build(frozen.params)
+        return frozen.natural
+
+    def trials_dataframe(self) -> pd.DataFrame:
+        """One row per trial: number, state, value, times, ``params_<label>``, attributes.
+
+        Parameter columns use the stable flat labels; a choice shows its option (or index for
+        non-scalar options) and an inactive conditional parameter is empty (None/NaN).
+        """
+        from hpo_plugins._dataframe import trials_dataframe
+
+        return trials_dataframe(self)
+
+
+class StudyFull(Exception):
+    """Raised by ``ask(limit=...)`` when the study already holds ``limit`` trials."""
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__(f"the study already holds max_trials={limit} trials")
+        self.limit = limit
+
+
+def _parse_state(state: TrialState | str | None, value: Any) -> TrialState:
+    if state is None:
+        return TrialState.COMPLETE
+    try:
+        final = TrialState(state.upper() if isinstance(state, str) else state)
+    except ValueError:
+        final = None
+    if final is None or not final.is_finished:
+        raise ConfigurationError(
+            f"Expected `state` to be COMPLETE, PRUNED or FAIL. Received: state={state!r}."
+        )
+    return final
+
+
+def _finite_value(value: Any) -> float:
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+        float(value)
+    ):
+        raise ConfigurationError(
+            f"Expected a finite number to complete a trial. Received: {value!r} (of type "
+            f"{type(value).__name__}). Tell state='FAIL' for a trial without a valid value."
+        )
+    return float(value)
+
+
+def _params_key(params: Mapping[str, Any]) -> str:
+    text = json.dumps({k: params[k] for k in sorted(params)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_natural(value: Any) -> Any:
+    """The natural value as JSON (tuples become lists; other objects their repr)."""
+    return json.loads(json.dumps(value, default=repr))
+
+
+# ---------------------------------------------------------------------------------------------
+# Creating and loading
+
+
+def create_study(space: Any = None, *, study_name: str | None = None, storage: Any = None,
+                 direction: str | Direction = "minimize", sampler: Sampler | None = None,
+                 pruner: Pruner | None = None, seed: int | None = None,
+                 metric: str = _DEFAULT_METRIC, logdir: str | None = None,
+                 load_if_exists: bool = True, heartbeat_interval: float | None = 30.0,
+                 grace_period: float | None = None, max_retries: int = 0) -> Study:
+    """Create a study, or resume the one of that name.
+
+    Args:
+        space: A Hyperopt search space; validated here, so a bad space fails before trial 0.
+        study_name: The study's name in the storage; default: a new unique name.
+        storage: None (the default SQLite file ``hpo.db``, see
+            :func:`hpo_plugins.storages.get_storage`), ``":memory:"``, a URL or a Storage.
+        direction: ``"minimize"`` or ``"maximize"``.
+        sampler: Default: :class:`~hpo_plugins.samplers.HyperoptTPESampler`.
+        pruner: Default: :class:`~hpo_plugins.pruners.NopPruner`.
+        seed: Makes the sequence of suggestions reproducible.
+        metric: The metric adapters monitor by default (``"val_loss"``).
+        logdir: Root of the trial directories (and TensorBoard runs).
+        load_if_exists: Resume an existing study of that name (its trials are kept); when
+            False, an existing name raises :class:`DuplicateStudyError`.
+        heartbeat_interval: Seconds between heartbeats of trials run by the loop; None disables
+            heartbeats (and so the detection of dead workers).
+        grace_period: A RUNNING trial silent for longer is failed at the next ``ask``; default
+            ``4 * heartbeat_interval``.
+        max_retries: How many times a trial failed for lost heartbeats is re-queued.
+
+    Raises:
+        SpaceError: The space is malformed or the sampler cannot handle it.
+        ConfigurationError: A resumed study has another direction or another space.
+    """
+    from hpo_plugins.samplers import HyperoptTPESampler
+
+    settings = _check_settings(direction, heartbeat_interval, grace_period, max_retries)
+    direction, grace_period = settings
+    parsed = as_space(space) if space is not None else None
+    sampler = sampler if sampler is not None else HyperoptTPESampler()
+    _check_plugin(sampler, Sampler, "sampler")
+    pruner = pruner if pruner is not None else NopPruner()
+    _check_plugin(pruner, Pruner, "pruner")
+    if parsed is not None:
+        sampler.check_space(parsed)
+    store = get_storage(storage)
+    name = study_name or _unique_name()
+    attrs = _study_attrs(parsed, sampler, pruner, seed, metric, logdir, heartbeat_interval,
+                         grace_period, max_retries)
+    study_id = _create_or_resume(store, name, direction, attrs, load_if_exists)
+    return Study(study_name=name, storage=store, study_id=study_id, direction=direction,
+                 space=parsed, sampler=sampler, pruner=pruner, seed=seed, metric=metric,
+                 logdir=logdir, heartbeat_interval=heartbeat_interval,
+                 grace_period=grace_period, max_retries=max_retries)
+
+
+def _check_settings(direction: str | Direction, heartbeat_interval: float | None,
+                    grace_period: float | None, max_retries: int
+                    ) -> tuple[Direction, float | None]:
+    parsed = Direction.parse(direction)
+    if heartbeat_interval is not None and not heartbeat_interval > 0:
+        raise ConfigurationError(
+            f"Expected `heartbeat_interval` to be a number of seconds > 0, or None. "
+            f"Received: heartbeat_interval={heartbeat_interval!r}."
+        )
+    if grace_period is None and heartbeat_interval is not None:
+        grace_period = 4.0 * heartbeat_interval
+    if grace_period is not None and heartbeat_interval is not None and (
+            grace_period <= heartbeat_interval):
+        raise ConfigurationError(
+            f"Expected `grace_period` to be longer than `heartbeat_interval` "
+            f"({heartbeat_interval}). Received: grace_period={grace_period!r}."
+        )
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(
+            f"Expected `max_retries` to be an integer >= 0. Received: max_retries={max_retries!r}."
+        )
+    return parsed, grace_period
+
+
+def _check_plugin(obj: object, base: type, name: str) -> None:
+    if not isinstance(obj, base):
+        raise ConfigurationError(
+            f"Expected `{name}` to be an instance of {base.__name__}. Received: {name}={obj!r} "
+            f"(of type {type(obj).__name__})."
+        )
+
+
+def _unique_name() -> str:
+    import datetime as dt
+    import uuid
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"study-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def _study_attrs(space: SearchSpace | None, sampler: Sampler, pruner: Pruner, seed: int | None,
+                 metric: str, logdir: str | None, heartbeat_interval: float | None,
+                 grace_period: float | None, max_retries: int) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "sampler": describe_object(sampler), "pruner": describe_object(pruner), "seed": seed,
+        "metric": metric, "logdir": None if logdir is None else os.path.abspath(logdir),
+        "heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
+        "max_retries": max_retries, "hpo_plugins_version": __version__,
+    }
+    if space is not None:
+        attrs["space"] = space.describe()
+        attrs["space_fingerprint"] = space.fingerprint
+    return attrs
+
+
+def _create_or_resume(store: Storage, name: str, direction: Direction,
+                      attrs: Mapping[str, Any], load_if_exists: bool) -> int:
+    try:
+        study_id = store.create_study(name, direction, attrs)
+        _logger.info("Created study %r in %s.", name, store.describe())
+        return study_id
+    except DuplicateStudyError:
+        if not load_if_exists:
+            raise DuplicateStudyError(
+                f"A study named {name!r} already exists in {store.describe()}. Pass "
+                f"load_if_exists=True to resume it, or choose another study_name."
+            ) from None
+    study_id = store.get_study_id(name)
+    info = store.get_study(study_id)
+    _check_resume(info.name, info.direction, info.attrs, direction, attrs)
+    for key in ("sampler", "pruner", "seed", "metric", "logdir"):
+        store.set_study_attr(study_id, key, attrs[key])
+    done = sum(info.n_trials.values())
+    _logger.info("Resuming study %r in %s (%d trials so far).", name, store.describe(), done)
+    return study_id
+
+
+def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
+                  direction: Direction, attrs: Mapping[str, Any]) -> None:
+    if stored_dir is not direction:
+        raise ConfigurationError(
+            f"Study {name!r} exists with direction={stored_dir.value!r}; this call asked for "
+            f"{direction.value!r}. Use the same direction, or another study_name."
+        )
+    old, new = stored.get("space_fingerprint"), attrs.get("space_fingerprint")
+    if old is not None and new is not None and old != new:
+        raise ConfigurationError(
+            f"Study {name!r} exists with another search space (fingerprint {old}, this one "
+            f"{new}). Expected the space it was created with; to search a new space, choose "
+            f"another study_name."
+        )
+
+
+def load_study(study_name: str, storage: Any = None, *, space: Any = None,
+               sampler: Sampler | None = None, pruner: Pruner | None = None) -> Study:
+    """Open an existing study.
+
+    Without ``space`` the study can be read (trials, best values, exports) and its trials can
+    report and prune, but it cannot ``ask``. The pruner is rebuilt from the study's record when
+    not given, so a child process prunes exactly like its parent.
+
+    Raises:
+        StudyNotFoundError: No such study; the message lists the studies in the storage.
+    """
+    store = get_storage(storage)
+    study_id = store.get_study_id(study_name)
+    info = store.get_study(study_id)
+    attrs = info.attrs
+    parsed = as_space(space) if space is not None else None
+    if parsed is not None and attrs.get("space_fingerprint") not in (None, parsed.fingerprint):
+        raise ConfigurationError(
+            f"Study {study_name!r} was created with another search space. Expected the same "
+            f"space (fingerprint {attrs.get('space_fingerprint')}); got {parsed.fingerprint}."
+        )
+    if parsed is not None and sampler is None:
+        from hpo_plugins.samplers import HyperoptTPESampler
+
+        sampler = _rebuild(attrs.get("sampler"), Sampler) or HyperoptTPESampler()
+    pruner = pruner or _rebuild(attrs.get("pruner"), Pruner) or NopPruner()
+    interval = attrs.get("heartbeat_interval")
+    return Study(study_name=study_name, storage=store, study_id=study_id,
+                 direction=info.direction, space=parsed, sampler=sampler, pruner=pruner,
+                 seed=attrs.get("seed"), metric=attrs.get("metric") or _DEFAULT_METRIC,
+                 logdir=attrs.get("logdir"), heartbeat_interval=interval,
+                 grace_period=attrs.get("grace_period"),
+                 max_retries=int(attrs.get("max_retries") or 0))
+
+
+def _rebuild(description: Any, base: type) -> Any:
+    """Rebuild a sampler or pruner from ``describe_object`` output; None if impossible."""
+    if not isinstance(description, Mapping) or "class" not in description:
+        return None
+    import importlib
+
+    module_name, _, qualname = str(description["class"]).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), qualname)
+        obj = cls(**dict(description.get("params") or {}))
+    except Exception:  # a user class that is not importable here, or repr'd params
+        _logger.warning("Could not rebuild %s from the study record; using the default.",
+                        description["class"])
+        return None
+    return obj if isinstance(obj, base) else None
+

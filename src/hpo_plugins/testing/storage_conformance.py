@@ -1,0 +1,477 @@
+"""The storage conformance suite: a storage is correct when it passes these tests.
+
+Subclass :class:`StorageConformance` in a test module and override its ``storage`` fixture; pytest
+then runs every ``test_*`` method below against that storage. Each test states one clause of the
+contract in :mod:`hpo_plugins.storages._base`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, utcnow
+from hpo_plugins.exceptions import (
+    ConfigurationError,
+    DuplicateParamsError,
+    DuplicateStudyError,
+    StudyNotFoundError,
+    TrialFinishedError,
+    TrialNotFoundError,
+)
+from hpo_plugins.storages._base import Storage
+
+__all__ = ["StorageConformance"]
+
+#: An id that no storage under test holds.
+MISSING_ID = 424242
+#: Threads used by the concurrency tests.
+N_THREADS = 8
+
+Mutator = Callable[[Storage, int], object]
+
+#: Every method that changes a trial, called on trial id ``t`` with valid arguments.
+MUTATORS: dict[str, Mutator] = {
+    "set_trial_params": lambda s, t: s.set_trial_params(t, {"x": 2}, {"x": 2}),
+    "set_intermediate_value": lambda s, t: s.set_intermediate_value(t, 7, 0.5),
+    "set_trial_user_attr": lambda s, t: s.set_trial_user_attr(t, "k", "v"),
+    "set_trial_system_attr": lambda s, t: s.set_trial_system_attr(t, "k", "v"),
+    "record_heartbeat": lambda s, t: s.record_heartbeat(t),
+    "finish_trial": lambda s, t: s.finish_trial(t, TrialState.COMPLETE, 1.0),
+}
+
+#: Every method that takes a study id, called on study id ``i`` with valid arguments.
+STUDY_READERS: dict[str, Mutator] = {
+    "get_study": lambda s, i: s.get_study(i),
+    "set_study_attr": lambda s, i: s.set_study_attr(i, "k", 1),
+    "delete_study": lambda s, i: s.delete_study(i),
+    "create_trial": lambda s, i: s.create_trial(i),
+    "claim_waiting_trial": lambda s, i: s.claim_waiting_trial(i),
+    "get_all_trials": lambda s, i: s.get_all_trials(i),
+    "fail_stale_trials": lambda s, i: s.fail_stale_trials(i, 60.0),
+}
+
+NOT_JSON = object()
+
+#: Every write of a JSON value, given a study id ``i`` and a RUNNING trial id ``t``.
+JSON_WRITERS: dict[str, Callable[[Storage, int, int], object]] = {
+    "study attrs": lambda s, i, t: s.create_study("other", "minimize", {"x": NOT_JSON}),
+    "study attr": lambda s, i, t: s.set_study_attr(i, "x", {1, 2}),
+    "create params": lambda s, i, t: s.create_trial(i, params={"x": NOT_JSON}),
+    "create natural": lambda s, i, t: s.create_trial(i, natural={"x": float("nan")}),
+    "create system attrs": lambda s, i, t: s.create_trial(i, system_attrs={"x": b"raw"}),
+    "params": lambda s, i, t: s.set_trial_params(t, {"x": NOT_JSON}, None),
+    "natural": lambda s, i, t: s.set_trial_params(t, {"x": 1}, {"x": float("inf")}),
+    "user attr": lambda s, i, t: s.set_trial_user_attr(t, "x", NOT_JSON),
+    "system attr": lambda s, i, t: s.set_trial_system_attr(t, "x", NOT_JSON),
+    "finish system attrs": lambda s, i, t: s.finish_trial(t, TrialState.COMPLETE, 1.0,
+                                                          {"x": NOT_JSON}),
+}
+
+FINISHED = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+
+
+def _finished(storage: Storage, study_id: int, state: TrialState,
+              value: float | None = None) -> FrozenTrial:
+    """A new trial of the study, finished in ``state``."""
+    trial = storage.create_trial(study_id)
+    assert trial is not None
+    return storage.finish_trial(trial.trial_id, state, value)
+
+
+def _running(storage: Storage, study_id: int, **kwargs: Any) -> FrozenTrial:
+    trial = storage.create_trial(study_id, **kwargs)
+    assert trial is not None
+    return trial
+
+
+def _is_utc(moment: _dt.datetime | None) -> bool:
+    return moment is not None and moment.utcoffset() == _dt.timedelta(0)
+
+
+def _in_threads(work: Callable[[], list[Any]]) -> list[Any]:
+    """Run ``work`` in N_THREADS threads started together; concatenate what they return."""
+    barrier = threading.Barrier(N_THREADS)
+
+    def start() -> list[Any]:
+        barrier.wait()
+        return work()
+
+    with ThreadPoolExecutor(N_THREADS) as pool:
+        futures = [pool.submit(start) for _ in range(N_THREADS)]
+        return [item for future in futures for item in future.result()]
+
+
+class StorageConformance:
+    """Every clause of the storage contract, as pytest tests.
+
+    Subclass it and override the ``storage`` fixture with a fresh, empty storage (close it after
+    the test so that no connection leaks)::
+
+        class TestSQLStorage(StorageConformance):
+            @pytest.fixture
+            def storage(self, tmp_path):
+                store = SQLStorage(f"sqlite:///{tmp_path}/s.db")
+                yield store
+                store.close()
+    """
+
+    @pytest.fixture
+    def storage(self) -> Storage:
+        """A fresh, empty storage. Subclasses must override this fixture."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must override the `storage` fixture to return a fresh "
+            f"storage."
+        )
+
+    @pytest.fixture
+    def study_id(self, storage: Storage) -> int:
+        """A minimising study called "s"."""
+        return storage.create_study("s", Direction.MINIMIZE)
+
+    # -- studies ------------------------------------------------------------------------------
+
+    def test_create_and_get_study(self, storage: Storage) -> None:
+        before = utcnow()
+        study_id = storage.create_study("s", "MAXIMIZE", {"seed": 3})
+        info = storage.get_study(study_id)
+        assert storage.get_study_id("s") == study_id == info.study_id
+        assert (info.name, info.direction, dict(info.attrs)) == ("s", Direction.MAXIMIZE,
+                                                                 {"seed": 3})
+        assert info.n_trials == dict.fromkeys(TrialState, 0)
+        assert info.best_value is None
+        assert _is_utc(info.datetime_created)
+        assert info.datetime_created is not None and before <= info.datetime_created
+
+    def test_duplicate_study_name_raises(self, storage: Storage, study_id: int) -> None:
+        with pytest.raises(DuplicateStudyError, match="'s' already exists"):
+            storage.create_study("s", Direction.MAXIMIZE)
+        assert [info.name for info in storage.list_studies()] == ["s"]
+
+    def test_missing_study_name_lists_existing_names(self, storage: Storage) -> None:
+        storage.create_study("alpha", Direction.MINIMIZE)
+        storage.create_study("beta", Direction.MINIMIZE)
+        with pytest.raises(StudyNotFoundError, match=r"'gamma'.*'alpha', 'beta'"):
+            storage.get_study_id("gamma")
+
+    @pytest.mark.parametrize("method", sorted(STUDY_READERS))
+    def test_missing_study_id_raises(self, storage: Storage, study_id: int,
+                                     method: str) -> None:
+        with pytest.raises(StudyNotFoundError, match=str(MISSING_ID)):
+            STUDY_READERS[method](storage, MISSING_ID)
+
+    def test_list_studies_oldest_first(self, storage: Storage) -> None:
+        for name in ("b", "a", "c"):
+            storage.create_study(name, Direction.MINIMIZE)
+        assert [info.name for info in storage.list_studies()] == ["b", "a", "c"]
+
+    def test_study_attrs_round_trip_and_overwrite(self, storage: Storage) -> None:
+        attrs = {"space": {"lr": [0.1, 1.0], "net": {"kind": "mlp"}}, "seed": 3}
+        study_id = storage.create_study("s", Direction.MINIMIZE, attrs)
+        storage.set_study_attr(study_id, "seed", 4)
+        storage.set_study_attr(study_id, "note", "ünïcode ✓")
+        expected = {**attrs, "seed": 4, "note": "ünïcode ✓"}
+        assert storage.get_study(study_id).attrs == expected
+        assert storage.list_studies()[0].attrs == expected
+
+    def test_delete_study_removes_its_trials_only(self, storage: Storage,
+                                                  study_id: int) -> None:
+        doomed = _running(storage, study_id)
+        storage.set_intermediate_value(doomed.trial_id, 0, 1.0)
+        other = storage.create_study("other", Direction.MINIMIZE)
+        kept = _running(storage, other)
+        storage.delete_study(study_id)
+        with pytest.raises(TrialNotFoundError, match=str(doomed.trial_id)):
+            storage.get_trial(doomed.trial_id)
+        with pytest.raises(StudyNotFoundError, match="'s'"):
+            storage.get_study_id("s")
+        assert [t.trial_id for t in storage.get_all_trials(other)] == [kept.trial_id]
+        assert [info.name for info in storage.list_studies()] == ["other"]
+
+    def test_ids_stay_unique_after_delete(self, storage: Storage) -> None:
+        first = storage.create_study("a", Direction.MINIMIZE)
+        second = storage.create_study("b", Direction.MINIMIZE)
+        storage.delete_study(first)
+        third = storage.create_study("c", Direction.MINIMIZE)
+        assert third not in (first, second)
+        assert storage.get_study(second).name == "b"
+        assert storage.get_study_id("c") == third
+
+    # -- creating trials ----------------------------------------------------------------------
+
+    def test_new_trial_defaults(self, storage: Storage, study_id: int) -> None:
+        trial = _running(storage, study_id)
+        assert (trial.number, trial.state, trial.value) == (0, TrialState.RUNNING, None)
+        assert (trial.params, trial.natural, trial.intermediate_values) == ({}, None, {})
+        assert (trial.user_attrs, trial.system_attrs) == ({}, {})
+        assert _is_utc(trial.datetime_start)
+        assert (trial.datetime_complete, trial.last_heartbeat) == (None, None)
+        assert storage.get_trial(trial.trial_id) == trial
+
+    def test_numbers_count_per_study(self, storage: Storage, study_id: int) -> None:
+        other = storage.create_study("other", Direction.MINIMIZE)
+        numbers = [_running(storage, sid).number for sid in (study_id, other, study_id,
+                                                             study_id, other)]
+        assert numbers == [0, 0, 1, 2, 1]
+
+    def test_heartbeat_starts_on_request(self, storage: Storage, study_id: int) -> None:
+        assert _is_utc(_running(storage, study_id, heartbeat=True).last_heartbeat)
+        assert _running(storage, study_id).last_heartbeat is None
+
+    def test_waiting_trial_has_not_started(self, storage: Storage, study_id: int) -> None:
+        trial = _running(storage, study_id, state=TrialState.WAITING, params={"x": 1})
+        assert (trial.state, trial.datetime_start) == (TrialState.WAITING, None)
+        assert storage.get_trial(trial.trial_id).params == {"x": 1}
+
+    def test_params_and_natural_round_trip(self, storage: Storage, study_id: int) -> None:
+        params = {"lr": 0.01, "net": 1, "layers": 3.0, "flag": True}
+        natural = {"net": {"kind": "cnn", "sizes": (16, 32)}, "none": None, "s": "é"}
+        as_json = {"net": {"kind": "cnn", "sizes": [16, 32]}, "none": None, "s": "é"}
+        created = _running(storage, study_id, params=params, natural=natural)
+        assert (created.params, created.natural) == (params, as_json)
+        later = _running(storage, study_id)
+        storage.set_trial_params(later.trial_id, params, natural)
+        stored = storage.get_trial(later.trial_id)
+        assert (stored.params, stored.natural) == (params, as_json)
+
+    @pytest.mark.parametrize("writer", sorted(JSON_WRITERS))
+    def test_only_json_values_are_accepted(self, storage: Storage, study_id: int,
+                                           writer: str) -> None:
+        trial = _running(storage, study_id)
+        with pytest.raises(ConfigurationError, match="JSON value"):
+            JSON_WRITERS[writer](storage, study_id, trial.trial_id)
+        assert storage.get_all_trials(study_id) == [trial]  # nothing was written
+        assert [info.name for info in storage.list_studies()] == ["s"]
+        assert storage.get_study(study_id).attrs == {}
+
+    def test_returned_trials_are_snapshots(self, storage: Storage, study_id: int) -> None:
+        trial = _running(storage, study_id, params={"x": 1})
+        snapshot = storage.get_trial(trial.trial_id)
+        assert isinstance(snapshot.params, dict)
+        snapshot.params["x"] = 99
+        storage.set_intermediate_value(trial.trial_id, 0, 1.0)
+        assert snapshot.intermediate_values == {}
+        assert storage.get_trial(trial.trial_id).params == {"x": 1}
+
+    # -- changing trials ----------------------------------------------------------------------
+
+    def test_intermediate_values_overwrite(self, storage: Storage, study_id: int) -> None:
+        trial = _running(storage, study_id)
+        for step, value in ((0, 1.0), (2, 0.5), (0, 0.75)):
+            storage.set_intermediate_value(trial.trial_id, step, value)
+        values = storage.get_trial(trial.trial_id).intermediate_values
+        assert values == {0: 0.75, 2: 0.5}
+        assert all(type(k) is int and type(v) is float for k, v in values.items())
+        assert storage.get_all_trials(study_id)[0].intermediate_values == values
+
+    def test_user_and_system_attrs(self, storage: Storage, study_id: int) -> None:
+        trial = _running(storage, study_id, system_attrs={"gpu": 0})
+        storage.set_trial_user_attr(trial.trial_id, "a", 1)
+        storage.set_trial_user_attr(trial.trial_id, "b", {"n": [1, None]})
+        storage.set_trial_user_attr(trial.trial_id, "a", 2)
+        storage.set_trial_system_attr(trial.trial_id, "log_dir", "runs/0")
+        stored = storage.get_trial(trial.trial_id)
+        assert stored.user_attrs == {"a": 2, "b": {"n": [1, None]}}
+        assert stored.system_attrs == {"gpu": 0, "log_dir": "runs/0"}
+
+    def test_finish_trial(self, storage: Storage, study_id: int) -> None:
+        trial = _running(storage, study_id, system_attrs={"gpu": 0})
+        storage.set_intermediate_value(trial.trial_id, 1, 2.0)
+        done = storage.finish_trial(trial.trial_id, TrialState.COMPLETE, 0.25, {"note": "ok"})
+        assert (done.state, done.value) == (TrialState.COMPLETE, 0.25)
+        assert done.system_attrs == {"gpu": 0, "note": "ok"}
+        assert done.intermediate_values == {1: 2.0}
+        assert _is_utc(done.datetime_complete) and _is_utc(done.datetime_start)
+        assert done.datetime_start is not None and done.datetime_complete is not None
+        assert done.datetime_start <= done.datetime_complete
+        assert storage.get_trial(trial.trial_id) == done
+
+    def test_waiting_trial_can_be_finished(self, storage: Storage, study_id: int) -> None:
+        trial = _running(storage, study_id, state=TrialState.WAITING)
+        done = storage.finish_trial(trial.trial_id, TrialState.FAIL)
+        assert done.state is TrialState.FAIL and _is_utc(done.datetime_start)
+
+    @pytest.mark.parametrize("state", FINISHED)
+    @pytest.mark.parametrize("mutator", sorted(MUTATORS))
+    def test_finished_trials_are_immutable(self, storage: Storage, study_id: int,
+                                           state: TrialState, mutator: str) -> None:
+        trial = _running(storage, study_id, params={"x": 1}, heartbeat=True)
+        storage.set_intermediate_value(trial.trial_id, 0, 1.0)
+        done = storage.finish_trial(trial.trial_id, state, 1.0)
+        with pytest.raises(TrialFinishedError, match=f"already {state.value}.*immutable"):
+            MUTATORS[mutator](storage, trial.trial_id)
+        assert storage.get_trial(trial.trial_id) == done
+
+    @pytest.mark.parametrize("mutator", sorted(MUTATORS))
+    def test_missing_trial_raises(self, storage: Storage, study_id: int,
+                                  mutator: str) -> None:
+        with pytest.raises(TrialNotFoundError, match=str(MISSING_ID)):
+            MUTATORS[mutator](storage, MISSING_ID)
+        with pytest.raises(TrialNotFoundError, match=str(MISSING_ID)):
+            storage.get_trial(MISSING_ID)
+
+    # -- WAITING trials and limits ------------------------------------------------------------
+
+    def test_claim_takes_oldest_waiting_first(self, storage: Storage, study_id: int) -> None:
+        first = _running(storage, study_id, state=TrialState.WAITING, params={"i": 0})
+        _running(storage, study_id)
+        second = _running(storage, study_id, state=TrialState.WAITING, params={"i": 1})
+        claimed = storage.claim_waiting_trial(study_id, heartbeat=True)
+        assert claimed is not None
+        assert (claimed.trial_id, claimed.state, claimed.params) == (
+            first.trial_id, TrialState.RUNNING, {"i": 0})
+        assert _is_utc(claimed.datetime_start) and _is_utc(claimed.last_heartbeat)
+        again = storage.claim_waiting_trial(study_id)
+        assert again is not None and again.trial_id == second.trial_id
+        assert again.last_heartbeat is None
+        assert storage.claim_waiting_trial(study_id) is None
+        assert storage.get_trial(first.trial_id) == claimed
+
+    def test_limit_counts_running_complete_and_pruned(self, storage: Storage,
+                                                      study_id: int) -> None:
+        _running(storage, study_id)
+        for state in FINISHED:
+            _finished(storage, study_id, state)
+        _running(storage, study_id, state=TrialState.WAITING)
+        assert storage.create_trial(study_id, limit=3) is None
+        assert storage.claim_waiting_trial(study_id, limit=3) is None
+        created = storage.create_trial(study_id, limit=4)
+        assert created is not None and created.number == 5  # the refusals used no number
+        assert storage.claim_waiting_trial(study_id, limit=4) is None
+        claimed = storage.claim_waiting_trial(study_id, limit=5)
+        assert claimed is not None and claimed.number == 4
+
+    # -- deduplication ------------------------------------------------------------------------
+
+    def test_dedup_key_held_once_per_study(self, storage: Storage, study_id: int) -> None:
+        holder = _running(storage, study_id, dedup_key="x=1")
+        with pytest.raises(DuplicateParamsError, match="already holds"):
+            storage.create_trial(study_id, dedup_key="x=1")
+        assert _running(storage, study_id).number == 1  # no number was used up
+        other = storage.create_study("other", Direction.MINIMIZE)
+        assert _running(storage, other, dedup_key="x=1").number == 0
+        assert storage.count_trials(study_id) == 2 and holder.number == 0
+
+    def test_dedup_key_in_set_trial_params(self, storage: Storage, study_id: int) -> None:
+        holder = _running(storage, study_id)
+        storage.set_trial_params(holder.trial_id, {"x": 1}, None, dedup_key="x=1")
+        storage.set_trial_params(holder.trial_id, {"x": 1}, None, dedup_key="x=1")  # own key
+        later = _running(storage, study_id)
+        with pytest.raises(DuplicateParamsError, match="already holds"):
+            storage.set_trial_params(later.trial_id, {"x": 1}, None, dedup_key="x=1")
+        assert storage.get_trial(later.trial_id).params == {}
+        with pytest.raises(DuplicateParamsError, match="already holds"):
+            storage.create_trial(study_id, dedup_key="x=1")
+
+    # -- heartbeats ---------------------------------------------------------------------------
+
+    def test_stale_trials_fail_once(self, storage: Storage, study_id: int) -> None:
+        stale = _running(storage, study_id, heartbeat=True)
+        by_hand = _running(storage, study_id)
+        done = _running(storage, study_id, heartbeat=True)
+        storage.finish_trial(done.trial_id, TrialState.COMPLETE, 1.0)
+        time.sleep(0.05)
+        failed = storage.fail_stale_trials(study_id, grace_seconds=0.01)
+        assert [t.trial_id for t in failed] == [stale.trial_id]
+        assert failed[0].state is TrialState.FAIL and "heartbeat" in (failed[0].fail_reason
+                                                                       or "")
+        assert storage.get_trial(stale.trial_id) == failed[0]
+        assert storage.get_trial(by_hand.trial_id).state is TrialState.RUNNING
+        assert storage.fail_stale_trials(study_id, grace_seconds=0.01) == []
+
+    def test_recent_heartbeat_is_not_stale(self, storage: Storage, study_id: int) -> None:
+        trial = _running(storage, study_id, heartbeat=True)
+        time.sleep(0.02)
+        storage.record_heartbeat(trial.trial_id)
+        beat = storage.get_trial(trial.trial_id).last_heartbeat
+        assert _is_utc(beat)
+        assert beat is not None and trial.last_heartbeat is not None
+        assert beat > trial.last_heartbeat
+        assert storage.fail_stale_trials(study_id, grace_seconds=60.0) == []
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def test_get_all_trials_by_number_and_state(self, storage: Storage, study_id: int) -> None:
+        states = [TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED, TrialState.FAIL]
+        for state in states:
+            if state.is_finished:
+                _finished(storage, study_id, state, 1.0)
+            else:
+                _running(storage, study_id)
+        assert [t.number for t in storage.get_all_trials(study_id)] == [0, 1, 2, 3]
+        wanted = [TrialState.PRUNED, TrialState.COMPLETE]
+        assert [t.number for t in storage.get_all_trials(study_id, wanted)] == [0, 2]
+        assert storage.get_all_trials(study_id, [TrialState.WAITING]) == []
+        assert storage.count_trials(study_id) == 4
+        assert storage.count_trials(study_id, [TrialState.FAIL]) == 1
+
+    @pytest.mark.parametrize(("direction", "best"), [("minimize", 1.0), ("maximize", 3.0)])
+    def test_study_counts_and_best_value(self, storage: Storage, direction: str,
+                                         best: float) -> None:
+        study_id = storage.create_study("s", direction)
+        for value in (3.0, 1.0, 2.0):
+            _finished(storage, study_id, TrialState.COMPLETE, value)
+        _finished(storage, study_id, TrialState.PRUNED, 0.5)  # never the best
+        _finished(storage, study_id, TrialState.FAIL)
+        _running(storage, study_id)
+        _running(storage, study_id, state=TrialState.WAITING)
+        info = storage.get_study(study_id)
+        assert info.best_value == best
+        assert info.n_trials == {TrialState.COMPLETE: 3, TrialState.PRUNED: 1,
+                                 TrialState.FAIL: 1, TrialState.RUNNING: 1,
+                                 TrialState.WAITING: 1}
+        assert storage.list_studies()[0].n_trials == info.n_trials
+
+    def test_describe_is_text(self, storage: Storage) -> None:
+        assert isinstance(storage.describe(), str) and storage.describe()
+
+    # -- concurrency --------------------------------------------------------------------------
+
+    def test_threads_get_unique_gapless_numbers(self, storage: Storage,
+                                                study_id: int) -> None:
+        def work() -> list[int]:
+            return [_running(storage, study_id).number for _ in range(25)]
+
+        numbers = _in_threads(work)
+        assert sorted(numbers) == list(range(N_THREADS * 25))
+        assert [t.number for t in storage.get_all_trials(study_id)] == sorted(numbers)
+
+    def test_threads_never_overshoot_limit(self, storage: Storage, study_id: int) -> None:
+        def work() -> list[int]:
+            created = []
+            while (trial := storage.create_trial(study_id, limit=30)) is not None:
+                created.append(trial.number)
+            return created
+
+        assert sorted(_in_threads(work)) == list(range(30))
+
+    def test_threads_claim_each_waiting_trial_once(self, storage: Storage,
+                                                   study_id: int) -> None:
+        waiting = {_running(storage, study_id, state=TrialState.WAITING).trial_id
+                   for _ in range(40)}
+
+        def work() -> list[int]:
+            claimed = []
+            while (trial := storage.claim_waiting_trial(study_id)) is not None:
+                claimed.append(trial.trial_id)
+            return claimed
+
+        claimed = _in_threads(work)
+        assert sorted(claimed) == sorted(waiting)
+
+    def test_threads_fail_each_stale_trial_once(self, storage: Storage,
+                                                study_id: int) -> None:
+        stale = {_running(storage, study_id, heartbeat=True).trial_id for _ in range(10)}
+        time.sleep(0.05)
+
+        def work() -> list[int]:
+            return [t.trial_id for t in storage.fail_stale_trials(study_id, 0.01)]
+
+        failed = _in_threads(work)
+        assert sorted(failed) == sorted(stale)

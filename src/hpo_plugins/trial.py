@@ -1,0 +1,207 @@
+"""The live handle of a running trial."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hpo_plugins import context
+from hpo_plugins._frozen import FrozenTrial
+from hpo_plugins._observers import notify
+from hpo_plugins.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from hpo_plugins.study import Study
+
+__all__ = ["Trial"]
+
+_logger = logging.getLogger(__name__)
+
+
+class Trial:
+    """A trial while it runs: its parameters, reports, pruning decisions and attributes.
+
+    Get one from ``study.ask()``, as the objective's current trial
+    (:func:`hpo_plugins.current_trial`), or in a child process that a launcher started. Every
+    method writes through the study's storage at once, so other processes see the trial live.
+
+    Example:
+        >>> import hpo_plugins as hpo
+        >>> study = hpo.create_study(space={"x": hpo.hp.uniform("x", -1, 1)}, storage=":memory:")
+        >>> with study.ask() as trial:
+        ...     for step in range(3):
+        ...         trial.report(trial.params["x"] ** 2, step)
+        >>> _ = study.tell(trial, trial.params["x"] ** 2)
+    """
+
+    def __init__(self, study: Study, frozen: FrozenTrial) -> None:
+        self.study = study
+        self.trial_id = frozen.trial_id
+        self.number = frozen.number
+        self.flat_params: dict[str, Any] = dict(frozen.params)
+        self._natural = frozen.natural
+        self._curve: dict[int, float] = dict(frozen.intermediate_values)
+        self._user_attrs: dict[str, Any] = dict(frozen.user_attrs)
+        self._system_attrs: dict[str, Any] = dict(frozen.system_attrs)
+        self._pruned = False
+        self._fail_reason: str | None = None
+        self._tokens: list[contextvars.Token[tuple[Trial, ...]]] = []
+
+    def __repr__(self) -> str:
+        return f"Trial(number={self.number}, study={self.study.study_name!r})"
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    @property
+    def params(self) -> Any:
+        """The nested natural value for this trial (what ``hyperopt.space_eval`` builds)."""
+        if self.study.space is not None:
+            return self.study.space.build(self.flat_params)
+        return self._natural
+
+    # -- reporting and pruning ----------------------------------------------------------------
+
+    def report(self, value: float, step: int | None = None) -> None:
+        """Record an intermediate ``value`` at ``step`` (default: the next step after the last).
+
+        A NaN or infinite value (a diverged training) is not stored: the trial is marked to end
+        as FAIL with that reason, and :meth:`should_prune` answers True from then on so that
+        adapters stop the training at once.
+
+        Raises:
+            ConfigurationError: ``value`` is not a number or ``step`` not an integer >= 0.
+        """
+        number = _as_float(value)
+        if step is None:
+            step = max(self._curve) + 1 if self._curve else 0
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ConfigurationError(
+                f"Expected `step` to be an integer >= 0. Received: step={step!r}."
+            )
+        if self._curve and step < max(self._curve):
+            raise ConfigurationError(
+                f"Expected steps that never go back: the last report was at step "
+                f"{max(self._curve)}. Received: step={step}. Report epochs or global steps in "
+                f"increasing order."
+            )
+        if not math.isfinite(number):
+            _logger.warning("Trial %d reported %r at step %d; it will end as FAIL.",
+                            self.number, number, step)
+            self.mark_failed(f"reported a non-finite value ({number!r}) at step {step}")
+            return
+        self._curve[step] = number
+        self.study.storage.set_intermediate_value(self.trial_id, step, number)
+        notify(self.study, "value_reported", self, step, number)
+
+    @property
+    def intermediate_values(self) -> dict[int, float]:
+        """What this process reported so far, step -> value."""
+        return dict(self._curve)
+
+    @property
+    def last_value(self) -> float | None:
+        """The value reported at the deepest step, or None."""
+        return self._curve[max(self._curve)] if self._curve else None
+
+    def should_prune(self) -> bool:
+        """Ask the study's pruner whether this trial should stop now.
+
+        The decision uses a fresh snapshot of every trial in the storage, so it is the same in
+        any process. It does not stop anything by itself: raise :class:`TrialPruned`, or (in an
+        adapter) set the framework's stop flag and call :meth:`mark_pruned`.
+        """
+        if self._fail_reason is not None:
+            return True
+        if not self._curve:
+            return False
+        snapshot = self.study.storage.get_all_trials(self.study.study_id)
+        me = next((t for t in snapshot if t.trial_id == self.trial_id), None)
+        if me is None:
+            return False
+        others = [t for t in snapshot if t.trial_id != self.trial_id]
+        return bool(self.study.pruner.prune(me, others, self.study.direction))
+
+    def mark_pruned(self) -> None:
+        """Record that this trial was stopped early; the run loop ends it as PRUNED."""
+        self._pruned = True
+
+    def mark_failed(self, reason: str) -> None:
+        """Record that this trial must end as FAIL with ``reason`` whatever the objective returns.
+
+        Adapters use it for faults they detect but must not raise through a framework (for
+        example a monitored metric that never appears).
+        """
+        self._fail_reason = reason
+
+    @property
+    def pruned(self) -> bool:
+        """True once :meth:`mark_pruned` was called."""
+        return self._pruned
+
+    @property
+    def fail_reason(self) -> str | None:
+        """The reason given to :meth:`mark_failed`, if any."""
+        return self._fail_reason
+
+    # -- attributes ---------------------------------------------------------------------------
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Store a JSON value under ``key``; read back as ``user_attrs`` on ``study.trials``."""
+        self.study.storage.set_trial_user_attr(self.trial_id, key, value)
+        self._user_attrs[key] = value
+
+    @property
+    def user_attrs(self) -> Mapping[str, Any]:
+        """User attributes set so far."""
+        return dict(self._user_attrs)
+
+    def set_system_attr(self, key: str, value: Any) -> None:
+        """Store a library attribute (adapters and launchers use it, users rarely)."""
+        self.study.storage.set_trial_system_attr(self.trial_id, key, value)
+        self._system_attrs[key] = value
+
+    @property
+    def system_attrs(self) -> Mapping[str, Any]:
+        """Library attributes set so far."""
+        return dict(self._system_attrs)
+
+    @property
+    def log_dir(self) -> str:
+        """This trial's own directory (checkpoints, framework logs), created on first use.
+
+        ``<study logdir>/trial_<number>`` when the study has a ``logdir``, else
+        ``hpo_runs/<study name>/trial_<number>`` in the working directory.
+        """
+        path = self._system_attrs.get("log_dir")
+        if path is None:
+            path = os.path.abspath(os.path.join(self.study.artifact_root,
+                                                f"trial_{self.number:04d}"))
+            self.set_system_attr("log_dir", path)
+        os.makedirs(path, exist_ok=True)
+        return str(path)
+
+    # -- context ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Trial:
+        self._tokens.append(context.push(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        context.pop(self._tokens.pop())
+
+
+def _as_float(value: Any) -> float:
+    """Accept Python, numpy and 0-d tensor numbers; reject the rest clearly."""
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(
+            f"Expected the reported value to be a number. Received: {value!r} (of type "
+            f"{type(value).__name__})."
+        )
+    return float(value)
+

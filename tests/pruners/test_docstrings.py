@@ -1,0 +1,18 @@
+"""The examples in the pruners' docstrings run and say what they show."""
+
+from __future__ import annotations
+
+import doctest
+from types import ModuleType
+
+import pytest
+
+from hpo_plugins.pruners import _hyperband, _median, _successive_halving
+
+
+@pytest.mark.parametrize("module", [_median, _successive_halving, _hyperband],
+                         ids=lambda m: m.__name__)
+def test_docstring_examples(module: ModuleType) -> None:
+    result = doctest.testmod(module, raise_on_error=False, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0

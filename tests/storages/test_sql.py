@@ -1,0 +1,251 @@
+"""The SQL storage against the conformance suite, plus schema, secrets, pickling and processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import pickle
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hpo_plugins._frozen import Direction, TrialState
+from hpo_plugins.exceptions import ConfigurationError, StorageError
+from hpo_plugins.storages import SQLStorage, Storage
+from hpo_plugins.storages._sql import SCHEMA_VERSION
+from hpo_plugins.testing import StorageConformance
+
+OpenSQL = Callable[[str], SQLStorage]
+SECRET_URL = "postgresql+psycopg://alice:s3cret@127.0.0.1:1/studies"
+
+
+class TestSQLStorage(StorageConformance):
+    @pytest.fixture
+    def storage(self, sqlite_url: str) -> Iterator[Storage]:
+        store = SQLStorage(sqlite_url)
+        yield store
+        store.close()
+
+
+def _sqlite_file(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def _raw_sql(url: str, statement: str) -> list[tuple[object, ...]]:
+    """Run one statement on the SQLite file with the plain sqlite3 module, and commit."""
+    with contextlib.closing(sqlite3.connect(_sqlite_file(url))) as db, db:
+        return db.execute(statement).fetchall()
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+
+def test_new_file_gets_tables_version_and_wal(sqlite_url: str, open_sql: OpenSQL) -> None:
+    open_sql(sqlite_url).create_study("s", Direction.MINIMIZE)
+    assert _raw_sql(sqlite_url, "SELECT schema_version FROM hpo_schema_version") == [
+        (SCHEMA_VERSION,)]
+    assert _raw_sql(sqlite_url, "PRAGMA journal_mode") == [("wal",)]
+
+
+@pytest.mark.parametrize(("found", "advice"), [
+    (SCHEMA_VERSION + 1, "newer hpo_plugins: upgrade"),
+    (SCHEMA_VERSION - 1, "older hpo_plugins.*new database"),
+])
+def test_other_schema_version_is_refused(sqlite_url: str, open_sql: OpenSQL, found: int,
+                                         advice: str) -> None:
+    open_sql(sqlite_url).create_study("s", Direction.MINIMIZE)
+    _raw_sql(sqlite_url, f"UPDATE hpo_schema_version SET schema_version = {found}")
+    later = open_sql(sqlite_url)
+    expected = (f"holds hpo_plugins schema version {found}, but this hpo_plugins expects "
+                f"schema version {SCHEMA_VERSION}. .*{advice}")
+    with pytest.raises(StorageError, match=expected):
+        later.get_study_id("s")
+
+
+def test_parent_directories_are_created(tmp_path: Path, open_sql: OpenSQL) -> None:
+    open_sql(f"sqlite:///{tmp_path}/a/b/studies.db").create_study("s", Direction.MINIMIZE)
+    assert (tmp_path / "a" / "b" / "studies.db").is_file()
+
+
+def test_relative_path_is_under_working_directory(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  open_sql: OpenSQL) -> None:
+    monkeypatch.chdir(tmp_path)
+    storage = open_sql("sqlite:///runs/studies.db")
+    storage.create_study("s", Direction.MINIMIZE)
+    assert (tmp_path / "runs" / "studies.db").is_file()
+    assert storage.url == "sqlite:///runs/studies.db"
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_in_memory_sqlite_is_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="storage=':memory:'"):
+        SQLStorage(url)
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+def test_password_is_hidden_in_describe_and_repr() -> None:
+    storage = SQLStorage(SECRET_URL)  # connects on first use, so no server is needed here
+    assert storage.describe() == "postgresql+psycopg://alice:***@127.0.0.1:1/studies"
+    assert "s3cret" not in repr(storage)
+    assert storage.url == SECRET_URL
+
+
+def test_password_is_hidden_in_connection_errors() -> None:
+    storage = SQLStorage(SECRET_URL)
+    with pytest.raises(StorageError, match=r"Could not open .*alice:\*\*\*@") as info:
+        storage.create_study("s", Direction.MINIMIZE)
+    assert "s3cret" not in str(info.value)
+    storage.close()
+
+
+def test_unparsable_url_is_not_echoed() -> None:
+    with pytest.raises(ConfigurationError, match="not shown") as info:
+        SQLStorage("postgresql+psycopg://alice:s3cret@host:notaport/db")
+    assert "s3cret" not in str(info.value)
+
+
+# -- pickling, fork, several instances ----------------------------------------------------------
+
+
+def test_pickle_round_trip_keeps_only_the_url(sqlite_url: str, open_sql: OpenSQL) -> None:
+    storage = open_sql(sqlite_url)
+    study_id = storage.create_study("s", Direction.MINIMIZE)
+    clone = pickle.loads(pickle.dumps(storage))
+    try:
+        assert clone.__getstate__() == {"url": sqlite_url, "engine_kwargs": None}
+        trial = clone.create_trial(study_id)
+        assert trial is not None and trial.number == 0
+        assert storage.get_trial(trial.trial_id) == trial
+    finally:
+        clone.close()
+
+
+def test_writes_are_seen_by_other_instances_at_once(sqlite_url: str,
+                                                    open_sql: OpenSQL) -> None:
+    writer, reader = open_sql(sqlite_url), open_sql(sqlite_url)
+    study_id = writer.create_study("s", Direction.MINIMIZE)
+    assert reader.get_all_trials(study_id) == []
+    trial = writer.create_trial(study_id)
+    assert trial is not None
+    writer.set_intermediate_value(trial.trial_id, 3, 0.5)
+    assert reader.get_all_trials(study_id) == [writer.get_trial(trial.trial_id)]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork is the Linux default")
+def test_forked_child_opens_its_own_connections(sqlite_url: str, open_sql: OpenSQL) -> None:
+    storage = open_sql(sqlite_url)
+    study_id = storage.create_study("s", Direction.MINIMIZE)
+
+    def child() -> None:
+        storage.create_trial(study_id)
+        storage.close()
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    storage.create_trial(study_id)  # the parent's pooled connection still works
+    assert [t.number for t in storage.get_all_trials(study_id)] == [0, 1]
+
+
+# -- SQL-specific details -----------------------------------------------------------------------
+
+
+def test_nan_intermediate_value_round_trips(sqlite_url: str, open_sql: OpenSQL) -> None:
+    storage = open_sql(sqlite_url)
+    trial = storage.create_trial(storage.create_study("s", Direction.MINIMIZE))
+    assert trial is not None
+    storage.set_intermediate_value(trial.trial_id, 0, float("nan"))
+    assert math.isnan(storage.get_trial(trial.trial_id).intermediate_values[0])
+
+
+def test_finish_needs_a_finished_state(sqlite_url: str, open_sql: OpenSQL) -> None:
+    storage = open_sql(sqlite_url)
+    trial = storage.create_trial(storage.create_study("s", Direction.MINIMIZE))
+    assert trial is not None
+    with pytest.raises(ConfigurationError, match="COMPLETE, PRUNED or FAIL.*'RUNNING'"):
+        storage.finish_trial(trial.trial_id, TrialState.RUNNING)
+
+
+# -- several processes on one SQLite file -------------------------------------------------------
+
+_WORKER = """
+import json, sys, time
+from pathlib import Path
+from hpo_plugins._frozen import TrialState
+from hpo_plugins.storages import SQLStorage
+
+url, mode, ready, go = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+storage = SQLStorage(url)
+study_id = storage.get_study_id("shared")
+ready.touch()
+while not go.exists():
+    time.sleep(0.01)
+done = []
+if mode == "create":
+    for i in range(100):
+        trial = storage.create_trial(study_id, heartbeat=True)
+        storage.set_trial_params(trial.trial_id, {"i": i}, {"i": i})
+        storage.set_intermediate_value(trial.trial_id, 0, float(i))
+        storage.finish_trial(trial.trial_id, TrialState.COMPLETE, float(i))
+        done.append(trial.number)
+else:
+    while (trial := storage.claim_waiting_trial(study_id)) is not None:
+        done.append(trial.trial_id)
+storage.close()
+print(json.dumps(done))
+"""
+
+
+def _run_workers(url: str, mode: str, workdir: Path, n: int = 4) -> list[list[int]]:
+    """Start ``n`` worker processes, release them together, return what each one did."""
+    ready = [workdir / f"ready-{i}" for i in range(n)]
+    go = workdir / "go"
+    processes = [subprocess.Popen([sys.executable, "-c", _WORKER, url, mode, str(r), str(go)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for r in ready]
+    deadline = time.monotonic() + 60
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        if any(p.poll() not in (None, 0) for p in processes):
+            break
+        time.sleep(0.02)
+    go.touch()
+    outputs = [p.communicate(timeout=120) for p in processes]
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err
+    return [json.loads(out) for out, _ in outputs]
+
+
+@pytest.mark.slow
+def test_processes_get_unique_gapless_numbers(sqlite_url: str, open_sql: OpenSQL,
+                                              tmp_path: Path) -> None:
+    storage = open_sql(sqlite_url)
+    study_id = storage.create_study("shared", Direction.MINIMIZE)
+    per_worker = _run_workers(sqlite_url, "create", tmp_path)
+    trials = storage.get_all_trials(study_id)
+    assert sorted(n for numbers in per_worker for n in numbers) == list(range(400))
+    assert [t.number for t in trials] == list(range(400))
+    assert all(t.state is TrialState.COMPLETE and len(t.intermediate_values) == 1
+               for t in trials)
+
+
+@pytest.mark.slow
+def test_processes_claim_each_waiting_trial_once(sqlite_url: str, open_sql: OpenSQL,
+                                                 tmp_path: Path) -> None:
+    storage = open_sql(sqlite_url)
+    study_id = storage.create_study("shared", Direction.MINIMIZE)
+    waiting = [storage.create_trial(study_id, state=TrialState.WAITING) for _ in range(200)]
+    per_worker = _run_workers(sqlite_url, "claim", tmp_path)
+    claimed = [trial_id for ids in per_worker for trial_id in ids]
+    assert sorted(claimed) == sorted(t.trial_id for t in waiting if t is not None)
+    assert storage.count_trials(study_id, [TrialState.RUNNING]) == 200

@@ -1,0 +1,211 @@
+"""The run loop: return values, failures, catch, Ctrl-C, limits, callbacks, progress."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState, hp
+from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError
+from hpo_plugins.samplers import RandomSampler
+from hpo_plugins.storages import Storage
+
+SPACE = {"x": hp.uniform("x", -2, 2)}
+
+
+def _study(storage: Storage | str = ":memory:", **kwargs: Any) -> hpo.Study:
+    kwargs.setdefault("sampler", RandomSampler())
+    return hpo.create_study(space=SPACE, storage=storage, study_name="loop", seed=0, **kwargs)
+
+
+@pytest.mark.parametrize(("result", "state", "value"), [
+    (0.5, TrialState.COMPLETE, 0.5),
+    (3, TrialState.COMPLETE, 3.0),
+    ({"loss": 0.25, "status": "ok"}, TrialState.COMPLETE, 0.25),
+    ({"value": 0.75}, TrialState.COMPLETE, 0.75),
+    ({"loss": 1.0, "status": "fail"}, TrialState.FAIL, None),
+    ({"accuracy": 1.0}, TrialState.FAIL, None),
+    (math.nan, TrialState.FAIL, None),
+    (math.inf, TrialState.FAIL, None),
+    ("0.5", TrialState.FAIL, None),
+    (None, TrialState.FAIL, None),
+])
+def test_objective_results_map_to_states(result: Any, state: TrialState,
+                                         value: float | None) -> None:
+    study = _study()
+    study.optimize(lambda p: result, n_trials=2)
+    assert [t.state for t in study.trials] == [state, state]
+    assert study.trials[0].value == value
+    if state is TrialState.FAIL:
+        assert study.trials[0].fail_reason
+
+
+def test_none_result_uses_the_last_reported_value() -> None:
+    def objective(params: Any) -> None:
+        trial = hpo.current_trial()
+        for step, loss in enumerate((0.9, 0.4, 0.6)):
+            trial.report(loss, step)
+
+    study = _study()
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].value == 0.6
+
+
+def test_exception_fails_the_trial_and_is_raised(storage: Storage) -> None:
+    study = _study(storage)
+
+    def objective(params: Any) -> float:
+        raise ValueError("bad batch")
+
+    with pytest.raises(ValueError, match="bad batch"):
+        study.optimize(objective, n_trials=5)
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert trial.fail_reason == "ValueError: bad batch"
+    assert "Traceback" in trial.system_attrs["traceback"]
+
+
+def test_caught_exceptions_let_the_study_go_on(storage: Storage) -> None:
+    calls = []
+
+    def objective(params: Any) -> float:
+        calls.append(1)
+        if len(calls) % 2:
+            raise RuntimeError("flaky")
+        return params["x"]
+
+    study = _study(storage)
+    study.optimize(objective, n_trials=4, catch=(RuntimeError,))
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE] * 2
+
+
+def test_keyboard_interrupt_fails_the_running_trial_and_stops(storage: Storage) -> None:
+    study = _study(storage)
+
+    def objective(params: Any) -> float:
+        if len(study.trials) == 2:
+            raise KeyboardInterrupt
+        return 1.0
+
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(objective, n_trials=10)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL]
+    assert "KeyboardInterrupt" in (study.trials[1].fail_reason or "")
+
+
+def test_trial_pruned_and_mark_pruned_end_as_pruned() -> None:
+    def objective(params: Any) -> float:
+        trial = hpo.current_trial()
+        trial.report(0.5, 0)
+        if trial.number == 0:
+            raise hpo.TrialPruned
+        trial.mark_pruned()
+        return 0.1
+
+    study = _study()
+    study.optimize(objective, n_trials=2)
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 2
+    assert [t.value for t in study.trials] == [0.5, 0.5]
+
+
+def test_mark_failed_wins_over_a_returned_value() -> None:
+    def objective(params: Any) -> float:
+        hpo.current_trial().mark_failed("metric 'val_acc' never logged")
+        return 1.0
+
+    study = _study()
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is TrialState.FAIL
+    assert study.trials[0].fail_reason == "metric 'val_acc' never logged"
+
+
+def test_max_trials_caps_the_total_across_runs(storage: Storage) -> None:
+    study = _study(storage)
+    study.optimize(lambda p: 1.0, max_trials=3)
+    study.optimize(lambda p: 1.0, max_trials=5, n_trials=10)
+    assert len(study.trials) == 5
+    study.optimize(lambda p: 1.0, max_trials=5)
+    assert len(study.trials) == 5
+
+
+def test_failed_trials_do_not_count_toward_max_trials() -> None:
+    calls = []
+
+    def objective(params: Any) -> float:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("once")
+        return 1.0
+
+    study = _study()
+    study.optimize(objective, max_trials=3, catch=RuntimeError)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 2  # one call runs at most max_trials attempts
+    study.optimize(objective, max_trials=3)
+    assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 3
+
+
+def test_timeout_stops_starting_trials() -> None:
+    study = _study()
+    started = time.monotonic()
+    study.optimize(lambda p: time.sleep(0.1) or 1.0, timeout=0.35)
+    assert 3 <= len(study.trials) <= 5
+    assert time.monotonic() - started < 2
+
+
+def test_callbacks_run_after_each_trial() -> None:
+    seen: list[tuple[int, TrialState]] = []
+    study = _study()
+    study.optimize(lambda p: 1.0, n_trials=3,
+                   callbacks=[lambda s, t: seen.append((t.number, t.state))])
+    assert seen == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE), (2, TrialState.COMPLETE)]
+
+
+def test_progress_bar_shows_the_best_value(capsys: pytest.CaptureFixture[str]) -> None:
+    study = _study()
+    study.optimize(lambda p: abs(p["x"]), n_trials=3, show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert "3/3" in err and f"best={study.best_value:.6g}" in err
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({}, "Expected a limit"),
+    ({"n_trials": -1}, "Expected `n_trials` to be an integer >= 0"),
+    ({"n_trials": 2.5}, "Expected `n_trials`"),
+    ({"timeout": 0}, "Expected `timeout`"),
+    ({"n_trials": 1, "catch": [ValueError, "oops"]}, "Expected `catch` to hold exception"),
+])
+def test_optimize_rejects_bad_options(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        _study().optimize(lambda p: 1.0, **kwargs)
+
+
+def test_minimize_and_maximize_find_the_optimum() -> None:
+    low = hpo.minimize(lambda p: (p["x"] - 1) ** 2, SPACE, n_trials=40, storage=":memory:",
+                       seed=0)
+    high = hpo.maximize(lambda p: -((p["x"] + 1) ** 2), SPACE, n_trials=40, storage=":memory:",
+                        seed=0)
+    assert abs(low.best_params["x"] - 1) < 0.3
+    assert abs(high.best_params["x"] + 1) < 0.3
+
+
+def test_current_trial_outside_a_trial_says_how_to_get_one() -> None:
+    with pytest.raises(NoActiveTrialError, match="with study.ask\\(\\) as trial"):
+        hpo.current_trial()
+
+
+def test_with_trial_makes_it_current_and_nests() -> None:
+    study = _study()
+    outer, inner = study.ask(), study.ask()
+    with outer:
+        assert hpo.current_trial() is outer
+        with inner:
+            assert hpo.current_trial() is inner
+        assert hpo.current_trial() is outer
+    with pytest.raises(NoActiveTrialError):
+        hpo.current_trial()

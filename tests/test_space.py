@@ -1,0 +1,126 @@
+"""The search space reader: labels, conditions, natural values, flattening, validation."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hyperopt import space_eval
+from hyperopt.pyll import scope
+
+from hpo_plugins import hp
+from hpo_plugins.exceptions import SpaceError
+from hpo_plugins.space import SearchSpace
+
+
+def test_labels_kinds_and_natural_bounds(nested_space: dict[str, Any]) -> None:
+    space = SearchSpace(nested_space)
+    assert set(space.labels) == {"lr", "net", "mlp_layers", "mlp_dropout", "cnn_filters"}
+    lr = space.params["lr"]
+    assert lr.kind == "loguniform" and lr.log
+    assert lr.bounds == pytest.approx((1e-4, 1e-1))
+    assert space.params["cnn_filters"].options == (16, 32, 64)
+    assert space.params["net"].options == (0, 1)  # dict options are shown by index
+    assert space.params["mlp_layers"].conditions == ((("net", 0),),)
+    assert space.params["cnn_filters"].conditions == ((("net", 1),),)
+
+
+@pytest.mark.parametrize(("flat", "active"), [
+    ({"net": 0}, ["lr", "net", "mlp_dropout", "mlp_layers"]),
+    ({"net": 1}, ["lr", "net", "cnn_filters"]),
+])
+def test_active_labels_follow_choices(nested_space: dict[str, Any], flat: dict[str, int],
+                                      active: list[str]) -> None:
+    assert SearchSpace(nested_space).active(flat) == active
+
+
+def test_every_kind_samples_valid_values_and_builds_like_space_eval(
+        every_kind_space: dict[str, Any]) -> None:
+    space = SearchSpace(every_kind_space)
+    assert len(space) == 13
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        flat = space.sample_prior(rng)
+        assert space.validate(flat) == flat
+        assert space.build(flat) == space_eval(every_kind_space, flat)
+        assert space.flatten(space.build(flat)) == space.validate(flat)
+
+
+def test_integer_params_reach_the_objective_as_int(every_kind_space: dict[str, Any]) -> None:
+    space = SearchSpace(every_kind_space)
+    value = space.build(space.sample_prior(np.random.default_rng(0)))
+    assert isinstance(value["ui"], int) and isinstance(value["r"], int)
+    assert space.params["ui"].integer and space.params["r"].integer
+
+
+def test_flatten_accepts_nested_value_and_flat_labels(nested_space: dict[str, Any]) -> None:
+    space = SearchSpace(nested_space)
+    nested = {"lr": 0.01, "net": {"kind": "cnn", "filters": 32}}
+    assert space.flatten(nested) == {"lr": 0.01, "net": 1, "cnn_filters": 1}
+    flat = {"lr": 0.01, "net": 0, "mlp_layers": 2.0, "mlp_dropout": 0.1}
+    assert space.flatten(flat) == flat
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"lr": 0.01, "net": {"kind": "cnn", "filters": 48}}, "Could not match"),
+    ({"lr": 5.0, "net": {"kind": "cnn", "filters": 32}}, "outside the support"),
+    ({"lr": 0.01}, "Missing: \\['net'\\]"),
+    ({"bogus": 1}, "Could not match"),
+])
+def test_flatten_rejects_values_outside_the_space(nested_space: dict[str, Any], value: Any,
+                                                  message: str) -> None:
+    with pytest.raises(SpaceError, match=message):
+        SearchSpace(nested_space).flatten(value)
+
+
+def test_validate_reports_inactive_and_unknown_labels(nested_space: dict[str, Any]) -> None:
+    space = SearchSpace(nested_space)
+    with pytest.raises(SpaceError, match="inactive but given: \\['cnn_filters'\\]"):
+        space.validate({"lr": 0.01, "net": 0, "mlp_layers": 1.0, "mlp_dropout": 0.1,
+                        "cnn_filters": 0})
+    with pytest.raises(SpaceError, match="Unknown parameter label"):
+        space.validate({"nope": 1})
+
+
+def test_display_shows_options_and_marks_inactive_as_none(nested_space: dict[str, Any]) -> None:
+    shown = SearchSpace(nested_space).display({"lr": 0.01, "net": 1, "cnn_filters": 2})
+    assert shown == {"lr": 0.01, "net": 1, "mlp_dropout": None, "mlp_layers": None,
+                     "cnn_filters": 64}
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"a": hp.uniform("x", 0, 1), "b": hp.uniform("x", 0, 2)}, "Duplicate label 'x'"),
+    ({"a": 1, "b": [2, 3]}, "at least one hyperparameter"),
+    ({"a": hp.uniform("x", 1, 0)}, "low < high"),
+    ({"a": hp.normal("x", 0, -1)}, "sigma > 0"),
+    ({"a": hp.quniform("x", 0, 1, 0)}, "step q > 0"),
+    ({"a": hp.uniform("x", 0, hp.uniform("y", 1, 2))}, "itself an expression"),
+    ({"a": hp.pchoice("x", [(0.5, 1), (0.6, 2)])}, "sum to 1"),
+    (object(), "at least one hyperparameter"),
+])
+def test_malformed_spaces_fail_at_creation(bad: Any, message: str) -> None:
+    with pytest.raises(SpaceError, match=message):
+        SearchSpace(bad)
+
+
+def test_shared_node_is_one_parameter() -> None:
+    shared = hp.uniform("s", 0, 1)
+    space = SearchSpace({"a": shared, "b": [shared]})
+    assert space.labels == ("s",)
+    assert space.build({"s": 0.5}) == {"a": 0.5, "b": (0.5,)}  # space_eval makes tuples
+
+
+def test_pyll_functions_in_the_space_are_evaluated_but_not_inverted() -> None:
+    space = SearchSpace({"units": scope.int(hp.quniform("u", 8, 64, 8)) * 2})
+    assert space.build({"u": 16.0}) == {"units": 32}
+    with pytest.raises(SpaceError, match="Could not match"):
+        space.flatten({"units": 32})
+    assert space.flatten({"u": 16.0}) == {"u": 16.0}  # flat labels still work
+
+
+def test_fingerprint_is_stable_and_sensitive(nested_space: dict[str, Any]) -> None:
+    assert SearchSpace(nested_space).fingerprint == SearchSpace(nested_space).fingerprint
+    other = dict(nested_space, lr=hp.loguniform("lr", math.log(1e-5), math.log(1e-1)))
+    assert SearchSpace(other).fingerprint != SearchSpace(nested_space).fingerprint

@@ -1,0 +1,246 @@
+"""ask/tell, enqueue, resume, heartbeats and results, on every storage."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState, hp
+from hpo_plugins.exceptions import (
+    ConfigurationError,
+    DuplicateStudyError,
+    SpaceError,
+    StudyNotFoundError,
+    TrialFinishedError,
+)
+from hpo_plugins.samplers import RandomSampler
+from hpo_plugins.storages import Storage
+
+
+def _study(space: Any, storage: Storage, **kwargs: Any) -> hpo.Study:
+    kwargs.setdefault("sampler", RandomSampler())
+    return hpo.create_study(space=space, storage=storage, study_name="s", **kwargs)
+
+
+def test_ask_tell_gives_natural_params_and_records_the_value(
+        nested_space: dict[str, Any], storage: Storage) -> None:
+    study = _study(nested_space, storage, seed=3)
+    trial = study.ask()
+    assert trial.number == 0
+    params = trial.params
+    assert params["net"]["kind"] in ("mlp", "cnn")
+    assert 1e-4 <= params["lr"] <= 1e-1
+    frozen = study.tell(trial, 0.25)
+    assert frozen.state is TrialState.COMPLETE and frozen.value == 0.25
+    assert study.best_value == 0.25 and study.best_params == params
+    assert study.trials[0].natural == _jsonish(params)
+
+
+def _jsonish(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def test_same_seed_gives_the_same_sequence(nested_space: dict[str, Any],
+                                           storage: Storage) -> None:
+    first = hpo.create_study(space=nested_space, storage=storage, study_name="a", seed=7,
+                             sampler=RandomSampler())
+    second = hpo.create_study(space=nested_space, storage=storage, study_name="b", seed=7,
+                              sampler=RandomSampler())
+    for study in (first, second):
+        study.optimize(lambda p: p["lr"], n_trials=5)
+    assert [t.params for t in first.trials] == [t.params for t in second.trials]
+
+
+def test_tell_validates_values_and_states(nested_space: dict[str, Any],
+                                          storage: Storage) -> None:
+    study = _study(nested_space, storage)
+    trial = study.ask()
+    with pytest.raises(ConfigurationError, match="finite number to complete"):
+        study.tell(trial, math.nan)
+    with pytest.raises(ConfigurationError, match="finite number to complete"):
+        study.tell(trial, "0.3")
+    with pytest.raises(ConfigurationError, match="COMPLETE, PRUNED or FAIL"):
+        study.tell(trial, 1.0, state="RUNNING")
+    study.tell(trial, state="fail", fail_reason="boom")
+    assert study.trials[0].fail_reason == "boom"
+    with pytest.raises(TrialFinishedError, match="immutable"):
+        study.tell(trial, 1.0)
+
+
+def test_pruned_tell_keeps_the_last_report(nested_space: dict[str, Any],
+                                           storage: Storage) -> None:
+    study = _study(nested_space, storage)
+    trial = study.ask()
+    trial.report(0.9, 0)
+    trial.report(0.7, 1)
+    frozen = study.tell(trial, state=TrialState.PRUNED)
+    assert frozen.value == 0.7 and frozen.intermediate_values == {0: 0.9, 1: 0.7}
+
+
+def test_report_rejects_bad_input_and_fails_on_nan(nested_space: dict[str, Any],
+                                                   storage: Storage) -> None:
+    study = _study(nested_space, storage)
+    trial = study.ask()
+    with pytest.raises(ConfigurationError, match="reported value to be a number"):
+        trial.report("x", 0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="integer >= 0"):
+        trial.report(1.0, -1)
+    trial.report(math.nan, 3)
+    assert trial.should_prune()
+    assert trial.fail_reason == "reported a non-finite value (nan) at step 3"
+
+
+def test_enqueue_runs_first_with_nested_natural_values(nested_space: dict[str, Any],
+                                                       storage: Storage) -> None:
+    study = _study(nested_space, storage)
+    wanted = {"lr": 0.01, "net": {"kind": "cnn", "filters": 64}}
+    study.enqueue(wanted)
+    study.enqueue({"lr": 0.001, "net": {"kind": "mlp", "layers": 3.0, "dropout": 0.2}})
+    seen = []
+    study.optimize(lambda p: seen.append(p) or 0.0, n_trials=3)
+    assert seen[0] == wanted
+    assert seen[1]["net"] == {"kind": "mlp", "layers": 3.0, "dropout": 0.2}
+    assert study.trials[0].system_attrs["enqueued"] is True
+
+
+def test_enqueue_rejects_params_outside_the_space(nested_space: dict[str, Any],
+                                                  storage: Storage) -> None:
+    study = _study(nested_space, storage)
+    with pytest.raises(SpaceError, match="Could not match"):
+        study.enqueue({"lr": 0.01, "net": {"kind": "rnn"}})
+
+
+def test_user_attrs_round_trip_on_every_trial(nested_space: dict[str, Any],
+                                              storage: Storage) -> None:
+    study = _study(nested_space, storage)
+
+    def objective(params: Any) -> float:
+        hpo.current_trial().set_user_attr("note", {"lr": params["lr"], "tags": ["a"]})
+        return 1.0
+
+    study.optimize(objective, n_trials=2)
+    assert all(t.user_attrs["note"]["tags"] == ["a"] for t in study.trials)
+    with pytest.raises(ConfigurationError, match="JSON value"):
+        trial = study.ask()
+        trial.set_user_attr("bad", object())
+
+
+def test_resume_by_name_keeps_trials_and_checks_direction_and_space(
+        nested_space: dict[str, Any], storage: Storage) -> None:
+    study = _study(nested_space, storage)
+    study.optimize(lambda p: 1.0, n_trials=2)
+    again = _study(nested_space, storage)
+    assert len(again.trials) == 2
+    with pytest.raises(ConfigurationError, match="direction='minimize'"):
+        _study(nested_space, storage, direction="maximize")
+    with pytest.raises(ConfigurationError, match="another search space"):
+        _study({"x": hp.uniform("x", 0, 1)}, storage)
+    with pytest.raises(DuplicateStudyError, match="load_if_exists=True"):
+        _study(nested_space, storage, load_if_exists=False)
+
+
+def test_load_study_reads_without_space_and_rebuilds_the_pruner(
+        nested_space: dict[str, Any], storage: Storage) -> None:
+    pruner = hpo.pruners.MedianPruner(n_startup_trials=2)
+    study = _study(nested_space, storage, pruner=pruner)
+    study.optimize(lambda p: p["lr"], n_trials=3)
+    loaded = hpo.load_study("s", storage)
+    assert loaded.best_value == study.best_value
+    assert loaded.best_params == _jsonish(study.best_params)
+    assert isinstance(loaded.pruner, hpo.pruners.MedianPruner)
+    assert loaded.pruner.get_params() == pruner.get_params()
+    with pytest.raises(ConfigurationError, match="has no search space"):
+        loaded.ask()
+    with pytest.raises(StudyNotFoundError, match="Existing studies: \\['s'\\]"):
+        hpo.load_study("missing", storage)
+
+
+def test_best_trial_follows_direction(nested_space: dict[str, Any], storage: Storage) -> None:
+    study = _study(nested_space, storage, direction="maximize")
+    for value in (0.2, 0.9, 0.5):
+        study.tell(study.ask(), value)
+    assert study.best_value == 0.9 and study.best_trial.number == 1
+
+
+def test_best_trial_without_results_says_what_to_do(nested_space: dict[str, Any],
+                                                    storage: Storage) -> None:
+    with pytest.raises(ConfigurationError, match="no COMPLETE trial yet"):
+        _ = _study(nested_space, storage).best_trial
+
+
+def test_stale_running_trial_fails_and_is_retried(nested_space: dict[str, Any],
+                                                  storage: Storage) -> None:
+    study = _study(nested_space, storage, heartbeat_interval=0.05, grace_period=0.2,
+                   max_retries=1)
+    dead = study.ask(heartbeat=True)  # its worker "dies": no heartbeat ever again
+    manual = study.ask()  # asked by hand: no heartbeat, never stale
+    time.sleep(0.3)
+    retry = study.ask()
+    states = {t.number: t.state for t in study.trials}
+    assert states[dead.number] is TrialState.FAIL and states[manual.number] is TrialState.RUNNING
+    assert "no heartbeat" in (study.trials[dead.number].fail_reason or "")
+    assert retry.flat_params == dead.flat_params
+    assert retry.system_attrs["retry_of"] == dead.number
+
+
+def test_heartbeat_keeps_a_long_trial_alive(nested_space: dict[str, Any],
+                                            storage: Storage) -> None:
+    study = _study(nested_space, storage, heartbeat_interval=0.05, grace_period=0.25)
+
+    def slow(params: Any) -> float:
+        time.sleep(0.6)
+        study.ask()  # another worker asking meanwhile must not reap this live trial
+        return 1.0
+
+    study.optimize(slow, n_trials=1)
+    assert study.trials[0].state is TrialState.COMPLETE
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"direction": "up"}, 'Expected `direction` to be "minimize" or "maximize"'),
+    ({"sampler": "tpe"}, "Expected `sampler` to be an instance of Sampler"),
+    ({"pruner": 3}, "Expected `pruner` to be an instance of Pruner"),
+    ({"heartbeat_interval": 0}, "heartbeat_interval"),
+    ({"heartbeat_interval": 10, "grace_period": 5}, "longer than `heartbeat_interval`"),
+    ({"max_retries": -1}, "max_retries"),
+])
+def test_create_study_rejects_bad_arguments(nested_space: dict[str, Any], kwargs: dict[str, Any],
+                                            message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        hpo.create_study(space=nested_space, storage=":memory:", **kwargs)
+
+
+def test_trials_dataframe_has_stable_flat_columns(nested_space: dict[str, Any],
+                                                  storage: Storage) -> None:
+    study = _study(nested_space, storage)
+    study.enqueue({"lr": 0.01, "net": {"kind": "cnn", "filters": 64}})
+    study.optimize(lambda p: p["lr"], n_trials=3)
+    frame = study.trials_dataframe()
+    for column in ("number", "state", "value", "params_lr", "params_net", "params_cnn_filters",
+                   "params_mlp_layers", "duration_s"):
+        assert column in frame.columns
+    first = frame.iloc[0]
+    assert first["params_cnn_filters"] == 64
+    assert first["params_mlp_layers"] is None or math.isnan(first["params_mlp_layers"])
+    assert list(frame["state"]) == ["COMPLETE"] * 3
+
+
+def test_default_storage_is_a_persistent_sqlite_file(nested_space: dict[str, Any],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import os
+
+    caplog.set_level(logging.INFO, logger="hpo_plugins")
+    study = hpo.minimize(lambda p: p["lr"], nested_space, n_trials=2, study_name="persist",
+                         sampler=RandomSampler())
+    assert os.path.exists("hpo.db")
+    assert "hpo.db" in caplog.text
+    again = hpo.minimize(lambda p: p["lr"], nested_space, max_trials=3, study_name="persist",
+                         sampler=RandomSampler())
+    assert len(again.trials) == 3 and len(study.trials) == 3
