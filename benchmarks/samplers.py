@@ -261,6 +261,11 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int) -> list[RunResult]:
 
 # -- time per ask --------------------------------------------------------------------------------
 
+Call = Callable[[], Callable[[], None]]
+"""A timed operation: does the work and returns its (untimed) clean-up."""
+Data = tuple[list[dict[str, Any]], list[float]]
+
+
 @dataclass(frozen=True)
 class Timing:
     """Seconds per call of one operation, over repetitions (after one untimed warm-up call)."""
@@ -274,12 +279,17 @@ class Timing:
         return 1e3 * float(np.mean(self.seconds))
 
     @property
+    def median_ms(self) -> float:
+        """Median milliseconds per call."""
+        return 1e3 * float(np.median(self.seconds))
+
+    @property
     def min_ms(self) -> float:
         """Fastest call, in milliseconds."""
         return 1e3 * float(np.min(self.seconds))
 
 
-def _history_data(problem: Problem, n: int) -> tuple[list[dict[str, Any]], list[float]]:
+def _history_data(problem: Problem, n: int) -> Data:
     """``n`` configurations drawn from the prior (flat labels), and their losses."""
     from hpo_plugins.space import SearchSpace
 
@@ -288,21 +298,26 @@ def _history_data(problem: Problem, n: int) -> tuple[list[dict[str, Any]], list[
     return configs, [problem.objective(space.build(c)) for c in configs]
 
 
-def _repeat(call: Callable[[], Callable[[], None]], reps: int) -> list[float]:
-    """Time ``call()`` ``reps`` times after one warm-up; ``call`` returns its own clean-up."""
-    call()()
-    out = []
+def interleave(calls: dict[str, Call], reps: int) -> list[Timing]:
+    """Time every call ``reps`` times, round-robin, after one warm-up call of each.
+
+    Round-robin spreads the load of a shared machine evenly over the operations compared.
+    """
+    for call in calls.values():
+        call()()
+    seconds: dict[str, list[float]] = {label: [] for label in calls}
     for _ in range(reps):
-        start = time.perf_counter()
-        cleanup = call()
-        out.append(time.perf_counter() - start)
-        cleanup()
-    return out
+        for label, call in calls.items():
+            start = time.perf_counter()
+            cleanup = call()
+            seconds[label].append(time.perf_counter() - start)
+            cleanup()
+    return [Timing(label, s) for label, s in seconds.items()]
 
 
-def time_hpo_ask(problem: Problem, data: tuple[list[dict[str, Any]], list[float]],
-                 storage: Any, reps: int) -> tuple[list[float], list[float]]:
-    """Our ``study.ask()`` and ``sampler.sample()`` with ``len(data[0])`` COMPLETE trials.
+def hpo_calls(problem: Problem, data: Data, storage: Any, where: str) -> dict[str, Call]:
+    """Our ``study.ask()``, ``sampler.sample()`` and one full storage read, with the history of
+    ``data`` loaded as COMPLETE trials.
 
     The history is loaded by enqueueing the configurations and telling their losses; each timed
     ask is then told FAIL, which TPE ignores, so every timed call sees the same finished trials.
@@ -322,16 +337,25 @@ def time_hpo_ask(problem: Problem, data: tuple[list[dict[str, Any]], list[float]
         trial = study.ask()
         return lambda: study.tell(trial, state="FAIL")
 
+    history = History(study.get_trials(["COMPLETE"]), study.direction, len(data[0]))
+
     def sample() -> Callable[[], None]:
-        history = History(study.get_trials(["COMPLETE"]), study.direction, len(study.trials))
         study.sampler.sample(study.space, history, np.random.default_rng(0))
         return lambda: None
 
-    return _repeat(ask, reps), _repeat(sample, reps)
+    def read() -> Callable[[], None]:
+        study.storage.get_all_trials(study.study_id)
+        return lambda: None
+
+    name = "hpo_plugins HyperoptTPESampler"
+    calls = {f"{name}: study.ask(), {where}": ask,
+             f"{name}: storage.get_all_trials() alone, {where}": read}
+    if where == "in-memory":
+        calls[f"{name}: sampler.sample() alone (history read beforehand)"] = sample
+    return calls
 
 
-def time_hyperopt_suggest(problem: Problem, data: tuple[list[dict[str, Any]], list[float]],
-                          reps: int) -> list[float]:
+def hyperopt_call(problem: Problem, data: Data) -> Call:
     """One ``tpe.suggest`` call (one ``fmin`` step) on a ``Trials`` of finished documents."""
     from hyperopt import Domain, Trials, tpe
     from hyperopt.base import JOB_STATE_DONE, STATUS_OK
@@ -353,11 +377,10 @@ def time_hyperopt_suggest(problem: Problem, data: tuple[list[dict[str, Any]], li
         tpe.suggest([new_id], domain, trials, 0)
         return lambda: None
 
-    return _repeat(suggest, reps)
+    return suggest
 
 
-def time_optuna_ask(problem: Problem, data: tuple[list[dict[str, Any]], list[float]],
-                    reps: int) -> list[float]:
+def optuna_call(problem: Problem, data: Data) -> Call:
     """One Optuna ``ask`` plus the problem's suggests (where its TPE samples), default TPE."""
     import optuna
 
@@ -372,7 +395,7 @@ def time_optuna_ask(problem: Problem, data: tuple[list[dict[str, Any]], list[flo
         problem.suggest(trial)
         return lambda: study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
-    return _repeat(ask, reps)
+    return ask
 
 
 def _optuna_distributions(problem: Problem) -> dict[str, Any]:
@@ -403,20 +426,15 @@ def run_timings(n_trials: int, reps: int, sqlite: bool) -> list[Timing]:
     problem = PROBLEMS[_TIMING_PROBLEM]
     data = _history_data(problem, n_trials)
     print(f"  timing: {n_trials} finished trials, {reps} repetitions", file=sys.stderr)
-    ask, sample = time_hpo_ask(problem, data, ":memory:", reps)
-    out = [Timing("hpo_plugins HyperoptTPESampler: study.ask(), in-memory storage", ask),
-           Timing("hpo_plugins HyperoptTPESampler: sampler.sample() alone", sample)]
-    if sqlite and _sql_available():
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        calls = {"hyperopt: one tpe.suggest call (one fmin step)": hyperopt_call(problem, data),
+                 **hpo_calls(problem, data, ":memory:", "in-memory")}
+        if sqlite and _sql_available():
             url = "sqlite:///" + os.path.join(tmp, "bench.db")
-            sql_ask, _ = time_hpo_ask(problem, data, url, reps)
-        out.append(Timing("hpo_plugins HyperoptTPESampler: study.ask(), SQLite storage",
-                          sql_ask))
-    out.append(Timing("hyperopt: one tpe.suggest call (one fmin step)",
-                      time_hyperopt_suggest(problem, data, reps)))
-    out.append(Timing("optuna TPESampler(): study.ask() + suggests, in-memory",
-                      time_optuna_ask(problem, data, reps)))
-    return out
+            calls.update(hpo_calls(problem, data, url, "SQLite"))
+        calls["optuna TPESampler(): study.ask() + suggests, in-memory"] = optuna_call(problem,
+                                                                                      data)
+        return interleave(calls, reps)
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -525,11 +543,11 @@ def seconds_table(seconds: dict[Key, list[float]], optimizers: Sequence[str],
 def timing_table(timings: Sequence[Timing], n_trials: int) -> list[str]:
     """Markdown: milliseconds per ask, and the ratio to Hyperopt's own ``tpe.suggest``."""
     ref = next((t.mean_ms for t in timings if t.label.startswith("hyperopt")), math.nan)
-    lines = [f"| operation ({n_trials} finished trials, 10 parameters) | mean ms | min ms | "
-             f"reps | / hyperopt step |", "|---|---|---|---|---|"]
+    lines = [f"| operation ({n_trials} finished trials, 10 parameters) | mean ms | median ms | "
+             f"min ms | reps | mean / hyperopt step |", "|---|---|---|---|---|---|"]
     for t in timings:
-        lines.append(f"| {t.label} | {t.mean_ms:.1f} | {t.min_ms:.1f} | {len(t.seconds)} | "
-                     f"{t.mean_ms / ref:.2f} |")
+        lines.append(f"| {t.label} | {t.mean_ms:.1f} | {t.median_ms:.1f} | {t.min_ms:.1f} | "
+                     f"{len(t.seconds)} | {t.mean_ms / ref:.2f} |")
     return lines
 
 
@@ -597,13 +615,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--timing-trials", type=int,
                         help="finished trials for the time-per-ask figures (default 1000)")
     parser.add_argument("--timing-reps", type=int,
-                        help="timed repetitions per operation (default 5; --quick 2)")
+                        help="timed repetitions per operation (default 20; --quick 3)")
     parser.add_argument("--no-timing", action="store_true", help="skip the time-per-ask figures")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite ask timing")
     parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
     args = parser.parse_args(argv)
-    quick = {"seeds": 3, "budget": 40, "timing_trials": 200, "timing_reps": 2}
-    full = {"seeds": 10, "budget": 100, "timing_trials": 1000, "timing_reps": 5}
+    quick = {"seeds": 3, "budget": 40, "timing_trials": 200, "timing_reps": 3}
+    full = {"seeds": 10, "budget": 100, "timing_trials": 1000, "timing_reps": 20}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -145,9 +145,16 @@ def test_failed_trials_do_not_count_toward_max_trials() -> None:
     study = _study()
     study.optimize(objective, max_trials=3, catch=RuntimeError)
     states = [t.state for t in study.trials]
-    assert states.count(TrialState.COMPLETE) == 2  # one call runs at most max_trials attempts
-    study.optimize(objective, max_trials=3)
-    assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 3
+    assert states == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
+
+
+def test_an_always_failing_objective_cannot_loop_forever() -> None:
+    def objective(params: Any) -> float:
+        raise RuntimeError("always")
+
+    study = _study()
+    study.optimize(objective, max_trials=4, catch=RuntimeError)
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 4
 
 
 def test_timeout_stops_starting_trials() -> None:

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from hpo_plugins.study import Study
     from hpo_plugins.trial import Trial
 
-__all__ = ["RunSettings", "run", "run_one"]
+__all__ = ["RunSettings", "run", "run_one", "run_sequential"]
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
@@ -76,9 +76,22 @@ class RunSettings:
 
     @property
     def budget(self) -> int | None:
-        """Most trials this call may start (``max_trials`` also bounds one call's attempts)."""
-        limits = [n for n in (self.n_trials, self.max_trials) if n is not None]
-        return min(limits) if limits else None
+        """Most trials this call may start: ``n_trials`` (``max_trials`` is enforced by the
+        storage), or ``max_trials`` when only it is given, for the progress bar's total."""
+        return self.n_trials if self.n_trials is not None else self.max_trials
+
+    def should_stop(self, started: int, failed: int, elapsed: float) -> bool:
+        """Whether a call that started and failed that many trials must start no more.
+
+        Without ``n_trials`` a call runs until the storage says the study is full; failed trials
+        do not count toward ``max_trials``, so a call also stops after ``max_trials`` failures,
+        and an objective that always fails cannot loop forever.
+        """
+        if self.timeout is not None and elapsed >= self.timeout:
+            return True
+        if self.n_trials is not None:
+            return started >= self.n_trials
+        return self.max_trials is not None and failed >= self.max_trials
 
 
 def _catch_tuple(catch: Iterable[type[BaseException]] | type[BaseException]
@@ -102,21 +115,21 @@ def run(study: Study, objective: Callable[..., Any], settings: RunSettings, *, n
     if launcher is not None:
         launcher.run(study, objective, settings)
         return
-    _run_sequential(study, objective, settings)
+    run_sequential(study, objective, settings)
 
 
-def _run_sequential(study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
+def run_sequential(study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
+    """Run trials one after another in this process until a limit is reached."""
     started = time.monotonic()
-    bar = _progress(study, settings)
-    count = 0
+    bar = progress(study, settings)
+    count = failed = 0
     try:
-        while settings.budget is None or count < settings.budget:
-            if settings.timeout is not None and time.monotonic() - started >= settings.timeout:
-                break
+        while not settings.should_stop(count, failed, time.monotonic() - started):
             frozen = run_one(study, objective, settings)
             if frozen is None:
                 break
             count += 1
+            failed += frozen.state is TrialState.FAIL
             if bar is not None:
                 bar.update(study, frozen)
     finally:
@@ -124,9 +137,14 @@ def _run_sequential(study: Study, objective: Callable[..., Any], settings: RunSe
             bar.close()
 
 
-def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings
+def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, *,
+            system_attrs: Mapping[str, Any] | None = None, lag: int | None = None
             ) -> FrozenTrial | None:
     """Ask one trial, run the objective on it, tell the result; None when nothing is left.
+
+    Args:
+        system_attrs: Stored on the trial (launchers record the worker, GPU and run id).
+        lag: Passed to :meth:`Study.ask` for deterministic parallel sampling.
 
     Raises:
         Exception: The objective's exception, unless its type is in ``settings.catch``.
@@ -136,7 +154,8 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings
 
     try:
         trial = study.ask(limit=settings.max_trials,
-                          heartbeat=study.heartbeat_interval is not None)
+                          heartbeat=study.heartbeat_interval is not None,
+                          system_attrs=system_attrs, lag=lag)
     except (StudyFull, SearchSpaceExhausted) as stop:
         _logger.info("No more trials to run: %s.", stop)
         return None
@@ -268,5 +287,6 @@ class _Progress:
         self._bar.close()
 
 
-def _progress(study: Study, settings: RunSettings) -> _Progress | None:
+def progress(study: Study, settings: RunSettings) -> _Progress | None:
+    """The progress bar for this run, or None when it is off."""
     return _Progress(study, settings.budget) if settings.show_progress_bar else None

@@ -76,6 +76,9 @@ def current_trial_or_none() -> Trial | None:
 def trial_env(trial: Trial) -> dict[str, str]:
     """The environment entries that hand ``trial`` to a child process.
 
+    From then on ``trial`` reads its reports and marks back from the storage
+    (:meth:`~hpo_plugins.trial.Trial.refresh`), so the run loop sees what the child did.
+
     Raises:
         ConfigurationError: The trial's storage lives in this process's memory only.
     """
@@ -87,6 +90,7 @@ def trial_env(trial: Trial) -> dict[str, str]:
             "storage='sqlite:///hpo.db' (the default) or a PostgreSQL URL."
         )
     payload = {"storage": url, "study": trial.study.study_name, "trial_id": trial.trial_id}
+    trial._handed_over = True
     return {TRIAL_ENV: json.dumps(payload)}
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +76,22 @@ class Study:
         self.max_retries = max_retries
         #: Side outputs told about every trial (see :mod:`hpo_plugins._observers`).
         self.observers: list[TrialObserver] = []
+        if logdir is not None:
+            self.observers.append(_tensorboard_observer(self))
 
     def __repr__(self) -> str:
         return f"Study(name={self.study_name!r}, direction={self.direction.value!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Launchers ship studies to worker processes: observers are rebuilt there, not sent."""
+        state = dict(self.__dict__)
+        state["observers"] = []
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.logdir is not None:
+            self.observers.append(_tensorboard_observer(self))
 
     @property
     def sampler(self) -> Sampler:
@@ -93,7 +108,8 @@ class Study:
 
     # -- ask / tell ---------------------------------------------------------------------------
 
-    def ask(self, *, limit: int | None = None, heartbeat: bool = False) -> Trial:
+    def ask(self, *, limit: int | None = None, heartbeat: bool = False,
+            system_attrs: Mapping[str, Any] | None = None, lag: int | None = None) -> Trial:
         """Start a new trial: an enqueued one if any is waiting, else a sampled one.
 
         Args:
@@ -101,6 +117,11 @@ class Study:
                 many RUNNING, COMPLETE and PRUNED trials; the check is atomic in the storage.
             heartbeat: Keep this trial's heartbeat (the run loop does; hand-run trials do not
                 and are never failed as stale).
+            system_attrs: Library attributes stored on the trial (launchers tag their trials).
+            lag: Deterministic parallel sampling. Trial ``n`` waits until every trial numbered
+                below ``n - lag`` is finished, and the sampler sees exactly trials ``< n``, those
+                from ``n - lag`` on as RUNNING. The history is then a function of ``n`` alone,
+                so ``lag`` parallel workers reproduce the same suggestions run after run.
 
         Raises:
             SearchSpaceExhausted: The sampler has nothing new to propose.
@@ -110,27 +131,52 @@ class Study:
         frozen = self.storage.claim_waiting_trial(self.study_id, heartbeat=heartbeat,
                                                   limit=limit)
         if frozen is None:
-            frozen = self._sample_new(limit, heartbeat)
+            frozen = self._sample_new(limit, heartbeat, dict(system_attrs or {}), lag)
+        else:
+            for key, value in (system_attrs or {}).items():
+                self.storage.set_trial_system_attr(frozen.trial_id, key, value)
+            frozen = self.storage.get_trial(frozen.trial_id)
         _logger.debug("Trial %d started with %s", frozen.number, frozen.params)
         trial = Trial(self, frozen)
         notify(self, "trial_started", trial)
         return trial
 
-    def _sample_new(self, limit: int | None, heartbeat: bool) -> FrozenTrial:
+    def _sample_new(self, limit: int | None, heartbeat: bool, system_attrs: dict[str, Any],
+                    lag: int | None) -> FrozenTrial:
         space = self._require_space()
         if self.sampler.deduplicate:
-            return self._sample_dedup(space, limit, heartbeat)
-        frozen = self.storage.create_trial(self.study_id, heartbeat=heartbeat, limit=limit)
+            return self._sample_dedup(space, limit, heartbeat, system_attrs)
+        frozen = self.storage.create_trial(self.study_id, heartbeat=heartbeat, limit=limit,
+                                           system_attrs=system_attrs)
         if frozen is None:
             raise StudyFull(limit)
-        history = self._history(frozen.number, exclude=frozen.trial_id)
+        if lag is None:
+            history = self._history(frozen.number, exclude=frozen.trial_id)
+        else:
+            history = self._lagged_history(frozen.number, lag)
         params = space.validate(self.sampler.sample(space, history, self._rng(frozen.number)))
         natural = _json_natural(space.build(params))
         self.storage.set_trial_params(frozen.trial_id, params, natural)
         return self.storage.get_trial(frozen.trial_id)
 
-    def _sample_dedup(self, space: SearchSpace, limit: int | None,
-                      heartbeat: bool) -> FrozenTrial:
+    def _lagged_history(self, number: int, lag: int, poll: float = 0.05) -> History:
+        """Wait for trials below ``number - lag`` to finish and newer ones to have params.
+
+        Newer trials are shown as RUNNING whatever their state (see ``ask``).
+        """
+        while True:
+            trials = [t for t in self.storage.get_all_trials(self.study_id) if t.number < number]
+            if all(t.state.is_finished or (t.number >= number - lag and t.params)
+                   for t in trials):
+                break
+            time.sleep(poll)
+            self._reap_stale_trials()
+        shown = [t if t.number < number - lag else _as_running(t) for t in trials]
+        return History([t for t in shown if t.params or t.state.is_finished], self.direction,
+                       number)
+
+    def _sample_dedup(self, space: SearchSpace, limit: int | None, heartbeat: bool,
+                      system_attrs: dict[str, Any]) -> FrozenTrial:
         """Samplers that must not repeat: propose, then insert atomically with a unique key."""
         for _ in range(_DEDUP_RETRIES):
             history = self._history(len(self.storage.get_all_trials(self.study_id)))
@@ -139,7 +185,8 @@ class Study:
             try:
                 frozen = self.storage.create_trial(
                     self.study_id, params=params, natural=_json_natural(space.build(params)),
-                    dedup_key=_params_key(params), heartbeat=heartbeat, limit=limit)
+                    dedup_key=_params_key(params), heartbeat=heartbeat, limit=limit,
+                    system_attrs=system_attrs)
             except DuplicateParamsError:
                 continue  # another worker took it first; the fresh history will show it
             if frozen is None:
@@ -337,12 +384,25 @@ class Study:
         return trials_dataframe(self)
 
 
+def _tensorboard_observer(study: Study) -> TrialObserver:
+    """The TensorBoard HParams writer for a study with a ``logdir`` (imported only then)."""
+    from hpo_plugins.tensorboard import HParamsObserver
+
+    return HParamsObserver(study)
+
+
 class StudyFull(Exception):
     """Raised by ``ask(limit=...)`` when the study already holds ``limit`` trials."""
 
     def __init__(self, limit: int | None) -> None:
         super().__init__(f"the study already holds max_trials={limit} trials")
         self.limit = limit
+
+
+def _as_running(trial: FrozenTrial) -> FrozenTrial:
+    """The trial as a sampler would have seen it while it ran: params, no result."""
+    return dataclasses.replace(trial, state=TrialState.RUNNING, value=None,
+                               intermediate_values={}, datetime_complete=None)
 
 
 def _parse_state(state: TrialState | str | None, value: Any) -> TrialState:

@@ -21,6 +21,10 @@ __all__ = ["Trial"]
 
 _logger = logging.getLogger(__name__)
 
+#: System attributes that carry the adapters' marks to other processes (see ``refresh``).
+_PRUNED_ATTR = "pruned"
+_FAIL_ATTR = "fail_reason"
+
 
 class Trial:
     """A trial while it runs: its parameters, reports, pruning decisions and attributes.
@@ -49,6 +53,7 @@ class Trial:
         self._system_attrs: dict[str, Any] = dict(frozen.system_attrs)
         self._pruned = False
         self._fail_reason: str | None = None
+        self._handed_over = False  # set by context.trial_env: reads then go to the storage
         self._tokens: list[contextvars.Token[tuple[Trial, ...]]] = []
 
     def __repr__(self) -> str:
@@ -99,12 +104,14 @@ class Trial:
 
     @property
     def intermediate_values(self) -> dict[int, float]:
-        """What this process reported so far, step -> value."""
+        """What this process reported so far, step -> value (see :meth:`refresh`)."""
+        self._pull_if_handed_over()
         return dict(self._curve)
 
     @property
     def last_value(self) -> float | None:
         """The value reported at the deepest step, or None."""
+        self._pull_if_handed_over()
         return self._curve[max(self._curve)] if self._curve else None
 
     def should_prune(self) -> bool:
@@ -126,26 +133,56 @@ class Trial:
         return bool(self.study.pruner.prune(me, others, self.study.direction))
 
     def mark_pruned(self) -> None:
-        """Record that this trial was stopped early; the run loop ends it as PRUNED."""
+        """Record that this trial was stopped early; the run loop ends it as PRUNED.
+
+        The mark is also stored, so a parent process that handed this trial over sees it.
+        """
         self._pruned = True
+        self.set_system_attr(_PRUNED_ATTR, True)
 
     def mark_failed(self, reason: str) -> None:
         """Record that this trial must end as FAIL with ``reason`` whatever the objective returns.
 
         Adapters use it for faults they detect but must not raise through a framework (for
-        example a monitored metric that never appears).
+        example a monitored metric that never appears). The mark is also stored, so a parent
+        process that handed this trial over sees it.
         """
         self._fail_reason = reason
+        self.set_system_attr(_FAIL_ATTR, reason)
 
     @property
     def pruned(self) -> bool:
         """True once :meth:`mark_pruned` was called."""
+        self._pull_if_handed_over()
         return self._pruned
 
     @property
     def fail_reason(self) -> str | None:
         """The reason given to :meth:`mark_failed`, if any."""
+        self._pull_if_handed_over()
         return self._fail_reason
+
+    def refresh(self) -> None:
+        """Adopt what other processes recorded for this trial: reports, attributes and marks.
+
+        A trial handed to a child process (:func:`hpo_plugins.context.trial_env`, used by the
+        launchers and by ``HPOCallback`` under ``strategy="ddp_spawn"``) is reported to, pruned
+        or failed there, through the storage. After such a hand-over, :attr:`intermediate_values`,
+        :attr:`last_value`, :attr:`pruned` and :attr:`fail_reason` call this first, so the run
+        loop ends the trial with what the child saw.
+        """
+        frozen = self.study.storage.get_trial(self.trial_id)
+        self._curve.update(frozen.intermediate_values)
+        self._user_attrs.update(frozen.user_attrs)
+        self._system_attrs.update(frozen.system_attrs)
+        self._pruned = self._pruned or bool(frozen.system_attrs.get(_PRUNED_ATTR))
+        reason = frozen.system_attrs.get(_FAIL_ATTR)
+        if self._fail_reason is None and reason is not None:
+            self._fail_reason = str(reason)
+
+    def _pull_if_handed_over(self) -> None:
+        if self._handed_over:
+            self.refresh()
 
     # -- attributes ---------------------------------------------------------------------------
 

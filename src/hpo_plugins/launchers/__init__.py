@@ -1,5 +1,31 @@
-"""How trials are run: in this process, or in parallel workers (see the launcher issue)."""
+"""How trials run: in this process, or in parallel worker processes that share the storage.
+
+``hpo.minimize(..., n_jobs=4)`` is shorthand for ``launcher=JoblibLauncher(n_jobs=4)``.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from hpo_plugins.launchers._base import Launcher, SequentialLauncher
+from hpo_plugins.launchers._gpus import detect_gpus, gpu_slots
+from hpo_plugins.launchers._joblib import JoblibLauncher, fail_orphans
+from hpo_plugins.launchers._script import (
+    PARAMS_ENV,
+    PARAMS_FILE_ENV,
+    ScriptFailed,
+    ScriptObjective,
+    current_params,
+)
+
+__all__ = [
+    "PARAMS_ENV",
+    "PARAMS_FILE_ENV",
+    "JoblibLauncher",
+    "Launcher",
+    "ScriptFailed",
+    "ScriptObjective",
+    "SequentialLauncher",
+    "current_params",
+    "detect_gpus",
+    "fail_orphans",
+    "gpu_slots",
+]

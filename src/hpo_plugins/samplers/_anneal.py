@@ -82,8 +82,10 @@ class AnnealSampler(Sampler):
     def sample(self, space: SearchSpace, history: History,
                rng: np.random.Generator) -> dict[str, Any]:
         """Propose flat internal parameters near a good finished trial (see the class doc)."""
+        if history.n_finished < self.n_startup_trials:
+            return space.sample_prior(rng)
         ranked = ranked_for_model(history)
-        if history.n_finished < self.n_startup_trials or not ranked:
+        if not ranked:  # only pruned trials that reported nothing: nothing to anneal around
             return space.sample_prior(rng)
         base = self._pick(ranked, rng)
         observed = _observations(space, [trial for trial, _ in ranked])

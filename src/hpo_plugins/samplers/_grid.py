@@ -112,11 +112,11 @@ class GridSampler(Sampler):
             SpaceError: The space has no finite grid.
         """
         grid = self._grid(space)
-        held = {canonical_key(space, t.params) for t in history.trials if t.params}
+        held = {_canonical_key(space, t.params) for t in history.trials if t.params}
         candidates = _random_order(grid.size, rng) if self.shuffle else iter(range(grid.size))
         for index in candidates:
             point = grid.point(index)
-            if canonical_key(space, point) not in held:
+            if _canonical_key(space, point) not in held:
                 return point
         raise SearchSpaceExhausted(
             f"All {grid.size} points of the grid are held by trials of this study (in any "
@@ -138,7 +138,7 @@ class GridSampler(Sampler):
         return state
 
 
-def canonical_key(space: SearchSpace, params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+def _canonical_key(space: SearchSpace, params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     """A hashable key equal for equal configurations (ints as int, floats to 12 digits)."""
     out: list[tuple[str, Any]] = []
     for label, value in params.items():
@@ -287,7 +287,7 @@ def _branch_grid(space: SearchSpace, structural: set[str],
     conditions). Building it visits every branch, so the number of branches is capped.
     """
     choices = [p for p in space.params.values() if p.label in structural]
-    branches = []
+    branches: list[_Node] = []
     total = 0
     for assign in _assignments(choices, {}):
         if len(branches) == MAX_BRANCHES:

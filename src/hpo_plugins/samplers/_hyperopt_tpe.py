@@ -163,25 +163,35 @@ def _no_objective(_: Any) -> float:  # pragma: no cover - tpe.suggest never call
 
 def _trials(domain: Any, labels: Sequence[str],
             observations: Iterable[tuple[FrozenTrial, float]]) -> Trials:
-    """A ``hyperopt.Trials`` holding one finished document per observation."""
+    """A ``hyperopt.Trials`` holding one finished document per observation.
+
+    This runs on every ``sample`` over the whole history, so it allocates little: Hyperopt
+    only reads these documents, and every inactive label of this call shares one empty list.
+    """
+    empty: list[Any] = []
     trials = Trials()
-    trials.insert_trial_docs([_doc(domain, labels, t, loss) for t, loss in observations])
+    trials.insert_trial_docs([_doc(domain.cmd, labels, t, loss, empty)
+                              for t, loss in observations])
     trials.refresh()
     return trials
 
 
-def _doc(domain: Any, labels: Sequence[str], trial: FrozenTrial, loss: float) -> dict[str, Any]:
+def _doc(cmd: Any, labels: Sequence[str], trial: FrozenTrial, loss: float,
+         empty: list[Any]) -> dict[str, Any]:
     """The document ``fmin`` would have stored for ``trial`` (inactive labels hold ``[]``)."""
     tid, params = trial.number, trial.params
-    present = [lbl in params for lbl in labels]
+    idxs: dict[str, list[Any]] = {}
+    vals: dict[str, list[Any]] = {}
+    own_tid = [tid]
+    for label in labels:
+        if label in params:
+            idxs[label], vals[label] = own_tid, [params[label]]
+        else:
+            idxs[label] = vals[label] = empty
     return {
         "state": JOB_STATE_DONE, "tid": tid, "spec": None,
         "result": {"status": STATUS_OK, "loss": loss},
-        "misc": {
-            "tid": tid, "cmd": domain.cmd, "workdir": None,
-            "idxs": {lbl: [tid] if p else [] for lbl, p in zip(labels, present)},
-            "vals": {lbl: [params[lbl]] if p else [] for lbl, p in zip(labels, present)},
-        },
+        "misc": {"tid": tid, "cmd": cmd, "workdir": None, "idxs": idxs, "vals": vals},
         "exp_key": None, "owner": None, "version": 0, "book_time": None, "refresh_time": None,
     }
 

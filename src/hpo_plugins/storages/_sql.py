@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +71,26 @@ _MAX_NAMES_SHOWN = 20
 class _UTCDateTime(sa.types.TypeDecorator[_dt.datetime]):
     """A timestamp stored in UTC and always read back timezone-aware.
 
-    SQLite keeps no time zone, so values are converted to UTC before they are written and get
-    ``tzinfo=UTC`` back when read; PostgreSQL stores ``timestamptz`` and is converted to UTC too.
+    PostgreSQL stores ``timestamptz``; values are converted to UTC when read. SQLite keeps no
+    time zone: values are written as naive UTC text in SQLAlchemy's own SQLite format
+    (``2024-05-01 12:00:00.000000``, so text order is time order) and get ``tzinfo=UTC`` back.
+    The SQLite processors are plain functions rather than SQLAlchemy's chain of converters,
+    because a snapshot of a study parses three timestamps per trial.
     """
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _sqlite_datetime_out
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: sa.Dialect,
+                         coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return _sqlite_datetime_in
+        return super().result_processor(dialect, coltype)
 
     def process_bind_param(self, value: _dt.datetime | None,
                            dialect: sa.Dialect) -> _dt.datetime | None:
@@ -87,6 +101,20 @@ class _UTCDateTime(sa.types.TypeDecorator[_dt.datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
+
+
+# (datetime.replace(tzinfo=...) is ten times slower than these string operations.)
+
+
+def _sqlite_datetime_out(value: _dt.datetime | None) -> str | None:
+    """Aware datetime -> ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, without the offset."""
+    if value is None:
+        return None
+    return value.astimezone(_UTC).isoformat(" ", "microseconds")[:26]
+
+
+def _sqlite_datetime_in(value: str | None) -> _dt.datetime | None:
+    return None if value is None else _dt.datetime.fromisoformat(value + "+00:00")
 
 
 _metadata = sa.MetaData()
@@ -143,6 +171,49 @@ _values = sa.Table(
 )
 
 
+# -- prebuilt statements ----------------------------------------------------------------------
+# Building a Core statement costs several times more than executing it, so hot paths run
+# statements built once here. Bind parameters are named b_*: UPDATE ... SET takes the column
+# names of the parameters passed at execution.
+
+_SID: sa.BindParameter[int] = sa.bindparam("b_study_id")
+_TID: sa.BindParameter[int] = sa.bindparam("b_trial_id")
+_STATE_LIST: sa.BindParameter[list[str]] = sa.bindparam("b_states", expanding=True)
+
+_STUDY = sa.select(_studies.c.study_id).where(_studies.c.study_id == _SID)
+_LOCK_STUDY = _STUDY.with_for_update()
+_MAX_NUMBER = (sa.select(sa.func.max(_trials.c.number))
+               .where(_trials.c.study_id == _studies.c.study_id).scalar_subquery())
+_N_COUNTED = (sa.select(sa.func.count()).select_from(_trials)
+              .where(_trials.c.study_id == _studies.c.study_id,
+                     _trials.c.state.in_(_LIMIT_VALUES)).scalar_subquery())
+# Lock the study row and read its highest number (and count toward a limit) in one round trip.
+_LOCK_STUDY_MAX = (sa.select(_studies.c.study_id, _MAX_NUMBER, sa.null())
+                   .where(_studies.c.study_id == _SID).with_for_update(of=_studies))
+_LOCK_STUDY_MAX_COUNT = (sa.select(_studies.c.study_id, _MAX_NUMBER, _N_COUNTED)
+                         .where(_studies.c.study_id == _SID).with_for_update(of=_studies))
+
+_TRIAL = sa.select(_trials).where(_trials.c.trial_id == _TID)
+_LOCK_TRIAL = _TRIAL.with_for_update()
+_LOCK_TRIAL_STATE = (sa.select(_trials.c.number, _trials.c.state)
+                     .where(_trials.c.trial_id == _TID).with_for_update())
+_INSERT_TRIAL = sa.insert(_trials)
+_UPDATE_TRIAL = sa.update(_trials).where(_trials.c.trial_id == _TID)
+_TRIALS_OF_STUDY = (sa.select(_trials).where(_trials.c.study_id == _SID)
+                    .order_by(_trials.c.number))
+_TRIALS_OF_STUDY_IN = _TRIALS_OF_STUDY.where(_trials.c.state.in_(_STATE_LIST))
+
+_VALUE_COLUMNS = (_values.c.trial_id, _values.c.step, _values.c.value)
+_VALUES_OF_TRIAL = sa.select(*_VALUE_COLUMNS).where(_values.c.trial_id == _TID)
+_VALUES_OF_STUDY = (sa.select(*_VALUE_COLUMNS)
+                    .join(_trials, _trials.c.trial_id == _values.c.trial_id)
+                    .where(_trials.c.study_id == _SID))
+_VALUES_OF_STUDY_IN = _VALUES_OF_STUDY.where(_trials.c.state.in_(_STATE_LIST))
+_UPDATE_VALUE = sa.update(_values).where(_values.c.trial_id == _TID,
+                                         _values.c.step == sa.bindparam("b_step"))
+_INSERT_VALUE = sa.insert(_values)
+
+
 # -- JSON and rows ----------------------------------------------------------------------------
 
 
@@ -157,10 +228,14 @@ def _dumps(value: Any, what: str) -> str:
         ) from exc
 
 
+#: json.loads without its whitespace checks (twice as fast); we wrote the text with _dumps.
+_raw_decode = json.JSONDecoder().raw_decode
+
+
 def _loads(text: str | None) -> Any:
     if text is None:
         return None
-    return {} if text == "{}" else json.loads(text)
+    return {} if text == "{}" else _raw_decode(text)[0]
 
 
 def _with_entry(stored: str, key: str, value: Any, what: str) -> str:
@@ -170,15 +245,23 @@ def _with_entry(stored: str, key: str, value: Any, what: str) -> str:
     return _dumps(attrs, what)
 
 
-def _to_trial(row: Mapping[Any, Any], values: Mapping[int, float]) -> FrozenTrial:
-    """Build the FrozenTrial of a trials row (a database row or the dict just inserted)."""
-    return FrozenTrial(
-        trial_id=row["trial_id"], number=row["number"], state=_STATES[row["state"]],
-        value=row["value"], params=_loads(row["params"]), natural=_loads(row["natural"]),
-        intermediate_values=dict(values), user_attrs=_loads(row["user_attrs"]),
-        system_attrs=_loads(row["system_attrs"]), datetime_start=row["datetime_start"],
-        datetime_complete=row["datetime_complete"], last_heartbeat=row["last_heartbeat"],
-    )
+def _to_trial(row: Sequence[Any], values: dict[int, float]) -> FrozenTrial:
+    """Build the FrozenTrial of a full trials row, in the table's column order.
+
+    This runs once per trial per snapshot, so it unpacks by position and passes FrozenTrial's
+    fields by position (twice as fast as keywords); the conformance suite would catch a
+    reordering of either.
+    """
+    (trial_id, _, number, state, value, params, natural, user_attrs, system_attrs, _,
+     start, complete, heartbeat) = row
+    return FrozenTrial(trial_id, number, _STATES[state], value, _loads(params),
+                       _loads(natural), values, _loads(user_attrs), _loads(system_attrs),
+                       start, complete, heartbeat)
+
+
+def _row_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A dict of column values as a row tuple in the table's column order."""
+    return tuple(row[column.name] for column in _trials.c)
 
 
 def _group_values(rows: Iterable[Sequence[Any]]) -> dict[int, dict[int, float]]:
@@ -270,22 +353,35 @@ def _check_study(conn: Connection, study_id: int, *, lock: bool = False) -> None
     Locking the study row serializes, per study, everything that assigns numbers or raises the
     count toward a limit. SQLite ignores FOR UPDATE; BEGIN IMMEDIATE already serializes writers.
     """
-    query = sa.select(_studies.c.study_id).where(_studies.c.study_id == study_id)
-    if conn.scalar(query.with_for_update() if lock else query) is None:
+    if conn.scalar(_LOCK_STUDY if lock else _STUDY, {"b_study_id": study_id}) is None:
         raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
 
 
-def _live_row(conn: Connection, trial_id: int, *columns: sa.Column[Any]) -> Row[Any]:
-    """Lock and return an unfinished trial's row: ``columns``, by default number and state.
+def _next_number(conn: Connection, study_id: int, limit: int | None) -> int | None:
+    """Lock the study; return the number of its next trial, or None if ``limit`` is reached.
 
-    ``columns``, when given, must include number and state.
+    Raises:
+        StudyNotFoundError: No such study.
+    """
+    statement = _LOCK_STUDY_MAX if limit is None else _LOCK_STUDY_MAX_COUNT
+    row = conn.execute(statement, {"b_study_id": study_id}).first()
+    if row is None:
+        raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+    _, top, counted = row
+    if limit is not None and counted >= limit:
+        return None
+    return 0 if top is None else int(top) + 1
+
+
+def _live_row(conn: Connection, trial_id: int, *, full: bool = False) -> Row[Any]:
+    """Lock and return an unfinished trial's row: every column if ``full``, else number, state.
 
     Raises:
         TrialNotFoundError: No such trial.
         TrialFinishedError: The trial is finished.
     """
-    query = sa.select(*(columns or (_trials.c.number, _trials.c.state)))
-    row = conn.execute(query.where(_trials.c.trial_id == trial_id).with_for_update()).first()
+    statement = _LOCK_TRIAL if full else _LOCK_TRIAL_STATE
+    row = conn.execute(statement, {"b_trial_id": trial_id}).first()
     if row is None:
         raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.")
     if _STATES[row.state].is_finished:
@@ -295,21 +391,8 @@ def _live_row(conn: Connection, trial_id: int, *columns: sa.Column[Any]) -> Row[
     return row
 
 
-def _is_full(conn: Connection, study_id: int, limit: int | None) -> bool:
-    """True if the study holds ``limit`` trials that count toward a limit."""
-    if limit is None:
-        return False
-    counted = conn.scalar(
-        sa.select(sa.func.count()).select_from(_trials)
-        .where(_trials.c.study_id == study_id, _trials.c.state.in_(_LIMIT_VALUES))
-    )
-    return int(counted or 0) >= limit
-
-
-def _next_number(conn: Connection, study_id: int) -> int:
-    top = conn.scalar(sa.select(sa.func.max(_trials.c.number))
-                      .where(_trials.c.study_id == study_id))
-    return 0 if top is None else int(top) + 1
+def _update_trial(conn: Connection, trial_id: int, changes: Mapping[str, Any]) -> None:
+    conn.execute(_UPDATE_TRIAL, {"b_trial_id": trial_id, **changes})
 
 
 def _check_dedup(conn: Connection, study_id: int, key: str | None,
@@ -352,16 +435,32 @@ def _dedup_errors(key: str | None) -> Iterator[None]:
         ) from exc
 
 
-def _trial_values(conn: Connection, trial_ids: Sequence[int]) -> dict[int, dict[int, float]]:
-    query = sa.select(_values.c.trial_id, _values.c.step, _values.c.value)
-    return _group_values(conn.execute(query.where(_values.c.trial_id.in_(trial_ids))).all())
+def _values_of_trial(conn: Connection, trial_id: int) -> dict[int, float]:
+    rows = conn.execute(_VALUES_OF_TRIAL, {"b_trial_id": trial_id}).all()
+    return _group_values(rows).get(trial_id, {})
 
 
 def _fetch_trial(conn: Connection, trial_id: int) -> FrozenTrial:
-    row = conn.execute(sa.select(_trials).where(_trials.c.trial_id == trial_id)).first()
+    row = conn.execute(_TRIAL, {"b_trial_id": trial_id}).first()
     if row is None:
         raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.")
-    return _to_trial(row._mapping, _trial_values(conn, [trial_id]).get(trial_id, {}))
+    return _to_trial(row, _values_of_trial(conn, trial_id))
+
+
+def _snapshot(conn: Connection, study_id: int,
+              states: Sequence[TrialState] | None) -> list[FrozenTrial]:
+    """Every trial of the study (in ``states``) with its curve: two queries, one snapshot."""
+    params: dict[str, Any] = {"b_study_id": study_id}
+    trials, values = _TRIALS_OF_STUDY, _VALUES_OF_STUDY
+    if states is not None:
+        params["b_states"] = [TrialState(s).value for s in states]
+        trials, values = _TRIALS_OF_STUDY_IN, _VALUES_OF_STUDY_IN
+    rows = conn.execute(trials, params).all()
+    if not rows:
+        _check_study(conn, study_id)
+        return []
+    curves = _group_values(conn.execute(values, params))
+    return [_to_trial(row, curves.get(row[0]) or {}) for row in rows]
 
 
 def _study_infos(conn: Connection, study_id: int | None = None) -> list[StudyInfo]:
@@ -588,19 +687,18 @@ class SQLStorage(Storage):
         row = _new_trial_row(study_id, TrialState(state), params, natural, dedup_key,
                              system_attrs, heartbeat)
         with _dedup_errors(dedup_key), self._write() as conn:
-            _check_study(conn, study_id, lock=True)
-            if _is_full(conn, study_id, limit):
+            number = _next_number(conn, study_id, limit)
+            if number is None:
                 return None
             _check_dedup(conn, study_id, dedup_key)
-            row["number"] = _next_number(conn, study_id)
-            row["trial_id"] = _inserted_id(conn.execute(sa.insert(_trials).values(row)))
-        return _to_trial(row, {})
+            row["number"] = number
+            row["trial_id"] = _inserted_id(conn.execute(_INSERT_TRIAL, row))
+        return _to_trial(_row_tuple(row), {})
 
     def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
                             limit: int | None = None) -> FrozenTrial | None:
         with self._write() as conn:
-            _check_study(conn, study_id, lock=True)
-            if _is_full(conn, study_id, limit):
+            if _next_number(conn, study_id, limit) is None:
                 return None
             trial_id = conn.scalar(
                 sa.select(_trials.c.trial_id)
@@ -611,70 +709,63 @@ class SQLStorage(Storage):
             if trial_id is None:
                 return None
             now = utcnow()
-            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id).values(
-                state=TrialState.RUNNING.value, datetime_start=now,
-                last_heartbeat=now if heartbeat else None))
+            _update_trial(conn, trial_id, {"state": TrialState.RUNNING.value,
+                                           "datetime_start": now,
+                                           "last_heartbeat": now if heartbeat else None})
             return _fetch_trial(conn, trial_id)
 
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
                          dedup_key: str | None = None) -> None:
-        values = {"params": _dumps(dict(params), "params"),
-                  "natural": None if natural is None else _dumps(natural, "natural params")}
+        changes = {"params": _dumps(dict(params), "params"),
+                   "natural": None if natural is None else _dumps(natural, "natural params")}
         if dedup_key is not None:
-            values["dedup_key"] = dedup_key
+            changes["dedup_key"] = dedup_key
         with _dedup_errors(dedup_key), self._write() as conn:
             if dedup_key is not None:
                 _check_trial_key(conn, trial_id, dedup_key)
             _live_row(conn, trial_id)
-            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id).values(values))
+            _update_trial(conn, trial_id, changes)
 
     def set_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
-        step, value = int(step), float(value)
+        point = {"b_trial_id": trial_id, "b_step": int(step), "value": float(value)}
         with self._write() as conn:
             _live_row(conn, trial_id)  # also locks the trial, so the upsert below cannot race
-            updated = conn.execute(
-                sa.update(_values).where(_values.c.trial_id == trial_id, _values.c.step == step)
-                .values(value=value)
-            ).rowcount
-            if not updated:
-                conn.execute(sa.insert(_values).values(trial_id=trial_id, step=step, value=value))
+            if not conn.execute(_UPDATE_VALUE, point).rowcount:
+                conn.execute(_INSERT_VALUE, {"trial_id": trial_id, "step": point["b_step"],
+                                             "value": point["value"]})
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._set_trial_attr(trial_id, _trials.c.user_attrs, key, value)
+        self._set_trial_attr(trial_id, "user_attrs", key, value)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._set_trial_attr(trial_id, _trials.c.system_attrs, key, value)
+        self._set_trial_attr(trial_id, "system_attrs", key, value)
 
-    def _set_trial_attr(self, trial_id: int, column: sa.Column[Any], key: str,
-                        value: Any) -> None:
+    def _set_trial_attr(self, trial_id: int, column: str, key: str, value: Any) -> None:
         what = f"attribute {key!r}"
         _dumps(value, what)
         with self._write() as conn:
-            stored = _live_row(conn, trial_id, _trials.c.number, _trials.c.state, column)[-1]
-            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id)
-                         .values({column.name: _with_entry(stored, key, value, what)}))
+            stored = _live_row(conn, trial_id, full=True)._mapping[column]
+            _update_trial(conn, trial_id, {column: _with_entry(stored, key, value, what)})
 
     def record_heartbeat(self, trial_id: int) -> None:
         with self._write() as conn:
             _live_row(conn, trial_id)
-            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id)
-                         .values(last_heartbeat=utcnow()))
+            _update_trial(conn, trial_id, {"last_heartbeat": utcnow()})
 
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
                      system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
         state = _finished_state(state)
         extra = json.loads(_dumps(dict(system_attrs or {}), "system attrs"))
         with self._write() as conn:
-            row = _live_row(conn, trial_id, *_trials.c)._mapping
+            row = _live_row(conn, trial_id, full=True)._mapping
             now = utcnow()
             changes = {"state": state.value, "value": None if value is None else float(value),
                        "system_attrs": _dumps({**json.loads(row["system_attrs"]), **extra},
                                               "system attrs"),
                        "datetime_complete": now, "datetime_start": row["datetime_start"] or now}
-            conn.execute(sa.update(_trials).where(_trials.c.trial_id == trial_id)
-                         .values(changes))
-            values = _trial_values(conn, [trial_id]).get(trial_id, {})
-        return _to_trial({**row, **changes}, values)
+            _update_trial(conn, trial_id, changes)
+            values = _values_of_trial(conn, trial_id)
+        return _to_trial(_row_tuple({**row, **changes}), values)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         with self._read() as conn:
@@ -682,22 +773,8 @@ class SQLStorage(Storage):
 
     def get_all_trials(self, study_id: int,
                        states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
-        trials_query = (sa.select(_trials).where(_trials.c.study_id == study_id)
-                        .order_by(_trials.c.number))
-        values_query = (sa.select(_values.c.trial_id, _values.c.step, _values.c.value)
-                        .join(_trials, _trials.c.trial_id == _values.c.trial_id)
-                        .where(_trials.c.study_id == study_id))
-        if states is not None:
-            wanted = [TrialState(s).value for s in states]
-            trials_query = trials_query.where(_trials.c.state.in_(wanted))
-            values_query = values_query.where(_trials.c.state.in_(wanted))
         with self._read() as conn:
-            rows = conn.execute(trials_query).mappings().all()
-            if not rows:
-                _check_study(conn, study_id)
-                return []
-            values = _group_values(conn.execute(values_query).all())
-        return [_to_trial(row, values.get(row["trial_id"], {})) for row in rows]
+            return _snapshot(conn, study_id, states)
 
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
         now = utcnow()

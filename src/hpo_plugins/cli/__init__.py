@@ -1,0 +1,147 @@
+"""The ``hpo-plugins`` command: explore studies from a shell.
+
+::
+
+    hpo-plugins studies                             one line per study
+    hpo-plugins trials --study NAME                 a table of its trials
+    hpo-plugins best --study NAME                   the best parameters, as JSON
+    hpo-plugins export --study NAME --format csv    every trial (csv or json)
+    hpo-plugins plot --study NAME --out DIR         PNG plots (matplotlib)
+    hpo-plugins tensorboard --study NAME            TensorBoard on the study's logdir
+
+Every command takes ``--storage URL`` (default: ``$HPO_PLUGINS_STORAGE``, else
+``sqlite:///hpo.db``), ``--verbose`` and ``--help``. Exit codes: 0 success, 1 failure at run time,
+2 bad command line, 3 storage or study not found; errors are one line on stderr.
+
+A command is a :class:`~hpo_plugins.cli._base.Command` record listed in :data:`COMMANDS`; adding
+one (``run``, for script mode) is one module and one entry there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+
+from hpo_plugins._version import __version__
+from hpo_plugins.cli._base import (
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    CLIError,
+    Command,
+    storage_help,
+    warn,
+)
+from hpo_plugins.cli._export import EXPORT
+from hpo_plugins.cli._plot import PLOT
+from hpo_plugins.cli._studies import STUDIES
+from hpo_plugins.cli._tensorboard import TENSORBOARD
+from hpo_plugins.cli._trials import BEST, TRIALS
+from hpo_plugins.exceptions import HPOError, StudyNotFoundError
+
+__all__ = [
+    "COMMANDS",
+    "EXIT_FAILURE",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Command",
+    "build_parser",
+    "main",
+]
+
+#: Every subcommand, in the order ``--help`` lists them.
+COMMANDS: tuple[Command, ...] = (STUDIES, TRIALS, BEST, EXPORT, PLOT, TENSORBOARD)
+
+_PROG = "hpo-plugins"
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    """The argument parser: one subparser per command, each with the shared options."""
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--storage", metavar="URL", help=storage_help())
+    shared.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log progress to stderr (-vv: debug, with tracebacks)")
+    parser = argparse.ArgumentParser(
+        prog=_PROG, description="Explore hpo_plugins studies: list them, show their trials, "
+        "export them, plot them, open them in TensorBoard.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 bad usage, 3 storage or study not found.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for command in commands:
+        sub = subparsers.add_parser(command.name, parents=[shared], help=command.summary,
+                                    description=command.description)
+        command.configure(sub)
+        sub.set_defaults(command=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``hpo-plugins`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error (code 2)
+        return int(exit_.code or 0)
+    if getattr(args, "command", None) is None:
+        parser.print_usage(sys.stderr)
+        warn(f"{_PROG}: error: choose a command (see {_PROG} --help)")
+        return EXIT_USAGE
+    with _logging(args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return args.command.run(args)
+    except CLIError as exc:
+        return _fail(str(exc), exc.code)
+    except StudyNotFoundError as exc:
+        return _fail(str(exc), EXIT_NOT_FOUND)
+    except HPOError as exc:
+        return _fail(str(exc), EXIT_FAILURE)
+    except BrokenPipeError:  # e.g. `hpo-plugins trials ... | head`
+        _silence_stdout()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:
+        if args.verbose >= 2:
+            traceback.print_exc()
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (run with -vv for the "
+                     f"traceback)", EXIT_FAILURE)
+
+
+def _fail(message: str, code: int) -> int:
+    warn(f"{_PROG}: error: {message}")
+    return code
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, send the rest of stdout nowhere (no second error at exit)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+@contextlib.contextmanager
+def _logging(verbosity: int) -> Iterator[None]:
+    """Show the library's warnings (and with -v its progress) on stderr while a command runs."""
+    logger = logging.getLogger("hpo_plugins")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)

@@ -1,0 +1,140 @@
+"""What every command shares: the command record, exit codes, output, storage and study access."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hpo_plugins.exceptions import ConfigurationError, StorageError
+from hpo_plugins.storages import DEFAULT_STORAGE_ENV, Storage, default_storage_url, get_storage
+
+if TYPE_CHECKING:
+    from hpo_plugins.study import Study
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CLIError",
+    "Command",
+    "echo",
+    "open_storage",
+    "open_study",
+    "warn",
+]
+
+#: The command did what was asked.
+EXIT_OK = 0
+#: The command failed at run time (no completed trial, no logdir, a missing extra, ...).
+EXIT_FAILURE = 1
+#: The command line is wrong (argparse's own code).
+EXIT_USAGE = 2
+#: The storage cannot be opened, or it holds no study of that name.
+EXIT_NOT_FOUND = 3
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand of ``hpo-plugins``.
+
+    Attributes:
+        name: What the user types (``hpo-plugins <name>``).
+        summary: One line for ``hpo-plugins --help``.
+        description: The text of ``hpo-plugins <name> --help``.
+        configure: Adds the command's own arguments to its parser (``--storage`` and
+            ``--verbose`` are added for every command).
+        run: Does the work and returns the exit code; raises :class:`CLIError` (or an
+            ``HPOError``) for a failure the user can fix.
+    """
+
+    name: str
+    summary: str
+    description: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+class CLIError(Exception):
+    """A failure reported as one line on stderr, with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def echo(text: str = "") -> None:
+    """Write one line of the command's output to stdout."""
+    sys.stdout.write(f"{text}\n")
+
+
+def warn(text: str) -> None:
+    """Write one line to stderr."""
+    sys.stderr.write(f"{text}\n")
+
+
+def add_study_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--study NAME`` option of the commands that read one study."""
+    parser.add_argument("--study", required=True, metavar="NAME", help="the study's name")
+
+
+def storage_help() -> str:
+    """Help text of ``--storage`` (names the default and the environment variable)."""
+    return (f"storage URL, e.g. sqlite:///hpo.db or postgresql+psycopg://user@host/db "
+            f"(default: ${DEFAULT_STORAGE_ENV}, else sqlite:///hpo.db)")
+
+
+@contextlib.contextmanager
+def open_storage(url: str | None) -> Iterator[Storage]:
+    """The storage at ``url`` (default: the default storage URL), closed on exit.
+
+    Unlike the library, the CLI never creates a SQLite file: a missing file is an error.
+
+    Raises:
+        CLIError: The URL is malformed, the file is missing or the database cannot be opened
+            (code :data:`EXIT_NOT_FOUND`).
+    """
+    url = url or default_storage_url()
+    _check_sqlite_exists(url)
+    try:
+        store = get_storage(url)
+        store.list_studies()  # opens it now, so that a bad storage fails here
+    except (ConfigurationError, StorageError) as exc:
+        raise CLIError(f"cannot open the storage: {exc}", EXIT_NOT_FOUND) from None
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _check_sqlite_exists(url: str) -> None:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return
+    path = url[len(prefix):].split("?", 1)[0]
+    if path and path != ":memory:" and not os.path.exists(path):
+        raise CLIError(
+            f"no storage at {os.path.abspath(path)}: the SQLite file does not exist. Pass "
+            f"--storage, or set ${DEFAULT_STORAGE_ENV}.", EXIT_NOT_FOUND)
+
+
+def open_study(store: Storage, name: str) -> Study:
+    """The study ``name``, opened read-only: no sampler, no observers, nothing written.
+
+    Raises:
+        StudyNotFoundError: No such study (the message lists the studies there).
+    """
+    from hpo_plugins.pruners import NopPruner
+    from hpo_plugins.study import Study
+
+    study_id = store.get_study_id(name)
+    info = store.get_study(study_id)
+    return Study(study_name=name, storage=store, study_id=study_id, direction=info.direction,
+                 space=None, sampler=None, pruner=NopPruner(), seed=info.attrs.get("seed"),
+                 metric=info.attrs.get("metric") or "val_loss", logdir=None,
+                 heartbeat_interval=None, grace_period=None, max_retries=0)

@@ -1,0 +1,49 @@
+"""``hpo-plugins plot``: PNG plots of a study (matplotlib, the ``plot`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+
+from hpo_plugins.cli._base import (
+    EXIT_OK,
+    CLIError,
+    Command,
+    add_study_argument,
+    echo,
+    open_storage,
+    open_study,
+)
+
+__all__ = ["PLOT"]
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    add_study_argument(parser)
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for the PNG files (created if missing)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hpo_plugins.plotting import save_plots
+
+    with open_storage(args.storage) as store:
+        study = open_study(store, args.study)
+        try:
+            paths = save_plots(study, args.out)
+        except OSError as exc:
+            raise CLIError(f"cannot write the plots to {args.out}: {exc.strerror}") from None
+    for path in paths:
+        echo(path)
+    return EXIT_OK
+
+
+PLOT = Command(
+    name="plot",
+    summary="save PNG plots of a study",
+    description="Write history.png (each trial's value and the best so far), "
+                "parallel_coordinates.png (completed trials across every parameter) and "
+                "intermediate_values.png (the reported curves) into --out. Needs matplotlib: "
+                "pip install 'hpo_plugins[plot]'.",
+    configure=_configure,
+    run=_run,
+)

@@ -1,0 +1,46 @@
+"""``hpo-plugins studies``: one line per study in a storage."""
+
+from __future__ import annotations
+
+import argparse
+
+from hpo_plugins._frozen import TrialState
+from hpo_plugins.cli._base import EXIT_OK, Command, echo, open_storage
+from hpo_plugins.cli._table import format_table
+from hpo_plugins.storages import StudyInfo
+
+__all__ = ["STUDIES"]
+
+_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING,
+           TrialState.WAITING)
+_HEADERS = ["study", "direction", "trials", "complete", "pruned", "fail", "running", "waiting",
+            "best"]
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    """``studies`` takes no argument of its own."""
+
+
+def _row(info: StudyInfo) -> list[object]:
+    counts = [int(info.n_trials.get(state, 0)) for state in _STATES]
+    total = sum(int(n) for n in info.n_trials.values())
+    return [info.name, info.direction.value, total, *counts, info.best_value]
+
+
+def _run(args: argparse.Namespace) -> int:
+    with open_storage(args.storage) as store:
+        infos = store.list_studies()
+        if not infos:
+            echo(f"No studies in {store.describe()}.")
+            return EXIT_OK
+        echo(format_table(_HEADERS, [_row(info) for info in infos]))
+    return EXIT_OK
+
+
+STUDIES = Command(
+    name="studies",
+    summary="list the studies in a storage",
+    description="One line per study: its direction, its trials by state and its best value.",
+    configure=_configure,
+    run=_run,
+)

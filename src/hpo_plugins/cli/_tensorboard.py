@@ -1,0 +1,108 @@
+"""``hpo-plugins tensorboard``: TensorBoard on a study's logdir."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from types import FrameType
+
+from hpo_plugins.cli._base import (
+    EXIT_OK,
+    CLIError,
+    Command,
+    add_study_argument,
+    echo,
+    open_storage,
+)
+
+__all__ = ["TENSORBOARD"]
+
+_STOP_TIMEOUT_S = 10.0
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    add_study_argument(parser)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=6006, help="port (default: 6006)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    with open_storage(args.storage) as store:
+        logdir = store.get_study(store.get_study_id(args.study)).attrs.get("logdir")
+    logdir = _check_logdir(args.study, logdir)
+    if importlib.util.find_spec("tensorboard") is None:
+        raise CLIError("TensorBoard is not installed. Install it with: "
+                       "pip install 'hpo_plugins[tensorboard]'")
+    from hpo_plugins.tensorboard._server import server_command
+
+    command = server_command(logdir, host=args.host, port=args.port)
+    echo(f"TensorBoard for study {args.study!r} on {logdir}: "
+         f"http://{args.host}:{args.port}/#hparams (Ctrl-C to stop)")
+    return _serve(command)
+
+
+def _check_logdir(study: str, logdir: object) -> str:
+    if not logdir:
+        raise CLIError(f"study {study!r} has no logdir, so nothing was written for TensorBoard. "
+                       f"Create studies with logdir='runs/{study}' (create_study, minimize).")
+    if not os.path.isdir(str(logdir)):
+        raise CLIError(f"the logdir of study {study!r} does not exist: {logdir}")
+    return str(logdir)
+
+
+def _serve(command: list[str]) -> int:
+    """Run the server until it exits or this process is interrupted or terminated."""
+    # Its own process group, so that stopping it also stops TensorBoard's data server.
+    server = subprocess.Popen(command, start_new_session=True)
+    with _sigterm_as_interrupt():
+        try:
+            return server.wait()
+        except KeyboardInterrupt:
+            return EXIT_OK
+        finally:
+            _stop(server)
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(_STOP_TIMEOUT_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)  # whatever is left in the group
+    server.wait()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let ``kill`` stop the server too, rather than orphan it."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+TENSORBOARD = Command(
+    name="tensorboard",
+    summary="start TensorBoard on a study's logdir",
+    description="Serve the study's logdir (recorded when it was created with logdir=) with "
+                "TensorBoard, without importing TensorFlow; open the HPARAMS tab. Ctrl-C stops "
+                "it. For plugins that need TensorFlow, run: tensorboard --logdir LOGDIR.",
+    configure=_configure,
+    run=_run,
+)

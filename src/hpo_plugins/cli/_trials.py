@@ -1,0 +1,92 @@
+"""``hpo-plugins trials`` (a table of a study's trials) and ``hpo-plugins best``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from hpo_plugins._dataframe import trial_row
+from hpo_plugins._frozen import TrialState
+from hpo_plugins.cli._base import (
+    EXIT_OK,
+    Command,
+    add_study_argument,
+    echo,
+    open_storage,
+    open_study,
+)
+from hpo_plugins.cli._table import format_duration, format_table
+from hpo_plugins.study import Study
+
+__all__ = ["BEST", "TRIALS"]
+
+_PARAM_PREFIX = "params_"
+
+
+def _configure_trials(parser: argparse.ArgumentParser) -> None:
+    add_study_argument(parser)
+    parser.add_argument("--state", action="append", type=str.upper, metavar="STATE",
+                        choices=[s.value for s in TrialState],
+                        help="show only trials in this state (repeatable): COMPLETE, PRUNED, "
+                             "FAIL, RUNNING or WAITING")
+    parser.add_argument("--sort", choices=["number", "value"], default="number",
+                        help="order by trial number (default) or by value, best first")
+
+
+def _run_trials(args: argparse.Namespace) -> int:
+    with open_storage(args.storage) as store:
+        study = open_study(store, args.study)
+        rows = [trial_row(study, t) for t in study.get_trials(args.state)]
+        if args.sort == "value":
+            rows.sort(key=lambda row: _value_key(study, row))
+        if not rows:
+            echo(f"Study {study.study_name!r} has no trials"
+                 f"{' in state ' + ', '.join(args.state) if args.state else ''}.")
+            return EXIT_OK
+        echo(_trials_table(rows))
+    return EXIT_OK
+
+
+def _value_key(study: Study, row: dict[str, Any]) -> tuple[bool, float]:
+    value = row["value"]
+    return value is None, 0.0 if value is None else study.direction.sign() * value
+
+
+def _trials_table(rows: list[dict[str, Any]]) -> str:
+    labels = [key for key in rows[0] if key.startswith(_PARAM_PREFIX)]
+    headers = ["number", "state", "value", "duration", *(k[len(_PARAM_PREFIX):] for k in labels)]
+    table = [[row["number"], row["state"], row["value"], format_duration(row["duration_s"]),
+              *(row[k] for k in labels)] for row in rows]
+    return format_table(headers, table)
+
+
+def _configure_best(parser: argparse.ArgumentParser) -> None:
+    add_study_argument(parser)
+
+
+def _run_best(args: argparse.Namespace) -> int:
+    with open_storage(args.storage) as store:
+        study = open_study(store, args.study)
+        echo(json.dumps(study.best_params, indent=2, default=repr))
+    return EXIT_OK
+
+
+TRIALS = Command(
+    name="trials",
+    summary="show a study's trials as a table",
+    description="A table of a study's trials: number, state, value, duration and every "
+                "parameter under its flat label (a choice shows its option; '-' marks a "
+                "parameter that is inactive in that trial).",
+    configure=_configure_trials,
+    run=_run_trials,
+)
+
+BEST = Command(
+    name="best",
+    summary="print the best trial's parameters as JSON",
+    description="The parameters of the study's best COMPLETE trial, as the nested natural "
+                "value the objective received (a choice gives its option), in JSON.",
+    configure=_configure_best,
+    run=_run_best,
+)

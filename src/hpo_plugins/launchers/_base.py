@@ -1,0 +1,37 @@
+"""The launcher contract, and the sequential launcher."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpo_plugins._optimize import RunSettings
+    from hpo_plugins.study import Study
+
+__all__ = ["Launcher", "SequentialLauncher"]
+
+
+class Launcher(abc.ABC):
+    """Runs the trials of one ``optimize`` call somewhere: here, in worker processes, on a cluster.
+
+    A launcher owns no loop logic of its own beyond scheduling: every worker runs
+    ``hpo_plugins._optimize.run_one`` (ask → objective → tell against the shared storage), so a
+    trial behaves the same whichever launcher runs it. ``run`` returns when the limits in
+    ``settings`` are reached, and calls ``settings.callbacks`` in the calling process.
+    """
+
+    @abc.abstractmethod
+    def run(self, study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
+        """Run trials until a limit in ``settings`` is reached."""
+
+
+class SequentialLauncher(Launcher):
+    """One trial after another in this process (what ``n_jobs=1`` does)."""
+
+    def run(self, study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
+        """Loop ``run_one`` in this process."""
+        from hpo_plugins._optimize import run_sequential
+
+        run_sequential(study, objective, settings)

@@ -1,0 +1,257 @@
+"""Parallel trials on one machine: joblib's loky workers, or a GPU pool of pinned processes."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.launchers._base import Launcher
+from hpo_plugins.launchers._gpus import gpu_slots
+from hpo_plugins.launchers._worker import Job, pin_gpu, run_task
+
+if TYPE_CHECKING:
+    from hpo_plugins._optimize import RunSettings
+    from hpo_plugins.study import Study
+
+__all__ = ["JoblibLauncher"]
+
+_logger = logging.getLogger(__name__)
+
+
+class JoblibLauncher(Launcher):
+    """Run trials in parallel worker processes that share the study's storage.
+
+    Each worker runs ask → objective → tell against the storage, exactly like the sequential
+    loop, so pruning, heartbeats and ``max_trials`` work across workers. Objectives defined in
+    ``__main__``, lambdas and closures work (they travel with cloudpickle).
+
+    Two modes:
+
+    * **CPU, reused workers** (no ``gpus``, ``fresh_process=False``): joblib's loky pool of
+      ``n_jobs`` processes; a worker pays its imports once and then runs trial after trial
+      (loky gives each worker ``cores // n_jobs`` threads for torch and BLAS).
+    * **Pinned slots** (``gpus`` given, or ``fresh_process=True``): one slot per concurrent trial
+      (each GPU ``trials_per_gpu`` times). A slot's process sees exactly its GPU through
+      ``CUDA_VISIBLE_DEVICES``, set before any framework starts CUDA, and the trial records the
+      GPU it used (``system_attrs["gpu"]``). With ``fresh_process=True`` (the default when GPUs
+      are used) every trial runs in a new process, so GPU and host memory go back to the system.
+
+    The storage must be shared by processes: a SQLite file (the default) or a database server;
+    an in-memory storage raises a :class:`ConfigurationError` that says so.
+
+    Args:
+        n_jobs: Worker processes (CPU mode); -1 for one per core. Ignored when GPUs are used:
+            the pool has one process per slot.
+        gpus: ``"all"`` (from ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``, never by importing a
+            framework), a list of GPU ids, or None. Without any GPU found, trials run on CPU
+            after a one-line notice.
+        trials_per_gpu: Trials that share one GPU at once.
+        fresh_process: A new process per trial; default True with GPUs, else False.
+        deterministic: Make the suggestions of a seeded study independent of timing: trial ``n``
+            waits until trials below ``n - (workers - 1)`` are finished and sees newer ones as
+            running (see ``Study.ask(lag=...)``). Default: True when the study has a seed.
+
+    Example:
+        >>> import hpo_plugins as hpo
+        >>> from hpo_plugins.launchers import JoblibLauncher
+        >>> study = hpo.minimize(lambda p: p["x"] ** 2, {"x": hpo.hp.uniform("x", -1, 1)},
+        ...                      n_trials=8, launcher=JoblibLauncher(n_jobs=2),
+        ...                      storage="sqlite:///doctest.db")  # doctest: +SKIP
+    """
+
+    def __init__(self, n_jobs: int = 2, *, gpus: str | Sequence[int | str] | None = None,
+                 trials_per_gpu: int = 1, fresh_process: bool | None = None,
+                 deterministic: bool | None = None) -> None:
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+            raise ConfigurationError(
+                f"Expected `n_jobs` to be an integer >= 1, or -1 for one per core. Received: "
+                f"n_jobs={n_jobs!r}."
+            )
+        gpu_slots(None, trials_per_gpu)  # validates trials_per_gpu
+        self.n_jobs = n_jobs
+        self.gpus = gpus
+        self.trials_per_gpu = trials_per_gpu
+        self.fresh_process = fresh_process
+        self.deterministic = deterministic
+
+    def __repr__(self) -> str:
+        return (f"JoblibLauncher(n_jobs={self.n_jobs}, gpus={self.gpus!r}, "
+                f"trials_per_gpu={self.trials_per_gpu}, fresh_process={self.fresh_process})")
+
+    def run(self, study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
+        """Run trials in parallel until a limit in ``settings`` is reached."""
+        _require_shared_storage(study)
+        slots = gpu_slots(self.gpus, self.trials_per_gpu)
+        fresh = bool(slots) if self.fresh_process is None else self.fresh_process
+        workers = len(slots) or _cpu_workers(self.n_jobs)
+        deterministic = study.seed is not None if self.deterministic is None \
+            else self.deterministic
+        run = _Run(study, settings, Job.pack(
+            study, objective, settings, uuid.uuid4().hex,
+            None if settings.timeout is None else time.time() + settings.timeout,
+            workers - 1 if deterministic and workers > 1 else None))
+        _logger.info("Running trials in %d worker processes%s.", workers,
+                     f" on GPU slots {slots}" if slots else "")
+        with run:
+            if slots or fresh:
+                pool: list[str | None] = list(slots) if slots else [None] * workers
+                _run_slots(run, pool, fresh)
+            else:
+                _run_loky(run, workers)
+
+
+def _require_shared_storage(study: Study) -> None:
+    if not study.storage.multiprocess:
+        raise ConfigurationError(
+            f"Expected a storage that worker processes can share for a parallel run. "
+            f"Received: {study.storage.describe()}. Use storage=None (the SQLite file hpo.db), "
+            f"'sqlite:///path.db' or a PostgreSQL URL, or run with n_jobs=1."
+        )
+
+
+def _cpu_workers(n_jobs: int) -> int:
+    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+
+
+class _Run:
+    """The parent's side of one parallel run: budget, results, callbacks, clean-up."""
+
+    def __init__(self, study: Study, settings: RunSettings, job: Job) -> None:
+        from hpo_plugins._optimize import progress
+
+        self.study, self.settings, self.job = study, settings, job
+        self.started = self.failed = 0
+        self.clock = time.monotonic()
+        self.done = threading.Event()
+        self._bar = progress(study, settings)
+
+    def __enter__(self) -> _Run:
+        return self
+
+    def take(self) -> bool:
+        """Reserve one more trial of the budget; False when this run must start no more."""
+        if self.exhausted():
+            return False
+        self.started += 1
+        return True
+
+    def exhausted(self) -> bool:
+        """True when this run may start no more trials (without reserving one)."""
+        elapsed = time.monotonic() - self.clock
+        return self.done.is_set() or self.settings.should_stop(self.started, self.failed,
+                                                               elapsed)
+
+    def finished(self, frozen: FrozenTrial | None) -> None:
+        """Record one task's result in the parent: progress bar and callbacks."""
+        if frozen is None:
+            self.done.set()  # the study is full or the grid exhausted
+            return
+        self.failed += frozen.state is TrialState.FAIL
+        if self._bar is not None:
+            self._bar.update(self.study, frozen)
+        for callback in self.settings.callbacks:
+            callback(self.study, frozen)
+
+    def lost(self) -> None:
+        """A worker died with its trial: it counts as failed."""
+        self.failed += 1
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if exc_type is not None:
+            reason = ("interrupted by the user (KeyboardInterrupt)"
+                      if issubclass(exc_type, KeyboardInterrupt)
+                      else f"stopped: the run ended with {exc_type.__name__}")
+            fail_orphans(self.study, self.job.run_id, reason)
+
+
+def fail_orphans(study: Study, run_id: str, reason: str) -> list[int]:
+    """Mark FAIL the trials of ``run_id`` still RUNNING (their workers were stopped)."""
+    numbers = []
+    for trial in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING]):
+        if trial.system_attrs.get("run_id") != run_id:
+            continue
+        try:
+            study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                       {"fail_reason": reason})
+            numbers.append(trial.number)
+        except Exception:  # finished meanwhile by its worker
+            continue
+    if numbers:
+        _logger.warning("Trials %s were stopped and marked FAIL: %s.", numbers, reason)
+    return numbers
+
+
+def _run_loky(run: _Run, workers: int) -> None:
+    """joblib's reusable loky pool; a killed worker costs its trial, not the run."""
+    from joblib import Parallel, delayed
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    def tasks() -> Iterator[Any]:
+        while run.take():
+            yield delayed(run_task)(run.job)
+
+    while not run.exhausted():
+        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
+                            pre_dispatch="n_jobs")
+        try:
+            for frozen in parallel(tasks()):
+                run.finished(frozen)
+        except TerminatedWorkerError as exc:
+            _logger.warning("A worker process died (%s); its trial is failed once its "
+                            "heartbeat is stale. Restarting the pool.", exc)
+            run.lost()
+
+
+def _run_slots(run: _Run, slots: list[str | None], fresh: bool) -> None:
+    """One single-process executor per slot, pinned to its GPU by the process initializer."""
+    executors = [_slot_executor(gpu, fresh) for gpu in slots]
+    pending: dict[cf.Future[FrozenTrial | None], int] = {}
+    try:
+        for index in range(len(slots)):
+            _submit(run, executors, slots, index, pending)
+        while pending:
+            finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in finished:
+                index = pending.pop(future)
+                try:
+                    run.finished(future.result())
+                except cf.process.BrokenProcessPool:
+                    _logger.warning("The process of slot %d (GPU %s) died; its trial is failed "
+                                    "once its heartbeat is stale.", index, slots[index])
+                    executors[index] = _slot_executor(slots[index], fresh)
+                    run.lost()
+                _submit(run, executors, slots, index, pending)
+    finally:
+        for executor in executors:
+            executor.shutdown(wait=not pending, cancel_futures=True)
+            if pending:
+                _kill(executor)
+
+
+def _slot_executor(gpu: str | None, fresh: bool) -> cf.ProcessPoolExecutor:
+    return cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=pin_gpu, initargs=(gpu,),
+                                  max_tasks_per_child=1 if fresh else None)
+
+
+def _submit(run: _Run, executors: list[cf.ProcessPoolExecutor], slots: list[str | None],
+            index: int, pending: dict[cf.Future[FrozenTrial | None], int]) -> None:
+    if run.take():
+        pending[executors[index].submit(run_task, run.job, slots[index])] = index
+
+
+def _kill(executor: cf.ProcessPoolExecutor) -> None:
+    """Stop a slot's process at once (Ctrl-C or a failing trial elsewhere)."""
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.kill()

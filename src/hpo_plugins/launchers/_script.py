@@ -1,0 +1,114 @@
+"""Script mode: any command becomes an objective, one process per trial.
+
+The child finds its trial through the :data:`~hpo_plugins.context.TRIAL_ENV` environment
+variable: ``hpo_plugins.current_trial().params`` (or :func:`current_params` with defaults for
+runs without the tuner) and ``Trainer(callbacks=[HPOCallback()])`` report to the same storage, so
+pruning works across processes. The trial's value is the last value the child reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hpo_plugins.context import current_trial, current_trial_or_none, trial_env
+from hpo_plugins.exceptions import ConfigurationError, HPOError
+
+__all__ = ["PARAMS_ENV", "PARAMS_FILE_ENV", "ScriptFailed", "ScriptObjective", "current_params"]
+
+_logger = logging.getLogger(__name__)
+
+#: The trial's natural params as JSON, for scripts that do not import hpo_plugins.
+PARAMS_ENV = "HPO_PLUGINS_PARAMS"
+#: Path of ``params.json`` in the trial directory (``params_via="json"``).
+PARAMS_FILE_ENV = "HPO_PLUGINS_PARAMS_FILE"
+_TAIL_CHARS = 4000
+
+
+class ScriptFailed(HPOError):
+    """The trial's command exited with a non-zero status; the message ends with its stderr."""
+
+
+def current_params(defaults: Any = None) -> Any:
+    """The running trial's params, or ``defaults`` when the script runs without the tuner."""
+    trial = current_trial_or_none()
+    return defaults if trial is None else trial.params
+
+
+class ScriptObjective:
+    """Runs ``command`` once per trial and reads the trial's value from what it reported.
+
+    Args:
+        command: The command, as a list or a shell-like string (split with ``shlex``).
+        params_via: How params reach the command besides the environment variables that are
+            always set (``HPO_PLUGINS_TRIAL`` and ``HPO_PLUGINS_PARAMS``): ``"env"`` only;
+            ``"json"`` also writes ``params.json`` in the trial directory (path in
+            ``HPO_PLUGINS_PARAMS_FILE``, and ``{params_file}`` in the command is replaced by it);
+            ``"args"`` also appends ``--<label> <value>`` for every active parameter.
+        cwd: Working directory of the command (default: the current one).
+
+    A non-zero exit raises :class:`ScriptFailed` with the tail of stderr (the trial ends FAIL
+    with it; the study goes on because launchers catch it). stdout and stderr of each trial go
+    to ``stdout.log`` and ``stderr.log`` in its directory (``trial.log_dir``).
+    """
+
+    def __init__(self, command: str | Sequence[str], *, params_via: str = "env",
+                 cwd: str | None = None) -> None:
+        if params_via not in ("env", "json", "args"):
+            raise ConfigurationError(
+                f'Expected `params_via` to be "env", "json" or "args". Received: '
+                f"params_via={params_via!r}."
+            )
+        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        if not argv:
+            raise ConfigurationError("Expected a command to run per trial. Received: nothing.")
+        self.command = argv
+        self.params_via = params_via
+        self.cwd = cwd
+
+    def __call__(self, params: Any) -> None:
+        """Run the command for the current trial; the run loop takes its last reported value."""
+        trial = current_trial()
+        env = {**os.environ, **trial_env(trial), PARAMS_ENV: json.dumps(params, default=repr)}
+        argv = self._argv(trial, params, env)
+        out_path = os.path.join(trial.log_dir, "stdout.log")
+        err_path = os.path.join(trial.log_dir, "stderr.log")
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            code = subprocess.run(argv, env=env, cwd=self.cwd, stdout=out, stderr=err,
+                                  check=False).returncode
+        if code != 0:
+            raise ScriptFailed(f"command exited with status {code}; stderr tail:\n"
+                               f"{_tail(err_path)}")
+
+    def _argv(self, trial: Any, params: Any, env: dict[str, str]) -> list[str]:
+        argv = list(self.command)
+        if self.params_via == "json":
+            path = os.path.join(trial.log_dir, "params.json")
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(params, handle, default=repr, indent=2)
+            env[PARAMS_FILE_ENV] = path
+            argv = [a.replace("{params_file}", path) for a in argv]
+        elif self.params_via == "args":
+            argv += _flag_args(trial.flat_params, trial.study)
+        return argv
+
+
+def _flag_args(flat: Mapping[str, Any], study: Any) -> list[str]:
+    shown = study.space.display(flat) if study.space is not None else dict(flat)
+    args: list[str] = []
+    for label, value in shown.items():
+        if value is not None:
+            args += [f"--{label}", str(value)]
+    return args
+
+
+def _tail(path: str) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - _TAIL_CHARS))
+        return handle.read().decode("utf-8", errors="replace")

@@ -1,0 +1,76 @@
+"""What runs inside a worker process: unpack the job once, then run one trial per task.
+
+The parent serialises ``(study, objective, settings)`` once with cloudpickle (so objectives
+defined in ``__main__``, lambdas and closures work); each task carries those bytes and a key, and
+a reused worker unpacks them only on its first task. This is transient inter-process traffic:
+nothing pickled is ever stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hpo_plugins._frozen import FrozenTrial
+    from hpo_plugins._optimize import RunSettings
+    from hpo_plugins.study import Study
+
+__all__ = ["Job", "pin_gpu", "run_task"]
+
+_unpacked: dict[str, tuple[Study, Callable[..., Any], RunSettings]] = {}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One ``optimize`` call as workers receive it."""
+
+    payload: bytes
+    key: str
+    run_id: str
+    deadline: float | None  # wall-clock time after which no trial starts
+    lag: int | None
+
+    @classmethod
+    def pack(cls, study: Study, objective: Callable[..., Any], settings: RunSettings,
+             run_id: str, deadline: float | None, lag: int | None) -> Job:
+        """Serialise the study, objective and settings (callbacks stay in the parent)."""
+        worker_settings = replace(settings, callbacks=(), show_progress_bar=False)
+        payload = cloudpickle.dumps((study, objective, worker_settings))
+        key = hashlib.sha256(payload).hexdigest()
+        return cls(payload, key, run_id, deadline, lag)
+
+
+def pin_gpu(gpu: str | None) -> None:
+    """Process initializer: make exactly ``gpu`` visible before any framework starts CUDA."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
+def run_task(job: Job, gpu: str | None = None) -> FrozenTrial | None:
+    """Run one trial of ``job`` in this process; None when there is nothing left to run."""
+    from hpo_plugins._optimize import run_one
+
+    if job.deadline is not None and time.time() >= job.deadline:
+        return None
+    study, objective, settings = _unpack(job)
+    tags: dict[str, Any] = {"worker": {"host": socket.gethostname(), "pid": os.getpid()},
+                            "run_id": job.run_id}
+    if gpu is not None:
+        tags["gpu"] = gpu
+    return run_one(study, objective, settings, system_attrs=tags, lag=job.lag)
+
+
+def _unpack(job: Job) -> tuple[Study, Callable[..., Any], RunSettings]:
+    if job.key not in _unpacked:
+        _unpacked.clear()  # one job at a time per worker: drop the previous study
+        _unpacked[job.key] = cloudpickle.loads(job.payload)
+    return _unpacked[job.key]

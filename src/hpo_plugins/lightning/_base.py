@@ -1,0 +1,215 @@
+"""What ``HPOCallback`` does, written once for both Lightning namespaces.
+
+This mixin touches only what ``lightning.pytorch`` and ``pytorch_lightning`` share (the trainer's
+public attributes and ``trainer.strategy.broadcast``) and imports neither, so each namespace's
+``HPOCallback`` is this class plus that namespace's ``Callback``, and the two never mix.
+
+The protocol, per ``fit``:
+
+* ``setup("fit")``: rank 0 finds the trial: the one passed as ``trial=``, the current one
+  (:func:`hpo_plugins.context.current_trial_or_none`, which also reads
+  :data:`hpo_plugins.TRIAL_ENV`), or, in a process that ``ddp_spawn`` started, the one named by
+  the hand-over note the callback was pickled with. Rank 0's answer is broadcast, so every rank
+  agrees whether the callback is active (no rank waits on a broadcast another skips).
+* ``on_validation_end`` (not during the sanity check): rank 0 reports the monitored value and asks
+  the pruner; the verdict is broadcast and every rank sets ``trainer.should_stop``. Rank 0 marks
+  the trial pruned or failed; the run loop records the state after ``fit`` returns, so nothing
+  is raised through Lightning and its loggers finish with status ``"success"``.
+* ``teardown("fit")``: forget the trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from hpo_plugins.context import current_trial_or_none
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.lightning._handover import hand_over, open_trial
+
+if TYPE_CHECKING:
+    from hpo_plugins.trial import Trial
+
+__all__ = ["HPOCallbackBase", "report_step"]
+
+_logger = logging.getLogger("hpo_plugins.lightning")
+
+_STOP = "stop"  # the verdict rank 0 broadcasts when the trial must end (pruned or failed)
+
+
+class HPOCallbackBase:
+    """The namespace-free body of ``HPOCallback``; see :class:`hpo_plugins.lightning.HPOCallback`.
+
+    Args:
+        monitor: The metric to report, a key of ``trainer.callback_metrics``; default: the
+            study's ``metric`` (``"val_loss"`` unless the study was created with another).
+        trial: The trial to report to; default: the current trial, found when ``fit`` starts.
+        interval: Report (and ask the pruner) at every ``interval``-th validation run of a fit:
+            the ``interval``-th, ``2 * interval``-th, ...
+
+    Raises:
+        ConfigurationError: An argument has the wrong type or value.
+    """
+
+    _bound: Trial | None  # the trial rank 0 reports to during a fit
+    _active: bool  # the same on every rank: whether this fit reports at all
+    _stopped: bool
+    _checks: int  # validation runs seen in this fit
+
+    def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
+                 interval: int = 1) -> None:
+        super().__init__()
+        _check_arguments(monitor, trial, interval)
+        self.monitor = monitor
+        self.trial = trial
+        self.interval = interval
+        self._note: str | None = None  # hand-over note, set only in a spawned worker
+        self._pid = os.getpid()
+        self._announced = False
+        self._forget()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(monitor={self.monitor!r}, interval={self.interval!r})"
+
+    # -- pickling: how the callback reaches the processes of strategy="ddp_spawn" ------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        trial = self.trial if self.trial is not None else current_trial_or_none()
+        state = dict(self.__dict__)
+        state.update(trial=None, _bound=None, _note=self._note or hand_over(trial))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pid = os.getpid()
+
+    # -- Lightning hooks ----------------------------------------------------------------------
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """Find the trial on rank 0 and let every rank know whether to take part (fit only)."""
+        if stage != "fit":
+            return
+        self._forget()
+        if trainer.is_global_zero:
+            self._bound = self._find_trial()
+        self._active = bool(trainer.strategy.broadcast(self._bound is not None, src=0))
+        if trainer.is_global_zero and self._bound is None:
+            self._announce()
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        """Report on rank 0, then stop every rank when the trial is pruned or failed."""
+        if not self._active or self._stopped or trainer.sanity_checking:
+            return
+        self._checks += 1
+        if self._checks % self.interval:
+            return
+        verdict = self._judge(trainer) if trainer.is_global_zero else None
+        if trainer.strategy.broadcast(verdict, src=0) == _STOP:
+            self._stopped = True
+            trainer.should_stop = True
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """Forget the trial once ``fit`` ends (a later ``validate`` reports nothing)."""
+        if stage == "fit":
+            self._forget()
+
+    # -- rank 0 -------------------------------------------------------------------------------
+
+    def _find_trial(self) -> Trial | None:
+        if self._note is not None:
+            return open_trial(self._note)
+        trial = self.trial if self.trial is not None else current_trial_or_none()
+        if trial is not None and os.getpid() != self._pid:
+            raise ConfigurationError(
+                "HPOCallback was copied into a forked process (strategy='ddp_fork' or "
+                "'ddp_notebook'), where reports would not reach the study. Use "
+                "strategy='ddp_spawn' (or 'ddp' with a launcher, see docs/lightning.md)."
+            )
+        return trial
+
+    def _judge(self, trainer: Any) -> str | None:
+        """Report the monitored value; the verdict is ``_STOP`` when the trial must end."""
+        trial = self._bound
+        assert trial is not None
+        key = self.monitor or trial.study.metric
+        value = _as_number(trainer.callback_metrics.get(key))
+        if value is None:
+            return self._fail(trial, _missing_metric(key, trainer.callback_metrics))
+        step = report_step(trainer)
+        trial.report(value, step)
+        if not trial.should_prune():
+            return None
+        if trial.fail_reason is None:  # a non-finite value fails rather than prunes
+            trial.mark_pruned()
+            _logger.info("Trial %d pruned at step %d (%s=%.6g).", trial.number, step, key, value)
+        return _STOP
+
+    def _fail(self, trial: Trial, reason: str) -> str:
+        warnings.warn(f"HPOCallback: {reason}; trial {trial.number} ends as FAIL.", UserWarning,
+                      stacklevel=3)
+        trial.mark_failed(reason)
+        return _STOP
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        self._bound = None
+        self._active = False
+        self._stopped = False
+        self._checks = 0
+
+    def _announce(self) -> None:
+        if not self._announced:
+            self._announced = True
+            _logger.info("HPOCallback: no trial is active, so it reports nothing. Run the "
+                         "training inside a study (hpo.minimize, study.optimize) to tune it.")
+
+
+def report_step(trainer: Any) -> int:
+    """The step of a report: the epoch, or the global step when validation runs within epochs.
+
+    Validation runs once per epoch when ``check_val_every_n_epoch`` is set and the training
+    batches between two validations (``trainer.val_check_batch``) cover the whole epoch; then
+    the step is ``trainer.current_epoch`` (0-based; with ``check_val_every_n_epoch=2`` the steps
+    are 1, 3, 5, ...). Otherwise (``val_check_interval`` below 1.0, an integer number of
+    batches, or a duration) it is ``trainer.global_step``, the number of optimizer steps so far.
+    """
+    every = trainer.val_check_batch
+    if (trainer.check_val_every_n_epoch is not None and every is not None
+            and every >= trainer.num_training_batches):
+        return int(trainer.current_epoch)
+    return int(trainer.global_step)
+
+
+def _as_number(value: Any) -> float | None:
+    """A logged metric (0-d tensor or number) as a float; None when missing or not a scalar."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _missing_metric(key: str, metrics: Any) -> str:
+    logged = ", ".join(repr(k) for k in sorted(metrics)) or "none"
+    return (f"the monitored metric {key!r} was not logged as a number by this validation end "
+            f"(logged: {logged}). Log it with self.log({key!r}, value) in validation_step, or "
+            f"pass HPOCallback(monitor=...) with one of the logged names")
+
+
+def _check_arguments(monitor: object, trial: object, interval: object) -> None:
+    from hpo_plugins.trial import Trial
+
+    if monitor is not None and not (isinstance(monitor, str) and monitor):
+        raise ConfigurationError(
+            f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
+    if trial is not None and not isinstance(trial, Trial):
+        raise ConfigurationError(
+            f"Expected `trial` to be a Trial or None. Received: trial={trial!r} (of type "
+            f"{type(trial).__name__}).")
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise ConfigurationError(
+            f"Expected `interval` to be an integer >= 1. Received: interval={interval!r}.")

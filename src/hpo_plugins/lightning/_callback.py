@@ -1,0 +1,60 @@
+"""``HPOCallback`` for ``lightning.pytorch`` (the ``lightning`` package)."""
+
+from __future__ import annotations
+
+from hpo_plugins.exceptions import missing_dependency
+
+try:
+    import lightning.pytorch as L
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise missing_dependency("lightning", "lightning") from exc
+
+from hpo_plugins.lightning._base import HPOCallbackBase
+
+__all__ = ["HPOCallback"]
+
+
+class HPOCallback(HPOCallbackBase, L.Callback):
+    """Report a Lightning training to the current trial and stop it when the pruner says so.
+
+    At the end of every validation run of ``fit`` (the sanity check excepted) the callback reports
+    ``trainer.callback_metrics[monitor]`` to the trial, at step ``trainer.current_epoch``, or
+    ``trainer.global_step`` when validation runs within epochs (``val_check_interval`` below 1.0
+    or an integer). When ``trial.should_prune()`` answers True it sets ``trainer.should_stop``
+    and marks the trial pruned; the run loop records it PRUNED after ``fit`` returns. Nothing is
+    raised through Lightning, so its loggers finish normally.
+
+    If ``monitor`` is not among the logged metrics at a validation end, the callback warns once
+    (a ``UserWarning`` naming the metrics that were logged), stops the training and the trial
+    ends FAIL with that reason. Outside any study it logs once (INFO) and does nothing, so one
+    training script runs with or without the tuner.
+
+    Under ``strategy="ddp_spawn"`` rank 0 re-opens the trial from the study's storage (a
+    database, e.g. the default SQLite file; an in-memory study raises
+    :class:`~hpo_plugins.exceptions.ConfigurationError` when ``fit`` starts the workers), reports
+    once per step, and broadcasts the decision to every rank. For ``pytorch_lightning`` use
+    :class:`hpo_plugins.lightning.pl.HPOCallback`, which behaves the same.
+
+    Args:
+        monitor: The metric to report, a key of ``trainer.callback_metrics``; default: the
+            study's ``metric`` (``"val_loss"`` unless the study was created with another). The
+            study's direction says whether lower or higher is better.
+        trial: The trial to report to; default: the current trial, found when ``fit`` starts
+            (in the objective of ``hpo.minimize``, or in a process started with
+            :data:`hpo_plugins.TRIAL_ENV`).
+        interval: Report (and ask the pruner) at every ``interval``-th validation run only.
+
+    Raises:
+        ConfigurationError: An argument has the wrong type or value.
+
+    Example:
+        >>> import lightning.pytorch as L
+        >>> import hpo_plugins as hpo
+        >>> from hpo_plugins.lightning import HPOCallback
+        >>> def objective(params):
+        ...     trainer = L.Trainer(max_epochs=20, callbacks=[HPOCallback()], logger=False)
+        ...     trainer.fit(MyModule(**params), datamodule=MyData())
+        ...     # nothing to return: the trial's value is the last val_loss the callback saw
+        >>> study = hpo.minimize(objective, space, n_trials=40,  # doctest: +SKIP
+        ...                      pruner=hpo.pruners.SuccessiveHalvingPruner())
+    """

@@ -1,0 +1,259 @@
+"""``lightning_objective``: an objective that trains a LightningModule per trial.
+
+It imports no framework until it is called, and then the namespace (``lightning.pytorch`` or
+``pytorch_lightning``) of the module it built, so the Trainer, the callbacks and the logger always
+match the user's module.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from hpo_plugins.context import current_trial
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.trial import Trial
+
+__all__ = ["LightningObjective", "lightning_objective"]
+
+_logger = logging.getLogger("hpo_plugins.lightning")
+
+#: Where :class:`LightningObjective` records the best checkpoint of a trial.
+CHECKPOINT_ATTR = "checkpoint"
+
+_CALLBACK_MODULES = {"lightning.pytorch": "hpo_plugins.lightning._callback",
+                     "pytorch_lightning": "hpo_plugins.lightning.pl"}
+
+
+class LightningObjective:
+    """Train a LightningModule built from the trial's params; return its monitored value.
+
+    Build it with :func:`lightning_objective`, which documents every argument; the attributes
+    hold those arguments under the same names.
+    """
+
+    def __init__(self, module: Callable[..., Any], *, datamodule: Any = None,
+                 train_dataloaders: Any = None, val_dataloaders: Any = None,
+                 monitor: str | None = None, trainer_kwargs: Mapping[str, Any] | None = None,
+                 callbacks: Sequence[Any] | None = None,
+                 result: Literal["best", "last"] = "best", save_checkpoint: bool = False,
+                 seed: int | None = None) -> None:
+        _check_arguments(module, datamodule, train_dataloaders, monitor, trainer_kwargs, result)
+        self.module = module
+        self.datamodule = datamodule
+        self.train_dataloaders = train_dataloaders
+        self.val_dataloaders = val_dataloaders
+        self.monitor = monitor
+        self.trainer_kwargs = dict(trainer_kwargs or {})
+        self.callbacks = list(callbacks or ())
+        self.result = result
+        self.save_checkpoint = save_checkpoint
+        self.seed = seed
+        # hpo.minimize derives the default study name from these: name it after the module.
+        self.__qualname__ = getattr(module, "__qualname__", type(module).__qualname__)
+        self.__module__ = getattr(module, "__module__", None) or __name__
+
+    def __repr__(self) -> str:
+        return (f"lightning_objective({self.__qualname__}, monitor={self.monitor!r}, "
+                f"result={self.result!r}, save_checkpoint={self.save_checkpoint!r})")
+
+    def __call__(self, params: Any) -> float | None:
+        """Run one trial: build the module, fit it with ``HPOCallback``, return its value.
+
+        Raises:
+            NoActiveTrialError: Called outside a trial (it needs the trial's directory and
+                curve).
+        """
+        trial = current_trial()
+        try:
+            checkpoint = self._fit(trial, params)
+        finally:
+            self._release()
+        if checkpoint:
+            trial.set_user_attr(CHECKPOINT_ATTR, checkpoint)
+        return self._value(trial)
+
+    # -- one fit ------------------------------------------------------------------------------
+
+    def _fit(self, trial: Trial, params: Any) -> str | None:
+        """Fit a fresh module and Trainer; return the best checkpoint's path, if one was kept."""
+        if self.seed is not None:
+            _seed_everything(self.seed)
+        model = self._build(params)
+        framework = importlib.import_module(_namespace_of(model))
+        checkpoint = self._checkpoint_callback(framework, trial) if self.save_checkpoint else None
+        trainer = framework.Trainer(**self._trainer_kwargs(framework, trial, checkpoint))
+        trainer.fit(model, train_dataloaders=self.train_dataloaders,
+                    val_dataloaders=self.val_dataloaders, datamodule=self.datamodule)
+        return (checkpoint.best_model_path or None) if checkpoint is not None else None
+
+    def _build(self, params: Any) -> Any:
+        if not isinstance(self.module, type):
+            return self.module(params)
+        if not isinstance(params, Mapping):
+            raise ConfigurationError(
+                f"Expected the trial's params to be a dict of keyword arguments for "
+                f"{self.module.__name__}. Received: {params!r}. Pass a factory taking the "
+                f"params instead of the class, or make the space a dict.")
+        return self.module(**params)
+
+    def _trainer_kwargs(self, framework: Any, trial: Trial, checkpoint: Any) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "logger": framework.loggers.CSVLogger(trial.log_dir, name="", version=""),
+            "default_root_dir": trial.log_dir, "enable_checkpointing": self.save_checkpoint,
+            "enable_progress_bar": False, "enable_model_summary": False,
+        }
+        kwargs.update(copy.deepcopy(self.trainer_kwargs))
+        hpo_callback = _callback_class(framework)(self.monitor, trial=trial)
+        extra = [checkpoint] if checkpoint is not None else []
+        own = copy.deepcopy(self.callbacks)
+        kwargs["callbacks"] = [hpo_callback, *extra, *own, *kwargs.get("callbacks", ())]
+        return kwargs
+
+    def _checkpoint_callback(self, framework: Any, trial: Trial) -> Any:
+        mode = "min" if trial.study.direction.value == "minimize" else "max"
+        return framework.callbacks.ModelCheckpoint(
+            dirpath=os.path.join(trial.log_dir, "checkpoints"), filename="best",
+            monitor=self.monitor or trial.study.metric, mode=mode, save_top_k=1)
+
+    def _release(self) -> None:
+        """Drop what Lightning left attached, then collect (trainers hold reference cycles)."""
+        if self.datamodule is not None and hasattr(self.datamodule, "trainer"):
+            self.datamodule.trainer = None
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+
+    # -- the trial's value --------------------------------------------------------------------
+
+    def _value(self, trial: Trial) -> float | None:
+        if trial.fail_reason is not None or trial.pruned:
+            return None  # the run loop records FAIL or PRUNED whatever is returned
+        curve = trial.intermediate_values
+        if not curve:
+            trial.mark_failed(
+                f"no validation ran, so nothing was reported for "
+                f"{self.monitor or trial.study.metric!r}; check max_epochs, limit_val_batches "
+                f"and check_val_every_n_epoch")
+            return None
+        if self.result == "last":
+            return curve[max(curve)]
+        best = min if trial.study.direction.value == "minimize" else max
+        return best(curve.values())
+
+
+def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
+                        train_dataloaders: Any = None, val_dataloaders: Any = None,
+                        monitor: str | None = None,
+                        trainer_kwargs: Mapping[str, Any] | None = None,
+                        callbacks: Sequence[Any] | None = None,
+                        result: Literal["best", "last"] = "best", save_checkpoint: bool = False,
+                        seed: int | None = None) -> LightningObjective:
+    """An objective that builds a LightningModule from the params, fits it, returns its value.
+
+    For each trial: ``module(**params)`` (a LightningModule class) or ``module(params)`` (a
+    factory) builds a fresh module; a fresh Trainer of the module's own namespace
+    (``lightning.pytorch`` or ``pytorch_lightning``) fits it with an ``HPOCallback`` (reports
+    and pruning); the trial's value is the best (or last) monitored value reported. Trainer,
+    module and optimiser are released before the next trial.
+
+    Trainer defaults, each overridden by ``trainer_kwargs``: a ``CSVLogger`` writing
+    ``metrics.csv`` in ``trial.log_dir``, ``default_root_dir=trial.log_dir``, no progress bar,
+    no model summary, and checkpointing only when ``save_checkpoint`` is set.
+
+    Args:
+        module: A LightningModule class called with the params as keyword arguments, or a
+            function ``params -> LightningModule``.
+        datamodule: Passed to ``trainer.fit`` (shared by the trials; keep it stateless).
+        train_dataloaders: Passed to ``trainer.fit`` (instead of a datamodule).
+        val_dataloaders: Passed to ``trainer.fit``.
+        monitor: The metric to report and return; default: the study's ``metric``
+            (``"val_loss"``).
+        trainer_kwargs: Keyword arguments of the Trainer (``max_epochs``, ``accelerator``,
+            ``strategy``...). Callbacks given here are added to ``callbacks``.
+        callbacks: More Lightning callbacks; deep-copied for every trial, so no state (say an
+            ``EarlyStopping`` counter) leaks from one trial into the next.
+        result: ``"best"``: the best monitored value of the trial in the study's direction;
+            ``"last"``: the value at the last validation.
+        save_checkpoint: Keep the best checkpoint (by ``monitor``) in
+            ``<trial.log_dir>/checkpoints/best.ckpt`` and record its path as the trial's user
+            attribute ``"checkpoint"``: ``study.best_trial.user_attrs["checkpoint"]``.
+        seed: When given, ``seed_everything(seed)`` before each module is built, so every
+            trial starts from the same random state.
+
+    Returns:
+        A picklable callable for ``hpo.minimize`` / ``study.optimize``; ``hpo.minimize`` names
+        the study after ``module`` unless given a ``study_name``.
+
+    Raises:
+        ConfigurationError: An argument has the wrong type or value.
+
+    Example:
+        >>> import hpo_plugins as hpo
+        >>> objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+        ...                                 trainer_kwargs={"max_epochs": 27},
+        ...                                 save_checkpoint=True)
+        >>> study = hpo.minimize(objective, space, n_trials=40,
+        ...                      pruner=hpo.pruners.SuccessiveHalvingPruner())
+        >>> study.best_trial.user_attrs["checkpoint"]
+        '.../hpo_runs/DigitsClassifier-1a2b3c4d/trial_0017/checkpoints/best.ckpt'
+    """
+    return LightningObjective(module, datamodule=datamodule, train_dataloaders=train_dataloaders,
+                              val_dataloaders=val_dataloaders, monitor=monitor,
+                              trainer_kwargs=trainer_kwargs, callbacks=callbacks, result=result,
+                              save_checkpoint=save_checkpoint, seed=seed)
+
+
+def _namespace_of(model: Any) -> str:
+    """``"lightning.pytorch"`` or ``"pytorch_lightning"``: where the model's LightningModule is."""
+    for cls in type(model).__mro__:
+        root = cls.__module__.split(".")[0]
+        if cls.__name__ == "LightningModule" and root in ("lightning", "pytorch_lightning"):
+            return "lightning.pytorch" if root == "lightning" else "pytorch_lightning"
+    raise ConfigurationError(
+        f"Expected `module` to build a LightningModule (of lightning.pytorch or "
+        f"pytorch_lightning). Received: {model!r} (of type {type(model).__name__}).")
+
+
+def _seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (what either namespace's ``seed_everything`` does)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _callback_class(framework: Any) -> Any:
+    return importlib.import_module(_CALLBACK_MODULES[framework.__name__]).HPOCallback
+
+
+def _check_arguments(module: object, datamodule: object, train_dataloaders: object,
+                     monitor: object, trainer_kwargs: object, result: object) -> None:
+    if not callable(module):
+        raise ConfigurationError(
+            f"Expected `module` to be a LightningModule class or a function params -> module. "
+            f"Received: module={module!r} (of type {type(module).__name__}).")
+    if datamodule is not None and train_dataloaders is not None:
+        raise ConfigurationError(
+            "Expected either `datamodule` or `train_dataloaders`, not both. Received both.")
+    if monitor is not None and not (isinstance(monitor, str) and monitor):
+        raise ConfigurationError(
+            f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
+    if trainer_kwargs is not None and not isinstance(trainer_kwargs, Mapping):
+        raise ConfigurationError(
+            f"Expected `trainer_kwargs` to be a dict of Trainer arguments. Received: "
+            f"trainer_kwargs={trainer_kwargs!r}.")
+    if result not in ("best", "last"):
+        raise ConfigurationError(
+            f'Expected `result` to be "best" or "last". Received: result={result!r}.')

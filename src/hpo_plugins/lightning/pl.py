@@ -1,0 +1,41 @@
+"""The same adapter for the ``pytorch_lightning`` namespace.
+
+``lightning.pytorch`` and ``pytorch_lightning`` hold the same code under different classes, and a
+``pytorch_lightning.Trainer`` rejects a ``lightning.pytorch`` callback. Use this module's
+``HPOCallback`` with a ``pytorch_lightning`` Trainer; :func:`lightning_objective` picks the
+namespace of the module it builds by itself.
+
+Example:
+    >>> import pytorch_lightning as pl
+    >>> from hpo_plugins.lightning.pl import HPOCallback
+    >>> trainer = pl.Trainer(max_epochs=5, callbacks=[HPOCallback()], logger=False)
+"""
+
+from __future__ import annotations
+
+from hpo_plugins.exceptions import missing_dependency
+
+try:
+    import pytorch_lightning
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise missing_dependency("pytorch_lightning", "lightning") from exc
+
+from hpo_plugins.lightning._base import HPOCallbackBase
+from hpo_plugins.lightning._objective import LightningObjective, lightning_objective
+
+__all__ = ["HPOCallback", "LightningObjective", "lightning_objective"]
+
+
+class HPOCallback(HPOCallbackBase, pytorch_lightning.Callback):
+    """:class:`hpo_plugins.lightning.HPOCallback` for ``pytorch_lightning``: same options, same
+    behaviour.
+
+    Args:
+        monitor: The metric to report; default: the study's ``metric`` (``"val_loss"``).
+        trial: The trial to report to; default: the current trial, found when ``fit`` starts.
+        interval: Report (and ask the pruner) at every ``interval``-th validation run only.
+
+    Example:
+        >>> import pytorch_lightning as pl
+        >>> trainer = pl.Trainer(callbacks=[HPOCallback(monitor="val_acc")], logger=False)
+    """

@@ -1,0 +1,240 @@
+"""Static plots of a study with matplotlib (``pip install 'hpo_plugins[plot]'``).
+
+Three figures: the optimisation history (each trial's value and the best so far), parallel
+coordinates (one line per completed trial across every parameter, coloured by value) and the
+intermediate curves (every reported value, by state). The figures are built without ``pyplot``,
+so no GUI backend or global figure state is involved; :func:`save_plots` writes them as PNG.
+
+Example:
+    >>> import hpo_plugins as hpo
+    >>> from hpo_plugins.plotting import save_plots
+    >>> study = hpo.minimize(lambda p: p["x"] ** 2, {"x": hpo.hp.uniform("x", -1, 1)},
+    ...                      n_trials=5, storage=":memory:")
+    >>> paths = save_plots(study, "plots")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins.exceptions import missing_dependency
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from hpo_plugins.study import Study
+
+__all__ = [
+    "plot_intermediate_values",
+    "plot_optimization_history",
+    "plot_parallel_coordinates",
+    "save_plots",
+]
+
+_STATE_COLORS = {TrialState.COMPLETE: "tab:blue", TrialState.PRUNED: "tab:orange",
+                 TrialState.FAIL: "tab:red", TrialState.RUNNING: "tab:gray"}
+_FIGSIZE = (8.0, 4.5)
+
+
+def save_plots(study: Study, out_dir: str) -> list[str]:
+    """Write ``history.png``, ``parallel_coordinates.png`` and ``intermediate_values.png``.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        MissingDependencyError: matplotlib is not installed.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    figures = {"history": plot_optimization_history(study),
+               "parallel_coordinates": plot_parallel_coordinates(study),
+               "intermediate_values": plot_intermediate_values(study)}
+    paths = []
+    for name, figure in figures.items():
+        path = os.path.join(out_dir, f"{name}.png")
+        figure.savefig(path, dpi=110)
+        paths.append(path)
+    return paths
+
+
+def _figure(title: str) -> tuple[Figure, Axes]:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise missing_dependency("matplotlib", "plot") from exc
+    figure = Figure(figsize=_FIGSIZE, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(title)
+    return figure, axes
+
+
+def _empty(axes: Axes, text: str) -> None:
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+# -- optimisation history ---------------------------------------------------------------------
+
+
+def plot_optimization_history(study: Study) -> Figure:
+    """Each finished trial's value by trial number, and the best value so far."""
+    figure, axes = _figure(f"Optimisation history: {study.study_name}")
+    trials = [t for t in study.trials if t.value is not None]
+    if not trials:
+        _empty(axes, "No trial has a value yet.")
+        return figure
+    for state in (TrialState.COMPLETE, TrialState.PRUNED):
+        shown = [t for t in trials if t.state is state]
+        if shown:
+            axes.scatter([t.number for t in shown], [float(t.value or 0.0) for t in shown], s=18,
+                         color=_STATE_COLORS[state], label=f"{state.value.lower()} trials")
+    numbers, best = _best_so_far(trials, study.direction)
+    if numbers:
+        axes.step(numbers, best, where="post", color="black", label="best so far")
+    axes.set_xlabel("trial number")
+    axes.set_ylabel(f"value ({study.direction.value})")
+    axes.legend(loc="best", fontsize="small")
+    return figure
+
+
+def _best_so_far(trials: Sequence[FrozenTrial],
+                 direction: Direction) -> tuple[list[int], list[float]]:
+    numbers: list[int] = []
+    best: list[float] = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        if trial.state is not TrialState.COMPLETE or trial.value is None:
+            continue
+        value = trial.value if not best or direction.better(trial.value, best[-1]) else best[-1]
+        numbers.append(trial.number)
+        best.append(value)
+    return numbers, best
+
+
+# -- intermediate values ----------------------------------------------------------------------
+
+
+def plot_intermediate_values(study: Study) -> Figure:
+    """Every trial's reported curve (step, value), coloured by its state."""
+    figure, axes = _figure(f"Intermediate values: {study.study_name}")
+    curves = [t for t in study.trials if t.intermediate_values]
+    if not curves:
+        _empty(axes, "No trial reported intermediate values.")
+        return figure
+    labelled: set[TrialState] = set()
+    for trial in curves:
+        steps = sorted(trial.intermediate_values)
+        color = _STATE_COLORS.get(trial.state, "tab:gray")
+        label = None if trial.state in labelled else trial.state.value.lower()
+        labelled.add(trial.state)
+        axes.plot(steps, [trial.intermediate_values[s] for s in steps], color=color,
+                  alpha=0.7, linewidth=1.2, marker="." if len(steps) < 30 else None,
+                  label=label)
+    axes.set_xlabel("step")
+    axes.set_ylabel(f"reported value ({study.metric})")
+    axes.legend(loc="best", fontsize="small")
+    return figure
+
+
+# -- parallel coordinates ---------------------------------------------------------------------
+
+
+def plot_parallel_coordinates(study: Study) -> Figure:
+    """One line per COMPLETE trial through every parameter axis and the value axis.
+
+    Numeric axes are scaled to [0, 1] between the smallest and largest value seen (log-scaled
+    parameters in log space); a choice places its options evenly. A parameter inactive in a
+    trial breaks that trial's line.
+    """
+    figure, axes = _figure(f"Parallel coordinates: {study.study_name}")
+    trials = [t for t in study.get_trials([TrialState.COMPLETE]) if t.value is not None]
+    params = _described_space(study)
+    if not trials or not params:
+        _empty(axes, "No completed trial yet.")
+        return figure
+    columns = [_ParamAxis(p, trials) for p in params]
+    values = [float(t.value or 0.0) for t in trials]
+    low, high = min(values), max(values)
+    colormap = _colormap(study.direction)
+    for trial, value in zip(trials, values):
+        ys = [c.position(trial.params) for c in columns] + [_scale(value, low, high)]
+        axes.plot(range(len(ys)), ys, color=colormap(_scale(value, low, high)), alpha=0.75)
+    _label_axes(axes, columns, low, high)
+    _colorbar(figure, axes, colormap, low, high)
+    return figure
+
+
+def _described_space(study: Study) -> Sequence[Mapping[str, Any]]:
+    if study.space is not None:
+        return study.space.describe()
+    return list(study.storage.get_study(study.study_id).attrs.get("space") or [])
+
+
+class _ParamAxis:
+    """Where a parameter's values go on its vertical axis, in [0, 1]."""
+
+    def __init__(self, param: Mapping[str, Any], trials: Sequence[FrozenTrial]) -> None:
+        self.label = str(param["label"])
+        self.options = list(param.get("options") or [])
+        self.log = str(param["kind"]) in ("loguniform", "qloguniform", "lognormal",
+                                          "qlognormal")
+        seen = [self._raw(t.params[self.label]) for t in trials if self.label in t.params]
+        if self.options:
+            self.low, self.high = 0.0, float(max(len(self.options) - 1, 1))
+        else:
+            self.low, self.high = (min(seen), max(seen)) if seen else (0.0, 1.0)
+
+    def _raw(self, value: Any) -> float:
+        number = float(value)
+        return math.log10(number) if self.log and number > 0 else number
+
+    def position(self, flat: Mapping[str, Any]) -> float:
+        if self.label not in flat:
+            return math.nan  # inactive: matplotlib breaks the line here
+        return _scale(self._raw(flat[self.label]), self.low, self.high)
+
+    def tick_labels(self) -> tuple[str, str]:
+        if self.options:
+            return str(self.options[0]), str(self.options[-1])
+        low, high = (10 ** self.low, 10 ** self.high) if self.log else (self.low, self.high)
+        return f"{low:.3g}", f"{high:.3g}"
+
+
+def _scale(value: float, low: float, high: float) -> float:
+    return 0.5 if high == low else (value - low) / (high - low)
+
+
+def _colormap(direction: Direction) -> Any:
+    from matplotlib import colormaps
+
+    # the best trials are drawn darkest in either direction
+    return colormaps["viridis" if direction is Direction.MINIMIZE else "viridis_r"]
+
+
+def _label_axes(axes: Axes, columns: Sequence[_ParamAxis], low: float, high: float) -> None:
+    n = len(columns) + 1
+    for x in range(n):
+        axes.axvline(x, color="black", linewidth=0.8)
+    for x, column in enumerate(columns):
+        bottom, top = column.tick_labels()
+        axes.annotate(bottom, (x, -0.04), ha="center", va="top", fontsize="x-small")
+        axes.annotate(top, (x, 1.04), ha="center", va="bottom", fontsize="x-small")
+    axes.annotate(f"{low:.3g}", (n - 1, -0.04), ha="center", va="top", fontsize="x-small")
+    axes.annotate(f"{high:.3g}", (n - 1, 1.04), ha="center", va="bottom", fontsize="x-small")
+    axes.set_xticks(range(n), [c.label for c in columns] + ["value"], rotation=30, ha="right")
+    axes.set_yticks([])
+    axes.set_ylim(-0.12, 1.12)
+    axes.set_xlim(-0.3, n - 0.7)
+
+
+def _colorbar(figure: Figure, axes: Axes, colormap: Any, low: float, high: float) -> None:
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(norm=Normalize(low, high), cmap=colormap)
+    figure.colorbar(mappable, ax=axes, label="value")

@@ -1,0 +1,164 @@
+"""The study observer that writes TensorBoard's HParams data while trials run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tensorboard.plugins.hparams import api_pb2
+
+from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.tensorboard._columns import Column, columns_from_description
+from hpo_plugins.tensorboard._mapping import (
+    INTERMEDIATE_TAG,
+    STATE_CODES,
+    STATE_TAG,
+    TENSORBOARD_STATUS,
+    VALUE_TAG,
+)
+from hpo_plugins.tensorboard._protos import (
+    MetricSpec,
+    experiment_summary,
+    scalar_summary,
+    session_end_summary,
+    session_start_summary,
+)
+from hpo_plugins.tensorboard._writer import EXPERIMENT_FILE, EventFiles, write_once
+
+if TYPE_CHECKING:
+    from hpo_plugins.study import Study
+    from hpo_plugins.trial import Trial
+
+__all__ = ["HParamsObserver"]
+
+_logger = logging.getLogger(__name__)
+
+
+class HParamsObserver:
+    """Writes a study's trials to TensorBoard's HParams dashboard as they happen.
+
+    A study with a ``logdir`` makes one in every process that opens it. The experiment config
+    (every parameter column and every metric) is written once per study in the logdir root;
+    each trial is a run in its own directory, ``trial.log_dir``:
+
+    * ``trial_started`` (the process that asked): the session start with the parameter values,
+      and ``hpo/state`` = 0 (RUNNING);
+    * ``value_reported`` (the process that runs the trial): ``hpo/intermediate`` at the step;
+    * ``trial_finished`` (the process that told): ``hpo/value``, the final ``hpo/state`` and the
+      session end with its status (see :data:`~hpo_plugins.tensorboard.TENSORBOARD_STATUS`).
+
+    Every process appends to its own event file, so parallel workers never share a file.
+
+    Args:
+        study: A study with a ``logdir``.
+
+    Raises:
+        ConfigurationError: The study has no ``logdir``.
+
+    Example:
+        >>> import tempfile, hpo_plugins as hpo
+        >>> logdir = tempfile.mkdtemp()
+        >>> study = hpo.create_study(space={"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
+        ...                          logdir=logdir)  # adds an HParamsObserver
+        >>> trial = study.ask()
+        >>> trial.report(0.5, step=0)
+        >>> _ = study.tell(trial, 0.25)
+        >>> sorted(os.listdir(logdir))
+        ['events.out.tfevents.hpo-experiment', 'trial_0000']
+    """
+
+    def __init__(self, study: Study) -> None:
+        if study.logdir is None:
+            raise ConfigurationError(
+                f"Expected a study with a `logdir` for TensorBoard. Received: study "
+                f"{study.study_name!r} with logdir=None; pass logdir= to create_study."
+            )
+        self.logdir = os.path.abspath(study.logdir)
+        self.columns: list[Column] = columns_from_description(_space_description(study))
+        self._files = EventFiles()
+        self._write_experiment(study)
+
+    def __repr__(self) -> str:
+        return f"HParamsObserver(logdir={self.logdir!r})"
+
+    # -- the observer protocol ----------------------------------------------------------------
+
+    def trial_started(self, study: Study, trial: Trial) -> None:
+        """Start the trial's session (TensorBoard lists it at once)."""
+        run = trial.log_dir
+        _warn_if_reused(run)
+        values = {c.label: c.value(trial.flat_params) for c in self.columns}
+        self._files.write(run, session_start_summary(values, time.time(), model_uri=run))
+        self._files.write(run, scalar_summary(STATE_TAG, STATE_CODES[TrialState.RUNNING]))
+
+    def value_reported(self, study: Study, trial: Trial, step: int, value: float) -> None:
+        """Add a point to the trial's ``hpo/intermediate`` curve."""
+        self._files.write(trial.log_dir, scalar_summary(INTERMEDIATE_TAG, value), step)
+
+    def trial_finished(self, study: Study, frozen: FrozenTrial) -> None:
+        """End the trial's session with its value, state and status."""
+        run = self._run_dir(frozen)
+        step = frozen.last_step or 0
+        if frozen.value is not None:
+            self._files.write(run, scalar_summary(VALUE_TAG, frozen.value), step)
+        self._files.write(run, scalar_summary(STATE_TAG, STATE_CODES[frozen.state]), step)
+        status = api_pb2.Status.Value(TENSORBOARD_STATUS[frozen.state])
+        end = frozen.datetime_complete.timestamp() if frozen.datetime_complete else time.time()
+        self._files.write(run, session_end_summary(status, end), step)
+        self._files.forget(run)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _run_dir(self, frozen: FrozenTrial) -> str:
+        """The directory ``Trial.log_dir`` gave this trial (set when it started)."""
+        return frozen.log_dir or os.path.join(self.logdir, f"trial_{frozen.number:04d}")
+
+    def _write_experiment(self, study: Study) -> None:
+        if not self.columns:
+            _logger.warning("Study %r has no recorded search space: TensorBoard's HParams "
+                            "dashboard will have no columns.", study.study_name)
+            return
+        summary = experiment_summary(self.columns, _metrics(study), _description(study),
+                                     time.time())
+        try:
+            created = write_once(os.path.join(self.logdir, EXPERIMENT_FILE), summary)
+        except OSError as exc:
+            _logger.warning("Could not write the HParams experiment to %s: %s", self.logdir, exc)
+            return
+        if created:
+            _logger.info("TensorBoard HParams experiment written to %s", self.logdir)
+
+
+def _space_description(study: Study) -> Sequence[Mapping[str, Any]]:
+    if study.space is not None:
+        return study.space.describe()
+    return study.storage.get_study(study.study_id).attrs.get("space") or []
+
+
+def _metrics(study: Study) -> list[MetricSpec]:
+    direction = study.direction.value
+    return [
+        (VALUE_TAG, "value", f"The trial's final value ({direction}): the objective's value "
+                             f"(COMPLETE) or the last reported value (PRUNED); none for FAIL."),
+        (INTERMEDIATE_TAG, f"last reported ({study.metric})",
+         "The last value reported with trial.report; the Scalars tab shows the curve."),
+        (STATE_TAG, "state", "The trial's state: 0 RUNNING, 1 COMPLETE, 2 PRUNED, 3 FAIL."),
+    ]
+
+
+def _description(study: Study) -> str:
+    return (f"hpo_plugins study **{study.study_name}** ({study.direction.value}). Statuses: "
+            f"Success = COMPLETE, Failure = FAIL, Unknown = PRUNED or still running; the "
+            f"`hpo/state` metric gives the exact state.")
+
+
+def _warn_if_reused(run: str) -> None:
+    """A new trial's run must be empty; old sessions there would shadow this one."""
+    if any("tfevents" in name for name in os.listdir(run)):
+        _logger.warning("%s already holds TensorBoard events (an earlier study in the same "
+                        "logdir?); TensorBoard will show the first session written there. "
+                        "Use a fresh logdir for a new study.", run)

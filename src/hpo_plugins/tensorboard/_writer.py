@@ -1,0 +1,115 @@
+"""Event files that any number of processes can write side by side without TensorFlow.
+
+Each process writes its own file in each run directory, named like TensorBoard's own
+(``events.out.tfevents.<time>.<host>.<pid>.<counter>.hpo``; the ``.hpo`` suffix keeps it apart
+from the files of a framework logger in the same process), so no two writers ever share a file.
+A record is appended with one ``write`` on a file opened for that event and closed at once: the
+data is on disk as soon as the call returns, and no file handle outlives it.
+
+The experiment config is different: one per study, in the logdir root, under the fixed name
+:data:`EXPERIMENT_FILE`. It is written to a temporary name and hard-linked into place, so it
+appears complete or not at all, and the first process wins; a resumed study or a second worker
+finds it there and writes nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.record_writer import RecordWriter
+
+__all__ = ["EXPERIMENT_FILE", "EventFiles", "write_once"]
+
+_logger = logging.getLogger(__name__)
+
+#: Name of the study's experiment-config file in the logdir root.
+EXPERIMENT_FILE = "events.out.tfevents.hpo-experiment"
+
+_FILE_VERSION = "brain.Event:2"
+_counter = itertools.count()
+
+
+class EventFiles:
+    """This process's event file in each run directory; appends summaries to them.
+
+    Thread-safe: a lock serialises appends, so threads of one process never interleave records.
+    """
+
+    def __init__(self) -> None:
+        self._paths: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def write(self, run_dir: str, summary: summary_pb2.Summary, step: int = 0) -> None:
+        """Append ``summary`` at ``step`` to this process's file in ``run_dir``."""
+        event = event_pb2.Event(wall_time=time.time(), step=step, summary=summary)
+        with self._lock:
+            path = self._paths.get(run_dir)
+            records = [event]
+            if path is None:
+                path = self._paths[run_dir] = _new_file_name(run_dir)
+                records.insert(0, _version_event())
+            _append(path, records)
+
+    def forget(self, run_dir: str) -> None:
+        """Stop tracking ``run_dir`` (its trial ended); a later write starts a new file."""
+        with self._lock:
+            self._paths.pop(run_dir, None)
+
+
+def write_once(path: str, summary: summary_pb2.Summary) -> bool:
+    """Create the event file ``path`` holding ``summary``, unless it exists; True if created.
+
+    Atomic across processes: the file is complete before its name appears.
+    """
+    if os.path.exists(path):
+        return False
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".hpo-{os.getpid()}-{uuid.uuid4().hex}.tmp")
+    _append(tmp, [_version_event(), event_pb2.Event(wall_time=time.time(), summary=summary)])
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a filesystem without hard links: exclusive create, then copy
+        return _copy_exclusive(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return True
+
+
+def _copy_exclusive(source: str, path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+        dst.write(src.read())
+    return True
+
+
+def _new_file_name(run_dir: str) -> str:
+    os.makedirs(run_dir, exist_ok=True)
+    name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+            f"{os.getpid()}.{next(_counter)}.hpo")
+    _logger.debug("Writing TensorBoard events to %s", os.path.join(run_dir, name))
+    return os.path.join(run_dir, name)
+
+
+def _version_event() -> event_pb2.Event:
+    return event_pb2.Event(wall_time=time.time(), file_version=_FILE_VERSION)
+
+
+def _append(path: str, events: list[event_pb2.Event]) -> None:
+    with open(path, "ab") as handle:
+        writer = RecordWriter(handle)
+        for event in events:
+            writer.write(event.SerializeToString())
+        writer.flush()

@@ -1,0 +1,124 @@
+"""Crash safety with real processes and signals: kill -9 of a worker or of the launcher, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    import hpo_plugins as hpo
+    from hpo_plugins import hp
+    from hpo_plugins.launchers import JoblibLauncher
+    from hpo_plugins.samplers import RandomSampler
+
+    def objective(params):
+        trial = hpo.current_trial()
+        trial.set_user_attr("pid", os.getpid())
+        time.sleep(float(os.environ.get("TRIAL_SECONDS", "0.3")))
+        return params["x"]
+
+    if __name__ == "__main__":
+        url, fresh = sys.argv[1], sys.argv[2] == "fresh"
+        hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, max_trials=int(sys.argv[3]),
+                     storage=url, study_name="crash", sampler=RandomSampler(),
+                     launcher=JoblibLauncher(n_jobs=2, fresh_process=fresh),
+                     heartbeat_interval=0.2, grace_period=1.5)
+""")
+
+
+def _start(tmp_path: Path, mode: str, total: int, seconds: float) -> subprocess.Popen[bytes]:
+    script = tmp_path / "launch.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "TRIAL_SECONDS": str(seconds)}
+    return subprocess.Popen([sys.executable, str(script), f"sqlite:///{tmp_path}/c.db", mode,
+                             str(total)], env=env, start_new_session=True)
+
+
+def _wait_for(predicate: object, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def _trials(tmp_path: Path) -> list[hpo.FrozenTrial]:
+    try:
+        return hpo.load_study("crash", f"sqlite:///{tmp_path}/c.db").trials
+    except Exception:  # the launcher has not created the study yet
+        return []
+
+
+def _running_pid(tmp_path: Path) -> int | None:
+    for trial in _trials(tmp_path):
+        if trial.state is TrialState.RUNNING and "pid" in trial.user_attrs:
+            return int(trial.user_attrs["pid"])
+    return None
+
+
+@pytest.mark.parametrize("mode", ["reuse", "fresh"])
+def test_killing_a_worker_fails_its_trial_and_the_study_completes(tmp_path: Path,
+                                                                  mode: str) -> None:
+    launcher = _start(tmp_path, mode, total=8, seconds=1.0)
+    _wait_for(lambda: _running_pid(tmp_path) is not None)
+    victim = _running_pid(tmp_path)
+    assert victim is not None and victim != launcher.pid
+    os.kill(victim, signal.SIGKILL)
+    assert launcher.wait(timeout=180) == 0
+    trials = _trials(tmp_path)
+    killed = [t for t in trials if t.user_attrs.get("pid") == victim]
+    assert killed and killed[0].state is TrialState.FAIL
+    assert "heartbeat" in (killed[0].fail_reason or "")
+    assert sum(t.state is TrialState.COMPLETE for t in trials) == 8
+
+
+def test_killing_the_launcher_then_rerunning_completes_without_rerunning(tmp_path: Path) -> None:
+    first = _start(tmp_path, "reuse", total=10, seconds=0.5)
+    _wait_for(lambda: sum(t.state is TrialState.COMPLETE for t in _trials(tmp_path)) >= 3)
+    os.killpg(first.pid, signal.SIGKILL)  # the launcher and its workers die at once
+    first.wait(timeout=30)
+    done_before = {t.number: t.params for t in _trials(tmp_path)
+                   if t.state is TrialState.COMPLETE}
+    second = _start(tmp_path, "reuse", total=10, seconds=0.5)
+    assert second.wait(timeout=180) == 0
+    trials = _trials(tmp_path)
+    complete = {t.number: t.params for t in trials if t.state is TrialState.COMPLETE}
+    assert len(complete) == 10
+    assert all(complete[n] == p for n, p in done_before.items())  # nothing lost or re-run
+    assert not [t for t in trials if t.state is TrialState.RUNNING]
+
+
+def test_ctrl_c_stops_every_worker_and_fails_running_trials(tmp_path: Path) -> None:
+    launcher = _start(tmp_path, "reuse", total=50, seconds=3.0)
+    _wait_for(lambda: _running_pid(tmp_path) is not None)
+    os.killpg(launcher.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    launcher.wait(timeout=60)
+    trials = _trials(tmp_path)
+    assert not [t for t in trials if t.state is TrialState.RUNNING]
+    assert any("interrupted" in (t.fail_reason or "") for t in trials)
+    pids = {int(t.user_attrs["pid"]) for t in trials if "pid" in t.user_attrs}
+    time.sleep(1.0)
+    assert not [p for p in pids if _alive(p)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/status") as handle:  # a zombie is dead too
+        return "zombie" not in handle.read()

@@ -1,0 +1,78 @@
+"""HPOCallback under strategy="ddp_spawn" with two CPU processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import pytest
+from lit_digits import DigitsClassifier, DigitsData, PruneAt, RankRecorder
+
+from hpo_plugins import TRIAL_ENV, TrialState
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.lightning import HPOCallback
+from hpo_plugins.lightning._handover import hand_over
+
+
+def ddp_trainer(max_epochs: int) -> L.Trainer:
+    return L.Trainer(strategy="ddp_spawn", accelerator="cpu", devices=2, max_epochs=max_epochs,
+                     callbacks=[HPOCallback()], logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, enable_checkpointing=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ddp_spawn_reports_on_rank_0_and_stops_every_rank(make_study: Any,
+                                                          tmp_path: Path) -> None:
+    """One trial pruned after epoch 1: the costly part is starting two Python processes."""
+    study = make_study(f"sqlite:///{tmp_path}/ddp.db", pruner=PruneAt(number=0, step=1))
+
+    def objective(params: Any) -> None:
+        ddp_trainer(max_epochs=4).fit(RankRecorder(record_dir=str(tmp_path)),
+                                      datamodule=DigitsData())
+
+    study.optimize(objective, n_trials=1)
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.PRUNED  # the mark made in the worker reached the run loop
+    assert sorted(trial.intermediate_values) == [0, 1]  # reports at epochs 0 and 1, then stop
+    assert max(trial.intermediate_values.values()) < 1000  # rank 1 logs 1000 more: rank 0 only
+    assert trial.value == trial.intermediate_values[1]  # the worker's last value
+    # both ranks received the decision: each stopped after epoch 1 with should_stop set
+    assert {(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)} == {"2 True\n"}
+
+
+def test_in_memory_study_with_ddp_spawn_raises_before_workers_start(make_study: Any) -> None:
+    study = make_study(":memory:")
+
+    def objective(params: Any) -> None:
+        ddp_trainer(max_epochs=1).fit(DigitsClassifier(), datamodule=DigitsData())
+
+    with pytest.raises(ConfigurationError, match="HPOCallback cannot follow trial 0 into the "
+                                                 "processes.*storage='sqlite:///hpo.db'"):
+        study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is TrialState.FAIL
+
+
+def test_hand_over_note_is_the_trial_env_json(make_study: Any, tmp_path: Path) -> None:
+    study = make_study(f"sqlite:///{tmp_path}/note.db")
+    trial = study.ask()
+    note = hand_over(trial)
+    assert note is not None
+    assert json.loads(note) == {"storage": f"sqlite:///{tmp_path}/note.db",
+                                "study": study.study_name, "trial_id": trial.trial_id}
+    assert TRIAL_ENV == "HPO_PLUGINS_TRIAL"
+
+
+def test_copy_within_the_process_of_an_in_memory_trial_finds_its_trial_again(
+        make_study: Any, trainer_kwargs: dict[str, Any]) -> None:
+    import copy
+
+    study = make_study(":memory:")
+    with study.ask() as trial:
+        callback = copy.deepcopy(HPOCallback())
+        trainer = L.Trainer(max_epochs=1, callbacks=[callback], **trainer_kwargs)
+        trainer.fit(DigitsClassifier(), datamodule=DigitsData())
+    assert trial.intermediate_values.keys() == {0}

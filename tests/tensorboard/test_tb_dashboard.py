@@ -1,0 +1,273 @@
+"""End to end: a study written by parallel workers, served by a real TensorBoard, seen in Chromium.
+
+Three worker processes run ``hpo.minimize`` on one SQLite study with one logdir (the parallel
+launcher does the same once it exists); trials are completed, pruned and failed by number, and
+one more trial is left running. A TensorBoard server (started as ``hpo-plugins tensorboard``
+starts it) must list every trial through its HParams POST endpoints, and the HParams dashboard,
+driven by Playwright in headless Chromium, must show every trial's row with its state and value
+and filter the rows by status.
+
+Set ``HPO_PLUGINS_SCREENSHOT=docs/img/hparams.png`` to refresh the screenshot in the docs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import FrozenTrial, TrialState, hp
+from hpo_plugins.tensorboard import STATE_CODES, STATE_TAG, TENSORBOARD_STATUS, VALUE_TAG
+from hpo_plugins.tensorboard._server import server_command
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+N_WORKERS, TRIALS_PER_WORKER = 3, 3
+STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+
+SPACE = """{
+    "lr": hp.loguniform("lr", math.log(1e-4), math.log(1e-1)),
+    "opt": hp.choice("opt", [
+        {"name": "sgd", "momentum": hp.uniform("momentum", 0.0, 0.9),
+         "nesterov": hp.choice("nesterov", ["yes", "no"])},
+        {"name": "adam"},
+    ]),
+    "units": hp.choice("units", [16, 32, 64]),
+    "act": hp.choice("act", ["relu", "tanh"]),
+}"""
+
+WORKER = textwrap.dedent("""
+    import math, sys
+    import hpo_plugins as hpo
+    from hpo_plugins import hp
+    from hpo_plugins.samplers import RandomSampler
+
+    def objective(params):
+        trial = hpo.current_trial()
+        for step in range(3):
+            trial.report(params["lr"] * (3 - step), step)
+            if trial.number % 3 == 1 and step == 1:
+                raise hpo.TrialPruned()
+        if trial.number % 3 == 2:
+            raise ValueError("diverged")
+        return params["lr"]
+
+    url, logdir, seed, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    hpo.minimize(objective, SPACE, n_trials=n, storage=url, study_name="parallel",
+                 logdir=logdir, sampler=RandomSampler(), seed=seed, catch=ValueError)
+""").replace("SPACE", textwrap.indent(SPACE, "    ").strip())
+
+
+def _space() -> Any:
+    return eval(SPACE, {"math": math, "hp": hp})
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[FrozenTrial]]:
+    """The logdir of a study written by parallel workers, and its trials (one RUNNING)."""
+    root = tmp_path_factory.mktemp("parallel")
+    url, logdir = f"sqlite:///{root}/study.db", str(root / "runs")
+    script = root / "worker.py"
+    script.write_text(WORKER)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
+    workers = [subprocess.Popen([sys.executable, str(script), url, logdir, str(seed),
+                                 str(TRIALS_PER_WORKER)], cwd=root, env=env,
+                                stderr=subprocess.PIPE, text=True)
+               for seed in range(N_WORKERS)]
+    errors = [w.communicate(timeout=120)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0] * N_WORKERS, errors
+    study = hpo.create_study(_space(), storage=url, study_name="parallel", logdir=logdir,
+                             seed=99)
+    study.ask().report(0.5, 0)  # left RUNNING
+    return logdir, study.trials
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(base: str, endpoint: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        f"{base}/data/plugin/hparams/{endpoint}", data=json.dumps(body).encode(),
+        headers={"X-XSRF-Protected": "1", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _wait_for_sessions(base: str, count: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "TensorBoard exited"
+        try:
+            if len(_session_groups(base)) >= count:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"TensorBoard at {base} did not list {count} sessions within 60 s")
+
+
+def _session_groups(base: str) -> list[dict[str, Any]]:
+    body = {"experimentName": "", "allowedStatuses": STATUSES, "colParams": [],
+            "startIndex": 0, "sliceSize": 1000}
+    return list(_post(base, "session_groups", body).get("sessionGroups", []))
+
+
+@pytest.fixture(scope="module")
+def server(written: tuple[str, list[FrozenTrial]]) -> Iterator[str]:
+    """A TensorBoard server on the logdir, started the way `hpo-plugins tensorboard` does."""
+    logdir, trials = written
+    port = _free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
+    process = subprocess.Popen(server_command(logdir, port=port), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_sessions(base, len(trials), process)
+        yield base
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # the server and its data server
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5 if sig == signal.SIGTERM else 0)
+        process.wait(timeout=30)
+
+
+def _expected_metrics(trial: FrozenTrial) -> dict[str, float]:
+    metrics = {STATE_TAG: float(STATE_CODES[trial.state])}
+    if trial.value is not None:
+        metrics[VALUE_TAG] = trial.value
+    return metrics
+
+
+def _expected_status(trial: FrozenTrial) -> str:
+    return TENSORBOARD_STATUS.get(trial.state, "STATUS_UNKNOWN")  # RUNNING: no session end
+
+
+def test_the_written_study_has_every_state(written: tuple[str, list[FrozenTrial]]) -> None:
+    states = [t.state for t in written[1]]
+    assert states.count(TrialState.RUNNING) == 1
+    assert {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL} <= set(states)
+    assert len(states) == N_WORKERS * TRIALS_PER_WORKER + 1
+
+
+def test_server_lists_every_trial_with_its_status_and_metrics(
+        written: tuple[str, list[FrozenTrial]], server: str) -> None:
+    experiment = _post(server, "experiment", {"experimentName": ""})
+    assert {h["name"] for h in experiment["hparamInfos"]} == {
+        "lr", "opt", "momentum", "nesterov", "units", "act"}
+    groups = {g["name"]: g for g in _session_groups(server)}
+    assert sorted(groups) == [f"trial_{t.number:04d}" for t in written[1]]
+    for trial in written[1]:
+        (session,) = groups[f"trial_{trial.number:04d}"]["sessions"]
+        assert session.get("status", "STATUS_UNKNOWN") == _expected_status(trial), trial
+        metrics = {m["name"]["tag"]: m["value"] for m in session.get("metricValues", [])}
+        expected = _expected_metrics(trial)
+        assert {k: metrics.get(k) for k in expected} == pytest.approx(expected, rel=1e-6)
+        assert (VALUE_TAG in metrics) == (trial.value is not None)
+
+
+def test_inactive_parameters_keep_their_column_type(
+        written: tuple[str, list[FrozenTrial]], server: str) -> None:
+    groups = {g["name"]: g["hparams"] for g in _session_groups(server)}
+    for trial in written[1]:
+        hparams = groups[f"trial_{trial.number:04d}"]
+        adam = trial.params["opt"] == 1
+        assert hparams["nesterov"] in (["<inactive>"] if adam else ["yes", "no"])
+        assert ("momentum" in hparams) is not adam  # NaN: left out, the column stays numeric
+        assert hparams["units"] in (16, 32, 64) and hparams["act"] in ("relu", "tanh")
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[Any]:
+    """The HParams dashboard in headless Chromium."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            view = browser.new_page(viewport={"width": 1700, "height": 760})
+            view.goto(f"{server}/#hparams")
+            yield view
+        finally:
+            browser.close()
+
+
+def _rows(page: Any) -> Any:
+    grid = page.get_by_role("main").get_by_role("grid")
+    return grid.get_by_role("row").filter(has_text=re.compile(r"trial_\d{4}"))
+
+
+def _table(page: Any) -> dict[str, dict[str, str]]:
+    grid = page.get_by_role("main").get_by_role("grid")
+    headers = grid.get_by_role("columnheader").all_inner_texts()
+    table = {}
+    for row in _rows(page).all():
+        cells = [c.strip() for c in row.get_by_role("gridcell").all_inner_texts()]
+        table[cells[0]] = dict(zip(headers, cells))
+    return table
+
+
+def test_dashboard_shows_every_trial_with_its_state_and_value(
+        written: tuple[str, list[FrozenTrial]], page: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    trials = written[1]
+    expect(_rows(page)).to_have_count(len(trials), timeout=30_000)
+    table = _table(page)
+    assert sorted(table) == [f"trial_{t.number:04d}" for t in trials]
+    for trial in trials:
+        row = table[f"trial_{trial.number:04d}"]
+        assert float(row["state"]) == STATE_CODES[trial.state]
+        shown = row["value"]
+        assert (float(shown) == pytest.approx(trial.value, rel=1e-3) if trial.value is not None
+                else shown == "")
+    _screenshot(page, tmp_path)
+
+
+def _screenshot(page: Any, tmp_path: Path) -> None:
+    path = tmp_path / "hparams.png"
+    page.screenshot(path=str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = os.environ.get("HPO_PLUGINS_SCREENSHOT")
+    if keep:
+        shutil.copyfile(path, keep)
+
+
+@pytest.mark.parametrize("status", ["Success", "Failure", "Unknown"])
+def test_dashboard_status_filter_selects_the_trials_of_that_status(
+        written: tuple[str, list[FrozenTrial]], page: Any, status: str) -> None:
+    from playwright.sync_api import expect
+
+    for name in ("Unknown", "Success", "Failure", "Running"):
+        page.get_by_role("main").get_by_role("checkbox", name=name, exact=True).set_checked(
+            name == status)
+    wanted = [f"trial_{t.number:04d}" for t in written[1]
+              if _expected_status(t) == f"STATUS_{status.upper()}"]
+    expect(_rows(page)).to_have_count(len(wanted), timeout=30_000)
+    assert sorted(_table(page)) == wanted

@@ -1,0 +1,208 @@
+"""The HParams observer: what a study with a logdir writes, read back from the event files."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tensorboard.plugins.hparams import api_pb2
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState, hp
+from hpo_plugins.exceptions import ConfigurationError, MissingDependencyError
+from hpo_plugins.samplers import RandomSampler
+from hpo_plugins.space import SearchSpace
+from hpo_plugins.storages import Storage
+from hpo_plugins.tensorboard import (
+    EXPERIMENT_FILE,
+    INTERMEDIATE_TAG,
+    STATE_CODES,
+    STATE_TAG,
+    TENSORBOARD_STATUS,
+    VALUE_TAG,
+    HParamsObserver,
+    run_dir,
+)
+from hpo_plugins.tensorboard._writer import EventFiles, write_once
+
+Reader = Callable[[str], Any]
+
+
+def _study(space: Any, logdir: Path, storage: Any = ":memory:", **kwargs: Any) -> hpo.Study:
+    return hpo.create_study(space, storage=storage, logdir=str(logdir), study_name="tb",
+                            sampler=RandomSampler(), seed=0, **kwargs)
+
+
+def _run_trial(study: hpo.Study, state: TrialState, curve: list[float]) -> hpo.FrozenTrial:
+    trial = study.ask()
+    for step, value in enumerate(curve):
+        trial.report(value, step)
+    if state is TrialState.COMPLETE:
+        return study.tell(trial, curve[-1] / 2)
+    return study.tell(trial, state=state)
+
+
+def test_experiment_config_names_every_parameter_and_metric(
+        nested_space: dict[str, Any], tmp_path: Path, run_reader: Reader) -> None:
+    _study(nested_space, tmp_path)
+    root = run_reader(str(tmp_path))
+    assert root.files == [EXPERIMENT_FILE]
+    (experiment,) = root.experiments
+    assert [h.name for h in experiment.hparam_infos] == list(SearchSpace(nested_space).labels)
+    assert [m.name.tag for m in experiment.metric_infos] == [VALUE_TAG, INTERMEDIATE_TAG,
+                                                              STATE_TAG]
+    lr = experiment.hparam_infos[0]
+    assert lr.type == api_pb2.DATA_TYPE_FLOAT64
+    assert (lr.domain_interval.min_value, lr.domain_interval.max_value) == pytest.approx(
+        (1e-4, 1e-1))
+
+
+@pytest.mark.parametrize("state", [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL])
+def test_a_finished_trial_is_one_session_with_its_status_state_and_curve(
+        nested_space: dict[str, Any], tmp_path: Path, run_reader: Reader,
+        state: TrialState) -> None:
+    study = _study(nested_space, tmp_path)
+    frozen = _run_trial(study, state, [3.0, 2.0, 1.0])
+    run = run_reader(os.path.join(tmp_path, "trial_0000"))
+    assert frozen.log_dir == os.path.join(tmp_path, "trial_0000")
+    assert len(run.files) == 1 and run.first_events == ["file_version"]
+    assert len(run.starts) == 1 and len(run.ends) == 1
+    assert run.ends[0].status == api_pb2.Status.Value(TENSORBOARD_STATUS[state])
+    assert run.scalars[INTERMEDIATE_TAG] == [(0, 3.0), (1, 2.0), (2, 1.0)]
+    assert run.scalars[STATE_TAG] == [(0, 0.0), (2, float(STATE_CODES[state]))]
+    expected = {TrialState.COMPLETE: [(2, 0.5)], TrialState.PRUNED: [(2, 1.0)],
+                TrialState.FAIL: None}[state]
+    assert run.scalars.get(VALUE_TAG) == expected
+
+
+def test_statuses_tell_every_finished_state_apart() -> None:
+    statuses = {TENSORBOARD_STATUS[s] for s in (TrialState.COMPLETE, TrialState.PRUNED,
+                                                 TrialState.FAIL)}
+    assert len(statuses) == 3
+    assert sorted(STATE_CODES.values()) == [0, 1, 2, 3]
+
+
+def test_a_running_trial_has_a_session_start_and_no_end(
+        nested_space: dict[str, Any], tmp_path: Path, run_reader: Reader) -> None:
+    study = _study(nested_space, tmp_path)
+    trial = study.ask()
+    trial.report(0.7, 0)
+    run = run_reader(trial.log_dir)
+    assert (len(run.starts), run.ends) == (1, [])
+    assert run.last(STATE_TAG) == STATE_CODES[TrialState.RUNNING]
+    hparams = run.starts[0].hparams
+    assert set(hparams) == {"lr", "net", "mlp_layers", "mlp_dropout", "cnn_filters"}
+    inactive = [k for k, v in hparams.items() if math.isnan(v.number_value)]
+    assert inactive == [k for k in hparams if k not in trial.flat_params]
+
+
+def test_string_parameters_show_the_option_or_the_marker(tmp_path: Path,
+                                                          run_reader: Reader) -> None:
+    space = {"net": hp.choice("net", [{"opt": hp.choice("opt", ["sgd", "adam"])}, "none"])}
+    study = _study(space, tmp_path)
+    study.enqueue({"net": "none"})
+    study.enqueue({"net": {"opt": "adam"}})
+    starts = [run_reader(study.ask().log_dir).starts[0].hparams for _ in range(2)]
+    assert [s["opt"].string_value for s in starts] == ["<inactive>", "adam"]
+    assert [s["net"].number_value for s in starts] == [1.0, 0.0]
+
+
+def test_a_resumed_study_and_a_second_opener_add_no_experiment_or_session(
+        nested_space: dict[str, Any], tmp_path: Path, run_reader: Reader) -> None:
+    url = f"sqlite:///{tmp_path}/study.db"
+    logdir = tmp_path / "runs"
+    _run_trial(_study(nested_space, logdir, url), TrialState.COMPLETE, [1.0])
+    resumed = _study(nested_space, logdir, url)
+    running = resumed.ask()
+    other = hpo.load_study("tb", url)  # like a child process: no space, same logdir
+    other.trial(running.trial_id).report(0.5, 0)
+    resumed.tell(running, 0.25)
+    root = run_reader(str(logdir))
+    assert (root.files, len(root.experiments)) == ([EXPERIMENT_FILE], 1)
+    runs = [run_reader(str(logdir / f"trial_{n:04d}")) for n in (0, 1)]
+    assert [(len(r.starts), len(r.ends)) for r in runs] == [(1, 1), (1, 1)]
+    assert len(runs[1].files) == 2  # the second opener wrote its own file
+    assert runs[1].scalars[INTERMEDIATE_TAG] == [(0, 0.5)]
+
+
+def test_a_study_opened_without_its_space_writes_the_same_columns(
+        nested_space: dict[str, Any], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/study.db"
+    created = _study(nested_space, tmp_path / "runs", url)
+    loaded = hpo.load_study("tb", url)
+    observers = [o for s in (created, loaded) for o in s.observers]
+    assert [type(o) for o in observers] == [HParamsObserver, HParamsObserver]
+    assert observers[0].columns == observers[1].columns
+
+
+def test_a_study_without_space_writes_no_experiment(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        _study(None, tmp_path)
+    assert not os.path.exists(tmp_path / EXPERIMENT_FILE)
+    assert "no recorded search space" in caplog.text
+
+
+def test_a_reused_logdir_is_reported(nested_space: dict[str, Any], tmp_path: Path,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    _run_trial(_study(nested_space, tmp_path), TrialState.COMPLETE, [1.0])
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        _study(nested_space, tmp_path).ask()  # a new in-memory study: numbers restart at 0
+    assert "already holds TensorBoard events" in caplog.text
+
+
+def test_observer_needs_a_logdir(nested_space: dict[str, Any]) -> None:
+    study = hpo.create_study(nested_space, storage=":memory:")
+    with pytest.raises(ConfigurationError, match="logdir"):
+        HParamsObserver(study)
+
+
+def test_run_dir_is_the_trial_dir_only_with_a_logdir(nested_space: dict[str, Any],
+                                                     tmp_path: Path,
+                                                     storage: Storage) -> None:
+    with_logdir = hpo.create_study(nested_space, storage=storage, logdir=str(tmp_path / "r"))
+    trial = with_logdir.ask()
+    assert run_dir(trial) == trial.log_dir == str(tmp_path / "r" / "trial_0000")
+    assert run_dir(hpo.create_study(nested_space, storage=":memory:").ask()) is None
+
+
+def test_event_files_are_named_per_process_and_never_shared(tmp_path: Path,
+                                                           run_reader: Reader) -> None:
+    from hpo_plugins.tensorboard._protos import scalar_summary
+
+    first, second = EventFiles(), EventFiles()
+    for files in (first, second, first):
+        files.write(str(tmp_path), scalar_summary("x", 1.0))
+    names = sorted(os.listdir(tmp_path))
+    pattern = rf"events\.out\.tfevents\.\d{{10}}\..+\.{os.getpid()}\.\d+\.hpo"
+    assert len(names) == 2 and all(re.fullmatch(pattern, n) for n in names)
+    assert sorted(len(v) for v in [run_reader(str(tmp_path)).scalars["x"]]) == [3]
+
+
+def test_write_once_keeps_the_first_file(tmp_path: Path, run_reader: Reader) -> None:
+    from hpo_plugins.tensorboard._protos import scalar_summary
+
+    path = str(tmp_path / EXPERIMENT_FILE)
+    assert write_once(path, scalar_summary("first", 1.0))
+    assert not write_once(path, scalar_summary("second", 2.0))
+    assert list(run_reader(str(tmp_path)).scalars) == ["first"]
+    assert os.listdir(tmp_path) == [EXPERIMENT_FILE]  # no temporary file left behind
+
+
+def test_missing_tensorboard_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m.startswith("hpo_plugins.tensorboard._")]:
+        monkeypatch.delitem(sys.modules, name)
+    for name in [m for m in sys.modules if m.split(".")[0] == "tensorboard"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    import hpo_plugins.tensorboard as tb
+
+    assert tb.run_dir is run_dir  # the helpers import without tensorboard
+    with pytest.raises(MissingDependencyError, match=r"pip install 'hpo_plugins\[tensorboard\]'"):
+        tb.HParamsObserver  # noqa: B018
