@@ -551,8 +551,26 @@ def timing_table(timings: Sequence[Timing], n_trials: int) -> list[str]:
     return lines
 
 
-def environment_lines(argv: Sequence[str], wall: float) -> list[str]:
-    """Command, date, machine and package versions, as Markdown bullet points."""
+def source_digest() -> str:
+    """A short hash of the ``hpo_plugins`` sources this process imported (the code measured)."""
+    import hashlib
+
+    import hpo_plugins
+
+    root = Path(hpo_plugins.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+
+
+def environment_lines(argv: Sequence[str], wall: float, digest: str, loads: Sequence[str]
+                      ) -> list[str]:
+    """Command, date, machine, load and package versions, as Markdown bullet points."""
     import hyperopt
     import optuna
 
@@ -562,19 +580,20 @@ def environment_lines(argv: Sequence[str], wall: float) -> list[str]:
         f"- Command: `{' '.join(['python -m benchmarks.samplers', *argv])}`",
         f"- Date: {dt.date.today().isoformat()}; total wall time {wall / 60:.1f} min",
         f"- Machine: {os.cpu_count()} CPU cores, {platform.platform()}, "
-        f"Python {platform.python_version()}",
-        f"- Versions: hpo_plugins {hpo_plugins.__version__}, hyperopt {hyperopt.__version__}, "
-        f"optuna {optuna.__version__}, numpy {np.__version__}",
+        f"Python {platform.python_version()}; load average (1/5/15 min) at start, before the "
+        f"timings and at the end: {', '.join(loads)}",
+        f"- Versions: hpo_plugins {hpo_plugins.__version__} (sources sha256 {digest}), "
+        f"hyperopt {hyperopt.__version__}, optuna {optuna.__version__}, numpy {np.__version__}",
     ]
 
 
 def build_report(args: argparse.Namespace, results: Sequence[RunResult],
-                 timings: Sequence[Timing], argv: Sequence[str], wall: float) -> str:
-    """The whole Markdown report."""
+                 timings: Sequence[Timing], header: Sequence[str]) -> str:
+    """The whole Markdown report, under the ``header`` lines."""
     regrets, seconds = _collect(results)
     problems, optimizers = args.problems, args.optimizers
     modes = [1] + ([args.workers] if args.workers > 1 else [])
-    out = environment_lines(argv, wall)
+    out = list(header)
     out += ["", f"Budget {args.budget} evaluations per run, {args.seeds} seeds per "
             f"(problem, optimizer). Cells: median final regret [25th, 75th percentile] over "
             f"seeds; mean rank: optimisers ranked per problem by median regret, averaged.", ""]
@@ -632,13 +651,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the report (and write it to ``--out``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    start = time.perf_counter()
+    start, loads, digest = time.perf_counter(), [_load()], source_digest()
     jobs = make_jobs(args.problems, args.optimizers, args.seeds, args.budget, args.workers)
     print(f"samplers benchmark: {len(jobs)} runs on {args.jobs} processes", file=sys.stderr)
     results = run_jobs(jobs, args.jobs)
+    loads.append(_load())
     timings = [] if args.no_timing else run_timings(args.timing_trials, args.timing_reps,
                                                     not args.no_sqlite)
-    report = build_report(args, results, timings, argv, time.perf_counter() - start)
+    loads.append(_load())
+    header = environment_lines(argv, time.perf_counter() - start, digest, loads)
+    if source_digest() != digest:
+        header.append(f"- Warning: the hpo_plugins sources changed during the run (sha256 "
+                      f"{source_digest()} at the end); runs may mix code versions.")
+        print(header[-1], file=sys.stderr)
+    report = build_report(args, results, timings, header)
     print(report)
     if args.out is not None:
         args.out.write_text(report)

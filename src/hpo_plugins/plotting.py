@@ -96,7 +96,9 @@ def plot_optimization_history(study: Study) -> Figure:
                          color=_STATE_COLORS[state], label=f"{state.value.lower()} trials")
     numbers, best = _best_so_far(trials, study.direction)
     if numbers:
-        axes.step(numbers, best, where="post", color="black", label="best so far")
+        last = max(t.number for t in trials)
+        axes.step([*numbers, last], [*best, best[-1]], where="post", color="black",
+                  label="best so far")
     axes.set_xlabel("trial number")
     axes.set_ylabel(f"value ({study.direction.value})")
     axes.legend(loc="best", fontsize="small")
@@ -148,8 +150,8 @@ def plot_parallel_coordinates(study: Study) -> Figure:
     """One line per COMPLETE trial through every parameter axis and the value axis.
 
     Numeric axes are scaled to [0, 1] between the smallest and largest value seen (log-scaled
-    parameters in log space); a choice places its options evenly. A parameter inactive in a
-    trial breaks that trial's line.
+    parameters in log space); a choice places its options evenly (its tick labels show the first
+    and last option). A trial's line passes over the axes of its inactive parameters.
     """
     figure, axes = _figure(f"Parallel coordinates: {study.study_name}")
     trials = [t for t in study.get_trials([TrialState.COMPLETE]) if t.value is not None]
@@ -163,7 +165,8 @@ def plot_parallel_coordinates(study: Study) -> Figure:
     colormap = _colormap(study.direction)
     for trial, value in zip(trials, values):
         ys = [c.position(trial.params) for c in columns] + [_scale(value, low, high)]
-        axes.plot(range(len(ys)), ys, color=colormap(_scale(value, low, high)), alpha=0.75)
+        shown = [(x, y) for x, y in enumerate(ys) if not math.isnan(y)]
+        axes.plot(*zip(*shown), color=colormap(_scale(value, low, high)), alpha=0.75)
     _label_axes(axes, columns, low, high)
     _colorbar(figure, axes, colormap, low, high)
     return figure
@@ -195,7 +198,7 @@ class _ParamAxis:
 
     def position(self, flat: Mapping[str, Any]) -> float:
         if self.label not in flat:
-            return math.nan  # inactive: matplotlib breaks the line here
+            return math.nan  # inactive in this trial
         return _scale(self._raw(flat[self.label]), self.low, self.high)
 
     def tick_labels(self) -> tuple[str, str]:

@@ -433,7 +433,9 @@ def _finite_value(value: Any) -> float:
 
 
 def _params_key(params: Mapping[str, Any]) -> str:
-    text = json.dumps({k: params[k] for k in sorted(params)}, sort_keys=True)
+    """A hash of the params; floats rounded to 12 significant digits (0.3 == 3 * 0.1)."""
+    rounded = {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in params.items()}
+    text = json.dumps(rounded, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

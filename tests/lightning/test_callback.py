@@ -47,7 +47,7 @@ def test_completed_and_pruned_trials_are_recorded(make_study: Any, counting_stor
     study = make_study(counting_storage, pruner=PruneAt(number=1, step=2))
     study.optimize(fit_objective(trainer_kwargs), n_trials=3)
 
-    first, pruned, last = study.trials
+    first, pruned, _ = study.trials
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED,
                                                TrialState.COMPLETE]
     assert counting_storage.steps_of(first.trial_id) == [0, 1, 2, 3]  # no sanity-check report

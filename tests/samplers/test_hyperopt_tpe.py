@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hyperopt import Trials
 
 from hpo_plugins import hp
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
@@ -100,7 +101,9 @@ def test_documents_hold_active_labels_only(full_space: SearchSpace,
                                            make_trial: MakeTrial) -> None:
     params = full_space.sample_prior(np.random.default_rng(1))
     history = History([make_trial(0, TrialState.COMPLETE, 1.0, params)], Direction.MINIMIZE, 1)
-    (doc,) = HyperoptTPESampler().hyperopt_trials(full_space, history).trials
+    trials = HyperoptTPESampler().hyperopt_trials(full_space, history)
+    (doc,) = trials.trials
+    assert Trials().assert_valid_trial(doc) is doc  # what insert_trial_docs would check
     assert set(doc["misc"]["vals"]) == set(full_space.labels)
     assert {k: v[0] for k, v in doc["misc"]["vals"].items() if v} == params
     assert {k for k, v in doc["misc"]["idxs"].items() if v == [0]} == set(params)
@@ -146,3 +149,12 @@ def test_tpe_beats_random_search_on_a_quadratic() -> None:
 def test_bad_arguments_are_rejected(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         HyperoptTPESampler(**kwargs)
+
+
+def test_reused_documents_follow_changed_parameters(make_trial: MakeTrial) -> None:
+    sampler = HyperoptTPESampler()  # one sampler, two studies whose trials share ids
+    for x in (0.1, 0.7):
+        history = History([make_trial(0, TrialState.COMPLETE, 1.0, {"x": x})],
+                          Direction.MINIMIZE, 1)
+        (doc,) = sampler.hyperopt_trials(X, history).trials
+        assert doc["misc"]["vals"] == {"x": [x]}

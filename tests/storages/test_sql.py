@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -15,10 +16,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
-from hpo_plugins._frozen import Direction, TrialState
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError, StorageError
-from hpo_plugins.storages import SQLStorage, Storage
+from hpo_plugins.storages import SQLStorage, Storage, _sql
 from hpo_plugins.storages._sql import SCHEMA_VERSION
 from hpo_plugins.testing import StorageConformance
 
@@ -142,6 +145,7 @@ def test_writes_are_seen_by_other_instances_at_once(sqlite_url: str,
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork is the Linux default")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python 3.12+, threads
 def test_forked_child_opens_its_own_connections(sqlite_url: str, open_sql: OpenSQL) -> None:
     storage = open_sql(sqlite_url)
     study_id = storage.create_study("s", Direction.MINIMIZE)
@@ -177,75 +181,117 @@ def test_finish_needs_a_finished_state(sqlite_url: str, open_sql: OpenSQL) -> No
         storage.finish_trial(trial.trial_id, TrialState.RUNNING)
 
 
+def test_frozen_trial_fields_are_in_the_order_rows_are_read() -> None:
+    # _to_trial passes FrozenTrial's fields by position, for speed.
+    assert [f.name for f in dataclasses.fields(FrozenTrial)] == [
+        "trial_id", "number", "state", "value", "params", "natural", "intermediate_values",
+        "user_attrs", "system_attrs", "datetime_start", "datetime_complete", "last_heartbeat"]
+
+
+def test_schema_and_statements_compile_for_postgresql() -> None:
+    """The PostgreSQL path is not run here, but every table and prebuilt statement renders."""
+    dialect = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
+    for table in _sql._metadata.sorted_tables:
+        assert "CREATE TABLE" in str(sa.schema.CreateTable(table).compile(dialect=dialect))
+    statements = [v for v in vars(_sql).values() if isinstance(v, sa.sql.Executable)]
+    assert len(statements) > 10
+    for statement in statements:
+        assert str(statement.compile(dialect=dialect))
+    locking = str(_sql._LOCK_STUDY_MAX_COUNT.compile(dialect=dialect))
+    assert locking.endswith("FOR UPDATE OF hpo_studies")
+
+
 # -- several processes on one SQLite file -------------------------------------------------------
 
+N_WORKERS, N_TRIALS, N_WAITING = 4, 100, 100
+
+# Each worker runs N_TRIALS full trials in study "numbers" and, between them, claims WAITING
+# trials of study "queue", so creating and claiming contend for the file lock together.
 _WORKER = """
 import json, sys, time
 from pathlib import Path
 from hpo_plugins._frozen import TrialState
 from hpo_plugins.storages import SQLStorage
 
-url, mode, ready, go = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+url, n_trials, ready, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 storage = SQLStorage(url)
-study_id = storage.get_study_id("shared")
+numbers_id, queue_id = storage.get_study_id("numbers"), storage.get_study_id("queue")
 ready.touch()
 while not go.exists():
     time.sleep(0.01)
-done = []
-if mode == "create":
-    for i in range(100):
-        trial = storage.create_trial(study_id, heartbeat=True)
-        storage.set_trial_params(trial.trial_id, {"i": i}, {"i": i})
-        storage.set_intermediate_value(trial.trial_id, 0, float(i))
-        storage.finish_trial(trial.trial_id, TrialState.COMPLETE, float(i))
-        done.append(trial.number)
-else:
-    while (trial := storage.claim_waiting_trial(study_id)) is not None:
-        done.append(trial.trial_id)
+created, claimed = [], []
+for i in range(n_trials):
+    trial = storage.create_trial(numbers_id, heartbeat=True)
+    storage.set_trial_params(trial.trial_id, {"i": i}, {"i": i})
+    storage.set_intermediate_value(trial.trial_id, 0, float(i))
+    storage.finish_trial(trial.trial_id, TrialState.COMPLETE, float(i))
+    created.append(trial.number)
+    if (waiting := storage.claim_waiting_trial(queue_id)) is not None:
+        claimed.append(waiting.trial_id)
+while (waiting := storage.claim_waiting_trial(queue_id)) is not None:
+    claimed.append(waiting.trial_id)
 storage.close()
-print(json.dumps(done))
+print(json.dumps({"created": created, "claimed": claimed}))
 """
 
 
-def _run_workers(url: str, mode: str, workdir: Path, n: int = 4) -> list[list[int]]:
-    """Start ``n`` worker processes, release them together, return what each one did."""
-    ready = [workdir / f"ready-{i}" for i in range(n)]
+def _run_workers(url: str, workdir: Path) -> list[dict[str, list[int]]]:
+    """Start the workers, release them together once all are ready, return their reports."""
+    ready = [workdir / f"ready-{i}" for i in range(N_WORKERS)]
     go = workdir / "go"
-    processes = [subprocess.Popen([sys.executable, "-c", _WORKER, url, mode, str(r), str(go)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    processes = [subprocess.Popen([sys.executable, "-c", _WORKER, url, str(N_TRIALS), str(r),
+                                   str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
                  for r in ready]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not all(r.exists() for r in ready) and time.monotonic() < deadline:
         if any(p.poll() not in (None, 0) for p in processes):
             break
         time.sleep(0.02)
     go.touch()
-    outputs = [p.communicate(timeout=120) for p in processes]
+    outputs = [p.communicate(timeout=180) for p in processes]
     for process, (_, err) in zip(processes, outputs):
         assert process.returncode == 0, err
     return [json.loads(out) for out, _ in outputs]
 
 
+@dataclasses.dataclass
+class _SharedRun:
+    storage: SQLStorage
+    numbers_id: int
+    queue_id: int
+    waiting_ids: list[int]
+    reports: list[dict[str, list[int]]]
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SharedRun]:
+    """One run of N_WORKERS processes on one SQLite file (started once: Python starts slowly)."""
+    workdir = tmp_path_factory.mktemp("processes")
+    url = f"sqlite:///{workdir / 'shared.db'}"
+    storage = SQLStorage(url)
+    numbers_id = storage.create_study("numbers", Direction.MINIMIZE)
+    queue_id = storage.create_study("queue", Direction.MINIMIZE)
+    waiting = [storage.create_trial(queue_id, state=TrialState.WAITING)
+               for _ in range(N_WAITING)]
+    waiting_ids = [t.trial_id for t in waiting if t is not None]
+    yield _SharedRun(storage, numbers_id, queue_id, waiting_ids, _run_workers(url, workdir))
+    storage.close()
+
+
 @pytest.mark.slow
-def test_processes_get_unique_gapless_numbers(sqlite_url: str, open_sql: OpenSQL,
-                                              tmp_path: Path) -> None:
-    storage = open_sql(sqlite_url)
-    study_id = storage.create_study("shared", Direction.MINIMIZE)
-    per_worker = _run_workers(sqlite_url, "create", tmp_path)
-    trials = storage.get_all_trials(study_id)
-    assert sorted(n for numbers in per_worker for n in numbers) == list(range(400))
-    assert [t.number for t in trials] == list(range(400))
-    assert all(t.state is TrialState.COMPLETE and len(t.intermediate_values) == 1
+def test_processes_get_unique_gapless_numbers(shared_run: _SharedRun) -> None:
+    created = sorted(n for report in shared_run.reports for n in report["created"])
+    assert created == list(range(N_WORKERS * N_TRIALS))
+    trials = shared_run.storage.get_all_trials(shared_run.numbers_id)
+    assert [t.number for t in trials] == created
+    assert all(t.state is TrialState.COMPLETE and t.intermediate_values == {0: t.value}
                for t in trials)
 
 
 @pytest.mark.slow
-def test_processes_claim_each_waiting_trial_once(sqlite_url: str, open_sql: OpenSQL,
-                                                 tmp_path: Path) -> None:
-    storage = open_sql(sqlite_url)
-    study_id = storage.create_study("shared", Direction.MINIMIZE)
-    waiting = [storage.create_trial(study_id, state=TrialState.WAITING) for _ in range(200)]
-    per_worker = _run_workers(sqlite_url, "claim", tmp_path)
-    claimed = [trial_id for ids in per_worker for trial_id in ids]
-    assert sorted(claimed) == sorted(t.trial_id for t in waiting if t is not None)
-    assert storage.count_trials(study_id, [TrialState.RUNNING]) == 200
+def test_processes_claim_each_waiting_trial_once(shared_run: _SharedRun) -> None:
+    claimed = [trial_id for report in shared_run.reports for trial_id in report["claimed"]]
+    assert sorted(claimed) == sorted(shared_run.waiting_ids)
+    running = shared_run.storage.get_all_trials(shared_run.queue_id, [TrialState.RUNNING])
+    assert len(running) == N_WAITING

@@ -23,7 +23,7 @@ from tensorboard.util import tensor_util
 def read_events(path: str) -> list[event_pb2.Event]:
     """Every event of one event file, in order."""
     reader = PyRecordReader_New(path.encode())
-    events = []
+    events: list[event_pb2.Event] = []
     while True:
         try:
             reader.GetNext()

@@ -1,6 +1,6 @@
 """End to end: a study written by parallel workers, served by a real TensorBoard, seen in Chromium.
 
-Three worker processes run ``hpo.minimize`` on one SQLite study with one logdir (the parallel
+Two worker processes run ``hpo.minimize`` on one SQLite study with one logdir (the parallel
 launcher does the same once it exists); trials are completed, pruned and failed by number, and
 one more trial is left running. A TensorBoard server (started as ``hpo-plugins tensorboard``
 starts it) must list every trial through its HParams POST endpoints, and the HParams dashboard,
@@ -26,14 +26,13 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import FrozenTrial, TrialState, hp
 from hpo_plugins.tensorboard import STATE_CODES, STATE_TAG, TENSORBOARD_STATUS, VALUE_TAG
-from hpo_plugins.tensorboard._server import server_command
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +40,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
-N_WORKERS, TRIALS_PER_WORKER = 3, 3
+N_WORKERS, TRIALS_PER_WORKER = 2, 4
 STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
 SPACE = """{
@@ -77,6 +76,13 @@ WORKER = textwrap.dedent("""
 """).replace("SPACE", textwrap.indent(SPACE, "    ").strip())
 
 
+class Written(NamedTuple):
+    """The study's storage URL and its trials."""
+
+    url: str
+    trials: list[FrozenTrial]
+
+
 def _space() -> Any:
     return eval(SPACE, {"math": math, "hp": hp})
 
@@ -98,7 +104,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[FrozenT
     study = hpo.create_study(_space(), storage=url, study_name="parallel", logdir=logdir,
                              seed=99)
     study.ask().report(0.5, 0)  # left RUNNING
-    return logdir, study.trials
+    return Written(url, study.trials)
 
 
 def _free_port() -> int:
@@ -135,26 +141,24 @@ def _session_groups(base: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def server(written: tuple[str, list[FrozenTrial]]) -> Iterator[str]:
-    """A TensorBoard server on the logdir, started the way `hpo-plugins tensorboard` does."""
-    logdir, trials = written
+def server(written: Written) -> Iterator[str]:
+    """TensorBoard on the study's logdir, started with `hpo-plugins tensorboard`."""
     port = _free_port()
+    command = [sys.executable, "-m", "hpo_plugins.cli", "tensorboard", "--study", "parallel",
+               "--storage", written.url, "--port", str(port)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
-    process = subprocess.Popen(server_command(logdir, port=port), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_sessions(base, len(trials), process)
+        _wait_for_sessions(base, len(written.trials), process)
         yield base
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # the server and its data server
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                break
-            time.sleep(0.5 if sig == signal.SIGTERM else 0)
-        process.wait(timeout=30)
+        process.send_signal(signal.SIGTERM)  # the command stops its server, then exits 0
+        code = process.wait(timeout=30)
+    assert code == 0
+    with pytest.raises(OSError):
+        _session_groups(base)  # the server is gone too
 
 
 def _expected_metrics(trial: FrozenTrial) -> dict[str, float]:
@@ -168,21 +172,21 @@ def _expected_status(trial: FrozenTrial) -> str:
     return TENSORBOARD_STATUS.get(trial.state, "STATUS_UNKNOWN")  # RUNNING: no session end
 
 
-def test_the_written_study_has_every_state(written: tuple[str, list[FrozenTrial]]) -> None:
-    states = [t.state for t in written[1]]
+def test_the_written_study_has_every_state(written: Written) -> None:
+    states = [t.state for t in written.trials]
     assert states.count(TrialState.RUNNING) == 1
     assert {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL} <= set(states)
     assert len(states) == N_WORKERS * TRIALS_PER_WORKER + 1
 
 
 def test_server_lists_every_trial_with_its_status_and_metrics(
-        written: tuple[str, list[FrozenTrial]], server: str) -> None:
+        written: Written, server: str) -> None:
     experiment = _post(server, "experiment", {"experimentName": ""})
     assert {h["name"] for h in experiment["hparamInfos"]} == {
         "lr", "opt", "momentum", "nesterov", "units", "act"}
     groups = {g["name"]: g for g in _session_groups(server)}
-    assert sorted(groups) == [f"trial_{t.number:04d}" for t in written[1]]
-    for trial in written[1]:
+    assert sorted(groups) == [f"trial_{t.number:04d}" for t in written.trials]
+    for trial in written.trials:
         (session,) = groups[f"trial_{trial.number:04d}"]["sessions"]
         assert session.get("status", "STATUS_UNKNOWN") == _expected_status(trial), trial
         metrics = {m["name"]["tag"]: m["value"] for m in session.get("metricValues", [])}
@@ -192,9 +196,9 @@ def test_server_lists_every_trial_with_its_status_and_metrics(
 
 
 def test_inactive_parameters_keep_their_column_type(
-        written: tuple[str, list[FrozenTrial]], server: str) -> None:
+        written: Written, server: str) -> None:
     groups = {g["name"]: g["hparams"] for g in _session_groups(server)}
-    for trial in written[1]:
+    for trial in written.trials:
         hparams = groups[f"trial_{trial.number:04d}"]
         adam = trial.params["opt"] == 1
         assert hparams["nesterov"] in (["<inactive>"] if adam else ["yes", "no"])
@@ -211,7 +215,7 @@ def page(server: str) -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            view = browser.new_page(viewport={"width": 1700, "height": 760})
+            view = browser.new_page(viewport={"width": 1920, "height": 720})
             view.goto(f"{server}/#hparams")
             yield view
         finally:
@@ -220,24 +224,30 @@ def page(server: str) -> Iterator[Any]:
 
 def _rows(page: Any) -> Any:
     grid = page.get_by_role("main").get_by_role("grid")
-    return grid.get_by_role("row").filter(has_text=re.compile(r"trial_\d{4}"))
+    return grid.get_by_role("row", name=re.compile(r"^trial_\d{4}\b"))
 
 
 def _table(page: Any) -> dict[str, dict[str, str]]:
-    grid = page.get_by_role("main").get_by_role("grid")
-    headers = grid.get_by_role("columnheader").all_inner_texts()
+    """Trial ID -> column -> cell text, read from the grid's accessibility tree.
+
+    The grid renders its cells' text through slots, so the cells have no inner text of their
+    own; their accessible names are what a screen reader (and this test) reads.
+    """
+    snapshot = page.get_by_role("main").get_by_role("grid").aria_snapshot()
+    headers = re.findall(r'- columnheader "([^"]*)"', snapshot)
     table = {}
-    for row in _rows(page).all():
-        cells = [c.strip() for c in row.get_by_role("gridcell").all_inner_texts()]
-        table[cells[0]] = dict(zip(headers, cells))
+    for block in re.split(r"\n\s*- row\b", snapshot)[1:]:
+        cells = [m.group(1) or "" for m in re.finditer(r'- gridcell(?: "([^"]*)")?', block)]
+        if cells and cells[0].startswith("trial_"):
+            table[cells[0]] = dict(zip(headers, cells))
     return table
 
 
 def test_dashboard_shows_every_trial_with_its_state_and_value(
-        written: tuple[str, list[FrozenTrial]], page: Any, tmp_path: Path) -> None:
+        written: Written, page: Any, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    trials = written[1]
+    trials = written.trials
     expect(_rows(page)).to_have_count(len(trials), timeout=30_000)
     table = _table(page)
     assert sorted(table) == [f"trial_{t.number:04d}" for t in trials]
@@ -261,13 +271,13 @@ def _screenshot(page: Any, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("status", ["Success", "Failure", "Unknown"])
 def test_dashboard_status_filter_selects_the_trials_of_that_status(
-        written: tuple[str, list[FrozenTrial]], page: Any, status: str) -> None:
-    from playwright.sync_api import expect
-
+        written: Written, page: Any, status: str) -> None:
     for name in ("Unknown", "Success", "Failure", "Running"):
         page.get_by_role("main").get_by_role("checkbox", name=name, exact=True).set_checked(
             name == status)
-    wanted = [f"trial_{t.number:04d}" for t in written[1]
+    wanted = [f"trial_{t.number:04d}" for t in written.trials
               if _expected_status(t) == f"STATUS_{status.upper()}"]
-    expect(_rows(page)).to_have_count(len(wanted), timeout=30_000)
+    deadline = time.monotonic() + 30
+    while sorted(_table(page)) != wanted and time.monotonic() < deadline:
+        page.wait_for_timeout(200)  # the table reloads after each filter change
     assert sorted(_table(page)) == wanted

@@ -138,8 +138,9 @@ def test_a_study_opened_without_its_space_writes_the_same_columns(
     created = _study(nested_space, tmp_path / "runs", url)
     loaded = hpo.load_study("tb", url)
     observers = [o for s in (created, loaded) for o in s.observers]
-    assert [type(o) for o in observers] == [HParamsObserver, HParamsObserver]
-    assert observers[0].columns == observers[1].columns
+    assert all(isinstance(o, HParamsObserver) for o in observers) and len(observers) == 2
+    first, second = (o.columns for o in observers if isinstance(o, HParamsObserver))
+    assert first == second
 
 
 def test_a_study_without_space_writes_no_experiment(tmp_path: Path,

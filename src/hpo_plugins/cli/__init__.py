@@ -62,8 +62,8 @@ COMMANDS: tuple[Command, ...] = (STUDIES, TRIALS, BEST, EXPORT, PLOT, TENSORBOAR
 _PROG = "hpo-plugins"
 
 
-def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
-    """The argument parser: one subparser per command, each with the shared options."""
+def build_parser(commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:
+    """The argument parser: one subparser per command (default: :data:`COMMANDS`)."""
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument("--storage", metavar="URL", help=storage_help())
     shared.add_argument("-v", "--verbose", action="count", default=0,
@@ -74,7 +74,7 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
         epilog="Exit codes: 0 ok, 1 failure, 2 bad usage, 3 storage or study not found.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for command in commands:
+    for command in COMMANDS if commands is None else commands:
         sub = subparsers.add_parser(command.name, parents=[shared], help=command.summary,
                                     description=command.description)
         command.configure(sub)

@@ -8,6 +8,7 @@ import importlib.util
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from types import FrameType
 
@@ -44,6 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     command = server_command(logdir, host=args.host, port=args.port)
     echo(f"TensorBoard for study {args.study!r} on {logdir}: "
          f"http://{args.host}:{args.port}/#hparams (Ctrl-C to stop)")
+    sys.stdout.flush()  # before the server's own output
     return _serve(command)
 
 

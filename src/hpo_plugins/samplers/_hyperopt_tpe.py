@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from hyperopt import Domain, Trials, tpe
+from hyperopt import Domain, Trials, tpe, trials_from_docs
 from hyperopt.base import JOB_STATE_DONE, STATUS_OK
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
@@ -30,6 +30,7 @@ _logger = logging.getLogger(__name__)
 RUNNING_POLICIES = ("liar", "ignore")
 
 _SEED_BOUND = 2**31 - 1
+_MAX_CACHED = 200_000  # documents kept per space before the cache starts over
 _PENDING = (TrialState.RUNNING, TrialState.WAITING)
 
 
@@ -56,8 +57,9 @@ class HyperoptTPESampler(Sampler):
       - ``"ignore"``: left out.
 
     Hyperopt's ``tpe.suggest`` needs a ``hyperopt.Domain``; building one is slow, so each
-    sampler keeps one per space (by fingerprint). The cache never changes an answer and is not
-    pickled. Hyperopt's random seed is drawn from the trial's ``rng``.
+    sampler keeps one per space (by fingerprint), with the documents of trials it has already
+    converted (reused only while a trial's parameters are unchanged). These caches never change
+    an answer and are not pickled. Hyperopt's random seed is drawn from the trial's ``rng``.
 
     Args:
         n_startup_trials: Finished trials drawn from the prior before TPE starts.
@@ -95,7 +97,7 @@ class HyperoptTPESampler(Sampler):
         self.gamma = check_real("gamma", gamma, low=0.0, high=1.0, open_low=True)
         self.prior_weight = check_real("prior_weight", prior_weight, low=0.0, open_low=True)
         self.running_policy = _check_policy(running_policy)
-        self._domains: dict[str, Any] = {}  # space fingerprint -> hyperopt.Domain
+        self._bridges: dict[str, _Bridge] = {}  # space fingerprint -> Domain and documents
 
     def sample(self, space: SearchSpace, history: History,
                rng: np.random.Generator) -> dict[str, Any]:
@@ -104,9 +106,10 @@ class HyperoptTPESampler(Sampler):
             _logger.debug("Start-up: %d of %d trials finished, sampling the prior",
                           history.n_finished, self.n_startup_trials)
             return space.sample_prior(rng)
-        trials = self.hyperopt_trials(space, history)
+        bridge = self._bridge(space)
+        trials = bridge.trials(self._observations(history))
         seed = int(rng.integers(_SEED_BOUND))
-        (doc,) = self._suggest()([history.number], self._domain(space), trials, seed)
+        (doc,) = self._suggest()([history.number], bridge.domain, trials, seed)
         return _flat_params(space, doc["misc"]["vals"])
 
     def hyperopt_trials(self, space: SearchSpace, history: History) -> Trials:
@@ -117,8 +120,7 @@ class HyperoptTPESampler(Sampler):
         labels and ``[]`` for inactive ones), with the losses of the class doc's policies.
         Useful to inspect what the model is fitted on.
         """
-        observations = self._observations(history)
-        return _trials(self._domain(space), list(space.params), observations)
+        return self._bridge(space).trials(self._observations(history))
 
     def _observations(self, history: History) -> list[tuple[FrozenTrial, float]]:
         """(trial, loss) pairs Hyperopt sees: finished ones ranked, then running ones lied."""
@@ -134,17 +136,16 @@ class HyperoptTPESampler(Sampler):
             gamma=self.gamma, prior_weight=self.prior_weight, verbose=False,
         )
 
-    def _domain(self, space: SearchSpace) -> Any:
+    def _bridge(self, space: SearchSpace) -> _Bridge:
         key = space.fingerprint
-        domain = self._domains.get(key)
-        if domain is None:
-            domain = Domain(_no_objective, space.space)
-            self._domains[key] = domain
-        return domain
+        bridge = self._bridges.get(key)
+        if bridge is None:
+            bridge = self._bridges[key] = _Bridge(space)
+        return bridge
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_domains"] = {}  # Hyperopt graphs: rebuilt on demand in the receiving process
+        state["_bridges"] = {}  # Hyperopt graphs: rebuilt on demand in the receiving process
         return state
 
 
@@ -161,37 +162,60 @@ def _no_objective(_: Any) -> float:  # pragma: no cover - tpe.suggest never call
     raise RuntimeError("HyperoptTPESampler's Domain has no objective; the Study evaluates.")
 
 
-def _trials(domain: Any, labels: Sequence[str],
-            observations: Iterable[tuple[FrozenTrial, float]]) -> Trials:
-    """A ``hyperopt.Trials`` holding one finished document per observation.
+class _Bridge:
+    """What one space needs to talk to Hyperopt: its ``Domain`` and the documents already built.
 
-    This runs on every ``sample`` over the whole history, so it allocates little: Hyperopt
-    only reads these documents, and every inactive label of this call shares one empty list.
+    A document's ``misc`` part (``tid``, ``idxs``, ``vals``) depends only on the trial's number
+    and parameters. Each is kept under (trial_id, number) and reused while the trial's
+    parameters are equal, so a ``sample`` over n trials builds only the new documents' ``misc``
+    (finished trials never change). Hyperopt only reads these dicts.
     """
-    empty: list[Any] = []
-    trials = Trials()
-    trials.insert_trial_docs([_doc(domain.cmd, labels, t, loss, empty)
-                              for t, loss in observations])
-    trials.refresh()
-    return trials
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.domain = Domain(_no_objective, space.space)
+        self.labels = list(space.params)
+        self._miscs: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def trials(self, observations: Iterable[tuple[FrozenTrial, float]]) -> Trials:
+        """A ``hyperopt.Trials`` holding one finished document per (trial, loss).
+
+        Hyperopt's per-document validation is skipped (``validate=False``): it would cost as
+        much as building the documents, whose shape the tests check against it instead.
+        """
+        docs = [_doc(t.number, self._misc(t), loss) for t, loss in observations]
+        return trials_from_docs(docs, validate=False)
+
+    def _misc(self, trial: FrozenTrial) -> dict[str, Any]:
+        key = (trial.trial_id, trial.number)
+        hit = self._miscs.get(key)
+        if hit is not None and hit[0] == trial.params:
+            return hit[1]
+        if len(self._miscs) >= _MAX_CACHED:
+            self._miscs.clear()
+        misc = _misc(self.domain.cmd, self.labels, trial.number, trial.params)
+        self._miscs[key] = (dict(trial.params), misc)
+        return misc
 
 
-def _doc(cmd: Any, labels: Sequence[str], trial: FrozenTrial, loss: float,
-         empty: list[Any]) -> dict[str, Any]:
-    """The document ``fmin`` would have stored for ``trial`` (inactive labels hold ``[]``)."""
-    tid, params = trial.number, trial.params
+def _misc(cmd: Any, labels: Sequence[str], tid: int, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``misc`` of ``fmin``'s document: ``[value]`` / ``[tid]`` if active, else ``[]``."""
     idxs: dict[str, list[Any]] = {}
     vals: dict[str, list[Any]] = {}
-    own_tid = [tid]
+    own_tid: list[Any] = [tid]
+    empty: list[Any] = []  # shared by the inactive labels: Hyperopt only reads it
     for label in labels:
         if label in params:
             idxs[label], vals[label] = own_tid, [params[label]]
         else:
             idxs[label] = vals[label] = empty
+    return {"tid": tid, "cmd": cmd, "workdir": None, "idxs": idxs, "vals": vals}
+
+
+def _doc(tid: int, misc: dict[str, Any], loss: float) -> dict[str, Any]:
+    """The document ``fmin`` would have stored for a finished trial."""
     return {
         "state": JOB_STATE_DONE, "tid": tid, "spec": None,
-        "result": {"status": STATUS_OK, "loss": loss},
-        "misc": {"tid": tid, "cmd": cmd, "workdir": None, "idxs": idxs, "vals": vals},
+        "result": {"status": STATUS_OK, "loss": loss}, "misc": misc,
         "exp_key": None, "owner": None, "version": 0, "book_time": None, "refresh_time": None,
     }
 

@@ -103,9 +103,6 @@ class _UTCDateTime(sa.types.TypeDecorator[_dt.datetime]):
         return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
 
 
-# (datetime.replace(tzinfo=...) is ten times slower than these string operations.)
-
-
 def _sqlite_datetime_out(value: _dt.datetime | None) -> str | None:
     """Aware datetime -> ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, without the offset."""
     if value is None:
@@ -114,6 +111,10 @@ def _sqlite_datetime_out(value: _dt.datetime | None) -> str | None:
 
 
 def _sqlite_datetime_in(value: str | None) -> _dt.datetime | None:
+    """Stored text -> aware UTC datetime.
+
+    Appending the offset is ten times faster than ``datetime.replace(tzinfo=...)``.
+    """
     return None if value is None else _dt.datetime.fromisoformat(value + "+00:00")
 
 
@@ -357,7 +358,7 @@ def _check_study(conn: Connection, study_id: int, *, lock: bool = False) -> None
         raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
 
 
-def _next_number(conn: Connection, study_id: int, limit: int | None) -> int | None:
+def _lock_next_number(conn: Connection, study_id: int, limit: int | None) -> int | None:
     """Lock the study; return the number of its next trial, or None if ``limit`` is reached.
 
     Raises:
@@ -609,16 +610,29 @@ class SQLStorage(Storage):
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction (on SQLite it holds the database's write lock from the start)."""
-        with self._get_engine().begin() as conn:
+        with self._database_errors(), self._get_engine().begin() as conn:
             yield conn
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot on SQLite, no write lock."""
-        with self._get_engine().connect() as conn:
+        with self._database_errors(), self._get_engine().connect() as conn:
             conn.execution_options(**{_READ_ONLY: True})
             with conn.begin():
                 yield conn
+
+    @contextlib.contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        """Report a failing database (lock timeout, lost connection, full disk) as StorageError.
+
+        Integrity errors pass through: the methods turn the expected ones into our errors.
+        """
+        try:
+            yield
+        except sa.exc.OperationalError as exc:
+            raise StorageError(
+                f"The database {self._description} failed: {self._redact(exc)}"
+            ) from exc
 
     # -- studies ------------------------------------------------------------------------------
 
@@ -687,7 +701,7 @@ class SQLStorage(Storage):
         row = _new_trial_row(study_id, TrialState(state), params, natural, dedup_key,
                              system_attrs, heartbeat)
         with _dedup_errors(dedup_key), self._write() as conn:
-            number = _next_number(conn, study_id, limit)
+            number = _lock_next_number(conn, study_id, limit)
             if number is None:
                 return None
             _check_dedup(conn, study_id, dedup_key)
@@ -698,7 +712,7 @@ class SQLStorage(Storage):
     def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
                             limit: int | None = None) -> FrozenTrial | None:
         with self._write() as conn:
-            if _next_number(conn, study_id, limit) is None:
+            if _lock_next_number(conn, study_id, limit) is None:
                 return None
             trial_id = conn.scalar(
                 sa.select(_trials.c.trial_id)
@@ -775,6 +789,18 @@ class SQLStorage(Storage):
                        states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
         with self._read() as conn:
             return _snapshot(conn, study_id, states)
+
+    def count_trials(self, study_id: int, states: Sequence[TrialState] | None = None) -> int:
+        """How many trials of the study are in ``states``, counted by the database."""
+        query = sa.select(sa.func.count()).select_from(_trials).where(
+            _trials.c.study_id == study_id)
+        if states is not None:
+            query = query.where(_trials.c.state.in_([TrialState(s).value for s in states]))
+        with self._read() as conn:
+            counted = int(conn.scalar(query) or 0)
+            if not counted:
+                _check_study(conn, study_id)
+        return counted
 
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
         now = utcnow()

@@ -54,6 +54,7 @@ STUDY_READERS: dict[str, Mutator] = {
     "create_trial": lambda s, i: s.create_trial(i),
     "claim_waiting_trial": lambda s, i: s.claim_waiting_trial(i),
     "get_all_trials": lambda s, i: s.get_all_trials(i),
+    "count_trials": lambda s, i: s.count_trials(i),
     "fail_stale_trials": lambda s, i: s.fail_stale_trials(i, 60.0),
 }
 
@@ -61,7 +62,7 @@ NOT_JSON = object()
 
 #: Every write of a JSON value, given a study id ``i`` and a RUNNING trial id ``t``.
 JSON_WRITERS: dict[str, Callable[[Storage, int, int], object]] = {
-    "study attrs": lambda s, i, t: s.create_study("other", "minimize", {"x": NOT_JSON}),
+    "study attrs": lambda s, i, t: s.create_study("other", Direction.MINIMIZE, {"x": NOT_JSON}),
     "study attr": lambda s, i, t: s.set_study_attr(i, "x", {1, 2}),
     "create params": lambda s, i, t: s.create_trial(i, params={"x": NOT_JSON}),
     "create natural": lambda s, i, t: s.create_trial(i, natural={"x": float("nan")}),
@@ -139,7 +140,7 @@ class StorageConformance:
 
     def test_create_and_get_study(self, storage: Storage) -> None:
         before = utcnow()
-        study_id = storage.create_study("s", "MAXIMIZE", {"seed": 3})
+        study_id = storage.create_study("s", Direction.MAXIMIZE, {"seed": 3})
         info = storage.get_study(study_id)
         assert storage.get_study_id("s") == study_id == info.study_id
         assert (info.name, info.direction, dict(info.attrs)) == ("s", Direction.MAXIMIZE,
@@ -411,8 +412,9 @@ class StorageConformance:
         assert storage.count_trials(study_id) == 4
         assert storage.count_trials(study_id, [TrialState.FAIL]) == 1
 
-    @pytest.mark.parametrize(("direction", "best"), [("minimize", 1.0), ("maximize", 3.0)])
-    def test_study_counts_and_best_value(self, storage: Storage, direction: str,
+    @pytest.mark.parametrize(("direction", "best"), [(Direction.MINIMIZE, 1.0),
+                                                     (Direction.MAXIMIZE, 3.0)])
+    def test_study_counts_and_best_value(self, storage: Storage, direction: Direction,
                                          best: float) -> None:
         study_id = storage.create_study("s", direction)
         for value in (3.0, 1.0, 2.0):

@@ -1,0 +1,62 @@
+"""The command line itself: help on every command, exit codes, errors as one line."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+import pytest
+
+import hpo_plugins.cli as cli_module
+from hpo_plugins.cli import COMMANDS, EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Command
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.mark.parametrize("name", [c.name for c in COMMANDS])
+def test_every_command_has_help_with_the_storage_option(cli: Run, name: str) -> None:
+    code, out, _ = cli(name, "--help")
+    assert code == EXIT_OK
+    assert f"usage: hpo-plugins {name}" in out and "--storage URL" in out
+    assert "HPO_PLUGINS_STORAGE" in out
+
+
+def test_top_level_help_lists_every_command_and_the_exit_codes(cli: Run) -> None:
+    code, out, _ = cli("--help")
+    assert code == EXIT_OK
+    assert all(c.name in out for c in COMMANDS)
+    assert "3 storage or study not found" in out
+
+
+@pytest.mark.parametrize("argv", [[], ["nope"], ["trials"], ["studies", "--bogus"],
+                                  ["export", "--study", "demo", "--format", "xml"]])
+def test_usage_errors_exit_2(cli: Run, argv: list[str]) -> None:
+    code, out, err = cli(*argv)
+    assert (code, out) == (EXIT_USAGE, "")
+    assert "error:" in err
+
+
+def test_exit_codes_are_distinct() -> None:
+    assert len({EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND}) == 4
+
+
+def _crash(args: argparse.Namespace) -> int:
+    raise RuntimeError("something broke")
+
+
+def test_an_unexpected_error_is_one_line_without_traceback(
+        cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    crash = Command("crash", "crash", "crash", lambda parser: None, _crash)
+    monkeypatch.setattr(cli_module, "COMMANDS", (*COMMANDS, crash))  # how `run` will plug in
+    code, _, err = cli("crash")
+    assert code == EXIT_FAILURE
+    assert err.strip() == ("hpo-plugins: error: unexpected RuntimeError: something broke "
+                           "(run with -vv for the traceback)")
+    code, _, err = cli("crash", "-vv")
+    assert code == EXIT_FAILURE and "Traceback" in err
+
+
+def test_the_console_script_is_main() -> None:
+    (script,) = entry_points(group="console_scripts", name="hpo-plugins")
+    assert script.load() is cli_module.main

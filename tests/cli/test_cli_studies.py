@@ -1,0 +1,61 @@
+"""``hpo-plugins studies`` and how every command finds its storage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins.cli import EXIT_NOT_FOUND, EXIT_OK
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+def test_one_aligned_line_per_study(cli: Run, url: str) -> None:
+    code, out, err = cli("studies", "--storage", url)
+    assert (code, err) == (EXIT_OK, "")
+    header, demo, plain = out.splitlines()
+    assert header.split() == ["study", "direction", "trials", "complete", "pruned", "fail",
+                              "running", "waiting", "best"]
+    best = hpo.load_study("demo", url).best_value
+    assert demo.split() == ["demo", "minimize", "5", "3", "1", "1", "0", "0", f"{best:.6g}"]
+    assert plain.split() == ["plain", "maximize", "0", "0", "0", "0", "0", "0", "-"]
+    assert len(header) >= len(demo) == len(plain)  # right-aligned numbers end together
+
+
+def test_the_environment_variable_and_the_default_file_are_honoured(
+        cli: Run, url: str, nested_space: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPO_PLUGINS_STORAGE", url)
+    assert cli("studies")[1].splitlines()[1].startswith("demo")
+    monkeypatch.delenv("HPO_PLUGINS_STORAGE")
+    hpo.create_study(nested_space, study_name="local")  # the default: ./hpo.db
+    assert cli("studies")[1].splitlines()[1].startswith("local")
+
+
+def test_an_empty_storage_says_so(cli: Run, tmp_path: Path) -> None:
+    hpo.storages.get_storage(f"sqlite:///{tmp_path}/empty.db").list_studies()  # creates it
+    code, out, _ = cli("studies", "--storage", f"sqlite:///{tmp_path}/empty.db")
+    assert code == EXIT_OK and out.startswith("No studies in sqlite:///")
+
+
+@pytest.mark.parametrize(("storage", "message"), [
+    ("sqlite:///{tmp}/missing.db", "the SQLite file does not exist"),
+    ("not-a-url", "cannot open the storage: Expected `storage`"),
+    ("sqlite:///{tmp}/no_such_dir/x.db", "the SQLite file does not exist"),
+])
+def test_an_unknown_storage_is_one_line_and_exit_3(cli: Run, tmp_path: Path, storage: str,
+                                                  message: str) -> None:
+    code, out, err = cli("studies", "--storage", storage.format(tmp=tmp_path))
+    assert (code, out) == (EXIT_NOT_FOUND, "")
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "missing.db").exists()  # reading never creates a database
+
+
+def test_a_file_that_is_not_a_database_is_exit_3(cli: Run, tmp_path: Path) -> None:
+    (tmp_path / "junk.db").write_text("not sqlite")
+    code, _, err = cli("studies", "--storage", f"sqlite:///{tmp_path}/junk.db")
+    assert code == EXIT_NOT_FOUND and "cannot open the storage" in err

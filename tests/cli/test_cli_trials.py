@@ -1,0 +1,81 @@
+"""``hpo-plugins trials`` and ``hpo-plugins best``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins.cli import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_OK
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+def _table(out: str) -> list[list[str]]:
+    return [line.split() for line in out.splitlines()]
+
+
+def test_trials_table_has_every_trial_and_flat_parameter(cli: Run, url: str) -> None:
+    code, out, err = cli("trials", "--study", "demo", "--storage", url)
+    assert (code, err) == (EXIT_OK, "")
+    header, *rows = _table(out)
+    study = hpo.load_study("demo", url)
+    labels = [p["label"] for p in study.storage.get_study(study.study_id).attrs["space"]]
+    assert header == ["number", "state", "value", "duration", *labels]
+    assert [row[:2] for row in rows] == [[str(t.number), t.state.value] for t in study.trials]
+    for row, trial in zip(rows, study.trials):
+        assert row[2] == ("-" if trial.value is None else f"{trial.value:.6g}")
+        shown = dict(zip(header[4:], row[4:]))
+        assert shown["net"] in ("mlp", "cnn") or shown["net"] in ("0", "1")
+        inactive = [label for label, cell in shown.items() if cell == "-"]
+        assert inactive == [label for label in header[4:] if label not in trial.params]
+
+
+def test_trials_columns_are_aligned(cli: Run, url: str) -> None:
+    lines = cli("trials", "--study", "demo", "--storage", url)[1].splitlines()
+    value_end = lines[0].index("value") + len("value")
+    state_start = lines[0].index("state")
+    assert all(line[value_end - 1] != " " and line[value_end] == " " for line in lines)
+    assert all(line[state_start - 1] == " " and line[state_start] != " " for line in lines)
+
+
+@pytest.mark.parametrize(("args", "states"), [
+    (["--state", "complete"], ["COMPLETE"] * 3),
+    (["--state", "PRUNED", "--state", "FAIL"], ["PRUNED", "FAIL"]),
+])
+def test_trials_filter_by_state(cli: Run, url: str, args: list[str],
+                                states: list[str]) -> None:
+    rows = _table(cli("trials", "--study", "demo", "--storage", url, *args)[1])[1:]
+    assert [row[1] for row in rows] == states
+
+
+def test_trials_sort_by_value_puts_the_best_first(cli: Run, url: str) -> None:
+    rows = _table(cli("trials", "--study", "demo", "--storage", url, "--sort", "value")[1])[1:]
+    assert int(rows[0][0]) == hpo.load_study("demo", url).best_trial.number
+    assert rows[-1][1] == "FAIL"  # no value: last
+
+
+def test_trials_of_an_empty_study(cli: Run, url: str) -> None:
+    code, out, _ = cli("trials", "--study", "plain", "--storage", url)
+    assert (code, out) == (EXIT_OK, "Study 'plain' has no trials.\n")
+
+
+def test_an_unknown_study_is_exit_3_and_lists_the_studies(cli: Run, url: str) -> None:
+    code, out, err = cli("trials", "--study", "nope", "--storage", url)
+    assert (code, out) == (EXIT_NOT_FOUND, "")
+    assert err == ("hpo-plugins: error: No study named 'nope' in " + url +
+                   ". Existing studies: ['demo', 'plain'].\n")
+
+
+def test_best_prints_the_nested_natural_params(cli: Run, url: str) -> None:
+    code, out, _ = cli("best", "--study", "demo", "--storage", url)
+    assert code == EXIT_OK
+    assert json.loads(out) == hpo.load_study("demo", url).best_params
+    assert "kind" in json.loads(out)["net"]  # the chosen option, not its index
+
+
+def test_best_without_a_completed_trial_is_exit_1(cli: Run, url: str) -> None:
+    code, _, err = cli("best", "--study", "plain", "--storage", url)
+    assert code == EXIT_FAILURE and "no COMPLETE trial" in err

@@ -1,0 +1,168 @@
+"""lightning_objective: module class or factory -> fit with HPOCallback -> best or last value."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import pytest
+import torch
+from lit_digits import DigitsClassifier, DigitsData, PruneAt
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState
+from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError
+from hpo_plugins.lightning import LightningObjective, lightning_objective
+
+QUIET = {"accelerator": "cpu", "devices": 1, "logger": False}
+SPACE = {"hidden": hpo.hp.choice("hidden", [8, 16])}
+
+
+def quiet(**kwargs: Any) -> dict[str, Any]:
+    return {**QUIET, **kwargs}
+
+
+@pytest.mark.parametrize("result", ["best", "last"])
+def test_value_is_the_best_or_the_last_monitored_value(make_study: Any, result: str) -> None:
+    study = make_study()
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(), result=result,
+                                    trainer_kwargs=quiet(max_epochs=3), seed=0)
+    study.optimize(objective, n_trials=1)
+
+    (trial,) = study.trials
+    curve = trial.intermediate_values
+    assert trial.state is TrialState.COMPLETE and sorted(curve) == [0, 1, 2]
+    assert trial.value == (min(curve.values()) if result == "best" else curve[2])
+
+
+def test_best_follows_the_study_direction(make_study: Any) -> None:
+    study = make_study(direction="maximize")
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(), monitor="val_acc",
+                                    trainer_kwargs=quiet(max_epochs=3))
+    study.optimize(objective, n_trials=1)
+
+    (trial,) = study.trials
+    assert trial.value == max(trial.intermediate_values.values())
+
+
+def test_checkpoint_of_the_best_trial_is_recorded(make_study: Any) -> None:
+    study = make_study(logdir="runs")
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    trainer_kwargs=quiet(max_epochs=2), save_checkpoint=True)
+    study.optimize(objective, n_trials=2)
+
+    best = study.best_trial
+    path = best.user_attrs["checkpoint"]
+    assert path == os.path.join(best.log_dir or "", "checkpoints", "best.ckpt")
+    assert Path(path).is_file() and Path(path).is_relative_to(Path("runs").resolve())
+    assert "state_dict" in torch.load(path, weights_only=False)
+
+
+def test_default_logger_writes_csv_in_the_trial_directory(make_study: Any) -> None:
+    study = make_study()
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    trainer_kwargs={"max_epochs": 1, "log_every_n_steps": 1})
+    study.optimize(objective, n_trials=1)
+
+    log_dir = Path(study.trials[0].log_dir or "")
+    assert "val_loss" in (log_dir / "metrics.csv").read_text().splitlines()[0]
+    assert not Path("lightning_logs").exists() and not Path("checkpoints").exists()
+
+
+def test_factory_with_nested_params_and_dataloaders(make_study: Any) -> None:
+    from lit_digits import loaders
+
+    space = {"net": hpo.hp.choice("net", [{"hidden": hpo.hp.choice("h", [8, 12])}])}
+    train, val = loaders()
+    objective = lightning_objective(lambda p: DigitsClassifier(hidden=p["net"]["hidden"]),
+                                    train_dataloaders=train, val_dataloaders=val,
+                                    trainer_kwargs=quiet(max_epochs=1))
+    study = hpo.create_study(space, storage=":memory:", seed=0)
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is TrialState.COMPLETE
+
+
+def test_pruned_trial_and_copied_callbacks(make_study: Any) -> None:
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    early = EarlyStopping(monitor="val_loss", patience=100)
+    study = make_study(pruner=PruneAt(number=0, step=1))
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(), callbacks=[early],
+                                    trainer_kwargs=quiet(max_epochs=3))
+    study.optimize(objective, n_trials=2)
+
+    assert [t.state for t in study.trials] == [TrialState.PRUNED, TrialState.COMPLETE]
+    assert early.wait_count == 0 and early.stopped_epoch == 0  # each trial got its own copy
+
+
+def test_no_validation_fails_the_trial(make_study: Any) -> None:
+    study = make_study()
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    trainer_kwargs=quiet(max_epochs=1, limit_val_batches=0))
+    study.optimize(objective, n_trials=1)
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert "no validation ran" in (trial.fail_reason or "")
+
+
+def test_outside_a_study_raises() -> None:
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData())
+    with pytest.raises(NoActiveTrialError, match="No trial is active"):
+        objective({"hidden": 8})
+
+
+def test_default_study_name_follows_the_module() -> None:
+    from hpo_plugins._api import default_study_name  # what hpo.minimize names a study by
+
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData())
+
+    assert default_study_name(objective, "abc").startswith("DigitsClassifier-")
+    assert isinstance(objective, LightningObjective)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"module": 3}, "`module` to be a LightningModule class or a function"),
+    ({"result": "mean"}, '`result` to be "best" or "last". Received: result=\'mean\''),
+    ({"monitor": 5}, "`monitor` to be a metric name or None"),
+    ({"trainer_kwargs": [("max_epochs", 1)]}, "`trainer_kwargs` to be a dict"),
+    ({"datamodule": object(), "train_dataloaders": []}, "either `datamodule` or"),
+])
+def test_bad_arguments_are_refused(kwargs: dict[str, Any], match: str) -> None:
+    arguments: dict[str, Any] = {"module": DigitsClassifier, **kwargs}
+    with pytest.raises(ConfigurationError, match=match):
+        lightning_objective(**arguments)
+
+
+def test_module_that_is_not_a_lightning_module_is_refused(make_study: Any) -> None:
+    study = make_study()
+    objective = lightning_objective(lambda p: torch.nn.Linear(2, 2))
+    with pytest.raises(ConfigurationError, match="to build a LightningModule"):
+        study.optimize(objective, n_trials=1)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_memory_does_not_grow_over_30_trials(make_study: Any) -> None:
+    rss: dict[int, float] = {}
+    study = make_study()
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    trainer_kwargs=quiet(max_epochs=1, limit_train_batches=2,
+                                                         num_sanity_val_steps=0))
+    study.optimize(objective, n_trials=30,
+                   callbacks=[lambda s, t: rss.__setitem__(t.number, _rss_mb())])
+
+    assert all(t.state is TrialState.COMPLETE for t in study.trials)
+    assert rss[29] - rss[9] < 50, rss
+    gc.collect()
+    alive = [o for o in gc.get_objects() if type(o) in (L.Trainer, DigitsClassifier)]
+    assert alive == []  # no trainer or module of a finished trial is kept
