@@ -179,7 +179,7 @@ class Study:
                       system_attrs: dict[str, Any]) -> FrozenTrial:
         """Samplers that must not repeat: propose, then insert atomically with a unique key."""
         for _ in range(_DEDUP_RETRIES):
-            history = self._history(len(self.storage.get_all_trials(self.study_id)))
+            history = self._history(None)
             params = space.validate(self.sampler.sample(space, history,
                                                         self._rng(history.number)))
             try:
@@ -197,10 +197,19 @@ class Study:
             f"hold {_DEDUP_RETRIES} times in a row; it must skip parameters found in history."
         )
 
-    def _history(self, number: int, exclude: int | None = None) -> History:
-        trials = [t for t in self.storage.get_all_trials(self.study_id)
+    def _history(self, number: int | None, exclude: int | None = None) -> History:
+        """What the sampler sees for trial ``number`` (None: the study's next number).
+
+        One snapshot of the storage, or none for a sampler that does not read history.
+        """
+        if not self.sampler.uses_history:
+            if number is None:
+                number = self.storage.count_trials(self.study_id)
+            return History([], self.direction, number)
+        snapshot = self.storage.get_all_trials(self.study_id)
+        trials = [t for t in snapshot
                   if t.trial_id != exclude and (t.params or t.state.is_finished)]
-        return History(trials, self.direction, number)
+        return History(trials, self.direction, len(snapshot) if number is None else number)
 
     def _rng(self, number: int) -> np.random.Generator:
         """The trial's own random stream, derived from (study seed, trial number)."""
@@ -223,6 +232,7 @@ class Study:
         for dead in self.storage.fail_stale_trials(self.study_id, self.grace_period):
             _logger.warning("Trial %d lost its worker (no heartbeat for %g s): marked FAIL.",
                             dead.number, self.grace_period)
+            notify(self, "trial_finished", dead)
             retries = int(dead.system_attrs.get("retries", 0))
             if retries < self.max_retries and dead.params:
                 self.storage.create_trial(

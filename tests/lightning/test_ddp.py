@@ -16,8 +16,8 @@ from hpo_plugins.lightning import HPOCallback
 from hpo_plugins.lightning._handover import hand_over
 
 
-def ddp_trainer(max_epochs: int) -> L.Trainer:
-    return L.Trainer(strategy="ddp_spawn", accelerator="cpu", devices=2, max_epochs=max_epochs,
+def ddp_trainer(max_epochs: int, strategy: str = "ddp_spawn") -> L.Trainer:
+    return L.Trainer(strategy=strategy, accelerator="cpu", devices=2, max_epochs=max_epochs,
                      callbacks=[HPOCallback()], logger=False, enable_progress_bar=False,
                      enable_model_summary=False, enable_checkpointing=False)
 
@@ -52,6 +52,20 @@ def test_in_memory_study_with_ddp_spawn_raises_before_workers_start(make_study: 
 
     with pytest.raises(ConfigurationError, match="HPOCallback cannot follow trial 0 into the "
                                                  "processes.*storage='sqlite:///hpo.db'"):
+        study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is TrialState.FAIL
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_ddp_fork_is_refused_in_the_worker(make_study: Any, tmp_path: Path) -> None:
+    study = make_study(f"sqlite:///{tmp_path}/fork.db")
+
+    def objective(params: Any) -> None:
+        ddp_trainer(max_epochs=1, strategy="ddp_fork").fit(DigitsClassifier(),
+                                                           datamodule=DigitsData())
+
+    with pytest.raises(Exception, match="HPOCallback was copied into a forked process"):
         study.optimize(objective, n_trials=1)
     assert study.trials[0].state is TrialState.FAIL
 

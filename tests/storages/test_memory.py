@@ -16,11 +16,6 @@ class TestInMemoryStorage(StorageConformance):
     def storage(self) -> Storage:
         return InMemoryStorage()
 
-    @pytest.mark.xfail(strict=True, reason="InMemoryStorage gives a new study the id "
-                       "len(studies) + 1, which after a delete is the id of a live study")
-    def test_ids_stay_unique_after_delete(self, storage: Storage) -> None:
-        super().test_ids_stay_unique_after_delete(storage)
-
 
 def test_cannot_be_sent_to_another_process() -> None:
     with pytest.raises(StorageError, match="cannot be sent to another process"):

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
-from hpo_plugins.exceptions import ConfigurationError, StorageError
+from hpo_plugins.exceptions import ConfigurationError, StorageError, StudyNotFoundError
 from hpo_plugins.storages import SQLStorage, Storage, _sql
 from hpo_plugins.storages._sql import SCHEMA_VERSION
 from hpo_plugins.testing import StorageConformance
@@ -162,6 +162,106 @@ def test_forked_child_opens_its_own_connections(sqlite_url: str, open_sql: OpenS
     assert [t.number for t in storage.get_all_trials(study_id)] == [0, 1]
 
 
+# -- the cache of finished trials ---------------------------------------------------------------
+
+
+def _study_with_trials(storage: SQLStorage) -> tuple[int, FrozenTrial, FrozenTrial]:
+    """A study holding a COMPLETE trial (value 1.0) and a RUNNING one."""
+    study_id = storage.create_study("s", Direction.MINIMIZE)
+    done = storage.create_trial(study_id, params={"x": 1})
+    running = storage.create_trial(study_id)
+    assert done is not None and running is not None
+    return study_id, storage.finish_trial(done.trial_id, TrialState.COMPLETE, 1.0), running
+
+
+def test_finished_trials_are_read_once(sqlite_url: str, open_sql: OpenSQL) -> None:
+    storage = open_sql(sqlite_url)
+    study_id, done, running = _study_with_trials(storage)
+    first = storage.get_all_trials(study_id)
+    # Nothing may change a finished trial; here we do, behind the storage's back, to show
+    # which trials are read again: the running one and get_trial, not the cached one.
+    _raw_sql(sqlite_url, "UPDATE hpo_trials SET value = 7.0")
+    again = storage.get_all_trials(study_id)
+    assert again[0] is first[0] and again[0].value == 1.0
+    assert again[1] is not first[1] and again[1].value == 7.0
+    assert storage.get_trial(done.trial_id).value == 7.0
+    assert len(storage._finished) == 1
+
+
+def test_cached_trials_are_read_only(sqlite_url: str, open_sql: OpenSQL) -> None:
+    storage = open_sql(sqlite_url)
+    study_id, done, _ = _study_with_trials(storage)
+    cached = storage.get_all_trials(study_id)[0]
+    with pytest.raises(TypeError, match=r"read-only. Copy it first, e.g. dict\(trial.params\)"):
+        cached.params["x"] = 2  # type: ignore[index]
+    assert cached == done and pickle.loads(pickle.dumps(cached)) == done
+    assert type(pickle.loads(pickle.dumps(cached)).params) is dict
+
+
+def test_deleting_a_study_drops_its_cached_trials(sqlite_url: str, open_sql: OpenSQL) -> None:
+    storage, other = open_sql(sqlite_url), open_sql(sqlite_url)
+    study_id, _, _ = _study_with_trials(storage)
+    storage.get_all_trials(study_id)
+    storage.delete_study(study_id)
+    assert len(storage._finished) == 0
+    study_id, _, _ = _study_with_trials(storage)
+    storage.get_all_trials(study_id)
+    other.delete_study(study_id)
+    with pytest.raises(StudyNotFoundError):
+        storage.get_all_trials(study_id)
+    assert len(storage._finished) == 0
+
+
+def test_copies_start_with_an_empty_cache(sqlite_url: str, open_sql: OpenSQL) -> None:
+    storage = open_sql(sqlite_url)
+    study_id, _, _ = _study_with_trials(storage)
+    storage.get_all_trials(study_id)
+    clone = pickle.loads(pickle.dumps(storage))
+    try:
+        assert len(clone._finished) == 0
+        assert clone.get_all_trials(study_id) == storage.get_all_trials(study_id)
+    finally:
+        clone.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork is the Linux default")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python 3.12+, threads
+def test_forked_child_drops_the_cache(sqlite_url: str, open_sql: OpenSQL) -> None:
+    storage = open_sql(sqlite_url)
+    study_id, _, _ = _study_with_trials(storage)
+    storage.get_all_trials(study_id)
+
+    def child() -> None:
+        _raw_sql(sqlite_url, "UPDATE hpo_trials SET value = 7.0")
+        values = [t.value for t in storage.get_all_trials(study_id)]
+        storage.close()
+        sys.exit(0 if values == [7.0, 7.0] else 1)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    assert [t.value for t in storage.get_all_trials(study_id)] == [1.0, 7.0]
+
+
+def test_many_trials_to_read_are_read_by_study(sqlite_url: str, open_sql: OpenSQL,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_sql, "_MAX_IDS_PER_QUERY", 2)
+    storage = open_sql(sqlite_url)
+    study_id = storage.create_study("s", Direction.MINIMIZE)
+    for i in range(5):
+        trial = storage.create_trial(study_id)
+        assert trial is not None
+        storage.set_intermediate_value(trial.trial_id, 0, float(i))
+        if i % 2:
+            storage.finish_trial(trial.trial_id, TrialState.PRUNED, float(i))
+    fresh = open_sql(sqlite_url)
+    assert fresh.get_all_trials(study_id) == storage.get_all_trials(study_id)
+    assert [t.number for t in fresh.get_all_trials(study_id, [TrialState.RUNNING])] == [0, 2, 4]
+    assert [t.intermediate_values for t in fresh.get_all_trials(study_id)] == [
+        {0: float(i)} for i in range(5)]
+
+
 # -- SQL-specific details -----------------------------------------------------------------------
 
 
@@ -171,14 +271,6 @@ def test_nan_intermediate_value_round_trips(sqlite_url: str, open_sql: OpenSQL) 
     assert trial is not None
     storage.set_intermediate_value(trial.trial_id, 0, float("nan"))
     assert math.isnan(storage.get_trial(trial.trial_id).intermediate_values[0])
-
-
-def test_finish_needs_a_finished_state(sqlite_url: str, open_sql: OpenSQL) -> None:
-    storage = open_sql(sqlite_url)
-    trial = storage.create_trial(storage.create_study("s", Direction.MINIMIZE))
-    assert trial is not None
-    with pytest.raises(ConfigurationError, match="COMPLETE, PRUNED or FAIL.*'RUNNING'"):
-        storage.finish_trial(trial.trial_id, TrialState.RUNNING)
 
 
 def test_frozen_trial_fields_are_in_the_order_rows_are_read() -> None:

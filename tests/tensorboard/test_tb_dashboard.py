@@ -1,21 +1,22 @@
 """End to end: a study written by parallel workers, served by a real TensorBoard, seen in Chromium.
 
-Two worker processes run ``hpo.minimize`` on one SQLite study with one logdir (the parallel
-launcher does the same once it exists); trials are completed, pruned and failed by number, and
-one more trial is left running. A TensorBoard server (started as ``hpo-plugins tensorboard``
-starts it) must list every trial through its HParams POST endpoints, and the HParams dashboard,
-driven by Playwright in headless Chromium, must show every trial's row with its state and value
-and filter the rows by status.
+A script runs ``hpo.minimize`` with the parallel launcher (two loky workers) while the test
+process runs it sequentially, on one SQLite study with one logdir: three processes write at once.
+Trials are completed, pruned and failed by number, and one more is left running. TensorBoard,
+started with ``hpo-plugins tensorboard``, must list every trial through its HParams POST
+endpoints; the HParams dashboard, driven by Playwright in headless Chromium, must show every
+trial's row with its state and value, and filter the rows by status.
 
 Set ``HPO_PLUGINS_SCREENSHOT=docs/img/hparams.png`` to refresh the screenshot in the docs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import re
+import runpy
 import shutil
 import signal
 import socket
@@ -31,7 +32,8 @@ from typing import Any, NamedTuple
 import pytest
 
 import hpo_plugins as hpo
-from hpo_plugins import FrozenTrial, TrialState, hp
+from hpo_plugins import FrozenTrial, TrialState
+from hpo_plugins.exceptions import HPOError
 from hpo_plugins.tensorboard import STATE_CODES, STATE_TAG, TENSORBOARD_STATUS, VALUE_TAG
 
 pytestmark = pytest.mark.slow
@@ -40,29 +42,31 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
-N_WORKERS, TRIALS_PER_WORKER = 2, 4
+TRIALS_PER_WRITER = 4
 STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
-SPACE = """{
-    "lr": hp.loguniform("lr", math.log(1e-4), math.log(1e-1)),
-    "opt": hp.choice("opt", [
-        {"name": "sgd", "momentum": hp.uniform("momentum", 0.0, 0.9),
-         "nesterov": hp.choice("nesterov", ["yes", "no"])},
-        {"name": "adam"},
-    ]),
-    "units": hp.choice("units", [16, 32, 64]),
-    "act": hp.choice("act", ["relu", "tanh"]),
-}"""
-
 WORKER = textwrap.dedent("""
-    import math, sys
+    import math, sys, time
     import hpo_plugins as hpo
     from hpo_plugins import hp
+    from hpo_plugins.launchers import JoblibLauncher
     from hpo_plugins.samplers import RandomSampler
+
+    SPACE = {
+        "lr": hp.loguniform("lr", math.log(1e-4), math.log(1e-1)),
+        "opt": hp.choice("opt", [
+            {"name": "sgd", "momentum": hp.uniform("momentum", 0.0, 0.9),
+             "nesterov": hp.choice("nesterov", ["yes", "no"])},
+            {"name": "adam"},
+        ]),
+        "units": hp.choice("units", [16, 32, 64]),
+        "act": hp.choice("act", ["relu", "tanh"]),
+    }
 
     def objective(params):
         trial = hpo.current_trial()
         for step in range(3):
+            time.sleep(0.1)  # long enough for the writers to overlap
             trial.report(params["lr"] * (3 - step), step)
             if trial.number % 3 == 1 and step == 1:
                 raise hpo.TrialPruned()
@@ -70,41 +74,58 @@ WORKER = textwrap.dedent("""
             raise ValueError("diverged")
         return params["lr"]
 
-    url, logdir, seed, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    hpo.minimize(objective, SPACE, n_trials=n, storage=url, study_name="parallel",
-                 logdir=logdir, sampler=RandomSampler(), seed=seed, catch=ValueError)
-""").replace("SPACE", textwrap.indent(SPACE, "    ").strip())
+    def run(url, logdir, n_trials, launcher=None, seed=0):
+        hpo.minimize(objective, SPACE, n_trials=n_trials, storage=url, study_name="parallel",
+                     logdir=logdir, sampler=RandomSampler(), seed=seed, catch=ValueError,
+                     launcher=launcher)
+
+    if __name__ == "__main__":
+        run(sys.argv[1], sys.argv[2], int(sys.argv[3]), JoblibLauncher(n_jobs=2))
+""")
 
 
 class Written(NamedTuple):
-    """The study's storage URL and its trials."""
+    """The study's storage URL, its logdir and its trials."""
 
     url: str
+    logdir: str
     trials: list[FrozenTrial]
 
 
-def _space() -> Any:
-    return eval(SPACE, {"math": math, "hp": hp})
-
-
 @pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[FrozenTrial]]:
-    """The logdir of a study written by parallel workers, and its trials (one RUNNING)."""
+def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
+    """A study written by three processes at once, with one more trial left RUNNING.
+
+    A script runs the parallel launcher (two loky workers) while this process runs the same
+    objective sequentially on the same study.
+    """
     root = tmp_path_factory.mktemp("parallel")
     url, logdir = f"sqlite:///{root}/study.db", str(root / "runs")
     script = root / "worker.py"
     script.write_text(WORKER)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
-    workers = [subprocess.Popen([sys.executable, str(script), url, logdir, str(seed),
-                                 str(TRIALS_PER_WORKER)], cwd=root, env=env,
+    launched = subprocess.Popen([sys.executable, str(script), url, logdir,
+                                 str(TRIALS_PER_WRITER)], cwd=root, env=env,
                                 stderr=subprocess.PIPE, text=True)
-               for seed in range(N_WORKERS)]
-    errors = [w.communicate(timeout=120)[1] for w in workers]
-    assert [w.returncode for w in workers] == [0] * N_WORKERS, errors
-    study = hpo.create_study(_space(), storage=url, study_name="parallel", logdir=logdir,
-                             seed=99)
+    worker = runpy.run_path(str(script))  # the same objective and space, not __main__
+    _wait_for_a_trial(url, launched)
+    worker["run"](url, logdir, TRIALS_PER_WRITER, seed=1)
+    _, errors = launched.communicate(timeout=120)
+    assert launched.returncode == 0, errors
+    study = hpo.create_study(worker["SPACE"], storage=url, study_name="parallel",
+                             logdir=logdir, seed=99)
     study.ask().report(0.5, 0)  # left RUNNING
-    return Written(url, study.trials)
+    return Written(url, logdir, study.trials)
+
+
+def _wait_for_a_trial(url: str, launched: subprocess.Popen[str]) -> None:
+    """Until the launcher's workers have started a trial (so that the writers overlap)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and launched.poll() is None:
+        with contextlib.suppress(HPOError):
+            if hpo.load_study("parallel", url).trials:
+                return
+        time.sleep(0.2)
 
 
 def _free_port() -> int:
@@ -176,7 +197,10 @@ def test_the_written_study_has_every_state(written: Written) -> None:
     states = [t.state for t in written.trials]
     assert states.count(TrialState.RUNNING) == 1
     assert {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL} <= set(states)
-    assert len(states) == N_WORKERS * TRIALS_PER_WORKER + 1
+    assert len(states) == 2 * TRIALS_PER_WRITER + 1
+    files = [f for t in written.trials for f in os.listdir(t.log_dir or "")]
+    writers = {name.split(".")[-3] for name in files}  # the pid in each file name
+    assert len(writers) >= 3  # this process and the launcher's two workers
 
 
 def test_server_lists_every_trial_with_its_status_and_metrics(

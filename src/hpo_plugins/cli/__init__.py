@@ -2,6 +2,7 @@
 
 ::
 
+    hpo-plugins run --space F:NAME ... -- CMD       script mode: CMD once per trial
     hpo-plugins studies                             one line per study
     hpo-plugins trials --study NAME                 a table of its trials
     hpo-plugins best --study NAME                   the best parameters, as JSON
@@ -40,6 +41,7 @@ from hpo_plugins.cli._base import (
 )
 from hpo_plugins.cli._export import EXPORT
 from hpo_plugins.cli._plot import PLOT
+from hpo_plugins.cli._run import RUN
 from hpo_plugins.cli._studies import STUDIES
 from hpo_plugins.cli._tensorboard import TENSORBOARD
 from hpo_plugins.cli._trials import BEST, TRIALS
@@ -57,7 +59,7 @@ __all__ = [
 ]
 
 #: Every subcommand, in the order ``--help`` lists them.
-COMMANDS: tuple[Command, ...] = (STUDIES, TRIALS, BEST, EXPORT, PLOT, TENSORBOARD)
+COMMANDS: tuple[Command, ...] = (RUN, STUDIES, TRIALS, BEST, EXPORT, PLOT, TENSORBOARD)
 
 _PROG = "hpo-plugins"
 

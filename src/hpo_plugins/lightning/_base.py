@@ -93,7 +93,7 @@ class HPOCallbackBase:
             return
         self._forget()
         if trainer.is_global_zero:
-            self._bound = self._find_trial()
+            self._bound = self._find_trial(trainer)
         self._active = bool(trainer.strategy.broadcast(self._bound is not None, src=0))
         if trainer.is_global_zero and self._bound is None:
             self._announce()
@@ -117,11 +117,11 @@ class HPOCallbackBase:
 
     # -- rank 0 -------------------------------------------------------------------------------
 
-    def _find_trial(self) -> Trial | None:
+    def _find_trial(self, trainer: Any) -> Trial | None:
         if self._note is not None:
             return open_trial(self._note)
         trial = self.trial if self.trial is not None else current_trial_or_none()
-        if trial is not None and os.getpid() != self._pid:
+        if trial is not None and trainer.world_size > 1 and os.getpid() != self._pid:
             raise ConfigurationError(
                 "HPOCallback was copied into a forked process (strategy='ddp_fork' or "
                 "'ddp_notebook'), where reports would not reach the study. Use "

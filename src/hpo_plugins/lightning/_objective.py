@@ -104,12 +104,13 @@ class LightningObjective:
         return self.module(**params)
 
     def _trainer_kwargs(self, framework: Any, trial: Trial, checkpoint: Any) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "logger": framework.loggers.CSVLogger(trial.log_dir, name="", version=""),
-            "default_root_dir": trial.log_dir, "enable_checkpointing": self.save_checkpoint,
-            "enable_progress_bar": False, "enable_model_summary": False,
-        }
-        kwargs.update(copy.deepcopy(self.trainer_kwargs))
+        kwargs: dict[str, Any] = {"enable_checkpointing": self.save_checkpoint,
+                                  "enable_progress_bar": False, "enable_model_summary": False,
+                                  **copy.deepcopy(self.trainer_kwargs)}
+        if "logger" not in kwargs:
+            kwargs["logger"] = framework.loggers.CSVLogger(trial.log_dir, name="", version="")
+        if kwargs["logger"] or kwargs["enable_checkpointing"]:  # Lightning will write files
+            kwargs.setdefault("default_root_dir", trial.log_dir)
         hpo_callback = _callback_class(framework)(self.monitor, trial=trial)
         extra = [checkpoint] if checkpoint is not None else []
         own = copy.deepcopy(self.callbacks)
@@ -165,8 +166,9 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
     module and optimiser are released before the next trial.
 
     Trainer defaults, each overridden by ``trainer_kwargs``: a ``CSVLogger`` writing
-    ``metrics.csv`` in ``trial.log_dir``, ``default_root_dir=trial.log_dir``, no progress bar,
-    no model summary, and checkpointing only when ``save_checkpoint`` is set.
+    ``metrics.csv`` in ``trial.log_dir``, ``default_root_dir=trial.log_dir`` (when Lightning
+    writes anything), no progress bar, no model summary, and checkpointing only when
+    ``save_checkpoint`` is set. With ``logger=False`` and no checkpoints nothing is written.
 
     Args:
         module: A LightningModule class called with the params as keyword arguments, or a

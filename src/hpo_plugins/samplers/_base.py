@@ -59,6 +59,9 @@ class Sampler(abc.ABC):
         finite: True when the sampler can run out of configurations and raise
             :class:`~hpo_plugins.exceptions.SearchSpaceExhausted`; a study may then run without a
             trial limit.
+        uses_history: False when :meth:`sample` never reads ``history.trials``: the study then
+            skips the snapshot of the storage and passes an empty history (its ``number`` and
+            ``direction`` are still set).
 
     Constructors only store their keyword arguments under the same names (scikit-learn's rule),
     so :meth:`get_params` and :func:`describe_object` can record which algorithm ran a study.
@@ -66,6 +69,7 @@ class Sampler(abc.ABC):
 
     deduplicate: bool = False
     finite: bool = False
+    uses_history: bool = True
 
     @abc.abstractmethod
     def sample(self, space: SearchSpace, history: History,

@@ -44,6 +44,8 @@ class RandomSampler(Sampler):
         True
     """
 
+    uses_history = False
+
     def __init__(self) -> None:
         pass
 

@@ -24,7 +24,7 @@ _PENDING = (TrialState.RUNNING, TrialState.WAITING)
 
 # tuning knobs (private while experimenting)
 CFG: dict[str, Any] = {
-    "bandwidth": "scott",
+    "bandwidth": "neighbour",
     "bw_factor": 1.0,
     "min_bw": 0.01,
     "magic": True,
@@ -34,6 +34,7 @@ CFG: dict[str, Any] = {
     "liar_weight": 1.0,
     "cat_rule": "optuna",
     "local_split": True,
+    "joint": True,
 }
 
 
@@ -78,11 +79,32 @@ class TPESampler(Sampler):
         if history.n_finished < self.n_startup_trials:
             return space.sample_prior(rng)
         obs = _Observations.of(space, history, liar=self.constant_liar)
-        flat: dict[str, Any] = {}
-        for group in groups(space, multivariate=self.multivariate):
-            if group.is_active(flat):
-                flat.update(self._sample_group(group, obs, flat, rng))
-        return flat
+        gs = groups(space, multivariate=self.multivariate)
+        if not self.multivariate or not CFG["joint"]:
+            flat: dict[str, Any] = {}
+            for group in gs:
+                if group.is_active(flat):
+                    vals, _ = self._propose(group, obs, rng, self.n_ei_candidates)
+                    best = int(np.argmax(_))
+                    flat.update({k: v[best] for k, v in vals.items()})
+            return _plain(space, flat)
+        m = self.n_ei_candidates
+        cand: dict[str, np.ndarray] = {}
+        score = np.zeros(m)
+        for group in gs:
+            active = _active_mask(group, cand, m)
+            rows = np.flatnonzero(active)
+            vals, s = self._propose(group, obs, rng, len(rows)) if len(rows) else ({}, None)
+            for lbl in group.labels:
+                col = np.full(m, np.nan)
+                if len(rows):
+                    col[rows] = vals[lbl]
+                cand[lbl] = col
+            if len(rows):
+                score[rows] += s
+        best = int(np.argmax(score))
+        flat = {k: v[best] for k, v in cand.items() if not np.isnan(v[best])}
+        return _plain(space, flat)
 
     def n_good(self, n: int) -> int:
         if CFG["gamma_rule"] == "linear":
@@ -91,25 +113,21 @@ class TPESampler(Sampler):
             k = math.ceil(self.gamma * math.sqrt(n))
         return max(1, min(k, CFG["max_good"], n))
 
-    def _sample_group(self, group: Group, obs: _Observations, flat: dict[str, Any],
-                      rng: np.random.Generator) -> dict[str, Any]:
+    def _propose(self, group: Group, obs: _Observations, rng: np.random.Generator,
+                 m: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """m candidates for the group drawn from l, and their log l - log g."""
         cols = [obs.column[lbl] for lbl in group.labels]
         sub = obs.values[:, cols]
         active = ~np.isnan(sub).any(axis=1)
         finished = np.flatnonzero(active[:obs.n_finished])
-        if not len(finished):
-            return _prior(group, rng)
+        pending = obs.n_finished + np.flatnonzero(active[obs.n_finished:])
         if not CFG["local_split"]:
-            n_all = obs.n_finished
-            k = self.n_good(n_all)
-            good = finished[finished < k]
-            bad = np.concatenate([finished[finished >= k],
-                                  obs.n_finished + np.flatnonzero(active[obs.n_finished:])])
+            k = self.n_good(obs.n_finished)
+            good, bad = finished[finished < k], finished[finished >= k]
         else:
-            k = self.n_good(len(finished))
-            good = finished[:k]
-            bad = np.concatenate([finished[k:],
-                                  obs.n_finished + np.flatnonzero(active[obs.n_finished:])])
+            k = self.n_good(len(finished)) if len(finished) else 0
+            good, bad = finished[:k], finished[k:]
+        bad = np.concatenate([bad, pending])
         n_num = len(group.numeric)
         z = np.column_stack([e.encode(sub[:, i]) for i, e in enumerate(group.numeric)]
                             ) if n_num else np.empty((len(sub), 0))
@@ -117,22 +135,16 @@ class TPESampler(Sampler):
         dims = dims_of(group)
         lw = self._fit(group, z[good], cats[good], _weights(obs.numbers[good], False), dims)
         wb = _weights(obs.numbers[bad], CFG["ramp"])
-        n_bad_fin = len(bad) - int(np.sum(bad >= obs.n_finished))
-        wb[n_bad_fin:] *= CFG["liar_weight"]
+        wb[len(bad) - len(pending):] *= CFG["liar_weight"]
         gw = self._fit(group, z[bad], cats[bad], wb, dims)
-        cz, cc = lw.sample(rng, self.n_ei_candidates)
+        cz, cc = lw.sample(rng, m)
         natural = [e.decode(cz[:, i]) for i, e in enumerate(group.numeric)]
         if n_num:
             cz = np.column_stack([e.encode(x) for e, x in zip(group.numeric, natural)])
         score = lw.log_pdf(cz, cc) - gw.log_pdf(cz, cc)
-        best = int(np.argmax(score))
-        out: dict[str, Any] = {}
-        for e, x in zip(group.numeric, natural):
-            v = float(x[best])
-            out[e.param.label] = int(v) if e.param.kind == "randint" else v
-        for j, p in enumerate(group.categorical):
-            out[p.label] = int(cc[best, j])
-        return out
+        out = {e.param.label: x for e, x in zip(group.numeric, natural)}
+        out.update({p.label: cc[:, j].astype(float) for j, p in enumerate(group.categorical)})
+        return out, score
 
     def _fit(self, group: Group, z: np.ndarray, cats: np.ndarray, w: np.ndarray,
              dims: Any) -> ParzenMixture:
@@ -200,16 +212,19 @@ def _neighbour(z: np.ndarray, steps: np.ndarray, n: int, dims: Any) -> np.ndarra
     return np.clip(sig, _min_bw(steps, n), 1.0)
 
 
-def _prior(group: Group, rng: np.random.Generator) -> dict[str, Any]:
-    mix = ParzenMixture.fit(np.empty((0, len(group.numeric))),
-                            np.empty((0, len(group.categorical)), dtype=np.intp), np.empty(0),
-                            dims_of(group), sigma=np.ones((0, len(group.numeric))),
-                            cat_lambda=np.zeros(len(group.categorical)), prior_weight=1.0)
-    z, c = mix.sample(rng, 1)
+def _active_mask(group: Group, cand: dict[str, np.ndarray], m: int) -> np.ndarray:
+    mask = np.zeros(m, dtype=bool)
+    for conj in group.condition:
+        hit = np.ones(m, dtype=bool)
+        for lbl, idx in conj:
+            hit &= cand[lbl] == idx
+        mask |= hit
+    return mask
+
+
+def _plain(space: SearchSpace, flat: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for i, e in enumerate(group.numeric):
-        v = float(e.decode(z[:, i])[0])
-        out[e.param.label] = int(v) if e.param.kind == "randint" else v
-    for j, p in enumerate(group.categorical):
-        out[p.label] = int(c[0, j])
+    for lbl, v in flat.items():
+        p = space.params[lbl]
+        out[lbl] = int(v) if p.is_choice or p.kind == "randint" else float(v)
     return out

@@ -20,7 +20,13 @@ Contract:
   the second writer gets :class:`~hpo_plugins.exceptions.DuplicateParamsError`.
 * **JSON only.** Parameters, attributes and study attributes are JSON values; nothing is pickled.
 * **Fresh reads.** Reads reflect every write committed before them, from any process. No cache
-  may hide another worker's trials.
+  may hide another worker's trials. A storage may keep *finished* trials once read (they never
+  change, and trial ids are never reused), but never an unfinished one.
+* **Returned trials are snapshots.** Changing a returned trial's dicts never changes what the
+  storage holds or returns to others: a storage returns copies, or, for trials it shares
+  between callers, read-only containers that raise ``TypeError`` when changed.
+* **Heartbeats** belong to RUNNING trials: ``record_heartbeat`` refuses a WAITING trial (it has
+  not started; ``claim_waiting_trial`` starts its clock), like a finished one.
 * **Time.** Timestamps are timezone-aware UTC.
 """
 
@@ -33,8 +39,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["LIMIT_STATES", "Storage", "StudyInfo"]
+__all__ = ["LIMIT_STATES", "Storage", "StudyInfo", "check_heartbeat_state", "finished_state"]
 
 #: The states that count toward ``max_trials`` (a FAIL trial is retried, a WAITING one not run).
 LIMIT_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -51,6 +58,37 @@ class StudyInfo:
     n_trials: Mapping[TrialState, int] = field(default_factory=dict)
     best_value: float | None = None
     datetime_created: _dt.datetime | None = None
+
+
+def finished_state(state: TrialState | str) -> TrialState:
+    """``state`` as a finished :class:`TrialState`: what ``finish_trial`` checks first.
+
+    Raises:
+        ConfigurationError: ``state`` is not COMPLETE, PRUNED or FAIL.
+    """
+    try:
+        finished = TrialState(state)
+    except ValueError:
+        finished = None
+    if finished is None or not finished.is_finished:
+        shown = finished.value if finished is not None else state
+        raise ConfigurationError(
+            f"Expected `state` to be COMPLETE, PRUNED or FAIL. Received: state={shown!r}."
+        )
+    return finished
+
+
+def check_heartbeat_state(number: int, state: TrialState) -> None:
+    """Refuse a heartbeat for a WAITING trial (``record_heartbeat``, after the finished check).
+
+    Raises:
+        ConfigurationError: The trial is WAITING.
+    """
+    if state is TrialState.WAITING:
+        raise ConfigurationError(
+            f"Expected a RUNNING trial to record a heartbeat for. Received: trial {number}, "
+            f"which is WAITING (it has not started; claim_waiting_trial starts its heartbeat)."
+        )
 
 
 class Storage(abc.ABC):
@@ -134,6 +172,9 @@ class Storage(abc.ABC):
                          dedup_key: str | None = None) -> None:
         """Record the parameters a sampler chose for a RUNNING trial.
 
+        A ``dedup_key`` replaces the trial's previous key, which other trials may then take;
+        None leaves the trial's key as it is.
+
         Raises:
             DuplicateParamsError: ``dedup_key`` is held by another trial of the study.
             TrialFinishedError: The trial is finished.
@@ -153,7 +194,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def record_heartbeat(self, trial_id: int) -> None:
-        """Mark a RUNNING trial as alive now."""
+        """Mark a RUNNING trial as alive now.
+
+        Raises:
+            ConfigurationError: The trial is WAITING (see the contract).
+            TrialFinishedError: The trial is finished.
+            TrialNotFoundError: No such trial.
+        """
 
     @abc.abstractmethod
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
@@ -161,6 +208,8 @@ class Storage(abc.ABC):
         """Move a RUNNING (or WAITING) trial to a finished state, atomically.
 
         Raises:
+            ConfigurationError: ``state`` is not COMPLETE, PRUNED or FAIL (checked first, see
+                :func:`finished_state`); nothing is changed.
             TrialFinishedError: The trial is already finished.
         """
 
@@ -175,7 +224,11 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def get_all_trials(self, study_id: int,
                        states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
-        """Every trial of the study (optionally only those in ``states``), by number."""
+        """Every trial of the study (optionally only those in ``states``), by number.
+
+        Finished trials in the list may share read-only containers with other callers' lists
+        (see the contract); copy a trial's dicts before changing them.
+        """
 
     @abc.abstractmethod
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:

@@ -18,7 +18,13 @@ from hpo_plugins.exceptions import (
     TrialFinishedError,
     TrialNotFoundError,
 )
-from hpo_plugins.storages._base import LIMIT_STATES, Storage, StudyInfo
+from hpo_plugins.storages._base import (
+    LIMIT_STATES,
+    Storage,
+    StudyInfo,
+    check_heartbeat_state,
+    finished_state,
+)
 
 __all__ = ["InMemoryStorage"]
 
@@ -63,6 +69,9 @@ class InMemoryStorage(Storage):
         self._trials: dict[int, FrozenTrial] = {}
         self._trial_study: dict[int, int] = {}
         self._dedup_key: dict[int, str] = {}
+        # Ids are never reused, even after delete_study (as in the SQL storage).
+        self._last_study_id = 0
+        self._last_trial_id = 0
 
     def __getstate__(self) -> dict[str, Any]:
         from hpo_plugins.exceptions import StorageError
@@ -79,7 +88,8 @@ class InMemoryStorage(Storage):
         with self._lock:
             if any(s.info.name == name for s in self._studies.values()):
                 raise DuplicateStudyError(f"A study named {name!r} already exists.")
-            study_id = len(self._studies) + 1
+            self._last_study_id += 1
+            study_id = self._last_study_id
             info = StudyInfo(study_id, name, Direction.parse(direction),
                              datetime_created=utcnow())
             self._studies[study_id] = _Study(info, _json_copy(dict(attrs or {}), "study attrs"))
@@ -130,6 +140,7 @@ class InMemoryStorage(Storage):
             for tid in study.trial_ids:
                 self._trials.pop(tid, None)
                 self._trial_study.pop(tid, None)
+                self._dedup_key.pop(tid, None)
 
     # -- trials -------------------------------------------------------------------------------
 
@@ -142,10 +153,9 @@ class InMemoryStorage(Storage):
             study = self._study(study_id)
             if self._full(study, limit):
                 return None
-            trial_id = len(self._trials) + 1
-            while trial_id in self._trials:
-                trial_id += 1
-            self._claim_key(study, trial_id, dedup_key)
+            self._claim_key(study, self._last_trial_id + 1, dedup_key)
+            self._last_trial_id += 1
+            trial_id = self._last_trial_id
             now = utcnow()
             trial = FrozenTrial(
                 trial_id=trial_id, number=len(study.trial_ids), state=TrialState(state),
@@ -161,6 +171,7 @@ class InMemoryStorage(Storage):
             return copy.deepcopy(trial)
 
     def _claim_key(self, study: _Study, trial_id: int, key: str | None) -> None:
+        """Give ``key`` to the trial, freeing its previous key; None changes nothing."""
         if key is None:
             return
         holder = study.dedup.get(key)
@@ -168,6 +179,9 @@ class InMemoryStorage(Storage):
             raise DuplicateParamsError(
                 f"Trial {self._trials[holder].number} already holds these parameters."
             )
+        previous = self._dedup_key.get(trial_id)
+        if previous is not None:
+            del study.dedup[previous]
         study.dedup[key] = trial_id
         self._dedup_key[trial_id] = key
 
@@ -241,16 +255,18 @@ class InMemoryStorage(Storage):
     def record_heartbeat(self, trial_id: int) -> None:
         with self._lock:
             trial = self._live(trial_id)
+            check_heartbeat_state(trial.number, trial.state)
             self._trials[trial_id] = dataclasses.replace(trial, last_heartbeat=utcnow())
 
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
                      system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+        state = finished_state(state)
         with self._lock:
             trial = self._live(trial_id)
             attrs = dict(trial.system_attrs)
             attrs.update(_json_copy(dict(system_attrs or {}), "system attrs"))
             trial = dataclasses.replace(
-                trial, state=TrialState(state), value=None if value is None else float(value),
+                trial, state=state, value=None if value is None else float(value),
                 system_attrs=attrs, datetime_complete=utcnow(),
                 datetime_start=trial.datetime_start or utcnow())
             self._trials[trial_id] = trial

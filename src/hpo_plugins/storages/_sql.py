@@ -13,9 +13,12 @@ How the contract is kept:
   below its limit, the WAITING trial is still waiting) in the same write transaction as the write.
 * **Processes.** SQLite runs in WAL mode (readers never block the writer) with a long busy
   timeout, so processes wait for the lock instead of failing with "database is locked".
+* **Fresh reads.** ``get_all_trials`` asks the database for the ids of the study's trials at
+  every call; it keeps only *finished* trials once read (they never change and ids are never
+  reused), and reads every other trial in full each time. ``get_trial`` always reads.
 * **Pickling.** Only the URL and the engine arguments travel; the engine (with its pool of
-  connections) is rebuilt lazily in the receiving process, and an engine inherited through
-  ``fork`` is dropped without closing the parent's connections.
+  connections) and the cache of finished trials are rebuilt lazily in the receiving process,
+  and an engine inherited through ``fork`` is dropped without closing the parent's connections.
 """
 
 from __future__ import annotations
@@ -46,7 +49,14 @@ from hpo_plugins.exceptions import (
     TrialFinishedError,
     TrialNotFoundError,
 )
-from hpo_plugins.storages._base import LIMIT_STATES, Storage, StudyInfo
+from hpo_plugins.storages._base import (
+    LIMIT_STATES,
+    Storage,
+    StudyInfo,
+    check_heartbeat_state,
+    finished_state,
+)
+from hpo_plugins.storages._cache import FinishedTrialCache, read_only_trial
 
 __all__ = ["SCHEMA_VERSION", "SQLStorage"]
 
@@ -63,6 +73,8 @@ _UTC = _dt.timezone.utc
 _STATES = {state.value: state for state in TrialState}
 _LIMIT_VALUES = [state.value for state in LIMIT_STATES]
 _MAX_NAMES_SHOWN = 20
+#: Above this many trials to read in full, get_all_trials reads the whole study in one query.
+_MAX_IDS_PER_QUERY = 500
 
 
 # -- schema -----------------------------------------------------------------------------------
@@ -203,6 +215,12 @@ _UPDATE_TRIAL = sa.update(_trials).where(_trials.c.trial_id == _TID)
 _TRIALS_OF_STUDY = (sa.select(_trials).where(_trials.c.study_id == _SID)
                     .order_by(_trials.c.number))
 _TRIALS_OF_STUDY_IN = _TRIALS_OF_STUDY.where(_trials.c.state.in_(_STATE_LIST))
+# get_all_trials asks for the ids (by number) first, then reads in full only what is not cached.
+_IDS_OF_STUDY = (sa.select(_trials.c.trial_id).where(_trials.c.study_id == _SID)
+                 .order_by(_trials.c.number))
+_IDS_OF_STUDY_IN = _IDS_OF_STUDY.where(_trials.c.state.in_(_STATE_LIST))
+_TID_LIST: sa.BindParameter[list[int]] = sa.bindparam("b_trial_ids", expanding=True)
+_TRIALS_WITH_IDS = sa.select(_trials).where(_trials.c.trial_id.in_(_TID_LIST))
 
 _VALUE_COLUMNS = (_values.c.trial_id, _values.c.step, _values.c.value)
 _VALUES_OF_TRIAL = sa.select(*_VALUE_COLUMNS).where(_values.c.trial_id == _TID)
@@ -210,6 +228,7 @@ _VALUES_OF_STUDY = (sa.select(*_VALUE_COLUMNS)
                     .join(_trials, _trials.c.trial_id == _values.c.trial_id)
                     .where(_trials.c.study_id == _SID))
 _VALUES_OF_STUDY_IN = _VALUES_OF_STUDY.where(_trials.c.state.in_(_STATE_LIST))
+_VALUES_OF_TRIALS = sa.select(*_VALUE_COLUMNS).where(_values.c.trial_id.in_(_TID_LIST))
 _UPDATE_VALUE = sa.update(_values).where(_values.c.trial_id == _TID,
                                          _values.c.step == sa.bindparam("b_step"))
 _INSERT_VALUE = sa.insert(_values)
@@ -448,20 +467,49 @@ def _fetch_trial(conn: Connection, trial_id: int) -> FrozenTrial:
     return _to_trial(row, _values_of_trial(conn, trial_id))
 
 
-def _snapshot(conn: Connection, study_id: int,
-              states: Sequence[TrialState] | None) -> list[FrozenTrial]:
-    """Every trial of the study (in ``states``) with its curve: two queries, one snapshot."""
+def _study_params(study_id: int, states: Sequence[TrialState] | None) -> dict[str, Any]:
+    """Bind parameters of the per-study queries (the ``*_IN`` ones take ``b_states``)."""
     params: dict[str, Any] = {"b_study_id": study_id}
-    trials, values = _TRIALS_OF_STUDY, _VALUES_OF_STUDY
     if states is not None:
         params["b_states"] = [TrialState(s).value for s in states]
+    return params
+
+
+def _snapshot(conn: Connection, params: Mapping[str, Any]) -> list[FrozenTrial]:
+    """Every trial of the study (in ``b_states``, if given) with its curve, in two queries."""
+    trials, values = _TRIALS_OF_STUDY, _VALUES_OF_STUDY
+    if "b_states" in params:
         trials, values = _TRIALS_OF_STUDY_IN, _VALUES_OF_STUDY_IN
     rows = conn.execute(trials, params).all()
-    if not rows:
-        _check_study(conn, study_id)
-        return []
-    curves = _group_values(conn.execute(values, params))
+    curves = _group_values(conn.execute(values, params)) if rows else {}
     return [_to_trial(row, curves.get(row[0]) or {}) for row in rows]
+
+
+def _trial_ids(conn: Connection, params: Mapping[str, Any]) -> list[int]:
+    """Ids of the study's trials (in ``b_states``, if given), by number.
+
+    Raises:
+        StudyNotFoundError: No such study.
+    """
+    query = _IDS_OF_STUDY_IN if "b_states" in params else _IDS_OF_STUDY
+    ids = [row[0] for row in conn.execute(query, params).all()]  # faster than .scalars()
+    if not ids:
+        _check_study(conn, params["b_study_id"])
+    return ids
+
+
+def _fetch_trials(conn: Connection, trial_ids: Sequence[int],
+                  params: Mapping[str, Any]) -> dict[int, FrozenTrial]:
+    """The trials ``trial_ids`` of the study of ``params``, by id.
+
+    Many ids are read as the whole study: one query instead of a long ``IN`` list.
+    """
+    if len(trial_ids) > _MAX_IDS_PER_QUERY:
+        return {trial.trial_id: trial for trial in _snapshot(conn, params)}
+    ids = {"b_trial_ids": list(trial_ids)}
+    rows = conn.execute(_TRIALS_WITH_IDS, ids).all()
+    curves = _group_values(conn.execute(_VALUES_OF_TRIALS, ids)) if rows else {}
+    return {row[0]: _to_trial(row, curves.get(row[0]) or {}) for row in rows}
 
 
 def _study_infos(conn: Connection, study_id: int | None = None) -> list[StudyInfo]:
@@ -529,6 +577,7 @@ class SQLStorage(Storage):
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._pid = os.getpid()
+        self._finished = FinishedTrialCache()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -571,6 +620,7 @@ class SQLStorage(Storage):
             self._engine.dispose(close=False)
         self._engine = None
         self._lock = threading.Lock()
+        self._finished = FinishedTrialCache()  # its lock may have been held by a parent thread
         self._pid = os.getpid()
 
     def _open(self) -> Engine:
@@ -690,6 +740,7 @@ class SQLStorage(Storage):
             conn.execute(sa.delete(_values).where(_values.c.trial_id.in_(trial_ids)))
             conn.execute(sa.delete(_trials).where(_trials.c.study_id == study_id))
             conn.execute(sa.delete(_studies).where(_studies.c.study_id == study_id))
+        self._finished.drop(study_id)
 
     # -- trials -------------------------------------------------------------------------------
 
@@ -763,12 +814,13 @@ class SQLStorage(Storage):
 
     def record_heartbeat(self, trial_id: int) -> None:
         with self._write() as conn:
-            _live_row(conn, trial_id)
+            row = _live_row(conn, trial_id)
+            check_heartbeat_state(row.number, _STATES[row.state])
             _update_trial(conn, trial_id, {"last_heartbeat": utcnow()})
 
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
                      system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
-        state = _finished_state(state)
+        state = finished_state(state)
         extra = json.loads(_dumps(dict(system_attrs or {}), "system attrs"))
         with self._write() as conn:
             row = _live_row(conn, trial_id, full=True)._mapping
@@ -787,8 +839,39 @@ class SQLStorage(Storage):
 
     def get_all_trials(self, study_id: int,
                        states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
-        with self._read() as conn:
-            return _snapshot(conn, study_id, states)
+        """Every trial of the study (in ``states``), by number.
+
+        Each call asks the database which trials the study holds, then reads in full only those
+        that this object has not yet seen finished: finished trials never change, so they are
+        kept once read (their containers are read-only, see :mod:`._cache`). Unfinished trials
+        and trials new to this object are always read from the database.
+        """
+        params = _study_params(study_id, states)
+        try:
+            with self._read() as conn:
+                trial_ids = _trial_ids(conn, params)
+                trials = self._finished.lookup(study_id, trial_ids)
+                missing = [tid for tid in trial_ids if tid not in trials]
+                fresh = _fetch_trials(conn, missing, params) if missing else {}
+        except StudyNotFoundError:
+            self._finished.drop(study_id)
+            raise
+        trials.update(self._keep_finished(study_id, fresh, states))
+        return [trials[tid] for tid in trial_ids if tid in trials]
+
+    def _keep_finished(self, study_id: int, fresh: Mapping[int, FrozenTrial],
+                       states: Sequence[TrialState] | None) -> dict[int, FrozenTrial]:
+        """Cache the finished ones among trials just read; return them all, by id.
+
+        A trial that left ``states`` between two statements (PostgreSQL reads each statement at
+        its own time) is left out. Ids missing from ``fresh`` belong to a study deleted
+        meanwhile; the caller skips them.
+        """
+        wanted = None if states is None else {TrialState(s) for s in states}
+        kept = {tid: read_only_trial(t) if t.state.is_finished else t
+                for tid, t in fresh.items() if wanted is None or t.state in wanted}
+        self._finished.add(study_id, kept.values())
+        return kept
 
     def count_trials(self, study_id: int, states: Sequence[TrialState] | None = None) -> int:
         """How many trials of the study are in ``states``, counted by the database."""
@@ -853,15 +936,6 @@ def _new_trial_row(study_id: int, state: TrialState, params: Mapping[str, Any] |
         "dedup_key": dedup_key, "datetime_start": now if state is TrialState.RUNNING else None,
         "datetime_complete": None, "last_heartbeat": now if heartbeat else None,
     }
-
-
-def _finished_state(state: TrialState | str) -> TrialState:
-    finished = TrialState(state)
-    if not finished.is_finished:
-        raise ConfigurationError(
-            f"Expected `state` to be COMPLETE, PRUNED or FAIL. Received: state={finished.value!r}."
-        )
-    return finished
 
 
 def _fail_trial(conn: Connection, trial_id: int, reason: Mapping[str, Any],

@@ -10,10 +10,10 @@ Only the ``tensorboard`` package's protos and record writer are used (``pip inst
 import without ``tensorboard``; :class:`HParamsObserver` needs it.
 
 Example:
-    >>> import tempfile, hpo_plugins as hpo
+    >>> import hpo_plugins as hpo
     >>> study = hpo.minimize(lambda p: p["x"] ** 2, {"x": hpo.hp.uniform("x", -1, 1)},
-    ...                      n_trials=3, storage=":memory:", logdir=tempfile.mkdtemp())
-    >>> # then: tensorboard --logdir <logdir>   (or: hpo-plugins tensorboard --study NAME)
+    ...                      n_trials=3, storage=":memory:", logdir="runs/square")
+    >>> # then: hpo-plugins tensorboard --study NAME   (or: tensorboard --logdir runs/square)
 """
 
 from __future__ import annotations

@@ -60,14 +60,13 @@ class HParamsObserver:
         ConfigurationError: The study has no ``logdir``.
 
     Example:
-        >>> import tempfile, hpo_plugins as hpo
-        >>> logdir = tempfile.mkdtemp()
+        >>> import os, hpo_plugins as hpo
         >>> study = hpo.create_study(space={"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
-        ...                          logdir=logdir)  # adds an HParamsObserver
+        ...                          logdir="runs/example")  # adds an HParamsObserver
         >>> trial = study.ask()
         >>> trial.report(0.5, step=0)
         >>> _ = study.tell(trial, 0.25)
-        >>> sorted(os.listdir(logdir))
+        >>> sorted(os.listdir("runs/example"))
         ['events.out.tfevents.hpo-experiment', 'trial_0000']
     """
 

@@ -8,9 +8,10 @@ contract in :mod:`hpo_plugins.storages._base`.
 from __future__ import annotations
 
 import datetime as _dt
+import pickle
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -136,6 +137,21 @@ class StorageConformance:
         """A minimising study called "s"."""
         return storage.create_study("s", Direction.MINIMIZE)
 
+    @pytest.fixture
+    def other(self, storage: Storage) -> Iterator[Storage]:
+        """A second handle on the same data, as another worker process would hold it.
+
+        For a storage that processes share (``multiprocess``) it is a pickled copy, which opens
+        its own connections and keeps its own caches; otherwise it is ``storage`` itself.
+        Override it if a pickled copy is not how your storage reaches other processes.
+        """
+        if not storage.multiprocess:
+            yield storage
+            return
+        clone = pickle.loads(pickle.dumps(storage))
+        yield clone
+        clone.close()
+
     # -- studies ------------------------------------------------------------------------------
 
     def test_create_and_get_study(self, storage: Storage) -> None:
@@ -203,6 +219,14 @@ class StorageConformance:
         assert third not in (first, second)
         assert storage.get_study(second).name == "b"
         assert storage.get_study_id("c") == third
+
+    def test_trial_ids_stay_unique_after_delete(self, storage: Storage) -> None:
+        doomed = storage.create_study("a", Direction.MINIMIZE)
+        old = {_running(storage, doomed).trial_id for _ in range(3)}
+        storage.delete_study(doomed)
+        study_id = storage.create_study("b", Direction.MINIMIZE)
+        new = {_running(storage, study_id).trial_id for _ in range(3)}
+        assert not old & new
 
     # -- creating trials ----------------------------------------------------------------------
 
@@ -298,6 +322,17 @@ class StorageConformance:
         done = storage.finish_trial(trial.trial_id, TrialState.FAIL)
         assert done.state is TrialState.FAIL and _is_utc(done.datetime_start)
 
+    @pytest.mark.parametrize("state", [TrialState.RUNNING, TrialState.WAITING, "DONE"])
+    def test_finish_needs_a_finished_state(self, storage: Storage, study_id: int,
+                                           state: TrialState | str) -> None:
+        trial = _running(storage, study_id)
+        shown = getattr(state, "value", state)
+        with pytest.raises(ConfigurationError, match=f"COMPLETE, PRUNED or FAIL.*'{shown}'"):
+            storage.finish_trial(trial.trial_id, state, 1.0)  # type: ignore[arg-type]
+        assert storage.get_trial(trial.trial_id) == trial
+        with pytest.raises(ConfigurationError, match="COMPLETE, PRUNED or FAIL"):
+            storage.finish_trial(MISSING_ID, TrialState.RUNNING)  # the state is checked first
+
     @pytest.mark.parametrize("state", FINISHED)
     @pytest.mark.parametrize("mutator", sorted(MUTATORS))
     def test_finished_trials_are_immutable(self, storage: Storage, study_id: int,
@@ -370,6 +405,14 @@ class StorageConformance:
         with pytest.raises(DuplicateParamsError, match="already holds"):
             storage.create_trial(study_id, dedup_key="x=1")
 
+    def test_new_dedup_key_frees_the_old_one(self, storage: Storage, study_id: int) -> None:
+        trial = _running(storage, study_id, dedup_key="x=1")
+        storage.set_trial_params(trial.trial_id, {"x": 2}, None, dedup_key="x=2")
+        storage.set_trial_params(trial.trial_id, {"x": 2}, None)  # None keeps the key
+        with pytest.raises(DuplicateParamsError, match="already holds"):
+            storage.create_trial(study_id, dedup_key="x=2")
+        assert _running(storage, study_id, dedup_key="x=1").number == 1
+
     # -- heartbeats ---------------------------------------------------------------------------
 
     def test_stale_trials_fail_once(self, storage: Storage, study_id: int) -> None:
@@ -385,6 +428,17 @@ class StorageConformance:
         assert storage.get_trial(stale.trial_id) == failed[0]
         assert storage.get_trial(by_hand.trial_id).state is TrialState.RUNNING
         assert storage.fail_stale_trials(study_id, grace_seconds=0.01) == []
+
+    def test_heartbeat_of_waiting_trial_is_refused(self, storage: Storage,
+                                                   study_id: int) -> None:
+        trial = _running(storage, study_id, state=TrialState.WAITING)
+        with pytest.raises(ConfigurationError, match="RUNNING trial.*trial 0, which is WAITING"):
+            storage.record_heartbeat(trial.trial_id)
+        assert storage.get_trial(trial.trial_id) == trial
+        claimed = storage.claim_waiting_trial(study_id)
+        assert claimed is not None and claimed.last_heartbeat is None
+        storage.record_heartbeat(trial.trial_id)
+        assert _is_utc(storage.get_trial(trial.trial_id).last_heartbeat)
 
     def test_recent_heartbeat_is_not_stale(self, storage: Storage, study_id: int) -> None:
         trial = _running(storage, study_id, heartbeat=True)
@@ -430,8 +484,83 @@ class StorageConformance:
                                  TrialState.WAITING: 1}
         assert storage.list_studies()[0].n_trials == info.n_trials
 
+    def test_changing_returned_trials_changes_nothing(self, storage: Storage,
+                                                      study_id: int) -> None:
+        trial = _running(storage, study_id, params={"x": 1}, natural={"x": [1, {"y": 2}]},
+                         system_attrs={"gpu": 0})
+        storage.set_intermediate_value(trial.trial_id, 0, 1.0)
+        storage.finish_trial(trial.trial_id, TrialState.COMPLETE, 1.0)
+        expected = storage.get_trial(trial.trial_id)
+        changes: list[Callable[[FrozenTrial], object]] = [
+            lambda t: t.params.update(x=9),  # type: ignore[attr-defined]
+            lambda t: t.natural["x"].append(3),
+            lambda t: t.natural["x"][1].clear(),
+            lambda t: t.intermediate_values.pop(0),  # type: ignore[attr-defined]
+            lambda t: t.system_attrs.setdefault("new", 1),  # type: ignore[attr-defined]
+        ]
+        for change in changes:
+            for returned in (storage.get_all_trials(study_id)[0], storage.get_trial(
+                    trial.trial_id), storage.get_all_trials(study_id, FINISHED)[0]):
+                try:
+                    change(returned)
+                except TypeError:
+                    pass  # read-only: a storage may share finished trials between callers
+        assert storage.get_all_trials(study_id) == [expected]
+        assert storage.get_trial(trial.trial_id) == expected
+
     def test_describe_is_text(self, storage: Storage) -> None:
         assert isinstance(storage.describe(), str) and storage.describe()
+
+    # -- several handles (other processes, for storages that processes share) ----------------
+
+    def test_trials_finished_elsewhere_are_seen(self, storage: Storage, other: Storage,
+                                                study_id: int) -> None:
+        _finished(storage, study_id, TrialState.COMPLETE, 1.0)
+        assert len(storage.get_all_trials(study_id)) == 1
+        theirs = _finished(other, study_id, TrialState.PRUNED, 2.0)
+        assert storage.get_all_trials(study_id)[1] == theirs
+        assert [t.number for t in storage.get_all_trials(study_id, [TrialState.PRUNED])] == [1]
+
+    def test_trial_seen_running_then_finished_elsewhere(self, storage: Storage,
+                                                        other: Storage, study_id: int) -> None:
+        done = _finished(storage, study_id, TrialState.COMPLETE, 1.0)
+        trial = _running(storage, study_id, heartbeat=True)
+        assert [t.state for t in storage.get_all_trials(study_id)] == [TrialState.COMPLETE,
+                                                                       TrialState.RUNNING]
+        assert storage.get_all_trials(study_id, [TrialState.RUNNING]) == [trial]
+        other.set_intermediate_value(trial.trial_id, 3, 0.5)
+        other.set_trial_user_attr(trial.trial_id, "note", "elsewhere")
+        assert storage.get_all_trials(study_id)[1].intermediate_values == {3: 0.5}
+        finished = other.finish_trial(trial.trial_id, TrialState.FAIL)
+        assert storage.get_all_trials(study_id) == [done, finished]
+        assert storage.get_all_trials(study_id, [TrialState.RUNNING]) == []
+        assert storage.get_all_trials(study_id, [TrialState.FAIL]) == [finished]
+        assert storage.get_trial(trial.trial_id) == finished
+
+    def test_waiting_trial_claimed_elsewhere_is_seen(self, storage: Storage, other: Storage,
+                                                     study_id: int) -> None:
+        waiting = _running(storage, study_id, state=TrialState.WAITING, params={"x": 1})
+        assert storage.get_all_trials(study_id) == [waiting]
+        claimed = other.claim_waiting_trial(study_id)
+        assert storage.get_all_trials(study_id) == [claimed]
+
+    def test_deleted_study_shows_no_trials(self, storage: Storage, other: Storage,
+                                           study_id: int) -> None:
+        for state in FINISHED:
+            _finished(storage, study_id, state, 1.0)
+        assert len(storage.get_all_trials(study_id)) == 3
+        storage.delete_study(study_id)
+        with pytest.raises(StudyNotFoundError, match=str(study_id)):
+            storage.get_all_trials(study_id)
+        again = storage.create_study("s", Direction.MINIMIZE)
+        _finished(storage, again, TrialState.COMPLETE, 2.0)
+        assert [t.value for t in storage.get_all_trials(again)] == [2.0]
+        assert len(other.get_all_trials(again)) == 1
+        other.delete_study(again)  # deleted elsewhere: nothing is served from a cache
+        with pytest.raises(StudyNotFoundError, match=str(again)):
+            storage.get_all_trials(again)
+        with pytest.raises(StudyNotFoundError, match=str(again)):
+            storage.get_all_trials(again, FINISHED)
 
     # -- concurrency --------------------------------------------------------------------------
 

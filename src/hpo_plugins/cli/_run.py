@@ -1,0 +1,128 @@
+"""``hpo-plugins run``: script mode, one command per trial, sequential or in parallel workers."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import runpy
+from typing import Any
+
+from hpo_plugins.cli._base import EXIT_OK, EXIT_USAGE, CLIError, Command, echo
+from hpo_plugins.exceptions import ConfigurationError
+
+__all__ = ["RUN", "load_space"]
+
+_SAMPLERS = ("tpe", "hyperopt-tpe", "random", "anneal", "grid")
+_PRUNERS = ("none", "median", "asha", "hyperband")
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", required=True, metavar="FILE_OR_MODULE:NAME",
+                        help="where the search space is: examples/space.py:SPACE or pkg.mod:SPACE")
+    parser.add_argument("--study", metavar="NAME", help="study name (default: a new name)")
+    parser.add_argument("--n-trials", type=int, help="trials this run starts")
+    parser.add_argument("--max-trials", type=int, help="cap on the study's total (resumable)")
+    parser.add_argument("--timeout", type=float, help="start no trial after this many seconds")
+    parser.add_argument("--n-jobs", type=int, default=1, help="trials at once (default 1)")
+    parser.add_argument("--direction", choices=["minimize", "maximize"], default="minimize")
+    parser.add_argument("--metric", default="val_loss",
+                        help="the metric the script's callback monitors (default val_loss)")
+    parser.add_argument("--sampler", choices=_SAMPLERS, default="hyperopt-tpe")
+    parser.add_argument("--pruner", choices=_PRUNERS, default="none")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--logdir", help="root of the trial directories and TensorBoard runs")
+    parser.add_argument("--params-via", choices=["env", "json", "args"], default="env",
+                        help="also hand params as params.json ({params_file}) or --label value")
+    parser.add_argument("--gpus", help='"all" or a comma-separated list of GPU ids')
+    parser.add_argument("--trials-per-gpu", type=int, default=1)
+    parser.add_argument("script", nargs=argparse.REMAINDER, metavar="COMMAND",
+                        help="the command to run per trial, after --")
+
+
+def _run(args: argparse.Namespace) -> int:
+    import hpo_plugins as hpo
+    from hpo_plugins.launchers import JoblibLauncher, ScriptFailed, ScriptObjective
+
+    command = args.script[1:] if args.script[:1] == ["--"] else args.script
+    if not command:
+        raise CLIError("expected the command to run per trial after --, e.g. "
+                       "`-- python train.py --epochs 20`", EXIT_USAGE)
+    gpus = None if args.gpus is None else "all" if args.gpus == "all" else args.gpus.split(",")
+    launcher = None
+    if args.n_jobs != 1 or gpus is not None:
+        launcher = JoblibLauncher(n_jobs=args.n_jobs, gpus=gpus,
+                                  trials_per_gpu=args.trials_per_gpu)
+    study = hpo.create_study(space=load_space(args.space), study_name=args.study,
+                             storage=args.storage, direction=args.direction,
+                             sampler=_sampler(args.sampler), pruner=_pruner(args.pruner),
+                             seed=args.seed, metric=args.metric, logdir=args.logdir)
+    study.optimize(ScriptObjective(command, params_via=args.params_via),
+                   n_trials=args.n_trials, max_trials=args.max_trials, timeout=args.timeout,
+                   catch=ScriptFailed, launcher=launcher)
+    _summary(study)
+    return EXIT_OK
+
+
+def _summary(study: Any) -> None:
+    counts: dict[str, int] = {}
+    for trial in study.trials:
+        counts[trial.state.value] = counts.get(trial.state.value, 0) + 1
+    echo(f"study {study.study_name!r}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    if counts.get("COMPLETE"):
+        echo(f"best value {study.best_value:.6g} (trial {study.best_trial.number})")
+        echo(json.dumps(study.best_params, default=repr))
+
+
+def load_space(spec: str) -> Any:
+    """The object named by ``FILE_OR_MODULE:NAME`` (a ``.py`` file path or a module name)."""
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise CLIError(f"expected --space FILE_OR_MODULE:NAME, e.g. examples/space.py:SPACE. "
+                       f"Received: {spec!r}", EXIT_USAGE)
+    try:
+        if where.endswith(".py") or os.path.sep in where:
+            namespace = runpy.run_path(where)
+        else:
+            namespace = vars(importlib.import_module(where))
+    except (OSError, ImportError) as exc:
+        raise CLIError(f"cannot load the space from {where!r}: {exc}") from None
+    if name not in namespace:
+        raise CLIError(f"{where!r} has no name {name!r}; names there: "
+                       f"{sorted(k for k in namespace if not k.startswith('_'))}")
+    return namespace[name]
+
+
+def _sampler(name: str) -> Any:
+    from hpo_plugins import samplers
+
+    return {"tpe": lambda: getattr(samplers, "TPESampler", samplers.HyperoptTPESampler)(),
+            "hyperopt-tpe": samplers.HyperoptTPESampler, "random": samplers.RandomSampler,
+            "anneal": samplers.AnnealSampler, "grid": samplers.GridSampler}[name]()
+
+
+def _pruner(name: str) -> Any:
+    from hpo_plugins import pruners
+
+    factories: dict[str, Any] = {
+        "none": pruners.NopPruner, "median": pruners.MedianPruner,
+        "asha": pruners.SuccessiveHalvingPruner, "hyperband": pruners.HyperbandPruner}
+    try:
+        return factories[name]()
+    except KeyError:
+        raise ConfigurationError(f"unknown pruner {name!r}") from None
+
+
+RUN = Command(
+    name="run",
+    summary="run a command per trial (script mode), sequentially or in parallel",
+    description="Run COMMAND once per trial. The script reads its params with "
+    "hpo_plugins.current_trial().params (or the HPO_PLUGINS_PARAMS JSON variable) and reports "
+    "with Trainer(callbacks=[HPOCallback()]) or trial.report(); the trial's value is the last "
+    "value it reported. A non-zero exit fails the trial (tail of stderr stored) and the study "
+    "goes on. Example: hpo-plugins run --space examples/space.py:SPACE --n-trials 50 "
+    "--n-jobs 2 --study digits -- python examples/train_digits.py --epochs 20",
+    configure=_configure,
+    run=_run,
+)

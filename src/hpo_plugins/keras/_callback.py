@@ -1,0 +1,187 @@
+"""``HPOCallback`` for Keras 3: report each epoch to the current trial, stop when pruned.
+
+It has the semantics and option names of :class:`hpo_plugins.lightning.HPOCallback`: the monitored
+metric defaults to the study's ``metric``, the trial is found by itself when training starts,
+nothing happens outside a study (one INFO message), pruning sets the framework's stop flag
+(``model.stop_training``) and marks the trial, and a monitored metric that is not logged fails
+the trial and stops the training instead of raising through Keras.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import keras
+
+from hpo_plugins.context import current_trial_or_none
+from hpo_plugins.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from hpo_plugins.trial import Trial
+
+__all__ = ["HPOCallback"]
+
+_logger = logging.getLogger("hpo_plugins.keras")
+
+
+class HPOCallback(keras.callbacks.Callback):
+    """Report a Keras training to the current trial and stop it when the pruner says so.
+
+    At the end of every ``interval``-th epoch of ``fit`` the callback reports ``logs[monitor]``
+    to the trial at step ``epoch`` (0-based, as Keras numbers epochs) and asks the study's
+    pruner. When the pruner says stop, it sets ``model.stop_training`` and marks the trial
+    pruned; ``fit`` returns normally and the run loop records the trial PRUNED. A non-finite
+    value (a diverged training) stops the training too and the trial ends FAIL.
+
+    If ``monitor`` is not in the logs of a reporting epoch (the first one, with the default
+    ``interval``), the callback warns once (a ``UserWarning`` naming the metrics that were
+    logged), stops the training, and the trial ends FAIL with that reason. Outside any study it
+    logs once (INFO) and does nothing, so one training script runs with or without the tuner.
+
+    If you validate only every ``k`` epochs (``fit(..., validation_freq=k)``), pass
+    ``interval=k`` so that the callback reports exactly at the epochs that hold ``val_*``
+    metrics.
+
+    Args:
+        monitor: The metric to report, a key of the epoch logs (``"val_loss"``,
+            ``"val_accuracy"``...); default: the study's ``metric`` (``"val_loss"`` unless the
+            study was created with another). The study's direction says whether lower or higher
+            is better.
+        trial: The trial to report to; default: the current trial, found when ``fit`` starts
+            (in the objective of ``hpo.minimize``, inside ``with trial:``, or in a process
+            started with :data:`hpo_plugins.TRIAL_ENV`).
+        interval: Report (and ask the pruner) at every ``interval``-th epoch of a fit only: the
+            ``interval``-th, ``2 * interval``-th, ...
+
+    Raises:
+        ConfigurationError: An argument has the wrong type or value.
+
+    Example:
+        >>> import hpo_plugins as hpo
+        >>> from hpo_plugins.keras import HPOCallback
+        >>> def objective(params):
+        ...     model = build_model(params)
+        ...     model.fit(x, y, validation_split=0.2, epochs=30, callbacks=[HPOCallback()])
+        ...     # nothing to return: the trial's value is the last val_loss the callback saw
+        >>> study = hpo.minimize(objective, space, n_trials=40,  # doctest: +SKIP
+        ...                      pruner=hpo.pruners.HyperbandPruner())
+    """
+
+    _bound: Trial | None  # the trial this fit reports to
+    _stopped: bool
+    _epochs: int  # epochs ended in this fit
+
+    def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
+                 interval: int = 1) -> None:
+        super().__init__()
+        _check_arguments(monitor, trial, interval)
+        self.monitor = monitor
+        self.trial = trial
+        self.interval = interval
+        self._announced = False
+        self._forget()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(monitor={self.monitor!r}, interval={self.interval!r})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HPOCallback:
+        """A fresh callback with the same options; the trial is shared, never copied."""
+        return type(self)(self.monitor, trial=self.trial, interval=self.interval)
+
+    # -- Keras hooks --------------------------------------------------------------------------
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        """Find the trial (the one given, else the current one) for this fit."""
+        self._forget()
+        self._bound = self.trial if self.trial is not None else current_trial_or_none()
+        if self._bound is None:
+            self._announce()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        """Report every ``interval``-th epoch; stop the training when the trial must end."""
+        if self._bound is None or self._stopped:
+            return
+        self._epochs += 1
+        if self._epochs % self.interval:
+            return
+        if self._judge(self._bound, epoch, dict(logs or {})):
+            self._stopped = True
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        """Forget the trial once ``fit`` ends (a later ``evaluate`` reports nothing)."""
+        self._forget()
+
+    # -- the decision -------------------------------------------------------------------------
+
+    def _judge(self, trial: Trial, epoch: int, logs: dict[str, Any]) -> bool:
+        """Report the monitored value; True when the trial must end (pruned or failed)."""
+        key = self.monitor or trial.study.metric
+        value = _as_number(logs.get(key))
+        if value is None:
+            self._missing_metric(trial, key, sorted(logs))
+            return True
+        trial.report(value, epoch)
+        if not trial.should_prune():
+            return False
+        if trial.fail_reason is None:  # a non-finite value fails rather than prunes
+            trial.mark_pruned()
+            _logger.info("Trial %d pruned at step %d (%s=%.6g).", trial.number, epoch, key,
+                         value)
+        return True
+
+    def _missing_metric(self, trial: Trial, key: str, logged: list[str]) -> None:
+        """Fail the trial whose monitored metric is not logged (overridden by keras_tune)."""
+        reason = missing_metric_reason(key, logged)
+        warnings.warn(f"HPOCallback: {reason}; trial {trial.number} ends as FAIL.", UserWarning,
+                      stacklevel=2)
+        trial.mark_failed(reason)
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        self._bound = None
+        self._stopped = False
+        self._epochs = 0
+
+    def _announce(self) -> None:
+        if not self._announced:
+            self._announced = True
+            _logger.info("HPOCallback: no trial is active, so it reports nothing. Run the "
+                         "training inside a study (hpo.minimize, study.optimize) to tune it.")
+
+
+def missing_metric_reason(key: str, logged: list[str]) -> str:
+    """Why a trial fails when ``key`` is not among the ``logged`` metric names."""
+    names = ", ".join(repr(k) for k in logged) or "none"
+    return (f"the monitored metric {key!r} was not logged by fit at the end of the epoch "
+            f"(logged: {names}). Pass validation data for 'val_*' metrics, compile the model "
+            f"with the metric, or monitor one of the logged names")
+
+
+def _as_number(value: Any) -> float | None:
+    """A logged value (number, NumPy or backend scalar) as a float; None if missing or not."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _check_arguments(monitor: object, trial: object, interval: object) -> None:
+    from hpo_plugins.trial import Trial
+
+    if monitor is not None and not (isinstance(monitor, str) and monitor):
+        raise ConfigurationError(
+            f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
+    if trial is not None and not isinstance(trial, Trial):
+        raise ConfigurationError(
+            f"Expected `trial` to be a Trial or None. Received: trial={trial!r} (of type "
+            f"{type(trial).__name__}).")
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise ConfigurationError(
+            f"Expected `interval` to be an integer >= 1. Received: interval={interval!r}.")

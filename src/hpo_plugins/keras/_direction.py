@@ -1,0 +1,75 @@
+"""Which way a Keras metric is better, read from its name.
+
+Keras names logged metrics after the loss and the compiled metrics, with ``val_`` in front of
+the validation ones and sometimes a ``_1`` suffix. The rules are a table of words: a name is a
+loss when it holds a *minimise* word, a score when it holds a *maximise* word, and ambiguous
+when it holds both or neither. Long words match anywhere in the name (``"*loss*"``); short
+abbreviations only as a whole ``_``-separated part (``"val_acc"`` but not ``"accumulated"``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from hpo_plugins._frozen import Direction
+from hpo_plugins.exceptions import ConfigurationError
+
+__all__ = ["infer_direction", "resolve_direction"]
+
+_MINIMIZE_WORDS = ("loss", "error", "crossentropy", "hinge", "divergence")
+_MINIMIZE_PARTS = frozenset({"mse", "mae", "mape", "msle", "rmse", "logcosh"})
+_MAXIMIZE_WORDS = ("accuracy", "auc", "precision", "recall")
+_MAXIMIZE_PARTS = frozenset({"acc", "f1", "fbeta", "iou", "r2"})
+
+
+def infer_direction(objective: str) -> Direction | None:
+    """The direction a metric name implies, or None when the name is ambiguous.
+
+    Args:
+        objective: A metric name as Keras logs it.
+
+    Returns:
+        ``Direction.MINIMIZE`` for losses and errors, ``Direction.MAXIMIZE`` for accuracy, AUC,
+        precision, recall (and F1, IoU, R2), None when the name says neither or both.
+
+    Example:
+        >>> infer_direction("val_loss").value, infer_direction("val_accuracy").value
+        ('minimize', 'maximize')
+        >>> infer_direction("val_true_positives") is None
+        True
+    """
+    name = objective.lower()
+    parts = set(re.split(r"[^a-z0-9]+", name))
+    smaller = any(w in name for w in _MINIMIZE_WORDS) or bool(parts & _MINIMIZE_PARTS)
+    larger = any(w in name for w in _MAXIMIZE_WORDS) or bool(parts & _MAXIMIZE_PARTS)
+    if smaller == larger:
+        return None
+    return Direction.MINIMIZE if smaller else Direction.MAXIMIZE
+
+
+def resolve_direction(objective: str, direction: str | Direction | None) -> Direction:
+    """The study's direction: the explicit one, checked against the name, else the inferred one.
+
+    Raises:
+        ConfigurationError: ``objective`` is not a name; ``direction`` is not minimize/maximize;
+            it contradicts the name (``"val_loss"`` with ``"maximize"``); or the name is
+            ambiguous and no direction was given.
+    """
+    if not (isinstance(objective, str) and objective):
+        raise ConfigurationError(
+            f"Expected `objective` to be a metric name such as 'val_loss'. Received: "
+            f"objective={objective!r}.")
+    implied = infer_direction(objective)
+    if direction is None:
+        if implied is None:
+            raise ConfigurationError(
+                f"Cannot tell whether objective={objective!r} should be minimised or "
+                f"maximised. Pass direction='minimize' or direction='maximize'.")
+        return implied
+    given = Direction.parse(direction)
+    if implied is not None and given is not implied:
+        raise ConfigurationError(
+            f"objective={objective!r} is a metric to {implied.value}, but "
+            f"direction={given.value!r} was given. Expected direction={implied.value!r} (or "
+            f"leave direction out).")
+    return given

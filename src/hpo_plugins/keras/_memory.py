@@ -1,0 +1,74 @@
+"""Give back what a trial's training held, so that a long in-process study keeps its memory flat.
+
+Two things are needed between trials on the TensorFlow backend:
+
+* ``keras.backend.clear_session()`` and ``gc.collect()``: Keras' global state (layer names,
+  graph caches) and the model's reference cycles. ``clear_session`` collects by itself where it
+  has the ``free_memory`` argument (default True), so the collection is not run twice.
+* Forgetting TensorFlow's custom-gradient registrations. Every trace of a training step that goes
+  through ``tf.custom_gradient`` in graph mode (Keras' optimiser does, through the distribution
+  strategy's ``all_reduce``) registers a gradient function under a fresh
+  ``"CustomGradient-<uid>"`` name in TensorFlow's global gradient registry and never removes it.
+  That function closes over the traced graph, so every trial's training graph stays alive:
+  measured at about 4 MB per trial of a two-layer ``Dense`` model (TensorFlow 2.21, Keras 3.15),
+  without bound. :func:`forget_custom_gradients` removes the names registered while a trial ran,
+  which brings the growth to zero. It touches a private TensorFlow attribute, so it is guarded:
+  when the attribute is not where it is expected it does nothing (and logs at DEBUG).
+
+A fresh process per trial (the joblib launcher) returns everything whatever the backend does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import inspect
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+
+__all__ = ["forget_custom_gradients", "release_memory"]
+
+_logger = logging.getLogger("hpo_plugins.keras")
+_PREFIX = "CustomGradient-"
+
+
+def release_memory() -> None:
+    """Clear Keras' global state and collect garbage (once: a collection costs ~0.5 s with TF)."""
+    keras.backend.clear_session()
+    if "free_memory" not in inspect.signature(keras.backend.clear_session).parameters:
+        gc.collect()  # early Keras 3 releases do not collect in clear_session
+
+
+@contextlib.contextmanager
+def forget_custom_gradients() -> Iterator[None]:
+    """Unregister the custom gradients TensorFlow registered inside the block.
+
+    Example:
+        >>> with forget_custom_gradients():
+        ...     model.fit(x, y)  # doctest: +SKIP
+    """
+    registry = _tf_gradient_registry()
+    before = set(registry) if registry is not None else set()
+    try:
+        yield
+    finally:
+        if registry is not None:
+            for name in [n for n in registry if n not in before and n.startswith(_PREFIX)]:
+                registry.pop(name, None)
+
+
+def _tf_gradient_registry() -> dict[str, Any] | None:
+    """TensorFlow's name -> gradient dict when Keras runs on TensorFlow, else None."""
+    ops = sys.modules.get("tensorflow.python.framework.ops")
+    if keras.backend.backend() != "tensorflow" or ops is None:
+        return None
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    if not isinstance(registry, dict):
+        _logger.debug("TensorFlow's gradient registry was not found; custom gradients that "
+                      "trials register are kept (memory may grow across trials).")
+        return None
+    return registry

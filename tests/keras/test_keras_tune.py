@@ -1,0 +1,231 @@
+"""keras_tune end to end with real Keras (TensorFlow backend) on CPU."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hpo_plugins import TrialState
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.keras import HPOCallback, keras_tune
+from hpo_plugins.samplers import RandomSampler
+
+keras = pytest.importorskip("keras")
+
+pytestmark = pytest.mark.slow
+
+Data = dict[str, np.ndarray]
+
+
+def tune(build_fn: Callable[[Any], Any], space: Any, digits: Data, **kwargs: Any) -> Any:
+    """keras_tune on the digits subsets with quick defaults that ``kwargs`` override."""
+    options: dict[str, Any] = {
+        "x": digits["x"], "y": digits["y"], "validation_data": (digits["x_val"],
+                                                                 digits["y_val"]),
+        "epochs": 2, "batch_size": 64, "objective": "val_accuracy", "n_trials": 2,
+        "storage": ":memory:", "sampler": RandomSampler(), "seed": 0,
+        "show_progress_bar": False,
+    }
+    options.update(kwargs)
+    return keras_tune(build_fn, space, **options)
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Counts the epochs it sees; every instance appends its count to ``totals`` when fit ends."""
+
+    totals: list[int] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self.count += 1
+
+    def on_train_end(self, logs: Any = None) -> None:
+        EpochCounter.totals.append(self.count)
+
+
+@pytest.fixture(scope="module")
+def pruned_run(build_fn: Any, space: Any, digits: Data, prune_at: Any,
+               tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Three trials of three epochs; the pruner stops trial 1 after its epoch 1 (step 1)."""
+    return tune(build_fn, space, digits, epochs=3, n_trials=3,
+                pruner=prune_at(number=1, step=1), logdir=str(tmp_path_factory.mktemp("runs")))
+
+
+def test_pruned_and_completed_trials_end_to_end(pruned_run: Any) -> None:
+    trials = pruned_run.study.trials
+
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED,
+                                         TrialState.COMPLETE]
+    assert sorted(trials[1].intermediate_values) == [0, 1]  # stopped after epoch 1 (step 1)
+    assert all(sorted(trials[i].intermediate_values) == [0, 1, 2] for i in (0, 2))
+    for trial in (trials[0], trials[2]):  # the value is the best epoch's val_accuracy
+        assert trial.value == max(trial.intermediate_values.values())
+    assert pruned_run.best_value == max(trials[0].value, trials[2].value)
+    assert pruned_run.best_params == pruned_run.study.best_params
+    assert pruned_run.study.metric == "val_accuracy"
+    assert pruned_run.study.direction.value == "maximize"
+
+
+def test_each_trial_keeps_its_best_weights_in_its_directory(pruned_run: Any) -> None:
+    for trial in pruned_run.study.trials:
+        path = trial.user_attrs["checkpoint"]
+        assert path == os.path.join(trial.system_attrs["log_dir"], "best.weights.h5")
+        assert os.path.isfile(path)
+    assert pruned_run.best_checkpoint == pruned_run.best_trial.user_attrs["checkpoint"]
+
+
+def test_best_model_scores_like_the_best_trial_without_training(pruned_run: Any,
+                                                                 digits: Data) -> None:
+    model = pruned_run.best_model()
+    scores = model.evaluate(digits["x_val"], digits["y_val"], batch_size=64, verbose=0,
+                            return_dict=True)
+
+    assert scores["accuracy"] == pytest.approx(pruned_run.best_value, abs=1e-6)
+    assert int(model.optimizer.iterations.numpy()) > 0  # the saved optimiser state, loaded
+
+
+def test_the_metric_that_fit_never_logs_fails_at_the_first_epoch(build_fn: Any, space: Any,
+                                                                  digits: Data) -> None:
+    EpochCounter.totals = []
+
+    with pytest.raises(ConfigurationError,
+                       match=r"'val_acc' was not logged.*'accuracy', 'loss', 'val_accuracy', "
+                             r"'val_loss'"):
+        tune(build_fn, space, digits, objective="val_acc", epochs=5,
+             n_trials=10, study_name="missing", callbacks=[EpochCounter()])
+
+    assert EpochCounter.totals == [1]  # one trial, stopped at the end of its first epoch
+
+
+def test_a_missing_metric_stops_the_study_even_when_caught(build_fn: Any, space: Any,
+                                                           digits: Data) -> None:
+    from hpo_plugins import load_study
+    from hpo_plugins.storages import InMemoryStorage
+
+    storage = InMemoryStorage()
+    with pytest.raises(ConfigurationError, match="'val_loss' was not logged"):
+        tune(build_fn, space, digits, objective="val_loss", validation_data=None, n_trials=5,
+             catch=(Exception,), storage=storage, study_name="no-validation")
+
+    trials = load_study("no-validation", storage).trials
+    assert [t.state for t in trials] == [TrialState.FAIL]
+    assert "'val_loss' was not logged" in trials[0].system_attrs["fail_reason"]
+
+
+def test_validation_split_passes_through(build_fn: Any, space: Any, digits: Data) -> None:
+    result = tune(build_fn, space, digits, validation_data=None, validation_split=0.25,
+                  objective="val_loss", n_trials=1)
+
+    (trial,) = result.study.trials
+    assert trial.state is TrialState.COMPLETE
+    assert result.study.direction.value == "minimize"
+    assert trial.value == min(trial.intermediate_values.values())
+
+
+def test_tf_data_datasets_pass_through(build_fn: Any, space: Any, digits: Data) -> None:
+    import tensorflow as tf
+
+    train = tf.data.Dataset.from_tensor_slices((digits["x"], digits["y"])).batch(64)
+    val = tf.data.Dataset.from_tensor_slices((digits["x_val"], digits["y_val"])).batch(64)
+
+    result = tune(build_fn, space, digits, x=train, y=None, validation_data=val,
+                  batch_size=None, n_trials=2, fit_kwargs={"shuffle": False})
+
+    assert [t.state for t in result.study.trials] == [TrialState.COMPLETE] * 2
+
+
+def test_class_weight_passes_through_fit_kwargs(build_fn: Any, space: Any,
+                                                digits: Data) -> None:
+    zero = {label: 0.0 for label in range(10)}  # every sample weighs nothing: the loss is 0
+
+    result = tune(build_fn, space, digits, objective="loss", n_trials=1,
+                  fit_kwargs={"class_weight": zero})
+
+    (trial,) = result.study.trials
+    assert list(trial.intermediate_values.values()) == [0.0, 0.0]
+
+
+def test_callbacks_are_copied_for_each_trial(build_fn: Any, space: Any, digits: Data) -> None:
+    EpochCounter.totals = []
+    original = EpochCounter()
+
+    tune(build_fn, space, digits, epochs=2, n_trials=2, callbacks=[original])
+
+    assert EpochCounter.totals == [2, 2]  # one instance for both trials would count 2, 4
+    assert original.count == 0
+
+
+def test_a_callback_factory_is_called_with_each_trial(build_fn: Any, space: Any,
+                                                      digits: Data) -> None:
+    seen: list[tuple[int, str]] = []
+
+    def factory(trial: Any) -> list[Any]:
+        seen.append((trial.number, os.path.basename(trial.log_dir)))
+        return [keras.callbacks.CSVLogger(os.path.join(trial.log_dir, "epochs.csv"))]
+
+    result = tune(build_fn, space, digits, callbacks=factory)
+
+    assert seen == [(0, "trial_0000"), (1, "trial_0001")]
+    for trial in result.study.trials:
+        path = os.path.join(os.path.dirname(trial.user_attrs["checkpoint"]), "epochs.csv")
+        with open(path) as lines:
+            assert len(lines.read().splitlines()) == 3  # header + 2 epochs
+
+
+class TestArgumentErrors:
+    """Bad arguments are refused before the first trial, with the fix in the message."""
+
+    def test_direction_contradicting_the_objective(self, build_fn: Any, space: Any,
+                                                   digits: Data) -> None:
+        with pytest.raises(ConfigurationError,
+                           match=r"'val_loss' is a metric to minimize, but "
+                                 r"direction='maximize'"):
+            tune(build_fn, space, digits, objective="val_loss", direction="maximize")
+
+    def test_ambiguous_objective_without_direction(self, build_fn: Any, space: Any,
+                                                   digits: Data) -> None:
+        with pytest.raises(ConfigurationError, match="Pass direction='minimize' or"):
+            tune(build_fn, space, digits, objective="val_true_positives")
+
+    def test_unknown_fit_argument(self, build_fn: Any, space: Any, digits: Data) -> None:
+        with pytest.raises(ConfigurationError, match=r"Received unknown: \['class_weights'\]"):
+            tune(build_fn, space, digits, fit_kwargs={"class_weights": {}})
+
+    def test_keras_tune_argument_in_fit_kwargs(self, build_fn: Any, space: Any,
+                                               digits: Data) -> None:
+        with pytest.raises(ConfigurationError, match=r"\['epochs'\] as keras_tune arguments"):
+            tune(build_fn, space, digits, fit_kwargs={"epochs": 3})
+
+    def test_callbacks_that_cannot_be_copied(self, build_fn: Any, space: Any,
+                                             digits: Data) -> None:
+        class Locked(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lock = threading.Lock()
+
+        with pytest.raises(ConfigurationError, match="Pass a factory instead"):
+            tune(build_fn, space, digits, callbacks=[Locked()])
+
+    def test_an_hpo_callback_among_the_callbacks(self, build_fn: Any, space: Any,
+                                                 digits: Data) -> None:
+        with pytest.raises(ConfigurationError, match="adds its own HPOCallback"):
+            tune(build_fn, space, digits, callbacks=[HPOCallback()])
+
+    def test_missing_training_data(self, build_fn: Any, space: Any, digits: Data) -> None:
+        with pytest.raises(ConfigurationError, match="Expected training data"):
+            tune(build_fn, space, digits, x=None)
+
+    def test_build_fn_returning_an_uncompiled_model(self, space: Any, digits: Data) -> None:
+        def uncompiled(params: Any) -> Any:
+            return keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+
+        with pytest.raises(ConfigurationError, match="not compiled"):
+            tune(uncompiled, space, digits, n_trials=1)

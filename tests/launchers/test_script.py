@@ -1,0 +1,130 @@
+"""Script mode: a command per trial, params handed over, reports and pruning across processes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState, hp
+from hpo_plugins.cli import main
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.launchers import ScriptFailed, ScriptObjective, current_params
+from hpo_plugins.pruners import MedianPruner
+from hpo_plugins.samplers import RandomSampler
+
+CHILD = textwrap.dedent("""
+    import json, os, sys
+    import hpo_plugins as hpo
+    from hpo_plugins.launchers import current_params
+
+    params = current_params({"x": 0.0, "mode": "ok"})
+    assert json.loads(os.environ["HPO_PLUGINS_PARAMS"]) == params
+    if params["mode"] == "crash":
+        print("about to fail", file=sys.stderr)
+        sys.exit(3)
+    trial = hpo.current_trial()
+    for step in range(4):
+        trial.report(params["x"] + 1.0 / (step + 1), step)
+        if trial.should_prune():
+            trial.mark_pruned()
+            break
+    print("extra args:", sys.argv[1:])
+""")
+SPACE = {"x": hp.uniform("x", 0, 1), "mode": hp.choice("mode", ["ok", "crash"])}
+
+
+@pytest.fixture
+def child(tmp_path: Path) -> Path:
+    path = tmp_path / "child.py"
+    path.write_text(CHILD)
+    return path
+
+
+def test_script_trials_report_prune_and_fail_through_the_storage(tmp_path: Path,
+                                                                  child: Path) -> None:
+    study = hpo.create_study(space=SPACE, storage=f"sqlite:///{tmp_path}/s.db",
+                             study_name="script", sampler=RandomSampler(), seed=0,
+                             pruner=MedianPruner(n_startup_trials=1))
+    for x, mode in ((0.5, "ok"), (0.9, "ok"), (0.5, "crash")):
+        study.enqueue({"x": x, "mode": mode})
+    study.optimize(ScriptObjective([sys.executable, str(child)]), n_trials=3,
+                   catch=ScriptFailed)
+    first, second, third = study.trials
+    assert first.state is TrialState.COMPLETE and first.value == pytest.approx(0.5 + 1 / 4)
+    # the child rebuilt the study's MedianPruner: 0.9 + 1 is worse than trial 0's 0.5 + 1
+    assert second.state is TrialState.PRUNED and second.last_step == 0
+    assert third.state is TrialState.FAIL
+    assert "status 3" in (third.fail_reason or "") and "about to fail" in third.fail_reason
+    log_dir = Path(first.log_dir or "")
+    assert "extra args: []" in (log_dir / "stdout.log").read_text()
+
+
+@pytest.mark.parametrize(("via", "expected"), [
+    ("json", "params.json"),
+    ("args", "['--mode', 'ok', '--x', '0.25']"),
+])
+def test_params_as_a_json_file_or_flags(tmp_path: Path, child: Path, via: str,
+                                        expected: str) -> None:
+    study = hpo.create_study(space=SPACE, storage=f"sqlite:///{tmp_path}/s.db",
+                             study_name=via, sampler=RandomSampler())
+    study.enqueue({"x": 0.25, "mode": "ok"})
+    command = [sys.executable, str(child)] + (["{params_file}"] if via == "json" else [])
+    study.optimize(ScriptObjective(command, params_via=via), n_trials=1)
+    (trial,) = study.trials
+    stdout = (Path(trial.log_dir or "") / "stdout.log").read_text()
+    assert expected in stdout
+    if via == "json":
+        written = json.loads((Path(trial.log_dir or "") / "params.json").read_text())
+        assert written == {"x": 0.25, "mode": "ok"}
+
+
+def test_current_params_falls_back_outside_a_trial() -> None:
+    assert current_params({"lr": 0.1}) == {"lr": 0.1}
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"command": []}, "Expected a command"),
+    ({"command": "python x.py", "params_via": "yaml"}, "Expected `params_via`"),
+])
+def test_script_objective_arguments_are_checked(kwargs: dict[str, object],
+                                                message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ScriptObjective(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_cli_run_in_parallel_workers(tmp_path: Path, child: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    space_file = tmp_path / "space.py"
+    space_file.write_text("from hpo_plugins import hp\n"
+                          "SPACE = {'x': hp.uniform('x', 0, 1), 'mode': hp.choice('mode', "
+                          "['ok'])}\n")
+    url = f"sqlite:///{tmp_path}/cli.db"
+    code = main(["run", "--space", f"{space_file}:SPACE", "--n-trials", "4", "--n-jobs", "2",
+                 "--study", "cli", "--storage", url, "--seed", "1", "--sampler", "random",
+                 "--", sys.executable, str(child)])
+    assert code == 0
+    assert "4 COMPLETE" in capsys.readouterr().out
+    assert len(hpo.load_study("cli", url).trials) == 4
+
+
+def test_cli_run_explains_a_bad_space_or_missing_command(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    assert main(["run", "--space", "nowhere", "--n-trials", "1", "--storage", url,
+                 "--", "true"]) == 2
+    assert "FILE_OR_MODULE:NAME" in capsys.readouterr().err
+    space_file = tmp_path / "space.py"
+    space_file.write_text("OTHER = 1\n")
+    assert main(["run", "--space", f"{space_file}:SPACE", "--n-trials", "1", "--storage", url,
+                 "--", "true"]) == 1
+    assert "has no name 'SPACE'" in capsys.readouterr().err
+    assert main(["run", "--space", f"{space_file}:OTHER", "--n-trials", "1",
+                 "--storage", url]) == 2
+    assert "expected the command to run per trial" in capsys.readouterr().err
