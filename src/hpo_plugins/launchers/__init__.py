@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 from hpo_plugins.launchers._base import Launcher, SequentialLauncher
+from hpo_plugins.launchers._dask import DaskLauncher
 from hpo_plugins.launchers._gpus import detect_gpus, gpu_slots
-from hpo_plugins.launchers._joblib import JoblibLauncher, fail_orphans
+from hpo_plugins.launchers._joblib import JoblibLauncher
 from hpo_plugins.launchers._script import (
     PARAMS_ENV,
     PARAMS_FILE_ENV,
@@ -15,10 +16,12 @@ from hpo_plugins.launchers._script import (
     ScriptObjective,
     current_params,
 )
+from hpo_plugins.launchers._state import fail_orphans
 
 __all__ = [
     "PARAMS_ENV",
     "PARAMS_FILE_ENV",
+    "DaskLauncher",
     "JoblibLauncher",
     "Launcher",
     "ScriptFailed",

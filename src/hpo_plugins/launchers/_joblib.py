@@ -6,16 +6,16 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers._base import Launcher
 from hpo_plugins.launchers._gpus import gpu_slots
+from hpo_plugins.launchers._state import RunState
 from hpo_plugins.launchers._worker import Job, pin_gpu, run_task
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class JoblibLauncher(Launcher):
         workers = len(slots) or _cpu_workers(self.n_jobs)
         deterministic = study.seed is not None if self.deterministic is None \
             else self.deterministic
-        run = _Run(study, settings, Job.pack(
+        run = RunState(study, settings, Job.pack(
             study, objective, settings, uuid.uuid4().hex,
             None if settings.timeout is None else time.time() + settings.timeout,
             workers - 1 if deterministic and workers > 1 else None))
@@ -122,77 +122,7 @@ def _cpu_workers(n_jobs: int) -> int:
     return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
 
 
-class _Run:
-    """The parent's side of one parallel run: budget, results, callbacks, clean-up."""
-
-    def __init__(self, study: Study, settings: RunSettings, job: Job) -> None:
-        from hpo_plugins._optimize import progress
-
-        self.study, self.settings, self.job = study, settings, job
-        self.started = self.failed = 0
-        self.clock = time.monotonic()
-        self.done = threading.Event()
-        self._bar = progress(study, settings)
-
-    def __enter__(self) -> _Run:
-        return self
-
-    def take(self) -> bool:
-        """Reserve one more trial of the budget; False when this run must start no more."""
-        if self.exhausted():
-            return False
-        self.started += 1
-        return True
-
-    def exhausted(self) -> bool:
-        """True when this run may start no more trials (without reserving one)."""
-        elapsed = time.monotonic() - self.clock
-        return self.done.is_set() or self.settings.should_stop(self.started, self.failed,
-                                                               elapsed)
-
-    def finished(self, frozen: FrozenTrial | None) -> None:
-        """Record one task's result in the parent: progress bar and callbacks."""
-        if frozen is None:
-            self.done.set()  # the study is full or the grid exhausted
-            return
-        self.failed += frozen.state is TrialState.FAIL
-        if self._bar is not None:
-            self._bar.update(self.study, frozen)
-        for callback in self.settings.callbacks:
-            callback(self.study, frozen)
-
-    def lost(self) -> None:
-        """A worker died with its trial: it counts as failed."""
-        self.failed += 1
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        if exc_type is not None:
-            reason = ("interrupted by the user (KeyboardInterrupt)"
-                      if issubclass(exc_type, KeyboardInterrupt)
-                      else f"stopped: the run ended with {exc_type.__name__}")
-            fail_orphans(self.study, self.job.run_id, reason)
-
-
-def fail_orphans(study: Study, run_id: str, reason: str) -> list[int]:
-    """Mark FAIL the trials of ``run_id`` still RUNNING (their workers were stopped)."""
-    numbers = []
-    for trial in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING]):
-        if trial.system_attrs.get("run_id") != run_id:
-            continue
-        try:
-            study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
-                                       {"fail_reason": reason})
-            numbers.append(trial.number)
-        except Exception:  # finished meanwhile by its worker
-            continue
-    if numbers:
-        _logger.warning("Trials %s were stopped and marked FAIL: %s.", numbers, reason)
-    return numbers
-
-
-def _run_loky(run: _Run, workers: int) -> None:
+def _run_loky(run: RunState, workers: int) -> None:
     """joblib's reusable loky pool; a killed worker costs its trial, not the run."""
     from joblib import Parallel, delayed
     from joblib.externals.loky.process_executor import TerminatedWorkerError
@@ -213,7 +143,7 @@ def _run_loky(run: _Run, workers: int) -> None:
             run.lost()
 
 
-def _run_slots(run: _Run, slots: list[str | None], fresh: bool) -> None:
+def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
     """One single-process executor per slot, pinned to its GPU by the process initializer."""
     executors = [_slot_executor(gpu, fresh) for gpu in slots]
     pending: dict[cf.Future[FrozenTrial | None], int] = {}
@@ -245,7 +175,7 @@ def _slot_executor(gpu: str | None, fresh: bool) -> cf.ProcessPoolExecutor:
                                   max_tasks_per_child=1 if fresh else None)
 
 
-def _submit(run: _Run, executors: list[cf.ProcessPoolExecutor], slots: list[str | None],
+def _submit(run: RunState, executors: list[cf.ProcessPoolExecutor], slots: list[str | None],
             index: int, pending: dict[cf.Future[FrozenTrial | None], int]) -> None:
     if run.take():
         pending[executors[index].submit(run_task, run.job, slots[index])] = index
