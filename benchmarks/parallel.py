@@ -12,6 +12,9 @@ Prints four tables (measured in one run, so ratios compare like with like):
 
     python benchmarks/parallel.py            # full run, a few minutes on 2 cores
     python benchmarks/parallel.py --quick    # smoke run
+
+``--distributed [--postgres URL]`` prints the "Many machines" tables instead (see
+``distributed_main``).
 """
 
 from __future__ import annotations
@@ -198,12 +201,229 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print("| " + " | ".join(row) + " |")
 
 
+# -- many machines (docs/benchmarks.md, "Many machines") ---------------------------------------
+# `--distributed` prints these tables instead of the four above: ask+tell throughput of SQLite
+# and PostgreSQL with 1 to 8 processes, and a large simulated run on a local Dask cluster.
+
+DISTRIBUTED_PROCESSES = (1, 2, 4, 8)
+_STUDY = "storage"
+
+
+def _ask_tell_cpu_worker(url: str, count: int, barriers: tuple[Any, Any], queue: Any) -> None:
+    """Like the SQLite table's worker, and also report this process's CPU seconds.
+
+    It keeps its connections open until the parent has read the server's CPU (second barrier).
+    """
+    study = hpo.load_study(_STUDY, url, space=SPACE, sampler=RandomSampler())
+    errors = 0
+    barriers[0].wait()
+    start, cpu = time.time(), time.process_time()
+    for _ in range(count):
+        try:
+            trial = study.ask()
+            study.tell(trial, float(trial.params["x"]))
+        except Exception:
+            errors += 1
+    queue.put((start, time.time(), errors, time.process_time() - cpu))
+    barriers[1].wait()
+    study.storage.close()
+
+
+def _server_pids(url: str) -> list[int]:
+    """The processes of the PostgreSQL server behind ``url`` if it runs on this machine.
+
+    Our backend's parent is the server's main process; its children are the other backends
+    and the server's helpers (WAL writer, ...). Empty for SQLite or a server elsewhere.
+    """
+    if not url.startswith("postgresql"):
+        return []
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            backend = int(conn.scalar(sa.text("SELECT pg_backend_pid()")))
+            main = _parent(backend)
+    finally:
+        engine.dispose()
+    if main is None or not os.path.exists(f"/proc/{main}/cmdline"):
+        return []
+    return [main, *(pid for pid in _proc_pids() if _parent(pid) == main)]
+
+
+def _proc_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name; empty if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _parent(pid: int) -> int | None:
+    fields = _proc_stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (the ones still alive)."""
+    ticks = sum(int(f[11]) + int(f[12]) for f in map(_proc_stat, pids) if f)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def ask_tell_table(url: str, per_process: int,
+                   processes: tuple[int, ...] = DISTRIBUTED_PROCESSES) -> list[list[str]]:
+    """ask+tell per second of N processes on one study, with the CPU each ask+tell costs.
+
+    Timed inside the workers from a common start (a barrier) to the last one's end, as the
+    SQLite table does. A SQLite URL gets a new file per row; on a database server the study is
+    deleted after each row. "server CPU" counts a PostgreSQL server on this machine; on an idle
+    machine, cores divided by the total CPU of one ask+tell bounds the throughput.
+    """
+    rows = []
+    context = multiprocessing.get_context("spawn")
+    for n in processes:
+        row_url = _fresh_url(f"sql{n}") if url.startswith("sqlite") else url
+        study = hpo.create_study(space=SPACE, study_name=_STUDY, storage=row_url,
+                                 sampler=RandomSampler(), heartbeat_interval=None)
+        queue, barriers = context.Queue(), (context.Barrier(n + 1), context.Barrier(n + 1))
+        workers = [context.Process(target=_ask_tell_cpu_worker,
+                                   args=(row_url, per_process, barriers, queue))
+                   for _ in range(n)]
+        for w in workers:
+            w.start()
+        barriers[0].wait()
+        server = _server_pids(row_url)
+        server_cpu = _cpu_seconds(server)
+        results = [queue.get() for _ in workers]
+        server_cpu = _cpu_seconds(server) - server_cpu
+        barriers[1].wait()
+        for w in workers:
+            w.join()
+        study.storage.delete_study(study.study_id)
+        study.storage.close()
+        rows.append(_throughput_row(n, per_process, results, server_cpu if server else None))
+    return rows
+
+
+def _throughput_row(n: int, per_process: int, results: list[tuple[float, float, int, float]],
+                    server_cpu: float | None) -> list[str]:
+    total = n * per_process
+    seconds = max(r[1] for r in results) - min(r[0] for r in results)
+    client_ms = 1000 * sum(r[3] for r in results) / total
+    server_ms = "-" if server_cpu is None else f"{1000 * server_cpu / total:.2f}"
+    return [str(n), str(total), f"{total / seconds:.0f}", str(sum(r[2] for r in results)),
+            f"{client_ms:.2f}", server_ms]
+
+
+def sleeping_objective(seconds: float) -> Callable[[dict[str, Any]], float]:
+    """An objective that sleeps and records when it ran (``user_attrs["ran"]``, epoch seconds)."""
+
+    def objective(params: dict[str, Any]) -> float:
+        start = time.time()
+        time.sleep(seconds)
+        hpo.current_trial().set_user_attr("ran", [start, time.time()])
+        return float(params["x"])
+
+    return objective
+
+
+def dask_simulation(url: str, slots: int, n_trials: int, seconds: float,
+                    n_workers: int = 4) -> list[list[str]]:
+    """A large run on a local Dask cluster: ``slots`` sleeping trials at once.
+
+    Where the time goes, per trial, from the trials and Dask's task stream: a task (ask,
+    objective, tell) runs from its start on a worker thread to its end; "objective" is the sleep;
+    "tell" runs from the objective's end to the write that finished the trial (it includes the
+    write of ``ran``); "ask" is the rest of the task (claim or create, sample, store the params;
+    a thread's first task also unpacks the study). "idle" is the share of slot time in no task:
+    scheduling, sending tasks and results, and the launcher's own loop.
+    """
+    from dask.distributed import Client, LocalCluster, get_task_stream
+
+    from hpo_plugins.launchers import DaskLauncher
+
+    name = f"dask-{slots}"
+    with LocalCluster(n_workers=n_workers, threads_per_worker=slots // n_workers,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        hpo.minimize(sleeping_objective(0.01), SPACE, n_trials=slots, storage=url,
+                     study_name=f"{name}-warm", sampler=RandomSampler(),
+                     launcher=DaskLauncher(client))  # imports and unpacking on every thread
+        start = time.perf_counter()
+        with get_task_stream(client) as stream:
+            study = hpo.minimize(sleeping_objective(seconds), SPACE, n_trials=n_trials,
+                                 storage=url, study_name=name, sampler=RandomSampler(),
+                                 launcher=DaskLauncher(client))
+        wall = time.perf_counter() - start
+    trials = [t for t in study.trials if "ran" in t.user_attrs]
+    study.storage.close()
+    return [_simulation_row(url, slots, len(trials), wall, seconds, trials, stream.data)]
+
+
+def _simulation_row(url: str, slots: int, done: int, wall: float, seconds: float,
+                    trials: list[hpo.FrozenTrial], tasks: list[dict[str, Any]]) -> list[str]:
+    busy = [s["stop"] - s["start"] for t in tasks for s in t["startstops"]
+            if s["action"] == "compute"]
+    objective = sum(t.user_attrs["ran"][1] - t.user_attrs["ran"][0] for t in trials)
+    tell = sum(t.datetime_complete.timestamp() - t.user_attrs["ran"][1] for t in trials
+               if t.datetime_complete is not None)
+    ask = sum(busy) - objective - tell
+    n = max(1, len(trials))
+    kind = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    return [kind, str(slots), str(done), f"{wall:.1f}", f"{done / wall:.1f}",
+            f"{slots / seconds:.1f}", f"{1000 * ask / n:.0f}", f"{1000 * objective / n:.0f}",
+            f"{1000 * tell / n:.0f}", f"{1 - sum(busy) / (slots * wall):.0%}"]
+
+
+def distributed_main(quick: bool, postgres_url: str | None) -> None:
+    """The "Many machines" tables: storage throughput, then the large Dask run."""
+    print(f"# distributed benchmark, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          f"load average {_load()}")
+    urls = {"SQLite": _fresh_url("many")}
+    if postgres_url:
+        urls["PostgreSQL"] = postgres_url
+    else:
+        print("\n(no --postgres URL: PostgreSQL rows skipped)")
+    header = ["processes", "ask+tell", "per second", "errors", "client CPU ms/ask+tell",
+              "server CPU ms/ask+tell"]
+    for kind, url in urls.items():
+        print_table(f"{kind} ask+tell throughput", header,
+                    ask_tell_table(url, 30 if quick else 200))
+        print(f"\nload average after: {_load()}")
+    slots, n_trials, seconds = (16, 48, 0.5) if quick else (64, 256, 1.0)
+    rows = [row for url in urls.values()
+            for row in dask_simulation(url if url.startswith("postgresql") else
+                                       _fresh_url("dask"), slots, n_trials, seconds)]
+    print_table(f"Simulated large run: {slots} trials at once on a local Dask cluster "
+                f"(4 worker processes), objective sleeps {seconds:g} s",
+                ["storage", "slots", "trials", "wall s", "trials/s", "ideal trials/s",
+                 "ask ms", "objective ms", "tell ms", "idle slot time"], rows)
+    print(f"\nload average at the end: {_load()}")
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run with small counts")
+    parser.add_argument("--distributed", action="store_true",
+                        help="the 'Many machines' tables instead: SQLite and PostgreSQL "
+                        "throughput with 1-8 processes, a large run on a local Dask cluster")
+    parser.add_argument("--postgres", metavar="URL", default=os.environ.get("HPO_BENCH_POSTGRES"),
+                        help="with --distributed: a PostgreSQL database to use "
+                        "(default: $HPO_BENCH_POSTGRES; none: SQLite only)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     quick = args.quick
+    if args.distributed:
+        distributed_main(quick, args.postgres)
+        return
     print(f"# parallel benchmark, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print_table("CPU-bound 1 s objective", ["mode", "trials/s", "speed-up", "efficiency"],
                 throughput_table(6 if quick else 20))

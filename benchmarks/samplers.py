@@ -19,8 +19,10 @@ What it measures (problems in :mod:`benchmarks._problems`):
    result (Hyperopt gives them an infinite loss and counts them toward its start-up phase).
 3. **Time per ask** with ``--timing-trials`` (default 1,000) finished trials on the 10-parameter
    ``mixed10`` space: our ``study.ask()`` with ``HyperoptTPESampler`` (in memory, and on SQLite
-   when that storage exists), our sampler's ``sample()`` alone, one ``tpe.suggest`` call on a
-   ``hyperopt.Trials`` (one step of ``fmin``), and one Optuna ``ask`` plus its suggests.
+   when that storage imports), and, to show where the time goes, our sampler's ``sample()``
+   alone and one full ``storage.get_all_trials()`` read; against one ``tpe.suggest`` call on a
+   ``hyperopt.Trials`` (one step of ``fmin``) and one Optuna ``ask`` plus its suggests. The
+   operations are timed round-robin, so a busy machine slows them alike.
 
 Every run is deterministic: ours through ``create_study(seed=seed)``, Hyperopt through
 ``rstate=np.random.default_rng(seed)``, Optuna through ``TPESampler(seed=seed)``.
@@ -68,6 +70,7 @@ def _quiet() -> None:
 
 
 def _hpo_sampler(name: str) -> Any:
+    """A fresh sampler of ours for an optimiser name."""
     from hpo_plugins.samplers import AnnealSampler, HyperoptTPESampler, RandomSampler
 
     factories: dict[str, Callable[[], Any]] = {
@@ -414,10 +417,13 @@ def _optuna_distributions(problem: Problem) -> dict[str, Any]:
     return found
 
 
-def _sql_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("hpo_plugins.storages._sql") is not None
+def sql_storage_problem() -> str | None:
+    """None if the SQL storage imports, else why not (imported early, with the rest)."""
+    try:
+        import hpo_plugins.storages._sql  # noqa: F401
+    except Exception as exc:  # absent, or mid-edit in a shared working tree
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def run_timings(n_trials: int, reps: int, sqlite: bool) -> list[Timing]:
@@ -429,9 +435,12 @@ def run_timings(n_trials: int, reps: int, sqlite: bool) -> list[Timing]:
     with tempfile.TemporaryDirectory() as tmp:
         calls = {"hyperopt: one tpe.suggest call (one fmin step)": hyperopt_call(problem, data),
                  **hpo_calls(problem, data, ":memory:", "in-memory")}
-        if sqlite and _sql_available():
+        if sqlite:
             url = "sqlite:///" + os.path.join(tmp, "bench.db")
-            calls.update(hpo_calls(problem, data, url, "SQLite"))
+            try:
+                calls.update(hpo_calls(problem, data, url, "SQLite"))
+            except Exception as exc:  # report the rest rather than lose it
+                print(f"  SQLite timing skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
         calls["optuna TPESampler(): study.ask() + suggests, in-memory"] = optuna_call(problem,
                                                                                       data)
         return interleave(calls, reps)
@@ -604,12 +613,23 @@ def build_report(args: argparse.Namespace, results: Sequence[RunResult],
                 *regret_table(regrets, optimizers, args.workers, problems), "",
                 f"Median regret, sequential → {args.workers} workers:", "",
                 *parallel_cost_table(regrets, optimizers, args.workers, problems), ""]
-    out += ["#### HyperoptTPESampler vs hyperopt.fmin TPE", "",
-            *head_to_head(regrets, modes, problems), ""]
+    pairs = head_to_head(regrets, modes, problems)
+    if len(pairs) > 2:
+        out += ["#### HyperoptTPESampler vs hyperopt.fmin TPE", "", *pairs, ""]
     if timings:
         out += ["#### Time per ask", "", *timing_table(timings, args.timing_trials), ""]
     out += ["#### Seconds per run", "", *seconds_table(seconds, optimizers, modes, problems)]
     return "\n".join(out) + "\n"
+
+
+def write_raw(path: Path, results: Sequence[RunResult]) -> None:
+    """Every run's job, final regret and wall seconds, as a JSON list."""
+    import dataclasses
+    import json
+
+    rows = [{**dataclasses.asdict(r.job), "regret": r.regret, "seconds": r.seconds}
+            for r in results]
+    path.write_text(json.dumps(rows, indent=1))
 
 
 # -- command line --------------------------------------------------------------------------------
@@ -638,6 +658,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-timing", action="store_true", help="skip the time-per-ask figures")
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite ask timing")
     parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
+    parser.add_argument("--raw", type=Path,
+                        help="write every run's result as JSON to this file (before timings)")
     args = parser.parse_args(argv)
     quick = {"seeds": 3, "budget": 40, "timing_trials": 200, "timing_reps": 3}
     full = {"seeds": 10, "budget": 100, "timing_trials": 1000, "timing_reps": 20}
@@ -652,12 +674,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     start, loads, digest = time.perf_counter(), [_load()], source_digest()
+    sql_problem = None if args.no_timing or args.no_sqlite else sql_storage_problem()
+    if sql_problem is not None:
+        print(f"  SQLite timing skipped: {sql_problem}", file=sys.stderr)
     jobs = make_jobs(args.problems, args.optimizers, args.seeds, args.budget, args.workers)
     print(f"samplers benchmark: {len(jobs)} runs on {args.jobs} processes", file=sys.stderr)
     results = run_jobs(jobs, args.jobs)
+    if args.raw is not None:
+        write_raw(args.raw, results)
     loads.append(_load())
-    timings = [] if args.no_timing else run_timings(args.timing_trials, args.timing_reps,
-                                                    not args.no_sqlite)
+    timings = [] if args.no_timing else run_timings(
+        args.timing_trials, args.timing_reps, not args.no_sqlite and sql_problem is None)
     loads.append(_load())
     header = environment_lines(argv, time.perf_counter() - start, digest, loads)
     if source_digest() != digest:

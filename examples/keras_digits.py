@@ -21,14 +21,14 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
-import hpo_plugins as hpo  # noqa: E402
-from hpo_plugins import hp  # noqa: E402
-from hpo_plugins.keras import keras_tune  # noqa: E402
+import hpo_plugins as hpo
+import keras
+from hpo_plugins import hp
+from hpo_plugins.keras import keras_tune
 
 
 def layer(depth: int, index: int) -> dict[str, Any]:

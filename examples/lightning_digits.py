@@ -120,23 +120,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("lightning.pytorch", "lightning.fabric", "hpo_plugins._optimize"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")  # in-memory data
-    torch.set_num_threads(1)  # tiny batches: one thread is fastest and leaves the other cores
-    data = DigitsData()
+def tune(args: argparse.Namespace, data: DigitsData) -> hpo.Study:
+    """Run (or resume) the study: successive halving over ``SPACE``, best checkpoints kept."""
     objective = lightning_objective(
         DigitsMLP, datamodule=data, save_checkpoint=True, seed=0,
         trainer_kwargs={"max_epochs": args.epochs, "accelerator": "cpu", "devices": 1,
                         "num_sanity_val_steps": 0, "log_every_n_steps": 10})
-    # rungs at epochs 1, 3, 9 (0-based steps): at each, about one trial in three goes on
+    # rungs at steps 1, 3, 9 (after 2, 4, 10 epochs): at each, about one trial in three goes on
     pruner = hpo.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    study = hpo.minimize(objective, SPACE, max_trials=args.trials, study_name=args.study,
-                         storage=args.storage, seed=0, pruner=pruner, show_progress_bar=True)
-    report(study, data)
+    return hpo.minimize(objective, SPACE, max_trials=args.trials, study_name=args.study,
+                        storage=args.storage, seed=0, pruner=pruner, show_progress_bar=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("lightning.pytorch", "lightning.fabric", "hpo_plugins._optimize",
+                  "hpo_plugins.lightning"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")  # in-memory data
+    torch.set_num_threads(1)  # tiny batches: one thread is fastest and leaves the other cores
+    data = DigitsData()
+    report(tune(args, data), data)
 
 
 def report(study: hpo.Study, data: DigitsData) -> None:
@@ -144,7 +149,7 @@ def report(study: hpo.Study, data: DigitsData) -> None:
     states = [t.state.value for t in study.trials]
     best = study.best_trial
     epochs = sum((t.last_step or 0) + 1 for t in study.trials if t.intermediate_values)
-    print(f"study {study.study_name!r} in {study.storage.describe()}")
+    print(f"study {study.study_name!r} in {where(study.storage.describe())}")
     print(f"trials: {len(states)} ({states.count('COMPLETE')} complete, "
           f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed), "
           f"{epochs} epochs trained in total")
@@ -153,6 +158,12 @@ def report(study: hpo.Study, data: DigitsData) -> None:
     print(f"best checkpoint: {checkpoint}")
     print(f"its validation accuracy: {accuracy(checkpoint, data):.4f}")
     print(f"every trial's metrics.csv and checkpoint: {os.path.dirname(best.log_dir or '')}")
+
+
+def where(url: str) -> str:
+    """A SQLite URL as the absolute path of its file; other URLs as they are."""
+    prefix = "sqlite:///"
+    return os.path.abspath(url[len(prefix):]) if url.startswith(prefix) else url
 
 
 def accuracy(checkpoint: str, data: DigitsData) -> float:

@@ -1,4 +1,4 @@
-"""HPOCallback with real Keras training on CPU: reports, pruning, failures, no-op outside a study."""
+"""HPOCallback with real Keras training on CPU: reports, pruning, failures, no-op outside."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 import hpo_plugins as hpo
+import keras
 from hpo_plugins import TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras import HPOCallback
-
-keras = pytest.importorskip("keras")
 
 pytestmark = pytest.mark.slow
 

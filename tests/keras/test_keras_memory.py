@@ -13,8 +13,6 @@ from hpo_plugins.keras import keras_tune
 from hpo_plugins.keras._memory import forget_custom_gradients
 from hpo_plugins.samplers import RandomSampler
 
-keras = pytest.importorskip("keras")
-
 pytestmark = pytest.mark.slow
 
 #: Trials run before the first measurement (caches, allocator pools and lazy imports fill up).

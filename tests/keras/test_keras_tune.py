@@ -10,12 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+import keras
 from hpo_plugins import TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras import HPOCallback, keras_tune
 from hpo_plugins.samplers import RandomSampler
-
-keras = pytest.importorskip("keras")
 
 pytestmark = pytest.mark.slow
 

@@ -56,7 +56,6 @@ def test_in_memory_study_with_ddp_spawn_raises_before_workers_start(make_study: 
     assert study.trials[0].state is TrialState.FAIL
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_ddp_fork_is_refused_in_the_worker(make_study: Any, tmp_path: Path) -> None:
     study = make_study(f"sqlite:///{tmp_path}/fork.db")

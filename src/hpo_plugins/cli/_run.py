@@ -1,16 +1,26 @@
-"""``hpo-plugins run``: script mode, one command per trial, sequential or in parallel workers."""
+"""``hpo-plugins run``: script mode, one command per trial, sequential, in parallel workers, or
+on a Dask cluster (``--dask tcp://scheduler:8786``).
+
+Credentials: a password in ``--storage`` is visible to every user of the machine in process
+listings (``ps``), so ``run`` warns about it. Give the whole URL in ``$HPO_PLUGINS_STORAGE``
+instead, or a URL without password plus ``$PGPASSWORD`` (or ``~/.pgpass``), which PostgreSQL's
+client library reads itself.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import runpy
+from collections.abc import Iterator
 from typing import Any
 
-from hpo_plugins.cli._base import EXIT_OK, EXIT_USAGE, CLIError, Command, echo
+from hpo_plugins.cli._base import EXIT_OK, EXIT_USAGE, CLIError, Command, echo, warn
 from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.storages import DEFAULT_STORAGE_ENV
 
 __all__ = ["RUN", "load_space"]
 
@@ -25,7 +35,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-trials", type=int, help="trials this run starts")
     parser.add_argument("--max-trials", type=int, help="cap on the study's total (resumable)")
     parser.add_argument("--timeout", type=float, help="start no trial after this many seconds")
-    parser.add_argument("--n-jobs", type=int, default=1, help="trials at once (default 1)")
+    parser.add_argument("--n-jobs", type=int,
+                        help="trials at once (default 1; with --dask: every worker thread or GPU)")
     parser.add_argument("--direction", choices=["minimize", "maximize"], default="minimize")
     parser.add_argument("--metric", default="val_loss",
                         help="the metric the script's callback monitors (default val_loss)")
@@ -37,32 +48,91 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="also hand params as params.json ({params_file}) or --label value")
     parser.add_argument("--gpus", help='"all" or a comma-separated list of GPU ids')
     parser.add_argument("--trials-per-gpu", type=int, default=1)
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="run the trials on the Dask cluster whose scheduler is at ADDRESS "
+                        "(e.g. tcp://scheduler:8786); use a database every worker reaches")
+    parser.add_argument("--gpus-per-trial", type=float, default=0,
+                        help='with --dask: GPUs per trial, sent only to workers started with '
+                        '--resources "GPU=1" (default 0)')
     parser.add_argument("script", nargs=argparse.REMAINDER, metavar="COMMAND",
                         help="the command to run per trial, after --")
 
 
 def _run(args: argparse.Namespace) -> int:
     import hpo_plugins as hpo
-    from hpo_plugins.launchers import JoblibLauncher, ScriptFailed, ScriptObjective
+    from hpo_plugins.launchers import ScriptFailed, ScriptObjective
 
     command = args.script[1:] if args.script[:1] == ["--"] else args.script
     if not command:
         raise CLIError("expected the command to run per trial after --, e.g. "
                        "`-- python train.py --epochs 20`", EXIT_USAGE)
-    gpus = None if args.gpus is None else "all" if args.gpus == "all" else args.gpus.split(",")
-    launcher = None
-    if args.n_jobs != 1 or gpus is not None:
-        launcher = JoblibLauncher(n_jobs=args.n_jobs, gpus=gpus,
-                                  trials_per_gpu=args.trials_per_gpu)
+    _warn_if_password_in_argv(args.storage)
     study = hpo.create_study(space=load_space(args.space), study_name=args.study,
                              storage=args.storage, direction=args.direction,
                              sampler=_sampler(args.sampler), pruner=_pruner(args.pruner),
                              seed=args.seed, metric=args.metric, logdir=args.logdir)
-    study.optimize(ScriptObjective(command, params_via=args.params_via),
-                   n_trials=args.n_trials, max_trials=args.max_trials, timeout=args.timeout,
-                   catch=ScriptFailed, launcher=launcher)
-    _summary(study)
+    try:
+        with _launcher(args) as launcher:
+            study.optimize(ScriptObjective(command, params_via=args.params_via),
+                           n_trials=args.n_trials, max_trials=args.max_trials,
+                           timeout=args.timeout, catch=ScriptFailed, launcher=launcher)
+        _summary(study)
+    finally:
+        study.storage.close()
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _launcher(args: argparse.Namespace) -> Iterator[Any]:
+    """The launcher the options ask for (None: sequential), with its Dask client if any."""
+    from hpo_plugins.launchers import DaskLauncher, JoblibLauncher
+
+    gpus = None if args.gpus is None else "all" if args.gpus == "all" else args.gpus.split(",")
+    if args.dask is None:
+        if args.gpus_per_trial:
+            raise CLIError("--gpus-per-trial needs --dask (on one machine use --gpus)",
+                           EXIT_USAGE)
+        n_jobs = 1 if args.n_jobs is None else args.n_jobs
+        yield (JoblibLauncher(n_jobs=n_jobs, gpus=gpus, trials_per_gpu=args.trials_per_gpu)
+               if n_jobs != 1 or gpus is not None else None)
+        return
+    if gpus is not None:
+        raise CLIError("--gpus does not apply with --dask: start one Dask worker per GPU with "
+                       '--resources "GPU=1" and pass --gpus-per-trial', EXIT_USAGE)
+    with _dask_client(args.dask) as client:
+        yield DaskLauncher(client, gpus_per_trial=args.gpus_per_trial,
+                           n_concurrent=args.n_jobs)
+
+
+@contextlib.contextmanager
+def _dask_client(address: str) -> Iterator[Any]:
+    """A client of the Dask scheduler at ``address``, closed on exit."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise CLIError("--dask needs Dask: pip install 'hpo_plugins[dask]'") from None
+    try:
+        client = Client(address)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CLIError(f"cannot connect to the Dask scheduler at {address}: {exc}") from None
+    with client:
+        yield client
+
+
+def _warn_if_password_in_argv(url: str | None) -> None:
+    """Warn (without echoing it) when ``--storage`` holds a password: ``ps`` shows it."""
+    if url is None:
+        return
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:  # malformed: the storage reports it, without echoing the URL
+        return
+    if password:
+        warn(f"warning: the password in --storage is visible to other users in process "
+             f"listings; set ${DEFAULT_STORAGE_ENV} to the URL instead, or leave the password "
+             f"out of the URL and set $PGPASSWORD (or use ~/.pgpass)")
 
 
 def _summary(study: Any) -> None:
@@ -122,7 +192,10 @@ RUN = Command(
     "with Trainer(callbacks=[HPOCallback()]) or trial.report(); the trial's value is the last "
     "value it reported. A non-zero exit fails the trial (tail of stderr stored) and the study "
     "goes on. Example: hpo-plugins run --space examples/space.py:SPACE --n-trials 50 "
-    "--n-jobs 2 --study digits -- python examples/train_digits.py --epochs 20",
+    "--n-jobs 2 --study digits -- python examples/train_digits.py --epochs 20. With --dask "
+    "tcp://scheduler:8786 the trials run on a Dask cluster; give a PostgreSQL URL every worker "
+    "reaches, its password in $HPO_PLUGINS_STORAGE or $PGPASSWORD rather than on the command "
+    "line.",
     configure=_configure,
     run=_run,
 )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins.exceptions import ConfigurationError, missing_dependency
 from hpo_plugins.launchers._base import Launcher
-from hpo_plugins.launchers._state import RunState
+from hpo_plugins.launchers._state import RunState, fail_orphans
 from hpo_plugins.launchers._worker import Job, run_task
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ _logger = logging.getLogger(__name__)
 
 #: The Dask worker resource that GPU trials ask for (``dask worker --resources "GPU=1"``).
 GPU_RESOURCE = "GPU"
+_LOST_REASON = "its Dask worker was lost before the trial finished (the task ran again elsewhere)"
 
 
 class DaskLauncher(Launcher):
@@ -32,10 +34,14 @@ class DaskLauncher(Launcher):
     study's storage, so reports, pruning decisions and heartbeats cross machines through the
     database and no coordinator of ours is involved. Use a database server (PostgreSQL) that every
     machine reaches; a SQLite file only works when all workers share one machine's local disk.
+    Each trial records the Dask worker that ran it (``system_attrs["worker"]``: host, pid,
+    ``dask`` address and ``name``) and, when set there, the worker's ``CUDA_VISIBLE_DEVICES``
+    (``system_attrs["gpu"]``). Workers need ``hpo_plugins`` (and whatever the objective imports)
+    installed; the objective travels with cloudpickle.
 
     Args:
-        client: A ``dask.distributed.Client`` (or a scheduler address such as
-            ``"tcp://scheduler:8786"``, connected on first use).
+        client: A ``dask.distributed.Client``, or a scheduler address such as
+            ``"tcp://scheduler:8786"`` (a client is then opened for each run and closed after).
         gpus_per_trial: GPUs each trial needs. Trials then go only to workers that advertise
             that resource (``dask worker --resources "GPU=1"``), at most one trial per advertised
             GPU at a time; start one worker per GPU with its ``CUDA_VISIBLE_DEVICES`` set (as
@@ -45,8 +51,10 @@ class DaskLauncher(Launcher):
         deterministic: As for :class:`~hpo_plugins.launchers.JoblibLauncher` (default: True
             when the study has a seed).
 
-    A worker that dies loses its trial: the trial is failed once its heartbeat is stale and the
-    run goes on with the others. Ctrl-C cancels the run's tasks and fails its running trials.
+    A worker that dies loses its trial: Dask runs the task again elsewhere (a new trial), and the
+    lost trial is failed once its heartbeat is stale (at the next ``ask``) or, at the latest,
+    when the run's last task has returned; with ``max_trials`` the run then starts replacements,
+    so the study reaches its total. Ctrl-C cancels the run's tasks and fails its running trials.
 
     Example:
         >>> from dask.distributed import Client  # doctest: +SKIP
@@ -72,28 +80,39 @@ class DaskLauncher(Launcher):
         self.n_concurrent = n_concurrent
         self.deterministic = deterministic
 
+    def __repr__(self) -> str:
+        client = self.client if isinstance(self.client, str) else type(self.client).__name__
+        return (f"DaskLauncher({client!r}, gpus_per_trial={self.gpus_per_trial}, "
+                f"n_concurrent={self.n_concurrent})")
+
     def run(self, study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
         """Run trials on the cluster until a limit in ``settings`` is reached."""
-        client = self._client()
-        slots = self.n_concurrent or self._capacity(client)
-        deterministic = study.seed is not None if self.deterministic is None \
-            else self.deterministic
-        deadline = None if settings.timeout is None else time.time() + settings.timeout
-        job = Job.pack(study, objective, settings, uuid.uuid4().hex, deadline,
-                       slots - 1 if deterministic and slots > 1 else None)
-        _logger.info("Running up to %d trials at once on the Dask cluster %s.", slots,
-                     client.scheduler.address)
-        with RunState(study, settings, job) as run:
-            _drive(client, run, slots, self._resources())
+        with self._client() as client:
+            slots = self.n_concurrent or self._capacity(client)
+            deterministic = study.seed is not None if self.deterministic is None \
+                else self.deterministic
+            deadline = None if settings.timeout is None else time.time() + settings.timeout
+            job = Job.pack(study, objective, settings, uuid.uuid4().hex, deadline,
+                           slots - 1 if deterministic and slots > 1 else None)
+            _logger.info("Running up to %d trials at once on the Dask cluster %s.", slots,
+                         client.scheduler.address)
+            with RunState(study, settings, job) as run:
+                _drive(client, run, slots, self._resources())
+                while _replace_lost(run):
+                    _drive(client, run, slots, self._resources())
 
-    def _client(self) -> Any:
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[Any]:
+        """The client given, or one opened on the address given (closed after the run)."""
         try:
             from dask.distributed import Client
         except ImportError:
             raise missing_dependency("dask.distributed", "dask") from None
-        if isinstance(self.client, str):
-            self.client = Client(self.client)
-        return self.client
+        if not isinstance(self.client, str):
+            yield self.client
+            return
+        with Client(self.client) as client:
+            yield client
 
     def _resources(self) -> dict[str, float] | None:
         return {GPU_RESOURCE: self.gpus_per_trial} if self.gpus_per_trial else None
@@ -111,6 +130,21 @@ class DaskLauncher(Launcher):
                 f'cluster. Start workers with --resources "{GPU_RESOURCE}=1".'
             )
         return max(1, int(gpus // self.gpus_per_trial))
+
+
+def _replace_lost(run: RunState) -> bool:
+    """After the run's last task: fail its trials still RUNNING; True if replacements are due.
+
+    Every task has returned, so such a trial has no worker any more (its worker died and Dask ran
+    the task again elsewhere). Its stale heartbeat would fail it at a later ``ask``; failing it
+    now keeps the study clean. A run bounded by ``max_trials`` that stopped because the study
+    looked full (the lost trials counted as RUNNING) goes on, so the study reaches its total.
+    """
+    lost = fail_orphans(run.study, run.job.run_id, _LOST_REASON)
+    if not lost or run.settings.max_trials is None or not run.done.is_set():
+        return False
+    run.done.clear()
+    return not run.exhausted()
 
 
 def _drive(client: Any, run: RunState, slots: int, resources: dict[str, float] | None) -> None:
@@ -140,7 +174,11 @@ def _drive(client: Any, run: RunState, slots: int, resources: dict[str, float] |
 
 
 def _run_on_worker(job: Job) -> Any:
-    """The task Dask runs: one trial, tagged with the device the worker sees."""
+    """The task Dask runs: one trial, tagged with the Dask worker and the device it sees."""
     import os
 
-    return run_task(job, gpu=os.environ.get("CUDA_VISIBLE_DEVICES") or None)
+    from distributed import get_worker
+
+    worker = get_worker()
+    return run_task(job, gpu=os.environ.get("CUDA_VISIBLE_DEVICES") or None,
+                    worker={"dask": worker.address, "name": str(worker.name)})

@@ -3,7 +3,10 @@
 The parent serialises ``(study, objective, settings)`` once with cloudpickle (so objectives
 defined in ``__main__``, lambdas and closures work); each task carries those bytes and a key, and
 a reused worker unpacks them only on its first task. This is transient inter-process traffic:
-nothing pickled is ever stored.
+nothing pickled is ever stored. Each thread of a worker unpacks its own copy (a Dask worker runs
+several tasks at once in threads; samplers and observers are not shared between them), and the
+payload never shows in a ``repr`` (it holds the storage URL, which may hold a password, and Dask
+logs the ``repr`` of a failed task).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -26,14 +31,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Job", "pin_gpu", "run_task"]
 
-_unpacked: dict[str, tuple[Study, Callable[..., Any], RunSettings]] = {}
+_local = threading.local()  # .unpacked: {job key: (study, objective, settings)}, per thread
 
 
 @dataclass(frozen=True)
 class Job:
     """One ``optimize`` call as workers receive it."""
 
-    payload: bytes
+    payload: bytes = field(repr=False)
     key: str
     run_id: str
     deadline: float | None  # wall-clock time after which no trial starts
@@ -55,14 +60,19 @@ def pin_gpu(gpu: str | None) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
 
-def run_task(job: Job, gpu: str | None = None) -> FrozenTrial | None:
-    """Run one trial of ``job`` in this process; None when there is nothing left to run."""
+def run_task(job: Job, gpu: str | None = None,
+             worker: Mapping[str, Any] | None = None) -> FrozenTrial | None:
+    """Run one trial of ``job`` in this process; None when there is nothing left to run.
+
+    ``worker`` adds entries to the trial's ``system_attrs["worker"]`` (host and pid by default).
+    """
     from hpo_plugins._optimize import run_one
 
     if job.deadline is not None and time.time() >= job.deadline:
         return None
     study, objective, settings = _unpack(job)
-    tags: dict[str, Any] = {"worker": {"host": socket.gethostname(), "pid": os.getpid()},
+    tags: dict[str, Any] = {"worker": {"host": socket.gethostname(), "pid": os.getpid(),
+                                       **(worker or {})},
                             "run_id": job.run_id}
     if gpu is not None:
         tags["gpu"] = gpu
@@ -70,7 +80,9 @@ def run_task(job: Job, gpu: str | None = None) -> FrozenTrial | None:
 
 
 def _unpack(job: Job) -> tuple[Study, Callable[..., Any], RunSettings]:
-    if job.key not in _unpacked:
-        _unpacked.clear()  # one job at a time per worker: drop the previous study
-        _unpacked[job.key] = cloudpickle.loads(job.payload)
-    return _unpacked[job.key]
+    unpacked: dict[str, tuple[Study, Callable[..., Any], RunSettings]] = getattr(
+        _local, "unpacked", {})
+    if job.key not in unpacked:
+        unpacked = {job.key: cloudpickle.loads(job.payload)}  # drop the previous job's study
+        _local.unpacked = unpacked
+    return unpacked[job.key]

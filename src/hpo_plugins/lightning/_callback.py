@@ -55,6 +55,6 @@ class HPOCallback(HPOCallbackBase, L.Callback):
         ...     trainer = L.Trainer(max_epochs=20, callbacks=[HPOCallback()], logger=False)
         ...     trainer.fit(MyModule(**params), datamodule=MyData())
         ...     # nothing to return: the trial's value is the last val_loss the callback saw
-        >>> study = hpo.minimize(objective, space, n_trials=40,  # doctest: +SKIP
-        ...                      pruner=hpo.pruners.SuccessiveHalvingPruner())
+        >>> pruner = hpo.pruners.SuccessiveHalvingPruner()
+        >>> study = hpo.minimize(objective, space, n_trials=40, pruner=pruner)
     """

@@ -11,9 +11,9 @@ centred on the observation and *truncated* to the parameter's bounds (so no mass
 the support), times a categorical kernel per option index that keeps the observed option with
 probability ``1 - lam`` and otherwise draws from the parameter's prior ``pi``, i.e.
 ``K(c) = (1 - lam) [c = observed] + lam pi(c)`` (Aitchison-Aitken's kernel, smoothed towards the
-prior instead of the uniform so that a ``pchoice`` option of probability 0 stays impossible). The prior component is the
-parameter's own prior: uniform on the bounds, the declared normal for ``hp.normal``-like kinds,
-the declared probabilities of a ``pchoice``.
+prior instead of the uniform so that a ``pchoice`` option of probability 0 stays impossible).
+The prior component is the parameter's own prior: uniform on the bounds, the declared normal for
+``hp.normal``-like kinds, the declared probabilities of a ``pchoice``.
 
 Every function is vectorised over observations and candidates: no Python loop runs over them.
 
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["Dims", "ParzenMixture", "logsumexp", "sample_truncnorm", "truncnorm_log_mass"]
+__all__ = ["Dims", "ParzenMixture", "logsumexp", "neighbour_bandwidths", "sample_truncnorm",
+           "truncnorm_log_mass"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _U_EPS = 1e-12  # keeps inverse-CDF draws off 0 and 1
@@ -59,6 +60,54 @@ def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     return np.squeeze(out, axis=axis)
 
 
+def neighbour_bandwidths(z: np.ndarray, low: np.ndarray, high: np.ndarray,
+                         min_bandwidth: np.ndarray, max_bandwidth: np.ndarray, *,
+                         consider_endpoints: bool) -> np.ndarray:
+    """Per-kernel, per-coordinate bandwidths: the larger gap to the neighbouring observations.
+
+    Bergstra et al.'s (2011) heuristic, which Hyperopt and Optuna use too: along each
+    coordinate, sort the observations with the two ends of the range added, and give each
+    kernel the larger of the gaps to its two neighbours, so that kernels are narrow where
+    observations are dense and wide where they are sparse. Unless ``consider_endpoints``, the
+    outermost kernels ignore the gap to the end of the range (which would make them as wide as
+    the empty space beside them). The result is clipped to ``[min_bandwidth, max_bandwidth]``.
+    Unbounded coordinates use ``[min(z, 0), max(z, 1)]`` as their range.
+
+    Args:
+        z: ``(n, d)`` observations.
+        low: ``(d,)`` lower ends (``-inf`` when unbounded).
+        high: ``(d,)`` upper ends (``inf`` when unbounded).
+        min_bandwidth: ``(d,)`` smallest bandwidth allowed.
+        max_bandwidth: ``(d,)`` largest bandwidth allowed.
+        consider_endpoints: Whether the outermost kernels see the ends of the range.
+
+    Returns:
+        ``(n, d)`` bandwidths.
+
+    Example:
+        >>> z = np.array([[0.5], [0.3], [0.4]])
+        >>> neighbour_bandwidths(z, np.zeros(1), np.ones(1), np.full(1, 0.01), np.ones(1),
+        ...                      consider_endpoints=True).ravel().round(2).tolist()
+        [0.5, 0.3, 0.1]
+        >>> neighbour_bandwidths(z, np.zeros(1), np.ones(1), np.full(1, 0.01), np.ones(1),
+        ...                      consider_endpoints=False).ravel().round(2).tolist()
+        [0.1, 0.1, 0.1]
+    """
+    if len(z) == 0:
+        return np.empty_like(z)
+    lo = np.where(np.isfinite(low), low, np.minimum(z.min(axis=0), 0.0))
+    hi = np.where(np.isfinite(high), high, np.maximum(z.max(axis=0), 1.0))
+    order = np.argsort(z, axis=0, kind="stable")
+    ext = np.vstack([lo, np.take_along_axis(z, order, axis=0), hi])  # (n + 2, d)
+    left, right = ext[1:-1] - ext[:-2], ext[2:] - ext[1:-1]
+    gaps = np.maximum(left, right)
+    if not consider_endpoints and len(z) >= 2:
+        gaps[0], gaps[-1] = right[0], left[-1]
+    out = np.empty_like(gaps)
+    np.put_along_axis(out, order, gaps, axis=0)
+    return np.clip(out, min_bandwidth, max_bandwidth)
+
+
 @dataclass(frozen=True)
 class Dims:
     """The model-space description of the parameters a mixture covers.
@@ -77,6 +126,12 @@ class Dims:
     prior_sd: np.ndarray
     n_options: tuple[int, ...]
     cat_prior: tuple[np.ndarray, ...]
+
+    @property
+    def max_bandwidth(self) -> np.ndarray:
+        """Widest kernel per coordinate: the range of a bounded one, the prior's spread of an
+        unbounded one."""
+        return np.where(np.isnan(self.prior_sd), self.high - self.low, self.prior_sd)
 
     @property
     def n_numeric(self) -> int:
@@ -182,13 +237,19 @@ class ParzenMixture:
         return np.asarray(logsumexp(np.stack(parts), axis=0))
 
     def _log_kernels(self, z: np.ndarray, cats: np.ndarray) -> np.ndarray:
-        """``(m, n)``: log of every kernel at every point, via matrix products."""
+        """``(m, n)``: log of every kernel at every point, as one matrix product.
+
+        ``-sum_d (z_d - mu_d)^2 / (2 s_d^2) - c`` expands to ``[z^2, z, 1]`` times
+        ``[-1 / (2 s^2), mu / s^2, -sum mu^2 / (2 s^2) - c]``.
+        """
         inv_var = 1.0 / self.sigma**2
-        quad = ((z**2) @ inv_var.T - 2.0 * z @ (self.mu * inv_var).T
-                + np.sum(self.mu**2 * inv_var, axis=1))
         const = np.sum(np.log(self.sigma) + self.log_mass, axis=1) + self.dims.n_numeric * (
             _LOG_SQRT_2PI)
-        return -0.5 * np.maximum(quad, 0.0) - const + self._log_cat_kernels(cats)
+        offset = -0.5 * np.sum(self.mu**2 * inv_var, axis=1) - const
+        left = np.hstack([z**2, z, np.ones((len(z), 1))])
+        right = np.hstack([-0.5 * inv_var, self.mu * inv_var, offset[:, None]])
+        log_k = np.minimum(left @ right.T, -const)  # the quadratic form is never negative
+        return log_k + self._log_cat_kernels(cats)
 
     def _log_cat_kernels(self, cats: np.ndarray) -> np.ndarray | float:
         """``(m, n)``: log of every categorical kernel at every point (0 without choices)."""
@@ -230,15 +291,17 @@ class ParzenMixture:
     def _sample_cat_kernels(self, rng: np.random.Generator, kernels: np.ndarray) -> np.ndarray:
         cats = self.cats[kernels].copy()
         jump = rng.random(cats.shape) < self.cat_lambda
-        _, fresh = self._sample_prior(rng, len(kernels))
-        return np.where(jump, fresh, cats)
+        return np.where(jump, self._sample_cat_prior(rng, len(kernels)), cats)
 
     def _sample_prior(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         sd = self.dims.prior_sd
         z = rng.random((size, self.dims.n_numeric))
         unbounded = ~np.isnan(sd)
         z[:, unbounded] = 0.5 + sd[unbounded] * rng.standard_normal((size, int(unbounded.sum())))
+        return z, self._sample_cat_prior(rng, size)
+
+    def _sample_cat_prior(self, rng: np.random.Generator, size: int) -> np.ndarray:
         cats = np.empty((size, self.dims.n_categorical), dtype=np.intp)
         for j, probs in enumerate(self.dims.cat_prior):
             cats[:, j] = rng.choice(len(probs), size=size, p=probs)
-        return z, cats
+        return cats

@@ -43,7 +43,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,7 +133,7 @@ class Group:
     categorical: tuple[Param, ...]
     condition: tuple[Condition, ...]
 
-    def is_active(self, flat: dict[str, object]) -> bool:
+    def is_active(self, flat: Mapping[str, object]) -> bool:
         """Whether the group is active given the choices made so far."""
         return any(all(flat.get(lbl) == idx for lbl, idx in conj) for conj in self.condition)
 

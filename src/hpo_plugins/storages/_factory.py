@@ -40,13 +40,16 @@ def get_storage(storage: Any = None) -> Storage:
         return storage
     if storage in (":memory:", "memory", "inmemory"):
         return InMemoryStorage()
-    if storage is None:
+    default = storage is None
+    if default:
         storage = default_storage_url()
-        _announce(storage)
     if isinstance(storage, str) and "://" in storage:
         from hpo_plugins.storages._sql import SQLStorage
 
-        return SQLStorage(storage)
+        store = SQLStorage(storage)
+        if default:
+            _announce(storage, store.describe())
+        return store
     raise ConfigurationError(
         f"Expected `storage` to be a Storage, None (a SQLite file), ':memory:' or a database URL "
         f"such as 'sqlite:///hpo.db'. Received: storage={storage!r} (of type "
@@ -54,10 +57,14 @@ def get_storage(storage: Any = None) -> Storage:
     )
 
 
-def _announce(url: str) -> None:
-    """Log where the default storage lives, once per location and process."""
+def _announce(url: str, description: str) -> None:
+    """Log where the default storage lives, once per location and process.
+
+    A SQLite file is shown as its absolute path; any other database as ``description``, the
+    URL with its password hidden (``$HPO_PLUGINS_STORAGE`` may hold one).
+    """
     sqlite = "sqlite:///"
-    where = os.path.abspath(url[len(sqlite):]) if url.startswith(sqlite) else url
+    where = os.path.abspath(url[len(sqlite):]) if url.startswith(sqlite) else description
     if where not in _announced:
         _announced.add(where)
         _logger.info("Studies are stored in %s (pass storage= to choose).", where)

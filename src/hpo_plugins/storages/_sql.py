@@ -8,7 +8,8 @@ How the contract is kept:
 
 * **Numbers.** ``create_trial`` computes ``max(number) + 1`` inside its write transaction, after
   taking the write lock: on SQLite the whole database (``BEGIN IMMEDIATE``), on PostgreSQL the
-  study's row (``SELECT ... FOR UPDATE``). ``UNIQUE(study_id, number)`` backs it up.
+  study's row (``SELECT ... FOR UPDATE``, then a second statement that sees every trial
+  committed before the lock was granted). ``UNIQUE(study_id, number)`` backs it up.
 * **Check-and-write.** Every mutator reads what it checks (the trial is unfinished, the study is
   below its limit, the WAITING trial is still waiting) in the same write transaction as the write.
 * **Processes.** SQLite runs in WAL mode (readers never block the writer) with a long busy
@@ -206,6 +207,14 @@ _LOCK_STUDY_MAX = (sa.select(_studies.c.study_id, _MAX_NUMBER, sa.null())
 _LOCK_STUDY_MAX_COUNT = (sa.select(_studies.c.study_id, _MAX_NUMBER, _N_COUNTED)
                          .where(_studies.c.study_id == _SID).with_for_update(of=_studies))
 
+_OLDEST_WAITING = (sa.select(_trials.c.trial_id)
+                   .where(_trials.c.study_id == _SID,
+                          _trials.c.state == TrialState.WAITING.value)
+                   .order_by(_trials.c.number).limit(1))
+# The study's id (None: no such study) and its oldest WAITING trial's (None: none), in one query.
+_STUDY_WAITING = (sa.select(_studies.c.study_id, _OLDEST_WAITING.scalar_subquery())
+                  .where(_studies.c.study_id == _SID))
+
 _TRIAL = sa.select(_trials).where(_trials.c.trial_id == _TID)
 _LOCK_TRIAL = _TRIAL.with_for_update()
 _LOCK_TRIAL_STATE = (sa.select(_trials.c.number, _trials.c.state)
@@ -380,9 +389,16 @@ def _check_study(conn: Connection, study_id: int, *, lock: bool = False) -> None
 def _lock_next_number(conn: Connection, study_id: int, limit: int | None) -> int | None:
     """Lock the study; return the number of its next trial, or None if ``limit`` is reached.
 
+    On SQLite the transaction already holds the database's write lock, so one statement does it.
+    Elsewhere (PostgreSQL, READ COMMITTED) a statement that waited for the study's row lock
+    still reads the trials as they were when it started, without those of the writer it waited
+    for: the lock is taken first, and the numbers are read by a second statement.
+
     Raises:
         StudyNotFoundError: No such study.
     """
+    if conn.dialect.name != "sqlite":
+        _check_study(conn, study_id, lock=True)
     statement = _LOCK_STUDY_MAX if limit is None else _LOCK_STUDY_MAX_COUNT
     row = conn.execute(statement, {"b_study_id": study_id}).first()
     if row is None:
@@ -762,22 +778,31 @@ class SQLStorage(Storage):
 
     def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
                             limit: int | None = None) -> FrozenTrial | None:
+        """See :meth:`Storage.claim_waiting_trial`.
+
+        Most calls (every ``ask``) find no WAITING trial; a read answers them without taking
+        the write lock. A trial enqueued just after that read is claimed by the next call.
+        """
+        if not self._has_waiting_trial(study_id):
+            return None
         with self._write() as conn:
             if _lock_next_number(conn, study_id, limit) is None:
                 return None
-            trial_id = conn.scalar(
-                sa.select(_trials.c.trial_id)
-                .where(_trials.c.study_id == study_id,
-                       _trials.c.state == TrialState.WAITING.value)
-                .order_by(_trials.c.number).limit(1)
-            )
-            if trial_id is None:
+            trial_id = conn.scalar(_OLDEST_WAITING, {"b_study_id": study_id})
+            if trial_id is None:  # another worker claimed it since the read
                 return None
             now = utcnow()
             _update_trial(conn, trial_id, {"state": TrialState.RUNNING.value,
                                            "datetime_start": now,
                                            "last_heartbeat": now if heartbeat else None})
             return _fetch_trial(conn, trial_id)
+
+    def _has_waiting_trial(self, study_id: int) -> bool:
+        with self._read() as conn:
+            row = conn.execute(_STUDY_WAITING, {"b_study_id": study_id}).first()
+        if row is None:
+            raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+        return row[1] is not None
 
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
                          dedup_key: str | None = None) -> None:
