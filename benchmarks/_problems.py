@@ -16,17 +16,33 @@ Problems:
   branch (best 0.25), a ``tree`` branch (best 0.10) and an ``mlp`` branch whose nested optimizer
   choice holds the global minimum 0 (``adam``, ``beta1 = 0.9``, ``lr = 1e-3``,
   ``dropout = 0.3``); the ``sgd`` option of that branch bottoms out at 0.08.
+* ``rosenbrock10``, ``levy10``, ``ackley10`` (10-d): the classic functions on their usual
+  domains (``[-5, 10]``, ``[-10, 10]``, ``[-32.768, 32.768]``), minimum 0.
+* ``bbob_*`` (5-d): BBOB functions f1, f2, f6, f8, f10, f15 on ``[-5, 5]^5``
+  (:mod:`benchmarks._bbob`), minimum 0.
+* ``nested2`` (conditional, 11 parameters, 4 to 5 active): a choice of three branches, each
+  with parameters of its own: ``a`` (two uniforms and a log-uniform; best 0.3), ``b`` (an integer
+  ``quniform``, a uniform and a 3-way choice; best 0.2), ``c`` (four uniforms of a bumpy bowl;
+  best 0.04736, the global minimum).
+* ``svc_digits``, ``rf_wine``: real tuning tasks on data scikit-learn ships, kept small so a
+  run takes seconds; the value is the 3-fold cross-validated error (1 - accuracy), its
+  "optimum" 0. ``svc_digits``: ``SVC`` on the first 300 ``load_digits`` images, log ``C`` and
+  log ``gamma``. ``rf_wine``: a 5-tree ``RandomForestClassifier`` on ``load_wine`` with
+  ``max_depth``, ``min_samples_leaf``, ``max_features`` and ``criterion``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from hyperopt import hp
+
+from benchmarks._bbob import BBOB
 
 __all__ = ["PROBLEMS", "Problem"]
 
@@ -212,6 +228,129 @@ def _nested(p: Mapping[str, Any]) -> float:
                  + tail)
 
 
+# -- Flat boxes: classic 10-d functions and BBOB functions --------------------------------------
+
+def _box(name: str, bounds: Sequence[tuple[float, float]], f: Callable[[np.ndarray], float],
+         optimum: float) -> Problem:
+    """A problem on a box of uniform parameters ``x0, x1, ...``."""
+    labels = [f"x{i}" for i in range(len(bounds))]
+    space = {lbl: hp.uniform(lbl, lo, hi) for lbl, (lo, hi) in zip(labels, bounds)}
+
+    def suggest(trial: Any) -> dict[str, float]:
+        return {lbl: trial.suggest_float(lbl, lo, hi) for lbl, (lo, hi) in zip(labels, bounds)}
+
+    def objective(p: Mapping[str, Any]) -> float:
+        return float(f(np.array([float(p[lbl]) for lbl in labels])))
+
+    return Problem(name, len(labels), space, suggest, objective, optimum)
+
+
+def _rosenbrock(x: np.ndarray) -> float:
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
+
+
+def _ackley(x: np.ndarray) -> float:
+    d = len(x)
+    return float(-20.0 * np.exp(-0.2 * np.sqrt(np.sum(x**2) / d))
+                 - np.exp(np.sum(np.cos(2.0 * np.pi * x)) / d) + 20.0 + math.e)
+
+
+# -- Second nested space: every branch has parameters of its own -------------------------------
+
+_NESTED2_SPACE = {"algo": hp.choice("algo", [
+    {"k": "a", "a1": hp.uniform("a1", -5.0, 5.0), "a2": hp.uniform("a2", -5.0, 5.0),
+     "a3": hp.loguniform("a3", math.log(1e-4), 0.0)},
+    {"k": "b", "b1": hp.quniform("b1", 1, 64, 1), "b2": hp.uniform("b2", 0.0, 1.0),
+     "b3": hp.choice("b3", ["x", "y", "z"])},
+    {"k": "c", **{f"c{i}": hp.uniform(f"c{i}", -3.0, 3.0) for i in range(1, 5)}},
+])}
+
+
+def _nested2_suggest(trial: Any) -> dict[str, Any]:
+    k = trial.suggest_categorical("algo", ["a", "b", "c"])
+    if k == "a":
+        return {"algo": {"k": k, "a1": trial.suggest_float("a1", -5.0, 5.0),
+                         "a2": trial.suggest_float("a2", -5.0, 5.0),
+                         "a3": trial.suggest_float("a3", 1e-4, 1.0, log=True)}}
+    if k == "b":
+        return {"algo": {"k": k, "b1": float(trial.suggest_int("b1", 1, 64)),
+                         "b2": trial.suggest_float("b2", 0.0, 1.0),
+                         "b3": trial.suggest_categorical("b3", ["x", "y", "z"])}}
+    return {"algo": {"k": k, **{f"c{i}": trial.suggest_float(f"c{i}", -3.0, 3.0)
+                                for i in range(1, 5)}}}
+
+
+def _nested2(p: Mapping[str, Any]) -> float:
+    a = p["algo"]
+    if a["k"] == "a":
+        return float(0.3 + 0.05 * ((a["a1"] - 1.0) ** 2 + (a["a2"] + 2.0) ** 2)
+                     + 0.1 * (math.log10(a["a3"]) + 2.0) ** 2)
+    if a["k"] == "b":
+        return float(0.2 + 0.0005 * (a["b1"] - 40.0) ** 2 + (a["b2"] - 0.7) ** 2
+                     + {"x": 0.1, "y": 0.0, "z": 0.2}[a["b3"]])
+    x = np.array([a[f"c{i}"] for i in range(1, 5)])
+    return float(0.05 * np.sum((x - 0.5) ** 2) + 0.1 * np.sum(np.sin(3.0 * x) ** 2))
+
+
+# -- Real tuning tasks on scikit-learn's bundled data --------------------------------------------
+
+@functools.cache
+def _data(name: str) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn import datasets
+
+    if name == "digits":
+        x, y = datasets.load_digits(return_X_y=True)
+        return x[:300] / 16.0, y[:300]
+    x, y = datasets.load_wine(return_X_y=True)
+    return (x - x.mean(axis=0)) / x.std(axis=0), y
+
+
+def _cv_error(model: Any, data: str) -> float:
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    x, y = _data(data)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    return float(1.0 - np.mean(cross_val_score(model, x, y, cv=folds)))
+
+
+_SVC_SPACE = {"C": hp.loguniform("C", math.log(1e-2), math.log(1e3)),
+              "gamma": hp.loguniform("gamma", math.log(1e-5), math.log(1e-1))}
+
+
+def _svc_suggest(trial: Any) -> dict[str, float]:
+    return {"C": trial.suggest_float("C", 1e-2, 1e3, log=True),
+            "gamma": trial.suggest_float("gamma", 1e-5, 1e-1, log=True)}
+
+
+def _svc_digits(p: Mapping[str, Any]) -> float:
+    from sklearn.svm import SVC
+
+    return _cv_error(SVC(C=float(p["C"]), gamma=float(p["gamma"])), "digits")
+
+
+_RF_SPACE = {"max_depth": hp.uniformint("max_depth", 1, 12),
+             "min_samples_leaf": hp.uniformint("min_samples_leaf", 1, 20),
+             "max_features": hp.uniform("max_features", 0.05, 1.0),
+             "criterion": hp.choice("criterion", ["gini", "entropy"])}
+
+
+def _rf_suggest(trial: Any) -> dict[str, Any]:
+    return {"max_depth": trial.suggest_int("max_depth", 1, 12),
+            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20),
+            "max_features": trial.suggest_float("max_features", 0.05, 1.0),
+            "criterion": trial.suggest_categorical("criterion", ["gini", "entropy"])}
+
+
+def _rf_wine(p: Mapping[str, Any]) -> float:
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(
+        n_estimators=5, max_depth=int(p["max_depth"]),
+        min_samples_leaf=int(p["min_samples_leaf"]), max_features=float(p["max_features"]),
+        criterion=str(p["criterion"]), random_state=0, n_jobs=1)
+    return _cv_error(model, "wine")
+
+
 PROBLEMS: dict[str, Problem] = {
     "branin": Problem("branin", 2, _BRANIN_SPACE, _branin_suggest, _branin,
                       0.39788735772973816),
@@ -219,5 +358,14 @@ PROBLEMS: dict[str, Problem] = {
                          -3.322368011415515),
     "mixed10": Problem("mixed10", 10, _MIXED10_SPACE, _mixed10_suggest, _mixed10, 0.0),
     "nested": Problem("nested", 10, _NESTED_SPACE, _nested_suggest, _nested, 0.0),
+    "rosenbrock10": _box("rosenbrock10", [(-5.0, 10.0)] * 10, _rosenbrock, 0.0),
+    "levy10": _box("levy10", [(-10.0, 10.0)] * 10, _levy, 0.0),
+    "ackley10": _box("ackley10", [(-32.768, 32.768)] * 10, _ackley, 0.0),
+    **{f"bbob_{name}": _box(f"bbob_{name}", [(-5.0, 5.0)] * 5, f, 0.0)
+       for name, f in BBOB.items()},
+    "nested2": Problem("nested2", 11, _NESTED2_SPACE, _nested2_suggest, _nested2,
+                       0.047363204675235755),
+    "svc_digits": Problem("svc_digits", 2, _SVC_SPACE, _svc_suggest, _svc_digits, 0.0),
+    "rf_wine": Problem("rf_wine", 4, _RF_SPACE, _rf_suggest, _rf_wine, 0.0),
 }
 """The problems by name, in report order."""

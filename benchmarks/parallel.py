@@ -347,20 +347,23 @@ def dask_simulation(url: str, slots: int, n_trials: int, seconds: float,
 
     from hpo_plugins.launchers import DaskLauncher
 
-    name = f"dask-{slots}"
+    common: dict[str, Any] = {"storage": url, "sampler": RandomSampler()}
+    name = f"dask-{slots}-{os.getpid()}-{time.time_ns()}"  # minimize resumes a same-named study
     with LocalCluster(n_workers=n_workers, threads_per_worker=slots // n_workers,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        hpo.minimize(sleeping_objective(0.01), SPACE, n_trials=slots, storage=url,
-                     study_name=f"{name}-warm", sampler=RandomSampler(),
-                     launcher=DaskLauncher(client))  # imports and unpacking on every thread
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        warm = hpo.minimize(sleeping_objective(0.01), SPACE, n_trials=slots,
+                            study_name=f"{name}-warm", launcher=DaskLauncher(client),
+                            **common)  # imports and unpacking on every thread
         start = time.perf_counter()
         with get_task_stream(client) as stream:
             study = hpo.minimize(sleeping_objective(seconds), SPACE, n_trials=n_trials,
-                                 storage=url, study_name=name, sampler=RandomSampler(),
-                                 launcher=DaskLauncher(client))
+                                 study_name=name, launcher=DaskLauncher(client), **common)
         wall = time.perf_counter() - start
     trials = [t for t in study.trials if "ran" in t.user_attrs]
-    study.storage.close()
+    for done in (warm, study):
+        done.storage.delete_study(done.study_id)
+        done.storage.close()
     return [_simulation_row(url, slots, len(trials), wall, seconds, trials, stream.data)]
 
 

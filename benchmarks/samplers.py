@@ -1,4 +1,4 @@
-"""Sampler benchmark: our samplers against ``hyperopt.fmin`` TPE and Optuna's default TPE.
+"""Sampler benchmark: our samplers against ``hyperopt.fmin`` TPE and Optuna's TPE.
 
 Prints figures; it is not a test. Run from the repository root::
 
@@ -17,12 +17,18 @@ What it measures (problems in :mod:`benchmarks._problems`):
    is driven the way its parallel backends drive it: ``tpe.suggest`` is called for one new id at
    a time while the earlier points of the batch sit in the ``Trials`` as NEW documents without a
    result (Hyperopt gives them an infinite loss and counts them toward its start-up phase).
-3. **Time per ask** with ``--timing-trials`` (default 1,000) finished trials on the 10-parameter
-   ``mixed10`` space: our ``study.ask()`` with ``HyperoptTPESampler`` (in memory, and on SQLite
-   when that storage imports), and, to show where the time goes, our sampler's ``sample()``
-   alone and one full ``storage.get_all_trials()`` read; against one ``tpe.suggest`` call on a
-   ``hyperopt.Trials`` (one step of ``fmin``) and one Optuna ``ask`` plus its suggests. The
-   operations are timed round-robin, so a busy machine slows them alike.
+3. **Normalised area under the best-so-far curve** (lower is better): per problem, each run's
+   best-so-far regret after every evaluation is scaled to ``[0, 1]`` between the smallest
+   final regret of any run and the median regret of the first evaluation, clipped, and
+   averaged over the evaluations; the table gives its mean over seeds, and its mean over
+   problems.
+4. **Time per ask** with ``--timing-trials`` (default 50, 200 and 1,000) finished trials on the
+   10-parameter ``mixed10`` space: our ``study.ask()`` with ``HyperoptTPESampler`` and with our
+   ``TPESampler`` (in memory, and on SQLite when that storage imports), and, to show where the
+   time goes, each sampler's ``sample()`` alone and one full ``storage.get_all_trials()`` read;
+   against one ``tpe.suggest`` call on a ``hyperopt.Trials`` (one step of ``fmin``) and one
+   Optuna ``ask`` plus its suggests. The operations are timed round-robin, so a busy machine
+   slows them alike.
 
 Every run is deterministic: ours through ``create_study(seed=seed)``, Hyperopt through
 ``rstate=np.random.default_rng(seed)``, Optuna through ``TPESampler(seed=seed)``.
@@ -72,8 +78,10 @@ def _quiet() -> None:
 def _hpo_sampler(name: str) -> Any:
     """A fresh sampler of ours for an optimiser name."""
     from hpo_plugins.samplers import AnnealSampler, HyperoptTPESampler, RandomSampler
+    from hpo_plugins.samplers._tpe import TPESampler
 
     factories: dict[str, Callable[[], Any]] = {
+        "hpo_own_tpe": TPESampler,
         "hpo_tpe": HyperoptTPESampler,
         "hpo_tpe_ignore": lambda: HyperoptTPESampler(running_policy="ignore"),
         "hpo_anneal": AnnealSampler,
@@ -147,8 +155,12 @@ def _run_optuna(name: str, problem: Problem, seed: int, budget: int,
     """Optuna ask/tell; a trial's parameters are drawn by its suggests, right after its ask."""
     import optuna
 
-    sampler = (optuna.samplers.TPESampler(seed=seed) if name == "optuna_tpe"
-               else optuna.samplers.RandomSampler(seed=seed))
+    samplers = {
+        "optuna_tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "optuna_tpe_indep": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=False),
+        "optuna_random": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }
+    sampler = samplers[name]()
     study = optuna.create_study(sampler=sampler, direction="minimize")
     values: list[float] = []
     while len(values) < budget:
@@ -183,6 +195,7 @@ class Optimizer:
 
 
 OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in [
+    Optimizer("hpo_own_tpe", "hpo_plugins TPESampler (ours)", _hpo_runner("hpo_own_tpe"), True),
     Optimizer("hpo_tpe", "hpo_plugins HyperoptTPESampler", _hpo_runner("hpo_tpe"), True),
     Optimizer("hpo_tpe_ignore", "hpo_plugins HyperoptTPESampler(running_policy='ignore')",
               _hpo_runner("hpo_tpe_ignore"), True),
@@ -190,6 +203,8 @@ OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in [
     Optimizer("hpo_random", "hpo_plugins RandomSampler", _hpo_runner("hpo_random"), False),
     Optimizer("hyperopt_tpe", "hyperopt.fmin(algo=tpe.suggest)", _run_hyperopt, True),
     Optimizer("optuna_tpe", "optuna TPESampler() (defaults)", _optuna_runner("optuna_tpe"), True),
+    Optimizer("optuna_tpe_indep", "optuna TPESampler(multivariate=False)",
+              _optuna_runner("optuna_tpe_indep"), True),
     Optimizer("optuna_random", "optuna RandomSampler", _optuna_runner("optuna_random"), False),
 ]}
 """Competitors by name. ``hpo_tpe_ignore`` only differs from ``hpo_tpe`` with parallel workers,
@@ -216,6 +231,8 @@ class RunResult:
     job: Job
     regret: float
     seconds: float
+    curve: tuple[float, ...] = ()
+    """Best-so-far regret after each evaluation."""
 
 
 def run_job(job: Job) -> RunResult:
@@ -227,7 +244,8 @@ def run_job(job: Job) -> RunResult:
     seconds = time.perf_counter() - start
     if len(values) != job.budget:
         raise RuntimeError(f"{job} evaluated {len(values)} points, expected {job.budget}.")
-    return RunResult(job, problem.regret(min(values)), seconds)
+    curve = tuple(float(problem.regret(v)) for v in np.minimum.accumulate(values))
+    return RunResult(job, problem.regret(min(values)), seconds, curve)
 
 
 def make_jobs(problems: Sequence[str], optimizers: Sequence[str], seeds: int, budget: int,
@@ -318,18 +336,21 @@ def interleave(calls: dict[str, Call], reps: int) -> list[Timing]:
     return [Timing(label, s) for label, s in seconds.items()]
 
 
-def hpo_calls(problem: Problem, data: Data, storage: Any, where: str) -> dict[str, Call]:
+def hpo_calls(problem: Problem, data: Data, storage: Any, where: str,
+              sampler_name: str = "HyperoptTPESampler") -> dict[str, Call]:
     """Our ``study.ask()``, ``sampler.sample()`` and one full storage read, with the history of
-    ``data`` loaded as COMPLETE trials.
+    ``data`` loaded as COMPLETE trials, for ``HyperoptTPESampler`` or our ``TPESampler``.
 
     The history is loaded by enqueueing the configurations and telling their losses; each timed
     ask is then told FAIL, which TPE ignores, so every timed call sees the same finished trials.
     """
     import hpo_plugins as hpo
     from hpo_plugins.samplers import History, HyperoptTPESampler
+    from hpo_plugins.samplers._tpe import TPESampler
 
-    study = hpo.create_study(space=problem.space, storage=storage,
-                             sampler=HyperoptTPESampler(), seed=0, heartbeat_interval=None)
+    sampler = {"HyperoptTPESampler": HyperoptTPESampler, "TPESampler": TPESampler}[sampler_name]
+    study = hpo.create_study(space=problem.space, storage=storage, sampler=sampler(), seed=0,
+                             heartbeat_interval=None)
     for config in data[0]:
         study.enqueue(config)
     for _ in data[0]:
@@ -350,7 +371,7 @@ def hpo_calls(problem: Problem, data: Data, storage: Any, where: str) -> dict[st
         study.storage.get_all_trials(study.study_id)
         return lambda: None
 
-    name = "hpo_plugins HyperoptTPESampler"
+    name = f"hpo_plugins {sampler_name}"
     calls = {f"{name}: study.ask(), {where}": ask,
              f"{name}: storage.get_all_trials() alone, {where}": read}
     if where == "in-memory":
@@ -426,21 +447,28 @@ def sql_storage_problem() -> str | None:
     return None
 
 
-def run_timings(n_trials: int, reps: int, sqlite: bool) -> list[Timing]:
-    """Every time-per-ask measurement on the ``mixed10`` problem, in this process."""
+def run_timings(sizes: Sequence[int], reps: int, sqlite: bool) -> dict[int, list[Timing]]:
+    """Every time-per-ask measurement on the ``mixed10`` problem, per history size."""
+    return {n: _timings(n, reps, sqlite) for n in sizes}
+
+
+def _timings(n_trials: int, reps: int, sqlite: bool) -> list[Timing]:
+    """Every time-per-ask measurement with ``n_trials`` finished trials, in this process."""
     _quiet()
     problem = PROBLEMS[_TIMING_PROBLEM]
     data = _history_data(problem, n_trials)
     print(f"  timing: {n_trials} finished trials, {reps} repetitions", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        calls = {"hyperopt: one tpe.suggest call (one fmin step)": hyperopt_call(problem, data),
-                 **hpo_calls(problem, data, ":memory:", "in-memory")}
-        if sqlite:
-            url = "sqlite:///" + os.path.join(tmp, "bench.db")
-            try:
-                calls.update(hpo_calls(problem, data, url, "SQLite"))
-            except Exception as exc:  # report the rest rather than lose it
-                print(f"  SQLite timing skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        calls = {"hyperopt: one tpe.suggest call (one fmin step)": hyperopt_call(problem, data)}
+        for name in ("TPESampler", "HyperoptTPESampler"):
+            calls.update(hpo_calls(problem, data, ":memory:", "in-memory", name))
+            if sqlite:
+                url = "sqlite:///" + os.path.join(tmp, f"bench-{name}.db")
+                try:
+                    calls.update(hpo_calls(problem, data, url, "SQLite", name))
+                except Exception as exc:  # report the rest rather than lose it
+                    print(f"  SQLite timing skipped: {type(exc).__name__}: {exc}",
+                          file=sys.stderr)
         calls["optuna TPESampler(): study.ask() + suggests, in-memory"] = optuna_call(problem,
                                                                                       data)
         return interleave(calls, reps)
@@ -549,6 +577,30 @@ def seconds_table(seconds: dict[Key, list[float]], optimizers: Sequence[str],
     return lines
 
 
+def auc_table(results: Sequence[RunResult], optimizers: Sequence[str], workers: int,
+              problems: Sequence[str]) -> list[str]:
+    """Markdown: normalised area under the best-so-far regret curve (see the module doc)."""
+    curves: dict[Key, list[np.ndarray]] = defaultdict(list)
+    for r in results:
+        curves[r.job.optimizer, r.job.workers, r.job.problem].append(np.asarray(r.curve))
+    names = [o for o in optimizers if (o, workers, problems[0]) in curves]
+    auc: dict[str, dict[str, float]] = {n: {} for n in names}
+    for p in problems:
+        runs = [c for key, cs in curves.items() if key[2] == p for c in cs]
+        low = min(float(c[-1]) for c in runs)
+        high = float(np.median([c[0] for c in runs]))
+        for n in names:
+            scaled = (np.array(curves[n, workers, p]) - low) / max(high - low, 1e-300)
+            auc[n][p] = float(np.mean(np.clip(scaled, 0.0, 1.0)))
+    lines = ["| optimizer | " + " | ".join(problems) + " | mean |",
+             "|---|" + "---|" * (len(problems) + 1)]
+    for n in sorted(names, key=lambda n: float(np.mean(list(auc[n].values())))):
+        cells = [f"{auc[n][p]:.3f}" for p in problems]
+        lines.append(f"| `{n}` | " + " | ".join(cells) + f" | "
+                     f"{float(np.mean(list(auc[n].values()))):.3f} |")
+    return lines
+
+
 def timing_table(timings: Sequence[Timing], n_trials: int) -> list[str]:
     """Markdown: milliseconds per ask, and the ratio to Hyperopt's own ``tpe.suggest``."""
     ref = next((t.mean_ms for t in timings if t.label.startswith("hyperopt")), math.nan)
@@ -597,7 +649,7 @@ def environment_lines(argv: Sequence[str], wall: float, digest: str, loads: Sequ
 
 
 def build_report(args: argparse.Namespace, results: Sequence[RunResult],
-                 timings: Sequence[Timing], header: Sequence[str]) -> str:
+                 timings: dict[int, list[Timing]], header: Sequence[str]) -> str:
     """The whole Markdown report, under the ``header`` lines."""
     regrets, seconds = _collect(results)
     problems, optimizers = args.problems, args.optimizers
@@ -613,11 +665,20 @@ def build_report(args: argparse.Namespace, results: Sequence[RunResult],
                 *regret_table(regrets, optimizers, args.workers, problems), "",
                 f"Median regret, sequential → {args.workers} workers:", "",
                 *parallel_cost_table(regrets, optimizers, args.workers, problems), ""]
-    pairs = head_to_head(regrets, modes, problems)
-    if len(pairs) > 2:
-        out += ["#### HyperoptTPESampler vs hyperopt.fmin TPE", "", *pairs, ""]
-    if timings:
-        out += ["#### Time per ask", "", *timing_table(timings, args.timing_trials), ""]
+    for w in modes:
+        mode = "sequential" if w == 1 else f"{w} workers"
+        out += [f"#### Normalised area under the best-so-far curve, {mode} (lower is better)",
+                "", *auc_table(results, optimizers, w, problems), ""]
+    for ours, theirs, title in (
+            ("hpo_own_tpe", "optuna_tpe", "TPESampler (ours) vs Optuna's default TPESampler"),
+            ("hpo_own_tpe", "hyperopt_tpe", "TPESampler (ours) vs hyperopt.fmin TPE"),
+            ("hpo_tpe", "hyperopt_tpe", "HyperoptTPESampler vs hyperopt.fmin TPE")):
+        pairs = head_to_head(regrets, modes, problems, ours, theirs)
+        if len(pairs) > 2:
+            out += [f"#### {title}", "", *pairs, ""]
+    for n_trials, timed in timings.items():
+        out += [f"#### Time per ask, {n_trials} finished trials", "",
+                *timing_table(timed, n_trials), ""]
     out += ["#### Seconds per run", "", *seconds_table(seconds, optimizers, modes, problems)]
     return "\n".join(out) + "\n"
 
@@ -627,15 +688,15 @@ def write_raw(path: Path, results: Sequence[RunResult]) -> None:
     import dataclasses
     import json
 
-    rows = [{**dataclasses.asdict(r.job), "regret": r.regret, "seconds": r.seconds}
-            for r in results]
+    rows = [{**dataclasses.asdict(r.job), "regret": r.regret, "seconds": r.seconds,
+             "curve": list(r.curve)} for r in results]
     path.write_text(json.dumps(rows, indent=1))
 
 
 # -- command line --------------------------------------------------------------------------------
 
-DEFAULT_OPTIMIZERS = ("hpo_tpe", "hpo_tpe_ignore", "hpo_anneal", "hpo_random", "hyperopt_tpe",
-                      "optuna_tpe", "optuna_random")
+DEFAULT_OPTIMIZERS = ("hpo_own_tpe", "hpo_tpe", "hpo_tpe_ignore", "hpo_anneal", "hpo_random",
+                      "hyperopt_tpe", "optuna_tpe", "optuna_tpe_indep", "optuna_random")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -651,8 +712,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="simulated parallel workers; 1 skips the simulation (default 8)")
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes")
     parser.add_argument("--jobs", type=int, default=2, help="processes over runs (default 2)")
-    parser.add_argument("--timing-trials", type=int,
-                        help="finished trials for the time-per-ask figures (default 1000)")
+    parser.add_argument("--timing-trials", type=int, nargs="+",
+                        help="finished trials for the time-per-ask figures "
+                             "(default 50 200 1000; --quick 50 200)")
     parser.add_argument("--timing-reps", type=int,
                         help="timed repetitions per operation (default 20; --quick 3)")
     parser.add_argument("--no-timing", action="store_true", help="skip the time-per-ask figures")
@@ -661,8 +723,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--raw", type=Path,
                         help="write every run's result as JSON to this file (before timings)")
     args = parser.parse_args(argv)
-    quick = {"seeds": 3, "budget": 40, "timing_trials": 200, "timing_reps": 3}
-    full = {"seeds": 10, "budget": 100, "timing_trials": 1000, "timing_reps": 20}
+    quick = {"seeds": 3, "budget": 40, "timing_trials": [50, 200], "timing_reps": 3}
+    full = {"seeds": 10, "budget": 100, "timing_trials": [50, 200, 1000], "timing_reps": 20}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -683,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.raw is not None:
         write_raw(args.raw, results)
     loads.append(_load())
-    timings = [] if args.no_timing else run_timings(
+    timings = {} if args.no_timing else run_timings(
         args.timing_trials, args.timing_reps, not args.no_sqlite and sql_problem is None)
     loads.append(_load())
     header = environment_lines(argv, time.perf_counter() - start, digest, loads)

@@ -66,14 +66,14 @@ class PostgresServer:
         secret = f":{password}" if password else ""
         return f"postgresql+psycopg://{user}{secret}@{self.host}:{self.port}/{database}"
 
-    def execute(self, *statements: str) -> None:
+    def execute(self, *statements: str, database: str = "postgres") -> None:
         """Run statements as the superuser, outside a transaction (CREATE DATABASE needs it)."""
         import psycopg
 
         with psycopg.connect(host=self.host, port=self.port, user="postgres",
-                             dbname="postgres", autocommit=True) as conn:
+                             dbname=database, autocommit=True) as conn:
             for statement in statements:
-                conn.execute(statement)  # type: ignore[arg-type]  # our own literal SQL
+                conn.execute(statement.encode())  # our own literal SQL
 
     def create_database(self, name: str | None = None, *, owner: str = "postgres") -> str:
         """Create an empty database (a fresh name by default); return its name."""
@@ -84,6 +84,12 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         """Drop a database, closing whatever connections are still open on it."""
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def empty_database(self, name: str) -> None:
+        """Drop every table of a database (its ``public`` schema), closing its connections."""
+        self.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        self.execute("DROP SCHEMA public CASCADE", "CREATE SCHEMA public", database=name)
 
 
 def _bin_dir() -> Path | None:
@@ -191,10 +197,23 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 
 @pytest.fixture
 def fresh_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """A new, empty database for one test (about 0.1 s to create); dropped afterwards."""
+    """A new, empty database for one test; dropped afterwards (about 0.3 s in all)."""
     name = postgres_server.create_database()
     yield postgres_server.url(name)
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def _reused_database(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database("hpo_reused")
+
+
+@pytest.fixture
+def clean_postgres_url(postgres_server: PostgresServer, _reused_database: str) -> Iterator[str]:
+    """An empty database for one test, emptied again afterwards (3x cheaper than a new one:
+    for the many short tests of the conformance suite). Close every storage in the test."""
+    yield postgres_server.url(_reused_database)
+    postgres_server.empty_database(_reused_database)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ The PostgreSQL fixtures come from ``tests/conftest_postgres.py``; test modules r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -86,10 +87,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(15)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(15)
 
 

@@ -1,7 +1,8 @@
-"""One study across a real Dask cluster on PostgreSQL: GPUs, pruning, and a worker killed mid-run."""
+"""One study on a real Dask cluster and PostgreSQL: GPUs, pruning, a worker killed mid-run."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -140,5 +141,5 @@ def _check_gpus(trials: list[hpo.FrozenTrial]) -> None:
     for runs in by_gpu.values():
         spans = sorted((t.datetime_start, t.datetime_complete) for t in runs
                        if t.state is not TrialState.FAIL)  # a lost trial ends when reaped
-        for (_, end), (start, _) in zip(spans, spans[1:]):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert end is not None and start is not None and end <= start

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 MAX_TRIALS = 4
 
-SPACE = "from hpo_plugins import hp\nSPACE = {'x': hp.uniform('x', -1, 1), 'y': hp.uniform('y', -1, 1)}\n"
+SPACE = ("from hpo_plugins import hp\n"
+         "SPACE = {'x': hp.uniform('x', -1, 1), 'y': hp.uniform('y', -1, 1)}\n")
 SCRIPT = textwrap.dedent("""
     import hpo_plugins as hpo
     trial = hpo.current_trial()
@@ -30,7 +31,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run_command(tmp_path: Path, url: str, *extra: str) -> list[str]:
+def _run_command(tmp_path: Path, *extra: str) -> list[str]:
     (tmp_path / "space.py").write_text(SPACE)
     (tmp_path / "train.py").write_text(SCRIPT)
     return [sys.executable, "-m", "hpo_plugins.cli", "run", "--space",
@@ -41,11 +42,10 @@ def _run_command(tmp_path: Path, url: str, *extra: str) -> list[str]:
 
 def test_two_cli_launchers_share_one_study(tmp_path: Path, dask_cluster: Any, dask_client: Any,
                                            fresh_postgres_url: str) -> None:
-    # The URL reaches both through the environment, as documented for credentials.
+    # The URL reaches both through the environment (as documented for credentials), not argv.
     env = {**os.environ, "HPO_PLUGINS_STORAGE": fresh_postgres_url}
-    commands = {"local": _run_command(tmp_path, fresh_postgres_url),
-                "dask": _run_command(tmp_path, fresh_postgres_url, "--dask",
-                                     dask_cluster.address, "--n-jobs", "2")}
+    commands = {"local": _run_command(tmp_path),
+                "dask": _run_command(tmp_path, "--dask", dask_cluster.address, "--n-jobs", "2")}
     processes = {name: subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
                  for name, argv in commands.items()}

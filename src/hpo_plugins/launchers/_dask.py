@@ -54,7 +54,8 @@ class DaskLauncher(Launcher):
     A worker that dies loses its trial: Dask runs the task again elsewhere (a new trial), and the
     lost trial is failed once its heartbeat is stale (at the next ``ask``) or, at the latest,
     when the run's last task has returned; with ``max_trials`` the run then starts replacements,
-    so the study reaches its total. Ctrl-C cancels the run's tasks and fails its running trials.
+    so the study reaches its total. Ctrl-C cancels the run's pending tasks and fails its running
+    trials (a task already running finishes, but its result is refused).
 
     Example:
         >>> from dask.distributed import Client  # doctest: +SKIP
@@ -87,8 +88,15 @@ class DaskLauncher(Launcher):
 
     def run(self, study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
         """Run trials on the cluster until a limit in ``settings`` is reached."""
+        if not study.storage.multiprocess:
+            raise ConfigurationError(
+                f"Expected a storage that every Dask worker reaches. Received: "
+                f"{study.storage.describe()}. Use a PostgreSQL URL (or, with every worker on "
+                f"this machine, a SQLite file such as 'sqlite:///hpo.db')."
+            )
         with self._client() as client:
-            slots = self.n_concurrent or self._capacity(client)
+            capacity = self._capacity(client)  # also checks that GPU trials can run
+            slots = self.n_concurrent or capacity
             deterministic = study.seed is not None if self.deterministic is None \
                 else self.deterministic
             deadline = None if settings.timeout is None else time.time() + settings.timeout

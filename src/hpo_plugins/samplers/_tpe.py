@@ -14,9 +14,10 @@ found to matter, with BOHB's (Falkner et al. 2018) multivariate kernel densities
   kernels per numeric coordinate (no mass leaks past the bounds), a categorical kernel per
   choice, and the prior with weight ``prior_weight`` (:mod:`._tpe_kernels`).
 * **Bandwidths.** Per kernel and coordinate, the larger gap to the neighbouring observations,
-  at least ``1 / min(100, n + 2)`` of the range ("magic clip") and one quantisation step; a
-  choice keeps its option with probability ``1 - lam``, ``lam = C a / (1 + C a)``,
-  ``a = prior_weight / (n + 1)`` for ``C`` options and ``n`` observations.
+  at least ``1 / min(100, n + 2)`` of the range ("magic clip") and one quantisation step, at
+  most the range (for an unbounded parameter, the prior's spread); a choice keeps its option
+  with probability ``1 - lam``, ``lam = C a / (1 + C a)``, ``a = prior_weight / (n + 1)`` for
+  ``C`` options and ``n`` observations.
 * **Split.** The best ``min(ceil(gamma * n), 25)`` of the ``n`` finished trials are good
   (ranked by :func:`~hpo_plugins.samplers.ranked_for_model`: COMPLETE by value, PRUNED after
   them, deeper step first, then better last value; FAIL ignored). Good trials weigh 1; in the
