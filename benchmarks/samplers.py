@@ -282,7 +282,7 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int) -> list[RunResult]:
 
 # -- time per ask --------------------------------------------------------------------------------
 
-Call = Callable[[], Callable[[], None]]
+Call = Callable[[], Callable[[], object]]
 """A timed operation: does the work and returns its (untimed) clean-up."""
 Data = tuple[list[dict[str, Any]], list[float]]
 
@@ -357,14 +357,17 @@ def hpo_calls(problem: Problem, data: Data, storage: Any, where: str,
         trial = study.ask()
         study.tell(trial, problem.objective(trial.params))
 
-    def ask() -> Callable[[], None]:
+    def ask() -> Callable[[], object]:
         trial = study.ask()
         return lambda: study.tell(trial, state="FAIL")
 
     history = History(study.get_trials(["COMPLETE"]), study.direction, len(data[0]))
 
+    space = study.space
+    assert space is not None
+
     def sample() -> Callable[[], None]:
-        study.sampler.sample(study.space, history, np.random.default_rng(0))
+        study.sampler.sample(space, history, np.random.default_rng(0))
         return lambda: None
 
     def read() -> Callable[[], None]:
@@ -414,7 +417,7 @@ def optuna_call(problem: Problem, data: Data) -> Call:
         optuna.trial.create_trial(params=config, distributions=distributions, value=loss)
         for config, loss in zip(*data)])
 
-    def ask() -> Callable[[], None]:
+    def ask() -> Callable[[], object]:
         trial = study.ask()
         problem.suggest(trial)
         return lambda: study.tell(trial, state=optuna.trial.TrialState.FAIL)

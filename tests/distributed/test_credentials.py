@@ -186,3 +186,13 @@ def test_dask_workers_do_not_log_the_password(password_database: Database, dask_
     assert "Compute Failed" in logs and "objective broke" in logs
     assert password_database["password"] not in logs
     assert os.environ.get("PGPASSWORD") is None
+
+
+def test_a_mistyped_url_is_not_echoed(cli: Callable[..., str]) -> None:
+    typo = "postgresql+psycopg:/hpo:Typo-secret-91@db-host/hpo"  # one slash: not a URL
+    with pytest.raises(hpo.exceptions.ConfigurationError, match="not shown") as info:
+        hpo.create_study(SPACE, storage=typo)
+    assert "Typo-secret-91" not in str(info.value)
+    text = cli("studies", "--storage", typo)
+    assert "cannot open the storage" in text and "not shown" in text
+    assert "Typo-secret-91" not in text

@@ -77,7 +77,10 @@ class _Killer(threading.Thread):
             return
         trials = storage.get_all_trials(study_id)
         done = {t.number: (t.state, t.value) for t in trials if t.state.is_finished}
-        running = [t for t in trials if t.state is TrialState.RUNNING and t.params]
+        # A trial that reported nothing yet has at least 0.3 s to go: it cannot finish between
+        # this read and the kill.
+        running = [t for t in trials if t.state is TrialState.RUNNING and t.params
+                   and not t.intermediate_values]
         if len(done) < self.after or not running:
             return
         target = running[0]

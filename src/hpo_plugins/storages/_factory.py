@@ -50,10 +50,12 @@ def get_storage(storage: Any = None) -> Storage:
         if default:
             _announce(storage, store.describe())
         return store
+    # A mistyped URL ("postgresql:/user:secret@host/db") may hold a password: not echoed.
+    shown = ("a string with '@' (not shown, as it may contain a password)"
+             if isinstance(storage, str) and "@" in storage else f"storage={storage!r}")
     raise ConfigurationError(
         f"Expected `storage` to be a Storage, None (a SQLite file), ':memory:' or a database URL "
-        f"such as 'sqlite:///hpo.db'. Received: storage={storage!r} (of type "
-        f"{type(storage).__name__})."
+        f"such as 'sqlite:///hpo.db'. Received: {shown} (of type {type(storage).__name__})."
     )
 
 
