@@ -108,7 +108,7 @@ class LightningObjective:
                                   "enable_progress_bar": False, "enable_model_summary": False,
                                   **copy.deepcopy(self.trainer_kwargs)}
         if "logger" not in kwargs:
-            kwargs["logger"] = framework.loggers.CSVLogger(trial.log_dir, name="", version="")
+            kwargs["logger"] = _default_logger(framework, trial)
         if kwargs["logger"] or kwargs["enable_checkpointing"]:  # Lightning will write files
             kwargs.setdefault("default_root_dir", trial.log_dir)
         hpo_callback = _callback_class(framework)(self.monitor, trial=trial)
@@ -166,9 +166,11 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
     module and optimiser are released before the next trial.
 
     Trainer defaults, each overridden by ``trainer_kwargs``: a ``CSVLogger`` writing
-    ``metrics.csv`` in ``trial.log_dir``, ``default_root_dir=trial.log_dir`` (when Lightning
-    writes anything), no progress bar, no model summary, and checkpointing only when
-    ``save_checkpoint`` is set. With ``logger=False`` and no checkpoints nothing is written.
+    ``metrics.csv`` in ``trial.log_dir`` (or, when the study has a ``logdir``, a
+    ``TensorBoardLogger`` writing into the trial's TensorBoard run, the directory of its HParams
+    session, so Lightning's own curves appear beside it); ``default_root_dir=trial.log_dir``
+    (when Lightning writes anything); no progress bar; no model summary; and checkpointing only
+    when ``save_checkpoint`` is set. With ``logger=False`` and no checkpoints nothing is written.
 
     Args:
         module: A LightningModule class called with the params as keyword arguments, or a
@@ -259,3 +261,14 @@ def _check_arguments(module: object, datamodule: object, train_dataloaders: obje
     if result not in ("best", "last"):
         raise ConfigurationError(
             f'Expected `result` to be "best" or "last". Received: result={result!r}.')
+
+
+def _default_logger(framework: Any, trial: Trial) -> Any:
+    """TensorBoard in the trial's run when the study has a logdir, else a CSV file."""
+    from hpo_plugins.tensorboard import run_dir
+
+    directory = run_dir(trial)
+    if directory is not None:
+        return framework.loggers.TensorBoardLogger(directory, name="", version="",
+                                                   default_hp_metric=False)
+    return framework.loggers.CSVLogger(trial.log_dir, name="", version="")
