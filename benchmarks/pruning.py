@@ -5,7 +5,7 @@ Prints figures; it is not a test. Run from the repository root::
     python -m benchmarks.pruning                          # 30 trials x 3 seeds, up to 27 epochs
     python -m benchmarks.pruning --quick                  # smoke run: 8 trials x 1 seed, 9 epochs
     python -m benchmarks.pruning --pruners none sha --trials 40
-    python -m benchmarks.pruning --frameworks keras --seeds 1 --epochs 20   # about 10 minutes
+    python -m benchmarks.pruning --frameworks keras --seeds 1 --epochs 20   # ~15 min, 2 cores
 
 One function per framework produces :class:`Row` objects and one printer tabulates them, so
 another framework's task slots in beside the Lightning one.
@@ -379,7 +379,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pruning",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--frameworks", nargs="+", choices=list(FRAMEWORKS),
-                        default=list(FRAMEWORKS))
+                        default=["lightning"], help="default: lightning (keras is opt-in: its "
+                        "budget comes from Keras Tuner's Hyperband, ~15 min per seed)")
     parser.add_argument("--pruners", nargs="+", choices=PRUNERS, default=list(PRUNERS))
     parser.add_argument("--trials", type=int, help="trials per study (default 30; --quick 8)")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 3; --quick 1)")
