@@ -228,3 +228,12 @@ class TestArgumentErrors:
 
         with pytest.raises(ConfigurationError, match="not compiled"):
             tune(uncompiled, space, digits, n_trials=1)
+
+
+def test_with_a_logdir_keras_curves_land_in_the_trial_run(build_fn: Any, space: Any,
+                                                          digits: Data, tmp_path: Any) -> None:
+    result = tune(build_fn, space, digits, n_trials=1, logdir=str(tmp_path / "runs"))
+    run = result.study.trials[0].log_dir
+    found = [name for _, _, names in os.walk(run) for name in names]
+    assert any(n.startswith("events.out.tfevents") and not n.endswith(".hpo") for n in found)
+    assert any(n.endswith(".hpo") for n in found)  # the trial's HParams session, same run

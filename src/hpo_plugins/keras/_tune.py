@@ -183,7 +183,7 @@ class KerasObjective:
         reporter = _Reporter(self.objective, trial=trial, interval=self._interval())
         checkpoint = _BestCheckpoint(path, monitor=self.objective, mode=self._mode(),
                                      save_best_only=True, save_weights_only=True, verbose=0)
-        callbacks = [reporter, checkpoint, *self._user_callbacks(trial)]
+        callbacks = [reporter, checkpoint, *_tensorboard(trial), *self._user_callbacks(trial)]
         history = model.fit(**self.fit_kwargs, callbacks=callbacks)
         self.missing = reporter.missing
         return dict(history.history)
@@ -434,3 +434,17 @@ def copy_callbacks(callbacks: CallbackList) -> list[keras.callbacks.Callback]:
             f"Expected callbacks that copy.deepcopy can copy (each trial gets its own copy). "
             f"Copying failed with {type(exc).__name__}: {exc}. Pass a factory instead: "
             f"callbacks=lambda trial: [MyCallback(...)].") from exc
+
+
+def _tensorboard(trial: Trial) -> list[keras.callbacks.Callback]:
+    """Keras' own TensorBoard callback in the trial's run, when the study has a ``logdir``.
+
+    Its curves then sit in the same TensorBoard run as the trial's HParams session.
+    """
+    from hpo_plugins.tensorboard import run_dir
+
+    directory = run_dir(trial)
+    if directory is None:
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=directory, write_graph=False,
+                                        profile_batch=0)]
