@@ -21,12 +21,12 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+import keras
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import hpo_plugins as hpo
-import keras
 from hpo_plugins import hp
 from hpo_plugins.keras import keras_tune
 

@@ -8,11 +8,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
 import hpo_plugins as hpo
-import keras
 from hpo_plugins import TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras import HPOCallback

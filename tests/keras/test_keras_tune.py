@@ -7,10 +7,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 from hpo_plugins import TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras import HPOCallback, keras_tune

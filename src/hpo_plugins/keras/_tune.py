@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import keras
+
 from hpo_plugins._api import default_study_name, maximize, minimize
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins.context import current_trial
