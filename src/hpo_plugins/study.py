@@ -472,7 +472,8 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
         storage: None (the default SQLite file ``hpo.db``, see
             :func:`hpo_plugins.storages.get_storage`), ``":memory:"``, a URL or a Storage.
         direction: ``"minimize"`` or ``"maximize"``.
-        sampler: Default: :class:`~hpo_plugins.samplers.HyperoptTPESampler`.
+        sampler: Default: :class:`~hpo_plugins.samplers.TPESampler` (ours; see
+            docs/benchmarks.md). ``HyperoptTPESampler`` runs Hyperopt's own TPE.
         pruner: Default: :class:`~hpo_plugins.pruners.NopPruner`.
         seed: Makes the sequence of suggestions reproducible.
         metric: The metric adapters monitor by default (``"val_loss"``).
@@ -489,12 +490,12 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
         SpaceError: The space is malformed or the sampler cannot handle it.
         ConfigurationError: A resumed study has another direction or another space.
     """
-    from hpo_plugins.samplers import HyperoptTPESampler
+    from hpo_plugins.samplers import TPESampler
 
     settings = _check_settings(direction, heartbeat_interval, grace_period, max_retries)
     direction, grace_period = settings
     parsed = as_space(space) if space is not None else None
-    sampler = sampler if sampler is not None else HyperoptTPESampler()
+    sampler = sampler if sampler is not None else TPESampler()
     _check_plugin(sampler, Sampler, "sampler")
     pruner = pruner if pruner is not None else NopPruner()
     _check_plugin(pruner, Pruner, "pruner")
@@ -626,9 +627,9 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
             f"space (fingerprint {attrs.get('space_fingerprint')}); got {parsed.fingerprint}."
         )
     if parsed is not None and sampler is None:
-        from hpo_plugins.samplers import HyperoptTPESampler
+        from hpo_plugins.samplers import TPESampler
 
-        sampler = _rebuild(attrs.get("sampler"), Sampler) or HyperoptTPESampler()
+        sampler = _rebuild(attrs.get("sampler"), Sampler) or TPESampler()
     pruner = pruner or _rebuild(attrs.get("pruner"), Pruner) or NopPruner()
     interval = attrs.get("heartbeat_interval")
     return Study(study_name=study_name, storage=store, study_id=study_id,

@@ -15,6 +15,7 @@ from hpo_plugins.samplers import (
     HyperoptTPESampler,
     RandomSampler,
     Sampler,
+    TPESampler,
     describe_object,
 )
 from hpo_plugins.space import SearchSpace
@@ -25,6 +26,7 @@ SAMPLERS = [
     RandomSampler(),
     AnnealSampler(n_startup_trials=3),
     HyperoptTPESampler(n_startup_trials=3),
+    TPESampler(n_startup_trials=3),
     GridSampler(),
     GridSampler(shuffle=False),
 ]

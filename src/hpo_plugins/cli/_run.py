@@ -40,7 +40,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", choices=["minimize", "maximize"], default="minimize")
     parser.add_argument("--metric", default="val_loss",
                         help="the metric the script's callback monitors (default val_loss)")
-    parser.add_argument("--sampler", choices=_SAMPLERS, default="hyperopt-tpe")
+    parser.add_argument("--sampler", choices=_SAMPLERS, default="tpe")
     parser.add_argument("--pruner", choices=_PRUNERS, default="none")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--logdir", help="root of the trial directories and TensorBoard runs")
@@ -167,7 +167,7 @@ def load_space(spec: str) -> Any:
 def _sampler(name: str) -> Any:
     from hpo_plugins import samplers
 
-    return {"tpe": lambda: getattr(samplers, "TPESampler", samplers.HyperoptTPESampler)(),
+    return {"tpe": samplers.TPESampler,
             "hyperopt-tpe": samplers.HyperoptTPESampler, "random": samplers.RandomSampler,
             "anneal": samplers.AnnealSampler, "grid": samplers.GridSampler}[name]()
 

@@ -14,6 +14,7 @@ from hpo_plugins.samplers._base import History, Sampler, describe_object, ranked
 from hpo_plugins.samplers._grid import GridSampler
 from hpo_plugins.samplers._hyperopt_tpe import HyperoptTPESampler
 from hpo_plugins.samplers._random import RandomSampler
+from hpo_plugins.samplers._tpe import TPESampler
 
 __all__ = [
     "AnnealSampler",
@@ -22,6 +23,7 @@ __all__ = [
     "HyperoptTPESampler",
     "RandomSampler",
     "Sampler",
+    "TPESampler",
     "describe_object",
     "ranked_for_model",
 ]
