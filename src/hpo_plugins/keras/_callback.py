@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
+from hpo_plugins._callback_args import as_number, check_callback_arguments
 from hpo_plugins.context import current_trial_or_none
-from hpo_plugins.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
@@ -77,7 +77,7 @@ class HPOCallback(keras.callbacks.Callback):
     def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
                  interval: int = 1) -> None:
         super().__init__()
-        _check_arguments(monitor, trial, interval)
+        check_callback_arguments(monitor, trial, interval)
         self.monitor = monitor
         self.trial = trial
         self.interval = interval
@@ -120,7 +120,7 @@ class HPOCallback(keras.callbacks.Callback):
     def _judge(self, trial: Trial, epoch: int, logs: dict[str, Any]) -> bool:
         """Report the monitored value; True when the trial must end (pruned or failed)."""
         key = self.monitor or trial.study.metric
-        value = _as_number(logs.get(key))
+        value = as_number(logs.get(key))
         if value is None:
             self._missing_metric(trial, key, sorted(logs))
             return True
@@ -160,28 +160,3 @@ def missing_metric_reason(key: str, logged: list[str]) -> str:
     return (f"the monitored metric {key!r} was not logged by fit at the end of the epoch "
             f"(logged: {names}). Pass validation data for 'val_*' metrics, compile the model "
             f"with the metric, or monitor one of the logged names")
-
-
-def _as_number(value: Any) -> float | None:
-    """A logged value (number, NumPy or backend scalar) as a float; None if missing or not."""
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError, RuntimeError):
-        return None
-
-
-def _check_arguments(monitor: object, trial: object, interval: object) -> None:
-    from hpo_plugins.trial import Trial
-
-    if monitor is not None and not (isinstance(monitor, str) and monitor):
-        raise ConfigurationError(
-            f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
-    if trial is not None and not isinstance(trial, Trial):
-        raise ConfigurationError(
-            f"Expected `trial` to be a Trial or None. Received: trial={trial!r} (of type "
-            f"{type(trial).__name__}).")
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        raise ConfigurationError(
-            f"Expected `interval` to be an integer >= 1. Received: interval={interval!r}.")

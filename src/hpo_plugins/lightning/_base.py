@@ -25,6 +25,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from hpo_plugins._callback_args import as_number, check_callback_arguments
 from hpo_plugins.context import current_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._handover import hand_over, open_trial
@@ -61,7 +62,7 @@ class HPOCallbackBase:
     def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
                  interval: int = 1) -> None:
         super().__init__()
-        _check_arguments(monitor, trial, interval)
+        check_callback_arguments(monitor, trial, interval)
         self.monitor = monitor
         self.trial = trial
         self.interval = interval
@@ -134,7 +135,7 @@ class HPOCallbackBase:
         trial = self._bound
         assert trial is not None
         key = self.monitor or trial.study.metric
-        value = _as_number(trainer.callback_metrics.get(key))
+        value = as_number(trainer.callback_metrics.get(key))
         if value is None:
             return self._fail(trial, _missing_metric(key, trainer.callback_metrics))
         step = report_step(trainer)
@@ -183,33 +184,8 @@ def report_step(trainer: Any) -> int:
     return int(trainer.global_step)
 
 
-def _as_number(value: Any) -> float | None:
-    """A logged metric (0-d tensor or number) as a float; None when missing or not a scalar."""
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError, RuntimeError):
-        return None
-
-
 def _missing_metric(key: str, metrics: Any) -> str:
     logged = ", ".join(repr(k) for k in sorted(metrics)) or "none"
     return (f"the monitored metric {key!r} was not logged as a number by this validation end "
             f"(logged: {logged}). Log it with self.log({key!r}, value) in validation_step, or "
             f"pass HPOCallback(monitor=...) with one of the logged names")
-
-
-def _check_arguments(monitor: object, trial: object, interval: object) -> None:
-    from hpo_plugins.trial import Trial
-
-    if monitor is not None and not (isinstance(monitor, str) and monitor):
-        raise ConfigurationError(
-            f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
-    if trial is not None and not isinstance(trial, Trial):
-        raise ConfigurationError(
-            f"Expected `trial` to be a Trial or None. Received: trial={trial!r} (of type "
-            f"{type(trial).__name__}).")
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-        raise ConfigurationError(
-            f"Expected `interval` to be an integer >= 1. Received: interval={interval!r}.")
