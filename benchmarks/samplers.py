@@ -5,6 +5,8 @@ Prints figures; it is not a test. Run from the repository root::
     python -m benchmarks.samplers                       # 10 seeds x 100 evaluations
     python -m benchmarks.samplers --quick               # smoke run: 3 seeds x 40 evaluations
     python -m benchmarks.samplers --problems branin --optimizers hpo_tpe hyperopt_tpe
+    python -m benchmarks.samplers --seeds 25 --first-seed 25 --modes parallel   # add seeds
+    python -m benchmarks.samplers --timing-only --timing-samplers HyperoptTPESampler
 
 What it measures (problems in :mod:`benchmarks._problems`):
 
@@ -29,6 +31,10 @@ What it measures (problems in :mod:`benchmarks._problems`):
    against one ``tpe.suggest`` call on a ``hyperopt.Trials`` (one step of ``fmin``) and one
    Optuna ``ask`` plus its suggests. The operations are timed round-robin, so a busy machine
    slows them alike.
+
+``hpo_tpe_x_<name>`` optimisers are running-trial policies of ``HyperoptTPESampler`` that were
+tried for issue 2 and not adopted (:data:`EXPERIMENTAL_POLICIES`); like ``hpo_tpe_ignore`` they
+run only in the parallel simulation.
 
 Every run is deterministic: ours through ``create_study(seed=seed)``, Hyperopt through
 ``rstate=np.random.default_rng(seed)``, Optuna through ``TPESampler(seed=seed)``.
@@ -87,7 +93,73 @@ def _hpo_sampler(name: str) -> Any:
         "hpo_anneal": AnnealSampler,
         "hpo_random": RandomSampler,
     }
+    if name.startswith(_EXPERIMENT):
+        return _experimental_policy(name[len(_EXPERIMENT):])
     return factories[name]()
+
+
+_EXPERIMENT = "hpo_tpe_x_"
+EXPERIMENTAL_POLICIES = {
+    "split": "running trials in the bad group; the good group sized from finished trials only",
+    "believer": "running trials join the good group, on top of the finished ones in it",
+    "dup2": "running trials in the bad group twice (twice the weight), good group as 'split'",
+    "dupeq": "each running trial weighs in the bad density what one good trial weighs in the "
+             "good one (repeated ceil(n_bad / n_good) times), good group as 'split'",
+    "hstart": "the default liar, with Hyperopt's start-up count (finished + running trials)",
+}
+"""Running-trial policies of ``HyperoptTPESampler`` tried for issue 2 and *not* adopted
+(``hpo_tpe_x_<name>``, parallel simulation only); kept so the comparison can be rerun."""
+
+
+def _experimental_policy(variant: str) -> Any:
+    """``HyperoptTPESampler()`` with one of :data:`EXPERIMENTAL_POLICIES` for running trials.
+
+    Built on the bridge's private hooks (``_observations`` returns the trials TPE is fitted on,
+    with an optional good-group size); sequentially each behaves exactly like the default.
+    """
+    import dataclasses
+
+    from hpo_plugins.samplers import HyperoptTPESampler
+    from hpo_plugins.samplers import _hyperopt_tpe as bridge
+    from hpo_plugins.samplers._base import ranked_for_model
+
+    if variant not in EXPERIMENTAL_POLICIES:
+        raise KeyError(f"{_EXPERIMENT}{variant}")
+
+    class Experimental(HyperoptTPESampler):
+        def sample(self, space: Any, history: Any, rng: np.random.Generator) -> dict[str, Any]:
+            started = len([t for t in history.trials if t.state.is_finished or (
+                t.state in bridge._PENDING and t.params)]) >= self.n_startup_trials
+            if variant != "hstart" or history.n_finished == 0 or not started:
+                return super().sample(space, history, rng)
+            seed = int(rng.integers(bridge._SEED_BOUND))  # Hyperopt's start-up rule, then TPE
+            vals = self._bridge(space).suggest(
+                history.number, self._observations(history), seed,
+                n_candidates=self.n_ei_candidates, gamma=self.gamma,
+                prior_weight=self.prior_weight)
+            return bridge._flat_params(space, vals)
+
+        def _observations(self, history: Any) -> Any:
+            pairs = ranked_for_model(history)
+            pending = [t for t in history.in_states(*bridge._PENDING) if t.params]
+            if not pairs or variant == "hstart":
+                return super()._observations(history)
+            k = min(math.ceil(self.gamma * math.sqrt(len(pairs))), 25)
+            worst, best = max(x for _, x in pairs), min(x for _, x in pairs)
+            if variant == "believer":
+                return bridge._sorted_observations(
+                    pairs + [(t, best - 1.0) for t in pending], k + len(pending))
+            copies = {"split": 1, "dup2": 2, "dupeq": max(1, math.ceil((len(pairs) - k) / k))}
+            top = max([t.number for t in history.trials] + [history.number]) + 1
+            extra = []
+            for j, t in enumerate(pending):
+                extra.append((t, worst))
+                for c in range(copies[variant] - 1):  # copies under unused trial numbers
+                    number = top + j * copies[variant] + c
+                    extra.append((dataclasses.replace(t, number=number), worst))
+            return bridge._sorted_observations(pairs + extra, k)
+
+    return Experimental()
 
 
 def _run_hpo(name: str, problem: Problem, seed: int, budget: int, workers: int) -> list[float]:
@@ -199,6 +271,8 @@ OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in [
     Optimizer("hpo_tpe", "hpo_plugins HyperoptTPESampler", _hpo_runner("hpo_tpe"), True),
     Optimizer("hpo_tpe_ignore", "hpo_plugins HyperoptTPESampler(running_policy='ignore')",
               _hpo_runner("hpo_tpe_ignore"), True),
+    *[Optimizer(f"{_EXPERIMENT}{v}", f"HyperoptTPESampler, experimental policy {v!r}",
+                _hpo_runner(f"{_EXPERIMENT}{v}"), True) for v in EXPERIMENTAL_POLICIES],
     Optimizer("hpo_anneal", "hpo_plugins AnnealSampler", _hpo_runner("hpo_anneal"), False),
     Optimizer("hpo_random", "hpo_plugins RandomSampler", _hpo_runner("hpo_random"), False),
     Optimizer("hyperopt_tpe", "hyperopt.fmin(algo=tpe.suggest)", _run_hyperopt, True),
@@ -207,8 +281,11 @@ OPTIMIZERS: dict[str, Optimizer] = {o.name: o for o in [
               _optuna_runner("optuna_tpe_indep"), True),
     Optimizer("optuna_random", "optuna RandomSampler", _optuna_runner("optuna_random"), False),
 ]}
-"""Competitors by name. ``hpo_tpe_ignore`` only differs from ``hpo_tpe`` with parallel workers,
-so it runs only in the parallel simulation."""
+"""Competitors by name."""
+
+PARALLEL_ONLY = frozenset({"hpo_tpe_ignore", *(f"{_EXPERIMENT}{v}" for v in EXPERIMENTAL_POLICIES)})
+"""Running-trial policies of ``HyperoptTPESampler`` other than the default: they only differ
+from ``hpo_tpe`` while trials are running, so they run only in the parallel simulation."""
 
 
 # -- jobs ----------------------------------------------------------------------------------------
@@ -249,15 +326,20 @@ def run_job(job: Job) -> RunResult:
 
 
 def make_jobs(problems: Sequence[str], optimizers: Sequence[str], seeds: int, budget: int,
-              workers: int) -> list[Job]:
-    """Sequential jobs for every optimiser, parallel-simulation jobs for those that take part."""
+              workers: int, modes: Sequence[str] = ("sequential", "parallel"),
+              first_seed: int = 0) -> list[Job]:
+    """Sequential jobs for every optimiser, parallel-simulation jobs for those that take part.
+
+    ``modes`` keeps only sequential or only parallel runs; seeds are ``first_seed`` onwards.
+    """
     jobs = []
+    seed_range = range(first_seed, first_seed + seeds)
     for problem in problems:
         for name in optimizers:
-            modes = [] if name == "hpo_tpe_ignore" else [1]
-            if workers > 1 and OPTIMIZERS[name].parallel:
-                modes.append(workers)
-            jobs += [Job(problem, name, w, s, budget) for w in modes for s in range(seeds)]
+            runs = [] if name in PARALLEL_ONLY or "sequential" not in modes else [1]
+            if workers > 1 and OPTIMIZERS[name].parallel and "parallel" in modes:
+                runs.append(workers)
+            jobs += [Job(problem, name, w, s, budget) for w in runs for s in seed_range]
     return jobs
 
 
@@ -450,20 +532,26 @@ def sql_storage_problem() -> str | None:
     return None
 
 
-def run_timings(sizes: Sequence[int], reps: int, sqlite: bool) -> dict[int, list[Timing]]:
-    """Every time-per-ask measurement on the ``mixed10`` problem, per history size."""
-    return {n: _timings(n, reps, sqlite) for n in sizes}
+TIMED = ("TPESampler", "HyperoptTPESampler", "optuna")
 
 
-def _timings(n_trials: int, reps: int, sqlite: bool) -> list[Timing]:
-    """Every time-per-ask measurement with ``n_trials`` finished trials, in this process."""
+def run_timings(sizes: Sequence[int], reps: int, sqlite: bool,
+                samplers: Sequence[str] = TIMED) -> dict[int, list[Timing]]:
+    """Time-per-ask measurements on the ``mixed10`` problem, per history size, for hyperopt's
+    ``tpe.suggest`` and ``samplers`` (names of :data:`TIMED`)."""
+    return {n: _timings(n, reps, sqlite, samplers) for n in sizes}
+
+
+def _timings(n_trials: int, reps: int, sqlite: bool,
+             samplers: Sequence[str] = TIMED) -> list[Timing]:
+    """Time-per-ask measurements with ``n_trials`` finished trials, in this process."""
     _quiet()
     problem = PROBLEMS[_TIMING_PROBLEM]
     data = _history_data(problem, n_trials)
     print(f"  timing: {n_trials} finished trials, {reps} repetitions", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         calls = {"hyperopt: one tpe.suggest call (one fmin step)": hyperopt_call(problem, data)}
-        for name in ("TPESampler", "HyperoptTPESampler"):
+        for name in [n for n in ("TPESampler", "HyperoptTPESampler") if n in samplers]:
             calls.update(hpo_calls(problem, data, ":memory:", "in-memory", name))
             if sqlite:
                 url = "sqlite:///" + os.path.join(tmp, f"bench-{name}.db")
@@ -472,8 +560,9 @@ def _timings(n_trials: int, reps: int, sqlite: bool) -> list[Timing]:
                 except Exception as exc:  # report the rest rather than lose it
                     print(f"  SQLite timing skipped: {type(exc).__name__}: {exc}",
                           file=sys.stderr)
-        calls["optuna TPESampler(): study.ask() + suggests, in-memory"] = optuna_call(problem,
-                                                                                      data)
+        if "optuna" in samplers:
+            calls["optuna TPESampler(): study.ask() + suggests, in-memory"] = optuna_call(
+                problem, data)
         return interleave(calls, reps)
 
 
@@ -653,16 +742,43 @@ def environment_lines(argv: Sequence[str], wall: float, digest: str, loads: Sequ
 
 def build_report(args: argparse.Namespace, results: Sequence[RunResult],
                  timings: dict[int, list[Timing]], header: Sequence[str]) -> str:
-    """The whole Markdown report, under the ``header`` lines."""
+    """The whole Markdown report, under the ``header`` lines (regret sections only for the
+    modes that ran)."""
     regrets, seconds = _collect(results)
     problems, optimizers = args.problems, args.optimizers
-    modes = [1] + ([args.workers] if args.workers > 1 else [])
+    modes = sorted({r.job.workers for r in results})
     out = list(header)
-    out += ["", f"Budget {args.budget} evaluations per run, {args.seeds} seeds per "
-            f"(problem, optimizer). Cells: median final regret [25th, 75th percentile] over "
-            f"seeds; mean rank: optimisers ranked per problem by median regret, averaged.", ""]
-    out += ["#### Sequential", "", *regret_table(regrets, optimizers, 1, problems), ""]
-    if args.workers > 1:
+    if results:
+        out += ["", f"Budget {args.budget} evaluations per run, {args.seeds} seeds per "
+                f"(problem, optimizer), from seed {args.first_seed}. Cells: median final regret "
+                f"[25th, 75th percentile] over seeds; mean rank: optimisers ranked per problem "
+                f"by median regret, averaged.", ""]
+    out += _regret_sections(args, results, regrets, modes)
+    pairs_wanted = [
+        ("hpo_own_tpe", "optuna_tpe", "TPESampler (ours) vs Optuna's default TPESampler"),
+        ("hpo_own_tpe", "hyperopt_tpe", "TPESampler (ours) vs hyperopt.fmin TPE"),
+        ("hpo_tpe", "hyperopt_tpe", "HyperoptTPESampler vs hyperopt.fmin TPE"),
+        *[(name, "hyperopt_tpe", f"{OPTIMIZERS[name].label} vs hyperopt.fmin TPE")
+          for name in optimizers if name in PARALLEL_ONLY]]
+    for ours, theirs, title in pairs_wanted:
+        pairs = head_to_head(regrets, modes, problems, ours, theirs)
+        if len(pairs) > 2:
+            out += [f"#### {title}", "", *pairs, ""]
+    for n_trials, timed in timings.items():
+        out += [f"#### Time per ask, {n_trials} finished trials", "",
+                *timing_table(timed, n_trials), ""]
+    if results:
+        out += ["#### Seconds per run", "", *seconds_table(seconds, optimizers, modes, problems)]
+    return "\n".join(out) + "\n"
+
+
+def _regret_sections(args: argparse.Namespace, results: Sequence[RunResult],
+                     regrets: dict[Key, list[float]], modes: Sequence[int]) -> list[str]:
+    """Markdown: regret tables, the cost of parallelism and the curve areas per mode."""
+    problems, optimizers, out = args.problems, args.optimizers, []
+    if 1 in modes:
+        out += ["#### Sequential", "", *regret_table(regrets, optimizers, 1, problems), ""]
+    if args.workers in modes and args.workers > 1:
         out += [f"#### {args.workers} simulated workers (ask {args.workers}, tell "
                 f"{args.workers})", "",
                 *regret_table(regrets, optimizers, args.workers, problems), "",
@@ -672,18 +788,7 @@ def build_report(args: argparse.Namespace, results: Sequence[RunResult],
         mode = "sequential" if w == 1 else f"{w} workers"
         out += [f"#### Normalised area under the best-so-far curve, {mode} (lower is better)",
                 "", *auc_table(results, optimizers, w, problems), ""]
-    for ours, theirs, title in (
-            ("hpo_own_tpe", "optuna_tpe", "TPESampler (ours) vs Optuna's default TPESampler"),
-            ("hpo_own_tpe", "hyperopt_tpe", "TPESampler (ours) vs hyperopt.fmin TPE"),
-            ("hpo_tpe", "hyperopt_tpe", "HyperoptTPESampler vs hyperopt.fmin TPE")):
-        pairs = head_to_head(regrets, modes, problems, ours, theirs)
-        if len(pairs) > 2:
-            out += [f"#### {title}", "", *pairs, ""]
-    for n_trials, timed in timings.items():
-        out += [f"#### Time per ask, {n_trials} finished trials", "",
-                *timing_table(timed, n_trials), ""]
-    out += ["#### Seconds per run", "", *seconds_table(seconds, optimizers, modes, problems)]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def write_raw(path: Path, results: Sequence[RunResult]) -> None:
@@ -713,6 +818,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         default=list(DEFAULT_OPTIMIZERS))
     parser.add_argument("--workers", type=int, default=8,
                         help="simulated parallel workers; 1 skips the simulation (default 8)")
+    parser.add_argument("--modes", nargs="+", choices=["sequential", "parallel"],
+                        default=["sequential", "parallel"],
+                        help="which runs to make: one at a time, simulated workers, or both")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are first-seed, first-seed + 1, ... (default 0)")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="skip the regret runs; only the time-per-ask figures")
+    parser.add_argument("--timing-samplers", nargs="+",
+                        choices=["TPESampler", "HyperoptTPESampler", "optuna"],
+                        default=["TPESampler", "HyperoptTPESampler", "optuna"],
+                        help="whose ask to time besides hyperopt's tpe.suggest (default all)")
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes")
     parser.add_argument("--jobs", type=int, default=2, help="processes over runs (default 2)")
     parser.add_argument("--timing-trials", type=int, nargs="+",
@@ -742,14 +858,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sql_problem = None if args.no_timing or args.no_sqlite else sql_storage_problem()
     if sql_problem is not None:
         print(f"  SQLite timing skipped: {sql_problem}", file=sys.stderr)
-    jobs = make_jobs(args.problems, args.optimizers, args.seeds, args.budget, args.workers)
+    jobs = [] if args.timing_only else make_jobs(
+        args.problems, args.optimizers, args.seeds, args.budget, args.workers, args.modes,
+        args.first_seed)
     print(f"samplers benchmark: {len(jobs)} runs on {args.jobs} processes", file=sys.stderr)
-    results = run_jobs(jobs, args.jobs)
+    results = run_jobs(jobs, args.jobs) if jobs else []
     if args.raw is not None:
         write_raw(args.raw, results)
     loads.append(_load())
     timings = {} if args.no_timing else run_timings(
-        args.timing_trials, args.timing_reps, not args.no_sqlite and sql_problem is None)
+        args.timing_trials, args.timing_reps, not args.no_sqlite and sql_problem is None,
+        args.timing_samplers)
     loads.append(_load())
     header = environment_lines(argv, time.perf_counter() - start, digest, loads)
     if source_digest() != digest:

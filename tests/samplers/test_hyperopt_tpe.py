@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pytest
-from hyperopt import Trials
+from hyperopt import Domain, Trials, tpe
 
 from hpo_plugins import hp
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.samplers import History, HyperoptTPESampler, RandomSampler, Sampler
+from hpo_plugins.samplers._hyperopt_tpe import RUNNING_POLICIES
 from hpo_plugins.space import SearchSpace
 
 from .conftest import MakeTrial
@@ -158,3 +161,93 @@ def test_reused_documents_follow_changed_parameters(make_trial: MakeTrial) -> No
                           Direction.MINIMIZE, 1)
         (doc,) = sampler.hyperopt_trials(X, history).trials
         assert doc["misc"]["vals"] == {"x": [x]}
+
+
+def _history_with_pending(space: SearchSpace, n: int, seed: int) -> History:
+    """``n`` trials from the prior: mostly COMPLETE, some PRUNED, FAIL, RUNNING and WAITING."""
+    rng = np.random.default_rng(seed)
+    states = [TrialState.COMPLETE] * 6 + [TrialState.RUNNING, TrialState.WAITING,
+                                          TrialState.PRUNED, TrialState.FAIL]
+    trials = []
+    for number in rng.permutation(n).tolist():  # any order: Hyperopt sorts by tid
+        state = states[number % len(states)]
+        value = float(rng.normal()) if state == TrialState.COMPLETE else None
+        curve = {1: float(rng.normal())} if state == TrialState.PRUNED else {}
+        trials.append(FrozenTrial(trial_id=7 * number, number=number, state=state, value=value,
+                                  params=space.sample_prior(rng), intermediate_values=curve))
+    return History(trials, Direction.MINIMIZE, n + 3)
+
+
+@pytest.mark.parametrize("policy", RUNNING_POLICIES)
+@pytest.mark.parametrize("kwargs", [{}, {"gamma": 0.6, "prior_weight": 0.5, "n_ei_candidates": 7}])
+def test_proposals_are_those_of_hyperopts_tpe_suggest(
+        full_space: SearchSpace, policy: str, kwargs: dict[str, Any]) -> None:
+    """``sample`` runs the body of ``tpe.suggest`` on a compiled graph: same answer, any call."""
+    sampler = HyperoptTPESampler(n_startup_trials=0, running_policy=policy, **kwargs)
+    for n, seed in [(0, 0), (1, 1), (30, 2), (30, 3), (80, 4)]:
+        history = _history_with_pending(full_space, n, seed)
+        rng = np.random.default_rng(seed)
+        ours = sampler.sample(full_space, history, rng)
+        hyperopt_seed = int(np.random.default_rng(seed).integers(2**31 - 1))
+        (doc,) = tpe.suggest([history.number], Domain(lambda _: 0.0, full_space.space),
+                             sampler.hyperopt_trials(full_space, history), hyperopt_seed,
+                             n_startup_jobs=0, n_EI_candidates=sampler.n_ei_candidates,
+                             gamma=sampler.gamma, prior_weight=sampler.prior_weight)
+        expected = {k: v[0] for k, v in doc["misc"]["vals"].items() if v}
+        assert ours == expected
+        assert full_space.validate(ours) == ours
+
+
+def test_one_sampler_serves_several_spaces_in_any_order(full_space: SearchSpace) -> None:
+    """The compiled spaces are a cache: interleaving spaces changes no answer."""
+    spaces = [full_space, X, SearchSpace({"y": hp.randint("y", 3, 9)})]
+    histories = [_history_with_pending(s, 25, i) for i, s in enumerate(spaces)]
+
+    def answers(sampler: HyperoptTPESampler, order: list[int]) -> dict[int, dict[str, Any]]:
+        return {i: sampler.sample(spaces[i], histories[i], np.random.default_rng(i))
+                for i in order}
+
+    shared = HyperoptTPESampler(n_startup_trials=5)
+    first = answers(shared, [0, 1, 2])
+    assert answers(shared, [2, 0, 1, 0]) == first
+    assert {i: answers(HyperoptTPESampler(n_startup_trials=5), [i])[i] for i in range(3)} == first
+    assert pickle.loads(pickle.dumps(shared)).sample(
+        spaces[0], histories[0], np.random.default_rng(0)) == first[0]
+
+
+def test_liar_proposes_what_fmin_proposes_with_pending_documents(
+        full_space: SearchSpace) -> None:
+    """Running trials as ``fmin``'s parallel path holds them: NEW documents without a loss."""
+    sampler = HyperoptTPESampler(n_startup_trials=0)
+    history = _history_with_pending(full_space, 60, 5)
+    finished = HyperoptTPESampler(running_policy="ignore").hyperopt_trials(full_space, history)
+    domain = Domain(lambda _: 0.0, full_space.space)
+    pending = [t for t in history.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert pending
+    docs = finished.new_trial_docs(
+        [t.number for t in pending], [None] * len(pending), [{"status": "new"}] * len(pending),
+        [{"tid": t.number, "cmd": domain.cmd, "workdir": None,
+          "idxs": {k: [t.number] if k in t.params else [] for k in full_space.labels},
+          "vals": {k: [t.params[k]] if k in t.params else [] for k in full_space.labels}}
+         for t in pending])
+    finished.insert_trial_docs(docs)
+    finished.refresh()
+    for seed in range(4):
+        hyperopt_seed = int(np.random.default_rng(seed).integers(2**31 - 1))
+        (doc,) = tpe.suggest([history.number], domain, finished, hyperopt_seed,
+                             n_startup_jobs=0)
+        expected = {k: v[0] for k, v in doc["misc"]["vals"].items() if v}
+        assert sampler.sample(full_space, history, np.random.default_rng(seed)) == expected
+
+
+def test_threads_sharing_one_sampler_get_the_serial_answers(full_space: SearchSpace) -> None:
+    """The compiled graph is shared by threads (several studies, one sampler) without a lock."""
+    sampler = HyperoptTPESampler(n_startup_trials=5)
+    histories = [_history_with_pending(full_space, 20 + 10 * i, i) for i in range(6)]
+
+    def propose(i: int) -> dict[str, Any]:
+        return sampler.sample(full_space, histories[i % 6], np.random.default_rng(i))
+
+    serial = [propose(i) for i in range(24)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(propose, range(24))) == serial
