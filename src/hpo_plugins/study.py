@@ -128,28 +128,29 @@ class Study:
             StudyFull: ``limit`` was reached.
         """
         self._reap_stale_trials()
-        frozen = self.storage.claim_waiting_trial(self.study_id, heartbeat=heartbeat,
-                                                  limit=limit)
-        if frozen is None:
-            frozen = self._sample_new(limit, heartbeat, dict(system_attrs or {}), lag)
+        if self.space is None or self.sampler.deduplicate:
+            frozen = self._claim_or_sample_dedup(limit, heartbeat, dict(system_attrs or {}))
         else:
-            for key, value in (system_attrs or {}).items():
-                self.storage.set_trial_system_attr(frozen.trial_id, key, value)
-            frozen = self.storage.get_trial(frozen.trial_id)
+            started = self.storage.start_trial(self.study_id, heartbeat=heartbeat, limit=limit,
+                                               system_attrs=system_attrs)
+            if started is None:
+                raise StudyFull(limit)
+            frozen, claimed = started
+            if not claimed:
+                frozen = self._sample_params(self.space, frozen, lag)
         _logger.debug("Trial %d started with %s", frozen.number, frozen.params)
         trial = Trial(self, frozen)
         notify(self, "trial_started", trial)
         return trial
 
-    def _sample_new(self, limit: int | None, heartbeat: bool, system_attrs: dict[str, Any],
-                    lag: int | None) -> FrozenTrial:
-        space = self._require_space()
-        if self.sampler.deduplicate:
-            return self._sample_dedup(space, limit, heartbeat, system_attrs)
-        frozen = self.storage.create_trial(self.study_id, heartbeat=heartbeat, limit=limit,
-                                           system_attrs=system_attrs)
-        if frozen is None:
-            raise StudyFull(limit)
+    def _sample_params(self, space: SearchSpace, frozen: FrozenTrial,
+                       lag: int | None) -> FrozenTrial:
+        """Sample the parameters of the new trial ``frozen`` and store them.
+
+        Returns the trial with its parameters, built here rather than read back: nobody else
+        writes to a trial this young (only its own worker knows its id), so a read would return
+        exactly this, at the price of a round trip.
+        """
         if lag is None:
             history = self._history(frozen.number, exclude=frozen.trial_id)
         else:
@@ -157,7 +158,21 @@ class Study:
         params = space.validate(self.sampler.sample(space, history, self._rng(frozen.number)))
         natural = _json_natural(space.build(params))
         self.storage.set_trial_params(frozen.trial_id, params, natural)
-        return self.storage.get_trial(frozen.trial_id)
+        return dataclasses.replace(frozen, params=params, natural=natural)
+
+    def _claim_or_sample_dedup(self, limit: int | None, heartbeat: bool,
+                               system_attrs: dict[str, Any]) -> FrozenTrial:
+        """Claim a WAITING trial, else propose and insert with a key (deduplicating sampler).
+
+        A study without a space can still claim an enqueued trial, but not sample one.
+        """
+        frozen = self.storage.claim_waiting_trial(self.study_id, heartbeat=heartbeat,
+                                                  limit=limit)
+        if frozen is None:
+            return self._sample_dedup(self._require_space(), limit, heartbeat, system_attrs)
+        for key, value in system_attrs.items():
+            self.storage.set_trial_system_attr(frozen.trial_id, key, value)
+        return self.storage.get_trial(frozen.trial_id) if system_attrs else frozen
 
     def _lagged_history(self, number: int, lag: int, poll: float = 0.05) -> History:
         """Wait for trials below ``number - lag`` to finish and newer ones to have params.

@@ -9,6 +9,7 @@ against 0.39 s for CREATE DATABASE and DROP DATABASE per test).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -113,9 +114,10 @@ def test_number_after_waiting_for_the_study_lock_counts_the_holders_trial(
         clean_postgres_url: str, limit: int | None) -> None:
     """A writer that waited for the study's lock sees the trial its holder just committed.
 
-    Under READ COMMITTED a statement reads the snapshot taken when it started, so a query that
-    waits for the lock must not also read the numbers: another writer holds the lock here while
-    it inserts trial 0, and the waiting create_trial must then take number 1.
+    Under READ COMMITTED a statement reads the snapshot taken when it started, except for the
+    row an UPDATE waited for, which it re-reads as committed. Another writer here takes number 0
+    the way every writer does (raising the study's ``next_number``, which locks the study row),
+    waits, and inserts trial 0; the create_trial that waited for the lock must take number 1.
     """
     storage = SQLStorage(clean_postgres_url)
     holder = sa.create_engine(clean_postgres_url)
@@ -123,8 +125,8 @@ def test_number_after_waiting_for_the_study_lock_counts_the_holders_trial(
         study_id = storage.create_study("s", Direction.MINIMIZE)
         result: dict[str, object] = {}
         with holder.connect() as conn, conn.begin():
-            conn.execute(sa.text("SELECT 1 FROM hpo_studies WHERE study_id = :s FOR UPDATE"),
-                         {"s": study_id})
+            conn.execute(sa.text("UPDATE hpo_studies SET next_number = next_number + 1 "
+                                 "WHERE study_id = :s"), {"s": study_id})
             waiting = threading.Thread(target=lambda: result.update(
                 trial=_create_or_error(storage, study_id, limit)))
             waiting.start()
@@ -145,3 +147,65 @@ def _create_or_error(storage: SQLStorage, study_id: int, limit: int | None) -> o
         return storage.create_trial(study_id, limit=limit)
     except Exception as exc:
         return exc
+
+
+def test_connections_closed_by_the_server_are_replaced(clean_postgres_url: str,
+                                                        postgres_server: object) -> None:
+    """No pre-ping round trip, yet a pooled connection the server closed is never used.
+
+    Every backend of the storage is terminated between two calls (as a server restart or an
+    idle timeout would); the next ask and tell open fresh connections and succeed.
+    """
+    storage = SQLStorage(clean_postgres_url)
+    try:
+        study_id = storage.create_study("s", Direction.MINIMIZE)
+        for _ in range(3):
+            started = storage.start_trial(study_id)
+            assert started is not None
+            storage.finish_trial(started[0].trial_id, TrialState.COMPLETE, 1.0)
+        killed = _terminate_other_backends(clean_postgres_url)
+        assert killed >= 1
+        started = storage.start_trial(study_id)
+        assert started is not None and started[0].number == 3
+        storage.set_trial_params(started[0].trial_id, {"x": 1.0}, {"x": 1.0})
+        done = storage.finish_trial(started[0].trial_id, TrialState.COMPLETE, 2.0)
+        assert (done.number, done.params, done.value) == (3, {"x": 1.0}, 2.0)
+    finally:
+        storage.close()
+
+
+def _terminate_other_backends(url: str) -> int:
+    """Terminate every other connection to the database of ``url``; how many there were."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            killed = conn.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    finally:
+        engine.dispose()
+    time.sleep(0.2)  # the FATAL message reaches the clients' sockets
+    return int(killed or 0)
+
+
+def test_version_1_database_is_upgraded_in_place(clean_postgres_url: str) -> None:
+    storage = SQLStorage(clean_postgres_url)
+    try:
+        study_id = storage.create_study("s", Direction.MINIMIZE)
+        for _ in range(3):
+            storage.create_trial(study_id)
+    finally:
+        storage.close()
+    engine = sa.create_engine(clean_postgres_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE hpo_studies DROP COLUMN next_number"))
+            conn.execute(sa.text("UPDATE hpo_schema_version SET schema_version = 1"))
+    finally:
+        engine.dispose()
+    later = SQLStorage(clean_postgres_url)
+    try:
+        created = later.create_trial(study_id)
+        assert created is not None and created.number == 3
+    finally:
+        later.close()

@@ -59,7 +59,7 @@ def test_new_file_gets_tables_version_and_wal(sqlite_url: str, open_sql: OpenSQL
 
 @pytest.mark.parametrize(("found", "advice"), [
     (SCHEMA_VERSION + 1, "newer hpo_plugins: upgrade"),
-    (SCHEMA_VERSION - 1, "older hpo_plugins.*new database"),
+    (0, "older hpo_plugins.*new database"),  # older than any migration
 ])
 def test_other_schema_version_is_refused(sqlite_url: str, open_sql: OpenSQL, found: int,
                                          advice: str) -> None:
@@ -70,6 +70,25 @@ def test_other_schema_version_is_refused(sqlite_url: str, open_sql: OpenSQL, fou
                 f"schema version {SCHEMA_VERSION}. .*{advice}")
     with pytest.raises(StorageError, match=expected):
         later.get_study_id("s")
+
+
+def test_version_1_database_is_upgraded_in_place(sqlite_url: str, open_sql: OpenSQL) -> None:
+    """Version 1 had no ``next_number``: it is added, and numbering goes on after the last."""
+    old = open_sql(sqlite_url)
+    study_id = old.create_study("s", Direction.MINIMIZE)
+    for _ in range(3):
+        old.create_trial(study_id)
+    empty_id = old.create_study("empty", Direction.MINIMIZE)
+    old.close()
+    _raw_sql(sqlite_url, "ALTER TABLE hpo_studies DROP COLUMN next_number")
+    _raw_sql(sqlite_url, "UPDATE hpo_schema_version SET schema_version = 1")
+    later = open_sql(sqlite_url)
+    created = later.create_trial(study_id)
+    assert created is not None and created.number == 3
+    first = later.create_trial(empty_id)
+    assert first is not None and first.number == 0
+    assert _raw_sql(sqlite_url, "SELECT schema_version FROM hpo_schema_version") == [
+        (SCHEMA_VERSION,)]
 
 
 def test_parent_directories_are_created(tmp_path: Path, open_sql: OpenSQL) -> None:
@@ -290,8 +309,10 @@ def test_schema_and_statements_compile_for_postgresql() -> None:
     assert len(statements) > 10
     for statement in statements:
         assert str(statement.compile(dialect=dialect))
-    locking = str(_sql._LOCK_STUDY_MAX_COUNT.compile(dialect=dialect))
-    assert locking.endswith("FOR UPDATE OF hpo_studies")
+    locking = str(_sql._LOCK_STUDY.compile(dialect=dialect))
+    assert locking.endswith("FOR UPDATE")
+    create = str(_sql._CREATE_UNLESS_WAITING.compile(dialect=dialect))
+    assert create.startswith("WITH taken AS") and "INSERT INTO hpo_trials" in create
 
 
 # -- several processes on one SQLite file -------------------------------------------------------

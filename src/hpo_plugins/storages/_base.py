@@ -12,7 +12,8 @@ Contract:
   half-written trial.
 * **Unique numbers.** ``create_trial`` gives trials of one study the numbers 0, 1, 2, ... in
   creation order, without gaps or duplicates, whoever creates them.
-* **Claiming.** ``claim_waiting_trial`` hands each WAITING trial to exactly one caller.
+* **Claiming.** ``claim_waiting_trial`` and ``start_trial`` hand each WAITING trial to exactly
+  one caller.
 * **Finished trials are immutable.** Once a trial is COMPLETE, PRUNED or FAIL, every method that
   would change it raises :class:`~hpo_plugins.exceptions.TrialFinishedError`.
 * **Deduplication.** A trial may carry a ``dedup_key`` (samplers that must not repeat a
@@ -166,6 +167,34 @@ class Storage(abc.ABC):
         ``limit`` works as in :meth:`create_trial`: nothing is claimed when the study already
         holds that many RUNNING, COMPLETE and PRUNED trials.
         """
+
+    def start_trial(self, study_id: int, *, heartbeat: bool = False, limit: int | None = None,
+                    system_attrs: Mapping[str, Any] | None = None
+                    ) -> tuple[FrozenTrial, bool] | None:
+        """Start the trial an ``ask`` runs: claim the oldest WAITING trial, else create one.
+
+        Args:
+            heartbeat: Start the trial's heartbeat clock now.
+            limit: As in :meth:`create_trial`: None is returned when the study already holds
+                ``limit`` trials that count toward a limit.
+            system_attrs: Stored with a new trial; merged into a claimed trial's own.
+
+        Returns:
+            ``(trial, claimed)``: ``claimed`` is True for a WAITING trial now RUNNING (it
+            carries its parameters), False for a new RUNNING trial without parameters. A trial
+            enqueued while this call runs may be left for the next call.
+
+        This default claims, then creates. A storage whose calls cost round trips overrides it
+        to do the common case (nothing waiting) in one.
+        """
+        claimed = self.claim_waiting_trial(study_id, heartbeat=heartbeat, limit=limit)
+        if claimed is not None:
+            for key, value in (system_attrs or {}).items():
+                self.set_trial_system_attr(claimed.trial_id, key, value)
+            return (self.get_trial(claimed.trial_id) if system_attrs else claimed), True
+        created = self.create_trial(study_id, heartbeat=heartbeat, limit=limit,
+                                    system_attrs=system_attrs)
+        return None if created is None else (created, False)
 
     @abc.abstractmethod
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,

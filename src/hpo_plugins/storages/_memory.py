@@ -45,10 +45,21 @@ def _json_copy(value: Any, what: str) -> Any:
 
 @dataclasses.dataclass
 class _Study:
+    """A study and indexes that keep ``ask`` independent of how many trials are finished.
+
+    ``trials`` holds the current record of each trial at the index of its number (numbers are
+    gapless, in creation order). ``unfinished`` holds the numbers of WAITING and RUNNING trials,
+    ``waiting`` those of WAITING ones, and ``counted`` how many trials count toward a limit:
+    :meth:`InMemoryStorage._put` keeps all four in step with every change.
+    """
+
     info: StudyInfo
     attrs: dict[str, Any]
-    trial_ids: list[int] = dataclasses.field(default_factory=list)
+    trials: list[FrozenTrial] = dataclasses.field(default_factory=list)
     dedup: dict[str, int] = dataclasses.field(default_factory=dict)
+    unfinished: set[int] = dataclasses.field(default_factory=set)
+    waiting: set[int] = dataclasses.field(default_factory=set)
+    counted: int = 0
 
 
 class InMemoryStorage(Storage):
@@ -115,7 +126,7 @@ class InMemoryStorage(Storage):
     def get_study(self, study_id: int) -> StudyInfo:
         with self._lock:
             study = self._study(study_id)
-            trials = [self._trials[t] for t in study.trial_ids]
+            trials = study.trials
             counts = {s: sum(t.state is s for t in trials) for s in TrialState}
             values = [t.value for t in trials if t.state is TrialState.COMPLETE
                       and t.value is not None]
@@ -138,10 +149,10 @@ class InMemoryStorage(Storage):
             study = self._studies.pop(study_id, None)
             if study is None:
                 raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
-            for tid in study.trial_ids:
-                self._trials.pop(tid, None)
-                self._trial_study.pop(tid, None)
-                self._dedup_key.pop(tid, None)
+            for trial in study.trials:
+                self._trials.pop(trial.trial_id, None)
+                self._trial_study.pop(trial.trial_id, None)
+                self._dedup_key.pop(trial.trial_id, None)
 
     # -- trials -------------------------------------------------------------------------------
 
@@ -159,16 +170,16 @@ class InMemoryStorage(Storage):
             trial_id = self._last_trial_id
             now = utcnow()
             trial = FrozenTrial(
-                trial_id=trial_id, number=len(study.trial_ids), state=TrialState(state),
+                trial_id=trial_id, number=len(study.trials), state=TrialState(state),
                 params=_json_copy(dict(params or {}), "params"),
                 natural=_json_copy(natural, "natural params"),
                 system_attrs=_json_copy(dict(system_attrs or {}), "system attrs"),
                 datetime_start=now if state is TrialState.RUNNING else None,
                 last_heartbeat=now if heartbeat else None,
             )
-            self._trials[trial_id] = trial
             self._trial_study[trial_id] = study_id
-            study.trial_ids.append(trial_id)
+            study.trials.append(trial)
+            self._put(trial, None)
             return copy.deepcopy(trial)
 
     def _claim_key(self, study: _Study, trial_id: int, key: str | None) -> None:
@@ -186,27 +197,36 @@ class InMemoryStorage(Storage):
         study.dedup[key] = trial_id
         self._dedup_key[trial_id] = key
 
+    def _put(self, trial: FrozenTrial, old: FrozenTrial | None) -> None:
+        """Store ``trial`` (which replaces ``old``, None for a new one); keep the indexes."""
+        study = self._studies[self._trial_study[trial.trial_id]]
+        self._trials[trial.trial_id] = trial
+        study.trials[trial.number] = trial
+        number, state = trial.number, trial.state
+        study.unfinished.discard(number)
+        study.waiting.discard(number)
+        if not state.is_finished:
+            study.unfinished.add(number)
+        if state is TrialState.WAITING:
+            study.waiting.add(number)
+        was_counted = old is not None and old.state in LIMIT_STATES
+        study.counted += int(state in LIMIT_STATES) - int(was_counted)
+
     def _full(self, study: _Study, limit: int | None) -> bool:
-        if limit is None:
-            return False
-        counted = sum(self._trials[t].state in LIMIT_STATES for t in study.trial_ids)
-        return counted >= limit
+        return limit is not None and study.counted >= limit
 
     def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
                             limit: int | None = None) -> FrozenTrial | None:
         with self._lock:
-            if self._full(self._study(study_id), limit):
+            study = self._study(study_id)
+            if self._full(study, limit) or not study.waiting:
                 return None
-            for tid in self._study(study_id).trial_ids:
-                trial = self._trials[tid]
-                if trial.state is TrialState.WAITING:
-                    now = utcnow()
-                    trial = dataclasses.replace(trial, state=TrialState.RUNNING,
-                                                datetime_start=now,
-                                                last_heartbeat=now if heartbeat else None)
-                    self._trials[tid] = trial
-                    return copy.deepcopy(trial)
-            return None
+            old = study.trials[min(study.waiting)]
+            now = utcnow()
+            trial = dataclasses.replace(old, state=TrialState.RUNNING, datetime_start=now,
+                                        last_heartbeat=now if heartbeat else None)
+            self._put(trial, old)
+            return copy.deepcopy(trial)
 
     def _live(self, trial_id: int) -> FrozenTrial:
         trial = self._get(trial_id)
@@ -228,16 +248,15 @@ class InMemoryStorage(Storage):
         with self._lock:
             trial = self._live(trial_id)
             self._claim_key(self._studies[self._trial_study[trial_id]], trial_id, dedup_key)
-            self._trials[trial_id] = dataclasses.replace(
-                trial, params=_json_copy(dict(params), "params"),
-                natural=_json_copy(natural, "natural params"))
+            self._put(dataclasses.replace(trial, params=_json_copy(dict(params), "params"),
+                                          natural=_json_copy(natural, "natural params")), trial)
 
     def set_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
         with self._lock:
             trial = self._live(trial_id)
             values = dict(trial.intermediate_values)
             values[int(step)] = float(value)
-            self._trials[trial_id] = dataclasses.replace(trial, intermediate_values=values)
+            self._put(dataclasses.replace(trial, intermediate_values=values), trial)
 
     def _set_attr(self, trial_id: int, field_name: str, key: str, value: Any) -> None:
         with self._lock:
@@ -245,7 +264,7 @@ class InMemoryStorage(Storage):
             attrs: dict[str, Any] = dict(getattr(trial, field_name))
             attrs[key] = _json_copy(value, f"attribute {key!r}")
             changes: dict[str, Any] = {field_name: attrs}
-            self._trials[trial_id] = dataclasses.replace(trial, **changes)
+            self._put(dataclasses.replace(trial, **changes), trial)
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._set_attr(trial_id, "user_attrs", key, value)
@@ -257,7 +276,7 @@ class InMemoryStorage(Storage):
         with self._lock:
             trial = self._live(trial_id)
             check_heartbeat_state(trial.number, trial.state)
-            self._trials[trial_id] = dataclasses.replace(trial, last_heartbeat=utcnow())
+            self._put(dataclasses.replace(trial, last_heartbeat=utcnow()), trial)
 
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
                      system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
@@ -266,12 +285,12 @@ class InMemoryStorage(Storage):
             trial = self._live(trial_id)
             attrs = dict(trial.system_attrs)
             attrs.update(_json_copy(dict(system_attrs or {}), "system attrs"))
-            trial = dataclasses.replace(
+            done = dataclasses.replace(
                 trial, state=state, value=None if value is None else float(value),
                 system_attrs=attrs, datetime_complete=utcnow(),
                 datetime_start=trial.datetime_start or utcnow())
-            self._trials[trial_id] = read_only_trial(trial)
-            return copy.deepcopy(trial)
+            self._put(read_only_trial(done), trial)
+            return copy.deepcopy(done)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         with self._lock:
@@ -279,24 +298,32 @@ class InMemoryStorage(Storage):
 
     def get_all_trials(self, study_id: int,
                        states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+        """See :meth:`Storage.get_all_trials`.
+
+        Finished trials are immutable and stored read-only: they are shared, not copied (a deep
+        copy of 1,000 trials took longer than a TPE step), and only the few unfinished ones are
+        copied, found through the study's index rather than by looking at every trial.
+        """
         with self._lock:
-            trials = [self._trials[t] for t in self._study(study_id).trial_ids]
+            study = self._study(study_id)
+            trials = list(study.trials)
+            for number in study.unfinished:
+                trials[number] = copy.deepcopy(trials[number])
             if states is not None:
                 wanted = set(states)
                 trials = [t for t in trials if t.state in wanted]
-            # Finished trials are immutable and stored read-only: shared, not copied (a deep
-            # copy of 1,000 trials took longer than a TPE step).
-            return [t if t.state.is_finished else copy.deepcopy(t) for t in trials]
+            return trials
 
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
         with self._lock:
             limit = utcnow() - _dt.timedelta(seconds=grace_seconds)
             failed = []
-            for tid in self._study(study_id).trial_ids:
-                trial = self._trials[tid]
+            study = self._study(study_id)
+            for number in sorted(study.unfinished):
+                trial = study.trials[number]
                 if (trial.state is TrialState.RUNNING and trial.last_heartbeat is not None
                         and trial.last_heartbeat < limit):
-                    failed.append(self.finish_trial(tid, TrialState.FAIL, None, {
+                    failed.append(self.finish_trial(trial.trial_id, TrialState.FAIL, None, {
                         "fail_reason": f"no heartbeat for more than {grace_seconds:g} s "
                                        f"(the worker died or hung)"}))
             return failed

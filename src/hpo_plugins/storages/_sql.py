@@ -6,12 +6,25 @@ functions of the "dialect-specific bits" section below.
 
 How the contract is kept:
 
-* **Numbers.** ``create_trial`` computes ``max(number) + 1`` inside its write transaction, after
-  taking the write lock: on SQLite the whole database (``BEGIN IMMEDIATE``), on PostgreSQL the
-  study's row (``SELECT ... FOR UPDATE``, then a second statement that sees every trial
-  committed before the lock was granted). ``UNIQUE(study_id, number)`` backs it up.
-* **Check-and-write.** Every mutator reads what it checks (the trial is unfinished, the study is
-  below its limit, the WAITING trial is still waiting) in the same write transaction as the write.
+* **Numbers.** Each study row holds ``next_number``. A new trial takes it and raises it by one
+  in the same atomic step as its insert: on SQLite inside a write transaction that holds the
+  database's write lock from its start (``BEGIN IMMEDIATE``); on PostgreSQL in one statement, an
+  ``UPDATE`` of the study row chained to the ``INSERT`` (a data-modifying CTE). An ``UPDATE``
+  that waited for another writer's row lock re-reads the row as that writer committed it, so
+  the number is always fresh. ``UNIQUE(study_id, number)`` backs it up.
+* **Check-and-write.** A write that must check something first (the study is below its limit,
+  the WAITING trial is still waiting, the trial is unfinished) either says the condition in the
+  ``WHERE`` clause of the write itself, or reads it in the same write transaction after taking
+  the lock (the study's row on PostgreSQL, ``SELECT ... FOR UPDATE``, then a second statement
+  that sees every trial committed before the lock was granted).
+* **Round trips.** The hot path (``start_trial``, ``set_trial_params``, ``finish_trial``, the
+  stale-trial check of ``fail_stale_trials``) is one or two statements per call, run on the
+  driver's connection (see :mod:`._driver` and :class:`_HotStatements`). On PostgreSQL, where
+  every statement is a network round trip, single statements run in autocommit (no
+  ``BEGIN``/``COMMIT``), reads too (under READ COMMITTED a transaction gives a read nothing
+  more), and a pooled connection is checked for life without a round trip (see
+  :func:`_drop_dead_connection`). An ask+tell is four statements: create, store the params,
+  finish, read the curve.
 * **Processes.** SQLite runs in WAL mode (readers never block the writer) with a long busy
   timeout, so processes wait for the lock instead of failing with "database is locked".
 * **Fresh reads.** ``get_all_trials`` asks the database for the ids of the study's trials at
@@ -30,10 +43,11 @@ import datetime as _dt
 import json
 import logging
 import os
+import select
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
@@ -58,18 +72,24 @@ from hpo_plugins.storages._base import (
     finished_state,
 )
 from hpo_plugins.storages._cache import FinishedTrialCache, read_only_trial
+from hpo_plugins.storages._driver import HotPath
 
 __all__ = ["SCHEMA_VERSION", "SQLStorage"]
 
 _logger = logging.getLogger(__name__)
 
-#: Version of the table layout below. Bump it with every change to the tables.
-SCHEMA_VERSION = 1
+#: Version of the table layout below. Bump it with every change to the tables, and teach
+#: :func:`_migrate` to bring older databases up to it. Version 2 added
+#: ``hpo_studies.next_number``.
+SCHEMA_VERSION = 2
 
 #: How long a SQLite connection waits for another process's write lock before failing.
 _SQLITE_BUSY_TIMEOUT_S = 120.0
-#: Execution option that marks a transaction as read-only (a plain, deferred BEGIN on SQLite).
+#: Execution option that marks a transaction as read-only (a plain, deferred BEGIN on SQLite;
+#: no BEGIN at all on PostgreSQL, whose reads run in autocommit).
 _READ_ONLY = "hpo_read_only"
+#: Execution option for a connection whose statements each commit by themselves (PostgreSQL).
+_AUTOCOMMIT = "hpo_autocommit"
 _UTC = _dt.timezone.utc
 _STATES = {state.value: state for state in TrialState}
 _LIMIT_VALUES = [state.value for state in LIMIT_STATES]
@@ -147,6 +167,8 @@ _studies = sa.Table(
     sa.Column("direction", sa.String(16), nullable=False),
     sa.Column("attrs", sa.Text, nullable=False),
     sa.Column("datetime_created", _UTCDateTime, nullable=False),
+    # The number the study's next trial takes (see "Numbers" in the module docstring).
+    sa.Column("next_number", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("name", name="uq_hpo_studies_name"),
     sqlite_autoincrement=True,
 )
@@ -196,31 +218,86 @@ _STATE_LIST: sa.BindParameter[list[str]] = sa.bindparam("b_states", expanding=Tr
 
 _STUDY = sa.select(_studies.c.study_id).where(_studies.c.study_id == _SID)
 _LOCK_STUDY = _STUDY.with_for_update()
-_MAX_NUMBER = (sa.select(sa.func.max(_trials.c.number))
-               .where(_trials.c.study_id == _studies.c.study_id).scalar_subquery())
-_N_COUNTED = (sa.select(sa.func.count()).select_from(_trials)
-              .where(_trials.c.study_id == _studies.c.study_id,
-                     _trials.c.state.in_(_LIMIT_VALUES)).scalar_subquery())
-# Lock the study row and read its highest number (and count toward a limit) in one round trip.
-_LOCK_STUDY_MAX = (sa.select(_studies.c.study_id, _MAX_NUMBER, sa.null())
-                   .where(_studies.c.study_id == _SID).with_for_update(of=_studies))
-_LOCK_STUDY_MAX_COUNT = (sa.select(_studies.c.study_id, _MAX_NUMBER, _N_COUNTED)
-                         .where(_studies.c.study_id == _SID).with_for_update(of=_studies))
+_WAITING = TrialState.WAITING.value
+_UNFINISHED = sa.or_(_trials.c.state == TrialState.RUNNING.value, _trials.c.state == _WAITING)
 
 _OLDEST_WAITING = (sa.select(_trials.c.trial_id)
-                   .where(_trials.c.study_id == _SID,
-                          _trials.c.state == TrialState.WAITING.value)
+                   .where(_trials.c.study_id == _SID, _trials.c.state == _WAITING)
                    .order_by(_trials.c.number).limit(1))
-# The study's id (None: no such study) and its oldest WAITING trial's (None: none), in one query.
-_STUDY_WAITING = (sa.select(_studies.c.study_id, _OLDEST_WAITING.scalar_subquery())
-                  .where(_studies.c.study_id == _SID))
+_N_COUNTED = (sa.select(sa.func.count()).select_from(_trials)
+              .where(_trials.c.study_id == _SID, _trials.c.state.in_(_LIMIT_VALUES))
+              .scalar_subquery())
+# What the careful path of start_trial / create_trial decides on, read after taking the lock:
+# the study exists (a row), how many trials count toward a limit, its oldest WAITING trial.
+_STUDY_STATE = sa.select(_studies.c.study_id, sa.null(), _OLDEST_WAITING.scalar_subquery()
+                         ).where(_studies.c.study_id == _SID)
+_STUDY_STATE_COUNT = sa.select(_studies.c.study_id, _N_COUNTED,
+                               _OLDEST_WAITING.scalar_subquery()
+                               ).where(_studies.c.study_id == _SID)
+
+# Taking a number: raise the study's next_number, return the one taken. The quick path of
+# start_trial takes one only if no trial is WAITING (a WAITING trial must be claimed instead).
+_TAKE_NUMBER = (sa.update(_studies).where(_studies.c.study_id == _SID)
+                .values(next_number=_studies.c.next_number + 1)
+                .returning((_studies.c.next_number - 1).label("number")))
+_NO_WAITING = ~sa.exists().where(_trials.c.study_id == _SID, _trials.c.state == _WAITING)
+_TAKE_NUMBER_UNLESS_WAITING = _TAKE_NUMBER.where(_NO_WAITING)
+_INSERT_TRIAL = sa.insert(_trials).returning(_trials.c.trial_id)
+#: The columns of a new trial's row that the caller gives (a new trial has no value and no end).
+_NEW_TRIAL_COLUMNS = [c for c in _trials.c
+                      if c.name not in ("trial_id", "number", "value", "datetime_complete")]
+
+
+def _insert_taking_number(take: sa.Update) -> sa.Insert:
+    """One statement that takes a number with ``take`` and inserts the trial with it.
+
+    PostgreSQL runs data-modifying CTEs: the ``UPDATE`` of the study row locks it (re-reading
+    it if another writer held it) and the ``INSERT`` uses the number it returns; when ``take``
+    matches no row, nothing is inserted and no row comes back. Binds: ``b_<column>``.
+    """
+    taken = take.cte("taken")
+    values = [sa.bindparam(f"b_{c.name}", type_=c.type) for c in _NEW_TRIAL_COLUMNS]
+    names = [c.name for c in _NEW_TRIAL_COLUMNS]
+    return (sa.insert(_trials)
+            .from_select(["number", *names], sa.select(taken.c.number, *values))
+            .add_cte(taken)
+            .returning(_trials.c.trial_id, _trials.c.number))
+
+
+_CREATE_NUMBERED = _insert_taking_number(_TAKE_NUMBER)
+_CREATE_UNLESS_WAITING = _insert_taking_number(_TAKE_NUMBER_UNLESS_WAITING)
+# SQLite's second step after _TAKE_NUMBER_UNLESS_WAITING, on the driver (binds b_<column>).
+_INSERT_NUMBERED = (sa.insert(_trials)
+                    .values({c.name: sa.bindparam(f"b_{c.name}")
+                             for c in (_trials.c.number, *_NEW_TRIAL_COLUMNS)})
+                    .returning(_trials.c.trial_id))
 
 _TRIAL = sa.select(_trials).where(_trials.c.trial_id == _TID)
 _LOCK_TRIAL = _TRIAL.with_for_update()
 _LOCK_TRIAL_STATE = (sa.select(_trials.c.number, _trials.c.state)
                      .where(_trials.c.trial_id == _TID).with_for_update())
-_INSERT_TRIAL = sa.insert(_trials)
 _UPDATE_TRIAL = sa.update(_trials).where(_trials.c.trial_id == _TID)
+# Writes that check "the trial is unfinished" in their own WHERE clause: one statement, no
+# lock taken beforehand. No row changed means no such trial or a finished one (_live_row says).
+_UPDATE_LIVE_TRIAL = _UPDATE_TRIAL.where(_UNFINISHED)
+_SET_PARAMS = _UPDATE_LIVE_TRIAL.values(params=sa.bindparam("b_params"),
+                                        natural=sa.bindparam("b_natural"))
+_NOW: sa.BindParameter[_dt.datetime] = sa.bindparam("b_now", type_=_UTCDateTime)
+_FINISH_TRIAL = (_UPDATE_LIVE_TRIAL
+                 .values(state=sa.bindparam("b_state"), value=sa.bindparam("b_value"),
+                         datetime_complete=_NOW,
+                         datetime_start=sa.func.coalesce(_trials.c.datetime_start, _NOW))
+                 .returning(*_trials.c))
+_HEARTBEAT = (_UPDATE_TRIAL.where(_trials.c.state == TrialState.RUNNING.value)
+              .values(last_heartbeat=_NOW))
+_STALE_WHERE = (_trials.c.study_id == _SID, _trials.c.state == TrialState.RUNNING.value,
+                _trials.c.last_heartbeat.is_not(None),
+                _trials.c.last_heartbeat < sa.bindparam("b_before", type_=_UTCDateTime))
+# The study exists (a row) and whether any of its trials is stale, read without any lock.
+_ANY_STALE = sa.select(_studies.c.study_id, sa.exists().where(*_STALE_WHERE)
+                       ).where(_studies.c.study_id == _SID)
+_STALE_IDS = (sa.select(_trials.c.trial_id).where(*_STALE_WHERE).order_by(_trials.c.number)
+              .with_for_update())
 _TRIALS_OF_STUDY = (sa.select(_trials).where(_trials.c.study_id == _SID)
                     .order_by(_trials.c.number))
 _TRIALS_OF_STUDY_IN = _TRIALS_OF_STUDY.where(_trials.c.state.in_(_STATE_LIST))
@@ -336,6 +413,54 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+def _server_on_begin(conn: Connection) -> None:
+    """Open a transaction for writes only; reads and single statements run in autocommit.
+
+    The engine's driver connections are in autocommit mode, so a transaction exists only where
+    this sends ``BEGIN`` (the driver's commit and rollback then end it). Under READ COMMITTED a
+    read gains nothing from a transaction (each statement reads its own snapshot anyway), and
+    one statement is atomic by itself: both save the ``BEGIN`` and ``COMMIT`` round trips.
+    """
+    options = conn.get_execution_options()
+    if not (options.get(_READ_ONLY) or options.get(_AUTOCOMMIT)):
+        conn.exec_driver_sql("BEGIN")
+
+
+def _drop_dead_connection(dbapi_connection: Any, connection_record: Any,
+                          connection_proxy: Any) -> None:
+    """Refuse a pooled connection that the server has closed, without a round trip.
+
+    An idle connection has nothing to read unless the server closed it (it sends a FATAL
+    message, or the socket reaches end of file) or sent an unsolicited message. A readable
+    socket is therefore treated as dead: the pool drops it and opens a fresh one. This catches
+    a restarted server or a killed backend at the price of a ``select`` call, where SQLAlchemy's
+    ``pool_pre_ping`` costs a ``SELECT 1`` round trip at every checkout.
+    """
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:
+        return
+    try:
+        readable = select.select([fileno()], [], [], 0)[0]
+    except Exception as exc:  # closed by the driver already, or not a socket
+        raise sa.exc.DisconnectionError(f"connection unusable: {exc}") from exc
+    if readable:
+        raise sa.exc.DisconnectionError("the server closed the connection")
+
+
+def _server_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
+    """An engine on a database server, in autocommit (see :func:`_server_on_begin`).
+
+    Connections are checked by :func:`_drop_dead_connection` instead of ``pool_pre_ping``
+    (still honoured when passed in ``engine_kwargs``).
+    """
+    kwargs["isolation_level"] = "AUTOCOMMIT"
+    engine = sa.create_engine(url, **kwargs)
+    sa.event.listen(engine, "begin", _server_on_begin)
+    if not kwargs.get("pool_pre_ping"):
+        sa.event.listen(engine, "checkout", _drop_dead_connection)
+    return engine
+
+
 def _sqlite_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
     """An engine on a SQLite file, with WAL, a long busy timeout and BEGIN IMMEDIATE."""
     if not url.query.get("uri"):
@@ -386,27 +511,58 @@ def _check_study(conn: Connection, study_id: int, *, lock: bool = False) -> None
         raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
 
 
-def _lock_next_number(conn: Connection, study_id: int, limit: int | None) -> int | None:
-    """Lock the study; return the number of its next trial, or None if ``limit`` is reached.
+def _lock_study_state(conn: Connection, study_id: int,
+                      limit: int | None) -> tuple[bool, int | None]:
+    """Lock the study; return (whether ``limit`` is reached, its oldest WAITING trial's id).
 
     On SQLite the transaction already holds the database's write lock, so one statement does it.
     Elsewhere (PostgreSQL, READ COMMITTED) a statement that waited for the study's row lock
     still reads the trials as they were when it started, without those of the writer it waited
-    for: the lock is taken first, and the numbers are read by a second statement.
+    for: the lock is taken first, and the trials are read by a second statement.
 
     Raises:
         StudyNotFoundError: No such study.
     """
     if conn.dialect.name != "sqlite":
         _check_study(conn, study_id, lock=True)
-    statement = _LOCK_STUDY_MAX if limit is None else _LOCK_STUDY_MAX_COUNT
+    statement = _STUDY_STATE if limit is None else _STUDY_STATE_COUNT
     row = conn.execute(statement, {"b_study_id": study_id}).first()
     if row is None:
         raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
-    _, top, counted = row
-    if limit is not None and counted >= limit:
-        return None
-    return 0 if top is None else int(top) + 1
+    _, counted, waiting = row
+    return limit is not None and counted >= limit, waiting
+
+
+def _insert_numbered(conn: Connection, row: Mapping[str, Any], *,
+                     unless_waiting: bool = False) -> tuple[int, int] | None:
+    """Insert the new trial ``row`` with its study's next number; return (trial id, number).
+
+    None when no study row was updated: there is no such study or, with ``unless_waiting``, one
+    of its trials is WAITING. PostgreSQL does it in one statement (see
+    :func:`_insert_taking_number`); SQLite, which has no data-modifying CTE, in two, inside the
+    write transaction that already holds the database's lock.
+    """
+    if conn.dialect.name == "sqlite":
+        take = _TAKE_NUMBER_UNLESS_WAITING if unless_waiting else _TAKE_NUMBER
+        number = conn.scalar(take, {"b_study_id": row["study_id"]})
+        if number is None:
+            return None
+        return int(conn.scalar(_INSERT_TRIAL, {**row, "number": number})), int(number)
+    statement = _CREATE_UNLESS_WAITING if unless_waiting else _CREATE_NUMBERED
+    created = conn.execute(statement, {f"b_{c.name}": row[c.name]
+                                       for c in _NEW_TRIAL_COLUMNS}).first()
+    return None if created is None else (int(created[0]), int(created[1]))
+
+
+def _unchanged(conn: Connection, trial_id: int) -> NoReturn:
+    """Explain why a write of an unfinished trial (``WHERE ... state`` unfinished) changed no row.
+
+    Raises:
+        TrialNotFoundError, TrialFinishedError: See :func:`_live_row`.
+        StorageError: Neither (cannot happen: the trial would have matched).
+    """
+    _live_row(conn, trial_id)
+    raise StorageError(f"Trial id {trial_id} changed while it was being written.")
 
 
 def _live_row(conn: Connection, trial_id: int, *, full: bool = False) -> Row[Any]:
@@ -556,6 +712,77 @@ def _study_info(study: Any, counts: Sequence[Sequence[Any]]) -> StudyInfo:
                      datetime_created=study.datetime_created)
 
 
+# -- the hot path -----------------------------------------------------------------------------
+
+
+class _HotStatements:
+    """What ``ask`` and ``tell`` run, compiled for one engine and run on its driver.
+
+    See :mod:`._driver` for why. Only the common branch of each hot method runs here; the rare
+    ones (a WAITING trial, a limit, a key, attributes to merge, an error) go through SQLAlchemy.
+    """
+
+    def __init__(self, path: HotPath, sqlite: bool) -> None:
+        self.path = path
+        compile_ = path.compile
+        # PostgreSQL creates in one statement; SQLite takes the number, then inserts.
+        self._create = None if sqlite else compile_(_CREATE_UNLESS_WAITING)
+        self._take = compile_(_TAKE_NUMBER_UNLESS_WAITING) if sqlite else None
+        self._insert = compile_(_INSERT_NUMBERED) if sqlite else None
+        self._set_params = compile_(_SET_PARAMS)
+        self._finish = compile_(_FINISH_TRIAL)
+        self._values = compile_(_VALUES_OF_TRIAL)
+        self._any_stale = compile_(_ANY_STALE)
+
+    def start(self, row: Mapping[str, Any]) -> tuple[int, int] | None:
+        """Insert the new trial ``row`` unless a trial is WAITING; (trial id, number) or None.
+
+        None also when the study does not exist (the caller's careful path tells which).
+        """
+        path = self.path
+        values = {f"b_{c.name}": row[c.name] for c in _NEW_TRIAL_COLUMNS}
+        for column in ("datetime_start", "last_heartbeat"):
+            values[f"b_{column}"] = path.bind_time(row[column])
+        with path.cursor() as cursor:
+            if self._create is not None:
+                created = path.execute(cursor, self._create, values).fetchone()
+                return None if created is None else (int(created[0]), int(created[1]))
+            assert self._take is not None and self._insert is not None
+            taken = path.execute(cursor, self._take, values).fetchone()
+            if taken is None:
+                return None
+            values["b_number"] = taken[0]
+            trial_id = path.execute(cursor, self._insert, values).fetchone()[0]
+            return int(trial_id), int(taken[0])
+
+    def any_stale(self, study_id: int, before: _dt.datetime) -> bool | None:
+        """Whether a RUNNING trial's heartbeat is older than ``before``; None: no such study."""
+        path = self.path
+        with path.cursor(write=False) as cursor:
+            found = path.execute(cursor, self._any_stale, {
+                "b_study_id": study_id, "b_before": path.bind_time(before)}).fetchone()
+        return None if found is None else bool(found[1])
+
+    def set_params(self, trial_id: int, params: str, natural: str | None) -> bool:
+        """Store the JSON params of an unfinished trial; False if no row changed."""
+        with self.path.cursor() as cursor:
+            return bool(self.path.execute(cursor, self._set_params, {
+                "b_trial_id": trial_id, "b_params": params, "b_natural": natural}).rowcount)
+
+    def finish(self, trial_id: int, state: TrialState,
+               value: float | None) -> FrozenTrial | None:
+        """Finish an unfinished trial and return it; None if no row changed."""
+        path = self.path
+        with path.cursor() as cursor:
+            done = path.execute(cursor, self._finish, {
+                "b_trial_id": trial_id, "b_state": state.value, "b_value": value,
+                "b_now": path.bind_time(utcnow())}).fetchone()
+            if done is None:
+                return None
+            curve = path.execute(cursor, self._values, {"b_trial_id": trial_id}).fetchall()
+        return _to_trial(path.trial_row(done), _group_values(curve).get(trial_id, {}))
+
+
 # -- the storage ------------------------------------------------------------------------------
 
 
@@ -590,8 +817,10 @@ class SQLStorage(Storage):
         if self._parsed.get_backend_name() == "sqlite":
             _check_sqlite_file(self._parsed)
         self._description = self._parsed.render_as_string(hide_password=True)
+        self._is_sqlite = self._parsed.get_backend_name() == "sqlite"
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        self._hot: _HotStatements | None = None
         self._pid = os.getpid()
         self._finished = FinishedTrialCache()
 
@@ -630,6 +859,21 @@ class SQLStorage(Storage):
                 self._engine = self._open()
             return self._engine
 
+    def _hot_statements(self) -> _HotStatements:
+        """The hot statements for this process's engine (compiled on first use)."""
+        engine = self._get_engine()
+        hot = self._hot
+        if hot is None or hot.path.engine is not engine:
+            hot = _HotStatements(HotPath(engine, self._description, self._redact),
+                                 self._is_sqlite)
+            self._hot = hot
+        return hot
+
+    def _explain_unchanged(self, trial_id: int) -> NoReturn:
+        """Raise why a hot write of an unfinished trial changed no row (see _unchanged)."""
+        with self._read() as conn:
+            _unchanged(conn, trial_id)
+
     def _forget_inherited_engine(self) -> None:
         """After ``fork``: drop the parent's pool without closing the parent's connections."""
         if self._engine is not None:
@@ -659,8 +903,7 @@ class SQLStorage(Storage):
         try:
             if self._parsed.get_backend_name() == "sqlite":
                 return _sqlite_engine(self._parsed, kwargs)
-            kwargs.setdefault("pool_pre_ping", True)
-            return sa.create_engine(self._parsed, **kwargs)
+            return _server_engine(self._parsed, kwargs)
         except ImportError as exc:
             raise MissingDependencyError(
                 f"The database driver for {self._parsed.drivername!r} is not installed ({exc}). "
@@ -686,6 +929,22 @@ class SQLStorage(Storage):
             conn.execution_options(**{_READ_ONLY: True})
             with conn.begin():
                 yield conn
+
+    @contextlib.contextmanager
+    def _statements(self) -> Iterator[Connection]:
+        """A connection for statements that are each atomic by themselves.
+
+        On a database server each runs in autocommit: no ``BEGIN``/``COMMIT`` round trips, no
+        lock held between statements. On SQLite (in-process, where a statement costs no round
+        trip) they run in one write transaction.
+        """
+        if self._is_sqlite:
+            with self._write() as conn:
+                yield conn
+            return
+        with self._database_errors(), self._get_engine().connect() as conn:
+            conn.execution_options(**{_AUTOCOMMIT: True})
+            yield conn
 
     @contextlib.contextmanager
     def _database_errors(self) -> Iterator[None]:
@@ -765,54 +1024,85 @@ class SQLStorage(Storage):
                      dedup_key: str | None = None,
                      system_attrs: Mapping[str, Any] | None = None,
                      heartbeat: bool = False, limit: int | None = None) -> FrozenTrial | None:
+        """See :meth:`Storage.create_trial`.
+
+        Without a limit or a key, one statement takes the number and inserts the trial; else the
+        study is locked, the limit and the key checked, then the trial inserted.
+        """
         row = _new_trial_row(study_id, TrialState(state), params, natural, dedup_key,
                              system_attrs, heartbeat)
+        if limit is None and dedup_key is None:
+            with self._statements() as conn:
+                created = _insert_numbered(conn, row)
+            if created is None:
+                raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+            return _created_trial(row, created)
         with _dedup_errors(dedup_key), self._write() as conn:
-            number = _lock_next_number(conn, study_id, limit)
-            if number is None:
+            full, _ = _lock_study_state(conn, study_id, limit)
+            if full:
                 return None
             _check_dedup(conn, study_id, dedup_key)
-            row["number"] = number
-            row["trial_id"] = _inserted_id(conn.execute(_INSERT_TRIAL, row))
-        return _to_trial(_row_tuple(row), {})
+            created = _insert_numbered(conn, row)
+        return _created_trial(row, created)
+
+    def start_trial(self, study_id: int, *, heartbeat: bool = False, limit: int | None = None,
+                    system_attrs: Mapping[str, Any] | None = None
+                    ) -> tuple[FrozenTrial, bool] | None:
+        """See :meth:`Storage.start_trial`.
+
+        Most calls find no WAITING trial and pass no limit: then one statement inserts the new
+        trial, on the condition that no trial is WAITING. Otherwise, with the study locked, the
+        limit is checked and the oldest WAITING trial claimed (or, if another worker claimed it
+        meanwhile, a new trial created).
+        """
+        row = _new_trial_row(study_id, TrialState.RUNNING, None, None, None, system_attrs,
+                             heartbeat)
+        if limit is None:
+            created = self._hot_statements().start(row)
+            if created is not None:
+                return _created_trial(row, created), False
+        with self._write() as conn:
+            full, waiting = _lock_study_state(conn, study_id, limit)
+            if full:
+                return None
+            if waiting is None:
+                return _created_trial(row, _insert_numbered(conn, row)), False
+            return _claim(conn, waiting, heartbeat, row["system_attrs"]), True
 
     def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
                             limit: int | None = None) -> FrozenTrial | None:
         """See :meth:`Storage.claim_waiting_trial`.
 
-        Most calls (every ``ask``) find no WAITING trial; a read answers them without taking
-        the write lock. A trial enqueued just after that read is claimed by the next call.
+        Most calls find no WAITING trial; a read answers them without taking the write lock. A
+        trial enqueued just after that read is claimed by the next call.
         """
-        if not self._has_waiting_trial(study_id):
+        with self._read() as conn:
+            state = conn.execute(_STUDY_STATE, {"b_study_id": study_id}).first()
+        if state is None:
+            raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+        if state[2] is None:
             return None
         with self._write() as conn:
-            if _lock_next_number(conn, study_id, limit) is None:
+            full, waiting = _lock_study_state(conn, study_id, limit)
+            if full or waiting is None:  # None: another worker claimed it since the read
                 return None
-            trial_id = conn.scalar(_OLDEST_WAITING, {"b_study_id": study_id})
-            if trial_id is None:  # another worker claimed it since the read
-                return None
-            now = utcnow()
-            _update_trial(conn, trial_id, {"state": TrialState.RUNNING.value,
-                                           "datetime_start": now,
-                                           "last_heartbeat": now if heartbeat else None})
-            return _fetch_trial(conn, trial_id)
-
-    def _has_waiting_trial(self, study_id: int) -> bool:
-        with self._read() as conn:
-            row = conn.execute(_STUDY_WAITING, {"b_study_id": study_id}).first()
-        if row is None:
-            raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
-        return row[1] is not None
+            return _claim(conn, waiting, heartbeat, "{}")
 
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
                          dedup_key: str | None = None) -> None:
-        changes = {"params": _dumps(dict(params), "params"),
-                   "natural": None if natural is None else _dumps(natural, "natural params")}
-        if dedup_key is not None:
-            changes["dedup_key"] = dedup_key
+        """See :meth:`Storage.set_trial_params`.
+
+        Without a key, one statement that checks the trial is unfinished in its WHERE clause.
+        """
+        text = _dumps(dict(params), "params")
+        natural_text = None if natural is None else _dumps(natural, "natural params")
+        if dedup_key is None:
+            if not self._hot_statements().set_params(trial_id, text, natural_text):
+                self._explain_unchanged(trial_id)
+            return
+        changes = {"params": text, "natural": natural_text, "dedup_key": dedup_key}
         with _dedup_errors(dedup_key), self._write() as conn:
-            if dedup_key is not None:
-                _check_trial_key(conn, trial_id, dedup_key)
+            _check_trial_key(conn, trial_id, dedup_key)
             _live_row(conn, trial_id)
             _update_trial(conn, trial_id, changes)
 
@@ -838,19 +1128,32 @@ class SQLStorage(Storage):
             _update_trial(conn, trial_id, {column: _with_entry(stored, key, value, what)})
 
     def record_heartbeat(self, trial_id: int) -> None:
-        with self._write() as conn:
-            row = _live_row(conn, trial_id)
-            check_heartbeat_state(row.number, _STATES[row.state])
-            _update_trial(conn, trial_id, {"last_heartbeat": utcnow()})
+        with self._statements() as conn:
+            if not conn.execute(_HEARTBEAT, {"b_trial_id": trial_id, "b_now": utcnow()}).rowcount:
+                row = _live_row(conn, trial_id)
+                check_heartbeat_state(row.number, _STATES[row.state])
+                _unchanged(conn, trial_id)
 
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
                      system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+        """See :meth:`Storage.finish_trial`.
+
+        Without system attributes to merge (every ``tell`` of a value), one statement finishes
+        the trial if it is unfinished and returns its row; a second reads its curve, which can
+        no longer change. With attributes, the row is locked and read, then written.
+        """
         state = finished_state(state)
-        extra = json.loads(_dumps(dict(system_attrs or {}), "system attrs"))
+        value = None if value is None else float(value)
+        if not system_attrs:
+            done = self._hot_statements().finish(trial_id, state, value)
+            if done is None:
+                self._explain_unchanged(trial_id)
+            return done
+        extra = json.loads(_dumps(dict(system_attrs), "system attrs"))
         with self._write() as conn:
             row = _live_row(conn, trial_id, full=True)._mapping
             now = utcnow()
-            changes = {"state": state.value, "value": None if value is None else float(value),
+            changes = {"state": state.value, "value": value,
                        "system_attrs": _dumps({**json.loads(row["system_attrs"]), **extra},
                                               "system attrs"),
                        "datetime_complete": now, "datetime_start": row["datetime_start"] or now}
@@ -911,22 +1214,51 @@ class SQLStorage(Storage):
         return counted
 
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
+        """See :meth:`Storage.fail_stale_trials`.
+
+        The run loop calls it before every ``ask``; almost always nothing is stale, which a read
+        says without taking any lock. Only then is the study locked and the scan repeated.
+        """
         now = utcnow()
+        before = now - _dt.timedelta(seconds=grace_seconds)
+        params = {"b_study_id": study_id, "b_before": before}
+        found = self._hot_statements().any_stale(study_id, before)
+        if found is None:
+            raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+        if not found:
+            return []
         reason = {"fail_reason": f"no heartbeat for more than {grace_seconds:g} s "
                                  f"(the worker died or hung)"}
-        stale = (sa.select(_trials.c.trial_id)
-                 .where(_trials.c.study_id == study_id,
-                        _trials.c.state == TrialState.RUNNING.value,
-                        _trials.c.last_heartbeat.is_not(None),
-                        _trials.c.last_heartbeat < now - _dt.timedelta(seconds=grace_seconds))
-                 .order_by(_trials.c.number))
         with self._write() as conn:
             _check_study(conn, study_id, lock=True)
-            trial_ids = conn.scalars(stale.with_for_update()).all()
+            trial_ids = conn.scalars(_STALE_IDS, params).all()
             return [_fail_trial(conn, trial_id, reason, now) for trial_id in trial_ids]
 
 
 # -- helpers of the methods above -------------------------------------------------------------
+
+
+def _created_trial(row: Mapping[str, Any], created: tuple[int, int] | None) -> FrozenTrial:
+    """The FrozenTrial of the new trial ``row`` that :func:`_insert_numbered` inserted."""
+    if created is None:  # the caller holds the study's lock, so the insert cannot miss it
+        raise StorageError(f"The study with id {row['study_id']} changed while a trial was "
+                           f"being created.")
+    trial_id, number = created
+    return _to_trial(_row_tuple({**row, "trial_id": trial_id, "number": number}), {})
+
+
+def _claim(conn: Connection, trial_id: int, heartbeat: bool, system_attrs: str) -> FrozenTrial:
+    """Turn a WAITING trial RUNNING (its study is locked); merge ``system_attrs`` (JSON text)."""
+    now = utcnow()
+    changes = {"state": TrialState.RUNNING.value, "datetime_start": now,
+               "last_heartbeat": now if heartbeat else None}
+    if system_attrs != "{}":
+        stored = conn.scalar(sa.select(_trials.c.system_attrs)
+                             .where(_trials.c.trial_id == trial_id))
+        changes["system_attrs"] = _dumps({**json.loads(stored or "{}"),
+                                          **json.loads(system_attrs)}, "system attrs")
+    _update_trial(conn, trial_id, changes)
+    return _fetch_trial(conn, trial_id)
 
 
 def _inserted_id(result: sa.CursorResult[Any]) -> int:
@@ -987,12 +1319,35 @@ def _ensure_schema(engine: Engine, description: str) -> None:
         if sa.inspect(conn).has_table(_version_table.name):
             found = conn.scalar(sa.select(_version_table.c.schema_version))
             if found is not None and found != SCHEMA_VERSION:
-                raise StorageError(_version_message(description, int(found)))
+                _migrate(conn, int(found), description)
         _metadata.create_all(conn)
         if conn.scalar(sa.select(_version_table.c.schema_version)) is None:
             conn.execute(sa.insert(_version_table).values(schema_version=SCHEMA_VERSION))
             _logger.info("Created hpo_plugins tables (schema version %d) in %s.",
                          SCHEMA_VERSION, description)
+
+
+def _migrate(conn: Connection, found: int, description: str) -> None:
+    """Bring a database of an older schema version up to :data:`SCHEMA_VERSION`, in place.
+
+    Runs inside the schema lock of :func:`_ensure_schema`, so one process migrates and the
+    others then find the new version. Processes of an older hpo_plugins still running on the
+    database must be stopped first (a new one refuses to open it, see _version_message).
+
+    Raises:
+        StorageError: The version is newer than this hpo_plugins, or has no migration.
+    """
+    if found != 1:
+        raise StorageError(_version_message(description, found))
+    # 1 -> 2: each study's next trial number lives on its row (see "Numbers" above).
+    conn.execute(sa.text("ALTER TABLE hpo_studies ADD COLUMN next_number INTEGER NOT NULL "
+                         "DEFAULT 0"))
+    top = (sa.select(sa.func.max(_trials.c.number) + 1)
+           .where(_trials.c.study_id == _studies.c.study_id).scalar_subquery())
+    conn.execute(sa.update(_studies).values(next_number=sa.func.coalesce(top, 0)))
+    conn.execute(sa.update(_version_table).values(schema_version=SCHEMA_VERSION))
+    _logger.info("Upgraded the hpo_plugins tables of %s from schema version %d to %d.",
+                 description, found, SCHEMA_VERSION)
 
 
 def _version_message(description: str, found: int) -> str:

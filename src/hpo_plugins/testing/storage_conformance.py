@@ -55,6 +55,8 @@ STUDY_READERS: dict[str, Mutator] = {
     "delete_study": lambda s, i: s.delete_study(i),
     "create_trial": lambda s, i: s.create_trial(i),
     "claim_waiting_trial": lambda s, i: s.claim_waiting_trial(i),
+    "start_trial": lambda s, i: s.start_trial(i),
+    "start_trial with limit": lambda s, i: s.start_trial(i, limit=5),
     "get_all_trials": lambda s, i: s.get_all_trials(i),
     "count_trials": lambda s, i: s.count_trials(i),
     "fail_stale_trials": lambda s, i: s.fail_stale_trials(i, 60.0),
@@ -384,6 +386,49 @@ class StorageConformance:
         claimed = storage.claim_waiting_trial(study_id, limit=5)
         assert claimed is not None and claimed.number == 4
 
+    def test_start_trial_creates_when_nothing_waits(self, storage: Storage,
+                                                    study_id: int) -> None:
+        _finished(storage, study_id, TrialState.COMPLETE, 1.0)
+        started = storage.start_trial(study_id, heartbeat=True, system_attrs={"worker": 3})
+        assert started is not None
+        trial, claimed = started
+        assert not claimed
+        assert (trial.number, trial.state, trial.params) == (1, TrialState.RUNNING, {})
+        assert trial.system_attrs == {"worker": 3}
+        assert _is_utc(trial.datetime_start) and _is_utc(trial.last_heartbeat)
+        assert storage.get_trial(trial.trial_id) == trial
+        plain = storage.start_trial(study_id)
+        assert plain is not None and plain[0].last_heartbeat is None
+
+    def test_start_trial_claims_the_oldest_waiting_first(self, storage: Storage,
+                                                         study_id: int) -> None:
+        first = _running(storage, study_id, state=TrialState.WAITING, params={"i": 0},
+                         system_attrs={"retry_of": 7})
+        second = _running(storage, study_id, state=TrialState.WAITING, params={"i": 1})
+        started = storage.start_trial(study_id, heartbeat=True, system_attrs={"worker": 3})
+        assert started is not None
+        trial, claimed = started
+        assert claimed and trial.trial_id == first.trial_id
+        assert (trial.state, trial.params) == (TrialState.RUNNING, {"i": 0})
+        assert trial.system_attrs == {"retry_of": 7, "worker": 3}
+        assert _is_utc(trial.last_heartbeat)
+        assert storage.get_trial(first.trial_id) == trial
+        again = storage.start_trial(study_id)
+        assert again is not None and again[1] and again[0].trial_id == second.trial_id
+        new = storage.start_trial(study_id)
+        assert new is not None and not new[1] and new[0].number == 2
+
+    def test_start_trial_respects_the_limit(self, storage: Storage, study_id: int) -> None:
+        _running(storage, study_id)
+        _finished(storage, study_id, TrialState.FAIL)  # not counted
+        _running(storage, study_id, state=TrialState.WAITING, params={"i": 0})
+        assert storage.start_trial(study_id, limit=1) is None
+        started = storage.start_trial(study_id, limit=2)
+        assert started is not None and started[1] and started[0].number == 2
+        assert storage.start_trial(study_id, limit=2) is None
+        created = storage.start_trial(study_id, limit=3)
+        assert created is not None and not created[1] and created[0].number == 3  # no gap
+
     # -- deduplication ------------------------------------------------------------------------
 
     def test_dedup_key_held_once_per_study(self, storage: Storage, study_id: int) -> None:
@@ -595,6 +640,39 @@ class StorageConformance:
             return created
 
         assert sorted(_in_threads(work)) == list(range(30))
+
+    def test_threads_start_each_waiting_trial_once_and_number_the_rest(
+            self, storage: Storage, study_id: int) -> None:
+        waiting = {_running(storage, study_id, state=TrialState.WAITING).trial_id
+                   for _ in range(20)}
+
+        def work() -> list[tuple[int, int, bool]]:
+            started = []
+            for _ in range(10):
+                got = storage.start_trial(study_id)
+                assert got is not None
+                started.append((got[0].trial_id, got[0].number, got[1]))
+            return started
+
+        started = _in_threads(work)
+        assert {tid for tid, _, claimed in started if claimed} == waiting
+        assert len({tid for tid, _, _ in started}) == len(started)
+        numbers = sorted(t.number for t in storage.get_all_trials(study_id))
+        assert numbers == list(range(N_THREADS * 10))  # the claimed ones included
+
+    def test_threads_never_overshoot_limit_when_starting(self, storage: Storage,
+                                                         study_id: int) -> None:
+        for _ in range(5):
+            _running(storage, study_id, state=TrialState.WAITING)
+
+        def work() -> list[int]:
+            started = []
+            while (got := storage.start_trial(study_id, limit=30)) is not None:
+                started.append(got[0].trial_id)
+            return started
+
+        assert len(set(_in_threads(work))) == 30
+        assert storage.count_trials(study_id, [TrialState.RUNNING]) == 30
 
     def test_threads_claim_each_waiting_trial_once(self, storage: Storage,
                                                    study_id: int) -> None:
