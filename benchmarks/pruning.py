@@ -13,7 +13,8 @@ another framework's task slots in beside the Lightning one.
 **Lightning task.** The MLP of ``examples/lightning_digits.py`` (1-3 hidden layers, dropout,
 Adam or SGD with their own parameters) on scikit-learn's digits, 70/30 split, batch 128, CPU,
 one torch thread. Each run is ``hpo.maximize(lightning_objective(..., monitor="val_acc"))``
-with the default sampler (Hyperopt TPE) seeded with the run's seed, so the runs of one seed
+with the default sampler (`TPESampler`; the first published run used Hyperopt's TPE, the default
+of the time) seeded with the run's seed, so the runs of one seed
 differ only by the pruner (and by the configurations that pruning steers TPE to). A trial's
 value is its best validation accuracy over its epochs.
 
@@ -149,17 +150,21 @@ def keras_benchmark(pruners: Sequence[str], seeds: Sequence[int], n_trials: int,
 
     1. ``kt-hyperband``: Keras Tuner's ``Hyperband(max_epochs, factor=3)``, one iteration. Its
        epochs trained in total are the budget of the other two.
-    2. ``hyperband``: ``keras_tune`` with our default sampler (Hyperopt TPE) and
+    2. ``hyperband``: ``keras_tune`` with our default sampler (``TPESampler``) and
        ``HyperbandPruner(max_resource=max_epochs, reduction_factor=3)``, asking for one trial
        at a time while a full-length trial still fits in the budget (so never more epochs than
        Keras Tuner's Hyperband).
-    3. ``kt-bayesian``: Keras Tuner's ``BayesianOptimization`` with ``budget // max_epochs``
+    3. ``sha``: the same with ``SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)``
+       (asynchronous successive halving: rungs after 2, 4 and 10 epochs), which spends the same
+       budget on more configurations.
+    4. ``kt-bayesian``: Keras Tuner's ``BayesianOptimization`` with ``budget // max_epochs``
        trials of ``max_epochs`` epochs (it does not stop trials early).
 
     Epochs are counted by one callback in every ``fit`` of the three methods. The best
     validation accuracy is the best trial's best epoch, as each tool scores it; the test
     accuracy of each tool's best model (reloaded, not retrained) is printed to stderr.
-    ``pruners`` and ``n_trials`` do not apply: the budget comes from Keras Tuner's Hyperband.
+    Of ``pruners``, ``hyperband`` and ``sha`` select rows 2 and 3 (both when neither is
+    given); ``n_trials`` does not apply: the budget comes from Keras Tuner's Hyperband.
     """
     import keras
 
@@ -168,13 +173,15 @@ def keras_benchmark(pruners: Sequence[str], seeds: Sequence[int], n_trials: int,
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # one retracing note per model
     # Keras Tuner's get_best_models loads weights into a model whose optimiser is not built yet
     warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+    ours = [p for p in ("hyperband", "sha") if p in pruners] or ["hyperband", "sha"]
     rows = []
     for seed in seeds:
         keras.utils.set_random_seed(seed)
         rows.append(_kt_study(task, data, "kt-hyperband", seed, max_epochs, budget=0))
         budget = rows[-1].epochs
-        keras.utils.set_random_seed(seed)
-        rows.append(_keras_tune_study(task, data, seed, max_epochs, budget))
+        for pruner in ours:
+            keras.utils.set_random_seed(seed)
+            rows.append(_keras_tune_study(task, data, seed, max_epochs, budget, pruner))
         keras.utils.set_random_seed(seed)
         rows.append(_kt_study(task, data, "kt-bayesian", seed, max_epochs, budget))
     return rows
@@ -191,26 +198,32 @@ def _example(name: str) -> ModuleType:
 
 
 def _keras_tune_study(task: ModuleType, data: dict[str, Any], seed: int, max_epochs: int,
-                      budget: int) -> Row:
+                      budget: int, pruner: str) -> Row:
     from hpo_plugins.keras import keras_tune
     from hpo_plugins.storages import InMemoryStorage
 
     counter, storage, result = _epoch_counter(), InMemoryStorage(), None
-    logdir = tempfile.mkdtemp(prefix="keras-hyperband-")  # the trials' best weights
+    logdir = tempfile.mkdtemp(prefix="keras-tune-")  # the trials' best weights
     start = time.perf_counter()
     while result is None or counter.epochs + max_epochs <= budget:  # one trial at a time
         result = keras_tune(
             task.build_model, task.SPACE, x=data["x"], y=data["y"],
             validation_data=(data["x_val"], data["y_val"]), epochs=max_epochs, batch_size=64,
             objective="val_accuracy", n_trials=1, storage=storage, seed=seed,
-            study_name=f"keras-hyperband-{seed}", callbacks=[counter], logdir=logdir,
-            pruner=HyperbandPruner(min_resource=1, max_resource=max_epochs,
-                                   reduction_factor=3), show_progress_bar=False)
+            study_name=f"keras-{pruner}-{seed}", callbacks=[counter], logdir=logdir,
+            pruner=_keras_pruner(pruner, max_epochs), show_progress_bar=False)
     seconds = time.perf_counter() - start
     test = _test_accuracy(result.best_model(), data)
     shutil.rmtree(logdir, ignore_errors=True)
-    return _keras_row("hyperband", seed, counter.epochs, seconds, result.best_value,
+    return _keras_row(pruner, seed, counter.epochs, seconds, result.best_value,
                       result.study, test)
+
+
+def _keras_pruner(name: str, max_epochs: int) -> Pruner:
+    """Our pruner of a Keras row: Hyperband over the full range, or ASHA from the first epoch."""
+    if name == "sha":
+        return SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return HyperbandPruner(min_resource=1, max_resource=max_epochs, reduction_factor=3)
 
 
 def _kt_study(task: ModuleType, data: dict[str, Any], method: str, seed: int,
