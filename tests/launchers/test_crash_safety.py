@@ -44,7 +44,18 @@ def _start(tmp_path: Path, mode: str, total: int, seconds: float) -> subprocess.
     script.write_text(SCRIPT)
     env = {**os.environ, "TRIAL_SECONDS": str(seconds)}
     return subprocess.Popen([sys.executable, str(script), f"sqlite:///{tmp_path}/c.db", mode,
-                             str(total)], env=env, start_new_session=True)
+                             str(total)], env=env, start_new_session=True,
+                            preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """Give the launcher a terminal's Ctrl-C handling even when the tests run in background.
+
+    A shell without job control starts background commands with SIGINT ignored, and Python
+    keeps an ignored SIGINT ignored: Ctrl-C would then be a no-op for the launcher (what the
+    Ctrl-C test checks is our handling, not the shell's).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(predicate: object, timeout: float = 90.0) -> None:
