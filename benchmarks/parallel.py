@@ -105,16 +105,22 @@ def overhead_table(n_trials: int, n_fresh: int) -> list[list[str]]:
 def _ask_tell_worker(url: str, count: int, barrier: Any, queue: Any) -> None:
     """Ask and tell ``count`` trials after every process is ready; report (start, end, errors)."""
     study = hpo.load_study("storage", url, space=SPACE, sampler=RandomSampler())
-    errors = 0
     barrier.wait()
     start = time.time()
+    errors = _ask_tell_loop(study, count)
+    queue.put((start, time.time(), errors))
+
+
+def _ask_tell_loop(study: hpo.Study, count: int) -> int:
+    """``count`` times ``ask`` then ``tell``; the number of those that raised."""
+    errors = 0
     for _ in range(count):
         try:
             trial = study.ask()
             study.tell(trial, float(trial.params["x"]))
         except Exception:
             errors += 1
-    queue.put((start, time.time(), errors))
+    return errors
 
 
 def storage_table(per_process: int, processes: tuple[int, ...]) -> list[list[str]]:
@@ -197,8 +203,8 @@ def regret_table(seeds: int, budget: int, n_jobs: int = 2) -> list[list[str]]:
     rows = []
     with ProcessPoolExecutor(n_jobs) as pool:
         for problem in PROBLEMS:
-            seq, par = ([*pool.map(_regret, *zip(*[(problem, s, budget, batch)
-                                                   for s in range(seeds)]))]
+            seq, par = (list(pool.map(_regret, [problem] * seeds, range(seeds),
+                                      [budget] * seeds, [batch] * seeds))
                         for batch in (1, 4))
             a, b = np.log(np.array(seq)), np.log(np.array(par))
             rng = np.random.default_rng(0)
@@ -235,15 +241,9 @@ def _ask_tell_cpu_worker(url: str, count: int, barriers: tuple[Any, Any], queue:
     It keeps its connections open until the parent has read the server's CPU (second barrier).
     """
     study = hpo.load_study(_STUDY, url, space=SPACE, sampler=RandomSampler())
-    errors = 0
     barriers[0].wait()
     start, cpu = time.time(), time.process_time()
-    for _ in range(count):
-        try:
-            trial = study.ask()
-            study.tell(trial, float(trial.params["x"]))
-        except Exception:
-            errors += 1
+    errors = _ask_tell_loop(study, count)
     queue.put((start, time.time(), errors, time.process_time() - cpu))
     barriers[1].wait()
     study.storage.close()

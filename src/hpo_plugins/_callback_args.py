@@ -9,7 +9,11 @@ from typing import Any
 
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["as_number", "check_callback_arguments"]
+__all__ = ["NO_TRIAL_NOTICE", "as_number", "check_callback_arguments"]
+
+#: Logged once by an ``HPOCallback`` that runs outside any trial (it then does nothing).
+NO_TRIAL_NOTICE = ("HPOCallback: no trial is active, so it reports nothing. Run the training "
+                   "inside a study (hpo.minimize, study.optimize) to tune it.")
 
 
 def as_number(value: Any) -> float | None:

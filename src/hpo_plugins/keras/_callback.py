@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from hpo_plugins._callback_args import as_number, check_callback_arguments
+from hpo_plugins._callback_args import NO_TRIAL_NOTICE, as_number, check_callback_arguments
 from hpo_plugins.context import current_trial_or_none
 
 if TYPE_CHECKING:
@@ -150,8 +150,7 @@ class HPOCallback(keras.callbacks.Callback):
     def _announce(self) -> None:
         if not self._announced:
             self._announced = True
-            _logger.info("HPOCallback: no trial is active, so it reports nothing. Run the "
-                         "training inside a study (hpo.minimize, study.optimize) to tune it.")
+            _logger.info(NO_TRIAL_NOTICE)
 
 
 def missing_metric_reason(key: str, logged: list[str]) -> str:

@@ -25,7 +25,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins._callback_args import as_number, check_callback_arguments
+from hpo_plugins._callback_args import NO_TRIAL_NOTICE, as_number, check_callback_arguments
 from hpo_plugins.context import current_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._handover import hand_over, open_trial
@@ -164,8 +164,7 @@ class HPOCallbackBase:
     def _announce(self) -> None:
         if not self._announced:
             self._announced = True
-            _logger.info("HPOCallback: no trial is active, so it reports nothing. Run the "
-                         "training inside a study (hpo.minimize, study.optimize) to tune it.")
+            _logger.info(NO_TRIAL_NOTICE)
 
 
 def report_step(trainer: Any) -> int:
