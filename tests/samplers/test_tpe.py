@@ -14,7 +14,13 @@ from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.samplers._base import History
 from hpo_plugins.samplers._random import RandomSampler
-from hpo_plugins.samplers._tpe import TPESampler, age_weights, categorical_lambda, n_good
+from hpo_plugins.samplers._tpe import (
+    TPESampler,
+    _GroupModel,
+    age_weights,
+    categorical_lambda,
+    n_good,
+)
 from hpo_plugins.samplers._tpe_kernels import (
     Dims,
     ParzenMixture,
@@ -233,6 +239,36 @@ def test_constant_liar_pushes_proposals_away_from_running_trials(make_trial: Mak
         xs_out = [sampler.sample(X, with_liar, np.random.default_rng(s))["x"] for s in range(20)]
         near[liar] = np.mean(np.abs(xs_out) < 0.15)
     assert near[True] < near[False]
+
+
+def test_a_running_trial_rules_out_its_spot_but_not_the_good_region(
+        make_trial: MakeTrial) -> None:
+    xs = np.linspace(-1, 1, 41).tolist()
+    running = [make_trial(41, TrialState.RUNNING, None, {"x": 0.3})]
+    history = _history(make_trial, xs, loss=lambda x: (x - 0.3) ** 2, extra=running)
+    out = np.array([TPESampler().sample(X, history, np.random.default_rng(s))["x"]
+                    for s in range(40)])
+    distance = np.abs(out - 0.3)
+    assert np.mean(distance < 0.01) < 0.05  # not on top of the running trial
+    assert np.mean(distance < 0.1) > 0.9  # but still among the good trials (0.2 to 0.4)
+
+
+@pytest.mark.parametrize(("n_running", "factor"), [(0, 1), (1, 2), (3, 4), (7, 8), (20, 8)])
+def test_candidates_grow_with_running_trials(make_trial: MakeTrial, monkeypatch: Any,
+                                             n_running: int, factor: int) -> None:
+    drawn: list[int] = []
+    propose = _GroupModel.propose
+    monkeypatch.setattr(_GroupModel, "propose",
+                        lambda self, rng, m: drawn.append(m) or propose(self, rng, m))
+    running = [make_trial(11 + i, TrialState.RUNNING, None, {"x": 0.1 * (i % 9)})
+               for i in range(n_running)]
+    history = _history(make_trial, np.linspace(-1, 1, 11).tolist(), extra=running)
+    for sampler in (TPESampler(n_ei_candidates=10), TPESampler(n_ei_candidates=10,
+                                                                multivariate=False)):
+        sampler.sample(X, history, np.random.default_rng(0))
+    no_liar = TPESampler(n_ei_candidates=10, constant_liar=False)
+    no_liar.sample(X, history, np.random.default_rng(0))
+    assert drawn == [10 * factor, 10 * factor, 10]
 
 
 def test_failed_trials_are_ignored(make_trial: MakeTrial) -> None:

@@ -32,7 +32,10 @@ found to matter, with BOHB's (Falkner et al. 2018) multivariate kernel densities
   branches compete through their own parameters (an unexplored region of a branch can beat a
   well-known region of another).
 * **Running trials** (and WAITING ones holding enqueued parameters) join the bad set: a constant
-  liar that reports them worse than every finished trial, so parallel workers spread out.
+  liar that reports them worse than every finished trial, so parallel workers spread out. The
+  repulsion is kept local and sharp, and a proposal made beside running trials exploits harder
+  (see :class:`TPESampler`, "Running trials"), which brought 4 parallel workers from about 1.2x
+  to about 1.06x the sequential regret (geometric mean over 600 seeds, docs/benchmarks.md).
 
 Example:
     >>> import numpy as np
@@ -70,6 +73,8 @@ __all__ = ["TPESampler", "age_weights", "categorical_lambda", "n_good"]
 _logger = logging.getLogger(__name__)
 
 _PENDING = (TrialState.RUNNING, TrialState.WAITING)
+_PENDING_BANDWIDTH = 0.5  # a running trial's kernel: this share of its gap to any observation
+_MAX_CANDIDATE_FACTOR = 8  # candidates grow with running trials up to this many times
 _MAX_GOOD = 25  # cap on the good set: beyond it l(x) stops sharpening (Optuna uses the same)
 _RECENT = 25  # bad trials this recent keep full weight
 
@@ -177,7 +182,24 @@ class TPESampler(Sampler):
     * **Running trials.** With ``constant_liar`` (default) RUNNING trials, and WAITING ones
       that hold enqueued parameters, join the bad set as if worse than every finished trial:
       parallel workers then avoid each other's pending points instead of proposing the same
-      one. Without it they are ignored.
+      one. Without it they are ignored. Two details keep the liar from costing regret:
+
+      - *Local repulsion.* A running trial's kernel in ``g`` is half the neighbour gap among
+        *all* observations (finished and running), not among the bad ones only. A running
+        trial usually sits in the good region, where bad trials are sparse, so a bad-set gap
+        gives it a wide, flat kernel: it lowers the whole good region a little and still lets
+        the next worker land next to it. The narrow kernel rules out the spot itself and
+        leaves the rest of the good region as it was. (In a 1-D example with one running
+        trial at the best point, 27 % of the next proposals fell within 0.01 of it with the
+        wide kernel, none with the narrow one; all stayed in the good region either way.)
+      - *Harder exploitation.* With ``k`` trials running, ``n_ei_candidates * (1 + k)``
+        candidates are drawn (at most 8 times as many): the liar already keeps the proposals
+        apart, so the extra candidates find the best spot that is still free instead of
+        settling for a random one.
+
+      In ``benchmarks/parallel.py`` (4 workers asking 4 and telling 4, 100 trials, 600 seeds)
+      these two brought the geometric-mean regret of 4 workers from 1.23x and 1.22x of the
+      sequential one (Branin, Hartmann6) to 1.06x and 1.07x. Sequential runs are unchanged.
 
     Args:
         n_startup_trials: Finished trials drawn from the prior before the model starts. 10, as
@@ -241,16 +263,17 @@ class TPESampler(Sampler):
             return space.sample_prior(rng)
         obs = _Observations.of(space, history, liar=self.constant_liar)
         models = [self._model(g, obs) for g in groups(space, multivariate=self.multivariate)]
+        n_pending = len(obs.numbers) - obs.n_finished
+        m = self.n_ei_candidates * (1 + min(n_pending, _MAX_CANDIDATE_FACTOR - 1))
         if self.multivariate:
-            flat = self._best_configuration(models, rng)
+            flat = self._best_configuration(models, rng, m)
         else:
-            flat = self._one_at_a_time(models, rng)
+            flat = self._one_at_a_time(models, rng, m)
         return _plain(space, flat)
 
-    def _best_configuration(self, models: list[_GroupModel],
-                            rng: np.random.Generator) -> dict[str, float]:
-        """Draw whole configurations top-down; return the one of largest summed score."""
-        m = self.n_ei_candidates
+    def _best_configuration(self, models: list[_GroupModel], rng: np.random.Generator,
+                            m: int) -> dict[str, float]:
+        """Draw ``m`` whole configurations top-down; return the one of largest summed score."""
         columns: dict[str, np.ndarray] = {}
         score = np.zeros(m)
         for model in models:
@@ -263,13 +286,13 @@ class TPESampler(Sampler):
         best = int(np.argmax(score))
         return {lbl: float(col[best]) for lbl, col in columns.items() if not np.isnan(col[best])}
 
-    def _one_at_a_time(self, models: list[_GroupModel],
-                       rng: np.random.Generator) -> dict[str, float]:
-        """Independent TPE: each active parameter's own best candidate, top-down."""
+    def _one_at_a_time(self, models: list[_GroupModel], rng: np.random.Generator,
+                       m: int) -> dict[str, float]:
+        """Independent TPE: each active parameter's best of ``m`` candidates, top-down."""
         flat: dict[str, float] = {}
         for model in models:
             if model.group.is_active(flat):
-                values, score = model.propose(rng, self.n_ei_candidates)
+                values, score = model.propose(rng, m)
                 best = int(np.argmax(score))
                 flat.update({lbl: float(v[best]) for lbl, v in values.items()})
         return flat
@@ -277,14 +300,19 @@ class TPESampler(Sampler):
     def _model(self, group: Group, obs: _Observations) -> _GroupModel:
         """Fit ``l`` and ``g`` of ``group`` on the trials where it is active."""
         sub = obs.values[:, [obs.column[lbl] for lbl in group.labels]]
-        good, bad = self._split(np.flatnonzero(~np.isnan(sub).any(axis=1)), obs.n_finished)
+        active = np.flatnonzero(~np.isnan(sub).any(axis=1))
+        good, bad = self._split(active, obs.n_finished)
         n_num = len(group.numeric)
         z = np.column_stack([e.encode(sub[:, i]) for i, e in enumerate(group.numeric)] or
                             [np.empty((len(sub), 0))])
         cats = np.nan_to_num(sub[:, n_num:]).astype(np.intp)
-        weights = (np.ones(len(good)), age_weights(obs.numbers[bad]))
-        good_mix, bad_mix = (self._fit(group, z[rows], cats[rows], w)
-                             for rows, w in zip((good, bad), weights))
+        good_mix = self._fit(group, z[good], cats[good], np.ones(len(good)))
+        bad_sigma = self._bandwidths(group, z[bad])
+        pending = bad >= obs.n_finished
+        if pending.any():  # local repulsion: gaps among every observation, halved
+            local = self._bandwidths(group, z[active])[np.searchsorted(active, bad[pending])]
+            bad_sigma[pending] = _PENDING_BANDWIDTH * local
+        bad_mix = self._fit(group, z[bad], cats[bad], age_weights(obs.numbers[bad]), bad_sigma)
         return _GroupModel(group, good_mix, bad_mix)
 
     def _split(self, rows: np.ndarray, n_finished: int) -> tuple[np.ndarray, np.ndarray]:
@@ -292,13 +320,21 @@ class TPESampler(Sampler):
         threshold = n_good(n_finished, self.gamma)
         return rows[rows < threshold], rows[rows >= threshold]
 
-    def _fit(self, group: Group, z: np.ndarray, cats: np.ndarray,
-             weights: np.ndarray) -> ParzenMixture:
+    def _bandwidths(self, group: Group, z: np.ndarray) -> np.ndarray:
+        """Neighbour-gap bandwidths of ``z`` with the magic clip (see the module doc)."""
         dims, n = dims_of(group), len(z)
         steps = np.array([e.step for e in group.numeric], dtype=float)
         min_bw = np.maximum(1.0 / min(100.0, n + 2.0), steps)
-        sigma = neighbour_bandwidths(z, dims.low, dims.high, min_bw, dims.max_bandwidth,
-                                     consider_endpoints=self.consider_endpoints)
+        return neighbour_bandwidths(z, dims.low, dims.high, min_bw, dims.max_bandwidth,
+                                    consider_endpoints=self.consider_endpoints)
+
+    def _fit(self, group: Group, z: np.ndarray, cats: np.ndarray, weights: np.ndarray,
+             sigma: np.ndarray | None = None) -> ParzenMixture:
+        """The mixture of ``z`` / ``cats`` with ``weights``; bandwidths from
+        :meth:`_bandwidths` unless ``sigma`` is given."""
+        dims, n = dims_of(group), len(z)
+        if sigma is None:
+            sigma = self._bandwidths(group, z)
         lam = categorical_lambda(np.asarray(dims.n_options, dtype=float), n, self.prior_weight)
         return ParzenMixture.fit(z, cats, weights, dims, sigma=sigma, cat_lambda=lam,
                                  prior_weight=self.prior_weight)
