@@ -106,6 +106,8 @@ EXPERIMENTAL_POLICIES = {
     "dupeq": "each running trial weighs in the bad density what one good trial weighs in the "
              "good one (repeated ceil(n_bad / n_good) times), good group as 'split'",
     "hstart": "the default liar, with Hyperopt's start-up count (finished + running trials)",
+    "cands": "the default liar; with k trials running, n_ei_candidates * (1 + min(k, 7)) "
+             "candidates (what TPESampler does since session 3)",
 }
 """Running-trial policies of ``HyperoptTPESampler`` tried for issue 2 and *not* adopted
 (``hpo_tpe_x_<name>``, parallel simulation only); kept so the comparison can be rerun."""
@@ -130,6 +132,14 @@ def _experimental_policy(variant: str) -> Any:
         def sample(self, space: Any, history: Any, rng: np.random.Generator) -> dict[str, Any]:
             started = len([t for t in history.trials if t.state.is_finished or (
                 t.state in bridge._PENDING and t.params)]) >= self.n_startup_trials
+            if variant == "cands":
+                pending = len([t for t in history.in_states(*bridge._PENDING) if t.params])
+                base = self.n_ei_candidates
+                self.n_ei_candidates = base * (1 + min(pending, 7))
+                try:
+                    return super().sample(space, history, rng)
+                finally:
+                    self.n_ei_candidates = base
             if variant != "hstart" or history.n_finished == 0 or not started:
                 return super().sample(space, history, rng)
             seed = int(rng.integers(bridge._SEED_BOUND))  # Hyperopt's start-up rule, then TPE
@@ -142,7 +152,7 @@ def _experimental_policy(variant: str) -> Any:
         def _observations(self, history: Any) -> Any:
             pairs = ranked_for_model(history)
             pending = [t for t in history.in_states(*bridge._PENDING) if t.params]
-            if not pairs or variant == "hstart":
+            if not pairs or variant in ("hstart", "cands"):
                 return super()._observations(history)
             k = min(math.ceil(self.gamma * math.sqrt(len(pairs))), 25)
             worst, best = max(x for _, x in pairs), min(x for _, x in pairs)
