@@ -130,8 +130,6 @@ def _experimental_policy(variant: str) -> Any:
 
     class Experimental(HyperoptTPESampler):
         def sample(self, space: Any, history: Any, rng: np.random.Generator) -> dict[str, Any]:
-            started = len([t for t in history.trials if t.state.is_finished or (
-                t.state in bridge._PENDING and t.params)]) >= self.n_startup_trials
             if variant == "cands":
                 pending = len([t for t in history.in_states(*bridge._PENDING) if t.params])
                 base = self.n_ei_candidates
@@ -140,6 +138,8 @@ def _experimental_policy(variant: str) -> Any:
                     return super().sample(space, history, rng)
                 finally:
                     self.n_ei_candidates = base
+            started = len([t for t in history.trials if t.state.is_finished or (
+                t.state in bridge._PENDING and t.params)]) >= self.n_startup_trials
             if variant != "hstart" or history.n_finished == 0 or not started:
                 return super().sample(space, history, rng)
             seed = int(rng.integers(bridge._SEED_BOUND))  # Hyperopt's start-up rule, then TPE

@@ -9,7 +9,7 @@ from typing import Any
 
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["NO_TRIAL_NOTICE", "as_number", "check_callback_arguments"]
+__all__ = ["NO_TRIAL_NOTICE", "as_number", "check_callback_arguments", "check_monitor"]
 
 #: Logged once by an ``HPOCallback`` that runs outside any trial (it then does nothing).
 NO_TRIAL_NOTICE = ("HPOCallback: no trial is active, so it reports nothing. Run the training "
@@ -27,13 +27,18 @@ def as_number(value: Any) -> float | None:
         return None
 
 
+def check_monitor(monitor: object) -> None:
+    """Check a ``monitor=`` argument: a non-empty metric name, or None for the default."""
+    if monitor is not None and not (isinstance(monitor, str) and monitor):
+        raise ConfigurationError(
+            f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
+
+
 def check_callback_arguments(monitor: object, trial: object, interval: object) -> None:
     """Check ``HPOCallback(monitor, trial=..., interval=...)`` the same way for every framework."""
     from hpo_plugins.trial import Trial
 
-    if monitor is not None and not (isinstance(monitor, str) and monitor):
-        raise ConfigurationError(
-            f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
+    check_monitor(monitor)
     if trial is not None and not isinstance(trial, Trial):
         raise ConfigurationError(
             f"Expected `trial` to be a Trial or None. Received: trial={trial!r} (of type "

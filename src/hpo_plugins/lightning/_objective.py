@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+from hpo_plugins._callback_args import check_monitor
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.trial import Trial
@@ -251,9 +252,7 @@ def _check_arguments(module: object, datamodule: object, train_dataloaders: obje
     if datamodule is not None and train_dataloaders is not None:
         raise ConfigurationError(
             "Expected either `datamodule` or `train_dataloaders`, not both. Received both.")
-    if monitor is not None and not (isinstance(monitor, str) and monitor):
-        raise ConfigurationError(
-            f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
+    check_monitor(monitor)
     if trainer_kwargs is not None and not isinstance(trainer_kwargs, Mapping):
         raise ConfigurationError(
             f"Expected `trainer_kwargs` to be a dict of Trainer arguments. Received: "
