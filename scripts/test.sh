@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/system-deps.sh
 scripts/install.sh dev
 export TF_CPP_MIN_LOG_LEVEL=2 TF_ENABLE_ONEDNN_OPTS=0
-.venv/bin/ruff check src tests examples benchmarks
+.venv/bin/ruff check src tests examples benchmarks scripts
 .venv/bin/mypy
 .venv/bin/pytest "$@"

@@ -128,6 +128,16 @@ def test_no_gpu_found_runs_on_cpu_with_a_notice(tmp_path: Path,
     assert all("gpu" not in t.system_attrs for t in study.trials)
 
 
+def test_listed_gpu_ids_the_machine_lacks_get_a_warning(monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    caplog.set_level(logging.WARNING, logger="hpo_plugins")
+    assert gpu_slots([1, 0], 2) == ["1", "1", "0", "0"]
+    assert caplog.text == ""
+    assert gpu_slots([0, 5], 1) == ["0", "5"]
+    assert "GPU ids ['5'] are not among this machine's GPUs ['0', '1']" in caplog.text
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"n_jobs": 0}, "Expected `n_jobs` to be an integer >= 1"),
     ({"trials_per_gpu": 0}, "Expected `trials_per_gpu` to be an integer >= 1"),

@@ -57,6 +57,7 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> li
         ids = detect_gpus()
     elif isinstance(gpus, (list, tuple)) and all(isinstance(g, (int, str)) for g in gpus):
         ids = [str(g) for g in gpus]
+        _warn_unknown(ids)
     else:
         raise ConfigurationError(
             f'Expected `gpus` to be "all", a list of GPU ids or None. Received: gpus={gpus!r}.'
@@ -64,3 +65,15 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> li
     if not ids:
         _logger.warning("No GPU found: trials run on CPU.")
     return [gpu for gpu in ids for _ in range(trials_per_gpu)]
+
+
+def _warn_unknown(ids: list[str]) -> None:
+    """Warn about listed ids that this machine does not show (a trial there would see no GPU).
+
+    Only a warning: ids may be UUIDs or MIG names, which the detection does not list.
+    """
+    found = detect_gpus()
+    unknown = [gpu for gpu in ids if gpu not in found]
+    if found and unknown:
+        _logger.warning("GPU ids %s are not among this machine's GPUs %s: trials pinned to them "
+                        "see no GPU. Pass ids from that list, or gpus=\"all\".", unknown, found)
