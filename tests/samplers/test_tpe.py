@@ -213,11 +213,25 @@ def test_groups_follow_the_tree_top_down(full_space: SearchSpace) -> None:
 
 # -- the sampler ---------------------------------------------------------------------------------
 
-def test_start_up_counts_only_finished_trials(make_trial: MakeTrial) -> None:
-    running = [make_trial(i, TrialState.RUNNING, None, {"x": 0.5}) for i in range(15)]
-    history = History(running, Direction.MINIMIZE, 15)
-    assert TPESampler().sample(X, history, np.random.default_rng(3)) == X.sample_prior(
-        np.random.default_rng(3))
+@pytest.mark.parametrize(("finished", "running", "model"), [
+    (0, 15, False),  # nothing finished: prior, however many run
+    (4, 11, False),  # fewer than half of n_startup_trials finished
+    (5, 4, False),   # finished + running below n_startup_trials
+    (5, 5, True),    # a parallel run: half finished, the rest running
+    (7, 3, True),    # 4 workers at trial 10
+    (9, 0, False),   # sequential: prior until 10 are finished
+    (10, 0, True),
+])
+def test_start_up_ends_with_enough_finished_and_running_trials(
+        make_trial: MakeTrial, finished: int, running: int, model: bool) -> None:
+    trials = [make_trial(i, TrialState.COMPLETE, float(i), {"x": -0.9 + 0.01 * i})
+              for i in range(finished)]
+    trials += [make_trial(finished + i, TrialState.RUNNING, None, {"x": 0.9 - 0.01 * i})
+               for i in range(running)]
+    history = History(trials, Direction.MINIMIZE, len(trials))
+    prior = [X.sample_prior(np.random.default_rng(s)) for s in range(5)]
+    proposed = [TPESampler().sample(X, history, np.random.default_rng(s)) for s in range(5)]
+    assert (proposed != prior) is model
 
 
 def test_proposals_concentrate_near_the_good_trials(make_trial: MakeTrial) -> None:
