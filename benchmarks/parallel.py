@@ -198,14 +198,11 @@ def _regret(problem: str, seed: int, budget: int, workers: int, schedule: str) -
     study = hpo.create_study(space=space, storage=":memory:", seed=seed,
                              heartbeat_interval=None)
     running: collections.deque[hpo.Trial] = collections.deque()
+    told_at_once = 1 if schedule == "asynchronous" else workers  # the oldest one, or the batch
     for _ in range(budget):
-        if len(running) == workers or (schedule != "asynchronous" and running
-                                       and len(study.trials) % workers == 0):
-            while running:  # asynchronous: tell the oldest one; batch: tell all
-                trial = running.popleft()
+        if len(running) == workers:
+            for trial in [running.popleft() for _ in range(told_at_once)]:
                 study.tell(trial, fn(trial.params))
-                if schedule == "asynchronous":
-                    break
         running.append(study.ask())
     for trial in running:
         study.tell(trial, fn(trial.params))

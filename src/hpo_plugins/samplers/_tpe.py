@@ -34,8 +34,9 @@ found to matter, with BOHB's (Falkner et al. 2018) multivariate kernel densities
 * **Running trials** (and WAITING ones holding enqueued parameters) join the bad set: a constant
   liar that reports them worse than every finished trial, so parallel workers spread out. The
   repulsion is kept local and sharp, and a proposal made beside running trials exploits harder
-  (see :class:`TPESampler`, "Running trials"), which brought 4 parallel workers from about 1.2x
-  to about 1.06x the sequential regret (geometric mean over 600 seeds, docs/benchmarks.md).
+  (see :class:`TPESampler`, "Running trials"), which brought 4 parallel workers asking 4 and
+  telling 4 from about 1.2x to about 1.06x the sequential regret (geometric mean over 600
+  seeds, docs/benchmarks.md).
 
 Example:
     >>> import numpy as np
@@ -208,9 +209,9 @@ class TPESampler(Sampler):
         settling for a random one.
 
       In ``benchmarks/parallel.py`` (4 workers asking 4 and telling 4, a synchronous batch;
-      100 trials, 600 seeds)
-      these two brought the geometric-mean regret of 4 workers from 1.23x and 1.22x of the
-      sequential one (Branin, Hartmann6) to 1.06x and 1.07x. Sequential runs are unchanged.
+      100 trials, 600 seeds) these two brought the geometric-mean regret of 4 workers from
+      1.23x and 1.22x of the sequential one (Branin, Hartmann6) to 1.06x and 1.07x.
+      Sequential runs are unchanged.
 
     Args:
         n_startup_trials: Trials drawn from the prior before the model starts (finished
