@@ -75,6 +75,41 @@ def test_flatten_rejects_values_outside_the_space(nested_space: dict[str, Any], 
         SearchSpace(nested_space).flatten(value)
 
 
+def test_flatten_picks_the_choice_option_whose_range_holds_the_value() -> None:
+    space = SearchSpace({"x": hp.choice("x", [hp.uniformint("n", 1, 10), hp.uniform("f", 0, 1)])})
+    assert space.flatten({"x": 0.5}) == {"x": 1, "f": 0.5}  # not n = 0.5, outside 1..10
+    assert space.flatten({"x": 3}) == {"x": 0, "n": 3.0}  # 3 is outside f's 0..1
+    split = SearchSpace({"x": hp.choice("x", [hp.uniform("lo", 0, 1), hp.uniform("hi", 10, 20)])})
+    assert split.flatten({"x": 15.0}) == {"x": 1, "hi": 15.0}
+
+
+def test_flatten_refuses_a_value_that_fits_two_options() -> None:
+    space = SearchSpace({"x": hp.choice("x", [hp.uniform("a", 0, 1), hp.uniform("b", 0, 2)])})
+    with pytest.raises(SpaceError, match="fits the search space in 2 ways.*flat dict"):
+        space.flatten({"x": 0.5})
+    assert space.flatten({"x": 1, "b": 0.5}) == {"x": 1, "b": 0.5}  # the flat form says which
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ({"n": 0.5}, "a whole number from 1 to 10"),
+    ({"n": 11}, "a whole number from 1 to 10"),
+    ({"q": 3.0}, "a multiple of 2 from 0 to 10"),
+    ({"q": 1000.0}, "a multiple of 2 from 0 to 10"),
+    ({"l": -7.0}, "a multiple of 1 from 1 to 7"),
+    ({"ln": 0.0}, "a number above 0"),
+    ({"qln": 0.25}, "a multiple of 0.5 at least 0"),
+])
+def test_quantised_integer_and_log_values_are_checked(value: dict[str, float],
+                                                      expected: str) -> None:
+    space = SearchSpace({"n": hp.uniformint("n", 1, 10), "q": hp.quniform("q", 0, 10, 2),
+                         "l": hp.qloguniform("l", 0, 2, 1), "ln": hp.lognormal("ln", 0, 1),
+                         "qln": hp.qlognormal("qln", 0, 1, 0.5)})
+    good = {"n": 3.0, "q": 4.0, "l": 7.0, "ln": 0.1, "qln": 0.0}
+    assert space.validate(good) == good
+    with pytest.raises(SpaceError, match=f"expected {expected}"):
+        space.validate({**good, **value})
+
+
 def test_validate_reports_inactive_and_unknown_labels(nested_space: dict[str, Any]) -> None:
     space = SearchSpace(nested_space)
     with pytest.raises(SpaceError, match="inactive but given: \\['cnn_filters'\\]"):
@@ -99,6 +134,10 @@ def test_display_shows_options_and_marks_inactive_as_none(nested_space: dict[str
     ({"a": hp.uniform("x", 0, hp.uniform("y", 1, 2))}, "itself an expression"),
     ({"a": hp.pchoice("x", [(0.5, 1), (0.6, 2)])}, "sum to 1"),
     (object(), "at least one hyperparameter"),
+    ({"a": hp.choice("x", [1, {"b": hp.choice("y", [])}])}, "one option in hp.choice\\('y'"),
+    ({"a": hp.uniform("x", 0, math.inf)}, "finite arguments .*high is not"),
+    ({"a": hp.normal("x", math.nan, 1)}, "finite arguments .*mu is not"),
+    ({"a": scope.switch(hp.randint("i", 2), "p", "q")}, "use hp.choice\\(label, options\\)"),
 ])
 def test_malformed_spaces_fail_at_creation(bad: Any, message: str) -> None:
     with pytest.raises(SpaceError, match=message):

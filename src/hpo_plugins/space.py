@@ -159,7 +159,13 @@ class Param:
         return float(x) if q is None else float(np.round(x / q) * q)
 
     def contains(self, value: Any) -> bool:
-        """Whether ``value`` is a valid internal value of this parameter."""
+        """Whether ``value`` is an internal value this parameter can take.
+
+        Choices and ``randint``: a whole number in range. Quantised kinds: a multiple of ``q``
+        (up to rounding error) between the rounded bounds, as Hyperopt's ``round(x / q) * q``
+        produces. ``uniformint``: also a whole number. Log kinds: positive (zero allowed once
+        quantised). Unbounded kinds: any finite number.
+        """
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             return False
         v = float(value)
@@ -168,11 +174,42 @@ class Param:
         if self.is_choice or self.kind == "randint":
             low, high = self.bounds or (0.0, 0.0)
             return v == int(v) and low <= v <= high
-        if self.kind in ("uniform", "loguniform"):
+        q = self.q
+        if q is not None and not _close(v / q, round(v / q)):
+            return False
+        if self.integer and v != round(v):
+            return False
+        bounds = self.bounds
+        if bounds is not None:
+            low, high = (self.quantize(b) for b in bounds) if q is not None else bounds
+            return (low <= v or _close(v, low)) and (v <= high or _close(v, high))
+        if self.log:
+            return v >= 0 if q is not None else v > 0
+        return True
+
+    def support(self) -> str:
+        """The values :meth:`contains` accepts, in words (for error messages).
+
+        Example:
+            >>> from hpo_plugins import hp
+            >>> SearchSpace({"n": hp.quniform("n", 0, 10, 2)}).params["n"].support()
+            'a multiple of 2 from 0 to 10'
+        """
+        if self.is_choice:
+            return f"an option index from 0 to {self.n_options - 1}"
+        if self.kind == "randint":
             low, high = self.bounds or (0.0, 0.0)
-            return low <= v <= high
-        # quantised and unbounded kinds: any finite number Hyperopt could produce
-        return not (self.log and v <= 0 and self.q is None)
+            return f"a whole number from {low:g} to {high:g}"
+        q = self.q
+        what = (f"a multiple of {q:g}" if q is not None and not (self.integer and q == 1)
+                else "a whole number" if self.integer else "a number")
+        bounds = self.bounds
+        if bounds is not None:
+            low, high = (self.quantize(b) for b in bounds) if q is not None else bounds
+            return f"{what} from {low:g} to {high:g}"
+        if self.log:
+            return f"{what} {'at least 0' if q is not None else 'above 0'}"
+        return f"{what} (finite)"
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (stored with the study, shown by the CLI)."""
@@ -279,7 +316,7 @@ class SearchSpace:
             if not p.contains(v):
                 raise SpaceError(
                     f"Value {v!r} is outside the support of {_HP_NAMES[p.kind]}({lbl!r}, "
-                    f"{_fmt_args(p)}). Give a value inside the distribution's range."
+                    f"{_fmt_args(p)}): expected {p.support()}. Give such a value."
                 )
             out[lbl] = int(v) if (p.is_choice or p.kind == "randint") else float(v)
         return out
@@ -310,9 +347,20 @@ class SearchSpace:
         Raises:
             SpaceError: The value does not fit the space; the message says where.
         """
-        out: dict[str, Any] = {}
-        if _match(self._expr, value, out):
-            return self.validate(out)
+        ways = _distinct(_matches(self._expr, value, {}, self.params))
+        if len(ways) > 1:
+            shown = self.display(ways[0])
+            example = {lbl: shown[lbl] for lbl in ways[0]}
+            raise SpaceError(
+                f"{value!r} fits the search space in {len(ways)} ways, e.g. as {ways[0]} or as "
+                f"{ways[1]} (flat internal values by label). Give a flat dict "
+                f"{{label: value}} naming the parameters instead, e.g. {example!r}."
+            )
+        if ways:
+            return self.validate(ways[0])
+        loose = _matches(self._expr, value, {}, {})  # the shape fits: say which value does not
+        if loose:
+            self.validate(loose[0])
         why = ""
         if isinstance(value, Mapping) and value and set(value) <= set(self.params):
             try:
@@ -389,7 +437,12 @@ def _read_params(expr: Any) -> dict[str, Param]:
             f"unique labels; rename one (labels name columns and must identify one parameter)."
         ) from exc
     except AssertionError as exc:
-        raise SpaceError(f"Unsupported expression in the search space: {exc!r}") from exc
+        raise SpaceError(
+            "Unsupported expression in the search space: Hyperopt could not read it as a tree "
+            f"of hp expressions ({exc!r}). Expected hp.* expressions nested in dicts, lists, "
+            "tuples and hp.choice options; a branch chosen by scope.switch on hp.randint (or "
+            "by another pyll function) is not supported: use hp.choice(label, options) instead."
+        ) from exc
     switches = _find_switches(expr)
     integer_labels = _integer_labels(expr)
     order = _label_order(expr)
@@ -476,6 +529,11 @@ def _make_param(label: str, info: Mapping[str, Any], switches: Mapping[str, list
     conditions = _conditions(info["conditions"])
     if label in switches:
         options = tuple(_option_display(switches[label]))
+        if not options:
+            raise SpaceError(
+                f"Expected at least one option in hp.choice({label!r}, ...); received an empty "
+                f"list. Give the options, or remove the choice."
+            )
         if node.name == "categorical":
             from hyperopt.pyll import rec_eval
 
@@ -504,12 +562,19 @@ def _make_param(label: str, info: Mapping[str, Any], switches: Mapping[str, list
 def _check_args(p: Param) -> None:
     a = p.args
     where = f"{_HP_NAMES[p.kind]}({p.label!r}, {_fmt_args(p)})"
+    infinite = [k for k, v in a.items() if not math.isfinite(v)]
+    if infinite:
+        raise SpaceError(
+            f"Expected finite arguments in {where}; {', '.join(infinite)} "
+            f"{'is' if len(infinite) == 1 else 'are'} not. Give finite bounds, mu, sigma and q "
+            f"(for a wide positive range use hp.loguniform)."
+        )
     if "low" in a and not a["low"] < a["high"]:
         raise SpaceError(f"Expected low < high in {where}. Swap or widen the bounds.")
     if "sigma" in a and not a["sigma"] > 0:
-        raise SpaceError(f"Expected sigma > 0 in {where}.")
+        raise SpaceError(f"Expected sigma > 0 in {where}. Give a positive spread.")
     if "q" in a and not a["q"] > 0:
-        raise SpaceError(f"Expected a step q > 0 in {where}.")
+        raise SpaceError(f"Expected a step q > 0 in {where}. Give a positive step.")
 
 
 def _fmt_args(p: Param) -> str:
@@ -539,48 +604,78 @@ def _option_display(options: Sequence[Any]) -> list[Any]:
 # Matching a natural value to the graph (the inverse of space_eval)
 
 
-def _match(node: Any, value: Any, out: dict[str, Any]) -> bool:
-    """Try to explain ``value`` as an evaluation of ``node``; record labels in ``out``."""
+def _matches(node: Any, value: Any, out: dict[str, Any],
+             params: Mapping[str, Param]) -> list[dict[str, Any]]:
+    """Every way to explain ``value`` as an evaluation of ``node``, extending ``out``.
+
+    Each way is a dict of internal values by label; a numeric value counts only where its
+    parameter can take it (:meth:`Param.contains`), so a choice between ``uniformint(1, 10)``
+    and ``uniform(0, 1)`` reads ``0.5`` as the second option, not as the first.
+    """
     name = node.name
     if name == "literal":
-        return _same(node.obj, value)
+        return [out] if _same(node.obj, value) else []
     if name == "dict":
         kids = dict(node.named_args)
         if not isinstance(value, Mapping) or set(value) != set(kids):
-            return False
-        return all(_match(kids[k], value[k], out) for k in value)
+            return []
+        return _match_all([kids[k] for k in value], list(value.values()), out, params)
     if name == "pos_args":
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
-            return False
+            return []
         kids = node.pos_args
-        return len(kids) == len(value) and all(_match(n, v, out) for n, v in zip(kids, value))
+        return _match_all(kids, list(value), out, params) if len(kids) == len(value) else []
     if name == "switch":
-        return _match_switch(node, value, out)
+        label = node.inputs()[0].arg["label"].obj
+        return [way for index, option in enumerate(node.inputs()[1:])
+                for start in _record(label, index, out, params)
+                for way in _matches(option, value, start, params)]
     if name in ("float", "int"):
-        return _match(node.inputs()[0], value, out)
+        return _matches(node.inputs()[0], value, out, params)
     if name == "hyperopt_param":
-        return _record(node.arg["label"].obj, value, out)
-    return False  # an arbitrary pyll function: its inverse is unknown
+        return _record(node.arg["label"].obj, value, out, params)
+    return []  # an arbitrary pyll function: its inverse is unknown
 
 
-def _match_switch(node: Any, value: Any, out: dict[str, Any]) -> bool:
-    label = node.inputs()[0].arg["label"].obj
-    for index, option in enumerate(node.inputs()[1:]):
-        trial = dict(out)
-        if _record(label, index, trial) and _match(option, value, trial):
-            out.clear()
-            out.update(trial)
-            return True
-    return False
+def _match_all(nodes: Sequence[Any], values: Sequence[Any], out: dict[str, Any],
+               params: Mapping[str, Param]) -> list[dict[str, Any]]:
+    """The ways to explain ``values[i]`` by ``nodes[i]`` for every ``i`` at once."""
+    ways = [out]
+    for node, value in zip(nodes, values):
+        ways = [way for start in ways for way in _matches(node, value, start, params)]
+        if not ways:
+            break
+    return ways
 
 
-def _record(label: str, value: Any, out: dict[str, Any]) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return False
-    if label in out and out[label] != value:
-        return False
-    out[label] = value
-    return True
+def _record(label: str, value: Any, out: dict[str, Any],
+            params: Mapping[str, Param]) -> list[dict[str, Any]]:
+    """``out`` with ``label = value`` if the parameter can take that value, else nothing.
+
+    With ``params`` empty any number fits (to find where a value of the right shape fails).
+    """
+    if label in out:
+        return [out] if out[label] == value else []
+    if params and not params[label].contains(value):
+        return []
+    if not params and (isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                                          np.floating))):
+        return []
+    return [{**out, label: value}]
+
+
+def _distinct(ways: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``ways`` without repeats (the same assignment reached along two paths)."""
+    seen: list[dict[str, Any]] = []
+    for way in ways:
+        if way not in seen:
+            seen.append(way)
+    return seen
+
+
+def _close(a: float, b: float) -> bool:
+    """Equal up to floating-point rounding (a relative 1e-9)."""
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
 def _same(a: Any, b: Any) -> bool:
