@@ -82,7 +82,8 @@ def trial_env(trial: Trial) -> dict[str, str]:
     Raises:
         ConfigurationError: The trial's storage lives in this process's memory only.
     """
-    url = getattr(trial.study.storage, "url", None)
+    storage = trial.study.storage
+    url = getattr(storage, "portable_url", None) or getattr(storage, "url", None)
     if not trial.study.storage.multiprocess or url is None:
         raise ConfigurationError(
             "Expected a storage that other processes can open to hand a trial to a child "

@@ -83,6 +83,19 @@ def test_params_as_a_json_file_or_flags(tmp_path: Path, child: Path, via: str,
         assert written == {"x": 0.25, "mode": "ok"}
 
 
+def test_child_in_another_directory_finds_a_relative_sqlite_study(
+        tmp_path: Path, child: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    study = hpo.create_study(space=SPACE, storage="sqlite:///rel.db", study_name="rel",
+                             sampler=RandomSampler())
+    study.enqueue({"x": 0.5, "mode": "ok"})
+    study.optimize(ScriptObjective([sys.executable, str(child)], cwd="elsewhere"), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state is TrialState.COMPLETE, trial.fail_reason
+    assert not (tmp_path / "elsewhere" / "rel.db").exists()  # no stray, empty database
+
+
 def test_current_params_falls_back_outside_a_trial() -> None:
     assert current_params({"lr": 0.1}) == {"lr": 0.1}
 

@@ -101,9 +101,13 @@ def test_relative_path_is_under_working_directory(tmp_path: Path,
                                                   open_sql: OpenSQL) -> None:
     monkeypatch.chdir(tmp_path)
     storage = open_sql("sqlite:///runs/studies.db")
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")  # the path was resolved when the storage was made
     storage.create_study("s", Direction.MINIMIZE)
     assert (tmp_path / "runs" / "studies.db").is_file()
+    assert not (tmp_path / "other" / "runs").exists()
     assert storage.url == "sqlite:///runs/studies.db"
+    assert storage.portable_url == f"sqlite:///{tmp_path / 'runs' / 'studies.db'}"
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])

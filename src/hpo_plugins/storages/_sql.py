@@ -483,6 +483,14 @@ def _check_sqlite_file(url: URL) -> None:
         )
 
 
+def _absolute_sqlite(url: URL) -> URL:
+    """``url`` with its SQLite file path made absolute (URI-style paths are left alone)."""
+    database = url.database or ""
+    if database.startswith("file:") or url.query.get("uri") or os.path.isabs(database):
+        return url
+    return url.set(database=os.path.abspath(database))
+
+
 def _lock_schema(conn: Connection) -> None:
     """Serialize schema creation between processes (SQLite's BEGIN IMMEDIATE already does)."""
     if conn.dialect.name == "postgresql":
@@ -795,7 +803,9 @@ class SQLStorage(Storage):
 
     Args:
         url: A SQLAlchemy URL, such as ``"sqlite:///hpo.db"`` (relative to the working directory)
-            or ``"postgresql+psycopg://user:password@host/db"``. Kept as given in ``self.url``.
+            or ``"postgresql+psycopg://user:password@host/db"``. Kept as given in ``self.url``;
+            a relative SQLite path is resolved once, here, so a later ``chdir`` or a child
+            process started in another directory (:attr:`portable_url`) still opens this file.
         engine_kwargs: Extra keyword arguments for :func:`sqlalchemy.create_engine` (pool size,
             ``connect_args``...).
 
@@ -816,6 +826,7 @@ class SQLStorage(Storage):
         self._parsed = _parse_url(url)
         if self._parsed.get_backend_name() == "sqlite":
             _check_sqlite_file(self._parsed)
+            self._parsed = _absolute_sqlite(self._parsed)
         self._description = self._parsed.render_as_string(hide_password=True)
         self._is_sqlite = self._parsed.get_backend_name() == "sqlite"
         self._lock = threading.Lock()
@@ -828,13 +839,26 @@ class SQLStorage(Storage):
 
     def __getstate__(self) -> dict[str, Any]:
         """Only the URL and engine arguments travel; the engine is rebuilt where it lands."""
-        return {"url": self.url, "engine_kwargs": self.engine_kwargs}
+        return {"url": self.portable_url, "engine_kwargs": self.engine_kwargs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["url"], engine_kwargs=state["engine_kwargs"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"SQLStorage({self._description!r})"
+
+    @property
+    def portable_url(self) -> str:
+        """The URL for other processes: ``self.url``, with a SQLite path made absolute.
+
+        Example:
+            >>> import os
+            >>> SQLStorage("sqlite:///hpo.db").portable_url == f"sqlite:///{os.path.abspath('hpo.db')}"
+            True
+        """
+        if not self._is_sqlite:
+            return self.url
+        return self._parsed.render_as_string(hide_password=False)
 
     def describe(self) -> str:
         """The database URL with any password replaced by ``***``."""
