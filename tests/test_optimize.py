@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
+from hpo_plugins._api import default_study_name
 from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError
 from hpo_plugins.samplers import RandomSampler
 from hpo_plugins.storages import Storage
@@ -186,6 +191,9 @@ def test_progress_bar_shows_the_best_value(capsys: pytest.CaptureFixture[str]) -
     ({"n_trials": 2.5}, "Expected `n_trials`"),
     ({"timeout": 0}, "Expected `timeout`"),
     ({"n_trials": 1, "catch": [ValueError, "oops"]}, "Expected `catch` to hold exception"),
+    ({"n_trials": 1, "callbacks": print}, "wrap it in a list: callbacks=\\[...\\]"),
+    ({"n_trials": 1, "callbacks": [1]}, "to hold functions .*Received: 1 \\(a int\\)"),
+    ({"n_trials": 1, "show_progress_bar": "no"}, "Expected `show_progress_bar` to be True"),
 ])
 def test_optimize_rejects_bad_options(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
@@ -216,3 +224,39 @@ def test_with_trial_makes_it_current_and_nests() -> None:
         assert hpo.current_trial() is outer
     with pytest.raises(NoActiveTrialError):
         hpo.current_trial()
+
+
+SCRIPT = """
+import hpo_plugins as hpo
+from hpo_plugins import hp
+
+def objective(params):
+    return {offset} + params["x"]
+
+study = hpo.minimize(objective, {{"x": hp.uniform("x", -2, 2)}}, n_trials=2, seed=0,
+                     storage="sqlite:///shared.db")
+print(study.study_name)
+"""
+
+
+def test_default_names_tell_scripts_and_lambdas_apart(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    names = []
+    for offset in (0, 100):  # two scripts, each with its own `objective`, one database
+        script = tmp_path / f"tune_{offset}.py"
+        script.write_text(SCRIPT.format(offset=offset))
+        done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True,
+                              capture_output=True, text=True)
+        names.append(done.stdout.split()[-1])
+    assert names[0] != names[1] and all(n.startswith("objective-") for n in names)
+    first = lambda p: p["x"]  # noqa: E731
+    second = lambda p: 100 + p["x"]  # noqa: E731
+    assert default_study_name(first, "f") != default_study_name(second, "f")
+    storage = f"sqlite:///{tmp_path}/lambdas.db"
+    a = hpo.minimize(first, SPACE, n_trials=2, storage=storage, seed=0)
+    b = hpo.minimize(second, SPACE, n_trials=2, storage=storage, seed=0)
+    assert a.study_name != b.study_name and len(b.trials) == 2 and b.best_value > 90
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        again = hpo.minimize(first, SPACE, n_trials=1, storage=storage, seed=0)
+    assert again.study_name == a.study_name and len(again.trials) == 3
+    assert "with its 2 earlier trials. Pass study_name=" in caplog.text

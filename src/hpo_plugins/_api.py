@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -13,6 +16,8 @@ from hpo_plugins.space import as_space
 from hpo_plugins.study import Study, create_study
 
 __all__ = ["maximize", "minimize"]
+
+_logger = logging.getLogger(__name__)
 
 
 def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None = None,
@@ -68,15 +73,36 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
     parsed = as_space(space)
     name = study_name or default_study_name(objective, parsed.fingerprint)
     study = create_study(parsed, study_name=name, direction=direction, **study_kwargs)
+    if study_name is None and (earlier := len(study.trials)):
+        _logger.warning(
+            "Resuming study %r (a name derived from the objective and the space) with its %d "
+            "earlier trials. Pass study_name= to start a separate study.", name, earlier)
     return study.optimize(objective, n_trials, max_trials=max_trials, timeout=timeout,
                           catch=catch, callbacks=callbacks,
                           show_progress_bar=show_progress_bar, n_jobs=n_jobs, launcher=launcher)
 
 
 def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
-    """``<objective name>-<hash of module, name and space>``: stable across runs of a script."""
+    """``<objective name>-<hash>``: stable across runs of a script, distinct between scripts.
+
+    The hash covers the objective's module, the file that module was loaded from (so two
+    scripts that each define ``objective`` get two studies), its qualified name, for a lambda
+    the line it starts on (two lambdas of one file differ), and the space's fingerprint.
+
+    Example:
+        >>> def objective(params):
+        ...     return params["x"]
+        >>> default_study_name(objective, "f00d").startswith("objective-")
+        True
+    """
     qualname = getattr(objective, "__qualname__", type(objective).__qualname__)
     module = getattr(objective, "__module__", "") or ""
-    digest = hashlib.sha256(f"{module}:{qualname}:{fingerprint}".encode()).hexdigest()[:8]
+    source = getattr(sys.modules.get(module), "__file__", None) or ""
+    where = os.path.abspath(source) if source else ""
+    code = getattr(objective, "__code__", None)
+    if "<lambda>" in qualname and code is not None:
+        where = f"{where}:{code.co_firstlineno}"
+    key = f"{module}:{where}:{qualname}:{fingerprint}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     short = qualname.replace("<", "").replace(">", "").split(".")[-1]
     return f"{short}-{digest}"
