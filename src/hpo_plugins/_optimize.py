@@ -22,6 +22,7 @@ from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins.exceptions import (
     ConfigurationError,
     SearchSpaceExhausted,
+    StudyFull,
     TrialPruned,
 )
 
@@ -33,6 +34,7 @@ __all__ = ["RunSettings", "run", "run_one", "run_sequential"]
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
+_FULL_POLL_SECONDS = 1.0  # how often a full study is checked for room while trials still run
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,14 @@ class RunSettings:
                 "Expected a limit: pass n_trials= (trials to run now), max_trials= (the study's "
                 "total) or timeout= (seconds). Received none, so the study would never stop."
             )
-        return cls(n_trials, max_trials, timeout, _catch_tuple(catch), tuple(callbacks or ()),
-                   sys.stderr.isatty() if show_progress_bar is None else bool(show_progress_bar))
+        if show_progress_bar is not None and not isinstance(show_progress_bar, bool):
+            raise ConfigurationError(
+                f"Expected `show_progress_bar` to be True, False or None (on when stderr is a "
+                f"terminal). Received: show_progress_bar={show_progress_bar!r}."
+            )
+        return cls(n_trials, max_trials, timeout, _catch_tuple(catch),
+                   _callback_tuple(callbacks),
+                   sys.stderr.isatty() if show_progress_bar is None else show_progress_bar)
 
     @property
     def budget(self) -> int | None:
@@ -105,6 +113,25 @@ def _catch_tuple(catch: Iterable[type[BaseException]] | type[BaseException]
     return items
 
 
+def _callback_tuple(callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None
+                    ) -> tuple[Callable[[Study, FrozenTrial], None], ...]:
+    if callbacks is None:
+        return ()
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)):
+        raise ConfigurationError(
+            f"Expected `callbacks` to be a list of functions fn(study, frozen_trial). Received "
+            f"{callbacks!r} itself; wrap it in a list: callbacks=[...]."
+        )
+    items = tuple(callbacks)
+    for item in items:
+        if not callable(item):
+            raise ConfigurationError(
+                f"Expected `callbacks` to hold functions fn(study, frozen_trial). Received: "
+                f"{item!r} (a {type(item).__name__})."
+            )
+    return items
+
+
 def run(study: Study, objective: Callable[..., Any], settings: RunSettings, *, n_jobs: int = 1,
         launcher: Any = None) -> None:
     """Run trials in this process, or through ``launcher`` (or ``n_jobs`` > 1 workers)."""
@@ -121,11 +148,12 @@ def run(study: Study, objective: Callable[..., Any], settings: RunSettings, *, n
 def run_sequential(study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
     """Run trials one after another in this process until a limit is reached."""
     started = time.monotonic()
+    deadline = None if settings.timeout is None else time.time() + settings.timeout
     bar = progress(study, settings)
     count = failed = 0
     try:
         while not settings.should_stop(count, failed, time.monotonic() - started):
-            frozen = run_one(study, objective, settings)
+            frozen = run_one(study, objective, settings, deadline=deadline)
             if frozen is None:
                 break
             count += 1
@@ -138,31 +166,69 @@ def run_sequential(study: Study, objective: Callable[..., Any], settings: RunSet
 
 
 def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, *,
-            system_attrs: Mapping[str, Any] | None = None, lag: int | None = None
-            ) -> FrozenTrial | None:
+            system_attrs: Mapping[str, Any] | None = None, lag: int | None = None,
+            deadline: float | None = None) -> FrozenTrial | None:
     """Ask one trial, run the objective on it, tell the result; None when nothing is left.
+
+    When ``max_trials`` is reached while trials with heartbeats are still RUNNING, this waits
+    for them (see :func:`_room_may_come`): one of them may belong to a worker that died, and
+    once its heartbeat is stale it is failed and its place is free again. So re-running a
+    script right after a crash completes the study rather than stopping one trial short.
 
     Args:
         system_attrs: Stored on the trial (launchers record the worker, GPU and run id).
         lag: Passed to :meth:`Study.ask` for deterministic parallel sampling.
+        deadline: ``time.time()`` after which no trial starts (the call's ``timeout``).
 
     Raises:
         Exception: The objective's exception, unless its type is in ``settings.catch``.
         KeyboardInterrupt: After the running trial was recorded FAIL.
     """
-    from hpo_plugins.study import StudyFull
-
-    try:
-        trial = study.ask(limit=settings.max_trials,
-                          heartbeat=study.heartbeat_interval is not None,
-                          system_attrs=system_attrs, lag=lag)
-    except (StudyFull, SearchSpaceExhausted) as stop:
-        _logger.info("No more trials to run: %s.", stop)
-        return None
+    waited = False
+    while True:
+        try:
+            trial = study.ask(limit=settings.max_trials,
+                              heartbeat=study.heartbeat_interval is not None,
+                              system_attrs=system_attrs, lag=lag)
+            break
+        except StudyFull as stop:
+            if not _room_may_come(study, deadline, announce=not waited):
+                _logger.info("No more trials to run: %s.", stop)
+                return None
+            waited = True
+        except SearchSpaceExhausted as stop:
+            _logger.info("No more trials to run: %s.", stop)
+            return None
     frozen = _evaluate(study, trial, objective, settings)
     for callback in settings.callbacks:
         callback(study, frozen)
     return frozen
+
+
+def _room_may_come(study: Study, deadline: float | None, *, announce: bool) -> bool:
+    """Wait a moment if a full study may get room back; False when it cannot.
+
+    Room comes back when a RUNNING trial with a heartbeat fails: its worker died, and
+    :meth:`Study.ask` fails it once the heartbeat is older than the grace period. Trials
+    without heartbeats (asked by hand) are never failed that way, so they are not waited for.
+    If the running trials finish instead, the next ``ask`` finds the study full with nothing
+    running, and the loop stops.
+    """
+    if study.grace_period is None:
+        return False
+    running = [t for t in study.storage.get_all_trials(study.study_id, (TrialState.RUNNING,))
+               if t.last_heartbeat is not None]
+    pause = min(_FULL_POLL_SECONDS, study.grace_period / 4)
+    if not running or (deadline is not None and time.time() + pause >= deadline):
+        return False
+    if announce:
+        _logger.info(
+            "The study holds max_trials trials, %d of them still RUNNING (trials %s). Waiting "
+            "until they finish, or until a trial whose worker is gone (no heartbeat for %g s) "
+            "is failed and its place runs again.", len(running),
+            ", ".join(str(t.number) for t in running[:10]), study.grace_period)
+    time.sleep(pause)
+    return True
 
 
 def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],

@@ -13,6 +13,7 @@
      |    +-- DuplicateParamsError  a deduplicating sampler proposed parameters another trial holds
      +-- NoActiveTrialError      ``current_trial()`` outside a trial
      +-- SearchSpaceExhausted    a sampler has nothing new to propose (e.g. the grid is done)
+     +-- StudyFull               ``ask(limit=...)``: the study already holds ``max_trials`` trials
      +-- MissingDependencyError  an optional extra is not installed (also an ``ImportError``)
     TrialPruned                  raised by an objective to stop its trial as PRUNED
 
@@ -31,6 +32,7 @@ __all__ = [
     "SearchSpaceExhausted",
     "SpaceError",
     "StorageError",
+    "StudyFull",
     "StudyNotFoundError",
     "TrialFinishedError",
     "TrialNotFoundError",
@@ -86,6 +88,19 @@ class NoActiveTrialError(HPOError, RuntimeError):
 
 class SearchSpaceExhausted(HPOError):
     """The sampler has no new configuration to propose (for example, a finished grid)."""
+
+
+class StudyFull(HPOError):
+    """``ask(limit=...)`` found the study already holding ``limit`` trials (``max_trials``).
+
+    The run loop catches it and stops; call ``ask`` without ``limit``, or raise ``max_trials``,
+    to add trials anyway.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__(f"the study already holds max_trials={limit} trials; raise max_trials "
+                         f"to run more")
+        self.limit = limit
 
 
 class MissingDependencyError(HPOError, ImportError):

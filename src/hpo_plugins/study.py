@@ -21,11 +21,13 @@ from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,
     DuplicateStudyError,
+    StudyFull,
 )
 from hpo_plugins.pruners._base import NopPruner, Pruner
 from hpo_plugins.samplers._base import History, Sampler, describe_object
 from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import Storage, get_storage
+from hpo_plugins.storages._base import check_attr_key, json_copy
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
@@ -305,18 +307,26 @@ class Study:
         Args:
             params: The nested natural value (as the objective receives it, choices given as the
                 chosen option, nested choices included), or a flat ``{label: value}`` dict.
-            user_attrs: Stored on the trial when it runs.
+            user_attrs: JSON values stored as the trial's ``user_attrs`` at once (read back on
+                ``study.trials`` while it waits, runs and after), e.g. where the
+                configuration came from.
 
         Raises:
             SpaceError: ``params`` does not fit the space; the message says how.
+            ConfigurationError: A ``user_attrs`` key is not a str or a value is not JSON.
         """
         space = self._require_space()
         flat = space.flatten(params)
-        attrs: dict[str, Any] = {"enqueued": True}
-        if user_attrs:
-            attrs["enqueued_user_attrs"] = dict(user_attrs)
-        self.storage.create_trial(self.study_id, state=TrialState.WAITING, params=flat,
-                                  natural=_json_natural(space.build(flat)), system_attrs=attrs)
+        extra = dict(user_attrs or {})
+        for key in extra:
+            check_attr_key(key, "trial attribute")
+        json_copy(extra, "user_attrs")  # refuse what cannot be stored before anything is queued
+        queued = self.storage.create_trial(
+            self.study_id, state=TrialState.WAITING, params=flat,
+            natural=_json_natural(space.build(flat)), system_attrs={"enqueued": True})
+        if queued is not None:
+            for key, value in extra.items():
+                self.storage.set_trial_user_attr(queued.trial_id, key, value)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -414,14 +424,6 @@ def _tensorboard_observer(study: Study) -> TrialObserver:
     from hpo_plugins.tensorboard import HParamsObserver
 
     return HParamsObserver(study)
-
-
-class StudyFull(Exception):
-    """Raised by ``ask(limit=...)`` when the study already holds ``limit`` trials."""
-
-    def __init__(self, limit: int | None) -> None:
-        super().__init__(f"the study already holds max_trials={limit} trials")
-        self.limit = limit
 
 
 def _as_running(trial: FrozenTrial) -> FrozenTrial:

@@ -113,6 +113,39 @@ def test_killing_the_launcher_then_rerunning_completes_without_rerunning(tmp_pat
     assert not [t for t in trials if t.state is TrialState.RUNNING]
 
 
+SERIAL = textwrap.dedent("""
+    import os, signal, sys
+    import hpo_plugins as hpo
+    from hpo_plugins import hp
+    from hpo_plugins.samplers import RandomSampler
+
+    def objective(params):
+        if os.environ.get("CRASH_AT") == str(hpo.current_trial().number):
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of a trial
+        return params["x"]
+
+    hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, max_trials=5, storage=sys.argv[1],
+                 study_name="serial", sampler=RandomSampler(), heartbeat_interval=0.2,
+                 grace_period=5.0)
+""")
+
+
+def test_rerun_right_after_a_crash_waits_for_the_lost_trial_and_completes(
+        tmp_path: Path) -> None:
+    script, url = tmp_path / "serial.py", f"sqlite:///{tmp_path}/s.db"
+    script.write_text(SERIAL)
+    crashed = subprocess.run([sys.executable, str(script), url], capture_output=True,
+                             env={**os.environ, "CRASH_AT": "2"}, timeout=120)
+    assert crashed.returncode == -signal.SIGKILL
+    # at once, well inside the 5 s grace period: trial 2 still looks RUNNING
+    subprocess.run([sys.executable, str(script), url], check=True, capture_output=True,
+                   timeout=120)
+    trials = hpo.load_study("serial", url).trials
+    assert trials[2].state is TrialState.FAIL and "heartbeat" in (trials[2].fail_reason or "")
+    assert sum(t.state is TrialState.COMPLETE for t in trials) == 5
+    assert not [t for t in trials if t.state is TrialState.RUNNING]
+
+
 def test_ctrl_c_stops_every_worker_and_fails_running_trials(tmp_path: Path) -> None:
     launcher = _start(tmp_path, "reuse", total=50, seconds=3.0)
     _wait_for(lambda: _running_pid(tmp_path) is not None)

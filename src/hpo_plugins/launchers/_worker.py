@@ -76,7 +76,8 @@ def run_task(job: Job, gpu: str | None = None,
                             "run_id": job.run_id}
     if gpu is not None:
         tags["gpu"] = gpu
-    return run_one(study, objective, settings, system_attrs=tags, lag=job.lag)
+    return run_one(study, objective, settings, system_attrs=tags, lag=job.lag,
+                   deadline=job.deadline)
 
 
 def _unpack(job: Job) -> tuple[Study, Callable[..., Any], RunSettings]:
