@@ -109,6 +109,25 @@ def test_enqueue_runs_first_with_nested_natural_values(nested_space: dict[str, A
     assert study.trials[0].system_attrs["enqueued"] is True
 
 
+def test_enqueue_user_attrs_are_the_trials_user_attrs(nested_space: dict[str, Any],
+                                                      storage: Storage) -> None:
+    study = _study(nested_space, storage)
+    study.enqueue({"lr": 0.01, "net": {"kind": "cnn", "filters": 64}},
+                  user_attrs={"source": "paper"})
+    assert study.trials[0].user_attrs == {"source": "paper"}  # already while it waits
+    study.optimize(lambda p: hpo.current_trial().set_user_attr("seen", p["lr"]) or 0.0,
+                   n_trials=1)
+    (trial,) = study.trials
+    assert trial.user_attrs == {"source": "paper", "seen": 0.01}
+    assert "enqueued_user_attrs" not in trial.system_attrs
+    with pytest.raises(ConfigurationError, match="user_attrs to be a JSON value"):
+        study.enqueue({"lr": 0.01, "net": {"kind": "cnn", "filters": 64}},
+                      user_attrs={"bad": object()})
+    with pytest.raises(ConfigurationError, match="key of a trial attribute to be a str"):
+        study.enqueue({"lr": 0.01, "net": {"kind": "cnn", "filters": 64}}, user_attrs={3: "x"})
+    assert len(study.trials) == 1  # neither bad call queued anything
+
+
 def test_enqueue_rejects_params_outside_the_space(nested_space: dict[str, Any],
                                                   storage: Storage) -> None:
     study = _study(nested_space, storage)

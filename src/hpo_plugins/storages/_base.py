@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import datetime as _dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +43,8 @@ from typing import Any
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["LIMIT_STATES", "Storage", "StudyInfo", "check_heartbeat_state", "finished_state"]
+__all__ = ["LIMIT_STATES", "Storage", "StudyInfo", "check_attr_key", "check_heartbeat_state",
+           "finished_state", "json_copy"]
 
 #: The states that count toward ``max_trials`` (a FAIL trial is retried, a WAITING one not run).
 LIMIT_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -279,3 +281,33 @@ class Storage(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the storage may not be used afterwards."""
+
+
+def check_attr_key(key: object, what: str) -> None:
+    """Refuse an attribute key that is not a ``str`` (stored attributes are JSON objects).
+
+    Without this check a storage would keep ``3`` as ``3`` in memory and as ``"3"`` in SQL.
+
+    Raises:
+        ConfigurationError: ``key`` is not a ``str``.
+    """
+    if not isinstance(key, str):
+        raise ConfigurationError(
+            f"Expected the key of a {what} to be a str. Received: {key!r} (a "
+            f"{type(key).__name__}). Use a string key, e.g. {str(key)!r}."
+        )
+
+
+def json_copy(value: Any, what: str) -> Any:
+    """``value`` round-tripped through strict JSON (no NaN), so every storage accepts the same.
+
+    Raises:
+        ConfigurationError: ``value`` is not a JSON value; ``what`` names it in the message.
+    """
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"Expected {what} to be a JSON value (str, number, bool, None, list, dict). "
+            f"Received: {value!r} (of type {type(value).__name__}): {exc}."
+        ) from exc

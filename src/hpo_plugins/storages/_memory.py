@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as _dt
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,25 +21,14 @@ from hpo_plugins.storages._base import (
     LIMIT_STATES,
     Storage,
     StudyInfo,
+    check_attr_key,
     check_heartbeat_state,
     finished_state,
+    json_copy,
 )
 from hpo_plugins.storages._cache import read_only_trial
 
 __all__ = ["InMemoryStorage"]
-
-
-def _json_copy(value: Any, what: str) -> Any:
-    """Round-trip through JSON so that the in-memory storage accepts exactly what SQL does."""
-    from hpo_plugins.exceptions import ConfigurationError
-
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(
-            f"Expected {what} to be a JSON value (str, number, bool, None, list, dict). "
-            f"Received: {value!r} (of type {type(value).__name__}): {exc}."
-        ) from exc
 
 
 @dataclasses.dataclass
@@ -104,7 +92,7 @@ class InMemoryStorage(Storage):
             study_id = self._last_study_id
             info = StudyInfo(study_id, name, Direction.parse(direction),
                              datetime_created=utcnow())
-            self._studies[study_id] = _Study(info, _json_copy(dict(attrs or {}), "study attrs"))
+            self._studies[study_id] = _Study(info, json_copy(dict(attrs or {}), "study attrs"))
             return study_id
 
     def get_study_id(self, name: str) -> int:
@@ -141,8 +129,9 @@ class InMemoryStorage(Storage):
             return [self.get_study(sid) for sid in sorted(self._studies)]
 
     def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
+        check_attr_key(key, "study attribute")
         with self._lock:
-            self._study(study_id).attrs[key] = _json_copy(value, f"study attr {key!r}")
+            self._study(study_id).attrs[key] = json_copy(value, f"study attr {key!r}")
 
     def delete_study(self, study_id: int) -> None:
         with self._lock:
@@ -171,9 +160,9 @@ class InMemoryStorage(Storage):
             now = utcnow()
             trial = FrozenTrial(
                 trial_id=trial_id, number=len(study.trials), state=TrialState(state),
-                params=_json_copy(dict(params or {}), "params"),
-                natural=_json_copy(natural, "natural params"),
-                system_attrs=_json_copy(dict(system_attrs or {}), "system attrs"),
+                params=json_copy(dict(params or {}), "params"),
+                natural=json_copy(natural, "natural params"),
+                system_attrs=json_copy(dict(system_attrs or {}), "system attrs"),
                 datetime_start=now if state is TrialState.RUNNING else None,
                 last_heartbeat=now if heartbeat else None,
             )
@@ -248,8 +237,8 @@ class InMemoryStorage(Storage):
         with self._lock:
             trial = self._live(trial_id)
             self._claim_key(self._studies[self._trial_study[trial_id]], trial_id, dedup_key)
-            self._put(dataclasses.replace(trial, params=_json_copy(dict(params), "params"),
-                                          natural=_json_copy(natural, "natural params")), trial)
+            self._put(dataclasses.replace(trial, params=json_copy(dict(params), "params"),
+                                          natural=json_copy(natural, "natural params")), trial)
 
     def set_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
         with self._lock:
@@ -259,10 +248,11 @@ class InMemoryStorage(Storage):
             self._put(dataclasses.replace(trial, intermediate_values=values), trial)
 
     def _set_attr(self, trial_id: int, field_name: str, key: str, value: Any) -> None:
+        check_attr_key(key, "trial attribute")
         with self._lock:
             trial = self._live(trial_id)
             attrs: dict[str, Any] = dict(getattr(trial, field_name))
-            attrs[key] = _json_copy(value, f"attribute {key!r}")
+            attrs[key] = json_copy(value, f"attribute {key!r}")
             changes: dict[str, Any] = {field_name: attrs}
             self._put(dataclasses.replace(trial, **changes), trial)
 
@@ -284,7 +274,7 @@ class InMemoryStorage(Storage):
         with self._lock:
             trial = self._live(trial_id)
             attrs = dict(trial.system_attrs)
-            attrs.update(_json_copy(dict(system_attrs or {}), "system attrs"))
+            attrs.update(json_copy(dict(system_attrs or {}), "system attrs"))
             done = dataclasses.replace(
                 trial, state=state, value=None if value is None else float(value),
                 system_attrs=attrs, datetime_complete=utcnow(),

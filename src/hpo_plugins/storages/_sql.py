@@ -68,6 +68,7 @@ from hpo_plugins.storages._base import (
     LIMIT_STATES,
     Storage,
     StudyInfo,
+    check_attr_key,
     check_heartbeat_state,
     finished_state,
 )
@@ -1022,6 +1023,7 @@ class SQLStorage(Storage):
             return _study_infos(conn)
 
     def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
+        check_attr_key(key, "study attribute")
         what = f"study attr {key!r}"
         _dumps(value, what)
         with self._write() as conn:
@@ -1145,6 +1147,7 @@ class SQLStorage(Storage):
         self._set_trial_attr(trial_id, "system_attrs", key, value)
 
     def _set_trial_attr(self, trial_id: int, column: str, key: str, value: Any) -> None:
+        check_attr_key(key, "trial attribute")
         what = f"attribute {key!r}"
         _dumps(value, what)
         with self._write() as conn:

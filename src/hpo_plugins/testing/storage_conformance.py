@@ -278,6 +278,19 @@ class StorageConformance:
         assert [info.name for info in storage.list_studies()] == ["s"]
         assert storage.get_study(study_id).attrs == {}
 
+    @pytest.mark.parametrize("key", [3, None, ("a",)])
+    def test_attribute_keys_must_be_strings(self, storage: Storage, study_id: int,
+                                            key: Any) -> None:
+        trial = _running(storage, study_id)
+        for write in (storage.set_trial_user_attr, storage.set_trial_system_attr):
+            with pytest.raises(ConfigurationError, match="key of a trial attribute to be a str"):
+                write(trial.trial_id, key, "v")
+        with pytest.raises(ConfigurationError, match="key of a study attribute to be a str"):
+            storage.set_study_attr(study_id, key, "v")
+        stored = storage.get_trial(trial.trial_id)
+        assert (stored.user_attrs, stored.system_attrs) == ({}, {})
+        assert storage.get_study(study_id).attrs == {}
+
     def test_returned_trials_are_snapshots(self, storage: Storage, study_id: int) -> None:
         trial = _running(storage, study_id, params={"x": 1})
         snapshot = storage.get_trial(trial.trial_id)
