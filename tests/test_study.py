@@ -69,7 +69,7 @@ def test_tell_validates_values_and_states(nested_space: dict[str, Any],
         study.tell(trial, 1.0, state="RUNNING")
     study.tell(trial, state="fail", fail_reason="boom")
     assert study.trials[0].fail_reason == "boom"
-    with pytest.raises(TrialFinishedError, match="immutable"):
+    with pytest.raises(TrialFinishedError, match="immutable. .*ask a new trial"):
         study.tell(trial, 1.0)
 
 

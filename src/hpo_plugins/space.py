@@ -40,7 +40,8 @@ __all__ = ["CHOICE_KINDS", "INACTIVE", "Param", "SearchSpace"]
 
 _logger = logging.getLogger(__name__)
 
-#: Display value of a conditional parameter that is inactive in a trial (tables, CSV, TensorBoard).
+#: Display value of a conditional parameter that is inactive in a trial, where a column needs a
+#: value (TensorBoard's HParams); tables and CSV leave the cell empty (None / NaN) instead.
 INACTIVE = "<inactive>"
 
 #: Kinds whose internal value is the index of an option.

@@ -43,8 +43,8 @@ from typing import Any
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["LIMIT_STATES", "Storage", "StudyInfo", "check_attr_key", "check_heartbeat_state",
-           "finished_state", "json_copy"]
+__all__ = ["FINISHED_HINT", "LIMIT_STATES", "Storage", "StudyInfo", "check_attr_key",
+           "check_heartbeat_state", "finished_state", "json_copy"]
 
 #: The states that count toward ``max_trials`` (a FAIL trial is retried, a WAITING one not run).
 LIMIT_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -281,6 +281,11 @@ class Storage(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the storage may not be used afterwards."""
+
+
+#: How to fix a write to a finished trial (the end of every TrialFinishedError message).
+FINISHED_HINT = ("Report, set attributes and tell while the trial runs; for another result, "
+                 "ask a new trial (or enqueue the same parameters).")
 
 
 def check_attr_key(key: object, what: str) -> None:

@@ -18,6 +18,7 @@ from hpo_plugins.exceptions import (
     TrialNotFoundError,
 )
 from hpo_plugins.storages._base import (
+    FINISHED_HINT,
     LIMIT_STATES,
     Storage,
     StudyInfo,
@@ -222,7 +223,7 @@ class InMemoryStorage(Storage):
         if trial.state.is_finished:
             raise TrialFinishedError(
                 f"Trial {trial.number} is already {trial.state.value}; finished trials are "
-                f"immutable."
+                f"immutable. {FINISHED_HINT}"
             )
         return trial
 

@@ -65,6 +65,7 @@ from hpo_plugins.exceptions import (
     TrialNotFoundError,
 )
 from hpo_plugins.storages._base import (
+    FINISHED_HINT,
     LIMIT_STATES,
     Storage,
     StudyInfo,
@@ -587,7 +588,8 @@ def _live_row(conn: Connection, trial_id: int, *, full: bool = False) -> Row[Any
         raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.")
     if _STATES[row.state].is_finished:
         raise TrialFinishedError(
-            f"Trial {row.number} is already {row.state}; finished trials are immutable."
+            f"Trial {row.number} is already {row.state}; finished trials are immutable. "
+            f"{FINISHED_HINT}"
         )
     return row
 
