@@ -15,11 +15,14 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from hpo_plugins.trial import Trial
 
 __all__ = ["TRIAL_ENV", "current_trial", "current_trial_or_none", "trial_env"]
@@ -107,4 +110,27 @@ def _load_from_env(raw: str) -> Trial:
             f"ID}}. Received: {raw!r}. Unset it, or let a launcher set it."
         ) from exc
     study = load_study(study_name=name, storage=url)
-    return study.trial(trial_id)
+    trial = study.trial(trial_id)
+    _prune_on_uncaught_trial_pruned(trial)
+    return trial
+
+
+def _prune_on_uncaught_trial_pruned(trial: Trial) -> None:
+    """In a child process: an uncaught :class:`~hpo_plugins.TrialPruned` marks ``trial`` pruned.
+
+    A script run by :class:`~hpo_plugins.launchers.ScriptObjective` stops a hopeless trial the
+    way an objective does, ``raise hpo_plugins.TrialPruned()``; the exception ends the process
+    with a non-zero status, and this mark tells the parent that the trial was pruned, not broken.
+    """
+    from hpo_plugins.exceptions import TrialPruned
+
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, TrialPruned):
+            trial.mark_pruned()
+            sys.stderr.write(f"Trial {trial.number} pruned ({kind.__name__}).\n")
+            return
+        previous(kind, exc, tb)
+
+    sys.excepthook = hook

@@ -27,7 +27,12 @@ CHILD = textwrap.dedent("""
     if params["mode"] == "crash":
         print("about to fail", file=sys.stderr)
         sys.exit(3)
+    if params["mode"] == "silent":
+        sys.exit(0)
     trial = hpo.current_trial()
+    if params["mode"] == "raise_pruned":
+        trial.report(9.0, 0)
+        raise hpo.TrialPruned()
     for step in range(4):
         trial.report(params["x"] + 1.0 / (step + 1), step)
         if trial.should_prune():
@@ -35,7 +40,8 @@ CHILD = textwrap.dedent("""
             break
     print("extra args:", sys.argv[1:])
 """)
-SPACE = {"x": hp.uniform("x", 0, 1), "mode": hp.choice("mode", ["ok", "crash"])}
+SPACE = {"x": hp.uniform("x", 0, 1),
+         "mode": hp.choice("mode", ["ok", "crash", "raise_pruned", "silent"])}
 
 
 @pytest.fixture
@@ -62,6 +68,20 @@ def test_script_trials_report_prune_and_fail_through_the_storage(tmp_path: Path,
     assert "status 3" in (third.fail_reason or "") and "about to fail" in third.fail_reason
     log_dir = Path(first.log_dir or "")
     assert "extra args: []" in (log_dir / "stdout.log").read_text()
+
+
+def test_raised_trial_pruned_silence_and_a_missing_command(tmp_path: Path, child: Path) -> None:
+    study = hpo.create_study(space=SPACE, storage=f"sqlite:///{tmp_path}/s.db",
+                             study_name="edge", sampler=RandomSampler())
+    for mode in ("raise_pruned", "silent"):
+        study.enqueue({"x": 0.5, "mode": mode})
+    study.optimize(ScriptObjective([sys.executable, str(child)]), n_trials=2)
+    pruned, silent = study.trials
+    assert pruned.state is TrialState.PRUNED and pruned.value == 9.0
+    assert silent.state is TrialState.FAIL
+    assert "exited with status 0 but reported no value" in (silent.fail_reason or "")
+    study.optimize(ScriptObjective(["no-such-command-hpo"]), n_trials=1, catch=ScriptFailed)
+    assert "'no-such-command-hpo' was not found" in (study.trials[-1].fail_reason or "")
 
 
 @pytest.mark.parametrize(("via", "expected"), [

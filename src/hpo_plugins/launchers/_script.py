@@ -8,16 +8,19 @@ pruning works across processes. The trial's value is the last value the child re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
+import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpo_plugins.context import current_trial, current_trial_or_none, trial_env
-from hpo_plugins.exceptions import ConfigurationError, HPOError
+from hpo_plugins.exceptions import ConfigurationError, HPOError, TrialPruned
 
 __all__ = ["PARAMS_ENV", "PARAMS_FILE_ENV", "ScriptFailed", "ScriptObjective", "current_params"]
 
@@ -28,6 +31,7 @@ PARAMS_ENV = "HPO_PLUGINS_PARAMS"
 #: Path of ``params.json`` in the trial directory (``params_via="json"``).
 PARAMS_FILE_ENV = "HPO_PLUGINS_PARAMS_FILE"
 _TAIL_CHARS = 4000
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class ScriptFailed(HPOError):
@@ -53,8 +57,11 @@ class ScriptObjective:
         cwd: Working directory of the command (default: the current one).
 
     A non-zero exit raises :class:`ScriptFailed` with the tail of stderr (the trial ends FAIL
-    with it; the study goes on because launchers catch it). stdout and stderr of each trial go
-    to ``stdout.log`` and ``stderr.log`` in its directory (``trial.log_dir``).
+    with it; the study goes on because launchers catch it), unless the command pruned the
+    trial (``raise hpo_plugins.TrialPruned()`` or ``mark_pruned()`` there): then it ends PRUNED.
+    An exit 0 without any reported value ends FAIL with a reason that says how to report one.
+    stdout and stderr of each trial go to ``stdout.log`` and ``stderr.log`` in its directory
+    (``trial.log_dir``). On Linux the command is killed if its worker process dies.
     """
 
     def __init__(self, command: str | Sequence[str], *, params_via: str = "env",
@@ -78,12 +85,25 @@ class ScriptObjective:
         argv = self._argv(trial, params, env)
         out_path = os.path.join(trial.log_dir, "stdout.log")
         err_path = os.path.join(trial.log_dir, "stderr.log")
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            code = subprocess.run(argv, env=env, cwd=self.cwd, stdout=out, stderr=err,
-                                  check=False).returncode
+        try:
+            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+                code = subprocess.run(argv, env=env, cwd=self.cwd, stdout=out, stderr=err,
+                                      check=False, preexec_fn=_die_with_parent).returncode
+        except FileNotFoundError as exc:
+            raise ScriptFailed(
+                f"Expected an executable command; {argv[0]!r} was not found ({exc.strerror}). "
+                f"Check the command's spelling and PATH, or give its full path."
+            ) from exc
+        if trial.pruned:  # the child marked it (mark_pruned, or an uncaught TrialPruned)
+            raise TrialPruned(f"pruned by the command (exit status {code})")
         if code != 0:
             raise ScriptFailed(f"command exited with status {code}; stderr tail:\n"
                                f"{_tail(err_path)}")
+        if trial.last_value is None and trial.fail_reason is None:
+            trial.mark_failed(
+                "the command exited with status 0 but reported no value: report one from the "
+                "script with Trainer(callbacks=[HPOCallback()]) (Lightning), the Keras callback, "
+                "or hpo_plugins.current_trial().report(value, step)")
 
     def _argv(self, trial: Any, params: Any, env: dict[str, str]) -> list[str]:
         argv = list(self.command)
@@ -99,12 +119,40 @@ class ScriptObjective:
 
 
 def _flag_args(flat: Mapping[str, Any], study: Any) -> list[str]:
+    """``--<label> <value>`` per active parameter (see :func:`_flag_value`)."""
     shown = study.space.display(flat) if study.space is not None else dict(flat)
     args: list[str] = []
     for label, value in shown.items():
-        if value is not None:
-            args += [f"--{label}", str(value)]
+        if label in flat:
+            args += [f"--{label}", _flag_value(value)]
     return args
+
+
+def _flag_value(value: Any) -> str:
+    """A flat value as a command-line word: whole floats without ``.0`` (so ``type=int``
+    parses ``hp.quniform(..., q=1)`` values), everything else as ``str``; a choice arrives as
+    its option when the options are plain literals of one type, else as the option's index.
+
+    Example:
+        >>> [_flag_value(v) for v in (112.0, 0.25, "adam", 3, True)]
+        ['112', '0.25', 'adam', '3', 'True']
+    """
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _die_with_parent() -> None:
+    """In the command's process (Linux): get SIGKILL if the worker that started it dies.
+
+    When a launcher kills a worker (Ctrl-C, another trial's error) or the worker is killed, its
+    command would otherwise run on, orphaned. Elsewhere this does nothing.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _tail(path: str) -> str:
