@@ -73,10 +73,13 @@ def _fresh_url(tag: str) -> str:
 
 
 def _timed_run(objective: Callable[[dict[str, Any]], float], n_trials: int,
-               launcher: Any, tag: str) -> float:
-    """Seconds to run ``n_trials`` trials (after a warm-up study that starts the workers)."""
+               launcher: Any, tag: str, **options: Any) -> float:
+    """Seconds to run ``n_trials`` trials (after a warm-up study that starts the workers).
+
+    Heartbeats are off unless ``options`` say otherwise; ``options`` go to ``minimize``.
+    """
     url = _fresh_url(tag)
-    common = {"storage": url, "sampler": RandomSampler(), "heartbeat_interval": None}
+    common = {"storage": url, "sampler": RandomSampler(), "heartbeat_interval": None, **options}
     hpo.minimize(objective, SPACE, n_trials=2, study_name="warm", launcher=launcher, **common)
     start = time.perf_counter()
     hpo.minimize(objective, SPACE, n_trials=n_trials, study_name="timed", launcher=launcher,
@@ -96,12 +99,15 @@ def throughput_table(n_trials: int) -> list[list[str]]:
 def overhead_table(n_trials: int, n_fresh: int) -> list[list[str]]:
     """Table 2: milliseconds per no-op trial for each way of running trials."""
     rows = []
-    for name, launcher, count in (
-            ("sequential (this process)", None, n_trials),
-            ("JoblibLauncher(n_jobs=2), reused workers", JoblibLauncher(n_jobs=2), n_trials),
+    defaults = {"heartbeat_interval": 30.0, "seed": 0}  # what a user gets who passes a seed
+    for name, launcher, count, options in (
+            ("sequential (this process)", None, n_trials, {}),
+            ("JoblibLauncher(n_jobs=2), reused workers", JoblibLauncher(n_jobs=2), n_trials, {}),
+            ("JoblibLauncher(n_jobs=2), reused workers, heartbeats and a seed (deterministic)",
+             JoblibLauncher(n_jobs=2), n_trials, defaults),
             ("JoblibLauncher(n_jobs=2, fresh_process=True)",
-             JoblibLauncher(n_jobs=2, fresh_process=True), n_fresh)):
-        seconds = _timed_run(noop_objective, count, launcher, "noop")
+             JoblibLauncher(n_jobs=2, fresh_process=True), n_fresh, {})):
+        seconds = _timed_run(noop_objective, count, launcher, "noop", **options)
         rows.append([name, str(count), f"{1000 * seconds / count:.1f}"])
     return rows
 

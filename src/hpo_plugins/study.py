@@ -179,14 +179,19 @@ class Study:
     def _lagged_history(self, number: int, lag: int, poll: float = 0.05) -> History:
         """Wait for trials below ``number - lag`` to finish and newer ones to have params.
 
-        Newer trials are shown as RUNNING whatever their state (see ``ask``).
+        Newer trials are shown as RUNNING whatever their state (see ``ask``). The wait polls
+        the storage after 1 ms, then twice as long each time up to ``poll`` seconds: with
+        short trials the awaited one usually lands within milliseconds, and a fixed 50 ms poll
+        cost about 28 ms per trial with no-op objectives.
         """
+        pause = 0.001
         while True:
             trials = [t for t in self.storage.get_all_trials(self.study_id) if t.number < number]
             if all(t.state.is_finished or (t.number >= number - lag and t.params)
                    for t in trials):
                 break
-            time.sleep(poll)
+            time.sleep(pause)
+            pause = min(2 * pause, poll)
             self._reap_stale_trials()
         shown = [t if t.number < number - lag else _as_running(t) for t in trials]
         return History([t for t in shown if t.params or t.state.is_finished], self.direction,

@@ -32,19 +32,21 @@ SCRIPT = textwrap.dedent("""
 
     if __name__ == "__main__":
         url, fresh = sys.argv[1], sys.argv[2] == "fresh"
-        hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, max_trials=int(sys.argv[3]),
+        limit = {"n_trials" if sys.argv[4:] == ["n"] else "max_trials": int(sys.argv[3])}
+        hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, **limit,
                      storage=url, study_name="crash", sampler=RandomSampler(),
                      launcher=JoblibLauncher(n_jobs=2, fresh_process=fresh),
                      heartbeat_interval=0.2, grace_period=1.5)
 """)
 
 
-def _start(tmp_path: Path, mode: str, total: int, seconds: float) -> subprocess.Popen[bytes]:
+def _start(tmp_path: Path, mode: str, total: int, seconds: float,
+           limit: str = "max") -> subprocess.Popen[bytes]:
     script = tmp_path / "launch.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "TRIAL_SECONDS": str(seconds)}
     return subprocess.Popen([sys.executable, str(script), f"sqlite:///{tmp_path}/c.db", mode,
-                             str(total)], env=env, start_new_session=True,
+                             str(total), limit], env=env, start_new_session=True,
                             preexec_fn=_default_sigint)
 
 
@@ -81,10 +83,11 @@ def _running_pid(tmp_path: Path) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("mode", ["reuse", "fresh"])
-def test_killing_a_worker_fails_its_trial_and_the_study_completes(tmp_path: Path,
-                                                                  mode: str) -> None:
-    launcher = _start(tmp_path, mode, total=8, seconds=1.0)
+@pytest.mark.parametrize(("mode", "limit"), [("reuse", "max"), ("fresh", "max"),
+                                             ("reuse", "n"), ("fresh", "n")])
+def test_killing_a_worker_fails_its_trial_and_the_study_completes(tmp_path: Path, mode: str,
+                                                                  limit: str) -> None:
+    launcher = _start(tmp_path, mode, total=8, seconds=1.0, limit=limit)
     _wait_for(lambda: _running_pid(tmp_path) is not None)
     victim = _running_pid(tmp_path)
     assert victim is not None and victim != launcher.pid
@@ -93,8 +96,10 @@ def test_killing_a_worker_fails_its_trial_and_the_study_completes(tmp_path: Path
     trials = _trials(tmp_path)
     killed = [t for t in trials if t.user_attrs.get("pid") == victim]
     assert killed and killed[0].state is TrialState.FAIL
-    assert "heartbeat" in (killed[0].fail_reason or "")
-    assert sum(t.state is TrialState.COMPLETE for t in trials) == 8
+    # failed by the launcher when it saw the process die, or by its stale heartbeat
+    assert "worker" in (killed[0].fail_reason or "")
+    assert sum(t.state is TrialState.COMPLETE for t in trials) == 8  # n_trials too: replaced
+    assert not [t for t in trials if t.state is TrialState.RUNNING]
 
 
 def test_killing_the_launcher_then_rerunning_completes_without_rerunning(tmp_path: Path) -> None:
@@ -111,6 +116,16 @@ def test_killing_the_launcher_then_rerunning_completes_without_rerunning(tmp_pat
     assert len(complete) == 10
     assert all(complete[n] == p for n, p in done_before.items())  # nothing lost or re-run
     assert not [t for t in trials if t.state is TrialState.RUNNING]
+
+
+def test_slot_processes_exit_when_the_launcher_is_killed(tmp_path: Path) -> None:
+    launcher = _start(tmp_path, "fresh", total=6, seconds=30.0)
+    _wait_for(lambda: _running_pid(tmp_path) is not None)
+    worker = _running_pid(tmp_path)
+    assert worker is not None and worker != launcher.pid
+    os.kill(launcher.pid, signal.SIGKILL)  # the launcher alone, not its process group
+    launcher.wait(timeout=30)
+    _wait_for(lambda: not _alive(worker), timeout=10)  # not left waiting on a dead pipe
 
 
 SERIAL = textwrap.dedent("""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from joblib.externals.loky import get_reusable_executor
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
@@ -74,6 +77,40 @@ def test_an_uncaught_error_in_a_worker_fails_its_trial_and_stops(tmp_path: Path)
     assert len(trials) < 20
 
 
+def test_an_error_in_fresh_process_mode_kills_the_other_workers(tmp_path: Path) -> None:
+    def objective(params: dict[str, Any]) -> float:
+        trial = hpo.current_trial()
+        trial.set_user_attr("pid", os.getpid())
+        if trial.number == 0:
+            time.sleep(3.0)  # the other slot's process starts its trial meanwhile
+            raise RuntimeError("worker bug")
+        time.sleep(60.0)
+        return 1.0
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="worker bug"):
+        hpo.minimize(objective, SPACE, n_trials=2, storage=_url(tmp_path), study_name="kill",
+                     launcher=JoblibLauncher(n_jobs=2, fresh_process=True),
+                     sampler=RandomSampler())
+    assert time.monotonic() - started < 40
+    trials = hpo.load_study("kill", _url(tmp_path)).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
+    other = int(trials[1].user_attrs["pid"])
+    deadline = time.monotonic() + 5
+    while _alive(other) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(other)  # killed, not left to sleep out its minute
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 GPU_OBJECTIVE_SLEEP = 0.4
 
 
@@ -105,6 +142,40 @@ def test_gpu_slots_pin_each_trial_and_never_overfill(tmp_path: Path) -> None:
     assert len(pids) == 4  # four reused slot processes, all used
 
 
+PIN_SCRIPT = """
+import os, sys
+AT_IMPORT = os.environ.get("CUDA_VISIBLE_DEVICES")  # module level: before any initializer
+
+import hpo_plugins as hpo
+from hpo_plugins import hp
+from hpo_plugins.launchers import JoblibLauncher
+
+def objective(params):
+    main = sys.modules.get("__mp_main__") or sys.modules["__main__"]
+    hpo.current_trial().set_user_attr("at_import", main.AT_IMPORT)
+    return params["x"]
+
+if __name__ == "__main__":
+    hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, n_trials=4, study_name="pin",
+                 storage=sys.argv[1], launcher=JoblibLauncher(gpus=["3", "7"],
+                                                              fresh_process=sys.argv[2] == "1"))
+"""
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_the_pin_is_set_before_the_main_module_is_imported_in_a_slot(tmp_path: Path,
+                                                                      fresh: bool) -> None:
+    script = tmp_path / "pin.py"
+    script.write_text(PIN_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    subprocess.run([sys.executable, str(script), _url(tmp_path), str(int(fresh))], env=env,
+                   check=True, capture_output=True, timeout=300)
+    trials = hpo.load_study("pin", _url(tmp_path)).trials
+    assert len(trials) == 4
+    for t in trials:  # spawn re-imports the main module first: the pin was already there
+        assert t.user_attrs["at_import"] == t.system_attrs["gpu"]
+
+
 def _max_overlap(spans: list[tuple[float, float]]) -> int:
     events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
     running = peak = 0
@@ -115,16 +186,18 @@ def _max_overlap(spans: list[tuple[float, float]]) -> int:
 
 
 def test_no_gpu_found_runs_on_cpu_with_a_notice(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert detect_gpus() == []
-    caplog.set_level(logging.WARNING, logger="hpo_plugins")
-    assert gpu_slots("all", 1) == []
-    assert "No GPU found: trials run on CPU." in caplog.text
-    study = hpo.minimize(lambda p: p["x"], SPACE, n_trials=2,
-                         launcher=JoblibLauncher(n_jobs=2, gpus="all"), storage=_url(tmp_path),
-                         study_name="cpu", sampler=RandomSampler())
+    with pytest.warns(RuntimeWarning, match="No GPU found: trials run on CPU."):
+        assert gpu_slots("all", 1) == []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,-1,2")  # CUDA stops at the first bad id
+    assert detect_gpus() == ["0"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.warns(RuntimeWarning, match="No GPU found"):
+        study = hpo.minimize(lambda p: p["x"], SPACE, n_trials=2,
+                             launcher=JoblibLauncher(n_jobs=2, gpus="all"),
+                             storage=_url(tmp_path), study_name="cpu", sampler=RandomSampler())
     assert all("gpu" not in t.system_attrs for t in study.trials)
 
 
@@ -141,6 +214,8 @@ def test_listed_gpu_ids_the_machine_lacks_get_a_warning(monkeypatch: pytest.Monk
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"n_jobs": 0}, "Expected `n_jobs` to be an integer >= 1"),
     ({"trials_per_gpu": 0}, "Expected `trials_per_gpu` to be an integer >= 1"),
+    ({"fresh_process": "no"}, "Expected `fresh_process` to be True, False or None"),
+    ({"deterministic": 1}, "Expected `deterministic` to be True, False or None"),
 ])
 def test_launcher_arguments_are_checked(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
@@ -158,6 +233,7 @@ LEAK: list[bytes] = []
 def _leaky_objective(params: dict[str, Any]) -> float:
     LEAK.append(b"x" * 30_000_000)  # 30 MB that this process never frees
     hpo.current_trial().set_user_attr("pid", os.getpid())
+    hpo.current_trial().set_user_attr("rss_mb", _rss_mb())  # the worker's, after its leak
     return params["x"]
 
 
@@ -175,6 +251,16 @@ def test_fresh_processes_return_leaked_memory(tmp_path: Path) -> None:
     assert all(t.state is TrialState.COMPLETE for t in study.trials)
     assert len({t.user_attrs["pid"] for t in study.trials}) == 20  # one process per trial
     assert _rss_mb() - before < 100  # 20 x 30 MB leaked in children, none kept here
+    fresh = [t.user_attrs["rss_mb"] for t in study.trials]
+    assert max(fresh) - min(fresh) < 30  # every trial's process held one leak, no more
+    # the contrast: reused workers pile the leaks up (kept under loky's own 300 MB guard,
+    # which restarts a worker that grew more, with a warning)
+    reused = hpo.minimize(_leaky_objective, SPACE, n_trials=8,
+                          launcher=JoblibLauncher(n_jobs=2, fresh_process=False),
+                          storage=_url(tmp_path), study_name="kept", sampler=RandomSampler())
+    get_reusable_executor().shutdown(wait=True)  # give the leaked memory back
+    grown = [t.user_attrs["rss_mb"] for t in reused.trials]
+    assert max(grown) - min(grown) > 60
 
 
 def test_same_seed_and_jobs_give_the_same_configurations(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import subprocess
+import warnings
 from collections.abc import Sequence
 
 from hpo_plugins.exceptions import ConfigurationError
@@ -22,7 +23,7 @@ def detect_gpus() -> list[str]:
     """
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+        return _visible_ids(visible)
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []
@@ -33,6 +34,24 @@ def detect_gpus() -> list[str]:
         _logger.warning("nvidia-smi failed (%s); running without GPUs.", exc)
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def _visible_ids(visible: str) -> list[str]:
+    """The devices ``CUDA_VISIBLE_DEVICES`` makes visible, read as CUDA reads it.
+
+    CUDA takes the ids up to the first invalid one and ignores the rest, so ``"0,-1,2"`` shows
+    only device 0 and ``"-1"`` none. A valid id is an index or a ``GPU-``/``MIG-`` UUID.
+
+    Example:
+        >>> _visible_ids("0,-1,2"), _visible_ids(" 1, 0 "), _visible_ids("")
+        (['0'], ['1', '0'], [])
+    """
+    ids = []
+    for entry in (e.strip() for e in visible.split(",")):
+        if not (entry.isdigit() or entry.startswith(("GPU-", "MIG-"))):
+            break
+        ids.append(entry)
+    return ids
 
 
 def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> list[str]:
@@ -63,7 +82,7 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> li
             f'Expected `gpus` to be "all", a list of GPU ids or None. Received: gpus={gpus!r}.'
         )
     if not ids:
-        _logger.warning("No GPU found: trials run on CPU.")
+        warnings.warn("No GPU found: trials run on CPU.", RuntimeWarning, stacklevel=3)
     return [gpu for gpu in ids for _ in range(trials_per_gpu)]
 
 

@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +16,7 @@ from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers._base import Launcher
 from hpo_plugins.launchers._gpus import gpu_slots
-from hpo_plugins.launchers._state import RunState
+from hpo_plugins.launchers._state import RunState, fail_dead_workers, fail_orphans
 from hpo_plugins.launchers._worker import Job, pin_gpu, run_task
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["JoblibLauncher"]
 
 _logger = logging.getLogger(__name__)
+_CUDA_ENV = "CUDA_VISIBLE_DEVICES"
 
 
 class JoblibLauncher(Launcher):
@@ -77,6 +79,12 @@ class JoblibLauncher(Launcher):
                 f"n_jobs={n_jobs!r}."
             )
         gpu_slots(None, trials_per_gpu)  # validates trials_per_gpu
+        for name, flag in (("fresh_process", fresh_process), ("deterministic", deterministic)):
+            if flag is not None and not isinstance(flag, bool):
+                raise ConfigurationError(
+                    f"Expected `{name}` to be True, False or None (the default). Received: "
+                    f"{name}={flag!r}."
+                )
         self.n_jobs = n_jobs
         self.gpus = gpus
         self.trials_per_gpu = trials_per_gpu
@@ -102,11 +110,14 @@ class JoblibLauncher(Launcher):
         _logger.info("Running trials in %d worker processes%s.", workers,
                      f" on GPU slots {slots}" if slots else "")
         with run:
-            if slots or fresh:
-                pool: list[str | None] = list(slots) if slots else [None] * workers
-                _run_slots(run, pool, fresh)
-            else:
-                _run_loky(run, workers)
+            while True:
+                if slots or fresh:
+                    pool: list[str | None] = list(slots) if slots else [None] * workers
+                    _run_slots(run, pool, fresh)
+                else:
+                    _run_loky(run, workers)
+                if not _replace_orphans(run):
+                    break
 
 
 def _require_shared_storage(study: Study) -> None:
@@ -138,13 +149,14 @@ def _run_loky(run: RunState, workers: int) -> None:
             for frozen in parallel(tasks()):
                 run.finished(frozen)
         except TerminatedWorkerError as exc:
-            _logger.warning("A worker process died (%s); its trial is failed once its "
-                            "heartbeat is stale. Restarting the pool.", exc)
-            run.lost()
+            _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
+                            "trials are failed and run again in a new pool.", exc)
+            fail_dead_workers(run.study, run.job.run_id)
+            run.lost(run.in_flight())
 
 
 def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
-    """One single-process executor per slot, pinned to its GPU by the process initializer."""
+    """One single-process executor per slot, pinned to its GPU from the process's start."""
     executors = [_slot_executor(gpu, fresh) for gpu in slots]
     pending: dict[cf.Future[FrozenTrial | None], int] = {}
     try:
@@ -158,21 +170,82 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
                     run.finished(future.result())
                 except cf.process.BrokenProcessPool:
                     _logger.warning("The process of slot %d (GPU %s) died; its trial is failed "
-                                    "once its heartbeat is stale.", index, slots[index])
+                                    "and run again.", index, slots[index])
+                    fail_dead_workers(run.study, run.job.run_id, wait=0.0)
                     executors[index] = _slot_executor(slots[index], fresh)
                     run.lost()
                 _submit(run, executors, slots, index, pending)
     finally:
-        for executor in executors:
-            executor.shutdown(wait=not pending, cancel_futures=True)
-            if pending:
+        busy = set(pending.values())
+        for index, executor in enumerate(executors):
+            if index in busy:  # kill first: shutdown() forgets the executor's processes
                 _kill(executor)
+            # an idle slot is shut down in order (wait=True): without waiting, its manager
+            # thread may still replace a process that just exited and find the pool gone
+            executor.shutdown(wait=index not in busy, cancel_futures=True)
+
+
+def _replace_orphans(run: RunState) -> bool:
+    """After every task returned: fail the run's trials still RUNNING; True to run more.
+
+    Such a trial lost its worker (its task was counted lost, see :meth:`RunState.lost`) but the
+    process outlived :func:`fail_dead_workers`' wait; no worker of this run can hold it now.
+    Failing it frees its place under ``max_trials``, and the run goes on if it may.
+    """
+    if not fail_orphans(run.study, run.job.run_id, "its worker process was lost"):
+        return False
+    run.done.clear()  # a run that found the study full may find room now
+    return not run.exhausted()
 
 
 def _slot_executor(gpu: str | None, fresh: bool) -> cf.ProcessPoolExecutor:
-    return cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+    return cf.ProcessPoolExecutor(max_workers=1, mp_context=_SlotContext(gpu),
                                   initializer=pin_gpu, initargs=(gpu,),
                                   max_tasks_per_child=1 if fresh else None)
+
+
+_ENVIRON_LOCK = threading.Lock()  # slot processes start one at a time while the pin is set
+
+
+class _PinnedProcess(multiprocessing.context.SpawnProcess):
+    """A spawned slot process whose environment holds its GPU pin from its first instruction.
+
+    With the spawn start method a new process re-imports the user's main module before any
+    initializer runs; a module-level ``torch.cuda.is_available()`` there would start CUDA with
+    every GPU visible. So the parent sets ``CUDA_VISIBLE_DEVICES`` in its own environment just
+    for the moment the process is started (the new interpreter inherits it), then restores it.
+    """
+
+    gpu: str | None = None
+
+    def start(self) -> None:
+        if self.gpu is None:
+            super().start()
+            return
+        with _ENVIRON_LOCK:
+            before = os.environ.get(_CUDA_ENV)
+            os.environ[_CUDA_ENV] = self.gpu
+            try:
+                super().start()
+            finally:
+                if before is None:
+                    del os.environ[_CUDA_ENV]
+                else:
+                    os.environ[_CUDA_ENV] = before
+
+
+class _SlotContext(multiprocessing.context.SpawnContext):
+    """The spawn context of one slot: its processes are :class:`_PinnedProcess` for ``gpu``."""
+
+    def __init__(self, gpu: str | None) -> None:
+        super().__init__()
+        self.gpu = gpu
+
+    def Process(  # type: ignore[override]  # a factory where the base has the class
+            self, *args: Any, **kwargs: Any) -> _PinnedProcess:
+        process = _PinnedProcess(*args, **kwargs)
+        process.gpu = self.gpu
+        return process
 
 
 def _submit(run: RunState, executors: list[cf.ProcessPoolExecutor], slots: list[str | None],

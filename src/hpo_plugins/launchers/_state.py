@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
     from hpo_plugins._optimize import RunSettings
     from hpo_plugins.study import Study
 
-__all__ = ["RunState", "fail_orphans"]
+__all__ = ["RunState", "fail_dead_workers", "fail_orphans"]
 
 _logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ class RunState:
         from hpo_plugins._optimize import progress
 
         self.study, self.settings, self.job = study, settings, job
-        self.started = self.failed = 0
+        self.started = self.failed = self.returned = self.replaced = 0
         self.clock = time.monotonic()
         self.done = threading.Event()
         self._bar = progress(study, settings)
@@ -49,6 +51,7 @@ class RunState:
 
     def finished(self, frozen: FrozenTrial | None) -> None:
         """Record one task's result in the parent: progress bar and callbacks."""
+        self.returned += 1
         if frozen is None:
             self.done.set()  # the study is full or the grid exhausted
             return
@@ -58,9 +61,23 @@ class RunState:
         for callback in self.settings.callbacks:
             callback(self.study, frozen)
 
-    def lost(self) -> None:
-        """A worker died with its trial: it counts as failed."""
-        self.failed += 1
+    def in_flight(self) -> int:
+        """Tasks taken whose result has not come back."""
+        return self.started - self.returned
+
+    def lost(self, tasks: int = 1) -> None:
+        """``tasks`` tasks died with their worker (their trials are failed): run them again.
+
+        They count as failed, and the budget they took is given back, so the run still reaches
+        ``n_trials``; at most as many replacements as the budget itself, so an objective that
+        kills its worker every time cannot loop forever.
+        """
+        self.failed += tasks
+        self.returned += tasks
+        budget = self.settings.budget
+        give = min(tasks, max(0, (budget or 0) - self.replaced))
+        self.started -= give
+        self.replaced += give
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if self._bar is not None:
@@ -70,6 +87,53 @@ class RunState:
                       if issubclass(exc_type, KeyboardInterrupt)
                       else f"stopped: the run ended with {exc_type.__name__}")
             fail_orphans(self.study, self.job.run_id, reason)
+
+
+def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[int]:
+    """Mark FAIL the RUNNING trials of ``run_id`` whose worker process on this host is dead.
+
+    Waits up to ``wait`` seconds for the processes to be gone (a broken pool stops its other
+    workers too, a moment after the first one died); trials whose worker still lives then are
+    left to their heartbeat.
+    """
+    host, deadline = socket.gethostname(), time.monotonic() + wait
+    while True:
+        mine = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
+                if t.system_attrs.get("run_id") == run_id
+                and (t.system_attrs.get("worker") or {}).get("host") == host]
+        dead = [t for t in mine if not _alive(int(t.system_attrs["worker"].get("pid", -1)))]
+        if len(dead) == len(mine) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    numbers = []
+    for trial in dead:
+        pid = trial.system_attrs["worker"].get("pid")
+        try:
+            study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                       {"fail_reason": f"its worker process (pid {pid}) died"})
+            numbers.append(trial.number)
+        except Exception:  # finished meanwhile
+            continue
+    if numbers:
+        _logger.warning("Trials %s lost their worker process and were marked FAIL.", numbers)
+    return numbers
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux; elsewhere: exists)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def fail_orphans(study: Study, run_id: str, reason: str) -> list[int]:

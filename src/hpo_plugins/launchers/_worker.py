@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from hpo_plugins._optimize import RunSettings
     from hpo_plugins.study import Study
 
-__all__ = ["Job", "pin_gpu", "run_task"]
+__all__ = ["Job", "exit_with_parent", "pin_gpu", "run_task"]
 
 _local = threading.local()  # .unpacked: {job key: (study, objective, settings)}, per thread
 
@@ -55,9 +55,30 @@ class Job:
 
 
 def pin_gpu(gpu: str | None) -> None:
-    """Process initializer: make exactly ``gpu`` visible before any framework starts CUDA."""
+    """Process initializer: make exactly ``gpu`` visible before the objective runs.
+
+    It also starts :func:`exit_with_parent`, so a slot process does not outlive its launcher.
+    """
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    exit_with_parent()
+
+
+def exit_with_parent(poll_seconds: float = 0.5) -> None:
+    """Exit this process as soon as the process that started it is gone (a daemon thread).
+
+    A slot process waits for its next task on a pipe from the launcher; after ``kill -9`` of the
+    launcher nobody writes to that pipe again and the process would wait forever. A trial it was
+    running is then failed by its stale heartbeat, as for any lost worker.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hpo-exit-with-parent", daemon=True).start()
 
 
 def run_task(job: Job, gpu: str | None = None,
