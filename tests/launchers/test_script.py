@@ -161,3 +161,20 @@ def test_cli_run_explains_a_bad_space_or_missing_command(tmp_path: Path,
     assert main(["run", "--space", f"{space_file}:OTHER", "--n-trials", "1",
                  "--storage", url]) == 2
     assert "expected the command to run per trial" in capsys.readouterr().err
+
+
+def test_cli_run_fails_when_every_trial_fails_and_names_bad_flags(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    space_file = tmp_path / "space.py"
+    space_file.write_text("from hpo_plugins import hp\nSPACE = {'x': hp.uniform('x', 0, 1)}\n")
+    common = ["run", "--space", f"{space_file}:SPACE", "--storage", url]
+    assert main([*common, "--n-trials", "2", "--study", "bad", "--", "no-such-command-hpo"]) == 1
+    captured = capsys.readouterr()
+    assert "2 FAIL" in captured.out
+    assert "every trial of this run failed (2)" in captured.err
+    assert "'no-such-command-hpo' was not found" in captured.err
+    for flag, value in (("--n-jobs", "0"), ("--n-trials", "-1"), ("--timeout", "0"),
+                        ("--trials-per-gpu", "0")):
+        assert main([*common, flag, value, "--", "true"]) == 2  # a usage error, named
+        assert f"argument {flag}: expected" in capsys.readouterr().err

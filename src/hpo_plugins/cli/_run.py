@@ -18,6 +18,7 @@ import runpy
 from collections.abc import Iterator
 from typing import Any
 
+from hpo_plugins._frozen import TrialState
 from hpo_plugins.cli._base import EXIT_OK, EXIT_USAGE, CLIError, Command, echo, warn
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.storages import DEFAULT_STORAGE_ENV
@@ -32,11 +33,14 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", required=True, metavar="FILE_OR_MODULE:NAME",
                         help="where the search space is: examples/space.py:SPACE or pkg.mod:SPACE")
     parser.add_argument("--study", metavar="NAME", help="study name (default: a new name)")
-    parser.add_argument("--n-trials", type=int, help="trials this run starts")
-    parser.add_argument("--max-trials", type=int, help="cap on the study's total (resumable)")
-    parser.add_argument("--timeout", type=float, help="start no trial after this many seconds")
-    parser.add_argument("--n-jobs", type=int,
-                        help="trials at once (default 1; with --dask: every worker thread or GPU)")
+    parser.add_argument("--n-trials", type=_count(0), help="trials this run starts")
+    parser.add_argument("--max-trials", type=_count(0),
+                        help="cap on the study's total (resumable)")
+    parser.add_argument("--timeout", type=_seconds,
+                        help="start no trial after this many seconds")
+    parser.add_argument("--n-jobs", type=_jobs,
+                        help="trials at once (default 1; -1: one per core; with --dask: every "
+                        "worker thread or GPU)")
     parser.add_argument("--direction", choices=["minimize", "maximize"], default="minimize")
     parser.add_argument("--metric", default="val_loss",
                         help="the metric the script's callback monitors (default val_loss)")
@@ -47,7 +51,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params-via", choices=["env", "json", "args"], default="env",
                         help="also hand params as params.json ({params_file}) or --label value")
     parser.add_argument("--gpus", help='"all" or a comma-separated list of GPU ids')
-    parser.add_argument("--trials-per-gpu", type=int, default=1)
+    parser.add_argument("--trials-per-gpu", type=_count(1), default=1)
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run the trials on the Dask cluster whose scheduler is at ADDRESS "
                         "(e.g. tcp://scheduler:8786); use a database every worker reaches")
@@ -56,6 +60,41 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         '--resources "GPU=1" (default 0)')
     parser.add_argument("script", nargs=argparse.REMAINDER, metavar="COMMAND",
                         help="the command to run per trial, after --")
+
+
+def _count(minimum: int) -> Any:
+    """An argparse type: an integer ``>= minimum``; argparse names the option in its error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, received {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _jobs(text: str) -> int:
+    """``--n-jobs``: an integer >= 1, or -1 for one per core."""
+    value = _count(-1)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected an integer >= 1, or -1 for one per core; "
+                                          "received 0")
+    return int(value)
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, received {text}")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -72,13 +111,19 @@ def _run(args: argparse.Namespace) -> int:
                              sampler=_sampler(args.sampler), pruner=_pruner(args.pruner),
                              seed=args.seed, metric=args.metric, logdir=args.logdir)
     try:
+        before = {t.number for t in study.trials if t.state.is_finished}
         with _launcher(args) as launcher:
             study.optimize(ScriptObjective(command, params_via=args.params_via),
                            n_trials=args.n_trials, max_trials=args.max_trials,
                            timeout=args.timeout, catch=ScriptFailed, launcher=launcher)
         _summary(study)
+        ran = [t for t in study.trials if t.state.is_finished and t.number not in before]
     finally:
         study.storage.close()
+    if ran and all(t.state is TrialState.FAIL for t in ran):
+        reason = ran[-1].fail_reason or "no reason stored"
+        raise CLIError(f"every trial of this run failed ({len(ran)}); the last one: "
+                       f"{reason.strip().splitlines()[0] if reason.strip() else reason}")
     return EXIT_OK
 
 
