@@ -83,6 +83,26 @@ def test_flatten_picks_the_choice_option_whose_range_holds_the_value() -> None:
     assert split.flatten({"x": 15.0}) == {"x": 1, "hi": 15.0}
 
 
+def test_scope_int_wrappers_keep_their_float_internal_values() -> None:
+    space = SearchSpace({"units": scope.int(hp.uniform("u", 1, 100)),
+                         "half": scope.int(hp.quniform("h", 0, 10, 0.5))})
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # what the samplers propose passes validation
+        flat = space.sample_prior(rng)
+        assert space.validate(flat) == flat
+    assert space.validate({"u": 61.96, "h": 3.5}) == {"u": 61.96, "h": 3.5}
+    assert space.build({"u": 61.96, "h": 3.5}) == {"units": 61, "half": 3}
+    assert space.flatten({"units": 61, "half": 3}) == {"u": 61.0, "h": 3.0}
+
+
+def test_matching_a_value_with_many_ambiguous_choices_stays_fast() -> None:
+    space = SearchSpace({f"c{i}": hp.choice(f"c{i}", [hp.uniform(f"a{i}", 0, 1),
+                                                      hp.uniform(f"b{i}", 0, 1)])
+                         for i in range(30)})
+    with pytest.raises(SpaceError, match="fits the search space in 2 ways"):
+        space.flatten({f"c{i}": 0.5 for i in range(30)})  # 2**30 readings: stops at the 2nd
+
+
 def test_flatten_refuses_a_value_that_fits_two_options() -> None:
     space = SearchSpace({"x": hp.choice("x", [hp.uniform("a", 0, 1), hp.uniform("b", 0, 2)])})
     with pytest.raises(SpaceError, match="fits the search space in 2 ways.*flat dict"):
@@ -95,7 +115,7 @@ def test_flatten_refuses_a_value_that_fits_two_options() -> None:
     ({"n": 11}, "a whole number from 1 to 10"),
     ({"q": 3.0}, "a multiple of 2 from 0 to 10"),
     ({"q": 1000.0}, "a multiple of 2 from 0 to 10"),
-    ({"l": -7.0}, "a multiple of 1 from 1 to 7"),
+    ({"l": -7.0}, "a whole number from 1 to 7"),
     ({"ln": 0.0}, "a number above 0"),
     ({"qln": 0.25}, "a multiple of 0.5 at least 0"),
 ])

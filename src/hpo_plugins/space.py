@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,8 +164,9 @@ class Param:
 
         Choices and ``randint``: a whole number in range. Quantised kinds: a multiple of ``q``
         (up to rounding error) between the rounded bounds, as Hyperopt's ``round(x / q) * q``
-        produces. ``uniformint``: also a whole number. Log kinds: positive (zero allowed once
-        quantised). Unbounded kinds: any finite number.
+        produces (``uniformint`` is ``q=1``). Log kinds: positive (zero allowed once quantised).
+        Unbounded kinds: any finite number. A ``scope.int(...)`` wrapper does not make the
+        value whole: the internal value is the one before ``int()``, applied when building.
         """
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             return False
@@ -177,8 +178,6 @@ class Param:
             return v == int(v) and low <= v <= high
         q = self.q
         if q is not None and not _close(v / q, round(v / q)):
-            return False
-        if self.integer and v != round(v):
             return False
         bounds = self.bounds
         if bounds is not None:
@@ -202,8 +201,8 @@ class Param:
             low, high = self.bounds or (0.0, 0.0)
             return f"a whole number from {low:g} to {high:g}"
         q = self.q
-        what = (f"a multiple of {q:g}" if q is not None and not (self.integer and q == 1)
-                else "a whole number" if self.integer else "a number")
+        what = ("a number" if q is None else "a whole number" if q == 1
+                else f"a multiple of {q:g}")
         bounds = self.bounds
         if bounds is not None:
             low, high = (self.quantize(b) for b in bounds) if q is not None else bounds
@@ -348,7 +347,7 @@ class SearchSpace:
         Raises:
             SpaceError: The value does not fit the space; the message says where.
         """
-        ways = _distinct(_matches(self._expr, value, {}, self.params))
+        ways = _first_distinct(_matches(self._expr, value, {}, self.params), 2)
         if len(ways) > 1:
             shown = self.display(ways[0])
             example = {lbl: shown[lbl] for lbl in ways[0]}
@@ -359,8 +358,8 @@ class SearchSpace:
             )
         if ways:
             return self.validate(ways[0])
-        loose = _matches(self._expr, value, {}, {})  # the shape fits: say which value does not
-        if loose:
+        loose = _first_distinct(_matches(self._expr, value, {}, {}), 1)
+        if loose:  # the shape fits: validate says which value does not
             self.validate(loose[0])
         why = ""
         if isinstance(value, Mapping) and value and set(value) <= set(self.params):
@@ -606,47 +605,48 @@ def _option_display(options: Sequence[Any]) -> list[Any]:
 
 
 def _matches(node: Any, value: Any, out: dict[str, Any],
-             params: Mapping[str, Param]) -> list[dict[str, Any]]:
-    """Every way to explain ``value`` as an evaluation of ``node``, extending ``out``.
+             params: Mapping[str, Param]) -> Iterator[dict[str, Any]]:
+    """Every way to explain ``value`` as an evaluation of ``node``, extending ``out``, lazily.
 
     Each way is a dict of internal values by label; a numeric value counts only where its
     parameter can take it (:meth:`Param.contains`), so a choice between ``uniformint(1, 10)``
-    and ``uniform(0, 1)`` reads ``0.5`` as the second option, not as the first.
+    and ``uniform(0, 1)`` reads ``0.5`` as the second option, not as the first. The ways come
+    one at a time (depth first), so a caller that needs two stops after two, however many
+    there are.
     """
     name = node.name
     if name == "literal":
-        return [out] if _same(node.obj, value) else []
-    if name == "dict":
+        if _same(node.obj, value):
+            yield out
+    elif name == "dict":
         kids = dict(node.named_args)
-        if not isinstance(value, Mapping) or set(value) != set(kids):
-            return []
-        return _match_all([kids[k] for k in value], list(value.values()), out, params)
-    if name == "pos_args":
-        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
-            return []
+        if isinstance(value, Mapping) and set(value) == set(kids):
+            yield from _match_all([kids[k] for k in value], list(value.values()), out, params)
+    elif name == "pos_args":
         kids = node.pos_args
-        return _match_all(kids, list(value), out, params) if len(kids) == len(value) else []
-    if name == "switch":
+        if (not isinstance(value, (str, bytes, Mapping)) and isinstance(value, Sequence)
+                and len(kids) == len(value)):
+            yield from _match_all(kids, list(value), out, params)
+    elif name == "switch":
         label = node.inputs()[0].arg["label"].obj
-        return [way for index, option in enumerate(node.inputs()[1:])
-                for start in _record(label, index, out, params)
-                for way in _matches(option, value, start, params)]
-    if name in ("float", "int"):
-        return _matches(node.inputs()[0], value, out, params)
-    if name == "hyperopt_param":
-        return _record(node.arg["label"].obj, value, out, params)
-    return []  # an arbitrary pyll function: its inverse is unknown
+        for index, option in enumerate(node.inputs()[1:]):
+            for start in _record(label, index, out, params):
+                yield from _matches(option, value, start, params)
+    elif name in ("float", "int"):
+        yield from _matches(node.inputs()[0], value, out, params)
+    elif name == "hyperopt_param":
+        yield from _record(node.arg["label"].obj, value, out, params)
+    # anything else is an arbitrary pyll function: its inverse is unknown
 
 
 def _match_all(nodes: Sequence[Any], values: Sequence[Any], out: dict[str, Any],
-               params: Mapping[str, Param]) -> list[dict[str, Any]]:
+               params: Mapping[str, Param]) -> Iterator[dict[str, Any]]:
     """The ways to explain ``values[i]`` by ``nodes[i]`` for every ``i`` at once."""
-    ways = [out]
-    for node, value in zip(nodes, values):
-        ways = [way for start in ways for way in _matches(node, value, start, params)]
-        if not ways:
-            break
-    return ways
+    if not nodes:
+        yield out
+        return
+    for start in _matches(nodes[0], values[0], out, params):
+        yield from _match_all(nodes[1:], values[1:], start, params)
 
 
 def _record(label: str, value: Any, out: dict[str, Any],
@@ -665,12 +665,14 @@ def _record(label: str, value: Any, out: dict[str, Any],
     return [{**out, label: value}]
 
 
-def _distinct(ways: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``ways`` without repeats (the same assignment reached along two paths)."""
+def _first_distinct(ways: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """Up to ``n`` different ways (the same assignment may be reached along two paths)."""
     seen: list[dict[str, Any]] = []
     for way in ways:
         if way not in seen:
             seen.append(way)
+            if len(seen) == n:
+                break
     return seen
 
 
