@@ -259,4 +259,4 @@ def test_default_names_tell_scripts_and_lambdas_apart(tmp_path: Path,
     with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
         again = hpo.minimize(first, SPACE, n_trials=1, storage=storage, seed=0)
     assert again.study_name == a.study_name and len(again.trials) == 3
-    assert "with its 2 earlier trials. Pass study_name=" in caplog.text
+    assert "resumed with its 2 earlier trials. Pass study_name=" in caplog.text

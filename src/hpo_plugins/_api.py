@@ -73,10 +73,12 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
     parsed = as_space(space)
     name = study_name or default_study_name(objective, parsed.fingerprint)
     study = create_study(parsed, study_name=name, direction=direction, **study_kwargs)
-    if study_name is None and (earlier := len(study.trials)):
-        _logger.warning(
-            "Resuming study %r (a name derived from the objective and the space) with its %d "
-            "earlier trials. Pass study_name= to start a separate study.", name, earlier)
+    if study_name is None:
+        earlier = len(study.trials)
+        _logger.log(logging.WARNING if earlier else logging.INFO,
+                    "Study %r: a name derived from the objective and the space, %s. Pass "
+                    "study_name= to choose one.", name,
+                    f"resumed with its {earlier} earlier trials" if earlier else "new")
     return study.optimize(objective, n_trials, max_trials=max_trials, timeout=timeout,
                           catch=catch, callbacks=callbacks,
                           show_progress_bar=show_progress_bar, n_jobs=n_jobs, launcher=launcher)
@@ -85,9 +87,11 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
 def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
     """``<objective name>-<hash>``: stable across runs of a script, distinct between scripts.
 
-    The hash covers the objective's module, the file that module was loaded from (so two
-    scripts that each define ``objective`` get two studies), its qualified name, for a lambda
-    the line it starts on (two lambdas of one file differ), and the space's fingerprint.
+    The hash covers the objective's module, the name of the file that module was loaded from
+    (so two scripts that each define ``objective`` get two studies; the name only, not the
+    folder, so a moved checkout or another machine's mount point gives the same study), its
+    qualified name, for a lambda the line it starts on (two lambdas of one file differ), and
+    the space's fingerprint.
 
     Example:
         >>> def objective(params):
@@ -98,7 +102,7 @@ def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
     qualname = getattr(objective, "__qualname__", type(objective).__qualname__)
     module = getattr(objective, "__module__", "") or ""
     source = getattr(sys.modules.get(module), "__file__", None) or ""
-    where = os.path.abspath(source) if source else ""
+    where = os.path.basename(source)
     code = getattr(objective, "__code__", None)
     if "<lambda>" in qualname and code is not None:
         where = f"{where}:{code.co_firstlineno}"

@@ -184,7 +184,7 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
         Exception: The objective's exception, unless its type is in ``settings.catch``.
         KeyboardInterrupt: After the running trial was recorded FAIL.
     """
-    waited = False
+    full_since: float | None = None
     while True:
         try:
             trial = study.ask(limit=settings.max_trials,
@@ -192,10 +192,11 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
                               system_attrs=system_attrs, lag=lag)
             break
         except StudyFull as stop:
-            if not _room_may_come(study, deadline, announce=not waited):
+            announce = full_since is None
+            full_since = time.monotonic() if full_since is None else full_since
+            if not _room_may_come(study, deadline, full_since, announce=announce):
                 _logger.info("No more trials to run: %s.", stop)
                 return None
-            waited = True
         except SearchSpaceExhausted as stop:
             _logger.info("No more trials to run: %s.", stop)
             return None
@@ -205,13 +206,17 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
     return frozen
 
 
-def _room_may_come(study: Study, deadline: float | None, *, announce: bool) -> bool:
+def _room_may_come(study: Study, deadline: float | None, full_since: float, *,
+                   announce: bool) -> bool:
     """Wait a moment if a full study may get room back; False when it cannot.
 
     Room comes back when a RUNNING trial with a heartbeat fails: its worker died, and
-    :meth:`Study.ask` fails it once the heartbeat is older than the grace period. Trials
-    without heartbeats (asked by hand) are never failed that way, so they are not waited for.
-    If the running trials finish instead, the next ``ask`` finds the study full with nothing
+    :meth:`Study.ask` fails it once the heartbeat is older than the grace period. So the wait
+    lasts at most one grace period and one heartbeat interval from ``full_since`` (when this
+    call first found the study full): by then every trial of a dead worker has been failed, and
+    the trials still running belong to live workers, which this call need not wait for. Trials
+    without heartbeats (asked by hand) are never failed that way and are not waited for. If
+    the running trials finish first, the next ``ask`` finds the study full with nothing
     running, and the loop stops.
     """
     if study.grace_period is None:
@@ -219,13 +224,15 @@ def _room_may_come(study: Study, deadline: float | None, *, announce: bool) -> b
     running = [t for t in study.storage.get_all_trials(study.study_id, (TrialState.RUNNING,))
                if t.last_heartbeat is not None]
     pause = min(_FULL_POLL_SECONDS, study.grace_period / 4)
-    if not running or (deadline is not None and time.time() + pause >= deadline):
+    longest = study.grace_period + (study.heartbeat_interval or 0.0) + pause
+    if (not running or time.monotonic() - full_since > longest
+            or (deadline is not None and time.time() + pause >= deadline)):
         return False
     if announce:
         _logger.info(
             "The study holds max_trials trials, %d of them still RUNNING (trials %s). Waiting "
             "until they finish, or until a trial whose worker is gone (no heartbeat for %g s) "
-            "is failed and its place runs again.", len(running),
+            "is failed and its place runs again (at most that long).", len(running),
             ", ".join(str(t.number) for t in running[:10]), study.grace_period)
     time.sleep(pause)
     return True
