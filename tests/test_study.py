@@ -120,7 +120,7 @@ def test_enqueue_user_attrs_are_the_trials_user_attrs(nested_space: dict[str, An
     (trial,) = study.trials
     assert trial.user_attrs == {"source": "paper", "seen": 0.01}
     assert "enqueued_user_attrs" not in trial.system_attrs
-    with pytest.raises(ConfigurationError, match="user_attrs to be a JSON value"):
+    with pytest.raises(ConfigurationError, match="user attrs to be a JSON value"):
         study.enqueue({"lr": 0.01, "net": {"kind": "cnn", "filters": 64}},
                       user_attrs={"bad": object()})
     with pytest.raises(ConfigurationError, match="key of a trial attribute to be a str"):

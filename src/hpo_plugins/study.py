@@ -27,7 +27,6 @@ from hpo_plugins.pruners._base import NopPruner, Pruner
 from hpo_plugins.samplers._base import History, Sampler, describe_object
 from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import Storage, get_storage
-from hpo_plugins.storages._base import check_attr_key, json_copy
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
@@ -322,16 +321,10 @@ class Study:
         """
         space = self._require_space()
         flat = space.flatten(params)
-        extra = dict(user_attrs or {})
-        for key in extra:
-            check_attr_key(key, "trial attribute")
-        json_copy(extra, "user_attrs")  # refuse what cannot be stored before anything is queued
-        queued = self.storage.create_trial(
+        self.storage.create_trial(
             self.study_id, state=TrialState.WAITING, params=flat,
-            natural=_json_natural(space.build(flat)), system_attrs={"enqueued": True})
-        if queued is not None:
-            for key, value in extra.items():
-                self.storage.set_trial_user_attr(queued.trial_id, key, value)
+            natural=_json_natural(space.build(flat)), system_attrs={"enqueued": True},
+            user_attrs=user_attrs)
 
     # -- the loop -----------------------------------------------------------------------------
 

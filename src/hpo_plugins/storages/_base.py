@@ -142,7 +142,8 @@ class Storage(abc.ABC):
                      params: Mapping[str, Any] | None = None, natural: Any = None,
                      dedup_key: str | None = None,
                      system_attrs: Mapping[str, Any] | None = None,
-                     heartbeat: bool = False, limit: int | None = None) -> FrozenTrial | None:
+                     heartbeat: bool = False, limit: int | None = None,
+                     user_attrs: Mapping[str, Any] | None = None) -> FrozenTrial | None:
         """Create a trial with the next number of its study and return it.
 
         Args:
@@ -156,6 +157,8 @@ class Storage(abc.ABC):
                 ``limit`` trials that count toward a limit (RUNNING, COMPLETE and PRUNED); the
                 check and the insert are one atomic step, so parallel workers never overshoot
                 ``max_trials``.
+            user_attrs: User attributes stored with it in the same step (``enqueue``), so no
+                worker can claim the trial before they are there.
 
         Raises:
             DuplicateParamsError: ``dedup_key`` is held by another trial of the study.

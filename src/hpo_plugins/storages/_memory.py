@@ -150,7 +150,10 @@ class InMemoryStorage(Storage):
                      params: Mapping[str, Any] | None = None, natural: Any = None,
                      dedup_key: str | None = None,
                      system_attrs: Mapping[str, Any] | None = None,
-                     heartbeat: bool = False, limit: int | None = None) -> FrozenTrial | None:
+                     heartbeat: bool = False, limit: int | None = None,
+                     user_attrs: Mapping[str, Any] | None = None) -> FrozenTrial | None:
+        for key in user_attrs or {}:
+            check_attr_key(key, "trial attribute")
         with self._lock:
             study = self._study(study_id)
             if self._full(study, limit):
@@ -164,6 +167,7 @@ class InMemoryStorage(Storage):
                 params=json_copy(dict(params or {}), "params"),
                 natural=json_copy(natural, "natural params"),
                 system_attrs=json_copy(dict(system_attrs or {}), "system attrs"),
+                user_attrs=json_copy(dict(user_attrs or {}), "user attrs"),
                 datetime_start=now if state is TrialState.RUNNING else None,
                 last_heartbeat=now if heartbeat else None,
             )

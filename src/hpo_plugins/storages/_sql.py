@@ -1051,14 +1051,19 @@ class SQLStorage(Storage):
                      params: Mapping[str, Any] | None = None, natural: Any = None,
                      dedup_key: str | None = None,
                      system_attrs: Mapping[str, Any] | None = None,
-                     heartbeat: bool = False, limit: int | None = None) -> FrozenTrial | None:
+                     heartbeat: bool = False, limit: int | None = None,
+                     user_attrs: Mapping[str, Any] | None = None) -> FrozenTrial | None:
         """See :meth:`Storage.create_trial`.
 
         Without a limit or a key, one statement takes the number and inserts the trial; else the
         study is locked, the limit and the key checked, then the trial inserted.
         """
+        for key in user_attrs or {}:
+            check_attr_key(key, "trial attribute")
         row = _new_trial_row(study_id, TrialState(state), params, natural, dedup_key,
                              system_attrs, heartbeat)
+        if user_attrs:
+            row["user_attrs"] = _dumps(dict(user_attrs), "user attrs")
         if limit is None and dedup_key is None:
             with self._statements() as conn:
                 created = _insert_numbered(conn, row)

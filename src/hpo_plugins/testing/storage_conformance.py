@@ -278,6 +278,18 @@ class StorageConformance:
         assert [info.name for info in storage.list_studies()] == ["s"]
         assert storage.get_study(study_id).attrs == {}
 
+    def test_user_attrs_can_be_set_when_the_trial_is_created(self, storage: Storage,
+                                                             study_id: int) -> None:
+        trial = storage.create_trial(study_id, state=TrialState.WAITING,
+                                     user_attrs={"source": "paper", "n": [1, 2]})
+        assert trial is not None and trial.user_attrs == {"source": "paper", "n": [1, 2]}
+        assert storage.get_trial(trial.trial_id).user_attrs == {"source": "paper", "n": [1, 2]}
+        with pytest.raises(ConfigurationError, match="JSON value"):
+            storage.create_trial(study_id, user_attrs={"x": NOT_JSON})
+        with pytest.raises(ConfigurationError, match="key of a trial attribute to be a str"):
+            storage.create_trial(study_id, user_attrs={1: "x"})  # type: ignore[dict-item]
+        assert [t.trial_id for t in storage.get_all_trials(study_id)] == [trial.trial_id]
+
     @pytest.mark.parametrize("key", [3, None, ("a",)])
     def test_attribute_keys_must_be_strings(self, storage: Storage, study_id: int,
                                             key: Any) -> None:
