@@ -129,7 +129,7 @@ def test_slot_processes_exit_when_the_launcher_is_killed(tmp_path: Path) -> None
 
 
 SERIAL = textwrap.dedent("""
-    import os, signal, sys
+    import logging, os, signal, sys
     import hpo_plugins as hpo
     from hpo_plugins import hp
     from hpo_plugins.samplers import RandomSampler
@@ -139,9 +139,10 @@ SERIAL = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of a trial
         return params["x"]
 
+    logging.basicConfig(level=logging.INFO)
     hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, max_trials=5, storage=sys.argv[1],
                  study_name="serial", sampler=RandomSampler(), heartbeat_interval=0.2,
-                 grace_period=5.0)
+                 grace_period=15.0)
 """)
 
 
@@ -152,9 +153,10 @@ def test_rerun_right_after_a_crash_waits_for_the_lost_trial_and_completes(
     crashed = subprocess.run([sys.executable, str(script), url], capture_output=True,
                              env={**os.environ, "CRASH_AT": "2"}, timeout=120)
     assert crashed.returncode == -signal.SIGKILL
-    # at once, well inside the 5 s grace period: trial 2 still looks RUNNING
-    subprocess.run([sys.executable, str(script), url], check=True, capture_output=True,
-                   timeout=120)
+    # at once, well inside the 15 s grace period: trial 2 still looks RUNNING
+    rerun = subprocess.run([sys.executable, str(script), url], check=True, capture_output=True,
+                           text=True, timeout=120)
+    assert "1 of them still RUNNING (trials 2). Waiting" in rerun.stderr
     trials = hpo.load_study("serial", url).trials
     assert trials[2].state is TrialState.FAIL and "heartbeat" in (trials[2].fail_reason or "")
     assert sum(t.state is TrialState.COMPLETE for t in trials) == 5

@@ -82,7 +82,10 @@ def test_an_error_in_fresh_process_mode_kills_the_other_workers(tmp_path: Path) 
         trial = hpo.current_trial()
         trial.set_user_attr("pid", os.getpid())
         if trial.number == 0:
-            time.sleep(3.0)  # the other slot's process starts its trial meanwhile
+            deadline = time.monotonic() + 120  # until the other slot's trial is running
+            while time.monotonic() < deadline and not any(
+                    "pid" in t.user_attrs for t in trial.study.trials if t.number == 1):
+                time.sleep(0.1)
             raise RuntimeError("worker bug")
         time.sleep(60.0)
         return 1.0
@@ -92,7 +95,7 @@ def test_an_error_in_fresh_process_mode_kills_the_other_workers(tmp_path: Path) 
         hpo.minimize(objective, SPACE, n_trials=2, storage=_url(tmp_path), study_name="kill",
                      launcher=JoblibLauncher(n_jobs=2, fresh_process=True),
                      sampler=RandomSampler())
-    assert time.monotonic() - started < 40
+    assert time.monotonic() - started < 55  # not the other trial's minute
     trials = hpo.load_study("kill", _url(tmp_path)).trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
     other = int(trials[1].user_attrs["pid"])

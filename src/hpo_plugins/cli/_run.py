@@ -110,14 +110,14 @@ def _run(args: argparse.Namespace) -> int:
                              storage=args.storage, direction=args.direction,
                              sampler=_sampler(args.sampler), pruner=_pruner(args.pruner),
                              seed=args.seed, metric=args.metric, logdir=args.logdir)
+    ran: list[Any] = []  # the trials this run finished (callbacks see exactly those)
     try:
-        before = {t.number for t in study.trials if t.state.is_finished}
         with _launcher(args) as launcher:
             study.optimize(ScriptObjective(command, params_via=args.params_via),
                            n_trials=args.n_trials, max_trials=args.max_trials,
-                           timeout=args.timeout, catch=ScriptFailed, launcher=launcher)
+                           timeout=args.timeout, catch=ScriptFailed, launcher=launcher,
+                           callbacks=[lambda _, trial: ran.append(trial)])
         _summary(study)
-        ran = [t for t in study.trials if t.state.is_finished and t.number not in before]
     finally:
         study.storage.close()
     if ran and all(t.state is TrialState.FAIL for t in ran):

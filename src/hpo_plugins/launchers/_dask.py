@@ -173,7 +173,7 @@ def _drive(client: Any, run: RunState, slots: int, resources: dict[str, float] |
             except KilledWorker as exc:
                 _logger.warning("A Dask worker died with a trial (%s); it is failed once its "
                                 "heartbeat is stale.", exc)
-                run.lost()
+                run.lost(1, failed=1)
             if run.take():
                 queue.add(submit())
     except BaseException:

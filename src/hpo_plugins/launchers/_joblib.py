@@ -144,15 +144,15 @@ def _run_loky(run: RunState, workers: int) -> None:
 
     while not run.exhausted():
         parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
-                            pre_dispatch="n_jobs")
+                            pre_dispatch="n_jobs", batch_size=1)  # one trial per task
         try:
             for frozen in parallel(tasks()):
                 run.finished(frozen)
         except TerminatedWorkerError as exc:
             _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
                             "trials are failed and run again in a new pool.", exc)
-            fail_dead_workers(run.study, run.job.run_id)
-            run.lost(run.in_flight())
+            dead = fail_dead_workers(run.study, run.job.run_id)
+            run.lost(run.in_flight(), failed=len(dead))
 
 
 def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
@@ -171,9 +171,9 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
                 except cf.process.BrokenProcessPool:
                     _logger.warning("The process of slot %d (GPU %s) died; its trial is failed "
                                     "and run again.", index, slots[index])
-                    fail_dead_workers(run.study, run.job.run_id, wait=0.0)
+                    dead = fail_dead_workers(run.study, run.job.run_id, wait=0.0)
                     executors[index] = _slot_executor(slots[index], fresh)
-                    run.lost()
+                    run.lost(1, failed=max(1, len(dead)))
                 _submit(run, executors, slots, index, pending)
     finally:
         busy = set(pending.values())
@@ -214,6 +214,11 @@ class _PinnedProcess(multiprocessing.context.SpawnProcess):
     initializer runs; a module-level ``torch.cuda.is_available()`` there would start CUDA with
     every GPU visible. So the parent sets ``CUDA_VISIBLE_DEVICES`` in its own environment just
     for the moment the process is started (the new interpreter inherits it), then restores it.
+
+    A limit of this: with ``fresh_process=True`` the executor's own thread starts replacement
+    processes while the launcher's main thread runs callbacks, so a callback that starts a
+    process or reads ``CUDA_VISIBLE_DEVICES`` in that moment may see one slot's GPU. Keep
+    callbacks to bookkeeping (they get the finished trial); do GPU work in the objective.
     """
 
     gpu: str | None = None

@@ -8,7 +8,7 @@ pruning works across processes. The trial's value is the last value the child re
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import logging
 import os
@@ -16,7 +16,7 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hpo_plugins.context import current_trial, current_trial_or_none, trial_env
@@ -88,7 +88,7 @@ class ScriptObjective:
         try:
             with open(out_path, "wb") as out, open(err_path, "wb") as err:
                 code = subprocess.run(argv, env=env, cwd=self.cwd, stdout=out, stderr=err,
-                                      check=False, preexec_fn=_die_with_parent).returncode
+                                      check=False, preexec_fn=_die_with_parent()).returncode
         except FileNotFoundError as exc:
             raise ScriptFailed(
                 f"Expected an executable command; {argv[0]!r} was not found ({exc.strerror}). "
@@ -142,17 +142,39 @@ def _flag_value(value: Any) -> str:
     return str(value)
 
 
-def _die_with_parent() -> None:
-    """In the command's process (Linux): get SIGKILL if the worker that started it dies.
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` (Linux) that makes the command get SIGKILL if this process dies.
 
     When a launcher kills a worker (Ctrl-C, another trial's error) or the worker is killed, its
-    command would otherwise run on, orphaned. Elsewhere this does nothing.
+    command would otherwise run on, orphaned. ``prctl`` is looked up here, in the parent, so
+    the child, which runs between ``fork`` and ``exec`` beside this process's other threads,
+    only calls it; if the parent already died before that, the child exits at once. Elsewhere,
+    or without a usable libc, None (no such guard).
     """
-    if sys.platform.startswith("linux"):
-        import ctypes
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
 
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
+@functools.lru_cache(maxsize=1)
+def _prctl() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        function: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 def _tail(path: str) -> str:

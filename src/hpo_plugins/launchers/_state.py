@@ -65,14 +65,16 @@ class RunState:
         """Tasks taken whose result has not come back."""
         return self.started - self.returned
 
-    def lost(self, tasks: int = 1) -> None:
-        """``tasks`` tasks died with their worker (their trials are failed): run them again.
+    def lost(self, tasks: int, failed: int) -> None:
+        """``tasks`` tasks died with their workers, ``failed`` trials with them: run them again.
 
-        They count as failed, and the budget they took is given back, so the run still reaches
-        ``n_trials``; at most as many replacements as the budget itself, so an objective that
-        kills its worker every time cannot loop forever.
+        The failed trials count as failed (toward the stop after ``max_trials`` failures), and
+        the budget the tasks took is given back, so the run still reaches ``n_trials``; at most
+        as many replacements as the budget itself, so an objective that kills its worker every
+        time cannot loop forever. (A lost task whose trial had finished but whose result never
+        came back is replaced too: such a run may end one trial over ``n_trials``.)
         """
-        self.failed += tasks
+        self.failed += failed
         self.returned += tasks
         budget = self.settings.budget
         give = min(tasks, max(0, (budget or 0) - self.replaced))
