@@ -124,8 +124,9 @@ def _require_shared_storage(study: Study) -> None:
     if not study.storage.multiprocess:
         raise ConfigurationError(
             f"Expected a storage that worker processes can share for a parallel run. "
-            f"Received: {study.storage.describe()}. Use storage=None (the SQLite file hpo.db), "
-            f"'sqlite:///path.db' or a PostgreSQL URL, or run with n_jobs=1."
+            f"Received: {study.storage.describe()}. Use the default storage (storage=None, or "
+            f"no --storage: the SQLite file hpo.db), 'sqlite:///path.db' or a PostgreSQL URL, "
+            f"or run one trial at a time (n_jobs=1, --n-jobs 1)."
         )
 
 
