@@ -88,8 +88,9 @@ def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
     """``<objective name>-<hash>``: stable across runs of a script, distinct between scripts.
 
     The hash covers the objective's module, the name of the file that module was loaded from
-    (so two scripts that each define ``objective`` get two studies; the name only, not the
-    folder, so a moved checkout or another machine's mount point gives the same study), its
+    (so two scripts with different file names that each define ``objective`` get two studies;
+    the name only, not the folder, so a moved checkout or another machine's mount point gives
+    the same study, and ``a/train.py`` and ``b/train.py`` share one), its
     qualified name, for a lambda the line it starts on (two lambdas of one file differ), and
     the space's fingerprint.
 

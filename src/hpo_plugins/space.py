@@ -633,6 +633,8 @@ def _matches(node: Any, value: Any, out: dict[str, Any],
             for start in _record(label, index, out, params):
                 yield from _matches(option, value, start, params)
     elif name in ("float", "int"):
+        if name == "int" and params and isinstance(value, float) and not value.is_integer():
+            return  # scope.int(...) gives whole numbers: 61.5 is not one of its values
         yield from _matches(node.inputs()[0], value, out, params)
     elif name == "hyperopt_param":
         yield from _record(node.arg["label"].obj, value, out, params)
@@ -641,12 +643,27 @@ def _matches(node: Any, value: Any, out: dict[str, Any],
 
 def _match_all(nodes: Sequence[Any], values: Sequence[Any], out: dict[str, Any],
                params: Mapping[str, Param]) -> Iterator[dict[str, Any]]:
-    """The ways to explain ``values[i]`` by ``nodes[i]`` for every ``i`` at once."""
+    """The ways to explain ``values[i]`` by ``nodes[i]`` for every ``i`` at once.
+
+    First each part alone: if one has no reading at all, there is no joint one, found without
+    trying every combination of the others' readings. Then depth first over the parts with a
+    stack of iterators (no recursion per part, so a dict of thousands of entries is fine).
+    """
+    if any(next(_matches(n, v, out, params), None) is None for n, v in zip(nodes, values)):
+        return
     if not nodes:
         yield out
         return
-    for start in _matches(nodes[0], values[0], out, params):
-        yield from _match_all(nodes[1:], values[1:], start, params)
+    stack = [_matches(nodes[0], values[0], out, params)]
+    while stack:
+        way = next(stack[-1], None)
+        if way is None:
+            stack.pop()
+        elif len(stack) == len(nodes):
+            yield way
+        else:
+            depth = len(stack)
+            stack.append(_matches(nodes[depth], values[depth], way, params))
 
 
 def _record(label: str, value: Any, out: dict[str, Any],

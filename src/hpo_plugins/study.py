@@ -321,10 +321,14 @@ class Study:
         """
         space = self._require_space()
         flat = space.flatten(params)
-        self.storage.create_trial(
-            self.study_id, state=TrialState.WAITING, params=flat,
-            natural=_json_natural(space.build(flat)), system_attrs={"enqueued": True},
-            user_attrs=user_attrs)
+        natural, attrs = _json_natural(space.build(flat)), {"enqueued": True}
+        if user_attrs:
+            self.storage.create_trial(self.study_id, state=TrialState.WAITING, params=flat,
+                                      natural=natural, system_attrs=attrs,
+                                      user_attrs=user_attrs)
+        else:  # without the argument, for storages written before it existed
+            self.storage.create_trial(self.study_id, state=TrialState.WAITING, params=flat,
+                                      natural=natural, system_attrs=attrs)
 
     # -- the loop -----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,8 +16,11 @@ from joblib.externals.loky import get_reusable_executor
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
+from hpo_plugins._optimize import RunSettings
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers import JoblibLauncher, detect_gpus, gpu_slots
+from hpo_plugins.launchers._state import RunState
+from hpo_plugins.launchers._worker import Job
 from hpo_plugins.samplers import HyperoptTPESampler, RandomSampler
 
 pytestmark = pytest.mark.slow
@@ -112,6 +116,40 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as handle:
         return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def test_lost_tasks_keep_the_budget_and_the_count_in_flight_right(tmp_path: Path) -> None:
+    study = hpo.create_study(space=SPACE, storage=_url(tmp_path), sampler=RandomSampler())
+    settings = RunSettings.build(study, n_trials=10, max_trials=None, timeout=None, catch=(),
+                                 callbacks=None, show_progress_bar=False)
+    run = RunState(study, settings, Job.pack(study, lambda p: 1.0, settings, "r", None, None))
+    for _ in range(4):
+        assert run.take()
+    done = study.tell(study.ask(), 1.0)
+    run.finished(done)
+    run.finished(done)
+    run.lost(run.in_flight(), [])  # a pool broke with 2 tasks out
+    assert (run.in_flight(), run.started) == (0, 2)
+    for _ in range(2):
+        assert run.take()
+    run.lost(run.in_flight(), [])  # and again
+    assert (run.in_flight(), run.started, run.replaced) == (0, 2, 4)
+
+
+def test_a_worker_killed_every_time_is_replaced_a_budget_of_times_and_reported(
+        tmp_path: Path) -> None:
+    def objective(params: dict[str, Any]) -> float:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return 0.0
+
+    seen: list[TrialState] = []
+    study = hpo.minimize(objective, SPACE, n_trials=2, launcher=JoblibLauncher(n_jobs=2),
+                         storage=_url(tmp_path), study_name="oom", sampler=RandomSampler(),
+                         callbacks=[lambda s, t: seen.append(t.state)])
+    trials = study.trials
+    assert 2 <= len(trials) <= 4  # each lost one replaced once at most (the budget is 2)
+    assert all(t.state is TrialState.FAIL for t in trials)
+    assert seen == [TrialState.FAIL] * len(trials)  # the callbacks heard of every one
 
 
 GPU_OBJECTIVE_SLEEP = 0.4

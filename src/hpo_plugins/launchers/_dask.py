@@ -149,6 +149,7 @@ def _replace_lost(run: RunState) -> bool:
     looked full (the lost trials counted as RUNNING) goes on, so the study reaches its total.
     """
     lost = fail_orphans(run.study, run.job.run_id, _LOST_REASON)
+    run.orphaned(lost)
     if not lost or run.settings.max_trials is None or not run.done.is_set():
         return False
     run.done.clear()
@@ -173,7 +174,7 @@ def _drive(client: Any, run: RunState, slots: int, resources: dict[str, float] |
             except KilledWorker as exc:
                 _logger.warning("A Dask worker died with a trial (%s); it is failed once its "
                                 "heartbeat is stale.", exc)
-                run.lost(1, failed=1)
+                run.lost(1, [])  # its trial is failed by _replace_lost or its heartbeat
             if run.take():
                 queue.add(submit())
     except BaseException:

@@ -152,8 +152,7 @@ def _run_loky(run: RunState, workers: int) -> None:
         except TerminatedWorkerError as exc:
             _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
                             "trials are failed and run again in a new pool.", exc)
-            dead = fail_dead_workers(run.study, run.job.run_id)
-            run.lost(run.in_flight(), failed=len(dead))
+            run.lost(run.in_flight(), fail_dead_workers(run.study, run.job.run_id))
 
 
 def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
@@ -174,7 +173,7 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
                                     "and run again.", index, slots[index])
                     dead = fail_dead_workers(run.study, run.job.run_id, wait=0.0)
                     executors[index] = _slot_executor(slots[index], fresh)
-                    run.lost(1, failed=max(1, len(dead)))
+                    run.lost(1, dead)
                 _submit(run, executors, slots, index, pending)
     finally:
         busy = set(pending.values())
@@ -193,8 +192,10 @@ def _replace_orphans(run: RunState) -> bool:
     process outlived :func:`fail_dead_workers`' wait; no worker of this run can hold it now.
     Failing it frees its place under ``max_trials``, and the run goes on if it may.
     """
-    if not fail_orphans(run.study, run.job.run_id, "its worker process was lost"):
+    lost = fail_orphans(run.study, run.job.run_id, "its worker process was lost")
+    if not lost:
         return False
+    run.orphaned(lost)
     run.done.clear()  # a run that found the study full may find room now
     return not run.exhausted()
 

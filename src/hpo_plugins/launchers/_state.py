@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
@@ -28,7 +29,9 @@ class RunState:
         from hpo_plugins._optimize import progress
 
         self.study, self.settings, self.job = study, settings, job
-        self.started = self.failed = self.returned = self.replaced = 0
+        # started: budget used (lost tasks give theirs back); taken/returned: tasks sent out
+        # and accounted for, so taken - returned is what is in flight
+        self.started = self.failed = self.taken = self.returned = self.replaced = 0
         self.clock = time.monotonic()
         self.done = threading.Event()
         self._bar = progress(study, settings)
@@ -41,6 +44,7 @@ class RunState:
         if self.exhausted():
             return False
         self.started += 1
+        self.taken += 1
         return True
 
     def exhausted(self) -> bool:
@@ -56,30 +60,41 @@ class RunState:
             self.done.set()  # the study is full or the grid exhausted
             return
         self.failed += frozen.state is TrialState.FAIL
+        self._announce(frozen)
+
+    def _announce(self, frozen: FrozenTrial) -> None:
+        """Progress bar and callbacks for one finished trial."""
         if self._bar is not None:
             self._bar.update(self.study, frozen)
         for callback in self.settings.callbacks:
             callback(self.study, frozen)
 
     def in_flight(self) -> int:
-        """Tasks taken whose result has not come back."""
-        return self.started - self.returned
+        """Tasks sent out whose result has not come back (nor been counted lost)."""
+        return self.taken - self.returned
 
-    def lost(self, tasks: int, failed: int) -> None:
-        """``tasks`` tasks died with their workers, ``failed`` trials with them: run them again.
+    def lost(self, tasks: int, failed: Sequence[FrozenTrial]) -> None:
+        """``tasks`` tasks died with their workers, and the trials ``failed`` with them.
 
-        The failed trials count as failed (toward the stop after ``max_trials`` failures), and
-        the budget the tasks took is given back, so the run still reaches ``n_trials``; at most
-        as many replacements as the budget itself, so an objective that kills its worker every
-        time cannot loop forever. (A lost task whose trial had finished but whose result never
-        came back is replaced too: such a run may end one trial over ``n_trials``.)
+        The failed trials count as failed (toward the stop after ``max_trials`` failures) and go
+        to the progress bar and the callbacks like any finished trial. The budget the tasks took
+        is given back, so the run still reaches ``n_trials``; at most as many replacements as
+        the budget itself, so an objective that kills its worker every time cannot loop
+        forever. (A lost task whose trial had finished but whose result never came back is
+        replaced too: such a run may end one trial over ``n_trials``.)
         """
-        self.failed += failed
+        self.orphaned(failed)
         self.returned += tasks
         budget = self.settings.budget
         give = min(tasks, max(0, (budget or 0) - self.replaced))
         self.started -= give
         self.replaced += give
+
+    def orphaned(self, failed: Sequence[FrozenTrial]) -> None:
+        """Trials of this run failed in the parent (their worker is gone): count and announce."""
+        self.failed += len(failed)
+        for frozen in failed:
+            self._announce(frozen)
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if self._bar is not None:
@@ -91,7 +106,7 @@ class RunState:
             fail_orphans(self.study, self.job.run_id, reason)
 
 
-def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[int]:
+def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:
     """Mark FAIL the RUNNING trials of ``run_id`` whose worker process on this host is dead.
 
     Waits up to ``wait`` seconds for the processes to be gone (a broken pool stops its other
@@ -107,18 +122,19 @@ def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[int]
         if len(dead) == len(mine) or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
-    numbers = []
+    failed = []
     for trial in dead:
         pid = trial.system_attrs["worker"].get("pid")
         try:
-            study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
-                                       {"fail_reason": f"its worker process (pid {pid}) died"})
-            numbers.append(trial.number)
+            failed.append(study.storage.finish_trial(
+                trial.trial_id, TrialState.FAIL, None,
+                {"fail_reason": f"its worker process (pid {pid}) died"}))
         except Exception:  # finished meanwhile
             continue
-    if numbers:
-        _logger.warning("Trials %s lost their worker process and were marked FAIL.", numbers)
-    return numbers
+    if failed:
+        _logger.warning("Trials %s lost their worker process and were marked FAIL.",
+                        [t.number for t in failed])
+    return failed
 
 
 def _alive(pid: int) -> bool:
@@ -138,18 +154,18 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def fail_orphans(study: Study, run_id: str, reason: str) -> list[int]:
+def fail_orphans(study: Study, run_id: str, reason: str) -> list[FrozenTrial]:
     """Mark FAIL the trials of ``run_id`` still RUNNING (their workers were stopped)."""
-    numbers = []
+    failed = []
     for trial in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING]):
         if trial.system_attrs.get("run_id") != run_id:
             continue
         try:
-            study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
-                                       {"fail_reason": reason})
-            numbers.append(trial.number)
+            failed.append(study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                                     {"fail_reason": reason}))
         except Exception:  # finished meanwhile by its worker
             continue
-    if numbers:
-        _logger.warning("Trials %s were stopped and marked FAIL: %s.", numbers, reason)
-    return numbers
+    if failed:
+        _logger.warning("Trials %s were stopped and marked FAIL: %s.",
+                        [t.number for t in failed], reason)
+    return failed
