@@ -93,8 +93,9 @@ def test_scope_int_wrappers_keep_their_float_internal_values() -> None:
     assert space.validate({"u": 61.96, "h": 3.5}) == {"u": 61.96, "h": 3.5}
     assert space.build({"u": 61.96, "h": 3.5}) == {"units": 61, "half": 3}
     assert space.flatten({"units": 61, "half": 3}) == {"u": 61.0, "h": 3.0}
-    with pytest.raises(SpaceError, match="Could not match"):
-        space.flatten({"units": 61.5, "half": 3})  # int() never gives 61.5
+    for half_a_unit in (61.5, np.float32(61.5)):
+        with pytest.raises(SpaceError, match="Could not match"):
+            space.flatten({"units": half_a_unit, "half": 3})  # int() never gives 61.5
 
 
 def test_matching_a_value_with_many_ambiguous_choices_stays_fast() -> None:
@@ -105,6 +106,10 @@ def test_matching_a_value_with_many_ambiguous_choices_stays_fast() -> None:
         space.flatten({f"c{i}": 0.5 for i in range(30)})  # 2**30 readings: stops at the 2nd
     with pytest.raises(SpaceError, match="outside the support"):  # one part fits nothing
         space.flatten({**{f"c{i}": 0.5 for i in range(29)}, "c29": 5.0})
+    deep, value = hp.uniform("x", 0, 1), 0.5
+    for i in range(40):  # nested dicts: the search must not grow with 2 ** depth
+        deep, value = {"k": deep, f"c{i}": hp.choice(f"c{i}", [1, 2])}, {"k": value, f"c{i}": 2}
+    assert SearchSpace(deep).flatten(value)["x"] == 0.5
     wide = SearchSpace({f"p{i}": hp.uniform(f"p{i}", 0, 1) for i in range(3000)})
     assert len(wide.flatten({f"p{i}": 0.5 for i in range(3000)})) == 3000  # no deep recursion
 

@@ -633,7 +633,8 @@ def _matches(node: Any, value: Any, out: dict[str, Any],
             for start in _record(label, index, out, params):
                 yield from _matches(option, value, start, params)
     elif name in ("float", "int"):
-        if name == "int" and params and isinstance(value, float) and not value.is_integer():
+        if (name == "int" and params and isinstance(value, (float, np.floating))
+                and not float(value).is_integer()):
             return  # scope.int(...) gives whole numbers: 61.5 is not one of its values
         yield from _matches(node.inputs()[0], value, out, params)
     elif name == "hyperopt_param":
@@ -645,25 +646,35 @@ def _match_all(nodes: Sequence[Any], values: Sequence[Any], out: dict[str, Any],
                params: Mapping[str, Param]) -> Iterator[dict[str, Any]]:
     """The ways to explain ``values[i]`` by ``nodes[i]`` for every ``i`` at once.
 
-    First each part alone: if one has no reading at all, there is no joint one, found without
-    trying every combination of the others' readings. Then depth first over the parts with a
-    stack of iterators (no recursion per part, so a dict of thousands of entries is fine).
+    Depth first over the parts with a stack of iterators (no recursion per part, so a dict of
+    thousands of entries is fine). When part ``k`` has no reading after the earlier parts'
+    choices, it is tried once on its own: if it has none even then, no other choice of the
+    earlier parts can help, and the search stops instead of trying every combination of them.
     """
-    if any(next(_matches(n, v, out, params), None) is None for n, v in zip(nodes, values)):
-        return
     if not nodes:
         yield out
         return
+    hopeless: dict[int, bool] = {}
     stack = [_matches(nodes[0], values[0], out, params)]
+    produced = [False]  # whether the iterator at each depth gave anything yet
     while stack:
+        depth = len(stack) - 1
         way = next(stack[-1], None)
         if way is None:
             stack.pop()
-        elif len(stack) == len(nodes):
+            if not produced.pop() and depth > 0:
+                if depth not in hopeless:
+                    hopeless[depth] = next(_matches(nodes[depth], values[depth], out, params),
+                                           None) is None
+                if hopeless[depth]:
+                    return
+            continue
+        produced[-1] = True
+        if depth + 1 == len(nodes):
             yield way
         else:
-            depth = len(stack)
-            stack.append(_matches(nodes[depth], values[depth], way, params))
+            stack.append(_matches(nodes[depth + 1], values[depth + 1], way, params))
+            produced.append(False)
 
 
 def _record(label: str, value: Any, out: dict[str, Any],

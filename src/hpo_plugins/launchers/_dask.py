@@ -149,7 +149,7 @@ def _replace_lost(run: RunState) -> bool:
     looked full (the lost trials counted as RUNNING) goes on, so the study reaches its total.
     """
     lost = fail_orphans(run.study, run.job.run_id, _LOST_REASON)
-    run.orphaned(lost)
+    run.orphaned(lost, counted=True)  # each was counted at its KilledWorker
     if not lost or run.settings.max_trials is None or not run.done.is_set():
         return False
     run.done.clear()
@@ -174,7 +174,8 @@ def _drive(client: Any, run: RunState, slots: int, resources: dict[str, float] |
             except KilledWorker as exc:
                 _logger.warning("A Dask worker died with a trial (%s); it is failed once its "
                                 "heartbeat is stale.", exc)
-                run.lost(1, [])  # its trial is failed by _replace_lost or its heartbeat
+                run.lost(1, [])  # its trial is failed by _replace_lost or its heartbeat,
+                run.failed += 1  # but counted now, so repeated losses stop the run in time
             if run.take():
                 queue.add(submit())
     except BaseException:

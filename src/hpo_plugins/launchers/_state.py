@@ -90,9 +90,14 @@ class RunState:
         self.started -= give
         self.replaced += give
 
-    def orphaned(self, failed: Sequence[FrozenTrial]) -> None:
-        """Trials of this run failed in the parent (their worker is gone): count and announce."""
-        self.failed += len(failed)
+    def orphaned(self, failed: Sequence[FrozenTrial], *, counted: bool = False) -> None:
+        """Trials of this run failed in the parent (their worker is gone): count and announce.
+
+        ``counted``: they were already counted as failed when their worker was lost (Dask
+        counts a ``KilledWorker`` at once, before it knows which trial it held).
+        """
+        if not counted:
+            self.failed += len(failed)
         for frozen in failed:
             self._announce(frozen)
 
