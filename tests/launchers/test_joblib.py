@@ -19,7 +19,7 @@ from hpo_plugins import TrialState, hp
 from hpo_plugins._optimize import RunSettings
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers import JoblibLauncher, detect_gpus, gpu_slots
-from hpo_plugins.launchers._state import RunState
+from hpo_plugins.launchers._state import RunState, _alive
 from hpo_plugins.launchers._worker import Job
 from hpo_plugins.samplers import HyperoptTPESampler, RandomSampler
 
@@ -107,15 +107,6 @@ def test_an_error_in_fresh_process_mode_kills_the_other_workers(tmp_path: Path) 
     while _alive(other) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(other)  # killed, not left to sleep out its minute
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as handle:
-        return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def test_lost_tasks_keep_the_budget_and_the_count_in_flight_right(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
@@ -127,19 +127,9 @@ def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[Froz
         if len(dead) == len(mine) or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
-    failed = []
-    for trial in dead:
-        pid = trial.system_attrs["worker"].get("pid")
-        try:
-            failed.append(study.storage.finish_trial(
-                trial.trial_id, TrialState.FAIL, None,
-                {"fail_reason": f"its worker process (pid {pid}) died"}))
-        except Exception:  # finished meanwhile
-            continue
-    if failed:
-        _logger.warning("Trials %s lost their worker process and were marked FAIL.",
-                        [t.number for t in failed])
-    return failed
+    return _fail_each(study, dead, lambda t: f"its worker process (pid "
+                                             f"{t.system_attrs['worker'].get('pid')}) died",
+                      "lost their worker process and were marked FAIL.")
 
 
 def _alive(pid: int) -> bool:
@@ -161,16 +151,23 @@ def _alive(pid: int) -> bool:
 
 def fail_orphans(study: Study, run_id: str, reason: str) -> list[FrozenTrial]:
     """Mark FAIL the trials of ``run_id`` still RUNNING (their workers were stopped)."""
+    mine = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
+            if t.system_attrs.get("run_id") == run_id]
+    return _fail_each(study, mine, lambda _: reason,
+                      f"were stopped and marked FAIL: {reason}.")
+
+
+def _fail_each(study: Study, trials: Sequence[FrozenTrial],
+               reason: Callable[[FrozenTrial], str], what: str) -> list[FrozenTrial]:
+    """Mark each of ``trials`` FAIL with its ``reason``, skipping those finished meanwhile;
+    log "Trials <numbers> <what>" once if any was failed."""
     failed = []
-    for trial in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING]):
-        if trial.system_attrs.get("run_id") != run_id:
-            continue
+    for trial in trials:
         try:
             failed.append(study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
-                                                     {"fail_reason": reason}))
+                                                     {"fail_reason": reason(trial)}))
         except Exception:  # finished meanwhile by its worker
             continue
     if failed:
-        _logger.warning("Trials %s were stopped and marked FAIL: %s.",
-                        [t.number for t in failed], reason)
+        _logger.warning("Trials %s %s", [t.number for t in failed], what)
     return failed
