@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -43,7 +44,13 @@ from hpo_plugins import hp
 from hpo_plugins.launchers import JoblibLauncher
 from hpo_plugins.samplers import RandomSampler
 
-SPACE = {"x": hp.uniform("x", -5, 10), "y": hp.uniform("y", 0, 15)}
+try:
+    from benchmarks._engines import ENGINES, make_engine
+except ImportError:  # run as a script: this folder is on the path
+    from _engines import ENGINES, make_engine  # type: ignore[no-redef]
+
+BRANIN_BOUNDS = {"x": (-5.0, 10.0), "y": (0.0, 15.0)}
+SPACE = {name: hp.uniform(name, low, high) for name, (low, high) in BRANIN_BOUNDS.items()}
 
 
 def busy(seconds: float) -> float:
@@ -174,7 +181,9 @@ HARTMANN_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886],
                               [2348, 1451, 3522, 2883, 3047, 6650],
                               [4047, 8828, 8732, 5743, 1091, 381]])
 HARTMANN_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
-HARTMANN_SPACE = {f"x{i}": hp.uniform(f"x{i}", 0, 1) for i in range(6)}
+HARTMANN_BOUNDS = {f"x{i}": (0.0, 1.0) for i in range(6)}
+HARTMANN_SPACE = {name: hp.uniform(name, low, high)
+                  for name, (low, high) in HARTMANN_BOUNDS.items()}
 
 
 def hartmann6(params: dict[str, Any]) -> float:
@@ -184,14 +193,26 @@ def hartmann6(params: dict[str, Any]) -> float:
     return float(-(HARTMANN_ALPHA * np.exp(-inner)).sum())
 
 
-PROBLEMS = {"branin": (branin, SPACE, 0.397887), "hartmann6": (hartmann6, HARTMANN_SPACE,
-                                                                 -3.32237)}
+@dataclasses.dataclass(frozen=True)
+class RegretProblem:
+    """A problem of the regret table: objective, Hyperopt space, the same uniform bounds (for
+    Optuna) and the known minimum."""
+
+    objective: Callable[[dict[str, Any]], float]
+    space: dict[str, Any]
+    bounds: dict[str, tuple[float, float]]
+    optimum: float
+
+
+PROBLEMS = {"branin": RegretProblem(branin, SPACE, BRANIN_BOUNDS, 0.397887),
+            "hartmann6": RegretProblem(hartmann6, HARTMANN_SPACE, HARTMANN_BOUNDS, -3.32237)}
 
 
 SCHEDULES = ("asynchronous", "ask 4, tell 4")
 
 
-def _regret(problem: str, seed: int, budget: int, workers: int, schedule: str) -> list[float]:
+def _regret(problem: str, seed: int, budget: int, workers: int, schedule: str,
+            engine: str = "hpo_plugins") -> list[float]:
     """Best value found minus the optimum after each trial, with ``workers`` simulated workers.
 
     ``"asynchronous"`` is what :class:`JoblibLauncher` does: a worker asks as soon as its trial
@@ -199,24 +220,37 @@ def _regret(problem: str, seed: int, budget: int, workers: int, schedule: str) -
     still running (the launcher's deterministic mode makes exactly this the rule). ``"ask 4,
     tell 4"`` is a synchronous batch: the first trial of each batch sees every earlier result,
     the last one sees 3 running, on average 1.5 (less delay than real workers have).
+    ``engine`` is ours or a peer's (:mod:`benchmarks._engines`).
     """
-    fn, space, optimum = PROBLEMS[problem]
-    study = hpo.create_study(space=space, storage=":memory:", seed=seed,
-                             heartbeat_interval=None)
-    running: collections.deque[hpo.Trial] = collections.deque()
+    spec = PROBLEMS[problem]
+    driver = make_engine(engine, spec.objective, spec.space, spec.bounds, seed)
+    running: collections.deque[Any] = collections.deque()
     told_at_once = 1 if schedule == "asynchronous" else workers  # the oldest one, or the batch
+    values: list[float] = []  # in the order of the asks: tells are first in, first out
     for _ in range(budget):
         if len(running) == workers:
-            for trial in [running.popleft() for _ in range(told_at_once)]:
-                study.tell(trial, fn(trial.params))
-        running.append(study.ask())
-    for trial in running:
-        study.tell(trial, fn(trial.params))
-    values = [t.value for t in sorted(study.trials, key=lambda t: t.number)]
-    return (np.minimum.accumulate(np.array(values, dtype=float)) - optimum).tolist()
+            values.extend(driver.tell(running.popleft()) for _ in range(told_at_once))
+        running.append(driver.ask())
+    values.extend(driver.tell(handle) for handle in running)
+    return (np.minimum.accumulate(np.array(values, dtype=float)) - spec.optimum).tolist()
 
 
-def regret_table(seeds: int, budget: int, n_jobs: int = 2) -> list[list[str]]:
+def _ratio_row(problem: str, engine: str, label: str, seq: list[float],
+               par: list[float]) -> list[str]:
+    """One row: both medians, their ratio with a bootstrap interval, the geometric-mean ratio."""
+    a, b = np.log(np.array(seq)), np.log(np.array(par))
+    rng = np.random.default_rng(0)
+    boot = [np.median(rng.choice(b, len(b))) - np.median(rng.choice(a, len(a)))
+            for _ in range(2000)]
+    low, high = np.exp(np.percentile(boot, [10, 90]))
+    ratio = statistics.median(par) / statistics.median(seq)
+    return [problem, engine, label, str(len(seq)), f"{statistics.median(seq):.4f}",
+            f"{statistics.median(par):.4f}", f"{ratio:.2f}", f"[{low:.2f}, {high:.2f}]",
+            f"{np.exp(b.mean() - a.mean()):.2f}"]
+
+
+def regret_table(seeds: int, budget: int, n_jobs: int = 2,
+                 peers: tuple[str, ...] = ()) -> list[list[str]]:
     """Table 4: median regret of 4 workers against sequential, both schedules of ``_regret``.
 
     Besides the ratio of the medians: a bootstrap interval of that ratio (10th-90th percentile
@@ -224,33 +258,31 @@ def regret_table(seeds: int, budget: int, n_jobs: int = 2) -> list[list[str]]:
     ratio of the geometric means (every seed counts, not only the middle ones). A third row per
     problem is a yardstick: the same sequential runs stopped 3 trials early. Asynchronous workers
     lack the last 3 results when they propose the last trials; a policy that used the running
-    trials perfectly would still be about that far behind. Runs on ``n_jobs`` processes; each
-    run is deterministic, so the figures do not depend on the load.
+    trials perfectly would still be about that far behind. ``peers`` (``"optuna"``,
+    ``"hyperopt"``) add, per problem, the same asynchronous comparison for each peer against
+    its own sequential runs, so the cost of parallelism is compared like with like. Runs on
+    ``n_jobs`` processes; each run is deterministic, so the figures do not depend on the load.
     """
     from concurrent.futures import ProcessPoolExecutor
+
+    def runs(problem: str, workers: int, schedule: str, engine: str) -> list[list[float]]:
+        return list(pool.map(_regret, [problem] * seeds, range(seeds), [budget] * seeds,
+                             [workers] * seeds, [schedule] * seeds, [engine] * seeds))
 
     rows = []
     with ProcessPoolExecutor(n_jobs) as pool:
         for problem in PROBLEMS:
-            curves = {label: list(pool.map(_regret, [problem] * seeds, range(seeds),
-                                           [budget] * seeds, [workers] * seeds,
-                                           [schedule] * seeds))
-                      for label, workers, schedule in (("sequential", 1, "asynchronous"),
-                                                       *((s, 4, s) for s in SCHEDULES))}
-            seq_curves = curves.pop("sequential")
+            seq_curves = runs(problem, 1, "asynchronous", "hpo_plugins")
             seq = [curve[-1] for curve in seq_curves]
-            compared = {label: [curve[-1] for curve in runs] for label, runs in curves.items()}
-            compared[f"sequential, {budget - 3} trials"] = [curve[-4] for curve in seq_curves]
-            for label, par in compared.items():
-                a, b = np.log(np.array(seq)), np.log(np.array(par))
-                rng = np.random.default_rng(0)
-                boot = [np.median(rng.choice(b, len(b))) - np.median(rng.choice(a, len(a)))
-                        for _ in range(2000)]
-                low, high = np.exp(np.percentile(boot, [10, 90]))
-                ratio = statistics.median(par) / statistics.median(seq)
-                rows.append([problem, label, str(seeds), f"{statistics.median(seq):.4f}",
-                             f"{statistics.median(par):.4f}", f"{ratio:.2f}",
-                             f"[{low:.2f}, {high:.2f}]", f"{np.exp(b.mean() - a.mean()):.2f}"])
+            for schedule in SCHEDULES:
+                par = [curve[-1] for curve in runs(problem, 4, schedule, "hpo_plugins")]
+                rows.append(_ratio_row(problem, "hpo_plugins", schedule, seq, par))
+            rows.append(_ratio_row(problem, "hpo_plugins", f"sequential, {budget - 3} trials",
+                                   seq, [curve[-4] for curve in seq_curves]))
+            for peer in peers:
+                peer_seq = [curve[-1] for curve in runs(problem, 1, "asynchronous", peer)]
+                par = [curve[-1] for curve in runs(problem, 4, "asynchronous", peer)]
+                rows.append(_ratio_row(problem, peer, "asynchronous", peer_seq, par))
     return rows
 
 
@@ -509,6 +541,11 @@ def main() -> None:
                         "seeds, and by up to 0.4 between sets of 300; the docs use 600)")
     parser.add_argument("--regret-only", action="store_true",
                         help="print only the regret table (it does not depend on the load)")
+    parser.add_argument("--peers", nargs="*", choices=ENGINES[1:], default=None,
+                        metavar="PEER",
+                        help="add to the regret table the same asynchronous comparison for "
+                        f"peers ({', '.join(ENGINES[1:])}; with no name, both), each against "
+                        "its own sequential runs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     quick = args.quick
@@ -518,10 +555,12 @@ def main() -> None:
     print(f"# parallel benchmark, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     if not args.regret_only:
         timed_tables(quick)
+    peers = tuple(args.peers or ENGINES[1:]) if args.peers is not None else ()
     print_table("4 parallel workers against sequential (median final regret)",
-                ["problem", "against sequential", "seeds", "sequential", "that run", "ratio",
-                 "ratio, 80 % bootstrap interval", "ratio of geometric means"],
-                regret_table(3 if quick else args.seeds, 30 if quick else 100))
+                ["problem", "optimiser", "against sequential", "seeds", "sequential",
+                 "that run", "ratio", "ratio, 80 % bootstrap interval",
+                 "ratio of geometric means"],
+                regret_table(3 if quick else args.seeds, 30 if quick else 100, peers=peers))
 
 
 def timed_tables(quick: bool) -> None:

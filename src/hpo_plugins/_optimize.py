@@ -356,6 +356,13 @@ class _Progress:
         with contextlib.suppress(ConfigurationError):  # nothing completed yet
             self._bar.set_postfix(best=f"{study.best_value:.6g}", refresh=False)
 
+    def add_to_total(self, n: int) -> None:
+        """Expect ``n`` more (or, negative, fewer) trials than the budget: a parallel run
+        whose workers died reports their trials as FAIL and may run replacements."""
+        if self._bar.total is not None and n:
+            self._bar.total = max(self._bar.n, self._bar.total + n)
+            self._bar.refresh()
+
     def close(self) -> None:
         self._bar.close()
 

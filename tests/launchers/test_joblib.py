@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,7 +129,7 @@ def test_lost_tasks_keep_the_budget_and_the_count_in_flight_right(tmp_path: Path
 
 
 def test_a_worker_killed_every_time_is_replaced_a_budget_of_times_and_reported(
-        tmp_path: Path) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def objective(params: dict[str, Any]) -> float:
         os.kill(os.getpid(), signal.SIGKILL)
         return 0.0
@@ -136,11 +137,33 @@ def test_a_worker_killed_every_time_is_replaced_a_budget_of_times_and_reported(
     seen: list[TrialState] = []
     study = hpo.minimize(objective, SPACE, n_trials=2, launcher=JoblibLauncher(n_jobs=2),
                          storage=_url(tmp_path), study_name="oom", sampler=RandomSampler(),
-                         callbacks=[lambda s, t: seen.append(t.state)])
+                         callbacks=[lambda s, t: seen.append(t.state)], show_progress_bar=True)
     trials = study.trials
     assert 2 <= len(trials) <= 4  # each lost one replaced once at most (the budget is 2)
     assert all(t.state is TrialState.FAIL for t in trials)
     assert seen == [TrialState.FAIL] * len(trials)  # the callbacks heard of every one
+    # the bar's total grew with the replacements: it ends full, never past its total
+    counts = re.findall(r"(\d+)/(\d+) \[", capsys.readouterr().err)
+    assert counts[-1] == (str(len(trials)),) * 2
+    assert all(int(n) <= int(total) for n, total in counts)
+
+
+def test_the_progress_total_follows_lost_and_replaced_trials(tmp_path: Path) -> None:
+    study = hpo.create_study(space=SPACE, storage=_url(tmp_path), sampler=RandomSampler())
+    settings = RunSettings.build(study, n_trials=3, max_trials=None, timeout=None, catch=(),
+                                 callbacks=None, show_progress_bar=True)
+    run = RunState(study, settings, Job.pack(study, lambda p: 1.0, settings, "r", None, None))
+    bar = run._bar._bar  # type: ignore[union-attr]
+    for _ in range(3):
+        assert run.take()
+    lost = study.tell(study.ask(), state=TrialState.FAIL)
+    run.lost(2, [lost])  # one lost task had a trial (reported), one had none
+    assert (bar.n, bar.total) == (1, 4)  # 3 to come: 1 running, 2 replacements
+    for _ in range(3):
+        run.lost(1, [])  # lost again, without trials; 1 more replacement left in the budget
+    assert bar.total == 2  # the trial reported, and the last replacement
+    with run:
+        pass
 
 
 GPU_OBJECTIVE_SLEEP = 0.4

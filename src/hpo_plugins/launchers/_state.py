@@ -89,6 +89,8 @@ class RunState:
         give = min(tasks, max(0, (budget or 0) - self.replaced))
         self.started -= give
         self.replaced += give
+        # the lost tasks report nothing themselves; the replacements will
+        self._add_to_total(give - tasks)
 
     def orphaned(self, failed: Sequence[FrozenTrial], *, counted: bool = False) -> None:
         """Trials of this run failed in the parent (their worker is gone): count and announce.
@@ -98,8 +100,14 @@ class RunState:
         """
         if not counted:
             self.failed += len(failed)
+        self._add_to_total(len(failed))  # each one's task was or is counted lost
         for frozen in failed:
             self._announce(frozen)
+
+    def _add_to_total(self, n: int) -> None:
+        """Keep the progress bar's total equal to the trials this run will report."""
+        if self._bar is not None:
+            self._bar.add_to_total(n)
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if self._bar is not None:
