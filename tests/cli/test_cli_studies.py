@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ def test_an_empty_storage_says_so(cli: Run, tmp_path: Path) -> None:
     ("sqlite:///{tmp}/missing.db", "the SQLite file does not exist"),
     ("not-a-url", "cannot open the storage: Expected `storage`"),
     ("sqlite:///{tmp}/no_such_dir/x.db", "the SQLite file does not exist"),
+    ("nosuch://host/db", "scheme 'nosuch', which SQLAlchemy does not know"),
+    ("postgresql+nosuch://u@host/db", "scheme 'postgresql+nosuch'"),
 ])
 def test_an_unknown_storage_is_one_line_and_exit_3(cli: Run, tmp_path: Path, storage: str,
                                                   message: str) -> None:
@@ -59,3 +63,22 @@ def test_a_file_that_is_not_a_database_is_exit_3(cli: Run, tmp_path: Path) -> No
     (tmp_path / "junk.db").write_text("not sqlite")
     code, _, err = cli("studies", "--storage", f"sqlite:///{tmp_path}/junk.db")
     assert code == EXIT_NOT_FOUND and "cannot open the storage" in err
+
+
+@pytest.mark.parametrize("content", ["another program's table", "an empty file"])
+def test_a_database_of_another_program_is_exit_3_and_left_unchanged(
+        cli: Run, tmp_path: Path, content: str) -> None:
+    path = tmp_path / "theirs.db"
+    if content == "an empty file":
+        path.write_bytes(b"")
+    else:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE TABLE orders (id INTEGER)")
+            conn.commit()
+    before = path.read_bytes()
+    for command in (["studies"], ["trials", "--study", "x"], ["export", "--study", "x"]):
+        code, out, err = cli(*command, "--storage", f"sqlite:///{path}")
+        assert (code, out) == (EXIT_NOT_FOUND, "")
+        assert "holds no hpo_plugins tables" in err
+    assert path.read_bytes() == before  # no tables created, not even switched to WAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from hpo_plugins._frozen import Direction, TrialState
+from hpo_plugins.exceptions import StorageError
 from hpo_plugins.storages import SQLStorage, Storage
 from hpo_plugins.storages._sql import SCHEMA_VERSION
 from hpo_plugins.testing import StorageConformance
@@ -209,3 +210,29 @@ def test_version_1_database_is_upgraded_in_place(clean_postgres_url: str) -> Non
         assert created is not None and created.number == 3
     finally:
         later.close()
+
+
+def test_create_false_reads_tables_and_refuses_a_database_without_them(
+        clean_postgres_url: str) -> None:
+    reader = SQLStorage(clean_postgres_url, create=False)
+    try:
+        with pytest.raises(StorageError, match="holds no hpo_plugins tables"):
+            reader.list_studies()
+    finally:
+        reader.close()
+    engine = sa.create_engine(clean_postgres_url)
+    try:
+        with engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("hpo_studies")  # nothing created
+    finally:
+        engine.dispose()
+    writer = SQLStorage(clean_postgres_url)
+    try:
+        writer.create_study("s", Direction.MINIMIZE)
+    finally:
+        writer.close()
+    reader = SQLStorage(clean_postgres_url, create=False)
+    try:
+        assert [s.name for s in reader.list_studies()] == ["s"]
+    finally:
+        reader.close()

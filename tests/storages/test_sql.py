@@ -91,6 +91,50 @@ def test_version_1_database_is_upgraded_in_place(sqlite_url: str, open_sql: Open
         (SCHEMA_VERSION,)]
 
 
+def test_create_false_reads_a_study_database_and_changes_nothing(sqlite_url: str,
+                                                                  open_sql: OpenSQL) -> None:
+    open_sql(sqlite_url).create_study("s", Direction.MINIMIZE)
+    before = _sqlite_file(sqlite_url).read_bytes()
+    reader = SQLStorage(sqlite_url, create=False)
+    assert [s.name for s in reader.list_studies()] == ["s"]
+    reader.close()
+    assert pickle.loads(pickle.dumps(reader)).create is False  # workers open it the same way
+    assert _sqlite_file(sqlite_url).read_bytes() == before
+
+
+def test_create_false_refuses_other_databases_without_touching_them(tmp_path: Path) -> None:
+    missing = tmp_path / "no_dir" / "x.db"
+    with pytest.raises(StorageError, match="Could not read the SQLite file"):
+        SQLStorage(f"sqlite:///{missing}", create=False).list_studies()
+    assert not missing.parent.exists()  # no folder made either
+    theirs = tmp_path / "theirs.db"
+    _raw_sql(f"sqlite:///{theirs}", "CREATE TABLE orders (id INTEGER)")
+    before = theirs.read_bytes()
+    with pytest.raises(StorageError, match="holds no hpo_plugins tables: it is empty or belongs"):
+        SQLStorage(f"sqlite:///{theirs}", create=False).list_studies()
+    assert theirs.read_bytes() == before
+    assert _raw_sql(f"sqlite:///{theirs}", "PRAGMA journal_mode") == [("delete",)]
+
+
+@pytest.mark.parametrize(("found", "advice"), [
+    (1, "older than this hpo_plugins' .* opened without changes. Open it once from Python"),
+    (SCHEMA_VERSION + 1, "newer hpo_plugins: upgrade"),
+    (0, "no automatic migration"),
+])
+def test_create_false_refuses_other_versions_and_leaves_them(
+        sqlite_url: str, open_sql: OpenSQL, found: int, advice: str) -> None:
+    open_sql(sqlite_url).create_study("s", Direction.MINIMIZE)
+    _raw_sql(sqlite_url, f"UPDATE hpo_schema_version SET schema_version = {found}")
+    with pytest.raises(StorageError, match=f"schema version {found}.*{advice}"):
+        SQLStorage(sqlite_url, create=False).list_studies()
+    assert _raw_sql(sqlite_url, "SELECT schema_version FROM hpo_schema_version") == [(found,)]
+
+
+def test_an_unknown_url_scheme_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="scheme 'nosuch', which SQLAlchemy does not"):
+        SQLStorage("nosuch://host/db").list_studies()
+
+
 def test_parent_directories_are_created(tmp_path: Path, open_sql: OpenSQL) -> None:
     open_sql(f"sqlite:///{tmp_path}/a/b/studies.db").create_study("s", Direction.MINIMIZE)
     assert (tmp_path / "a" / "b" / "studies.db").is_file()
@@ -143,12 +187,12 @@ def test_unparsable_url_is_not_echoed() -> None:
 # -- pickling, fork, several instances ----------------------------------------------------------
 
 
-def test_pickle_round_trip_keeps_only_the_url(sqlite_url: str, open_sql: OpenSQL) -> None:
+def test_pickle_round_trip_keeps_the_url_and_options(sqlite_url: str, open_sql: OpenSQL) -> None:
     storage = open_sql(sqlite_url)
     study_id = storage.create_study("s", Direction.MINIMIZE)
     clone = pickle.loads(pickle.dumps(storage))
     try:
-        assert clone.__getstate__() == {"url": sqlite_url, "engine_kwargs": None}
+        assert clone.__getstate__() == {"url": sqlite_url, "engine_kwargs": None, "create": True}
         trial = clone.create_trial(study_id)
         assert trial is not None and trial.number == 0
         assert storage.get_trial(trial.trial_id) == trial

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hpo_plugins.exceptions import ConfigurationError, StorageError
+from hpo_plugins.exceptions import ConfigurationError, MissingDependencyError, StorageError
 from hpo_plugins.storages import DEFAULT_STORAGE_ENV, Storage, default_storage_url, get_storage
 
 if TYPE_CHECKING:
@@ -93,23 +93,35 @@ def storage_help() -> str:
 def open_storage(url: str | None) -> Iterator[Storage]:
     """The storage at ``url`` (default: the default storage URL), closed on exit.
 
-    Unlike the library, the CLI never creates a SQLite file: a missing file is an error.
+    Unlike the library, the commands that read never create or change a database: a missing
+    SQLite file is an error, and so is a database without hpo_plugins tables (pointed at
+    another program's database by mistake, the CLI must not write its tables into it).
 
     Raises:
-        CLIError: The URL is malformed, the file is missing or the database cannot be opened
-            (code :data:`EXIT_NOT_FOUND`).
+        CLIError: The URL is malformed, the file is missing, the database holds no hpo_plugins
+            tables, its driver is not installed or it cannot be opened (code
+            :data:`EXIT_NOT_FOUND`).
     """
     url = url or default_storage_url()
     _check_sqlite_exists(url)
     try:
-        store = get_storage(url)
+        store = _read_only_storage(url)
         store.list_studies()  # opens it now, so that a bad storage fails here
-    except (ConfigurationError, StorageError) as exc:
+    except (ConfigurationError, StorageError, MissingDependencyError) as exc:
         raise CLIError(f"cannot open the storage: {exc}", EXIT_NOT_FOUND) from None
     try:
         yield store
     finally:
         store.close()
+
+
+def _read_only_storage(url: str) -> Storage:
+    """The storage at ``url``; a SQL one opened with ``create=False`` (see :func:`open_storage`)."""
+    if "://" in url:
+        from hpo_plugins.storages import SQLStorage
+
+        return SQLStorage(url, create=False)
+    return get_storage(url)  # ':memory:' or a malformed value: get_storage explains
 
 
 def _check_sqlite_exists(url: str) -> None:

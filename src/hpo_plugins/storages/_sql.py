@@ -51,7 +51,7 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, utcnow
 from hpo_plugins.exceptions import (
@@ -90,6 +90,7 @@ _SQLITE_BUSY_TIMEOUT_S = 120.0
 #: Execution option that marks a transaction as read-only (a plain, deferred BEGIN on SQLite;
 #: no BEGIN at all on PostgreSQL, whose reads run in autocommit).
 _READ_ONLY = "hpo_read_only"
+_UPGRADABLE = frozenset({1})  # older schema versions that _migrate brings up to date
 #: Execution option for a connection whose statements each commit by themselves (PostgreSQL).
 _AUTOCOMMIT = "hpo_autocommit"
 _UTC = _dt.timezone.utc
@@ -811,6 +812,10 @@ class SQLStorage(Storage):
             process started in another directory (:attr:`portable_url`) still opens this file.
         engine_kwargs: Extra keyword arguments for :func:`sqlalchemy.create_engine` (pool size,
             ``connect_args``...).
+        create: Create the tables when they are missing and upgrade an older schema (default).
+            False opens only a database that already holds this schema version and never
+            changes its structure: for tools that read, such as the command line, which must
+            not write into another program's database it was pointed at by mistake.
 
     Raises:
         ConfigurationError: ``url`` is not a database URL, or names an in-memory SQLite
@@ -823,9 +828,11 @@ class SQLStorage(Storage):
 
     multiprocess = True
 
-    def __init__(self, url: str, *, engine_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, *, engine_kwargs: dict[str, Any] | None = None,
+                 create: bool = True) -> None:
         self.url = url
         self.engine_kwargs = engine_kwargs
+        self.create = create
         self._parsed = _parse_url(url)
         if self._parsed.get_backend_name() == "sqlite":
             _check_sqlite_file(self._parsed)
@@ -842,10 +849,12 @@ class SQLStorage(Storage):
 
     def __getstate__(self) -> dict[str, Any]:
         """Only the URL and engine arguments travel; the engine is rebuilt where it lands."""
-        return {"url": self.portable_url, "engine_kwargs": self.engine_kwargs}
+        return {"url": self.portable_url, "engine_kwargs": self.engine_kwargs,
+                "create": self.create}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], engine_kwargs=state["engine_kwargs"])  # type: ignore[misc]
+        self.__init__(state["url"], engine_kwargs=state["engine_kwargs"],  # type: ignore[misc]
+                      create=state.get("create", True))
 
     def __repr__(self) -> str:
         return f"SQLStorage({self._description!r})"
@@ -911,9 +920,16 @@ class SQLStorage(Storage):
         self._pid = os.getpid()
 
     def _open(self) -> Engine:
+        if not self.create and self._is_sqlite:  # before the engine makes folders or WAL
+            _check_version(_sqlite_schema_version(self._parsed.database or ""),
+                           self._description)
         engine = self._create_engine()
         try:
-            _ensure_schema(engine, self._description)
+            if self.create:
+                _ensure_schema(engine, self._description)
+            elif not self._is_sqlite:
+                with engine.connect() as conn:
+                    _check_version(_server_schema_version(conn), self._description)
         except SQLAlchemyError as exc:
             engine.dispose()
             raise StorageError(
@@ -931,6 +947,13 @@ class SQLStorage(Storage):
             if self._parsed.get_backend_name() == "sqlite":
                 return _sqlite_engine(self._parsed, kwargs)
             return _server_engine(self._parsed, kwargs)
+        except NoSuchModuleError:
+            raise ConfigurationError(
+                f"Expected a database URL whose scheme names a SQLAlchemy dialect, such as "
+                f"'sqlite:///hpo.db' or 'postgresql+psycopg://user@host/db'. Received the "
+                f"scheme {self._parsed.drivername!r}, which SQLAlchemy does not know: check "
+                f"its spelling."
+            ) from None
         except ImportError as exc:
             raise MissingDependencyError(
                 f"The database driver for {self._parsed.drivername!r} is not installed ({exc}). "
@@ -1361,6 +1384,52 @@ def _ensure_schema(engine: Engine, description: str) -> None:
                          SCHEMA_VERSION, description)
 
 
+def _server_schema_version(conn: Connection) -> int | None:
+    """The schema version in a server database; None if it has no hpo_plugins tables."""
+    if not sa.inspect(conn).has_table(_version_table.name):
+        return None
+    return conn.scalar(sa.select(_version_table.c.schema_version))
+
+
+def _check_version(found: int | None, description: str) -> None:
+    """Refuse (for ``create=False``) a database that does not hold this schema version."""
+    if found is None:
+        raise StorageError(
+            f"The database {description} holds no hpo_plugins tables: it is empty or belongs to "
+            f"another program. Expected a database that hpo_plugins has written studies to; "
+            f"check the URL (a study run creates the tables).")
+    if found == SCHEMA_VERSION:
+        return
+    if found in _UPGRADABLE:
+        raise StorageError(
+            f"The database {description} holds hpo_plugins schema version {found}, older than "
+            f"this hpo_plugins' {SCHEMA_VERSION}, and it is opened without changes. Open it "
+            f"once from Python (hpo_plugins.load_study(...)), which upgrades it in place, then "
+            f"read it here.")
+    raise StorageError(_version_message(description, found))
+
+
+def _sqlite_schema_version(path: str) -> int | None:
+    """The schema version in the SQLite file ``path``, read without changing it; None if the
+    file has no hpo_plugins tables."""
+    import sqlite3
+
+    if path.startswith("file:"):  # already a URI (``?uri=true`` URLs)
+        uri = f"{path}{'&' if '?' in path else '?'}mode=ro"
+    else:
+        uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            (_version_table.name,)).fetchone() is None:
+                return None
+            row = conn.execute(f"SELECT schema_version FROM {_version_table.name}").fetchone()
+    except sqlite3.Error as exc:
+        raise StorageError(f"Could not read the SQLite file {path}: {exc}. Expected a "
+                           f"database that hpo_plugins has written studies to.") from None
+    return None if row is None else int(row[0])
+
+
 def _migrate(conn: Connection, found: int, description: str) -> None:
     """Bring a database of an older schema version up to :data:`SCHEMA_VERSION`, in place.
 
@@ -1371,7 +1440,7 @@ def _migrate(conn: Connection, found: int, description: str) -> None:
     Raises:
         StorageError: The version is newer than this hpo_plugins, or has no migration.
     """
-    if found != 1:
+    if found not in _UPGRADABLE:
         raise StorageError(_version_message(description, found))
     # 1 -> 2: each study's next trial number lives on its row (see "Numbers" above).
     conn.execute(sa.text("ALTER TABLE hpo_studies ADD COLUMN next_number INTEGER NOT NULL "
