@@ -51,3 +51,22 @@ def test_anything_else_is_refused() -> None:
     with pytest.raises(ConfigurationError, match=r"Expected `storage`.*Received: storage=3 "
                                                  r"\(of type int\)"):
         get_storage(3)
+
+
+def test_a_bad_url_in_the_environment_is_named_and_makes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(_factory.DEFAULT_STORAGE_ENV, "sqlite://runs/hpo.db")
+    with pytest.raises(ConfigurationError, match=r"\$HPO_PLUGINS_STORAGE holds a bad storage "
+                                                 r"URL. .*'sqlite:///runs/hpo.db' for the file"):
+        get_storage()
+    assert list(tmp_path.iterdir()) == []  # no folder 'runs' made
+
+
+def test_a_sqlite_url_with_two_slashes_passed_in_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"^Expected a SQLite URL with three slashes.*"
+                                                 r"'sqlite:////hpo.db' for the absolute path"):
+        get_storage("sqlite://hpo.db")
+    assert list(tmp_path.iterdir()) == []

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import math
 import multiprocessing
+import os
 import pickle
 import sqlite3
 import subprocess
@@ -20,7 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
-from hpo_plugins.exceptions import ConfigurationError, StorageError, StudyNotFoundError
+from hpo_plugins.exceptions import (
+    ConfigurationError,
+    MissingDependencyError,
+    StorageError,
+    StudyNotFoundError,
+)
 from hpo_plugins.storages import SQLStorage, Storage, _sql
 from hpo_plugins.storages._sql import SCHEMA_VERSION
 from hpo_plugins.testing import StorageConformance
@@ -154,10 +161,132 @@ def test_relative_path_is_under_working_directory(tmp_path: Path,
     assert storage.portable_url == f"sqlite:///{tmp_path / 'runs' / 'studies.db'}"
 
 
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:",
+                                 "sqlite:///file::memory:?uri=true"])
 def test_in_memory_sqlite_is_refused(url: str) -> None:
     with pytest.raises(ConfigurationError, match="storage=':memory:'"):
         SQLStorage(url)
+
+
+# -- URLs that would fail late or do something else -----------------------------------------
+
+
+def test_postgres_spelling_gets_the_psycopg_url() -> None:
+    """Heroku's ``postgres://``: the message shows the URL to use, its password hidden."""
+    with pytest.raises(ConfigurationError, match=r"scheme 'postgres', .*spells PostgreSQL "
+                                                 r"'postgresql'.*'postgresql\+psycopg://"
+                                                 r"alice:\*\*\*@host/db'") as info:
+        SQLStorage("postgres://alice:s3cret@host/db").list_studies()
+    assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://u@h/db", "postgresql://u@h/db"])
+def test_postgresql_without_psycopg_3_says_to_use_it(url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``postgresql://`` means psycopg2 before SQLAlchemy 2.1; the extra installs psycopg 3."""
+    if importlib.util.find_spec("psycopg2") is not None:
+        pytest.skip("psycopg2 is installed")
+    from sqlalchemy.dialects.postgresql import base, psycopg2
+
+    monkeypatch.setattr(base, "dialect", psycopg2.dialect)  # SQLAlchemy 2.0's default driver
+    with pytest.raises(MissingDependencyError, match=r"'psycopg2'.*installs psycopg 3, not "
+                                                     r"psycopg2: use a URL starting with "
+                                                     r"'postgresql\+psycopg://'"):
+        SQLStorage(url).list_studies()
+
+
+def test_missing_psycopg_3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    def missing() -> None:
+        raise ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+
+    monkeypatch.setattr(psycopg.dialect, "import_dbapi", missing)
+    with pytest.raises(MissingDependencyError, match=r"'psycopg'.*Install it with: pip install "
+                                                     r"'hpo_plugins\[postgres\]'"):
+        SQLStorage("postgresql+psycopg://u@h/db").list_studies()
+
+
+def test_other_missing_drivers_do_not_point_to_the_postgres_extra() -> None:
+    if importlib.util.find_spec("MySQLdb") is not None:
+        pytest.skip("MySQLdb is installed")
+    with pytest.raises(MissingDependencyError, match=r"'mysql://'.*module 'MySQLdb'.*tested "
+                                                     r"with SQLite and with PostgreSQL through "
+                                                     r"psycopg") as info:
+        SQLStorage("mysql://u@h/db").list_studies()
+    assert "hpo_plugins[postgres]" not in str(info.value)
+
+
+@pytest.mark.parametrize(("url", "path"), [("sqlite://runs/dir/x.db", "runs/dir/x.db"),
+                                           ("sqlite://hpo.db", "hpo.db")])
+def test_sqlite_url_with_two_slashes_is_refused_at_once(
+        url: str, path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two slashes make the path's first part a host: refused before any folder is made."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=f"two slashes.*'sqlite:///{path}' for the file "
+                                                 f"relative.*'sqlite:////{path}' for the abs"):
+        SQLStorage(url)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("below", ["x.db", "sub/x.db"])
+def test_a_folder_that_cannot_be_made_is_a_storage_error(below: str, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    storage = SQLStorage(f"sqlite:///{tmp_path}/afile/{below}")
+    with pytest.raises(StorageError, match=r"Could not create the folder .*afile.* for the "
+                                           r"SQLite file .*check the path \(no part of it may "
+                                           r"be a file\)"):
+        storage.create_study("s", Direction.MINIMIZE)
+
+
+def test_a_file_that_cannot_be_opened_says_what_to_check(tmp_path: Path) -> None:
+    storage = SQLStorage(f"sqlite:///{tmp_path}")  # a folder, not a file
+    with pytest.raises(StorageError, match=r"unable to open database file. Check the path "
+                                           r".*: it must name a file"):
+        storage.create_study("s", Direction.MINIMIZE)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root may write into read-only folders")
+def test_a_read_only_folder_is_a_storage_error(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    with pytest.raises(StorageError, match="unable to open database file. Check the path"):
+        SQLStorage(f"sqlite:///{folder}/x.db").create_study("s", Direction.MINIMIZE)
+    with pytest.raises(StorageError, match="Could not create the folder .*Permission denied"):
+        SQLStorage(f"sqlite:///{folder}/sub/x.db").create_study("s", Direction.MINIMIZE)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("sqlite:///x.db?mode=ro", r"Received \['mode'\] without 'uri=true'.*add '&uri=true'"),
+    ("sqlite:///x.db?mode=ro&uri=true", r"Received the path 'x.db'.*write 'file:'"),
+])
+def test_sqlite_uri_arguments_outside_the_uri_form_are_refused(url: str, message: str) -> None:
+    """The driver would drop them: ``mode=ro`` would open the file read-write."""
+    with pytest.raises(ConfigurationError,
+                       match=r"'sqlite:///file:x.db\?mode=ro&uri=true'.*" + message):
+        SQLStorage(url)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("sqlite:///x.db?timeout=soon", "'timeout' of a SQLite URL to be a number of seconds. "
+                                    "Received timeout='soon'"),
+    ("sqlite:///file:x.db?mode=ro&uri=maybe", "'uri' .* to be true or false. Received "
+                                              "uri='maybe'"),
+])
+def test_driver_arguments_it_cannot_read_are_refused(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        SQLStorage(url)
+
+
+def test_sqlite_uri_arguments_in_the_uri_form_are_honoured(sqlite_url: str,
+                                                           open_sql: OpenSQL) -> None:
+    open_sql(sqlite_url).create_study("s", Direction.MINIMIZE)
+    read_only = open_sql(f"sqlite:///file:{_sqlite_file(sqlite_url)}?mode=ro&uri=true")
+    assert [study.name for study in read_only.list_studies()] == ["s"]
+    with pytest.raises(StorageError, match="readonly database"):
+        read_only.create_study("t", Direction.MINIMIZE)
+    assert open_sql(f"sqlite:///{_sqlite_file(sqlite_url)}?timeout=5").list_studies()
 
 
 # -- secrets ------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ def get_storage(storage: Any = None) -> Storage:
             ``"sqlite:///hpo.db"`` or ``"postgresql+psycopg://user@host/db"``.
 
     Raises:
-        ConfigurationError: ``storage`` is none of these.
+        ConfigurationError: ``storage`` is none of these, or a URL that :class:`SQLStorage`
+            refuses (for ``None``, the message names ``$HPO_PLUGINS_STORAGE``).
     """
     if isinstance(storage, Storage):
         return storage
@@ -46,9 +47,14 @@ def get_storage(storage: Any = None) -> Storage:
     if isinstance(storage, str) and "://" in storage:
         from hpo_plugins.storages._sql import SQLStorage
 
-        store = SQLStorage(storage)
-        if default:
-            _announce(storage, store.describe())
+        if not default:
+            return SQLStorage(storage)
+        try:
+            store = SQLStorage(storage)
+        except ConfigurationError as exc:  # say where the URL came from: not from the caller
+            raise ConfigurationError(f"${DEFAULT_STORAGE_ENV} holds a bad storage URL. {exc}"
+                                     ) from None
+        _announce(storage, store.describe())
         return store
     # A mistyped URL ("postgresql:/user:secret@host/db") may hold a password: not echoed.
     shown = ("a string with '@' (not shown, as it may contain a password)"

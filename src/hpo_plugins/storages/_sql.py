@@ -99,6 +99,17 @@ _LIMIT_VALUES = [state.value for state in LIMIT_STATES]
 _MAX_NAMES_SHOWN = 20
 #: Above this many trials to read in full, get_all_trials reads the whole study in one query.
 _MAX_IDS_PER_QUERY = 500
+#: The query arguments of a SQLite URL that the pysqlite driver takes itself, with how it reads
+#: each and what that expects; any other one reaches SQLite only in a URI (``uri=true``, see
+#: :func:`_check_sqlite_query`).
+_SQLITE_DRIVER_ARGS: dict[str, tuple[Callable[[Any], object], str]] = {
+    "uri": (sa.util.asbool, "true or false"), "timeout": (float, "a number of seconds"),
+    "isolation_level": (str, "a text"), "detect_types": (int, "a whole number"),
+    "check_same_thread": (sa.util.asbool, "true or false"),
+    "cached_statements": (int, "a whole number"),
+}
+#: SQLite's errors when it cannot open or write the file: the path or permissions are wrong.
+_SQLITE_ACCESS_ERRORS = ("unable to open database file", "readonly database")
 
 
 # -- schema -----------------------------------------------------------------------------------
@@ -466,8 +477,8 @@ def _server_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
 
 def _sqlite_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
     """An engine on a SQLite file, with WAL, a long busy timeout and BEGIN IMMEDIATE."""
-    if not url.query.get("uri"):
-        Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+    if not _is_sqlite_uri(url):
+        _make_parent_folder(url.database or "")
     connect_args = {"timeout": _SQLITE_BUSY_TIMEOUT_S, **kwargs.pop("connect_args", {})}
     engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
     sa.event.listen(engine, "connect", _sqlite_on_connect)
@@ -475,10 +486,56 @@ def _sqlite_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
     return engine
 
 
+def _make_parent_folder(database: str) -> None:
+    """Create the folder of the SQLite file ``database``, or say why that is impossible."""
+    parent = Path(database).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"Could not create the folder {parent} for the SQLite file {database}: "
+            f"{exc.strerror or exc} ({exc.filename}). Expected a path whose every part above the "
+            f"file is a folder or can be made one: check the path (no part of it may be a "
+            f"file) and that this user may create folders there."
+        ) from None
+
+
+def _is_sqlite_uri(url: URL) -> bool:
+    """Whether the pysqlite driver hands the path to SQLite as a URI (``uri=true``)."""
+    value = url.query.get("uri")
+    return isinstance(value, str) and sa.util.asbool(value)
+
+
+def _check_sqlite_url(url: URL) -> None:
+    """Refuse at construction the SQLite URLs that would fail late or do something else."""
+    _check_sqlite_host(url)
+    _check_sqlite_file(url)
+    _check_sqlite_driver_args(url)
+    _check_sqlite_query(url)
+
+
+def _check_sqlite_host(url: URL) -> None:
+    """Refuse ``sqlite://path`` (two slashes): SQLAlchemy reads the path's first part as a host.
+
+    SQLAlchemy would refuse it only on first use, after the folder had been made from the rest.
+    """
+    if not (url.host or url.port or url.username or url.password):
+        return
+    path = "/".join(part for part in (url.host, url.database) if part)
+    raise ConfigurationError(
+        f"Expected a SQLite URL with three slashes before a relative path "
+        f"('sqlite:///runs/hpo.db') or four before an absolute one "
+        f"('sqlite:////home/me/hpo.db'). Received a URL with two slashes, so {url.host!r} was "
+        f"read as a host, and a SQLite URL has none: write 'sqlite:///{path}' for the file "
+        f"relative to the working directory, or 'sqlite:////{path}' for the absolute path."
+    )
+
+
 def _check_sqlite_file(url: URL) -> None:
     """Refuse in-memory SQLite: every pooled connection would see its own, empty database."""
     database = url.database or ""
-    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+    if (database in ("", ":memory:") or database.startswith("file::memory:")
+            or url.query.get("mode") == "memory"):
         raise ConfigurationError(
             "Expected a SQLite URL naming a file, such as 'sqlite:///hpo.db'. Received an "
             "in-memory SQLite URL, which processes cannot share; use storage=':memory:' for a "
@@ -486,10 +543,58 @@ def _check_sqlite_file(url: URL) -> None:
         )
 
 
+def _check_sqlite_driver_args(url: URL) -> None:
+    """Refuse a driver argument that the driver could not read (a raw ValueError on first use)."""
+    for key, (read, expected) in _SQLITE_DRIVER_ARGS.items():
+        value = url.query.get(key)
+        try:
+            if value is not None:
+                read(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"Expected the argument {key!r} of a SQLite URL to be {expected}. Received "
+                f"{key}={value!r}: correct it in the URL's query string."
+            ) from None
+
+
+def _check_sqlite_query(url: URL) -> None:
+    """Refuse SQLite URI arguments that SQLite would never see (see :class:`SQLStorage`).
+
+    Without ``uri=true`` the driver drops them (``mode=ro`` would open the file read-write);
+    with it, a path not starting with ``file:`` is a plain file name, query string included.
+    """
+    database = url.database or ""
+    if _is_sqlite_uri(url):
+        if not database.startswith("file:"):
+            raise ConfigurationError(
+                f"Expected the path of a SQLite URL with 'uri=true' to start with 'file:', "
+                f"such as {_as_sqlite_uri(url)!r}. Received the path {database!r}, which "
+                f"SQLite would take as a plain file name, query string included: write "
+                f"'file:' before the path.")
+        return
+    ignored = sorted(set(url.query) - set(_SQLITE_DRIVER_ARGS))
+    if ignored:
+        raise ConfigurationError(
+            f"Expected SQLite URI arguments such as {ignored[0]!r} to come with 'uri=true' "
+            f"and a path starting with 'file:', such as {_as_sqlite_uri(url)!r}. Received "
+            f"{ignored} without 'uri=true', which SQLite would never see (so mode=ro, for "
+            f"one, would open the file read-write): add '&uri=true' and write 'file:' before "
+            f"the path.")
+
+
+def _as_sqlite_uri(url: URL) -> str:
+    """The URI form of the SQLite URL ``url``, for messages (a SQLite URL holds no password)."""
+    database = url.database or "hpo.db"
+    path = database if database.startswith("file:") else f"file:{database}"
+    query = [f"{key}={value}" for key, values in url.query.items() if key != "uri"
+             for value in ((values,) if isinstance(values, str) else values)]
+    return f"sqlite:///{path}?{'&'.join([*query, 'uri=true'])}"
+
+
 def _absolute_sqlite(url: URL) -> URL:
     """``url`` with its SQLite file path made absolute (URI-style paths are left alone)."""
     database = url.database or ""
-    if database.startswith("file:") or url.query.get("uri") or os.path.isabs(database):
+    if database.startswith("file:") or _is_sqlite_uri(url) or os.path.isabs(database):
         return url
     return url.set(database=os.path.abspath(database))
 
@@ -817,9 +922,23 @@ class SQLStorage(Storage):
             changes its structure: for tools that read, such as the command line, which must
             not write into another program's database it was pointed at by mistake.
 
+    A SQLite URL has three slashes before a relative path (``sqlite:///runs/hpo.db``) and four
+    before an absolute one (``sqlite:////home/me/hpo.db``). Its query string may hold the
+    arguments of Python's SQLite driver (``timeout``, ``uri``...); SQLite's own URI arguments,
+    such as ``mode=ro``, reach SQLite only in its URI form, with ``uri=true`` and a path
+    starting with ``file:`` (``sqlite:///file:hpo.db?mode=ro&uri=true``). A URL with URI
+    arguments but not in that form is refused, because the driver would drop them: ``mode=ro``
+    would open the file read-write.
+
     Raises:
-        ConfigurationError: ``url`` is not a database URL, or names an in-memory SQLite
-            database (use :class:`~hpo_plugins.storages.InMemoryStorage` instead).
+        ConfigurationError: ``url`` is not a database URL; or is a SQLite URL that names an
+            in-memory database (use :class:`~hpo_plugins.storages.InMemoryStorage` instead),
+            has a host (two slashes, ``sqlite://hpo.db``), or holds SQLite URI arguments
+            outside the URI form. An unknown scheme is reported on first use.
+        StorageError: On first use: the database cannot be opened (for SQLite, the folder
+            cannot be made or the file cannot be opened or written), or holds another
+            schema version.
+        MissingDependencyError: On first use: the URL's database driver is not installed.
 
     Example:
         >>> from hpo_plugins.storages import SQLStorage
@@ -835,7 +954,7 @@ class SQLStorage(Storage):
         self.create = create
         self._parsed = _parse_url(url)
         if self._parsed.get_backend_name() == "sqlite":
-            _check_sqlite_file(self._parsed)
+            _check_sqlite_url(self._parsed)
             self._parsed = _absolute_sqlite(self._parsed)
         self._description = self._parsed.render_as_string(hide_password=True)
         self._is_sqlite = self._parsed.get_backend_name() == "sqlite"
@@ -934,6 +1053,7 @@ class SQLStorage(Storage):
             engine.dispose()
             raise StorageError(
                 f"Could not open the storage at {self._description}: {self._redact(exc)}"
+                f"{self._access_hint(exc)}"
             ) from None
         except BaseException:
             engine.dispose()
@@ -948,17 +1068,18 @@ class SQLStorage(Storage):
                 return _sqlite_engine(self._parsed, kwargs)
             return _server_engine(self._parsed, kwargs)
         except NoSuchModuleError:
-            raise ConfigurationError(
-                f"Expected a database URL whose scheme names a SQLAlchemy dialect, such as "
-                f"'sqlite:///hpo.db' or 'postgresql+psycopg://user@host/db'. Received the "
-                f"scheme {self._parsed.drivername!r}, which SQLAlchemy does not know: check "
-                f"its spelling."
-            ) from None
+            raise ConfigurationError(_unknown_scheme_message(self._parsed)) from None
         except ImportError as exc:
-            raise MissingDependencyError(
-                f"The database driver for {self._parsed.drivername!r} is not installed ({exc}). "
-                f"For PostgreSQL install it with: pip install 'hpo_plugins[postgres]'"
-            ) from exc
+            raise MissingDependencyError(_missing_driver_message(self._parsed, exc)) from exc
+
+    def _access_hint(self, exc: SQLAlchemyError) -> str:
+        """What to check when SQLite cannot open or write its file; "" for other errors."""
+        if not self._is_sqlite or not any(text in str(exc) for text in _SQLITE_ACCESS_ERRORS):
+            return ""
+        return (f". Check the path {self._parsed.database}: it must name a file (or nothing yet) "
+                f"in an existing folder, and this user must be allowed to read and write the "
+                f"file and to create files in the folder (SQLite writes -wal and -shm files "
+                f"beside the database).")
 
     def _redact(self, exc: BaseException) -> str:
         """The error text of ``exc`` with this URL's password, if any, masked."""
@@ -1335,6 +1456,35 @@ def _parse_url(url: str) -> URL:
             "'postgresql+psycopg://user@host/db'. Received a value that is not one (not shown, "
             "as it may contain a password)."
         ) from None
+
+
+def _unknown_scheme_message(url: URL) -> str:
+    """Why SQLAlchemy knows no dialect for ``url``'s scheme (its password is never shown)."""
+    message = (
+        f"Expected a database URL whose scheme names a SQLAlchemy dialect, such as "
+        f"'sqlite:///hpo.db' or 'postgresql+psycopg://user@host/db'. Received the scheme "
+        f"{url.drivername!r}, which SQLAlchemy does not know")
+    if url.get_backend_name() != "postgres":
+        return f"{message}: check its spelling."
+    fixed = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=True)
+    return (f"{message}: SQLAlchemy spells PostgreSQL 'postgresql', not 'postgres' (the spelling "
+            f"of Heroku and libpq). Use {fixed!r}, with psycopg 3 as the driver (pip install "
+            f"'hpo_plugins[postgres]').")
+
+
+def _missing_driver_message(url: URL, exc: ImportError) -> str:
+    """Which driver module ``url`` needs and how to get one that hpo_plugins is tested with."""
+    driver = url.get_driver_name()  # the dialect's default driver when the URL names none
+    module = exc.name or driver
+    message = (f"The database driver for URLs starting with '{url.drivername}://' is not "
+               f"installed: SQLAlchemy uses the Python module {module!r} for them ({exc}).")
+    if url.get_backend_name() != "postgresql":
+        return (f"{message} Install that module yourself; hpo_plugins is tested with SQLite and "
+                f"with PostgreSQL through psycopg 3 ('postgresql+psycopg://...').")
+    if driver == "psycopg":
+        return f"{message} Install it with: pip install 'hpo_plugins[postgres]'"
+    return (f"{message} The extra hpo_plugins[postgres] installs psycopg 3, not {driver}: use "
+            f"a URL starting with 'postgresql+psycopg://' (pip install 'hpo_plugins[postgres]').")
 
 
 def _new_trial_row(study_id: int, state: TrialState, params: Mapping[str, Any] | None,
