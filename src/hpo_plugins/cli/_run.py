@@ -11,28 +11,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import importlib
 import json
 import os
 import runpy
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import TrialState
 from hpo_plugins.cli._base import EXIT_OK, EXIT_USAGE, CLIError, Command, echo, warn
-from hpo_plugins.exceptions import ConfigurationError
-from hpo_plugins.storages import DEFAULT_STORAGE_ENV
+from hpo_plugins.exceptions import ConfigurationError, StudyNotFoundError
+from hpo_plugins.space import SearchSpace, as_space
+from hpo_plugins.storages import DEFAULT_STORAGE_ENV, Storage, default_storage_url, get_storage
+
+if TYPE_CHECKING:
+    from hpo_plugins.samplers import Sampler
+    from hpo_plugins.study import Study
 
 __all__ = ["RUN", "load_space"]
 
 _SAMPLERS = ("tpe", "hyperopt-tpe", "random", "anneal", "grid")
 _PRUNERS = ("none", "median", "asha", "hyperband")
+_REASON_LINES = 3  # lines of a failed command's stderr tail shown when every trial failed
+_LINE_CHARS = 200  # each shown at most this long
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", required=True, metavar="FILE_OR_MODULE:NAME",
                         help="where the search space is: examples/space.py:SPACE or pkg.mod:SPACE")
-    parser.add_argument("--study", metavar="NAME", help="study name (default: a new name)")
+    parser.add_argument("--study", type=_name, metavar="NAME",
+                        help="study name (default: derived from the command and the space, so "
+                        "running the same command again resumes the study)")
     parser.add_argument("--n-trials", type=_count(0), help="trials this run starts")
     parser.add_argument("--max-trials", type=_count(0),
                         help="cap on the study's total (resumable)")
@@ -42,11 +52,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="trials at once (default 1; -1: one per core; with --dask: every "
                         "worker thread or GPU)")
     parser.add_argument("--direction", choices=["minimize", "maximize"], default="minimize")
-    parser.add_argument("--metric", default="val_loss",
+    parser.add_argument("--metric", type=_name, default="val_loss",
                         help="the metric the script's callback monitors (default val_loss)")
     parser.add_argument("--sampler", choices=_SAMPLERS, default="tpe")
     parser.add_argument("--pruner", choices=_PRUNERS, default="none")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=_seed)
     parser.add_argument("--logdir", help="root of the trial directories and TensorBoard runs")
     parser.add_argument("--params-via", choices=["env", "json", "args"], default="env",
                         help="also hand params as params.json ({params_file}) or --label value")
@@ -55,7 +65,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run the trials on the Dask cluster whose scheduler is at ADDRESS "
                         "(e.g. tcp://scheduler:8786); use a database every worker reaches")
-    parser.add_argument("--gpus-per-trial", type=float, default=0,
+    parser.add_argument("--gpus-per-trial", type=_gpus, default=0,
                         help='with --dask: GPUs per trial, sent only to workers started with '
                         '--resources "GPU=1" (default 0)')
     parser.add_argument("script", nargs=argparse.REMAINDER, metavar="COMMAND",
@@ -86,6 +96,32 @@ def _jobs(text: str) -> int:
     return int(value)
 
 
+def _seed(text: str) -> int:
+    """``--seed``: an integer in [0, 2**63), the seeds a study stores."""
+    value = int(_count(0)(text))
+    if value >= 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected an integer < 2**63, received {value}")
+    return value
+
+
+def _name(text: str) -> str:
+    """``--study``, ``--metric``: a name that is not blank."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a name, received {text!r}")
+    return text
+
+
+def _gpus(text: str) -> float:
+    """``--gpus-per-trial``: a number of GPUs >= 0 (a fraction shares a GPU)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, received {text}")
+    return value
+
+
 def _seconds(text: str) -> float:
     """``--timeout``: a number of seconds > 0."""
     try:
@@ -98,7 +134,6 @@ def _seconds(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import hpo_plugins as hpo
     from hpo_plugins.launchers import ScriptFailed, ScriptObjective
 
     command = args.script[1:] if args.script[:1] == ["--"] else args.script
@@ -106,25 +141,123 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError("expected the command to run per trial after --, e.g. "
                        "`-- python train.py --epochs 20`", EXIT_USAGE)
     _warn_if_password_in_argv(args.storage)
-    study = hpo.create_study(space=load_space(args.space), study_name=args.study,
-                             storage=args.storage, direction=args.direction,
-                             sampler=_sampler(args.sampler), pruner=_pruner(args.pruner),
-                             seed=args.seed, metric=args.metric, logdir=args.logdir)
+    sampler = _sampler(args.sampler)
+    _check_options(args, sampler)  # everything is checked before the study is created
+    space = as_space(load_space(args.space))
+    sampler.check_space(space)
+    name = args.study or _default_study_name(command, space)
+    store = _open_storage(args.storage)
     ran: list[Any] = []  # the trials this run finished (callbacks see exactly those)
     try:
+        _check_resumable(store, name, args.direction, space)
         with _launcher(args) as launcher:
+            study = _study(args, name, space, sampler, store)
             study.optimize(ScriptObjective(command, params_via=args.params_via),
                            n_trials=args.n_trials, max_trials=args.max_trials,
                            timeout=args.timeout, catch=ScriptFailed, launcher=launcher,
                            callbacks=[lambda _, trial: ran.append(trial)])
         _summary(study)
     finally:
-        study.storage.close()
+        store.close()
     if ran and all(t.state is TrialState.FAIL for t in ran):
-        reason = ran[-1].fail_reason or "no reason stored"
         raise CLIError(f"every trial of this run failed ({len(ran)}); the last one: "
-                       f"{reason.strip().splitlines()[0] if reason.strip() else reason}")
+                       f"{_short_reason(ran[-1].fail_reason)}")
     return EXIT_OK
+
+
+def _check_options(args: argparse.Namespace, sampler: Sampler) -> None:
+    """Refuse options that cannot run together, naming the flags (the library names its Python
+    arguments): before anything is stored, so a refused run leaves no empty study."""
+    if (args.n_trials is None and args.max_trials is None and args.timeout is None
+            and not sampler.finite):
+        raise CLIError("expected a limit: --n-trials N (trials this run starts), --max-trials N "
+                       "(the study's total, resumable) or --timeout SECONDS. Received none, so "
+                       "the run would never stop", EXIT_USAGE)
+    if args.dask is None and args.gpus_per_trial:
+        raise CLIError("--gpus-per-trial needs --dask (on one machine use --gpus)", EXIT_USAGE)
+    if args.dask is not None and args.gpus is not None:
+        raise CLIError("--gpus does not apply with --dask: start one Dask worker per GPU with "
+                       '--resources "GPU=1" and pass --gpus-per-trial', EXIT_USAGE)
+
+
+def _default_study_name(command: list[str], space: SearchSpace) -> str:
+    """``<script>-<hash>``: the study of a command when ``--study`` is not given.
+
+    Stable across runs, so running the same command again after a crash resumes its study (and
+    with ``--max-trials`` completes it), as ``hpo.minimize`` does with its derived names. The
+    hash covers the command's words as typed and the space's fingerprint: another command, or
+    an edited space, gets another study. ``<script>`` is the stem of the command's first
+    ``.py`` word (``train`` for ``python train.py``), else of its program.
+    """
+    key = json.dumps([command, space.fingerprint])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    scripts = [word for word in command if word.endswith(".py")]
+    stem = os.path.splitext(os.path.basename(scripts[0] if scripts else command[0]))[0]
+    return f"{stem or 'run'}-{digest}"
+
+
+def _open_storage(url: str | None) -> Storage:
+    """The storage of ``--storage`` (created if missing: ``run`` writes, unlike the commands that
+    read); a value that is no URL is refused naming the flag, without echoing a password."""
+    try:
+        return get_storage(url)
+    except ConfigurationError:
+        value = url or default_storage_url()
+        if "://" in value:
+            raise  # a URL whose scheme is unknown: the library's message names it
+        shown = "a value with '@' (not shown, as it may contain a password)" if "@" in value \
+            else repr(value)
+        raise CLIError(f"expected --storage (or ${DEFAULT_STORAGE_ENV}) to be a database URL "
+                       f"such as sqlite:///hpo.db or postgresql+psycopg://user@host/db, or "
+                       f":memory:. Received: {shown}", EXIT_USAGE) from None
+
+
+def _check_resumable(store: Storage, name: str, direction: str, space: SearchSpace) -> None:
+    """Refuse to resume a study of another direction or space, naming the flags (the library's
+    error names its Python arguments)."""
+    try:
+        info = store.get_study(store.get_study_id(name))
+    except StudyNotFoundError:
+        return
+    if info.direction.value != direction:
+        raise CLIError(f"study {name!r} exists with --direction {info.direction.value}: pass "
+                       f"that to resume it, or --study with another name")
+    if info.attrs.get("space_fingerprint") not in (None, space.fingerprint):
+        raise CLIError(f"study {name!r} exists with another search space: pass the --space it "
+                       f"was created with to resume it, or --study with another name")
+
+
+def _study(args: argparse.Namespace, name: str, space: SearchSpace, sampler: Sampler,
+           store: Storage) -> Study:
+    """Create or resume the study; a derived name is shown, since the user did not choose it."""
+    import hpo_plugins as hpo
+
+    study = hpo.create_study(space=space, study_name=name, storage=store,
+                             direction=args.direction, sampler=sampler,
+                             pruner=_pruner(args.pruner), seed=args.seed, metric=args.metric,
+                             logdir=args.logdir)
+    if args.study is None:
+        earlier = len(study.trials)
+        warn(f"study {name!r} (a name derived from the command and the space; pass --study to "
+             f"choose one): " + (f"resumed with its {earlier} earlier trials" if earlier
+                                 else "new"))
+    return study
+
+
+def _short_reason(reason: str | None) -> str:
+    """A failed trial's reason on one line: its first line and, when more follow (a command's
+    stderr tail), the last few non-empty ones, where the error usually is."""
+    lines = [_clip(line.strip()) for line in (reason or "").splitlines() if line.strip()]
+    if not lines:
+        return "no reason stored"
+    head, tail = lines[0], lines[1:][-_REASON_LINES:]
+    if not tail:
+        return f"{head} (empty)" if head.endswith(":") else head
+    return head + (" " if head.endswith(":") else " | ") + " | ".join(tail)
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= _LINE_CHARS else line[:_LINE_CHARS - 3] + "..."
 
 
 @contextlib.contextmanager
@@ -134,19 +267,14 @@ def _launcher(args: argparse.Namespace) -> Iterator[Any]:
 
     gpus = None if args.gpus is None else "all" if args.gpus == "all" else args.gpus.split(",")
     if args.dask is None:
-        if args.gpus_per_trial:
-            raise CLIError("--gpus-per-trial needs --dask (on one machine use --gpus)",
-                           EXIT_USAGE)
         n_jobs = 1 if args.n_jobs is None else args.n_jobs
         yield (JoblibLauncher(n_jobs=n_jobs, gpus=gpus, trials_per_gpu=args.trials_per_gpu)
                if n_jobs != 1 or gpus is not None else None)
         return
-    if gpus is not None:
-        raise CLIError("--gpus does not apply with --dask: start one Dask worker per GPU with "
-                       '--resources "GPU=1" and pass --gpus-per-trial', EXIT_USAGE)
     with _dask_client(args.dask) as client:
+        _check_dask_gpus(client, args.dask, args.gpus_per_trial)
         yield DaskLauncher(client, gpus_per_trial=args.gpus_per_trial,
-                           n_concurrent=args.n_jobs)
+                           n_concurrent=None if args.n_jobs == -1 else args.n_jobs)
 
 
 @contextlib.contextmanager
@@ -162,6 +290,21 @@ def _dask_client(address: str) -> Iterator[Any]:
         raise CLIError(f"cannot connect to the Dask scheduler at {address}: {exc}") from None
     with client:
         yield client
+
+
+def _check_dask_gpus(client: Any, address: str, gpus_per_trial: float) -> None:
+    """Refuse ``--gpus-per-trial`` beyond the GPUs the cluster's workers advertise, before the
+    study exists (the launcher checks it too, but later and naming its Python argument)."""
+    from hpo_plugins.launchers._dask import GPU_RESOURCE
+
+    if not gpus_per_trial:
+        return
+    workers = client.scheduler_info()["workers"].values()
+    gpus = sum(float(w.get("resources", {}).get(GPU_RESOURCE, 0)) for w in workers)
+    if gpus < gpus_per_trial:
+        raise CLIError(f"--gpus-per-trial {gpus_per_trial:g}: the Dask workers at {address} "
+                       f"advertise {gpus:g} {GPU_RESOURCE} in all; start each with --resources "
+                       f'"{GPU_RESOURCE}=1"')
 
 
 def _warn_if_password_in_argv(url: str | None) -> None:
@@ -201,8 +344,9 @@ def load_space(spec: str) -> Any:
             namespace = runpy.run_path(where)
         else:
             namespace = vars(importlib.import_module(where))
-    except (OSError, ImportError) as exc:
-        raise CLIError(f"cannot load the space from {where!r}: {exc}") from None
+    except Exception as exc:  # the user's code: a SyntaxError, or whatever it raises
+        raise CLIError(f"cannot load the space from {where!r}: {type(exc).__name__}: {exc}"
+                       ) from None
     if name not in namespace:
         raise CLIError(f"{where!r} has no name {name!r}; names there: "
                        f"{sorted(k for k in namespace if not k.startswith('_'))}")
@@ -237,7 +381,9 @@ RUN = Command(
     "with Trainer(callbacks=[HPOCallback()]) or trial.report(); the trial's value is the last "
     "value it reported. A non-zero exit fails the trial (tail of stderr stored) and the study "
     "goes on. Example: hpo-plugins run --space examples/space.py:SPACE --n-trials 50 "
-    "--n-jobs 2 --study digits -- python examples/train_digits.py --epochs 20. With --dask "
+    "--n-jobs 2 --study digits -- python examples/train_digits.py --epochs 20. Without --study "
+    "the name is derived from the command and the space, so the same command resumes its "
+    "study (with --max-trials, completes it). With --dask "
     "tcp://scheduler:8786 the trials run on a Dask cluster; give a PostgreSQL URL every worker "
     "reaches, its password in $HPO_PLUGINS_STORAGE or $PGPASSWORD rather than on the command "
     "line.",
