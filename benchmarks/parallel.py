@@ -12,11 +12,15 @@ Prints four tables (measured in one run, so ratios compare like with like):
    ``JoblibLauncher`` does: each new trial sees the 3 before it running) and a synchronous
    batch (ask 4, tell 4); 200 seeds by default, with a bootstrap interval of the ratio and the
    ratio of geometric means, the steadier figure. A yardstick row per problem: the sequential
-   runs stopped 3 trials early, about the best asynchronous workers could do.
+   runs stopped 3 trials early, about the best asynchronous workers could do. With ``--peers``,
+   Optuna's TPE (with its constant liar) and Hyperopt's TPE (open trials as NEW documents) run
+   the same asynchronous comparison, each against its own sequential runs
+   (``benchmarks/_engines.py``).
 
     python benchmarks/parallel.py                  # full run, a few minutes on 2 cores
     python benchmarks/parallel.py --quick          # smoke run
     python benchmarks/parallel.py --regret-only    # table 4 alone (independent of the load)
+    python benchmarks/parallel.py --regret-only --peers   # with Optuna's and Hyperopt's rows
 
 ``--distributed [--postgres URL]`` prints the "Many machines" tables instead (see
 ``distributed_main``).
