@@ -190,7 +190,7 @@ def test_progress_bar_shows_the_best_value(capsys: pytest.CaptureFixture[str]) -
     ({"n_trials": -1}, "Expected `n_trials` to be an integer >= 0"),
     ({"n_trials": 2.5}, "Expected `n_trials`"),
     ({"timeout": 0}, "Expected `timeout`"),
-    ({"n_trials": 1, "catch": [ValueError, "oops"]}, "Expected `catch` to hold exception"),
+    ({"n_trials": 1, "catch": [ValueError, "oops"]}, "Expected `catch` to be an exception class"),
     ({"n_trials": 1, "callbacks": print}, "wrap it in a list: callbacks=\\[...\\]"),
     ({"n_trials": 1, "callbacks": [1]}, "to hold functions .*Received: 1 \\(a int\\)"),
     ({"n_trials": 1, "show_progress_bar": "no"}, "Expected `show_progress_bar` to be True"),

@@ -194,3 +194,15 @@ def test_fingerprint_is_stable_and_sensitive(nested_space: dict[str, Any]) -> No
     assert SearchSpace(nested_space).fingerprint == SearchSpace(nested_space).fingerprint
     other = dict(nested_space, lr=hp.loguniform("lr", math.log(1e-5), math.log(1e-1)))
     assert SearchSpace(other).fingerprint != SearchSpace(nested_space).fingerprint
+
+
+@pytest.mark.parametrize("expr", [hp.loguniform("lr", 1e-5, 1e-1),
+                                  hp.qloguniform("n", 0, 1, 0.1)])
+def test_log_bounds_given_as_values_warn_with_the_fix(expr: Any) -> None:
+    with pytest.warns(UserWarning, match=r"bounds are logarithms\. For values from .* write "
+                                         r"hp\.q?loguniform\(.*math\.log\("):
+        SearchSpace({"p": expr})
+
+
+def test_log_bounds_as_logarithms_do_not_warn() -> None:
+    SearchSpace({"lr": hp.loguniform("lr", math.log(1e-5), math.log(1e-1))})  # warnings: errors

@@ -6,6 +6,7 @@ import math
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 import hpo_plugins as hpo
@@ -89,8 +90,14 @@ def test_report_rejects_bad_input_and_fails_on_nan(nested_space: dict[str, Any],
     trial = study.ask()
     with pytest.raises(ConfigurationError, match="reported value to be a number"):
         trial.report("x", 0)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="integer >= 0"):
+    with pytest.raises(ConfigurationError, match="integer from 0 to 2\\*\\*63 - 1"):
         trial.report(1.0, -1)
+    with pytest.raises(ConfigurationError, match="step=1180591620717411303424"):
+        trial.report(1.0, 2 ** 70)  # SQL's INTEGER would overflow
+    with pytest.raises(ConfigurationError, match="an array of 2 elements"):
+        trial.report(np.array([1.0, 2.0]), 0)
+    trial.report(0.5, np.int64(1))  # numpy integers are steps too
+    assert trial.intermediate_values == {1: 0.5}
     trial.report(math.nan, 3)
     assert trial.should_prune()
     assert trial.fail_reason == "reported a non-finite value (nan) at step 3"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import re
 import sys
+import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hpo_plugins._frozen import FrozenTrial
+from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.samplers._base import Sampler
 from hpo_plugins.space import as_space
@@ -18,6 +22,7 @@ from hpo_plugins.study import Study, create_study
 __all__ = ["maximize", "minimize"]
 
 _logger = logging.getLogger(__name__)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # the part of default reprs that changes per run
 
 
 def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None = None,
@@ -70,6 +75,7 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
               study_name: str | None, catch: Any, callbacks: Any,
               show_progress_bar: bool | None, n_jobs: int, launcher: Any,
               **study_kwargs: Any) -> Study:
+    check_run_args(objective, n_jobs, launcher)  # before a study is created for nothing
     parsed = as_space(space)
     name = study_name or default_study_name(objective, parsed.fingerprint)
     study = create_study(parsed, study_name=name, direction=direction, **study_kwargs)
@@ -91,23 +97,85 @@ def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
     (so two scripts with different file names that each define ``objective`` get two studies;
     the name only, not the folder, so a moved checkout or another machine's mount point gives
     the same study, and ``a/train.py`` and ``b/train.py`` share one), its
-    qualified name, for a lambda the line it starts on (two lambdas of one file differ), and
-    the space's fingerprint.
+    qualified name, for a lambda the line it starts on (two lambdas of one file differ), what
+    it is bound to (see :func:`_bound_state`) and the space's fingerprint.
 
     Example:
-        >>> def objective(params):
+        >>> import functools
+        >>> def objective(params, data=0):
         ...     return params["x"]
         >>> default_study_name(objective, "f00d").startswith("objective-")
         True
+        >>> a = default_study_name(functools.partial(objective, data=1), "f00d")
+        >>> b = default_study_name(functools.partial(objective, data=2), "f00d")
+        >>> a.startswith("objective-") and a != b
+        True
     """
-    qualname = getattr(objective, "__qualname__", type(objective).__qualname__)
-    module = getattr(objective, "__module__", "") or ""
+    target = objective
+    while isinstance(target, functools.partial):
+        target = target.func
+    qualname = getattr(target, "__qualname__", type(target).__qualname__)
+    module = getattr(target, "__module__", "") or ""
     source = getattr(sys.modules.get(module), "__file__", None) or ""
     where = os.path.basename(source)
-    code = getattr(objective, "__code__", None)
+    code = getattr(target, "__code__", None)
     if "<lambda>" in qualname and code is not None:
         where = f"{where}:{code.co_firstlineno}"
-    key = f"{module}:{where}:{qualname}:{fingerprint}"
+    key = f"{module}:{where}:{qualname}:{fingerprint}{_bound_state(objective)}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     short = qualname.replace("<", "").replace(">", "").split(".")[-1]
     return f"{short}-{digest}"
+
+
+def _bound_state(objective: Any) -> str:
+    """What makes two objectives of one code differ: a ``functools.partial``'s arguments, a
+    bound method's object, a callable object's attributes (e.g. a script objective's command).
+
+    Empty for plain functions, so their names are what they always were. Memory addresses in
+    reprs are dropped, so the text is the same in every run.
+    """
+    parts: list[str] = []
+    while isinstance(objective, functools.partial):
+        parts.append(repr((objective.args, sorted(objective.keywords.items()))))
+        objective = objective.func
+    owner = getattr(objective, "__self__", None)  # a bound method's object
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        parts.append(_state_text(owner))
+    elif not isinstance(objective, (types.FunctionType, types.BuiltinFunctionType)):
+        parts.append(_state_text(objective))
+    text = _ADDRESS.sub("", "".join(parts))
+    return f":{text}" if text else ""
+
+
+def _state_text(obj: Any) -> str:
+    """An object's own ``repr`` when its class wrote one (it says what the object is), else
+    its attributes."""
+    if type(obj).__repr__ is not object.__repr__:
+        return repr(obj)
+    return repr(sorted(vars(obj).items())) if hasattr(obj, "__dict__") else ""
+
+
+def check_run_args(objective: Any, n_jobs: Any, launcher: Any) -> None:
+    """Refuse a non-callable objective and conflicting or malformed launcher arguments.
+
+    Raises:
+        ConfigurationError: With what was expected, what came in and the fix.
+    """
+    if not callable(objective):
+        raise ConfigurationError(
+            f"Expected `objective` to be a function fn(params) -> float. Received: "
+            f"{objective!r} (of type {type(objective).__name__}).")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
+        raise ConfigurationError(
+            f"Expected `n_jobs` to be an int (1: this process; more: worker processes). "
+            f"Received: n_jobs={n_jobs!r}.")
+    if launcher is not None:
+        if isinstance(launcher, type) or not callable(getattr(launcher, "run", None)):
+            raise ConfigurationError(
+                f"Expected `launcher` to be a launcher object such as JoblibLauncher(n_jobs=4) "
+                f"(from hpo_plugins.launchers). Received: {launcher!r}.")
+        if n_jobs != 1:
+            raise ConfigurationError(
+                f"Expected either `n_jobs` or `launcher`, not both: the launcher sets the "
+                f"number of workers. Received: n_jobs={n_jobs} with launcher={launcher!r}; "
+                f"pass the workers to the launcher, e.g. JoblibLauncher(n_jobs={n_jobs}).")

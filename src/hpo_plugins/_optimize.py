@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins._numbers import read_number
 from hpo_plugins.exceptions import (
     ConfigurationError,
     SearchSpaceExhausted,
@@ -104,11 +105,17 @@ class RunSettings:
 
 def _catch_tuple(catch: Iterable[type[BaseException]] | type[BaseException]
                  ) -> tuple[type[BaseException], ...]:
-    items = (catch,) if isinstance(catch, type) else tuple(catch)
+    if catch is None:
+        return ()
+    try:
+        items = (catch,) if isinstance(catch, type) else tuple(catch)
+    except TypeError:  # not iterable, e.g. an exception instance
+        items = (catch,)  # type: ignore[assignment]
     for item in items:
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise ConfigurationError(
-                f"Expected `catch` to hold exception classes. Received: {item!r}."
+                f"Expected `catch` to be an exception class or a tuple of them, such as "
+                f"catch=(ValueError, RuntimeError). Received: {item!r}."
             )
     return items
 
@@ -301,14 +308,12 @@ def _interpret(result: Any, trial: Trial) -> tuple[float, str | None]:
             return math.nan, ("the objective returned None and reported no value; return a "
                               "number or call trial.report()")
         result = trial.last_value
-    if hasattr(result, "item") and callable(result.item):
-        result = result.item()
-    if isinstance(result, bool) or not isinstance(result, (int, float)):
-        return math.nan, (f"the objective returned {result!r} (of type "
-                          f"{type(result).__name__}); expected a number")
-    if not math.isfinite(float(result)):
-        return math.nan, f"the objective returned {result!r}"
-    return float(result), None
+    number, what = read_number(result)
+    if number is None:
+        return math.nan, f"the objective returned {what}; expected a number"
+    if not math.isfinite(number):
+        return math.nan, f"the objective returned {number!r}"
+    return number, None
 
 
 class _Heartbeat:

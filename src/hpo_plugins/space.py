@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -575,6 +576,18 @@ def _check_args(p: Param) -> None:
         raise SpaceError(f"Expected sigma > 0 in {where}. Give a positive spread.")
     if "q" in a and not a["q"] > 0:
         raise SpaceError(f"Expected a step q > 0 in {where}. Give a positive step.")
+    if p.kind in ("loguniform", "qloguniform") and a["low"] >= 0 and a["high"] <= 1:
+        # the classic slip: hp.loguniform("lr", 1e-5, 1e-1) samples exp(1e-5)..exp(0.1)
+        warnings.warn(
+            f"{where} samples values from {math.exp(a['low']):.6g} to "
+            f"{math.exp(a['high']):.6g}: Hyperopt's log-uniform bounds are logarithms. For "
+            f"values from {a['low']:g} to {a['high']:g} write {_HP_NAMES[p.kind]}("
+            f"{p.label!r}, math.log({a['low']:g}), math.log({a['high']:g}){_q_suffix(p)}).",
+            UserWarning, stacklevel=2)
+
+
+def _q_suffix(p: Param) -> str:
+    return f", {p.args['q']:g}" if "q" in p.args else ""
 
 
 def _fmt_args(p: Param) -> str:

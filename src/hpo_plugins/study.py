@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._numbers import read_number
 from hpo_plugins._observers import TrialObserver, notify
 from hpo_plugins._version import __version__
 from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,
     DuplicateStudyError,
+    SearchSpaceExhausted,
     StudyFull,
 )
 from hpo_plugins.pruners._base import NopPruner, Pruner
@@ -128,6 +131,7 @@ class Study:
             SearchSpaceExhausted: The sampler has nothing new to propose.
             StudyFull: ``limit`` was reached.
         """
+        _check_ask(limit, heartbeat, system_attrs, lag)
         self._reap_stale_trials()
         if self.space is None or self.sampler.deduplicate:
             frozen = self._claim_or_sample_dedup(limit, heartbeat, dict(system_attrs or {}))
@@ -138,11 +142,27 @@ class Study:
                 raise StudyFull(limit)
             frozen, claimed = started
             if not claimed:
-                frozen = self._sample_params(self.space, frozen, lag)
+                try:
+                    frozen = self._sample_params(self.space, frozen, lag)
+                except BaseException as exc:  # no RUNNING trial without parameters is left
+                    self._fail_unsampled(frozen, exc)
+                    raise
         _logger.debug("Trial %d started with %s", frozen.number, frozen.params)
         trial = Trial(self, frozen)
         notify(self, "trial_started", trial)
         return trial
+
+    def _fail_unsampled(self, frozen: FrozenTrial, exc: BaseException) -> None:
+        """Fail a trial started for sampling that raised ``exc``: left RUNNING without
+        parameters, it would count toward ``max_trials`` until its heartbeat went stale."""
+        reason = ("the sampler had nothing new to propose"
+                  if isinstance(exc, SearchSpaceExhausted)
+                  else f"sampling its parameters raised {type(exc).__name__}: {exc}")
+        try:
+            self.storage.finish_trial(frozen.trial_id, TrialState.FAIL, None,
+                                      {"fail_reason": reason})
+        except Exception:  # the storage itself failed; the heartbeat reaper is the fallback
+            _logger.debug("Could not fail the unsampled trial %d", frozen.number, exc_info=True)
 
     def _sample_params(self, space: SearchSpace, frozen: FrozenTrial,
                        lag: int | None) -> FrozenTrial:
@@ -281,13 +301,22 @@ class Study:
             ConfigurationError: A COMPLETE trial without a finite number, or a bad state.
             TrialFinishedError: The trial was already told.
         """
-        live = trial if isinstance(trial, Trial) else self.trial(self._trial_id(trial))
+        live = self._own_trial(trial)
         final = _parse_state(state, value)
+        if system_attrs is not None and not isinstance(system_attrs, Mapping):
+            raise ConfigurationError(
+                f"Expected `system_attrs` to be a dict or None. Received: {system_attrs!r}.")
+        if fail_reason is not None and (not isinstance(fail_reason, str)
+                                        or final is not TrialState.FAIL):
+            raise ConfigurationError(
+                f"Expected `fail_reason` to be a str given with state='FAIL' (it is stored with "
+                f"failed trials only). Received: fail_reason={fail_reason!r} with "
+                f"state={final.value!r}.")
         attrs = dict(system_attrs or {})
         if final is TrialState.COMPLETE:
             value = _finite_value(value)
         elif final is TrialState.PRUNED:
-            value = live.last_value if value is None else float(value)
+            value = live.last_value if value is None else _finite_value(value, "prune")
         else:
             value = None
             attrs.setdefault("fail_reason", fail_reason or "failed")
@@ -295,15 +324,51 @@ class Study:
         notify(self, "trial_finished", frozen)
         return frozen
 
-    def _trial_id(self, number: int) -> int:
+    def _own_trial(self, trial: Trial | int) -> Trial:
+        """The live trial ``tell`` finishes: a Trial of this study, or a number in it."""
+        if isinstance(trial, Trial):
+            other = trial.study
+            if other is not self and (other.study_id != self.study_id
+                                      or not _same_storage(other.storage, self.storage)):
+                raise ConfigurationError(
+                    f"Expected a trial of study {self.study_name!r}. Received trial "
+                    f"{trial.number} of study {other.study_name!r}: tell each trial to the "
+                    f"study that asked it.")
+            return trial
+        if isinstance(trial, bool) or not isinstance(trial, numbers.Integral):
+            raise ConfigurationError(
+                f"Expected the Trial returned by ask() or a trial number (an int). Received "
+                f"{type(trial).__name__} {str(trial)[:80]!r}.")
+        found = self._trial_numbered(int(trial))
+        if found.state is TrialState.WAITING:
+            raise ConfigurationError(
+                f"Trial {found.number} of study {self.study_name!r} is WAITING: it was "
+                f"enqueued and has not started. ask() starts it; tell it after it ran.")
+        return Trial(self, found)
+
+    def _trial_numbered(self, number: int) -> FrozenTrial:
         for t in self.storage.get_all_trials(self.study_id):
             if t.number == number:
-                return t.trial_id
+                return t
         raise ConfigurationError(f"Study {self.study_name!r} has no trial number {number}.")
 
     def trial(self, trial_id: int) -> Trial:
-        """A live handle on an unfinished trial of this study, by storage id."""
-        return Trial(self, self.storage.get_trial(trial_id))
+        """A live handle on a trial of this study, by storage id.
+
+        Raises:
+            TrialNotFoundError: No trial has that id.
+            ConfigurationError: The trial belongs to another study of the storage.
+        """
+        frozen = self.storage.get_trial(trial_id)
+        ours = self.storage.get_all_trials(self.study_id, [frozen.state])
+        if not any(t.trial_id == trial_id for t in ours) and not any(
+                t.trial_id == trial_id  # it may have changed state between the two reads
+                for t in self.storage.get_all_trials(self.study_id)):
+            raise ConfigurationError(
+                f"Expected a trial of study {self.study_name!r}. Received the id {trial_id} of "
+                f"trial {frozen.number} of another study in {self.storage.describe()}: check the "
+                f"study name and trial id handed over.")
+        return Trial(self, frozen)
 
     def enqueue(self, params: Any, *, user_attrs: Mapping[str, Any] | None = None) -> None:
         """Queue a configuration to run before any sampled one (warm start).
@@ -358,8 +423,10 @@ class Study:
         Returns:
             The study itself.
         """
+        from hpo_plugins._api import check_run_args
         from hpo_plugins._optimize import RunSettings, run
 
+        check_run_args(objective, n_jobs, launcher)
         settings = RunSettings.build(self, n_trials=n_trials, max_trials=max_trials,
                                      timeout=timeout, catch=catch, callbacks=callbacks,
                                      show_progress_bar=show_progress_bar)
@@ -373,10 +440,14 @@ class Study:
         """Every trial, by number (a fresh read of the storage)."""
         return self.storage.get_all_trials(self.study_id)
 
-    def get_trials(self, states: Sequence[TrialState | str] | None = None) -> list[FrozenTrial]:
-        """Trials in ``states`` (all by default), by number."""
-        wanted = None if states is None else [TrialState(s) for s in states]
-        return self.storage.get_all_trials(self.study_id, wanted)
+    def get_trials(self, states: Sequence[TrialState | str] | TrialState | str | None = None
+                   ) -> list[FrozenTrial]:
+        """Trials in ``states`` (all by default; one state or several, names in any case),
+        by number."""
+        if states is None:
+            return self.storage.get_all_trials(self.study_id)
+        items = [states] if isinstance(states, (str, TrialState)) else list(states)
+        return self.storage.get_all_trials(self.study_id, [_state(s) for s in items])
 
     @property
     def best_trial(self) -> FrozenTrial:
@@ -434,6 +505,16 @@ def _as_running(trial: FrozenTrial) -> FrozenTrial:
                                intermediate_values={}, datetime_complete=None)
 
 
+def _state(state: TrialState | str) -> TrialState:
+    """A state from its enum member or its name in any case."""
+    try:
+        return TrialState(state.upper() if isinstance(state, str) else state)
+    except ValueError:
+        raise ConfigurationError(
+            f"Expected trial states among {[s.value for s in TrialState]} (any case). "
+            f"Received: {state!r}.") from None
+
+
 def _parse_state(state: TrialState | str | None, value: Any) -> TrialState:
     if state is None:
         return TrialState.COMPLETE
@@ -448,17 +529,38 @@ def _parse_state(state: TrialState | str | None, value: Any) -> TrialState:
     return final
 
 
-def _finite_value(value: Any) -> float:
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-        float(value)
-    ):
+def _finite_value(value: Any, verb: str = "complete") -> float:
+    number, what = read_number(value)
+    if number is None or not math.isfinite(number):
         raise ConfigurationError(
-            f"Expected a finite number to complete a trial. Received: {value!r} (of type "
-            f"{type(value).__name__}). Tell state='FAIL' for a trial without a valid value."
+            f"Expected a finite number to {verb} a trial. Received: "
+            f"{what or repr(number)}. Tell state='FAIL' for a trial without a valid value."
         )
-    return float(value)
+    return number
+
+
+def _same_storage(a: Storage, b: Storage) -> bool:
+    """Whether two storage objects reach the same database (a worker's copy is another
+    object on the same file)."""
+    if a is b:
+        return True
+    url_a, url_b = getattr(a, "portable_url", None), getattr(b, "portable_url", None)
+    return url_a is not None and url_a == url_b
+
+
+def _check_ask(limit: Any, heartbeat: Any, system_attrs: Any, lag: Any) -> None:
+    """Refuse bad ``ask`` arguments before a trial is started."""
+    for name, value in (("limit", limit), ("lag", lag)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 0):
+            raise ConfigurationError(
+                f"Expected `{name}` to be an integer >= 0 or None. Received: {name}={value!r}.")
+    if not isinstance(heartbeat, bool):
+        raise ConfigurationError(
+            f"Expected `heartbeat` to be True or False. Received: heartbeat={heartbeat!r}.")
+    if system_attrs is not None and not isinstance(system_attrs, Mapping):
+        raise ConfigurationError(
+            f"Expected `system_attrs` to be a dict or None. Received: {system_attrs!r}.")
 
 
 def _params_key(params: Mapping[str, Any]) -> str:
@@ -498,7 +600,10 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
         metric: The metric adapters monitor by default (``"val_loss"``).
         logdir: Root of the trial directories (and TensorBoard runs).
         load_if_exists: Resume an existing study of that name (its trials are kept); when
-            False, an existing name raises :class:`DuplicateStudyError`.
+            False, an existing name raises :class:`DuplicateStudyError`. A resume keeps the
+            study's stored ``sampler``, ``pruner``, ``seed`` and ``logdir`` where this call
+            leaves them out (None), and records the ones it gives: re-running a script
+            without ``logdir=`` does not cut the study off from its TensorBoard runs.
         heartbeat_interval: Seconds between heartbeats of trials run by the loop; None disables
             heartbeats (and so the detection of dead workers).
         grace_period: A RUNNING trial silent for longer is failed at the next ``ask``; default
@@ -507,13 +612,26 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
 
     Raises:
         SpaceError: The space is malformed or the sampler cannot handle it.
-        ConfigurationError: A resumed study has another direction or another space.
+        ConfigurationError: An argument has the wrong type or range, or a resumed study has
+            another direction or another space.
     """
     from hpo_plugins.samplers import TPESampler
 
     settings = _check_settings(direction, heartbeat_interval, grace_period, max_retries)
     direction, grace_period = settings
+    _check_identity(study_name, seed, metric, logdir, load_if_exists)
+    seed = None if seed is None else int(seed)
+    logdir = None if logdir is None else os.fspath(logdir)
+    if logdir is not None:
+        try:  # here, not at the first trial's TensorBoard write, which only logs its failure
+            os.makedirs(logdir, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Expected `logdir` to be a directory this process can create and write. "
+                f"Received: logdir={logdir!r}, which failed: {exc}.") from None
     parsed = as_space(space) if space is not None else None
+    given = {"sampler": sampler is not None, "pruner": pruner is not None,
+             "seed": seed is not None, "logdir": logdir is not None}
     sampler = sampler if sampler is not None else TPESampler()
     _check_plugin(sampler, Sampler, "sampler")
     pruner = pruner if pruner is not None else NopPruner()
@@ -524,7 +642,14 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
     name = study_name or _unique_name()
     attrs = _study_attrs(parsed, sampler, pruner, seed, metric, logdir, heartbeat_interval,
                          grace_period, max_retries)
-    study_id = _create_or_resume(store, name, direction, attrs, load_if_exists)
+    study_id, kept = _create_or_resume(store, name, direction, attrs, load_if_exists,
+                                       [key for key, is_given in given.items() if not is_given])
+    if kept:  # a resume without these arguments goes on with the study's own
+        sampler = _rebuild(kept.get("sampler"), Sampler) or sampler
+        pruner = _rebuild(kept.get("pruner"), Pruner) or pruner
+        seed, logdir = kept.get("seed", seed), kept.get("logdir", logdir)
+        if parsed is not None:
+            sampler.check_space(parsed)
     return Study(study_name=name, storage=store, study_id=study_id, direction=direction,
                  space=parsed, sampler=sampler, pruner=pruner, seed=seed, metric=metric,
                  logdir=logdir, heartbeat_interval=heartbeat_interval,
@@ -535,11 +660,15 @@ def _check_settings(direction: str | Direction, heartbeat_interval: float | None
                     grace_period: float | None, max_retries: int
                     ) -> tuple[Direction, float | None]:
     parsed = Direction.parse(direction)
-    if heartbeat_interval is not None and not heartbeat_interval > 0:
-        raise ConfigurationError(
-            f"Expected `heartbeat_interval` to be a number of seconds > 0, or None. "
-            f"Received: heartbeat_interval={heartbeat_interval!r}."
-        )
+    for name, seconds in (("heartbeat_interval", heartbeat_interval),
+                          ("grace_period", grace_period)):
+        if seconds is not None and (isinstance(seconds, bool)
+                                    or not isinstance(seconds, numbers.Real)
+                                    or not math.isfinite(seconds) or not seconds > 0):
+            raise ConfigurationError(
+                f"Expected `{name}` to be a finite number of seconds > 0, or None. "
+                f"Received: {name}={seconds!r}."
+            )
     if grace_period is None and heartbeat_interval is not None:
         grace_period = 4.0 * heartbeat_interval
     if grace_period is not None and heartbeat_interval is not None and (
@@ -553,6 +682,32 @@ def _check_settings(direction: str | Direction, heartbeat_interval: float | None
             f"Expected `max_retries` to be an integer >= 0. Received: max_retries={max_retries!r}."
         )
     return parsed, grace_period
+
+
+def _check_identity(study_name: Any, seed: Any, metric: Any, logdir: Any,
+                    load_if_exists: Any) -> None:
+    """Refuse arguments of the wrong type before anything is stored."""
+    if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
+        raise ConfigurationError(
+            f"Expected `study_name` to be a non-empty str, or None for a new unique name. "
+            f"Received: study_name={study_name!r}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or not 0 <= int(seed) < 2 ** 63):
+        raise ConfigurationError(
+            f"Expected `seed` to be an integer >= 0, or None for a different run each time. "
+            f"Received: seed={seed!r}.")
+    if not isinstance(metric, str) or not metric:
+        raise ConfigurationError(
+            f"Expected `metric` to be the name of a logged metric, such as 'val_loss'. "
+            f"Received: metric={metric!r}.")
+    if logdir is not None and not isinstance(logdir, (str, os.PathLike)):
+        raise ConfigurationError(
+            f"Expected `logdir` to be a directory path (str or pathlib.Path), or None. "
+            f"Received: logdir={logdir!r} (of type {type(logdir).__name__}).")
+    if not isinstance(load_if_exists, bool):
+        raise ConfigurationError(
+            f"Expected `load_if_exists` to be True or False. Received: "
+            f"load_if_exists={load_if_exists!r}.")
 
 
 def _check_plugin(obj: object, base: type, name: str) -> None:
@@ -587,11 +742,14 @@ def _study_attrs(space: SearchSpace | None, sampler: Sampler, pruner: Pruner, se
 
 
 def _create_or_resume(store: Storage, name: str, direction: Direction,
-                      attrs: Mapping[str, Any], load_if_exists: bool) -> int:
+                      attrs: Mapping[str, Any], load_if_exists: bool,
+                      inherit: Sequence[str]) -> tuple[int, dict[str, Any]]:
+    """Create the study, or resume it: then the stored settings named in ``inherit`` (those
+    the call left out) are kept and returned; the others are overwritten by ``attrs``."""
     try:
         study_id = store.create_study(name, direction, attrs)
         _logger.info("Created study %r in %s.", name, store.describe())
-        return study_id
+        return study_id, {}
     except DuplicateStudyError:
         if not load_if_exists:
             raise DuplicateStudyError(
@@ -601,11 +759,17 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     study_id = store.get_study_id(name)
     info = store.get_study(study_id)
     _check_resume(info.name, info.direction, info.attrs, direction, attrs)
+    kept = {key: info.attrs[key] for key in inherit
+            if key in info.attrs and info.attrs[key] is not None}
     for key in ("sampler", "pruner", "seed", "metric", "logdir"):
-        store.set_study_attr(study_id, key, attrs[key])
+        if key not in kept:
+            store.set_study_attr(study_id, key, attrs[key])
     done = sum(info.n_trials.values())
     _logger.info("Resuming study %r in %s (%d trials so far).", name, store.describe(), done)
-    return study_id
+    if kept:
+        _logger.info("Study %r keeps its stored %s (not given in this call).", name,
+                     ", ".join(sorted(kept)))
+    return study_id, kept
 
 
 def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
@@ -635,6 +799,10 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
     Raises:
         StudyNotFoundError: No such study; the message lists the studies in the storage.
     """
+    if sampler is not None:
+        _check_plugin(sampler, Sampler, "sampler")
+    if pruner is not None:
+        _check_plugin(pruner, Pruner, "pruner")
     store = get_storage(storage)
     study_id = store.get_study_id(study_name)
     info = store.get_study(study_id)

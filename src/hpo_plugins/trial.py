@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import context
 from hpo_plugins._frozen import FrozenTrial
+from hpo_plugins._numbers import read_number, read_step
 from hpo_plugins._observers import notify
 from hpo_plugins.exceptions import ConfigurationError
 
@@ -83,10 +84,13 @@ class Trial:
         number = _as_float(value)
         if step is None:
             step = max(self._curve) + 1 if self._curve else 0
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        checked = read_step(step)
+        if checked is None:
             raise ConfigurationError(
-                f"Expected `step` to be an integer >= 0. Received: step={step!r}."
+                f"Expected `step` to be an integer from 0 to 2**63 - 1 (an epoch or a global "
+                f"step). Received: step={step!r}."
             )
+        step = checked
         if self._curve and step < max(self._curve):
             raise ConfigurationError(
                 f"Expected steps that never go back: the last report was at step "
@@ -98,8 +102,8 @@ class Trial:
                             self.number, number, step)
             self.mark_failed(f"reported a non-finite value ({number!r}) at step {step}")
             return
-        self._curve[step] = number
         self.study.storage.set_intermediate_value(self.trial_id, step, number)
+        self._curve[step] = number  # after the write: a refused write leaves no phantom point
         notify(self.study, "value_reported", self, step, number)
 
     @property
@@ -233,12 +237,11 @@ class Trial:
 
 def _as_float(value: Any) -> float:
     """Accept Python, numpy and 0-d tensor numbers; reject the rest clearly."""
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    number, what = read_number(value)
+    if number is None:
         raise ConfigurationError(
-            f"Expected the reported value to be a number. Received: {value!r} (of type "
-            f"{type(value).__name__})."
+            f"Expected the reported value to be a number (a float, or a numpy or torch "
+            f"scalar). Received: {what}."
         )
-    return float(value)
+    return number
 

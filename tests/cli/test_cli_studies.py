@@ -46,7 +46,7 @@ def test_an_empty_storage_says_so(cli: Run, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("storage", "message"), [
     ("sqlite:///{tmp}/missing.db", "the SQLite file does not exist"),
-    ("not-a-url", "cannot open the storage: Expected `storage`"),
+    ("not-a-url", "cannot open the storage: expected --storage (or $HPO_PLUGINS_STORAGE) to be"),
     ("sqlite:///{tmp}/no_such_dir/x.db", "the SQLite file does not exist"),
     ("nosuch://host/db", "scheme 'nosuch', which SQLAlchemy does not know"),
     ("postgresql+nosuch://u@host/db", "scheme 'postgresql+nosuch'"),
@@ -82,3 +82,11 @@ def test_a_database_of_another_program_is_exit_3_and_left_unchanged(
         assert "holds no hpo_plugins tables" in err
     assert path.read_bytes() == before  # no tables created, not even switched to WAL
     assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]
+
+
+def test_the_read_only_uri_form_is_read(cli: Run, url: str) -> None:
+    path = url.removeprefix("sqlite:///")
+    code, out, _ = cli("studies", "--storage", f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert code == EXIT_OK and out.splitlines()[1].startswith("demo")
+    code, _, err = cli("studies", "--storage", f"sqlite:///file:{path}.gone?mode=ro&uri=true")
+    assert code == EXIT_NOT_FOUND and "unable to open database file" in err

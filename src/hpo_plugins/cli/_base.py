@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hpo_plugins.exceptions import ConfigurationError, MissingDependencyError, StorageError
-from hpo_plugins.storages import DEFAULT_STORAGE_ENV, Storage, default_storage_url, get_storage
+from hpo_plugins.storages import DEFAULT_STORAGE_ENV, Storage, default_storage_url
 
 if TYPE_CHECKING:
     from hpo_plugins.study import Study
@@ -121,7 +121,11 @@ def _read_only_storage(url: str) -> Storage:
         from hpo_plugins.storages import SQLStorage
 
         return SQLStorage(url, create=False)
-    return get_storage(url)  # ':memory:' or a malformed value: get_storage explains
+    shown = "a value with '@' (not shown, it may hold a password)" if "@" in url else repr(url)
+    raise CLIError(
+        f"cannot open the storage: expected --storage (or ${DEFAULT_STORAGE_ENV}) to be a "
+        f"database URL such as sqlite:///hpo.db or postgresql+psycopg://user@host/db. "
+        f"Received {shown}.", EXIT_NOT_FOUND)
 
 
 def _check_sqlite_exists(url: str) -> None:
@@ -129,6 +133,8 @@ def _check_sqlite_exists(url: str) -> None:
     if not url.startswith(prefix):
         return
     path = url[len(prefix):].split("?", 1)[0]
+    if path.startswith("file:"):  # SQLite's URI form: opening it read-only says if it is there
+        return
     if path and path != ":memory:" and not os.path.exists(path):
         raise CLIError(
             f"no storage at {os.path.abspath(path)}: the SQLite file does not exist. Pass "

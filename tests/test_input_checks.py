@@ -1,0 +1,288 @@
+"""Bad arguments to the core API: refused early with the fix, and nothing left half-done."""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState, hp
+from hpo_plugins._api import default_study_name
+from hpo_plugins.exceptions import ConfigurationError, SearchSpaceExhausted
+from hpo_plugins.launchers import JoblibLauncher
+from hpo_plugins.pruners import MedianPruner, NopPruner
+from hpo_plugins.samplers import RandomSampler, Sampler
+from hpo_plugins.storages import InMemoryStorage, Storage
+
+SPACE = {"x": hp.uniform("x", 0, 1)}
+
+
+def _study(storage: Any = ":memory:", name: str = "s", **kwargs: Any) -> hpo.Study:
+    kwargs.setdefault("sampler", RandomSampler())
+    return hpo.create_study(SPACE, storage=storage, study_name=name, **kwargs)
+
+
+# -- trials of another study ----------------------------------------------------------------
+
+
+def test_a_trial_told_to_another_study_is_refused_and_both_stay_intact(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/two.db"
+    a, b = _study(url, "a"), _study(url, "b")
+    ta, tb = a.ask(), b.ask()
+    with pytest.raises(ConfigurationError, match="Expected a trial of study 'b'. Received "
+                                                 "trial 0 of study 'a'"):
+        b.tell(ta, 5.0)
+    assert [t.state for t in a.trials] == [TrialState.RUNNING]
+    assert [t.state for t in b.trials] == [TrialState.RUNNING]
+    with pytest.raises(ConfigurationError, match="another study"):
+        b.trial(ta.trial_id)  # what a wrong hand-over to a child process does
+    b.tell(tb, 1.0)
+    a.tell(ta, 2.0)
+    # the same study reopened elsewhere (a worker's copy) may tell it
+    again = hpo.load_study("a", url, space=SPACE)
+    tc = a.ask()
+    assert again.tell(tc, 3.0).state is TrialState.COMPLETE
+
+
+def test_ids_that_collide_across_in_memory_storages_are_told_apart() -> None:
+    c, d = _study(InMemoryStorage()), _study(InMemoryStorage())
+    tc, _ = c.ask(), d.ask()
+    with pytest.raises(ConfigurationError, match="tell each trial to the study that asked it"):
+        d.tell(tc, 7.0)
+    assert [t.state for t in d.trials] == [TrialState.RUNNING]
+
+
+@pytest.mark.parametrize(("trial", "message"), [
+    ("0", "Received str '0'"),
+    (1.0, "Received float '1.0'"),
+])
+def test_tell_wants_a_trial_or_a_number(trial: Any, message: str) -> None:
+    study = _study()
+    study.ask()
+    with pytest.raises(ConfigurationError, match=f"Trial returned by ask\\(\\) or a trial "
+                                                 f"number \\(an int\\). {message}"):
+        study.tell(trial, 1.0)
+
+
+def test_tell_refuses_odd_values_and_arguments() -> None:
+    study = _study()
+    trial = study.ask()
+    with pytest.raises(ConfigurationError, match="finite number to prune a trial. Received: nan"):
+        study.tell(trial, math.nan, state="PRUNED")
+    with pytest.raises(ConfigurationError, match="an array of 2 elements"):
+        study.tell(trial, np.array([1.0, 2.0]))
+    with pytest.raises(ConfigurationError, match="an integer too large for a float"):
+        study.tell(trial, 10 ** 400)
+    with pytest.raises(ConfigurationError, match="`fail_reason` to be a str given with "
+                                                 "state='FAIL'.*state='COMPLETE'"):
+        study.tell(trial, 1.0, fail_reason="oops")
+    with pytest.raises(ConfigurationError, match="`system_attrs` to be a dict"):
+        study.tell(trial, 1.0, system_attrs=[1, 2])  # type: ignore[arg-type]
+    assert study.trials[0].state is TrialState.RUNNING  # none of it finished the trial
+    assert study.tell(trial, np.float32(0.5)).value == 0.5
+
+
+def test_an_enqueued_trial_cannot_be_told_before_it_ran() -> None:
+    study = _study()
+    study.enqueue({"x": 0.5})
+    with pytest.raises(ConfigurationError, match="Trial 0 .* is WAITING: it was enqueued"):
+        study.tell(0, 1.0)
+    assert study.trials[0].state is TrialState.WAITING
+
+
+# -- ask ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"lag": -1}, "`lag` to be an integer >= 0"),  # used to wait forever
+    ({"lag": "1"}, "`lag` to be an integer >= 0"),
+    ({"limit": "3"}, "`limit` to be an integer >= 0"),
+    ({"limit": 2.5}, "`limit` to be an integer >= 0"),
+    ({"heartbeat": "no"}, "`heartbeat` to be True or False"),
+    ({"system_attrs": [1]}, "`system_attrs` to be a dict"),
+])
+def test_ask_refuses_bad_arguments_before_starting_a_trial(kwargs: dict[str, Any],
+                                                           message: str) -> None:
+    study = _study()
+    study.ask()  # a RUNNING trial, so that a negative lag would have had something to wait for
+    with pytest.raises(ConfigurationError, match=message):
+        study.ask(**kwargs)
+    assert len(study.trials) == 1
+
+
+class _Failing(Sampler):
+    """Proposes two configurations, then fails in the way ``error`` says."""
+
+    finite = True
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def sample(self, space: Any, history: Any, rng: np.random.Generator) -> dict[str, Any]:
+        if history.number >= 2:
+            raise self.error
+        return {"x": 0.1 * (history.number + 1)}
+
+
+def test_a_sampler_that_runs_out_leaves_no_running_trial(storage: Storage) -> None:
+    study = _study(storage, sampler=_Failing(SearchSpaceExhausted("done")))
+    study.optimize(lambda p: p["x"], max_trials=3)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
+    assert study.trials[2].system_attrs["fail_reason"] == "the sampler had nothing new to propose"
+
+
+def test_a_sampler_that_raises_fails_its_trial_and_raises(storage: Storage) -> None:
+    study = _study(storage, sampler=_Failing(OverflowError("math range error")))
+    with pytest.raises(OverflowError):
+        study.optimize(lambda p: p["x"], n_trials=3)
+    last = study.trials[-1]
+    assert last.state is TrialState.FAIL
+    assert last.system_attrs["fail_reason"] == ("sampling its parameters raised OverflowError: "
+                                                "math range error")
+
+
+# -- what the objective returns -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("result", "reason"), [
+    (np.array([1.0, 2.0]), "an array of 2 elements (of type ndarray); expected a number"),
+    (10 ** 400, "an integer too large for a float; expected a number"),
+    ({"loss": np.array([1, 2])}, "an array of 2 elements"),
+])
+def test_odd_returns_fail_their_trial_and_the_study_goes_on(result: Any, reason: str) -> None:
+    study = _study()
+    study.optimize(lambda p: result, n_trials=2)  # no catch= needed: not an exception
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+    assert reason in study.trials[0].system_attrs["fail_reason"]
+
+
+# -- create_study, load_study, optimize, minimize -------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"seed": -1}, "`seed` to be an integer >= 0"),
+    ({"seed": "abc"}, "`seed` to be an integer >= 0"),
+    ({"seed": 1.5}, "`seed` to be an integer >= 0"),
+    ({"seed": True}, "`seed` to be an integer >= 0"),
+    ({"heartbeat_interval": "5"}, "`heartbeat_interval` to be a finite number"),
+    ({"heartbeat_interval": True}, "`heartbeat_interval` to be a finite number"),
+    ({"grace_period": math.nan}, "`grace_period` to be a finite number.*nan"),
+    ({"grace_period": -1, "heartbeat_interval": None}, "`grace_period` to be a finite"),
+    ({"study_name": ["a"]}, "`study_name` to be a non-empty str"),
+    ({"study_name": ""}, "`study_name` to be a non-empty str"),
+    ({"metric": None}, "`metric` to be the name of a logged metric"),
+    ({"load_if_exists": "no"}, "`load_if_exists` to be True or False"),
+    ({"logdir": 5}, "`logdir` to be a directory path"),
+])
+def test_create_study_refuses_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    storage = InMemoryStorage()
+    with pytest.raises(ConfigurationError, match=message):
+        hpo.create_study(SPACE, storage=storage, **kwargs)
+    assert storage.list_studies() == []
+
+
+def test_a_logdir_that_cannot_be_created_is_refused_at_once(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigurationError, match="`logdir` to be a directory this process can "
+                                                 "create"):
+        _study(logdir=str(tmp_path / "afile" / "runs"))
+
+
+def test_a_numpy_seed_is_an_integer() -> None:
+    assert _study(seed=np.int64(3)).seed == 3
+
+
+def test_load_study_checks_the_sampler_and_pruner(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/l.db"
+    _study(url, "l")
+    with pytest.raises(ConfigurationError, match="`sampler` to be an instance of Sampler"):
+        hpo.load_study("l", url, space=SPACE, sampler="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="`pruner` to be an instance of Pruner"):
+        hpo.load_study("l", url, pruner="median")  # type: ignore[arg-type]
+
+
+def test_get_trials_takes_one_state_or_names_in_any_case() -> None:
+    study = _study()
+    study.tell(study.ask(), 1.0)
+    study.ask()
+    assert [t.number for t in study.get_trials("complete")] == [0]
+    assert [t.number for t in study.get_trials(["Running", TrialState.COMPLETE])] == [0, 1]
+    with pytest.raises(ConfigurationError, match="Expected trial states among"):
+        study.get_trials(["done"])
+
+
+def test_optimize_refuses_a_bad_objective_or_catch_before_any_trial() -> None:
+    study = _study()
+    with pytest.raises(ConfigurationError, match="`objective` to be a function"):
+        study.optimize(5, n_trials=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="exception class or a tuple of them"):
+        study.optimize(lambda p: 1.0, n_trials=1, catch=ValueError())  # type: ignore[arg-type]
+    assert study.trials == []
+    study.optimize(lambda p: 1.0, n_trials=1, catch=None)  # type: ignore[arg-type]
+    assert len(study.trials) == 1
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"n_jobs": 2, "launcher": JoblibLauncher(n_jobs=1)}, "either `n_jobs` or `launcher`"),
+    ({"launcher": "joblib"}, "`launcher` to be a launcher object"),
+    ({"launcher": JoblibLauncher}, "`launcher` to be a launcher object"),
+    ({"n_jobs": "2"}, "`n_jobs` to be an int"),
+])
+def test_minimize_refuses_launcher_conflicts_before_creating_a_study(
+        tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
+    url = f"sqlite:///{tmp_path}/m.db"
+    with pytest.raises(ConfigurationError, match=message):
+        hpo.minimize(lambda p: 1.0, SPACE, n_trials=1, storage=url, **kwargs)
+    assert hpo.storages.get_storage(url).list_studies() == []
+
+
+# -- derived names and resumes --------------------------------------------------------------
+
+
+def _train(params: dict[str, Any], data: int = 0) -> float:
+    return float(params["x"]) + data
+
+
+class _Objective:
+    def __init__(self, data: int) -> None:
+        self.data = data
+
+    def __call__(self, params: dict[str, Any]) -> float:
+        return _train(params, self.data)
+
+    def method(self, params: dict[str, Any]) -> float:
+        return _train(params, self.data)
+
+
+def test_derived_names_tell_bound_arguments_apart() -> None:
+    names = [default_study_name(f, "fp") for f in (
+        functools.partial(_train, data=0), functools.partial(_train, data=100),
+        _Objective(0), _Objective(100), _Objective(0).method, _Objective(100).method)]
+    assert len(set(names)) == len(names)
+    assert names[0].startswith("_train-") and names[2].startswith("_Objective-")
+    # the same arguments give the same name in every run
+    assert default_study_name(functools.partial(_train, data=0), "fp") == names[0]
+    assert default_study_name(_Objective(0), "fp") == names[2]
+    assert default_study_name(_train, "fp") != names[0]
+
+
+def test_a_resume_keeps_the_settings_it_is_not_given(tmp_path: Path) -> None:
+    url, runs = f"sqlite:///{tmp_path}/r.db", tmp_path / "runs"
+    first = hpo.create_study(SPACE, storage=url, study_name="r", seed=7, logdir=str(runs),
+                             pruner=MedianPruner(n_startup_trials=2),
+                             sampler=RandomSampler())
+    assert first.logdir == str(runs)
+    again = hpo.create_study(SPACE, storage=url, study_name="r")
+    assert (again.seed, again.logdir) == (7, str(runs))
+    assert isinstance(again.pruner, MedianPruner) and again.pruner.n_startup_trials == 2
+    assert isinstance(again.sampler, RandomSampler)
+    assert hpo.load_study("r", url).logdir == str(runs)  # what the CLI's tensorboard reads
+    changed = hpo.create_study(SPACE, storage=url, study_name="r", seed=8, pruner=NopPruner())
+    assert (changed.seed, changed.logdir) == (8, str(runs))
+    assert isinstance(hpo.load_study("r", url).pruner, NopPruner)
