@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import signal
 import subprocess
@@ -9,11 +11,14 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState
+from hpo_plugins.launchers import JoblibLauncher
+from hpo_plugins.samplers import RandomSampler
 
 pytestmark = pytest.mark.slow
 
@@ -35,16 +40,17 @@ SCRIPT = textwrap.dedent("""
         limit = {"n_trials" if sys.argv[4:] == ["n"] else "max_trials": int(sys.argv[3])}
         hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, **limit,
                      storage=url, study_name="crash", sampler=RandomSampler(),
-                     launcher=JoblibLauncher(n_jobs=2, fresh_process=fresh),
+                     launcher=JoblibLauncher(n_jobs=int(os.environ.get("JOBS", "2")),
+                                             fresh_process=fresh),
                      heartbeat_interval=0.2, grace_period=1.5)
 """)
 
 
 def _start(tmp_path: Path, mode: str, total: int, seconds: float,
-           limit: str = "max") -> subprocess.Popen[bytes]:
+           limit: str = "max", jobs: int = 2) -> subprocess.Popen[bytes]:
     script = tmp_path / "launch.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "TRIAL_SECONDS": str(seconds)}
+    env = {**os.environ, "TRIAL_SECONDS": str(seconds), "JOBS": str(jobs)}
     return subprocess.Popen([sys.executable, str(script), f"sqlite:///{tmp_path}/c.db", mode,
                              str(total), limit], env=env, start_new_session=True,
                             preexec_fn=_default_sigint)
@@ -102,6 +108,49 @@ def test_killing_a_worker_fails_its_trial_and_the_study_completes(tmp_path: Path
     assert not [t for t in trials if t.state is TrialState.RUNNING]
 
 
+def _kill_first_trial(params: dict[str, float]) -> float:
+    if hpo.current_trial().number == 0:
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of a trial
+    return params["x"]
+
+
+def test_trials_the_launcher_fails_end_their_tensorboard_session(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.plugins.hparams import api_pb2
+
+    from hpo_plugins.tensorboard import STATE_CODES, TENSORBOARD_STATUS
+
+    study = hpo.minimize(_kill_first_trial, {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=2,
+                         launcher=JoblibLauncher(n_jobs=2), storage=f"sqlite:///{tmp_path}/t.db",
+                         logdir=str(tmp_path / "runs"), sampler=RandomSampler())
+    trials = study.trials
+    assert trials[0].state is TrialState.FAIL and "died" in (trials[0].fail_reason or "")
+    for trial in trials:  # the killed one, and any other the broken pool took with it
+        ends, states = _session(trial.log_dir or "")
+        assert [e.status for e in ends] == [api_pb2.Status.Value(TENSORBOARD_STATUS[trial.state])]
+        assert STATE_CODES[trial.state] in states  # beside RUNNING, in the worker's own file
+
+
+def _session(run_dir: str) -> tuple[list[Any], list[float]]:
+    """The session ends and the ``hpo/state`` values in a trial's run, over its event files."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.util import tensor_util
+
+    from hpo_plugins.tensorboard import STATE_TAG
+
+    ends, states = [], []
+    for path in sorted(glob.glob(os.path.join(run_dir, "*tfevents*"))):
+        for event in EventFileLoader(path).Load():
+            for value in event.summary.value:
+                content = value.metadata.plugin_data.content
+                if value.tag == metadata.SESSION_END_INFO_TAG:
+                    ends.append(metadata.parse_session_end_info_plugin_data(content))
+                elif value.tag == STATE_TAG:
+                    states.append(float(tensor_util.make_ndarray(value.tensor).item()))
+    return ends, states
+
+
 def test_killing_the_launcher_then_rerunning_completes_without_rerunning(tmp_path: Path) -> None:
     first = _start(tmp_path, "reuse", total=10, seconds=0.5)
     _wait_for(lambda: sum(t.state is TrialState.COMPLETE for t in _trials(tmp_path)) >= 3)
@@ -118,14 +167,69 @@ def test_killing_the_launcher_then_rerunning_completes_without_rerunning(tmp_pat
     assert not [t for t in trials if t.state is TrialState.RUNNING]
 
 
-def test_slot_processes_exit_when_the_launcher_is_killed(tmp_path: Path) -> None:
-    launcher = _start(tmp_path, "fresh", total=6, seconds=30.0)
-    _wait_for(lambda: _running_pid(tmp_path) is not None)
-    worker = _running_pid(tmp_path)
-    assert worker is not None and worker != launcher.pid
-    os.kill(launcher.pid, signal.SIGKILL)  # the launcher alone, not its process group
-    launcher.wait(timeout=30)
-    _wait_for(lambda: not _alive(worker), timeout=10)  # not left waiting on a dead pipe
+@pytest.mark.parametrize("mode", ["fresh", "reuse"])
+def test_workers_exit_when_the_launcher_is_killed(tmp_path: Path, mode: str) -> None:
+    launcher = _start(tmp_path, mode, total=6, seconds=60.0)
+    try:
+        _wait_for(lambda: _running_pid(tmp_path) is not None)
+        worker = _running_pid(tmp_path)
+        assert worker is not None and worker != launcher.pid
+        os.kill(launcher.pid, signal.SIGKILL)  # the launcher alone, not its process group
+        launcher.wait(timeout=30)
+        # mid-trial, well before its minute is over: neither waiting on a dead pipe (slots)
+        # nor running trial after trial for nobody (reused loky workers)
+        _wait_for(lambda: not _alive(worker), timeout=10)
+    finally:
+        _kill_group(launcher.pid)
+
+
+def test_one_job_runs_in_the_launcher_itself_and_completes(tmp_path: Path) -> None:
+    launcher = _start(tmp_path, "reuse", total=3, seconds=0.6, jobs=1)  # joblib: in-process
+    assert launcher.wait(timeout=120) == 0  # the parent watch is for workers, not for it
+    trials = _trials(tmp_path)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert {t.user_attrs["pid"] for t in trials} == {launcher.pid}
+
+
+SCRIPT_SPACE = "from hpo_plugins import hp\nSPACE = {'x': hp.uniform('x', 0, 1)}\n"
+SCRIPT_CHILD = textwrap.dedent("""
+    import os, time
+    import hpo_plugins as hpo
+
+    trial = hpo.current_trial()
+    trial.set_user_attr("worker", os.getppid())
+    trial.set_user_attr("pid", os.getpid())
+    time.sleep(60)
+    trial.report(1.0, 0)
+""")
+
+
+def test_script_commands_exit_when_the_cli_launcher_is_killed(tmp_path: Path) -> None:
+    (tmp_path / "space.py").write_text(SCRIPT_SPACE)
+    (tmp_path / "child.py").write_text(SCRIPT_CHILD)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "hpo_plugins.cli", "run", "--space",
+         f"{tmp_path}/space.py:SPACE", "--n-trials", "4", "--n-jobs", "2", "--sampler", "random",
+         "--study", "crash", "--storage", f"sqlite:///{tmp_path}/c.db", "--",
+         sys.executable, str(tmp_path / "child.py")],
+        cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: _running_pid(tmp_path) is not None)
+        trial = next(t for t in _trials(tmp_path) if "pid" in t.user_attrs)
+        command, worker = int(trial.user_attrs["pid"]), int(trial.user_attrs["worker"])
+        assert worker != launcher.pid  # a reused loky worker runs the command
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=30)
+        _wait_for(lambda: not _alive(worker) and not _alive(command), timeout=10)
+    finally:
+        _kill_group(launcher.pid)
+
+
+def _kill_group(pid: int) -> None:
+    """Clean up whatever a test's launcher left behind (its session's process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 SERIAL = textwrap.dedent("""
@@ -179,7 +283,7 @@ def test_ctrl_c_stops_every_worker_and_fails_running_trials(tmp_path: Path) -> N
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/status") as handle:  # a zombie is dead too
+            return "zombie" not in handle.read()
+    except (ProcessLookupError, FileNotFoundError):  # gone, or gone in between
         return False
-    with open(f"/proc/{pid}/status") as handle:  # a zombie is dead too
-        return "zombie" not in handle.read()

@@ -278,8 +278,40 @@ def test_launcher_arguments_are_checked(kwargs: dict[str, Any], message: str) ->
 
 
 def test_bad_gpu_list_is_explained() -> None:
-    with pytest.raises(ConfigurationError, match='Expected `gpus` to be "all"'):
+    with pytest.raises(ConfigurationError, match="Expected `gpus` to be \"all\".*'first' is not"):
         gpu_slots("first", 1)
+
+
+@pytest.mark.parametrize(("gpus", "message"), [
+    (0, r"gpus=0 \(of type int\); a bare integer is ambiguous.*pass gpus=\[0\] for GPU 0"),
+    (2, "a bare integer is ambiguous"),
+    ("ALL", r'gpus=\'ALL\'.*for every GPU pass gpus="all" \(lower case, alone\)'),
+    (["all"], 'for every GPU pass gpus="all"'),
+    ("0,-1", "'-1' is not a GPU id: ids are non-negative integers"),
+    ([-1], "-1 is not a GPU id"),
+    ([True], "True is not a GPU id"),
+    ([0.0], "0.0 is not a GPU id"),
+    (["0,1"], "'0,1' is not a GPU id"),  # one slot must see exactly one GPU
+    ("", "'' is not a GPU id"),
+    (["GPU-"], "'GPU-' is not a GPU id"),
+    ({0, 1}, r"of type set\); pass a list of ids such as gpus=\[0, 1\]"),
+])
+def test_bad_gpus_are_refused_by_the_constructor(gpus: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        JoblibLauncher(gpus=gpus)  # not first in run(), after the study was opened
+
+
+@pytest.mark.parametrize(("gpus", "ids"), [
+    ([0, 2], ["0", "2"]), (("1",), ["1"]), ("0,1", ["0", "1"]), (" 1 , 3", ["1", "3"]),
+    ("2", ["2"]), (["GPU-8f1c2e7a-aaaa", "MIG-GPU-8f1c/1/0"], ["GPU-8f1c2e7a-aaaa",
+                                                              "MIG-GPU-8f1c/1/0"]),
+])
+def test_gpu_ids_as_a_list_or_a_comma_separated_string(
+        gpus: Any, ids: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no detected GPUs: no unknown-id warning
+    launcher = JoblibLauncher(gpus=gpus)
+    assert launcher.gpus == gpus  # stored as given
+    assert gpu_slots(gpus, 2) == [gpu for gpu in ids for _ in range(2)]
 
 
 LEAK: list[bytes] = []

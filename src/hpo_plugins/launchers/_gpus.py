@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import os
+import re
 import shutil
 import subprocess
 import warnings
 from collections.abc import Sequence
+from typing import Literal
 
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["detect_gpus", "gpu_slots"]
+__all__ = ["detect_gpus", "gpu_slots", "parse_gpus"]
 
 _logger = logging.getLogger(__name__)
+_GPU_ID = re.compile(r"[0-9]+|(?:GPU|MIG)-[^\s,]+")  # an index or a UUID, as CUDA takes them
 
 
 def detect_gpus() -> list[str]:
@@ -58,7 +62,8 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> li
     """One entry per concurrent trial: each GPU id repeated ``trials_per_gpu`` times.
 
     Args:
-        gpus: ``"all"`` (detect), a list of ids, or None (no GPU pool).
+        gpus: ``"all"`` (detect), a list of ids or a comma-separated string of them, or None
+            (no GPU pool); see :func:`parse_gpus`.
         trials_per_gpu: How many trials share one GPU at once.
 
     Raises:
@@ -70,20 +75,79 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> li
             f"Expected `trials_per_gpu` to be an integer >= 1. Received: "
             f"trials_per_gpu={trials_per_gpu!r}."
         )
-    if gpus is None:
+    parsed = parse_gpus(gpus)
+    if parsed is None:
         return []
-    if gpus == "all":
-        ids = detect_gpus()
-    elif isinstance(gpus, (list, tuple)) and all(isinstance(g, (int, str)) for g in gpus):
-        ids = [str(g) for g in gpus]
+    if isinstance(parsed, list):
+        ids = parsed
         _warn_unknown(ids)
     else:
-        raise ConfigurationError(
-            f'Expected `gpus` to be "all", a list of GPU ids or None. Received: gpus={gpus!r}.'
-        )
+        ids = detect_gpus()
     if not ids:
         warnings.warn("No GPU found: trials run on CPU.", RuntimeWarning, stacklevel=3)
     return [gpu for gpu in ids for _ in range(trials_per_gpu)]
+
+
+def parse_gpus(gpus: object) -> Literal["all"] | list[str] | None:
+    """``gpus`` as the launcher reads it: None (no GPU pool), ``"all"``, or the ids as strings.
+
+    A GPU id is a non-negative integer, a string of digits, or a GPU UUID (``GPU-...``,
+    ``MIG-...``): what ``CUDA_VISIBLE_DEVICES`` takes. A string other than ``"all"`` is read in
+    that variable's syntax, ids separated by commas (``"0,1"``, ``"2"``), but strictly: a bad id
+    is an error, not the end of the list. ``"all"`` is lower case only, as the CLI reads it. A
+    bare integer is refused, since ``gpus=2`` may mean GPU 2 or two GPUs.
+
+    Example:
+        >>> parse_gpus([0, "2"]), parse_gpus(" 1, 3"), parse_gpus("all")
+        (['0', '2'], ['1', '3'], 'all')
+
+    Raises:
+        ConfigurationError: Anything else; the message names what came in and how to fix it.
+    """
+    if gpus is None:
+        return None
+    if isinstance(gpus, str):
+        if gpus == "all":
+            return "all"
+        entries: list[object] = list(gpus.split(","))
+    elif isinstance(gpus, (list, tuple)):
+        entries = list(gpus)
+    elif isinstance(gpus, numbers.Integral) and not isinstance(gpus, bool):
+        raise _bad_gpus(gpus, 'a bare integer is ambiguous (a GPU id, or a number of GPUs?): '
+                              'pass gpus=[0] for GPU 0, or gpus="all" for every GPU')
+    else:
+        raise _bad_gpus(gpus, 'pass a list of ids such as gpus=[0, 1], or gpus="all"')
+    ids = []
+    for entry in entries:
+        gpu = _gpu_id(entry)
+        if gpu is None:
+            raise _bad_gpus(gpus, _not_an_id(entry))
+        ids.append(gpu)
+    return ids
+
+
+def _gpu_id(entry: object) -> str | None:
+    """``entry`` as a GPU id string, or None if it is not one (a bool is not an index)."""
+    if isinstance(entry, numbers.Integral) and not isinstance(entry, bool):
+        return str(int(entry)) if int(entry) >= 0 else None
+    if isinstance(entry, str) and _GPU_ID.fullmatch(entry.strip()):
+        return entry.strip()
+    return None
+
+
+def _not_an_id(entry: object) -> str:
+    if isinstance(entry, str) and entry.strip().lower() == "all":  # "ALL", or --gpus ALL
+        return 'for every GPU pass gpus="all" (lower case, alone)'
+    return (f'{entry!r} is not a GPU id: ids are non-negative integers, strings of digits or '
+            f'GPU UUIDs ("GPU-...", "MIG-..."), as `nvidia-smi -L` lists them')
+
+
+def _bad_gpus(gpus: object, why: str) -> ConfigurationError:
+    return ConfigurationError(
+        f'Expected `gpus` to be "all", a list of GPU ids such as [0, 1], a comma-separated '
+        f'string of ids such as "0,1", or None. Received: gpus={gpus!r} (of type '
+        f"{type(gpus).__name__}); {why}."
+    )
 
 
 def _warn_unknown(ids: list[str]) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers._base import Launcher
-from hpo_plugins.launchers._gpus import gpu_slots
+from hpo_plugins.launchers._gpus import gpu_slots, parse_gpus
 from hpo_plugins.launchers._state import RunState, fail_dead_workers, fail_orphans
 from hpo_plugins.launchers._worker import Job, pin_gpu, run_task
 
@@ -48,14 +48,17 @@ class JoblibLauncher(Launcher):
       are used) every trial runs in a new process, so GPU and host memory go back to the system.
 
     The storage must be shared by processes: a SQLite file (the default) or a database server;
-    an in-memory storage raises a :class:`ConfigurationError` that says so.
+    an in-memory storage raises a :class:`ConfigurationError` that says so. The worker processes
+    exit within half a second when the launcher dies (``kill -9``), mid-trial too.
 
     Args:
         n_jobs: Worker processes (CPU mode); -1 for one per core. Ignored when GPUs are used:
             the pool has one process per slot.
         gpus: ``"all"`` (from ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``, never by importing a
-            framework), a list of GPU ids, or None. Without any GPU found, trials run on CPU
-            after a one-line notice.
+            framework), a list of GPU ids (``[0, 2]``; indices or ``GPU-``/``MIG-`` UUIDs), the
+            same as a comma-separated string (``"0,2"``, the syntax of
+            ``CUDA_VISIBLE_DEVICES``), or None. Checked here, not when the run starts. Without
+            any GPU found, trials run on CPU after a one-line notice.
         trials_per_gpu: Trials that share one GPU at once.
         fresh_process: A new process per trial; default True with GPUs, else False.
         deterministic: Make the suggestions of a seeded study independent of timing: trial ``n``
@@ -79,6 +82,7 @@ class JoblibLauncher(Launcher):
                 f"n_jobs={n_jobs!r}."
             )
         gpu_slots(None, trials_per_gpu)  # validates trials_per_gpu
+        parse_gpus(gpus)  # validates gpus; "all" is detected when the run starts
         for name, flag in (("fresh_process", fresh_process), ("deterministic", deterministic)):
             if flag is not None and not isinstance(flag, bool):
                 raise ConfigurationError(
@@ -106,7 +110,7 @@ class JoblibLauncher(Launcher):
         run = RunState(study, settings, Job.pack(
             study, objective, settings, uuid.uuid4().hex,
             None if settings.timeout is None else time.time() + settings.timeout,
-            workers - 1 if deterministic and workers > 1 else None))
+            workers - 1 if deterministic and workers > 1 else None, launcher=os.getpid()))
         _logger.info("Running trials in %d worker processes%s.", workers,
                      f" on GPU slots {slots}" if slots else "")
         with run:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins._observers import notify
 from hpo_plugins.launchers._worker import Job
 
 if TYPE_CHECKING:
@@ -168,14 +169,21 @@ def fail_orphans(study: Study, run_id: str, reason: str) -> list[FrozenTrial]:
 def _fail_each(study: Study, trials: Sequence[FrozenTrial],
                reason: Callable[[FrozenTrial], str], what: str) -> list[FrozenTrial]:
     """Mark each of ``trials`` FAIL with its ``reason``, skipping those finished meanwhile;
-    log "Trials <numbers> <what>" once if any was failed."""
+    log "Trials <numbers> <what>" once if any was failed.
+
+    The study's observers hear of each failed trial, as they do of a told one (its worker,
+    which would have told them, is gone): TensorBoard ends its session instead of showing it
+    RUNNING for ever. ``notify`` logs and swallows an observer's error.
+    """
     failed = []
     for trial in trials:
         try:
-            failed.append(study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
-                                                     {"fail_reason": reason(trial)}))
+            frozen = study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                                {"fail_reason": reason(trial)})
         except Exception:  # finished meanwhile by its worker
             continue
+        failed.append(frozen)
+        notify(study, "trial_finished", frozen)
     if failed:
         _logger.warning("Trials %s %s", [t.number for t in failed], what)
     return failed

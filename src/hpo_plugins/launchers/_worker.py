@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["Job", "exit_with_parent", "pin_gpu", "run_task"]
 
 _local = threading.local()  # .unpacked: {job key: (study, objective, settings)}, per thread
+_watch_lock = threading.Lock()
+_watching_in: int | None = None  # the pid of the process whose parent watch runs
 
 
 @dataclass(frozen=True)
@@ -43,15 +45,19 @@ class Job:
     run_id: str
     deadline: float | None  # wall-clock time after which no trial starts
     lag: int | None
+    #: The pid of the launcher when it starts the worker processes itself (joblib): they exit
+    #: once it is gone. None where workers live on their own (Dask).
+    launcher: int | None = None
 
     @classmethod
     def pack(cls, study: Study, objective: Callable[..., Any], settings: RunSettings,
-             run_id: str, deadline: float | None, lag: int | None) -> Job:
+             run_id: str, deadline: float | None, lag: int | None, *,
+             launcher: int | None = None) -> Job:
         """Serialise the study, objective and settings (callbacks stay in the parent)."""
         worker_settings = replace(settings, callbacks=(), show_progress_bar=False)
         payload = cloudpickle.dumps((study, objective, worker_settings))
         key = hashlib.sha256(payload).hexdigest()
-        return cls(payload, key, run_id, deadline, lag)
+        return cls(payload, key, run_id, deadline, lag, launcher)
 
 
 def pin_gpu(gpu: str | None) -> None:
@@ -64,14 +70,25 @@ def pin_gpu(gpu: str | None) -> None:
     exit_with_parent()
 
 
-def exit_with_parent(poll_seconds: float = 0.5) -> None:
-    """Exit this process as soon as the process that started it is gone (a daemon thread).
+def exit_with_parent(parent: int | None = None, poll_seconds: float = 0.5) -> None:
+    """Exit this process as soon as its parent ``parent`` is gone (a daemon thread).
 
-    A slot process waits for its next task on a pipe from the launcher; after ``kill -9`` of the
-    launcher nobody writes to that pipe again and the process would wait forever. A trial it was
-    running is then failed by its stale heartbeat, as for any lost worker.
+    A slot process waits for its next task on a pipe from the launcher, and a reused loky worker
+    goes on with its trial and then waits for more; after ``kill -9`` of the launcher nobody
+    sends work again, and the process would run and wait on its own. A trial it was running is
+    then failed by its stale heartbeat, as for any lost worker; a script-mode command dies with
+    it (``PR_SET_PDEATHSIG``).
+
+    ``parent`` defaults to the current parent; if this process already has another parent
+    (``parent`` died and it was re-parented), it exits at once. Calls after the first in a
+    process do nothing: one watch per process.
     """
-    parent = os.getppid()
+    global _watching_in
+    parent = os.getppid() if parent is None else parent
+    with _watch_lock:
+        if _watching_in == os.getpid():  # already watching (not a forked copy's flag)
+            return
+        _watching_in = os.getpid()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -89,6 +106,9 @@ def run_task(job: Job, gpu: str | None = None,
     """
     from hpo_plugins._optimize import run_one
 
+    # a worker the launcher started must not outlive it (joblib runs n_jobs=1 in the launcher)
+    if job.launcher is not None and job.launcher != os.getpid():
+        exit_with_parent(job.launcher)
     if job.deadline is not None and time.time() >= job.deadline:
         return None
     study, objective, settings = _unpack(job)
