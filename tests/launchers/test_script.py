@@ -82,6 +82,13 @@ def test_raised_trial_pruned_silence_and_a_missing_command(tmp_path: Path, child
     assert "exited with status 0 but reported no value" in (silent.fail_reason or "")
     study.optimize(ScriptObjective(["no-such-command-hpo"]), n_trials=1, catch=ScriptFailed)
     assert "'no-such-command-hpo' was not found" in (study.trials[-1].fail_reason or "")
+    script = tmp_path / "train.sh"
+    script.write_text("echo hi\n")  # not executable: the trial fails, the study goes on
+    study.optimize(ScriptObjective([str(script)]), n_trials=2, catch=ScriptFailed)
+    for trial in study.trials[-2:]:
+        assert trial.state is TrialState.FAIL
+        assert "could not be started (Permission denied)" in (trial.fail_reason or "")
+        assert "chmod +x" in (trial.fail_reason or "")
 
 
 @pytest.mark.parametrize(("via", "expected"), [

@@ -178,6 +178,15 @@ def _check_options(args: argparse.Namespace, sampler: Sampler) -> None:
     if args.dask is not None and args.gpus is not None:
         raise CLIError("--gpus does not apply with --dask: start one Dask worker per GPU with "
                        '--resources "GPU=1" and pass --gpus-per-trial', EXIT_USAGE)
+    if args.gpus is not None:
+        from hpo_plugins.launchers._gpus import parse_gpus
+
+        try:
+            parse_gpus(args.gpus)
+        except ConfigurationError as exc:
+            raise CLIError(f"expected --gpus to be 'all' or GPU ids separated by commas "
+                           f"(e.g. --gpus 0,1). Received {args.gpus!r}: {exc}",
+                           EXIT_USAGE) from None
 
 
 def _default_study_name(command: list[str], space: SearchSpace) -> str:

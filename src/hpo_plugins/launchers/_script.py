@@ -94,6 +94,12 @@ class ScriptObjective:
                 f"Expected an executable command; {argv[0]!r} was not found ({exc.strerror}). "
                 f"Check the command's spelling and PATH, or give its full path."
             ) from exc
+        except OSError as exc:  # not executable (PermissionError), no shebang (ENOEXEC), ...
+            raise ScriptFailed(
+                f"Expected an executable command; {argv[0]!r} could not be started "
+                f"({exc.strerror or exc}). Make it executable (chmod +x) with a #! line, or run "
+                f"it through its interpreter, e.g. `bash {argv[0]}` or `python {argv[0]}`."
+            ) from exc
         if trial.pruned:  # the child marked it (mark_pruned, or an uncaught TrialPruned)
             raise TrialPruned(f"pruned by the command (exit status {code})")
         if code != 0:
