@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import math
+import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,7 @@ import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
 from hpo_plugins._api import default_study_name
 from hpo_plugins.exceptions import ConfigurationError, SearchSpaceExhausted
-from hpo_plugins.launchers import JoblibLauncher
+from hpo_plugins.launchers import JoblibLauncher, ScriptObjective
 from hpo_plugins.pruners import MedianPruner, NopPruner
 from hpo_plugins.samplers import RandomSampler, Sampler
 from hpo_plugins.storages import InMemoryStorage, Storage
@@ -78,7 +82,7 @@ def test_tell_refuses_odd_values_and_arguments() -> None:
         study.tell(trial, np.array([1.0, 2.0]))
     with pytest.raises(ConfigurationError, match="an integer too large for a float"):
         study.tell(trial, 10 ** 400)
-    with pytest.raises(ConfigurationError, match="`fail_reason` to be a str given with "
+    with pytest.raises(ConfigurationError, match="`fail_reason` only with "
                                                  "state='FAIL'.*state='COMPLETE'"):
         study.tell(trial, 1.0, fail_reason="oops")
     with pytest.raises(ConfigurationError, match="`system_attrs` to be a dict"):
@@ -250,7 +254,7 @@ def _train(params: dict[str, Any], data: int = 0) -> float:
 
 
 class _Objective:
-    def __init__(self, data: int) -> None:
+    def __init__(self, data: Any) -> None:
         self.data = data
 
     def __call__(self, params: dict[str, Any]) -> float:
@@ -260,16 +264,26 @@ class _Objective:
         return _train(params, self.data)
 
 
-def test_derived_names_tell_bound_arguments_apart() -> None:
+def test_derived_names_tell_literal_partials_and_commands_apart() -> None:
     names = [default_study_name(f, "fp") for f in (
         functools.partial(_train, data=0), functools.partial(_train, data=100),
-        _Objective(0), _Objective(100), _Objective(0).method, _Objective(100).method)]
+        ScriptObjective("python a.py"), ScriptObjective("python b.py"))]
     assert len(set(names)) == len(names)
-    assert names[0].startswith("_train-") and names[2].startswith("_Objective-")
+    assert names[0].startswith("_train-") and names[2].startswith("ScriptObjective-")
     # the same arguments give the same name in every run
     assert default_study_name(functools.partial(_train, data=0), "fp") == names[0]
-    assert default_study_name(_Objective(0), "fp") == names[2]
     assert default_study_name(_train, "fp") != names[0]
+
+
+def test_derived_names_ignore_state_that_may_change_between_runs() -> None:
+    """An objective holding e.g. its parsed argv (with --n-trials) must keep its study."""
+    first = [default_study_name(f, "fp") for f in (
+        _Objective(argparse.Namespace(n_trials=50)), _Objective(0).method,
+        functools.partial(_train, data=argparse.Namespace(n_trials=50)))]
+    again = [default_study_name(f, "fp") for f in (
+        _Objective(argparse.Namespace(n_trials=100)), _Objective(1).method,
+        functools.partial(_train, data=argparse.Namespace(n_trials=100)))]
+    assert first == again
 
 
 def test_a_resume_keeps_the_settings_it_is_not_given(tmp_path: Path) -> None:
@@ -286,3 +300,90 @@ def test_a_resume_keeps_the_settings_it_is_not_given(tmp_path: Path) -> None:
     changed = hpo.create_study(SPACE, storage=url, study_name="r", seed=8, pruner=NopPruner())
     assert (changed.seed, changed.logdir) == (8, str(runs))
     assert isinstance(hpo.load_study("r", url).pruner, NopPruner)
+
+
+def test_a_lagged_ask_keeps_its_own_heartbeat_while_it_waits(tmp_path: Path) -> None:
+    """Deterministic mode: trial 2 waits for trial 0, which runs longer than the grace period;
+    the waiting trial must not be reaped as stale by its own wait."""
+    study = _study(f"sqlite:///{tmp_path}/lag.db", seed=0, heartbeat_interval=0.2,
+                   grace_period=0.6)
+    slow = study.ask(heartbeat=True, lag=1)
+    study.tell(study.ask(heartbeat=True, lag=1), 0.5)
+    stop = threading.Event()
+
+    def keep_alive_then_finish() -> None:  # the slow trial's own worker
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and not stop.is_set():
+            study.storage.record_heartbeat(slow.trial_id)
+            time.sleep(0.1)
+        study.tell(slow, 1.0)
+
+    worker = threading.Thread(target=keep_alive_then_finish)
+    worker.start()
+    try:
+        waited = study.ask(heartbeat=True, lag=1)  # waits about 1.5 s for trial 0
+    finally:
+        stop.set()
+        worker.join()
+    assert waited.number == 2
+    assert study.tell(waited, 0.1).state is TrialState.COMPLETE
+
+
+class _Forgetful(RandomSampler):
+    """A user sampler that does not keep its argument under the same name."""
+
+    def __init__(self, k: int = 3) -> None:
+        super().__init__()
+        self._k = k
+
+
+def test_a_resume_that_cannot_rebuild_the_sampler_exactly_says_so_and_records_the_default(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path}/k.db"
+    hpo.create_study(SPACE, storage=url, study_name="k", sampler=_Forgetful(k=10))
+    again = hpo.create_study(SPACE, storage=url, study_name="k")
+    assert type(again.sampler).__name__ == "TPESampler"
+    assert "cannot be rebuilt exactly" in caplog.text
+    stored = hpo.storages.get_storage(url).get_study(again.study_id).attrs["sampler"]
+    assert stored["class"].endswith("TPESampler")  # the record says what runs
+
+
+def test_a_kept_logdir_that_cannot_be_made_here_is_named(tmp_path: Path) -> None:
+    url, runs = f"sqlite:///{tmp_path}/g.db", tmp_path / "runs"
+    hpo.create_study(SPACE, storage=url, study_name="g", logdir=str(runs))
+    shutil.rmtree(runs)
+    runs.write_text("now a file")  # e.g. another machine, where that path is not a folder
+    with pytest.raises(ConfigurationError, match="the logdir stored with study 'g' .*pass "
+                                                 "logdir= to use another one"):
+        hpo.create_study(SPACE, storage=url, study_name="g")
+
+
+def test_minimize_checks_its_run_options_before_storing_anything(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/o.db"
+    for bad in ({"n_trials": "10"}, {"n_trials": 1, "catch": ValueError()}, {}):
+        with pytest.raises(ConfigurationError):
+            hpo.minimize(lambda p: 1.0, SPACE, storage=url, logdir=str(tmp_path / "runs"),
+                         **bad)
+    assert not (tmp_path / "o.db").exists() and not (tmp_path / "runs").exists()
+
+
+def test_numpy_numbers_are_accepted_where_python_ones_are(tmp_path: Path) -> None:
+    study = _study(f"sqlite:///{tmp_path}/n.db", heartbeat_interval=np.float32(5),
+                   max_retries=np.int64(1))
+    assert study.heartbeat_interval == 5.0
+    study.optimize(lambda p: 1.0, n_trials=np.int64(2), n_jobs=np.int64(1))
+    trial = study.ask(limit=np.int64(10))
+    study.tell(trial, 1.0)
+    assert len(study.trials) == 3
+
+
+def test_a_failure_reason_that_is_not_text_is_stored_as_text() -> None:
+    study = _study()
+
+    def objective(params: dict[str, Any]) -> float:
+        hpo.current_trial().mark_failed(42)  # type: ignore[arg-type]
+        return 1.0
+
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is TrialState.FAIL
+    assert study.trials[0].system_attrs["fail_reason"] == "42"

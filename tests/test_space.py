@@ -197,7 +197,7 @@ def test_fingerprint_is_stable_and_sensitive(nested_space: dict[str, Any]) -> No
 
 
 @pytest.mark.parametrize("expr", [hp.loguniform("lr", 1e-5, 1e-1),
-                                  hp.qloguniform("n", 0, 1, 0.1)])
+                                  hp.qloguniform("n", 0.01, 1, 0.1)])
 def test_log_bounds_given_as_values_warn_with_the_fix(expr: Any) -> None:
     with pytest.warns(UserWarning, match=r"bounds are logarithms\. For values from .* write "
                                          r"hp\.q?loguniform\(.*math\.log\("):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import numbers
 import os
-import re
 import sys
-import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hpo_plugins._frozen import FrozenTrial
+from hpo_plugins._optimize import RunSettings
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.samplers._base import Sampler
@@ -22,7 +22,6 @@ from hpo_plugins.study import Study, create_study
 __all__ = ["maximize", "minimize"]
 
 _logger = logging.getLogger(__name__)
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # the part of default reprs that changes per run
 
 
 def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None = None,
@@ -76,6 +75,10 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
               show_progress_bar: bool | None, n_jobs: int, launcher: Any,
               **study_kwargs: Any) -> Study:
     check_run_args(objective, n_jobs, launcher)  # before a study is created for nothing
+    sampler = study_kwargs.get("sampler")
+    RunSettings.check(n_trials=n_trials, max_trials=max_trials, timeout=timeout, catch=catch,
+                      callbacks=callbacks, show_progress_bar=show_progress_bar,
+                      finite=bool(getattr(sampler, "finite", False)))
     parsed = as_space(space)
     name = study_name or default_study_name(objective, parsed.fingerprint)
     study = create_study(parsed, study_name=name, direction=direction, **study_kwargs)
@@ -98,7 +101,8 @@ def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
     the name only, not the folder, so a moved checkout or another machine's mount point gives
     the same study, and ``a/train.py`` and ``b/train.py`` share one), its
     qualified name, for a lambda the line it starts on (two lambdas of one file differ), what
-    it is bound to (see :func:`_bound_state`) and the space's fingerprint.
+    it is bound to where that is safe to read (see :func:`_bound_state`) and the space's
+    fingerprint.
 
     Example:
         >>> import functools
@@ -128,31 +132,42 @@ def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
 
 
 def _bound_state(objective: Any) -> str:
-    """What makes two objectives of one code differ: a ``functools.partial``'s arguments, a
-    bound method's object, a callable object's attributes (e.g. a script objective's command).
+    """What tells two objectives of one code apart, when it is safe to read: the plain-literal
+    arguments of a ``functools.partial`` (numbers, strings, None, and lists, tuples and dicts
+    of them), and an objective's own ``hpo_study_key`` (a str; ``ScriptObjective`` gives its
+    command). Empty otherwise, so plain functions, callable objects and bound methods keep
+    the names they always had.
 
-    Empty for plain functions, so their names are what they always were. Memory addresses in
-    reprs are dropped, so the text is the same in every run.
+    Anything else an objective holds (a parsed argv with ``--n-trials``, a logger, a dataset,
+    a temporary folder) may change from run to run without making it another experiment, and a
+    name that moved with it would silently stop resuming: pass ``study_name=`` to tell such
+    objectives apart.
     """
     parts: list[str] = []
     while isinstance(objective, functools.partial):
-        parts.append(repr((objective.args, sorted(objective.keywords.items()))))
+        bound = (objective.args, sorted(objective.keywords.items()))
+        if _is_literal(bound):
+            parts.append(repr(bound))
         objective = objective.func
-    owner = getattr(objective, "__self__", None)  # a bound method's object
-    if owner is not None and not isinstance(owner, types.ModuleType):
-        parts.append(_state_text(owner))
-    elif not isinstance(objective, (types.FunctionType, types.BuiltinFunctionType)):
-        parts.append(_state_text(objective))
-    text = _ADDRESS.sub("", "".join(parts))
-    return f":{text}" if text else ""
+    key = getattr(objective, "hpo_study_key", None)
+    if isinstance(key, str):
+        parts.append(key)
+    return f":{''.join(parts)}" if parts else ""
 
 
-def _state_text(obj: Any) -> str:
-    """An object's own ``repr`` when its class wrote one (it says what the object is), else
-    its attributes."""
-    if type(obj).__repr__ is not object.__repr__:
-        return repr(obj)
-    return repr(sorted(vars(obj).items())) if hasattr(obj, "__dict__") else ""
+def _is_literal(value: Any, budget: list[int] | None = None) -> bool:
+    """Whether ``value`` is made of plain literals only (and small: at most 1,000 of them)."""
+    budget = [1000] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        return False
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_literal(v, budget) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_literal(v, budget) for k, v in value.items())
+    return False
 
 
 def check_run_args(objective: Any, n_jobs: Any, launcher: Any) -> None:
@@ -165,7 +180,7 @@ def check_run_args(objective: Any, n_jobs: Any, launcher: Any) -> None:
         raise ConfigurationError(
             f"Expected `objective` to be a function fn(params) -> float. Received: "
             f"{objective!r} (of type {type(objective).__name__}).")
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
         raise ConfigurationError(
             f"Expected `n_jobs` to be an int (1: this process; more: worker processes). "
             f"Received: n_jobs={n_jobs!r}.")

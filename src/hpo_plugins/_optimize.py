@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 import sys
 import threading
 import time
@@ -56,19 +57,31 @@ class RunSettings:
               callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None,
               show_progress_bar: bool | None) -> RunSettings:
         """Check every option; raise ConfigurationError with the fix when one is wrong."""
+        finite = study.space is not None and study.sampler.finite
+        return cls.check(n_trials=n_trials, max_trials=max_trials, timeout=timeout, catch=catch,
+                         callbacks=callbacks, show_progress_bar=show_progress_bar,
+                         finite=finite)
+
+    @classmethod
+    def check(cls, *, n_trials: Any, max_trials: Any, timeout: Any, catch: Any, callbacks: Any,
+              show_progress_bar: Any, finite: bool) -> RunSettings:
+        """:meth:`build` without a study: ``finite`` says whether the sampler can run out
+        (then no limit is needed). ``hpo.minimize`` calls it before it creates the study, so
+        bad options store nothing."""
         for name, value in (("n_trials", n_trials), ("max_trials", max_trials)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 0):
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, numbers.Integral) or value < 0):
                 raise ConfigurationError(
                     f"Expected `{name}` to be an integer >= 0 or None. Received: "
                     f"{name}={value!r}."
                 )
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, numbers.Real)
+                                    or not float(timeout) > 0):
             raise ConfigurationError(
                 f"Expected `timeout` to be a number of seconds > 0 or None. Received: "
                 f"timeout={timeout!r}."
             )
-        finite = study.space is not None and study.sampler.finite
         if n_trials is None and max_trials is None and timeout is None and not finite:
             raise ConfigurationError(
                 "Expected a limit: pass n_trials= (trials to run now), max_trials= (the study's "
@@ -79,7 +92,9 @@ class RunSettings:
                 f"Expected `show_progress_bar` to be True, False or None (on when stderr is a "
                 f"terminal). Received: show_progress_bar={show_progress_bar!r}."
             )
-        return cls(n_trials, max_trials, timeout, _catch_tuple(catch),
+        return cls(None if n_trials is None else int(n_trials),
+                   None if max_trials is None else int(max_trials),
+                   None if timeout is None else float(timeout), _catch_tuple(catch),
                    _callback_tuple(callbacks),
                    sys.stderr.isatty() if show_progress_bar is None else show_progress_bar)
 
@@ -145,7 +160,7 @@ def run(study: Study, objective: Callable[..., Any], settings: RunSettings, *, n
     if launcher is None and n_jobs != 1:
         from hpo_plugins import launchers
 
-        launcher = launchers.JoblibLauncher(n_jobs=n_jobs)
+        launcher = launchers.JoblibLauncher(n_jobs=int(n_jobs))
     if launcher is not None:
         launcher.run(study, objective, settings)
         return

@@ -27,6 +27,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -576,14 +578,27 @@ def _check_args(p: Param) -> None:
         raise SpaceError(f"Expected sigma > 0 in {where}. Give a positive spread.")
     if "q" in a and not a["q"] > 0:
         raise SpaceError(f"Expected a step q > 0 in {where}. Give a positive step.")
-    if p.kind in ("loguniform", "qloguniform") and a["low"] >= 0 and a["high"] <= 1:
-        # the classic slip: hp.loguniform("lr", 1e-5, 1e-1) samples exp(1e-5)..exp(0.1)
+    if (p.kind in ("loguniform", "qloguniform") and a["low"] > 0 and a["high"] <= 1
+            and a["high"] / a["low"] >= 10):
+        # the classic slip: hp.loguniform("lr", 1e-5, 1e-1) samples exp(1e-5)..exp(0.1);
+        # bounds a decade or more apart as values, but within [1, e] as exponentials
         warnings.warn(
             f"{where} samples values from {math.exp(a['low']):.6g} to "
             f"{math.exp(a['high']):.6g}: Hyperopt's log-uniform bounds are logarithms. For "
             f"values from {a['low']:g} to {a['high']:g} write {_HP_NAMES[p.kind]}("
             f"{p.label!r}, math.log({a['low']:g}), math.log({a['high']:g}){_q_suffix(p)}).",
-            UserWarning, stacklevel=2)
+            UserWarning, stacklevel=_outside_package())
+
+
+def _outside_package() -> int:
+    """The ``stacklevel`` of the first frame outside hpo_plugins and Hyperopt, so a warning
+    points at the user's line that made the space."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and (frame.f_code.co_filename.startswith(package)
+                                        or "hyperopt" in frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _q_suffix(p: Param) -> str:

@@ -132,6 +132,8 @@ class Study:
             StudyFull: ``limit`` was reached.
         """
         _check_ask(limit, heartbeat, system_attrs, lag)
+        limit = None if limit is None else int(limit)
+        lag = None if lag is None else int(lag)
         self._reap_stale_trials()
         if self.space is None or self.sampler.deduplicate:
             frozen = self._claim_or_sample_dedup(limit, heartbeat, dict(system_attrs or {}))
@@ -175,7 +177,8 @@ class Study:
         if lag is None:
             history = self._history(frozen.number, exclude=frozen.trial_id)
         else:
-            history = self._lagged_history(frozen.number, lag)
+            beating = frozen.trial_id if frozen.last_heartbeat is not None else None
+            history = self._lagged_history(frozen.number, lag, beating=beating)
         params = space.validate(self.sampler.sample(space, history, self._rng(frozen.number)))
         natural = _json_natural(space.build(params))
         self.storage.set_trial_params(frozen.trial_id, params, natural)
@@ -195,16 +198,25 @@ class Study:
             self.storage.set_trial_system_attr(frozen.trial_id, key, value)
         return self.storage.get_trial(frozen.trial_id) if system_attrs else frozen
 
-    def _lagged_history(self, number: int, lag: int, poll: float = 0.05) -> History:
+    def _lagged_history(self, number: int, lag: int, poll: float = 0.05,
+                        beating: int | None = None) -> History:
         """Wait for trials below ``number - lag`` to finish and newer ones to have params.
 
         Newer trials are shown as RUNNING whatever their state (see ``ask``). The wait polls
         the storage after 1 ms, then twice as long each time up to ``poll`` seconds: with
         short trials the awaited one usually lands within milliseconds, and a fixed 50 ms poll
-        cost about 28 ms per trial with no-op objectives.
+        cost about 28 ms per trial with no-op objectives. ``beating``: the id of the waiting
+        trial, whose heartbeat is kept during the wait (an earlier trial may run longer than
+        the grace period, and the reaping below must not fail the trial that waits for it).
         """
         pause = 0.001
+        last_beat = time.monotonic()
+        interval = self.heartbeat_interval
         while True:
+            if beating is not None and interval is not None and (
+                    time.monotonic() - last_beat >= interval):
+                self.storage.record_heartbeat(beating)
+                last_beat = time.monotonic()
             trials = [t for t in self.storage.get_all_trials(self.study_id) if t.number < number]
             if all(t.state.is_finished or (t.number >= number - lag and t.params)
                    for t in trials):
@@ -306,12 +318,13 @@ class Study:
         if system_attrs is not None and not isinstance(system_attrs, Mapping):
             raise ConfigurationError(
                 f"Expected `system_attrs` to be a dict or None. Received: {system_attrs!r}.")
-        if fail_reason is not None and (not isinstance(fail_reason, str)
-                                        or final is not TrialState.FAIL):
+        if fail_reason is not None and final is not TrialState.FAIL:
             raise ConfigurationError(
-                f"Expected `fail_reason` to be a str given with state='FAIL' (it is stored with "
-                f"failed trials only). Received: fail_reason={fail_reason!r} with "
+                f"Expected `fail_reason` only with state='FAIL' (it is stored with failed "
+                f"trials only). Received: fail_reason={fail_reason!r} with "
                 f"state={final.value!r}.")
+        if fail_reason is not None and not isinstance(fail_reason, str):
+            fail_reason = str(fail_reason)  # e.g. mark_failed(42): store it, as text
         attrs = dict(system_attrs or {})
         if final is TrialState.COMPLETE:
             value = _finite_value(value)
@@ -551,8 +564,8 @@ def _same_storage(a: Storage, b: Storage) -> bool:
 def _check_ask(limit: Any, heartbeat: Any, system_attrs: Any, lag: Any) -> None:
     """Refuse bad ``ask`` arguments before a trial is started."""
     for name, value in (("limit", limit), ("lag", lag)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 0):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, numbers.Integral) or value < 0):
             raise ConfigurationError(
                 f"Expected `{name}` to be an integer >= 0 or None. Received: {name}={value!r}.")
     if not isinstance(heartbeat, bool):
@@ -620,15 +633,13 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
     settings = _check_settings(direction, heartbeat_interval, grace_period, max_retries)
     direction, grace_period = settings
     _check_identity(study_name, seed, metric, logdir, load_if_exists)
-    seed = None if seed is None else int(seed)
+    seed = None if seed is None else int(seed)  # numpy numbers become what JSON stores
+    max_retries = int(max_retries)
+    heartbeat_interval = None if heartbeat_interval is None else float(heartbeat_interval)
+    grace_period = None if grace_period is None else float(grace_period)
     logdir = None if logdir is None else os.fspath(logdir)
     if logdir is not None:
-        try:  # here, not at the first trial's TensorBoard write, which only logs its failure
-            os.makedirs(logdir, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"Expected `logdir` to be a directory this process can create and write. "
-                f"Received: logdir={logdir!r}, which failed: {exc}.") from None
+        _make_logdir(logdir, "")
     parsed = as_space(space) if space is not None else None
     given = {"sampler": sampler is not None, "pruner": pruner is not None,
              "seed": seed is not None, "logdir": logdir is not None}
@@ -645,9 +656,14 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
     study_id, kept = _create_or_resume(store, name, direction, attrs, load_if_exists,
                                        [key for key, is_given in given.items() if not is_given])
     if kept:  # a resume without these arguments goes on with the study's own
-        sampler = _rebuild(kept.get("sampler"), Sampler) or sampler
-        pruner = _rebuild(kept.get("pruner"), Pruner) or pruner
-        seed, logdir = kept.get("seed", seed), kept.get("logdir", logdir)
+        if "sampler" in kept:
+            sampler = _inherit(store, study_id, name, kept["sampler"], Sampler, sampler)
+        if "pruner" in kept:
+            pruner = _inherit(store, study_id, name, kept["pruner"], Pruner, pruner)
+        seed = kept.get("seed", seed)
+        if "logdir" in kept:
+            logdir = kept["logdir"]
+            _make_logdir(logdir, f"the logdir stored with study {name!r} ")
         if parsed is not None:
             sampler.check_space(parsed)
     return Study(study_name=name, storage=store, study_id=study_id, direction=direction,
@@ -677,7 +693,8 @@ def _check_settings(direction: str | Direction, heartbeat_interval: float | None
             f"Expected `grace_period` to be longer than `heartbeat_interval` "
             f"({heartbeat_interval}). Received: grace_period={grace_period!r}."
         )
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+    if (isinstance(max_retries, bool) or not isinstance(max_retries, numbers.Integral)
+            or max_retries < 0):
         raise ConfigurationError(
             f"Expected `max_retries` to be an integer >= 0. Received: max_retries={max_retries!r}."
         )
@@ -708,6 +725,40 @@ def _check_identity(study_name: Any, seed: Any, metric: Any, logdir: Any,
         raise ConfigurationError(
             f"Expected `load_if_exists` to be True or False. Received: "
             f"load_if_exists={load_if_exists!r}.")
+
+
+def _make_logdir(logdir: str, whose: str) -> None:
+    """Create ``logdir`` now, not at the first trial's TensorBoard write, which only logs its
+    failure; ``whose`` names a stored one in the message."""
+    try:
+        os.makedirs(logdir, exist_ok=True)
+    except OSError as exc:
+        fix = ("; pass logdir= to use another one" if whose else "")
+        raise ConfigurationError(
+            f"Expected `logdir` to be a directory this process can create and write. "
+            f"Received: {whose}{logdir!r}, which failed: {exc}{fix}.") from None
+
+
+def _inherit(store: Storage, study_id: int, name: str, stored: Any, base: type,
+             default: Any) -> Any:
+    """The sampler or pruner a resume keeps: rebuilt from the study's record when the rebuild
+    is exact (same class and arguments); else ``default``, recorded and announced."""
+    rebuilt = _rebuild(stored, base)
+    exact = not isinstance(stored, Mapping) or stored.get("exact", True)  # older records: compare
+    if (rebuilt is not None and exact
+            and _as_json(describe_object(rebuilt)) == _as_json(stored)):
+        return rebuilt
+    key = "sampler" if base is Sampler else "pruner"
+    what = stored.get("class") if isinstance(stored, Mapping) else stored
+    _logger.warning("Study %r: its stored %s %s cannot be rebuilt exactly here (a class that "
+                    "is not importable, or arguments it does not keep); this run uses %r and "
+                    "records it. Pass %s= to choose.", name, key, what, default, key)
+    store.set_study_attr(study_id, key, describe_object(default))
+    return default
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=repr))
 
 
 def _check_plugin(obj: object, base: type, name: str) -> None:

@@ -86,7 +86,7 @@ def test_an_unreachable_scheduler_leaves_no_study(cli: Run, space: str, db: str)
                            "--dask", "tcp://127.0.0.1:1", "--", "true")
     assert code == EXIT_FAILURE
     assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:1" in err
-    assert _studies(db) == []
+    assert not Path(db.removeprefix("sqlite:///")).exists()  # not even an empty database
 
 
 @pytest.mark.parametrize(("source", "error"), [
@@ -165,6 +165,11 @@ def test_the_same_command_finds_its_study_again(cli: Run, space: str, db: str) -
     assert "resumed with its 1 earlier trials" in err
     cli(*argv[:-1], "false", "--another-word")
     assert len(_studies(db)) == 2  # another command, another study
+    cli(*argv[:1], "--seed", "1", *argv[1:])
+    cli(*argv[:1], "--sampler", "random", *argv[1:])
+    assert len(_studies(db)) == 4  # another seed or sampler: trials of two settings never mix
+    cli(*argv[:1], "--n-jobs", "1", *argv[1:])
+    assert len(_studies(db)) == 4  # how the run is done does not make another study
 
 
 @pytest.mark.slow

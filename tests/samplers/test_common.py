@@ -97,7 +97,8 @@ def test_samplers_describe_their_configuration(sampler: Sampler, params: dict[st
                                                discrete_space: SearchSpace) -> None:
     assert sampler.get_params() == params
     assert describe_object(sampler) == {
-        "class": f"{type(sampler).__module__}.{type(sampler).__name__}", "params": params}
+        "class": f"{type(sampler).__module__}.{type(sampler).__name__}", "params": params,
+        "exact": True}
     assert repr(sampler).startswith(type(sampler).__name__ + "(")
     sampler.sample(discrete_space, History([], Direction.MINIMIZE), np.random.default_rng(0))
     clone = pickle.loads(pickle.dumps(sampler))  # after use: caches are not carried

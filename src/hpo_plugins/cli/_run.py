@@ -145,20 +145,20 @@ def _run(args: argparse.Namespace) -> int:
     _check_options(args, sampler)  # everything is checked before the study is created
     space = as_space(load_space(args.space))
     sampler.check_space(space)
-    name = args.study or _default_study_name(command, space)
-    store = _open_storage(args.storage)
+    name = args.study or _default_study_name(command, space, args)
     ran: list[Any] = []  # the trials this run finished (callbacks see exactly those)
-    try:
-        _check_resumable(store, name, args.direction, space)
-        with _launcher(args) as launcher:
+    with _launcher(args) as launcher:  # first: a refused --dask must not leave a database
+        store = _open_storage(args.storage)
+        try:
+            _check_resumable(store, name, args.direction, space)
             study = _study(args, name, space, sampler, store)
             study.optimize(ScriptObjective(command, params_via=args.params_via),
                            n_trials=args.n_trials, max_trials=args.max_trials,
                            timeout=args.timeout, catch=ScriptFailed, launcher=launcher,
                            callbacks=[lambda _, trial: ran.append(trial)])
-        _summary(study)
-    finally:
-        store.close()
+            _summary(study)
+        finally:
+            store.close()
     if ran and all(t.state is TrialState.FAIL for t in ran):
         raise CLIError(f"every trial of this run failed ({len(ran)}); the last one: "
                        f"{_short_reason(ran[-1].fail_reason)}")
@@ -189,16 +189,23 @@ def _check_options(args: argparse.Namespace, sampler: Sampler) -> None:
                            EXIT_USAGE) from None
 
 
-def _default_study_name(command: list[str], space: SearchSpace) -> str:
+def _default_study_name(command: list[str], space: SearchSpace,
+                        args: argparse.Namespace) -> str:
     """``<script>-<hash>``: the study of a command when ``--study`` is not given.
 
     Stable across runs, so running the same command again after a crash resumes its study (and
     with ``--max-trials`` completes it), as ``hpo.minimize`` does with its derived names. The
-    hash covers the command's words as typed and the space's fingerprint: another command, or
-    an edited space, gets another study. ``<script>`` is the stem of the command's first
-    ``.py`` word (``train`` for ``python train.py``), else of its program.
+    hash covers the command's words as typed, the space's fingerprint and the options that
+    define the experiment (``--direction``, ``--metric``, ``--sampler``, ``--pruner``,
+    ``--seed``, ``--params-via``): another command, an edited space or another sampler or seed
+    gets another study, so comparing two settings never mixes their trials. Options that only
+    say how long or where to run (``--n-trials``, ``--n-jobs``, ``--gpus``...) do not count.
+    ``<script>`` is the stem of the command's first ``.py`` word (``train`` for
+    ``python train.py``), else of its program.
     """
-    key = json.dumps([command, space.fingerprint])
+    setting = [args.direction, args.metric, args.sampler, args.pruner, args.seed,
+               args.params_via]
+    key = json.dumps([command, space.fingerprint, setting])
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     scripts = [word for word in command if word.endswith(".py")]
     stem = os.path.splitext(os.path.basename(scripts[0] if scripts else command[0]))[0]

@@ -176,8 +176,9 @@ class KerasObjective:
     # -- one fit ------------------------------------------------------------------------------
 
     def _fit(self, trial: Trial, params: Any) -> dict[str, list[float]]:
-        if self.seed is not None:
-            keras.utils.set_random_seed(self.seed)
+        seed = self.seed if self.seed is not None else trial.study.seed  # a resume keeps it
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
         model = check_model(self.build_fn(params))
         path = os.path.join(trial.log_dir, CHECKPOINT_FILE)
         trial.set_user_attr(CHECKPOINT_ATTR, path)

@@ -8,6 +8,7 @@ pruning works across processes. The trial's value is the last value the child re
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -21,6 +22,8 @@ from typing import Any
 
 from hpo_plugins.context import current_trial, current_trial_or_none, trial_env
 from hpo_plugins.exceptions import ConfigurationError, HPOError, TrialPruned
+
+_NOT_STARTABLE = (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR)  # a bad command
 
 __all__ = ["PARAMS_ENV", "PARAMS_FILE_ENV", "ScriptFailed", "ScriptObjective", "current_params"]
 
@@ -78,6 +81,12 @@ class ScriptObjective:
         self.params_via = params_via
         self.cwd = cwd
 
+    @property
+    def hpo_study_key(self) -> str:
+        """What ``hpo.minimize`` adds to the derived study name: the command and how params
+        reach it, so two commands over one space get two studies."""
+        return json.dumps([self.command, self.params_via])
+
     def __call__(self, params: Any) -> None:
         """Run the command for the current trial; the run loop takes its last reported value."""
         trial = current_trial()
@@ -94,7 +103,9 @@ class ScriptObjective:
                 f"Expected an executable command; {argv[0]!r} was not found ({exc.strerror}). "
                 f"Check the command's spelling and PATH, or give its full path."
             ) from exc
-        except OSError as exc:  # not executable (PermissionError), no shebang (ENOEXEC), ...
+        except OSError as exc:
+            if exc.errno not in _NOT_STARTABLE:  # out of memory, too many files...: not the
+                raise                            # command's fault, and not for every trial
             raise ScriptFailed(
                 f"Expected an executable command; {argv[0]!r} could not be started "
                 f"({exc.strerror or exc}). Make it executable (chmod +x) with a #! line, or run "

@@ -93,20 +93,33 @@ class Sampler(abc.ABC):
         return f"{type(self).__name__}({args})"
 
 
+def _constructor_names(obj: object) -> list[str]:
+    """The named constructor arguments of ``obj``'s class (not ``*args``/``**kwargs``)."""
+    signature = inspect.signature(type(obj).__init__).parameters.values()
+    return [p.name for p in signature if p.name != "self"
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
 def _constructor_params(obj: object) -> dict[str, Any]:
-    names = [p for p in inspect.signature(type(obj).__init__).parameters if p != "self"]
-    return {n: getattr(obj, n) for n in names if hasattr(obj, n)}
+    return {n: getattr(obj, n) for n in _constructor_names(obj) if hasattr(obj, n)}
 
 
 def describe_object(obj: object) -> dict[str, Any]:
-    """``{"class": "module.Class", "params": {...}}`` with JSON-able parameters (others as repr).
+    """``{"class": "module.Class", "params": {...}, "exact": bool}`` with JSON-able parameters
+    (others as repr).
 
-    Used to record a study's sampler and pruner and to rebuild the pruner in child processes.
+    Used to record a study's sampler and pruner and to rebuild them (the pruner in child
+    processes, both on a resume). ``exact`` is True when ``Class(**params)`` gives the same
+    object: every named constructor argument was read back and none had to be written as a
+    repr.
     """
     params = obj.get_params() if hasattr(obj, "get_params") else _constructor_params(obj)
     plain = (str, int, float, bool, type(None))
     safe = {k: (v if isinstance(v, plain) else repr(v)) for k, v in params.items()}
-    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "params": safe}
+    exact = (set(_constructor_names(obj)) <= set(params)
+             and all(isinstance(v, plain) for v in params.values()))
+    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "params": safe,
+            "exact": exact}
 
 
 def ranked_for_model(history: History) -> list[tuple[FrozenTrial, float]]:
