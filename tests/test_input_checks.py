@@ -20,7 +20,7 @@ from hpo_plugins._api import default_study_name
 from hpo_plugins.exceptions import ConfigurationError, SearchSpaceExhausted
 from hpo_plugins.launchers import JoblibLauncher, ScriptObjective
 from hpo_plugins.pruners import MedianPruner, NopPruner
-from hpo_plugins.samplers import RandomSampler, Sampler
+from hpo_plugins.samplers import AnnealSampler, RandomSampler, Sampler
 from hpo_plugins.storages import InMemoryStorage, Storage
 
 SPACE = {"x": hp.uniform("x", 0, 1)}
@@ -360,7 +360,8 @@ def test_a_kept_logdir_that_cannot_be_made_here_is_named(tmp_path: Path) -> None
 
 def test_minimize_checks_its_run_options_before_storing_anything(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/o.db"
-    for bad in ({"n_trials": "10"}, {"n_trials": 1, "catch": ValueError()}, {}):
+    for bad in ({"n_trials": "10"}, {"n_trials": 1, "catch": ValueError()},
+                {"sampler": RandomSampler()}):  # the last: no limit
         with pytest.raises(ConfigurationError):
             hpo.minimize(lambda p: 1.0, SPACE, storage=url, logdir=str(tmp_path / "runs"),
                          **bad)
@@ -387,3 +388,81 @@ def test_a_failure_reason_that_is_not_text_is_stored_as_text() -> None:
     study.optimize(objective, n_trials=1)
     assert study.trials[0].state is TrialState.FAIL
     assert study.trials[0].system_attrs["fail_reason"] == "42"
+
+
+def test_a_record_from_before_exact_flags_still_resumes_its_sampler(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    first = hpo.create_study(SPACE, storage=url, study_name="o",
+                             sampler=AnnealSampler(shrink_coef=0.3),
+                             pruner=MedianPruner(n_startup_trials=2))
+    store = hpo.storages.get_storage(url)
+    for key in ("sampler", "pruner"):  # what older versions wrote: no "exact"
+        record = dict(store.get_study(first.study_id).attrs[key])
+        del record["exact"]
+        store.set_study_attr(first.study_id, key, record)
+    again = hpo.create_study(SPACE, storage=url, study_name="o")
+    assert isinstance(again.sampler, AnnealSampler) and again.sampler.shrink_coef == 0.3
+    assert isinstance(again.pruner, MedianPruner) and again.pruner.n_startup_trials == 2
+
+
+class _KeywordTPE(AnnealSampler):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+
+def test_a_sampler_built_from_keywords_is_not_rebuilt_blindly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path}/kw.db"
+    hpo.create_study(SPACE, storage=url, study_name="kw", sampler=_KeywordTPE(shrink_coef=0.3))
+    again = hpo.create_study(SPACE, storage=url, study_name="kw")
+    assert type(again.sampler).__name__ == "TPESampler"
+    assert "cannot be rebuilt exactly" in caplog.text
+
+
+def test_minimize_reads_one_shot_catch_and_callbacks_once(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def objective(params: dict[str, Any]) -> float:
+        raise ValueError("caught")
+
+    study = hpo.minimize(objective, SPACE, n_trials=2, storage=f"sqlite:///{tmp_path}/g.db",
+                         catch=(e for e in [ValueError]),
+                         callbacks=iter([lambda s, t: seen.append(t.number)]))
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+    assert seen == [0, 1]
+
+
+def test_minimize_resumes_a_grid_without_a_limit(tmp_path: Path) -> None:
+    from hpo_plugins.samplers import GridSampler
+
+    url, grid = f"sqlite:///{tmp_path}/grid.db", {"k": hp.choice("k", [1, 2, 3])}
+    hpo.minimize(lambda p: p["k"], grid, n_trials=1, storage=url, study_name="g",
+                 sampler=GridSampler())
+    study = hpo.minimize(lambda p: p["k"], grid, storage=url, study_name="g")
+    assert len(study.trials) == 3  # the stored grid ran to its end
+
+
+def test_a_failure_reason_given_as_an_exception_is_stored_as_text() -> None:
+    study = _study()
+
+    def objective(params: dict[str, Any]) -> float:
+        hpo.current_trial().mark_failed(ValueError("diverged"))  # type: ignore[arg-type]
+        return 1.0
+
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].system_attrs["fail_reason"] == "diverged"
+
+
+def test_script_objectives_take_paths_and_name_their_study(tmp_path: Path) -> None:
+    import sys
+
+    objective = ScriptObjective([Path(sys.executable), Path("train.py")])
+    assert objective.command == [sys.executable, "train.py"]
+    assert default_study_name(objective, "fp").startswith("ScriptObjective-")
+
+
+def test_a_partial_with_a_big_argument_still_tells_literal_ones_apart() -> None:
+    data = np.zeros(3)
+    a = default_study_name(functools.partial(_train, data=data, lr=0.1), "fp")
+    b = default_study_name(functools.partial(_train, data=data, lr=0.01), "fp")
+    assert a != b

@@ -76,9 +76,11 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
               **study_kwargs: Any) -> Study:
     check_run_args(objective, n_jobs, launcher)  # before a study is created for nothing
     sampler = study_kwargs.get("sampler")
-    RunSettings.check(n_trials=n_trials, max_trials=max_trials, timeout=timeout, catch=catch,
-                      callbacks=callbacks, show_progress_bar=show_progress_bar,
-                      finite=bool(getattr(sampler, "finite", False)))
+    # a study resumed without sampler= may hold a finite one (a grid): build() then decides
+    settings = RunSettings.check(
+        n_trials=n_trials, max_trials=max_trials, timeout=timeout, catch=catch,
+        callbacks=callbacks, show_progress_bar=show_progress_bar,
+        finite=sampler is None or bool(getattr(sampler, "finite", False)))
     parsed = as_space(space)
     name = study_name or default_study_name(objective, parsed.fingerprint)
     study = create_study(parsed, study_name=name, direction=direction, **study_kwargs)
@@ -88,9 +90,12 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
                     "Study %r: a name derived from the objective and the space, %s. Pass "
                     "study_name= to choose one.", name,
                     f"resumed with its {earlier} earlier trials" if earlier else "new")
-    return study.optimize(objective, n_trials, max_trials=max_trials, timeout=timeout,
-                          catch=catch, callbacks=callbacks,
-                          show_progress_bar=show_progress_bar, n_jobs=n_jobs, launcher=launcher)
+    # the checked values: a one-shot iterable given as catch= or callbacks= is read once
+    return study.optimize(objective, settings.n_trials, max_trials=settings.max_trials,
+                          timeout=settings.timeout, catch=settings.catch,
+                          callbacks=list(settings.callbacks),
+                          show_progress_bar=settings.show_progress_bar, n_jobs=n_jobs,
+                          launcher=launcher)
 
 
 def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
@@ -132,11 +137,12 @@ def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
 
 
 def _bound_state(objective: Any) -> str:
-    """What tells two objectives of one code apart, when it is safe to read: the plain-literal
-    arguments of a ``functools.partial`` (numbers, strings, None, and lists, tuples and dicts
-    of them), and an objective's own ``hpo_study_key`` (a str; ``ScriptObjective`` gives its
-    command). Empty otherwise, so plain functions, callable objects and bound methods keep
-    the names they always had.
+    """What tells two objectives of one code apart, when it is safe to read: each plain-literal
+    argument of a ``functools.partial`` (numbers, strings, None, and lists, tuples and dicts
+    of them; other arguments are left out), and an objective's own ``hpo_study_key`` (a str;
+    ``ScriptObjective`` gives its command, ``lightning_objective`` its monitor and result).
+    Empty otherwise, so plain functions, callable objects and bound methods keep the names
+    they always had.
 
     Anything else an objective holds (a parsed argv with ``--n-trials``, a logger, a dataset,
     a temporary folder) may change from run to run without making it another experiment, and a
@@ -144,10 +150,9 @@ def _bound_state(objective: Any) -> str:
     objectives apart.
     """
     parts: list[str] = []
-    while isinstance(objective, functools.partial):
-        bound = (objective.args, sorted(objective.keywords.items()))
-        if _is_literal(bound):
-            parts.append(repr(bound))
+    while isinstance(objective, functools.partial):  # each literal argument on its own
+        bound = [*enumerate(objective.args), *sorted(objective.keywords.items())]
+        parts.extend(repr(item) for item in bound if _is_literal(item[1]))
         objective = objective.func
     key = getattr(objective, "hpo_study_key", None)
     if isinstance(key, str):

@@ -593,10 +593,12 @@ def _check_args(p: Param) -> None:
 def _outside_package() -> int:
     """The ``stacklevel`` of the first frame outside hpo_plugins and Hyperopt, so a warning
     points at the user's line that made the space."""
-    package = os.path.dirname(os.path.abspath(__file__))
+    import hyperopt
+
+    ours = (os.path.dirname(os.path.abspath(__file__)) + os.sep,
+            os.path.dirname(os.path.abspath(hyperopt.__file__)) + os.sep)
     frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and (frame.f_code.co_filename.startswith(package)
-                                        or "hyperopt" in frame.f_code.co_filename):
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(ours):
         frame, level = frame.f_back, level + 1
     return level
 

@@ -744,9 +744,8 @@ def _inherit(store: Storage, study_id: int, name: str, stored: Any, base: type,
     """The sampler or pruner a resume keeps: rebuilt from the study's record when the rebuild
     is exact (same class and arguments); else ``default``, recorded and announced."""
     rebuilt = _rebuild(stored, base)
-    exact = not isinstance(stored, Mapping) or stored.get("exact", True)  # older records: compare
-    if (rebuilt is not None and exact
-            and _as_json(describe_object(rebuilt)) == _as_json(stored)):
+    exact = isinstance(stored, Mapping) and stored.get("exact", True)  # older records: compare
+    if rebuilt is not None and exact and _identity(describe_object(rebuilt)) == _identity(stored):
         return rebuilt
     key = "sampler" if base is Sampler else "pruner"
     what = stored.get("class") if isinstance(stored, Mapping) else stored
@@ -757,8 +756,10 @@ def _inherit(store: Storage, study_id: int, name: str, stored: Any, base: type,
     return default
 
 
-def _as_json(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=repr))
+def _identity(description: Mapping[str, Any]) -> Any:
+    """Class and arguments of a recorded sampler or pruner, as JSON reads them back."""
+    return json.loads(json.dumps([description.get("class"), description.get("params")],
+                                 default=repr))
 
 
 def _check_plugin(obj: object, base: type, name: str) -> None:

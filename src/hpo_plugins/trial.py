@@ -151,6 +151,7 @@ class Trial:
         example a monitored metric that never appears). The mark is also stored, so a parent
         process that handed this trial over sees it.
         """
+        reason = reason if isinstance(reason, str) else str(reason)  # an exception, a code...
         self._fail_reason = reason
         self.set_system_attr(_FAIL_ATTR, reason)
 

@@ -89,6 +89,11 @@ def test_raised_trial_pruned_silence_and_a_missing_command(tmp_path: Path, child
         assert trial.state is TrialState.FAIL
         assert "could not be started (Permission denied)" in (trial.fail_reason or "")
         assert "chmod +x" in (trial.fail_reason or "")
+    before = len(study.trials)
+    with pytest.raises(FileNotFoundError):  # not the command's fault: the run stops at once
+        study.optimize(ScriptObjective([sys.executable, "-c", "pass"], cwd=str(tmp_path / "no")),
+                       n_trials=3, catch=ScriptFailed)
+    assert len(study.trials) == before + 1
 
 
 @pytest.mark.parametrize(("via", "expected"), [

@@ -166,3 +166,16 @@ def test_memory_does_not_grow_over_30_trials(make_study: Any) -> None:
     gc.collect()
     alive = [o for o in gc.get_objects() if type(o) in (L.Trainer, DigitsClassifier)]
     assert alive == []  # no trainer or module of a finished trial is kept
+
+
+def test_derived_names_tell_monitor_and_result_apart() -> None:
+    from hpo_plugins._api import default_study_name
+
+    names = {default_study_name(lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                                    monitor=monitor, result=result), "fp")
+             for monitor, result in (("val_loss", "best"), ("val_acc", "best"),
+                                     ("val_loss", "last"))}
+    assert len(names) == 3
+    again = lightning_objective(DigitsClassifier, datamodule=DigitsData(batch_size=50),
+                                monitor="val_acc", result="best")
+    assert default_study_name(again, "fp") in names  # other data: the same experiment's name

@@ -77,7 +77,7 @@ class ScriptObjective:
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise ConfigurationError("Expected a command to run per trial. Received: nothing.")
-        self.command = argv
+        self.command = [os.fspath(word) for word in argv]  # Path objects welcome
         self.params_via = params_via
         self.cwd = cwd
 
@@ -94,23 +94,12 @@ class ScriptObjective:
         argv = self._argv(trial, params, env)
         out_path = os.path.join(trial.log_dir, "stdout.log")
         err_path = os.path.join(trial.log_dir, "stderr.log")
-        try:
-            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            try:
                 code = subprocess.run(argv, env=env, cwd=self.cwd, stdout=out, stderr=err,
                                       check=False, preexec_fn=_die_with_parent()).returncode
-        except FileNotFoundError as exc:
-            raise ScriptFailed(
-                f"Expected an executable command; {argv[0]!r} was not found ({exc.strerror}). "
-                f"Check the command's spelling and PATH, or give its full path."
-            ) from exc
-        except OSError as exc:
-            if exc.errno not in _NOT_STARTABLE:  # out of memory, too many files...: not the
-                raise                            # command's fault, and not for every trial
-            raise ScriptFailed(
-                f"Expected an executable command; {argv[0]!r} could not be started "
-                f"({exc.strerror or exc}). Make it executable (chmod +x) with a #! line, or run "
-                f"it through its interpreter, e.g. `bash {argv[0]}` or `python {argv[0]}`."
-            ) from exc
+            except OSError as exc:
+                raise _not_started(argv, exc) from exc
         if trial.pruned:  # the child marked it (mark_pruned, or an uncaught TrialPruned)
             raise TrialPruned(f"pruned by the command (exit status {code})")
         if code != 0:
@@ -199,3 +188,20 @@ def _tail(path: str) -> str:
         handle.seek(0, os.SEEK_END)
         handle.seek(max(0, handle.tell() - _TAIL_CHARS))
         return handle.read().decode("utf-8", errors="replace")
+
+
+def _not_started(argv: list[str], exc: OSError) -> BaseException:
+    """What a command that could not be started becomes: a failed trial (:class:`ScriptFailed`)
+    when the command itself is at fault (missing, not executable, no ``#!`` line); else the
+    error itself (a bad ``cwd``, out of memory, too many open files), which stops the run,
+    since every trial would fail the same way for a reason outside the command."""
+    if exc.filename not in (argv[0], None) or exc.errno not in (*_NOT_STARTABLE, errno.ENOENT):
+        return exc
+    if exc.errno == errno.ENOENT:
+        return ScriptFailed(
+            f"Expected an executable command; {argv[0]!r} was not found ({exc.strerror}). "
+            f"Check the command's spelling and PATH, or give its full path.")
+    return ScriptFailed(
+        f"Expected an executable command; {argv[0]!r} could not be started "
+        f"({exc.strerror or exc}). Make it executable (chmod +x) with a #! line, or run it "
+        f"through its interpreter, e.g. `bash {argv[0]}` or `python {argv[0]}`.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import gc
 import importlib
+import json
 import logging
 import os
 import sys
@@ -59,6 +60,12 @@ class LightningObjective:
         # hpo.minimize derives the default study name from these: name it after the module.
         self.__qualname__ = getattr(module, "__qualname__", type(module).__qualname__)
         self.__module__ = getattr(module, "__module__", None) or __name__
+
+    @property
+    def hpo_study_key(self) -> str:
+        """What ``hpo.minimize`` adds to the derived study name: the monitored metric and how
+        a trial's value is taken from it, which make two runs different experiments."""
+        return json.dumps([self.monitor, self.result])
 
     def __repr__(self) -> str:
         return (f"lightning_objective({self.__qualname__}, monitor={self.monitor!r}, "

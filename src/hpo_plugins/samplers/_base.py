@@ -100,6 +100,13 @@ def _constructor_names(obj: object) -> list[str]:
             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
+def _takes_var_arguments(obj: object) -> bool:
+    """Whether ``obj``'s constructor takes ``*args`` or ``**kwargs`` (whatever they carried is
+    not among the named arguments, so the object cannot be rebuilt from them)."""
+    signature = inspect.signature(type(obj).__init__).parameters.values()
+    return any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature)
+
+
 def _constructor_params(obj: object) -> dict[str, Any]:
     return {n: getattr(obj, n) for n in _constructor_names(obj) if hasattr(obj, n)}
 
@@ -116,7 +123,7 @@ def describe_object(obj: object) -> dict[str, Any]:
     params = obj.get_params() if hasattr(obj, "get_params") else _constructor_params(obj)
     plain = (str, int, float, bool, type(None))
     safe = {k: (v if isinstance(v, plain) else repr(v)) for k, v in params.items()}
-    exact = (set(_constructor_names(obj)) <= set(params)
+    exact = (not _takes_var_arguments(obj) and set(_constructor_names(obj)) <= set(params)
              and all(isinstance(v, plain) for v in params.values()))
     return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "params": safe,
             "exact": exact}
