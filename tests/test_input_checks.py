@@ -8,6 +8,7 @@ import math
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -337,10 +338,17 @@ class _Forgetful(RandomSampler):
         self._k = k
 
 
+class _KeywordTPE(AnnealSampler):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+
+@pytest.mark.parametrize("make", [lambda: _Forgetful(k=10),  # keeps k under another name
+                                  lambda: _KeywordTPE(shrink_coef=0.3)])  # built from **kwargs
 def test_a_resume_that_cannot_rebuild_the_sampler_exactly_says_so_and_records_the_default(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, make: Callable[[], Sampler]) -> None:
     url = f"sqlite:///{tmp_path}/k.db"
-    hpo.create_study(SPACE, storage=url, study_name="k", sampler=_Forgetful(k=10))
+    hpo.create_study(SPACE, storage=url, study_name="k", sampler=make())
     again = hpo.create_study(SPACE, storage=url, study_name="k")
     assert type(again.sampler).__name__ == "TPESampler"
     assert "cannot be rebuilt exactly" in caplog.text
@@ -403,20 +411,6 @@ def test_a_record_from_before_exact_flags_still_resumes_its_sampler(tmp_path: Pa
     again = hpo.create_study(SPACE, storage=url, study_name="o")
     assert isinstance(again.sampler, AnnealSampler) and again.sampler.shrink_coef == 0.3
     assert isinstance(again.pruner, MedianPruner) and again.pruner.n_startup_trials == 2
-
-
-class _KeywordTPE(AnnealSampler):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-
-
-def test_a_sampler_built_from_keywords_is_not_rebuilt_blindly(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    url = f"sqlite:///{tmp_path}/kw.db"
-    hpo.create_study(SPACE, storage=url, study_name="kw", sampler=_KeywordTPE(shrink_coef=0.3))
-    again = hpo.create_study(SPACE, storage=url, study_name="kw")
-    assert type(again.sampler).__name__ == "TPESampler"
-    assert "cannot be rebuilt exactly" in caplog.text
 
 
 def test_minimize_reads_one_shot_catch_and_callbacks_once(tmp_path: Path) -> None:
