@@ -460,3 +460,20 @@ def test_a_partial_with_a_big_argument_still_tells_literal_ones_apart() -> None:
     a = default_study_name(functools.partial(_train, data=data, lr=0.1), "fp")
     b = default_study_name(functools.partial(_train, data=data, lr=0.01), "fp")
     assert a != b
+
+
+def test_pruners_and_the_launcher_take_numpy_integers_and_keep_python_ones() -> None:
+    from hpo_plugins.pruners import HyperbandPruner, SuccessiveHalvingPruner
+    from hpo_plugins.samplers._base import describe_object
+
+    pruners = [MedianPruner(n_startup_trials=np.int64(2), n_warmup_steps=np.int64(1)),
+               SuccessiveHalvingPruner(min_resource=np.int64(2), reduction_factor=np.int64(3)),
+               HyperbandPruner(min_resource=np.int64(1), max_resource=np.int64(9))]
+    for pruner in pruners:
+        described = describe_object(pruner)
+        assert described["exact"], described  # plain ints: a resume rebuilds it as it was
+        assert all(type(v) is not np.int64 for v in described["params"].values())
+    launcher = JoblibLauncher(n_jobs=np.int64(2))
+    assert launcher.n_jobs == 2 and type(launcher.n_jobs) is int
+    with pytest.raises(ConfigurationError, match="`n_jobs` to be an integer >= 1"):
+        JoblibLauncher(n_jobs=True)

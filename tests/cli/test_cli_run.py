@@ -69,6 +69,7 @@ def test_a_grid_needs_no_limit(cli: Run, tmp_path: Path, db: str) -> None:
     (["--sampler", "grid"], EXIT_FAILURE, "GridSampler needs a finite set"),
     (["--gpus", "ALL"], EXIT_USAGE, "expected --gpus to be 'all' or GPU ids"),
     (["--gpus", "0,-1"], EXIT_USAGE, "Received '0,-1'"),
+    (["--trials-per-gpu", "2"], EXIT_USAGE, "--trials-per-gpu needs --gpus"),
 ])
 def test_a_refused_run_leaves_no_study(cli: Run, space: str, db: str, argv: list[str],
                                        code: int, message: str) -> None:

@@ -61,7 +61,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params-via", choices=["env", "json", "args"], default="env",
                         help="also hand params as params.json ({params_file}) or --label value")
     parser.add_argument("--gpus", help='"all" or a comma-separated list of GPU ids')
-    parser.add_argument("--trials-per-gpu", type=_count(1), default=1)
+    parser.add_argument("--trials-per-gpu", type=_count(1),
+                        help="with --gpus: trials that share one GPU (default 1)")
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run the trials on the Dask cluster whose scheduler is at ADDRESS "
                         "(e.g. tcp://scheduler:8786); use a database every worker reaches")
@@ -178,6 +179,9 @@ def _check_options(args: argparse.Namespace, sampler: Sampler) -> None:
     if args.dask is not None and args.gpus is not None:
         raise CLIError("--gpus does not apply with --dask: start one Dask worker per GPU with "
                        '--resources "GPU=1" and pass --gpus-per-trial', EXIT_USAGE)
+    if args.trials_per_gpu is not None and args.gpus is None:
+        raise CLIError("--trials-per-gpu needs --gpus (the GPUs whose slots it fills)",
+                       EXIT_USAGE)
     if args.gpus is not None:
         from hpo_plugins.launchers._gpus import parse_gpus
 
@@ -284,7 +288,7 @@ def _launcher(args: argparse.Namespace) -> Iterator[Any]:
     gpus = None if args.gpus is None else "all" if args.gpus == "all" else args.gpus.split(",")
     if args.dask is None:
         n_jobs = 1 if args.n_jobs is None else args.n_jobs
-        yield (JoblibLauncher(n_jobs=n_jobs, gpus=gpus, trials_per_gpu=args.trials_per_gpu)
+        yield (JoblibLauncher(n_jobs=n_jobs, gpus=gpus, trials_per_gpu=args.trials_per_gpu or 1)
                if n_jobs != 1 or gpus is not None else None)
         return
     with _dask_client(args.dask) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing
+import operator
 import os
 import threading
 import time
@@ -76,7 +77,8 @@ class JoblibLauncher(Launcher):
     def __init__(self, n_jobs: int = 2, *, gpus: str | Sequence[int | str] | None = None,
                  trials_per_gpu: int = 1, fresh_process: bool | None = None,
                  deterministic: bool | None = None) -> None:
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+        count = _as_count(n_jobs)
+        if count is None or count == 0 or count < -1:
             raise ConfigurationError(
                 f"Expected `n_jobs` to be an integer >= 1, or -1 for one per core. Received: "
                 f"n_jobs={n_jobs!r}."
@@ -89,7 +91,7 @@ class JoblibLauncher(Launcher):
                     f"Expected `{name}` to be True, False or None (the default). Received: "
                     f"{name}={flag!r}."
                 )
-        self.n_jobs = n_jobs
+        self.n_jobs = count
         self.gpus = gpus
         self.trials_per_gpu = trials_per_gpu
         self.fresh_process = fresh_process
@@ -269,3 +271,13 @@ def _kill(executor: cf.ProcessPoolExecutor) -> None:
     """Stop a slot's process at once (Ctrl-C or a failing trial elsewhere)."""
     for process in list((getattr(executor, "_processes", None) or {}).values()):
         process.kill()
+
+
+def _as_count(value: object) -> int | None:
+    """``value`` as an int if it is an integer (Python or numpy, not bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None

@@ -63,14 +63,11 @@ class HyperbandPruner(Pruner):
 
     def __init__(self, *, min_resource: int = 1, max_resource: int | str = "auto",
                  reduction_factor: int = 3, bootstrap_count: int = 0) -> None:
-        check_int("min_resource", min_resource, minimum=1)
-        check_int("max_resource", max_resource, minimum=min_resource, auto=True)
-        check_int("reduction_factor", reduction_factor, minimum=2)
-        check_int("bootstrap_count", bootstrap_count, minimum=0)
-        self.min_resource = min_resource
-        self.max_resource = max_resource
-        self.reduction_factor = reduction_factor
-        self.bootstrap_count = bootstrap_count
+        self.min_resource = check_int("min_resource", min_resource, minimum=1)
+        self.max_resource = check_int("max_resource", max_resource, minimum=self.min_resource,
+                                      auto=True)
+        self.reduction_factor = check_int("reduction_factor", reduction_factor, minimum=2)
+        self.bootstrap_count = check_int("bootstrap_count", bootstrap_count, minimum=0)
 
     def prune(self, trial: FrozenTrial, others: Sequence[FrozenTrial],
               direction: Direction) -> bool:

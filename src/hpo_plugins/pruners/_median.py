@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import numbers
 import statistics
 from collections.abc import Sequence
+from typing import Any
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
@@ -65,14 +67,10 @@ class MedianPruner(Pruner):
 
     def __init__(self, *, n_startup_trials: int = 5, n_warmup_steps: int = 0,
                  interval_steps: int = 1, n_min_trials: int = 1) -> None:
-        check_int("n_startup_trials", n_startup_trials, minimum=0)
-        check_int("n_warmup_steps", n_warmup_steps, minimum=0)
-        check_int("interval_steps", interval_steps, minimum=1)
-        check_int("n_min_trials", n_min_trials, minimum=1)
-        self.n_startup_trials = n_startup_trials
-        self.n_warmup_steps = n_warmup_steps
-        self.interval_steps = interval_steps
-        self.n_min_trials = n_min_trials
+        self.n_startup_trials = check_int("n_startup_trials", n_startup_trials, minimum=0)
+        self.n_warmup_steps = check_int("n_warmup_steps", n_warmup_steps, minimum=0)
+        self.interval_steps = check_int("interval_steps", interval_steps, minimum=1)
+        self.n_min_trials = check_int("n_min_trials", n_min_trials, minimum=1)
 
     def prune(self, trial: FrozenTrial, others: Sequence[FrozenTrial],
               direction: Direction) -> bool:
@@ -120,14 +118,16 @@ def peers_of(trial: FrozenTrial, others: Sequence[FrozenTrial]) -> list[FrozenTr
     return [t for t in others if t.number != trial.number]
 
 
-def check_int(name: str, value: object, *, minimum: int, auto: bool = False) -> None:
-    """Raise a ConfigurationError unless ``value`` is an int ``>= minimum`` (or ``"auto"``).
+def check_int(name: str, value: Any, *, minimum: int, auto: bool = False) -> Any:
+    """``value`` as a Python int (numpy integers too) if it is ``>= minimum``, or ``"auto"``
+    where allowed; else a ConfigurationError.
 
     ``bool`` is refused although it is an ``int``: ``True`` is never a meaningful count.
     """
-    if auto and value == "auto":
-        return
-    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
-        return
+    if auto and isinstance(value, str) and value == "auto":
+        return value
+    if (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and int(value) >= minimum):
+        return int(value)
     expected = f"an integer >= {minimum}" + (' or "auto"' if auto else "")
     raise ConfigurationError(f"Expected `{name}` to be {expected}. Received: {name}={value!r}")

@@ -72,14 +72,11 @@ class SuccessiveHalvingPruner(Pruner):
 
     def __init__(self, *, min_resource: int | str = "auto", reduction_factor: int = 3,
                  min_early_stopping_rate: int = 0, bootstrap_count: int = 0) -> None:
-        check_int("min_resource", min_resource, minimum=1, auto=True)
-        check_int("reduction_factor", reduction_factor, minimum=2)
-        check_int("min_early_stopping_rate", min_early_stopping_rate, minimum=0)
-        check_int("bootstrap_count", bootstrap_count, minimum=0)
-        self.min_resource = min_resource
-        self.reduction_factor = reduction_factor
-        self.min_early_stopping_rate = min_early_stopping_rate
-        self.bootstrap_count = bootstrap_count
+        self.min_resource = check_int("min_resource", min_resource, minimum=1, auto=True)
+        self.reduction_factor = check_int("reduction_factor", reduction_factor, minimum=2)
+        self.min_early_stopping_rate = check_int("min_early_stopping_rate",
+                                                 min_early_stopping_rate, minimum=0)
+        self.bootstrap_count = check_int("bootstrap_count", bootstrap_count, minimum=0)
 
     def prune(self, trial: FrozenTrial, others: Sequence[FrozenTrial],
               direction: Direction) -> bool:
