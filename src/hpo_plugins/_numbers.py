@@ -11,7 +11,9 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-__all__ = ["read_number", "read_step"]
+from hpo_plugins.exceptions import ConfigurationError
+
+__all__ = ["optional_count", "read_number", "read_step"]
 
 _MAX_STEP = 2 ** 63 - 1  # SQL INTEGER columns hold 64-bit signed values
 
@@ -57,6 +59,22 @@ def read_step(step: Any) -> int | None:
         return None
     step = int(step)
     return step if 0 <= step <= _MAX_STEP else None
+
+
+def optional_count(name: str, value: Any) -> int | None:
+    """``value`` as an int (Python or numpy integer, not bool) ``>= 0``, or None; else a
+    ConfigurationError naming argument ``name``.
+
+    Example:
+        >>> optional_count("n_trials", None), optional_count("lag", 3)
+        (None, 3)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ConfigurationError(
+            f"Expected `{name}` to be an integer >= 0 or None. Received: {name}={value!r}.")
+    return int(value)
 
 
 def _size(value: Any) -> int | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
-from hpo_plugins._numbers import read_number
+from hpo_plugins._numbers import optional_count, read_number
 from hpo_plugins.exceptions import (
     ConfigurationError,
     SearchSpaceExhausted,
@@ -68,13 +68,8 @@ class RunSettings:
         """:meth:`build` without a study: ``finite`` says whether the sampler can run out
         (then no limit is needed). ``hpo.minimize`` calls it before it creates the study, so
         bad options store nothing."""
-        for name, value in (("n_trials", n_trials), ("max_trials", max_trials)):
-            if value is not None and (isinstance(value, bool)
-                                      or not isinstance(value, numbers.Integral) or value < 0):
-                raise ConfigurationError(
-                    f"Expected `{name}` to be an integer >= 0 or None. Received: "
-                    f"{name}={value!r}."
-                )
+        n_trials = optional_count("n_trials", n_trials)
+        max_trials = optional_count("max_trials", max_trials)
         if timeout is not None and (isinstance(timeout, bool)
                                     or not isinstance(timeout, numbers.Real)
                                     or not float(timeout) > 0):
@@ -92,10 +87,8 @@ class RunSettings:
                 f"Expected `show_progress_bar` to be True, False or None (on when stderr is a "
                 f"terminal). Received: show_progress_bar={show_progress_bar!r}."
             )
-        return cls(None if n_trials is None else int(n_trials),
-                   None if max_trials is None else int(max_trials),
-                   None if timeout is None else float(timeout), _catch_tuple(catch),
-                   _callback_tuple(callbacks),
+        return cls(n_trials, max_trials, None if timeout is None else float(timeout),
+                   _catch_tuple(catch), _callback_tuple(callbacks),
                    sys.stderr.isatty() if show_progress_bar is None else show_progress_bar)
 
     @property

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
-from hpo_plugins._numbers import read_number
+from hpo_plugins._numbers import optional_count, read_number
 from hpo_plugins._observers import TrialObserver, notify
 from hpo_plugins._version import __version__
 from hpo_plugins.exceptions import (
@@ -131,9 +131,8 @@ class Study:
             SearchSpaceExhausted: The sampler has nothing new to propose.
             StudyFull: ``limit`` was reached.
         """
-        _check_ask(limit, heartbeat, system_attrs, lag)
-        limit = None if limit is None else int(limit)
-        lag = None if lag is None else int(lag)
+        limit, lag = optional_count("limit", limit), optional_count("lag", lag)
+        _check_ask(heartbeat, system_attrs)
         self._reap_stale_trials()
         if self.space is None or self.sampler.deduplicate:
             frozen = self._claim_or_sample_dedup(limit, heartbeat, dict(system_attrs or {}))
@@ -532,8 +531,8 @@ def _parse_state(state: TrialState | str | None, value: Any) -> TrialState:
     if state is None:
         return TrialState.COMPLETE
     try:
-        final = TrialState(state.upper() if isinstance(state, str) else state)
-    except ValueError:
+        final: TrialState | None = _state(state)
+    except ConfigurationError:
         final = None
     if final is None or not final.is_finished:
         raise ConfigurationError(
@@ -561,13 +560,8 @@ def _same_storage(a: Storage, b: Storage) -> bool:
     return url_a is not None and url_a == url_b
 
 
-def _check_ask(limit: Any, heartbeat: Any, system_attrs: Any, lag: Any) -> None:
+def _check_ask(heartbeat: Any, system_attrs: Any) -> None:
     """Refuse bad ``ask`` arguments before a trial is started."""
-    for name, value in (("limit", limit), ("lag", lag)):
-        if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, numbers.Integral) or value < 0):
-            raise ConfigurationError(
-                f"Expected `{name}` to be an integer >= 0 or None. Received: {name}={value!r}.")
     if not isinstance(heartbeat, bool):
         raise ConfigurationError(
             f"Expected `heartbeat` to be True or False. Received: heartbeat={heartbeat!r}.")

@@ -24,6 +24,7 @@ __all__ = [
     "CLIError",
     "Command",
     "echo",
+    "not_a_storage_url",
     "open_storage",
     "open_study",
     "warn",
@@ -121,11 +122,16 @@ def _read_only_storage(url: str) -> Storage:
         from hpo_plugins.storages import SQLStorage
 
         return SQLStorage(url, create=False)
-    shown = "a value with '@' (not shown, it may hold a password)" if "@" in url else repr(url)
-    raise CLIError(
-        f"cannot open the storage: expected --storage (or ${DEFAULT_STORAGE_ENV}) to be a "
-        f"database URL such as sqlite:///hpo.db or postgresql+psycopg://user@host/db. "
-        f"Received {shown}.", EXIT_NOT_FOUND)
+    raise CLIError(f"cannot open the storage: {not_a_storage_url(url)}", EXIT_NOT_FOUND)
+
+
+def not_a_storage_url(value: str, also: str = "") -> str:
+    """Why ``--storage`` ``value`` (no URL) is refused, naming the flag and the variable; a
+    value with ``@`` is not echoed (it may hold a password). ``also``: other accepted forms."""
+    shown = "a value with '@' (not shown, it may hold a password)" if "@" in value \
+        else repr(value)
+    return (f"expected --storage (or ${DEFAULT_STORAGE_ENV}) to be a database URL such as "
+            f"sqlite:///hpo.db or postgresql+psycopg://user@host/db{also}. Received {shown}.")
 
 
 def _check_sqlite_exists(url: str) -> None:

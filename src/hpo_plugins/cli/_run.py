@@ -20,7 +20,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import TrialState
-from hpo_plugins.cli._base import EXIT_OK, EXIT_USAGE, CLIError, Command, echo, warn
+from hpo_plugins.cli._base import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CLIError,
+    Command,
+    echo,
+    not_a_storage_url,
+    warn,
+)
 from hpo_plugins.exceptions import ConfigurationError, StudyNotFoundError
 from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import DEFAULT_STORAGE_ENV, Storage, default_storage_url, get_storage
@@ -112,12 +120,17 @@ def _name(text: str) -> str:
     return text
 
 
+def _float(text: str, noun: str) -> float:
+    """``text`` as a float, or an argparse error that expects ``noun``."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {noun}, received {text!r}") from None
+
+
 def _gpus(text: str) -> float:
     """``--gpus-per-trial``: a number of GPUs >= 0 (a fraction shares a GPU)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    value = _float(text, "a number")
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, received {text}")
     return value
@@ -125,10 +138,7 @@ def _gpus(text: str) -> float:
 
 def _seconds(text: str) -> float:
     """``--timeout``: a number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, received {text!r}") from None
+    value = _float(text, "seconds")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected seconds > 0, received {text}")
     return value
@@ -225,11 +235,7 @@ def _open_storage(url: str | None) -> Storage:
         value = url or default_storage_url()
         if "://" in value:
             raise  # a URL whose scheme is unknown: the library's message names it
-        shown = "a value with '@' (not shown, as it may contain a password)" if "@" in value \
-            else repr(value)
-        raise CLIError(f"expected --storage (or ${DEFAULT_STORAGE_ENV}) to be a database URL "
-                       f"such as sqlite:///hpo.db or postgresql+psycopg://user@host/db, or "
-                       f":memory:. Received: {shown}", EXIT_USAGE) from None
+        raise CLIError(not_a_storage_url(value, also=", or :memory:"), EXIT_USAGE) from None
 
 
 def _check_resumable(store: Storage, name: str, direction: str, space: SearchSpace) -> None:

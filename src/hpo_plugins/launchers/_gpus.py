@@ -52,7 +52,7 @@ def _visible_ids(visible: str) -> list[str]:
     """
     ids = []
     for entry in (e.strip() for e in visible.split(",")):
-        if not (entry.isdigit() or entry.startswith(("GPU-", "MIG-"))):
+        if not _GPU_ID.fullmatch(entry):
             break
         ids.append(entry)
     return ids

@@ -1048,7 +1048,7 @@ class SQLStorage(Storage):
                 _ensure_schema(engine, self._description)
             elif not self._is_sqlite:
                 with engine.connect() as conn:
-                    _check_version(_server_schema_version(conn), self._description)
+                    _check_version(_schema_version(conn), self._description)
         except SQLAlchemyError as exc:
             engine.dispose()
             raise StorageError(
@@ -1523,10 +1523,9 @@ def _ensure_schema(engine: Engine, description: str) -> None:
     """Create missing tables, or refuse a database written by another schema version."""
     with engine.begin() as conn:
         _lock_schema(conn)
-        if sa.inspect(conn).has_table(_version_table.name):
-            found = conn.scalar(sa.select(_version_table.c.schema_version))
-            if found is not None and found != SCHEMA_VERSION:
-                _migrate(conn, int(found), description)
+        found = _schema_version(conn)
+        if found is not None and found != SCHEMA_VERSION:
+            _migrate(conn, int(found), description)
         _metadata.create_all(conn)
         if conn.scalar(sa.select(_version_table.c.schema_version)) is None:
             conn.execute(sa.insert(_version_table).values(schema_version=SCHEMA_VERSION))
@@ -1534,8 +1533,8 @@ def _ensure_schema(engine: Engine, description: str) -> None:
                          SCHEMA_VERSION, description)
 
 
-def _server_schema_version(conn: Connection) -> int | None:
-    """The schema version in a server database; None if it has no hpo_plugins tables."""
+def _schema_version(conn: Connection) -> int | None:
+    """The schema version in the database of ``conn``; None if it has no hpo_plugins tables."""
     if not sa.inspect(conn).has_table(_version_table.name):
         return None
     return conn.scalar(sa.select(_version_table.c.schema_version))
