@@ -161,6 +161,30 @@ def test_relative_path_is_under_working_directory(tmp_path: Path,
     assert storage.portable_url == f"sqlite:///{tmp_path / 'runs' / 'studies.db'}"
 
 
+def test_relative_uri_path_is_under_working_directory(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative ``file:`` URI path is made absolute too (a Dask worker or a script-mode child
+    started in another folder must open the same file), and keeps its URI arguments."""
+    folder = tmp_path / "a b%"  # characters a URI path must percent-encode
+    (folder / "runs").mkdir(parents=True)
+    monkeypatch.chdir(folder)
+    storage = SQLStorage("sqlite:///file:runs/studies.db?mode=rwc&uri=true")
+    storage.create_study("s", Direction.MINIMIZE)
+    storage.close()
+    monkeypatch.chdir(tmp_path)
+    elsewhere = SQLStorage(storage.portable_url, create=False)
+    assert [study.name for study in elsewhere.list_studies()] == ["s"]
+    elsewhere.close()
+    assert (folder / "runs" / "studies.db").is_file()
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("url", ["sqlite:///file:/abs/hpo.db?uri=true",
+                                 "sqlite:///file:///abs/hpo.db?uri=true"])
+def test_absolute_uri_path_is_kept(url: str) -> None:
+    assert SQLStorage(url).portable_url == url.replace("file:", "file%3A")
+
+
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:",
                                  "sqlite:///file::memory:?uri=true"])
 def test_in_memory_sqlite_is_refused(url: str) -> None:

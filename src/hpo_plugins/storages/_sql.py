@@ -45,6 +45,7 @@ import logging
 import os
 import select
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -592,9 +593,21 @@ def _as_sqlite_uri(url: URL) -> str:
 
 
 def _absolute_sqlite(url: URL) -> URL:
-    """``url`` with its SQLite file path made absolute (URI-style paths are left alone)."""
+    """``url`` with its SQLite file path made absolute, so that a process started in another
+    folder (a Dask worker, a script-mode child) opens the same file.
+
+    A URI path (``file:runs/hpo.db`` with ``uri=true``) keeps its URI form: only a relative
+    one gains the working directory, percent-encoded as a URI path must be. ``file:/abs``,
+    ``file:///abs`` and ``file://host/abs`` are already absolute.
+    """
     database = url.database or ""
-    if database.startswith("file:") or _is_sqlite_uri(url) or os.path.isabs(database):
+    if _is_sqlite_uri(url):  # _check_sqlite_query made sure the path starts with "file:"
+        path = database[len("file:"):]
+        if path.startswith("/"):
+            return url
+        folder = urllib.parse.quote(os.getcwd(), safe="/")
+        return url.set(database=f"file:{folder.rstrip('/')}/{path}")
+    if database.startswith("file:") or os.path.isabs(database):
         return url
     return url.set(database=os.path.abspath(database))
 
