@@ -103,6 +103,38 @@ def test_keyboard_interrupt_fails_the_running_trial_and_stops(storage: Storage) 
     assert "KeyboardInterrupt" in (study.trials[1].fail_reason or "")
 
 
+def test_ctrl_c_turned_into_system_exit_fails_the_trial_and_stops(storage: Storage) -> None:
+    """Lightning catches Ctrl-C in ``fit`` and calls ``sys.exit(1)``: the trial must not stay
+    RUNNING (it did, until the heartbeat's grace period ran out)."""
+    study = _study(storage)
+
+    def objective(params: Any) -> float:
+        if len(study.trials) == 2:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                sys.exit(1)
+        return 1.0
+
+    with pytest.raises(SystemExit):
+        study.optimize(objective, n_trials=10)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert study.trials[1].fail_reason == (
+        "interrupted by the user (KeyboardInterrupt, raised again as SystemExit(1))")
+
+
+def test_system_exit_fails_the_trial_even_when_exceptions_are_caught(storage: Storage) -> None:
+    study = _study(storage)
+
+    def objective(params: Any) -> float:
+        raise SystemExit
+
+    with pytest.raises(SystemExit):
+        study.optimize(objective, n_trials=3, catch=(Exception,))
+    assert [(t.state, t.fail_reason) for t in study.trials] == [
+        (TrialState.FAIL, "stopped by SystemExit")]
+
+
 def test_trial_pruned_and_mark_pruned_end_as_pruned() -> None:
     def objective(params: Any) -> float:
         trial = hpo.current_trial()

@@ -270,7 +270,25 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
             if not isinstance(exc, settings.catch):
                 raise
             return frozen
+        except BaseException as exc:  # SystemExit, GeneratorExit: never leave the trial RUNNING
+            _tell_stopped(study, trial, exc)
+            raise
     return _tell_result(study, trial, result)
+
+
+def _tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:
+    """Fail ``trial`` for a ``BaseException`` that is not ``KeyboardInterrupt`` and stops the run.
+
+    Lightning catches Ctrl-C during ``fit`` and calls ``sys.exit(1)``, so the interrupt arrives
+    here as ``SystemExit`` with the ``KeyboardInterrupt`` as its context; the reason says so.
+    Without this the trial stayed RUNNING until its heartbeat's grace period ran out.
+    """
+    interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+    what = f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__
+    reason = (f"interrupted by the user (KeyboardInterrupt, raised again as {what})"
+              if interrupted else f"stopped by {what}")
+    study.tell(trial, state=TrialState.FAIL, fail_reason=reason)
+    _logger.warning("Trial %d marked FAIL (%s); stopping.", trial.number, reason)
 
 
 def _tell_pruned(study: Study, trial: Trial) -> FrozenTrial:
