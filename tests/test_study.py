@@ -84,6 +84,28 @@ def test_pruned_tell_keeps_the_last_report(nested_space: dict[str, Any],
     assert frozen.value == 0.7 and frozen.intermediate_values == {0: 0.9, 1: 0.7}
 
 
+def test_tell_without_a_state_follows_the_trials_marks(nested_space: dict[str, Any],
+                                                      storage: Storage) -> None:
+    """An adapter marks a trial (HPOCallback(trial=...) in ask/tell); a plain tell(trial, value)
+    must not store it COMPLETE. Marks reach a trial told by number too; an explicit state wins."""
+    study = _study(nested_space, storage)
+    pruned, failed, by_number, forced = (study.ask() for _ in range(4))
+    pruned.report(0.9, 0)
+    pruned.report(0.7, 1)
+    pruned.mark_pruned()
+    failed.mark_failed("the monitored metric 'val_loss' was never logged")
+    by_number.mark_pruned()
+    forced.mark_pruned()
+    assert study.tell(pruned, 0.1).state is TrialState.PRUNED
+    assert study.tell(failed, 0.2).state is TrialState.FAIL
+    assert study.tell(by_number.number, 0.3).state is TrialState.PRUNED
+    assert study.tell(forced, 0.4, state="complete").state is TrialState.COMPLETE
+    trials = study.trials
+    assert trials[0].value == 0.1  # the value told, as with an explicit PRUNED
+    assert trials[1].fail_reason == "the monitored metric 'val_loss' was never logged"
+    assert study.best_trial.number == forced.number
+
+
 def test_report_rejects_bad_input_and_fails_on_nan(nested_space: dict[str, Any],
                                                    storage: Storage) -> None:
     study = _study(nested_space, storage)

@@ -301,8 +301,11 @@ class Study:
             trial: The :class:`Trial` (or its number).
             value: The objective value. Required for COMPLETE; optional for PRUNED (defaults to
                 the last reported value); ignored for FAIL.
-            state: COMPLETE (default when a value is given), PRUNED or FAIL.
-            fail_reason: Stored with a FAIL trial.
+            state: COMPLETE, PRUNED or FAIL. Left out, it follows the trial's marks: FAIL when
+                an adapter called :meth:`Trial.mark_failed` (a metric never logged), PRUNED when
+                one called :meth:`Trial.mark_pruned` (``HPOCallback`` stopped the training),
+                else COMPLETE. An explicit state always wins.
+            fail_reason: Stored with a FAIL trial (by default the reason of the mark).
             system_attrs: Extra library attributes stored with the result.
 
         Returns:
@@ -313,7 +316,9 @@ class Study:
             TrialFinishedError: The trial was already told.
         """
         live = self._own_trial(trial)
-        final = _parse_state(state, value)
+        final = _parse_state(state, value) if state is not None else _marked_state(live)
+        if final is TrialState.FAIL and fail_reason is None:
+            fail_reason = live.fail_reason
         if system_attrs is not None and not isinstance(system_attrs, Mapping):
             raise ConfigurationError(
                 f"Expected `system_attrs` to be a dict or None. Received: {system_attrs!r}.")
@@ -525,6 +530,23 @@ def _state(state: TrialState | str) -> TrialState:
         raise ConfigurationError(
             f"Expected trial states among {[s.value for s in TrialState]} (any case). "
             f"Received: {state!r}.") from None
+
+
+def _marked_state(trial: Trial) -> TrialState:
+    """The state ``tell`` gives a trial when none is named: what its marks say, else COMPLETE.
+
+    Without this an ask/tell user who passes ``HPOCallback(trial=...)`` and then calls
+    ``tell(trial, value)`` stored a pruned trial, or one whose metric was never logged, as
+    COMPLETE (the run loop has always followed the marks).
+    """
+    if trial.fail_reason is not None:
+        _logger.info("Trial %d was marked failed (%s): told FAIL.", trial.number,
+                     trial.fail_reason)
+        return TrialState.FAIL
+    if trial.pruned:
+        _logger.info("Trial %d was marked pruned: told PRUNED.", trial.number)
+        return TrialState.PRUNED
+    return TrialState.COMPLETE
 
 
 def _parse_state(state: TrialState | str | None, value: Any) -> TrialState:

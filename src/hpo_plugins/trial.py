@@ -52,8 +52,10 @@ class Trial:
         self._curve: dict[int, float] = dict(frozen.intermediate_values)
         self._user_attrs: dict[str, Any] = dict(frozen.user_attrs)
         self._system_attrs: dict[str, Any] = dict(frozen.system_attrs)
-        self._pruned = False
-        self._fail_reason: str | None = None
+        # Marks stored by mark_pruned/mark_failed (a trial reopened by number keeps them).
+        self._pruned = bool(frozen.system_attrs.get(_PRUNED_ATTR))
+        reason = frozen.system_attrs.get(_FAIL_ATTR)
+        self._fail_reason: str | None = None if reason is None else str(reason)
         self._handed_over = False  # set by context.trial_env: reads then go to the storage
         self._tokens: list[contextvars.Token[tuple[Trial, ...]]] = []
 
