@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import importlib.util
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -14,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -329,6 +332,36 @@ def test_password_is_hidden_in_connection_errors() -> None:
         storage.create_study("s", Direction.MINIMIZE)
     assert "s3cret" not in str(info.value)
     storage.close()
+
+
+def test_password_given_as_a_query_argument_is_hidden_too(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """libpq also reads ``?password=``: describe, repr, errors and logs must not show it."""
+    storage = SQLStorage("postgresql+psycopg://alice@127.0.0.1:1/studies?password=s3cret"
+                         "&connect_timeout=1")
+    assert storage.describe() == ("postgresql+psycopg://alice@127.0.0.1:1/studies"
+                                  "?connect_timeout=1&password=***")
+    with caplog.at_level(logging.DEBUG), pytest.raises(StorageError) as info:
+        storage.create_study("s", Direction.MINIMIZE)
+    storage.close()
+    shown = [repr(storage), str(info.value), caplog.text]
+    assert all("s3cret" not in text for text in shown), shown
+    assert "s3cret" in storage.portable_url  # what workers need to connect
+
+
+def test_a_dropped_storage_is_freed_without_the_cyclic_collector(sqlite_url: str) -> None:
+    """Nothing of the storage refers back to it: dropped, its pooled connections close at once
+    (a bound method kept by its hot path held them until a gc.collect())."""
+    storage = SQLStorage(sqlite_url)
+    storage.create_study("s", Direction.MINIMIZE)
+    storage.start_trial(storage.get_study_id("s"))  # through the hot path
+    alive = weakref.ref(storage)
+    gc.disable()
+    try:
+        del storage
+        assert alive() is None
+    finally:
+        gc.enable()
 
 
 def test_unparsable_url_is_not_echoed() -> None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import logging
 import os
@@ -592,6 +593,42 @@ def _as_sqlite_uri(url: URL) -> str:
     return f"sqlite:///{path}?{'&'.join([*query, 'uri=true'])}"
 
 
+def url_secrets(url: URL) -> tuple[str, ...]:
+    """The passwords a database URL holds: after the user name, or as a ``password=`` query
+    argument (libpq reads both, so both must stay out of messages and logs)."""
+    found = [] if url.password is None else [str(url.password)]
+    value = url.query.get("password")
+    found += [value] if isinstance(value, str) else list(value or ())
+    return tuple(secret for secret in found if secret)
+
+
+def masked_url(url: URL) -> str:
+    """``url`` as text with every password (see :func:`url_secrets`) shown as ``***``.
+
+    Example:
+        >>> masked_url(make_url("postgresql+psycopg://me:pw@db/hpo?password=pw2"))
+        'postgresql+psycopg://me:***@db/hpo?password=***'
+    """
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
+    # the query's *** comes back percent-encoded; readers should see the same mark twice
+    return url.render_as_string(hide_password=True).replace("password=%2A%2A%2A",
+                                                            "password=***")
+
+
+def _redact(exc: BaseException, *, secrets: tuple[str, ...]) -> str:
+    """The error text of ``exc`` with ``secrets`` masked.
+
+    A plain function bound with ``functools.partial``, not a method: the storage's hot path
+    keeps it, and a bound method would tie the storage into a reference cycle that only the
+    cyclic garbage collector frees (its pooled connections stayed open until then).
+    """
+    text = str(getattr(exc, "orig", None) or exc)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def _absolute_sqlite(url: URL) -> URL:
     """``url`` with its SQLite file path made absolute, so that a process started in another
     folder (a Dask worker, a script-mode child) opens the same file.
@@ -969,7 +1006,8 @@ class SQLStorage(Storage):
         if self._parsed.get_backend_name() == "sqlite":
             _check_sqlite_url(self._parsed)
             self._parsed = _absolute_sqlite(self._parsed)
-        self._description = self._parsed.render_as_string(hide_password=True)
+        self._description = masked_url(self._parsed)
+        self._redact = functools.partial(_redact, secrets=url_secrets(self._parsed))
         self._is_sqlite = self._parsed.get_backend_name() == "sqlite"
         self._lock = threading.Lock()
         self._engine: Engine | None = None
@@ -1094,11 +1132,6 @@ class SQLStorage(Storage):
                 f"file and to create files in the folder (SQLite writes -wal and -shm files "
                 f"beside the database).")
 
-    def _redact(self, exc: BaseException) -> str:
-        """The error text of ``exc`` with this URL's password, if any, masked."""
-        text = str(getattr(exc, "orig", None) or exc)
-        password = self._parsed.password
-        return text.replace(str(password), "***") if password else text
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -1479,7 +1512,7 @@ def _unknown_scheme_message(url: URL) -> str:
         f"{url.drivername!r}, which SQLAlchemy does not know")
     if url.get_backend_name() != "postgres":
         return f"{message}: check its spelling."
-    fixed = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=True)
+    fixed = masked_url(url.set(drivername="postgresql+psycopg"))
     return (f"{message}: SQLAlchemy spells PostgreSQL 'postgresql', not 'postgres' (the spelling "
             f"of Heroku and libpq). Use {fixed!r}, with psycopg 3 as the driver (pip install "
             f"'hpo_plugins[postgres]').")
