@@ -1132,7 +1132,6 @@ class SQLStorage(Storage):
                 f"file and to create files in the folder (SQLite writes -wal and -shm files "
                 f"beside the database).")
 
-
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction (on SQLite it holds the database's write lock from the start)."""
