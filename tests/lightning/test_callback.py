@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning.pytorch as L
 import pytest
+import torch
 from lightning.pytorch.loggers import CSVLogger
 from lit_digits import DigitsClassifier, DigitsData, PruneAt
 
@@ -162,6 +166,23 @@ def test_explicit_trial_outside_the_run_loop(make_study: Any, counting_storage: 
     assert study.tell(trial, state="PRUNED").state is TrialState.PRUNED
 
 
+@pytest.mark.parametrize(("callback_kwargs", "state"), [
+    ({}, TrialState.PRUNED), ({"monitor": "val_los"}, TrialState.FAIL),
+], ids=["pruned", "metric-missing"])
+def test_tell_without_a_state_follows_the_callbacks_mark(
+        make_study: Any, trainer_kwargs: dict[str, Any], callback_kwargs: dict[str, Any],
+        state: TrialState) -> None:
+    study = make_study(pruner=PruneAt(number=0, step=1))
+    trial = study.ask()
+    trainer = L.Trainer(max_epochs=4, callbacks=[HPOCallback(trial=trial, **callback_kwargs)],
+                        **trainer_kwargs)
+    missing = pytest.warns(UserWarning, match="'val_los' was not logged")
+    with missing if callback_kwargs else contextlib.nullcontext():
+        trainer.fit(DigitsClassifier(), datamodule=DigitsData())
+
+    assert study.tell(trial, float(trainer.callback_metrics["val_loss"])).state is state
+
+
 def test_validate_after_fit_reports_nothing(make_study: Any, counting_storage: Any,
                                             trainer_kwargs: dict[str, Any]) -> None:
     study = make_study(counting_storage)
@@ -196,3 +217,122 @@ def test_minimize_with_the_issue_example(trainer_kwargs: dict[str, Any]) -> None
                          n_trials=1, storage=":memory:")
     (trial,) = study.trials
     assert trial.value == trial.intermediate_values[1]
+
+
+def test_a_second_fit_with_a_new_trainer_fails_the_trial_without_raising(
+        make_study: Any, trainer_kwargs: dict[str, Any]) -> None:
+    """Pre-train, then fine-tune with a fresh Trainer: its steps start again from 0."""
+    trainer_kwargs.update(max_epochs=2)
+    study = make_study()
+    epochs: list[int] = []
+
+    def objective(params: Any) -> None:
+        model = DigitsClassifier()
+        for _ in range(2):
+            trainer = L.Trainer(callbacks=[HPOCallback()], **trainer_kwargs)
+            trainer.fit(model, datamodule=DigitsData())
+            epochs.append(trainer.current_epoch)
+
+    with pytest.warns(UserWarning, match=r"HPOCallback: this fit reports step 0, but the trial "
+                                         r"already has reports up to step 1 .*earlier fit"):
+        study.optimize(objective, n_trials=1)  # nothing raised through Lightning
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert "continue the same Trainer" in (trial.fail_reason or "")
+    assert sorted(trial.intermediate_values) == [0, 1]  # the first fit's curve is kept
+    assert epochs == [2, 1]  # the second fit stopped at its first validation
+
+
+class EpochTrainLoss(DigitsClassifier):
+    """Logs ``train_loss`` per epoch only, as many training scripts do."""
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+
+def test_monitoring_an_epoch_level_training_metric_says_why_it_fails(
+        make_study: Any, trainer_kwargs: dict[str, Any]) -> None:
+    trainer_kwargs.update(max_epochs=2)
+    study = make_study()
+
+    def objective(params: Any) -> None:
+        trainer = L.Trainer(callbacks=[HPOCallback(monitor="train_loss")], **trainer_kwargs)
+        trainer.fit(EpochTrainLoss(), datamodule=DigitsData())
+
+    with pytest.warns(UserWarning, match="'train_loss' is logged in training_step with "
+                                         "on_epoch=True"):
+        study.optimize(objective, n_trials=1)
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert "only after the epoch's validation" in (trial.fail_reason or "")
+    assert "Monitor a metric that validation_step logs" in (trial.fail_reason or "")
+
+
+@pytest.mark.parametrize(("settings", "match"), [
+    ({"max_steps": 3}, r"no validation ran during this fit of trial 0 \(it stopped at "
+                       r"global_step 3; max_epochs=-1, max_steps=3, 7 training batches per "
+                       r"epoch\).*val_check_interval"),
+    ({"max_epochs": 2, "interval": 3}, r"only 2 validation run\(s\) during this fit of trial 0 "
+                                       r".*fewer than interval=3"),
+], ids=["max-steps-below-one-epoch", "fewer-validations-than-interval"])
+def test_a_fit_that_reports_nothing_warns_at_its_end(
+        make_study: Any, trainer_kwargs: dict[str, Any], settings: dict[str, Any],
+        match: str) -> None:
+    callback_kwargs = {"interval": settings.pop("interval")} if "interval" in settings else {}
+    trainer_kwargs.update(settings)
+    study = make_study()
+    with pytest.warns(UserWarning, match=match) as caught:
+        study.optimize(fit_objective(trainer_kwargs, **callback_kwargs), n_trials=1)
+
+    assert len([w for w in caught if "HPOCallback" in str(w.message)]) == 1
+    assert study.trials[0].state is TrialState.FAIL  # no report, nothing returned
+
+
+def test_deepcopy_keeps_the_trial(make_study: Any, counting_storage: Any,
+                                  trainer_kwargs: dict[str, Any]) -> None:
+    """An in-memory study's trial survives a copied callbacks list."""
+    study = make_study(counting_storage)
+    trial = study.ask()
+    original = HPOCallback("val_acc", trial=trial, interval=2)
+    (clone,) = copy.deepcopy([original])
+
+    assert (clone.trial, clone.monitor, clone.interval) == (trial, "val_acc", 2)
+    trainer = L.Trainer(max_epochs=2, callbacks=[clone], **trainer_kwargs)
+    trainer.fit(DigitsClassifier(), datamodule=DigitsData())
+    assert counting_storage.steps_of(trial.trial_id) == [1]
+
+
+class CtrlCAtEpoch1(L.Callback):
+    """Raises what Ctrl-C raises in the main thread, in the second epoch."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_fit_fails_the_trial_and_stops_the_study(
+        make_study: Any, trainer_kwargs: dict[str, Any]) -> None:
+    trainer_kwargs.update(max_epochs=3)
+    study = make_study()
+
+    def objective(params: Any) -> None:
+        trainer = L.Trainer(callbacks=[HPOCallback(), CtrlCAtEpoch1()], **trainer_kwargs)
+        trainer.fit(DigitsClassifier(), datamodule=DigitsData())
+
+    handler = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT from then on
+    try:
+        with pytest.raises(SystemExit):  # Lightning turns the KeyboardInterrupt into exit(1)
+            study.optimize(objective, n_trials=3)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+    (trial,) = study.trials  # the study stopped
+    assert trial.state is TrialState.FAIL
+    assert "interrupted by the user" in (trial.fail_reason or "")
+    assert sorted(trial.intermediate_values) == [0]

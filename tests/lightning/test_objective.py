@@ -98,15 +98,19 @@ def test_pruned_trial_and_copied_callbacks(make_study: Any) -> None:
     assert early.wait_count == 0 and early.stopped_epoch == 0  # each trial got its own copy
 
 
-def test_no_validation_fails_the_trial(make_study: Any) -> None:
+@pytest.mark.parametrize("settings", [{"max_epochs": 1, "limit_val_batches": 0},
+                                      {"max_steps": 3}], ids=["no-val-batches", "max-steps"])
+def test_no_validation_fails_the_trial(make_study: Any, settings: dict[str, Any]) -> None:
     study = make_study()
     objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
-                                    trainer_kwargs=quiet(max_epochs=1, limit_val_batches=0))
-    study.optimize(objective, n_trials=1)
+                                    trainer_kwargs=quiet(**settings))
+    with pytest.warns(UserWarning, match="HPOCallback: no validation ran during this fit"):
+        study.optimize(objective, n_trials=1)
 
     (trial,) = study.trials
     assert trial.state is TrialState.FAIL
     assert "no validation ran" in (trial.fail_reason or "")
+    assert "max_steps, val_check_interval" in (trial.fail_reason or "")
 
 
 def test_outside_a_study_raises() -> None:

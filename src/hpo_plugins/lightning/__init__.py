@@ -8,7 +8,8 @@ See ``docs/lightning.md``.
 ``HPOCallback`` is imported on first use, so that ``import hpo_plugins.lightning.pl`` works where
 only ``pytorch_lightning`` is installed; without ``lightning`` it raises
 :class:`~hpo_plugins.exceptions.MissingDependencyError` naming the ``pip install`` to run.
-Nothing here imports TensorFlow.
+Nothing here imports TensorFlow, except through Lightning's ``TensorBoardLogger``, which
+:func:`lightning_objective` uses when the study has a ``logdir`` (see ``docs/lightning.md``).
 
 Example:
     >>> from hpo_plugins.lightning import HPOCallback, lightning_objective

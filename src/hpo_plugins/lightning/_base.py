@@ -15,11 +15,17 @@ The protocol, per ``fit``:
   the pruner; the verdict is broadcast and every rank sets ``trainer.should_stop``. Rank 0 marks
   the trial pruned or failed; the run loop records the state after ``fit`` returns, so nothing
   is raised through Lightning and its loggers finish with status ``"success"``.
-* ``teardown("fit")``: forget the trial.
+* ``teardown("fit")``: warn (rank 0) when the fit ended without a single report, then forget
+  the trial.
+
+Copies: ``copy.deepcopy`` (a copied callbacks list, ``lightning_objective(callbacks=...)``) keeps
+the same trial and starts with a fresh per-fit state; only pickling (``ddp_spawn``) replaces the
+trial by a hand-over note.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import warnings
@@ -74,7 +80,26 @@ class HPOCallbackBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(monitor={self.monitor!r}, interval={self.interval!r})"
 
-    # -- pickling: how the callback reaches the processes of strategy="ddp_spawn" ------------------
+    # -- copying and pickling ------------------------------------------------------------------
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HPOCallbackBase:
+        """A copy with the same settings and the same ``trial`` (a live handle is shared, never
+        copied), and a fresh per-fit state.
+
+        Without this, ``copy.deepcopy`` would go through :meth:`__getstate__`, which is meant for
+        another process: the copy lost an in-memory study's trial (it then reported nothing) or
+        re-opened the trial from the storage.
+        """
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        shared = ("trial", "_bound")
+        clone.__dict__.update({name: copy.deepcopy(value, memo)
+                               for name, value in self.__dict__.items() if name not in shared})
+        clone.trial = self.trial
+        clone._forget()
+        return clone
+
+    # how the callback reaches the processes of strategy="ddp_spawn"
 
     def __getstate__(self) -> dict[str, Any]:
         trial = self.trial if self.trial is not None else current_trial_or_none()
@@ -112,9 +137,18 @@ class HPOCallbackBase:
             trainer.should_stop = True
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        """Forget the trial once ``fit`` ends (a later ``validate`` reports nothing)."""
-        if stage == "fit":
-            self._forget()
+        """Forget the trial once ``fit`` ends (a later ``validate`` reports nothing).
+
+        Before that, rank 0 warns when the fit reported nothing (no validation ran, or fewer
+        than ``interval``): otherwise the only trace would be the run loop's generic "reported
+        no value". It only warns: another fit of the same trial may still report.
+        """
+        if stage != "fit":
+            return
+        if self._bound is not None and self._checks < self.interval:
+            warnings.warn(_nothing_reported(trainer, self._bound.number, self._checks,
+                                            self.interval), UserWarning, stacklevel=2)
+        self._forget()
 
     # -- rank 0 -------------------------------------------------------------------------------
 
@@ -137,8 +171,11 @@ class HPOCallbackBase:
         key = self.monitor or trial.study.metric
         value = as_number(trainer.callback_metrics.get(key))
         if value is None:
-            return self._fail(trial, _missing_metric(key, trainer.callback_metrics))
+            return self._fail(trial, _missing_metric(key, trainer))
         step = report_step(trainer)
+        curve = trial.intermediate_values
+        if curve and step < max(curve):
+            return self._fail(trial, _step_went_back(step, max(curve)))
         trial.report(value, step)
         if not trial.should_prune():
             return None
@@ -173,8 +210,11 @@ def report_step(trainer: Any) -> int:
     Validation runs once per epoch when ``check_val_every_n_epoch`` is set and the training
     batches between two validations (``trainer.val_check_batch``) cover the whole epoch; then
     the step is ``trainer.current_epoch`` (0-based; with ``check_val_every_n_epoch=2`` the steps
-    are 1, 3, 5, ...). Otherwise (``val_check_interval`` below 1.0, an integer number of
-    batches, or a duration) it is ``trainer.global_step``, the number of optimizer steps so far.
+    are 1, 3, 5, ...). Otherwise, when validation runs within epochs (``val_check_interval``
+    below 1.0, an integer number of batches smaller than an epoch, a duration, or
+    ``check_val_every_n_epoch=None``), it is ``trainer.global_step``, the number of optimizer
+    steps so far. An integer ``val_check_interval`` equal to the batches per epoch reports
+    epochs.
     """
     every = trainer.val_check_batch
     if (trainer.check_val_every_n_epoch is not None and every is not None
@@ -183,8 +223,55 @@ def report_step(trainer: Any) -> int:
     return int(trainer.global_step)
 
 
-def _missing_metric(key: str, metrics: Any) -> str:
-    logged = ", ".join(repr(k) for k in sorted(metrics)) or "none"
+def _missing_metric(key: str, trainer: Any) -> str:
+    logged = ", ".join(repr(k) for k in sorted(trainer.callback_metrics)) or "none"
+    if _logged_per_training_epoch(trainer, key):
+        return (f"the monitored metric {key!r} is logged in training_step with on_epoch=True; "
+                f"Lightning adds such a metric to callback_metrics only after the epoch's "
+                f"validation, so it is not there when HPOCallback reports (logged at this "
+                f"validation end: {logged}). Monitor a metric that validation_step logs, with "
+                f"HPOCallback(monitor=...) or the study's metric")
     return (f"the monitored metric {key!r} was not logged as a number by this validation end "
             f"(logged: {logged}). Log it with self.log({key!r}, value) in validation_step, or "
-            f"pass HPOCallback(monitor=...) with one of the logged names")
+            f"pass HPOCallback(monitor=...) with one of the logged names (a metric that "
+            f"training_step logs with on_epoch=True cannot be monitored: it arrives only after "
+            f"the validation)")
+
+
+def _logged_per_training_epoch(trainer: Any, key: str) -> bool:
+    """Whether ``training_step`` logs ``key`` as an epoch-level value (only a better hint).
+
+    Lightning publishes such a value after the epoch's validation. Lightning has no public
+    view of what the training loop logs, so this reads the loop's result collection and answers
+    False wherever that private structure differs.
+    """
+    results = getattr(getattr(trainer.fit_loop, "epoch_loop", None), "_results", None)
+    if results is None:
+        return False
+    try:
+        metas = [metric.meta for metric in results.values()]
+        return any(meta.on_epoch and key in (meta.name, meta.forked_name(on_step=False))
+                   for meta in metas)
+    except (AttributeError, TypeError):  # another Lightning version: the general message stays
+        return False
+
+
+def _step_went_back(step: int, last: int) -> str:
+    return (f"this fit reports step {step}, but the trial already has reports up to step "
+            f"{last} (from an earlier fit in the same trial: a new Trainer counts epochs and "
+            f"global steps from 0 again). Give HPOCallback only to the fit you tune, or "
+            f"continue the same Trainer (raise max_epochs and call fit again) instead of "
+            f"starting a new one")
+
+
+def _nothing_reported(trainer: Any, number: int, checks: int, interval: int) -> str:
+    where = (f"it stopped at global_step {trainer.global_step}; max_epochs={trainer.max_epochs}, "
+             f"max_steps={trainer.max_steps}, {trainer.num_training_batches} training batches "
+             f"per epoch")
+    if checks == 0:
+        return (f"HPOCallback: no validation ran during this fit of trial {number} ({where}), "
+                f"so it reported nothing. Check max_epochs/max_steps, val_check_interval, "
+                f"check_val_every_n_epoch and limit_val_batches")
+    return (f"HPOCallback: only {checks} validation run(s) during this fit of trial {number} "
+            f"({where}), fewer than interval={interval}, so it reported nothing. Lower "
+            f"`interval` or validate more often")

@@ -19,15 +19,18 @@ class HPOCallback(HPOCallbackBase, L.Callback):
 
     At the end of every validation run of ``fit`` (the sanity check excepted) the callback reports
     ``trainer.callback_metrics[monitor]`` to the trial, at step ``trainer.current_epoch``, or
-    ``trainer.global_step`` when validation runs within epochs (``val_check_interval`` below 1.0
-    or an integer). When ``trial.should_prune()`` answers True it sets ``trainer.should_stop``
-    and marks the trial pruned; the run loop records it PRUNED after ``fit`` returns. Nothing is
-    raised through Lightning, so its loggers finish normally.
+    ``trainer.global_step`` when validation runs more than once per epoch (``val_check_interval``
+    below 1.0, an integer number of batches smaller than an epoch, or a duration). When
+    ``trial.should_prune()`` answers True it sets ``trainer.should_stop`` and marks the trial
+    pruned; the run loop records it PRUNED after ``fit`` returns. Nothing is raised through
+    Lightning, so its loggers finish normally. One fit per trial reports: a fit with a new
+    Trainer, whose steps start again from 0, fails the trial (continue the same Trainer instead).
 
     If ``monitor`` is not among the logged metrics at a validation end, the callback warns once
     (a ``UserWarning`` naming the metrics that were logged), stops the training and the trial
-    ends FAIL with that reason. Outside any study it logs once (INFO) and does nothing, so one
-    training script runs with or without the tuner.
+    ends FAIL with that reason. A fit that reports nothing (no validation ran) gets a
+    ``UserWarning`` at its end. Outside any study it logs once (INFO) and does nothing, so one
+    training script runs with or without the tuner. ``copy.deepcopy`` keeps the ``trial``.
 
     Under ``strategy="ddp_spawn"`` rank 0 re-opens the trial from the study's storage (a
     database, e.g. the default SQLite file; an in-memory study raises

@@ -36,7 +36,8 @@ def hand_over(trial: Trial | None) -> str | None:
         return trial_env(trial)[TRIAL_ENV]
     except ConfigurationError as exc:
         if multiprocessing.context.get_spawning_popen() is None:
-            return None  # a copy within this process: it finds its trial again at setup
+            return None  # pickled within this process (deepcopy does not come here): the
+            # copy finds the current trial, if any, at setup
         raise ConfigurationError(
             f"HPOCallback cannot follow trial {trial.number} into the processes that Lightning "
             f"starts (strategy='ddp_spawn' and the like): {exc}"

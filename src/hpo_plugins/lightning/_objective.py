@@ -149,8 +149,8 @@ class LightningObjective:
         if not curve:
             trial.mark_failed(
                 f"no validation ran, so nothing was reported for "
-                f"{self.monitor or trial.study.metric!r}; check max_epochs, limit_val_batches "
-                f"and check_val_every_n_epoch")
+                f"{self.monitor or trial.study.metric!r}; check max_epochs, max_steps, "
+                f"val_check_interval, check_val_every_n_epoch and limit_val_batches")
             return None
         if self.result == "last":
             return curve[max(curve)]
@@ -176,7 +176,8 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
     Trainer defaults, each overridden by ``trainer_kwargs``: a ``CSVLogger`` writing
     ``metrics.csv`` in ``trial.log_dir`` (or, when the study has a ``logdir``, a
     ``TensorBoardLogger`` writing into the trial's TensorBoard run, the directory of its HParams
-    session, so Lightning's own curves appear beside it); ``default_root_dir=trial.log_dir``
+    session, so Lightning's own curves appear beside it; it loads TensorFlow when that is
+    installed, and writes no ``metrics.csv``); ``default_root_dir=trial.log_dir``
     (when Lightning writes anything); no progress bar; no model summary; and checkpointing only
     when ``save_checkpoint`` is set. With ``logger=False`` and no checkpoints nothing is written.
 
@@ -270,7 +271,12 @@ def _check_arguments(module: object, datamodule: object, train_dataloaders: obje
 
 
 def _default_logger(framework: Any, trial: Trial) -> Any:
-    """TensorBoard in the trial's run when the study has a logdir, else a CSV file."""
+    """TensorBoard in the trial's run when the study has a logdir, else a CSV file.
+
+    Lightning's ``TensorBoardLogger`` writes through ``torch.utils.tensorboard`` (where the
+    ``tensorboard`` package is installed), which loads TensorFlow when that is installed too;
+    ``trainer_kwargs={"logger": ...}`` avoids it.
+    """
     from hpo_plugins.tensorboard import run_dir
 
     directory = run_dir(trial)

@@ -1,9 +1,10 @@
 """The same adapter for the ``pytorch_lightning`` namespace.
 
-``lightning.pytorch`` and ``pytorch_lightning`` hold the same code under different classes, and a
-``pytorch_lightning.Trainer`` rejects a ``lightning.pytorch`` callback. Use this module's
-``HPOCallback`` with a ``pytorch_lightning`` Trainer; :func:`lightning_objective` picks the
-namespace of the module it builds by itself.
+``lightning.pytorch`` and ``pytorch_lightning`` hold the same code under different classes: a
+``pytorch_lightning.Trainer`` rejects a ``lightning.pytorch`` module (``TypeError``). It does not
+check callback classes, but only the matching pair is tested: use this module's ``HPOCallback``
+with a ``pytorch_lightning`` Trainer. :func:`lightning_objective` picks the namespace of the
+module it builds by itself.
 
 Example:
     >>> import pytorch_lightning as pl
