@@ -332,7 +332,8 @@ def _interpret(result: Any, trial: Trial) -> tuple[float, str | None]:
     if result is None:
         if trial.last_value is None:
             return math.nan, ("the objective returned None and reported no value; return a "
-                              "number or call trial.report()")
+                              "number, call trial.report(), or let an adapter's HPOCallback "
+                              "report (it reports after each validation: check that one ran)")
         result = trial.last_value
     number, what = read_number(result)
     if number is None:
