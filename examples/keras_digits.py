@@ -2,7 +2,8 @@
 
 The space is nested: the number of hidden layers is a choice, and each layer of each depth has its
 own units and activation; the optimiser is a choice too, each with its own parameters. Hyperband
-stops unpromising trials after 1, 3 or 9 epochs, so most of the budget goes to the good ones.
+stops unpromising trials after 2, 4 or 10 epochs (its rungs are at steps 1, 3 and 9, and steps
+are 0-based epochs), so most of the budget goes to the good ones.
 Results go to the default SQLite file ``hpo.db`` (study ``keras_digits``) and each trial's best
 weights to ``hpo_runs/keras_digits/trial_NNNN/best.weights.h5``; run the script again and the study
 resumes (``max_trials`` makes it complete the study rather than add to it).

@@ -5,11 +5,13 @@ Framework-free, so each adapter imports it without pulling in the other framewor
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["NO_TRIAL_NOTICE", "as_number", "check_callback_arguments", "check_monitor"]
+__all__ = ["NO_TRIAL_NOTICE", "as_number", "check_callback_arguments", "check_monitor",
+           "not_a_scalar_reason"]
 
 #: Logged once by an ``HPOCallback`` that runs outside any trial (it then does nothing).
 NO_TRIAL_NOTICE = ("HPOCallback: no trial is active, so it reports nothing. Run the training "
@@ -18,13 +20,37 @@ NO_TRIAL_NOTICE = ("HPOCallback: no trial is active, so it reports nothing. Run 
 
 def as_number(value: Any) -> float | None:
     """A logged metric (number, NumPy, 0-d tensor or backend scalar) as a float; None if missing
-    or not a scalar."""
+    or not a scalar (tell the two apart with ``value is None``; see :func:`not_a_scalar_reason`).
+    """
     if value is None:
         return None
     try:
         return float(value)
     except (TypeError, ValueError, RuntimeError):
         return None
+
+
+def not_a_scalar_reason(key: str, value: Any) -> str:
+    """Why a metric that *is* logged cannot be reported: its value is not one number.
+
+    A per-class metric (Keras' ``F1Score()``, torchmetrics' ``F1Score(average=None)``) logs a
+    vector; saying "not logged" there would send the user looking for the wrong mistake. The
+    adapters append their own fix (which argument makes the metric a scalar).
+
+    Example:
+        >>> import numpy as np
+        >>> not_a_scalar_reason("val_f1_score", np.array([0.7, 0.6]))
+        "the monitored metric 'val_f1_score' is logged but is not a scalar (shape (2,))"
+    """
+    shape = getattr(value, "shape", None)
+    try:
+        what = f"shape {tuple(int(n) for n in shape)}" if shape is not None else None
+    except (TypeError, ValueError):  # an unknown dimension, or a shape that is not a sequence
+        what = None
+    if what is None:
+        text = repr(value)
+        what = f"{text if len(text) <= 60 else text[:57] + '...'} of type {type(value).__name__}"
+    return f"the monitored metric {key!r} is logged but is not a scalar ({what})"
 
 
 def check_monitor(monitor: object) -> None:
@@ -34,8 +60,12 @@ def check_monitor(monitor: object) -> None:
             f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
 
 
-def check_callback_arguments(monitor: object, trial: object, interval: object) -> None:
-    """Check ``HPOCallback(monitor, trial=..., interval=...)`` the same way for every framework."""
+def check_callback_arguments(monitor: object, trial: object, interval: object) -> int:
+    """Check ``HPOCallback(monitor, trial=..., interval=...)`` the same way for every framework.
+
+    Returns:
+        ``interval`` as a Python int (a NumPy integer is accepted, as Python's own ints are).
+    """
     from hpo_plugins.trial import Trial
 
     check_monitor(monitor)
@@ -43,6 +73,7 @@ def check_callback_arguments(monitor: object, trial: object, interval: object) -
         raise ConfigurationError(
             f"Expected `trial` to be a Trial or None. Received: trial={trial!r} (of type "
             f"{type(trial).__name__}).")
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+    if isinstance(interval, bool) or not isinstance(interval, numbers.Integral) or interval < 1:
         raise ConfigurationError(
             f"Expected `interval` to be an integer >= 1. Received: interval={interval!r}.")
+    return int(interval)

@@ -100,6 +100,93 @@ def test_interval_reports_every_nth_epoch_only(build_fn: Any, digits: Data) -> N
     assert sorted(study.trials[0].intermediate_values) == [1, 3]
 
 
+def test_interval_follows_keras_validation_freq_also_after_initial_epoch(
+        build_fn: Any, digits: Data) -> None:
+    def objective(params: Any) -> None:  # Keras validates where epoch + 1 is even: 1 and 3
+        build_fn(PARAMS).fit(digits["x"], digits["y"], epochs=5, initial_epoch=1,
+                             validation_data=(digits["x_val"], digits["y_val"]),
+                             validation_freq=2, batch_size=64, verbose=0,
+                             callbacks=[HPOCallback(interval=2)])
+
+    study = run_study(objective, n_trials=1)
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == [1, 3]
+
+
+def test_a_second_fit_from_epoch_0_is_refused_with_the_initial_epoch_fix(
+        build_fn: Any, digits: Data) -> None:
+    trials: list[Any] = []
+
+    def objective(params: Any) -> None:
+        trials.append(hpo.current_trial())
+        model = build_fn(PARAMS)
+        first = model.fit(digits["x"], digits["y"], epochs=2, batch_size=64, verbose=0,
+                          callbacks=[HPOCallback("loss")])
+        model.fit(digits["x"], digits["y"], initial_epoch=len(first.epoch), epochs=4,
+                  batch_size=64, verbose=0, callbacks=[HPOCallback("loss")])  # goes on: fine
+        model.fit(digits["x"], digits["y"], epochs=2, batch_size=64, verbose=0,
+                  callbacks=[HPOCallback("loss")])  # from epoch 0 again
+
+    with pytest.raises(ConfigurationError,
+                       match=r"the last at step 3\). Received: epoch=0, so a later model.fit in "
+                             r"the same trial counts its epochs from 0 again. Pass "
+                             r"initial_epoch=4"):
+        run_study(objective, n_trials=1)
+
+    assert sorted(trials[0].intermediate_values) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("run", "monitor", "message"), [
+    (hpo.minimize, "val_accuracy",
+     r"Expected a metric to minimize, as the study of trial 0 does. Received: "
+     r"monitor='val_accuracy', a metric to maximize. Run the study with hpo.maximize"),
+    (hpo.maximize, None,  # the default monitor, the study's metric 'val_loss'
+     r"Expected a metric to maximize.*Received: the study's metric 'val_loss' \(monitored by "
+     r"default\), a metric to minimize"),
+])
+def test_a_monitor_against_the_study_direction_is_refused_when_fit_starts(
+        build_fn: Any, digits: Data, run: Callable[..., Any], monitor: str | None,
+        message: str) -> None:
+    epochs_run: list[int] = []
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            epochs_run.append(epoch)
+
+    def objective(params: Any) -> None:
+        fit(build_fn, digits, [HPOCallback(monitor), Count()], epochs=2, validate=True)
+
+    with pytest.raises(ConfigurationError, match=message):
+        run(objective, {"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:", n_trials=2,
+            show_progress_bar=False)
+
+    assert epochs_run == []  # refused before the first epoch
+
+
+@pytest.mark.parametrize(("direction", "key", "refused"), [
+    ("minimize", "val_accuracy", True),
+    ("maximize", "val_loss", True),
+    ("maximize", "val_mean_io_u", False),
+    ("minimize", "val_true_positives", False),  # the name says no direction: the study decides
+    ("maximize", "score", False),
+])
+def test_the_direction_check_refuses_only_names_that_say_the_opposite(
+        direction: str, key: str, refused: bool) -> None:
+    from hpo_plugins.keras._callback import check_monitor_direction
+
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
+                             direction=direction)
+    trial = study.ask()
+
+    if refused:
+        with pytest.raises(ConfigurationError, match=f"Expected a metric to {direction}"):
+            check_monitor_direction(key, trial, explicit=True)
+    else:
+        check_monitor_direction(key, trial, explicit=True)  # no error
+
+
 def test_an_explicit_trial_outside_the_run_loop(build_fn: Any, digits: Data) -> None:
     study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
                              direction="maximize", metric="val_accuracy")
@@ -126,6 +213,24 @@ def test_a_missing_metric_warns_fails_the_trial_and_stops(build_fn: Any,
     assert trial.state is TrialState.FAIL
     assert "'val_loss' was not logged" in trial.system_attrs["fail_reason"]
     assert epochs_run == [1]
+
+
+def test_a_metric_that_is_not_a_scalar_is_named_as_such(digits: Data) -> None:
+    def objective(params: Any) -> None:
+        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, "softmax")])
+        model.compile(optimizer="adam", loss="categorical_crossentropy",
+                      metrics=[keras.metrics.F1Score()], jit_compile=False)  # one per class
+        model.fit(digits["x"], keras.utils.to_categorical(digits["y"], 10), epochs=2,
+                  batch_size=64, verbose=0, callbacks=[HPOCallback("f1_score")])
+
+    with pytest.warns(UserWarning, match=r"'f1_score' is logged but is not a scalar "
+                                         r"\(shape \(10,\)\).*average='macro'"):
+        study = hpo.maximize(objective, {"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
+                             n_trials=1, show_progress_bar=False)
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert "is logged but is not a scalar" in trial.system_attrs["fail_reason"]
 
 
 def test_a_non_finite_value_stops_and_fails_the_trial(build_fn: Any, digits: Data) -> None:
@@ -160,7 +265,15 @@ def test_a_deep_copy_shares_the_trial_and_the_options() -> None:
     ({"trial": "t"}, r"Expected `trial` to be a Trial or None. Received: trial='t'"),
     ({"interval": 0}, r"Expected `interval` to be an integer >= 1. Received: interval=0"),
     ({"interval": True}, r"Received: interval=True"),
+    ({"interval": 1.0}, r"Received: interval=1.0"),
 ])
 def test_argument_errors(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         HPOCallback(**kwargs)
+
+
+def test_a_numpy_integer_interval_is_taken_as_an_int() -> None:
+    callback = HPOCallback("loss", interval=np.int64(2))
+
+    assert type(callback.interval) is int
+    assert repr(callback) == "HPOCallback(monitor='loss', interval=2)"

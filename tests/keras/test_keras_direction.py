@@ -31,6 +31,12 @@ MIN, MAX = Direction.MINIMIZE, Direction.MAXIMIZE
     ("val_recall", MAX),
     ("val_f1_score", MAX),
     ("val_iou", MAX),
+    ("val_mean_io_u", MAX),  # Keras snake-cases MeanIoU as mean_io_u
+    ("val_io_u_1", MAX),
+    ("val_one_hot_mean_io_u", MAX),
+    ("val_sensitivity_at_specificity", MAX),
+    ("val_specificity_at_sensitivity", MAX),
+    ("val_ratio_u", None),  # "io_u" counts only as whole parts
     ("VAL_ACCURACY", MAX),
     ("val_true_positives", None),  # says neither
     ("val_loss_accuracy", None),  # says both
@@ -39,6 +45,20 @@ MIN, MAX = Direction.MINIMIZE, Direction.MAXIMIZE
 ])
 def test_direction_read_from_the_name(objective: str, expected: Direction | None) -> None:
     assert infer_direction(objective) is expected
+
+
+def test_the_names_keras_logs_for_its_iou_metrics_are_maximised() -> None:
+    import keras
+
+    metrics = [keras.metrics.MeanIoU(num_classes=2), keras.metrics.BinaryIoU(),
+               keras.metrics.IoU(num_classes=2, target_class_ids=[0]),
+               keras.metrics.OneHotIoU(num_classes=2, target_class_ids=[0]),
+               keras.metrics.OneHotMeanIoU(num_classes=2)]
+
+    directions = {m.name: infer_direction(f"val_{m.name}") for m in metrics}
+
+    assert directions == {"mean_io_u": MAX, "binary_io_u": MAX, "io_u": MAX,
+                          "one_hot_io_u": MAX, "one_hot_mean_io_u": MAX}
 
 
 @pytest.mark.parametrize(("objective", "direction", "expected"), [

@@ -119,6 +119,113 @@ def test_a_missing_metric_stops_the_study_even_when_caught(build_fn: Any, space:
     assert "'val_loss' was not logged" in trials[0].system_attrs["fail_reason"]
 
 
+# joblib warns when the run stops with tasks in flight (the stop is the point of the test)
+@pytest.mark.filterwarnings("ignore:.*tasks which were still being processed:UserWarning")
+def test_a_missing_metric_stops_a_parallel_study_even_when_caught(
+        space: Any, digits: Data, tmp_path: Any) -> None:
+    from joblib.externals.loky import get_reusable_executor
+
+    from hpo_plugins import load_study
+
+    def build(params: Any) -> Any:  # defined here: cloudpickle sends it to the workers by value
+        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, "softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      jit_compile=False)
+        return model
+
+    storage = f"sqlite:///{tmp_path}/parallel.db"
+    try:
+        with pytest.raises(ConfigurationError,
+                           match=r"'val_loss' was not logged.*The study was stopped"):
+            tune(build, space, digits, objective="val_loss", validation_data=None, epochs=1,
+                 n_trials=6, n_jobs=2, catch=(Exception,), storage=storage,
+                 study_name="parallel")
+    finally:
+        get_reusable_executor().shutdown(wait=True)  # the workers hold TensorFlow
+
+    trials = load_study("parallel", storage).trials
+    assert 1 <= len(trials) <= 3  # those in flight when the first one came back, not 6
+    assert all(t.state is TrialState.FAIL for t in trials)
+
+
+def test_a_non_scalar_objective_is_named_as_such_and_stops_the_study(
+        space: Any, digits: Data) -> None:
+    def build(params: Any) -> Any:
+        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, "softmax")])
+        model.compile(optimizer="adam", loss="categorical_crossentropy",
+                      metrics=[keras.metrics.F1Score()], jit_compile=False)  # one per class
+        return model
+
+    one_hot = {"y": keras.utils.to_categorical(digits["y"], 10),
+               "validation_data": (digits["x_val"],
+                                   keras.utils.to_categorical(digits["y_val"], 10))}
+    with pytest.raises(ConfigurationError,
+                       match=r"'val_f1_score' is logged but is not a scalar \(shape \(10,\)\); "
+                             r"monitor a scalar metric.*F1Score\(average='macro'\)"):
+        tune(build, space, digits, objective="val_f1_score", n_trials=3, catch=(Exception,),
+             **one_hot)
+
+
+@pytest.mark.parametrize(("objective", "epochs", "fit_kwargs", "steps"), [
+    ("val_accuracy", 5, {"validation_freq": 2, "initial_epoch": 1}, [1, 3]),
+    ("val_accuracy", 3, {"validation_freq": [2, 3]}, [1, 2]),
+    ("loss", 4, {"validation_freq": 2}, [0, 1, 2, 3]),  # logged every epoch: reported so
+])
+def test_reports_land_on_the_epochs_that_log_the_objective(
+        build_fn: Any, space: Any, digits: Data, objective: str, epochs: int,
+        fit_kwargs: dict[str, Any], steps: list[int]) -> None:
+    result = tune(build_fn, space, digits, objective=objective, epochs=epochs, n_trials=1,
+                  fit_kwargs=fit_kwargs)
+
+    (trial,) = result.study.trials
+    assert trial.state is TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == steps
+
+
+class StopAtOnce(keras.callbacks.Callback):
+    """Stops the training at the end of its first epoch."""
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self.model.stop_training = True
+
+
+def test_a_fit_that_ends_before_it_validates_fails_with_its_own_reason(
+        build_fn: Any, space: Any, digits: Data) -> None:
+    result = tune(build_fn, space, digits, epochs=4, n_trials=1, callbacks=[StopAtOnce()],
+                  fit_kwargs={"validation_freq": 2})
+
+    (trial,) = result.study.trials
+    assert trial.state is TrialState.FAIL
+    assert trial.fail_reason.startswith(
+        "keras_tune(objective='val_accuracy'): fit ended without logging 'val_accuracy' at any "
+        "epoch (epochs=4, initial_epoch=0, validation_freq=2)")
+
+
+def test_numpy_integers_are_taken_as_ints(build_fn: Any, space: Any, digits: Data) -> None:
+    result = tune(build_fn, space, digits, epochs=np.int64(2), batch_size=np.int32(64),
+                  seed=np.int64(0), n_trials=1, fit_kwargs={"validation_freq": np.int64(1)})
+
+    (trial,) = result.study.trials
+    assert trial.state is TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == [0, 1]
+
+
+def test_a_build_fn_that_returns_no_compiled_model_stops_the_study_even_when_caught(
+        space: Any, digits: Data) -> None:
+    from hpo_plugins import load_study
+    from hpo_plugins.storages import InMemoryStorage
+
+    def uncompiled(params: Any) -> Any:
+        return keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+
+    storage = InMemoryStorage()
+    with pytest.raises(ConfigurationError, match=r"not compiled.*The study was stopped"):
+        tune(uncompiled, space, digits, n_trials=4, catch=(Exception,), storage=storage,
+             study_name="uncompiled")
+
+    assert [t.state for t in load_study("uncompiled", storage).trials] == [TrialState.FAIL]
+
+
 def test_validation_split_passes_through(build_fn: Any, space: Any, digits: Data) -> None:
     result = tune(build_fn, space, digits, validation_data=None, validation_split=0.25,
                   objective="val_loss", n_trials=1)
@@ -217,6 +324,50 @@ class TestArgumentErrors:
                                                  digits: Data) -> None:
         with pytest.raises(ConfigurationError, match="adds its own HPOCallback"):
             tune(build_fn, space, digits, callbacks=[HPOCallback()])
+
+    def test_fit_kwargs_that_is_not_a_dict(self, build_fn: Any, space: Any,
+                                           digits: Data) -> None:
+        with pytest.raises(ConfigurationError,
+                           match=r"Expected `fit_kwargs` to be a dict of model.fit arguments, "
+                                 r"e.g. fit_kwargs=\{'shuffle': False\}. Received: "
+                                 r"fit_kwargs=\['shuffle'\] \(of type list\)"):
+            tune(build_fn, space, digits, fit_kwargs=["shuffle"])
+
+    @pytest.mark.parametrize(("epochs", "fit_kwargs", "message"), [
+        (1, {"validation_freq": 2}, r"epochs=1, validation_freq=2: Keras validates after epoch "
+                                    r"n \(counted from 1\) only when n is a multiple.*Raise "
+                                    r"epochs to at least 2, or lower validation_freq\.$"),
+        (3, {"validation_freq": 3, "initial_epoch": 3}, r"epochs=3, initial_epoch=3.*Raise "
+                                                        r"epochs to at least 6"),
+        (4, {"validation_freq": [5, 6]}, r"epochs=4, validation_freq=\[5, 6\].*Raise epochs "
+                                         r"to at least 5, or list an epoch from 1 to 4 in "
+                                         r"validation_freq\.$"),
+    ])
+    def test_no_epoch_that_validates(self, build_fn: Any, space: Any, digits: Data,
+                                     epochs: int, fit_kwargs: dict[str, Any],
+                                     message: str) -> None:
+        with pytest.raises(ConfigurationError,
+                           match=r"Expected at least one epoch that validates, so that "
+                                 r"objective='val_accuracy' is logged. Received: " + message):
+            tune(build_fn, space, digits, epochs=epochs, fit_kwargs=fit_kwargs)
+
+    @pytest.mark.parametrize("bad", [lambda: None, lambda params, extra: None],
+                             ids=["no-argument", "two-arguments"])
+    def test_build_fn_that_takes_not_one_argument(self, space: Any, digits: Data,
+                                                  bad: Any) -> None:
+        with pytest.raises(ConfigurationError,
+                           match=r"Expected build_fn\(params\), a function of one argument"):
+            tune(bad, space, digits)
+
+    def test_build_fn_written_for_keras_tuner(self, build_fn: Any, space: Any,
+                                              digits: Data) -> None:
+        def build(hp: Any) -> Any:  # Keras Tuner's HyperParameters API
+            return build_fn({"units": hp.Int("units", 4, 8), "lr": 0.01})
+
+        with pytest.raises(ConfigurationError,
+                           match=r"AttributeError: 'dict' object has no attribute 'Int'.*not a "
+                                 r"keras_tuner HyperParameters.*hpo_plugins.hp"):
+            tune(build, space, digits, catch=(Exception,))
 
     def test_missing_training_data(self, build_fn: Any, space: Any, digits: Data) -> None:
         with pytest.raises(ConfigurationError, match="Expected training data"):

@@ -3,8 +3,10 @@
 It has the semantics and option names of :class:`hpo_plugins.lightning.HPOCallback`: the monitored
 metric defaults to the study's ``metric``, the trial is found by itself when training starts,
 nothing happens outside a study (one INFO message), pruning sets the framework's stop flag
-(``model.stop_training``) and marks the trial, and a monitored metric that is not logged fails
-the trial and stops the training instead of raising through Keras.
+(``model.stop_training``) and marks the trial, and a monitored metric that is not logged (or not
+a scalar) fails the trial and stops the training instead of raising through Keras. Mistakes in the
+set-up itself (a monitor whose name contradicts the study's direction, a second ``fit`` that
+starts again at epoch 0) raise a ``ConfigurationError``: every trial would repeat them.
 """
 
 from __future__ import annotations
@@ -16,8 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
-from hpo_plugins._callback_args import NO_TRIAL_NOTICE, as_number, check_callback_arguments
+from hpo_plugins._callback_args import (
+    NO_TRIAL_NOTICE,
+    as_number,
+    check_callback_arguments,
+    not_a_scalar_reason,
+)
 from hpo_plugins.context import current_trial_or_none
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.keras._direction import infer_direction
 
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
@@ -30,34 +39,42 @@ _logger = logging.getLogger("hpo_plugins.keras")
 class HPOCallback(keras.callbacks.Callback):
     """Report a Keras training to the current trial and stop it when the pruner says so.
 
-    At the end of every ``interval``-th epoch of ``fit`` the callback reports ``logs[monitor]``
-    to the trial at step ``epoch`` (0-based, as Keras numbers epochs) and asks the study's
-    pruner. When the pruner says stop, it sets ``model.stop_training`` and marks the trial
-    pruned; ``fit`` returns normally and the run loop records the trial PRUNED. A non-finite
-    value (a diverged training) stops the training too and the trial ends FAIL.
+    At the end of each reporting epoch of ``fit`` the callback reports ``logs[monitor]`` to the
+    trial at step ``epoch`` (0-based, as Keras numbers epochs) and asks the study's pruner. The
+    reporting epochs follow Keras' own ``validation_freq`` rule: those whose 1-based number
+    ``epoch + 1`` is a multiple of ``interval`` (every epoch by default). When the pruner says
+    stop, it sets ``model.stop_training`` and marks the trial pruned; ``fit`` returns normally
+    and the run loop records the trial PRUNED. A non-finite value (a diverged training) stops
+    the training too and the trial ends FAIL.
 
     If ``monitor`` is not in the logs of a reporting epoch (the first one, with the default
-    ``interval``), the callback warns once (a ``UserWarning`` naming the metrics that were
-    logged), stops the training, and the trial ends FAIL with that reason. Outside any study it
-    logs once (INFO) and does nothing, so one training script runs with or without the tuner.
+    ``interval``), or is logged but is not one number (a per-class metric), the callback warns
+    once (a ``UserWarning`` naming the metrics that were logged, or the value's shape), stops
+    the training, and the trial ends FAIL with that reason. Outside any study it logs once
+    (INFO) and does nothing, so one training script runs with or without the tuner.
 
     If you validate only every ``k`` epochs (``fit(..., validation_freq=k)``), pass
-    ``interval=k`` so that the callback reports exactly at the epochs that hold ``val_*``
-    metrics.
+    ``interval=k``: the callback then reports exactly at the epochs that hold ``val_*`` metrics,
+    also with ``initial_epoch``, since both count epochs the same way.
 
     Args:
         monitor: The metric to report, a key of the epoch logs (``"val_loss"``,
             ``"val_accuracy"``...); default: the study's ``metric`` (``"val_loss"`` unless the
             study was created with another). The study's direction says whether lower or higher
-            is better.
+            is better; a name that says the opposite (``"val_accuracy"`` in a study that
+            minimises) is refused when ``fit`` starts.
         trial: The trial to report to; default: the current trial, found when ``fit`` starts
             (in the objective of ``hpo.minimize``, inside ``with trial:``, or in a process
             started with :data:`hpo_plugins.TRIAL_ENV`).
-        interval: Report (and ask the pruner) at every ``interval``-th epoch of a fit only: the
-            ``interval``-th, ``2 * interval``-th, ...
+        interval: Report (and ask the pruner) only at the epochs whose number counted from 1 is
+            a multiple of ``interval``: epochs ``interval - 1``, ``2 * interval - 1``, ...
+            (0-based), as Keras validates with ``validation_freq=interval``.
 
     Raises:
-        ConfigurationError: An argument has the wrong type or value.
+        ConfigurationError: An argument has the wrong type or value. Raised through ``fit``:
+            the monitored name implies the other direction than the study's (when ``fit``
+            starts), or this ``fit`` reports an epoch below a step the trial already holds (a
+            second ``fit`` in one trial without ``initial_epoch``).
 
     Example:
         >>> import hpo_plugins as hpo
@@ -72,15 +89,13 @@ class HPOCallback(keras.callbacks.Callback):
 
     _bound: Trial | None  # the trial this fit reports to
     _stopped: bool
-    _epochs: int  # epochs ended in this fit
 
     def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
                  interval: int = 1) -> None:
         super().__init__()
-        check_callback_arguments(monitor, trial, interval)
+        self.interval = check_callback_arguments(monitor, trial, interval)
         self.monitor = monitor
         self.trial = trial
-        self.interval = interval
         self._announced = False
         self._forget()
 
@@ -94,20 +109,26 @@ class HPOCallback(keras.callbacks.Callback):
     # -- Keras hooks --------------------------------------------------------------------------
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        """Find the trial (the one given, else the current one) for this fit."""
+        """Find the trial (the one given, else the current one) for this fit.
+
+        Raises:
+            ConfigurationError: The monitored name implies the other direction than the study's.
+        """
         self._forget()
-        self._bound = self.trial if self.trial is not None else current_trial_or_none()
-        if self._bound is None:
+        trial = self.trial if self.trial is not None else current_trial_or_none()
+        if trial is None:
             self._announce()
+            return
+        check_monitor_direction(self.monitor or trial.study.metric, trial,
+                                explicit=self.monitor is not None)
+        self._bound = trial
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        """Report every ``interval``-th epoch; stop the training when the trial must end."""
-        if self._bound is None or self._stopped:
+        """Report at the reporting epochs; stop the training when the trial must end."""
+        logs = dict(logs or {})
+        if self._bound is None or self._stopped or not self._due(epoch, logs):
             return
-        self._epochs += 1
-        if self._epochs % self.interval:
-            return
-        if self._judge(self._bound, epoch, dict(logs or {})):
+        if self._judge(self._bound, epoch, logs):
             self._stopped = True
             self.model.stop_training = True
 
@@ -117,13 +138,18 @@ class HPOCallback(keras.callbacks.Callback):
 
     # -- the decision -------------------------------------------------------------------------
 
+    def _due(self, epoch: int, logs: Mapping[str, Any]) -> bool:
+        """True at a reporting epoch: Keras' ``validation_freq`` rule with ``interval``."""
+        return (epoch + 1) % self.interval == 0
+
     def _judge(self, trial: Trial, epoch: int, logs: dict[str, Any]) -> bool:
         """Report the monitored value; True when the trial must end (pruned or failed)."""
         key = self.monitor or trial.study.metric
         value = as_number(logs.get(key))
         if value is None:
-            self._missing_metric(trial, key, sorted(logs))
+            self._unusable_metric(trial, unusable_metric_reason(key, logs))
             return True
+        check_step(trial, epoch)
         trial.report(value, epoch)
         if not trial.should_prune():
             return False
@@ -133,9 +159,9 @@ class HPOCallback(keras.callbacks.Callback):
                          value)
         return True
 
-    def _missing_metric(self, trial: Trial, key: str, logged: list[str]) -> None:
-        """Fail the trial whose monitored metric is not logged (overridden by keras_tune)."""
-        reason = missing_metric_reason(key, logged)
+    def _unusable_metric(self, trial: Trial, reason: str) -> None:
+        """Fail the trial whose monitored metric is missing or not a scalar (keras_tune
+        overrides this)."""
         warnings.warn(f"HPOCallback: {reason}; trial {trial.number} ends as FAIL.", UserWarning,
                       stacklevel=2)
         trial.mark_failed(reason)
@@ -145,12 +171,68 @@ class HPOCallback(keras.callbacks.Callback):
     def _forget(self) -> None:
         self._bound = None
         self._stopped = False
-        self._epochs = 0
 
     def _announce(self) -> None:
         if not self._announced:
             self._announced = True
             _logger.info(NO_TRIAL_NOTICE)
+
+
+def check_monitor_direction(key: str, trial: Trial, *, explicit: bool) -> None:
+    """Refuse a monitored metric whose name implies the other direction than the study's.
+
+    Only a name that says its direction (``infer_direction``) is checked: ``val_accuracy`` in a
+    study that minimises would be optimised the wrong way without a word, the pruner keeping the
+    worst trials. A name that says neither (``val_true_positives``) is the study's business.
+
+    Raises:
+        ConfigurationError: The name says the opposite of ``trial.study.direction``.
+    """
+    implied = infer_direction(key)
+    wanted = trial.study.direction
+    if implied is None or implied is wanted:
+        return
+    if explicit:
+        given = f"monitor={key!r}"
+        fix = (f"Run the study with hpo.{implied.value}(..., metric={key!r}) (or "
+               f"create_study(direction={implied.value!r}, metric={key!r})), or monitor a "
+               f"metric to {wanted.value}")
+    else:
+        given = f"the study's metric {key!r} (monitored by default)"
+        fix = (f"Pass the metric the study optimises: hpo.{wanted.value}(..., metric=...) and "
+               f"HPOCallback() (or HPOCallback(monitor=...)), or run the study with "
+               f"hpo.{implied.value}")
+    raise ConfigurationError(
+        f"Expected a metric to {wanted.value}, as the study of trial {trial.number} does. "
+        f"Received: {given}, a metric to {implied.value}. {fix}.")
+
+
+def check_step(trial: Trial, epoch: int) -> None:
+    """Refuse a report below the trial's last step, with the Keras fix (``initial_epoch``).
+
+    The core refuses steps that go back; in Keras that happens when a trial calls ``fit`` twice
+    (fine-tuning after a frozen stage) and the second ``fit`` counts epochs from 0 again.
+
+    Raises:
+        ConfigurationError: ``epoch`` is below the last step reported to ``trial``.
+    """
+    reported = trial.intermediate_values
+    last = max(reported) if reported else None
+    if last is None or epoch >= last:
+        return
+    raise ConfigurationError(
+        f"Expected this fit to go on from the epochs trial {trial.number} already reported "
+        f"(the last at step {last}). Received: epoch={epoch}, so a later model.fit in the same "
+        f"trial counts its epochs from 0 again. Pass initial_epoch={last + 1} to it (and "
+        f"epochs={last + 1} + the epochs to add), as Keras' fine-tuning recipe does.")
+
+
+def unusable_metric_reason(key: str, logs: Mapping[str, Any]) -> str:
+    """Why ``logs[key]`` cannot be reported: it is not logged, or it is not a scalar."""
+    if logs.get(key) is None:
+        return missing_metric_reason(key, sorted(logs))
+    return (f"{not_a_scalar_reason(key, logs[key])}; monitor a scalar metric, e.g. compile "
+            f"keras.metrics.F1Score(average='macro') rather than a per-class one")
 
 
 def missing_metric_reason(key: str, logged: list[str]) -> str:

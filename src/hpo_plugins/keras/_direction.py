@@ -5,6 +5,8 @@ the validation ones and sometimes a ``_1`` suffix. The rules are a table of word
 loss when it holds a *minimise* word, a score when it holds a *maximise* word, and ambiguous
 when it holds both or neither. Long words match anywhere in the name (``"*loss*"``); short
 abbreviations only as a whole ``_``-separated part (``"val_acc"`` but not ``"accumulated"``).
+Keras snake-cases its IoU metrics' class names into ``io_u`` (``MeanIoU`` logs ``mean_io_u``), so
+that pair of parts is read as the one word ``iou``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ __all__ = ["infer_direction", "resolve_direction"]
 
 _MINIMIZE_WORDS = ("loss", "error", "crossentropy", "hinge", "divergence")
 _MINIMIZE_PARTS = frozenset({"mse", "mae", "mape", "msle", "rmse", "logcosh"})
-_MAXIMIZE_WORDS = ("accuracy", "auc", "precision", "recall")
+_MAXIMIZE_WORDS = ("accuracy", "auc", "precision", "recall", "sensitivity", "specificity")
 _MAXIMIZE_PARTS = frozenset({"acc", "f1", "fbeta", "iou", "r2"})
+#: ``io_u`` as whole parts: Keras' name for ``IoU`` (``mean_io_u``, ``one_hot_io_u``, ``io_u_1``).
+_KERAS_IOU = re.compile(r"(?<![a-z0-9])io_u(?![a-z0-9])")
 
 
 def infer_direction(objective: str) -> Direction | None:
@@ -30,15 +34,18 @@ def infer_direction(objective: str) -> Direction | None:
 
     Returns:
         ``Direction.MINIMIZE`` for losses and errors, ``Direction.MAXIMIZE`` for accuracy, AUC,
-        precision, recall (and F1, IoU, R2), None when the name says neither or both.
+        precision, recall, sensitivity, specificity (and F1, IoU, R2), None when the name says
+        neither or both.
 
     Example:
         >>> infer_direction("val_loss").value, infer_direction("val_accuracy").value
         ('minimize', 'maximize')
+        >>> infer_direction("val_mean_io_u").value  # keras.metrics.MeanIoU
+        'maximize'
         >>> infer_direction("val_true_positives") is None
         True
     """
-    name = objective.lower()
+    name = _KERAS_IOU.sub("iou", objective.lower())
     parts = set(re.split(r"[^a-z0-9]+", name))
     smaller = any(w in name for w in _MINIMIZE_WORDS) or bool(parts & _MINIMIZE_PARTS)
     larger = any(w in name for w in _MAXIMIZE_WORDS) or bool(parts & _MAXIMIZE_PARTS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from hpo_plugins._api import default_study_name, maximize, minimize
+from hpo_plugins._callback_args import as_number
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
-from hpo_plugins.keras._callback import HPOCallback, missing_metric_reason
+from hpo_plugins.keras._callback import HPOCallback
 from hpo_plugins.keras._direction import resolve_direction
 from hpo_plugins.keras._memory import forget_custom_gradients, release_memory
 from hpo_plugins.space import as_space
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from hpo_plugins.study import Study
     from hpo_plugins.trial import Trial
 
-__all__ = ["CHECKPOINT_ATTR", "KerasObjective", "KerasTuneResult", "keras_tune"]
+__all__ = ["CHECKPOINT_ATTR", "STOP_ATTR", "KerasObjective", "KerasTuneResult", "keras_tune"]
 
 _logger = logging.getLogger("hpo_plugins.keras")
 
@@ -42,6 +44,9 @@ _logger = logging.getLogger("hpo_plugins.keras")
 CHECKPOINT_ATTR = "checkpoint"
 #: The file, in ``trial.log_dir``, that holds those weights.
 CHECKPOINT_FILE = "best.weights.h5"
+#: The trial system attribute that holds the set-up error which stops the study (see
+#: ``KerasObjective.after_trial``); stored, so the parent sees it when the trial ran in a worker.
+STOP_ATTR = "keras_tune_stop"
 #: ``model.fit`` arguments that are ``keras_tune`` arguments, so not accepted in ``fit_kwargs``.
 _OWN_FIT_ARGUMENTS = ("x", "y", "batch_size", "epochs", "validation_data", "validation_split",
                       "callbacks")
@@ -128,23 +133,27 @@ class KerasObjective:
     """The objective :func:`keras_tune` runs: build, fit, checkpoint, release; picklable.
 
     Attributes hold :func:`keras_tune`'s arguments of the same names; ``fit_kwargs`` holds every
-    argument given to ``model.fit`` except the callbacks.
+    argument given to ``model.fit`` except the callbacks. It keeps no state between trials: a
+    set-up error found in a trial is stored on that trial (``STOP_ATTR``), so the study stops
+    whether the trial ran here or in a worker process.
+
+    Raises:
+        ConfigurationError: ``build_fn`` cannot be called as ``build_fn(params)``, no epoch of
+            ``fit`` validates although ``objective`` is a ``val_*`` metric, or ``callbacks`` is
+            not a list of copyable callbacks or a factory.
     """
 
     def __init__(self, build_fn: Callable[[Any], Any], *, fit_kwargs: Mapping[str, Any],
                  objective: str, direction: Direction, callbacks: CallbackSpec = None,
                  seed: int | None = None) -> None:
-        if not callable(build_fn):
-            raise ConfigurationError(
-                f"Expected `build_fn` to be a function params -> compiled keras.Model. "
-                f"Received: build_fn={build_fn!r} (of type {type(build_fn).__name__}).")
+        check_build_fn(build_fn)
         self.build_fn = build_fn
         self.fit_kwargs = dict(fit_kwargs)
         self.objective = objective
         self.direction = direction
         self.callbacks = check_callbacks(callbacks)
-        self.seed = seed
-        self.missing: str | None = None  # why the objective is never logged, once seen
+        self.seed = _plain_int(seed)  # keras.utils.set_random_seed refuses NumPy integers
+        check_validation_epochs(self.fit_kwargs, objective)
 
     def __repr__(self) -> str:
         name = getattr(self.build_fn, "__qualname__", repr(self.build_fn))
@@ -154,41 +163,74 @@ class KerasObjective:
         """Run one trial: build the model, fit it, return the best epoch's value.
 
         Raises:
-            ConfigurationError: The objective metric is not logged by ``fit`` (the trial is
-                recorded FAIL first), or ``build_fn`` does not return a compiled model.
+            ConfigurationError: The objective metric is not logged by ``fit`` or is not a
+                scalar (the trial is recorded FAIL first), or ``build_fn`` does not return a
+                compiled model; the trial holds the message as ``STOP_ATTR``.
             NoActiveTrialError: Called outside a trial.
         """
         trial = current_trial()
         try:
             with forget_custom_gradients():
-                history = self._fit(trial, params)
+                history, problem = self._fit(trial, params)
         finally:
             release_memory()
-        if self.missing is not None:
-            raise ConfigurationError(self._missing_message())
+        if problem is not None:
+            raise self._stop(trial, problem)
         return self._value(trial, history)
 
     def after_trial(self, study: Study, frozen: FrozenTrial) -> None:
-        """Study callback: stop the study after a missing metric even if ``catch`` caught it."""
-        if self.missing is not None:
-            raise ConfigurationError(self._missing_message())
+        """Study callback: stop the study after a set-up error even if ``catch`` caught it.
+
+        It reads the finished trial, not this object: with ``n_jobs`` > 1 the trial ran on a
+        copy of the objective in a worker process, and only the parent runs study callbacks.
+
+        Raises:
+            ConfigurationError: ``frozen`` ended on a set-up error (its ``STOP_ATTR``).
+        """
+        message = frozen.system_attrs.get(STOP_ATTR)
+        if message is not None:
+            raise ConfigurationError(str(message))
 
     # -- one fit ------------------------------------------------------------------------------
 
-    def _fit(self, trial: Trial, params: Any) -> dict[str, list[float]]:
+    def _fit(self, trial: Trial, params: Any) -> tuple[dict[str, list[float]], str | None]:
+        """Build and fit one model; its history, and why ``objective`` was unusable (or None)."""
         seed = self.seed if self.seed is not None else trial.study.seed  # a resume keeps it
         if seed is not None:
             keras.utils.set_random_seed(seed)
-        model = check_model(self.build_fn(params))
+        model = self._build(trial, params)
         path = os.path.join(trial.log_dir, CHECKPOINT_FILE)
         trial.set_user_attr(CHECKPOINT_ATTR, path)
-        reporter = _Reporter(self.objective, trial=trial, interval=self._interval())
+        reporter = _Reporter(self.objective, trial=trial,
+                             validation_freq=self.fit_kwargs.get("validation_freq", 1))
         checkpoint = _BestCheckpoint(path, monitor=self.objective, mode=self._mode(),
                                      save_best_only=True, save_weights_only=True, verbose=0)
         callbacks = [reporter, checkpoint, *_tensorboard(trial), *self._user_callbacks(trial)]
         history = model.fit(**self.fit_kwargs, callbacks=callbacks)
-        self.missing = reporter.missing
-        return dict(history.history)
+        return dict(history.history), reporter.problem
+
+    def _build(self, trial: Trial, params: Any) -> Any:
+        """``build_fn(params)``, checked; a mistake in ``build_fn`` stops the study.
+
+        Raises:
+            ConfigurationError: ``build_fn`` used its params as an object (Keras Tuner's
+                ``hp.Int(...)``), or did not return a compiled model.
+        """
+        try:
+            model = self.build_fn(params)
+        except AttributeError as exc:
+            if getattr(exc, "obj", None) is not params:  # a fault elsewhere in build_fn
+                raise
+            raise self._stop(trial, (
+                f"build_fn(params) failed with AttributeError: {exc}. build_fn receives the "
+                f"trial's natural params, plain values such as {{'units': 64, 'lr': 0.001}}, "
+                f"not a keras_tuner HyperParameters object: read params['units'], and declare "
+                f"the ranges in the space with hpo_plugins.hp (hp.choice('units', [32, 64]), "
+                f"hp.loguniform(...))")) from exc
+        try:
+            return check_model(model)
+        except ConfigurationError as exc:
+            raise self._stop(trial, str(exc)) from exc
 
     def _user_callbacks(self, trial: Trial) -> list[keras.callbacks.Callback]:
         """This trial's own callbacks: made by the factory, or deep copies of the list."""
@@ -196,13 +238,16 @@ class KerasObjective:
             return check_callback_list(self.callbacks(trial), "the callbacks factory returned")
         return copy_callbacks(self.callbacks or [])
 
-    def _interval(self) -> int:
-        """Report at the epochs that validate (every ``validation_freq``-th, when an int)."""
-        freq = self.fit_kwargs.get("validation_freq", 1)
-        return freq if isinstance(freq, int) and not isinstance(freq, bool) and freq > 1 else 1
-
     def _mode(self) -> str:
         return "min" if self.direction is Direction.MINIMIZE else "max"
+
+    def _stop(self, trial: Trial, reason: str) -> ConfigurationError:
+        """The error that stops the study; stored on ``trial`` for :meth:`after_trial`."""
+        message = (f"keras_tune(objective={self.objective!r}): {reason.rstrip('.')}. The study "
+                   f"was stopped after the first such trial, since every trial would fail the "
+                   f"same way.")
+        trial.set_system_attr(STOP_ATTR, message)
+        return ConfigurationError(message)
 
     # -- the trial's value --------------------------------------------------------------------
 
@@ -212,32 +257,54 @@ class KerasObjective:
             return None  # the run loop records FAIL or PRUNED whatever is returned
         values = [float(v) for v in history.get(self.objective, [])]
         if not values:
-            return None  # the run loop uses the last reported value, or fails the trial
+            trial.mark_failed(self._no_value_reason())
+            return None  # the run loop records FAIL with that reason
         return min(values) if self.direction is Direction.MINIMIZE else max(values)
 
-    def _missing_message(self) -> str:
-        return (f"keras_tune(objective={self.objective!r}): {self.missing}. The study was "
-                f"stopped after the first such trial, since every trial would fail the same way.")
+    def _no_value_reason(self) -> str:
+        """Why a fit that ended normally left no value of ``objective``."""
+        kwargs = self.fit_kwargs
+        return (f"keras_tune(objective={self.objective!r}): fit ended without logging "
+                f"{self.objective!r} at any epoch (epochs={kwargs.get('epochs')}, "
+                f"initial_epoch={kwargs.get('initial_epoch', 0)}, "
+                f"validation_freq={kwargs.get('validation_freq', 1)!r}). Keras validates only "
+                f"after the epochs whose number counted from 1 is a multiple of "
+                f"validation_freq (or is in its list); a callback that stopped the training "
+                f"before the first of them leaves the trial without a value")
 
 
 class _Reporter(HPOCallback):
-    """``keras_tune``'s HPOCallback: a missing metric fails the trial and is kept, not warned."""
+    """``keras_tune``'s HPOCallback: reports whenever the objective is logged, and records (not
+    warns) an unusable objective.
 
-    missing: str | None = None
+    It reports at every epoch whose logs hold the objective, so a training metric (``"loss"``)
+    is reported every epoch whatever ``validation_freq`` says. The objective counts as missing
+    only at an epoch where Keras validated (its ``validation_freq`` rule, see
+    :func:`validates`), since a ``val_*`` metric is absent from the other epochs by design.
+    """
 
-    def _missing_metric(self, trial: Trial, key: str, logged: list[str]) -> None:
-        self.missing = missing_metric_reason(key, logged)
-        trial.mark_failed(self.missing)
+    def __init__(self, objective: str, *, trial: Trial, validation_freq: Any) -> None:
+        super().__init__(objective, trial=trial)
+        self.validation_freq = validation_freq
+        self.problem: str | None = None  # why the objective could not be reported
+
+    def _due(self, epoch: int, logs: Mapping[str, Any]) -> bool:
+        return self.monitor in logs or validates(epoch, self.validation_freq)
+
+    def _unusable_metric(self, trial: Trial, reason: str) -> None:
+        self.problem = reason
+        trial.mark_failed(reason)
 
 
 class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """``ModelCheckpoint`` that skips epochs without its metric (the reporter fails the trial).
+    """``ModelCheckpoint`` that skips epochs without its metric as a scalar (the reporter fails
+    the trial then).
 
     Keras' own would warn and save anyway, which hides the real error behind a second one.
     """
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        if logs is not None and self.monitor in logs:
+        if logs is not None and as_number(logs.get(self.monitor)) is not None:
             super().on_epoch_end(epoch, logs)
 
 
@@ -259,20 +326,24 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
 
     For each trial, ``build_fn`` receives the nested natural params (a ``hp.choice`` gives the
     chosen option) and returns a compiled ``keras.Model``; ``model.fit`` runs with the data and
-    fit arguments given here, an :class:`HPOCallback` that reports ``objective`` every epoch
-    (step = epoch) and stops the fit when the pruner says so, a ``keras.callbacks.ModelCheckpoint``
-    that keeps the best epoch's weights in ``<trial.log_dir>/best.weights.h5`` (recorded as the
-    trial's user attribute ``"checkpoint"``), and the user's callbacks. The trial's value is the
-    best epoch's ``objective`` (the weights the checkpoint kept). Between trials
-    ``keras.backend.clear_session()`` and garbage collection give memory back.
+    fit arguments given here, an :class:`HPOCallback` that reports ``objective`` at every epoch
+    that logs it (step = epoch; with ``validation_freq`` the epochs Keras validates) and stops the
+    fit when the pruner says so, a ``keras.callbacks.ModelCheckpoint`` that keeps the best epoch's
+    weights in ``<trial.log_dir>/best.weights.h5`` (recorded as the trial's user attribute
+    ``"checkpoint"``), Keras' ``TensorBoard`` callback when the study has a ``logdir``, and the
+    user's callbacks. The trial's value is the best epoch's ``objective`` (the weights the
+    checkpoint kept). Between trials ``keras.backend.clear_session()`` and garbage collection give
+    memory back.
 
     Args:
-        build_fn: ``params -> compiled keras.Model``; called again by
+        build_fn: ``params -> compiled keras.Model``, a function of one argument (the natural
+            params: plain values, not a Keras Tuner ``HyperParameters``); called again by
             :meth:`KerasTuneResult.best_model`, so it must build the same architecture for the
             same params.
         space: A Hyperopt search space (nested dicts, lists and ``hp.choice`` allowed).
         x, y, validation_data, validation_split, epochs, batch_size: Passed to ``model.fit``
             as they are: NumPy arrays, ``tf.data`` datasets, ``keras.utils.PyDataset``...
+            (integers, here and in ``fit_kwargs``, may be NumPy integers).
         objective: The logged metric to optimise (``"val_loss"``, ``"val_accuracy"``...); the
             study's ``metric``.
         direction: ``"minimize"`` or ``"maximize"``; default: read from ``objective`` (a loss
@@ -280,8 +351,9 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         callbacks: More Keras callbacks for every trial: a list, deep-copied (``copy.deepcopy``)
             for each trial so no state (an ``EarlyStopping`` counter, say) leaks from one trial
             into the next; or a factory ``trial -> list`` for callbacks that cannot be copied
-            or need the trial (a ``TensorBoard(trial.log_dir)``). Do not add an ``HPOCallback``:
-            one is added for you.
+            or need the trial (a ``CSVLogger(os.path.join(trial.log_dir, "epochs.csv"))``). Do
+            not add an ``HPOCallback``: one is added for you; nor a ``TensorBoard`` when the study
+            has a ``logdir``: one writing to the trial's run is added then.
         fit_kwargs: Every other ``model.fit`` argument (``class_weight``, ``sample_weight``,
             ``steps_per_epoch``, ``validation_freq``, ``shuffle``, ``verbose``...); ``verbose``
             defaults to 0. Checked against ``model.fit``'s signature before the first trial.
@@ -299,10 +371,13 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         ``study``.
 
     Raises:
-        ConfigurationError: An argument is wrong (checked before the first trial); the
-            direction contradicts ``objective``; or ``objective`` is never logged by ``fit``:
-            raised after the first epoch of the first trial, which is recorded FAIL, naming
-            the metrics that are logged.
+        ConfigurationError: An argument is wrong (checked before the first trial: ``build_fn``
+            not a function of one argument, a ``fit_kwargs`` name ``fit`` does not take, no
+            epoch that validates for a ``val_*`` objective...); the direction contradicts
+            ``objective``; or a trial meets a set-up error: ``objective`` not logged by ``fit``
+            (at the first epoch that validates) or not a scalar, or ``build_fn`` not returning
+            a compiled model. That trial is recorded FAIL and the study stops there, also with
+            ``catch=(Exception,)`` and with ``n_jobs`` > 1.
 
     Example:
         >>> import hpo_plugins as hpo
@@ -335,20 +410,92 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
 def fit_arguments(fit_kwargs: Mapping[str, Any] | None, **own: Any) -> dict[str, Any]:
     """``model.fit``'s keyword arguments from keras_tune's own ones and ``fit_kwargs``.
 
+    NumPy integers become Python ints (Keras refuses a NumPy ``validation_freq``), so an
+    ``epochs`` read from a NumPy array works as a literal one does.
+
     Raises:
-        ConfigurationError: ``x`` is missing, ``epochs`` is not an integer >= 1, or
-            ``fit_kwargs`` holds a name ``fit`` does not take or one keras_tune takes itself.
+        ConfigurationError: ``fit_kwargs`` is not a dict, ``x`` is missing, ``epochs`` is not an
+            integer >= 1, or ``fit_kwargs`` holds a name ``fit`` does not take or one
+            keras_tune takes itself.
     """
+    if fit_kwargs is not None and not isinstance(fit_kwargs, Mapping):
+        raise ConfigurationError(
+            f"Expected `fit_kwargs` to be a dict of model.fit arguments, e.g. "
+            f"fit_kwargs={{'shuffle': False}}. Received: fit_kwargs={fit_kwargs!r} (of type "
+            f"{type(fit_kwargs).__name__}).")
     extra = dict(fit_kwargs or {})
     _check_fit_names(extra)
     if own["x"] is None:
         raise ConfigurationError(
             "Expected training data: pass x= (arrays, a tf.data.Dataset, a PyDataset...).")
-    epochs = own["epochs"]
+    kwargs = {name: _plain_int(value) for name, value in {"verbose": 0, **own, **extra}.items()}
+    epochs = kwargs["epochs"]
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigurationError(
-            f"Expected `epochs` to be an integer >= 1. Received: epochs={epochs!r}.")
-    return {"verbose": 0, **own, **extra}
+            f"Expected `epochs` to be an integer >= 1. Received: epochs={own['epochs']!r}.")
+    return kwargs
+
+
+def _plain_int(value: Any) -> Any:
+    """A NumPy (or other non-bool) integer as a Python int; anything else unchanged."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def validates(epoch: int, validation_freq: Any) -> bool:
+    """Whether ``fit`` validates at the end of 0-based ``epoch``: Keras' own rule.
+
+    Keras (``Trainer._should_eval``) counts epochs from 1: it validates when ``epoch + 1`` is a
+    multiple of an integer ``validation_freq``, or is in a list of them, from epoch 0 of the
+    count whatever ``initial_epoch`` is. Another value is Keras' to refuse; here it validates.
+
+    Example:
+        >>> [e for e in range(1, 5) if validates(e, 2)], [e for e in range(4) if validates(e, [2])]
+        ([1, 3], [1])
+    """
+    if _is_int(validation_freq) and validation_freq >= 1:
+        return (epoch + 1) % int(validation_freq) == 0
+    if isinstance(validation_freq, list):
+        return epoch + 1 in validation_freq
+    return True
+
+
+def check_validation_epochs(fit_kwargs: Mapping[str, Any], objective: str) -> None:
+    """Refuse a fit in which no epoch validates, when ``objective`` is a ``val_*`` metric.
+
+    Otherwise every trial would end without a value (``epochs=1, validation_freq=2``).
+    Types Keras refuses itself (a tuple ``validation_freq``, say) are left to Keras.
+
+    Raises:
+        ConfigurationError: No epoch from ``initial_epoch`` to ``epochs - 1`` validates.
+    """
+    freq = fit_kwargs.get("validation_freq", 1)
+    first, epochs = fit_kwargs.get("initial_epoch", 0), fit_kwargs.get("epochs")
+    if not objective.startswith("val_") or not (_is_int(first) and _is_int(epochs)):
+        return
+    if _is_int(freq) and freq >= 1:
+        candidates = [-(-(first + 1) // freq) * freq]  # the first multiple of freq above first
+    elif isinstance(freq, list):
+        candidates = [n for n in freq if _is_int(n)]
+    else:
+        return
+    if any(first < n <= epochs for n in candidates):
+        return
+    start = f", initial_epoch={first}" if first else ""
+    later = [int(n) for n in candidates if n > first]
+    fix = (f"Raise epochs to at least {min(later)}, or " if later else "") + (
+        "lower validation_freq" if _is_int(freq) else
+        f"list an epoch from {first + 1} to {epochs} in validation_freq")
+    raise ConfigurationError(
+        f"Expected at least one epoch that validates, so that objective={objective!r} is "
+        f"logged. Received: epochs={epochs}{start}, validation_freq={freq!r}: Keras validates "
+        f"after epoch n (counted from 1) only when n is a multiple of validation_freq (or is in "
+        f"its list), and no epoch from {first + 1} to {epochs} is. {fix}.")
 
 
 def _check_fit_names(extra: Mapping[str, Any]) -> None:
@@ -364,6 +511,36 @@ def _check_fit_names(extra: Mapping[str, Any]) -> None:
         raise ConfigurationError(
             f"Expected fit_kwargs to hold arguments of model.fit ({', '.join(allowed)}). "
             f"Received unknown: {unknown}.")
+
+
+def check_build_fn(build_fn: Any) -> None:
+    """Refuse a ``build_fn`` that cannot be called as ``build_fn(params)``.
+
+    A wrong signature (no argument, or two required ones) would otherwise fail every trial
+    with a bare ``TypeError``. (Keras Tuner's ``build(hp)`` has the right signature; its
+    ``hp.Int(...)`` calls are caught when the first trial builds its model.) A callable whose
+    signature Python cannot read (some built-ins) is accepted as it is.
+
+    Raises:
+        ConfigurationError: ``build_fn`` is not callable, or not with exactly one argument.
+    """
+    if not callable(build_fn):
+        raise ConfigurationError(
+            f"Expected `build_fn` to be a function params -> compiled keras.Model. "
+            f"Received: build_fn={build_fn!r} (of type {type(build_fn).__name__}).")
+    try:
+        signature = inspect.signature(build_fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(object())
+    except TypeError as exc:
+        name = getattr(build_fn, "__qualname__", type(build_fn).__name__)
+        raise ConfigurationError(
+            f"Expected build_fn(params), a function of one argument: the trial's natural "
+            f"params (plain values such as {{'units': 64}}). Received: build_fn={name}"
+            f"{signature}, which cannot be called with one argument ({exc}). Define it as "
+            f"def build_fn(params): ... and read params['units'].") from exc
 
 
 def check_model(model: Any) -> Any:
