@@ -6,12 +6,16 @@ Framework-free, so each adapter imports it without pulling in the other framewor
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hpo_plugins._direction import infer_direction
 from hpo_plugins.exceptions import ConfigurationError
 
+if TYPE_CHECKING:
+    from hpo_plugins.trial import Trial
+
 __all__ = ["NO_TRIAL_NOTICE", "as_number", "check_callback_arguments", "check_monitor",
-           "not_a_scalar_reason"]
+           "check_monitor_direction", "monitor_direction_problem", "not_a_scalar_reason"]
 
 #: Logged once by an ``HPOCallback`` that runs outside any trial (it then does nothing).
 NO_TRIAL_NOTICE = ("HPOCallback: no trial is active, so it reports nothing. Run the training "
@@ -77,3 +81,37 @@ def check_callback_arguments(monitor: object, trial: object, interval: object) -
         raise ConfigurationError(
             f"Expected `interval` to be an integer >= 1. Received: interval={interval!r}.")
     return int(interval)
+
+
+def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool) -> str | None:
+    """Why the monitored metric ``key`` contradicts the study's direction, or None.
+
+    Only a name that says its direction (:func:`hpo_plugins._direction.infer_direction`) is
+    checked: ``val_accuracy`` in a study that minimises, or the default ``val_loss`` in one that
+    maximises, would be optimised the wrong way without a word, the pruner keeping the worst
+    trials. A name that says neither (``val_true_positives``) is the study's business.
+    ``explicit`` tells a ``monitor=`` the user gave from the study's metric used by default.
+    """
+    implied = infer_direction(key)
+    wanted = trial.study.direction
+    if implied is None or implied is wanted:
+        return None
+    if explicit:
+        given = f"monitor={key!r}"
+        fix = (f"Run the study with hpo.{implied.value}(..., metric={key!r}) (or "
+               f"create_study(direction={implied.value!r}, metric={key!r})), or monitor a "
+               f"metric to {wanted.value}")
+    else:
+        given = f"the study's metric {key!r} (monitored by default)"
+        fix = (f"Pass the metric the study optimises: hpo.{wanted.value}(..., metric=...) and "
+               f"HPOCallback() (or HPOCallback(monitor=...)), or run the study with "
+               f"hpo.{implied.value}")
+    return (f"Expected a metric to {wanted.value}, as the study of trial {trial.number} does. "
+            f"Received: {given}, a metric to {implied.value}. {fix}.")
+
+
+def check_monitor_direction(key: str, trial: Trial, *, explicit: bool) -> None:
+    """Raise :func:`monitor_direction_problem`'s answer, if any, as a ConfigurationError."""
+    problem = monitor_direction_problem(key, trial, explicit=explicit)
+    if problem is not None:
+        raise ConfigurationError(problem)

@@ -174,7 +174,7 @@ def test_a_monitor_against_the_study_direction_is_refused_when_fit_starts(
 ])
 def test_the_direction_check_refuses_only_names_that_say_the_opposite(
         direction: str, key: str, refused: bool) -> None:
-    from hpo_plugins.keras._callback import check_monitor_direction
+    from hpo_plugins._callback_args import check_monitor_direction
 
     study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
                              direction=direction)

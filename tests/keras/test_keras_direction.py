@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hpo_plugins import Direction
+from hpo_plugins._direction import resolve_direction
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras import infer_direction
-from hpo_plugins.keras._direction import resolve_direction
 
 MIN, MAX = Direction.MINIMIZE, Direction.MAXIMIZE
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import re
 import signal
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -119,6 +120,24 @@ def test_default_monitor_is_the_study_metric(make_study: Any,
     (trial,) = study.trials
     assert trial.state is TrialState.COMPLETE
     assert 0.0 < (trial.value or 0.0) <= 1.0  # an accuracy, not a loss
+
+
+@pytest.mark.parametrize(("direction", "monitor", "given"), [
+    ("maximize", None, "the study's metric 'val_loss' (monitored by default)"),
+    ("minimize", "val_acc", "monitor='val_acc'"),
+])
+def test_a_monitor_against_the_study_direction_stops_before_training(
+        make_study: Any, trainer_kwargs: dict[str, Any], direction: str, monitor: str | None,
+        given: str) -> None:
+    """hpo.maximize with the default val_loss, or val_acc in a minimising study, would keep
+    the worst trials without a word: refused when fit starts, before any epoch runs."""
+    trainer_kwargs.update(max_epochs=2)
+    study = make_study(direction=direction)
+    with pytest.raises(ConfigurationError, match=f"HPOCallback: Expected a metric to "
+                                                 f"{direction}.*Received: {re.escape(given)}"):
+        study.optimize(fit_objective(trainer_kwargs, monitor=monitor), n_trials=3)
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL and trial.intermediate_values == {}
 
 
 def test_non_finite_value_fails_the_trial(make_study: Any, trainer_kwargs: dict[str, Any]
@@ -298,10 +317,10 @@ def test_deepcopy_keeps_the_trial(make_study: Any, counting_storage: Any,
     """An in-memory study's trial survives a copied callbacks list."""
     study = make_study(counting_storage)
     trial = study.ask()
-    original = HPOCallback("val_acc", trial=trial, interval=2)
+    original = HPOCallback("val_loss", trial=trial, interval=2)
     (clone,) = copy.deepcopy([original])
 
-    assert (clone.trial, clone.monitor, clone.interval) == (trial, "val_acc", 2)
+    assert (clone.trial, clone.monitor, clone.interval) == (trial, "val_loss", 2)
     trainer = L.Trainer(max_epochs=2, callbacks=[clone], **trainer_kwargs)
     trainer.fit(DigitsClassifier(), datamodule=DigitsData())
     assert counting_storage.steps_of(trial.trial_id) == [1]

@@ -21,8 +21,8 @@ try:
 except ImportError as exc:
     raise missing_dependency("keras", "keras") from exc
 
+from hpo_plugins._direction import infer_direction
 from hpo_plugins.keras._callback import HPOCallback
-from hpo_plugins.keras._direction import infer_direction
 from hpo_plugins.keras._tune import KerasTuneResult, keras_tune
 
 __all__ = ["HPOCallback", "KerasTuneResult", "infer_direction", "keras_tune"]

@@ -22,11 +22,11 @@ from hpo_plugins._callback_args import (
     NO_TRIAL_NOTICE,
     as_number,
     check_callback_arguments,
+    check_monitor_direction,
     not_a_scalar_reason,
 )
 from hpo_plugins.context import current_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError
-from hpo_plugins.keras._direction import infer_direction
 
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
@@ -176,35 +176,6 @@ class HPOCallback(keras.callbacks.Callback):
         if not self._announced:
             self._announced = True
             _logger.info(NO_TRIAL_NOTICE)
-
-
-def check_monitor_direction(key: str, trial: Trial, *, explicit: bool) -> None:
-    """Refuse a monitored metric whose name implies the other direction than the study's.
-
-    Only a name that says its direction (``infer_direction``) is checked: ``val_accuracy`` in a
-    study that minimises would be optimised the wrong way without a word, the pruner keeping the
-    worst trials. A name that says neither (``val_true_positives``) is the study's business.
-
-    Raises:
-        ConfigurationError: The name says the opposite of ``trial.study.direction``.
-    """
-    implied = infer_direction(key)
-    wanted = trial.study.direction
-    if implied is None or implied is wanted:
-        return
-    if explicit:
-        given = f"monitor={key!r}"
-        fix = (f"Run the study with hpo.{implied.value}(..., metric={key!r}) (or "
-               f"create_study(direction={implied.value!r}, metric={key!r})), or monitor a "
-               f"metric to {wanted.value}")
-    else:
-        given = f"the study's metric {key!r} (monitored by default)"
-        fix = (f"Pass the metric the study optimises: hpo.{wanted.value}(..., metric=...) and "
-               f"HPOCallback() (or HPOCallback(monitor=...)), or run the study with "
-               f"hpo.{implied.value}")
-    raise ConfigurationError(
-        f"Expected a metric to {wanted.value}, as the study of trial {trial.number} does. "
-        f"Received: {given}, a metric to {implied.value}. {fix}.")
 
 
 def check_step(trial: Trial, epoch: int) -> None:

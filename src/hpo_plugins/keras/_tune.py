@@ -22,11 +22,11 @@ import keras
 
 from hpo_plugins._api import default_study_name, maximize, minimize
 from hpo_plugins._callback_args import as_number
+from hpo_plugins._direction import resolve_direction
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras._callback import HPOCallback
-from hpo_plugins.keras._direction import resolve_direction
 from hpo_plugins.keras._memory import forget_custom_gradients, release_memory
 from hpo_plugins.space import as_space
 

@@ -31,7 +31,12 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins._callback_args import NO_TRIAL_NOTICE, as_number, check_callback_arguments
+from hpo_plugins._callback_args import (
+    NO_TRIAL_NOTICE,
+    as_number,
+    check_callback_arguments,
+    monitor_direction_problem,
+)
 from hpo_plugins.context import current_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._handover import hand_over, open_trial
@@ -68,10 +73,9 @@ class HPOCallbackBase:
     def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
                  interval: int = 1) -> None:
         super().__init__()
-        check_callback_arguments(monitor, trial, interval)
+        self.interval = check_callback_arguments(monitor, trial, interval)
         self.monitor = monitor
         self.trial = trial
-        self.interval = interval
         self._note: str | None = None  # hand-over note, set only in a spawned worker
         self._pid = os.getpid()
         self._announced = False
@@ -114,13 +118,29 @@ class HPOCallbackBase:
     # -- Lightning hooks ----------------------------------------------------------------------
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        """Find the trial on rank 0 and let every rank know whether to take part (fit only)."""
+        """Find the trial on rank 0 and let every rank know whether to take part (fit only).
+
+        Raises:
+            ConfigurationError: On every rank, before training starts, when the monitored
+                metric's name says the opposite direction of the study's (``val_accuracy`` in a
+                study that minimises, the default ``val_loss`` in one that maximises): every
+                trial would be optimised and pruned the wrong way.
+        """
         if stage != "fit":
             return
         self._forget()
+        problem = None
         if trainer.is_global_zero:
             self._bound = self._find_trial(trainer)
-        self._active = bool(trainer.strategy.broadcast(self._bound is not None, src=0))
+            if self._bound is not None:
+                problem = monitor_direction_problem(self.monitor or self._bound.study.metric,
+                                                    self._bound,
+                                                    explicit=self.monitor is not None)
+        active, problem = trainer.strategy.broadcast((self._bound is not None, problem), src=0)
+        if problem is not None:
+            self._forget()
+            raise ConfigurationError(f"HPOCallback: {problem}")
+        self._active = bool(active)
         if trainer.is_global_zero and self._bound is None:
             self._announce()
 
@@ -169,7 +189,7 @@ class HPOCallbackBase:
         trial = self._bound
         assert trial is not None
         key = self.monitor or trial.study.metric
-        value = as_number(trainer.callback_metrics.get(key))
+        value = as_number(trainer.callback_metrics.get(key))  # self.log takes scalars only
         if value is None:
             return self._fail(trial, _missing_metric(key, trainer))
         step = report_step(trainer)

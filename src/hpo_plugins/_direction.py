@@ -1,12 +1,15 @@
-"""Which way a Keras metric is better, read from its name.
+"""Which way a metric is better, read from its name (Keras, Lightning and torchmetrics names).
 
 Keras names logged metrics after the loss and the compiled metrics, with ``val_`` in front of
-the validation ones and sometimes a ``_1`` suffix. The rules are a table of words: a name is a
+the validation ones and sometimes a ``_1`` suffix; Lightning users log names of their own choice,
+usually in the same style (``val_loss``, ``val_acc``). The rules are a table of words: a name is a
 loss when it holds a *minimise* word, a score when it holds a *maximise* word, and ambiguous
 when it holds both or neither. Long words match anywhere in the name (``"*loss*"``); short
 abbreviations only as a whole ``_``-separated part (``"val_acc"`` but not ``"accumulated"``).
 Keras snake-cases its IoU metrics' class names into ``io_u`` (``MeanIoU`` logs ``mean_io_u``), so
 that pair of parts is read as the one word ``iou``.
+
+Framework-free: both adapters' ``HPOCallback`` use it (``keras_tune`` also to pick a direction).
 """
 
 from __future__ import annotations
