@@ -119,8 +119,6 @@ def test_a_missing_metric_stops_the_study_even_when_caught(build_fn: Any, space:
     assert "'val_loss' was not logged" in trials[0].system_attrs["fail_reason"]
 
 
-# joblib warns when the run stops with tasks in flight (the stop is the point of the test)
-@pytest.mark.filterwarnings("ignore:.*tasks which were still being processed:UserWarning")
 def test_a_missing_metric_stops_a_parallel_study_even_when_caught(
         space: Any, digits: Data, tmp_path: Any) -> None:
     from joblib.externals.loky import get_reusable_executor

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -152,13 +153,33 @@ def _run_loky(run: RunState, workers: int) -> None:
     while not run.exhausted():
         parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
                             pre_dispatch="n_jobs", batch_size=1)  # one trial per task
+        results = parallel(tasks())
         try:
-            for frozen in parallel(tasks()):
+            for frozen in results:
                 run.finished(frozen)
         except TerminatedWorkerError as exc:
             _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
                             "trials are failed and run again in a new pool.", exc)
             run.lost(run.in_flight(), fail_dead_workers(run.study, run.job.run_id))
+        finally:
+            _close_quietly(results)
+
+
+def _close_quietly(results: Iterator[Any]) -> None:
+    """Close joblib's result generator without its "tasks ... have been cancelled" warning.
+
+    A run that stops early (Ctrl-C, a study callback or ``keras_tune`` stopping the study) leaves
+    tasks in flight; their trials are failed by the run's clean-up (:class:`RunState`), so
+    joblib's advice to shorten the task iterator is noise here (and an error under
+    ``-W error``). A run that ended normally has nothing left, and closing changes nothing.
+    """
+    close = getattr(results, "close", None)
+    if close is None:
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tasks which were still being processed",
+                                category=UserWarning)
+        close()
 
 
 def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
