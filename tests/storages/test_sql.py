@@ -182,6 +182,15 @@ def test_relative_uri_path_is_under_working_directory(tmp_path: Path,
     assert not (tmp_path / "runs").exists()
 
 
+def test_file_prefix_without_uri_is_a_plain_relative_path(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``uri=true`` SQLite reads ``file:runs/hpo.db`` as a plain path (a folder named
+    ``file:runs``): it is made absolute like any other relative path."""
+    monkeypatch.chdir(tmp_path)
+    storage = SQLStorage("sqlite:///file:runs/hpo.db")
+    assert sa.make_url(storage.portable_url).database == str(tmp_path / "file:runs" / "hpo.db")
+
+
 @pytest.mark.parametrize("url", ["sqlite:///file:/abs/hpo.db?uri=true",
                                  "sqlite:///file:///abs/hpo.db?uri=true"])
 def test_absolute_uri_path_is_kept(url: str) -> None:
@@ -346,6 +355,8 @@ def test_password_given_as_a_query_argument_is_hidden_too(
     storage.close()
     shown = [repr(storage), str(info.value), caplog.text]
     assert all("s3cret" not in text for text in shown), shown
+    # a driver error that quotes the password (the refused connection above does not)
+    assert storage._redact(RuntimeError("password 's3cret' refused")) == "password '***' refused"
     assert "s3cret" in storage.portable_url  # what workers need to connect
 
 

@@ -644,8 +644,9 @@ def _absolute_sqlite(url: URL) -> URL:
             return url
         folder = urllib.parse.quote(os.getcwd(), safe="/")
         return url.set(database=f"file:{folder.rstrip('/')}/{path}")
-    if database.startswith("file:") or os.path.isabs(database):
+    if os.path.isabs(database):
         return url
+    # without uri=true, "file:runs/hpo.db" is a plain path (a folder named "file:runs")
     return url.set(database=os.path.abspath(database))
 
 
