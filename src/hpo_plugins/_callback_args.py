@@ -5,7 +5,9 @@ Framework-free, so each adapter imports it without pulling in the other framewor
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._direction import infer_direction
@@ -14,8 +16,16 @@ from hpo_plugins.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
 
-__all__ = ["NO_TRIAL_NOTICE", "as_number", "check_callback_arguments", "check_monitor",
-           "check_monitor_direction", "monitor_direction_problem", "not_a_scalar_reason"]
+__all__ = [
+    "NO_TRIAL_NOTICE",
+    "DirectionProblem",
+    "as_number",
+    "check_callback_arguments",
+    "check_monitor",
+    "check_monitor_direction",
+    "monitor_direction_problem",
+    "not_a_scalar_reason",
+]
 
 #: Logged once by an ``HPOCallback`` that runs outside any trial (it then does nothing).
 NO_TRIAL_NOTICE = ("HPOCallback: no trial is active, so it reports nothing. Run the training "
@@ -83,8 +93,26 @@ def check_callback_arguments(monitor: object, trial: object, interval: object) -
     return int(interval)
 
 
-def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool) -> str | None:
-    """Why the monitored metric ``key`` contradicts the study's direction, or None.
+@dataclasses.dataclass(frozen=True)
+class DirectionProblem:
+    """A monitored metric whose name says the opposite of the study's direction.
+
+    Attributes:
+        message: What was expected, what came in and how to fix it.
+        certain: True only for ``val_loss``, the library's default metric, in a study that
+            maximises (typically ``hpo.maximize`` without ``metric=``): nothing about that name
+            can be misread, so the adapters raise. Any other name is read by word rules that
+            can misread it (``val_neg_mse`` is recognised, other phrasings may not be), so the
+            adapters only warn.
+    """
+
+    message: str
+    certain: bool
+
+
+def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool
+                              ) -> DirectionProblem | None:
+    """How the monitored metric ``key`` contradicts the study's direction, or None.
 
     Only a name that says its direction (:func:`hpo_plugins._direction.infer_direction`) is
     checked: ``val_accuracy`` in a study that minimises, or the default ``val_loss`` in one that
@@ -92,26 +120,45 @@ def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool) -> str 
     trials. A name that says neither (``val_true_positives``) is the study's business.
     ``explicit`` tells a ``monitor=`` the user gave from the study's metric used by default.
     """
+    from hpo_plugins.study import DEFAULT_METRIC
+
     implied = infer_direction(key)
     wanted = trial.study.direction
     if implied is None or implied is wanted:
         return None
+    certain = key == DEFAULT_METRIC
     if explicit:
         given = f"monitor={key!r}"
         fix = (f"Run the study with hpo.{implied.value}(..., metric={key!r}) (or "
                f"create_study(direction={implied.value!r}, metric={key!r})), or monitor a "
                f"metric to {wanted.value}")
+    elif certain:
+        given = (f"the study's metric {key!r}, monitored by default (the default metric "
+                 f"when hpo.{wanted.value} or create_study get no metric=)")
+        fix = (f"Name the metric the study optimises: hpo.{wanted.value}(..., "
+               f"metric='val_acc') (any logged name) with HPOCallback(), or pass "
+               f"HPOCallback(monitor=...)")
     else:
         given = f"the study's metric {key!r} (monitored by default)"
-        fix = (f"Pass the metric the study optimises: hpo.{wanted.value}(..., metric=...) and "
-               f"HPOCallback() (or HPOCallback(monitor=...)), or run the study with "
-               f"hpo.{implied.value}")
-    return (f"Expected a metric to {wanted.value}, as the study of trial {trial.number} does. "
-            f"Received: {given}, a metric to {implied.value}. {fix}.")
+        fix = (f"Check the study's direction and metric=, or monitor a metric to "
+               f"{wanted.value} with HPOCallback(monitor=...)")
+    message = (f"Expected a metric to {wanted.value}, as the study of trial {trial.number} "
+               f"does. Received: {given}, which reads as a metric to {implied.value}. {fix}.")
+    if not certain:
+        message += (" If the name misleads the rules (they read words such as 'loss', "
+                    "'error', 'acc', 'f1' in it), the run is right: ignore this warning")
+    return DirectionProblem(message, certain)
 
 
 def check_monitor_direction(key: str, trial: Trial, *, explicit: bool) -> None:
-    """Raise :func:`monitor_direction_problem`'s answer, if any, as a ConfigurationError."""
+    """Raise a certain :func:`monitor_direction_problem`, warn about any other.
+
+    Raises:
+        ConfigurationError: ``val_loss`` is monitored in a study that maximises.
+    """
     problem = monitor_direction_problem(key, trial, explicit=explicit)
-    if problem is not None:
-        raise ConfigurationError(problem)
+    if problem is None:
+        return
+    if problem.certain:
+        raise ConfigurationError(f"HPOCallback: {problem.message}")
+    warnings.warn(f"HPOCallback: {problem.message}.", UserWarning, stacklevel=3)

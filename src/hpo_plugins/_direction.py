@@ -25,6 +25,14 @@ _MINIMIZE_WORDS = ("loss", "error", "crossentropy", "hinge", "divergence")
 _MINIMIZE_PARTS = frozenset({"mse", "mae", "mape", "msle", "rmse", "logcosh"})
 _MAXIMIZE_WORDS = ("accuracy", "auc", "precision", "recall", "sensitivity", "specificity")
 _MAXIMIZE_PARTS = frozenset({"acc", "f1", "fbeta", "iou", "r2"})
+#: Parts that turn a name's direction around or make it unclear: scikit-learn's negated scores
+#: (``neg_mean_squared_error``, ``neg_log_loss``), ``1_minus_acc``, ``inaccuracy``,
+#: ``val_loss_improvement``. A name with one says no direction (the user must name it).
+_REVERSING_PARTS = frozenset({
+    "neg", "negative", "negated", "minus", "inv", "inverse", "inverted", "reciprocal",
+    "inaccuracy", "imprecision", "improvement", "reduction", "decrease", "drop", "gain",
+    "delta", "diff", "change",
+})
 #: ``io_u`` as whole parts: Keras' name for ``IoU`` (``mean_io_u``, ``one_hot_io_u``, ``io_u_1``).
 _KERAS_IOU = re.compile(r"(?<![a-z0-9])io_u(?![a-z0-9])")
 
@@ -38,7 +46,8 @@ def infer_direction(objective: str) -> Direction | None:
     Returns:
         ``Direction.MINIMIZE`` for losses and errors, ``Direction.MAXIMIZE`` for accuracy, AUC,
         precision, recall, sensitivity, specificity (and F1, IoU, R2), None when the name says
-        neither or both.
+        neither or both, or holds a part that turns it around (``neg``, ``minus``, ``inv``,
+        ``improvement``, ``drop``, ``delta``, ...).
 
     Example:
         >>> infer_direction("val_loss").value, infer_direction("val_accuracy").value
@@ -47,9 +56,13 @@ def infer_direction(objective: str) -> Direction | None:
         'maximize'
         >>> infer_direction("val_true_positives") is None
         True
+        >>> infer_direction("val_neg_mse") is None  # a negated loss: the user says which way
+        True
     """
     name = _KERAS_IOU.sub("iou", objective.lower())
     parts = set(re.split(r"[^a-z0-9]+", name))
+    if parts & _REVERSING_PARTS:
+        return None
     smaller = any(w in name for w in _MINIMIZE_WORDS) or bool(parts & _MINIMIZE_PARTS)
     larger = any(w in name for w in _MAXIMIZE_WORDS) or bool(parts & _MAXIMIZE_PARTS)
     if smaller == larger:

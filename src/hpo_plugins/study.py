@@ -41,7 +41,7 @@ _logger = logging.getLogger(__name__)
 
 #: How many times ``ask`` re-samples when another worker took the same configuration first.
 _DEDUP_RETRIES = 100
-_DEFAULT_METRIC = "val_loss"
+DEFAULT_METRIC = "val_loss"  # what HPOCallback monitors when nobody named a metric
 
 
 class Study:
@@ -611,7 +611,7 @@ def _json_natural(value: Any) -> Any:
 def create_study(space: Any = None, *, study_name: str | None = None, storage: Any = None,
                  direction: str | Direction = "minimize", sampler: Sampler | None = None,
                  pruner: Pruner | None = None, seed: int | None = None,
-                 metric: str = _DEFAULT_METRIC, logdir: str | None = None,
+                 metric: str = DEFAULT_METRIC, logdir: str | None = None,
                  load_if_exists: bool = True, heartbeat_interval: float | None = 30.0,
                  grace_period: float | None = None, max_retries: int = 0) -> Study:
     """Create a study, or resume the one of that name.
@@ -889,7 +889,7 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
     interval = attrs.get("heartbeat_interval")
     return Study(study_name=study_name, storage=store, study_id=study_id,
                  direction=info.direction, space=parsed, sampler=sampler, pruner=pruner,
-                 seed=attrs.get("seed"), metric=attrs.get("metric") or _DEFAULT_METRIC,
+                 seed=attrs.get("seed"), metric=attrs.get("metric") or DEFAULT_METRIC,
                  logdir=attrs.get("logdir"), heartbeat_interval=interval,
                  grace_period=attrs.get("grace_period"),
                  max_retries=int(attrs.get("max_retries") or 0))

@@ -138,17 +138,21 @@ def test_a_second_fit_from_epoch_0_is_refused_with_the_initial_epoch_fix(
     assert sorted(trials[0].intermediate_values) == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize(("run", "monitor", "message"), [
-    (hpo.minimize, "val_accuracy",
-     r"Expected a metric to minimize, as the study of trial 0 does. Received: "
-     r"monitor='val_accuracy', a metric to maximize. Run the study with hpo.maximize"),
-    (hpo.maximize, None,  # the default monitor, the study's metric 'val_loss'
-     r"Expected a metric to maximize.*Received: the study's metric 'val_loss' \(monitored by "
-     r"default\), a metric to minimize"),
-])
-def test_a_monitor_against_the_study_direction_is_refused_when_fit_starts(
-        build_fn: Any, digits: Data, run: Callable[..., Any], monitor: str | None,
-        message: str) -> None:
+def test_a_second_fit_from_epoch_0_after_a_one_epoch_fit_is_refused_too(
+        build_fn: Any, digits: Data) -> None:
+    """Step 0 again after a first fit of one epoch would silently overwrite it."""
+    def objective(params: Any) -> None:
+        model = build_fn(PARAMS)
+        for _ in range(2):
+            model.fit(digits["x"], digits["y"], epochs=1, batch_size=64, verbose=0,
+                      callbacks=[HPOCallback("loss")])
+
+    with pytest.raises(ConfigurationError, match=r"Received: epoch=0.*Pass initial_epoch=1"):
+        run_study(objective, n_trials=1)
+
+
+def test_the_default_val_loss_in_a_maximising_study_is_refused_when_fit_starts(
+        build_fn: Any, digits: Data) -> None:
     epochs_run: list[int] = []
 
     class Count(keras.callbacks.Callback):
@@ -156,35 +160,58 @@ def test_a_monitor_against_the_study_direction_is_refused_when_fit_starts(
             epochs_run.append(epoch)
 
     def objective(params: Any) -> None:
-        fit(build_fn, digits, [HPOCallback(monitor), Count()], epochs=2, validate=True)
+        fit(build_fn, digits, [HPOCallback(), Count()], epochs=2, validate=True)
 
-    with pytest.raises(ConfigurationError, match=message):
-        run(objective, {"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:", n_trials=2,
-            show_progress_bar=False)
+    with pytest.raises(ConfigurationError,
+                       match=r"HPOCallback: Expected a metric to maximize.*Received: the study's "
+                             r"metric 'val_loss', monitored by default .*hpo.maximize\(\.\.\., "
+                             r"metric='val_acc'\)"):
+        hpo.maximize(objective, {"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
+                     n_trials=2, show_progress_bar=False)
 
     assert epochs_run == []  # refused before the first epoch
 
 
-@pytest.mark.parametrize(("direction", "key", "refused"), [
-    ("minimize", "val_accuracy", True),
-    ("maximize", "val_loss", True),
-    ("maximize", "val_mean_io_u", False),
-    ("minimize", "val_true_positives", False),  # the name says no direction: the study decides
-    ("maximize", "score", False),
+def test_another_name_against_the_study_direction_warns_and_runs(
+        build_fn: Any, digits: Data) -> None:
+    """The word rules can misread a name the user chose, so it only warns."""
+    def objective(params: Any) -> None:
+        fit(build_fn, digits, [HPOCallback("val_accuracy")], epochs=2, validate=True)
+
+    with pytest.warns(UserWarning, match=r"Expected a metric to minimize.*Received: "
+                                         r"monitor='val_accuracy', which reads as a metric to "
+                                         r"maximize.*ignore this warning"):
+        study = hpo.minimize(objective, {"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
+                             n_trials=1, show_progress_bar=False)
+
+    assert study.trials[0].state is TrialState.COMPLETE
+
+
+@pytest.mark.parametrize(("direction", "key", "outcome"), [
+    ("minimize", "val_accuracy", "warns"),
+    ("maximize", "val_loss", "raises"),
+    ("maximize", "val_mean_io_u", None),
+    ("minimize", "val_true_positives", None),  # the name says no direction: the study decides
+    ("maximize", "score", None),
+    ("maximize", "val_neg_mse", None),  # scikit-learn's negated loss, maximised
+    ("minimize", "val_1_minus_acc", None),
 ])
-def test_the_direction_check_refuses_only_names_that_say_the_opposite(
-        direction: str, key: str, refused: bool) -> None:
+def test_the_direction_check_acts_only_on_names_that_say_the_opposite(
+        direction: str, key: str, outcome: str | None) -> None:
     from hpo_plugins._callback_args import check_monitor_direction
 
     study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
                              direction=direction)
     trial = study.ask()
 
-    if refused:
+    if outcome == "raises":
         with pytest.raises(ConfigurationError, match=f"Expected a metric to {direction}"):
             check_monitor_direction(key, trial, explicit=True)
+    elif outcome == "warns":
+        with pytest.warns(UserWarning, match=f"Expected a metric to {direction}"):
+            check_monitor_direction(key, trial, explicit=True)
     else:
-        check_monitor_direction(key, trial, explicit=True)  # no error
+        check_monitor_direction(key, trial, explicit=True)  # neither (warnings are errors here)
 
 
 def test_an_explicit_trial_outside_the_run_loop(build_fn: Any, digits: Data) -> None:

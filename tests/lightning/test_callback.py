@@ -122,22 +122,29 @@ def test_default_monitor_is_the_study_metric(make_study: Any,
     assert 0.0 < (trial.value or 0.0) <= 1.0  # an accuracy, not a loss
 
 
-@pytest.mark.parametrize(("direction", "monitor", "given"), [
-    ("maximize", None, "the study's metric 'val_loss' (monitored by default)"),
-    ("minimize", "val_acc", "monitor='val_acc'"),
-])
-def test_a_monitor_against_the_study_direction_stops_before_training(
-        make_study: Any, trainer_kwargs: dict[str, Any], direction: str, monitor: str | None,
-        given: str) -> None:
-    """hpo.maximize with the default val_loss, or val_acc in a minimising study, would keep
-    the worst trials without a word: refused when fit starts, before any epoch runs."""
+def test_the_default_val_loss_in_a_maximising_study_stops_before_training(
+        make_study: Any, trainer_kwargs: dict[str, Any]) -> None:
+    """hpo.maximize without metric= would keep the worst trials without a word: refused when
+    fit starts, before any epoch runs."""
     trainer_kwargs.update(max_epochs=2)
-    study = make_study(direction=direction)
-    with pytest.raises(ConfigurationError, match=f"HPOCallback: Expected a metric to "
-                                                 f"{direction}.*Received: {re.escape(given)}"):
-        study.optimize(fit_objective(trainer_kwargs, monitor=monitor), n_trials=3)
+    study = make_study(direction="maximize")
+    with pytest.raises(ConfigurationError,
+                       match=re.escape("HPOCallback: Expected a metric to maximize, as the study "
+                                       "of trial 0 does. Received: the study's metric "
+                                       "'val_loss', monitored by default")):
+        study.optimize(fit_objective(trainer_kwargs), n_trials=3)
     (trial,) = study.trials
     assert trial.state is TrialState.FAIL and trial.intermediate_values == {}
+
+
+def test_another_monitor_against_the_study_direction_warns_and_runs(
+        make_study: Any, trainer_kwargs: dict[str, Any]) -> None:
+    trainer_kwargs.update(max_epochs=1)
+    study = make_study()
+    with pytest.warns(UserWarning, match=r"Received: monitor='val_acc', which reads as a metric "
+                                         r"to maximize.*ignore this warning"):
+        study.optimize(fit_objective(trainer_kwargs, monitor="val_acc"), n_trials=1)
+    assert study.trials[0].state is TrialState.COMPLETE
 
 
 def test_non_finite_value_fails_the_trial(make_study: Any, trainer_kwargs: dict[str, Any]
@@ -261,6 +268,24 @@ def test_a_second_fit_with_a_new_trainer_fails_the_trial_without_raising(
     assert "continue the same Trainer" in (trial.fail_reason or "")
     assert sorted(trial.intermediate_values) == [0, 1]  # the first fit's curve is kept
     assert epochs == [2, 1]  # the second fit stopped at its first validation
+
+
+def test_a_second_fit_after_a_one_epoch_fit_is_refused_too(
+        make_study: Any, trainer_kwargs: dict[str, Any]) -> None:
+    """Its step 0 would silently overwrite the first fit's step 0."""
+    trainer_kwargs.update(max_epochs=1)
+    study = make_study()
+
+    def objective(params: Any) -> None:
+        model = DigitsClassifier()
+        for _ in range(2):
+            L.Trainer(callbacks=[HPOCallback()], **trainer_kwargs).fit(
+                model, datamodule=DigitsData())
+
+    with pytest.warns(UserWarning, match=r"this fit reports step 0, but the trial already has "
+                                         r"reports up to step 0"):
+        study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is TrialState.FAIL
 
 
 class EpochTrainLoss(DigitsClassifier):

@@ -89,6 +89,7 @@ class HPOCallback(keras.callbacks.Callback):
 
     _bound: Trial | None  # the trial this fit reports to
     _stopped: bool
+    _floor: int | None  # the trial's last step before this fit; reports must pass it
 
     def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
                  interval: int = 1) -> None:
@@ -122,6 +123,7 @@ class HPOCallback(keras.callbacks.Callback):
         check_monitor_direction(self.monitor or trial.study.metric, trial,
                                 explicit=self.monitor is not None)
         self._bound = trial
+        self._floor = max(trial.intermediate_values, default=None)
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """Report at the reporting epochs; stop the training when the trial must end."""
@@ -149,7 +151,7 @@ class HPOCallback(keras.callbacks.Callback):
         if value is None:
             self._unusable_metric(trial, unusable_metric_reason(key, logs))
             return True
-        check_step(trial, epoch)
+        check_step(trial, epoch, self._floor)
         trial.report(value, epoch)
         if not trial.should_prune():
             return False
@@ -171,6 +173,7 @@ class HPOCallback(keras.callbacks.Callback):
     def _forget(self) -> None:
         self._bound = None
         self._stopped = False
+        self._floor = None
 
     def _announce(self) -> None:
         if not self._announced:
@@ -178,18 +181,19 @@ class HPOCallback(keras.callbacks.Callback):
             _logger.info(NO_TRIAL_NOTICE)
 
 
-def check_step(trial: Trial, epoch: int) -> None:
-    """Refuse a report below the trial's last step, with the Keras fix (``initial_epoch``).
+def check_step(trial: Trial, epoch: int, floor: int | None) -> None:
+    """Refuse a report at or below ``floor``, the trial's last step before this ``fit``, with the
+    Keras fix (``initial_epoch``).
 
-    The core refuses steps that go back; in Keras that happens when a trial calls ``fit`` twice
-    (fine-tuning after a frozen stage) and the second ``fit`` counts epochs from 0 again.
+    That happens when a trial calls ``fit`` twice (fine-tuning after a frozen stage) and the
+    second ``fit`` counts epochs from 0 again. The core refuses only steps that go back, so a
+    first fit of one epoch followed by a second from epoch 0 would silently overwrite step 0.
 
     Raises:
-        ConfigurationError: ``epoch`` is below the last step reported to ``trial``.
+        ConfigurationError: ``epoch`` is not above ``floor``.
     """
-    reported = trial.intermediate_values
-    last = max(reported) if reported else None
-    if last is None or epoch >= last:
+    last = floor
+    if last is None or epoch > last:
         return
     raise ConfigurationError(
         f"Expected this fit to go on from the epochs trial {trial.number} already reported "

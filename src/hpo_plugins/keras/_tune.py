@@ -444,6 +444,7 @@ def _plain_int(value: Any) -> Any:
 
 
 def _is_int(value: Any) -> bool:
+    """An integer of any kind (Python or NumPy), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 

@@ -69,6 +69,7 @@ class HPOCallbackBase:
     _active: bool  # the same on every rank: whether this fit reports at all
     _stopped: bool
     _checks: int  # validation runs seen in this fit
+    _floor: int | None  # rank 0: the trial's last step before this fit; reports must pass it
 
     def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
                  interval: int = 1) -> None:
@@ -121,26 +122,26 @@ class HPOCallbackBase:
         """Find the trial on rank 0 and let every rank know whether to take part (fit only).
 
         Raises:
-            ConfigurationError: On every rank, before training starts, when the monitored
-                metric's name says the opposite direction of the study's (``val_accuracy`` in a
-                study that minimises, the default ``val_loss`` in one that maximises): every
-                trial would be optimised and pruned the wrong way.
+            ConfigurationError: On every rank, before training starts, when ``val_loss`` (the
+                default metric) is monitored in a study that maximises: every trial would be
+                optimised and pruned the wrong way. Another name whose words say the opposite
+                direction (``val_acc`` in a study that minimises) only warns, on rank 0, as the
+                word rules can misread a name.
         """
         if stage != "fit":
             return
         self._forget()
-        problem = None
+        refusal = None
         if trainer.is_global_zero:
             self._bound = self._find_trial(trainer)
-            if self._bound is not None:
-                problem = monitor_direction_problem(self.monitor or self._bound.study.metric,
-                                                    self._bound,
-                                                    explicit=self.monitor is not None)
-        active, problem = trainer.strategy.broadcast((self._bound is not None, problem), src=0)
-        if problem is not None:
+            refusal = self._check_direction()
+        active, refusal = trainer.strategy.broadcast((self._bound is not None, refusal), src=0)
+        if refusal is not None:
             self._forget()
-            raise ConfigurationError(f"HPOCallback: {problem}")
+            raise ConfigurationError(f"HPOCallback: {refusal}")
         self._active = bool(active)
+        if self._bound is not None:
+            self._floor = max(self._bound.intermediate_values, default=None)
         if trainer.is_global_zero and self._bound is None:
             self._announce()
 
@@ -172,6 +173,20 @@ class HPOCallbackBase:
 
     # -- rank 0 -------------------------------------------------------------------------------
 
+    def _check_direction(self) -> str | None:
+        """Warn about a monitored name that reads as the other direction; return the message
+        when it is certain (then every rank raises it)."""
+        if self._bound is None:
+            return None
+        problem = monitor_direction_problem(self.monitor or self._bound.study.metric,
+                                            self._bound, explicit=self.monitor is not None)
+        if problem is None:
+            return None
+        if problem.certain:
+            return problem.message
+        warnings.warn(f"HPOCallback: {problem.message}.", UserWarning, stacklevel=4)
+        return None
+
     def _find_trial(self, trainer: Any) -> Trial | None:
         if self._note is not None:
             return open_trial(self._note)
@@ -193,9 +208,8 @@ class HPOCallbackBase:
         if value is None:
             return self._fail(trial, _missing_metric(key, trainer))
         step = report_step(trainer)
-        curve = trial.intermediate_values
-        if curve and step < max(curve):
-            return self._fail(trial, _step_went_back(step, max(curve)))
+        if self._floor is not None and step <= self._floor:
+            return self._fail(trial, _step_went_back(step, self._floor))
         trial.report(value, step)
         if not trial.should_prune():
             return None
@@ -217,6 +231,7 @@ class HPOCallbackBase:
         self._active = False
         self._stopped = False
         self._checks = 0
+        self._floor = None
 
     def _announce(self) -> None:
         if not self._announced:
@@ -244,6 +259,7 @@ def report_step(trainer: Any) -> int:
 
 
 def _missing_metric(key: str, trainer: Any) -> str:
+    """Why ``key`` is not in ``trainer.callback_metrics`` at this validation end, and the fix."""
     logged = ", ".join(repr(k) for k in sorted(trainer.callback_metrics)) or "none"
     if _logged_per_training_epoch(trainer, key):
         return (f"the monitored metric {key!r} is logged in training_step with on_epoch=True; "
@@ -277,6 +293,7 @@ def _logged_per_training_epoch(trainer: Any, key: str) -> bool:
 
 
 def _step_went_back(step: int, last: int) -> str:
+    """Why a report at or below the trial's last step before this fit is refused, and the fix."""
     return (f"this fit reports step {step}, but the trial already has reports up to step "
             f"{last} (from an earlier fit in the same trial: a new Trainer counts epochs and "
             f"global steps from 0 again). Give HPOCallback only to the fit you tune, or "
@@ -285,6 +302,7 @@ def _step_went_back(step: int, last: int) -> str:
 
 
 def _nothing_reported(trainer: Any, number: int, checks: int, interval: int) -> str:
+    """The warning for a fit that ended without one report: where it stopped, what to check."""
     where = (f"it stopped at global_step {trainer.global_step}; max_epochs={trainer.max_epochs}, "
              f"max_steps={trainer.max_steps}, {trainer.num_training_batches} training batches "
              f"per epoch")
