@@ -244,8 +244,8 @@ class KerasObjective:
     def _stop(self, trial: Trial, reason: str) -> ConfigurationError:
         """The error that stops the study; stored on ``trial`` for :meth:`after_trial`."""
         message = (f"keras_tune(objective={self.objective!r}): {reason.rstrip('.')}. The study "
-                   f"was stopped after the first such trial, since every trial would fail the "
-                   f"same way.")
+                   f"was stopped after the first such trial (even with catch=), since this is "
+                   f"a mistake in the code or the settings, not a bad configuration to skip.")
         trial.set_system_attr(STOP_ATTR, message)
         return ConfigurationError(message)
 
