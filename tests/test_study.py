@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -191,6 +192,31 @@ def test_resume_by_name_keeps_trials_and_checks_direction_and_space(
         _study({"x": hp.uniform("x", 0, 1)}, storage)
     with pytest.raises(DuplicateStudyError, match="load_if_exists=True"):
         _study(nested_space, storage, load_if_exists=False)
+
+
+def test_a_space_given_on_resume_is_recorded_when_the_study_had_none(
+        nested_space: dict[str, Any], storage: Storage) -> None:
+    """Created without a space, resumed with one: readers without the space (the CLI, exports,
+    plots, load_study) must then see the parameters."""
+    hpo.create_study(storage=storage, study_name="s")
+    study = _study(nested_space, storage)
+    study.tell(study.ask(), 0.5)
+    loaded = hpo.load_study("s", storage)
+    assert any(column.startswith("params_lr") for column in loaded.trials_dataframe().columns)
+    hpo.load_study("s", storage, space=nested_space)  # the same space: accepted
+    with pytest.raises(ConfigurationError, match="another search space"):
+        _study({"x": hp.uniform("x", 0, 1)}, storage)
+
+
+def test_resuming_with_the_default_pruner_warns_of_nothing(
+        nested_space: dict[str, Any], storage: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NopPruner, a class without an __init__ of its own, is recorded as exactly rebuildable."""
+    _study(nested_space, storage).optimize(lambda p: 1.0, n_trials=1)
+    with caplog.at_level(logging.WARNING):
+        again = _study(nested_space, storage, sampler=None)
+    assert isinstance(again.pruner, hpo.pruners.NopPruner)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_load_study_reads_without_space_and_rebuilds_the_pruner(

@@ -182,7 +182,8 @@ def run_sequential(study: Study, objective: Callable[..., Any], settings: RunSet
 
 def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, *,
             system_attrs: Mapping[str, Any] | None = None, lag: int | None = None,
-            deadline: float | None = None) -> FrozenTrial | None:
+            deadline: float | None = None,
+            stop: Callable[[], bool] | None = None) -> FrozenTrial | None:
     """Ask one trial, run the objective on it, tell the result; None when nothing is left.
 
     When ``max_trials`` is reached while trials with heartbeats are still RUNNING, this waits
@@ -194,6 +195,8 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
         system_attrs: Stored on the trial (launchers record the worker, GPU and run id).
         lag: Passed to :meth:`Study.ask` for deterministic parallel sampling.
         deadline: ``time.time()`` after which no trial starts (the call's ``timeout``).
+        stop: Asked before each ``ask`` (also while waiting for room in a full study): True
+            when the launcher has stopped the run, so this task starts no trial.
 
     Raises:
         Exception: The objective's exception, unless its type is in ``settings.catch``.
@@ -201,19 +204,22 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
     """
     full_since: float | None = None
     while True:
+        if stop is not None and stop():
+            _logger.info("The run was stopped by its launcher: no trial started.")
+            return None
         try:
             trial = study.ask(limit=settings.max_trials,
                               heartbeat=study.heartbeat_interval is not None,
                               system_attrs=system_attrs, lag=lag)
             break
-        except StudyFull as stop:
+        except StudyFull as full:
             announce = full_since is None
             full_since = time.monotonic() if full_since is None else full_since
             if not _room_may_come(study, deadline, full_since, announce=announce):
-                _logger.info("No more trials to run: %s.", stop)
+                _logger.info("No more trials to run: %s.", full)
                 return None
-        except SearchSpaceExhausted as stop:
-            _logger.info("No more trials to run: %s.", stop)
+        except SearchSpaceExhausted as exhausted:
+            _logger.info("No more trials to run: %s.", exhausted)
             return None
     frozen = _evaluate(study, trial, objective, settings)
     for callback in settings.callbacks:

@@ -285,12 +285,26 @@ class Study:
             _logger.warning("Trial %d lost its worker (no heartbeat for %g s): marked FAIL.",
                             dead.number, self.grace_period)
             notify(self, "trial_finished", dead)
-            retries = int(dead.system_attrs.get("retries", 0))
-            if retries < self.max_retries and dead.params:
-                self.storage.create_trial(
-                    self.study_id, state=TrialState.WAITING, params=dead.params,
-                    natural=dead.natural,
-                    system_attrs={"retry_of": dead.number, "retries": retries + 1})
+            self.requeue_lost(dead)
+
+    def requeue_lost(self, dead: FrozenTrial) -> FrozenTrial | None:
+        """Re-queue ``dead``, a trial failed because its worker was lost, if ``max_retries``
+        allows; return the copy, or None.
+
+        The copy is a WAITING trial with the same parameters and ``retry_of`` (the dead trial's
+        number) and ``retries`` (one more than the dead trial's) in its system attributes; the
+        next ``ask`` claims it. Used for trials failed by a stale heartbeat and for those a
+        launcher fails when it sees their worker die, so a lost grid point runs again.
+        """
+        retries = int(dead.system_attrs.get("retries", 0))
+        if retries >= self.max_retries or not dead.params:
+            return None
+        copy = self.storage.create_trial(
+            self.study_id, state=TrialState.WAITING, params=dead.params, natural=dead.natural,
+            system_attrs={"retry_of": dead.number, "retries": retries + 1})
+        _logger.warning("Trial %d re-queued with the same parameters (retry %d of %d).",
+                        dead.number, retries + 1, self.max_retries)
+        return copy
 
     def tell(self, trial: Trial | int, value: float | None = None, *,
              state: TrialState | str | None = None, fail_reason: str | None = None,
@@ -831,6 +845,11 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
             if key in info.attrs and info.attrs[key] is not None}
     for key in ("sampler", "pruner", "seed", "metric", "logdir"):
         if key not in kept:
+            store.set_study_attr(study_id, key, attrs[key])
+    if info.attrs.get("space_fingerprint") is None and "space_fingerprint" in attrs:
+        # created without a space (ask/tell by hand): the first call that brings one records
+        # it, so readers without the space (the CLI, exports, plots) show its parameters
+        for key in ("space", "space_fingerprint"):
             store.set_study_attr(study_id, key, attrs[key])
     done = sum(info.n_trials.values())
     _logger.info("Resuming study %r in %s (%d trials so far).", name, store.describe(), done)

@@ -203,8 +203,9 @@ def local_cluster() -> Iterator[Any]:
     """A Dask cluster in this process, whose one worker advertises no GPU."""
     distributed = pytest.importorskip("dask.distributed")
 
+    # dashboard ":0": a session's `dask scheduler` (tests/distributed) may hold port 8787
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         yield cluster
 
 
@@ -214,9 +215,26 @@ def test_dask_options_are_checked_against_the_cluster(cli: Run, space: str, db: 
     code, _, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db, "--dask",
                        address, "--gpus-per-trial", "1", "--", "true")
     assert code == EXIT_FAILURE
-    assert f"--gpus-per-trial 1: the Dask workers at {address} advertise 0 GPU" in err
+    assert "for --gpus-per-trial 1" in err
+    assert f"none of the 1 Dask workers at {address} advertises one" in err
     assert "gpus_per_trial=" not in err and _studies(db) == []
     code, out, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db,
                          "--study", "dask", "--dask", address, "--n-jobs", "-1", "--", "false")
     assert "study 'dask': 1 FAIL" in out  # -1: every worker thread (it was refused)
     assert "n_concurrent" not in err
+
+
+@pytest.mark.timeout(60)  # the old check added up the GPUs of all workers: the run hung
+def test_dask_gpus_per_trial_must_fit_on_one_worker(cli: Run, space: str, db: str) -> None:
+    """Two workers with one GPU each: no trial of two GPUs fits, though the cluster has two."""
+    distributed = pytest.importorskip("dask.distributed")
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0", resources={"GPU": 1}) as cluster:
+        code, _, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db,
+                           "--dask", cluster.scheduler_address, "--gpus-per-trial", "2", "--",
+                           "true")
+    assert code == EXIT_FAILURE
+    assert "for --gpus-per-trial 2: all of a trial's GPUs must be on one worker" in err
+    assert "the largest advertises 1" in err and "or lower --gpus-per-trial" in err
+    assert "gpus_per_trial" not in err and _studies(db) == []

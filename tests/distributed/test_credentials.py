@@ -152,13 +152,20 @@ def test_errors_do_not_show_the_password(password_database: Database, where: str
     assert secret not in text and password_database["password"] not in text
 
 
+@pytest.mark.parametrize("form", ["user info", "query"])
 def test_cli_run_warns_about_a_password_on_the_command_line(password_database: Database,
                                                            tmp_path: Path,
-                                                           cli: Callable[..., str]) -> None:
+                                                           cli: Callable[..., str],
+                                                           form: str) -> None:
+    """Also for ``?password=``, which libpq reads as well."""
     (tmp_path / "space.py").write_text("from hpo_plugins import hp\n"
                                        "SPACE = {'x': hp.uniform('x', 0, 1)}\n")
+    url = password_database["url"]
+    if form == "query":
+        secret = password_database["password"]
+        url = f"{url.replace(f':{secret}@', '@')}?password={secret}"
     text = cli("run", "--space", f"{tmp_path / 'space.py'}:SPACE", "--n-trials", "1",
-               "--storage", password_database["url"], "--study", "cli", "--", "false")
+               "--storage", url, "--study", "cli", "--", "false")
     assert "visible to other users in process listings" in text and "PGPASSWORD" in text
     assert password_database["password"] not in text
     assert "1 FAIL" in text  # `false` fails its trial; the run itself went fine

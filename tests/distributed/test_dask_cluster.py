@@ -17,7 +17,7 @@ import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
 from hpo_plugins.launchers import DaskLauncher
 from hpo_plugins.pruners import MedianPruner
-from hpo_plugins.samplers import RandomSampler
+from hpo_plugins.samplers import GridSampler, RandomSampler
 
 pytest_plugins = ["conftest_postgres"]
 pytestmark = pytest.mark.slow
@@ -146,3 +146,46 @@ def _check_gpus(trials: list[hpo.FrozenTrial]) -> None:
                        if t.state is not TrialState.FAIL)  # a lost trial ends when reaped
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert end is not None and start is not None and end <= start
+
+
+def _slow_objective(seconds: float) -> Callable[[dict[str, Any]], float]:
+    """An objective that takes ``seconds`` and reports nothing (a closure: sent by value)."""
+
+    def objective(params: dict[str, Any]) -> float:
+        time.sleep(seconds)
+        return float(params["x"])
+
+    return objective
+
+
+def test_a_grid_point_lost_with_its_worker_runs_again(dask_cluster: Any, dask_client: Any,
+                                                      fresh_postgres_url: str) -> None:
+    """The run's own clean-up re-queues a lost trial under ``max_retries`` and runs the copy.
+
+    The grace period is long, so the lost trial is failed by the launcher when the run's other
+    tasks have returned (not by its heartbeat); the grid then looks done, and the run goes on
+    for the copy. Without the retry, that grid point was lost for good.
+    """
+    space = {"x": hp.choice("x", [1, 2, 3, 4])}
+    killer = _Killer(fresh_postgres_url, after=0)
+    killer.start()
+    try:
+        study = hpo.minimize(_slow_objective(1.5), space, storage=fresh_postgres_url,
+                             study_name="killed", sampler=GridSampler(), max_retries=1,
+                             heartbeat_interval=0.5, grace_period=60.0,
+                             launcher=DaskLauncher(dask_client))
+    finally:
+        killer.stop.set()
+        killer.join(10)
+    trials = study.trials
+    study.storage.close()
+    assert killer.victim, f"no trial was killed:\n{dask_cluster.logs()}"
+    lost = [t for t in trials if t.state is TrialState.FAIL]
+    assert killer.victim["number"] in {t.number for t in lost}
+    assert all("Dask worker was lost" in (t.fail_reason or "") for t in lost)
+    copies = {t.system_attrs["retry_of"]: t for t in trials if "retry_of" in t.system_attrs}
+    assert sorted(copies) == sorted(t.number for t in lost)
+    assert all(copies[t.number].state is TrialState.COMPLETE
+               and copies[t.number].params == t.params for t in lost)
+    completed = sorted(t.params["x"] for t in trials if t.state is TrialState.COMPLETE)
+    assert completed == [0, 1, 2, 3]  # every grid point (choice indices)

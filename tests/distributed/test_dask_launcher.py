@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import hpo_plugins as hpo
@@ -15,9 +17,9 @@ from hpo_plugins._optimize import RunSettings
 from hpo_plugins.cli import main
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers import DaskLauncher
-from hpo_plugins.launchers._dask import _replace_lost
+from hpo_plugins.launchers._dask import SharedFile, _replace_lost, trial_capacity
 from hpo_plugins.launchers._state import RunState
-from hpo_plugins.launchers._worker import Job
+from hpo_plugins.launchers._worker import CANCELLED_REASON, Job, run_task
 from hpo_plugins.samplers import RandomSampler
 
 SPACE = {"x": hp.uniform("x", 0.0, 1.0)}
@@ -68,10 +70,63 @@ def test_in_memory_storage_is_refused(local_cluster: Any) -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"gpus_per_trial": -1}, "gpus_per_trial"), ({"n_concurrent": 0}, "n_concurrent")])
+    ({"gpus_per_trial": -1}, "gpus_per_trial"), ({"n_concurrent": 0}, "n_concurrent"),
+    ({"gpus_per_trial": math.nan}, r"`gpus_per_trial` to be a finite number >= 0.*nan"),
+    ({"gpus_per_trial": True}, r"gpus_per_trial=True \(of type bool\)"),
+    ({"n_concurrent": True}, r"n_concurrent=True \(of type bool\)"),
+    ({"n_concurrent": 2.0}, r"`n_concurrent` to be an integer >= 1"),
+    ({"deterministic": "yes"}, r"`deterministic` to be True, False or None.*'yes'"),
+    ({"worker_timeout": 0}, r"`worker_timeout` to be a finite number of seconds > 0")])
 def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         DaskLauncher("tcp://127.0.0.1:1", **kwargs)
+
+
+@pytest.mark.parametrize(("client", "message"), [
+    (42, r"a dask.distributed.Client, a Dask cluster .*Received: client=42 \(of type int\)"),
+    ("not an address", r"'tcp://scheduler:8786'.*client='not an address' \(missing port"),
+    ("http://scheduler:8786", r"unknown protocol 'http'"),
+    ("tcp://:8786", r"no host")])
+def test_a_bad_client_is_refused_before_any_study(client: Any, message: str,
+                                                  tmp_path: Path) -> None:
+    """The constructor refuses it, so ``minimize`` never creates the study."""
+    with pytest.raises(ConfigurationError, match=message):
+        hpo.minimize(_square, SPACE, n_trials=1, storage=f"sqlite:///{tmp_path}/a.db",
+                     launcher=DaskLauncher(client))
+    assert not (tmp_path / "a.db").exists()
+
+
+def test_numpy_numbers_are_taken_as_python_numbers() -> None:
+    launcher = DaskLauncher("127.0.0.1:8786", gpus_per_trial=np.int64(1),
+                            n_concurrent=np.int64(2), worker_timeout=np.float64(5))
+    assert (launcher.gpus_per_trial, launcher.n_concurrent) == (1, 2)
+    assert type(launcher.gpus_per_trial) is int and type(launcher.n_concurrent) is int
+    assert DaskLauncher("tcp://h:1", gpus_per_trial=np.float32(0.5)).gpus_per_trial == 0.5
+
+
+def test_a_cluster_object_gets_a_client_of_its_own(local_cluster: Any, tmp_path: Path) -> None:
+    """``DaskLauncher(cluster)``, as after the docs' SLURMCluster example: the run opens a client
+    on it and closes that client after, and the cluster stays up for the next run."""
+    for run in range(2):
+        study = hpo.minimize(_square, SPACE, n_trials=2, storage=f"sqlite:///{tmp_path}/c.db",
+                             study_name=f"c{run}", launcher=DaskLauncher(local_cluster))
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+        study.storage.close()
+
+
+@pytest.mark.parametrize(("workers", "gpus_per_trial", "capacity"), [
+    ([{"nthreads": 2}, {"nthreads": 3}], 0, 5),  # CPU: every thread
+    ([{"nthreads": 1, "resources": {"GPU": 1}}] * 2, 2, 0),  # 2 GPUs, but not on one worker
+    ([{"nthreads": 1, "resources": {"GPU": 2}}], 2, 1),
+    ([{"nthreads": 1, "resources": {"GPU": 1}}] * 2, 0.5, 2),  # one thread: one task at once
+    ([{"nthreads": 2, "resources": {"GPU": 1}}] * 2, 0.5, 4),
+    ([{"nthreads": 16, "resources": {"GPU": 1}}], 0.1, 10),  # as the worker subtracts:
+    ([{"nthreads": 4, "resources": {"GPU": 2.1}}], 0.7, 3),  # 3 fit, though 2.1 // 0.7 == 2
+    ([{"nthreads": 4, "resources": {"GPU": 1}}, {"nthreads": 4}], 1, 1),  # a CPU-only worker
+])
+def test_capacity_counts_each_worker_on_its_own(workers: list[dict[str, Any]],
+                                                gpus_per_trial: float, capacity: int) -> None:
+    assert trial_capacity(workers, gpus_per_trial) == capacity
 
 
 @pytest.mark.parametrize(("max_trials", "replace"), [(3, True), (None, False)])
@@ -93,6 +148,66 @@ def test_trials_lost_with_their_worker_are_failed_and_replaced(
     assert "Dask worker was lost" in (study.storage.get_trial(lost.trial_id).fail_reason or "")
     assert study.storage.get_trial(other.trial_id).state is TrialState.RUNNING
     study.storage.close()
+
+
+def test_a_trial_lost_at_the_end_of_the_run_is_requeued_and_run(tmp_path: Path) -> None:
+    """``max_retries`` holds for a trial failed by the run's clean-up, as for a stale heartbeat:
+    a WAITING copy, and the run (which stopped because the grid looked done) goes on."""
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/retry.db",
+                             sampler=RandomSampler(), max_retries=1)
+    settings = RunSettings.build(study, n_trials=None, max_trials=None, timeout=10.0,
+                                 catch=(), callbacks=None, show_progress_bar=False)
+    lost = study.ask(system_attrs={"run_id": "this-run"})
+    with RunState(study, settings, Job(b"", "key", "this-run", None, None)) as run:
+        run.done.set()  # the sampler had nothing left to propose
+        assert _replace_lost(run) is True
+    trials = study.trials
+    study.storage.close()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].params == lost.params
+    assert (trials[1].system_attrs["retry_of"], trials[1].system_attrs["retries"]) == (0, 1)
+
+
+def test_a_task_of_a_stopped_run_starts_no_trial(tmp_path: Path) -> None:
+    """A task that its launcher could not take back: once the run is cancelled it asks no
+    trial, and a trial it had already asked (while it waited for room) is failed unrun."""
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/stop.db", study_name="s")
+    ran: list[float] = []
+    settings = RunSettings.build(study, n_trials=1, max_trials=None, timeout=None, catch=(),
+                                 callbacks=None, show_progress_bar=False)
+    job = Job.pack(study, ran.append, settings, "run", None, None)
+    assert run_task(job, cancelled=lambda: True) is None
+    assert study.trials == []
+    answers = iter([False, True])  # cancelled between its ask and its objective
+    frozen = run_task(job, cancelled=lambda: next(answers))
+    study.storage.close()
+    assert frozen is not None and frozen.state is TrialState.FAIL
+    assert frozen.fail_reason == CANCELLED_REASON and ran == []
+
+
+def test_a_worker_that_sees_another_sqlite_file_is_refused(tmp_path: Path) -> None:
+    """What a worker on another machine sees at the launcher's path: another file, or none."""
+
+    class Worker:
+        address = "tcp://10.0.0.7:40000"
+
+    path = tmp_path / "hpo.db"
+    path.write_bytes(b"")
+    store = hpo.storages.SQLStorage(f"sqlite:///{path}")
+    shared = SharedFile.of(store)
+    assert shared is not None and shared.path == str(path)
+    shared.check(Worker())  # the same file: fine
+    other = tmp_path / "other.db"  # an empty database made on another machine, say
+    other.write_bytes(b"")
+    other.replace(path)
+    with pytest.raises(ConfigurationError, match="sees another file at that path"):
+        shared.check(Worker())
+    path.unlink()
+    with pytest.raises(ConfigurationError, match=r"tcp://10.0.0.7:40000 on host .* sees no file "
+                                                 r"at that path. SQLite works only when every "
+                                                 r"worker runs on this machine.*PostgreSQL"):
+        shared.check(Worker())
+    assert SharedFile.of(hpo.storages.InMemoryStorage()) is None
 
 
 def test_job_repr_hides_the_payload() -> None:

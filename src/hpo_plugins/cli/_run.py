@@ -298,7 +298,7 @@ def _launcher(args: argparse.Namespace) -> Iterator[Any]:
                if n_jobs != 1 or gpus is not None else None)
         return
     with _dask_client(args.dask) as client:
-        _check_dask_gpus(client, args.dask, args.gpus_per_trial)
+        _check_dask_capacity(client, args.gpus_per_trial)
         yield DaskLauncher(client, gpus_per_trial=args.gpus_per_trial,
                            n_concurrent=None if args.n_jobs == -1 else args.n_jobs)
 
@@ -318,19 +318,19 @@ def _dask_client(address: str) -> Iterator[Any]:
         yield client
 
 
-def _check_dask_gpus(client: Any, address: str, gpus_per_trial: float) -> None:
-    """Refuse ``--gpus-per-trial`` beyond the GPUs the cluster's workers advertise, before the
-    study exists (the launcher checks it too, but later and naming its Python argument)."""
-    from hpo_plugins.launchers._dask import GPU_RESOURCE
+def _check_dask_capacity(client: Any, gpus_per_trial: float) -> None:
+    """Refuse a cluster that cannot run one trial before the study exists, naming the flag.
 
-    if not gpus_per_trial:
-        return
-    workers = client.scheduler_info()["workers"].values()
-    gpus = sum(float(w.get("resources", {}).get(GPU_RESOURCE, 0)) for w in workers)
-    if gpus < gpus_per_trial:
-        raise CLIError(f"--gpus-per-trial {gpus_per_trial:g}: the Dask workers at {address} "
-                       f"advertise {gpus:g} {GPU_RESOURCE} in all; start each with --resources "
-                       f'"{GPU_RESOURCE}=1"')
+    The rule is the launcher's own (:func:`~hpo_plugins.launchers._dask.wait_for_capacity`:
+    a trial's GPUs must all be on one worker); a scheduler that no worker has joined yet is
+    waited for a while, as the launcher does.
+    """
+    from hpo_plugins.launchers._dask import wait_for_capacity
+
+    try:
+        wait_for_capacity(client, gpus_per_trial, option="--gpus-per-trial")
+    except ConfigurationError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _warn_if_password_in_argv(url: str | None) -> None:
@@ -339,11 +339,13 @@ def _warn_if_password_in_argv(url: str | None) -> None:
         return
     from sqlalchemy.engine import make_url
 
+    from hpo_plugins.storages._sql import url_secrets
+
     try:
-        password = make_url(url).password
+        secrets = url_secrets(make_url(url))  # after the user name, or ?password=
     except Exception:  # malformed: the storage reports it, without echoing the URL
         return
-    if password:
+    if secrets:
         warn(f"warning: the password in --storage is visible to other users in process "
              f"listings; set ${DEFAULT_STORAGE_ENV} to the URL instead, or leave the password "
              f"out of the URL and set $PGPASSWORD (or use ~/.pgpass)")

@@ -117,7 +117,7 @@ class RunState:
             reason = ("interrupted by the user (KeyboardInterrupt)"
                       if issubclass(exc_type, KeyboardInterrupt)
                       else f"stopped: the run ended with {exc_type.__name__}")
-            fail_orphans(self.study, self.job.run_id, reason)
+            fail_orphans(self.study, self.job.run_id, reason, retry=False)
 
 
 def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:
@@ -158,18 +158,27 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def fail_orphans(study: Study, run_id: str, reason: str) -> list[FrozenTrial]:
-    """Mark FAIL the trials of ``run_id`` still RUNNING (their workers were stopped)."""
+def fail_orphans(study: Study, run_id: str, reason: str, *,
+                 retry: bool = True) -> list[FrozenTrial]:
+    """Mark FAIL the trials of ``run_id`` still RUNNING (their workers were stopped or lost).
+
+    ``retry``: re-queue each one as a trial failed by its stale heartbeat would be (see
+    :meth:`Study.requeue_lost`); the right thing for a trial that lost its worker. False for trials
+    that the run itself stopped (Ctrl-C, an objective's error): those were not lost, and the
+    user chose to stop them.
+    """
     mine = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
             if t.system_attrs.get("run_id") == run_id]
     return _fail_each(study, mine, lambda _: reason,
-                      f"were stopped and marked FAIL: {reason}.")
+                      f"were stopped and marked FAIL: {reason}.", retry=retry)
 
 
 def _fail_each(study: Study, trials: Sequence[FrozenTrial],
-               reason: Callable[[FrozenTrial], str], what: str) -> list[FrozenTrial]:
+               reason: Callable[[FrozenTrial], str], what: str, *,
+               retry: bool = True) -> list[FrozenTrial]:
     """Mark each of ``trials`` FAIL with its ``reason``, skipping those finished meanwhile;
-    log "Trials <numbers> <what>" once if any was failed.
+    log "Trials <numbers> <what>" once if any was failed. With ``retry``, each failed trial is
+    re-queued when the study's ``max_retries`` allows (:meth:`Study.requeue_lost`).
 
     The study's observers hear of each failed trial, as they do of a told one (its worker,
     which would have told them, is gone): TensorBoard ends its session instead of showing it
@@ -186,4 +195,6 @@ def _fail_each(study: Study, trials: Sequence[FrozenTrial],
         notify(study, "trial_finished", frozen)
     if failed:
         _logger.warning("Trials %s %s", [t.number for t in failed], what)
+    for frozen in failed if retry else ():
+        study.requeue_lost(frozen)
     return failed

@@ -12,24 +12,28 @@ logs the ``repr`` of a failed task).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins._optimize import RunSettings
     from hpo_plugins.study import Study
 
-__all__ = ["Job", "exit_with_parent", "pin_gpu", "run_task"]
+__all__ = ["CANCELLED_REASON", "Job", "exit_with_parent", "pin_gpu", "run_task"]
+
+_logger = logging.getLogger(__name__)
+
+#: Why a trial that started after its run was stopped is FAIL (its objective never ran).
+CANCELLED_REASON = "not run: its launcher had stopped the run (Ctrl-C or an error)"
 
 _local = threading.local()  # .unpacked: {job key: (study, objective, settings)}, per thread
 _watch_lock = threading.Lock()
@@ -98,11 +102,17 @@ def exit_with_parent(parent: int | None = None, poll_seconds: float = 0.5) -> No
     threading.Thread(target=watch, name="hpo-exit-with-parent", daemon=True).start()
 
 
-def run_task(job: Job, gpu: str | None = None,
-             worker: Mapping[str, Any] | None = None) -> FrozenTrial | None:
+def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None = None, *,
+             cancelled: Callable[[], bool] | None = None) -> FrozenTrial | None:
     """Run one trial of ``job`` in this process; None when there is nothing left to run.
 
     ``worker`` adds entries to the trial's ``system_attrs["worker"]`` (host and pid by default).
+    ``cancelled`` says whether the launcher has stopped the run (Ctrl-C, an error): a task that
+    its launcher could not take back (Dask cannot stop a task whose thread already runs) then
+    starts no trial. It is asked before each ``ask`` (so also while the task waits for room in
+    a full study, see :func:`hpo_plugins._optimize.run_one`) and again just before the
+    objective starts: a trial started in between is marked FAIL with
+    :data:`CANCELLED_REASON`, and its objective never runs.
     """
     from hpo_plugins._optimize import run_one
 
@@ -112,19 +122,57 @@ def run_task(job: Job, gpu: str | None = None,
     if job.deadline is not None and time.time() >= job.deadline:
         return None
     study, objective, settings = _unpack(job)
+    if cancelled is not None:
+        objective = _unless_cancelled(objective, cancelled)
     tags: dict[str, Any] = {"worker": {"host": socket.gethostname(), "pid": os.getpid(),
                                        **(worker or {})},
                             "run_id": job.run_id}
     if gpu is not None:
         tags["gpu"] = gpu
     return run_one(study, objective, settings, system_attrs=tags, lag=job.lag,
-                   deadline=job.deadline)
+                   deadline=job.deadline, stop=cancelled)
+
+
+def _unless_cancelled(objective: Callable[..., Any],
+                      cancelled: Callable[[], bool]) -> Callable[..., Any]:
+    """``objective``, unless the run was cancelled by the time its trial starts.
+
+    The trial is then marked failed (the run loop tells it FAIL with that reason) rather than
+    run: its launcher is gone, and nobody would take its result.
+    """
+    def guarded(params: Any) -> Any:
+        if not cancelled():
+            return objective(params)
+        from hpo_plugins.context import current_trial
+
+        trial = current_trial()
+        trial.mark_failed(CANCELLED_REASON)
+        _logger.warning("Trial %d not run: %s.", trial.number, CANCELLED_REASON)
+        return None
+
+    return guarded
 
 
 def _unpack(job: Job) -> tuple[Study, Callable[..., Any], RunSettings]:
+    """This thread's copy of ``job`` (unpacked on first use).
+
+    A new job replaces the previous one, whose storage is closed: its pooled connections
+    would otherwise stay open until the garbage collector found the study, so a long-lived
+    worker that runs one study after another would hold the connections of them all.
+    """
     unpacked: dict[str, tuple[Study, Callable[..., Any], RunSettings]] = getattr(
         _local, "unpacked", {})
     if job.key not in unpacked:
-        unpacked = {job.key: cloudpickle.loads(job.payload)}  # drop the previous job's study
+        for study, _, _ in unpacked.values():
+            _close(study)
+        unpacked = {job.key: cloudpickle.loads(job.payload)}
         _local.unpacked = unpacked
     return unpacked[job.key]
+
+
+def _close(study: Study) -> None:
+    """Close the storage of a study this thread no longer runs (a failure only logs)."""
+    try:
+        study.storage.close()
+    except Exception as exc:  # the database may be gone; the worker goes on with its new job
+        _logger.debug("Closing the storage of study %r failed: %s", study.study_name, exc)

@@ -102,7 +102,14 @@ def _constructor_names(obj: object) -> list[str]:
 
 def _takes_var_arguments(obj: object) -> bool:
     """Whether ``obj``'s constructor takes ``*args`` or ``**kwargs`` (whatever they carried is
-    not among the named arguments, so the object cannot be rebuilt from them)."""
+    not among the named arguments, so the object cannot be rebuilt from them).
+
+    A class without an ``__init__`` of its own (``NopPruner``) has ``object.__init__``, whose
+    signature reads ``(self, /, *args, **kwargs)`` but which takes nothing: such an object is
+    rebuilt exactly by ``Class()``.
+    """
+    if type(obj).__init__ is object.__init__:
+        return False
     signature = inspect.signature(type(obj).__init__).parameters.values()
     return any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature)
 

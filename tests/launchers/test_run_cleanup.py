@@ -1,0 +1,99 @@
+"""What a launcher's clean-up does to trials and connections: the retry policy of trials it
+fails for a lost worker, and the storage of a job that a worker no longer runs."""
+
+from __future__ import annotations
+
+import gc
+import socket
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState, hp
+from hpo_plugins._optimize import RunSettings
+from hpo_plugins.launchers._state import fail_dead_workers
+from hpo_plugins.launchers._worker import Job, _unpack, run_task
+from hpo_plugins.samplers import RandomSampler
+
+pytest_plugins = ["conftest_postgres"]
+
+SPACE = {"x": hp.uniform("x", 0.0, 1.0)}
+
+
+def _settings(study: hpo.Study) -> RunSettings:
+    return RunSettings.build(study, n_trials=4, max_trials=None, timeout=None, catch=(),
+                             callbacks=None, show_progress_bar=False)
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_trial_whose_worker_process_died_is_requeued(tmp_path: Path) -> None:
+    """joblib's path (``fail_dead_workers``) follows ``max_retries`` as a stale heartbeat does:
+    a WAITING copy, which the next ``ask`` claims, and no copy once the retries are spent."""
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/dead.db",
+                             sampler=RandomSampler(), max_retries=1)
+    tags = {"run_id": "run", "worker": {"host": socket.gethostname(), "pid": _dead_pid()}}
+    lost = study.ask(system_attrs=tags)
+    assert [t.number for t in fail_dead_workers(study, "run", wait=0.0)] == [0]
+    again = study.ask(system_attrs=tags)
+    assert again.params == lost.params
+    assert (again.system_attrs["retry_of"], again.system_attrs["retries"]) == (0, 1)
+    assert [t.number for t in fail_dead_workers(study, "run", wait=0.0)] == [1]
+    states = [t.state for t in study.trials]
+    study.storage.close()
+    assert states == [TrialState.FAIL, TrialState.FAIL]  # the copy's loss was its last retry
+
+
+def _connections(url: str) -> int:
+    """Connections that other sessions hold to the database of ``url``."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                           "current_database() AND pid <> pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.fixture
+def no_cyclic_gc() -> Iterator[None]:
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+def test_a_new_job_closes_the_storage_of_the_job_it_replaces(fresh_postgres_url: str) -> None:
+    """A long-lived worker thread that runs one study after another holds the connections of
+    the current one only: the replaced study's storage is closed, not left to the garbage
+    collector (which a reference held elsewhere, or a reference cycle, would delay)."""
+    jobs = []
+    for name in ("a", "b", "c"):
+        study = hpo.create_study(SPACE, storage=fresh_postgres_url, study_name=name)
+        jobs.append(Job.pack(study, lambda p: p["x"], _settings(study), name, None, None))
+        study.storage.close()
+    kept: list[Any] = []  # the replaced studies stay referenced
+
+    def run_in_one_thread() -> list[int]:
+        counts = []
+        for job in jobs:
+            assert run_task(job) is not None
+            kept.append(_unpack(job)[0])
+            counts.append(_connections(fresh_postgres_url))
+        kept[-1].storage.close()
+        return counts
+
+    with ThreadPoolExecutor(1) as pool:  # a fresh thread: nothing unpacked there yet
+        counts = pool.submit(run_in_one_thread).result()
+    assert counts[0] >= 1 and counts[2] <= counts[0], counts
