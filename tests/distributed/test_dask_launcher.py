@@ -17,7 +17,8 @@ from hpo_plugins._optimize import RunSettings
 from hpo_plugins.cli import main
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers import DaskLauncher
-from hpo_plugins.launchers._dask import SharedFile, _replace_lost, trial_capacity
+from hpo_plugins.launchers._dask import _replace_lost
+from hpo_plugins.launchers._dask_cluster import SharedFile, trial_capacity
 from hpo_plugins.launchers._state import RunState
 from hpo_plugins.launchers._worker import CANCELLED_REASON, Job, run_task
 from hpo_plugins.samplers import RandomSampler

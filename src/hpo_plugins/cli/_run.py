@@ -321,11 +321,11 @@ def _dask_client(address: str) -> Iterator[Any]:
 def _check_dask_capacity(client: Any, gpus_per_trial: float) -> None:
     """Refuse a cluster that cannot run one trial before the study exists, naming the flag.
 
-    The rule is the launcher's own (:func:`~hpo_plugins.launchers._dask.wait_for_capacity`:
+    The rule is the launcher's own (:func:`~hpo_plugins.launchers._dask_cluster.wait_for_capacity`:
     a trial's GPUs must all be on one worker); a scheduler that no worker has joined yet is
     waited for a while, as the launcher does.
     """
-    from hpo_plugins.launchers._dask import wait_for_capacity
+    from hpo_plugins.launchers._dask_cluster import wait_for_capacity
 
     try:
         wait_for_capacity(client, gpus_per_trial, option="--gpus-per-trial")

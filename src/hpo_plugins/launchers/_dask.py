@@ -10,37 +10,36 @@ import numbers
 import os
 import queue
 import reprlib
-import socket
 import time
-import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import TrialState
 from hpo_plugins.exceptions import ConfigurationError, missing_dependency
 from hpo_plugins.launchers._base import Launcher
+from hpo_plugins.launchers._dask_cluster import (
+    GPU_RESOURCE,
+    LOOK_SECONDS,
+    WORKER_TIMEOUT,
+    SharedFile,
+    Slots,
+    wait_for_capacity,
+)
 from hpo_plugins.launchers._state import RunState, fail_orphans
 from hpo_plugins.launchers._worker import Job, run_task
 
 if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins._optimize import RunSettings
-    from hpo_plugins.storages import Storage
     from hpo_plugins.study import Study
 
 __all__ = ["DaskLauncher"]
 
 _logger = logging.getLogger(__name__)
 
-#: The Dask worker resource that GPU trials ask for (``dask worker --resources "GPU=1"``).
-GPU_RESOURCE = "GPU"
-#: Seconds a run waits, by default, for the first Dask worker to join its scheduler.
-WORKER_TIMEOUT = 60.0
 _LOST_REASON = "its Dask worker was lost before the trial finished (the task ran again elsewhere)"
-_LOOK_SECONDS = 2.0  # how often a run looks for workers that joined (more trials at once)
-_FIRST_WORKER_POLL = 0.2
 
 
 class DaskLauncher(Launcher):
@@ -127,7 +126,7 @@ class DaskLauncher(Launcher):
                 client.run(shared.check)  # before any task: a worker elsewhere is refused
             deterministic = study.seed is not None if self.deterministic is None \
                 else self.deterministic
-            slots = _Slots(client, self.gpus_per_trial, self.n_concurrent or capacity,
+            slots = Slots(client, self.gpus_per_trial, self.n_concurrent or capacity,
                            fixed=self.n_concurrent is not None, deterministic=deterministic)
             deadline = None if settings.timeout is None else time.time() + settings.timeout
             job = Job.pack(study, objective, settings, uuid.uuid4().hex, deadline,
@@ -239,211 +238,6 @@ def _check_worker_timeout(value: Any) -> float:
     return float(value)
 
 
-# -- what the cluster can run -------------------------------------------------------------------
-
-
-def trial_capacity(workers: Iterable[Mapping[str, Any]], gpus_per_trial: float) -> int:
-    """Trials these Dask workers can run at once (``scheduler_info()["workers"].values()``).
-
-    Per worker: at most its ``nthreads`` (a Dask worker runs no more tasks at once than it has
-    threads, whatever resources it has left), and with ``gpus_per_trial`` at most as many as its
-    own ``GPU`` resource holds: a task's resources must all be on one worker, so two workers
-    with one GPU each cannot run one trial that needs two. ``hpo-plugins run --dask`` checks
-    its options with the same rule.
-    """
-    return sum(_worker_capacity(worker, gpus_per_trial) for worker in workers)
-
-
-def _worker_capacity(worker: Mapping[str, Any], gpus_per_trial: float) -> int:
-    threads = int(worker.get("nthreads", 1))
-    if not gpus_per_trial:
-        return threads
-    left, fits = _gpus(worker), 0
-    while fits < threads and left >= gpus_per_trial:
-        left -= gpus_per_trial  # as the worker counts: 1 - 0.1 * 9 < 0.1, so 9 trials of 0.1
-        fits += 1
-    return fits
-
-
-def _gpus(worker: Mapping[str, Any]) -> float:
-    return float((worker.get("resources") or {}).get(GPU_RESOURCE, 0))
-
-
-def _workers(client: Any) -> dict[str, Mapping[str, Any]]:
-    """The scheduler's workers now (all of them: some Dask versions list five by default)."""
-    return dict(client.scheduler_info(n_workers=-1).get("workers", {}))
-
-
-def wait_for_capacity(client: Any, gpus_per_trial: float, *, timeout: float = WORKER_TIMEOUT,
-                      option: str = "gpus_per_trial") -> int:
-    """Trials the cluster can run at once (:func:`trial_capacity`), or a clear refusal.
-
-    A scheduler that no worker has joined yet (SLURM jobs still queued, a cluster just scaled
-    or adaptive from zero) is waited for, up to ``timeout`` seconds, with a log line that says
-    so. Workers that cannot hold one trial are refused at once (no wait): they are up, and
-    misconfigured. ``option`` names ``gpus_per_trial`` in messages (``hpo-plugins run`` passes
-    its flag).
-
-    Raises:
-        ConfigurationError: No worker joined in time, or no single worker can hold a trial.
-    """
-    workers = _workers(client) or _first_workers(client, timeout, gpus_per_trial,
-                                                 cli=option.startswith("-"))
-    capacity = trial_capacity(workers.values(), gpus_per_trial)
-    if not capacity:
-        raise ConfigurationError(_no_room(client, workers, gpus_per_trial, option))
-    return capacity
-
-
-def _first_workers(client: Any, timeout: float, gpus_per_trial: float, *, cli: bool = False
-                   ) -> dict[str, Mapping[str, Any]]:
-    """Wait up to ``timeout`` s for the first worker to join the scheduler; its workers then.
-
-    Meanwhile one task that does nothing waits on the scheduler: an adaptive cluster
-    (``cluster.adapt(minimum=0)``) starts workers only for tasks it sees waiting. ``cli``: the
-    fix in the message is for ``hpo-plugins run`` (no Python to call).
-    """
-    address = client.scheduler.address
-    _logger.warning("No Dask worker has joined the scheduler at %s yet: waiting up to %g s for "
-                    "one. To wait for all of them, call client.wait_for_workers(n) before the "
-                    "run.", address, timeout)
-    resources = {GPU_RESOURCE: gpus_per_trial} if gpus_per_trial else None
-    probe = client.submit(_nothing, pure=False, resources=resources,
-                          key=f"hpo-wait-for-workers-{uuid.uuid4().hex}")
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(_FIRST_WORKER_POLL)
-            workers = _workers(client)
-            if workers:
-                return workers
-    finally:
-        client.cancel([probe])
-    wait = ("run again once they have joined" if cli else
-            "call client.wait_for_workers(n) before the run, or pass a longer worker_timeout")
-    raise ConfigurationError(
-        f"Expected Dask workers at the scheduler {address}. Received: none joined within "
-        f"{timeout:g} s. Start workers (`dask worker {address}`); if they are on their way "
-        f"(queued SLURM jobs, pods starting), {wait}."
-    )
-
-
-def _nothing() -> None:
-    """The task that asks an adaptive cluster for a first worker."""
-
-
-def _no_room(client: Any, workers: Mapping[str, Mapping[str, Any]], gpus_per_trial: float,
-             option: str) -> str:
-    """Why no worker can hold a trial of ``gpus_per_trial`` GPUs, and what to do."""
-    named = f"{option} {gpus_per_trial:g}" if option.startswith("-") \
-        else f"{option}={gpus_per_trial:g}"
-    where = f"the {len(workers)} Dask workers at {client.scheduler.address}"
-    largest = max((_gpus(w) for w in workers.values()), default=0.0)
-    if not largest:
-        return (f"Expected Dask workers that advertise a {GPU_RESOURCE} resource for {named}. "
-                f"Received: none of {where} advertises one. Start each GPU worker with "
-                f'--resources "{GPU_RESOURCE}=1" (one worker per GPU).')
-    return (f"Expected a Dask worker that advertises at least {gpus_per_trial:g} "
-            f"{GPU_RESOURCE} for {named}: all of a trial's GPUs must be on one worker. "
-            f"Received: no single one of {where} does; the largest advertises {largest:g}. "
-            f'Start a worker with --resources "{GPU_RESOURCE}={math.ceil(gpus_per_trial)}" '
-            f"and that many GPUs visible to it, or lower {option}.")
-
-
-class _Slots:
-    """How many trials a run keeps in flight: fixed, or growing as workers join the cluster.
-
-    ``n_concurrent`` fixes the count. So does a deterministic run (its suggestions depend on
-    the count, see ``Job.lag``), which logs once when more trials could run. Otherwise the
-    count follows the cluster up, never down (a queued task waits for a worker).
-    """
-
-    def __init__(self, client: Any, gpus_per_trial: float, count: int, *, fixed: bool,
-                 deterministic: bool) -> None:
-        self.count = count
-        self._client, self._gpus_per_trial = client, gpus_per_trial
-        self._grow = not (fixed or deterministic)
-        self._watching = not fixed
-        self._look_at = time.monotonic() + _LOOK_SECONDS
-
-    def target(self) -> int:
-        """The count now, after a look at the cluster every few seconds."""
-        if not self._watching or time.monotonic() < self._look_at:
-            return self.count
-        self._look_at = time.monotonic() + _LOOK_SECONDS
-        capacity = trial_capacity(_workers(self._client).values(), self._gpus_per_trial)
-        if capacity > self.count and self._grow:
-            _logger.info("More Dask workers joined: now up to %d trials at once.", capacity)
-            self.count = capacity
-        elif capacity > self.count:
-            self._watching = False
-            _logger.info("The Dask cluster can now run %d trials at once, but this "
-                         "deterministic run keeps the %d it started with. Call "
-                         "client.wait_for_workers(n) before the run, or pass "
-                         "deterministic=False.", capacity, self.count)
-        return self.count
-
-
-# -- SQLite: every worker must see the launcher's file ------------------------------------------
-
-
-@dataclass(frozen=True)
-class SharedFile:
-    """The study's SQLite file as the launcher sees it; each Dask worker must see that file.
-
-    A worker on another machine would otherwise create an empty database of its own at the same
-    path and fail with a bare "No study with id 1".
-    """
-
-    path: str
-    device: int
-    inode: int
-    host: str
-
-    @classmethod
-    def of(cls, storage: Storage) -> SharedFile | None:
-        """The SQLite file of ``storage``; None for a database server, or a path not found."""
-        path = _sqlite_path(storage)
-        if path is None:
-            return None
-        try:
-            stat = os.stat(path)
-        except OSError:  # a URI form we do not read: the workers' own errors must do
-            return None
-        return cls(path, stat.st_dev, stat.st_ino, socket.gethostname())
-
-    def check(self, dask_worker: Any) -> None:
-        """On a worker (``client.run`` passes ``dask_worker``): refuse another file or none."""
-        try:
-            stat = os.stat(self.path)
-        except OSError:
-            seen = "no file at that path"
-        else:
-            if (stat.st_dev, stat.st_ino) == (self.device, self.inode):
-                return
-            seen = "another file at that path"
-        raise ConfigurationError(
-            f"Expected every Dask worker to see the study's SQLite file {self.path}. Received: "
-            f"the worker {dask_worker.address} on host {socket.gethostname()} sees {seen}. "
-            f"SQLite works only when every worker runs on this machine ({self.host}): use "
-            f"PostgreSQL for workers on other machines (storage='postgresql+psycopg://"
-            f"user@db-host/hpo', see docs/distributed.md)."
-        )
-
-
-def _sqlite_path(storage: Storage) -> str | None:
-    """The file of a SQLite storage (its absolute path), else None."""
-    url = getattr(storage, "portable_url", None)
-    if not isinstance(url, str) or not url.startswith("sqlite"):
-        return None
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database or ""
-    if database.startswith("file:"):  # the URI form (uri=true)
-        database = urllib.parse.unquote(urllib.parse.urlsplit(database).path)
-    return database or None
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -456,7 +250,7 @@ class _Task:
     shared: SharedFile | None
 
 
-def _drive(client: Any, run: RunState, slots: _Slots, task: _Task) -> None:
+def _drive(client: Any, run: RunState, slots: Slots, task: _Task) -> None:
     """Keep ``slots`` trials in flight (more as workers join); collect results as they come."""
     done: queue.SimpleQueue[Any] = queue.SimpleQueue()
     flying: set[Any] = set()
@@ -473,7 +267,7 @@ def _drive(client: Any, run: RunState, slots: _Slots, task: _Task) -> None:
         fill()
         while flying:
             try:
-                future = done.get(timeout=_LOOK_SECONDS)
+                future = done.get(timeout=LOOK_SECONDS)
             except queue.Empty:  # nothing finished: look for workers that joined
                 fill()
                 continue
