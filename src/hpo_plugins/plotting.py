@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hpo_plugins._dataframe import space_description
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import missing_dependency
 
@@ -39,6 +40,8 @@ __all__ = [
 _STATE_COLORS = {TrialState.COMPLETE: "tab:blue", TrialState.PRUNED: "tab:orange",
                  TrialState.FAIL: "tab:red", TrialState.RUNNING: "tab:gray"}
 _FIGSIZE = (8.0, 4.5)
+#: On a log-scaled parallel-coordinates axis that holds zeros: where the positive values start.
+_ZERO_GAP = 0.15
 
 
 def save_plots(study: Study, out_dir: str) -> list[str]:
@@ -151,11 +154,13 @@ def plot_parallel_coordinates(study: Study) -> Figure:
 
     Numeric axes are scaled to [0, 1] between the smallest and largest value seen (log-scaled
     parameters in log space); a choice places its options evenly (its tick labels show the first
-    and last option). A trial's line passes over the axes of its inactive parameters.
+    and last option). A trial's line passes over the axes of its inactive parameters. A value of
+    0 on a log-scaled axis (``qloguniform`` and ``qlognormal`` round to it) has no logarithm: it
+    sits at the bottom, under a ``0`` label, below the positive values.
     """
     figure, axes = _figure(f"Parallel coordinates: {study.study_name}")
     trials = [t for t in study.get_trials([TrialState.COMPLETE]) if t.value is not None]
-    params = _described_space(study)
+    params = space_description(study)
     if not trials or not params:
         _empty(axes, "No completed trial yet.")
         return figure
@@ -172,40 +177,49 @@ def plot_parallel_coordinates(study: Study) -> Figure:
     return figure
 
 
-def _described_space(study: Study) -> Sequence[Mapping[str, Any]]:
-    if study.space is not None:
-        return study.space.describe()
-    return list(study.storage.get_study(study.study_id).attrs.get("space") or [])
-
-
 class _ParamAxis:
-    """Where a parameter's values go on its vertical axis, in [0, 1]."""
+    """Where a parameter's values go on its vertical axis, in [0, 1].
+
+    On a log-scaled axis that also holds zeros, the zeros take the bottom and the positive
+    values the part above :data:`_ZERO_GAP`, so that log and linear numbers never share a scale.
+    """
 
     def __init__(self, param: Mapping[str, Any], trials: Sequence[FrozenTrial]) -> None:
         self.label = str(param["label"])
         self.options = list(param.get("options") or [])
         self.log = str(param["kind"]) in ("loguniform", "qloguniform", "lognormal",
                                           "qlognormal")
-        seen = [self._raw(t.params[self.label]) for t in trials if self.label in t.params]
+        values = [float(t.params[self.label]) for t in trials if self.label in t.params]
+        self.zeros = self.log and any(v <= 0 for v in values)
+        seen = [self._raw(v) for v in values if v > 0 or not self.log]
+        self.positive = bool(seen)
         if self.options:
             self.low, self.high = 0.0, float(max(len(self.options) - 1, 1))
         else:
             self.low, self.high = (min(seen), max(seen)) if seen else (0.0, 1.0)
 
-    def _raw(self, value: Any) -> float:
-        number = float(value)
-        return math.log10(number) if self.log and number > 0 else number
+    def _raw(self, number: float) -> float:
+        return math.log10(number) if self.log else number
 
     def position(self, flat: Mapping[str, Any]) -> float:
         if self.label not in flat:
             return math.nan  # inactive in this trial
-        return _scale(self._raw(flat[self.label]), self.low, self.high)
+        number = float(flat[self.label])
+        if not self.zeros:
+            return _scale(self._raw(number), self.low, self.high)
+        if number <= 0:
+            return 0.0
+        return _ZERO_GAP + (1 - _ZERO_GAP) * _scale(self._raw(number), self.low, self.high)
 
-    def tick_labels(self) -> tuple[str, str]:
+    def ticks(self) -> list[tuple[float, str]]:
+        """``(position, label)`` of the axis' labelled values, bottom first."""
         if self.options:
-            return str(self.options[0]), str(self.options[-1])
+            return [(0.0, str(self.options[0])), (1.0, str(self.options[-1]))]
         low, high = (10 ** self.low, 10 ** self.high) if self.log else (self.low, self.high)
-        return f"{low:.3g}", f"{high:.3g}"
+        if self.zeros:
+            shown = [(_ZERO_GAP, f"{low:.3g}"), (1.0, f"{high:.3g}")] if self.positive else []
+            return [(0.0, "0"), *shown]
+        return [(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")]
 
 
 def _scale(value: float, low: float, high: float) -> float:
@@ -224,15 +238,25 @@ def _label_axes(axes: Axes, columns: Sequence[_ParamAxis], low: float, high: flo
     for x in range(n):
         axes.axvline(x, color="black", linewidth=0.8)
     for x, column in enumerate(columns):
-        bottom, top = column.tick_labels()
-        axes.annotate(bottom, (x, -0.04), ha="center", va="top", fontsize="x-small")
-        axes.annotate(top, (x, 1.04), ha="center", va="bottom", fontsize="x-small")
-    axes.annotate(f"{low:.3g}", (n - 1, -0.04), ha="center", va="top", fontsize="x-small")
-    axes.annotate(f"{high:.3g}", (n - 1, 1.04), ha="center", va="bottom", fontsize="x-small")
+        for y, text in column.ticks():
+            _tick(axes, x, y, text)
+    _tick(axes, n - 1, 0.0, f"{low:.3g}")
+    _tick(axes, n - 1, 1.0, f"{high:.3g}")
     axes.set_xticks(range(n), [c.label for c in columns] + ["value"], rotation=30, ha="right")
     axes.set_yticks([])
     axes.set_ylim(-0.12, 1.12)
     axes.set_xlim(-0.3, n - 0.7)
+
+
+def _tick(axes: Axes, x: float, y: float, text: str) -> None:
+    """Label the value at height ``y`` of axis ``x``: under the bottom, over the top, else
+    beside the axis."""
+    if y <= 0:
+        axes.annotate(text, (x, -0.04), ha="center", va="top", fontsize="x-small")
+    elif y >= 1:
+        axes.annotate(text, (x, 1.04), ha="center", va="bottom", fontsize="x-small")
+    else:
+        axes.annotate(text, (x + 0.03, y), ha="left", va="center", fontsize="x-small")
 
 
 def _colorbar(figure: Figure, axes: Axes, colormap: Any, low: float, high: float) -> None:

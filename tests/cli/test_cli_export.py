@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hpo_plugins as hpo
+from hpo_plugins import hp
 from hpo_plugins.cli import EXIT_FAILURE, EXIT_OK
+from hpo_plugins.samplers import RandomSampler
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -51,8 +53,24 @@ def test_export_to_an_unwritable_place_is_exit_1(cli: Run, url: str, tmp_path: P
     assert code == EXIT_FAILURE and "cannot write" in err
 
 
-def test_export_of_an_empty_study(cli: Run, url: str) -> None:
+def test_export_of_an_empty_study_has_the_whole_header(cli: Run, url: str) -> None:
     assert cli("export", "--study", "plain", "--storage", url, "--format", "json")[1] == "[]\n"
     code, out, _ = cli("export", "--study", "plain", "--storage", url, "--format", "csv")
     columns = list(hpo.load_study("plain", url).trials_dataframe().columns)
     assert (code, out) == (EXIT_OK, ",".join(columns) + "\n")
+    assert columns == ["number", "state", "value", "datetime_start", "datetime_complete",
+                       "duration_s", "last_step", "params_lr", "params_net", "params_mlp_dropout",
+                       "params_mlp_layers", "params_cnn_filters", "fail_reason"]
+
+
+def test_integer_parameters_are_written_as_integers(cli: Run, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ints.db"
+    space = {"i": hp.uniformint("i", 1, 9), "n": hp.randint("n", 3, 40)}
+    study = hpo.minimize(lambda p: p["i"] + p["n"], space, n_trials=3, storage=url,
+                         study_name="ints", sampler=RandomSampler(), seed=0)
+    code, out, _ = cli("export", "--study", "ints", "--storage", url, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == EXIT_OK
+    assert [(r["params_i"], r["params_n"]) for r in rows] == [
+        (str(int(t.params["i"])), str(int(t.params["n"]))) for t in study.trials]
+    assert all(r["params_i"].isdigit() and r["params_n"].isdigit() for r in rows)  # no "6.0"

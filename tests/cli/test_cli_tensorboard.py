@@ -7,13 +7,15 @@ The command serving a logdir (and stopping on SIGTERM) is tested end to end in
 from __future__ import annotations
 
 import os
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from hpo_plugins.cli import EXIT_FAILURE, EXIT_NOT_FOUND
+from hpo_plugins.cli import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE
+from hpo_plugins.tensorboard import _server
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -39,3 +41,47 @@ def test_without_tensorboard_the_error_names_the_extra(
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # find_spec() then finds nothing
     code, _, err = cli("tensorboard", "--study", "demo", "--storage", url)
     assert code == EXIT_FAILURE and "pip install 'hpo_plugins[tensorboard]'" in err
+
+
+@pytest.mark.parametrize("port", ["0", "-5", "65536", "70000", "http"])
+def test_a_port_outside_1_to_65535_is_a_usage_error(cli: Run, url: str, port: str) -> None:
+    code, out, err = cli("tensorboard", "--study", "demo", "--storage", url, "--port", port)
+    assert (code, out) == (EXIT_USAGE, "")
+    assert f"expected a port number from 1 to 65535, got {port!r}" in err
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port that a socket listens on (on 127.0.0.1, the command's default host)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_a_port_in_use_is_one_line_and_exit_1_before_any_url(
+        cli: Run, url: str, taken_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_server(*args: Any, **kwargs: Any) -> list[str]:
+        raise AssertionError("the server must not be started on a port in use")
+
+    monkeypatch.setattr(_server, "server_command", no_server)
+    code, out, err = cli("tensorboard", "--study", "demo", "--storage", url,
+                         "--port", str(taken_port))
+    assert (code, out) == (EXIT_FAILURE, "")  # no URL printed
+    assert f"port {taken_port} on 127.0.0.1 is already in use" in err and "--port" in err
+    assert err.count("\n") == 1
+
+
+def test_a_server_that_exits_with_an_error_is_exit_1(
+        cli: Run, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_server(logdir: str, **kwargs: Any) -> list[str]:
+        return [sys.executable, "-c", "raise SystemExit(255)"]  # as TensorBoard's bind errors
+
+    monkeypatch.setattr(_server, "server_command", failing_server)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])  # free once closed
+    code, out, err = cli("tensorboard", "--study", "demo", "--storage", url, "--port", str(port))
+    assert code == EXIT_FAILURE
+    assert f"http://127.0.0.1:{port}/#hparams" in out
+    assert err.strip().endswith("TensorBoard exited with code 255 (its own messages are above).")

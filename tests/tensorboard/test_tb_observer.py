@@ -76,7 +76,7 @@ def test_a_finished_trial_is_one_session_with_its_status_state_and_curve(
     assert len(run.starts) == 1 and len(run.ends) == 1
     assert run.ends[0].status == api_pb2.Status.Value(TENSORBOARD_STATUS[state])
     assert run.scalars[INTERMEDIATE_TAG] == [(0, 3.0), (1, 2.0), (2, 1.0)]
-    assert run.scalars[STATE_TAG] == [(0, 0.0), (2, float(STATE_CODES[state]))]
+    assert run.scalars[STATE_TAG] == [(2, float(STATE_CODES[state]))]  # only when it ends
     expected = {TrialState.COMPLETE: [(2, 0.5)], TrialState.PRUNED: [(2, 1.0)],
                 TrialState.FAIL: None}[state]
     assert run.scalars.get(VALUE_TAG) == expected
@@ -96,7 +96,7 @@ def test_a_running_trial_has_a_session_start_and_no_end(
     trial.report(0.7, 0)
     run = run_reader(trial.log_dir)
     assert (len(run.starts), run.ends) == (1, [])
-    assert run.last(STATE_TAG) == STATE_CODES[TrialState.RUNNING]
+    assert STATE_TAG not in run.scalars  # empty while it runs: only the teller writes it
     hparams = run.starts[0].hparams
     assert set(hparams) == {"lr", "net", "mlp_layers", "mlp_dropout", "cnn_filters"}
     inactive = [k for k, v in hparams.items() if math.isnan(v.number_value)]
@@ -182,9 +182,25 @@ def test_event_files_are_named_per_process_and_never_shared(tmp_path: Path,
     for files in (first, second, first):
         files.write(str(tmp_path), scalar_summary("x", 1.0))
     names = sorted(os.listdir(tmp_path))
-    pattern = rf"events\.out\.tfevents\.\d{{10}}\..+\.{os.getpid()}\.\d+\.hpo"
+    pattern = rf"events\.out\.tfevents\.\d{{10}}\.\d{{9}}\..+\.{os.getpid()}\.\d+\.hpo"
     assert len(names) == 2 and all(re.fullmatch(pattern, n) for n in names)
     assert sorted(len(v) for v in [run_reader(str(tmp_path)).scalars["x"]]) == [3]
+
+
+def test_event_files_sort_in_the_order_they_were_created(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # TensorBoard reads a run's files in name order. Within one second, names that began with
+    # whole seconds sorted by pid as text: process 10's file before process 9's.
+    from hpo_plugins.tensorboard._protos import scalar_summary
+
+    created: list[str] = []
+    for pid in (9, 10, 99, 100, 999, 1000):  # writers of six processes, one after the other
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "getpid", lambda pid=pid: pid)
+            EventFiles().write(str(tmp_path), scalar_summary("x", 1.0))
+        created += sorted(set(os.listdir(tmp_path)) - set(created))
+    assert [name.split(".")[-3] for name in created] == ["9", "10", "99", "100", "999", "1000"]
+    assert sorted(created) == created
 
 
 def test_write_once_keeps_the_first_file(tmp_path: Path, run_reader: Reader) -> None:

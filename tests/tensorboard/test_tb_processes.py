@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import hp
-from hpo_plugins.tensorboard import INTERMEDIATE_TAG, VALUE_TAG
+from hpo_plugins.tensorboard import INTERMEDIATE_TAG, STATE_TAG, VALUE_TAG
 
 Reader = Callable[[str], Any]
 
@@ -49,6 +50,19 @@ NO_TENSORFLOW = textwrap.dedent("""
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
     assert not loaded, loaded
     print("no tensorflow")
+""")
+
+ASK_AND_REPORT = textwrap.dedent("""
+    import sys
+    import hpo_plugins as hpo
+    from hpo_plugins import hp
+
+    url, logdir = sys.argv[1], sys.argv[2]
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=url, study_name="tb",
+                             logdir=logdir)
+    trial = study.ask()
+    for step, value in enumerate([0.9, 0.6, 0.4]):
+        trial.report(value, step)
 """)
 
 CHILD = textwrap.dedent("""
@@ -91,3 +105,30 @@ def test_a_child_process_reports_into_the_trial_run(tmp_path: Path, run_reader: 
     steps, values = zip(*run.scalars[INTERMEDIATE_TAG])
     assert (steps, values) == ((0, 1, 2), pytest.approx((0.9, 0.6, 0.4)))
     assert run.last(VALUE_TAG) == pytest.approx(0.4)
+
+
+@pytest.mark.slow
+def test_a_trial_told_by_another_process_shows_its_final_state_in_any_file_order(
+        tmp_path: Path, run_reader: Reader, session_reader: Reader) -> None:
+    # A child asks and reports, this process tells. Which of the two files TensorBoard reads
+    # last depends on their names (in one second: on the pids, as text), so both orders are
+    # read here, by TensorBoard's own backend: each must show the state the storage holds.
+    url, logdir = f"sqlite:///{tmp_path}/study.db", tmp_path / "runs"
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=url, study_name="tb",
+                             logdir=str(logdir))
+    child = _python(ASK_AND_REPORT, url, str(logdir), cwd=tmp_path)
+    assert child.returncode == 0, child.stderr
+    frozen = study.tell(0, 0.25)
+    run = Path(frozen.log_dir or "")
+    files = sorted(os.listdir(run))
+    assert len(files) == 2  # the child's and this process's
+    assert run_reader(str(run)).scalars[STATE_TAG] == [(2, 1.0)]  # written by the teller only
+    for order in (files, files[::-1]):
+        copy = tmp_path / f"read_{order[0] == files[0]}"
+        shutil.copytree(logdir, copy)
+        for rank, name in enumerate(order):
+            os.rename(copy / run.name / name, copy / run.name / f"events.out.tfevents.{rank}.x")
+        session = session_reader(str(copy))[run.name]
+        assert session.status == "STATUS_SUCCESS"
+        assert session.metrics == pytest.approx({VALUE_TAG: 0.25, INTERMEDIATE_TAG: 0.4,
+                                                 STATE_TAG: 1.0})

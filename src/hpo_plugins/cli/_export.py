@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from hpo_plugins._dataframe import trial_row
+from hpo_plugins._dataframe import trial_records
 from hpo_plugins.cli._base import (
     EXIT_OK,
     CLIError,
@@ -29,13 +29,12 @@ __all__ = ["EXPORT", "export_records"]
 
 
 def export_records(study: Study) -> tuple[list[str], list[dict[str, Any]]]:
-    """The columns (as ``study.trials_dataframe()`` has them) and one record per trial."""
-    rows = [trial_row(study, t) for t in study.trials]
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    columns.setdefault("fail_reason", None)  # trials_dataframe always has it
-    return list(columns), [{c: row.get(c) for c in columns} for row in rows]
+    """The columns (as ``study.trials_dataframe()`` has them) and one record per trial.
+
+    The columns are the same whichever trials exist, so an empty study still gets the full
+    header (see :func:`hpo_plugins._dataframe.trial_records`).
+    """
+    return trial_records(study, study.trials)
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib.util
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,14 +26,27 @@ from hpo_plugins.cli._base import (
 
 __all__ = ["TENSORBOARD"]
 
+_logger = logging.getLogger(__name__)
+
 _STOP_TIMEOUT_S = 10.0
+_MAX_PORT = 65535
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     add_study_argument(parser)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=6006, help="port (default: 6006)")
+    parser.add_argument("--port", type=_port, default=6006,
+                        help=f"port, 1 to {_MAX_PORT} (default: 6006)")
+
+
+def _port(text: str) -> int:
+    """The ``--port`` argument: a TCP port number (a bad one is a usage error, exit code 2)."""
+    port = int(text) if text.strip().isdigit() else None
+    if port is None or not 1 <= port <= _MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"expected a port number from 1 to {_MAX_PORT}, got {text!r}")
+    return port
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -42,11 +58,16 @@ def _run(args: argparse.Namespace) -> int:
                        "pip install 'hpo_plugins[tensorboard]'")
     from hpo_plugins.tensorboard._server import server_command
 
+    _check_port_free(args.host, args.port)
     command = server_command(logdir, host=args.host, port=args.port)
     echo(f"TensorBoard for study {args.study!r} on {logdir}: "
          f"http://{args.host}:{args.port}/#hparams (Ctrl-C to stop)")
     sys.stdout.flush()  # before the server's own output
-    return _serve(command)
+    code = _serve(command)
+    if code != EXIT_OK:
+        how = f"was stopped by signal {-code}" if code < 0 else f"exited with code {code}"
+        raise CLIError(f"TensorBoard {how} (its own messages are above).")
+    return EXIT_OK
 
 
 def _check_logdir(study: str, logdir: object) -> str:
@@ -58,8 +79,36 @@ def _check_logdir(study: str, logdir: object) -> str:
     return str(logdir)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before the URL is printed when something already listens on ``host:port``.
+
+    Only a port in use is reported here; any other reason the address cannot be bound (a host
+    name that does not resolve, a privileged port) is left to TensorBoard, which says why.
+
+    Raises:
+        CLIError: The port is in use.
+    """
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            # as servers do: a port whose last connection is closing (TIME_WAIT) counts as free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            _logger.debug("Could not check port %s on %s: %s", port, host, exc)
+            return
+        raise CLIError(f"port {port} on {host} is already in use (another TensorBoard?). Pass "
+                       f"a free port with --port, e.g. --port {_suggested_port(port)}.") from None
+
+
+def _suggested_port(port: int) -> int:
+    return port + 1 if port < _MAX_PORT else port - 1
+
+
 def _serve(command: list[str]) -> int:
-    """Run the server until it exits or this process is interrupted or terminated."""
+    """Run the server until it exits (its exit code) or this process is interrupted or
+    terminated (0)."""
     # Its own process group, so that stopping it also stops TensorBoard's data server.
     server = subprocess.Popen(command, start_new_session=True)
     with _sigterm_as_interrupt():

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from hpo_plugins._dataframe import trial_row
+from hpo_plugins._dataframe import trial_records
 from hpo_plugins._frozen import TrialState
 from hpo_plugins.cli._base import (
     EXIT_OK,
@@ -37,14 +37,14 @@ def _configure_trials(parser: argparse.ArgumentParser) -> None:
 def _run_trials(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         study = open_study(store, args.study)
-        rows = [trial_row(study, t) for t in study.get_trials(args.state)]
+        columns, rows = trial_records(study, study.get_trials(args.state))
         if args.sort == "value":
             rows.sort(key=lambda row: _value_key(study, row))
         if not rows:
             echo(f"Study {study.study_name!r} has no trials"
                  f"{' in state ' + ', '.join(args.state) if args.state else ''}.")
             return EXIT_OK
-        echo(_trials_table(rows))
+        echo(_trials_table(columns, rows))
     return EXIT_OK
 
 
@@ -53,8 +53,8 @@ def _value_key(study: Study, row: dict[str, Any]) -> tuple[bool, float]:
     return value is None, 0.0 if value is None else study.direction.sign() * value
 
 
-def _trials_table(rows: list[dict[str, Any]]) -> str:
-    labels = [key for key in rows[0] if key.startswith(_PARAM_PREFIX)]
+def _trials_table(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    labels = [key for key in columns if key.startswith(_PARAM_PREFIX)]
     headers = ["number", "state", "value", "duration", *(k[len(_PARAM_PREFIX):] for k in labels)]
     table = [[row["number"], row["state"], row["value"], format_duration(row["duration_s"]),
               *(row[k] for k in labels)] for row in rows]

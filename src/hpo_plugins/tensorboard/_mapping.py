@@ -22,10 +22,12 @@ __all__ = [
 VALUE_TAG = "hpo/value"
 #: Scalar tag of every value the trial reports (``Trial.report``), at its step.
 INTERMEDIATE_TAG = "hpo/intermediate"
-#: Scalar tag of the trial's exact state, as a code of :data:`STATE_CODES`.
+#: Scalar tag of the trial's exact state, as a code of :data:`STATE_CODES`; written when it ends
+#: (by the process that ends it), so a running trial has none.
 STATE_TAG = "hpo/state"
 
-#: The value of the ``hpo/state`` metric for each state.
+#: The value of the ``hpo/state`` metric for each state. RUNNING's code is never written: a
+#: running trial's ``state`` cell is empty.
 STATE_CODES: dict[TrialState, int] = {
     TrialState.RUNNING: 0,
     TrialState.COMPLETE: 1,
@@ -36,7 +38,7 @@ STATE_CODES: dict[TrialState, int] = {
 #: The HParams session status (``tensorboard.hparams.Status``) a finished trial ends with.
 #: TensorBoard has no "aborted" status: a PRUNED trial ends as ``STATUS_UNKNOWN``, so that the
 #: "Failure" filter keeps only trials that broke; its ``hpo/state`` is 2. A RUNNING trial has
-#: no session end yet, which TensorBoard also shows as "Unknown"; its ``hpo/state`` is 0.
+#: no session end yet, which TensorBoard also shows as "Unknown", and no ``hpo/state`` yet.
 TENSORBOARD_STATUS: dict[TrialState, str] = {
     TrialState.COMPLETE: "STATUS_SUCCESS",
     TrialState.PRUNED: "STATUS_UNKNOWN",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tensorboard.plugins.hparams import api_pb2
 
-from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.tensorboard._columns import Column, columns_from_description
 from hpo_plugins.tensorboard._mapping import (
@@ -45,13 +45,17 @@ class HParamsObserver:
     (every parameter column and every metric) is written once per study in the logdir root;
     each trial is a run in its own directory, ``trial.log_dir``:
 
-    * ``trial_started`` (the process that asked): the session start with the parameter values,
-      and ``hpo/state`` = 0 (RUNNING);
+    * ``trial_started`` (the process that asked): the session start with the parameter values;
     * ``value_reported`` (the process that runs the trial): ``hpo/intermediate`` at the step;
-    * ``trial_finished`` (the process that told): ``hpo/value``, the final ``hpo/state`` and the
-      session end with its status (see :data:`~hpo_plugins.tensorboard.TENSORBOARD_STATUS`).
+    * ``trial_finished`` (the process that told): ``hpo/value``, ``hpo/state`` and the session
+      end with its status (see :data:`~hpo_plugins.tensorboard.TENSORBOARD_STATUS`).
 
     Every process appends to its own event file, so parallel workers never share a file.
+    ``hpo/value`` and ``hpo/state`` are written by one process only, the one that ends the
+    trial: TensorBoard reads a run's files in name order and keeps the last point of a tag it
+    reads, so a ``hpo/state`` of 0 written at the start by the asker could hide the final one
+    when another process ends the trial. A running trial therefore has no ``hpo/state`` (an
+    empty cell) until it ends.
 
     Args:
         study: A study with a ``logdir``.
@@ -87,12 +91,14 @@ class HParamsObserver:
     # -- the observer protocol ----------------------------------------------------------------
 
     def trial_started(self, study: Study, trial: Trial) -> None:
-        """Start the trial's session (TensorBoard lists it at once)."""
+        """Start the trial's session (TensorBoard lists it at once).
+
+        No ``hpo/state`` yet: only the process that ends the trial writes it (see the class).
+        """
         run = trial.log_dir
         _warn_if_reused(run)
         values = {c.label: c.value(trial.flat_params) for c in self.columns}
         self._files.write(run, session_start_summary(values, time.time(), model_uri=run))
-        self._files.write(run, scalar_summary(STATE_TAG, STATE_CODES[TrialState.RUNNING]))
 
     def value_reported(self, study: Study, trial: Trial, step: int, value: float) -> None:
         """Add a point to the trial's ``hpo/intermediate`` curve."""
@@ -145,7 +151,8 @@ def _metrics(study: Study) -> list[MetricSpec]:
                              f"(COMPLETE) or the last reported value (PRUNED); none for FAIL."),
         (INTERMEDIATE_TAG, f"last reported ({study.metric})",
          "The last value reported with trial.report; the Scalars tab shows the curve."),
-        (STATE_TAG, "state", "The trial's state: 0 RUNNING, 1 COMPLETE, 2 PRUNED, 3 FAIL."),
+        (STATE_TAG, "state", "The trial's final state: 1 COMPLETE, 2 PRUNED, 3 FAIL; empty "
+                             "while it runs."),
     ]
 
 

@@ -1,8 +1,11 @@
 """Event files that any number of processes can write side by side without TensorFlow.
 
 Each process writes its own file in each run directory, named like TensorBoard's own
-(``events.out.tfevents.<time>.<host>.<pid>.<counter>.hpo``; the ``.hpo`` suffix keeps it apart
-from the files of a framework logger in the same process), so no two writers ever share a file.
+(``events.out.tfevents.<seconds>.<nanoseconds>.<host>.<pid>.<counter>.hpo``; the ``.hpo`` suffix
+keeps it apart from the files of a framework logger in the same process), so no two writers ever
+share a file. TensorBoard reads a run's files in name order; the creation time, to the
+nanosecond and in fixed-width fields, comes first so that name order is creation order (with
+whole seconds only, two files of one second would sort by host and pid as text).
 A record is appended with one ``write`` on a file opened for that event and closed at once: the
 data is on disk as soon as the call returns, and no file handle outlives it.
 
@@ -97,7 +100,8 @@ def _copy_exclusive(source: str, path: str) -> bool:
 
 def _new_file_name(run_dir: str) -> str:
     os.makedirs(run_dir, exist_ok=True)
-    name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    name = (f"events.out.tfevents.{seconds:010d}.{nanoseconds:09d}.{socket.gethostname()}."
             f"{os.getpid()}.{next(_counter)}.hpo")
     _logger.debug("Writing TensorBoard events to %s", os.path.join(run_dir, name))
     return os.path.join(run_dir, name)

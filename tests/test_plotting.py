@@ -1,0 +1,41 @@
+"""``hpo_plugins.plotting``: where the parallel-coordinates plot puts each trial's values."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import hp
+from hpo_plugins.plotting import plot_parallel_coordinates
+
+pytest.importorskip("matplotlib")
+
+
+def _study(kind: Any, values: tuple[float, ...]) -> hpo.Study:
+    """A study of one parameter ``lr``, one COMPLETE trial per value, in that order."""
+    study = hpo.create_study({"lr": kind}, storage=":memory:")
+    for value in values:
+        study.enqueue({"lr": value})
+    study.optimize(lambda p: p["lr"], n_trials=len(values))
+    assert [t.params["lr"] for t in study.trials] == list(values)
+    return study
+
+
+def _heights(figure: Any) -> list[float]:
+    """Where each trial's line crosses the parameter axis (x = 0), by trial, in [0, 1]."""
+    lines = [line for line in figure.axes[0].lines if list(line.get_xdata()) == [0, 1]]
+    return [float(line.get_ydata()[0]) for line in lines]  # not the vertical axis lines
+
+
+def test_a_zero_on_a_log_axis_sits_at_the_bottom_below_the_positive_values() -> None:
+    # qloguniform rounds small values to 0, which has no logarithm: it was drawn where 1 is.
+    kind = hp.qloguniform("lr", math.log(0.001), math.log(1), 0.01)
+    figure = plot_parallel_coordinates(_study(kind, (0.0, 0.01, 0.1, 1.0)))
+    zero, low, middle, high = _heights(figure)
+    assert zero == 0.0 < low < middle < high == 1.0
+    assert middle - low == pytest.approx(high - middle)  # 0.01, 0.1, 1: even steps in log
+    assert {"0", "0.01", "1"} <= {text.get_text() for text in figure.axes[0].texts}
+
