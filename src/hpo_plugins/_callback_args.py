@@ -142,7 +142,8 @@ def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool
         given = f"the study's metric {key!r} (monitored by default)"
         fix = (f"Check the study's direction and metric=, or monitor a metric to "
                f"{wanted.value} with HPOCallback(monitor=...)")
-    message = (f"Expected a metric to {wanted.value}, as the study of trial {trial.number} "
+    # no trial number: the same warning for every trial is then shown once, not once per trial
+    message = (f"Expected a metric to {wanted.value}, as the study {trial.study.study_name!r} "
                f"does. Received: {given}, which reads as a metric to {implied.value}. {fix}.")
     if not certain:
         message += (" If the name misleads the rules (they read words such as 'loss', "

@@ -15,6 +15,7 @@ Framework-free: both adapters' ``HPOCallback`` use it (``keras_tune`` also to pi
 from __future__ import annotations
 
 import re
+import warnings
 
 from hpo_plugins._frozen import Direction
 from hpo_plugins.exceptions import ConfigurationError
@@ -25,6 +26,8 @@ _MINIMIZE_WORDS = ("loss", "error", "crossentropy", "hinge", "divergence")
 _MINIMIZE_PARTS = frozenset({"mse", "mae", "mape", "msle", "rmse", "logcosh"})
 _MAXIMIZE_WORDS = ("accuracy", "auc", "precision", "recall", "sensitivity", "specificity")
 _MAXIMIZE_PARTS = frozenset({"acc", "f1", "fbeta", "iou", "r2"})
+#: Keras' own names for the compiled loss: nothing about them can be misread.
+_CERTAIN_LOSSES = frozenset({"loss", "val_loss"})
 #: Parts that turn a name's direction around or make it unclear: scikit-learn's negated scores
 #: (``neg_mean_squared_error``, ``neg_log_loss``), ``1_minus_acc``, ``inaccuracy``,
 #: ``val_loss_improvement``. A name with one says no direction (the user must name it).
@@ -73,10 +76,13 @@ def infer_direction(objective: str) -> Direction | None:
 def resolve_direction(objective: str, direction: str | Direction | None) -> Direction:
     """The study's direction: the explicit one, checked against the name, else the inferred one.
 
+    A ``direction`` that contradicts another name's words (``"val_accuracy"`` with
+    ``"minimize"``) only warns: the words of a name a user chose can mislead the rules.
+
     Raises:
         ConfigurationError: ``objective`` is not a name; ``direction`` is not minimize/maximize;
-            it contradicts the name (``"val_loss"`` with ``"maximize"``); or the name is
-            ambiguous and no direction was given.
+            it contradicts Keras' own loss (``"loss"`` or ``"val_loss"`` with ``"maximize"``);
+            or the name is ambiguous and no direction was given.
     """
     if not (isinstance(objective, str) and objective):
         raise ConfigurationError(
@@ -90,9 +96,14 @@ def resolve_direction(objective: str, direction: str | Direction | None) -> Dire
                 f"maximised. Pass direction='minimize' or direction='maximize'.")
         return implied
     given = Direction.parse(direction)
-    if implied is not None and given is not implied:
-        raise ConfigurationError(
-            f"objective={objective!r} is a metric to {implied.value}, but "
-            f"direction={given.value!r} was given. Expected direction={implied.value!r} (or "
-            f"leave direction out).")
+    if implied is None or given is implied:
+        return given
+    message = (f"objective={objective!r} is a metric to {implied.value}, but "
+               f"direction={given.value!r} was given. Expected direction={implied.value!r} (or "
+               f"leave direction out).")
+    if objective in _CERTAIN_LOSSES:
+        raise ConfigurationError(message)
+    warnings.warn(f"{message} The name was read by word rules, which a chosen name can "
+                  f"mislead: if direction={given.value!r} is right, ignore this warning.",
+                  UserWarning, stacklevel=3)
     return given

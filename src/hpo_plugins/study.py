@@ -651,7 +651,8 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
             heartbeats (and so the detection of dead workers).
         grace_period: A RUNNING trial silent for longer is failed at the next ``ask``; default
             ``4 * heartbeat_interval``.
-        max_retries: How many times a trial failed for lost heartbeats is re-queued.
+        max_retries: How many times a trial whose worker was lost is re-queued (failed for a
+            stale heartbeat, or by a launcher that saw its worker die).
 
     Raises:
         SpaceError: The space is malformed or the sampler cannot handle it.

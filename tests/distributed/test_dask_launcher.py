@@ -17,6 +17,7 @@ from hpo_plugins._optimize import RunSettings
 from hpo_plugins.cli import main
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers import DaskLauncher
+from hpo_plugins.launchers import _dask as dask_launcher
 from hpo_plugins.launchers._dask import _replace_lost
 from hpo_plugins.launchers._dask_cluster import SharedFile, trial_capacity
 from hpo_plugins.launchers._state import RunState
@@ -86,7 +87,7 @@ def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None
 @pytest.mark.parametrize(("client", "message"), [
     (42, r"a dask.distributed.Client, a Dask cluster .*Received: client=42 \(of type int\)"),
     ("not an address", r"'tcp://scheduler:8786'.*client='not an address' \(missing port"),
-    ("http://scheduler:8786", r"unknown protocol 'http'"),
+    ("http://scheduler:8786", r"unknown address scheme 'http'"),
     ("tcp://:8786", r"no host")])
 def test_a_bad_client_is_refused_before_any_study(client: Any, message: str,
                                                   tmp_path: Path) -> None:
@@ -151,7 +152,7 @@ def test_trials_lost_with_their_worker_are_failed_and_replaced(
     study.storage.close()
 
 
-def test_a_trial_lost_at_the_end_of_the_run_is_requeued_and_run(tmp_path: Path) -> None:
+def test_a_trial_lost_at_the_end_of_the_run_is_requeued_and_the_run_goes_on(tmp_path: Path) -> None:
     """``max_retries`` holds for a trial failed by the run's clean-up, as for a stale heartbeat:
     a WAITING copy, and the run (which stopped because the grid looked done) goes on."""
     study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/retry.db",
@@ -167,6 +168,26 @@ def test_a_trial_lost_at_the_end_of_the_run_is_requeued_and_run(tmp_path: Path) 
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[1].params == lost.params
     assert (trials[1].system_attrs["retry_of"], trials[1].system_attrs["retries"]) == (0, 1)
+
+
+def test_a_failed_look_at_the_cancel_event_does_not_stop_the_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One transient scheduler error used to answer "cancelled": the task then returned
+    "nothing left to run" and the whole run ended, without an error, after one trial."""
+    monkeypatch.setattr(dask_launcher, "_EVENT_RETRY_SECONDS", 0.0)
+
+    class Event:
+        def __init__(self, answers: list[object]) -> None:
+            self.answers = answers
+
+        def is_set(self) -> bool:
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return bool(answer)
+
+    assert dask_launcher._is_set(Event([OSError("timed out"), True])) is True  # looked again
+    assert dask_launcher._is_set(Event([OSError("timed out"), OSError("gone")])) is False
 
 
 def test_a_task_of_a_stopped_run_starts_no_trial(tmp_path: Path) -> None:

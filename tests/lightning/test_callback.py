@@ -129,8 +129,9 @@ def test_the_default_val_loss_in_a_maximising_study_stops_before_training(
     trainer_kwargs.update(max_epochs=2)
     study = make_study(direction="maximize")
     with pytest.raises(ConfigurationError,
-                       match=re.escape("HPOCallback: Expected a metric to maximize, as the study "
-                                       "of trial 0 does. Received: the study's metric "
+                       match=re.escape(f"HPOCallback: Expected a metric to maximize, as the "
+                                       f"study {study.study_name!r} does. Received: the study's "
+                                       f"metric "
                                        "'val_loss', monitored by default")):
         study.optimize(fit_objective(trainer_kwargs), n_trials=3)
     (trial,) = study.trials

@@ -39,6 +39,7 @@ __all__ = ["DaskLauncher"]
 
 _logger = logging.getLogger(__name__)
 
+_EVENT_RETRY_SECONDS = 0.5  # pause before a second look at the cancel event
 _LOST_REASON = "its Dask worker was lost before the trial finished (the task ran again elsewhere)"
 
 
@@ -79,8 +80,9 @@ class DaskLauncher(Launcher):
     A worker that dies loses its trial: Dask runs the task again elsewhere (a new trial), and the
     lost trial is failed once its heartbeat is stale (at the next ``ask``) or, at the latest,
     when the run's last task has returned; either way it is re-queued with the same parameters
-    when the study's ``max_retries`` allows, and the run goes on to run it (and, with
-    ``max_trials``, to reach the study's total). Ctrl-C cancels the run's pending tasks, fails
+    when the study's ``max_retries`` allows. The run goes on to run the copy while its
+    ``n_trials`` are not spent (and, with ``max_trials``, to reach the study's total); otherwise
+    the copy waits for the next run. Ctrl-C cancels the run's pending tasks, fails
     its running trials and tells the workers that the run is over: a task already on a worker
     starts no trial after that (a running objective finishes, but its result is refused).
 
@@ -189,12 +191,11 @@ def _check_client(client: Any) -> Any:
 def _check_address(address: str) -> None:
     """Refuse a scheduler address Dask could not connect to, with the form it needs."""
     from distributed.comm.addressing import parse_address, parse_host_port
-    from distributed.comm.registry import backends
+    from distributed.comm.registry import get_backend
 
     try:
         scheme, location = parse_address(address, strict=False)  # no scheme: tcp
-        if scheme not in backends:
-            raise ValueError(f"unknown protocol {scheme!r}; Dask knows {sorted(backends)}")
+        get_backend(scheme)  # also a backend registered by a package (ucx): its ValueError
         if scheme != "inproc" and not parse_host_port(location)[0]:
             raise ValueError("no host")
     except ValueError as exc:
@@ -327,7 +328,7 @@ def _replace_lost(run: RunState) -> bool:
     ``max_trials``) or had nothing left to propose (a grid) goes on while it may: it then runs
     the freed places and the re-queued trials.
     """
-    lost = fail_orphans(run.study, run.job.run_id, _LOST_REASON)
+    lost = fail_orphans(run.study, run.job.run_id, _LOST_REASON, retry=True)
     run.orphaned(lost, counted=True)  # each was counted at its KilledWorker
     if not lost or not run.done.is_set():
         return False
@@ -355,11 +356,21 @@ def _run_on_worker(job: Job, shared: SharedFile | None) -> FrozenTrial | None:
 
 
 def _is_set(event: Any) -> bool:
-    """Whether the run's cancel event is set; True when the scheduler cannot say (a task that
-    cannot reach it could not hand a result back either)."""
-    try:
-        return bool(event.is_set())
-    except Exception as exc:
-        _logger.warning("Could not ask the Dask scheduler whether this run goes on (%s): "
-                        "starting no trial.", exc)
-        return True
+    """Whether the run's cancel event is set; False when the scheduler cannot say.
+
+    A failed look is tried once more, then taken as "the run goes on": answering "cancelled"
+    would make this task return "nothing left to run", which ends the whole run without an error
+    after one transient hiccup. The trial's result goes to the study's database, not through
+    the scheduler; if the launcher is really gone, its clean-up or the trial's heartbeat
+    deals with the trial.
+    """
+    for attempt in range(2):
+        try:
+            return bool(event.is_set())
+        except Exception as exc:
+            if attempt:
+                _logger.warning("Could not ask the Dask scheduler whether this run was stopped "
+                                "(%s): going on.", exc)
+            else:
+                time.sleep(_EVENT_RETRY_SECONDS)
+    return False

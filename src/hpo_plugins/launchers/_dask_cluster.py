@@ -54,7 +54,7 @@ def _worker_capacity(worker: Mapping[str, Any], gpus_per_trial: float) -> int:
         return threads
     left, fits = _gpus(worker), 0
     while fits < threads and left >= gpus_per_trial:
-        left -= gpus_per_trial  # as the worker counts: 1 - 0.1 * 9 < 0.1, so 9 trials of 0.1
+        left -= gpus_per_trial  # by subtraction, as the worker counts (10 trials of 0.1 fit)
         fits += 1
     return fits
 
@@ -99,8 +99,9 @@ def _first_workers(client: Any, timeout: float, gpus_per_trial: float, *, cli: b
     """
     address = client.scheduler.address
     _logger.warning("No Dask worker has joined the scheduler at %s yet: waiting up to %g s for "
-                    "one. To wait for all of them, call client.wait_for_workers(n) before the "
-                    "run.", address, timeout)
+                    "one.%s", address, timeout,
+                    "" if cli else " To wait for all of them, call client.wait_for_workers(n) "
+                                   "before the run.")
     resources = {GPU_RESOURCE: gpus_per_trial} if gpus_per_trial else None
     probe = client.submit(_nothing, pure=False, resources=resources,
                           key=f"hpo-wait-for-workers-{uuid.uuid4().hex}")

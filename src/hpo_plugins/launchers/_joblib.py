@@ -219,7 +219,8 @@ def _replace_orphans(run: RunState) -> bool:
     process outlived :func:`fail_dead_workers`' wait; no worker of this run can hold it now.
     Failing it frees its place under ``max_trials``, and the run goes on if it may.
     """
-    lost = fail_orphans(run.study, run.job.run_id, "its worker process was lost")
+    lost = fail_orphans(run.study, run.job.run_id, "its worker process was lost",
+                        retry=True)
     if not lost:
         return False
     run.orphaned(lost)

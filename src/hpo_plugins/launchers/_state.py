@@ -117,7 +117,7 @@ class RunState:
             reason = ("interrupted by the user (KeyboardInterrupt)"
                       if issubclass(exc_type, KeyboardInterrupt)
                       else f"stopped: the run ended with {exc_type.__name__}")
-            fail_orphans(self.study, self.job.run_id, reason, retry=False)
+            fail_orphans(self.study, self.job.run_id, reason)
 
 
 def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:
@@ -159,13 +159,13 @@ def _alive(pid: int) -> bool:
 
 
 def fail_orphans(study: Study, run_id: str, reason: str, *,
-                 retry: bool = True) -> list[FrozenTrial]:
+                 retry: bool = False) -> list[FrozenTrial]:
     """Mark FAIL the trials of ``run_id`` still RUNNING (their workers were stopped or lost).
 
     ``retry``: re-queue each one as a trial failed by its stale heartbeat would be (see
-    :meth:`Study.requeue_lost`); the right thing for a trial that lost its worker. False for trials
-    that the run itself stopped (Ctrl-C, an objective's error): those were not lost, and the
-    user chose to stop them.
+    :meth:`Study.requeue_lost`), the right thing for a trial that lost its worker. Off by
+    default, for trials that the run itself stopped (Ctrl-C, an objective's error): those were
+    not lost, and the user chose to stop them.
     """
     mine = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
             if t.system_attrs.get("run_id") == run_id]

@@ -147,7 +147,7 @@ def _unless_cancelled(objective: Callable[..., Any],
 
         trial = current_trial()
         trial.mark_failed(CANCELLED_REASON)
-        _logger.warning("Trial %d not run: %s.", trial.number, CANCELLED_REASON)
+        _logger.warning("Trial %d %s.", trial.number, CANCELLED_REASON)
         return None
 
     return guarded
