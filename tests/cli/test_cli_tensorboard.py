@@ -72,6 +72,32 @@ def test_a_port_in_use_is_one_line_and_exit_1_before_any_url(
     assert err.count("\n") == 1
 
 
+def test_the_port_check_probes_the_family_tensorboard_binds(
+        cli: Run, url: str, taken_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where ``localhost`` resolves to ::1 first, TensorBoard (werkzeug) still binds IPv4 for a
+    host without ":"; the check must probe that address, not the first one resolved."""
+    resolve = socket.getaddrinfo
+
+    def ipv6_first(host: str, port: int, family: int = 0, *args: Any) -> list[Any]:
+        if host == "localhost" and family == socket.AF_UNSPEC:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                    *resolve("127.0.0.1", port, socket.AF_INET, *args)]
+        return resolve("127.0.0.1" if host == "localhost" else host, port, family, *args)
+
+    monkeypatch.setattr(socket, "getaddrinfo", ipv6_first)
+    monkeypatch.setattr(_server, "server_command", lambda *a, **k: [sys.executable, "-c", ""])
+    code, out, err = cli("tensorboard", "--study", "demo", "--storage", url, "--host",
+                         "localhost", "--port", str(taken_port))
+    assert (code, out) == (EXIT_FAILURE, "")
+    assert f"port {taken_port} on localhost is already in use" in err
+
+
+def test_a_host_that_is_no_name_is_one_clear_line(cli: Run, url: str) -> None:
+    code, out, err = cli("tensorboard", "--study", "demo", "--storage", url, "--host", "a..b")
+    assert (code, out) == (EXIT_FAILURE, "")
+    assert "--host 'a..b' is not a host name or an address" in err and "UnicodeError" not in err
+
+
 def test_a_server_that_exits_with_an_error_is_exit_1(
         cli: Run, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_server(logdir: str, **kwargs: Any) -> list[str]:

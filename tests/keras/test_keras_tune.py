@@ -284,6 +284,19 @@ def test_a_callback_factory_is_called_with_each_trial(build_fn: Any, space: Any,
             assert len(lines.read().splitlines()) == 3  # header + 2 epochs
 
 
+def test_a_direction_against_the_objectives_words_warns_once_and_runs(
+        build_fn: Any, space: Any, digits: Data) -> None:
+    """Not once more per trial from keras_tune's own reporter, whose advice (hpo.maximize,
+    HPOCallback(monitor=...)) a keras_tune user could not follow."""
+    with pytest.warns(UserWarning) as caught:
+        result = tune(build_fn, space, digits, objective="val_accuracy", direction="minimize",
+                      n_trials=2)
+    direction = [w for w in caught if "val_accuracy" in str(w.message)]
+    assert len(direction) == 1
+    assert "direction='minimize' was given" in str(direction[0].message)
+    assert result.study.direction.value == "minimize" and len(result.study.trials) == 2
+
+
 class TestArgumentErrors:
     """Bad arguments are refused before the first trial, with the fix in the message."""
 

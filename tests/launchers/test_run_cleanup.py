@@ -53,6 +53,23 @@ def test_a_trial_whose_worker_process_died_is_requeued(tmp_path: Path) -> None:
     assert states == [TrialState.FAIL, TrialState.FAIL]  # the copy's loss was its last retry
 
 
+def test_a_trial_left_running_after_the_last_task_is_requeued(tmp_path: Path) -> None:
+    """joblib's end-of-run clean-up (``_replace_orphans``: the worker outlived the dead-worker
+    wait) re-queues as ``max_retries`` allows, and the run goes on to run the copy."""
+    from hpo_plugins.launchers._joblib import _replace_orphans
+    from hpo_plugins.launchers._state import RunState
+
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/orphan.db",
+                             sampler=RandomSampler(), max_retries=1)
+    lost = study.ask(system_attrs={"run_id": "run"})
+    with RunState(study, _settings(study), Job(b"", "key", "run", None, None)) as run:
+        assert _replace_orphans(run) is True
+    trials = study.trials
+    study.storage.close()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].params == lost.params and trials[1].system_attrs["retry_of"] == 0
+
+
 def _connections(url: str) -> int:
     """Connections that other sessions hold to the database of ``url``."""
     import psycopg

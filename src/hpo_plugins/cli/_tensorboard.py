@@ -45,7 +45,8 @@ def _port(text: str) -> int:
     port = int(text) if text.strip().isdigit() else None
     if port is None or not 1 <= port <= _MAX_PORT:
         raise argparse.ArgumentTypeError(
-            f"expected a port number from 1 to {_MAX_PORT}, got {text!r}")
+            f"expected a port number from 1 to {_MAX_PORT}, got {text!r} (0, 'any free port', "
+            f"is not offered: the dashboard's URL is printed before TensorBoard starts)")
     return port
 
 
@@ -88,8 +89,18 @@ def _check_port_free(host: str, port: int) -> None:
     Raises:
         CLIError: The port is in use.
     """
+    # the family TensorBoard's server (werkzeug) binds: IPv6 only for a host written with ":"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, _, _, address = socket.getaddrinfo(host, port, family,
+                                                         socket.SOCK_STREAM)[0]
+    except UnicodeError:  # not an OSError: "a..b" fails in the IDNA codec
+        raise CLIError(f"--host {host!r} is not a host name or an address. Pass one such as "
+                       f"127.0.0.1 (this machine only) or 0.0.0.0 (every interface).") from None
+    except OSError as exc:
+        _logger.debug("Could not resolve %s: %s", host, exc)
+        return
+    try:
         with socket.socket(family, kind) as probe:
             # as servers do: a port whose last connection is closing (TIME_WAIT) counts as free
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -5,8 +5,11 @@ metric defaults to the study's ``metric``, the trial is found by itself when tra
 nothing happens outside a study (one INFO message), pruning sets the framework's stop flag
 (``model.stop_training``) and marks the trial, and a monitored metric that is not logged (or not
 a scalar) fails the trial and stops the training instead of raising through Keras. Mistakes in the
-set-up itself (a monitor whose name contradicts the study's direction, a second ``fit`` that
-starts again at epoch 0) raise a ``ConfigurationError``: every trial would repeat them.
+set-up itself (``val_loss`` monitored in a study that maximises, a second ``fit`` that starts
+again at epoch 0) raise a ``ConfigurationError``: every trial would repeat them; another monitor
+whose name reads as the opposite direction only warns. Two differences from Lightning's: here
+``interval`` counts epochs as Keras' ``validation_freq`` does, and a second ``fit`` from epoch 0
+raises (Lightning's fails the trial with a warning).
 """
 
 from __future__ import annotations
@@ -90,6 +93,9 @@ class HPOCallback(keras.callbacks.Callback):
     _bound: Trial | None  # the trial this fit reports to
     _stopped: bool
     _floor: int | None  # the trial's last step before this fit; reports must pass it
+    #: Compare the monitored name's direction with the study's when ``fit`` starts
+    #: (``keras_tune``'s own reporter does not: it checked the direction before the study).
+    _check_direction = True
 
     def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
                  interval: int = 1) -> None:
@@ -120,8 +126,9 @@ class HPOCallback(keras.callbacks.Callback):
         if trial is None:
             self._announce()
             return
-        check_monitor_direction(self.monitor or trial.study.metric, trial,
-                                explicit=self.monitor is not None)
+        if self._check_direction:
+            check_monitor_direction(self.monitor or trial.study.metric, trial,
+                                    explicit=self.monitor is not None)
         self._bound = trial
         self._floor = max(trial.intermediate_values, default=None)
 

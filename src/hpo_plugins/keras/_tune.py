@@ -283,6 +283,8 @@ class _Reporter(HPOCallback):
     :func:`validates`), since a ``val_*`` metric is absent from the other epochs by design.
     """
 
+    _check_direction = False  # resolve_direction checked (or warned about) it once
+
     def __init__(self, objective: str, *, trial: Trial, validation_freq: Any) -> None:
         super().__init__(objective, trial=trial)
         self.validation_freq = validation_freq
@@ -373,11 +375,12 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
     Raises:
         ConfigurationError: An argument is wrong (checked before the first trial: ``build_fn``
             not a function of one argument, a ``fit_kwargs`` name ``fit`` does not take, no
-            epoch that validates for a ``val_*`` objective...); the direction contradicts
-            ``objective``; or a trial meets a set-up error: ``objective`` not logged by ``fit``
-            (at the first epoch that validates) or not a scalar, or ``build_fn`` not returning
-            a compiled model. That trial is recorded FAIL and the study stops there, also with
-            ``catch=(Exception,)`` and with ``n_jobs`` > 1.
+            epoch that validates for a ``val_*`` objective...); ``direction="maximize"`` with
+            Keras' own ``loss``/``val_loss`` (another name whose words say the opposite of
+            ``direction`` only warns); or a trial meets a set-up error: ``objective`` not
+            logged by ``fit`` (at the first epoch that validates) or not a scalar, or
+            ``build_fn`` not returning a compiled model. That trial is recorded FAIL and the
+            study stops there, also with ``catch=(Exception,)`` and with ``n_jobs`` > 1.
 
     Example:
         >>> import hpo_plugins as hpo
