@@ -39,3 +39,17 @@ def test_a_zero_on_a_log_axis_sits_at_the_bottom_below_the_positive_values() -> 
     assert middle - low == pytest.approx(high - middle)  # 0.01, 0.1, 1: even steps in log
     assert {"0", "0.01", "1"} <= {text.get_text() for text in figure.axes[0].texts}
 
+
+
+def _labels(figure: Any) -> dict[str, float]:
+    """The parameter axis' labels (x < 0.5) and the heights they are drawn at."""
+    return {text.get_text(): float(text.get_position()[1]) for text in figure.axes[0].texts
+            if text.get_position()[0] < 0.5}
+
+
+def test_one_distinct_value_is_labelled_where_it_is_drawn() -> None:
+    kind = hp.qloguniform("lr", math.log(0.001), math.log(1), 0.01)
+    figure = plot_parallel_coordinates(_study(kind, (0.0, 0.1, 0.1)))
+    zero, first, second = _heights(figure)
+    assert zero == 0.0 and first == second
+    assert _labels(figure) == {"0": -0.04, "0.1": pytest.approx(first)}  # "0" under the axis

@@ -216,10 +216,12 @@ class _ParamAxis:
         if self.options:
             return [(0.0, str(self.options[0])), (1.0, str(self.options[-1]))]
         low, high = (10 ** self.low, 10 ** self.high) if self.log else (self.low, self.high)
-        if self.zeros:
-            shown = [(_ZERO_GAP, f"{low:.3g}"), (1.0, f"{high:.3g}")] if self.positive else []
-            return [(0.0, "0"), *shown]
-        return [(0.0, f"{low:.3g}"), (1.0, f"{high:.3g}")]
+        bottom = _ZERO_GAP if self.zeros else 0.0
+        if self.low == self.high:  # one distinct value: drawn (and labelled) half-way up
+            shown = [(bottom + (1 - bottom) * 0.5, f"{low:.3g}")] if self.positive else []
+        else:
+            shown = [(bottom, f"{low:.3g}"), (1.0, f"{high:.3g}")] if self.positive else []
+        return [(0.0, "0"), *shown] if self.zeros else shown
 
 
 def _scale(value: float, low: float, high: float) -> float:
