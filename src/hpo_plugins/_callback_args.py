@@ -6,11 +6,11 @@ Framework-free, so each adapter imports it without pulling in the other framewor
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._direction import infer_direction
+from hpo_plugins._numbers import is_integer
 from hpo_plugins.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def check_callback_arguments(monitor: object, trial: object, interval: object) -
         raise ConfigurationError(
             f"Expected `trial` to be a Trial or None. Received: trial={trial!r} (of type "
             f"{type(trial).__name__}).")
-    if isinstance(interval, bool) or not isinstance(interval, numbers.Integral) or interval < 1:
+    if not is_integer(interval) or interval < 1:
         raise ConfigurationError(
             f"Expected `interval` to be an integer >= 1. Received: interval={interval!r}.")
     return int(interval)

@@ -330,7 +330,7 @@ class Study:
             TrialFinishedError: The trial was already told.
         """
         live = self._own_trial(trial)
-        final = _parse_state(state, value) if state is not None else _marked_state(live)
+        final = _parse_state(state) if state is not None else _marked_state(live)
         if final is TrialState.FAIL and fail_reason is None:
             fail_reason = live.fail_reason
         if system_attrs is not None and not isinstance(system_attrs, Mapping):
@@ -563,9 +563,8 @@ def _marked_state(trial: Trial) -> TrialState:
     return TrialState.COMPLETE
 
 
-def _parse_state(state: TrialState | str | None, value: Any) -> TrialState:
-    if state is None:
-        return TrialState.COMPLETE
+def _parse_state(state: TrialState | str) -> TrialState:
+    """The finished state named by ``tell(state=...)``; anything else is refused."""
     try:
         final: TrialState | None = _state(state)
     except ConfigurationError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from hpo_plugins._api import default_study_name, maximize, minimize
 from hpo_plugins._callback_args import as_number
 from hpo_plugins._direction import resolve_direction
 from hpo_plugins._frozen import Direction, FrozenTrial
+from hpo_plugins._numbers import is_integer
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras._callback import HPOCallback
@@ -441,14 +441,7 @@ def fit_arguments(fit_kwargs: Mapping[str, Any] | None, **own: Any) -> dict[str,
 
 def _plain_int(value: Any) -> Any:
     """A NumPy (or other non-bool) integer as a Python int; anything else unchanged."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
-        return int(value)
-    return value
-
-
-def _is_int(value: Any) -> bool:
-    """An integer of any kind (Python or NumPy), but not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return int(value) if is_integer(value) and not isinstance(value, int) else value
 
 
 def validates(epoch: int, validation_freq: Any) -> bool:
@@ -462,7 +455,7 @@ def validates(epoch: int, validation_freq: Any) -> bool:
         >>> [e for e in range(1, 5) if validates(e, 2)], [e for e in range(4) if validates(e, [2])]
         ([1, 3], [1])
     """
-    if _is_int(validation_freq) and validation_freq >= 1:
+    if is_integer(validation_freq) and validation_freq >= 1:
         return (epoch + 1) % int(validation_freq) == 0
     if isinstance(validation_freq, list):
         return epoch + 1 in validation_freq
@@ -480,12 +473,12 @@ def check_validation_epochs(fit_kwargs: Mapping[str, Any], objective: str) -> No
     """
     freq = fit_kwargs.get("validation_freq", 1)
     first, epochs = fit_kwargs.get("initial_epoch", 0), fit_kwargs.get("epochs")
-    if not objective.startswith("val_") or not (_is_int(first) and _is_int(epochs)):
+    if not objective.startswith("val_") or not (is_integer(first) and is_integer(epochs)):
         return
-    if _is_int(freq) and freq >= 1:
+    if is_integer(freq) and freq >= 1:
         candidates = [-(-(first + 1) // freq) * freq]  # the first multiple of freq above first
     elif isinstance(freq, list):
-        candidates = [n for n in freq if _is_int(n)]
+        candidates = [n for n in freq if is_integer(n)]
     else:
         return
     if any(first < n <= epochs for n in candidates):
@@ -493,7 +486,7 @@ def check_validation_epochs(fit_kwargs: Mapping[str, Any], objective: str) -> No
     start = f", initial_epoch={first}" if first else ""
     later = [int(n) for n in candidates if n > first]
     fix = (f"Raise epochs to at least {min(later)}, or " if later else "") + (
-        "lower validation_freq" if _is_int(freq) else
+        "lower validation_freq" if is_integer(freq) else
         f"list an epoch from {first + 1} to {epochs} in validation_freq")
     raise ConfigurationError(
         f"Expected at least one epoch that validates, so that objective={objective!r} is "

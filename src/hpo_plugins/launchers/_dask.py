@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import TrialState
+from hpo_plugins._numbers import is_integer
 from hpo_plugins.exceptions import ConfigurationError, missing_dependency
 from hpo_plugins.launchers._base import Launcher
 from hpo_plugins.launchers._dask_cluster import (
@@ -221,7 +222,7 @@ def _check_gpus_per_trial(value: Any) -> float:
 def _check_n_concurrent(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_integer(value) or value < 1:
         raise ConfigurationError(
             f"Expected `n_concurrent` to be an integer >= 1, or None for what the workers can "
             f"run at once. Received: n_concurrent={value!r} (of type {type(value).__name__})."
