@@ -152,6 +152,28 @@ def test_trials_lost_with_their_worker_are_failed_and_replaced(
     study.storage.close()
 
 
+@pytest.mark.parametrize("killed_worker", [True, False])
+def test_a_lost_trial_counts_as_one_failure(tmp_path: Path, killed_worker: bool) -> None:
+    """Dask gives up on a task after its workers died (``KilledWorker``: counted at once), or
+    runs it again elsewhere without a word: either way the lost trial counts once, toward the
+    stop after too many failures."""
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/count.db",
+                             sampler=RandomSampler())
+    settings = RunSettings.build(study, n_trials=4, max_trials=None, timeout=None, catch=(),
+                                 callbacks=None, show_progress_bar=False)
+    study.ask(system_attrs={"run_id": "this-run"})
+    study.ask(system_attrs={"run_id": "this-run"})
+    with RunState(study, settings, Job(b"", "key", "this-run", None, None)) as run:
+        run.take(), run.take()
+        if killed_worker:
+            run.lost_unseen()  # one of the two was given up on; the other ran again
+            assert run.failed == 1
+        _replace_lost(run)
+        assert run.failed == 2
+        assert run.uncounted_losses == 0
+    study.storage.close()
+
+
 def test_a_trial_lost_at_the_end_of_the_run_is_requeued_and_the_run_goes_on(tmp_path: Path) -> None:
     """``max_retries`` holds for a trial failed by the run's clean-up, as for a stale heartbeat:
     a WAITING copy, and the run (which stopped because the grid looked done) goes on."""

@@ -290,8 +290,7 @@ def _collect(run: RunState, future: Any) -> None:
     except KilledWorker as exc:
         _logger.warning("A Dask worker died with a trial (%s); it is failed once its heartbeat "
                         "is stale.", exc)
-        run.lost(1, [])  # its trial is failed by _replace_lost or its heartbeat,
-        run.failed += 1  # but counted now, so repeated losses stop the run in time
+        run.lost_unseen()  # its trial is failed by _replace_lost or its heartbeat
 
 
 def _stop(client: Any, run_id: str, futures: Iterable[Any]) -> None:
@@ -330,7 +329,7 @@ def _replace_lost(run: RunState) -> bool:
     the freed places and the re-queued trials.
     """
     lost = fail_orphans(run.study, run.job.run_id, _LOST_REASON, retry=True)
-    run.orphaned(lost, counted=True)  # each was counted at its KilledWorker
+    run.orphaned(lost)  # those counted at their KilledWorker are not counted twice
     if not lost or not run.done.is_set():
         return False
     if run.settings.max_trials is None and not run.study.storage.count_trials(

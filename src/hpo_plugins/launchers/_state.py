@@ -33,6 +33,8 @@ class RunState:
         # started: budget used (lost tasks give theirs back); taken/returned: tasks sent out
         # and accounted for, so taken - returned is what is in flight
         self.started = self.failed = self.taken = self.returned = self.replaced = 0
+        # losses counted as failures before their trial was known (Dask's KilledWorker)
+        self.uncounted_losses = 0
         self.clock = time.monotonic()
         self.done = threading.Event()
         self._bar = progress(study, settings)
@@ -93,14 +95,23 @@ class RunState:
         # the lost tasks report nothing themselves; the replacements will
         self._add_to_total(give - tasks)
 
-    def orphaned(self, failed: Sequence[FrozenTrial], *, counted: bool = False) -> None:
+    def lost_unseen(self) -> None:
+        """A task died with its worker before its trial was known: count one failure now,
+        so repeated losses stop the run in time; :meth:`orphaned` matches it to its trial."""
+        self.lost(1, [])
+        self.failed += 1
+        self.uncounted_losses += 1
+
+    def orphaned(self, failed: Sequence[FrozenTrial]) -> None:
         """Trials of this run failed in the parent (their worker is gone): count and announce.
 
-        ``counted``: they were already counted as failed when their worker was lost (Dask
-        counts a ``KilledWorker`` at once, before it knows which trial it held).
+        A trial that a loss counted by :meth:`lost_unseen` stands for is not counted twice;
+        the others (a worker that died without Dask giving up on its task, which then ran
+        again elsewhere) count now.
         """
-        if not counted:
-            self.failed += len(failed)
+        known = min(len(failed), self.uncounted_losses)
+        self.uncounted_losses -= known
+        self.failed += len(failed) - known
         self._add_to_total(len(failed))  # each one's task was or is counted lost
         for frozen in failed:
             self._announce(frozen)
