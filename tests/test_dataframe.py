@@ -125,3 +125,27 @@ def test_integer_parameters_are_integers_with_or_without_the_space(tmp_path: Pat
     assert records == [{k: v for k, v in r.items() if k.startswith("params_")}
                        for r in export_records(study)[1]]
     assert without.equals(with_space)
+
+
+def test_an_integer_column_with_empty_cells_stays_integer() -> None:
+    """An integer parameter inactive in some trials (and ``last_step`` of a trial that reported
+    nothing) keeps whole numbers: pandas' nullable ``Int64``, not floats with ``6.0``."""
+    space = {"arch": hp.choice("arch", [{"n": hp.uniformint("n", 1, 8),
+                                         "width": hp.choice("width", [32, 64])}, "linear"])}
+
+    def objective(params: dict[str, Any]) -> float:
+        if params["arch"] != "linear":
+            hpo.current_trial().report(1.0, step=3)
+        return 1.0
+
+    study = hpo.create_study(space, storage=":memory:", sampler=RandomSampler(), seed=1)
+    study.enqueue({"arch": "linear"})
+    study.enqueue({"arch": {"n": 6, "width": 64}})
+    study.optimize(objective, n_trials=2)
+    frame = study.trials_dataframe()
+    for column in ("params_n", "params_width", "last_step"):
+        assert str(frame[column].dtype) == "Int64", column
+    assert frame["params_n"].isna().tolist() == [True, False]
+    assert frame["params_n"][1] == 6 and frame["params_width"][1] == 64
+    assert frame["last_step"][1] == 3
+    assert str(frame["number"].dtype) == "int64"  # a column without gaps is unchanged

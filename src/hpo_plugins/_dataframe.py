@@ -92,4 +92,18 @@ def trials_dataframe(study: Study) -> pd.DataFrame:
     import pandas as pd
 
     columns, records = trial_records(study, study.trials)
-    return pd.DataFrame(records, columns=columns)
+    frame = pd.DataFrame(records, columns=columns)
+    for column in columns:
+        if _integers_with_gaps(records, column):
+            # pandas would make 6 a 6.0 beside an empty cell: the nullable integer keeps 6
+            frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def _integers_with_gaps(records: Sequence[Mapping[str, Any]], column: str) -> bool:
+    """Whether ``column`` holds ints (not bools) and at least one empty cell (an inactive
+    conditional parameter, a trial that reported no step)."""
+    values = [record[column] for record in records]
+    present = [v for v in values if v is not None]
+    return (0 < len(present) < len(values)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in present))
