@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,14 +25,35 @@ def test_trials_table_has_every_trial_and_flat_parameter(cli: Run, url: str) -> 
     header, *rows = _table(out)
     study = hpo.load_study("demo", url)
     labels = [p["label"] for p in study.storage.get_study(study.study_id).attrs["space"]]
-    assert header == ["number", "state", "value", "duration", *labels]
+    assert header == ["number", "state", "value", "duration", *labels, "reason"]
     assert [row[:2] for row in rows] == [[str(t.number), t.state.value] for t in study.trials]
     for row, trial in zip(rows, study.trials):
         assert row[2] == ("-" if trial.value is None else f"{trial.value:.6g}")
-        shown = dict(zip(header[4:], row[4:]))
+        shown = dict(zip(labels, row[4:4 + len(labels)]))
         assert shown["net"] in ("mlp", "cnn") or shown["net"] in ("0", "1")
         inactive = [label for label, cell in shown.items() if cell == "-"]
-        assert inactive == [label for label in header[4:] if label not in trial.params]
+        assert inactive == [label for label in labels if label not in trial.params]
+        reason = " ".join(row[4 + len(labels):])
+        assert reason == ("ValueError: diverged" if trial.state.value == "FAIL" else "-")
+
+
+def test_the_reason_column_is_one_clipped_line_and_only_when_a_trial_failed(
+        cli: Run, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/reasons.db"
+
+    def objective(params: dict[str, Any]) -> float:
+        if hpo.current_trial().number == 1:  # a long reason over several lines
+            raise RuntimeError("command exited with status 1:\n" + "x" * 200)
+        return float(params["x"])
+
+    hpo.minimize(objective, {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=2, storage=url,
+                 study_name="r", catch=RuntimeError)
+    header, ok, failed = cli("trials", "--study", "r", "--storage", url)[1].splitlines()
+    assert header.split()[-1] == "reason" and ok.endswith(" -")
+    assert failed.endswith("RuntimeError: command exited with status 1: " + "x" * 13 + "...")
+    assert len(failed) - failed.index("RuntimeError") == 60
+    assert "reason" not in cli("trials", "--study", "r", "--storage", url,
+                               "--state", "COMPLETE")[1]
 
 
 def test_trials_columns_are_aligned(cli: Run, url: str) -> None:

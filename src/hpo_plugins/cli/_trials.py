@@ -22,6 +22,7 @@ from hpo_plugins.study import Study
 __all__ = ["BEST", "TRIALS"]
 
 _PARAM_PREFIX = "params_"
+_REASON_CHARS = 60
 
 
 def _configure_trials(parser: argparse.ArgumentParser) -> None:
@@ -54,11 +55,25 @@ def _value_key(study: Study, row: dict[str, Any]) -> tuple[bool, float]:
 
 
 def _trials_table(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """The table; a last ``reason`` column (one line, clipped) when a shown trial failed."""
     labels = [key for key in columns if key.startswith(_PARAM_PREFIX)]
     headers = ["number", "state", "value", "duration", *(k[len(_PARAM_PREFIX):] for k in labels)]
     table = [[row["number"], row["state"], row["value"], format_duration(row["duration_s"]),
               *(row[k] for k in labels)] for row in rows]
+    if any(row["fail_reason"] for row in rows):
+        headers.append("reason")
+        for line, row in zip(table, rows):
+            line.append(_one_line(row["fail_reason"]))
     return format_table(headers, table)
+
+
+def _one_line(reason: str | None) -> str | None:
+    """A failure reason on one line, at most :data:`_REASON_CHARS` characters (``export``
+    shows it whole)."""
+    if not reason:
+        return None
+    text = " ".join(reason.split())
+    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS - 3] + "..."
 
 
 def _configure_best(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +92,8 @@ TRIALS = Command(
     summary="show a study's trials as a table",
     description="A table of a study's trials: number, state, value, duration and every "
                 "parameter under its flat label (a choice shows its option; '-' marks a "
-                "parameter that is inactive in that trial).",
+                "parameter that is inactive in that trial), then why a trial failed when one "
+                "did (clipped; `export` shows it whole).",
     configure=_configure_trials,
     run=_run_trials,
 )

@@ -1,0 +1,68 @@
+"""``hpo-plugins delete``: a study and its trials leave the storage, and only with consent."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins.cli import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+def _names(url: str) -> list[str]:
+    store = hpo.storages.get_storage(url)
+    try:
+        return [info.name for info in store.list_studies()]
+    finally:
+        store.close()
+
+
+def test_delete_with_yes_removes_the_study_and_keeps_the_others(cli: Run, url: str,
+                                                                tmp_path: Path) -> None:
+    code, out, err = cli("delete", "--study", "demo", "--yes", "--storage", url)
+    assert (code, err) == (EXIT_OK, "")
+    assert "Deleted study 'demo' and its 5 trials" in out
+    assert str(tmp_path / "runs") in out  # where the trials' files stay
+    assert _names(url) == ["plain"]
+    code, _, err = cli("trials", "--study", "demo", "--storage", url)
+    assert code == EXIT_NOT_FOUND and "No study named 'demo'" in err
+
+
+def test_without_a_terminal_delete_needs_yes(cli: Run, url: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = cli("delete", "--study", "demo", "--storage", url)
+    assert code == EXIT_USAGE
+    assert "pass --yes" in err and "study 'demo' and its 5 trials" in err
+    assert _names(url) == ["demo", "plain"]
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("y\n", True), ("\n", False), ("no\n", False)])
+def test_on_a_terminal_delete_asks_first(cli: Run, url: str, monkeypatch: pytest.MonkeyPatch,
+                                         answer: str, deleted: bool) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal(answer))
+    code, out, _ = cli("delete", "--study", "plain", "--storage", url)
+    assert code == EXIT_OK
+    assert "Delete study 'plain' and its 0 trials" in out  # the question
+    assert _names(url) == (["demo"] if deleted else ["demo", "plain"])
+    assert ("Nothing deleted." in out) is not deleted
+
+
+def test_delete_of_an_unknown_study_or_file_changes_nothing(cli: Run, url: str,
+                                                            tmp_path: Path) -> None:
+    code, _, err = cli("delete", "--study", "nope", "--yes", "--storage", url)
+    assert code == EXIT_NOT_FOUND and "Existing studies: " in err and "'demo'" in err
+    assert _names(url) == ["demo", "plain"]
+    missing = tmp_path / "missing.db"
+    code, _, err = cli("delete", "--study", "demo", "--yes", "--storage", f"sqlite:///{missing}")
+    assert code == EXIT_NOT_FOUND and "does not exist" in err
+    assert not missing.exists()
