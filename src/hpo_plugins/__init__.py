@@ -17,7 +17,7 @@ from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins._version import __version__
 from hpo_plugins.context import TRIAL_ENV, current_trial
 from hpo_plugins.exceptions import TrialPruned
-from hpo_plugins.study import Study, create_study, load_study
+from hpo_plugins.study import Study, create_study, delete_study, load_study
 from hpo_plugins.trial import Trial
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "__version__",
     "create_study",
     "current_trial",
+    "delete_study",
     "hp",
     "launchers",
     "load_study",

@@ -10,6 +10,7 @@ import math
 import numbers
 import os
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,17 +26,24 @@ from hpo_plugins.exceptions import (
     DuplicateStudyError,
     SearchSpaceExhausted,
     StudyFull,
+    StudyNotFoundError,
 )
 from hpo_plugins.pruners._base import NopPruner, Pruner
 from hpo_plugins.samplers._base import History, Sampler, describe_object
 from hpo_plugins.space import SearchSpace, as_space
-from hpo_plugins.storages import Storage, get_storage
+from hpo_plugins.storages import (
+    DEFAULT_STORAGE_ENV,
+    Storage,
+    default_storage_url,
+    get_storage,
+)
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.engine import URL
 
-__all__ = ["Study", "StudyFull", "create_study", "load_study"]
+__all__ = ["Study", "StudyFull", "create_study", "delete_study", "load_study"]
 
 _logger = logging.getLogger(__name__)
 
@@ -80,6 +88,7 @@ class Study:
         self.max_retries = max_retries
         #: Side outputs told about every trial (see :mod:`hpo_plugins._observers`).
         self.observers: list[TrialObserver] = []
+        self._stop_requested = False
         if logdir is not None:
             self.observers.append(_tensorboard_observer(self))
 
@@ -87,13 +96,16 @@ class Study:
         return f"Study(name={self.study_name!r}, direction={self.direction.value!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        """Launchers ship studies to worker processes: observers are rebuilt there, not sent."""
+        """Launchers ship studies to worker processes: observers are rebuilt there, not sent,
+        and a copy starts without a stop request (:meth:`stop` is the sender's call)."""
         state = dict(self.__dict__)
         state["observers"] = []
+        state["_stop_requested"] = False
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._stop_requested = False  # also for a study pickled before the flag existed
         if self.logdir is not None:
             self.observers.append(_tensorboard_observer(self))
 
@@ -311,10 +323,19 @@ class Study:
              system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
         """Finish a trial.
 
+        A value that is a number but not finite (NaN, an infinity: a diverged training) fails
+        the trial instead of completing or pruning it: it is stored FAIL with the reason the
+        run loop gives an objective that returns such a value (``"the objective returned
+        nan"``), a warning is logged and the FAIL trial is returned, as in Optuna. A trial is
+        never left RUNNING because of its value, except when the value is not a number at all
+        (a mistake in the calling code, which can tell again).
+
         Args:
             trial: The :class:`Trial` (or its number).
-            value: The objective value. Required for COMPLETE; optional for PRUNED (defaults to
-                the last reported value); ignored for FAIL.
+            value: The objective value. For COMPLETE, left out (None), it is the trial's last
+                reported value (as in the run loop when the objective returns None); without
+                any report a COMPLETE tell needs it. Optional for PRUNED (defaults to the last
+                reported value); ignored for FAIL.
             state: COMPLETE, PRUNED or FAIL. Left out, it follows the trial's marks: FAIL when
                 an adapter called :meth:`Trial.mark_failed` (a metric never logged), PRUNED when
                 one called :meth:`Trial.mark_pruned` (``HPOCallback`` stopped the training),
@@ -323,10 +344,13 @@ class Study:
             system_attrs: Extra library attributes stored with the result.
 
         Returns:
-            The finished trial as stored.
+            The finished trial as stored (FAIL for a non-finite value).
 
         Raises:
-            ConfigurationError: A COMPLETE trial without a finite number, or a bad state.
+            ConfigurationError: ``value`` is not a number (a str, a list, an array of several
+                numbers...), or a COMPLETE tell has no value and the trial reported none; or a
+                bad state or argument. The trial is then still RUNNING: tell it again with a
+                number, or with ``state="FAIL"``.
             TrialFinishedError: The trial was already told.
         """
         live = self._own_trial(trial)
@@ -344,16 +368,33 @@ class Study:
         if fail_reason is not None and not isinstance(fail_reason, str):
             fail_reason = str(fail_reason)  # e.g. mark_failed(42): store it, as text
         attrs = dict(system_attrs or {})
-        if final is TrialState.COMPLETE:
-            value = _finite_value(value)
-        elif final is TrialState.PRUNED:
-            value = live.last_value if value is None else _finite_value(value, "prune")
-        else:
-            value = None
-            attrs.setdefault("fail_reason", fail_reason or "failed")
-        frozen = self.storage.finish_trial(live.trial_id, final, value, attrs)
+        final, number, non_finite = self._told_value(live, final, value)
+        if final is TrialState.FAIL:
+            attrs.setdefault("fail_reason", non_finite or fail_reason or "failed")
+        frozen = self.storage.finish_trial(live.trial_id, final, number, attrs)
         notify(self, "trial_finished", frozen)
         return frozen
+
+    def _told_value(self, live: Trial, state: TrialState, value: Any
+                    ) -> tuple[TrialState, float | None, str | None]:
+        """The state and value ``tell`` stores, and the FAIL reason of a non-finite value.
+
+        Without a value, COMPLETE takes the last report (required) and PRUNED the last report
+        or None. A NaN or an infinity turns either into FAIL, as in the run loop.
+        """
+        if state is TrialState.FAIL:
+            return state, None, None
+        if value is None:
+            if state is TrialState.PRUNED:
+                return state, live.last_value, None
+            value = _last_report(live, self.study_name)
+        number = _told_number(live, value, state, self.study_name)
+        if math.isfinite(number):
+            return state, number, None
+        reason = _non_finite_reason(number)
+        _logger.warning("Trial %d was told %s with the value %r: marked FAIL (%s).",
+                        live.number, state.value, number, reason)
+        return TrialState.FAIL, None, reason
 
     def _own_trial(self, trial: Trial | int) -> Trial:
         """The live trial ``tell`` finishes: a Trial of this study, or a number in it."""
@@ -401,8 +442,13 @@ class Study:
                 f"study name and trial id handed over.")
         return Trial(self, frozen)
 
-    def enqueue(self, params: Any, *, user_attrs: Mapping[str, Any] | None = None) -> None:
+    def enqueue(self, params: Any, *, user_attrs: Mapping[str, Any] | None = None,
+                skip_if_exists: bool = False) -> FrozenTrial | None:
         """Queue a configuration to run before any sampled one (warm start).
+
+        A script that enqueues its warm-start configurations and is re-run to resume queues
+        them again on every run, so each one trains again: pass ``skip_if_exists=True`` in a
+        script that may be re-run.
 
         Args:
             params: The nested natural value (as the objective receives it, choices given as the
@@ -410,21 +456,50 @@ class Study:
             user_attrs: JSON values stored as the trial's ``user_attrs`` at once (read back on
                 ``study.trials`` while it waits, runs and after), e.g. where the
                 configuration came from.
+            skip_if_exists: Queue nothing when a trial of the study already has these
+                parameters (floats compared to 12 significant digits) and is WAITING, RUNNING,
+                COMPLETE or PRUNED; the match is logged at INFO. A FAILed trial does not count:
+                the configuration runs again. The check reads the storage and then queues, so
+                two processes enqueuing the same configuration at the same moment may both
+                queue it: enqueue from one process.
+
+        Returns:
+            The queued (WAITING) trial, or None when ``skip_if_exists`` found a match.
 
         Raises:
             SpaceError: ``params`` does not fit the space; the message says how.
-            ConfigurationError: A ``user_attrs`` key is not a str or a value is not JSON.
+            ConfigurationError: A ``user_attrs`` key is not a str or a value is not JSON, or
+                ``skip_if_exists`` is not a bool.
         """
+        if not isinstance(skip_if_exists, bool):
+            raise ConfigurationError(
+                f"Expected `skip_if_exists` to be True or False. Received: "
+                f"skip_if_exists={skip_if_exists!r}.")
         space = self._require_space()
         flat = space.flatten(params)
+        if skip_if_exists and self._same_params_trial(flat) is not None:
+            return None
         natural, attrs = _json_natural(space.build(flat)), {"enqueued": True}
         if user_attrs:
-            self.storage.create_trial(self.study_id, state=TrialState.WAITING, params=flat,
-                                      natural=natural, system_attrs=attrs,
-                                      user_attrs=user_attrs)
-        else:  # without the argument, for storages written before it existed
-            self.storage.create_trial(self.study_id, state=TrialState.WAITING, params=flat,
-                                      natural=natural, system_attrs=attrs)
+            return self.storage.create_trial(self.study_id, state=TrialState.WAITING,
+                                             params=flat, natural=natural,
+                                             system_attrs=attrs, user_attrs=user_attrs)
+        # without the argument, for storages written before it existed
+        return self.storage.create_trial(self.study_id, state=TrialState.WAITING, params=flat,
+                                         natural=natural, system_attrs=attrs)
+
+    def _same_params_trial(self, flat: Mapping[str, Any]) -> FrozenTrial | None:
+        """The first trial that holds the flat params ``flat`` and is not FAIL (logged)."""
+        key = _params_key(flat)
+        states = [TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE,
+                  TrialState.PRUNED]
+        for trial in self.storage.get_all_trials(self.study_id, states):
+            if trial.params and _params_key(trial.params) == key:
+                _logger.info("Study %r: trial %d (%s) already has the parameters %s; "
+                             "enqueue(skip_if_exists=True) queued nothing.", self.study_name,
+                             trial.number, trial.state.value, dict(flat))
+                return trial
+        return None
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -461,8 +536,41 @@ class Study:
         settings = RunSettings.build(self, n_trials=n_trials, max_trials=max_trials,
                                      timeout=timeout, catch=catch, callbacks=callbacks,
                                      show_progress_bar=show_progress_bar)
+        self._stop_requested = False  # a stop() made during an earlier call does not carry over
         run(self, objective, settings, n_jobs=n_jobs, launcher=launcher)
         return self
+
+    def stop(self) -> None:
+        """Ask the current :meth:`optimize` call to start no new trial (Optuna's
+        ``study.stop()``).
+
+        Trials already running finish and are told as usual; then ``optimize`` returns. Call
+        it from a callback (callbacks run in the process that called ``optimize``, in parallel
+        runs too), or from the objective in a sequential run. In a parallel run the objective
+        runs in a worker process, on that process's copy of the study: ``stop()`` there does
+        not reach the launching process. Each ``optimize`` call starts with the request
+        cleared, so a stop made outside a call, or during an earlier one, has no effect on the
+        next.
+
+        Example:
+            >>> import hpo_plugins as hpo
+            >>> study = hpo.create_study(space={"x": hpo.hp.uniform("x", 0, 1)},
+            ...                          storage=":memory:", seed=0)
+            >>> def stop_when_good(study, frozen):
+            ...     if frozen.value is not None and frozen.value < 0.5:
+            ...         study.stop()
+            >>> _ = study.optimize(lambda p: p["x"], n_trials=20, callbacks=[stop_when_good])
+            >>> study.best_value < 0.5, study.stop_requested
+            (True, True)
+        """
+        self._stop_requested = True
+        _logger.info("Study %r: stop() was called; no new trial will start.", self.study_name)
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`stop` was called during the current :meth:`optimize` call; the run
+        loops read it before starting each trial."""
+        return self._stop_requested
 
     # -- results ------------------------------------------------------------------------------
 
@@ -507,10 +615,15 @@ class Study:
         return self.natural_params(self.best_trial)
 
     def natural_params(self, frozen: FrozenTrial) -> Any:
-        """The nested natural value of a stored trial (rebuilt from the space when present)."""
+        """The nested natural value of a stored trial.
+
+        Rebuilt from the space when the study has one. Without it (``load_study(name)``) it is
+        the value stored as JSON, where Hyperopt's tuples became lists: they are made tuples
+        again, at any depth, so both give the same value.
+        """
         if self.space is not None and frozen.params:
             return self.space.build(frozen.params)
-        return frozen.natural
+        return _lists_as_tuples(frozen.natural)
 
     def trials_dataframe(self) -> pd.DataFrame:
         """One row per trial: number, state, value, times, ``params_<label>``, attributes.
@@ -576,14 +689,36 @@ def _parse_state(state: TrialState | str) -> TrialState:
     return final
 
 
-def _finite_value(value: Any, verb: str = "complete") -> float:
+def _told_number(trial: Trial, value: Any, state: TrialState, study_name: str) -> float:
+    """``value`` as a float (NaN and infinities included: ``tell`` fails the trial for them);
+    anything that is not a number is refused, the trial left RUNNING to be told again."""
     number, what = read_number(value)
-    if number is None or not math.isfinite(number):
+    if number is None:
+        verb = "prune" if state is TrialState.PRUNED else "complete"
         raise ConfigurationError(
-            f"Expected a finite number to {verb} a trial. Received: "
-            f"{what or repr(number)}. Tell state='FAIL' for a trial without a valid value."
-        )
+            f"Expected a finite number to {verb} trial {trial.number} of study "
+            f"{study_name!r}. Received: {what}. The trial is still RUNNING: tell it again with "
+            f"a number, or with state='FAIL' for a trial without a valid value.")
     return number
+
+
+def _last_report(trial: Trial, study_name: str) -> float:
+    """The value a COMPLETE ``tell`` without one stores: the trial's last report, as the run
+    loop does for an objective that returns None."""
+    last = trial.last_value
+    if last is None:
+        raise ConfigurationError(
+            f"Expected a finite number to complete trial {trial.number} of study "
+            f"{study_name!r}. Received: no value, and the trial reported none. The trial is "
+            f"still RUNNING: pass value= (tell(trial, value)), or call trial.report(value) "
+            f"first, or tell state='FAIL'.")
+    return last
+
+
+def _non_finite_reason(number: float) -> str:
+    """The FAIL reason of a NaN or infinite value: the text ``_optimize._interpret`` stores for
+    an objective that returns one, so a trial told by hand and one run by the loop agree."""
+    return f"the objective returned {number!r}"
 
 
 def _same_storage(a: Storage, b: Storage) -> bool:
@@ -615,6 +750,16 @@ def _params_key(params: Mapping[str, Any]) -> str:
 def _json_natural(value: Any) -> Any:
     """The natural value as JSON (tuples become lists; other objects their repr)."""
     return json.loads(json.dumps(value, default=repr))
+
+
+def _lists_as_tuples(value: Any) -> Any:
+    """Undo the tuple -> list of :func:`_json_natural`, at any depth: Hyperopt builds every list
+    of a space as a tuple, so a stored list was a tuple. Dicts stay dicts."""
+    if isinstance(value, list):
+        return tuple(_lists_as_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _lists_as_tuples(item) for key, item in value.items()}
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -884,12 +1029,15 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
     not given, so a child process prunes exactly like its parent.
 
     Raises:
-        StudyNotFoundError: No such study; the message lists the studies in the storage.
+        StudyNotFoundError: No such study; the message lists the studies in the storage. A
+            SQLite file that does not exist (a mistyped path) is refused before it is opened,
+            so nothing is created.
     """
     if sampler is not None:
         _check_plugin(sampler, Sampler, "sampler")
     if pruner is not None:
         _check_plugin(pruner, Pruner, "pruner")
+    _refuse_missing_sqlite_file(study_name, storage)
     store = get_storage(storage)
     study_id = store.get_study_id(study_name)
     info = store.get_study(study_id)
@@ -930,3 +1078,100 @@ def _rebuild(description: Any, base: type) -> Any:
         return None
     return obj if isinstance(obj, base) else None
 
+
+def delete_study(study_name: str, storage: Any = None) -> None:
+    """Delete a study and all its trials (values, reports, attributes) from the storage.
+
+    It cannot be undone. Only the database records go: files the trials wrote (trial
+    directories, TensorBoard runs under the study's ``logdir``) stay on disk. A worker still
+    running one of its trials gets an error when it reports or tells.
+
+    Args:
+        study_name: The study's name.
+        storage: As in :func:`load_study`: None (the default SQLite file), a URL or a Storage.
+
+    Raises:
+        StudyNotFoundError: No such study (the message lists the studies in the storage), or a
+            SQLite file that does not exist; nothing is created then.
+
+    Example:
+        >>> import hpo_plugins as hpo
+        >>> storage = hpo.storages.InMemoryStorage()
+        >>> _ = hpo.create_study(space={"x": hpo.hp.uniform("x", 0, 1)}, study_name="old",
+        ...                      storage=storage)
+        >>> hpo.delete_study("old", storage)
+        >>> [info.name for info in storage.list_studies()]
+        []
+    """
+    if not isinstance(study_name, str):
+        raise ConfigurationError(
+            f"Expected `study_name` to be the name of a study (a str). Received: "
+            f"study_name={study_name!r} (of type {type(study_name).__name__}).")
+    _refuse_missing_sqlite_file(study_name, storage)
+    store = get_storage(storage)
+    try:
+        store.delete_study(store.get_study_id(study_name))
+        _logger.info("Deleted study %r and its trials from %s.", study_name, store.describe())
+    finally:
+        if store is not storage:  # opened here: close it (a given Storage stays open)
+            store.close()
+
+
+def _refuse_missing_sqlite_file(study_name: str, storage: Any) -> None:
+    """Raise StudyNotFoundError when ``storage`` is a SQLite URL whose file does not exist.
+
+    Opening it would create the file and write the library's tables into it, only to find no
+    study there: functions that need an existing study (``load_study``, ``delete_study``)
+    create nothing. The same rule as the command line's (``cli/_base.py``), which also covers
+    driver names (``sqlite+pysqlite://``) and SQLite's URI form (``file:...?uri=true``) here.
+    """
+    path = _missing_sqlite_path(storage)
+    if path is None:
+        return
+    where = (f" (the default storage: ${DEFAULT_STORAGE_ENV}, else sqlite:///hpo.db in the "
+             f"working directory)" if storage is None else "")
+    raise StudyNotFoundError(
+        f"No study named {study_name!r}: the SQLite file {path}{where} does not exist, and "
+        f"nothing was created. Expected the URL of an existing study's file: check the path "
+        f"(three slashes before a relative one, 'sqlite:///runs/hpo.db', four before an "
+        f"absolute one), or create the study with create_study.")
+
+
+def _missing_sqlite_path(storage: Any) -> str | None:
+    """The absolute path of the SQLite file that ``storage`` (None: the default URL) names,
+    if that file does not exist; else None (another database, an in-memory one, a Storage, or
+    a URL that :func:`get_storage` will refuse with its own message)."""
+    url_text = default_storage_url() if storage is None else storage
+    if not isinstance(url_text, str) or "://" not in url_text:
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(url_text)
+    except Exception:  # a malformed URL: get_storage explains it without echoing a password
+        return None
+    if url.get_backend_name() != "sqlite" or url.host:
+        return None
+    path = _sqlite_file_path(url)
+    if path is None or os.path.exists(path):
+        return None
+    return os.path.abspath(path)
+
+
+def _sqlite_file_path(url: URL) -> str | None:
+    """The file the SQLite URL ``url`` opens, or None for an in-memory database.
+
+    In SQLite's URI form (``uri=true``, ``file:`` path) the file is the URI's path,
+    percent-decoded as SQLite does; ``file:hpo.db`` is relative to the working directory.
+    """
+    from hpo_plugins.storages._sql import _is_sqlite_uri
+
+    database = url.database or ""
+    if (database in ("", ":memory:") or database.startswith("file::memory:")
+            or url.query.get("mode") == "memory"):
+        return None
+    if not _is_sqlite_uri(url):
+        return database
+    if not database.startswith("file:"):
+        return None  # SQLStorage refuses it with the fix
+    return urllib.parse.unquote(urllib.parse.urlsplit(database).path) or None
