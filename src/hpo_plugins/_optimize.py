@@ -150,6 +150,7 @@ def _callback_tuple(callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | 
 def run(study: Study, objective: Callable[..., Any], settings: RunSettings, *, n_jobs: int = 1,
         launcher: Any = None) -> None:
     """Run trials in this process, or through ``launcher`` (or ``n_jobs`` > 1 workers)."""
+    _warn_if_full(study, settings)
     if launcher is None and n_jobs != 1:
         from hpo_plugins import launchers
 
@@ -160,14 +161,40 @@ def run(study: Study, objective: Callable[..., Any], settings: RunSettings, *, n
     run_sequential(study, objective, settings)
 
 
+def _warn_if_full(study: Study, settings: RunSettings) -> None:
+    """Warn when ``max_trials`` is already reached by finished trials: the call runs none.
+
+    Only COMPLETE and PRUNED trials are counted: they never leave, so nothing can run. (A study
+    full with RUNNING trials may get room back when a dead worker's trial is failed; the loop
+    waits for that itself.) A warning, not the loop's INFO record, because the user who passed
+    ``n_trials`` with it expects trials to run and would otherwise see nothing happen.
+    """
+    if settings.max_trials is None:
+        return
+    finished = study.storage.count_trials(study.study_id,
+                                          [TrialState.COMPLETE, TrialState.PRUNED])
+    if finished >= settings.max_trials:
+        asked = f"n_trials={settings.n_trials} " if settings.n_trials is not None else ""
+        _logger.warning(
+            "Study %r already holds %d finished trials, max_trials=%d: this call runs none%s. "
+            "Raise max_trials to run more, or leave it out to add n_trials to the study.",
+            study.study_name, finished, settings.max_trials,
+            f" (the {asked.strip()} asked for are not run)" if asked else "")
+
+
 def run_sequential(study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
-    """Run trials one after another in this process until a limit is reached."""
+    """Run trials one after another in this process until a limit is reached, or until
+    :meth:`Study.stop` is called (from a callback or the objective)."""
     started = time.monotonic()
     deadline = None if settings.timeout is None else time.time() + settings.timeout
     bar = progress(study, settings)
     count = failed = 0
     try:
         while not settings.should_stop(count, failed, time.monotonic() - started):
+            if study.stop_requested:
+                _logger.info("Study %r: stop() was called; no new trial starts.",
+                             study.study_name)
+                break
             frozen = run_one(study, objective, settings, deadline=deadline)
             if frozen is None:
                 break
@@ -304,11 +331,28 @@ def _tell_pruned(study: Study, trial: Trial) -> FrozenTrial:
 
 
 def _tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTrial:
+    _explain_optuna_style(exc)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    reason = f"{type(exc).__name__}: {exc}"
+    reason = " ".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", ())])
     _logger.warning("Trial %d failed: %s", trial.number, reason)
     return study.tell(trial, state=TrialState.FAIL, fail_reason=reason,
                       system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
+
+
+def _explain_optuna_style(exc: BaseException) -> None:
+    """Add a note to the error of an objective written for Optuna (``trial.suggest_float``).
+
+    Such an objective receives the params dict here and fails with a bare
+    ``AttributeError: 'dict' object has no attribute 'suggest_float'``; the note says how the
+    two libraries differ, in the trial's reason and in the traceback the user sees.
+    """
+    if (isinstance(exc, AttributeError) and "'dict' object has no attribute 'suggest_" in str(exc)
+            and not getattr(exc, "_hpo_explained", False)):
+        exc.add_note(
+            "hpo_plugins calls the objective with the sampled parameters (a dict), not with an "
+            "Optuna-style trial: declare each parameter in the search space (hp.uniform, "
+            "hp.loguniform, hp.choice...) and read it as params['name'] in the objective.")
+        exc._hpo_explained = True  # type: ignore[attr-defined]
 
 
 def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:

@@ -98,8 +98,9 @@ class StudyFull(HPOError):
     """
 
     def __init__(self, limit: int | None) -> None:
-        super().__init__(f"the study already holds max_trials={limit} trials; raise max_trials "
-                         f"to run more")
+        super().__init__(f"the study already holds max_trials={limit} trials or more "
+                         f"(RUNNING, COMPLETE and PRUNED ones count); raise max_trials to run "
+                         f"more")
         self.limit = limit
 
 

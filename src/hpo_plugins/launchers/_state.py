@@ -53,8 +53,8 @@ class RunState:
     def exhausted(self) -> bool:
         """True when this run may start no more trials (without reserving one)."""
         elapsed = time.monotonic() - self.clock
-        return self.done.is_set() or self.settings.should_stop(self.started, self.failed,
-                                                               elapsed)
+        return (self.done.is_set() or self.study.stop_requested
+                or self.settings.should_stop(self.started, self.failed, elapsed))
 
     def finished(self, frozen: FrozenTrial | None) -> None:
         """Record one task's result in the parent: progress bar and callbacks."""

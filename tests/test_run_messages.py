@@ -1,0 +1,62 @@
+"""What the run loop tells a user who made a common mistake: a full study, an Optuna objective."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import hp
+from hpo_plugins.samplers import RandomSampler
+
+SPACE = {"x": hp.uniform("x", 0, 1)}
+
+
+def test_a_study_full_of_finished_trials_warns_that_nothing_runs(
+        caplog: pytest.LogCaptureFixture) -> None:
+    study = hpo.create_study(SPACE, storage=":memory:", sampler=RandomSampler(), study_name="s")
+    study.optimize(lambda p: p["x"], n_trials=5)
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        study.optimize(lambda p: p["x"], n_trials=2, max_trials=3)
+    assert len(study.trials) == 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "already holds 5 finished trials, max_trials=3: this call runs none" in warnings[0]
+    assert "n_trials=2" in warnings[0] and "Raise max_trials" in warnings[0]
+
+
+def test_room_left_under_max_trials_runs_without_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    study = hpo.create_study(SPACE, storage=":memory:", sampler=RandomSampler())
+    study.optimize(lambda p: p["x"], n_trials=2)
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        study.optimize(lambda p: p["x"], n_trials=5, max_trials=4)
+    assert len(study.trials) == 4
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_optuna_style_objective_is_told_how_to_read_params() -> None:
+    def objective(trial: Any) -> float:
+        return float(trial.suggest_float("x", 0, 1))
+
+    study = hpo.create_study(SPACE, storage=":memory:", sampler=RandomSampler())
+    with pytest.raises(AttributeError) as raised:
+        study.optimize(objective, n_trials=1)
+    note = " ".join(getattr(raised.value, "__notes__", []))
+    assert "not with an Optuna-style trial" in note and "params['name']" in note
+    failed = study.trials[0]
+    assert failed.state is hpo.TrialState.FAIL
+    assert "suggest_float" in (failed.fail_reason or "")
+    assert "not with an Optuna-style trial" in (failed.fail_reason or "")
+
+
+def test_other_attribute_errors_get_no_note() -> None:
+    def objective(params: dict[str, Any]) -> float:
+        return float(params.missing)  # type: ignore[attr-defined]
+
+    study = hpo.create_study(SPACE, storage=":memory:", sampler=RandomSampler())
+    with pytest.raises(AttributeError) as raised:
+        study.optimize(objective, n_trials=1)
+    assert not getattr(raised.value, "__notes__", [])
