@@ -189,6 +189,9 @@ def test_natural_params_without_a_space_match_the_space_build(storage: Storage,
     assert loaded.natural_params(loaded.trials[0]) == built
     assert isinstance(loaded.best_params["layers"], tuple)
     assert isinstance(loaded.best_params["opt"], dict if opt == 0 else tuple)
+    # a live trial of a study opened without its space (a script-mode child) agrees too
+    running = study.ask()
+    assert loaded.trial(running.trial_id).params == running.params
 
 
 # -- load_study / delete_study on a missing SQLite file ---------------------------------------

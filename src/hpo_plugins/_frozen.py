@@ -144,3 +144,14 @@ def check_finite(value: Any, what: str) -> float:
     if not math.isfinite(number):
         raise ConfigurationError(f"Expected {what} to be a finite number. Received: {number!r}.")
     return number
+
+
+def lists_as_tuples(value: Any) -> Any:
+    """A stored natural value as the space builds it: JSON turned Hyperopt's tuples into lists,
+    and every list of a space is built as a tuple, so each list becomes a tuple again, at any
+    depth. Dicts stay dicts."""
+    if isinstance(value, list):
+        return tuple(lists_as_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: lists_as_tuples(item) for key, item in value.items()}
+    return value

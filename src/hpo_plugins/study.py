@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, lists_as_tuples
 from hpo_plugins._numbers import optional_count, read_number
 from hpo_plugins._observers import TrialObserver, notify
 from hpo_plugins._version import __version__
@@ -623,7 +623,7 @@ class Study:
         """
         if self.space is not None and frozen.params:
             return self.space.build(frozen.params)
-        return _lists_as_tuples(frozen.natural)
+        return lists_as_tuples(frozen.natural)
 
     def trials_dataframe(self) -> pd.DataFrame:
         """One row per trial: number, state, value, times, ``params_<label>``, attributes.
@@ -750,16 +750,6 @@ def _params_key(params: Mapping[str, Any]) -> str:
 def _json_natural(value: Any) -> Any:
     """The natural value as JSON (tuples become lists; other objects their repr)."""
     return json.loads(json.dumps(value, default=repr))
-
-
-def _lists_as_tuples(value: Any) -> Any:
-    """Undo the tuple -> list of :func:`_json_natural`, at any depth: Hyperopt builds every list
-    of a space as a tuple, so a stored list was a tuple. Dicts stay dicts."""
-    if isinstance(value, list):
-        return tuple(_lists_as_tuples(item) for item in value)
-    if isinstance(value, dict):
-        return {key: _lists_as_tuples(item) for key, item in value.items()}
-    return value
 
 
 # ---------------------------------------------------------------------------------------------

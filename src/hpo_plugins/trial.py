@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import context
-from hpo_plugins._frozen import FrozenTrial
+from hpo_plugins._frozen import FrozenTrial, lists_as_tuples
 from hpo_plugins._numbers import read_number, read_step
 from hpo_plugins._observers import notify
 from hpo_plugins.exceptions import ConfigurationError
@@ -66,10 +66,13 @@ class Trial:
 
     @property
     def params(self) -> Any:
-        """The nested natural value for this trial (what ``hyperopt.space_eval`` builds)."""
+        """The nested natural value for this trial (what ``hyperopt.space_eval`` builds).
+
+        Without the study's space (a child process of script mode, a study opened by name) it
+        is the stored value, with its lists made tuples again, so it equals the built one."""
         if self.study.space is not None:
             return self.study.space.build(self.flat_params)
-        return self._natural
+        return lists_as_tuples(self._natural)
 
     # -- reporting and pruning ----------------------------------------------------------------
 
