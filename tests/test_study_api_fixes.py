@@ -324,3 +324,24 @@ def test_a_pickled_copy_starts_without_a_stop_request(tmp_path: Path) -> None:
     assert revived.stop_requested is False
     copy.storage.close()
     study.storage.close()
+
+
+# -- a study resumed with another space ---------------------------------------------------
+
+
+def test_another_space_error_says_what_changed_and_how_to_start_over(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/spaces.db"
+    hpo.create_study({"lr": hp.loguniform("lr", -5, 0), "drop": hp.uniform("drop", 0, 0.5),
+                      "opt": hp.choice("opt", ["adam", "sgd"])}, storage=url, study_name="s")
+    changed = {"lr": hp.loguniform("lr", -6, 0), "opt": hp.choice("opt", ["adam", "sgd"]),
+               "wd": hp.uniform("wd", 0, 1)}
+    with pytest.raises(ConfigurationError) as raised:
+        hpo.create_study(changed, storage=url, study_name="s")
+    message = str(raised.value)
+    assert "only in the stored space: drop" in message
+    assert "only in this one: wd" in message
+    assert "changed: lr (loguniform(low=-5, high=0) -> loguniform(low=-6, high=0))" in message
+    assert "opt" not in message.split("changed:")[1]  # unchanged parameters are not named
+    assert "hpo.delete_study('s', storage)" in message
+    with pytest.raises(ConfigurationError, match="only in this one: wd"):
+        hpo.load_study("s", url, space=changed)

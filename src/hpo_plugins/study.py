@@ -1004,10 +1004,51 @@ def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
     old, new = stored.get("space_fingerprint"), attrs.get("space_fingerprint")
     if old is not None and new is not None and old != new:
         raise ConfigurationError(
-            f"Study {name!r} exists with another search space (fingerprint {old}, this one "
-            f"{new}). Expected the space it was created with; to search a new space, choose "
-            f"another study_name."
+            f"Study {name!r} exists with another search space{_space_changes(stored, attrs)}. "
+            f"Expected the space it was created with; to search a new space, choose another "
+            f"study_name, or delete the old study (hpo.delete_study({name!r}, storage) or "
+            f"`hpo-plugins delete --study {name}`)."
         )
+
+
+def _space_changes(stored: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
+    """What differs between the stored space and this one, from their descriptions: labels
+    only in one, and parameters whose kind, bounds, options or conditions changed (at most
+    five named); the fingerprints when a description is missing."""
+    before, after = stored.get("space"), attrs.get("space")
+    if not isinstance(before, (list, tuple)) or not isinstance(after, (list, tuple)):
+        return (f" (fingerprint {stored.get('space_fingerprint')}, this one "
+                f"{attrs.get('space_fingerprint')})")
+    old = {str(p.get("label")): p for p in before if isinstance(p, Mapping)}
+    new = {str(p.get("label")): p for p in after if isinstance(p, Mapping)}
+    parts = []
+    if gone := [label for label in old if label not in new]:
+        parts.append(f"only in the stored space: {_few(gone)}")
+    if added := [label for label in new if label not in old]:
+        parts.append(f"only in this one: {_few(added)}")
+    changed = [f"{label} ({_shown_param(old[label])} -> {_shown_param(new[label])})"
+               for label in old if label in new and old[label] != new[label]]
+    if changed:
+        parts.append(f"changed: {_few(changed)}")
+    return f" ({'; '.join(parts)})" if parts else " (the same parameters, in another order)"
+
+
+def _few(items: Sequence[str], most: int = 5) -> str:
+    shown = ", ".join(items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def _shown_param(param: Mapping[str, Any]) -> str:
+    """One parameter's description, short: its kind and arguments, options, conditions."""
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in (param.get("args") or {}).items())
+    text = f"{param.get('kind')}({args})" if args else str(param.get("kind"))
+    if param.get("options"):
+        text += f" options {param['options']}"
+    conditions = [c for c in param.get("conditions") or [] if c]
+    if conditions:
+        text += f" when {conditions}"
+    return text
 
 
 def load_study(study_name: str, storage: Any = None, *, space: Any = None,
@@ -1034,9 +1075,10 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
     attrs = info.attrs
     parsed = as_space(space) if space is not None else None
     if parsed is not None and attrs.get("space_fingerprint") not in (None, parsed.fingerprint):
+        given = {"space": list(parsed.describe()), "space_fingerprint": parsed.fingerprint}
         raise ConfigurationError(
-            f"Study {study_name!r} was created with another search space. Expected the same "
-            f"space (fingerprint {attrs.get('space_fingerprint')}); got {parsed.fingerprint}."
+            f"Study {study_name!r} was created with another search space"
+            f"{_space_changes(attrs, given)}. Expected the space it was created with."
         )
     if parsed is not None and sampler is None:
         from hpo_plugins.samplers import TPESampler
