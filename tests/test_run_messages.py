@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -60,3 +61,36 @@ def test_other_attribute_errors_get_no_note() -> None:
     with pytest.raises(AttributeError) as raised:
         study.optimize(objective, n_trials=1)
     assert not getattr(raised.value, "__notes__", [])
+
+
+@pytest.mark.parametrize(("objective", "says"), [
+    (lambda params, data: 1.0, "missing a required argument: 'data'"),
+    (lambda: 1.0, "too many positional arguments"),
+])
+def test_an_objective_that_cannot_take_the_params_is_refused_before_any_trial(
+        objective: Any, says: str) -> None:
+    storage = hpo.storages.InMemoryStorage()
+    with pytest.raises(hpo.exceptions.ConfigurationError, match=says) as raised:
+        hpo.minimize(objective, SPACE, n_trials=2, storage=storage)
+    assert "functools.partial" in str(raised.value)
+    assert storage.list_studies() == []  # refused before a study was created
+
+
+def test_objectives_that_take_the_params_are_accepted() -> None:
+    def with_default(params: dict[str, Any], scale: float = 1.0) -> float:
+        return scale * params["x"]
+
+    def variadic(*args: Any) -> float:
+        return float(args[0]["x"])
+
+    for objective in (with_default, variadic, functools.partial(lambda p, s: s * p["x"], s=2)):
+        study = hpo.minimize(objective, SPACE, n_trials=1, storage=":memory:")
+        assert study.trials[0].state is hpo.TrialState.COMPLETE
+
+
+def test_a_sampler_given_a_seed_says_to_seed_the_study() -> None:
+    from hpo_plugins.samplers import TPESampler
+
+    with pytest.raises(hpo.exceptions.ConfigurationError,
+                       match=r"no `seed` in TPESampler.*create_study\(space, seed=3"):
+        TPESampler(seed=3)  # type: ignore[call-arg]

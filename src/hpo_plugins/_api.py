@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import logging
 import numbers
 import os
@@ -185,6 +186,7 @@ def check_run_args(objective: Any, n_jobs: Any, launcher: Any) -> None:
         raise ConfigurationError(
             f"Expected `objective` to be a function fn(params) -> float. Received: "
             f"{objective!r} (of type {type(objective).__name__}).")
+    _check_objective_signature(objective)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
         raise ConfigurationError(
             f"Expected `n_jobs` to be an int (1: this process; more: worker processes). "
@@ -199,3 +201,26 @@ def check_run_args(objective: Any, n_jobs: Any, launcher: Any) -> None:
                 f"Expected either `n_jobs` or `launcher`, not both: the launcher sets the "
                 f"number of workers. Received: n_jobs={n_jobs} with launcher={launcher!r}; "
                 f"pass the workers to the launcher, e.g. JoblibLauncher(n_jobs={n_jobs}).")
+
+
+def _check_objective_signature(objective: Callable[..., Any]) -> None:
+    """Refuse, before any trial, an objective that cannot be called with one argument (the
+    params): one that needs two (``objective(params, data)``, a method of the wrong object) or
+    none. An objective whose signature Python cannot read (some builtins) is let through.
+
+    Raises:
+        ConfigurationError: What the objective asks for, and how to bind the rest.
+    """
+    try:
+        signature = inspect.signature(objective)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(object())
+    except TypeError as exc:
+        name = getattr(objective, "__qualname__", type(objective).__name__)
+        raise ConfigurationError(
+            f"Expected `objective` to be callable with one argument, the sampled params "
+            f"(fn(params) -> float). Received: {name}{signature} ({exc}). Bind other arguments "
+            f"first, e.g. functools.partial(objective, data=data), or read them from a "
+            f"closure.") from None

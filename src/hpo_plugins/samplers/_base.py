@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.space import SearchSpace
 
 __all__ = ["History", "Sampler", "describe_object", "ranked_for_model"]
@@ -70,6 +71,18 @@ class Sampler(abc.ABC):
     deduplicate: bool = False
     finite: bool = False
     uses_history: bool = True
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Sampler:
+        """Refuse ``seed=`` with the fix, for a sampler that takes none (Optuna's samplers do,
+        so ``TPESampler(seed=0)`` is a reflex): the seed belongs to the study."""
+        if "seed" in kwargs and "seed" not in inspect.signature(cls.__init__).parameters:
+            raise ConfigurationError(
+                f"Expected no `seed` in {cls.__name__}(...): samplers here take no seed. "
+                f"Received: seed={kwargs['seed']!r}. Seed the study instead, e.g. "
+                f"hpo.create_study(space, seed={kwargs['seed']!r}, sampler={cls.__name__}()) or "
+                f"hpo.minimize(..., seed={kwargs['seed']!r}): each trial then draws from its own "
+                f"stream derived from (seed, trial number), whichever worker runs it.")
+        return super().__new__(cls)
 
     @abc.abstractmethod
     def sample(self, space: SearchSpace, history: History,
