@@ -345,3 +345,35 @@ def test_another_space_error_says_what_changed_and_how_to_start_over(tmp_path: P
     assert "hpo.delete_study('s', storage)" in message
     with pytest.raises(ConfigurationError, match="only in this one: wd"):
         hpo.load_study("s", url, space=changed)
+
+
+# -- a hand-run trial block that raises ---------------------------------------------------
+
+
+def test_a_trial_block_that_raises_fails_its_trial() -> None:
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    with pytest.raises(ValueError, match="diverged"), study.ask() as trial:
+        trial.report(0.5, 0)
+        raise ValueError("diverged")
+    frozen = study.trials[0]
+    assert frozen.state is TrialState.FAIL
+    assert frozen.fail_reason == "ValueError: diverged"
+
+
+def test_a_trial_block_that_raises_trial_pruned_prunes_it() -> None:
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    with pytest.raises(hpo.TrialPruned), study.ask() as trial:
+        trial.report(0.25, 3)
+        raise hpo.TrialPruned()
+    assert (study.trials[0].state, study.trials[0].value) == (TrialState.PRUNED, 0.25)
+
+
+def test_a_trial_told_inside_its_block_is_not_told_again() -> None:
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    with pytest.raises(RuntimeError, match="after the tell"), study.ask() as trial:
+        study.tell(trial, 0.5)
+        raise RuntimeError("after the tell")
+    assert (study.trials[0].state, study.trials[0].value) == (TrialState.COMPLETE, 0.5)
+    with study.ask() as trial:  # no exception: the block leaves the trial to tell
+        pass
+    assert study.trials[1].state is TrialState.RUNNING

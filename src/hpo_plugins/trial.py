@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import context
-from hpo_plugins._frozen import FrozenTrial, lists_as_tuples
+from hpo_plugins._frozen import FrozenTrial, TrialState, lists_as_tuples
 from hpo_plugins._numbers import read_number, read_step
 from hpo_plugins._observers import notify
 from hpo_plugins.exceptions import ConfigurationError
@@ -237,8 +237,34 @@ class Trial:
         self._tokens.append(context.push(self))
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: object) -> None:
+        """Leave the trial's context; an exception that ends the block finishes the trial if
+        nothing told it: PRUNED for :class:`TrialPruned`, else FAIL with the error as its
+        reason. Without this, a hand-run ``with study.ask() as trial:`` block that raised left
+        the trial RUNNING for good (it has no heartbeat), counting toward ``max_trials``."""
         context.pop(self._tokens.pop())
+        if exc is not None:
+            self._finish_after(exc)
+
+    def _finish_after(self, exc: BaseException) -> None:
+        """Tell the trial for the exception that left its block, unless it was told already
+        (the run loop tells first). A failure to tell is logged, never raised over ``exc``."""
+        from hpo_plugins.exceptions import TrialPruned
+
+        try:
+            if self.study.storage.get_trial(self.trial_id).state is not TrialState.RUNNING:
+                return
+            if isinstance(exc, TrialPruned):
+                self.study.tell(self, state=TrialState.PRUNED)
+                return
+            reason = ("interrupted by the user (KeyboardInterrupt)"
+                      if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+            self.study.tell(self, state=TrialState.FAIL, fail_reason=reason)
+            _logger.warning("Trial %d marked FAIL: its block raised %s.", self.number, reason)
+        except Exception as error:  # the block's own exception is the one to see
+            _logger.warning("Trial %d could not be finished after its block raised (%s).",
+                            self.number, error)
 
 
 def _as_float(value: Any) -> float:
