@@ -102,3 +102,24 @@ def test_best_prints_the_nested_natural_params(cli: Run, url: str) -> None:
 def test_best_without_a_completed_trial_is_exit_1(cli: Run, url: str) -> None:
     code, _, err = cli("best", "--study", "plain", "--storage", url)
     assert code == EXIT_FAILURE and "no COMPLETE trial" in err
+
+
+def test_trials_limit_shows_the_best_n(cli: Run, url: str) -> None:
+    rows = _table(cli("trials", "--study", "demo", "--storage", url, "--sort", "value",
+                      "--limit", "2")[1])[1:]
+    study = hpo.load_study("demo", url)
+    best = sorted((t for t in study.trials if t.value is not None), key=lambda t: t.value)
+    assert [int(row[0]) for row in rows] == [t.number for t in best[:2]]
+
+
+def test_trials_sort_by_duration_puts_the_longest_first(cli: Run, url: str) -> None:
+    rows = _table(cli("trials", "--study", "demo", "--storage", url, "--sort", "duration")[1])[1:]
+    study = hpo.load_study("demo", url)
+    longest = sorted(study.trials, key=lambda t: -t.duration.total_seconds())  # type: ignore[union-attr]
+    assert [int(row[0]) for row in rows] == [t.number for t in longest]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "two"])
+def test_trials_limit_must_be_a_positive_integer(cli: Run, url: str, limit: str) -> None:
+    code, _, err = cli("trials", "--study", "demo", "--storage", url, "--limit", limit)
+    assert code == 2 and "expected an integer >= 1" in err

@@ -31,8 +31,12 @@ def _configure_trials(parser: argparse.ArgumentParser) -> None:
                         choices=[s.value for s in TrialState],
                         help="show only trials in this state (repeatable): COMPLETE, PRUNED, "
                              "FAIL, RUNNING or WAITING")
-    parser.add_argument("--sort", choices=["number", "value"], default="number",
-                        help="order by trial number (default) or by value, best first")
+    parser.add_argument("--sort", choices=["number", "value", "duration"], default="number",
+                        help="order by trial number (default), by value (best first) or by "
+                             "duration (longest first)")
+    parser.add_argument("--limit", type=_positive, metavar="N",
+                        help="show only the first N trials of that order (with --sort value: "
+                             "the N best)")
 
 
 def _run_trials(args: argparse.Namespace) -> int:
@@ -41,12 +45,27 @@ def _run_trials(args: argparse.Namespace) -> int:
         columns, rows = trial_records(study, study.get_trials(args.state))
         if args.sort == "value":
             rows.sort(key=lambda row: _value_key(study, row))
+        elif args.sort == "duration":
+            rows.sort(key=lambda row: (row["duration_s"] is None, -(row["duration_s"] or 0.0)))
+        if args.limit is not None:
+            rows = rows[:args.limit]
         if not rows:
             echo(f"Study {study.study_name!r} has no trials"
                  f"{' in state ' + ', '.join(args.state) if args.state else ''}.")
             return EXIT_OK
         echo(_trials_table(columns, rows))
     return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    """``--limit``'s value: an integer >= 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}")
+    return number
 
 
 def _value_key(study: Study, row: dict[str, Any]) -> tuple[bool, float]:
