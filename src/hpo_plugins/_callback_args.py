@@ -6,7 +6,9 @@ Framework-free, so each adapter imports it without pulling in the other framewor
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import warnings
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._direction import infer_direction
@@ -23,6 +25,8 @@ __all__ = [
     "check_callback_arguments",
     "check_monitor",
     "check_monitor_direction",
+    "close_match",
+    "logged_names",
     "monitor_direction_problem",
     "not_a_scalar_reason",
 ]
@@ -42,6 +46,48 @@ def as_number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError, RuntimeError):
         return None
+
+
+def close_match(key: str, names: Iterable[str]) -> str | None:
+    """The logged name most like a monitored ``key`` that is missing, or None if none is close.
+
+    A missing monitor is most often a typo (``val_los``, ``val_acc`` for Keras'
+    ``val_accuracy``); naming the likely intended metric saves reading the whole list.
+    ``difflib``'s default cutoff (0.6) keeps unrelated names out: ``val_acc`` does not suggest
+    ``val_loss``. A validation metric (``val_*``) is only matched to validation metrics: a
+    missing ``val_loss`` next to a logged ``loss`` or ``train_loss`` means that no validation
+    logged it, and tuning on the training loss instead would be the wrong fix.
+
+    Example:
+        >>> close_match("val_los", ["train_loss", "val_acc", "val_loss"])
+        'val_loss'
+        >>> close_match("val_loss", ["loss", "train_loss"]) is None
+        True
+    """
+    candidates = sorted({name for name in names if name != key
+                         and (name.startswith("val_") or not key.startswith("val_"))})
+    matches = difflib.get_close_matches(key, candidates, n=1)
+    return matches[0] if matches else None
+
+
+def logged_names(key: str, names: Iterable[str], *, suggest: bool = True) -> str:
+    """``logged: 'a', 'b'``, the names the framework logged, for a message about a missing
+    ``key``; with ``suggest``, followed by ``; did you mean 'b'?`` when one is close.
+
+    Both adapters word the list this way, so a user reads the same message from either.
+    Leave ``suggest`` off when ``key`` was logged before and is missing now: the name is right
+    then, and a look-alike would send the user after the wrong mistake.
+
+    Example:
+        >>> logged_names("val_los", ["val_loss", "train_loss"])
+        "logged: 'train_loss', 'val_loss'; did you mean 'val_loss'?"
+        >>> logged_names("val_loss", [])
+        'logged: none'
+    """
+    listed = sorted(set(names))
+    text = f"logged: {', '.join(repr(name) for name in listed) or 'none'}"
+    match = close_match(key, listed) if suggest else None
+    return text if match is None else f"{text}; did you mean {match!r}?"
 
 
 def not_a_scalar_reason(key: str, value: Any) -> str:

@@ -239,7 +239,60 @@ def test_a_missing_metric_warns_fails_the_trial_and_stops(build_fn: Any,
     (trial,) = study.trials
     assert trial.state is TrialState.FAIL
     assert "'val_loss' was not logged" in trial.system_attrs["fail_reason"]
+    assert "did you mean" not in trial.system_attrs["fail_reason"]  # not 'loss': no validation
     assert epochs_run == [1]
+
+
+def test_a_bare_callback_suggests_the_close_name_and_fails_only_its_trials(
+        build_fn: Any, digits: Data) -> None:
+    """In the user's own objective a never-logged monitor fails each trial (with a warning) and
+    raises nothing: only keras_tune, which owns the whole trial, stops the study."""
+    def objective(params: Any) -> None:
+        fit(build_fn, digits, [HPOCallback("val_los")], epochs=2, validate=True)
+
+    with pytest.warns(UserWarning, match=r"'val_los' was not logged.*\(logged: 'accuracy', "
+                                         r"'loss', 'val_accuracy', 'val_loss'; did you mean "
+                                         r"'val_loss'\?\)"):
+        study = run_study(objective, n_trials=2)
+
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+    assert all("did you mean 'val_loss'?" in t.system_attrs["fail_reason"]
+               for t in study.trials)
+
+
+def test_a_metric_missing_after_it_was_reported_is_named_as_such(build_fn: Any,
+                                                                 digits: Data) -> None:
+    """A second fit of the trial without the validation data: the name is right, so no
+    look-alike is suggested; the advice is to pass the validation data to every fit."""
+    def objective(params: Any) -> None:
+        model = build_fn(PARAMS)
+        model.fit(digits["x"], digits["y"], validation_data=(digits["x_val"], digits["y_val"]),
+                  epochs=1, batch_size=64, verbose=0, callbacks=[HPOCallback()])
+        model.fit(digits["x"], digits["y"], initial_epoch=1, epochs=2, batch_size=64,
+                  verbose=0, callbacks=[HPOCallback()])
+
+    with pytest.warns(UserWarning, match=r"'val_loss' was reported up to step 0 but was not "
+                                         r"logged by fit at the end of this epoch \(logged: "
+                                         r"'accuracy', 'loss'\)\. Log it at every reporting "
+                                         r"epoch") as caught:
+        study = run_study(objective, n_trials=1)
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL and sorted(trial.intermediate_values) == [0]
+    assert not any("did you mean" in str(w.message) for w in caught)
+
+
+def test_a_fit_that_reports_nothing_warns_at_its_end(build_fn: Any, digits: Data) -> None:
+    """As the Lightning callback warns about a fit without a validation."""
+    def objective(params: Any) -> None:
+        fit(build_fn, digits, [HPOCallback("loss", interval=3)], epochs=2)
+
+    with pytest.warns(UserWarning, match=r"HPOCallback: no epoch of this fit of trial 0 was a "
+                                         r"reporting one \(fit epochs=2;.*interval=3\)") as caught:
+        study = run_study(objective, n_trials=1)
+
+    assert len([w for w in caught if "HPOCallback" in str(w.message)]) == 1
+    assert study.trials[0].state is TrialState.FAIL  # no report, nothing returned
 
 
 def test_a_metric_that_is_not_a_scalar_is_named_as_such(digits: Data) -> None:

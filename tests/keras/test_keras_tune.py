@@ -104,6 +104,23 @@ def test_the_metric_that_fit_never_logs_fails_at_the_first_epoch(build_fn: Any, 
     assert EpochCounter.totals == [1]  # one trial, stopped at the end of its first epoch
 
 
+def test_a_misspelt_objective_stops_the_study_and_names_the_close_metric(
+        build_fn: Any, space: Any, digits: Data) -> None:
+    from hpo_plugins import load_study
+    from hpo_plugins.storages import InMemoryStorage
+
+    storage = InMemoryStorage()
+    with pytest.raises(ConfigurationError,
+                       match=r"'val_acc' was not logged.*; did you mean 'val_accuracy'\?\)"
+                             r".*The study was stopped"):
+        tune(build_fn, space, digits, objective="val_acc", n_trials=4, storage=storage,
+             study_name="typo")
+
+    (trial,) = load_study("typo", storage).trials
+    assert trial.state is TrialState.FAIL
+    assert "did you mean 'val_accuracy'?" in trial.system_attrs["fail_reason"]
+
+
 def test_a_missing_metric_stops_the_study_even_when_caught(build_fn: Any, space: Any,
                                                            digits: Data) -> None:
     from hpo_plugins import load_study

@@ -381,3 +381,39 @@ def test_ctrl_c_during_fit_fails_the_trial_and_stops_the_study(
     assert trial.state is TrialState.FAIL
     assert "interrupted by the user" in (trial.fail_reason or "")
     assert sorted(trial.intermediate_values) == [0]
+
+
+def test_a_bare_callback_suggests_the_close_name_and_fails_only_its_trials(
+        make_study: Any, trainer_kwargs: dict[str, Any]) -> None:
+    """In the user's own objective a never-logged monitor fails each trial (with a warning) and
+    raises nothing: only lightning_objective, which owns the whole trial, stops the study."""
+    trainer_kwargs.update(max_epochs=2)
+    study = make_study()
+    with pytest.warns(UserWarning, match=r"'val_los' was not logged.*logged: 'train_loss', "
+                                         r"'val_acc', 'val_loss'; did you mean 'val_loss'\?"):
+        study.optimize(fit_objective(trainer_kwargs, monitor="val_los"), n_trials=2)
+
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+    assert all("did you mean 'val_loss'?" in (t.fail_reason or "") for t in study.trials)
+
+
+def test_a_metric_missing_after_it_was_reported_is_named_as_such(
+        make_study: Any, trainer_kwargs: dict[str, Any]) -> None:
+    """A second fit of the trial (a new Trainer) whose module no longer logs the metric: the
+    name is right, so no look-alike is suggested; the advice is to log it at every validation."""
+    trainer_kwargs.update(max_epochs=1)
+    study = make_study()
+
+    def objective(params: Any) -> None:
+        for module in (DigitsClassifier(), DigitsClassifier(log_val=False)):
+            trainer = L.Trainer(callbacks=[HPOCallback()], **trainer_kwargs)
+            trainer.fit(module, datamodule=DigitsData())
+
+    with pytest.warns(UserWarning, match=r"'val_loss' was reported up to step 0 but was not "
+                                         r"logged as a number by this validation end \(logged: "
+                                         r"'train_loss'\)\. Log it at every validation") as caught:
+        study.optimize(objective, n_trials=1)
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL and sorted(trial.intermediate_values) == [0]
+    assert not any("did you mean" in str(w.message) for w in caught)

@@ -89,3 +89,27 @@ def test_copy_within_the_process_of_an_in_memory_trial_finds_its_trial_again(
         trainer = L.Trainer(max_epochs=1, callbacks=[callback], **trainer_kwargs)
         trainer.fit(DigitsClassifier(), datamodule=DigitsData())
     assert trial.intermediate_values.keys() == {0}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_lightning_objective_reads_a_never_logged_monitor_back_from_the_workers(
+        tmp_path: Path) -> None:
+    """Rank 0 runs in a spawned process: the objective learns from the storage that the
+    monitored metric never appeared, and stops the study after that first trial."""
+    import hpo_plugins as hpo
+    from hpo_plugins.lightning import lightning_objective
+
+    storage = f"sqlite:///{tmp_path}/typo.db"
+    objective = lightning_objective(
+        DigitsClassifier, datamodule=DigitsData(), monitor="val_los",
+        trainer_kwargs={"strategy": "ddp_spawn", "accelerator": "cpu", "devices": 2,
+                        "max_epochs": 2, "logger": False, "enable_progress_bar": False})
+    with pytest.raises(ConfigurationError, match=r"lightning_objective\(monitor='val_los'\): "
+                                                 r".*did you mean 'val_loss'\?"):
+        hpo.minimize(objective, {"hidden": hpo.hp.choice("hidden", [8, 16])}, n_trials=3,
+                     storage=storage, study_name="typo", show_progress_bar=False)
+
+    (trial,) = hpo.load_study("typo", storage).trials
+    assert trial.state is TrialState.FAIL
+    assert "'val_los' was not logged" in (trial.fail_reason or "")

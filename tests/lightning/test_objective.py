@@ -16,6 +16,7 @@ import hpo_plugins as hpo
 from hpo_plugins import TrialState
 from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError
 from hpo_plugins.lightning import LightningObjective, lightning_objective
+from hpo_plugins.storages import InMemoryStorage
 
 QUIET = {"accelerator": "cpu", "devices": 1, "logger": False}
 SPACE = {"hidden": hpo.hp.choice("hidden", [8, 16])}
@@ -183,3 +184,60 @@ def test_derived_names_tell_monitor_and_result_apart() -> None:
     again = lightning_objective(DigitsClassifier, datamodule=DigitsData(batch_size=50),
                                 monitor="val_acc", result="best")
     assert default_study_name(again, "fp") in names  # other data: the same experiment's name
+
+
+def test_a_misspelt_monitor_stops_the_study_after_its_first_trial() -> None:
+    storage = InMemoryStorage()
+    options: dict[str, Any] = {"n_trials": 4, "storage": storage, "study_name": "typo",
+                               "seed": 0, "show_progress_bar": False}
+    typo = lightning_objective(DigitsClassifier, datamodule=DigitsData(), monitor="val_los",
+                               trainer_kwargs=quiet(max_epochs=2))
+    with pytest.raises(ConfigurationError,
+                       match=r"lightning_objective\(monitor='val_los'\): the monitored metric "
+                             r"'val_los' was not logged.*logged: 'train_loss', 'val_acc', "
+                             r"'val_loss'; did you mean 'val_loss'\?.*The study stops"):
+        hpo.minimize(typo, SPACE, **options)  # no UserWarning besides: the error says it
+
+    (trial,) = hpo.load_study("typo", storage).trials
+    assert trial.state is TrialState.FAIL
+    assert "'val_los' was not logged" in (trial.fail_reason or "")
+    assert "did you mean 'val_loss'?" in (trial.fail_reason or "")
+
+    fixed = lightning_objective(DigitsClassifier, datamodule=DigitsData(), monitor="val_loss",
+                                trainer_kwargs=quiet(max_epochs=2))
+    study = hpo.minimize(fixed, SPACE, **{**options, "n_trials": 3})  # the same study, resumed
+    assert [t.state for t in study.trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
+
+
+def test_a_misspelt_monitor_stops_the_study_even_when_catch_takes_the_error() -> None:
+    """``catch=`` lets bad configurations go on, not a metric the code never logs: the
+    objective's own ``after_trial`` (added to the callbacks by ``optimize``) stops the study."""
+    storage = InMemoryStorage()
+    typo = lightning_objective(DigitsClassifier, datamodule=DigitsData(), monitor="val_los",
+                               trainer_kwargs=quiet(max_epochs=1, limit_train_batches=2))
+    with pytest.raises(ConfigurationError, match=r"'val_los' was not logged.*even with catch="):
+        hpo.minimize(typo, SPACE, n_trials=4, storage=storage, study_name="caught",
+                     catch=(Exception,), show_progress_bar=False)
+    (trial,) = hpo.load_study("caught", storage).trials
+    assert trial.state is TrialState.FAIL
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_misspelt_monitor_stops_a_parallel_study(tmp_path: Path) -> None:
+    from joblib.externals.loky import get_reusable_executor
+
+    storage = f"sqlite:///{tmp_path}/parallel.db"
+    typo = lightning_objective(DigitsClassifier, datamodule=DigitsData(), monitor="val_los",
+                               trainer_kwargs=quiet(max_epochs=1, limit_train_batches=2))
+    try:
+        with pytest.raises(ConfigurationError, match=r"'val_los' was not logged.*did you mean "
+                                                     r"'val_loss'\?.*The study stops"):
+            hpo.minimize(typo, SPACE, n_trials=6, n_jobs=2, storage=storage,
+                         study_name="parallel", show_progress_bar=False)
+    finally:
+        get_reusable_executor().shutdown(wait=True)
+
+    trials = hpo.load_study("parallel", storage).trials
+    assert 1 <= len(trials) <= 3  # those in flight when the first one came back, not 6
+    assert all(t.state is TrialState.FAIL for t in trials)

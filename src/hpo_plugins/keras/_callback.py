@@ -4,7 +4,9 @@ It has the semantics and option names of :class:`hpo_plugins.lightning.HPOCallba
 metric defaults to the study's ``metric``, the trial is found by itself when training starts,
 nothing happens outside a study (one INFO message), pruning sets the framework's stop flag
 (``model.stop_training``) and marks the trial, and a monitored metric that is not logged (or not
-a scalar) fails the trial and stops the training instead of raising through Keras. Mistakes in the
+a scalar) fails the trial and stops the training instead of raising through Keras (the same rule
+as Lightning's: only the objectives that own the whole trial, ``keras_tune`` and
+``lightning_objective``, stop the study on a metric that never appeared). Mistakes in the
 set-up itself (``val_loss`` monitored in a study that maximises, a second ``fit`` that starts
 again at epoch 0) raise a ``ConfigurationError``: every trial would repeat them; another monitor
 whose name reads as the opposite direction only warns. Two differences from Lightning's: here
@@ -26,6 +28,7 @@ from hpo_plugins._callback_args import (
     as_number,
     check_callback_arguments,
     check_monitor_direction,
+    logged_names,
     not_a_scalar_reason,
 )
 from hpo_plugins.context import current_trial_or_none
@@ -52,9 +55,12 @@ class HPOCallback(keras.callbacks.Callback):
 
     If ``monitor`` is not in the logs of a reporting epoch (the first one, with the default
     ``interval``), or is logged but is not one number (a per-class metric), the callback warns
-    once (a ``UserWarning`` naming the metrics that were logged, or the value's shape), stops
-    the training, and the trial ends FAIL with that reason. Outside any study it logs once
-    (INFO) and does nothing, so one training script runs with or without the tuner.
+    once (a ``UserWarning`` naming the metrics that were logged and the closest one, or the
+    value's shape), stops the training, and the trial ends FAIL with that reason; the study goes
+    on (:func:`keras_tune`, which owns the whole trial, stops it when the metric never
+    appeared). A fit without a single reporting epoch gets a ``UserWarning`` at its end, as in
+    the Lightning callback. Outside any study it logs once (INFO) and does nothing, so one
+    training script runs with or without the tuner.
 
     If you validate only every ``k`` epochs (``fit(..., validation_freq=k)``), pass
     ``interval=k``: the callback then reports exactly at the epochs that hold ``val_*`` metrics,
@@ -93,6 +99,7 @@ class HPOCallback(keras.callbacks.Callback):
     _bound: Trial | None  # the trial this fit reports to
     _stopped: bool
     _floor: int | None  # the trial's last step before this fit; reports must pass it
+    _due_epochs: int  # reporting epochs seen in this fit
     #: Compare the monitored name's direction with the study's when ``fit`` starts
     #: (``keras_tune``'s own reporter does not: it checked the direction before the study).
     _check_direction = True
@@ -137,12 +144,22 @@ class HPOCallback(keras.callbacks.Callback):
         logs = dict(logs or {})
         if self._bound is None or self._stopped or not self._due(epoch, logs):
             return
+        self._due_epochs += 1
         if self._judge(self._bound, epoch, logs):
             self._stopped = True
             self.model.stop_training = True
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        """Forget the trial once ``fit`` ends (a later ``evaluate`` reports nothing)."""
+        """Forget the trial once ``fit`` ends (a later ``evaluate`` reports nothing).
+
+        Before that, warn when no epoch of the fit was a reporting one (fewer epochs than
+        ``interval``, or another callback stopped the training first), as the Lightning
+        callback warns about a fit without a validation: otherwise the only trace would be the
+        run loop's generic "reported no value". It only warns: another fit of the same trial
+        may still report.
+        """
+        if self._bound is not None and not self._due_epochs:
+            self._nothing_reported(self._bound)
         self._forget()
 
     # -- the decision -------------------------------------------------------------------------
@@ -156,7 +173,8 @@ class HPOCallback(keras.callbacks.Callback):
         key = self.monitor or trial.study.metric
         value = as_number(logs.get(key))
         if value is None:
-            self._unusable_metric(trial, unusable_metric_reason(key, logs))
+            last = max(trial.intermediate_values, default=None)
+            self._unusable_metric(trial, unusable_metric_reason(key, logs, last))
             return True
         check_step(trial, epoch, self._floor)
         trial.report(value, epoch)
@@ -175,12 +193,23 @@ class HPOCallback(keras.callbacks.Callback):
                       stacklevel=2)
         trial.mark_failed(reason)
 
+    def _nothing_reported(self, trial: Trial) -> None:
+        """Warn that this fit reported nothing to ``trial`` (keras_tune overrides this)."""
+        epochs = self.params.get("epochs") if isinstance(self.params, Mapping) else None
+        warnings.warn(
+            f"HPOCallback: no epoch of this fit of trial {trial.number} was a reporting one "
+            f"(fit epochs={epochs}; it reports at the epochs whose number counted from 1 is a "
+            f"multiple of interval={self.interval}), so it reported nothing. Run more epochs, "
+            f"lower `interval`, or check the callbacks that stop the training early",
+            UserWarning, stacklevel=3)
+
     # -- bookkeeping --------------------------------------------------------------------------
 
     def _forget(self) -> None:
         self._bound = None
         self._stopped = False
         self._floor = None
+        self._due_epochs = 0
 
     def _announce(self) -> None:
         if not self._announced:
@@ -209,17 +238,30 @@ def check_step(trial: Trial, epoch: int, floor: int | None) -> None:
         f"epochs={last + 1} + the epochs to add), as Keras' fine-tuning recipe does.")
 
 
-def unusable_metric_reason(key: str, logs: Mapping[str, Any]) -> str:
-    """Why ``logs[key]`` cannot be reported: it is not logged, or it is not a scalar."""
+def unusable_metric_reason(key: str, logs: Mapping[str, Any], last: int | None = None) -> str:
+    """Why ``logs[key]`` cannot be reported: it is not logged, or it is not a scalar.
+
+    ``last`` is the trial's last reported step (None: the metric never appeared in the trial).
+    """
     if logs.get(key) is None:
-        return missing_metric_reason(key, sorted(logs))
+        return missing_metric_reason(key, list(logs), last)
     return (f"{not_a_scalar_reason(key, logs[key])}; monitor a scalar metric, e.g. compile "
             f"keras.metrics.F1Score(average='macro') rather than a per-class one")
 
 
-def missing_metric_reason(key: str, logged: list[str]) -> str:
-    """Why a trial fails when ``key`` is not among the ``logged`` metric names."""
-    names = ", ".join(repr(k) for k in logged) or "none"
+def missing_metric_reason(key: str, logged: list[str], last: int | None = None) -> str:
+    """Why a trial fails when ``key`` is not among the ``logged`` metric names.
+
+    A metric that never appeared in the trial (``last`` None) is most often a typo, so the
+    closest logged name is suggested; one reported up to step ``last`` is the right name, and
+    the message says so instead.
+    """
+    if last is not None:
+        return (f"the monitored metric {key!r} was reported up to step {last} but was not "
+                f"logged by fit at the end of this epoch "
+                f"({logged_names(key, logged, suggest=False)}). Log it at every reporting "
+                f"epoch: pass the validation data to every fit that reports a 'val_*' metric, "
+                f"and compile every model with the metric")
     return (f"the monitored metric {key!r} was not logged by fit at the end of the epoch "
-            f"(logged: {names}). Pass validation data for 'val_*' metrics, compile the model "
-            f"with the metric, or monitor one of the logged names")
+            f"({logged_names(key, logged)}). Pass validation data for 'val_*' metrics, "
+            f"compile the model with the metric, or monitor one of the logged names")

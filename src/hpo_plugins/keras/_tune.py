@@ -68,7 +68,7 @@ class KerasTuneResult:
         >>> result = keras_tune(build_fn, space, x=x, y=y, validation_split=0.2,
         ...                     n_trials=20)  # doctest: +SKIP
         >>> result.best_params, result.best_value  # doctest: +SKIP
-        >>> model = result.best_model()  # the best trial's best weights, no retraining
+        >>> model = result.best_model()  # best weights, no retraining  # doctest: +SKIP
     """
 
     study: Study
@@ -296,6 +296,9 @@ class _Reporter(HPOCallback):
     def _unusable_metric(self, trial: Trial, reason: str) -> None:
         self.problem = reason
         trial.mark_failed(reason)
+
+    def _nothing_reported(self, trial: Trial) -> None:
+        pass  # KerasObjective fails such a trial with its own reason (_no_value_reason)
 
 
 class _BestCheckpoint(keras.callbacks.ModelCheckpoint):

@@ -35,6 +35,7 @@ from hpo_plugins._callback_args import (
     NO_TRIAL_NOTICE,
     as_number,
     check_callback_arguments,
+    logged_names,
     monitor_direction_problem,
 )
 from hpo_plugins.context import current_trial_or_none
@@ -44,11 +45,17 @@ from hpo_plugins.lightning._handover import hand_over, open_trial
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
 
-__all__ = ["HPOCallbackBase", "report_step"]
+__all__ = ["NEVER_LOGGED_ATTR", "HPOCallbackBase", "report_step"]
 
 _logger = logging.getLogger("hpo_plugins.lightning")
 
 _STOP = "stop"  # the verdict rank 0 broadcasts when the trial must end (pruned or failed)
+
+#: The trial system attribute that holds the monitored name when the callback of
+#: ``lightning_objective`` failed the trial because that metric never appeared (its first
+#: reporting validation lacked it and the trial had no report yet). Stored, so the objective
+#: reads it also when rank 0 ran in a process that ``ddp_spawn`` started.
+NEVER_LOGGED_ATTR = "monitor_never_logged"
 
 
 class HPOCallbackBase:
@@ -70,6 +77,10 @@ class HPOCallbackBase:
     _stopped: bool
     _checks: int  # validation runs seen in this fit
     _floor: int | None  # rank 0: the trial's last step before this fit; reports must pass it
+    #: Set by ``lightning_objective``, which owns the trial: a monitored metric that never
+    #: appeared is recorded (:data:`NEVER_LOGGED_ATTR`) instead of warned about, since the
+    #: objective then stops the study with a ``ConfigurationError`` saying the same.
+    _objective_stops_study = False
 
     def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
                  interval: int = 1) -> None:
@@ -206,7 +217,7 @@ class HPOCallbackBase:
         key = self.monitor or trial.study.metric
         value = as_number(trainer.callback_metrics.get(key))  # self.log takes scalars only
         if value is None:
-            return self._fail(trial, _missing_metric(key, trainer))
+            return self._missing(trial, key, trainer)
         step = report_step(trainer)
         if self._floor is not None and step <= self._floor:
             return self._fail(trial, _step_went_back(step, self._floor))
@@ -217,6 +228,23 @@ class HPOCallbackBase:
             trial.mark_pruned()
             _logger.info("Trial %d pruned at step %d (%s=%.6g).", trial.number, step, key, value)
         return _STOP
+
+    def _missing(self, trial: Trial, key: str, trainer: Any) -> str:
+        """Fail the trial whose monitored metric is not in ``callback_metrics`` now.
+
+        Whether the metric appeared before in this trial changes the advice: never (a typo, a
+        metric not logged in ``validation_step``) or after reports (a later fit of the trial,
+        with a new Trainer, whose module does not log it; within one fit Lightning keeps a
+        metric's last value in ``callback_metrics``). Only the first is a mistake of the
+        set-up, which ``lightning_objective`` turns into an error that stops the study.
+        """
+        last = max(trial.intermediate_values, default=None)
+        reason = _missing_metric(key, trainer, last)
+        if last is None and self._objective_stops_study:
+            trial.set_system_attr(NEVER_LOGGED_ATTR, key)
+            trial.mark_failed(reason)
+            return _STOP
+        return self._fail(trial, reason)
 
     def _fail(self, trial: Trial, reason: str) -> str:
         warnings.warn(f"HPOCallback: {reason}; trial {trial.number} ends as FAIL.", UserWarning,
@@ -258,20 +286,29 @@ def report_step(trainer: Any) -> int:
     return int(trainer.global_step)
 
 
-def _missing_metric(key: str, trainer: Any) -> str:
-    """Why ``key`` is not in ``trainer.callback_metrics`` at this validation end, and the fix."""
-    logged = ", ".join(repr(k) for k in sorted(trainer.callback_metrics)) or "none"
+def _missing_metric(key: str, trainer: Any, last: int | None) -> str:
+    """Why ``key`` is not in ``trainer.callback_metrics`` at this validation end, and the fix.
+
+    ``last`` is the trial's last reported step (None: the metric never appeared in the trial,
+    so the message suggests the closest logged name, most likely what a typo meant).
+    """
+    names = list(trainer.callback_metrics)
+    if last is not None:
+        return (f"the monitored metric {key!r} was reported up to step {last} but was not "
+                f"logged as a number by this validation end "
+                f"({logged_names(key, names, suggest=False)}). Log it at every validation: "
+                f"self.log({key!r}, value) in validation_step, on every path through it")
     if _logged_per_training_epoch(trainer, key):
         return (f"the monitored metric {key!r} is logged in training_step with on_epoch=True; "
                 f"Lightning adds such a metric to callback_metrics only after the epoch's "
-                f"validation, so it is not there when HPOCallback reports (logged at this "
-                f"validation end: {logged}). Monitor a metric that validation_step logs, with "
-                f"HPOCallback(monitor=...) or the study's metric")
+                f"validation, so it is not there when HPOCallback reports (at this validation "
+                f"end, {logged_names(key, names, suggest=False)}). Monitor a metric that "
+                f"validation_step logs, with monitor=... or the study's metric")
     return (f"the monitored metric {key!r} was not logged as a number by this validation end "
-            f"(logged: {logged}). Log it with self.log({key!r}, value) in validation_step, or "
-            f"pass HPOCallback(monitor=...) with one of the logged names (a metric that "
-            f"training_step logs with on_epoch=True cannot be monitored: it arrives only after "
-            f"the validation)")
+            f"({logged_names(key, names)}). Log it with self.log({key!r}, value) in "
+            f"validation_step, or monitor one of the logged names with monitor=... (a metric "
+            f"that training_step logs with on_epoch=True cannot be monitored: it arrives only "
+            f"after the validation)")
 
 
 def _logged_per_training_epoch(trainer: Any, key: str) -> bool:

@@ -27,10 +27,13 @@ class HPOCallback(HPOCallbackBase, L.Callback):
     Trainer, whose steps start again from 0, fails the trial (continue the same Trainer instead).
 
     If ``monitor`` is not among the logged metrics at a validation end, the callback warns once
-    (a ``UserWarning`` naming the metrics that were logged), stops the training and the trial
-    ends FAIL with that reason. A fit that reports nothing (no validation ran) gets a
-    ``UserWarning`` at its end. Outside any study it logs once (INFO) and does nothing, so one
-    training script runs with or without the tuner. ``copy.deepcopy`` keeps the ``trial``.
+    (a ``UserWarning`` naming the metrics that were logged, and the closest one when a name is
+    close: ``did you mean 'val_loss'?``), stops the training and the trial ends FAIL with that
+    reason; it raises nothing, so the study goes on (:func:`lightning_objective`, which owns the
+    whole trial, stops the study when the metric never appeared). A fit that reports nothing
+    (no validation ran) gets a ``UserWarning`` at its end. Outside any study it logs once
+    (INFO) and does nothing, so one training script runs with or without the tuner.
+    ``copy.deepcopy`` keeps the ``trial``.
 
     Under ``strategy="ddp_spawn"`` rank 0 re-opens the trial from the study's storage (a
     database, e.g. the default SQLite file; an in-memory study raises
@@ -54,10 +57,11 @@ class HPOCallback(HPOCallbackBase, L.Callback):
         >>> import lightning.pytorch as L
         >>> import hpo_plugins as hpo
         >>> from hpo_plugins.lightning import HPOCallback
-        >>> def objective(params):
+        >>> def objective(params):  # MyModule, MyData: your LightningModule and data
         ...     trainer = L.Trainer(max_epochs=20, callbacks=[HPOCallback()], logger=False)
         ...     trainer.fit(MyModule(**params), datamodule=MyData())
         ...     # nothing to return: the trial's value is the last val_loss the callback saw
         >>> pruner = hpo.pruners.SuccessiveHalvingPruner()
-        >>> study = hpo.minimize(objective, space, n_trials=40, pruner=pruner)
+        >>> study = hpo.minimize(objective, space, n_trials=40,
+        ...                      pruner=pruner)  # doctest: +SKIP
     """

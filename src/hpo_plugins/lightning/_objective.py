@@ -15,12 +15,17 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hpo_plugins._callback_args import check_monitor
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
 from hpo_plugins.trial import Trial
+
+if TYPE_CHECKING:
+    from hpo_plugins._frozen import FrozenTrial
+    from hpo_plugins.study import Study
 
 __all__ = ["LightningObjective", "lightning_objective"]
 
@@ -28,6 +33,9 @@ _logger = logging.getLogger("hpo_plugins.lightning")
 
 #: Where :class:`LightningObjective` records the best checkpoint of a trial.
 CHECKPOINT_ATTR = "checkpoint"
+#: The trial system attribute that holds the set-up mistake which stops the study (see
+#: :meth:`LightningObjective.after_trial`); stored, so the parent reads it after a worker's trial.
+STOP_ATTR = "lightning_objective_stop"
 
 _CALLBACK_MODULES = {"lightning.pytorch": "hpo_plugins.lightning._callback",
                      "pytorch_lightning": "hpo_plugins.lightning.pl"}
@@ -75,6 +83,9 @@ class LightningObjective:
         """Run one trial: build the module, fit it with ``HPOCallback``, return its value.
 
         Raises:
+            ConfigurationError: The monitored metric never appeared in the fit (the trial is
+                recorded FAIL with this message, and the study stops: with ``catch=`` too,
+                through :meth:`after_trial`).
             NoActiveTrialError: Called outside a trial (it needs the trial's directory and
                 curve).
         """
@@ -83,6 +94,10 @@ class LightningObjective:
             checkpoint = self._fit(trial, params)
         finally:
             self._release()
+        mistake = self._set_up_mistake(trial)
+        if mistake is not None:
+            trial.set_system_attr(STOP_ATTR, mistake)  # for after_trial, in the parent
+            raise ConfigurationError(mistake)
         if checkpoint:
             trial.set_user_attr(CHECKPOINT_ATTR, checkpoint)
         return self._value(trial)
@@ -120,6 +135,7 @@ class LightningObjective:
         if kwargs["logger"] or kwargs["enable_checkpointing"]:  # Lightning will write files
             kwargs.setdefault("default_root_dir", trial.log_dir)
         hpo_callback = _callback_class(framework)(self.monitor, trial=trial)
+        hpo_callback._objective_stops_study = True  # see _set_up_mistake
         extra = [checkpoint] if checkpoint is not None else []
         own = copy.deepcopy(self.callbacks)
         kwargs["callbacks"] = [hpo_callback, *extra, *own, *kwargs.get("callbacks", ())]
@@ -140,7 +156,41 @@ class LightningObjective:
         if torch is not None and torch.cuda.is_initialized():
             torch.cuda.empty_cache()
 
+    def after_trial(self, study: Study, frozen: FrozenTrial) -> None:
+        """Study callback (``Study.optimize`` adds it): stop the study after a trial whose
+        monitored metric was never logged, also when ``catch=`` caught the error.
+
+        It reads the finished trial, not this object: with ``n_jobs`` > 1 the trial ran on a
+        copy of the objective in a worker process, and only the parent runs study callbacks.
+
+        Raises:
+            ConfigurationError: ``frozen`` ended on that set-up mistake (its ``STOP_ATTR``).
+        """
+        message = frozen.system_attrs.get(STOP_ATTR)
+        if message is not None:
+            raise ConfigurationError(str(message))
+
     # -- the trial's value --------------------------------------------------------------------
+
+    def _set_up_mistake(self, trial: Trial) -> str | None:
+        """The message that stops the study when the monitored metric never appeared, or None.
+
+        The callback failed the trial at its first reporting validation and recorded the
+        metric's name (:data:`NEVER_LOGGED_ATTR`): a typo or a metric that ``validation_step``
+        does not log, which every trial would repeat. Raising here, after ``fit`` returned,
+        stops the run loop at this trial (``keras_tune`` does the same) and puts nothing
+        through Lightning. A metric that was reported and then went missing only fails its
+        trial: that is not a mistake every trial must make.
+        """
+        reason = trial.fail_reason  # first: reads back what ddp_spawn's rank 0 stored
+        if reason is None or trial.system_attrs.get(NEVER_LOGGED_ATTR) is None:
+            return None
+        key = self.monitor or trial.study.metric
+        given = f"monitor={key!r}" if self.monitor else f"monitor=None, the study's metric {key!r}"
+        return (f"lightning_objective({given}): {reason.rstrip('.')}. The study stops at this "
+                f"first such trial (even with catch=), "
+                f"since a metric the fit never logged is a mistake in the code or the "
+                f"settings that every trial would repeat, not a bad configuration to skip.")
 
     def _value(self, trial: Trial) -> float | None:
         if trial.fail_reason is not None or trial.pruned:
@@ -206,17 +256,24 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
         the study after ``module`` unless given a ``study_name``.
 
     Raises:
-        ConfigurationError: An argument has the wrong type or value.
+        ConfigurationError: An argument has the wrong type or value. Raised by the returned
+            objective: the monitored metric never appeared in a trial's fit (a typo, a metric
+            ``validation_step`` does not log). That trial is recorded FAIL and the study stops
+            there, with ``n_jobs`` > 1 too, instead of running every trial into the same
+            mistake; the message names the logged metrics and the closest one. A metric that
+            was reported and then went missing only fails its trial.
 
     Example:
+        With ``DigitsMLP``, ``DigitsData`` and ``SPACE`` of ``examples/lightning_digits.py``:
+
         >>> import hpo_plugins as hpo
-        >>> objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+        >>> objective = lightning_objective(DigitsMLP, datamodule=DigitsData(),
         ...                                 trainer_kwargs={"max_epochs": 27},
-        ...                                 save_checkpoint=True)
-        >>> study = hpo.minimize(objective, space, n_trials=40,
-        ...                      pruner=hpo.pruners.SuccessiveHalvingPruner())
-        >>> study.best_trial.user_attrs["checkpoint"]
-        '.../hpo_runs/DigitsClassifier-1a2b3c4d/trial_0017/checkpoints/best.ckpt'
+        ...                                 save_checkpoint=True)  # doctest: +SKIP
+        >>> study = hpo.minimize(objective, SPACE, n_trials=40,
+        ...                      pruner=hpo.pruners.SuccessiveHalvingPruner())  # doctest: +SKIP
+        >>> study.best_trial.user_attrs["checkpoint"]  # doctest: +SKIP
+        '.../hpo_runs/DigitsMLP-<hash>/trial_0017/checkpoints/best.ckpt'
     """
     return LightningObjective(module, datamodule=datamodule, train_dataloaders=train_dataloaders,
                               val_dataloaders=val_dataloaders, monitor=monitor,
