@@ -534,7 +534,8 @@ class Study:
 
         check_run_args(objective, n_jobs, launcher)
         settings = RunSettings.build(self, n_trials=n_trials, max_trials=max_trials,
-                                     timeout=timeout, catch=catch, callbacks=callbacks,
+                                     timeout=timeout, catch=catch,
+                                     callbacks=_with_objective_callback(objective, callbacks),
                                      show_progress_bar=show_progress_bar)
         self._stop_requested = False  # a stop() made during an earlier call does not carry over
         run(self, objective, settings, n_jobs=n_jobs, launcher=launcher)
@@ -634,6 +635,24 @@ class Study:
         from hpo_plugins._dataframe import trials_dataframe
 
         return trials_dataframe(self)
+
+
+def _with_objective_callback(objective: Any, callbacks: Any) -> Any:
+    """``callbacks`` and the objective's own ``after_trial(study, frozen)``, if it has one.
+
+    An objective object (``lightning_objective``, ``keras_tune``'s) uses it to stop the study
+    after a set-up mistake that ``catch=`` would otherwise swallow: it runs in the launching
+    process after each trial, also when the trial ran in a worker. Not added twice; malformed
+    ``callbacks`` are left for :class:`RunSettings` to refuse.
+    """
+    hook = getattr(objective, "after_trial", None)
+    if not callable(hook) or isinstance(callbacks, (str, bytes)) or callable(callbacks):
+        return callbacks
+    try:
+        given = list(callbacks or ())
+    except TypeError:  # not iterable: RunSettings says what it expects
+        return callbacks
+    return given if hook in given else [*given, hook]
 
 
 def _tensorboard_observer(study: Study) -> TrialObserver:
