@@ -241,3 +241,18 @@ def test_a_misspelt_monitor_stops_a_parallel_study(tmp_path: Path) -> None:
     trials = hpo.load_study("parallel", storage).trials
     assert 1 <= len(trials) <= 3  # those in flight when the first one came back, not 6
     assert all(t.state is TrialState.FAIL for t in trials)
+
+
+@pytest.mark.parametrize("study_seed", [0, None])
+def test_the_study_seed_seeds_each_model_unless_the_objective_has_its_own(
+        study_seed: int | None) -> None:
+    """The same configuration run twice gives the same value in a seeded study (as in
+    ``keras_tune``); without any seed the two fits start from different weights."""
+    study = hpo.create_study(SPACE, storage=":memory:", seed=study_seed)
+    study.enqueue({"hidden": 8})
+    study.enqueue({"hidden": 8})
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    trainer_kwargs=quiet(max_epochs=1, limit_train_batches=3))
+    study.optimize(objective, n_trials=2)
+    first, second = (t.value for t in study.trials)
+    assert (first == second) is (study_seed is not None)

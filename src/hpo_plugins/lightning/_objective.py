@@ -106,8 +106,9 @@ class LightningObjective:
 
     def _fit(self, trial: Trial, params: Any) -> str | None:
         """Fit a fresh module and Trainer; return the best checkpoint's path, if one was kept."""
-        if self.seed is not None:
-            _seed_everything(self.seed)
+        seed = self.seed if self.seed is not None else trial.study.seed  # as keras_tune
+        if seed is not None:
+            _seed_everything(seed)
         model = self._build(params)
         framework = importlib.import_module(_namespace_of(model))
         checkpoint = self._checkpoint_callback(framework, trial) if self.save_checkpoint else None
@@ -248,8 +249,10 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
         save_checkpoint: Keep the best checkpoint (by ``monitor``) in
             ``<trial.log_dir>/checkpoints/best.ckpt`` and record its path as the trial's user
             attribute ``"checkpoint"``: ``study.best_trial.user_attrs["checkpoint"]``.
-        seed: When given, ``seed_everything(seed)`` before each module is built, so every
-            trial starts from the same random state.
+        seed: ``seed_everything(seed)`` before each module is built, so every trial starts
+            from the same random state and a trial run again gives the same value. Default:
+            the study's seed (``hpo.minimize(..., seed=0)``), as ``keras_tune`` does; neither
+            given, nothing is seeded.
 
     Returns:
         A picklable callable for ``hpo.minimize`` / ``study.optimize``; ``hpo.minimize`` names
