@@ -94,3 +94,26 @@ def test_a_sampler_given_a_seed_says_to_seed_the_study() -> None:
     with pytest.raises(hpo.exceptions.ConfigurationError,
                        match=r"no `seed` in TPESampler.*create_study\(space, seed=3"):
         TPESampler(seed=3)  # type: ignore[call-arg]
+
+
+def test_a_decorator_that_supplies_an_argument_is_accepted() -> None:
+    def with_data(function: Any) -> Any:
+        @functools.wraps(function)
+        def wrapper(params: dict[str, Any]) -> float:
+            return float(function(params, 2.0))
+        return wrapper
+
+    @with_data
+    def objective(params: dict[str, Any], scale: float) -> float:
+        return scale * params["x"]
+
+    study = hpo.minimize(objective, SPACE, n_trials=1, storage=":memory:")
+    assert study.trials[0].state is hpo.TrialState.COMPLETE
+
+
+def test_a_sampler_that_takes_keyword_arguments_may_take_a_seed() -> None:
+    class Seeded(RandomSampler):
+        def __init__(self, **options: Any) -> None:
+            self.seed = options.pop("seed", None)
+
+    assert Seeded(seed=4).seed == 4

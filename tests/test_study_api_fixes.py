@@ -96,7 +96,7 @@ def test_tell_of_a_non_finite_value_fails_the_trial(
     trial.report(0.5, 0)
     with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
         frozen = study.tell(trial, value, state=state)
-    reason = f"the objective returned {float(value)!r}"
+    reason = f"the value told was {float(value)!r}"
     assert frozen.state is TrialState.FAIL and frozen.value is None
     assert frozen.fail_reason == reason
     assert study.trials[0].state is TrialState.FAIL
@@ -104,11 +104,13 @@ def test_tell_of_a_non_finite_value_fails_the_trial(
     assert reason in caplog.text
 
 
-def test_tell_gives_a_nan_the_run_loops_reason(storage: Storage) -> None:
+def test_tell_and_the_run_loop_both_fail_a_nan(storage: Storage) -> None:
     study = _study(storage)
     study.optimize(lambda p: math.nan, n_trials=1)
     told = study.tell(study.ask(), math.nan)
-    assert told.fail_reason == study.trials[0].fail_reason == "the objective returned nan"
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert study.trials[0].fail_reason == "the objective returned nan"
+    assert told.fail_reason == "the value told was nan"
 
 
 def test_tell_of_nan_to_a_trial_marked_pruned_fails_it(storage: Storage) -> None:
@@ -377,3 +379,27 @@ def test_a_trial_told_inside_its_block_is_not_told_again() -> None:
     with study.ask() as trial:  # no exception: the block leaves the trial to tell
         pass
     assert study.trials[1].state is TrialState.RUNNING
+
+
+def test_a_block_inside_an_objective_leaves_the_trial_to_the_run_loop() -> None:
+    """The run loop tells its own trials: a ``with hpo.current_trial():`` block in the objective
+    that raises must not tell it first (``catch=`` then still applies)."""
+    def objective(params: dict[str, Any]) -> float:
+        with hpo.current_trial():
+            raise ValueError("bad config")
+
+    study = hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, n_trials=3,
+                         storage=":memory:", catch=ValueError)
+    assert [t.fail_reason for t in study.trials] == ["ValueError: bad config"] * 3
+
+
+def test_only_the_outermost_block_finishes_a_hand_asked_trial() -> None:
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    trial = study.ask()
+    with pytest.raises(ValueError), trial:
+        try:
+            with trial:
+                raise ValueError("inner")
+        finally:
+            assert study.trials[0].state is TrialState.RUNNING  # the inner exit told nothing
+    assert study.trials[0].fail_reason == "ValueError: inner"

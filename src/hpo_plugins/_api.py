@@ -212,7 +212,9 @@ def _check_objective_signature(objective: Callable[..., Any]) -> None:
         ConfigurationError: What the objective asks for, and how to bind the rest.
     """
     try:
-        signature = inspect.signature(objective)
+        # the callable itself, not what a functools.wraps decorator wraps: a decorator may
+        # supply an argument of the function it wraps
+        signature = inspect.signature(objective, follow_wrapped=False)
     except (TypeError, ValueError):
         return
     try:

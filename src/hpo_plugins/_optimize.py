@@ -238,6 +238,7 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
             trial = study.ask(limit=settings.max_trials,
                               heartbeat=study.heartbeat_interval is not None,
                               system_attrs=system_attrs, lag=lag)
+            trial.finish_on_error = False  # the loop tells it, whatever the objective raises
             break
         except StudyFull as full:
             announce = full_since is None

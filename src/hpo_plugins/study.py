@@ -10,7 +10,6 @@ import math
 import numbers
 import os
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,14 +33,13 @@ from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import (
     DEFAULT_STORAGE_ENV,
     Storage,
-    default_storage_url,
     get_storage,
+    missing_sqlite_file,
 )
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sqlalchemy.engine import URL
 
 __all__ = ["Study", "StudyFull", "create_study", "delete_study", "load_study"]
 
@@ -162,6 +160,7 @@ class Study:
                     raise
         _logger.debug("Trial %d started with %s", frozen.number, frozen.params)
         trial = Trial(self, frozen)
+        trial.finish_on_error = True  # a hand-run ``with study.ask() as trial:`` block
         notify(self, "trial_started", trial)
         return trial
 
@@ -324,9 +323,9 @@ class Study:
         """Finish a trial.
 
         A value that is a number but not finite (NaN, an infinity: a diverged training) fails
-        the trial instead of completing or pruning it: it is stored FAIL with the reason the
-        run loop gives an objective that returns such a value (``"the objective returned
-        nan"``), a warning is logged and the FAIL trial is returned, as in Optuna. A trial is
+        the trial instead of completing or pruning it, as the run loop does with an objective
+        that returns one: it is stored FAIL (reason ``"the value told was nan"``), a warning is
+        logged and the FAIL trial is returned, as in Optuna. A trial is
         never left RUNNING because of its value, except when the value is not a number at all
         (a mistake in the calling code, which can tell again).
 
@@ -545,7 +544,9 @@ class Study:
         """Ask the current :meth:`optimize` call to start no new trial (Optuna's
         ``study.stop()``).
 
-        Trials already running finish and are told as usual; then ``optimize`` returns. Call
+        Trials already running finish and are told as usual; then ``optimize`` returns. (With
+        ``JoblibLauncher``'s reused workers, joblib may have handed the next task to a worker
+        already, so one more trial per worker can start.) Call
         it from a callback (callbacks run in the process that called ``optimize``, in parallel
         runs too), or from the objective in a sequential run. In a parallel run the objective
         runs in a worker process, on that process's copy of the study: ``stop()`` there does
@@ -735,9 +736,9 @@ def _last_report(trial: Trial, study_name: str) -> float:
 
 
 def _non_finite_reason(number: float) -> str:
-    """The FAIL reason of a NaN or infinite value: the text ``_optimize._interpret`` stores for
-    an objective that returns one, so a trial told by hand and one run by the loop agree."""
-    return f"the objective returned {number!r}"
+    """The FAIL reason of a NaN or infinite value told by hand. (The run loop never tells one:
+    ``_optimize._interpret`` fails such a trial with "the objective returned nan".)"""
+    return f"the value told was {number!r}"
 
 
 def _same_storage(a: Storage, b: Storage) -> bool:
@@ -1173,10 +1174,9 @@ def _refuse_missing_sqlite_file(study_name: str, storage: Any) -> None:
 
     Opening it would create the file and write the library's tables into it, only to find no
     study there: functions that need an existing study (``load_study``, ``delete_study``)
-    create nothing. The same rule as the command line's (``cli/_base.py``), which also covers
-    driver names (``sqlite+pysqlite://``) and SQLite's URI form (``file:...?uri=true``) here.
+    create nothing. The command line's read commands use the same rule.
     """
-    path = _missing_sqlite_path(storage)
+    path = missing_sqlite_file(storage)
     if path is None:
         return
     where = (f" (the default storage: ${DEFAULT_STORAGE_ENV}, else sqlite:///hpo.db in the "
@@ -1186,43 +1186,3 @@ def _refuse_missing_sqlite_file(study_name: str, storage: Any) -> None:
         f"nothing was created. Expected the URL of an existing study's file: check the path "
         f"(three slashes before a relative one, 'sqlite:///runs/hpo.db', four before an "
         f"absolute one), or create the study with create_study.")
-
-
-def _missing_sqlite_path(storage: Any) -> str | None:
-    """The absolute path of the SQLite file that ``storage`` (None: the default URL) names,
-    if that file does not exist; else None (another database, an in-memory one, a Storage, or
-    a URL that :func:`get_storage` will refuse with its own message)."""
-    url_text = default_storage_url() if storage is None else storage
-    if not isinstance(url_text, str) or "://" not in url_text:
-        return None
-    from sqlalchemy.engine import make_url
-
-    try:
-        url = make_url(url_text)
-    except Exception:  # a malformed URL: get_storage explains it without echoing a password
-        return None
-    if url.get_backend_name() != "sqlite" or url.host:
-        return None
-    path = _sqlite_file_path(url)
-    if path is None or os.path.exists(path):
-        return None
-    return os.path.abspath(path)
-
-
-def _sqlite_file_path(url: URL) -> str | None:
-    """The file the SQLite URL ``url`` opens, or None for an in-memory database.
-
-    In SQLite's URI form (``uri=true``, ``file:`` path) the file is the URI's path,
-    percent-decoded as SQLite does; ``file:hpo.db`` is relative to the working directory.
-    """
-    from hpo_plugins.storages._sql import _is_sqlite_uri
-
-    database = url.database or ""
-    if (database in ("", ":memory:") or database.startswith("file::memory:")
-            or url.query.get("mode") == "memory"):
-        return None
-    if not _is_sqlite_uri(url):
-        return database
-    if not database.startswith("file:"):
-        return None  # SQLStorage refuses it with the fix
-    return urllib.parse.unquote(urllib.parse.urlsplit(database).path) or None

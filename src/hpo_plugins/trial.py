@@ -57,6 +57,11 @@ class Trial:
         reason = frozen.system_attrs.get(_FAIL_ATTR)
         self._fail_reason: str | None = None if reason is None else str(reason)
         self._handed_over = False  # set by context.trial_env: reads then go to the storage
+        #: Whether a ``with trial:`` block that raises tells the trial (see ``__exit__``):
+        #: set by :meth:`Study.ask` for the caller's own trials; the run loop clears it, as it
+        #: tells its trials itself, and a trial opened in another process (script mode,
+        #: Lightning's handover) never has it, since its parent tells it.
+        self.finish_on_error = False
         self._tokens: list[contextvars.Token[tuple[Trial, ...]]] = []
 
     def __repr__(self) -> str:
@@ -239,12 +244,15 @@ class Trial:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: object) -> None:
-        """Leave the trial's context; an exception that ends the block finishes the trial if
-        nothing told it: PRUNED for :class:`TrialPruned`, else FAIL with the error as its
-        reason. Without this, a hand-run ``with study.ask() as trial:`` block that raised left
-        the trial RUNNING for good (it has no heartbeat), counting toward ``max_trials``."""
+        """Leave the trial's context. For a trial the caller asked itself
+        (:attr:`finish_on_error`), an exception that ends its outermost block finishes the
+        trial if nothing told it: PRUNED for :class:`TrialPruned`, else FAIL with the error as
+        its reason. Without this, a hand-run ``with study.ask() as trial:`` block that raised
+        left the trial RUNNING for good (it has no heartbeat), counting toward
+        ``max_trials``. Trials of the run loop or of a parent process are told by their owner.
+        """
         context.pop(self._tokens.pop())
-        if exc is not None:
+        if exc is not None and self.finish_on_error and not self._tokens:
             self._finish_after(exc)
 
     def _finish_after(self, exc: BaseException) -> None:

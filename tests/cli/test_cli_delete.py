@@ -66,3 +66,21 @@ def test_delete_of_an_unknown_study_or_file_changes_nothing(cli: Run, url: str,
     code, _, err = cli("delete", "--study", "demo", "--yes", "--storage", f"sqlite:///{missing}")
     assert code == EXIT_NOT_FOUND and "does not exist" in err
     assert not missing.exists()
+
+
+def test_delete_names_the_folder_of_the_trial_directories(cli: Run, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/dirs.db"
+
+    def objective(params: dict[str, float]) -> float:
+        folder = hpo.current_trial().log_dir  # creates hpo_runs/<study>/trial_<n>
+        return params["x"] + 0 * len(folder)
+
+    hpo.minimize(objective, {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=2, storage=url,
+                 study_name="dirs")
+    code, out, _ = cli("delete", "--study", "dirs", "--yes", "--storage", url)
+    assert code == EXIT_OK
+    assert out.splitlines()[-1] == (f"Files the trials wrote are left on disk: "
+                                    f"{tmp_path / 'hpo_runs' / 'dirs'}.")
+    assert (tmp_path / "hpo_runs" / "dirs" / "trial_0000").is_dir()  # left alone

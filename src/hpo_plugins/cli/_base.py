@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hpo_plugins.exceptions import ConfigurationError, MissingDependencyError, StorageError
-from hpo_plugins.storages import DEFAULT_STORAGE_ENV, Storage, default_storage_url
+from hpo_plugins.storages import (
+    DEFAULT_STORAGE_ENV,
+    Storage,
+    default_storage_url,
+    missing_sqlite_file,
+)
 
 if TYPE_CHECKING:
     from hpo_plugins.study import Study
@@ -135,16 +139,12 @@ def not_a_storage_url(value: str, also: str = "") -> str:
 
 
 def _check_sqlite_exists(url: str) -> None:
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        return
-    path = url[len(prefix):].split("?", 1)[0]
-    if path.startswith("file:"):  # SQLite's URI form: opening it read-only says if it is there
-        return
-    if path and path != ":memory:" and not os.path.exists(path):
+    """Refuse a SQLite URL whose file does not exist (opening it would create it)."""
+    path = missing_sqlite_file(url)
+    if path is not None:
         raise CLIError(
-            f"no storage at {os.path.abspath(path)}: the SQLite file does not exist. Pass "
-            f"--storage, or set ${DEFAULT_STORAGE_ENV}.", EXIT_NOT_FOUND)
+            f"no storage at {path}: the SQLite file does not exist. Pass --storage, or set "
+            f"${DEFAULT_STORAGE_ENV}.", EXIT_NOT_FOUND)
 
 
 def open_study(store: Storage, name: str) -> Study:

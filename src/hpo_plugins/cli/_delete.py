@@ -4,15 +4,16 @@ A study name that keeps resuming (the name a script derives, or one reused with 
 space, which is refused) is cleared with this command. Deleting cannot be undone, so the command
 asks first on a terminal and needs ``--yes`` anywhere else. Only the database records go: files
 the trials wrote (TensorBoard events, trial directories) stay on disk, and the command names
-where they would be.
+the folders that hold them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from hpo_plugins._frozen import TrialState
+from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins.cli._base import (
     EXIT_OK,
     EXIT_USAGE,
@@ -45,12 +46,25 @@ def _run(args: argparse.Namespace) -> int:
         if not args.yes and not _confirmed(what):
             echo("Nothing deleted.")
             return EXIT_OK
+        folders = _folders(info.attrs.get("logdir"), store.get_all_trials(study_id))
         store.delete_study(study_id)
     echo(f"Deleted {what}.")
-    logdir = info.attrs.get("logdir")
-    echo(f"Files the trials wrote are left on disk: {logdir or 'hpo_runs/' + args.study} "
-         f"(relative to where the study ran).")
+    if folders:
+        echo(f"Files the trials wrote are left on disk: {', '.join(folders)}.")
     return EXIT_OK
+
+
+def _folders(logdir: object, trials: list[FrozenTrial]) -> list[str]:
+    """Where the study's files are: its TensorBoard logdir, and the folder holding the trial
+    directories the trials recorded (``system_attrs["log_dir"]``, absolute paths)."""
+    found = [str(logdir)] if logdir else []
+    dirs = [str(t.system_attrs["log_dir"]) for t in trials if t.system_attrs.get("log_dir")]
+    if dirs:
+        parent = os.path.dirname(os.path.commonpath(dirs)) if len(dirs) == 1 \
+            else os.path.commonpath(dirs)
+        if not any(parent == f or parent.startswith(f + os.sep) for f in found):
+            found.append(parent)
+    return found
 
 
 def _confirmed(what: str) -> bool:

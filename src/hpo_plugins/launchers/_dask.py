@@ -330,6 +330,9 @@ def _replace_lost(run: RunState) -> bool:
     """
     lost = fail_orphans(run.study, run.job.run_id, _LOST_REASON, retry=True)
     run.orphaned(lost)  # those counted at their KilledWorker are not counted twice
+    # every task has returned: a KilledWorker loss not matched now had no trial left here (it
+    # died before asking one, or a heartbeat failed it), so it must not absorb a later loss
+    run.uncounted_losses = 0
     if not lost or not run.done.is_set():
         return False
     if run.settings.max_trials is None and not run.study.storage.count_trials(

@@ -75,7 +75,7 @@ class Sampler(abc.ABC):
     def __new__(cls, *args: Any, **kwargs: Any) -> Sampler:
         """Refuse ``seed=`` with the fix, for a sampler that takes none (Optuna's samplers do,
         so ``TPESampler(seed=0)`` is a reflex): the seed belongs to the study."""
-        if "seed" in kwargs and "seed" not in inspect.signature(cls.__init__).parameters:
+        if "seed" in kwargs and not _accepts(cls, "seed"):
             raise ConfigurationError(
                 f"Expected no `seed` in {cls.__name__}(...): samplers here take no seed. "
                 f"Received: seed={kwargs['seed']!r}. Seed the study instead, e.g. "
@@ -167,3 +167,9 @@ def ranked_for_model(history: History) -> list[tuple[FrozenTrial, float]]:
     worst = complete[-1][1] if complete else 0.0
     base = worst + max(1.0, abs(worst))
     return complete + [(t, base + i) for i, t in enumerate(pruned)]
+
+
+def _accepts(cls: type, name: str) -> bool:
+    """Whether ``cls(...)`` takes a keyword argument ``name`` (named, or through ``**kwargs``)."""
+    parameters = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

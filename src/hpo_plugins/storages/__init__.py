@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hpo_plugins.storages._base import LIMIT_STATES, Storage, StudyInfo
-from hpo_plugins.storages._factory import DEFAULT_STORAGE_ENV, default_storage_url, get_storage
+from hpo_plugins.storages._factory import (
+    DEFAULT_STORAGE_ENV,
+    default_storage_url,
+    get_storage,
+    missing_sqlite_file,
+)
 from hpo_plugins.storages._memory import InMemoryStorage
 
 if TYPE_CHECKING:  # at run time __getattr__ below imports it on first use
@@ -20,6 +25,7 @@ __all__ = [
     "StudyInfo",
     "default_storage_url",
     "get_storage",
+    "missing_sqlite_file",
 ]
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+import urllib.parse
+from typing import TYPE_CHECKING, Any
 
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.storages._base import Storage
 from hpo_plugins.storages._memory import InMemoryStorage
 
-__all__ = ["DEFAULT_STORAGE_ENV", "default_storage_url", "get_storage"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = ["DEFAULT_STORAGE_ENV", "default_storage_url", "get_storage", "missing_sqlite_file"]
 
 _logger = logging.getLogger(__name__)
 
@@ -76,3 +80,49 @@ def _announce(url: str, description: str) -> None:
     if where not in _announced:
         _announced.add(where)
         _logger.info("Studies are stored in %s (pass storage= to choose).", where)
+
+
+def missing_sqlite_file(storage: Any) -> str | None:
+    """The absolute path of the SQLite file that ``storage`` (None: the default URL) names,
+    if that file does not exist; else None (another database, an in-memory one, a Storage, or
+    a URL that :func:`get_storage` will refuse with its own message).
+
+    Code that needs an existing study (``load_study``, ``delete_study``, the read commands of
+    the command line) refuses such a storage instead of opening it, which would create the
+    file. Driver names (``sqlite+pysqlite://``) and SQLite's URI form (``file:...?uri=true``)
+    are understood.
+    """
+    url_text = default_storage_url() if storage is None else storage
+    if not isinstance(url_text, str) or "://" not in url_text:
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(url_text)
+    except Exception:  # a malformed URL: get_storage explains it without echoing a password
+        return None
+    if url.get_backend_name() != "sqlite" or url.host:
+        return None
+    path = _sqlite_file_path(url)
+    if path is None or os.path.exists(path):
+        return None
+    return os.path.abspath(path)
+
+
+def _sqlite_file_path(url: URL) -> str | None:
+    """The file the SQLite URL ``url`` opens, or None for an in-memory database.
+
+    In SQLite's URI form (``uri=true``, ``file:`` path) the file is the URI's path,
+    percent-decoded as SQLite does; ``file:hpo.db`` is relative to the working directory.
+    """
+    from hpo_plugins.storages._sql import _is_sqlite_uri
+
+    database = url.database or ""
+    if (database in ("", ":memory:") or database.startswith("file::memory:")
+            or url.query.get("mode") == "memory"):
+        return None
+    if not _is_sqlite_uri(url):
+        return database
+    if not database.startswith("file:"):
+        return None  # SQLStorage refuses it with the fix
+    return urllib.parse.unquote(urllib.parse.urlsplit(database).path) or None
