@@ -283,3 +283,21 @@ def test_cli_run_reports_an_unreachable_scheduler(tmp_path: Path,
                      "tcp://127.0.0.1:1", "--", "true"])
     assert code == 1
     assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_an_unmatched_killed_worker_loss_does_not_absorb_a_later_one(tmp_path: Path) -> None:
+    """A KilledWorker whose trial is already gone (failed by a heartbeat elsewhere) is counted
+    once; a trial lost silently in the next round still counts."""
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/later.db",
+                             sampler=RandomSampler())
+    settings = RunSettings.build(study, n_trials=4, max_trials=None, timeout=None, catch=(),
+                                 callbacks=None, show_progress_bar=False)
+    with RunState(study, settings, Job(b"", "key", "this-run", None, None)) as run:
+        run.take()
+        run.lost_unseen()  # its trial is nowhere to be found at the clean-up
+        _replace_lost(run)
+        assert (run.failed, run.uncounted_losses) == (1, 0)
+        study.ask(system_attrs={"run_id": "this-run"})  # the next round loses one silently
+        _replace_lost(run)
+        assert run.failed == 2
+    study.storage.close()
