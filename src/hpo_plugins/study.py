@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, lists_as_tuples
-from hpo_plugins._numbers import optional_count, read_number
+from hpo_plugins._numbers import is_integer, optional_count, read_number
 from hpo_plugins._observers import TrialObserver, notify
 from hpo_plugins._version import __version__
 from hpo_plugins.exceptions import (
@@ -36,6 +36,7 @@ from hpo_plugins.storages import (
     get_storage,
     missing_sqlite_file,
 )
+from hpo_plugins.storages._base import check_attr_key
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 __all__ = ["Study", "StudyFull", "create_study", "delete_study", "load_study"]
 
 _logger = logging.getLogger(__name__)
+
+#: Study attributes that hold the user's own (:meth:`Study.set_user_attr`) start with this.
+_USER_ATTR_PREFIX = "user_attr:"
 
 #: How many times ``ask`` re-samples when another worker took the same configuration first.
 _DEDUP_RETRIES = 100
@@ -500,6 +504,84 @@ class Study:
                 return trial
         return None
 
+    def add_trial(self, params: Any, value: float | None = None, *,
+                  state: TrialState | str = TrialState.COMPLETE,
+                  intermediate_values: Mapping[int, float] | None = None,
+                  user_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+        """Record a trial that ran elsewhere: a result from an earlier experiment, a paper, a
+        colleague's run (Optuna's ``add_trial``). The samplers learn from it like from any
+        finished trial, so known good configurations warm-start the search without running
+        again (:meth:`enqueue` runs them).
+
+        Args:
+            params: As in :meth:`enqueue`: the nested natural value or the flat form.
+            value: Its objective value; required for COMPLETE (unless ``intermediate_values``
+                are given: then the last one), optional for PRUNED (default: the last
+                intermediate value), ignored for FAIL. A NaN or an infinity stores it FAIL,
+                as :meth:`tell` does.
+            state: COMPLETE (default), PRUNED or FAIL.
+            intermediate_values: Its learning curve, ``{step: value}``; the pruners compare
+                later trials with it.
+            user_attrs: JSON values stored as its ``user_attrs`` (e.g. where it came from).
+
+        Returns:
+            The trial as stored. Its start and end are now; ``system_attrs["added"]`` is True.
+
+        Raises:
+            SpaceError: ``params`` does not fit the space.
+            ConfigurationError: A bad value, state or attribute; or, with a sampler that never
+                repeats a configuration (the grid), a trial already holds these parameters.
+        """
+        final = _parse_state(state)
+        steps = _added_curve(intermediate_values)
+        if final is TrialState.COMPLETE and value is None and not steps:
+            raise ConfigurationError(
+                "Expected `value` (or `intermediate_values`, whose last value is then used) "
+                "for a COMPLETE trial. Received neither. Pass add_trial(params, value), or "
+                "state='FAIL' for a configuration that failed.")
+        if value is not None and read_number(value)[0] is None:
+            raise ConfigurationError(
+                f"Expected `value` to be a number. Received: {read_number(value)[1]}.")
+        space = self._require_space()
+        flat = space.flatten(params)
+        dedup = _params_key(flat) if self.sampler.deduplicate else None
+        extra: dict[str, Any] = {"user_attrs": user_attrs} if user_attrs else {}  # old storages
+        try:
+            frozen = self.storage.create_trial(
+                self.study_id, params=flat, natural=_json_natural(space.build(flat)),
+                dedup_key=dedup, system_attrs={"added": True}, **extra)
+        except DuplicateParamsError:
+            raise ConfigurationError(
+                f"Expected parameters that no trial of study {self.study_name!r} holds yet: "
+                f"its sampler ({type(self.sampler).__name__}) runs each configuration once. "
+                f"Received {dict(flat)}, which a trial already holds.") from None
+        assert frozen is not None  # no limit was given
+        trial = Trial(self, frozen)
+        notify(self, "trial_started", trial)
+        try:
+            for step, reported in sorted(steps.items()):
+                trial.report(reported, step)
+            return self.tell(trial, value, state=final)
+        except BaseException:  # a bad curve or value: no half-recorded trial is left RUNNING
+            if self.storage.get_trial(trial.trial_id).state is TrialState.RUNNING:
+                self.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                          {"fail_reason": "add_trial was given a bad value"})
+            raise
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        """The study's own user attributes (:meth:`set_user_attr`), read from the storage."""
+        attrs = self.storage.get_study(self.study_id).attrs
+        return {key[len(_USER_ATTR_PREFIX):]: value for key, value in attrs.items()
+                if key.startswith(_USER_ATTR_PREFIX)}
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Store a JSON value on the study (a dataset version, a note, a commit): read back as
+        :attr:`user_attrs` by any process, and kept with the study (``delete_study`` removes
+        it). Each key is written on its own, so workers setting different keys lose none."""
+        check_attr_key(key, "study user attribute")
+        self.storage.set_study_attr(self.study_id, _USER_ATTR_PREFIX + key, value)
+
     # -- the loop -----------------------------------------------------------------------------
 
     def optimize(self, objective: Callable[..., Any], n_trials: int | None = None, *,
@@ -739,6 +821,26 @@ def _non_finite_reason(number: float) -> str:
     """The FAIL reason of a NaN or infinite value told by hand. (The run loop never tells one:
     ``_optimize._interpret`` fails such a trial with "the objective returned nan".)"""
     return f"the value told was {number!r}"
+
+
+def _added_curve(curve: Mapping[int, float] | None) -> dict[int, float]:
+    """``add_trial``'s ``intermediate_values`` as ``{int step: value}``, checked up front so
+    that no half-recorded trial is created for a malformed curve."""
+    if curve is None:
+        return {}
+    if not isinstance(curve, Mapping):
+        raise ConfigurationError(
+            f"Expected `intermediate_values` to be a dict {{step: value}}. Received: "
+            f"{curve!r} (of type {type(curve).__name__}).")
+    steps = {}
+    for step, value in curve.items():
+        number, what = read_number(value)
+        if not is_integer(step) or step < 0 or number is None:
+            raise ConfigurationError(
+                f"Expected `intermediate_values` to map steps (integers >= 0) to numbers. "
+                f"Received: {step!r}: {what or value!r}.")
+        steps[int(step)] = number
+    return steps
 
 
 def _same_storage(a: Storage, b: Storage) -> bool:

@@ -47,6 +47,8 @@ class Trial:
         self.study = study
         self.trial_id = frozen.trial_id
         self.number = frozen.number
+        #: When the trial started (UTC), as stored.
+        self.datetime_start = frozen.datetime_start
         self.flat_params: dict[str, Any] = dict(frozen.params)
         self._natural = frozen.natural
         self._curve: dict[int, float] = dict(frozen.intermediate_values)
