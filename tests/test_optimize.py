@@ -292,3 +292,66 @@ def test_default_names_tell_scripts_and_lambdas_apart(tmp_path: Path,
         again = hpo.minimize(first, SPACE, n_trials=1, storage=storage, seed=0)
     assert again.study_name == a.study_name and len(again.trials) == 3
     assert "resumed with its 2 earlier trials. Pass study_name=" in caplog.text
+
+
+# -- the launcher checks the storage before the study exists ---------------------------------
+
+
+class _CheckedLauncher(hpo.launchers.SequentialLauncher):
+    """The sequential launcher, recording each storage its ``check`` saw; refuses on demand."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.checked: list[Storage] = []
+
+    def check(self, storage: Storage) -> None:
+        self.checked.append(storage)
+        if self.refuse:
+            raise ConfigurationError(f"Expected another storage. Received: {storage.describe()}.")
+
+
+@pytest.mark.parametrize("given", ["default", "url", "object"])
+def test_minimize_checks_the_launcher_with_the_storage_it_then_uses(tmp_path: Path,
+                                                                   given: str) -> None:
+    """One Storage: resolved once (None: the default file), checked, then given the study."""
+    from hpo_plugins.storages import SQLStorage
+
+    url = f"sqlite:///{tmp_path}/checked.db"
+    passed: Any = {"default": None, "url": url, "object": SQLStorage(url)}[given]
+    launcher = _CheckedLauncher()
+    study = hpo.minimize(lambda p: p["x"], SPACE, n_trials=2, storage=passed, launcher=launcher)
+    study.storage.close()
+    assert len(launcher.checked) == 1 and launcher.checked[0] is study.storage
+    if given == "object":
+        assert study.storage is passed
+    expected = tmp_path / ("hpo.db" if given == "default" else "checked.db")
+    assert study.storage.describe() == f"sqlite:///{expected}"
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+
+def test_a_refused_launcher_check_stores_no_study(tmp_path: Path) -> None:
+    """A launcher that refuses the storage does so before the study is created: the database
+    keeps only the studies it held (it used to keep an empty one per refused run)."""
+    from hpo_plugins.storages import SQLStorage
+
+    url = f"sqlite:///{tmp_path}/refused.db"
+    hpo.create_study(SPACE, study_name="earlier", storage=url).storage.close()
+    launcher = _CheckedLauncher(refuse=True)
+    with pytest.raises(ConfigurationError, match="Expected another storage"):
+        hpo.minimize(lambda p: p["x"], SPACE, n_trials=2, study_name="refused", storage=url,
+                     launcher=launcher)
+    store = SQLStorage(url)
+    assert [info.name for info in store.list_studies()] == ["earlier"]
+    store.close()
+
+
+def test_a_launcher_without_check_still_runs(tmp_path: Path) -> None:
+    """Any object with ``run`` is a launcher; ``check`` is optional."""
+
+    class RunOnly:
+        def run(self, study: hpo.Study, objective: Any, settings: Any) -> None:
+            hpo.launchers.SequentialLauncher().run(study, objective, settings)
+
+    study = hpo.minimize(lambda p: p["x"], SPACE, n_trials=2, storage=":memory:",
+                         launcher=RunOnly())
+    assert len(study.trials) == 2

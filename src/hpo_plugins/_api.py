@@ -17,7 +17,8 @@ from hpo_plugins._optimize import RunSettings
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.samplers._base import Sampler
-from hpo_plugins.space import as_space
+from hpo_plugins.space import SearchSpace, as_space
+from hpo_plugins.storages import get_storage
 from hpo_plugins.study import Study, create_study
 
 __all__ = ["maximize", "minimize"]
@@ -42,6 +43,10 @@ def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None 
     ``study_name``. Without a name, the name is derived from the objective's qualified name and
     the space, so running the same script again resumes the same study: with ``max_trials`` it
     completes the study instead of adding to it, and completed trials never run again.
+
+    With ``launcher=`` (or ``n_jobs`` other than 1: a ``JoblibLauncher``) the launcher checks
+    the storage before the study is created (:meth:`~hpo_plugins.launchers.Launcher.check`), so
+    a refused run stores no empty study.
 
     Example:
         >>> import hpo_plugins as hpo
@@ -73,9 +78,10 @@ def maximize(objective: Callable[..., Any], space: Any, *, n_trials: int | None 
 def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
               n_trials: int | None, max_trials: int | None, timeout: float | None,
               study_name: str | None, catch: Any, callbacks: Any,
-              show_progress_bar: bool | None, n_jobs: int, launcher: Any,
+              show_progress_bar: bool | None, n_jobs: int, launcher: Any, storage: Any,
               **study_kwargs: Any) -> Study:
     check_run_args(objective, n_jobs, launcher)  # before a study is created for nothing
+    launcher = _launcher_for(n_jobs, launcher)
     sampler = study_kwargs.get("sampler")
     # a study resumed without sampler= may hold a finite one (a grid): build() then decides
     settings = RunSettings.check(
@@ -84,7 +90,8 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
         finite=sampler is None or bool(getattr(sampler, "finite", False)))
     parsed = as_space(space)
     name = study_name or default_study_name(objective, parsed.fingerprint)
-    study = create_study(parsed, study_name=name, direction=direction, **study_kwargs)
+    study = _create_checked(parsed, launcher, storage, study_name=name, direction=direction,
+                            **study_kwargs)
     if study_name is None:
         earlier = len(study.trials)
         _logger.log(logging.WARNING if earlier else logging.INFO,
@@ -95,8 +102,39 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
     return study.optimize(objective, settings.n_trials, max_trials=settings.max_trials,
                           timeout=settings.timeout, catch=settings.catch,
                           callbacks=list(settings.callbacks),
-                          show_progress_bar=settings.show_progress_bar, n_jobs=n_jobs,
-                          launcher=launcher)
+                          show_progress_bar=settings.show_progress_bar, launcher=launcher)
+
+
+def _launcher_for(n_jobs: int, launcher: Any) -> Any:
+    """The launcher of the run: ``launcher``; for ``n_jobs`` other than 1 without one, the
+    ``JoblibLauncher(n_jobs)`` that ``Study.optimize`` would build, built here so that it
+    checks the storage (and ``n_jobs``) before the study is created; None: this process."""
+    if launcher is None and n_jobs != 1:
+        from hpo_plugins.launchers import JoblibLauncher
+
+        return JoblibLauncher(n_jobs=int(n_jobs))
+    return launcher
+
+
+def _create_checked(space: SearchSpace, launcher: Any, storage: Any,
+                    **study_kwargs: Any) -> Study:
+    """``create_study`` on a storage that ``launcher`` accepts, so a refused run stores nothing.
+
+    The storage is resolved once (None: the default SQLite file) and that Storage object goes
+    to ``launcher.check`` (when the launcher has one: any object with ``run`` is accepted) and
+    then to ``create_study``, so a URL is not opened twice. A storage opened here is closed
+    again when the check or the creation fails; a Storage passed in stays open.
+    """
+    store = get_storage(storage)
+    try:
+        check = getattr(launcher, "check", None)
+        if callable(check):
+            check(store)
+        return create_study(space, storage=store, **study_kwargs)
+    except BaseException:
+        if store is not storage:
+            store.close()
+        raise
 
 
 def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:

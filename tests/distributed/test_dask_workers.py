@@ -27,6 +27,7 @@ from hpo_plugins import TrialState, hp
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers import DaskLauncher
 from hpo_plugins.samplers import RandomSampler
+from hpo_plugins.storages import SQLStorage
 
 SPACE = {"x": hp.uniform("x", 0.0, 1.0)}
 
@@ -155,6 +156,7 @@ def test_a_scheduler_without_workers_is_refused_after_worker_timeout(tmp_path: P
             hpo.minimize(_sleeper(0), SPACE, n_trials=1, storage=f"sqlite:///{tmp_path}/n.db",
                          launcher=DaskLauncher(cluster, worker_timeout=0.5))
         assert time.monotonic() - started < 10
+    assert not (tmp_path / "n.db").exists()  # refused before the study (and its file) existed
 
 
 @pytest.fixture
@@ -189,14 +191,30 @@ def worker_with_its_own_disk(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
             process.wait(30)
 
 
+@pytest.mark.parametrize("database", ["new", "existing"])
 def test_sqlite_with_a_worker_on_another_disk_is_refused(
-        worker_with_its_own_disk: tuple[Any, Path]) -> None:
-    """A clear error before any task, and no empty database left on the worker's disk."""
+        worker_with_its_own_disk: tuple[Any, Path], database: str) -> None:
+    """A clear error before the study is created, and no empty database left on either disk.
+
+    A new file is not there yet: the worker must see its folder (a tmpfs over it here is
+    another folder). An existing one holds an earlier study, and keeps only that one."""
     client, folder = worker_with_its_own_disk
+    url = f"sqlite:///{folder}/hpo.db"
+    if database == "existing":
+        hpo.create_study(SPACE, study_name="earlier", storage=url).storage.close()
+        seen = r"SQLite file .*hpo.db\. Received: the worker tcp://.* sees no file at that path"
+    else:
+        seen = (r"folder of the SQLite file .*db\. Received: the worker tcp://.* sees another "
+                r"folder at that path")
     with pytest.raises(ConfigurationError,
-                       match=r"every Dask worker to see the study's SQLite file .*hpo.db\. "
-                             r"Received: the worker tcp://.* sees no file at that path\. SQLite "
+                       match=rf"every Dask worker to see the study's {seen}\. SQLite "
                              r"works only when every worker runs on this machine .*PostgreSQL"):
-        hpo.minimize(_sleeper(0), SPACE, n_trials=1, storage=f"sqlite:///{folder}/hpo.db",
+        hpo.minimize(_sleeper(0), SPACE, n_trials=1, study_name="refused", storage=url,
                      launcher=DaskLauncher(client))
     assert list(client.run(os.listdir, str(folder)).values()) == [[]]
+    if database == "new":
+        assert list(folder.iterdir()) == []
+    else:
+        store = SQLStorage(url)
+        assert [info.name for info in store.list_studies()] == ["earlier"]
+        store.close()

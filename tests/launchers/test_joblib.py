@@ -23,6 +23,7 @@ from hpo_plugins.launchers import JoblibLauncher, detect_gpus, gpu_slots
 from hpo_plugins.launchers._state import RunState, _alive
 from hpo_plugins.launchers._worker import Job
 from hpo_plugins.samplers import HyperoptTPESampler, RandomSampler
+from hpo_plugins.storages import SQLStorage
 
 pytestmark = pytest.mark.slow
 SPACE = {"x": hp.uniform("x", -1, 1), "k": hp.choice("k", ["a", "b"])}
@@ -64,6 +65,41 @@ def test_callbacks_and_max_trials_across_workers(tmp_path: Path) -> None:
 def test_in_memory_storage_is_refused_with_the_fix() -> None:
     with pytest.raises(ConfigurationError, match="storage that worker processes can share"):
         hpo.minimize(lambda p: 1.0, SPACE, n_trials=2, n_jobs=2, storage=":memory:")
+
+
+class _OneProcessSQLite(SQLStorage):
+    """A SQLite storage that declares itself for this process only, as a process-local cache in
+    front of the file would: worker processes must not share it, on a real file."""
+
+    multiprocess = False
+
+
+@pytest.mark.parametrize("how", ["launcher", "n_jobs"])
+def test_a_refused_run_leaves_no_study_in_the_sqlite_file(tmp_path: Path, how: str) -> None:
+    """``hpo.minimize`` asks the launcher (also the one ``n_jobs=2`` builds) before it creates
+    the study: the database keeps only the studies it held."""
+    hpo.create_study(SPACE, study_name="earlier", storage=_url(tmp_path)).storage.close()
+    parallel: dict[str, Any] = ({"launcher": JoblibLauncher(n_jobs=2)} if how == "launcher"
+                                else {"n_jobs": 2})
+    with pytest.raises(ConfigurationError, match="storage that worker processes can share"):
+        hpo.minimize(lambda p: 1.0, SPACE, n_trials=2, study_name="refused",
+                     storage=_OneProcessSQLite(_url(tmp_path)), **parallel)
+    store = SQLStorage(_url(tmp_path))
+    assert [info.name for info in store.list_studies()] == ["earlier"]
+    store.close()
+
+
+def test_check_refuses_what_run_refuses_and_stores_nothing(tmp_path: Path) -> None:
+    for launcher in (JoblibLauncher(n_jobs=1), JoblibLauncher(gpus=[0]),
+                     JoblibLauncher(fresh_process=True)):
+        launcher.check(SQLStorage(_url(tmp_path)))
+        with pytest.raises(ConfigurationError, match="storage that worker processes can share"):
+            launcher.check(hpo.storages.InMemoryStorage())
+    assert list(tmp_path.iterdir()) == []
+    study = hpo.create_study(SPACE, storage=":memory:")  # an existing study: run checks too
+    with pytest.raises(ConfigurationError, match="storage that worker processes can share"):
+        study.optimize(lambda p: 1.0, n_trials=2, launcher=JoblibLauncher(n_jobs=2))
+    assert study.trials == []
 
 
 def test_an_uncaught_error_in_a_worker_fails_its_trial_and_stops(tmp_path: Path) -> None:

@@ -162,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
         store = _open_storage(args.storage)
         try:
             _check_resumable(store, name, args.direction, space)
+            if launcher is not None:  # e.g. a SQLite file a Dask worker cannot see
+                launcher.check(store)
             study = _study(args, name, space, sampler, store)
             study.optimize(ScriptObjective(command, params_via=args.params_via),
                            n_trials=args.n_trials, max_trials=args.max_trials,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hpo_plugins._optimize import RunSettings
+    from hpo_plugins.storages import Storage
     from hpo_plugins.study import Study
 
 __all__ = ["Launcher", "SequentialLauncher"]
@@ -20,7 +21,23 @@ class Launcher(abc.ABC):
     ``hpo_plugins._optimize.run_one`` (ask → objective → tell against the shared storage), so a
     trial behaves the same whichever launcher runs it. ``run`` returns when the limits in
     ``settings`` are reached, and calls ``settings.callbacks`` in the calling process.
+
+    ``hpo.minimize`` and ``hpo.maximize`` call :meth:`check` with the resolved storage before
+    they create (or resume) the study, then ``run``. ``Study.optimize`` on an existing study
+    calls ``run`` only, so ``run`` must make the same checks itself.
     """
+
+    def check(self, storage: Storage) -> None:  # noqa: B027 - optional hook
+        """Refuse, before any study exists in ``storage``, a run this launcher cannot do.
+
+        Raise the error ``run`` would raise for this storage (an in-memory storage that worker
+        processes cannot share, a cluster that cannot hold a trial...), so that a refused
+        ``hpo.minimize`` leaves no empty study behind in a database. It must store nothing.
+        The default accepts every storage.
+
+        Raises:
+            ConfigurationError: What the launcher needs, what it got and the fix.
+        """
 
     @abc.abstractmethod
     def run(self, study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:

@@ -13,7 +13,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hpo_plugins.exceptions import ConfigurationError
 
@@ -187,38 +187,54 @@ class SharedFile:
     """The study's SQLite file as the launcher sees it; each Dask worker must see that file.
 
     A worker on another machine would otherwise create an empty database of its own at the same
-    path and fail with a bare "No study with id 1".
+    path and fail with a bare "No study with id 1". Before the file exists (a new database,
+    checked by :meth:`DaskLauncher.check` before the study is created) its folder stands in for
+    it (``kind="folder"``): a worker that sees the launcher's folder sees the file made in it.
     """
 
     path: str
     device: int
     inode: int
     host: str
+    kind: Literal["file", "folder"] = "file"  # "folder": of a SQLite file not made yet
 
     @classmethod
     def of(cls, storage: Storage) -> SharedFile | None:
         """The SQLite file of ``storage``; None for a database server, or a path not found."""
         path = _sqlite_path(storage)
+        return None if path is None else cls._at(path, "file")
+
+    @classmethod
+    def witness(cls, storage: Storage) -> SharedFile | None:
+        """What the workers must see for ``storage``: its SQLite file, or the folder the file
+        will be made in while it does not exist yet; None for a database server, or when
+        neither exists (the run's own check then comes after the file is made)."""
+        path = _sqlite_path(storage)
         if path is None:
             return None
+        return cls._at(path, "file") or cls._at(os.path.dirname(path), "folder")
+
+    @classmethod
+    def _at(cls, path: str, kind: Literal["file", "folder"]) -> SharedFile | None:
         try:
             stat = os.stat(path)
-        except OSError:  # a URI form we do not read: the workers' own errors must do
+        except OSError:  # not there yet, or a URI form we do not read: the workers' errors must do
             return None
-        return cls(path, stat.st_dev, stat.st_ino, socket.gethostname())
+        return cls(path, stat.st_dev, stat.st_ino, socket.gethostname(), kind)
 
     def check(self, dask_worker: Any) -> None:
         """On a worker (``client.run`` passes ``dask_worker``): refuse another file or none."""
         try:
             stat = os.stat(self.path)
         except OSError:
-            seen = "no file at that path"
+            seen = f"no {self.kind} at that path"
         else:
             if (stat.st_dev, stat.st_ino) == (self.device, self.inode):
                 return
-            seen = "another file at that path"
+            seen = f"another {self.kind} at that path"
+        what = "SQLite file" if self.kind == "file" else "folder of the SQLite file"
         raise ConfigurationError(
-            f"Expected every Dask worker to see the study's SQLite file {self.path}. Received: "
+            f"Expected every Dask worker to see the study's {what} {self.path}. Received: "
             f"the worker {dask_worker.address} on host {socket.gethostname()} sees {seen}. "
             f"SQLite works only when every worker runs on this machine ({self.host}): use "
             f"PostgreSQL for workers on other machines (storage='postgresql+psycopg://"

@@ -23,6 +23,7 @@ from hpo_plugins.launchers._worker import Job, pin_gpu, run_task
 
 if TYPE_CHECKING:
     from hpo_plugins._optimize import RunSettings
+    from hpo_plugins.storages import Storage
     from hpo_plugins.study import Study
 
 __all__ = ["JoblibLauncher"]
@@ -50,7 +51,8 @@ class JoblibLauncher(Launcher):
       are used) every trial runs in a new process, so GPU and host memory go back to the system.
 
     The storage must be shared by processes: a SQLite file (the default) or a database server;
-    an in-memory storage raises a :class:`ConfigurationError` that says so. The worker processes
+    an in-memory storage raises a :class:`ConfigurationError` that says so (``hpo.minimize``
+    raises it through :meth:`check`, before it creates the study). The worker processes
     exit within half a second when the launcher dies (``kill -9``), mid-trial too.
 
     Args:
@@ -102,9 +104,20 @@ class JoblibLauncher(Launcher):
         return (f"JoblibLauncher(n_jobs={self.n_jobs}, gpus={self.gpus!r}, "
                 f"trials_per_gpu={self.trials_per_gpu}, fresh_process={self.fresh_process})")
 
+    def check(self, storage: Storage) -> None:
+        """Refuse a storage that worker processes cannot share (an in-memory one).
+
+        The same rule as :meth:`run`, whatever the arguments: GPU slots and fresh processes
+        always run trials in other processes. (Reused CPU workers with ``n_jobs=1`` run in this
+        process, as joblib does, but are refused too, so that one launcher object works or
+        fails the same way whatever its ``n_jobs``; ``n_jobs=1`` without a launcher is the
+        sequential loop.)
+        """
+        _require_shared_storage(storage)
+
     def run(self, study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
         """Run trials in parallel until a limit in ``settings`` is reached."""
-        _require_shared_storage(study)
+        _require_shared_storage(study.storage)
         slots = gpu_slots(self.gpus, self.trials_per_gpu)
         fresh = bool(slots) if self.fresh_process is None else self.fresh_process
         workers = len(slots) or _cpu_workers(self.n_jobs)
@@ -127,11 +140,11 @@ class JoblibLauncher(Launcher):
                     break
 
 
-def _require_shared_storage(study: Study) -> None:
-    if not study.storage.multiprocess:
+def _require_shared_storage(storage: Storage) -> None:
+    if not storage.multiprocess:
         raise ConfigurationError(
             f"Expected a storage that worker processes can share for a parallel run. "
-            f"Received: {study.storage.describe()}. Use the default storage (storage=None, or "
+            f"Received: {storage.describe()}. Use the default storage (storage=None, or "
             f"no --storage: the SQLite file hpo.db), 'sqlite:///path.db' or a PostgreSQL URL, "
             f"or run one trial at a time (n_jobs=1, --n-jobs 1)."
         )
