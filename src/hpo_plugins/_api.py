@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import logging
 import numbers
 import os
@@ -14,6 +13,7 @@ from typing import Any
 
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins._optimize import RunSettings
+from hpo_plugins._signature import one_argument_problem
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.samplers._base import Sampler
@@ -249,18 +249,9 @@ def _check_objective_signature(objective: Callable[..., Any]) -> None:
     Raises:
         ConfigurationError: What the objective asks for, and how to bind the rest.
     """
-    try:
-        # the callable itself, not what a functools.wraps decorator wraps: a decorator may
-        # supply an argument of the function it wraps
-        signature = inspect.signature(objective, follow_wrapped=False)
-    except (TypeError, ValueError):
-        return
-    try:
-        signature.bind(object())
-    except TypeError as exc:
-        name = getattr(objective, "__qualname__", type(objective).__name__)
+    problem = one_argument_problem(objective)
+    if problem is not None:
         raise ConfigurationError(
             f"Expected `objective` to be callable with one argument, the sampled params "
-            f"(fn(params) -> float). Received: {name}{signature} ({exc}). Bind other arguments "
-            f"first, e.g. functools.partial(objective, data=data), or read them from a "
-            f"closure.") from None
+            f"(fn(params) -> float). Received: {problem}. Bind other arguments first, e.g. "
+            f"functools.partial(objective, data=data), or read them from a closure.")

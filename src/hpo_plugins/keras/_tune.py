@@ -24,6 +24,7 @@ from hpo_plugins._callback_args import as_number
 from hpo_plugins._direction import resolve_direction
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins._numbers import is_integer
+from hpo_plugins._signature import one_argument_problem
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras._callback import HPOCallback
@@ -528,19 +529,13 @@ def check_build_fn(build_fn: Any) -> None:
         raise ConfigurationError(
             f"Expected `build_fn` to be a function params -> compiled keras.Model. "
             f"Received: build_fn={build_fn!r} (of type {type(build_fn).__name__}).")
-    try:
-        signature = inspect.signature(build_fn)
-    except (TypeError, ValueError):
-        return
-    try:
-        signature.bind(object())
-    except TypeError as exc:
-        name = getattr(build_fn, "__qualname__", type(build_fn).__name__)
+    problem = one_argument_problem(build_fn)
+    if problem is not None:
         raise ConfigurationError(
             f"Expected build_fn(params), a function of one argument: the trial's natural "
-            f"params (plain values such as {{'units': 64}}). Received: build_fn={name}"
-            f"{signature}, which cannot be called with one argument ({exc}). Define it as "
-            f"def build_fn(params): ... and read params['units'].") from exc
+            f"params (plain values such as {{'units': 64}}). Received: build_fn={problem}, "
+            f"which cannot be called with one argument. Define it as def build_fn(params): "
+            f"... and read params['units'].")
 
 
 def check_model(model: Any) -> Any:

@@ -1,0 +1,30 @@
+"""Whether a user's function can be called the way the library will call it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["one_argument_problem"]
+
+
+def one_argument_problem(function: Callable[..., Any]) -> str | None:
+    """Why ``function`` cannot be called with one positional argument, or None when it can.
+
+    The text names the function with its signature and Python's reason, e.g.
+    ``objective(params, data) (missing a required argument: 'data')``, for the caller's error
+    (an objective gets the params, a Keras ``build_fn`` too). The callable itself is read, not
+    what a ``functools.wraps`` decorator wraps: a decorator may supply an argument of the
+    function it wraps. A function whose signature Python cannot read (some builtins) passes.
+    """
+    try:
+        signature = inspect.signature(function, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(object())
+    except TypeError as exc:
+        name = getattr(function, "__qualname__", type(function).__name__)
+        return f"{name}{signature} ({exc})"
+    return None
