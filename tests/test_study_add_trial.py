@@ -29,7 +29,7 @@ def test_added_trials_are_finished_trials_the_sampler_and_pruner_see() -> None:
     pruned = study.add_trial({"x": 1.0, "net": {"kind": "linear"}}, state="PRUNED",
                              intermediate_values={0: 3.0})
     assert (pruned.state, pruned.value) == (TrialState.PRUNED, 3.0)
-    failed = study.add_trial({"x": 1.5, "net": {"kind": "linear"}}, state="FAIL")
+    failed = study.add_trial({"x": 1.5, "net": {"kind": "linear"}}, "diverged", state="FAIL")
     assert failed.state is TrialState.FAIL
     assert study.best_params == {"x": 0.5, "net": {"kind": "mlp", "width": 32}}
     history = study._history(number=None)
@@ -49,7 +49,8 @@ def test_a_curve_alone_completes_with_its_last_value_and_nan_fails() -> None:
     ({"value": "0.3"}, "`value` to be a number"),
     ({"value": 1.0, "intermediate_values": [1.0]}, "a dict \\{step: value\\}"),
     ({"value": 1.0, "intermediate_values": {-1: 1.0}}, "steps \\(integers >= 0\\)"),
-    ({"value": 1.0, "intermediate_values": {0: "x"}}, "steps \\(integers >= 0\\) to numbers"),
+    ({"value": 1.0, "intermediate_values": {0: "x"}}, "steps \\(integers >= 0\\) to finite"),
+    ({"value": 1.0, "intermediate_values": {0: math.nan}}, "pass state='FAIL'"),
     ({"value": 1.0, "state": "RUNNING"}, "COMPLETE, PRUNED or FAIL"),
 ])
 def test_bad_input_is_refused_and_records_nothing(kwargs: dict[str, object],

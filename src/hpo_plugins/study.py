@@ -518,7 +518,8 @@ class Study:
             value: Its objective value; required for COMPLETE (unless ``intermediate_values``
                 are given: then the last one), optional for PRUNED (default: the last
                 intermediate value), ignored for FAIL. A NaN or an infinity stores it FAIL,
-                as :meth:`tell` does.
+                as :meth:`tell` does. (With the grid sampler, an added trial takes its grid
+                point, a FAIL one too: the grid does not propose it again.)
             state: COMPLETE (default), PRUNED or FAIL.
             intermediate_values: Its learning curve, ``{step: value}``; the pruners compare
                 later trials with it.
@@ -539,7 +540,7 @@ class Study:
                 "Expected `value` (or `intermediate_values`, whose last value is then used) "
                 "for a COMPLETE trial. Received neither. Pass add_trial(params, value), or "
                 "state='FAIL' for a configuration that failed.")
-        if value is not None and read_number(value)[0] is None:
+        if final is not TrialState.FAIL and value is not None and read_number(value)[0] is None:
             raise ConfigurationError(
                 f"Expected `value` to be a number. Received: {read_number(value)[1]}.")
         space = self._require_space()
@@ -835,10 +836,11 @@ def _added_curve(curve: Mapping[int, float] | None) -> dict[int, float]:
     steps = {}
     for step, value in curve.items():
         number, what = read_number(value)
-        if not is_integer(step) or step < 0 or number is None:
+        if not is_integer(step) or step < 0 or number is None or not math.isfinite(number):
             raise ConfigurationError(
-                f"Expected `intermediate_values` to map steps (integers >= 0) to numbers. "
-                f"Received: {step!r}: {what or value!r}.")
+                f"Expected `intermediate_values` to map steps (integers >= 0) to finite "
+                f"numbers. Received: {step!r}: {what or value!r}. For a run that diverged, "
+                f"leave the point out and pass state='FAIL'.")
         steps[int(step)] = number
     return steps
 

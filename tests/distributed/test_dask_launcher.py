@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,7 +145,7 @@ def test_trials_lost_with_their_worker_are_failed_and_replaced(
     other = study.ask(system_attrs={"run_id": "another-run"})
     with RunState(study, settings, Job(b"", "key", "this-run", None, None)) as run:
         run.done.set()  # the study looked full
-        assert _replace_lost(run, frozenset()) is replace
+        assert _replace_lost(run) is replace
         assert not run.done.is_set() if replace else run.done.is_set()
     assert study.storage.get_trial(lost.trial_id).state is TrialState.FAIL
     assert "Dask worker was lost" in (study.storage.get_trial(lost.trial_id).fail_reason or "")
@@ -171,7 +169,7 @@ def test_a_lost_trial_counts_as_one_failure(tmp_path: Path, killed_worker: bool)
         if killed_worker:
             run.lost_unseen()  # one of the two was given up on; the other ran again
             assert run.failed == 1
-        _replace_lost(run, frozenset())
+        _replace_lost(run)
         assert run.failed == 2
         assert run.uncounted_losses == 0
     study.storage.close()
@@ -187,7 +185,7 @@ def test_a_trial_lost_at_the_end_of_the_run_is_requeued_and_the_run_goes_on(tmp_
     lost = study.ask(system_attrs={"run_id": "this-run"})
     with RunState(study, settings, Job(b"", "key", "this-run", None, None)) as run:
         run.done.set()  # the sampler had nothing left to propose
-        assert _replace_lost(run, frozenset()) is True
+        assert _replace_lost(run) is True
     trials = study.trials
     study.storage.close()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
@@ -298,10 +296,10 @@ def test_an_unmatched_killed_worker_loss_does_not_absorb_a_later_one(tmp_path: P
     with RunState(study, settings, Job(b"", "key", "this-run", None, None)) as run:
         run.take()
         run.lost_unseen()  # its trial is nowhere to be found at the clean-up
-        _replace_lost(run, frozenset())
+        _replace_lost(run)
         assert (run.failed, run.uncounted_losses) == (1, 0)
         study.ask(system_attrs={"run_id": "this-run"})  # the next round loses one silently
-        _replace_lost(run, frozenset())
+        _replace_lost(run)
         assert run.failed == 2
     study.storage.close()
 
@@ -381,81 +379,3 @@ def test_a_new_sqlite_file_is_witnessed_by_its_folder(tmp_path: Path) -> None:
     assert made is not None and made.kind == "file"  # once made, the file itself
     assert SharedFile.witness(SQLStorage(f"sqlite:///{tmp_path}/no/such/hpo.db")) is None
     assert SharedFile.witness(hpo.storages.InMemoryStorage()) is None
-
-
-# -- the end-of-run clean-up spares trials whose worker still runs them -----------------------
-
-
-def _trial_on(study: hpo.Study, worker: str, *, heartbeat: bool = True) -> int:
-    """A RUNNING trial of "this-run" that records the Dask worker ``worker``; its id."""
-    return study.ask(heartbeat=heartbeat, system_attrs={
-        "run_id": "this-run", "worker": {"dask": worker, "name": "w"}}).trial_id
-
-
-def test_a_trial_still_beating_on_a_connected_worker_is_left_running(
-        local_cluster: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The scheduler dropped a worker that still ran its trial, and Dask ran the task again:
-    that trial keeps running (its parameters are not run twice); the others are lost."""
-    from dask.distributed import Client
-
-    with Client(local_cluster, set_as_default=False) as client:
-        connected = dask_launcher._connected_workers(client)
-    assert connected == set(local_cluster.scheduler_info["workers"])
-    live = next(iter(connected))
-    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/partition.db",
-                             sampler=RandomSampler(), heartbeat_interval=0.25,
-                             grace_period=1.0, max_retries=1)
-    stale = _trial_on(study, live)
-    beating = _trial_on(study, live)
-    elsewhere = _trial_on(study, "tcp://10.0.0.7:40000")  # a worker the scheduler no longer has
-    silent = _trial_on(study, live, heartbeat=False)  # asked by hand: no heartbeat to trust
-    time.sleep(1.2)  # the first trial's heartbeat goes stale; the others keep theirs
-    for trial_id in (beating, elsewhere):
-        study.storage.record_heartbeat(trial_id)
-    settings = RunSettings.build(study, n_trials=4, max_trials=None, timeout=None, catch=(),
-                                 callbacks=None, show_progress_bar=False)
-    with RunState(study, settings, Job(b"", "key", "this-run", None, None)) as run, \
-            caplog.at_level(logging.WARNING, logger="hpo_plugins.launchers"):
-        _replace_lost(run, connected)
-        assert run.failed == 3
-    states = {t.trial_id: t.state for t in study.trials}
-    study.storage.close()
-    assert states[beating] is TrialState.RUNNING
-    assert [states[t] for t in (stale, elsewhere, silent)] == [TrialState.FAIL] * 3
-    assert list(states.values()).count(TrialState.WAITING) == 3  # the lost ones, re-queued
-    spared = [r.getMessage() for r in caplog.records if "left RUNNING" in r.getMessage()]
-    assert len(spared) == 1 and "Trials [1] of this run" in spared[0] and live in spared[0]
-
-
-def test_without_heartbeats_every_trial_left_is_failed(local_cluster: Any,
-                                                       tmp_path: Path) -> None:
-    """A study with ``heartbeat_interval=None`` cannot tell a live trial: today's rule."""
-    live = next(iter(local_cluster.scheduler_info["workers"]))
-    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/nobeat.db",
-                             sampler=RandomSampler(), heartbeat_interval=None)
-    trial_id = _trial_on(study, live)
-    settings = RunSettings.build(study, n_trials=1, max_trials=None, timeout=None, catch=(),
-                                 callbacks=None, show_progress_bar=False)
-    with RunState(study, settings, Job(b"", "key", "this-run", None, None)) as run:
-        _replace_lost(run, {live})
-    state = study.storage.get_trial(trial_id).state
-    study.storage.close()
-    assert state is TrialState.FAIL
-
-
-def test_a_scheduler_that_cannot_answer_counts_no_worker_as_connected(
-        local_cluster: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """Then the clean-up falls back to today's rule: every trial left is lost."""
-    from dask.distributed import Client
-
-    class Unreachable:  # a client whose connection to the scheduler broke during the run
-        def scheduler_info(self, **kwargs: Any) -> dict[str, Any]:
-            raise OSError("Timed out trying to connect")
-
-    with caplog.at_level(logging.WARNING, logger="hpo_plugins.launchers"):
-        assert dask_launcher._connected_workers(Unreachable()) == frozenset()
-    assert "(Timed out trying to connect): the run's trials still RUNNING are taken as " \
-           "lost" in caplog.text
-    closed = Client(local_cluster, set_as_default=False)
-    closed.close()
-    assert dask_launcher._connected_workers(closed) == frozenset()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import functools
 import logging
 import math
@@ -13,11 +12,11 @@ import queue
 import reprlib
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins._frozen import TrialState, utcnow
+from hpo_plugins._frozen import TrialState
 from hpo_plugins._numbers import is_integer
 from hpo_plugins.exceptions import ConfigurationError, missing_dependency
 from hpo_plugins.launchers._base import Launcher
@@ -89,10 +88,7 @@ class DaskLauncher(Launcher):
     when the run's last task has returned; either way it is re-queued with the same parameters
     when the study's ``max_retries`` allows. The run goes on to run the copy while its
     ``n_trials`` are not spent (and, with ``max_trials``, to reach the study's total); otherwise
-    the copy waits for the next run. At the end of the run, a trial whose heartbeat is fresh and
-    whose worker is still connected to the scheduler is left RUNNING instead (the scheduler
-    dropped its worker, which came back and still runs it), with a warning; its heartbeat fails
-    it if that worker dies after all. Ctrl-C cancels the run's pending tasks, fails
+    the copy waits for the next run. Ctrl-C cancels the run's pending tasks, fails
     its running trials and tells the workers that the run is over: a task already on a worker
     starts no trial after that (a running objective finishes, but its result is refused).
 
@@ -158,7 +154,7 @@ class DaskLauncher(Launcher):
             task = _Task(job, self._resources(), shared)
             with RunState(study, settings, job) as run:
                 _drive(client, run, slots, task)
-                while _replace_lost(run, _connected_workers(client)):
+                while _replace_lost(run):
                     _drive(client, run, slots, task)
 
     def _check_cluster(self, client: Any, storage: Storage) -> int:
@@ -356,26 +352,19 @@ def cancel_event(run_id: str) -> str:
     return f"hpo-cancel-{run_id}"
 
 
-def _replace_lost(run: RunState, connected: Collection[str]) -> bool:
+def _replace_lost(run: RunState) -> bool:
     """After the run's last task: fail its trials still RUNNING; True if the run must go on.
 
-    Every task has returned, so such a trial has, as a rule, no worker any more (its worker
-    died and Dask ran the task again elsewhere). Its stale heartbeat would fail it at a later
-    ``ask``; failing it now keeps the study clean, and re-queues it as the heartbeat would
-    (``max_retries``). A run that stopped because the study looked full (the lost trials counted
-    as RUNNING, under ``max_trials``) or had nothing left to propose (a grid) goes on while it
-    may: it then runs the freed places and the re-queued trials.
-
-    The exception: a trial whose worker the scheduler dropped while it still ran (a network
-    partition, then a reconnect) was run again elsewhere, but its first run goes on. A trial
-    whose heartbeat is fresher than the study's ``grace_period`` and whose Dask worker is among
-    ``connected`` (the scheduler's worker addresses now) is therefore left RUNNING, with one
-    warning: failing and re-queuing it would run its parameters twice, and its heartbeat fails
-    it if that worker dies after all. A study without heartbeats fails every such trial.
+    Every task has returned, so such a trial has no worker any more: its worker died and Dask
+    ran the task again elsewhere. (A Dask worker that loses its scheduler shuts down rather than
+    reconnect, so no trial of a worker the scheduler dropped is still running.) Its stale
+    heartbeat would fail it at a later ``ask``; failing it now keeps the study clean, and
+    re-queues it as the heartbeat would (``max_retries``). A run that stopped because the study
+    looked full (the lost trials counted as RUNNING, under ``max_trials``) or had nothing left
+    to propose (a grid) goes on while it may: it then runs the freed places and the re-queued
+    trials.
     """
-    alive = _still_running(run.study, run.job.run_id, connected)
-    lost = fail_orphans(run.study, run.job.run_id, _LOST_REASON, retry=True,
-                        keep=[t.trial_id for t in alive])
+    lost = fail_orphans(run.study, run.job.run_id, _LOST_REASON, retry=True)
     run.orphaned(lost)  # those counted at their KilledWorker are not counted twice
     # every task has returned: a KilledWorker loss not matched now had no trial left here (it
     # died before asking one, or a heartbeat failed it), so it must not absorb a later loss
@@ -387,46 +376,6 @@ def _replace_lost(run: RunState, connected: Collection[str]) -> bool:
         return False
     run.done.clear()
     return not run.exhausted()
-
-
-def _still_running(study: Study, run_id: str, connected: Collection[str]) -> list[FrozenTrial]:
-    """The trials of ``run_id`` still RUNNING whose heartbeat is fresh and whose Dask worker is
-    in ``connected``: their worker still runs them (see :func:`_replace_lost`); logged once."""
-    if study.grace_period is None or not connected:
-        return []
-    fresh_since = utcnow() - _dt.timedelta(seconds=study.grace_period)
-    alive = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
-             if t.system_attrs.get("run_id") == run_id
-             and t.last_heartbeat is not None and t.last_heartbeat >= fresh_since
-             and _dask_address(t.system_attrs) in connected]
-    if alive:
-        _logger.warning(
-            "Trials %s of this run are still RUNNING after every task returned, yet their "
-            "heartbeats are fresh and their Dask workers (%s) are connected: the scheduler lost "
-            "touch with those workers and ran the tasks again elsewhere, while the first runs "
-            "go on. They are left RUNNING, not failed or re-queued; a heartbeat older than "
-            "%g s fails them if the worker dies after all.", [t.number for t in alive],
-            ", ".join(sorted({str(_dask_address(t.system_attrs)) for t in alive})),
-            study.grace_period)
-    return alive
-
-
-def _dask_address(system_attrs: Mapping[str, Any]) -> str | None:
-    """The address of the Dask worker a trial records (``system_attrs["worker"]["dask"]``)."""
-    worker = system_attrs.get("worker")
-    address = worker.get("dask") if isinstance(worker, Mapping) else None
-    return address if isinstance(address, str) else None
-
-
-def _connected_workers(client: Any) -> frozenset[str]:
-    """The addresses of the workers connected to the scheduler now; empty when it cannot say
-    (then every trial still RUNNING at the end of the run is failed, as without heartbeats)."""
-    try:
-        return frozenset(client.scheduler_info(n_workers=-1).get("workers", {}))
-    except Exception as exc:
-        _logger.warning("Could not ask the Dask scheduler which workers are connected (%s): the "
-                        "run's trials still RUNNING are taken as lost.", exc)
-        return frozenset()
 
 
 def _run_on_worker(job: Job, shared: SharedFile | None) -> FrozenTrial | None:

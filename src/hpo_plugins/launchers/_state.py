@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
@@ -169,18 +169,17 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def fail_orphans(study: Study, run_id: str, reason: str, *, retry: bool = False,
-                 keep: Collection[int] = ()) -> list[FrozenTrial]:
+def fail_orphans(study: Study, run_id: str, reason: str, *,
+                 retry: bool = False) -> list[FrozenTrial]:
     """Mark FAIL the trials of ``run_id`` still RUNNING (their workers were stopped or lost).
 
     ``retry``: re-queue each one as a trial failed by its stale heartbeat would be (see
     :meth:`Study.requeue_lost`), the right thing for a trial that lost its worker. Off by
     default, for trials that the run itself stopped (Ctrl-C, an objective's error): those were
-    not lost, and the user chose to stop them. ``keep``: ids of trials to leave RUNNING (a
-    launcher knows their worker still runs them).
+    not lost, and the user chose to stop them.
     """
     mine = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
-            if t.system_attrs.get("run_id") == run_id and t.trial_id not in keep]
+            if t.system_attrs.get("run_id") == run_id]
     return _fail_each(study, mine, lambda _: reason,
                       f"were stopped and marked FAIL: {reason}.", retry=retry)
 
