@@ -218,3 +218,19 @@ def test_sqlite_with_a_worker_on_another_disk_is_refused(
         store = SQLStorage(url)
         assert [info.name for info in store.list_studies()] == ["earlier"]
         store.close()
+
+
+def test_cli_run_refuses_a_sqlite_file_a_worker_cannot_see_and_makes_none(
+        worker_with_its_own_disk: tuple[Any, Path], tmp_path: Path) -> None:
+    """``hpo-plugins run --dask``: the launcher's check comes before the storage is touched,
+    so the refused run leaves no database file (with tables and no study) behind."""
+    from hpo_plugins.cli import main
+
+    client, folder = worker_with_its_own_disk
+    space_file = tmp_path / "space.py"
+    space_file.write_text("from hpo_plugins import hp\nSPACE = {'x': hp.uniform('x', 0, 1)}\n")
+    code = main(["run", "--space", f"{space_file}:SPACE", "--n-trials", "1",
+                 "--storage", f"sqlite:///{folder}/hpo.db", "--study", "refused",
+                 "--dask", client.scheduler.address, "--", sys.executable, "-c", "pass"])
+    assert code == 1
+    assert list(folder.iterdir()) == []

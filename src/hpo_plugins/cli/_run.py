@@ -159,11 +159,11 @@ def _run(args: argparse.Namespace) -> int:
     name = args.study or _default_study_name(command, space, args)
     ran: list[Any] = []  # the trials this run finished (callbacks see exactly those)
     with _launcher(args) as launcher:  # first: a refused --dask must not leave a database
-        store = _open_storage(args.storage)
+        store = _open_storage(args.storage)  # opened lazily: no file is made yet
         try:
-            _check_resumable(store, name, args.direction, space)
             if launcher is not None:  # e.g. a SQLite file a Dask worker cannot see
                 launcher.check(store)
+            _check_resumable(store, name, args.direction, space)
             study = _study(args, name, space, sampler, store)
             study.optimize(ScriptObjective(command, params_via=args.params_via),
                            n_trials=args.n_trials, max_trials=args.max_trials,
