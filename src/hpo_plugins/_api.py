@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hpo_plugins._frozen import FrozenTrial
-from hpo_plugins._optimize import RunSettings
+from hpo_plugins._optimize import RunSettings, launcher_for
 from hpo_plugins._signature import one_argument_problem
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
@@ -81,7 +81,7 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
               show_progress_bar: bool | None, n_jobs: int, launcher: Any, storage: Any,
               **study_kwargs: Any) -> Study:
     check_run_args(objective, n_jobs, launcher)  # before a study is created for nothing
-    launcher = _launcher_for(n_jobs, launcher)
+    launcher = launcher_for(n_jobs, launcher)  # built here: it checks the storage first
     sampler = study_kwargs.get("sampler")
     # a study resumed without sampler= may hold a finite one (a grid): build() then decides
     settings = RunSettings.check(
@@ -103,17 +103,6 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
                           timeout=settings.timeout, catch=settings.catch,
                           callbacks=list(settings.callbacks),
                           show_progress_bar=settings.show_progress_bar, launcher=launcher)
-
-
-def _launcher_for(n_jobs: int, launcher: Any) -> Any:
-    """The launcher of the run: ``launcher``; for ``n_jobs`` other than 1 without one, the
-    ``JoblibLauncher(n_jobs)`` that ``Study.optimize`` would build, built here so that it
-    checks the storage (and ``n_jobs``) before the study is created; None: this process."""
-    if launcher is None and n_jobs != 1:
-        from hpo_plugins.launchers import JoblibLauncher
-
-        return JoblibLauncher(n_jobs=int(n_jobs))
-    return launcher
 
 
 def _create_checked(space: SearchSpace, launcher: Any, storage: Any,

@@ -16,6 +16,7 @@ from hpo_plugins._numbers import is_integer
 from hpo_plugins.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins.trial import Trial
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "logged_names",
     "monitor_direction_problem",
     "not_a_scalar_reason",
+    "raise_recorded_stop",
 ]
 
 #: Logged once by an ``HPOCallback`` that runs outside any trial (it then does nothing).
@@ -209,3 +211,18 @@ def check_monitor_direction(key: str, trial: Trial, *, explicit: bool) -> None:
     if problem.certain:
         raise ConfigurationError(f"HPOCallback: {problem.message}")
     warnings.warn(f"HPOCallback: {problem.message}.", UserWarning, stacklevel=3)
+
+
+def raise_recorded_stop(frozen: FrozenTrial, attr: str) -> None:
+    """An objective's ``after_trial``: raise the set-up error stored under ``attr`` on the
+    finished trial, to stop the study even when ``catch=`` caught it in the trial.
+
+    It reads the finished trial, not the objective: with ``n_jobs`` > 1 the trial ran on a copy
+    of the objective in a worker process, and only the launching process runs study callbacks.
+
+    Raises:
+        ConfigurationError: ``frozen`` holds such an error.
+    """
+    message = frozen.system_attrs.get(attr)
+    if message is not None:
+        raise ConfigurationError(str(message))

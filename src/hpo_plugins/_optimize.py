@@ -151,14 +151,22 @@ def run(study: Study, objective: Callable[..., Any], settings: RunSettings, *, n
         launcher: Any = None) -> None:
     """Run trials in this process, or through ``launcher`` (or ``n_jobs`` > 1 workers)."""
     _warn_if_full(study, settings)
-    if launcher is None and n_jobs != 1:
-        from hpo_plugins import launchers
-
-        launcher = launchers.JoblibLauncher(n_jobs=int(n_jobs))
+    launcher = launcher_for(n_jobs, launcher)
     if launcher is not None:
         launcher.run(study, objective, settings)
         return
     run_sequential(study, objective, settings)
+
+
+def launcher_for(n_jobs: int, launcher: Any) -> Any:
+    """The launcher of a run: ``launcher``; for ``n_jobs`` other than 1 without one, a
+    ``JoblibLauncher(n_jobs)``; None: this process. (``hpo.minimize`` builds it before the
+    study exists, so that the launcher checks the storage first.)"""
+    if launcher is None and n_jobs != 1:
+        from hpo_plugins.launchers import JoblibLauncher
+
+        return JoblibLauncher(n_jobs=int(n_jobs))
+    return launcher
 
 
 def _warn_if_full(study: Study, settings: RunSettings) -> None:
@@ -348,12 +356,13 @@ def _explain_optuna_style(exc: BaseException) -> None:
     two libraries differ, in the trial's reason and in the traceback the user sees.
     """
     if (isinstance(exc, AttributeError) and "'dict' object has no attribute 'suggest_" in str(exc)
-            and not getattr(exc, "_hpo_explained", False)):
-        exc.add_note(
-            "hpo_plugins calls the objective with the sampled parameters (a dict), not with an "
-            "Optuna-style trial: declare each parameter in the search space (hp.uniform, "
-            "hp.loguniform, hp.choice...) and read it as params['name'] in the objective.")
-        exc._hpo_explained = True  # type: ignore[attr-defined]
+            and _OPTUNA_NOTE not in getattr(exc, "__notes__", ())):
+        exc.add_note(_OPTUNA_NOTE)
+
+
+_OPTUNA_NOTE = ("hpo_plugins calls the objective with the sampled parameters (a dict), not with "
+                "an Optuna-style trial: declare each parameter in the search space (hp.uniform, "
+                "hp.loguniform, hp.choice...) and read it as params['name'] in the objective.")
 
 
 def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:

@@ -482,14 +482,20 @@ class Study:
         flat = space.flatten(params)
         if skip_if_exists and self._same_params_trial(flat) is not None:
             return None
-        natural, attrs = _json_natural(space.build(flat)), {"enqueued": True}
-        if user_attrs:
-            return self.storage.create_trial(self.study_id, state=TrialState.WAITING,
-                                             params=flat, natural=natural,
-                                             system_attrs=attrs, user_attrs=user_attrs)
-        # without the argument, for storages written before it existed
-        return self.storage.create_trial(self.study_id, state=TrialState.WAITING, params=flat,
-                                         natural=natural, system_attrs=attrs)
+        return self._create_with(space, flat, TrialState.WAITING, {"enqueued": True},
+                                 user_attrs)
+
+    def _create_with(self, space: SearchSpace, flat: Mapping[str, Any], state: TrialState,
+                     system_attrs: Mapping[str, Any], user_attrs: Mapping[str, Any] | None,
+                     dedup_key: str | None = None) -> FrozenTrial:
+        """A trial with the given parameters (``enqueue``, ``add_trial``); ``user_attrs`` is
+        passed only when given, for storages written before the argument existed."""
+        extra: dict[str, Any] = {"user_attrs": user_attrs} if user_attrs else {}
+        frozen = self.storage.create_trial(
+            self.study_id, state=state, params=flat, natural=_json_natural(space.build(flat)),
+            dedup_key=dedup_key, system_attrs=system_attrs, **extra)
+        assert frozen is not None  # no limit was given
+        return frozen
 
     def _same_params_trial(self, flat: Mapping[str, Any]) -> FrozenTrial | None:
         """The first trial that holds the flat params ``flat`` and is not FAIL (logged)."""
@@ -546,17 +552,14 @@ class Study:
         space = self._require_space()
         flat = space.flatten(params)
         dedup = _params_key(flat) if self.sampler.deduplicate else None
-        extra: dict[str, Any] = {"user_attrs": user_attrs} if user_attrs else {}  # old storages
         try:
-            frozen = self.storage.create_trial(
-                self.study_id, params=flat, natural=_json_natural(space.build(flat)),
-                dedup_key=dedup, system_attrs={"added": True}, **extra)
+            frozen = self._create_with(space, flat, TrialState.RUNNING, {"added": True},
+                                       user_attrs, dedup)
         except DuplicateParamsError:
             raise ConfigurationError(
                 f"Expected parameters that no trial of study {self.study_name!r} holds yet: "
                 f"its sampler ({type(self.sampler).__name__}) runs each configuration once. "
                 f"Received {dict(flat)}, which a trial already holds.") from None
-        assert frozen is not None  # no limit was given
         trial = Trial(self, frozen)
         notify(self, "trial_started", trial)
         try:

@@ -258,8 +258,8 @@ class Trial:
             self._finish_after(exc)
 
     def _finish_after(self, exc: BaseException) -> None:
-        """Tell the trial for the exception that left its block, unless it was told already
-        (the run loop tells first). A failure to tell is logged, never raised over ``exc``."""
+        """Tell the trial for the exception that left its block, unless the block told it
+        already. A failure to tell is logged, never raised over ``exc``."""
         from hpo_plugins.exceptions import TrialPruned
 
         try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from hpo_plugins._api import default_study_name, maximize, minimize
-from hpo_plugins._callback_args import as_number
+from hpo_plugins._callback_args import as_number, raise_recorded_stop
 from hpo_plugins._direction import resolve_direction
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins._numbers import is_integer
@@ -182,15 +182,10 @@ class KerasObjective:
     def after_trial(self, study: Study, frozen: FrozenTrial) -> None:
         """Study callback: stop the study after a set-up error even if ``catch`` caught it.
 
-        It reads the finished trial, not this object: with ``n_jobs`` > 1 the trial ran on a
-        copy of the objective in a worker process, and only the parent runs study callbacks.
-
         Raises:
             ConfigurationError: ``frozen`` ended on a set-up error (its ``STOP_ATTR``).
         """
-        message = frozen.system_attrs.get(STOP_ATTR)
-        if message is not None:
-            raise ConfigurationError(str(message))
+        raise_recorded_stop(frozen, STOP_ATTR)
 
     # -- one fit ------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from hpo_plugins._callback_args import check_monitor
+from hpo_plugins._callback_args import check_monitor, raise_recorded_stop
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
@@ -161,15 +161,10 @@ class LightningObjective:
         """Study callback (``Study.optimize`` adds it): stop the study after a trial whose
         monitored metric was never logged, also when ``catch=`` caught the error.
 
-        It reads the finished trial, not this object: with ``n_jobs`` > 1 the trial ran on a
-        copy of the objective in a worker process, and only the parent runs study callbacks.
-
         Raises:
             ConfigurationError: ``frozen`` ended on that set-up mistake (its ``STOP_ATTR``).
         """
-        message = frozen.system_attrs.get(STOP_ATTR)
-        if message is not None:
-            raise ConfigurationError(str(message))
+        raise_recorded_stop(frozen, STOP_ATTR)
 
     # -- the trial's value --------------------------------------------------------------------
 
