@@ -117,3 +117,16 @@ def test_a_sampler_that_takes_keyword_arguments_may_take_a_seed() -> None:
             self.seed = options.pop("seed", None)
 
     assert Seeded(seed=4).seed == 4
+
+
+def test_an_exhausted_grid_says_so_in_one_sentence(caplog: pytest.LogCaptureFixture) -> None:
+    from hpo_plugins.samplers import GridSampler
+
+    space = {"x": hp.choice("x", [1, 2])}
+    with caplog.at_level(logging.INFO, logger="hpo_plugins"):
+        study = hpo.minimize(lambda p: float(p["x"]), space, n_trials=5, storage=":memory:",
+                             sampler=GridSampler())
+    assert len(study.trials) == 2
+    done = [r.getMessage() for r in caplog.records if "No more trials" in r.getMessage()]
+    assert len(done) == 1 and "GridSampler has nothing new to propose" in done[0]
+    assert done[0].endswith("propose.") and not done[0].endswith("..")

@@ -252,10 +252,10 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
             announce = full_since is None
             full_since = time.monotonic() if full_since is None else full_since
             if not _room_may_come(study, deadline, full_since, announce=announce):
-                _logger.info("No more trials to run: %s.", full)
+                _logger.info("No more trials to run: %s", _sentence(full))
                 return None
         except SearchSpaceExhausted as exhausted:
-            _logger.info("No more trials to run: %s.", exhausted)
+            _logger.info("No more trials to run: %s", _sentence(exhausted))
             return None
     frozen = _evaluate(study, trial, objective, settings)
     for callback in settings.callbacks:
@@ -462,3 +462,8 @@ class _Progress:
 def progress(study: Study, settings: RunSettings) -> _Progress | None:
     """The progress bar for this run, or None when it is off."""
     return _Progress(study, settings.budget) if settings.show_progress_bar else None
+
+
+def _sentence(exc: BaseException) -> str:
+    """An exception's message ending in exactly one full stop (for a log line)."""
+    return str(exc).rstrip(".") + "."
