@@ -13,6 +13,7 @@ from hyperopt import hp
 
 from hpo_plugins import launchers, pruners, samplers, storages
 from hpo_plugins._api import maximize, minimize
+from hpo_plugins._copy import copy_study
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins._version import __version__
 from hpo_plugins.context import TRIAL_ENV, current_trial
@@ -29,6 +30,7 @@ __all__ = [
     "TrialPruned",
     "TrialState",
     "__version__",
+    "copy_study",
     "create_study",
     "current_trial",
     "delete_study",

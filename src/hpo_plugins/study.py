@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -36,7 +35,7 @@ from hpo_plugins.storages import (
     get_storage,
     missing_sqlite_file,
 )
-from hpo_plugins.storages._base import check_attr_key
+from hpo_plugins.storages._base import check_attr_key, params_key
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
@@ -252,7 +251,7 @@ class Study:
             try:
                 frozen = self.storage.create_trial(
                     self.study_id, params=params, natural=_json_natural(space.build(params)),
-                    dedup_key=_params_key(params), heartbeat=heartbeat, limit=limit,
+                    dedup_key=params_key(params), heartbeat=heartbeat, limit=limit,
                     system_attrs=system_attrs)
             except DuplicateParamsError:
                 continue  # another worker took it first; the fresh history will show it
@@ -499,11 +498,11 @@ class Study:
 
     def _same_params_trial(self, flat: Mapping[str, Any]) -> FrozenTrial | None:
         """The first trial that holds the flat params ``flat`` and is not FAIL (logged)."""
-        key = _params_key(flat)
+        key = params_key(flat)
         states = [TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE,
                   TrialState.PRUNED]
         for trial in self.storage.get_all_trials(self.study_id, states):
-            if trial.params and _params_key(trial.params) == key:
+            if trial.params and params_key(trial.params) == key:
                 _logger.info("Study %r: trial %d (%s) already has the parameters %s; "
                              "enqueue(skip_if_exists=True) queued nothing.", self.study_name,
                              trial.number, trial.state.value, dict(flat))
@@ -551,7 +550,7 @@ class Study:
                 f"Expected `value` to be a number. Received: {read_number(value)[1]}.")
         space = self._require_space()
         flat = space.flatten(params)
-        dedup = _params_key(flat) if self.sampler.deduplicate else None
+        dedup = params_key(flat) if self.sampler.deduplicate else None
         try:
             frozen = self._create_with(space, flat, TrialState.RUNNING, {"added": True},
                                        user_attrs, dedup)
@@ -865,13 +864,6 @@ def _check_ask(heartbeat: Any, system_attrs: Any) -> None:
     if system_attrs is not None and not isinstance(system_attrs, Mapping):
         raise ConfigurationError(
             f"Expected `system_attrs` to be a dict or None. Received: {system_attrs!r}.")
-
-
-def _params_key(params: Mapping[str, Any]) -> str:
-    """A hash of the params; floats rounded to 12 significant digits (0.3 == 3 * 0.1)."""
-    rounded = {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in params.items()}
-    text = json.dumps(rounded, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _json_natural(value: Any) -> Any:
@@ -1195,7 +1187,7 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
         _check_plugin(sampler, Sampler, "sampler")
     if pruner is not None:
         _check_plugin(pruner, Pruner, "pruner")
-    _refuse_missing_sqlite_file(study_name, storage)
+    refuse_missing_sqlite_file(study_name, storage)
     store = get_storage(storage)
     study_id = store.get_study_id(study_name)
     info = store.get_study(study_id)
@@ -1266,7 +1258,7 @@ def delete_study(study_name: str, storage: Any = None) -> None:
         raise ConfigurationError(
             f"Expected `study_name` to be the name of a study (a str). Received: "
             f"study_name={study_name!r} (of type {type(study_name).__name__}).")
-    _refuse_missing_sqlite_file(study_name, storage)
+    refuse_missing_sqlite_file(study_name, storage)
     store = get_storage(storage)
     try:
         store.delete_study(store.get_study_id(study_name))
@@ -1276,7 +1268,7 @@ def delete_study(study_name: str, storage: Any = None) -> None:
             store.close()
 
 
-def _refuse_missing_sqlite_file(study_name: str, storage: Any) -> None:
+def refuse_missing_sqlite_file(study_name: str, storage: Any) -> None:
     """Raise StudyNotFoundError when ``storage`` is a SQLite URL whose file does not exist.
 
     Opening it would create the file and write the library's tables into it, only to find no

@@ -9,6 +9,7 @@
     hpo-plugins export --study NAME --format csv    every trial (csv or json)
     hpo-plugins plot --study NAME --out DIR         PNG plots (matplotlib)
     hpo-plugins tensorboard --study NAME            TensorBoard on the study's logdir
+    hpo-plugins copy --study NAME --to URL          copy a study into another storage
     hpo-plugins delete --study NAME [--yes]         delete a study and its trials
 
 Every command takes ``--storage URL`` (default: ``$HPO_PLUGINS_STORAGE``, else
@@ -40,6 +41,7 @@ from hpo_plugins.cli._base import (
     storage_help,
     warn,
 )
+from hpo_plugins.cli._copy import COPY
 from hpo_plugins.cli._delete import DELETE
 from hpo_plugins.cli._export import EXPORT
 from hpo_plugins.cli._plot import PLOT
@@ -62,7 +64,7 @@ __all__ = [
 
 #: Every subcommand, in the order ``--help`` lists them.
 COMMANDS: tuple[Command, ...] = (RUN, STUDIES, TRIALS, BEST, EXPORT, PLOT, TENSORBOARD,
-                                 DELETE)
+                                 COPY, DELETE)
 
 _PROG = "hpo-plugins"
 
@@ -75,7 +77,7 @@ def build_parser(commands: Sequence[Command] | None = None) -> argparse.Argument
                         help="log progress to stderr (-vv: debug, with tracebacks)")
     parser = argparse.ArgumentParser(
         prog=_PROG, description="Explore hpo_plugins studies: list them, show their trials, "
-        "export them, plot them, open them in TensorBoard, delete them.",
+        "export them, plot them, open them in TensorBoard, copy them, delete them.",
         epilog="Exit codes: 0 ok, 1 failure, 2 bad usage, 3 storage or study not found.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")

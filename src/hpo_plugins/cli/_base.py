@@ -132,10 +132,15 @@ def _read_only_storage(url: str) -> Storage:
 def not_a_storage_url(value: str, also: str = "") -> str:
     """Why ``--storage`` ``value`` (no URL) is refused, naming the flag and the variable; a
     value with ``@`` is not echoed (it may hold a password). ``also``: other accepted forms."""
-    shown = "a value with '@' (not shown, it may hold a password)" if "@" in value \
-        else repr(value)
     return (f"expected --storage (or ${DEFAULT_STORAGE_ENV}) to be a database URL such as "
-            f"sqlite:///hpo.db or postgresql+psycopg://user@host/db{also}. Received {shown}.")
+            f"sqlite:///hpo.db or postgresql+psycopg://user@host/db{also}. Received "
+            f"{shown_url(value)}.")
+
+
+def shown_url(value: str) -> str:
+    """``value`` for an error message, unless it has ``@`` (then it may hold a password)."""
+    return "a value with '@' (not shown, it may hold a password)" if "@" in value \
+        else repr(value)
 
 
 def _check_sqlite_exists(url: str) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import datetime as _dt
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 
 __all__ = ["FINISHED_HINT", "LIMIT_STATES", "Storage", "StudyInfo", "check_attr_key",
-           "check_heartbeat_state", "finished_state", "json_copy"]
+           "check_heartbeat_state", "finished_state", "json_copy", "params_key"]
 
 #: The states that count toward ``max_trials`` (a FAIL trial is retried, a WAITING one not run).
 LIMIT_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -202,6 +203,23 @@ class Storage(abc.ABC):
         return None if created is None else (created, False)
 
     @abc.abstractmethod
+    def import_trial(self, study_id: int, trial: FrozenTrial, *,
+                     dedup_key: str | None = None) -> FrozenTrial:
+        """Insert a copy of ``trial`` (read from any storage) with the study's next number.
+
+        Everything the trial holds is kept as it is: state, value, parameters, curve,
+        attributes and the three timestamps; only the id and the number are the new study's.
+        Used by :func:`hpo_plugins.copy_study`, which fills an empty study in number order, so
+        the numbers come out the same. A RUNNING trial keeps its last heartbeat, so the stale
+        rule treats it as its source storage would.
+
+        Raises:
+            StudyNotFoundError: No such study.
+            DuplicateParamsError: ``dedup_key`` is held by another trial of the study.
+            ConfigurationError: A value that is not JSON (as for every write).
+        """
+
+    @abc.abstractmethod
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
                          dedup_key: str | None = None) -> None:
         """Record the parameters a sampler chose for a RUNNING trial.
@@ -319,3 +337,11 @@ def json_copy(value: Any, what: str) -> Any:
             f"Expected {what} to be a JSON value (str, number, bool, None, list, dict). "
             f"Received: {value!r} (of type {type(value).__name__}): {exc}."
         ) from exc
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """The ``dedup_key`` of a configuration: a hash of its flat parameters, floats rounded to
+    12 significant digits (so 0.3 and 3 * 0.1 are one configuration)."""
+    rounded = {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in params.items()}
+    text = json.dumps(rounded, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()

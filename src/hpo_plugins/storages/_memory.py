@@ -176,6 +176,29 @@ class InMemoryStorage(Storage):
             self._put(trial, None)
             return copy.deepcopy(trial)
 
+    def import_trial(self, study_id: int, trial: FrozenTrial, *,
+                     dedup_key: str | None = None) -> FrozenTrial:
+        state = TrialState(trial.state)
+        fields = {  # validated before anything changes
+            "state": state, "value": None if trial.value is None else float(trial.value),
+            "params": json_copy(dict(trial.params), "params"),
+            "natural": json_copy(trial.natural, "natural params"),
+            "intermediate_values": {int(step): float(value)
+                                    for step, value in trial.intermediate_values.items()},
+            "user_attrs": json_copy(dict(trial.user_attrs), "user attrs"),
+            "system_attrs": json_copy(dict(trial.system_attrs), "system attrs"),
+        }
+        with self._lock:
+            study = self._study(study_id)
+            self._claim_key(study, self._last_trial_id + 1, dedup_key)
+            self._last_trial_id += 1
+            copied = dataclasses.replace(trial, trial_id=self._last_trial_id,
+                                         number=len(study.trials), **fields)
+            self._trial_study[copied.trial_id] = study_id
+            study.trials.append(copied)
+            self._put(read_only_trial(copied) if state.is_finished else copied, None)
+            return copy.deepcopy(copied)
+
     def _claim_key(self, study: _Study, trial_id: int, key: str | None) -> None:
         """Give ``key`` to the trial, freeing its previous key; None changes nothing."""
         if key is None:

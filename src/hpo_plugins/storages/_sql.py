@@ -1268,6 +1268,31 @@ class SQLStorage(Storage):
             created = _insert_numbered(conn, row)
         return _created_trial(row, created)
 
+    def import_trial(self, study_id: int, trial: FrozenTrial, *,
+                     dedup_key: str | None = None) -> FrozenTrial:
+        """See :meth:`Storage.import_trial`. One transaction takes the number and writes the
+        row and its curve, so no reader sees the trial without its curve."""
+        row = {
+            "study_id": study_id, "state": TrialState(trial.state).value,
+            "value": None if trial.value is None else float(trial.value),
+            "params": _dumps(dict(trial.params), "params"),
+            "natural": None if trial.natural is None else _dumps(trial.natural, "natural params"),
+            "user_attrs": _dumps(dict(trial.user_attrs), "user attrs"),
+            "system_attrs": _dumps(dict(trial.system_attrs), "system attrs"),
+            "dedup_key": dedup_key, "datetime_start": trial.datetime_start,
+            "datetime_complete": trial.datetime_complete, "last_heartbeat": trial.last_heartbeat,
+        }
+        curve = [{"step": int(step), "value": float(value)}
+                 for step, value in sorted(trial.intermediate_values.items())]
+        with _dedup_errors(dedup_key), self._write() as conn:
+            _lock_study_state(conn, study_id, None)
+            _check_dedup(conn, study_id, dedup_key)
+            number = conn.scalar(_TAKE_NUMBER, {"b_study_id": study_id})
+            trial_id = int(conn.scalar(_INSERT_TRIAL, {**row, "number": number}))
+            if curve:
+                conn.execute(_INSERT_VALUE, [{"trial_id": trial_id, **point} for point in curve])
+            return _fetch_trial(conn, trial_id)
+
     def start_trial(self, study_id: int, *, heartbeat: bool = False, limit: int | None = None,
                     system_attrs: Mapping[str, Any] | None = None
                     ) -> tuple[FrozenTrial, bool] | None:

@@ -8,6 +8,7 @@ contract in :mod:`hpo_plugins.storages._base`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import pickle
 import threading
@@ -60,6 +61,8 @@ STUDY_READERS: dict[str, Mutator] = {
     "get_all_trials": lambda s, i: s.get_all_trials(i),
     "count_trials": lambda s, i: s.count_trials(i),
     "fail_stale_trials": lambda s, i: s.fail_stale_trials(i, 60.0),
+    "import_trial": lambda s, i: s.import_trial(i, FrozenTrial(trial_id=1, number=0,
+                                                               state=TrialState.WAITING)),
 }
 
 NOT_JSON = object()
@@ -77,6 +80,8 @@ JSON_WRITERS: dict[str, Callable[[Storage, int, int], object]] = {
     "system attr": lambda s, i, t: s.set_trial_system_attr(t, "x", NOT_JSON),
     "finish system attrs": lambda s, i, t: s.finish_trial(t, TrialState.COMPLETE, 1.0,
                                                           {"x": NOT_JSON}),
+    "import user attrs": lambda s, i, t: s.import_trial(i, FrozenTrial(
+        trial_id=1, number=0, state=TrialState.COMPLETE, value=1.0, user_attrs={"x": NOT_JSON})),
 }
 
 FINISHED = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
@@ -483,6 +488,53 @@ class StorageConformance:
         with pytest.raises(DuplicateParamsError, match="already holds"):
             storage.create_trial(study_id, dedup_key="x=2")
         assert _running(storage, study_id, dedup_key="x=1").number == 1
+
+    # -- importing ----------------------------------------------------------------------------
+
+    def test_import_trial_keeps_everything_but_id_and_number(self, storage: Storage,
+                                                             study_id: int) -> None:
+        start = _dt.datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=_dt.timezone.utc)
+        source = FrozenTrial(
+            trial_id=MISSING_ID, number=41, state=TrialState.PRUNED, value=0.25,
+            params={"lr": 0.01, "net": 1}, natural={"lr": 0.01, "net": {"kind": "cnn"}},
+            intermediate_values={0: 0.9, 5: 0.5, 10: 0.25}, user_attrs={"note": "ünï"},
+            system_attrs={"log_dir": "/runs/41", "gpu": 0},
+            datetime_start=start, datetime_complete=start + _dt.timedelta(seconds=90),
+            last_heartbeat=start + _dt.timedelta(seconds=80))
+        first = storage.import_trial(study_id, source)
+        running = storage.import_trial(study_id, FrozenTrial(
+            trial_id=MISSING_ID, number=3, state=TrialState.RUNNING, datetime_start=start,
+            last_heartbeat=start))
+        assert (first.number, running.number) == (0, 1)
+        assert first.trial_id != running.trial_id and MISSING_ID not in (first.trial_id,
+                                                                          running.trial_id)
+        for stored in (first, storage.get_trial(first.trial_id),
+                       storage.get_all_trials(study_id)[0]):
+            assert dataclasses.replace(stored, trial_id=MISSING_ID, number=41) == source
+        assert storage.get_trial(running.trial_id).last_heartbeat == start
+        assert _running(storage, study_id).number == 2  # numbering goes on after the imports
+        info = storage.get_study(study_id)
+        assert info.n_trials[TrialState.PRUNED] == 1 and info.n_trials[TrialState.RUNNING] == 2
+
+    def test_imported_trials_obey_the_contract(self, storage: Storage, study_id: int) -> None:
+        done = storage.import_trial(study_id, FrozenTrial(
+            trial_id=1, number=0, state=TrialState.COMPLETE, value=2.0,
+            datetime_start=utcnow(), datetime_complete=utcnow()), dedup_key="x=1")
+        with pytest.raises(TrialFinishedError):
+            storage.set_trial_user_attr(done.trial_id, "k", "v")
+        with pytest.raises(DuplicateParamsError, match="already holds"):
+            storage.import_trial(study_id, FrozenTrial(trial_id=2, number=1,
+                                                       state=TrialState.FAIL), dedup_key="x=1")
+        with pytest.raises(DuplicateParamsError, match="already holds"):
+            storage.create_trial(study_id, dedup_key="x=1")
+        waiting = storage.import_trial(study_id, FrozenTrial(trial_id=3, number=7,
+                                                             state=TrialState.WAITING,
+                                                             params={"x": 2}))
+        assert waiting.number == 1  # the refused import used up no number
+        claimed = storage.claim_waiting_trial(study_id)
+        assert claimed is not None and claimed.trial_id == waiting.trial_id
+        assert claimed.params == {"x": 2}
+        assert storage.get_study(study_id).best_value == 2.0
 
     # -- heartbeats ---------------------------------------------------------------------------
 

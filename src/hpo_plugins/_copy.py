@@ -1,0 +1,130 @@
+"""Copy a study, trials and all, from one storage to another.
+
+The usual reason is a study that outgrew its storage: it started in the default SQLite file on a
+laptop and now needs a database server that several machines can reach (or the reverse: a study
+from the cluster's PostgreSQL, taken home as one SQLite file). The copy is a new study that
+resumes exactly like the original: the same direction and settings (space, sampler, pruner,
+seed, metric, user attributes), and every trial with its number, state, value, parameters,
+curve, attributes and timestamps.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hpo_plugins._frozen import TrialState
+from hpo_plugins.exceptions import ConfigurationError, DuplicateStudyError
+from hpo_plugins.storages import Storage, get_storage
+from hpo_plugins.storages._base import params_key
+from hpo_plugins.study import refuse_missing_sqlite_file
+
+__all__ = ["copy_study"]
+
+_logger = logging.getLogger(__name__)
+
+
+def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
+               to_study_name: str | None = None) -> int:
+    """Copy a study and all its trials into another storage (or under another name).
+
+    Trials keep their numbers, states, values, parameters, curves, user and system attributes
+    and timestamps; the study keeps its direction and every setting recorded with it, so
+    ``create_study(..., load_if_exists=True)`` or ``hpo.minimize`` with the new storage resumes
+    the copy where the original stopped, and a grid search does not repeat a point. The source
+    is only read.
+
+    Copy a study while nothing runs on it. A trial still RUNNING is copied as RUNNING with its
+    last heartbeat (a warning says how many): a run on the copy fails it once its heartbeat is
+    older than the grace period, as it would a trial whose worker died. Files the trials wrote
+    (trial directories, TensorBoard runs) are not copied; the paths recorded with the trials and
+    the study's ``logdir`` still point at them.
+
+    Args:
+        from_study_name: The study to copy.
+        from_storage: Where it is: None (the default SQLite file), a URL or a Storage.
+        to_storage: Where the copy goes: a URL (a SQLite file is created if missing; a server's
+            database must exist) or a Storage.
+        to_study_name: The copy's name; default: the same name.
+
+    Returns:
+        The number of trials copied.
+
+    Raises:
+        StudyNotFoundError: No study ``from_study_name`` (the message lists those that exist),
+            or a SQLite source file that does not exist; nothing is created then.
+        DuplicateStudyError: The destination already holds a study of that name; nothing is
+            written.
+
+    If a write fails midway, the partial copy is deleted and the error raised, so the
+    destination never holds half a study.
+
+    Example:
+        >>> import hpo_plugins as hpo
+        >>> laptop = hpo.storages.InMemoryStorage()
+        >>> study = hpo.minimize(lambda p: (p["x"] - 1) ** 2, {"x": hpo.hp.uniform("x", 0, 2)},
+        ...                      n_trials=5, storage=laptop, study_name="demo", seed=0)
+        >>> server = hpo.storages.InMemoryStorage()  # e.g. "postgresql+psycopg://host/hpo"
+        >>> hpo.copy_study("demo", laptop, server)
+        5
+        >>> hpo.load_study("demo", server).best_value == study.best_value
+        True
+    """
+    for name, value, optional in (("from_study_name", from_study_name, False),
+                                  ("to_study_name", to_study_name, True)):
+        if not isinstance(value, str) and not (optional and value is None):
+            raise ConfigurationError(
+                f"Expected `{name}` to be the name of a study (a str). Received: "
+                f"{name}={value!r} (of type {type(value).__name__}).")
+    target = from_study_name if to_study_name is None else to_study_name
+    refuse_missing_sqlite_file(from_study_name, from_storage)
+    source = get_storage(from_storage)
+    try:
+        source.get_study_id(from_study_name)  # a missing study: nothing is opened or created
+        destination = source if to_storage is from_storage else get_storage(to_storage)
+        try:
+            return _copy(source, from_study_name, destination, target)
+        finally:
+            if destination is not to_storage and destination is not source:
+                destination.close()
+    finally:
+        if source is not from_storage:
+            source.close()
+
+
+def _copy(source: Storage, name: str, destination: Storage, target: str) -> int:
+    """Create study ``target`` in ``destination`` and copy ``name``'s trials into it."""
+    info = source.get_study(source.get_study_id(name))
+    trials = source.get_all_trials(info.study_id)
+    attrs = {**info.attrs, "copied_from": {"study": name, "storage": source.describe()}}
+    try:
+        study_id = destination.create_study(target, info.direction, attrs)
+    except DuplicateStudyError:
+        raise DuplicateStudyError(
+            f"Cannot copy study {name!r}: {destination.describe()} already holds a study named "
+            f"{target!r}. Pass another to_study_name (--to-study on the command line), or "
+            f"delete that study first.") from None
+    try:
+        taken: set[str] = set()
+        for trial in trials:  # by number, so each copy gets its original number
+            key = params_key(trial.params) if trial.params else None
+            if key in taken:  # a retry, or a repeat of a sampler that may repeat
+                key = None
+            elif key is not None:
+                taken.add(key)
+            destination.import_trial(study_id, trial, dedup_key=key)
+    except BaseException:
+        _logger.error("Copying study %r failed; the partial copy %r in %s is deleted.", name,
+                      target, destination.describe())
+        destination.delete_study(study_id)
+        raise
+    running = sum(t.state is TrialState.RUNNING for t in trials)
+    if running:
+        _logger.warning(
+            "Study %r had %d RUNNING trial%s when copied: the copy holds %s as RUNNING, with "
+            "%s last heartbeat. Copy a study while nothing runs on it.", name, running,
+            "s" * (running != 1), "them" if running != 1 else "it",
+            "their" if running != 1 else "its")
+    _logger.info("Copied study %r (%d trials) from %s to %s as %r.", name, len(trials),
+                 source.describe(), destination.describe(), target)
+    return len(trials)
