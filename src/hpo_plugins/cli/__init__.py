@@ -5,6 +5,7 @@
     hpo-plugins run --space F:NAME ... -- CMD       script mode: CMD once per trial
     hpo-plugins studies                             one line per study
     hpo-plugins trials --study NAME                 a table of its trials
+    hpo-plugins trial --study NAME --number N       one trial in full (curve, traceback...)
     hpo-plugins best --study NAME                   the best parameters, as JSON
     hpo-plugins export --study NAME --format csv    every trial (csv or json)
     hpo-plugins plot --study NAME --out DIR         PNG plots (matplotlib)
@@ -48,6 +49,7 @@ from hpo_plugins.cli._plot import PLOT
 from hpo_plugins.cli._run import RUN
 from hpo_plugins.cli._studies import STUDIES
 from hpo_plugins.cli._tensorboard import TENSORBOARD
+from hpo_plugins.cli._trial import TRIAL
 from hpo_plugins.cli._trials import BEST, TRIALS
 from hpo_plugins.exceptions import HPOError, StudyNotFoundError
 
@@ -63,8 +65,8 @@ __all__ = [
 ]
 
 #: Every subcommand, in the order ``--help`` lists them.
-COMMANDS: tuple[Command, ...] = (RUN, STUDIES, TRIALS, BEST, EXPORT, PLOT, TENSORBOARD,
-                                 COPY, DELETE)
+COMMANDS: tuple[Command, ...] = (RUN, STUDIES, TRIALS, TRIAL, BEST, EXPORT, PLOT,
+                                 TENSORBOARD, COPY, DELETE)
 
 _PROG = "hpo-plugins"
 

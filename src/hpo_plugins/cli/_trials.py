@@ -112,7 +112,7 @@ TRIALS = Command(
     description="A table of a study's trials: number, state, value, duration and every "
                 "parameter under its flat label (a choice shows its option; '-' marks a "
                 "parameter that is inactive in that trial), then why a trial failed when one "
-                "did (clipped; `export` shows it whole).",
+                "did (clipped; `trial` and `export` show it whole).",
     configure=_configure_trials,
     run=_run_trials,
 )
