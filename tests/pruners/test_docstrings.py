@@ -7,10 +7,10 @@ from types import ModuleType
 
 import pytest
 
-from hpo_plugins.pruners import _hyperband, _median, _successive_halving
+from hpo_plugins.pruners import _hyperband, _median, _successive_halving, _threshold
 
 
-@pytest.mark.parametrize("module", [_median, _successive_halving, _hyperband],
+@pytest.mark.parametrize("module", [_median, _successive_halving, _hyperband, _threshold],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module, raise_on_error=False, verbose=False)
