@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,7 @@ import pytest
 import hpo_plugins as hpo
 from hpo_plugins import hp
 from hpo_plugins._frozen import FrozenTrial, TrialState
-from hpo_plugins.exceptions import (
-    ConfigurationError,
-    DuplicateStudyError,
-    StorageError,
-    StudyNotFoundError,
-)
+from hpo_plugins.exceptions import ConfigurationError, DuplicateStudyError, StudyNotFoundError
 from hpo_plugins.samplers import GridSampler, RandomSampler
 from hpo_plugins.storages import InMemoryStorage, Storage
 
@@ -76,6 +72,7 @@ def test_every_trial_and_setting_is_copied(nested_space: dict[str, Any],
     assert after.attrs["copied_from"] == {"study": "demo", "storage": source.describe()}
     assert {k: v for k, v in after.attrs.items() if k != "copied_from"} == dict(before.attrs)
     assert _study_info(source, "demo").n_trials == after.n_trials  # the source is untouched
+    assert after.datetime_created == before.datetime_created
     copy.storage.close()
 
 
@@ -166,39 +163,50 @@ def test_a_missing_source_is_refused_and_nothing_is_created(tmp_path: Path) -> N
 @pytest.mark.parametrize(("args", "name"), [((3, InMemoryStorage(), InMemoryStorage()),
                                              "from_study_name"),
                                             (("a", InMemoryStorage(), InMemoryStorage(), 4),
+                                             "to_study_name"),
+                                            (("a", InMemoryStorage(), InMemoryStorage(), " "),
                                              "to_study_name")])
 def test_names_must_be_text(args: tuple[Any, ...], name: str) -> None:
     with pytest.raises(ConfigurationError, match=f"Expected `{name}` to be the name of a study"):
         hpo.copy_study(*args)
 
 
-class _BreaksAfter(InMemoryStorage):
-    """A destination whose writes stop working after ``n`` imported trials, as a database
-    server that goes away mid-copy would."""
+class _OldCustomStorage(InMemoryStorage):
+    """A storage written before ``import_study`` existed: it inherits the base's default."""
 
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.left = n
-
-    def import_trial(self, study_id: int, trial: FrozenTrial, *,
-                     dedup_key: str | None = None) -> FrozenTrial:
-        if self.left == 0:
-            raise StorageError("the connection to the server was lost")
-        self.left -= 1
-        return super().import_trial(study_id, trial, dedup_key=dedup_key)
+    import_study = Storage.import_study
 
 
-def test_a_copy_that_fails_midway_leaves_no_half_study(nested_space: dict[str, Any],
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_a_storage_without_import_study_is_refused_and_left_empty(
+        nested_space: dict[str, Any]) -> None:
     source = InMemoryStorage()
     _every_state(source, nested_space)
-    target = _BreaksAfter(3)
-    with pytest.raises(StorageError, match="connection"):
+    target = _OldCustomStorage()  # it can still be created and used for everything else
+    with pytest.raises(NotImplementedError, match="_OldCustomStorage cannot import a study"):
         hpo.copy_study("demo", source, target)
     assert target.list_studies() == []
-    assert "partial copy 'demo'" in caplog.text and "is deleted" in caplog.text
-    target.left = 10
-    assert hpo.copy_study("demo", source, target) == 6  # the retry starts from scratch
+
+
+class _LooseSource(InMemoryStorage):
+    """A source storage with a looser idea of JSON: its fourth trial holds a set."""
+
+    def get_all_trials(self, study_id: int,
+                       states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+        trials = super().get_all_trials(study_id, states)
+        trials[3] = dataclasses.replace(trials[3], user_attrs={"epochs": {1, 2}})
+        return trials
+
+
+def test_a_copy_that_fails_midway_leaves_nothing(nested_space: dict[str, Any],
+                                                 tmp_path: Path) -> None:
+    source = _LooseSource()
+    _every_state(source, nested_space)
+    target = f"sqlite:///{tmp_path}/copy.db"
+    with pytest.raises(ConfigurationError, match="user attrs"):
+        hpo.copy_study("demo", source, target)  # fails at the fourth trial of six
+    store = hpo.storages.get_storage(target)
+    assert store.list_studies() == []
+    store.close()
 
 
 def test_running_trials_are_copied_with_a_warning(nested_space: dict[str, Any],
@@ -209,6 +217,7 @@ def test_running_trials_are_copied_with_a_warning(nested_space: dict[str, Any],
         hpo.copy_study("demo", source, InMemoryStorage())
     assert "had 1 RUNNING trial when copied" in caplog.text
     assert "Copy a study while nothing runs on it" in caplog.text
+    assert "Trials [4] have no heartbeat (asked by hand)" in caplog.text
 
 
 

@@ -34,11 +34,16 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
     the copy where the original stopped, and a grid search does not repeat a point. The source
     is only read.
 
+    The copy is written in one transaction: nobody sees it before it holds every trial, and a
+    failure leaves nothing behind. The study's creation time is kept; ``copied_from`` among its
+    attributes records the source.
+
     Copy a study while nothing runs on it. A trial still RUNNING is copied as RUNNING with its
     last heartbeat (a warning says how many): a run on the copy fails it once its heartbeat is
-    older than the grace period, as it would a trial whose worker died. Files the trials wrote
-    (trial directories, TensorBoard runs) are not copied; the paths recorded with the trials and
-    the study's ``logdir`` still point at them.
+    older than the grace period, as it would a trial whose worker died. A RUNNING trial without
+    heartbeats (asked by hand) stays RUNNING until it is told, in the copy as in the source.
+    Files the trials wrote (trial directories, TensorBoard runs) are not copied; the paths
+    recorded with the trials and the study's ``logdir`` still point at them.
 
     Args:
         from_study_name: The study to copy.
@@ -55,9 +60,8 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
             or a SQLite source file that does not exist; nothing is created then.
         DuplicateStudyError: The destination already holds a study of that name; nothing is
             written.
-
-    If a write fails midway, the partial copy is deleted and the error raised, so the
-    destination never holds half a study.
+        NotImplementedError: ``to_storage`` is a custom storage without
+            :meth:`~hpo_plugins.storages.Storage.import_study`.
 
     Example:
         >>> import hpo_plugins as hpo
@@ -72,9 +76,12 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
     """
     for name, value, optional in (("from_study_name", from_study_name, False),
                                   ("to_study_name", to_study_name, True)):
-        if not isinstance(value, str) and not (optional and value is None):
+        if optional and value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(
-                f"Expected `{name}` to be the name of a study (a str). Received: "
+                f"Expected `{name}` to be the name of a study (a non-empty str"
+                f"{', or None for the same name' if optional else ''}). Received: "
                 f"{name}={value!r} (of type {type(value).__name__}).")
     target = from_study_name if to_study_name is None else to_study_name
     refuse_missing_sqlite_file(from_study_name, from_storage)
@@ -93,38 +100,35 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
 
 
 def _copy(source: Storage, name: str, destination: Storage, target: str) -> int:
-    """Create study ``target`` in ``destination`` and copy ``name``'s trials into it."""
+    """Create study ``target`` in ``destination`` holding ``name``'s trials, in one step."""
     info = source.get_study(source.get_study_id(name))
     trials = source.get_all_trials(info.study_id)
     attrs = {**info.attrs, "copied_from": {"study": name, "storage": source.describe()}}
+    keys: list[str | None] = []
+    taken: set[str] = set()
+    for trial in trials:  # the first trial holding a configuration keeps its key
+        key = params_key(trial.params) if trial.params else None
+        keys.append(None if key is None or key in taken else key)
+        if key is not None:
+            taken.add(key)
     try:
-        study_id = destination.create_study(target, info.direction, attrs)
+        destination.import_study(target, info.direction, attrs, trials, keys,
+                                 datetime_created=info.datetime_created)
     except DuplicateStudyError:
         raise DuplicateStudyError(
             f"Cannot copy study {name!r}: {destination.describe()} already holds a study named "
             f"{target!r}. Pass another to_study_name (--to-study on the command line), or "
             f"delete that study first.") from None
-    try:
-        taken: set[str] = set()
-        for trial in trials:  # by number, so each copy gets its original number
-            key = params_key(trial.params) if trial.params else None
-            if key in taken:  # a retry, or a repeat of a sampler that may repeat
-                key = None
-            elif key is not None:
-                taken.add(key)
-            destination.import_trial(study_id, trial, dedup_key=key)
-    except BaseException:
-        _logger.error("Copying study %r failed; the partial copy %r in %s is deleted.", name,
-                      target, destination.describe())
-        destination.delete_study(study_id)
-        raise
+    unbeaten = [t.number for t in trials
+                if t.state is TrialState.RUNNING and t.last_heartbeat is None]
     running = sum(t.state is TrialState.RUNNING for t in trials)
     if running:
         _logger.warning(
-            "Study %r had %d RUNNING trial%s when copied: the copy holds %s as RUNNING, with "
-            "%s last heartbeat. Copy a study while nothing runs on it.", name, running,
-            "s" * (running != 1), "them" if running != 1 else "it",
-            "their" if running != 1 else "its")
+            "Study %r had %d RUNNING trial%s when copied; the copy holds %s as RUNNING. Copy a "
+            "study while nothing runs on it.%s", name, running, "s" * (running != 1),
+            "them" if running != 1 else "it",
+            f" Trials {unbeaten} have no heartbeat (asked by hand), so no run fails them: "
+            f"tell them, e.g. study.tell(number, state='FAIL')." if unbeaten else "")
     _logger.info("Copied study %r (%d trials) from %s to %s as %r.", name, len(trials),
                  source.describe(), destination.describe(), target)
     return len(trials)

@@ -80,3 +80,21 @@ def test_a_missing_study_or_source_file_creates_nothing(cli: Run, url: str,
                        f"sqlite:///{tmp_path}/typo.db")
     assert code == EXIT_NOT_FOUND and "does not exist" in err
     assert not (tmp_path / "typo.db").exists()
+
+
+@pytest.mark.parametrize("to", ["postgresql+psycopg://hpo:secret@127.0.0.1:1/hpo",
+                                "mysql://hpo:secret@127.0.0.1/hpo"])
+def test_a_target_that_cannot_be_opened_fails_before_anything_is_read(cli: Run, url: str,
+                                                                      to: str) -> None:
+    code, out, err = cli("copy", "--study", "demo", "--to", to, "--storage", url)
+    assert (code, out) == (EXIT_NOT_FOUND, "")
+    assert "cannot open the storage of --to" in err and "secret" not in err
+
+
+def test_an_empty_target_name_is_a_usage_error(cli: Run, url: str) -> None:
+    code, _, err = cli("copy", "--study", "demo", "--to", url, "--to-study", " ", "--storage",
+                       url)
+    assert code == EXIT_USAGE and "expected --to-study to be a study name" in err
+    store = hpo.storages.get_storage(url)
+    assert [info.name for info in store.list_studies()] == ["demo", "plain"]
+    store.close()

@@ -12,6 +12,7 @@ import argparse
 
 from hpo_plugins._copy import copy_study
 from hpo_plugins.cli._base import (
+    EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_USAGE,
     CLIError,
@@ -37,6 +38,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.to_study is not None and not args.to_study.strip():
+        raise CLIError(f"expected --to-study to be a study name. Received {args.to_study!r}.",
+                       EXIT_USAGE)
     with open_storage(args.storage) as source:
         source.get_study_id(args.study)  # a missing study: the target is not even opened
         destination = _destination(args.to)
@@ -50,21 +54,33 @@ def _run(args: argparse.Namespace) -> int:
             where = destination.describe()
         finally:
             destination.close()
-    name = args.to_study or args.study
+    name = args.study if args.to_study is None else args.to_study
     echo(f"Copied study {args.study!r} ({copied} trial{'s' * (copied != 1)}) to {where} as "
          f"{name!r}.")
     return EXIT_OK
 
 
 def _destination(url: str) -> Storage:
-    """The storage at ``url``, created if it is a new SQLite file; a bad URL is a usage error."""
+    """The storage at ``url``, opened now (created if it is a new SQLite file).
+
+    Raises:
+        CLIError: ``url`` is not a URL (:data:`EXIT_USAGE`), or the storage cannot be opened:
+            a missing driver, a server that cannot be reached, a file that is not a database
+            (:data:`EXIT_NOT_FOUND`, as for ``--storage``).
+    """
     if "://" not in url:
         raise CLIError(f"expected --to to be a database URL such as sqlite:///copy.db or "
                        f"postgresql+psycopg://user@host/db. Received {shown_url(url)}.", EXIT_USAGE)
     try:
-        return get_storage(url)
+        store = get_storage(url)
     except (ConfigurationError, StorageError, MissingDependencyError) as exc:
-        raise CLIError(f"cannot open the storage of --to: {exc}", EXIT_USAGE) from None
+        raise CLIError(f"cannot open the storage of --to: {exc}", EXIT_NOT_FOUND) from None
+    try:
+        store.list_studies()  # connects now: an unreachable server fails here, not midway
+    except (ConfigurationError, StorageError, MissingDependencyError) as exc:
+        store.close()
+        raise CLIError(f"cannot open the storage of --to: {exc}", EXIT_NOT_FOUND) from None
+    return store
 
 
 COPY = Command(

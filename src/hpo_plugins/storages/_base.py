@@ -45,7 +45,7 @@ from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 
 __all__ = ["FINISHED_HINT", "LIMIT_STATES", "Storage", "StudyInfo", "check_attr_key",
-           "check_heartbeat_state", "finished_state", "json_copy", "params_key"]
+           "check_heartbeat_state", "finished_state", "import_keys", "json_copy", "params_key"]
 
 #: The states that count toward ``max_trials`` (a FAIL trial is retried, a WAITING one not run).
 LIMIT_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -136,6 +136,33 @@ class Storage(abc.ABC):
     def delete_study(self, study_id: int) -> None:
         """Delete a study and all its trials."""
 
+    def import_study(self, name: str, direction: Direction, attrs: Mapping[str, Any],
+                     trials: Sequence[FrozenTrial],
+                     dedup_keys: Sequence[str | None] | None = None,
+                     datetime_created: _dt.datetime | None = None) -> int:
+        """Create study ``name`` holding copies of ``trials`` (read from any storage), in one
+        atomic step, and return its id.
+
+        The trials get the numbers 0, 1, 2, ... in the order given and keep everything else
+        they hold (state, value, parameters, curve, attributes, the three timestamps); only
+        their ids are new. No other caller sees the study before it holds every trial. Used by
+        :func:`hpo_plugins.copy_study`.
+
+        Args:
+            dedup_keys: One key (or None) per trial, as in :meth:`create_trial`.
+            datetime_created: The study's creation time; default: now.
+
+        Raises:
+            DuplicateStudyError: A study of that name exists; nothing is written.
+            DuplicateParamsError: Two trials get the same ``dedup_key``; nothing is written.
+            ConfigurationError: A value that is not JSON, or not one key per trial.
+            NotImplementedError: This storage cannot import (the default, so that storages
+                written before this method existed keep working for everything else).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot import a study (copy_study): it does not implement "
+            f"Storage.import_study. Copy into an InMemoryStorage or a SQL storage instead.")
+
     # -- trials -------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -201,23 +228,6 @@ class Storage(abc.ABC):
         created = self.create_trial(study_id, heartbeat=heartbeat, limit=limit,
                                     system_attrs=system_attrs)
         return None if created is None else (created, False)
-
-    @abc.abstractmethod
-    def import_trial(self, study_id: int, trial: FrozenTrial, *,
-                     dedup_key: str | None = None) -> FrozenTrial:
-        """Insert a copy of ``trial`` (read from any storage) with the study's next number.
-
-        Everything the trial holds is kept as it is: state, value, parameters, curve,
-        attributes and the three timestamps; only the id and the number are the new study's.
-        Used by :func:`hpo_plugins.copy_study`, which fills an empty study in number order, so
-        the numbers come out the same. A RUNNING trial keeps its last heartbeat, so the stale
-        rule treats it as its source storage would.
-
-        Raises:
-            StudyNotFoundError: No such study.
-            DuplicateParamsError: ``dedup_key`` is held by another trial of the study.
-            ConfigurationError: A value that is not JSON (as for every write).
-        """
 
     @abc.abstractmethod
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
@@ -345,3 +355,29 @@ def params_key(params: Mapping[str, Any]) -> str:
     rounded = {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in params.items()}
     text = json.dumps(rounded, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def import_keys(trials: Sequence[FrozenTrial],
+                dedup_keys: Sequence[str | None] | None) -> list[str | None]:
+    """The checked ``dedup_keys`` of :meth:`Storage.import_study`: one per trial, no repeat.
+
+    Raises:
+        ConfigurationError: Not one key per trial.
+        DuplicateParamsError: A key given twice.
+    """
+    from hpo_plugins.exceptions import DuplicateParamsError
+
+    keys: list[str | None] = [None] * len(trials) if dedup_keys is None else list(dedup_keys)
+    if len(keys) != len(trials):
+        raise ConfigurationError(
+            f"Expected one dedup key (or None) per trial. Received {len(keys)} keys for "
+            f"{len(trials)} trials.")
+    held: dict[str, int] = {}
+    for trial, key in zip(trials, keys):
+        if key is not None and key in held:
+            raise DuplicateParamsError(
+                f"Trial {held[key]} already holds these parameters (the key given again for "
+                f"trial {trial.number}).")
+        if key is not None:
+            held[key] = trial.number
+    return keys

@@ -25,6 +25,7 @@ from hpo_plugins.storages._base import (
     check_attr_key,
     check_heartbeat_state,
     finished_state,
+    import_keys,
     json_copy,
 )
 from hpo_plugins.storages._cache import read_only_trial
@@ -94,6 +95,32 @@ class InMemoryStorage(Storage):
             info = StudyInfo(study_id, name, Direction.parse(direction),
                              datetime_created=utcnow())
             self._studies[study_id] = _Study(info, json_copy(dict(attrs or {}), "study attrs"))
+            return study_id
+
+    def import_study(self, name: str, direction: Direction, attrs: Mapping[str, Any],
+                     trials: Sequence[FrozenTrial],
+                     dedup_keys: Sequence[str | None] | None = None,
+                     datetime_created: _dt.datetime | None = None) -> int:
+        """See :meth:`Storage.import_study`: everything is validated and copied first, then
+        the study is added under the lock in one step."""
+        keys = import_keys(trials, dedup_keys)
+        copies = [_imported(trial, number) for number, trial in enumerate(trials)]
+        study_attrs = json_copy(dict(attrs), "study attrs")
+        with self._lock:
+            if any(s.info.name == name for s in self._studies.values()):
+                raise DuplicateStudyError(f"A study named {name!r} already exists.")
+            self._last_study_id += 1
+            study_id = self._last_study_id
+            info = StudyInfo(study_id, name, Direction.parse(direction),
+                             datetime_created=datetime_created or utcnow())
+            study = self._studies[study_id] = _Study(info, study_attrs)
+            for copied, key in zip(copies, keys):
+                self._last_trial_id += 1
+                copied = dataclasses.replace(copied, trial_id=self._last_trial_id)
+                self._trial_study[copied.trial_id] = study_id
+                study.trials.append(copied)
+                self._claim_key(study, copied.trial_id, key)
+                self._put(read_only_trial(copied) if copied.state.is_finished else copied, None)
             return study_id
 
     def get_study_id(self, name: str) -> int:
@@ -175,29 +202,6 @@ class InMemoryStorage(Storage):
             study.trials.append(trial)
             self._put(trial, None)
             return copy.deepcopy(trial)
-
-    def import_trial(self, study_id: int, trial: FrozenTrial, *,
-                     dedup_key: str | None = None) -> FrozenTrial:
-        state = TrialState(trial.state)
-        fields = {  # validated before anything changes
-            "state": state, "value": None if trial.value is None else float(trial.value),
-            "params": json_copy(dict(trial.params), "params"),
-            "natural": json_copy(trial.natural, "natural params"),
-            "intermediate_values": {int(step): float(value)
-                                    for step, value in trial.intermediate_values.items()},
-            "user_attrs": json_copy(dict(trial.user_attrs), "user attrs"),
-            "system_attrs": json_copy(dict(trial.system_attrs), "system attrs"),
-        }
-        with self._lock:
-            study = self._study(study_id)
-            self._claim_key(study, self._last_trial_id + 1, dedup_key)
-            self._last_trial_id += 1
-            copied = dataclasses.replace(trial, trial_id=self._last_trial_id,
-                                         number=len(study.trials), **fields)
-            self._trial_study[copied.trial_id] = study_id
-            study.trials.append(copied)
-            self._put(read_only_trial(copied) if state.is_finished else copied, None)
-            return copy.deepcopy(copied)
 
     def _claim_key(self, study: _Study, trial_id: int, key: str | None) -> None:
         """Give ``key`` to the trial, freeing its previous key; None changes nothing."""
@@ -348,3 +352,16 @@ class InMemoryStorage(Storage):
 
     def describe(self) -> str:
         return "in-memory storage (this process only)"
+
+
+def _imported(trial: FrozenTrial, number: int) -> FrozenTrial:
+    """A JSON-checked copy of ``trial`` with ``number`` (its id is set when it is stored)."""
+    return dataclasses.replace(
+        trial, trial_id=0, number=number, state=TrialState(trial.state),
+        value=None if trial.value is None else float(trial.value),
+        params=json_copy(dict(trial.params), "params"),
+        natural=json_copy(trial.natural, "natural params"),
+        intermediate_values={int(step): float(value)
+                             for step, value in trial.intermediate_values.items()},
+        user_attrs=json_copy(dict(trial.user_attrs), "user attrs"),
+        system_attrs=json_copy(dict(trial.system_attrs), "system attrs"))

@@ -74,6 +74,7 @@ from hpo_plugins.storages._base import (
     check_attr_key,
     check_heartbeat_state,
     finished_state,
+    import_keys,
 )
 from hpo_plugins.storages._cache import FinishedTrialCache, read_only_trial
 from hpo_plugins.storages._driver import HotPath
@@ -1192,6 +1193,35 @@ class SQLStorage(Storage):
         except IntegrityError as exc:  # another process created it between check and insert
             raise DuplicateStudyError(f"A study named {name!r} already exists.") from exc
 
+    def import_study(self, name: str, direction: Direction, attrs: Mapping[str, Any],
+                     trials: Sequence[FrozenTrial],
+                     dedup_keys: Sequence[str | None] | None = None,
+                     datetime_created: _dt.datetime | None = None) -> int:
+        """See :meth:`Storage.import_study`. One write transaction inserts the study (its next
+        number already past the copies), every trial and every curve point."""
+        keys = import_keys(trials, dedup_keys)
+        study = {"name": name, "direction": Direction.parse(direction).value,
+                 "attrs": _dumps(dict(attrs), "study attrs"),
+                 "datetime_created": datetime_created or utcnow(), "next_number": len(trials)}
+        rows = [_imported_row(trial, number, key)
+                for number, (trial, key) in enumerate(zip(trials, keys))]
+        try:
+            with self._write() as conn:
+                if conn.scalar(sa.select(_studies.c.study_id)
+                               .where(_studies.c.name == name)) is not None:
+                    raise DuplicateStudyError(f"A study named {name!r} already exists.")
+                study_id = _inserted_id(conn.execute(sa.insert(_studies).values(study)))
+                points: list[dict[str, Any]] = []
+                for row, trial in zip(rows, trials):
+                    trial_id = int(conn.scalar(_INSERT_TRIAL, {**row, "study_id": study_id}))
+                    points.extend({"trial_id": trial_id, "step": int(step), "value": float(v)}
+                                  for step, v in sorted(trial.intermediate_values.items()))
+                if points:
+                    conn.execute(_INSERT_VALUE, points)
+                return study_id
+        except IntegrityError as exc:  # another process created it between check and insert
+            raise DuplicateStudyError(f"A study named {name!r} already exists.") from exc
+
     def get_study_id(self, name: str) -> int:
         with self._read() as conn:
             study_id = conn.scalar(sa.select(_studies.c.study_id).where(_studies.c.name == name))
@@ -1267,31 +1297,6 @@ class SQLStorage(Storage):
             _check_dedup(conn, study_id, dedup_key)
             created = _insert_numbered(conn, row)
         return _created_trial(row, created)
-
-    def import_trial(self, study_id: int, trial: FrozenTrial, *,
-                     dedup_key: str | None = None) -> FrozenTrial:
-        """See :meth:`Storage.import_trial`. One transaction takes the number and writes the
-        row and its curve, so no reader sees the trial without its curve."""
-        row = {
-            "study_id": study_id, "state": TrialState(trial.state).value,
-            "value": None if trial.value is None else float(trial.value),
-            "params": _dumps(dict(trial.params), "params"),
-            "natural": None if trial.natural is None else _dumps(trial.natural, "natural params"),
-            "user_attrs": _dumps(dict(trial.user_attrs), "user attrs"),
-            "system_attrs": _dumps(dict(trial.system_attrs), "system attrs"),
-            "dedup_key": dedup_key, "datetime_start": trial.datetime_start,
-            "datetime_complete": trial.datetime_complete, "last_heartbeat": trial.last_heartbeat,
-        }
-        curve = [{"step": int(step), "value": float(value)}
-                 for step, value in sorted(trial.intermediate_values.items())]
-        with _dedup_errors(dedup_key), self._write() as conn:
-            _lock_study_state(conn, study_id, None)
-            _check_dedup(conn, study_id, dedup_key)
-            number = conn.scalar(_TAKE_NUMBER, {"b_study_id": study_id})
-            trial_id = int(conn.scalar(_INSERT_TRIAL, {**row, "number": number}))
-            if curve:
-                conn.execute(_INSERT_VALUE, [{"trial_id": trial_id, **point} for point in curve])
-            return _fetch_trial(conn, trial_id)
 
     def start_trial(self, study_id: int, *, heartbeat: bool = False, limit: int | None = None,
                     system_attrs: Mapping[str, Any] | None = None
@@ -1570,6 +1575,20 @@ def _new_trial_row(study_id: int, state: TrialState, params: Mapping[str, Any] |
         "user_attrs": "{}", "system_attrs": _dumps(dict(system_attrs or {}), "system attrs"),
         "dedup_key": dedup_key, "datetime_start": now if state is TrialState.RUNNING else None,
         "datetime_complete": None, "last_heartbeat": now if heartbeat else None,
+    }
+
+
+def _imported_row(trial: FrozenTrial, number: int, key: str | None) -> dict[str, Any]:
+    """The column values of a copy of ``trial`` (all but its id and study), JSON validated."""
+    return {
+        "number": number, "state": TrialState(trial.state).value,
+        "value": None if trial.value is None else float(trial.value),
+        "params": _dumps(dict(trial.params), "params"),
+        "natural": None if trial.natural is None else _dumps(trial.natural, "natural params"),
+        "user_attrs": _dumps(dict(trial.user_attrs), "user attrs"),
+        "system_attrs": _dumps(dict(trial.system_attrs), "system attrs"),
+        "dedup_key": key, "datetime_start": trial.datetime_start,
+        "datetime_complete": trial.datetime_complete, "last_heartbeat": trial.last_heartbeat,
     }
 
 

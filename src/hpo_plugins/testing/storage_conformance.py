@@ -61,8 +61,6 @@ STUDY_READERS: dict[str, Mutator] = {
     "get_all_trials": lambda s, i: s.get_all_trials(i),
     "count_trials": lambda s, i: s.count_trials(i),
     "fail_stale_trials": lambda s, i: s.fail_stale_trials(i, 60.0),
-    "import_trial": lambda s, i: s.import_trial(i, FrozenTrial(trial_id=1, number=0,
-                                                               state=TrialState.WAITING)),
 }
 
 NOT_JSON = object()
@@ -80,8 +78,11 @@ JSON_WRITERS: dict[str, Callable[[Storage, int, int], object]] = {
     "system attr": lambda s, i, t: s.set_trial_system_attr(t, "x", NOT_JSON),
     "finish system attrs": lambda s, i, t: s.finish_trial(t, TrialState.COMPLETE, 1.0,
                                                           {"x": NOT_JSON}),
-    "import user attrs": lambda s, i, t: s.import_trial(i, FrozenTrial(
-        trial_id=1, number=0, state=TrialState.COMPLETE, value=1.0, user_attrs={"x": NOT_JSON})),
+    "import study attrs": lambda s, i, t: s.import_study("copy", Direction.MINIMIZE,
+                                                         {"x": NOT_JSON}, []),
+    "import user attrs": lambda s, i, t: s.import_study("copy", Direction.MINIMIZE, {}, [
+        FrozenTrial(trial_id=1, number=0, state=TrialState.COMPLETE, value=1.0,
+                    user_attrs={"x": NOT_JSON})]),
 }
 
 FINISHED = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
@@ -491,50 +492,62 @@ class StorageConformance:
 
     # -- importing ----------------------------------------------------------------------------
 
-    def test_import_trial_keeps_everything_but_id_and_number(self, storage: Storage,
-                                                             study_id: int) -> None:
+    def test_import_study_keeps_everything_but_the_ids(self, storage: Storage) -> None:
         start = _dt.datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=_dt.timezone.utc)
-        source = FrozenTrial(
+        pruned = FrozenTrial(
             trial_id=MISSING_ID, number=41, state=TrialState.PRUNED, value=0.25,
             params={"lr": 0.01, "net": 1}, natural={"lr": 0.01, "net": {"kind": "cnn"}},
             intermediate_values={0: 0.9, 5: 0.5, 10: 0.25}, user_attrs={"note": "ünï"},
             system_attrs={"log_dir": "/runs/41", "gpu": 0},
             datetime_start=start, datetime_complete=start + _dt.timedelta(seconds=90),
             last_heartbeat=start + _dt.timedelta(seconds=80))
-        first = storage.import_trial(study_id, source)
-        running = storage.import_trial(study_id, FrozenTrial(
-            trial_id=MISSING_ID, number=3, state=TrialState.RUNNING, datetime_start=start,
-            last_heartbeat=start))
-        assert (first.number, running.number) == (0, 1)
-        assert first.trial_id != running.trial_id and MISSING_ID not in (first.trial_id,
-                                                                          running.trial_id)
-        for stored in (first, storage.get_trial(first.trial_id),
-                       storage.get_all_trials(study_id)[0]):
-            assert dataclasses.replace(stored, trial_id=MISSING_ID, number=41) == source
-        assert storage.get_trial(running.trial_id).last_heartbeat == start
-        assert _running(storage, study_id).number == 2  # numbering goes on after the imports
+        running = FrozenTrial(trial_id=MISSING_ID, number=3, state=TrialState.RUNNING,
+                              datetime_start=start, last_heartbeat=start)
+        waiting = FrozenTrial(trial_id=MISSING_ID, number=4, state=TrialState.WAITING,
+                              params={"lr": 0.1})
+        created = start - _dt.timedelta(days=1)
+        study_id = storage.import_study("copy", Direction.MAXIMIZE, {"seed": 3},
+                                        [pruned, running, waiting], datetime_created=created)
         info = storage.get_study(study_id)
-        assert info.n_trials[TrialState.PRUNED] == 1 and info.n_trials[TrialState.RUNNING] == 2
-
-    def test_imported_trials_obey_the_contract(self, storage: Storage, study_id: int) -> None:
-        done = storage.import_trial(study_id, FrozenTrial(
-            trial_id=1, number=0, state=TrialState.COMPLETE, value=2.0,
-            datetime_start=utcnow(), datetime_complete=utcnow()), dedup_key="x=1")
+        assert (info.name, info.direction, dict(info.attrs)) == ("copy", Direction.MAXIMIZE,
+                                                                 {"seed": 3})
+        assert info.datetime_created == created
+        assert info.n_trials[TrialState.PRUNED] == info.n_trials[TrialState.RUNNING] == 1
+        stored = storage.get_all_trials(study_id)
+        assert [t.number for t in stored] == [0, 1, 2]
+        assert MISSING_ID not in {t.trial_id for t in stored}
+        for copy, source in zip(stored, (pruned, running, waiting)):
+            assert dataclasses.replace(copy, trial_id=MISSING_ID,
+                                       number=source.number) == source
+            assert storage.get_trial(copy.trial_id) == copy
+        assert _running(storage, study_id).number == 3  # numbering goes on after the copies
+        claimed = storage.claim_waiting_trial(study_id)  # the WAITING copy can be claimed
+        assert claimed is not None and claimed.number == 2 and claimed.params == {"lr": 0.1}
         with pytest.raises(TrialFinishedError):
-            storage.set_trial_user_attr(done.trial_id, "k", "v")
+            storage.set_trial_user_attr(stored[0].trial_id, "k", "v")
+
+    def test_import_study_is_all_or_nothing(self, storage: Storage, study_id: int) -> None:
+        done = FrozenTrial(trial_id=1, number=0, state=TrialState.COMPLETE, value=2.0)
+        with pytest.raises(DuplicateStudyError, match="'s' already exists"):
+            storage.import_study("s", Direction.MINIMIZE, {}, [done])
+        assert storage.count_trials(study_id) == 0
         with pytest.raises(DuplicateParamsError, match="already holds"):
-            storage.import_trial(study_id, FrozenTrial(trial_id=2, number=1,
-                                                       state=TrialState.FAIL), dedup_key="x=1")
+            storage.import_study("copy", Direction.MINIMIZE, {}, [done, done], ["k", "k"])
+        with pytest.raises(ConfigurationError, match="one dedup key"):
+            storage.import_study("copy", Direction.MINIMIZE, {}, [done, done], ["k"])
+        bad = FrozenTrial(trial_id=2, number=1, state=TrialState.FAIL, params={"x": NOT_JSON})
+        with pytest.raises(ConfigurationError):
+            storage.import_study("copy", Direction.MINIMIZE, {}, [done, bad])
+        assert [info.name for info in storage.list_studies()] == ["s"]
+        copy = storage.import_study("copy", Direction.MINIMIZE, {}, [done, done], ["k", None])
         with pytest.raises(DuplicateParamsError, match="already holds"):
-            storage.create_trial(study_id, dedup_key="x=1")
-        waiting = storage.import_trial(study_id, FrozenTrial(trial_id=3, number=7,
-                                                             state=TrialState.WAITING,
-                                                             params={"x": 2}))
-        assert waiting.number == 1  # the refused import used up no number
-        claimed = storage.claim_waiting_trial(study_id)
-        assert claimed is not None and claimed.trial_id == waiting.trial_id
-        assert claimed.params == {"x": 2}
-        assert storage.get_study(study_id).best_value == 2.0
+            storage.create_trial(copy, dedup_key="k")  # the copies hold their keys
+        assert storage.get_study(copy).best_value == 2.0
+
+    def test_an_empty_study_can_be_imported(self, storage: Storage) -> None:
+        study_id = storage.import_study("empty", Direction.MINIMIZE, {}, [])
+        assert storage.get_all_trials(study_id) == []
+        assert _running(storage, study_id).number == 0
 
     # -- heartbeats ---------------------------------------------------------------------------
 
