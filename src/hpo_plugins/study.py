@@ -27,7 +27,7 @@ from hpo_plugins.exceptions import (
     StudyNotFoundError,
 )
 from hpo_plugins.pruners._base import NopPruner, Pruner
-from hpo_plugins.samplers._base import History, Sampler, describe_object
+from hpo_plugins.samplers._base import History, Sampler, describe_object, is_description
 from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import (
     DEFAULT_STORAGE_ENV,
@@ -1213,7 +1213,7 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
                  max_retries=int(attrs.get("max_retries") or 0))
 
 
-def _rebuild(description: Any, base: type) -> Any:
+def _rebuild(description: Any, base: type | tuple[type, ...]) -> Any:
     """Rebuild a sampler or pruner from ``describe_object`` output; None if impossible."""
     if not isinstance(description, Mapping) or "class" not in description:
         return None
@@ -1222,7 +1222,13 @@ def _rebuild(description: Any, base: type) -> Any:
     module_name, _, qualname = str(description["class"]).rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), qualname)
-        obj = cls(**dict(description.get("params") or {}))
+        params = dict(description.get("params") or {})
+        for key, value in params.items():
+            if is_description(value):  # a wrapped sampler or pruner
+                params[key] = _rebuild(value, (Sampler, Pruner))
+                if params[key] is None:
+                    return None
+        obj = cls(**params)
     except Exception:  # a user class that is not importable here, or repr'd params
         _logger.warning("Could not rebuild %s from the study record; using the default.",
                         description["class"])

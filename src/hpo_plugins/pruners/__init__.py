@@ -5,6 +5,7 @@ from __future__ import annotations
 from hpo_plugins.pruners._base import NopPruner, Pruner
 from hpo_plugins.pruners._hyperband import HyperbandPruner
 from hpo_plugins.pruners._median import MedianPruner, PercentilePruner
+from hpo_plugins.pruners._patient import PatientPruner
 from hpo_plugins.pruners._successive_halving import SuccessiveHalvingPruner
 from hpo_plugins.pruners._threshold import ThresholdPruner
 
@@ -12,6 +13,7 @@ __all__ = [
     "HyperbandPruner",
     "MedianPruner",
     "NopPruner",
+    "PatientPruner",
     "PercentilePruner",
     "Pruner",
     "SuccessiveHalvingPruner",

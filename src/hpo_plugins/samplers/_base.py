@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.space import SearchSpace
 
-__all__ = ["History", "Sampler", "describe_object", "ranked_for_model"]
+__all__ = ["History", "Sampler", "describe_object", "is_description", "ranked_for_model"]
 
 
 @dataclass(frozen=True)
@@ -133,20 +133,38 @@ def _constructor_params(obj: object) -> dict[str, Any]:
 
 def describe_object(obj: object) -> dict[str, Any]:
     """``{"class": "module.Class", "params": {...}, "exact": bool}`` with JSON-able parameters
-    (others as repr).
+    (a wrapped sampler or pruner, e.g. ``PatientPruner``'s, as its own description; others as
+    repr).
 
     Used to record a study's sampler and pruner and to rebuild them (the pruner in child
     processes, both on a resume). ``exact`` is True when ``Class(**params)`` gives the same
     object: every named constructor argument was read back and none had to be written as a
     repr.
     """
+    from hpo_plugins.pruners._base import Pruner  # pruners import this module
+
     params = obj.get_params() if hasattr(obj, "get_params") else _constructor_params(obj)
     plain = (str, int, float, bool, type(None))
-    safe = {k: (v if isinstance(v, plain) else repr(v)) for k, v in params.items()}
-    exact = (not _takes_var_arguments(obj) and set(_constructor_names(obj)) <= set(params)
-             and all(isinstance(v, plain) for v in params.values()))
+    safe: dict[str, Any] = {}
+    exact = not _takes_var_arguments(obj) and set(_constructor_names(obj)) <= set(params)
+    for key, value in params.items():
+        if isinstance(value, plain):
+            safe[key] = value
+        elif isinstance(value, (Sampler, Pruner)):  # a wrapped plugin: described in turn
+            safe[key] = describe_object(value)
+            exact = exact and safe[key]["exact"]
+        else:
+            safe[key] = repr(value)
+            exact = False
     return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "params": safe,
             "exact": exact}
+
+
+def is_description(value: object) -> bool:
+    """Whether ``value`` is what :func:`describe_object` returns (a plain parameter never is:
+    a dict parameter is recorded as its repr)."""
+    return (isinstance(value, Mapping) and set(value) == {"class", "params", "exact"}
+            and isinstance(value["class"], str))
 
 
 def ranked_for_model(history: History) -> list[tuple[FrozenTrial, float]]:
