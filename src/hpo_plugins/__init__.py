@@ -11,7 +11,7 @@ import logging
 
 from hyperopt import hp
 
-from hpo_plugins import launchers, pruners, samplers, storages
+from hpo_plugins import importance, launchers, pruners, samplers, storages
 from hpo_plugins._api import maximize, minimize
 from hpo_plugins._copy import copy_study
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
@@ -35,6 +35,7 @@ __all__ = [
     "current_trial",
     "delete_study",
     "hp",
+    "importance",
     "launchers",
     "load_study",
     "maximize",

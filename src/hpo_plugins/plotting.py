@@ -1,8 +1,9 @@
 """Static plots of a study with matplotlib (``pip install 'hpo_plugins[plot]'``).
 
-Three figures: the optimisation history (each trial's value and the best so far), parallel
-coordinates (one line per completed trial across every parameter, coloured by value) and the
-intermediate curves (every reported value, by state). The figures are built without ``pyplot``,
+Four figures: the optimisation history (each trial's value and the best so far), parallel
+coordinates (one line per completed trial across every parameter, coloured by value), the
+intermediate curves (every reported value, by state) and the parameters' importances (see
+:mod:`hpo_plugins.importance`). The figures are built without ``pyplot``,
 so no GUI backend or global figure state is involved; :func:`save_plots` writes them as PNG.
 
 Example:
@@ -34,6 +35,7 @@ __all__ = [
     "plot_intermediate_values",
     "plot_optimization_history",
     "plot_parallel_coordinates",
+    "plot_param_importances",
     "save_plots",
 ]
 
@@ -45,7 +47,8 @@ _ZERO_GAP = 0.15
 
 
 def save_plots(study: Study, out_dir: str) -> list[str]:
-    """Write ``history.png``, ``parallel_coordinates.png`` and ``intermediate_values.png``.
+    """Write ``history.png``, ``parallel_coordinates.png``, ``intermediate_values.png`` and
+    ``param_importances.png``.
 
     Returns:
         The paths written.
@@ -56,7 +59,8 @@ def save_plots(study: Study, out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     figures = {"history": plot_optimization_history(study),
                "parallel_coordinates": plot_parallel_coordinates(study),
-               "intermediate_values": plot_intermediate_values(study)}
+               "intermediate_values": plot_intermediate_values(study),
+               "param_importances": plot_param_importances(study)}
     paths = []
     for name, figure in figures.items():
         path = os.path.join(out_dir, f"{name}.png")
@@ -80,6 +84,30 @@ def _empty(axes: Axes, text: str) -> None:
     axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
     axes.set_xticks([])
     axes.set_yticks([])
+
+
+# -- parameter importances --------------------------------------------------------------------
+
+
+def plot_param_importances(study: Study) -> Figure:
+    """One horizontal bar per parameter: its share of what explains the completed results
+    (:func:`hpo_plugins.importance.param_importances`), the most important on top."""
+    from hpo_plugins.importance import MIN_TRIALS, param_importances
+
+    figure, axes = _figure(f"Parameter importances: {study.study_name}")
+    done = study.get_trials(TrialState.COMPLETE)
+    finite = [t for t in done if t.value is not None and math.isfinite(t.value)]
+    if len(finite) < MIN_TRIALS:
+        _empty(axes, f"Importances need {MIN_TRIALS} completed trials; the study has "
+                     f"{len(finite)}.")
+        return figure
+    importances = param_importances(study)
+    labels = list(importances)[::-1]
+    axes.barh(labels, [importances[label] for label in labels], color="tab:blue")
+    axes.set_xlim(0.0, 1.0)
+    axes.set_xlabel(f"importance (share of the ranking of {len(finite)} completed trials "
+                    f"explained)")
+    return figure
 
 
 # -- optimisation history ---------------------------------------------------------------------

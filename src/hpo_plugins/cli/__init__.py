@@ -7,6 +7,7 @@
     hpo-plugins trials --study NAME                 a table of its trials
     hpo-plugins trial --study NAME --number N       one trial in full (curve, traceback...)
     hpo-plugins best --study NAME                   the best parameters, as JSON
+    hpo-plugins importance --study NAME             which parameters explain the results
     hpo-plugins export --study NAME --format csv    every trial (csv or json)
     hpo-plugins plot --study NAME --out DIR         PNG plots (matplotlib)
     hpo-plugins tensorboard --study NAME            TensorBoard on the study's logdir
@@ -45,6 +46,7 @@ from hpo_plugins.cli._base import (
 from hpo_plugins.cli._copy import COPY
 from hpo_plugins.cli._delete import DELETE
 from hpo_plugins.cli._export import EXPORT
+from hpo_plugins.cli._importance import IMPORTANCE
 from hpo_plugins.cli._plot import PLOT
 from hpo_plugins.cli._run import RUN
 from hpo_plugins.cli._studies import STUDIES
@@ -65,8 +67,8 @@ __all__ = [
 ]
 
 #: Every subcommand, in the order ``--help`` lists them.
-COMMANDS: tuple[Command, ...] = (RUN, STUDIES, TRIALS, TRIAL, BEST, EXPORT, PLOT,
-                                 TENSORBOARD, COPY, DELETE)
+COMMANDS: tuple[Command, ...] = (RUN, STUDIES, TRIALS, TRIAL, BEST, IMPORTANCE, EXPORT,
+                                 PLOT, TENSORBOARD, COPY, DELETE)
 
 _PROG = "hpo-plugins"
 
