@@ -53,3 +53,32 @@ def test_one_distinct_value_is_labelled_where_it_is_drawn() -> None:
     zero, first, second = _heights(figure)
     assert zero == 0.0 and first == second
     assert _labels(figure) == {"0": -0.04, "0.1": pytest.approx(first)}  # "0" under the axis
+
+
+def test_slices_one_panel_per_parameter_on_its_own_scale(nested_space: dict[str, Any]) -> None:
+    from hpo_plugins.plotting import plot_slice
+
+    study = hpo.minimize(lambda p: p["lr"], nested_space, n_trials=12, storage=":memory:",
+                         seed=0, sampler=hpo.samplers.RandomSampler())
+    figure = plot_slice(study)
+    panels = {axes.get_title(): axes for axes in figure.axes if axes.get_visible()
+              and axes.get_title()}
+    active = {label: sum(label in t.params for t in study.trials)
+              for label in ("lr", "net", "mlp_layers", "mlp_dropout", "cnn_filters")}
+    assert set(panels) == {f"{label} ({n} trial{'s' * (n != 1)})" for label, n in active.items()}
+    lr = panels[f"lr ({active['lr']} trials)"]
+    assert lr.get_xscale() == "log"  # a loguniform
+    points = lr.collections[0].get_offsets()
+    assert sorted(points[:, 0]) == pytest.approx(sorted(t.params["lr"] for t in study.trials))
+    assert list(points[:, 1]) == pytest.approx([t.value for t in study.trials])
+    filters = panels[f"cnn_filters ({active['cnn_filters']} trials)"]
+    assert [t.get_text() for t in filters.get_xticklabels()] == ["16", "32", "64"]
+    assert any(axes.get_label() == "<colorbar>" for axes in figure.axes)
+
+
+def test_slices_of_a_study_without_completed_trials_say_so() -> None:
+    from hpo_plugins.plotting import plot_slice
+
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    figure = plot_slice(study)
+    assert [text.get_text() for text in figure.axes[0].texts] == ["No completed trial yet."]

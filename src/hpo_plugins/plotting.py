@@ -1,10 +1,11 @@
 """Static plots of a study with matplotlib (``pip install 'hpo_plugins[plot]'``).
 
-Four figures: the optimisation history (each trial's value and the best so far), parallel
-coordinates (one line per completed trial across every parameter, coloured by value), the
-intermediate curves (every reported value, by state) and the parameters' importances (see
-:mod:`hpo_plugins.importance`). The figures are built without ``pyplot``,
-so no GUI backend or global figure state is involved; :func:`save_plots` writes them as PNG.
+Five figures: the optimisation history (each trial's value and the best so far), parallel
+coordinates (one line per completed trial across every parameter, coloured by value), slices
+(each parameter against the value, one panel each), the intermediate curves (every reported
+value, by state) and the parameters' importances (see :mod:`hpo_plugins.importance`). The
+figures are built without ``pyplot``, so no GUI backend or global figure state is involved;
+:func:`save_plots` writes them as PNG.
 
 Example:
     >>> import hpo_plugins as hpo
@@ -36,6 +37,7 @@ __all__ = [
     "plot_optimization_history",
     "plot_parallel_coordinates",
     "plot_param_importances",
+    "plot_slice",
     "save_plots",
 ]
 
@@ -47,8 +49,8 @@ _ZERO_GAP = 0.15
 
 
 def save_plots(study: Study, out_dir: str) -> list[str]:
-    """Write ``history.png``, ``parallel_coordinates.png``, ``intermediate_values.png`` and
-    ``param_importances.png``.
+    """Write ``history.png``, ``parallel_coordinates.png``, ``slice.png``,
+    ``intermediate_values.png`` and ``param_importances.png``.
 
     Returns:
         The paths written.
@@ -59,6 +61,7 @@ def save_plots(study: Study, out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     figures = {"history": plot_optimization_history(study),
                "parallel_coordinates": plot_parallel_coordinates(study),
+               "slice": plot_slice(study),
                "intermediate_values": plot_intermediate_values(study),
                "param_importances": plot_param_importances(study)}
     paths = []
@@ -172,6 +175,73 @@ def plot_intermediate_values(study: Study) -> Figure:
     axes.set_ylabel(f"reported value ({study.metric})")
     axes.legend(loc="best", fontsize="small")
     return figure
+
+
+# -- slices -----------------------------------------------------------------------------------
+
+#: Panels per row of the slice plot.
+_SLICE_COLUMNS = 3
+
+
+def plot_slice(study: Study) -> Figure:
+    """One panel per parameter: every COMPLETE trial's value against that parameter, coloured
+    by trial number (later trials darker).
+
+    It shows where the good values of each parameter lie and whether the search closed in on
+    them. A log-scaled parameter gets a log axis (unless a value is 0), a choice one position
+    per option; a conditional parameter's panel holds the trials where it was active, and its
+    title says how many.
+    """
+    trials = [t for t in study.get_trials([TrialState.COMPLETE]) if t.value is not None]
+    params = space_description(study)
+    if not trials or not params:
+        figure, axes = _figure(f"Slices: {study.study_name}")
+        _empty(axes, "No completed trial yet.")
+        return figure
+    from matplotlib.figure import Figure
+
+    columns = min(_SLICE_COLUMNS, len(params))
+    rows = math.ceil(len(params) / columns)
+    figure = Figure(figsize=(3.6 * columns, 2.9 * rows), layout="constrained")
+    figure.suptitle(f"Slices: {study.study_name}")
+    grid = figure.subplots(rows, columns, squeeze=False, sharey=True)
+    last = max(t.number for t in trials)
+    shown = None
+    for axes, param in zip(grid.flat, params):
+        shown = _slice_panel(axes, param, trials, last) or shown
+    for axes in list(grid.flat)[len(params):]:
+        axes.set_visible(False)
+    for row in grid:
+        row[0].set_ylabel(f"value ({study.direction.value})")
+    if shown is not None:
+        figure.colorbar(shown, ax=grid, label="trial number")
+    return figure
+
+
+def _slice_panel(axes: Axes, param: Mapping[str, Any], trials: Sequence[FrozenTrial],
+                 last: int) -> Any:
+    """Draw one parameter's panel; return the scatter (for the colour bar), or None if no
+    trial had the parameter active."""
+    label = str(param["label"])
+    active = [t for t in trials if label in t.params]
+    axes.set_title(f"{label} ({len(active)} trial{'s' * (len(active) != 1)})",
+                   fontsize="small")
+    if not active:
+        _empty(axes, "never active")
+        return None
+    xs = [float(t.params[label]) for t in active]
+    options = list(param.get("options") or [])
+    if options:
+        axes.set_xticks(range(len(options)), [str(o)[:12] for o in options],
+                        rotation=30, ha="right", fontsize="x-small")
+        axes.set_xlim(-0.5, len(options) - 0.5)
+    elif str(param["kind"]) in ("loguniform", "qloguniform", "lognormal", "qlognormal") and (
+            min(xs) > 0):
+        axes.set_xscale("log")
+    axes.tick_params(labelsize="x-small")
+    return axes.scatter(xs, [float(t.value or 0.0) for t in active],
+                        c=[t.number for t in active], cmap="Blues", vmin=0, vmax=max(last, 1),
+                        s=14, edgecolors="black", linewidths=0.3)
 
 
 # -- parallel coordinates ---------------------------------------------------------------------

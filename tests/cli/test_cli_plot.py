@@ -1,4 +1,4 @@
-"""``hpo-plugins plot``: four PNG files, and a clear error without matplotlib."""
+"""``hpo-plugins plot``: five PNG files, and a clear error without matplotlib."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("study", ["demo", "plain"])  # with trials, and without any
-def test_plot_writes_four_pngs(cli: Run, url: str, tmp_path: Path, study: str) -> None:
+def test_plot_writes_five_pngs(cli: Run, url: str, tmp_path: Path, study: str) -> None:
     out_dir = tmp_path / "plots"
     code, out, err = cli("plot", "--study", study, "--storage", url, "--out", str(out_dir))
     assert (code, err) == (EXIT_OK, "")
-    names = ["history.png", "parallel_coordinates.png", "intermediate_values.png",
+    names = ["history.png", "parallel_coordinates.png", "slice.png", "intermediate_values.png",
              "param_importances.png"]
     assert out.splitlines() == [str(out_dir / n) for n in names]
     assert all((out_dir / n).read_bytes().startswith(PNG) for n in names)
