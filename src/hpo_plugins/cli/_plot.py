@@ -41,9 +41,10 @@ PLOT = Command(
     name="plot",
     summary="save PNG plots of a study",
     description="Write history.png (each trial's value and the best so far), "
-                "parallel_coordinates.png (completed trials across every parameter) and "
-                "intermediate_values.png (the reported curves) into --out. Needs matplotlib: "
-                "pip install 'hpo_plugins[plot]'.",
+                "parallel_coordinates.png (completed trials across every parameter), slice.png "
+                "(each parameter against the value), intermediate_values.png (the reported "
+                "curves) and param_importances.png (which parameters explain the results) into "
+                "--out. Needs matplotlib: pip install 'hpo_plugins[plot]'.",
     configure=_configure,
     run=_run,
 )
