@@ -1222,6 +1222,11 @@ def _rebuild(description: Any, base: type | tuple[type, ...]) -> Any:
     module_name, _, qualname = str(description["class"]).rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), qualname)
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            # a record names a class to call: never call anything but a sampler or pruner
+            _logger.warning("The study record names %s, which is not a %s; using the default.",
+                            description["class"], _base_names(base))
+            return None
         params = dict(description.get("params") or {})
         for key, value in params.items():
             if is_description(value):  # a wrapped sampler or pruner
@@ -1234,6 +1239,10 @@ def _rebuild(description: Any, base: type | tuple[type, ...]) -> Any:
                         description["class"])
         return None
     return obj if isinstance(obj, base) else None
+
+
+def _base_names(base: type | tuple[type, ...]) -> str:
+    return " or ".join(b.__name__ for b in (base if isinstance(base, tuple) else (base,)))
 
 
 def delete_study(study_name: str, storage: Any = None) -> None:

@@ -43,6 +43,10 @@ def decide(curve: Sequence[float] | Mapping[int, float], patience: int, min_delt
     ([NAN, 0.5], 1, 0.0, False),  # only NaN before the window: nothing to improve on yet
     ({0: 0.9, 5: 0.5, 10: 0.6}, 1, 0.0, True),  # reports are counted, not steps
     ({}, 1, 0.0, False),
+    # Keras' count: 0.95 is not 0.1 better than 1.0 (wait 1); 0.86 is (a new reference, wait
+    # 0); 0.85 is not (wait 1 < 2). Comparing with the best before a window would prune here.
+    ([1.0, 0.95, 0.86, 0.85], 2, 0.1, False),
+    ([1.0, 0.95, 0.91, 0.92], 2, 0.1, True),  # 0.95 and 0.91: small steps never add up
 ])
 def test_minimising(curve: Any, patience: int, min_delta: float, expected: bool) -> None:
     assert decide(curve, patience, min_delta) is expected
@@ -151,3 +155,21 @@ def test_invalid_arguments(args: tuple[Any, ...], match: str) -> None:
 def test_its_repr_names_every_argument() -> None:
     assert repr(PatientPruner(None, 2)) == (
         "PatientPruner(wrapped_pruner=None, patience=2, min_delta=0.0)")
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_record_naming_something_else_than_a_plugin_is_never_called(
+        tmp_path: Path, nested: bool, caplog: pytest.LogCaptureFixture) -> None:
+    marker = tmp_path / "called"
+    record = {"class": "subprocess.getoutput", "params": {"cmd": f"touch {marker}"},
+              "exact": True}
+    if nested:
+        record = {"class": "hpo_plugins.pruners._patient.PatientPruner",
+                  "params": {"wrapped_pruner": record, "patience": 2, "min_delta": 0.0},
+                  "exact": True}
+    storage = hpo.storages.InMemoryStorage()
+    storage.create_study("s", Direction.MINIMIZE, {"pruner": record})
+    pruner = hpo.load_study("s", storage).pruner
+    assert not marker.exists()
+    assert repr(pruner) == "NopPruner()"
+    assert "subprocess.getoutput, which is not a" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import statistics
 from typing import Any
@@ -11,10 +12,10 @@ import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import hp
-from hpo_plugins._frozen import Direction, TrialState
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners import MedianPruner, PercentilePruner
-from hpo_plugins.pruners._median import percentile_of
+from hpo_plugins.pruners._median import best_up_to, percentile_of
 
 from . import make_trial
 
@@ -62,7 +63,22 @@ def test_the_rules_of_the_median_pruner_apply() -> None:
     assert pruner.prune(make_trial(9, [1.5, float("nan")]), RIVALS, Direction.MINIMIZE)
 
 
-def test_at_50_it_decides_exactly_as_the_median_pruner() -> None:
+def _median_rule(me: FrozenTrial, rivals: list[FrozenTrial], direction: Direction) -> bool:
+    """The median stopping rule written out with ``statistics.median`` (no start-up, no
+    warm-up, every report a decision), as MedianPruner decided before it became
+    PercentilePruner(50)."""
+    step = me.last_step
+    if step is None:
+        return False
+    if math.isnan(me.intermediate_values[step]):
+        return True
+    bests = [best_up_to(t, step, direction) for t in rivals if step in t.intermediate_values]
+    bests = [b for b in bests if not math.isnan(b)]
+    return bool(bests) and direction.better(statistics.median(bests),
+                                            best_up_to(me, step, direction))
+
+
+def test_at_50_it_decides_exactly_as_the_median_rule() -> None:
     rng = random.Random(0)
     for n_rivals, direction in itertools.product([1, 2, 3, 4, 7, 10], Direction):
         # values on a coarse grid, so ties with the median happen often
@@ -70,8 +86,10 @@ def test_at_50_it_decides_exactly_as_the_median_pruner() -> None:
                   for i in range(n_rivals)]
         for _ in range(40):
             me = make_trial(99, [rng.choice([0.1, 0.2, 0.25, 0.3, 0.35, 0.4]) for _ in range(3)])
-            assert (PercentilePruner(50.0, n_startup_trials=0).prune(me, rivals, direction)
-                    is MedianPruner(n_startup_trials=0).prune(me, rivals, direction))
+            expected = _median_rule(me, rivals, direction)
+            assert PercentilePruner(50.0, n_startup_trials=0).prune(me, rivals,
+                                                                    direction) is expected
+            assert MedianPruner(n_startup_trials=0).prune(me, rivals, direction) is expected
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8])
@@ -83,6 +101,7 @@ def test_percentile_50_is_the_median_to_the_last_bit(n: int) -> None:
 
 
 def test_percentile_interpolates_linearly() -> None:
+    assert percentile_of([-1e308, 1e308], 25.0) == pytest.approx(-5e307)  # no overflow
     assert percentile_of([1.0, 2.0, 3.0, 4.0, 5.0], 10.0) == pytest.approx(1.4)
     assert percentile_of([3.0], 37.0) == 3.0
     assert percentile_of([1.0, 3.0], 0.0) == 1.0 and percentile_of([1.0, 3.0], 100.0) == 3.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,7 +46,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         trial = _find(store, args.study, args.number)
-    echo(json.dumps(trial_json(trial), indent=2, default=repr) if args.json
+    echo(json.dumps(trial_json(trial), indent=2, default=repr, ensure_ascii=False,
+                    allow_nan=False) if args.json
          else describe_trial(trial, args.study))
     return EXIT_OK
 
@@ -67,12 +69,13 @@ def _find(store: Storage, name: str, number: int) -> FrozenTrial:
 
 def trial_json(trial: FrozenTrial) -> dict[str, Any]:
     """Every field of ``trial`` as JSON values: timestamps in ISO 8601 (UTC), curve steps as
-    string keys (JSON's only kind), ``duration_s`` in seconds."""
+    string keys (JSON's only kind), ``duration_s`` in seconds, a number that is not finite (a
+    storage written by other means may hold one) as null, which strict parsers accept."""
     duration = trial.duration
     return {
-        "number": trial.number, "state": trial.state.value, "value": trial.value,
+        "number": trial.number, "state": trial.state.value, "value": _finite(trial.value),
         "params": trial.natural, "flat_params": dict(trial.params),
-        "intermediate_values": {str(step): value
+        "intermediate_values": {str(step): _finite(value)
                                 for step, value in sorted(trial.intermediate_values.items())},
         "datetime_start": _iso(trial.datetime_start),
         "datetime_complete": _iso(trial.datetime_complete),
@@ -80,6 +83,10 @@ def trial_json(trial: FrozenTrial) -> dict[str, Any]:
         "duration_s": None if duration is None else duration.total_seconds(),
         "user_attrs": dict(trial.user_attrs), "system_attrs": dict(trial.system_attrs),
     }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -91,28 +98,32 @@ def describe_trial(trial: FrozenTrial, study_name: str) -> str:
     curve as a table and the traceback of a failure, each under a heading."""
     duration = trial.duration
     facts: list[tuple[str, Any]] = [
-        ("value", trial.value),
+        ("value", None if trial.value is None else _number(trial.value)),
         ("started", _when(trial.datetime_start)),
         ("finished", _when(trial.datetime_complete)),
         ("duration", format_duration(None if duration is None else duration.total_seconds())),
-        ("params", json.dumps(trial.natural, default=repr) if trial.natural is not None
+        ("params", _json(trial.natural) if trial.natural is not None
          else _flat(trial.params)),
         ("log dir", trial.system_attrs.get("log_dir")),
-        ("fail reason", trial.system_attrs.get("fail_reason")),
+        ("reason", trial.system_attrs.get("fail_reason")),
     ]
     if trial.last_heartbeat is not None and not trial.state.is_finished:
         facts.append(("last heartbeat", _when(trial.last_heartbeat)))
-    facts.extend((f"user attr {key}", json.dumps(value, default=repr))
+    facts.extend((f"user attr {key}", _json(value))
                  for key, value in sorted(trial.user_attrs.items()))
-    facts.extend((key.replace("_", " "), json.dumps(value, default=repr))
+    facts.extend((key.replace("_", " "), _json(value))
                  for key, value in sorted(trial.system_attrs.items())
                  if key not in _SHOWN_APART)
     shown = [(name, value) for name, value in facts if value is not None and value != EMPTY]
     width = max(len(name) for name, _ in shown) if shown else 0
     lines = [f"Trial {trial.number} of study {study_name!r}: {trial.state.value}"]
-    lines.extend(f"  {name.ljust(width)}  {format_cell(value)}" for name, value in shown)
+    for name, value in shown:  # a fact of several lines (script mode's stderr) stays indented
+        first, *rest = str(format_cell(value)).split("\n")
+        lines.append(f"  {name.ljust(width)}  {first}")
+        lines.extend(f"  {' ' * width}  {line}" for line in rest)
     if trial.intermediate_values:
-        points = sorted(trial.intermediate_values.items())
+        points = [(step, _number(value))
+                  for step, value in sorted(trial.intermediate_values.items())]
         lines.append(f"curve ({len(points)} report{'s' * (len(points) != 1)}):")
         lines.extend("  " + line for line in format_table(["step", "value"], points).split("\n"))
     else:
@@ -122,6 +133,15 @@ def describe_trial(trial: FrozenTrial, study_name: str) -> str:
         lines.append("traceback (its end, as stored):")
         lines.extend("  " + line for line in str(traceback).rstrip().split("\n"))
     return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    """A value in full: the shortest text that reads back as the same float."""
+    return repr(float(value))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=repr, ensure_ascii=False)
 
 
 def _when(moment: dt.datetime | None) -> str | None:

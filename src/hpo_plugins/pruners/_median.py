@@ -162,7 +162,7 @@ def percentile_of(values: Sequence[float], percentile: float) -> float:
         return ordered[low]
     if fraction == 0.5:  # the median's own formula, so that 50 gives it to the last bit
         return (ordered[low] + ordered[high]) / 2
-    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+    return ordered[low] * (1.0 - fraction) + ordered[high] * fraction  # no overflow at extremes
 
 
 def check_percentile(value: Any) -> float:

@@ -25,10 +25,12 @@ class PatientPruner(Pruner):
     Lightning's ``EarlyStopping`` callbacks, decided by the study; around another pruner it makes
     that pruner patient. After each report the trial is pruned when both hold:
 
-    1. It is stagnant: it has more than ``patience`` reports, and none of its last
-       ``patience`` reports is better than the best report before them by more than
-       ``min_delta`` (lower when minimising, higher when maximising; a value equal to the
-       earlier best is no improvement, and neither is a NaN report).
+    1. It is stagnant: its last ``patience`` reports each failed to improve on the reference,
+       counted as Keras' ``EarlyStopping`` counts. The reference is the first finite report;
+       a report better than the reference by more than ``min_delta`` (lower when minimising,
+       higher when maximising) becomes the new reference and resets the count; any other
+       report, a value equal to the reference or a NaN, adds one. (So improvements smaller
+       than ``min_delta`` never move the reference, even when they add up.)
     2. ``wrapped_pruner`` is None, or its own rule prunes the trial now.
 
     Reports are counted, not steps, so sparse reports (every few epochs) work as expected.
@@ -38,7 +40,7 @@ class PatientPruner(Pruner):
             stagnant trial.
         patience: How many reports in a row without improvement make a trial stagnant (1:
             the first report that does not improve).
-        min_delta: How much better than the earlier best a report must be to count as an
+        min_delta: How much better than the reference a report must be to count as an
             improvement (in the metric's units, >= 0).
 
     Raises:
@@ -74,18 +76,23 @@ class PatientPruner(Pruner):
         return self.wrapped_pruner is None or self.wrapped_pruner.prune(trial, others, direction)
 
     def _stagnant(self, trial: FrozenTrial, direction: Direction) -> bool:
-        values = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
-        if len(values) <= self.patience:
-            return False
-        before = [v for v in values[:-self.patience] if not math.isnan(v)]
-        window = [v for v in values[-self.patience:] if not math.isnan(v)]
-        if not before:
-            return False  # nothing to improve on yet
-        if not window:
-            return True
-        if direction is Direction.MINIMIZE:
-            return min(window) >= min(before) - self.min_delta
-        return max(window) <= max(before) + self.min_delta
+        """Keras' count: the best value moves only on a report better than it by more than
+        ``min_delta``; every other report (NaN included) adds one to the wait."""
+        best: float | None = None
+        wait = 0
+        for step in sorted(trial.intermediate_values):
+            value = trial.intermediate_values[step]
+            if best is None:
+                if not math.isnan(value):
+                    best = value  # the first finite report: nothing to improve on before it
+                continue
+            better = (value < best - self.min_delta if direction is Direction.MINIMIZE
+                      else value > best + self.min_delta)
+            if better:
+                best, wait = value, 0
+            else:
+                wait += 1
+        return wait >= self.patience
 
 
 def _check_delta(value: Any) -> float:
