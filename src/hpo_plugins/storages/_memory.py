@@ -87,15 +87,20 @@ class InMemoryStorage(Storage):
 
     def create_study(self, name: str, direction: Direction,
                      attrs: Mapping[str, Any] | None = None) -> int:
+        study_attrs = json_copy(dict(attrs or {}), "study attrs")
         with self._lock:
-            if any(s.info.name == name for s in self._studies.values()):
-                raise DuplicateStudyError(f"A study named {name!r} already exists.")
-            self._last_study_id += 1
-            study_id = self._last_study_id
-            info = StudyInfo(study_id, name, Direction.parse(direction),
-                             datetime_created=utcnow())
-            self._studies[study_id] = _Study(info, json_copy(dict(attrs or {}), "study attrs"))
-            return study_id
+            return self._add_study(name, direction, study_attrs, utcnow()).info.study_id
+
+    def _add_study(self, name: str, direction: Direction, attrs: dict[str, Any],
+                   created: _dt.datetime) -> _Study:
+        """Add an empty study (the lock held, ``attrs`` already copied)."""
+        if any(s.info.name == name for s in self._studies.values()):
+            raise DuplicateStudyError(f"A study named {name!r} already exists.")
+        self._last_study_id += 1
+        info = StudyInfo(self._last_study_id, name, Direction.parse(direction),
+                         datetime_created=created)
+        study = self._studies[self._last_study_id] = _Study(info, attrs)
+        return study
 
     def import_study(self, name: str, direction: Direction, attrs: Mapping[str, Any],
                      trials: Sequence[FrozenTrial],
@@ -107,13 +112,8 @@ class InMemoryStorage(Storage):
         copies = [_imported(trial, number) for number, trial in enumerate(trials)]
         study_attrs = json_copy(dict(attrs), "study attrs")
         with self._lock:
-            if any(s.info.name == name for s in self._studies.values()):
-                raise DuplicateStudyError(f"A study named {name!r} already exists.")
-            self._last_study_id += 1
-            study_id = self._last_study_id
-            info = StudyInfo(study_id, name, Direction.parse(direction),
-                             datetime_created=datetime_created or utcnow())
-            study = self._studies[study_id] = _Study(info, study_attrs)
+            study = self._add_study(name, direction, study_attrs, datetime_created or utcnow())
+            study_id = study.info.study_id
             for copied, key in zip(copies, keys):
                 self._last_trial_id += 1
                 copied = dataclasses.replace(copied, trial_id=self._last_trial_id)
