@@ -4,13 +4,14 @@ parameters get what they are due, and bad input is explained."""
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import hp
-from hpo_plugins._frozen import TrialState
+from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.importance import param_importances
 from hpo_plugins.samplers import RandomSampler
@@ -77,16 +78,54 @@ def test_a_subset_of_params_and_a_list_of_trials() -> None:
     study = _study(60, 6)
     subset = param_importances(study, params=["lr", "noise"])
     assert list(subset) == ["lr", "noise"] and sum(subset.values()) == pytest.approx(1.0)
-    from_trials = param_importances(study.trials)  # PRUNED/FAIL ones would be skipped
-    assert list(from_trials)[:2] == ["net", "lr"]
+    first_half = param_importances(study, trials=study.trials[:30])
+    assert list(first_half)[:2] == ["net", "lr"]
+    assert first_half != param_importances(study)
 
 
 def test_failed_and_pruned_trials_are_left_out() -> None:
     study = _study(40, 7)
     before = param_importances(study)
-    trial = study.ask()
-    study.tell(trial, state=TrialState.FAIL)
+    for state in (TrialState.FAIL, TrialState.PRUNED):
+        trial = study.ask()
+        study.tell(trial, 1e6 if state is TrialState.PRUNED else None, state=state)
     assert param_importances(study) == before
+    assert param_importances(study, trials=study.trials) == before  # a list is filtered too
+
+
+def _crafted(rows: list[dict[str, float]], values: list[float]) -> list[FrozenTrial]:
+    return [FrozenTrial(trial_id=i, number=i, state=TrialState.COMPLETE, value=v, params=p)
+            for i, (p, v) in enumerate(zip(rows, values))]
+
+
+def test_two_parameters_that_always_agree_share_their_effect_equally() -> None:
+    rng = random.Random(0)
+    xs = [rng.random() for _ in range(40)]
+    rows = [{"a": x, "b": x, "z": rng.random()} for x in xs]
+    trials = _crafted(rows, xs)
+    study = hpo.create_study({"a": hp.uniform("a", 0, 1)}, storage=":memory:")
+    shares = param_importances(study, trials=trials)
+    assert shares["a"] == pytest.approx(shares["b"]) and shares["a"] > 0.45
+    reordered = _crafted([{"z": r["z"], "b": r["b"], "a": r["a"]} for r in rows], xs)
+    assert param_importances(study, trials=reordered) == pytest.approx(shares)
+
+
+def test_chance_is_charged_for_every_group() -> None:
+    # x decides half of the result, the rest is noise; z has no effect but 8 bins to fit noise
+    rng = random.Random(1)
+    rows = [{"x": rng.random(), "z": rng.random()} for _ in range(60)]
+    values = [r["x"] + rng.gauss(0.0, 0.3) for r in rows]
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    shares = param_importances(study, trials=_crafted(rows, values), n_bins=8)
+    assert shares["x"] > 0.95 and shares["z"] < 0.05
+
+
+def test_a_choice_of_many_options_with_few_trials_each_is_not_overfitted() -> None:
+    space = {"x": hp.uniform("x", 0, 1), "c": hp.choice("c", list(range(200)))}
+    study = hpo.minimize(lambda p: 10 * p["x"] + 0.3 * (p["c"] % 2), space, n_trials=60,
+                         storage=":memory:", seed=2, sampler=RandomSampler())
+    shares = param_importances(study)
+    assert list(shares) == ["x", "c"] and shares["x"] > 0.9
 
 
 @pytest.mark.parametrize(("kwargs", "n_trials", "match"), [

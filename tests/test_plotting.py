@@ -82,3 +82,34 @@ def test_slices_of_a_study_without_completed_trials_say_so() -> None:
     study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
     figure = plot_slice(study)
     assert [text.get_text() for text in figure.axes[0].texts] == ["No completed trial yet."]
+
+
+def test_slices_keep_their_scale_beside_a_never_active_panel_and_thin_many_options() -> None:
+    from hpo_plugins.plotting import plot_slice
+
+    space = {"x": hp.uniform("x", 0, 1), "c": hp.choice("c", list(range(200))),
+             "net": hp.choice("net", [{"a": hp.uniform("a", 0, 1)},
+                                      {"b": hp.uniform("b", 0, 1)}])}
+    study = hpo.create_study(space, storage=":memory:")
+    for i in range(6):  # "b" is never active
+        study.enqueue({"x": i / 10, "c": 3 * i, "net": {"a": 0.5}})
+    study.optimize(lambda p: p["x"], n_trials=6)
+    figure = plot_slice(study)
+    panels = {axes.get_title().split(" ")[0]: axes for axes in figure.axes
+              if axes.get_title()}
+    assert [t.get_text() for t in panels["b"].texts] == ["never active"]
+    assert len(panels["x"].get_yticks()) > 2  # the shared y axis kept its ticks
+    labels = [t.get_text() for t in panels["c"].get_xticklabels()]
+    assert len(labels) == 20 and labels[:2] == ["0", "10"]
+
+
+def test_slices_without_a_recorded_space_say_so() -> None:
+    from hpo_plugins.plotting import plot_slice
+
+    study = hpo.create_study(storage=":memory:")  # no space: trials recorded by hand
+    trial = study.storage.create_trial(study.study_id, params={"x": 0.5})
+    assert trial is not None
+    study.storage.finish_trial(trial.trial_id, hpo.TrialState.COMPLETE, 1.0)
+    figure = plot_slice(study)
+    assert [t.get_text() for t in figure.axes[0].texts] == [
+        "The study has no recorded search space."]

@@ -6,28 +6,37 @@ a method that needs no extra package: an additive analysis of variance of the re
 * The trials are the COMPLETE ones with a finite value. Their values are replaced by their ranks
   (ties share the mean rank), so one diverged trial with a huge loss does not decide everything,
   and only the order of the results matters, as it does for the search itself.
-* Each parameter splits those trials into groups: a choice by its option, a number by quantile
-  bins (``n_bins``; a number with no more distinct values than that by its values). Quantile
-  bins are the same for ``uniform`` and ``loguniform``: only the order of the values matters.
+* Each parameter splits the trials where it is active into groups: a choice by its option, a
+  number by the bins of its ranks (``n_bins`` bins of nearly equal counts; equal values always
+  share a bin, and a number with no more distinct values than bins is grouped by value).
+  Quantile bins are the same for ``uniform`` and ``loguniform``: only the order of the values
+  matters. Options or values held by fewer than 3 trials are pooled into one group: one trial
+  says nothing about its option.
 * A conditional parameter is judged among the trials where it is active only: a layer count
   that exists only for the "mlp" branch explains what differs between "mlp" trials, and does
   not take credit for the difference between "mlp" and "cnn" (that is the choice's own).
-* The ranks are fitted by an additive model, one effect per parameter and group, every parameter
-  at once (backfitting), so that each is measured net of the others: a strong choice does not
-  bury a learning rate whose bins happen to hold more trials of one option. A parameter's raw
-  importance is the sum of squares of its effect, less ``k - 1`` times the residual variance for
-  its ``k`` groups (what it would explain of pure noise), and 0 when that is negative. The
-  importances are these, divided by their sum, so they add up to 1.
+* One least-squares fit of the ranks on every parameter's groups at once (each parameter's
+  effect centred over the trials where it is active) measures each parameter net of the
+  others: a strong choice does not bury a learning rate whose bins happen to hold more trials
+  of one option, and the answer does not depend on the order of the parameters (two parameters
+  that always move together share their effect equally). A parameter's raw importance is the
+  sum of squares of its fitted effect, less ``k - 1`` times the residual variance for its ``k``
+  groups (what it would explain of pure noise), and 0 when that is negative. The importances
+  are these, divided by their sum, so they add up to 1.
 
 What it measures is each parameter's *main effect*: how much the results move with that
 parameter, the others held fixed on average. Interactions (a learning rate that is good only with
 one optimiser) are not split out, and with few trials every figure is rough: read them as a
-ranking, not as exact shares.
+ranking, not as exact shares. With fewer trials than groups to fit, nothing is left to measure
+the noise by; the whole spread of the ranks stands in for it (so little or nothing stands out),
+and a warning says so.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,20 +51,31 @@ if TYPE_CHECKING:
 
 __all__ = ["MIN_TRIALS", "param_importances"]
 
+_logger = logging.getLogger(__name__)
+
 #: The fewest COMPLETE trials with a finite value an importance is computed from.
 MIN_TRIALS = 3
+#: Options (or values) held by fewer trials than this are pooled into one group.
+_MIN_GROUP = 3
 
-def param_importances(study: Study | Sequence[FrozenTrial], *,
-                      params: Sequence[str] | None = None,
-                      n_bins: int | None = None) -> dict[str, float]:
+
+def param_importances(study: Study, *, params: Sequence[str] | None = None,
+                      n_bins: int | None = None,
+                      trials: Sequence[FrozenTrial] | None = None) -> dict[str, float]:
     """Each parameter's share of what explains the study's results, largest first.
 
     Args:
-        study: A study, or its trials (e.g. ``study.trials`` filtered by hand).
-        params: The flat parameter labels to rank (default: every label a COMPLETE trial has).
-        n_bins: How many quantile bins a numeric parameter's values are cut into (>= 2);
-            default: one per 6 trials where it is active, from 3 to 8 (a U-shaped effect
-            needs 3; more bins than that measure mostly noise with few trials).
+        study: The study; its recorded space says which parameters are choices (their flat
+            values are option indices, whose order means nothing).
+        params: The flat parameter labels to report (default: every label a COMPLETE trial
+            has). Every parameter is fitted whatever this says; the shares of those reported
+            are scaled to add up to 1.
+        n_bins: How many bins a numeric parameter's values are cut into (>= 2); default: one
+            per 6 trials where it is active, from 3 to 8 (a U-shaped effect needs 3; more bins
+            than that measure mostly noise with few trials). Never more than one bin per 3
+            active trials.
+        trials: The trials to learn from (default: the study's); only the COMPLETE ones with
+            a finite value count.
 
     Returns:
         ``{label: importance}``, ordered from the most important; the values are >= 0 and add
@@ -74,28 +94,29 @@ def param_importances(study: Study | Sequence[FrozenTrial], *,
         >>> list(importances)[0], round(sum(importances.values()), 6)
         ('x', 1.0)
     """
-    if n_bins is not None and (isinstance(n_bins, bool) or not isinstance(n_bins, int)
-                               or n_bins < 2):
+    if n_bins is not None and (isinstance(n_bins, bool)
+                               or not isinstance(n_bins, numbers.Integral) or n_bins < 2):
         raise ConfigurationError(
             f"Expected `n_bins` to be an integer >= 2, or None for a number that grows with "
             f"the trials. Received: n_bins={n_bins!r}.")
-    trials = study if isinstance(study, Sequence) else study.get_trials(TrialState.COMPLETE)
-    done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None
+    pool = study.get_trials(TrialState.COMPLETE) if trials is None else trials
+    done = [t for t in pool if t.state is TrialState.COMPLETE and t.value is not None
             and math.isfinite(t.value)]
     if len(done) < MIN_TRIALS:
         raise ConfigurationError(
             f"Expected at least {MIN_TRIALS} COMPLETE trials with a finite value to rank the "
             f"parameters by. Received {len(done)}: run more trials first.")
     labels = _labels(done, params)
-    choices = set() if isinstance(study, Sequence) else _choice_labels(study)
-    ranks = rankdata([float(t.value) for t in done])  # type: ignore[arg-type]
+    choices = _choice_labels(study)
     factors = []
     for label in _labels(done, None):  # every parameter, so each is measured net of the others
         active = np.array([label in t.params for t in done])
         values = [t.params[label] for t in done if label in t.params]
-        bins = n_bins if n_bins is not None else min(8, max(3, len(values) // 6))
+        bins = int(n_bins) if n_bins is not None else min(8, max(3, len(values) // 6))
+        bins = min(bins, max(2, len(values) // _MIN_GROUP))
         factors.append((label, active, _groups(values, bins, label in choices)))
-    explained = _additive_fit(factors, ranks)
+    results = [float(t.value) for t in done]  # type: ignore[arg-type]
+    explained = _least_squares(factors, rankdata(results))
     raw = {label: explained[label] for label in labels}
     total = sum(raw.values())
     shares = {label: (value / total if total > 0 else 0.0) for label, value in raw.items()}
@@ -107,7 +128,7 @@ def _labels(done: Sequence[FrozenTrial], params: Sequence[str] | None) -> list[s
     for trial in done:
         seen.update(dict.fromkeys(trial.params))
     if params is None:
-        return list(seen)
+        return sorted(seen)
     missing = [label for label in params if label not in seen]
     if missing or isinstance(params, str):
         raise ConfigurationError(
@@ -125,51 +146,57 @@ def _choice_labels(study: Study) -> set[str]:
             if isinstance(p, Mapping) and p.get("kind") in ("choice", "pchoice")}
 
 
-def _groups(values: Sequence[Any], n_bins: int, choice: bool) -> np.ndarray:
-    """A group number per value: one per option of a choice or per distinct value (when there
-    are at most ``n_bins``), else one per quantile bin of the numeric values."""
+def _groups(values: Sequence[Any], bins: int, choice: bool) -> np.ndarray:
+    """A group number per value: by option (a choice, or a number with at most ``bins``
+    distinct values), else by bin of the values' ranks (ties stay together). Options and values
+    held by fewer than :data:`_MIN_GROUP` trials share one group."""
     numeric = not choice and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                  for v in values)
-    distinct = sorted(set(values)) if numeric else sorted(set(values), key=repr)
-    if not numeric or len(distinct) <= n_bins:
-        index: Mapping[Any, int] = {v: i for i, v in enumerate(distinct)}
-        return np.array([index[v] for v in values])
-    edges = np.quantile(np.asarray(values, dtype=float), np.linspace(0, 1, n_bins + 1)[1:-1])
-    return np.searchsorted(edges, np.asarray(values, dtype=float), side="right")
+    if not numeric or len(set(values)) <= bins:
+        keys = [repr(v) for v in values]
+        counts: dict[str, int] = {}
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        pooled = [key if counts[key] >= _MIN_GROUP else "<rare>" for key in keys]
+        return np.unique(np.array(pooled), return_inverse=True)[1]
+    ranks = rankdata(np.asarray(values, dtype=float))  # ties share one (mean) rank
+    cut = np.minimum(np.floor((ranks - 1) * bins / len(values)), bins - 1).astype(int)
+    return np.unique(cut, return_inverse=True)[1]
 
 
-def _additive_fit(factors: Sequence[tuple[str, np.ndarray, np.ndarray]],
-                  ranks: np.ndarray, sweeps: int = 200) -> dict[str, float]:
-    """Each factor's sum of squares in an additive model of the ranks, less what chance gives.
+def _least_squares(factors: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                   ranks: np.ndarray) -> dict[str, float]:
+    """Each factor's sum of squares in a least-squares additive model of the ranks, less what
+    chance gives.
 
-    The model is ``rank = mean + sum of one effect per factor``, an effect being a constant per
-    group of the factor, centred over the trials where the factor is active (0 elsewhere: a
-    conditional parameter moves results only inside its branch). It is fitted by backfitting,
-    one factor at a time against what the others leave, until nothing changes; so a factor is
-    measured net of the others, and a strong choice does not bury a learning rate whose bins
-    happen to hold more of one option. A factor with ``k`` groups is then charged ``k - 1``
-    times the residual variance, what it would explain of pure noise.
+    A factor's columns are the indicators of its groups, centred over the trials where it is
+    active and 0 elsewhere. ``lstsq`` gives the minimum-norm solution: the same for any order
+    of the factors, and an even split between factors whose columns coincide.
     """
-    fitted = {label: np.zeros(len(ranks)) for label, _, _ in factors}
+    n = len(ranks)
     centred = ranks - ranks.mean()
-    total = np.zeros(len(ranks))
-    scale = float(np.abs(centred).max()) or 1.0
-    for _ in range(sweeps):
-        change = 0.0
-        for label, active, groups in factors:
-            partial = (centred - total + fitted[label])[active]
-            means = np.bincount(groups, weights=partial) / np.maximum(np.bincount(groups), 1)
-            effect = np.zeros(len(ranks))
-            effect[active] = means[groups] - partial.mean()
-            change = max(change, float(np.abs(effect - fitted[label]).max()))
-            total += effect - fitted[label]
-            fitted[label] = effect
-        if change < 1e-9 * scale:
-            break
-    spent = sum(len(np.unique(groups)) - 1 for _, _, groups in factors)
-    dof = len(ranks) - 1 - spent
-    residual = float(((centred - total) ** 2).sum())
-    noise = residual / dof if dof >= 1 else float((centred ** 2).sum()) / (len(ranks) - 1)
-    return {label: max(0.0, float((fitted[label] ** 2).sum())
-                       - (len(np.unique(groups)) - 1) * noise)
-            for label, _, groups in factors}
+    blocks = []
+    for _, active, groups in factors:
+        block = np.zeros((n, int(groups.max()) + 1))
+        block[np.flatnonzero(active), groups] = 1.0
+        block[active] -= block[active].mean(axis=0)
+        blocks.append(block)
+    design = np.hstack(blocks)
+    coef, _, rank, _ = np.linalg.lstsq(design, centred, rcond=None)
+    residual = float(((centred - design @ coef) ** 2).sum())
+    dof = n - 1 - int(rank)
+    if dof >= 1:
+        noise = residual / dof
+    else:
+        _logger.warning("Parameter importances: %d trials for %d groups to fit leave nothing "
+                        "to measure the noise by; the shares are unreliable (run more trials, "
+                        "or pass a smaller n_bins).", n, int(rank))
+        noise = float((centred ** 2).sum()) / (n - 1)
+    explained, start = {}, 0
+    for (label, _, groups), block in zip(factors, blocks):
+        width = block.shape[1]
+        effect = block @ coef[start:start + width]
+        start += width
+        charged = (len(np.unique(groups)) - 1) * noise
+        explained[label] = max(0.0, float((effect ** 2).sum()) - charged)
+    return explained

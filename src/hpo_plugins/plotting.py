@@ -181,6 +181,8 @@ def plot_intermediate_values(study: Study) -> Figure:
 
 #: Panels per row of the slice plot.
 _SLICE_COLUMNS = 3
+#: Most option labels under one slice panel (a choice of more shows every k-th).
+_MAX_OPTION_LABELS = 20
 
 
 def plot_slice(study: Study) -> Figure:
@@ -196,9 +198,13 @@ def plot_slice(study: Study) -> Figure:
     params = space_description(study)
     if not trials or not params:
         figure, axes = _figure(f"Slices: {study.study_name}")
-        _empty(axes, "No completed trial yet.")
+        _empty(axes, "No completed trial yet." if not trials
+               else "The study has no recorded search space.")
         return figure
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise missing_dependency("matplotlib", "plot") from exc
 
     columns = min(_SLICE_COLUMNS, len(params))
     rows = math.ceil(len(params) / columns)
@@ -226,13 +232,16 @@ def _slice_panel(axes: Axes, param: Mapping[str, Any], trials: Sequence[FrozenTr
     active = [t for t in trials if label in t.params]
     axes.set_title(f"{label} ({len(active)} trial{'s' * (len(active) != 1)})",
                    fontsize="small")
-    if not active:
-        _empty(axes, "never active")
+    if not active:  # the panels share their y axis: only this panel's x ticks go
+        axes.text(0.5, 0.5, "never active", ha="center", va="center", transform=axes.transAxes)
+        axes.set_xticks([])
         return None
     xs = [float(t.params[label]) for t in active]
     options = list(param.get("options") or [])
     if options:
-        axes.set_xticks(range(len(options)), [str(o)[:12] for o in options],
+        every = math.ceil(len(options) / _MAX_OPTION_LABELS)  # many options: every k-th label
+        shown = range(0, len(options), every)
+        axes.set_xticks(list(shown), [str(options[i])[:12] for i in shown],
                         rotation=30, ha="right", fontsize="x-small")
         axes.set_xlim(-0.5, len(options) - 0.5)
     elif str(param["kind"]) in ("loguniform", "qloguniform", "lognormal", "qlognormal") and (

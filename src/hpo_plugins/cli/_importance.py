@@ -53,10 +53,10 @@ def _run(args: argparse.Namespace) -> int:
 IMPORTANCE = Command(
     name="importance",
     summary="rank the parameters by how much of the results they explain",
-    description="Each parameter's share of what explains the study's COMPLETE results (a "
-                "one-way analysis of variance of the results' ranks, corrected for chance; a "
-                "conditional parameter is judged where it is active). Read it as a ranking: "
-                "with few trials the shares are rough.",
+    description="Each parameter's share of what explains the study's COMPLETE results (one "
+                "least-squares fit of the results' ranks on every parameter at once, corrected "
+                "for chance; a conditional parameter is judged where it is active). Read it as "
+                "a ranking: with few trials the shares are rough.",
     configure=_configure,
     run=_run,
 )
