@@ -21,6 +21,13 @@ from hpo_plugins._callback_args import check_monitor, raise_recorded_stop
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
+from hpo_plugins.lightning._resume import (
+    Resume,
+    discard_checkpoints,
+    find_resume,
+    last_checkpoint,
+    start_from,
+)
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
@@ -53,8 +60,12 @@ class LightningObjective:
                  monitor: str | None = None, trainer_kwargs: Mapping[str, Any] | None = None,
                  callbacks: Sequence[Any] | None = None,
                  result: Literal["best", "last"] = "best", save_checkpoint: bool = False,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, resume_lost_trials: bool = False) -> None:
         _check_arguments(module, datamodule, train_dataloaders, monitor, trainer_kwargs, result)
+        if not isinstance(resume_lost_trials, bool):
+            raise ConfigurationError(
+                f"Expected `resume_lost_trials` to be True or False. Received: "
+                f"resume_lost_trials={resume_lost_trials!r}.")
         self.module = module
         self.datamodule = datamodule
         self.train_dataloaders = train_dataloaders
@@ -65,6 +76,7 @@ class LightningObjective:
         self.result = result
         self.save_checkpoint = save_checkpoint
         self.seed = seed
+        self.resume_lost_trials = resume_lost_trials
         # hpo.minimize derives the default study name from these: name it after the module.
         self.__qualname__ = getattr(module, "__qualname__", type(module).__qualname__)
         self.__module__ = getattr(module, "__module__", None) or __name__
@@ -77,7 +89,8 @@ class LightningObjective:
 
     def __repr__(self) -> str:
         return (f"lightning_objective({self.__qualname__}, monitor={self.monitor!r}, "
-                f"result={self.result!r}, save_checkpoint={self.save_checkpoint!r})")
+                f"result={self.result!r}, save_checkpoint={self.save_checkpoint!r}, "
+                f"resume_lost_trials={self.resume_lost_trials!r})")
 
     def __call__(self, params: Any) -> float | None:
         """Run one trial: build the module, fit it with ``HPOCallback``, return its value.
@@ -90,10 +103,15 @@ class LightningObjective:
                 curve).
         """
         trial = current_trial()
+        resume = find_resume(trial) if self.resume_lost_trials else None
         try:
-            checkpoint = self._fit(trial, params)
+            if resume is not None:
+                start_from(trial, resume)
+            checkpoint = self._fit(trial, params, resume)
         finally:
             self._release()
+            if self.resume_lost_trials:  # the trial ended (a lost one never gets here)
+                discard_checkpoints(trial, resume)
         mistake = self._set_up_mistake(trial)
         if mistake is not None:
             trial.set_system_attr(STOP_ATTR, mistake)  # for after_trial, in the parent
@@ -104,8 +122,9 @@ class LightningObjective:
 
     # -- one fit ------------------------------------------------------------------------------
 
-    def _fit(self, trial: Trial, params: Any) -> str | None:
-        """Fit a fresh module and Trainer; return the best checkpoint's path, if one was kept."""
+    def _fit(self, trial: Trial, params: Any, resume: Resume | None) -> str | None:
+        """Fit a fresh module and Trainer (from ``resume``'s checkpoint, if given); return the
+        best checkpoint's path, if one was kept."""
         seed = self.seed if self.seed is not None else trial.study.seed  # as keras_tune
         if seed is not None:
             _seed_everything(seed)
@@ -114,7 +133,8 @@ class LightningObjective:
         checkpoint = self._checkpoint_callback(framework, trial) if self.save_checkpoint else None
         trainer = framework.Trainer(**self._trainer_kwargs(framework, trial, checkpoint))
         trainer.fit(model, train_dataloaders=self.train_dataloaders,
-                    val_dataloaders=self.val_dataloaders, datamodule=self.datamodule)
+                    val_dataloaders=self.val_dataloaders, datamodule=self.datamodule,
+                    ckpt_path=None if resume is None else resume.checkpoint)
         return (checkpoint.best_model_path or None) if checkpoint is not None else None
 
     def _build(self, params: Any) -> Any:
@@ -138,6 +158,8 @@ class LightningObjective:
         hpo_callback = _callback_class(framework)(self.monitor, trial=trial)
         hpo_callback._objective_stops_study = True  # see _set_up_mistake
         extra = [checkpoint] if checkpoint is not None else []
+        if self.resume_lost_trials:
+            extra.append(last_checkpoint(framework, trial))
         own = copy.deepcopy(self.callbacks)
         kwargs["callbacks"] = [hpo_callback, *extra, *own, *kwargs.get("callbacks", ())]
         return kwargs
@@ -210,7 +232,8 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
                         trainer_kwargs: Mapping[str, Any] | None = None,
                         callbacks: Sequence[Any] | None = None,
                         result: Literal["best", "last"] = "best", save_checkpoint: bool = False,
-                        seed: int | None = None) -> LightningObjective:
+                        seed: int | None = None,
+                        resume_lost_trials: bool = False) -> LightningObjective:
     """An objective that builds a LightningModule from the params, fits it, returns its value.
 
     For each trial: ``module(**params)`` (a LightningModule class) or ``module(params)`` (a
@@ -248,6 +271,13 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
             from the same random state and a trial run again gives the same value. Default:
             the study's seed (``hpo.minimize(..., seed=0)``), as ``keras_tune`` does; neither
             given, nothing is seeded.
+        resume_lost_trials: Keep each trial's latest state in
+            ``<trial.log_dir>/checkpoints/last.ckpt`` (rewritten after every validation,
+            deleted when the trial ends), so that a trial re-queued after its worker was lost
+            (``max_retries`` >= 1) resumes from where the lost trial got to, instead of
+            training from scratch: its reports up to that point are copied, Lightning restores
+            weights, optimiser and epoch, and ``trial.system_attrs["resumed_from"]`` says from
+            which trial and step. Costs one checkpoint write per validation.
 
     Returns:
         A picklable callable for ``hpo.minimize`` / ``study.optimize``; ``hpo.minimize`` names
@@ -276,7 +306,8 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
     return LightningObjective(module, datamodule=datamodule, train_dataloaders=train_dataloaders,
                               val_dataloaders=val_dataloaders, monitor=monitor,
                               trainer_kwargs=trainer_kwargs, callbacks=callbacks, result=result,
-                              save_checkpoint=save_checkpoint, seed=seed)
+                              save_checkpoint=save_checkpoint, seed=seed,
+                              resume_lost_trials=resume_lost_trials)
 
 
 def _namespace_of(model: Any) -> str:
