@@ -130,3 +130,27 @@ def test_an_exhausted_grid_says_so_in_one_sentence(caplog: pytest.LogCaptureFixt
     done = [r.getMessage() for r in caplog.records if "No more trials" in r.getMessage()]
     assert len(done) == 1 and "GridSampler has nothing new to propose" in done[0]
     assert done[0].endswith("propose.") and not done[0].endswith("..")
+
+
+def _diverges(params: dict[str, Any]) -> float:
+    trial = hpo.current_trial()
+    trial.report(1.0, 0)
+    trial.report(float("nan"), 1)
+    if trial.should_prune():  # True after a NaN report, whatever the pruner
+        raise hpo.TrialPruned()
+    return 1.0
+
+
+def test_a_nan_report_then_trial_pruned_ends_fail_in_the_run_loop() -> None:
+    study = hpo.minimize(_diverges, SPACE, n_trials=1, storage=":memory:")
+    (trial,) = study.trials
+    assert trial.state is hpo.TrialState.FAIL  # not PRUNED: it would rank among results
+    assert trial.fail_reason == "reported a non-finite value (nan) at step 1"
+
+
+def test_a_nan_report_then_trial_pruned_ends_fail_in_a_hand_run_block() -> None:
+    study = hpo.create_study(SPACE, storage=":memory:")
+    with pytest.raises(hpo.TrialPruned), study.ask() as trial:
+        _diverges(trial.params)
+    assert study.trials[0].state is hpo.TrialState.FAIL
+    assert study.trials[0].fail_reason == "reported a non-finite value (nan) at step 1"

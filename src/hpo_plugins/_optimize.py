@@ -301,6 +301,10 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
         try:
             result = objective(trial.params)
         except TrialPruned:
+            if trial.fail_reason is not None:  # a NaN report (or an adapter) marked it failed,
+                # and should_prune() said stop so that the training ends at once: FAIL, as
+                # report() documents, not PRUNED (a pruned trial ranks among the results)
+                return study.tell(trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
             return _tell_pruned(study, trial)
         except KeyboardInterrupt:
             study.tell(trial, state=TrialState.FAIL,

@@ -265,8 +265,11 @@ class Trial:
         try:
             if self.study.storage.get_trial(self.trial_id).state is not TrialState.RUNNING:
                 return
-            if isinstance(exc, TrialPruned):
+            if isinstance(exc, TrialPruned) and self.fail_reason is None:
                 self.study.tell(self, state=TrialState.PRUNED)
+                return
+            if isinstance(exc, TrialPruned):  # should_prune() after a NaN report: a failure
+                self.study.tell(self, state=TrialState.FAIL, fail_reason=self.fail_reason)
                 return
             reason = ("interrupted by the user (KeyboardInterrupt)"
                       if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
