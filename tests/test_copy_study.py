@@ -238,3 +238,19 @@ def test_a_copied_trial_whose_worker_died_is_failed_and_rerun_in_the_copy(
     assert "heartbeat" in (copy.trials[0].fail_reason or "")
     assert rerun.params == lost.params and rerun.number == 1  # re-queued by max_retries=1
     assert source.get_trial(lost.trial_id).state is TrialState.RUNNING  # source untouched
+
+
+def test_a_source_url_of_another_program_is_left_as_it_was(tmp_path: Path) -> None:
+    import hashlib
+    import sqlite3
+
+    foreign = tmp_path / "foreign.db"
+    connection = sqlite3.connect(foreign)
+    connection.execute("CREATE TABLE t (a INTEGER)")
+    connection.commit()
+    connection.close()
+    before = hashlib.md5(foreign.read_bytes()).hexdigest()
+    with pytest.raises(hpo.exceptions.StorageError, match="holds no hpo_plugins tables"):
+        hpo.copy_study("demo", f"sqlite:///{foreign}", InMemoryStorage())
+    assert hashlib.md5(foreign.read_bytes()).hexdigest() == before  # no tables, no WAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.db"]

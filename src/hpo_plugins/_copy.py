@@ -15,7 +15,7 @@ from typing import Any
 
 from hpo_plugins._frozen import TrialState
 from hpo_plugins.exceptions import ConfigurationError, DuplicateStudyError
-from hpo_plugins.storages import Storage, get_storage
+from hpo_plugins.storages import Storage, default_storage_url, get_storage
 from hpo_plugins.storages._base import params_key
 from hpo_plugins.study import refuse_missing_sqlite_file
 
@@ -85,7 +85,7 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
                 f"{name}={value!r} (of type {type(value).__name__}).")
     target = from_study_name if to_study_name is None else to_study_name
     refuse_missing_sqlite_file(from_study_name, from_storage)
-    source = get_storage(from_storage)
+    source = _open_source(from_storage)
     try:
         source.get_study_id(from_study_name)  # a missing study: nothing is opened or created
         destination = source if to_storage is from_storage else get_storage(to_storage)
@@ -97,6 +97,17 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
     finally:
         if source is not from_storage:
             source.close()
+
+
+def _open_source(storage: Any) -> Storage:
+    """The source storage, opened to read only: a database URL is opened without creating
+    tables or upgrading a schema (as the command line's read commands open it), so a URL that
+    names another program's database is left exactly as it was."""
+    if storage is None or (isinstance(storage, str) and "://" in storage):
+        from hpo_plugins.storages import SQLStorage
+
+        return SQLStorage(storage or default_storage_url(), create=False)
+    return get_storage(storage)
 
 
 def _copy(source: Storage, name: str, destination: Storage, target: str) -> int:

@@ -129,7 +129,7 @@ def _labels(done: Sequence[FrozenTrial], params: Sequence[str] | None) -> list[s
         seen.update(dict.fromkeys(trial.params))
     if params is None:
         return sorted(seen)
-    missing = [label for label in params if label not in seen]
+    missing = [] if isinstance(params, str) else [label for label in params if label not in seen]
     if missing or isinstance(params, str):
         raise ConfigurationError(
             f"Expected `params` to be a list of parameter labels of the study's COMPLETE "

@@ -89,6 +89,7 @@ def test_a_target_that_cannot_be_opened_fails_before_anything_is_read(cli: Run, 
     code, out, err = cli("copy", "--study", "demo", "--to", to, "--storage", url)
     assert (code, out) == (EXIT_NOT_FOUND, "")
     assert "cannot open the storage of --to" in err and "secret" not in err
+    assert err.count("\n") == 1  # one line, although psycopg's message spans several
 
 
 def test_an_empty_target_name_is_a_usage_error(cli: Run, url: str) -> None:

@@ -41,6 +41,10 @@ def test_a_table_most_important_first(cli: Run, tmp_path: Path) -> None:
     code, out, _ = cli("importance", "--study", "imp", "--json", "--storage", url)
     shares = json.loads(out)
     assert list(shares) == ["x", "units", "noise"] and math.isclose(sum(shares.values()), 1.0)
+    code, out, _ = cli("importance", "--study", "imp", "--json", "--bins", "2", "--storage",
+                       url)
+    two_bins = json.loads(out)  # x**2 is U-shaped: two bins cannot see it
+    assert code == EXIT_OK and two_bins["x"] < shares["x"]
 
 
 def test_too_few_trials_is_a_clear_failure(cli: Run, url: str) -> None:

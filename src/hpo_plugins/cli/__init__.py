@@ -130,7 +130,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    warn(f"{_PROG}: error: {message}")
+    """Print the error as one line (a driver's message, psycopg's say, may span several)."""
+    warn(f"{_PROG}: error: {' '.join(message.split())}")
     return code
 
 

@@ -34,7 +34,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="the storage the copy goes to, e.g. postgresql+psycopg://user@host/db "
                              "or sqlite:///other.db (a SQLite file is created if missing)")
     parser.add_argument("--to-study", metavar="NAME",
-                        help="the copy's name (default: the study's own name)")
+                        help="the copy's name (default: the study's own name; another name is "
+                             "needed when --to is the storage the study is in)")
 
 
 def _run(args: argparse.Namespace) -> int:

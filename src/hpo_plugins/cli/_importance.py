@@ -32,12 +32,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_study_argument(parser)
     parser.add_argument("--json", action="store_true",
                         help="print {label: importance} as JSON instead of a table")
+    parser.add_argument("--bins", type=int, metavar="N",
+                        help="cut each numeric parameter into N bins (>= 2; default: 3 to 8, "
+                             "growing with the trials)")
 
 
 def _run(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         study = open_study(store, args.study)
-        importances = param_importances(study)
+        importances = param_importances(study, n_bins=args.bins)
         done = study.get_trials(TrialState.COMPLETE)
     if args.json:
         echo(json.dumps(importances, indent=2))
