@@ -4,6 +4,7 @@ re-queued and resumes from its last checkpoint instead of training again from sc
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,10 @@ from typing import Any
 
 import lightning.pytorch as L
 import pytest
-from lit_digits import DigitsClassifier, DigitsData
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from lit_digits import N_TRAIN, DigitsClassifier, DigitsData, digits_arrays
+from torch.utils.data import DataLoader, TensorDataset
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState
@@ -22,9 +26,9 @@ from hpo_plugins.lightning import lightning_objective
 
 HERE = Path(__file__).parent
 
-#: The run, as a script: the first attempt of trial 0 kills its own process after the
-#: validation of epoch 2 (the checkpoint of that epoch is written just before), as a preempted
-#: machine would; a retry never does.
+#: The run, as a script: the first attempt of trial 0 kills its own process at the first batch
+#: of epoch 3 (the checkpoint that covers epoch 2 is written as that epoch starts), as a
+#: preempted machine would; a retry never does.
 SCRIPT = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {here!r})
@@ -39,10 +43,9 @@ SCRIPT = textwrap.dedent("""
             started = list(trial.user_attrs.get("epochs_started", []))
             trial.set_user_attr("epochs_started", started + [trainer.current_epoch])
 
-        def on_validation_end(self, trainer, pl_module):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             trial = hpo.current_trial()
-            if (not trainer.sanity_checking and trainer.current_epoch == 2
-                    and "retry_of" not in trial.system_attrs):
+            if trainer.current_epoch == 3 and "retry_of" not in trial.system_attrs:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     if __name__ == "__main__":
@@ -72,7 +75,7 @@ def test_a_killed_trial_is_retried_from_its_last_checkpoint(tmp_path: Path) -> N
     assert _run(script, url) == -9  # killed, as a preempted machine is
     lost = hpo.load_study("resume", url).trials[0]
     assert lost.state is TrialState.RUNNING and sorted(lost.intermediate_values) == [0, 1, 2]
-    checkpoint = Path(lost.log_dir or "") / "checkpoints" / "last.ckpt"
+    checkpoint = Path(lost.log_dir or "") / "checkpoints" / "last-step=2.ckpt"
     assert checkpoint.exists()
     time.sleep(1.3)  # past the grace period: the next run finds the trial lost
     assert _run(script, url) == 0
@@ -86,38 +89,122 @@ def test_a_killed_trial_is_retried_from_its_last_checkpoint(tmp_path: Path) -> N
     for step in (0, 1, 2):  # the lost trial's reports, carried over
         assert retry.intermediate_values[step] == lost.intermediate_values[step]
     assert not checkpoint.exists()  # the trial ended: nothing is left to resume
-    assert not (Path(retry.log_dir or "") / "checkpoints" / "last.ckpt").exists()
+    assert list((Path(retry.log_dir or "") / "checkpoints").glob("last-*")) == []
+
+
+class _Scheduled(DigitsClassifier):
+    """SGD whose rate a plateau scheduler halves at every epoch (mode "max" on a falling loss)."""
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.5)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5,
+                                                             patience=0)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
+
+
+class _Shuffled(L.LightningDataModule):
+    """The digits, shuffled by torch's global generator (restored on a resume)."""
+
+    def train_dataloader(self) -> DataLoader:
+        x, y = digits_arrays()
+        return DataLoader(TensorDataset(x[:N_TRAIN], y[:N_TRAIN]), batch_size=200, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        x, y = digits_arrays()
+        return DataLoader(TensorDataset(x[N_TRAIN:], y[N_TRAIN:]), batch_size=512)
+
+
+class _Watch(L.Callback):
+    """Records each epoch's start and learning rate; with ``lose``, the first attempt of a trial
+    is lost at the first batch of epoch 3 (an exception stands in for the kill)."""
+
+    def __init__(self, lose: bool) -> None:
+        self.lose = lose
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
+                             batch_idx: int) -> None:
+        trial = hpo.current_trial()
+        if self.lose and trainer.current_epoch == 3 and "retry_of" not in trial.system_attrs:
+            raise RuntimeError("lost")
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        trial = hpo.current_trial()
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        seen = [list(e) for e in trial.user_attrs.get("epochs", [])]
+        trial.set_user_attr("epochs", [*seen, [trainer.current_epoch, lr]])
+
+
+def _resumable(lose: bool = True) -> Any:
+    return lightning_objective(
+        _Scheduled, datamodule=_Shuffled(), seed=0, resume_lost_trials=True,
+        callbacks=[_Watch(lose), EarlyStopping(monitor="val_loss", patience=20)],
+        trainer_kwargs={"max_epochs": 5, "accelerator": "cpu", "devices": 1, "logger": False})
+
+
+def test_a_resumed_trial_trains_exactly_as_an_uninterrupted_one(
+        make_study: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = make_study()
+    reference.optimize(_resumable(lose=False), n_trials=1)
+    (whole,) = reference.trials
+    assert whole.state is TrialState.COMPLETE and sorted(whole.intermediate_values) == [0, 1,
+                                                                                        2, 3, 4]
+    study = make_study(max_retries=1)
+    with monkeypatch.context() as patch:  # a killed worker never cleans up after its trial
+        patch.setattr("hpo_plugins.lightning._objective.discard_checkpoints", lambda trial: None)
+        study.optimize(_resumable(), n_trials=1, catch=RuntimeError)
+    lost = study.trials[0]
+    assert lost.state is TrialState.FAIL and sorted(lost.intermediate_values) == [0, 1, 2]
+    study.requeue_lost(lost)
+    study.optimize(_resumable(), n_trials=1)
+    retry = study.trials[1]
+    assert retry.state is TrialState.COMPLETE and retry.system_attrs["resumed_from"]["step"] == 2
+    assert [e for e, _ in retry.user_attrs["epochs"]] == [3, 4]
+    # same weights, optimiser, plateau scheduler, EarlyStopping state and shuffling as without
+    # the interruption: the same learning rates and the same curve
+    assert retry.user_attrs["epochs"] == whole.user_attrs["epochs"][3:]
+    assert retry.intermediate_values == pytest.approx(whole.intermediate_values, rel=1e-6)
+    for trial in (lost, retry):
+        assert list((Path(trial.log_dir or "") / "checkpoints").glob("last-*")) == []
+
+
+def test_the_checkpoint_callback_pickles_for_ddp_spawn(tmp_path: Path) -> None:
+    from hpo_plugins.lightning import _callback, pl
+
+    for namespace in (_callback, pl):
+        callback = pickle.loads(pickle.dumps(namespace.LastCheckpoint(str(tmp_path))))
+        assert type(callback) is namespace.LastCheckpoint and callback.log_dir == str(tmp_path)
 
 
 def test_a_trial_that_ends_keeps_no_resumable_checkpoint(make_study: Any) -> None:
     study = make_study()
     objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
-                                    trainer_kwargs={"max_epochs": 2, "accelerator": "cpu",
+                                    trainer_kwargs={"max_epochs": 3, "accelerator": "cpu",
                                                     "devices": 1, "logger": False},
                                     resume_lost_trials=True)
-    seen: list[bool] = []
+    seen: list[list[str]] = []
 
     class Spy(L.Callback):
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             folder = Path(hpo.current_trial().log_dir) / "checkpoints"
-            seen.append((folder / "last.ckpt").exists())
+            seen.append(sorted(p.name for p in folder.glob("last-*")))
 
     objective.callbacks.append(Spy())
     study.optimize(objective, n_trials=1)
     (trial,) = study.trials
     folder = Path(trial.log_dir or "") / "checkpoints"
     assert trial.state is TrialState.COMPLETE
-    assert seen == [True, True]  # written after every validation while it ran
-    assert not (folder / "last.ckpt").exists() and not (folder / "last.json").exists()
+    assert seen == [[], ["last-step=0.ckpt"], ["last-step=1.ckpt"]]  # the newest, while it ran
+    assert list(folder.glob("last-*")) == []
     assert "resume_lost_trials=True" in repr(objective)
 
 
-def test_a_lost_trial_without_a_readable_checkpoint_starts_over(make_study: Any) -> None:
+def test_a_lost_trial_without_a_checkpoint_starts_over(make_study: Any) -> None:
     study = make_study(max_retries=1)
     lost = study.ask()
     folder = Path(lost.log_dir) / "checkpoints"
     folder.mkdir(parents=True)
-    (folder / "last.ckpt").write_bytes(b"not a checkpoint")  # its step file never got written
+    (folder / "last-step=3.ckpt.tmp").write_bytes(b"cut short")  # killed while writing
     study.tell(lost, state="FAIL")
     study.requeue_lost(study.trials[0])
     objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
@@ -128,9 +215,13 @@ def test_a_lost_trial_without_a_readable_checkpoint_starts_over(make_study: Any)
     retry = study.trials[1]
     assert retry.state is TrialState.COMPLETE and sorted(retry.intermediate_values) == [0, 1]
     assert "resumed_from" not in retry.system_attrs
+    assert list(folder.iterdir()) == []  # the lost trial's leftovers went with it
 
 
-def test_resume_lost_trials_must_be_a_bool() -> None:
+def test_resume_lost_trials_must_be_a_bool_and_needs_checkpointing() -> None:
     with pytest.raises(ConfigurationError, match="Expected `resume_lost_trials` to be True or "
                                                  "False. Received: resume_lost_trials='yes'"):
         lightning_objective(DigitsClassifier, resume_lost_trials="yes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="without enable_checkpointing=False"):
+        lightning_objective(DigitsClassifier, resume_lost_trials=True,
+                            trainer_kwargs={"enable_checkpointing": False})

@@ -10,8 +10,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise missing_dependency("lightning", "lightning") from exc
 
 from hpo_plugins.lightning._base import HPOCallbackBase
+from hpo_plugins.lightning._resume import checkpoint_class
 
-__all__ = ["HPOCallback"]
+__all__ = ["HPOCallback", "LastCheckpoint"]
 
 
 class HPOCallback(HPOCallbackBase, L.Callback):
@@ -65,3 +66,8 @@ class HPOCallback(HPOCallbackBase, L.Callback):
         >>> study = hpo.minimize(objective, space, n_trials=40,
         ...                      pruner=pruner)  # doctest: +SKIP
     """
+
+
+#: The checkpoint ``lightning_objective(resume_lost_trials=True)`` keeps for every trial (see
+#: :mod:`hpo_plugins.lightning._resume`); made here so that ``ddp_spawn`` can pickle it.
+LastCheckpoint = checkpoint_class(L.callbacks.Checkpoint, __name__)

@@ -21,13 +21,7 @@ from hpo_plugins._callback_args import check_monitor, raise_recorded_stop
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
-from hpo_plugins.lightning._resume import (
-    Resume,
-    discard_checkpoints,
-    find_resume,
-    last_checkpoint,
-    start_from,
-)
+from hpo_plugins.lightning._resume import Resume, discard_checkpoints, find_resume, start_from
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
@@ -66,6 +60,12 @@ class LightningObjective:
             raise ConfigurationError(
                 f"Expected `resume_lost_trials` to be True or False. Received: "
                 f"resume_lost_trials={resume_lost_trials!r}.")
+        if resume_lost_trials and (trainer_kwargs or {}).get("enable_checkpointing") is False:
+            raise ConfigurationError(
+                "Expected trainer_kwargs without enable_checkpointing=False when "
+                "resume_lost_trials=True: the trial's resumable checkpoint is a Lightning "
+                "checkpoint callback. Received: enable_checkpointing=False. Drop it (no other "
+                "checkpoint is written unless save_checkpoint=True).")
         self.module = module
         self.datamodule = datamodule
         self.train_dataloaders = train_dataloaders
@@ -111,7 +111,7 @@ class LightningObjective:
         finally:
             self._release()
             if self.resume_lost_trials:  # the trial ended (a lost one never gets here)
-                discard_checkpoints(trial, resume)
+                discard_checkpoints(trial)
         mistake = self._set_up_mistake(trial)
         if mistake is not None:
             trial.set_system_attr(STOP_ATTR, mistake)  # for after_trial, in the parent
@@ -148,7 +148,8 @@ class LightningObjective:
         return self.module(**params)
 
     def _trainer_kwargs(self, framework: Any, trial: Trial, checkpoint: Any) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"enable_checkpointing": self.save_checkpoint,
+        kwargs: dict[str, Any] = {"enable_checkpointing": (self.save_checkpoint
+                                                           or self.resume_lost_trials),
                                   "enable_progress_bar": False, "enable_model_summary": False,
                                   **copy.deepcopy(self.trainer_kwargs)}
         if "logger" not in kwargs:
@@ -158,8 +159,8 @@ class LightningObjective:
         hpo_callback = _callback_class(framework)(self.monitor, trial=trial)
         hpo_callback._objective_stops_study = True  # see _set_up_mistake
         extra = [checkpoint] if checkpoint is not None else []
-        if self.resume_lost_trials:
-            extra.append(last_checkpoint(framework, trial))
+        if self.resume_lost_trials:  # after ModelCheckpoint: trainer.checkpoint_callback is it
+            extra.append(_callback_module(framework).LastCheckpoint(trial.log_dir))
         own = copy.deepcopy(self.callbacks)
         kwargs["callbacks"] = [hpo_callback, *extra, *own, *kwargs.get("callbacks", ())]
         return kwargs
@@ -272,12 +273,14 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
             the study's seed (``hpo.minimize(..., seed=0)``), as ``keras_tune`` does; neither
             given, nothing is seeded.
         resume_lost_trials: Keep each trial's latest state in
-            ``<trial.log_dir>/checkpoints/last.ckpt`` (rewritten after every validation,
-            deleted when the trial ends), so that a trial re-queued after its worker was lost
-            (``max_retries`` >= 1) resumes from where the lost trial got to, instead of
+            ``<trial.log_dir>/checkpoints/last-step=<N>.ckpt`` (rewritten at the end of every
+            epoch, deleted when the trial ends), so that a trial re-queued after its worker was
+            lost (``max_retries`` >= 1) resumes from where the lost trial got to, instead of
             training from scratch: its reports up to that point are copied, Lightning restores
-            weights, optimiser and epoch, and ``trial.system_attrs["resumed_from"]`` says from
-            which trial and step. Costs one checkpoint write per validation.
+            weights, optimiser, schedulers, callbacks and epoch, the random states are restored,
+            and ``trial.system_attrs["resumed_from"]`` says from which trial and step (see
+            :mod:`hpo_plugins.lightning._resume`). Costs one checkpoint write per epoch; needs
+            ``enable_checkpointing`` (not ``False`` in ``trainer_kwargs``).
 
     Returns:
         A picklable callable for ``hpo.minimize`` / ``study.optimize``; ``hpo.minimize`` names
@@ -333,8 +336,13 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _callback_module(framework: Any) -> Any:
+    """The module of our callbacks for ``framework``'s namespace."""
+    return importlib.import_module(_CALLBACK_MODULES[framework.__name__])
+
+
 def _callback_class(framework: Any) -> Any:
-    return importlib.import_module(_CALLBACK_MODULES[framework.__name__]).HPOCallback
+    return _callback_module(framework).HPOCallback
 
 
 def _check_arguments(module: object, datamodule: object, train_dataloaders: object,

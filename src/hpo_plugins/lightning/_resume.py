@@ -5,42 +5,51 @@ heartbeat is stale and, with ``max_retries``, re-queued with the same parameters
 (:meth:`hpo_plugins.Study.requeue_lost`). Without more, the retry trains from scratch and the
 epochs the lost trial had trained are lost. With ``resume_lost_trials=True``:
 
-* every trial keeps ``<trial.log_dir>/checkpoints/last.ckpt``, written after each validation
-  (to a temporary file, then renamed, so a kill during the write leaves the previous one), with
-  ``last.json`` beside it naming the step the checkpoint reached;
-* a retry looks for the newest such checkpoint along its chain of lost trials (``retry_of``:
-  the trial it replaces, then the one that trial replaced, ...), copies that trial's reports up
-  to the checkpoint's step into its own curve (so the pruner and TensorBoard see the whole
-  curve), records where it resumed from in the system attribute ``"resumed_from"``, and fits
-  with ``ckpt_path`` set: Lightning restores the weights, the optimiser, the schedulers and the
-  epoch, and training goes on from there;
-* once a trial ends (complete, pruned or failed, but not lost), its ``last.ckpt`` and those of
-  the lost trials it resumed are deleted: nobody can resume them any more.
+* every trial keeps ``<trial.log_dir>/checkpoints/last-step=<N>.ckpt``, written at the end of
+  each training epoch where Lightning's ``ModelCheckpoint`` writes (after the epoch's
+  validation, and after ``EarlyStopping`` and the other callbacks have looked at it). ``N`` is
+  the last report step the checkpoint covers; the file is written under a temporary name and
+  renamed, then the older one deleted, so a kill at any moment leaves at least one complete
+  checkpoint whose name tells its step. The checkpoint also holds the Python, NumPy and torch
+  random states (so a seeded trial draws the same numbers, a data loader's shuffling from
+  torch's global generator included, as it would have without the interruption) and the
+  epoch's metrics: Lightning does not step epoch-interval learning-rate schedulers when it
+  restarts from an end-of-epoch checkpoint, so the resumed fit steps them itself, before its
+  first epoch (a plateau scheduler with the saved metrics);
+* a retry looks for the newest checkpoint along its chain of lost trials (``retry_of``: the trial
+  it replaces, then the one that trial replaced, ...), copies that trial's reports up to the
+  checkpoint's step into its own curve (so the pruner and the study's TensorBoard run see the
+  whole curve), records where it resumed from in the system attribute ``"resumed_from"``, and
+  fits with ``ckpt_path`` set: Lightning restores the weights, the optimiser, the schedulers, the
+  callbacks' states and the epoch, and training goes on with the next epoch;
+* once a trial ends (complete, pruned or failed, but not lost), its checkpoints and those of the
+  lost trials of its chain are deleted: nobody can resume them any more.
 """
 
 from __future__ import annotations
 
-import json
+import glob
 import logging
 import os
+import random
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins.lightning._base import report_step
+from hpo_plugins.lightning._base import reports_epochs
 
 if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins.trial import Trial
 
-__all__ = ["RESUMED_ATTR", "Resume", "discard_checkpoints", "find_resume", "last_checkpoint",
+__all__ = ["RESUMED_ATTR", "Resume", "checkpoint_class", "discard_checkpoints", "find_resume",
            "start_from"]
 
 _logger = logging.getLogger("hpo_plugins.lightning")
 
 #: The trial system attribute that says which lost trial's checkpoint a retry resumed from.
 RESUMED_ATTR = "resumed_from"
-_CHECKPOINT = "last.ckpt"
-_SIDECAR = "last.json"
+_NAME = re.compile(r"^last-step=(\d+)\.ckpt$")
 
 
 @dataclass(frozen=True)
@@ -52,66 +61,144 @@ class Resume:
     step: int
 
 
-def _paths(log_dir: str) -> tuple[str, str]:
-    folder = os.path.join(log_dir, "checkpoints")
-    return os.path.join(folder, _CHECKPOINT), os.path.join(folder, _SIDECAR)
+def _folder(log_dir: str) -> str:
+    return os.path.join(log_dir, "checkpoints")
 
 
-def last_checkpoint(framework: Any, trial: Trial) -> Any:
-    """A callback of ``framework``'s namespace that saves ``last.ckpt`` and ``last.json`` in
-    the trial's directory after every validation (sanity checks excepted)."""
-    checkpoint, sidecar = _paths(trial.log_dir)
+def _checkpoints(log_dir: str) -> list[tuple[int, str]]:
+    """``(step, path)`` of the resumable checkpoints in a trial's directory, newest last."""
+    found = []
+    for path in glob.glob(os.path.join(_folder(log_dir), "last-step=*.ckpt")):
+        match = _NAME.match(os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
 
-    class LastCheckpoint(framework.Callback):
-        """Keep the trial's latest state, so that a retry of a lost trial can resume it."""
 
-        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-            if trainer.sanity_checking:
-                return
-            os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
-            trainer.save_checkpoint(checkpoint + ".tmp")  # every rank calls it; rank 0 writes
+def checkpoint_class(base: type, module: str) -> type:
+    """The ``LastCheckpoint`` callback class of one Lightning namespace (``base``: its
+    ``callbacks.Checkpoint``), made in ``module``'s namespace so that ``ddp_spawn`` can pickle
+    its instances by reference."""
+
+    class LastCheckpoint(base):
+        """Keep the trial's latest state, so that a retry of a lost trial can resume it.
+
+        A ``Checkpoint`` subclass, so Lightning calls it after the other callbacks, as it calls
+        ``ModelCheckpoint``; it therefore needs ``enable_checkpointing=True``.
+        """
+
+        def __init__(self, log_dir: str) -> None:
+            self.log_dir = log_dir
+            self._metrics: dict[str, float] = {}  # the epoch's metrics, saved with the state
+            self._owed_step: dict[str, float] | None = None  # set when resumed
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            step = (int(trainer.current_epoch) if reports_epochs(trainer)
+                    else int(trainer.global_step))
+            path = os.path.join(_folder(self.log_dir), f"last-step={step}.ckpt")
+            older = [p for _, p in _checkpoints(self.log_dir) if p != path]
+            self._metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
+                             if getattr(value, "numel", lambda: 1)() == 1}
+            trainer.save_checkpoint(path + ".tmp")  # every rank calls it; rank 0 writes
             if trainer.is_global_zero:
-                os.replace(checkpoint + ".tmp", checkpoint)
-                with open(sidecar + ".tmp", "w", encoding="utf-8") as handle:
-                    json.dump({"step": report_step(trainer)}, handle)
-                os.replace(sidecar + ".tmp", sidecar)
+                os.replace(path + ".tmp", path)
+                for stale in older:
+                    os.remove(stale)
 
-    return LastCheckpoint()
+        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+            """After a resume, step the epoch's schedulers that Lightning skipped.
+
+            Lightning steps epoch-interval schedulers after ``on_train_epoch_end``, where this
+            checkpoint is taken, and does not step them when it restarts from such a
+            checkpoint; without this the resumed run would lag one step behind. A plateau
+            scheduler gets the epoch's metrics saved with the checkpoint, lent to
+            ``callback_metrics`` for the step only.
+            """
+            if self._owed_step is None:
+                return
+            import torch
+
+            metrics, self._owed_step = self._owed_step, None
+            lent = [key for key in metrics if key not in trainer.callback_metrics]
+            for key in lent:
+                trainer.callback_metrics[key] = torch.tensor(metrics[key])
+            try:
+                trainer.fit_loop.epoch_loop.update_lr_schedulers(
+                    "epoch", update_plateau_schedulers=True)
+            finally:
+                for key in lent:
+                    trainer.callback_metrics.pop(key, None)
+
+        def state_dict(self) -> dict[str, Any]:
+            return {**_random_states(), "metrics": dict(self._metrics)}
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            _restore_random_states(state_dict)
+            self._owed_step = dict(state_dict.get("metrics") or {})
+
+    LastCheckpoint.__module__ = module
+    LastCheckpoint.__qualname__ = "LastCheckpoint"
+    return LastCheckpoint
+
+
+def _random_states() -> dict[str, Any]:
+    """Python's, NumPy's and torch's random states, as plain lists and tensors (a checkpoint
+    loads with ``weights_only``)."""
+    import numpy as np
+    import torch
+
+    version, python, gauss = random.getstate()
+    numpy_state: Any = np.random.get_state()
+    kind, keys, position, has_gauss, cached = numpy_state
+    states: dict[str, Any] = {
+        "python": [version, list(python), gauss],
+        "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_random_states(states: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    if "python" in states:
+        version, python, gauss = states["python"]
+        random.setstate((version, tuple(python), gauss))
+    if "numpy" in states:
+        kind, keys, position, has_gauss, cached = states["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss,
+                             cached))
+    if "torch" in states:
+        torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _chain(trial: Trial) -> list[FrozenTrial]:
+    """The lost trials ``trial`` replaces: the one it is a retry of, then that one's, ..."""
+    number = trial.system_attrs.get("retry_of")
+    if number is None:
+        return []
+    by_number = {t.number: t for t in trial.study.get_trials()}
+    chain: list[FrozenTrial] = []
+    while isinstance(number, int) and number in by_number and by_number[number] not in chain:
+        chain.append(by_number[number])
+        number = by_number[number].system_attrs.get("retry_of")
+    return chain
 
 
 def find_resume(trial: Trial) -> Resume | None:
     """The newest checkpoint along ``trial``'s chain of lost trials, or None (not a retry, or
-    no lost trial got as far as a checkpoint)."""
-    number = trial.system_attrs.get("retry_of")
-    if number is None:
-        return None
-    by_number = {t.number: t for t in trial.study.get_trials()}
-    seen: set[int] = set()
-    while isinstance(number, int) and number in by_number and number not in seen:
-        seen.add(number)
-        lost = by_number[number]
-        resume = _readable(lost)
-        if resume is not None:
-            return resume
-        number = lost.system_attrs.get("retry_of")
+    no lost trial got as far as the end of an epoch)."""
+    for lost in _chain(trial):
+        found = _checkpoints(lost.log_dir) if lost.log_dir else []
+        if found:
+            step, path = found[-1]
+            return Resume(lost, path, step)
     return None
-
-
-def _readable(lost: FrozenTrial) -> Resume | None:
-    """The checkpoint ``lost`` left, if both files are there and the step reads back."""
-    if not lost.log_dir:
-        return None
-    checkpoint, sidecar = _paths(lost.log_dir)
-    if not (os.path.isfile(checkpoint) and os.path.isfile(sidecar)):
-        return None
-    try:
-        with open(sidecar, encoding="utf-8") as handle:
-            step = int(json.load(handle)["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        _logger.warning("Trial %d left a checkpoint whose step cannot be read (%s); it is not "
-                        "resumed.", lost.number, sidecar)
-        return None
-    return Resume(lost, checkpoint, step)
 
 
 def start_from(trial: Trial, resume: Resume) -> None:
@@ -126,12 +213,10 @@ def start_from(trial: Trial, resume: Resume) -> None:
                  trial.number, resume.trial.number, resume.step)
 
 
-def discard_checkpoints(trial: Trial, resume: Resume | None) -> None:
-    """Delete ``trial``'s resumable checkpoint and the one it resumed from: it has ended."""
-    folders = [trial.log_dir] + ([resume.trial.log_dir] if resume and resume.trial.log_dir
-                                 else [])
+def discard_checkpoints(trial: Trial) -> None:
+    """Delete the resumable checkpoints of ``trial`` and of the lost trials of its chain: the
+    trial has ended, so nobody can resume them."""
+    folders = [trial.log_dir] + [t.log_dir for t in _chain(trial) if t.log_dir]
     for folder in folders:
-        for path in _paths(folder):
-            for name in (path, path + ".tmp"):
-                if os.path.exists(name):
-                    os.remove(name)
+        for path in glob.glob(os.path.join(_folder(folder), "last-step=*.ckpt*")):
+            os.remove(path)

@@ -23,8 +23,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 from hpo_plugins.lightning._base import HPOCallbackBase
 from hpo_plugins.lightning._objective import LightningObjective, lightning_objective
+from hpo_plugins.lightning._resume import checkpoint_class
 
-__all__ = ["HPOCallback", "LightningObjective", "lightning_objective"]
+__all__ = ["HPOCallback", "LastCheckpoint", "LightningObjective", "lightning_objective"]
 
 
 class HPOCallback(HPOCallbackBase, pytorch_lightning.Callback):
@@ -40,3 +41,8 @@ class HPOCallback(HPOCallbackBase, pytorch_lightning.Callback):
         >>> import pytorch_lightning as pl
         >>> trainer = pl.Trainer(callbacks=[HPOCallback(monitor="val_acc")], logger=False)
     """
+
+
+#: The checkpoint ``lightning_objective(resume_lost_trials=True)`` keeps for every trial (see
+#: :mod:`hpo_plugins.lightning._resume`); made here so that ``ddp_spawn`` can pickle it.
+LastCheckpoint = checkpoint_class(pytorch_lightning.callbacks.Checkpoint, __name__)
