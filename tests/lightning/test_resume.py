@@ -3,6 +3,7 @@ re-queued and resumes from its last checkpoint instead of training again from sc
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import subprocess
@@ -93,14 +94,23 @@ def test_a_killed_trial_is_retried_from_its_last_checkpoint(tmp_path: Path) -> N
 
 
 class _Scheduled(DigitsClassifier):
-    """SGD whose rate a plateau scheduler halves at every epoch (mode "max" on a falling loss)."""
+    """SGD whose rate a plateau scheduler halves every ``frequency`` epochs (mode "max" on a
+    falling loss: never an improvement)."""
+
+    def __init__(self, frequency: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.frequency = frequency
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.SGD(self.parameters(), lr=0.5)
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5,
                                                              patience=0)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
+        return {"optimizer": optimizer, "lr_scheduler": {
+            "scheduler": plateau, "monitor": "val_loss", "frequency": self.frequency}}
+
+
+def _scheduled(params: dict[str, Any], frequency: int) -> _Scheduled:
+    return _Scheduled(frequency=frequency, **params)
 
 
 class _Shuffled(L.LightningDataModule):
@@ -116,17 +126,23 @@ class _Shuffled(L.LightningDataModule):
 
 
 class _Watch(L.Callback):
-    """Records each epoch's start and learning rate; with ``lose``, the first attempt of a trial
-    is lost at the first batch of epoch 3 (an exception stands in for the kill)."""
+    """Records each epoch's start and learning rate. The first attempt of a trial is lost (an
+    exception stands in for the kill) at the first batch of epoch ``lose_at``, or, with
+    ``lose_at="end"``, when the fit ends, after its last checkpoint."""
 
-    def __init__(self, lose: bool) -> None:
-        self.lose = lose
+    def __init__(self, lose_at: int | str | None) -> None:
+        self.lose_at = lose_at
+
+    def _lose(self, when: int | str) -> None:
+        if self.lose_at == when and "retry_of" not in hpo.current_trial().system_attrs:
+            raise RuntimeError("lost")
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
                              batch_idx: int) -> None:
-        trial = hpo.current_trial()
-        if self.lose and trainer.current_epoch == 3 and "retry_of" not in trial.system_attrs:
-            raise RuntimeError("lost")
+        self._lose(trainer.current_epoch)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self._lose("end")
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         trial = hpo.current_trial()
@@ -135,34 +151,44 @@ class _Watch(L.Callback):
         trial.set_user_attr("epochs", [*seen, [trainer.current_epoch, lr]])
 
 
-def _resumable(lose: bool = True) -> Any:
+def _resumable(lose_at: int | str | None, frequency: int = 1, patience: int = 20) -> Any:
+    # min_delta=10: the loss never improves that much, so EarlyStopping stops after `patience`
+    stop = EarlyStopping(monitor="val_loss", patience=patience, min_delta=10.0)
     return lightning_objective(
-        _Scheduled, datamodule=_Shuffled(), seed=0, resume_lost_trials=True,
-        callbacks=[_Watch(lose), EarlyStopping(monitor="val_loss", patience=20)],
+        functools.partial(_scheduled, frequency=frequency), datamodule=_Shuffled(), seed=0,
+        resume_lost_trials=True, callbacks=[_Watch(lose_at), stop],
         trainer_kwargs={"max_epochs": 5, "accelerator": "cpu", "devices": 1, "logger": False})
 
 
+@pytest.mark.parametrize(("lose_at", "frequency", "patience"), [
+    (3, 1, 20),  # the plateau scheduler steps every epoch
+    (3, 2, 20),  # every other epoch: the checkpoint's epoch owes no step...
+    (4, 2, 20),  # ...or one
+    (2, 1, 2),  # EarlyStopping's counter (1 at the checkpoint) stops the retry after epoch 2
+    ("end", 1, 2),  # lost after the checkpoint of the epoch that decided to stop
+])
 def test_a_resumed_trial_trains_exactly_as_an_uninterrupted_one(
-        make_study: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        make_study: Any, monkeypatch: pytest.MonkeyPatch, lose_at: int | str, frequency: int,
+        patience: int) -> None:
     reference = make_study()
-    reference.optimize(_resumable(lose=False), n_trials=1)
+    reference.optimize(_resumable(None, frequency, patience), n_trials=1)
     (whole,) = reference.trials
-    assert whole.state is TrialState.COMPLETE and sorted(whole.intermediate_values) == [0, 1,
-                                                                                        2, 3, 4]
     study = make_study(max_retries=1)
     with monkeypatch.context() as patch:  # a killed worker never cleans up after its trial
         patch.setattr("hpo_plugins.lightning._objective.discard_checkpoints", lambda trial: None)
-        study.optimize(_resumable(), n_trials=1, catch=RuntimeError)
+        study.optimize(_resumable(lose_at, frequency, patience), n_trials=1, catch=RuntimeError)
     lost = study.trials[0]
-    assert lost.state is TrialState.FAIL and sorted(lost.intermediate_values) == [0, 1, 2]
+    assert lost.state is TrialState.FAIL
     study.requeue_lost(lost)
-    study.optimize(_resumable(), n_trials=1)
+    study.optimize(_resumable(lose_at, frequency, patience), n_trials=1)
     retry = study.trials[1]
-    assert retry.state is TrialState.COMPLETE and retry.system_attrs["resumed_from"]["step"] == 2
-    assert [e for e, _ in retry.user_attrs["epochs"]] == [3, 4]
-    # same weights, optimiser, plateau scheduler, EarlyStopping state and shuffling as without
-    # the interruption: the same learning rates and the same curve
-    assert retry.user_attrs["epochs"] == whole.user_attrs["epochs"][3:]
+    assert retry.state is TrialState.COMPLETE
+    resumed = retry.system_attrs["resumed_from"]["step"]
+    assert resumed == max(lost.intermediate_values)  # the last epoch it finished
+    # same weights, optimiser, plateau scheduler, EarlyStopping state, stop decision and
+    # shuffling as without the interruption: the same learning rates and the same curve
+    assert retry.user_attrs.get("epochs", []) == [e for e in whole.user_attrs["epochs"]
+                                                  if e[0] > resumed]
     assert retry.intermediate_values == pytest.approx(whole.intermediate_values, rel=1e-6)
     for trial in (lost, retry):
         assert list((Path(trial.log_dir or "") / "checkpoints").glob("last-*")) == []
@@ -225,3 +251,6 @@ def test_resume_lost_trials_must_be_a_bool_and_needs_checkpointing() -> None:
     with pytest.raises(ConfigurationError, match="without enable_checkpointing=False"):
         lightning_objective(DigitsClassifier, resume_lost_trials=True,
                             trainer_kwargs={"enable_checkpointing": False})
+    with pytest.raises(ConfigurationError, match="Expected epoch-based training.*max_steps=40"):
+        lightning_objective(DigitsClassifier, resume_lost_trials=True,
+                            trainer_kwargs={"max_steps": 40})

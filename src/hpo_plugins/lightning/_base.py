@@ -177,7 +177,10 @@ class HPOCallbackBase:
         """
         if stage != "fit":
             return
-        if self._bound is not None and self._checks < self.interval:
+        # a resumed trial whose checkpoint had already decided to stop has its (copied) reports
+        resumed = (self._bound is not None and bool(self._bound.intermediate_values)
+                   and "resumed_from" in self._bound.system_attrs)
+        if self._bound is not None and self._checks < self.interval and not resumed:
             warnings.warn(_nothing_reported(trainer, self._bound.number, self._checks,
                                             self.interval), UserWarning, stacklevel=2)
         self._forget()

@@ -21,7 +21,7 @@ from hpo_plugins._callback_args import check_monitor, raise_recorded_stop
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
-from hpo_plugins.lightning._resume import Resume, discard_checkpoints, find_resume, start_from
+from hpo_plugins.lightning._resume import discard_checkpoints, find_resume, start_from
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
@@ -60,6 +60,12 @@ class LightningObjective:
             raise ConfigurationError(
                 f"Expected `resume_lost_trials` to be True or False. Received: "
                 f"resume_lost_trials={resume_lost_trials!r}.")
+        if resume_lost_trials and (trainer_kwargs or {}).get("max_steps") not in (None, -1):
+            raise ConfigurationError(
+                "Expected epoch-based training (max_epochs) with resume_lost_trials=True. "
+                f"Received: max_steps={(trainer_kwargs or {})['max_steps']!r}; with max_steps "
+                "Lightning replays the end of the checkpoint's epoch on a resume, which the "
+                "resumed trial cannot match. Use max_epochs, or resume_lost_trials=False.")
         if resume_lost_trials and (trainer_kwargs or {}).get("enable_checkpointing") is False:
             raise ConfigurationError(
                 "Expected trainer_kwargs without enable_checkpointing=False when "
@@ -105,9 +111,8 @@ class LightningObjective:
         trial = current_trial()
         resume = find_resume(trial) if self.resume_lost_trials else None
         try:
-            if resume is not None:
-                start_from(trial, resume)
-            checkpoint = self._fit(trial, params, resume)
+            start = start_from(trial, resume) if resume is not None else None
+            checkpoint = self._fit(trial, params, start)
         finally:
             self._release()
             if self.resume_lost_trials:  # the trial ended (a lost one never gets here)
@@ -122,8 +127,8 @@ class LightningObjective:
 
     # -- one fit ------------------------------------------------------------------------------
 
-    def _fit(self, trial: Trial, params: Any, resume: Resume | None) -> str | None:
-        """Fit a fresh module and Trainer (from ``resume``'s checkpoint, if given); return the
+    def _fit(self, trial: Trial, params: Any, start: str | None) -> str | None:
+        """Fit a fresh module and Trainer (from the checkpoint ``start``, if given); return the
         best checkpoint's path, if one was kept."""
         seed = self.seed if self.seed is not None else trial.study.seed  # as keras_tune
         if seed is not None:
@@ -134,7 +139,7 @@ class LightningObjective:
         trainer = framework.Trainer(**self._trainer_kwargs(framework, trial, checkpoint))
         trainer.fit(model, train_dataloaders=self.train_dataloaders,
                     val_dataloaders=self.val_dataloaders, datamodule=self.datamodule,
-                    ckpt_path=None if resume is None else resume.checkpoint)
+                    ckpt_path=start)
         return (checkpoint.best_model_path or None) if checkpoint is not None else None
 
     def _build(self, params: Any) -> Any:

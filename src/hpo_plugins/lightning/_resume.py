@@ -13,15 +13,17 @@ epochs the lost trial had trained are lost. With ``resume_lost_trials=True``:
   checkpoint whose name tells its step. The checkpoint also holds the Python, NumPy and torch
   random states (so a seeded trial draws the same numbers, a data loader's shuffling from
   torch's global generator included, as it would have without the interruption) and the
-  epoch's metrics: Lightning does not step epoch-interval learning-rate schedulers when it
-  restarts from an end-of-epoch checkpoint, so the resumed fit steps them itself, before its
-  first epoch (a plateau scheduler with the saved metrics);
+  epoch's metrics and stop decision: Lightning steps plateau schedulers after the end-of-epoch
+  hooks and not when it restarts from such a checkpoint, so the resumed fit steps them itself
+  with the saved metrics, and a stop (``EarlyStopping``, the pruner) decided in that epoch
+  stays decided;
 * a retry looks for the newest checkpoint along its chain of lost trials (``retry_of``: the trial
   it replaces, then the one that trial replaced, ...), copies that trial's reports up to the
   checkpoint's step into its own curve (so the pruner and the study's TensorBoard run see the
   whole curve), records where it resumed from in the system attribute ``"resumed_from"``, and
-  fits with ``ckpt_path`` set: Lightning restores the weights, the optimiser, the schedulers, the
-  callbacks' states and the epoch, and training goes on with the next epoch;
+  fits from that checkpoint (hard-linked into its own folder): Lightning restores the weights,
+  the optimiser, the schedulers, the callbacks' states and the epoch, and training goes on with
+  the next epoch. Only epoch-based training (``max_epochs``) is supported;
 * once a trial ends (complete, pruned or failed, but not lost), its checkpoints and those of the
   lost trials of its chain are deleted: nobody can resume them any more.
 """
@@ -89,16 +91,18 @@ def checkpoint_class(base: type, module: str) -> type:
 
         def __init__(self, log_dir: str) -> None:
             self.log_dir = log_dir
-            self._metrics: dict[str, float] = {}  # the epoch's metrics, saved with the state
-            self._owed_step: dict[str, float] | None = None  # set when resumed
+            self._saved: dict[str, Any] = {}  # the epoch's metrics and stop, saved with it
+            self._owed: dict[str, Any] | None = None  # what a resumed fit must catch up on
 
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             step = (int(trainer.current_epoch) if reports_epochs(trainer)
                     else int(trainer.global_step))
             path = os.path.join(_folder(self.log_dir), f"last-step={step}.ckpt")
             older = [p for _, p in _checkpoints(self.log_dir) if p != path]
-            self._metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
-                             if getattr(value, "numel", lambda: 1)() == 1}
+            self._saved = {
+                "epoch": int(trainer.current_epoch), "should_stop": bool(trainer.should_stop),
+                "metrics": {key: float(value) for key, value in trainer.callback_metrics.items()
+                            if getattr(value, "numel", lambda: 1)() == 1}}
             trainer.save_checkpoint(path + ".tmp")  # every rank calls it; rank 0 writes
             if trainer.is_global_zero:
                 os.replace(path + ".tmp", path)
@@ -106,39 +110,44 @@ def checkpoint_class(base: type, module: str) -> type:
                     os.remove(stale)
 
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-            """After a resume, step the epoch's schedulers that Lightning skipped.
-
-            Lightning steps epoch-interval schedulers after ``on_train_epoch_end``, where this
-            checkpoint is taken, and does not step them when it restarts from such a
-            checkpoint; without this the resumed run would lag one step behind. A plateau
-            scheduler gets the epoch's metrics saved with the checkpoint, lent to
-            ``callback_metrics`` for the step only.
-            """
-            if self._owed_step is None:
+            """After a resume, catch up on what Lightning does not restore from an end-of-epoch
+            checkpoint: the epoch's plateau-scheduler steps, and a stop decided in that epoch
+            (by ``EarlyStopping`` or the pruner)."""
+            if self._owed is None:
                 return
-            import torch
-
-            metrics, self._owed_step = self._owed_step, None
-            lent = [key for key in metrics if key not in trainer.callback_metrics]
-            for key in lent:
-                trainer.callback_metrics[key] = torch.tensor(metrics[key])
-            try:
-                trainer.fit_loop.epoch_loop.update_lr_schedulers(
-                    "epoch", update_plateau_schedulers=True)
-            finally:
-                for key in lent:
-                    trainer.callback_metrics.pop(key, None)
+            owed, self._owed = self._owed, None
+            _step_plateau_schedulers(trainer, int(owed.get("epoch", -1)),
+                                     dict(owed.get("metrics") or {}))
+            if owed.get("should_stop"):
+                trainer.should_stop = True
 
         def state_dict(self) -> dict[str, Any]:
-            return {**_random_states(), "metrics": dict(self._metrics)}
+            return {**_random_states(), **self._saved}
 
         def load_state_dict(self, state_dict: dict[str, Any]) -> None:
             _restore_random_states(state_dict)
-            self._owed_step = dict(state_dict.get("metrics") or {})
+            self._owed = dict(state_dict)
 
     LastCheckpoint.__module__ = module
     LastCheckpoint.__qualname__ = "LastCheckpoint"
     return LastCheckpoint
+
+
+def _step_plateau_schedulers(trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+    """Step the plateau schedulers as Lightning would have at the end of ``epoch`` (it steps
+    the others before the checkpoint, and these after it, except when it restarts from it):
+    those of interval ``"epoch"`` whose ``frequency`` falls on ``epoch``, with the monitored
+    value saved with the checkpoint, through the module's ``lr_scheduler_step``."""
+    if epoch < 0:
+        return
+    for config in trainer.lr_scheduler_configs:
+        if (config.interval != "epoch" or not config.reduce_on_plateau
+                or (epoch + 1) % config.frequency != 0):
+            continue
+        value = metrics.get(config.monitor)
+        if value is None:  # Lightning raises (strict) or skips; it had checked it at the time
+            continue
+        trainer.lightning_module.lr_scheduler_step(config.scheduler, value)
 
 
 def _random_states() -> dict[str, Any]:
@@ -201,9 +210,22 @@ def find_resume(trial: Trial) -> Resume | None:
     return None
 
 
-def start_from(trial: Trial, resume: Resume) -> None:
-    """Copy the lost trial's reports up to the checkpoint's step into ``trial``, and record
-    where it resumes from."""
+def start_from(trial: Trial, resume: Resume) -> str:
+    """Copy the lost trial's reports up to the checkpoint's step into ``trial``, record where
+    it resumes from, and return the checkpoint to fit from: a hard link (else a copy) of the
+    lost trial's, in ``trial``'s own folder, so that nothing can delete it under the fit (a
+    worker wrongly judged dead that goes on rotating its checkpoints) and a further retry finds
+    it if this one is lost before its first epoch ends."""
+    import shutil
+
+    own = os.path.join(_folder(trial.log_dir), os.path.basename(resume.checkpoint))
+    os.makedirs(os.path.dirname(own), exist_ok=True)
+    if not os.path.exists(own):
+        try:
+            os.link(resume.checkpoint, own)
+        except OSError:  # another file system, or no hard links there
+            shutil.copyfile(resume.checkpoint, own + ".tmp")
+            os.replace(own + ".tmp", own)
     for step in sorted(resume.trial.intermediate_values):
         if step <= resume.step:
             trial.report(resume.trial.intermediate_values[step], step)
@@ -211,6 +233,7 @@ def start_from(trial: Trial, resume: Resume) -> None:
                                          "checkpoint": resume.checkpoint, "step": resume.step})
     _logger.info("Trial %d resumes lost trial %d from its checkpoint at step %d.",
                  trial.number, resume.trial.number, resume.step)
+    return own
 
 
 def discard_checkpoints(trial: Trial) -> None:
