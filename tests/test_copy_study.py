@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -254,3 +255,17 @@ def test_a_source_url_of_another_program_is_left_as_it_was(tmp_path: Path) -> No
         hpo.copy_study("demo", f"sqlite:///{foreign}", InMemoryStorage())
     assert hashlib.md5(foreign.read_bytes()).hexdigest() == before  # no tables, no WAL
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.db"]
+
+
+def test_a_copy_under_another_name_does_not_share_the_logdir(
+        nested_space: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    storage = InMemoryStorage()
+    hpo.minimize(lambda p: p["lr"], nested_space, n_trials=2, storage=storage,
+                 study_name="orig", logdir=str(tmp_path / "runs"), seed=0)
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        hpo.copy_study("orig", storage, storage, "dup")
+    assert "does not take its logdir" in caplog.text
+    assert _study_info(storage, "dup").attrs["logdir"] is None
+    assert _study_info(storage, "orig").attrs["logdir"] == str(tmp_path / "runs")
+    dup = hpo.load_study("dup", storage)
+    assert dup.artifact_root == os.path.join("hpo_runs", "dup")  # its own trial folders

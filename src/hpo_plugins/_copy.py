@@ -38,6 +38,11 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
     failure leaves nothing behind. The study's creation time is kept; ``copied_from`` among its
     attributes records the source.
 
+    A copy under another name does not take the study's ``logdir`` (a warning says so): the
+    two number their new trials alike and would share trial folders and TensorBoard runs. Pass
+    ``logdir=`` when you run it. A copy under the same name into another storage keeps it: it
+    is a move, so run the copy or the original afterwards, not both.
+
     Copy a study while nothing runs on it. A trial still RUNNING is copied as RUNNING with its
     last heartbeat (a warning says how many): a run on the copy fails it once its heartbeat is
     older than the grace period, as it would a trial whose worker died. A RUNNING trial without
@@ -115,6 +120,13 @@ def _copy(source: Storage, name: str, destination: Storage, target: str) -> int:
     info = source.get_study(source.get_study_id(name))
     trials = source.get_all_trials(info.study_id)
     attrs = {**info.attrs, "copied_from": {"study": name, "storage": source.describe()}}
+    if target != name and attrs.get("logdir"):
+        # the two studies number their new trials alike: with one logdir they would share
+        # trial folders (checkpoints included) and TensorBoard runs
+        _logger.warning("The copy %r of study %r does not take its logdir %s: both would write "
+                        "their new trials' folders and TensorBoard runs there. Pass logdir= "
+                        "when you run the copy.", target, name, attrs["logdir"])
+        attrs["logdir"] = None
     keys: list[str | None] = []
     taken: set[str] = set()
     for trial in trials:  # the first trial holding a configuration keeps its key

@@ -127,6 +127,10 @@ def _prune_on_uncaught_trial_pruned(trial: Trial) -> None:
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, TrialPruned) and trial.fail_reason is not None:
+            # should_prune() said stop after a NaN report: the trial failed, not pruned
+            sys.stderr.write(f"Trial {trial.number} failed: {trial.fail_reason}.\n")
+            return
         if issubclass(kind, TrialPruned):
             trial.mark_pruned()
             sys.stderr.write(f"Trial {trial.number} pruned ({kind.__name__}).\n")

@@ -190,3 +190,23 @@ def test_cli_run_fails_when_every_trial_fails_and_names_bad_flags(
                         ("--trials-per-gpu", "0")):
         assert main([*common, flag, value, "--", "true"]) == 2  # a usage error, named
         assert f"argument {flag}: expected" in capsys.readouterr().err
+
+
+def test_a_script_that_reported_nan_then_raised_trial_pruned_ends_fail(tmp_path: Path) -> None:
+    child = tmp_path / "nan.py"
+    child.write_text(textwrap.dedent("""
+        import hpo_plugins as hpo
+        trial = hpo.current_trial()
+        trial.report(1.0, 0)
+        trial.report(float("nan"), 1)
+        if trial.should_prune():  # True after a NaN report
+            raise hpo.TrialPruned()
+    """))
+    study = hpo.create_study(space={"x": hp.uniform("x", 0, 1)}, study_name="nan",
+                             storage=f"sqlite:///{tmp_path}/s.db", sampler=RandomSampler())
+    study.optimize(ScriptObjective([sys.executable, str(child)]), n_trials=1,
+                   catch=ScriptFailed)
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert "non-finite value (nan) at step 1" in (trial.fail_reason or "")
+    assert not trial.system_attrs.get("pruned")  # not marked pruned as well

@@ -12,7 +12,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from hpo_plugins.lightning._base import HPOCallbackBase
 from hpo_plugins.lightning._resume import checkpoint_class
 
-__all__ = ["HPOCallback", "LastCheckpoint"]
+__all__ = ["HPOCallback"]
 
 
 class HPOCallback(HPOCallbackBase, L.Callback):
@@ -69,5 +69,6 @@ class HPOCallback(HPOCallbackBase, L.Callback):
 
 
 #: The checkpoint ``lightning_objective(resume_lost_trials=True)`` keeps for every trial (see
-#: :mod:`hpo_plugins.lightning._resume`); made here so that ``ddp_spawn`` can pickle it.
+#: :mod:`hpo_plugins.lightning._resume`); made here so that ``ddp_spawn`` can pickle it. Internal:
+#: the objective adds it, users do not.
 LastCheckpoint = checkpoint_class(L.callbacks.Checkpoint, __name__)

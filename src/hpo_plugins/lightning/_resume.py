@@ -220,12 +220,12 @@ def start_from(trial: Trial, resume: Resume) -> str:
 
     own = os.path.join(_folder(trial.log_dir), os.path.basename(resume.checkpoint))
     os.makedirs(os.path.dirname(own), exist_ok=True)
-    if not os.path.exists(own):
+    if not (os.path.exists(own) and os.path.samefile(own, resume.checkpoint)):
         try:
-            os.link(resume.checkpoint, own)
+            os.link(resume.checkpoint, own + ".tmp")
         except OSError:  # another file system, or no hard links there
             shutil.copyfile(resume.checkpoint, own + ".tmp")
-            os.replace(own + ".tmp", own)
+        os.replace(own + ".tmp", own)  # over any file of that name this trial did not write
     for step in sorted(resume.trial.intermediate_values):
         if step <= resume.step:
             trial.report(resume.trial.intermediate_values[step], step)
@@ -238,8 +238,13 @@ def start_from(trial: Trial, resume: Resume) -> str:
 
 def discard_checkpoints(trial: Trial) -> None:
     """Delete the resumable checkpoints of ``trial`` and of the lost trials of its chain: the
-    trial has ended, so nobody can resume them."""
+    trial has ended, so nobody can resume them. Only folders under the study's own trial
+    directory are touched: a lost trial of a study copied from elsewhere records the original's
+    folder, whose checkpoints belong to the original."""
+    root = os.path.abspath(trial.study.artifact_root)
     folders = [trial.log_dir] + [t.log_dir for t in _chain(trial) if t.log_dir]
     for folder in folders:
+        if os.path.commonpath([root, os.path.abspath(folder)]) != root:
+            continue
         for path in glob.glob(os.path.join(_folder(folder), "last-step=*.ckpt*")):
             os.remove(path)

@@ -25,7 +25,7 @@ from hpo_plugins.lightning._base import HPOCallbackBase
 from hpo_plugins.lightning._objective import LightningObjective, lightning_objective
 from hpo_plugins.lightning._resume import checkpoint_class
 
-__all__ = ["HPOCallback", "LastCheckpoint", "LightningObjective", "lightning_objective"]
+__all__ = ["HPOCallback", "LightningObjective", "lightning_objective"]
 
 
 class HPOCallback(HPOCallbackBase, pytorch_lightning.Callback):
@@ -44,5 +44,6 @@ class HPOCallback(HPOCallbackBase, pytorch_lightning.Callback):
 
 
 #: The checkpoint ``lightning_objective(resume_lost_trials=True)`` keeps for every trial (see
-#: :mod:`hpo_plugins.lightning._resume`); made here so that ``ddp_spawn`` can pickle it.
+#: :mod:`hpo_plugins.lightning._resume`); made here so that ``ddp_spawn`` can pickle it. Internal:
+#: the objective adds it, users do not.
 LastCheckpoint = checkpoint_class(pytorch_lightning.callbacks.Checkpoint, __name__)
