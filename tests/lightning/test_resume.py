@@ -254,3 +254,24 @@ def test_resume_lost_trials_must_be_a_bool_and_needs_checkpointing() -> None:
     with pytest.raises(ConfigurationError, match="Expected epoch-based training.*max_steps=40"):
         lightning_objective(DigitsClassifier, resume_lost_trials=True,
                             trainer_kwargs={"max_steps": 40})
+
+
+def test_a_copied_study_resumes_a_lost_trial_and_leaves_the_originals_checkpoint(
+        make_study: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the copy's trial folders go to ./hpo_runs/<name>
+    storage = hpo.storages.InMemoryStorage()
+    original = make_study(storage=storage, study_name="orig", logdir=str(tmp_path / "orig"),
+                          max_retries=1)
+    with monkeypatch.context() as patch:  # a killed worker never cleans up after its trial
+        patch.setattr("hpo_plugins.lightning._objective.discard_checkpoints", lambda trial: None)
+        original.optimize(_resumable(3), n_trials=1, catch=RuntimeError)
+    kept = sorted((tmp_path / "orig" / "trial_0000" / "checkpoints").glob("last-*"))
+    assert [p.name for p in kept] == ["last-step=2.ckpt"]
+    hpo.copy_study("orig", storage, storage, "copy")  # renamed: a logdir of its own
+    copy = make_study(storage=storage, study_name="copy", max_retries=1)
+    copy.requeue_lost(copy.trials[0])
+    copy.optimize(_resumable(3), n_trials=1)
+    retry = copy.trials[1]
+    assert retry.state is TrialState.COMPLETE and retry.system_attrs["resumed_from"]["step"] == 2
+    assert (retry.log_dir or "").startswith(str(tmp_path / "hpo_runs" / "copy"))
+    assert [p.exists() for p in kept] == [True]  # the original's file is the original's
