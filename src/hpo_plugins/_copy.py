@@ -92,10 +92,10 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
     refuse_missing_sqlite_file(from_study_name, from_storage)
     source = _open_source(from_storage)
     try:
-        source.get_study_id(from_study_name)  # a missing study: nothing is opened or created
+        study_id = source.get_study_id(from_study_name)  # missing: nothing opened or created
         destination = source if to_storage is from_storage else get_storage(to_storage)
         try:
-            return _copy(source, from_study_name, destination, target)
+            return _copy(source, study_id, from_study_name, destination, target)
         finally:
             if destination is not to_storage and destination is not source:
                 destination.close()
@@ -115,10 +115,10 @@ def _open_source(storage: Any) -> Storage:
     return get_storage(storage)
 
 
-def _copy(source: Storage, name: str, destination: Storage, target: str) -> int:
+def _copy(source: Storage, study_id: int, name: str, destination: Storage, target: str) -> int:
     """Create study ``target`` in ``destination`` holding ``name``'s trials, in one step."""
-    info = source.get_study(source.get_study_id(name))
-    trials = source.get_all_trials(info.study_id)
+    info = source.get_study(study_id)
+    trials = source.get_all_trials(study_id)
     attrs = {**info.attrs, "copied_from": {"study": name, "storage": source.describe()}}
     if target != name and attrs.get("logdir"):
         # the two studies number their new trials alike: with one logdir they would share

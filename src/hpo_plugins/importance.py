@@ -37,14 +37,16 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.stats import rankdata
 
+from hpo_plugins._dataframe import space_description
 from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.space import CHOICE_KINDS
 
 if TYPE_CHECKING:
     from hpo_plugins.study import Study
@@ -106,10 +108,11 @@ def param_importances(study: Study, *, params: Sequence[str] | None = None,
         raise ConfigurationError(
             f"Expected at least {MIN_TRIALS} COMPLETE trials with a finite value to rank the "
             f"parameters by. Received {len(done)}: run more trials first.")
-    labels = _labels(done, params)
+    every = _labels(done)
+    labels = every if params is None else _checked_params(params, every)
     choices = _choice_labels(study)
     factors = []
-    for label in _labels(done, None):  # every parameter, so each is measured net of the others
+    for label in every:  # every parameter, so each is measured net of the others
         active = np.array([label in t.params for t in done])
         values = [t.params[label] for t in done if label in t.params]
         bins = int(n_bins) if n_bins is not None else min(8, max(3, len(values) // 6))
@@ -123,27 +126,27 @@ def param_importances(study: Study, *, params: Sequence[str] | None = None,
     return dict(sorted(shares.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _labels(done: Sequence[FrozenTrial], params: Sequence[str] | None) -> list[str]:
-    seen: dict[str, None] = {}
-    for trial in done:
-        seen.update(dict.fromkeys(trial.params))
-    if params is None:
-        return sorted(seen)
+def _labels(done: Sequence[FrozenTrial]) -> list[str]:
+    """Every flat label the trials have, sorted."""
+    return sorted({label for trial in done for label in trial.params})
+
+
+def _checked_params(params: Sequence[str], seen: Sequence[str]) -> list[str]:
+    """``params`` if each is one of the trials' labels ``seen``, else a ConfigurationError."""
     missing = [] if isinstance(params, str) else [label for label in params if label not in seen]
     if missing or isinstance(params, str):
         raise ConfigurationError(
             f"Expected `params` to be a list of parameter labels of the study's COMPLETE "
-            f"trials ({sorted(seen)}). Received: params={params!r}"
+            f"trials ({list(seen)}). Received: params={params!r}"
             f"{f', where {missing} never occurs' if missing else ''}.")
     return list(params)
 
 
 def _choice_labels(study: Study) -> set[str]:
     """The labels of the study's choices (their flat values are option indices, not numbers
-    whose order means anything), read from the space recorded with the study."""
-    described = study.storage.get_study(study.study_id).attrs.get("space") or []
-    return {str(p.get("label")) for p in described
-            if isinstance(p, Mapping) and p.get("kind") in ("choice", "pchoice")}
+    whose order means anything), from the study's space."""
+    return {str(p.get("label")) for p in space_description(study)
+            if p.get("kind") in CHOICE_KINDS}
 
 
 def _groups(values: Sequence[Any], bins: int, choice: bool) -> np.ndarray:

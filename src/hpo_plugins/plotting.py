@@ -104,7 +104,7 @@ def plot_param_importances(study: Study) -> Figure:
         _empty(axes, f"Importances need {MIN_TRIALS} completed trials; the study has "
                      f"{len(finite)}.")
         return figure
-    importances = param_importances(study)
+    importances = param_importances(study, trials=finite)  # the trials read above
     labels = list(importances)[::-1]
     axes.barh(labels, [importances[label] for label in labels], color="tab:blue")
     axes.set_xlim(0.0, 1.0)

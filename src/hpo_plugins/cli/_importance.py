@@ -40,8 +40,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         study = open_study(store, args.study)
-        importances = param_importances(study, n_bins=args.bins)
         done = study.get_trials(TrialState.COMPLETE)
+        importances = param_importances(study, n_bins=args.bins, trials=done)
     if args.json:
         echo(json.dumps(importances, indent=2))
         return EXIT_OK

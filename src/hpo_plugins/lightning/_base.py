@@ -282,14 +282,11 @@ def report_step(trainer: Any) -> int:
     steps so far. An integer ``val_check_interval`` equal to the batches per epoch reports
     epochs.
     """
-    return int(trainer.current_epoch) if reports_epochs(trainer) else int(trainer.global_step)
-
-
-def reports_epochs(trainer: Any) -> bool:
-    """Whether reports are at epochs (validation once per epoch), see :func:`report_step`."""
     every = trainer.val_check_batch
-    return (trainer.check_val_every_n_epoch is not None and every is not None
-            and every >= trainer.num_training_batches)
+    if (trainer.check_val_every_n_epoch is not None and every is not None
+            and every >= trainer.num_training_batches):
+        return int(trainer.current_epoch)
+    return int(trainer.global_step)
 
 
 def _missing_metric(key: str, trainer: Any, last: int | None) -> str:

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins.lightning._base import reports_epochs
+from hpo_plugins.lightning._base import report_step
 
 if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
@@ -95,8 +95,7 @@ def checkpoint_class(base: type, module: str) -> type:
             self._owed: dict[str, Any] | None = None  # what a resumed fit must catch up on
 
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            step = (int(trainer.current_epoch) if reports_epochs(trainer)
-                    else int(trainer.global_step))
+            step = report_step(trainer)
             path = os.path.join(_folder(self.log_dir), f"last-step={step}.ckpt")
             older = [p for _, p in _checkpoints(self.log_dir) if p != path]
             self._saved = {
