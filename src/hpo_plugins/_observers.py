@@ -1,8 +1,10 @@
 """Observers: side outputs (TensorBoard, ...) that follow a study's trials as they happen.
 
 The study calls every observer at three moments: a trial started (``ask``), a value was reported
-(``Trial.report``, in whichever process runs the trial), a trial finished (``tell``). Observers
-must never break a study: an exception inside one is logged and the study goes on.
+(``Trial.report``, in whichever process runs the trial), a trial finished (``tell``). A launcher
+adds a fourth, ``trial_recovered``, for a trial whose worker died after telling the storage but
+perhaps before telling its observers. Observers must never break a study: an exception inside
+one is logged and the study goes on.
 """
 
 from __future__ import annotations
@@ -33,11 +35,20 @@ class TrialObserver(Protocol):
     def trial_finished(self, study: Study, frozen: FrozenTrial) -> None:
         """A trial was told: ``frozen`` is its final record."""
 
+    def trial_recovered(self, study: Study, frozen: FrozenTrial) -> None:
+        """``frozen`` finished in a worker that died before its result came back: the worker
+        may have told the observers (``trial_finished``) or may not. Optional: an observer
+        that does not define it is not told."""
+
 
 def notify(study: Study, event: str, *args: object) -> None:
-    """Call ``event`` on every observer of ``study``; log and swallow their errors."""
+    """Call ``event`` on every observer of ``study`` that defines it; log and swallow their
+    errors."""
     for observer in study.observers:
+        method = getattr(observer, event, None)
+        if method is None:
+            continue
         try:
-            getattr(observer, event)(study, *args)
+            method(study, *args)
         except Exception:
             _logger.exception("Observer %r failed in %s; the study goes on.", observer, event)

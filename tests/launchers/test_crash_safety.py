@@ -131,6 +131,43 @@ def test_trials_the_launcher_fails_end_their_tensorboard_session(tmp_path: Path)
         assert STATE_CODES[trial.state] in states  # written by the process that failed it
 
 
+def _end_then_die(params: dict[str, float]) -> float:
+    """Trial 1 is recorded COMPLETE, then its worker dies before its observers or the parent
+    hear of it: what a pool broken by a sibling's death does to a trial that just ended."""
+    trial = hpo.current_trial()
+    if trial.number == 1:
+        trial.study.storage.finish_trial(trial.trial_id, TrialState.COMPLETE, 0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return params["x"]
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_trial_that_ended_before_its_worker_died_is_reported_not_replaced(
+        tmp_path: Path, fresh: bool) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.plugins.hparams import api_pb2
+
+    from hpo_plugins.tensorboard import STATE_CODES
+
+    seen: list[tuple[int, TrialState]] = []
+    study = hpo.minimize(_end_then_die, {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=2,
+                         launcher=JoblibLauncher(n_jobs=2, fresh_process=fresh),
+                         storage=f"sqlite:///{tmp_path}/t.db",
+                         logdir=str(tmp_path / "runs"), sampler=RandomSampler(),
+                         callbacks=[lambda _, t: seen.append((t.number, t.state))])
+    trials = study.trials
+    ended = trials[1]
+    assert ended.state is TrialState.COMPLETE and ended.value == 0.5
+    # it used its place in n_trials: a trial the pool took with it is replaced, it is not. A
+    # fresh process per trial dies alone, while the other slot may still return its result:
+    # its task is replaced, and the trial is reported when the run ends (one over n_trials)
+    assert sum(t.state is TrialState.COMPLETE for t in trials) == (3 if fresh else 2)
+    assert sorted(seen) == sorted((t.number, t.state) for t in trials)  # each announced once
+    ends, states = _session(ended.log_dir or "")
+    assert [e.status for e in ends] == [api_pb2.Status.Value("STATUS_SUCCESS")]
+    assert states == [STATE_CODES[TrialState.COMPLETE]]
+
+
 def _session(run_dir: str) -> tuple[list[Any], list[float]]:
     """The session ends and the ``hpo/state`` values in a trial's run, over its event files."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader

@@ -89,6 +89,49 @@ def test_statuses_tell_every_finished_state_apart() -> None:
     assert sorted(STATE_CODES.values()) == [0, 1, 2, 3]
 
 
+def test_a_recovered_trial_gets_one_session_end_whoever_wrote_it(
+        nested_space: dict[str, Any], tmp_path: Path, run_reader: Reader) -> None:
+    """``trial_recovered`` ends a session its dead worker left open, and adds nothing to one
+    that worker ended (one end, one ``hpo/state`` point either way)."""
+    from hpo_plugins._observers import notify
+
+    study = _study(nested_space, tmp_path, storage=f"sqlite:///{tmp_path}/tb.db")
+    open_one, told = study.ask(), study.ask()
+    study.tell(told, 1.0)
+    # open_one's worker died after the storage recorded its end, before its observers ran
+    cut = study.storage.finish_trial(open_one.trial_id, TrialState.PRUNED, 2.0)
+    for frozen in (cut, study.trials[told.number]):
+        notify(study, "trial_recovered", frozen)
+        notify(study, "trial_recovered", frozen)  # a second recovery finds the end too
+    for frozen, state in ((cut, TrialState.PRUNED), (study.trials[told.number],
+                                                      TrialState.COMPLETE)):
+        run = run_reader(frozen.log_dir or "")
+        assert [e.status for e in run.ends] == [api_pb2.Status.Value(TENSORBOARD_STATUS[state])]
+        assert [v for _, v in run.scalars[STATE_TAG]] == [float(STATE_CODES[state])]
+
+
+def test_an_observer_without_an_optional_event_is_skipped(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from hpo_plugins._observers import notify
+
+    class StartsOnly:
+        def __init__(self) -> None:
+            self.started: list[int] = []
+
+        def trial_started(self, study: hpo.Study, trial: hpo.Trial) -> None:
+            self.started.append(trial.number)
+
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    observer = StartsOnly()
+    study.observers.append(observer)  # type: ignore[arg-type]
+    trial = study.ask()
+    with caplog.at_level(logging.WARNING):
+        study.tell(trial, 0.5)  # no trial_finished: not an error, nothing logged
+        notify(study, "trial_recovered", study.trials[0])
+    assert observer.started == [0]
+    assert not caplog.records
+
+
 def test_a_running_trial_has_a_session_start_and_no_end(
         nested_space: dict[str, Any], tmp_path: Path, run_reader: Reader) -> None:
     study = _study(nested_space, tmp_path)

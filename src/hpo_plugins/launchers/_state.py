@@ -22,6 +22,8 @@ __all__ = ["RunState", "fail_dead_workers", "fail_orphans"]
 
 _logger = logging.getLogger(__name__)
 
+_ENDED = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+
 
 class RunState:
     """The parent's side of one parallel run: budget, results, callbacks, clean-up."""
@@ -35,6 +37,7 @@ class RunState:
         self.started = self.failed = self.taken = self.returned = self.replaced = 0
         # losses counted as failures before their trial was known (Dask's KilledWorker)
         self.uncounted_losses = 0
+        self._announced: set[int] = set()  # trial ids the parent has announced
         self.clock = time.monotonic()
         self.done = threading.Event()
         self._bar = progress(study, settings)
@@ -67,6 +70,7 @@ class RunState:
 
     def _announce(self, frozen: FrozenTrial) -> None:
         """Progress bar and callbacks for one finished trial."""
+        self._announced.add(frozen.trial_id)
         if self._bar is not None:
             self._bar.update(self.study, frozen)
         for callback in self.settings.callbacks:
@@ -76,20 +80,26 @@ class RunState:
         """Tasks sent out whose result has not come back (nor been counted lost)."""
         return self.taken - self.returned
 
-    def lost(self, tasks: int, failed: Sequence[FrozenTrial]) -> None:
+    def lost(self, tasks: int, failed: Sequence[FrozenTrial], *, recover: bool = False) -> None:
         """``tasks`` tasks died with their workers, and the trials ``failed`` with them.
 
         The failed trials count as failed (toward the stop after ``max_trials`` failures) and go
         to the progress bar and the callbacks like any finished trial. The budget the tasks took
         is given back, so the run still reaches ``n_trials``; at most as many replacements as
         the budget itself, so an objective that kills its worker every time cannot loop
-        forever. (A lost task whose trial had finished but whose result never came back is
-        replaced too: such a run may end one trial over ``n_trials``.)
+        forever.
+
+        ``recover``: no other result of this run is on its way (the whole pool died), so a
+        finished trial the parent never heard of was one of these tasks, killed after the
+        storage recorded its end: it is announced now (:meth:`recover`) and its task is not
+        replaced. Without ``recover`` such a task is replaced too, and the run may end one
+        trial over ``n_trials`` (its trial is announced when the run ends).
         """
         self.orphaned(failed)
+        ended = len(self.recover()) if recover else 0
         self.returned += tasks
         budget = self.settings.budget
-        give = min(tasks, max(0, (budget or 0) - self.replaced))
+        give = min(max(0, tasks - ended), max(0, (budget or 0) - self.replaced))
         self.started -= give
         self.replaced += give
         # the lost tasks report nothing themselves; the replacements will
@@ -102,19 +112,42 @@ class RunState:
         self.failed += 1
         self.uncounted_losses += 1
 
-    def orphaned(self, failed: Sequence[FrozenTrial]) -> None:
-        """Trials of this run failed in the parent (their worker is gone): count and announce.
+    def orphaned(self, ended: Sequence[FrozenTrial]) -> None:
+        """Trials of this run that ended without their task returning them (their worker is
+        gone): count the failed ones and announce them all.
 
-        A trial that a loss counted by :meth:`lost_unseen` stands for is not counted twice;
-        the others (a worker that died without Dask giving up on its task, which then ran
-        again elsewhere) count now.
+        A failed trial that a loss counted by :meth:`lost_unseen` stands for is not counted
+        twice; the others (a worker that died without Dask giving up on its task, which then
+        ran again elsewhere) count now.
         """
-        known = min(len(failed), self.uncounted_losses)
+        failed = sum(t.state is TrialState.FAIL for t in ended)
+        known = min(failed, self.uncounted_losses)
         self.uncounted_losses -= known
-        self.failed += len(failed) - known
-        self._add_to_total(len(failed))  # each one's task was or is counted lost
-        for frozen in failed:
+        self.failed += failed - known
+        self._add_to_total(len(ended))  # each one's task was or is counted lost
+        for frozen in ended:
             self._announce(frozen)
+
+    def recover(self) -> list[FrozenTrial]:
+        """Announce this run's ended trials that never came back to the parent; return them.
+
+        A worker killed after the storage recorded its trial's end but before the result came
+        back (joblib stops a whole pool when one of its workers dies; a trial failed by a
+        sibling worker's heartbeat check) leaves a trial that no callback, no progress bar and
+        perhaps no TensorBoard session end has seen. Each one is counted like an orphan and
+        handed to the observers' ``trial_recovered``. Call it only when no result of this run
+        is still on its way, or that trial would be announced twice.
+        """
+        found = [t for t in self.study.storage.get_all_trials(self.study.study_id, _ENDED)
+                 if t.system_attrs.get("run_id") == self.job.run_id
+                 and t.trial_id not in self._announced]
+        for frozen in found:
+            notify(self.study, "trial_recovered", frozen)
+        if found:
+            _logger.info("Trials %s ended but their worker died before returning them; they "
+                         "are reported now.", [t.number for t in found])
+        self.orphaned(found)
+        return found
 
     def _add_to_total(self, n: int) -> None:
         """Keep the progress bar's total equal to the trials this run will report."""
@@ -122,6 +155,8 @@ class RunState:
             self._bar.add_to_total(n)
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:  # every task is back: whatever ended unseen is known now
+            self.recover()
         if self._bar is not None:
             self._bar.close()
         if exc_type is not None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tensorboard.plugins.hparams import api_pb2
+from tensorboard.plugins.hparams import api_pb2, metadata
 
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
@@ -27,7 +27,7 @@ from hpo_plugins.tensorboard._protos import (
     session_end_summary,
     session_start_summary,
 )
-from hpo_plugins.tensorboard._writer import EXPERIMENT_FILE, EventFiles, write_once
+from hpo_plugins.tensorboard._writer import EXPERIMENT_FILE, EventFiles, holds_tag, write_once
 
 if TYPE_CHECKING:
     from hpo_plugins.study import Study
@@ -48,7 +48,10 @@ class HParamsObserver:
     * ``trial_started`` (the process that asked): the session start with the parameter values;
     * ``value_reported`` (the process that runs the trial): ``hpo/intermediate`` at the step;
     * ``trial_finished`` (the process that told): ``hpo/value``, ``hpo/state`` and the session
-      end with its status (see :data:`~hpo_plugins.tensorboard.TENSORBOARD_STATUS`).
+      end with its status (see :data:`~hpo_plugins.tensorboard.TENSORBOARD_STATUS`);
+    * ``trial_recovered`` (the launcher, when a worker died after the storage recorded its
+      trial's end but perhaps before writing that end here): the same, if the run holds no
+      session end yet.
 
     Every process appends to its own event file, so parallel workers never share a file.
     ``hpo/value`` and ``hpo/state`` are written by one process only, the one that ends the
@@ -115,6 +118,15 @@ class HParamsObserver:
         end = frozen.datetime_complete.timestamp() if frozen.datetime_complete else time.time()
         self._files.write(run, session_end_summary(status, end), step)
         self._files.forget(run)
+
+    def trial_recovered(self, study: Study, frozen: FrozenTrial) -> None:
+        """End the session of a trial whose worker died after the storage recorded its end,
+        unless that worker ended the session first (a second end would add a second
+        ``hpo/state`` point)."""
+        if not holds_tag(self._run_dir(frozen), metadata.SESSION_END_INFO_TAG):
+            _logger.info("Ending the TensorBoard session of trial %d: its worker died before "
+                         "writing it.", frozen.number)
+            self.trial_finished(study, frozen)
 
     # -- helpers ------------------------------------------------------------------------------
 

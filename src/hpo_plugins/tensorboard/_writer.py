@@ -28,7 +28,7 @@ import uuid
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-__all__ = ["EXPERIMENT_FILE", "EventFiles", "write_once"]
+__all__ = ["EXPERIMENT_FILE", "EventFiles", "holds_tag", "write_once"]
 
 _logger = logging.getLogger(__name__)
 
@@ -64,6 +64,25 @@ class EventFiles:
         """Stop tracking ``run_dir`` (its trial ended); a later write starts a new file."""
         with self._lock:
             self._paths.pop(run_dir, None)
+
+
+def holds_tag(run_dir: str, tag: str) -> bool:
+    """Whether any process's hpo_plugins event file in ``run_dir`` holds a summary ``tag``.
+
+    Reads only the ``.hpo`` files (small: a trial's session, curve and end), never a framework
+    logger's; a missing folder, or a record cut short by a killed writer, reads as absent.
+    """
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    try:
+        names = sorted(n for n in os.listdir(run_dir) if n.endswith(".hpo"))
+    except OSError:
+        return False
+    for name in names:
+        for event in EventFileLoader(os.path.join(run_dir, name)).Load():
+            if any(value.tag == tag for value in event.summary.value):
+                return True
+    return False
 
 
 def write_once(path: str, summary: summary_pb2.Summary) -> bool:
