@@ -2,9 +2,9 @@
 
 The study calls every observer at three moments: a trial started (``ask``), a value was reported
 (``Trial.report``, in whichever process runs the trial), a trial finished (``tell``). A launcher
-adds a fourth, ``trial_recovered``, for a trial whose worker died after telling the storage but
-perhaps before telling its observers. Observers must never break a study: an exception inside
-one is logged and the study goes on.
+adds a fourth, optional one, ``trial_recovered`` (see :data:`OPTIONAL_EVENTS`), for a trial
+whose worker died after telling the storage but perhaps before telling its observers. Observers
+must never break a study: an exception inside one is logged and the study goes on.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from hpo_plugins.study import Study
     from hpo_plugins.trial import Trial
 
-__all__ = ["TrialObserver", "notify"]
+__all__ = ["OPTIONAL_EVENTS", "TrialObserver", "notify"]
 
 _logger = logging.getLogger(__name__)
 
@@ -35,20 +35,20 @@ class TrialObserver(Protocol):
     def trial_finished(self, study: Study, frozen: FrozenTrial) -> None:
         """A trial was told: ``frozen`` is its final record."""
 
-    def trial_recovered(self, study: Study, frozen: FrozenTrial) -> None:
-        """``frozen`` finished in a worker that died before its result came back: the worker
-        may have told the observers (``trial_finished``) or may not. Optional: an observer
-        that does not define it is not told."""
+
+#: Events an observer may leave out. ``trial_recovered(study, frozen)``: ``frozen`` ended in a
+#: worker that died before its result came back, so that worker may or may not have called the
+#: observers' ``trial_finished``.
+OPTIONAL_EVENTS = frozenset({"trial_recovered"})
 
 
 def notify(study: Study, event: str, *args: object) -> None:
-    """Call ``event`` on every observer of ``study`` that defines it; log and swallow their
-    errors."""
+    """Call ``event`` on every observer of ``study`` (skipping those that leave out an
+    optional one); log and swallow their errors."""
     for observer in study.observers:
-        method = getattr(observer, event, None)
-        if method is None:
+        if event in OPTIONAL_EVENTS and not hasattr(observer, event):
             continue
         try:
-            method(study, *args)
+            getattr(observer, event)(study, *args)
         except Exception:
             _logger.exception("Observer %r failed in %s; the study goes on.", observer, event)

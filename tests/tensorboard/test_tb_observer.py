@@ -110,7 +110,26 @@ def test_a_recovered_trial_gets_one_session_end_whoever_wrote_it(
         assert [v for _, v in run.scalars[STATE_TAG]] == [float(STATE_CODES[state])]
 
 
-def test_an_observer_without_an_optional_event_is_skipped(
+def test_holds_tag_reads_whole_records_and_stops_at_a_cut_one(tmp_path: Path) -> None:
+    from tensorboard.plugins.hparams import metadata
+
+    from hpo_plugins.tensorboard._protos import scalar_summary, session_end_summary
+    from hpo_plugins.tensorboard._writer import holds_tag
+
+    run = str(tmp_path / "run")
+    files = EventFiles()
+    files.write(run, scalar_summary(INTERMEDIATE_TAG, 1.0), 0)
+    assert not holds_tag(run, metadata.SESSION_END_INFO_TAG)
+    files.write_all(run, [scalar_summary(STATE_TAG, 1.0), session_end_summary(1, 0.0)], 0)
+    assert holds_tag(run, metadata.SESSION_END_INFO_TAG) and holds_tag(run, STATE_TAG)
+    (path,) = Path(run).glob("*.hpo")
+    data = path.read_bytes()
+    path.write_bytes(data[:-3])  # a writer killed in the middle of the last record
+    assert holds_tag(run, STATE_TAG) and not holds_tag(run, metadata.SESSION_END_INFO_TAG)
+    assert not holds_tag(str(tmp_path / "missing"), STATE_TAG)
+
+
+def test_an_observer_may_leave_out_an_optional_event_but_not_a_core_one(
         caplog: pytest.LogCaptureFixture) -> None:
     from hpo_plugins._observers import notify
 
@@ -126,10 +145,13 @@ def test_an_observer_without_an_optional_event_is_skipped(
     study.observers.append(observer)  # type: ignore[arg-type]
     trial = study.ask()
     with caplog.at_level(logging.WARNING):
-        study.tell(trial, 0.5)  # no trial_finished: not an error, nothing logged
-        notify(study, "trial_recovered", study.trials[0])
+        notify(study, "trial_recovered", study.storage.get_trial(trial.trial_id))
+    assert observer.started == [0] and not caplog.records  # optional: skipped quietly
+    with caplog.at_level(logging.WARNING):
+        study.tell(trial, 0.5)  # a misspelt or missing trial_finished is logged, not hidden
     assert observer.started == [0]
-    assert not caplog.records
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    assert "failed in trial_finished" in caplog.records[0].getMessage()
 
 
 def test_a_running_trial_has_a_session_start_and_no_end(

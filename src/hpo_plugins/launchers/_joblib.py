@@ -164,6 +164,7 @@ def _run_loky(run: RunState, workers: int) -> None:
             yield delayed(run_task)(run.job)
 
     while not run.exhausted():
+        started = time.time()
         parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
                             pre_dispatch="n_jobs", batch_size=1)  # one trial per task
         results = parallel(tasks())
@@ -174,7 +175,7 @@ def _run_loky(run: RunState, workers: int) -> None:
             _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
                             "trials are failed and run again in a new pool.", exc)
             run.lost(run.in_flight(), fail_dead_workers(run.study, run.job.run_id),
-                     recover=True)
+                     recover_since=started)
         finally:
             _close_quietly(results)
 

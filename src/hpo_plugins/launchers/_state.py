@@ -80,7 +80,8 @@ class RunState:
         """Tasks sent out whose result has not come back (nor been counted lost)."""
         return self.taken - self.returned
 
-    def lost(self, tasks: int, failed: Sequence[FrozenTrial], *, recover: bool = False) -> None:
+    def lost(self, tasks: int, failed: Sequence[FrozenTrial], *,
+             recover_since: float | None = None) -> None:
         """``tasks`` tasks died with their workers, and the trials ``failed`` with them.
 
         The failed trials count as failed (toward the stop after ``max_trials`` failures) and go
@@ -89,14 +90,19 @@ class RunState:
         the budget itself, so an objective that kills its worker every time cannot loop
         forever.
 
-        ``recover``: no other result of this run is on its way (the whole pool died), so a
-        finished trial the parent never heard of was one of these tasks, killed after the
-        storage recorded its end: it is announced now (:meth:`recover`) and its task is not
-        replaced. Without ``recover`` such a task is replaced too, and the run may end one
-        trial over ``n_trials`` (its trial is announced when the run ends).
+        ``recover_since``: no other result of this run is on its way (the whole pool, started
+        at this ``time.time()``, died), so an ended trial the parent never heard of is
+        announced now (:meth:`recover`); one that started in this pool was one of these tasks,
+        killed after the storage recorded its end, and its task is not replaced. Without it
+        such a task is replaced too, and the run may end one trial over ``n_trials`` (its trial
+        is announced when the run ends).
         """
         self.orphaned(failed)
-        ended = len(self.recover()) if recover else 0
+        ended = 0
+        if recover_since is not None:
+            ended = sum(t.datetime_start is not None
+                        and t.datetime_start.timestamp() >= recover_since
+                        for t in self.recover())
         self.returned += tasks
         budget = self.settings.budget
         give = min(max(0, tasks - ended), max(0, (budget or 0) - self.replaced))
@@ -141,8 +147,12 @@ class RunState:
         found = [t for t in self.study.storage.get_all_trials(self.study.study_id, _ENDED)
                  if t.system_attrs.get("run_id") == self.job.run_id
                  and t.trial_id not in self._announced]
+        # joblib fails a broken pool's tasks before it kills the workers: a worker still
+        # alive may be writing its trial's end itself (TensorBoard would get two)
+        alive = _still_alive(found, wait=3.0)
         for frozen in found:
-            notify(self.study, "trial_recovered", frozen)
+            if frozen.trial_id not in alive:
+                notify(self.study, "trial_recovered", frozen)
         if found:
             _logger.info("Trials %s ended but their worker died before returning them; they "
                          "are reported now.", [t.number for t in found])
@@ -155,10 +165,12 @@ class RunState:
             self._bar.add_to_total(n)
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is None:  # every task is back: whatever ended unseen is known now
-            self.recover()
-        if self._bar is not None:
-            self._bar.close()
+        try:
+            if exc_type is None:  # every task is back: whatever ended unseen is known now
+                self.recover()
+        finally:
+            if self._bar is not None:
+                self._bar.close()
         if exc_type is not None:
             reason = ("interrupted by the user (KeyboardInterrupt)"
                       if issubclass(exc_type, KeyboardInterrupt)
@@ -185,6 +197,19 @@ def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[Froz
     return _fail_each(study, dead, lambda t: f"its worker process (pid "
                                              f"{t.system_attrs['worker'].get('pid')}) died",
                       "lost their worker process and were marked FAIL.")
+
+
+def _still_alive(trials: Sequence[FrozenTrial], wait: float) -> set[int]:
+    """The ids of ``trials`` whose worker process on this host still lives after up to ``wait``
+    seconds (those of other hosts cannot be watched and count as gone)."""
+    host, deadline = socket.gethostname(), time.monotonic() + wait
+    while True:
+        alive = {t.trial_id for t in trials
+                 if (t.system_attrs.get("worker") or {}).get("host") == host
+                 and _alive(int(t.system_attrs["worker"].get("pid", -1)))}
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:

@@ -110,13 +110,14 @@ class HParamsObserver:
     def trial_finished(self, study: Study, frozen: FrozenTrial) -> None:
         """End the trial's session with its value, state and status."""
         run = self._run_dir(frozen)
-        step = frozen.last_step or 0
-        if frozen.value is not None:
-            self._files.write(run, scalar_summary(VALUE_TAG, frozen.value), step)
-        self._files.write(run, scalar_summary(STATE_TAG, STATE_CODES[frozen.state]), step)
         status = api_pb2.Status.Value(TENSORBOARD_STATUS[frozen.state])
         end = frozen.datetime_complete.timestamp() if frozen.datetime_complete else time.time()
-        self._files.write(run, session_end_summary(status, end), step)
+        summaries = [scalar_summary(VALUE_TAG, frozen.value)] if frozen.value is not None else []
+        summaries += [scalar_summary(STATE_TAG, STATE_CODES[frozen.state]),
+                      session_end_summary(status, end)]
+        # one write: a worker killed meanwhile leaves the trial's end whole or absent, so
+        # trial_recovered can tell whether to write it
+        self._files.write_all(run, summaries, frozen.last_step or 0)
         self._files.forget(run)
 
     def trial_recovered(self, study: Study, frozen: FrozenTrial) -> None:

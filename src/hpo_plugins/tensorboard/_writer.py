@@ -17,13 +17,16 @@ finds it there and writes nothing.
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
@@ -51,10 +54,16 @@ class EventFiles:
 
     def write(self, run_dir: str, summary: summary_pb2.Summary, step: int = 0) -> None:
         """Append ``summary`` at ``step`` to this process's file in ``run_dir``."""
-        event = event_pb2.Event(wall_time=time.time(), step=step, summary=summary)
+        self.write_all(run_dir, [summary], step)
+
+    def write_all(self, run_dir: str, summaries: Sequence[summary_pb2.Summary],
+                  step: int = 0) -> None:
+        """Append ``summaries`` at ``step`` in one write: a process killed meanwhile leaves
+        all of them or none (a cut record at most, which readers skip)."""
+        now = time.time()
+        records = [event_pb2.Event(wall_time=now, step=step, summary=s) for s in summaries]
         with self._lock:
             path = self._paths.get(run_dir)
-            records = [event]
             if path is None:
                 path = self._paths[run_dir] = _new_file_name(run_dir)
                 records.insert(0, _version_event())
@@ -70,19 +79,35 @@ def holds_tag(run_dir: str, tag: str) -> bool:
     """Whether any process's hpo_plugins event file in ``run_dir`` holds a summary ``tag``.
 
     Reads only the ``.hpo`` files (small: a trial's session, curve and end), never a framework
-    logger's; a missing folder, or a record cut short by a killed writer, reads as absent.
+    logger's; a missing folder reads as absent, and a file ends at its first record that a
+    killed writer cut short.
     """
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-
     try:
         names = sorted(n for n in os.listdir(run_dir) if n.endswith(".hpo"))
     except OSError:
         return False
     for name in names:
-        for event in EventFileLoader(os.path.join(run_dir, name)).Load():
+        for record in _records(os.path.join(run_dir, name)):
+            event = event_pb2.Event.FromString(record)
             if any(value.tag == tag for value in event.summary.value):
                 return True
     return False
+
+
+def _records(path: str) -> Iterator[bytes]:
+    """The records of a TFRecord file (length, its checksum, data, the data's checksum), up
+    to the first one cut short; checksums unchecked: the files are ours and whole or cut.
+    Read with the struct module, so that no TensorFlow is imported into the launcher."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    offset = 0
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        end = offset + 12 + length + 4
+        if end > len(data):
+            return
+        yield data[offset + 12:offset + 12 + length]
+        offset = end
 
 
 def write_once(path: str, summary: summary_pb2.Summary) -> bool:
@@ -131,8 +156,10 @@ def _version_event() -> event_pb2.Event:
 
 
 def _append(path: str, events: list[event_pb2.Event]) -> None:
-    with open(path, "ab") as handle:
-        writer = RecordWriter(handle)
-        for event in events:
-            writer.write(event.SerializeToString())
-        writer.flush()
+    """Append ``events`` to ``path`` with one ``write`` of all their records."""
+    buffer = io.BytesIO()
+    writer = RecordWriter(buffer)
+    for event in events:
+        writer.write(event.SerializeToString())
+    with open(path, "ab", buffering=0) as handle:
+        handle.write(buffer.getvalue())
