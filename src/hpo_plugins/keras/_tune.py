@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras._callback import HPOCallback
 from hpo_plugins.keras._memory import forget_custom_gradients, release_memory
+from hpo_plugins.keras._resume import EpochBackup, discard_backups, find_resume, start_from
 from hpo_plugins.space import as_space
 
 if TYPE_CHECKING:
@@ -146,14 +148,19 @@ class KerasObjective:
 
     def __init__(self, build_fn: Callable[[Any], Any], *, fit_kwargs: Mapping[str, Any],
                  objective: str, direction: Direction, callbacks: CallbackSpec = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, resume_lost_trials: bool = False) -> None:
         check_build_fn(build_fn)
+        if not isinstance(resume_lost_trials, bool):
+            raise ConfigurationError(
+                f"Expected `resume_lost_trials` to be True or False. Received: "
+                f"resume_lost_trials={resume_lost_trials!r}.")
         self.build_fn = build_fn
         self.fit_kwargs = dict(fit_kwargs)
         self.objective = objective
         self.direction = direction
         self.callbacks = check_callbacks(callbacks)
         self.seed = _plain_int(seed)  # keras.utils.set_random_seed refuses NumPy integers
+        self.resume_lost_trials = resume_lost_trials
         check_validation_epochs(self.fit_kwargs, objective)
 
     def __repr__(self) -> str:
@@ -175,6 +182,8 @@ class KerasObjective:
                 history, problem = self._fit(trial, params)
         finally:
             release_memory()
+            if self.resume_lost_trials:  # the trial ended (a lost one never gets here)
+                discard_backups(trial)
         if problem is not None:
             raise self._stop(trial, problem)
         return self._value(trial, history)
@@ -197,13 +206,25 @@ class KerasObjective:
         model = self._build(trial, params)
         path = os.path.join(trial.log_dir, CHECKPOINT_FILE)
         trial.set_user_attr(CHECKPOINT_ATTR, path)
+        fit_kwargs, best, before = dict(self.fit_kwargs), None, []
+        resume = find_resume(trial) if self.resume_lost_trials else None
+        if resume is not None:
+            best = start_from(trial, resume, model, best_file=CHECKPOINT_FILE, mode=self._mode())
+            curve = trial.intermediate_values
+            before = [curve[s] for s in sorted(curve) if not math.isnan(curve[s])]
+            fit_kwargs["initial_epoch"] = resume.step + 1
         reporter = _Reporter(self.objective, trial=trial,
                              validation_freq=self.fit_kwargs.get("validation_freq", 1))
         checkpoint = _BestCheckpoint(path, monitor=self.objective, mode=self._mode(),
-                                     save_best_only=True, save_weights_only=True, verbose=0)
+                                     save_best_only=True, save_weights_only=True, verbose=0,
+                                     initial_value_threshold=best)
         callbacks = [reporter, checkpoint, *_tensorboard(trial), *self._user_callbacks(trial)]
-        history = model.fit(**self.fit_kwargs, callbacks=callbacks)
-        return dict(history.history), reporter.problem
+        if self.resume_lost_trials:  # last: it saves what the others have done in the epoch
+            callbacks.append(EpochBackup(trial.log_dir))
+        history = dict(model.fit(**fit_kwargs, callbacks=callbacks).history)
+        if before:  # the lost trial's epochs count toward the best value
+            history[self.objective] = [*before, *history.get(self.objective, [])]
+        return history, reporter.problem
 
     def _build(self, trial: Trial, params: Any) -> Any:
         """``build_fn(params)``, checked; a mistake in ``build_fn`` stops the study.
@@ -322,7 +343,8 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
                study_callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
                show_progress_bar: bool | None = None, n_jobs: int = 1, launcher: Any = None,
                logdir: str | None = None, heartbeat_interval: float | None = 30.0,
-               grace_period: float | None = None, max_retries: int = 0) -> KerasTuneResult:
+               grace_period: float | None = None, max_retries: int = 0,
+               resume_lost_trials: bool = False) -> KerasTuneResult:
     """Tune a Keras model: one ``build_fn(params)`` and one ``fit`` per trial, with pruning.
 
     For each trial, ``build_fn`` receives the nested natural params (a ``hp.choice`` gives the
@@ -366,6 +388,14 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
             ``build_fn``, the space and ``objective``, so running the script again resumes it.
         study_callbacks: :func:`hpo_plugins.minimize`'s ``callbacks``: called as
             ``callback(study, frozen_trial)`` after each trial.
+        resume_lost_trials: Keep each trial's weights and optimiser state in
+            ``<trial.log_dir>/backup/epoch=<N>.weights.h5`` (rewritten at the end of every
+            epoch, deleted when the trial ends), so that a trial re-queued after its worker was
+            lost (``max_retries`` >= 1) goes on from the lost trial's last finished epoch
+            instead of training from scratch: its reports and its best-epoch weights are
+            carried over, and ``trial.system_attrs["resumed_from"]`` says from which trial and
+            step. The random state and the user's callbacks' state are not restored (see
+            :mod:`hpo_plugins.keras._resume`). Costs one weights file write per epoch.
 
     Returns:
         A :class:`KerasTuneResult`: ``best_params``, ``best_value``, ``best_model()``,
@@ -394,7 +424,8 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
                            validation_split=validation_split, epochs=epochs,
                            batch_size=batch_size)
     trainer = KerasObjective(build_fn, fit_kwargs=kwargs, objective=objective,
-                             direction=resolved, callbacks=callbacks, seed=seed)
+                             direction=resolved, callbacks=callbacks, seed=seed,
+                             resume_lost_trials=resume_lost_trials)
     name = study_name or default_study_name(build_fn, f"{as_space(space).fingerprint}:{objective}")
     run = maximize if resolved is Direction.MAXIMIZE else minimize
     study = run(trainer, space, n_trials=n_trials, max_trials=max_trials, timeout=timeout,

@@ -31,36 +31,21 @@ epochs the lost trial had trained are lost. With ``resume_lost_trials=True``:
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import random
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hpo_plugins import _resume
+from hpo_plugins._resume import Resume
 from hpo_plugins.lightning._base import report_step
 
 if TYPE_CHECKING:
-    from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins.trial import Trial
 
-__all__ = ["RESUMED_ATTR", "Resume", "checkpoint_class", "discard_checkpoints", "find_resume",
-           "start_from"]
+__all__ = ["checkpoint_class", "discard_checkpoints", "find_resume", "start_from"]
 
-_logger = logging.getLogger("hpo_plugins.lightning")
-
-#: The trial system attribute that says which lost trial's checkpoint a retry resumed from.
-RESUMED_ATTR = "resumed_from"
 _NAME = re.compile(r"^last-step=(\d+)\.ckpt$")
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Where a retry resumes: the lost trial, its checkpoint, and the step it reached."""
-
-    trial: FrozenTrial
-    checkpoint: str
-    step: int
 
 
 def _folder(log_dir: str) -> str:
@@ -185,65 +170,24 @@ def _restore_random_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _chain(trial: Trial) -> list[FrozenTrial]:
-    """The lost trials ``trial`` replaces: the one it is a retry of, then that one's, ..."""
-    number = trial.system_attrs.get("retry_of")
-    if number is None:
-        return []
-    by_number = {t.number: t for t in trial.study.get_trials()}
-    chain: list[FrozenTrial] = []
-    while isinstance(number, int) and number in by_number and by_number[number] not in chain:
-        chain.append(by_number[number])
-        number = by_number[number].system_attrs.get("retry_of")
-    return chain
-
-
 def find_resume(trial: Trial) -> Resume | None:
     """The newest checkpoint along ``trial``'s chain of lost trials, or None (not a retry, or
     no lost trial got as far as the end of an epoch)."""
-    for lost in _chain(trial):
-        found = _checkpoints(lost.log_dir) if lost.log_dir else []
-        if found:
-            step, path = found[-1]
-            return Resume(lost, path, step)
-    return None
+    return _resume.find_resume(trial, _checkpoints)
 
 
 def start_from(trial: Trial, resume: Resume) -> str:
     """Copy the lost trial's reports up to the checkpoint's step into ``trial``, record where
     it resumes from, and return the checkpoint to fit from: a hard link (else a copy) of the
-    lost trial's, in ``trial``'s own folder, so that nothing can delete it under the fit (a
-    worker wrongly judged dead that goes on rotating its checkpoints) and a further retry finds
-    it if this one is lost before its first epoch ends."""
-    import shutil
-
-    own = os.path.join(_folder(trial.log_dir), os.path.basename(resume.checkpoint))
-    os.makedirs(os.path.dirname(own), exist_ok=True)
-    if not (os.path.exists(own) and os.path.samefile(own, resume.checkpoint)):
-        try:
-            os.link(resume.checkpoint, own + ".tmp")
-        except OSError:  # another file system, or no hard links there
-            shutil.copyfile(resume.checkpoint, own + ".tmp")
-        os.replace(own + ".tmp", own)  # over any file of that name this trial did not write
-    for step in sorted(resume.trial.intermediate_values):
-        if step <= resume.step:
-            trial.report(resume.trial.intermediate_values[step], step)
-    trial.set_system_attr(RESUMED_ATTR, {"trial": resume.trial.number,
-                                         "checkpoint": resume.checkpoint, "step": resume.step})
-    _logger.info("Trial %d resumes lost trial %d from its checkpoint at step %d.",
-                 trial.number, resume.trial.number, resume.step)
+    lost trial's, in ``trial``'s own folder (see :func:`hpo_plugins._resume.link_into`)."""
+    own = _resume.link_into(resume.checkpoint, _folder(trial.log_dir))
+    _resume.carry_over(trial, resume, own)
     return own
 
 
 def discard_checkpoints(trial: Trial) -> None:
     """Delete the resumable checkpoints of ``trial`` and of the lost trials of its chain: the
-    trial has ended, so nobody can resume them. Only folders under the study's own trial
-    directory are touched: a lost trial of a study copied from elsewhere records the original's
-    folder, whose checkpoints belong to the original."""
-    root = os.path.abspath(trial.study.artifact_root)
-    folders = [trial.log_dir] + [t.log_dir for t in _chain(trial) if t.log_dir]
-    for folder in folders:
-        if os.path.commonpath([root, os.path.abspath(folder)]) != root:
-            continue
+    trial has ended, so nobody can resume them (only under the study's own trial directory)."""
+    for folder in _resume.own_folders(trial):
         for path in glob.glob(os.path.join(_folder(folder), "last-step=*.ckpt*")):
             os.remove(path)

@@ -1,0 +1,110 @@
+"""What every framework's resume of a lost trial shares: the chain of lost trials, carrying
+their reports over, linking their last state in, and cleaning up once a trial has ended.
+
+A trial whose worker dies is failed once its heartbeat is stale and, with ``max_retries``,
+re-queued with the same parameters (:meth:`hpo_plugins.Study.requeue_lost`): the retry's
+``system_attrs["retry_of"]`` names the trial it replaces. A framework integration that keeps a
+resumable state file in each trial's folder (Lightning's ``lightning_objective``, Keras'
+``keras_tune``, each with ``resume_lost_trials=True``) uses these helpers to find the newest
+state along that chain and to start the retry from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hpo_plugins._frozen import FrozenTrial
+    from hpo_plugins.trial import Trial
+
+__all__ = ["RESUMED_ATTR", "Resume", "carry_over", "find_resume", "link_into", "lost_chain",
+           "own_folders"]
+
+_logger = logging.getLogger(__name__)
+
+#: The trial system attribute that says which lost trial's state a retry resumed from.
+RESUMED_ATTR = "resumed_from"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a retry resumes: the lost trial, its state file, and the last report step that
+    state covers."""
+
+    trial: FrozenTrial
+    checkpoint: str
+    step: int
+
+
+def lost_chain(trial: Trial) -> list[FrozenTrial]:
+    """The lost trials ``trial`` replaces: the one it is a retry of, then that one's, ..."""
+    number = trial.system_attrs.get("retry_of")
+    if number is None:
+        return []
+    by_number = {t.number: t for t in trial.study.get_trials()}
+    chain: list[FrozenTrial] = []
+    while isinstance(number, int) and number in by_number and by_number[number] not in chain:
+        chain.append(by_number[number])
+        number = by_number[number].system_attrs.get("retry_of")
+    return chain
+
+
+def find_resume(trial: Trial,
+                states: Callable[[str], list[tuple[int, str]]]) -> Resume | None:
+    """The newest state along ``trial``'s chain of lost trials, or None (not a retry, or no
+    lost trial saved one). ``states(log_dir)`` lists a trial folder's ``(step, path)`` states,
+    newest last."""
+    for lost in lost_chain(trial):
+        found = states(lost.log_dir) if lost.log_dir else []
+        if found:
+            step, path = found[-1]
+            return Resume(lost, path, step)
+    return None
+
+
+def link_into(source: str, folder: str) -> str:
+    """A hard link (else a copy) of ``source`` in ``folder``, under the same name; its path.
+
+    Written under a temporary name and renamed, over any file of that name. A link keeps the
+    state readable even if its owner deletes it (a worker wrongly judged dead that goes on
+    rotating its files), and lets a further retry find it there. Only for files read, never
+    written in place: a link shares its content with ``source``.
+    """
+    own = os.path.join(folder, os.path.basename(source))
+    os.makedirs(folder, exist_ok=True)
+    if os.path.exists(own) and os.path.samefile(own, source):
+        return own
+    try:
+        os.link(source, own + ".tmp")
+    except OSError:  # another file system, or no hard links there
+        shutil.copyfile(source, own + ".tmp")
+    os.replace(own + ".tmp", own)
+    return own
+
+
+def carry_over(trial: Trial, resume: Resume, checkpoint: str) -> None:
+    """Copy the lost trial's reports up to ``resume.step`` into ``trial`` (so the pruner and
+    the study's TensorBoard run see the whole curve) and record where it resumed from."""
+    lost = resume.trial
+    for step in sorted(lost.intermediate_values):
+        if step <= resume.step:
+            trial.report(lost.intermediate_values[step], step)
+    trial.set_system_attr(RESUMED_ATTR, {"trial": lost.number, "checkpoint": resume.checkpoint,
+                                         "step": resume.step})
+    _logger.info("Trial %d resumes lost trial %d from %s (step %d).", trial.number,
+                 lost.number, checkpoint, resume.step)
+
+
+def own_folders(trial: Trial) -> list[str]:
+    """``trial``'s folder and those of the lost trials of its chain that lie under the study's
+    own trial directory: the folders whose resumable state may be deleted once ``trial`` has
+    ended. A lost trial of a study copied from elsewhere records the original's folder, whose
+    files belong to the original."""
+    root = os.path.abspath(trial.study.artifact_root)
+    folders = [trial.log_dir] + [t.log_dir for t in lost_chain(trial) if t.log_dir]
+    return [f for f in folders if os.path.commonpath([root, os.path.abspath(f)]) == root]
