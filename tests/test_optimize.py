@@ -355,3 +355,28 @@ def test_a_launcher_without_check_still_runs(tmp_path: Path) -> None:
     study = hpo.minimize(lambda p: p["x"], SPACE, n_trials=2, storage=":memory:",
                          launcher=RunOnly())
     assert len(study.trials) == 2
+
+
+@pytest.mark.parametrize("then", ["returns", "raises"])
+def test_a_trial_ended_elsewhere_while_it_ran_keeps_that_end_and_the_run_goes_on(
+        then: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The process was judged dead (stopped, its heartbeat went stale) and its trial failed by
+    another; when it comes back, its result is dropped instead of the run failing on it."""
+
+    def objective(params: dict[str, float]) -> float:
+        trial = hpo.current_trial()
+        if trial.number == 0:
+            trial.study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                             {"fail_reason": "stale heartbeat (test)"})
+            if then == "raises":
+                trial.report(0.5, 0)  # TrialFinishedError: the trial is no longer running
+        return params["x"]
+
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:")
+    with caplog.at_level(logging.WARNING):
+        study.optimize(objective, n_trials=2)
+    first, second = study.trials
+    assert first.state is TrialState.FAIL and first.fail_reason == "stale heartbeat (test)"
+    assert first.value is None and second.state is TrialState.COMPLETE
+    assert "Trial 0 was ended elsewhere while this process ran it (FAIL: stale heartbeat " \
+           "(test)): this process's result is dropped." in caplog.text

@@ -25,6 +25,7 @@ from hpo_plugins.exceptions import (
     ConfigurationError,
     SearchSpaceExhausted,
     StudyFull,
+    TrialFinishedError,
     TrialPruned,
 )
 
@@ -304,22 +305,45 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
             if trial.fail_reason is not None:  # a NaN report (or an adapter) marked it failed,
                 # and should_prune() said stop so that the training ends at once: FAIL, as
                 # report() documents, not PRUNED (a pruned trial ranks among the results)
-                return study.tell(trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
+                return _tell(study, trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
             return _tell_pruned(study, trial)
         except KeyboardInterrupt:
-            study.tell(trial, state=TrialState.FAIL,
+            _tell(study, trial, state=TrialState.FAIL,
                        fail_reason="interrupted by the user (KeyboardInterrupt)")
             _logger.warning("Interrupted: trial %d marked FAIL; stopping.", trial.number)
             raise
         except Exception as exc:
+            # the objective met its own trial ended elsewhere (see _tell): not its fault
+            elsewhere = (isinstance(exc, TrialFinishedError) and study.storage.get_trial(
+                trial.trial_id).state is not TrialState.RUNNING)
             frozen = _tell_exception(study, trial, exc)
-            if not isinstance(exc, settings.catch):
+            if not isinstance(exc, settings.catch) and not elsewhere:
                 raise
             return frozen
         except BaseException as exc:  # SystemExit, GeneratorExit: never leave the trial RUNNING
             _tell_stopped(study, trial, exc)
             raise
     return _tell_result(study, trial, result)
+
+
+def _tell(study: Study, trial: Trial, value: float | None = None, *,
+          state: TrialState | None = None, fail_reason: str | None = None,
+          system_attrs: dict[str, Any] | None = None) -> FrozenTrial:
+    """``study.tell`` for a trial this loop runs. A trial ended meanwhile by another process
+    keeps that end: its heartbeat went stale (this process was stopped or frozen, and came
+    back), so it was failed and perhaps already retried elsewhere. This process's result is
+    dropped with a warning, and the run goes on instead of failing on the finished trial."""
+    try:
+        return study.tell(trial, value, state=state, fail_reason=fail_reason,
+                          system_attrs=system_attrs)
+    except TrialFinishedError:
+        frozen = study.storage.get_trial(trial.trial_id)
+        if frozen.state is TrialState.RUNNING:
+            raise
+        _logger.warning("Trial %d was ended elsewhere while this process ran it (%s%s): "
+                        "this process's result is dropped.", trial.number, frozen.state.name,
+                        f": {frozen.fail_reason}" if frozen.fail_reason else "")
+        return frozen
 
 
 def _tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:
@@ -333,14 +357,14 @@ def _tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:
     what = f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__
     reason = (f"interrupted by the user (KeyboardInterrupt, raised again as {what})"
               if interrupted else f"stopped by {what}")
-    study.tell(trial, state=TrialState.FAIL, fail_reason=reason)
+    _tell(study, trial, state=TrialState.FAIL, fail_reason=reason)
     _logger.warning("Trial %d marked FAIL (%s); stopping.", trial.number, reason)
 
 
 def _tell_pruned(study: Study, trial: Trial) -> FrozenTrial:
     _logger.info("Trial %d pruned at step %s.", trial.number,
                  max(trial.intermediate_values) if trial.intermediate_values else None)
-    return study.tell(trial, state=TrialState.PRUNED)
+    return _tell(study, trial, state=TrialState.PRUNED)
 
 
 def _tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTrial:
@@ -348,7 +372,7 @@ def _tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTri
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     reason = " ".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", ())])
     _logger.warning("Trial %d failed: %s", trial.number, reason)
-    return study.tell(trial, state=TrialState.FAIL, fail_reason=reason,
+    return _tell(study, trial, state=TrialState.FAIL, fail_reason=reason,
                       system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
 
 
@@ -371,14 +395,14 @@ _OPTUNA_NOTE = ("hpo_plugins calls the objective with the sampled parameters (a 
 
 def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
     if trial.fail_reason is not None:
-        return study.tell(trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
+        return _tell(study, trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
     if trial.pruned:
         return _tell_pruned(study, trial)
     value, failure = _interpret(result, trial)
     if failure is not None:
         _logger.warning("Trial %d failed: %s", trial.number, failure)
-        return study.tell(trial, state=TrialState.FAIL, fail_reason=failure)
-    frozen = study.tell(trial, value)
+        return _tell(study, trial, state=TrialState.FAIL, fail_reason=failure)
+    frozen = _tell(study, trial, value)
     _logger.info("Trial %d finished with value %.6g.", trial.number, value)
     return frozen
 

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hpo_plugins._frozen import TrialState
+
 if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins.trial import Trial
 
-__all__ = ["RESUMED_ATTR", "Resume", "carry_over", "find_resume", "link_into", "lost_chain",
-           "own_folders"]
+__all__ = ["RESUMED_ATTR", "Resume", "carry_over", "claim", "find_resume", "link_into",
+           "lost_chain", "numbered", "own_folders", "still_running"]
 
 _logger = logging.getLogger(__name__)
 
@@ -54,6 +57,22 @@ def lost_chain(trial: Trial) -> list[FrozenTrial]:
     return chain
 
 
+def numbered(folder: str, pattern: re.Pattern[str]) -> list[tuple[int, str]]:
+    """``(number, path)`` of the entries of ``folder`` whose name ``pattern`` matches (its first
+    group is the number), in number order; none when there is no such folder. Names are
+    matched as they are, so a path holding ``[``, ``*`` or ``?`` is no pattern."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = pattern.match(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(folder, name)))
+    return sorted(found)
+
+
 def find_resume(trial: Trial,
                 states: Callable[[str], list[tuple[int, str]]]) -> Resume | None:
     """The newest state along ``trial``'s chain of lost trials, or None (not a retry, or no
@@ -65,6 +84,33 @@ def find_resume(trial: Trial,
             step, path = found[-1]
             return Resume(lost, path, step)
     return None
+
+
+def claim(trial: Trial, states: Callable[[str], list[tuple[int, str]]],
+          link: Callable[[str], str]) -> tuple[Resume, str] | None:
+    """The newest state along ``trial``'s chain (:func:`find_resume`) and ``link(path)``: the
+    copy the retry owns. A state deleted between the two (by a lost trial's worker that was
+    wrongly judged dead and rotated its files) is looked for again; None when none is left."""
+    for _ in range(3):
+        resume = find_resume(trial, states)
+        if resume is None:
+            return None
+        try:
+            return resume, link(resume.checkpoint)
+        except FileNotFoundError:
+            _logger.info("%s was deleted as trial %d was about to resume from it; looking "
+                         "again.", resume.checkpoint, trial.number)
+    return None
+
+
+def still_running(trial: Trial) -> bool:
+    """Whether ``trial`` is still RUNNING in the storage, so still this worker's. A worker
+    judged dead (its heartbeat went stale: a stopped or frozen process) finds its trial failed,
+    and perhaps already retried from its files: those are the retry's, not to be deleted."""
+    try:
+        return trial.study.storage.get_trial(trial.trial_id).state is TrialState.RUNNING
+    except Exception:  # the storage is unreachable: keep the files, at worst they stay
+        return False
 
 
 def link_into(source: str, folder: str) -> str:
@@ -79,12 +125,23 @@ def link_into(source: str, folder: str) -> str:
     os.makedirs(folder, exist_ok=True)
     if os.path.exists(own) and os.path.samefile(own, source):
         return own
-    try:
-        os.link(source, own + ".tmp")
-    except OSError:  # another file system, or no hard links there
-        shutil.copyfile(source, own + ".tmp")
+    _link_or_copy(source, own + ".tmp")
     os.replace(own + ".tmp", own)
     return own
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link ``source`` as ``target``, else copy it (another file system, or no links).
+
+    Raises:
+        FileNotFoundError: ``source`` is gone.
+    """
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def carry_over(trial: Trial, resume: Resume, checkpoint: str) -> None:

@@ -25,16 +25,24 @@ EPOCHS = 5
 
 
 class _Watch(keras.callbacks.Callback):
-    """Records the epochs each attempt starts. The first attempt of a trial is lost (an
-    exception stands in for the kill) as epoch ``lose_at`` starts, or, with ``"end"``, once the
-    fit is over, after the last epoch's backup."""
+    """Records the epochs each attempt starts. The first attempt of a trial is lost as epoch
+    ``lose_at`` starts; with ``("after", k)`` at the end of epoch ``k``, after the best-epoch
+    checkpoint and before the epoch's backup; with ``"end"`` once the fit is over, after the
+    last epoch's backup.
 
-    def __init__(self, lose_at: int | str | None) -> None:
+    Lost as a worker judged dead is: its trial is failed in the storage (as a stale heartbeat
+    gets it failed), then the worker's fit stops (an exception). Such a worker must leave its
+    backups to the retry, as a killed one does."""
+
+    def __init__(self, lose_at: Any) -> None:
         super().__init__()
         self.lose_at = lose_at
 
-    def _lose(self, when: int | str) -> None:
-        if self.lose_at == when and "retry_of" not in hpo.current_trial().system_attrs:
+    def _lose(self, when: Any) -> None:
+        trial = hpo.current_trial()
+        if self.lose_at == when and "retry_of" not in trial.system_attrs:
+            trial.study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                             {"fail_reason": "stale heartbeat (test)"})
             raise RuntimeError("lost")
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
@@ -42,11 +50,14 @@ class _Watch(keras.callbacks.Callback):
         trial.set_user_attr("epochs", [*trial.user_attrs.get("epochs", []), epoch])
         self._lose(epoch)
 
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._lose(("after", epoch))
+
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         self._lose("end")
 
 
-def _objective(digits: Data, build_fn: Any, lose_at: int | str | None) -> KerasObjective:
+def _objective(digits: Data, build_fn: Any, lose_at: Any) -> KerasObjective:
     # no shuffling and no dropout: the random state, which a resume does not restore, plays no
     # part, so a resumed trial must match an uninterrupted one exactly
     kwargs = fit_arguments({"shuffle": False}, x=digits["x"], y=digits["y"],
@@ -60,19 +71,17 @@ def _objective(digits: Data, build_fn: Any, lose_at: int | str | None) -> KerasO
 def _study(tmp_path: Path, name: str, **kwargs: Any) -> hpo.Study:
     return hpo.create_study({"units": hp.choice("units", [8]), "lr": hp.choice("lr", [0.01])},
                             storage=f"sqlite:///{tmp_path}/k.db", study_name=name,
-                            logdir=str(tmp_path / name), **kwargs)
+                            logdir=str(tmp_path / f"{name}[1]"), **kwargs)  # no glob pattern
 
 
-def _lose_then_retry(tmp_path: Path, digits: Data, build_fn: Any, lose_at: int | str,
-                     monkeypatch: pytest.MonkeyPatch) -> tuple[hpo.FrozenTrial, hpo.FrozenTrial]:
+def _lose_then_retry(tmp_path: Path, digits: Data, build_fn: Any, lose_at: Any,
+                     retry_build_fn: Any = None) -> tuple[hpo.FrozenTrial, hpo.FrozenTrial]:
     study = _study(tmp_path, "lost", max_retries=1)
-    with monkeypatch.context() as patch:  # a killed worker never cleans up after its trial
-        patch.setattr("hpo_plugins.keras._tune.discard_backups", lambda trial: None)
-        study.optimize(_objective(digits, build_fn, lose_at), n_trials=1, catch=RuntimeError)
+    study.optimize(_objective(digits, build_fn, lose_at), n_trials=1, catch=RuntimeError)
     lost = study.trials[0]
-    assert lost.state is TrialState.FAIL
-    study.requeue_lost(lost)  # what the stale heartbeat of a killed worker leads to
-    study.optimize(_objective(digits, build_fn, lose_at), n_trials=1)
+    assert lost.state is TrialState.FAIL and lost.fail_reason == "stale heartbeat (test)"
+    study.requeue_lost(lost)  # what failing it for its stale heartbeat leads to
+    study.optimize(_objective(digits, retry_build_fn or build_fn, lose_at), n_trials=1)
     return study.trials[0], study.trials[1]
 
 
@@ -85,16 +94,24 @@ def whole(tmp_path_factory: pytest.TempPathFactory, digits: Data,
     return study.trials[0]
 
 
-@pytest.mark.parametrize("lose_at", [3, "end"])
+def _backups_left(trial: hpo.FrozenTrial) -> list[str]:
+    folder = Path(trial.log_dir or "") / "backup"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize(("lose_at", "done"), [
+    (3, 3),  # as epoch 3 starts: the backup after 3 epochs
+    (("after", 2), 2),  # after epoch 2's best checkpoint, before its backup: epoch 2 again
+    ("end", EPOCHS),  # after the last backup: nothing left to train
+])
 def test_a_lost_trial_goes_on_from_its_last_epoch_as_if_never_interrupted(
-        tmp_path: Path, digits: Data, build_fn: Any, whole: hpo.FrozenTrial,
-        monkeypatch: pytest.MonkeyPatch, lose_at: int | str) -> None:
-    lost, retry = _lose_then_retry(tmp_path, digits, build_fn, lose_at, monkeypatch)
-    done = EPOCHS if lose_at == "end" else int(lose_at)  # epochs the lost attempt finished
+        tmp_path: Path, digits: Data, build_fn: Any, whole: hpo.FrozenTrial, lose_at: Any,
+        done: int) -> None:
+    lost, retry = _lose_then_retry(tmp_path, digits, build_fn, lose_at)
     assert retry.state is TrialState.COMPLETE and retry.system_attrs["retry_of"] == 0
     resumed = retry.system_attrs["resumed_from"]
     assert (resumed["trial"], resumed["step"]) == (0, done - 1)
-    assert os.path.basename(resumed["checkpoint"]) == f"epoch={done}.weights.h5"
+    assert os.path.basename(resumed["checkpoint"]) == f"epoch={done}"
     assert retry.user_attrs.get("epochs", []) == list(range(done, EPOCHS))  # not 0.. again
     # weights and optimiser restored: the same curve and value as the uninterrupted trial
     assert sorted(retry.intermediate_values) == list(range(EPOCHS))
@@ -102,16 +119,39 @@ def test_a_lost_trial_goes_on_from_its_last_epoch_as_if_never_interrupted(
     assert retry.value == pytest.approx(whole.value, rel=1e-5)
     for step in range(done):  # the lost trial's reports, carried over
         assert retry.intermediate_values[step] == lost.intermediate_values[step]
-    for trial in (lost, retry):  # the trial ended: nothing is left to resume
-        assert list((Path(trial.log_dir or "") / "backup").glob("*.h5")) == []
+    # the lost worker, judged dead, left its backups to the retry; the retry, once ended,
+    # deleted them and its own: nothing is left to resume
+    assert _backups_left(lost) == [] and _backups_left(retry) == []
 
 
-def test_the_best_epoch_weights_are_carried_over(tmp_path: Path, digits: Data, build_fn: Any,
-                                                 whole: hpo.FrozenTrial,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_judged_dead_worker_leaves_its_backup_and_it_holds_the_best_weights_of_its_epoch(
+        tmp_path: Path, digits: Data, build_fn: Any, whole: hpo.FrozenTrial) -> None:
+    """Lost after epoch 2's best-epoch checkpoint and before its backup: the live best file
+    holds epoch 2, the backup (after 2 epochs) the best of epochs 0 and 1, which is what a
+    retry resuming from it must carry over with the best value so far."""
+    study = _study(tmp_path, "lost", max_retries=1)
+    study.optimize(_objective(digits, build_fn, ("after", 2)), n_trials=1, catch=RuntimeError)
+    lost = study.trials[0]
+    assert _backups_left(lost) == ["epoch=2"]  # failed elsewhere: this worker deleted nothing
+    curve = lost.intermediate_values
+    assert curve[2] < min(curve[0], curve[1])  # epoch 2 is the best: the live file moved on
+    scores = {}
+    for name, path in (("backup", Path(lost.log_dir or "") / "backup" / "epoch=2"
+                        / "best.weights.h5"),
+                       ("live", Path(lost.user_attrs["checkpoint"]))):
+        model = KerasTuneResult(study, build_fn).build_fn(lost.natural)
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(str(path))
+        scores[name] = model.evaluate(digits["x_val"], digits["y_val"], verbose=0)[0]
+    assert scores["backup"] == pytest.approx(min(curve[0], curve[1]), rel=1e-4)
+    assert scores["live"] == pytest.approx(curve[2], rel=1e-4)
+
+
+def test_the_best_epoch_weights_are_carried_over(tmp_path: Path, digits: Data,
+                                                 build_fn: Any) -> None:
     """Lost after its last epoch, the retry trains no more: its value and best weights are the
     lost trial's, and ``best_model`` loads them."""
-    _, retry = _lose_then_retry(tmp_path, digits, build_fn, "end", monkeypatch)
+    _, retry = _lose_then_retry(tmp_path, digits, build_fn, "end")
     best = Path(retry.user_attrs["checkpoint"])
     assert best.parent == Path(retry.log_dir or "") and best.exists()
     study = hpo.load_study("lost", f"sqlite:///{tmp_path}/k.db")
@@ -121,12 +161,37 @@ def test_the_best_epoch_weights_are_carried_over(tmp_path: Path, digits: Data, b
 
 
 def test_a_trial_lost_before_its_first_epoch_ended_starts_over(
-        tmp_path: Path, digits: Data, build_fn: Any, whole: hpo.FrozenTrial,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    _, retry = _lose_then_retry(tmp_path, digits, build_fn, 0, monkeypatch)
+        tmp_path: Path, digits: Data, build_fn: Any, whole: hpo.FrozenTrial) -> None:
+    _, retry = _lose_then_retry(tmp_path, digits, build_fn, 0)
     assert retry.state is TrialState.COMPLETE and "resumed_from" not in retry.system_attrs
     assert retry.user_attrs["epochs"] == list(range(EPOCHS))
     assert retry.intermediate_values == pytest.approx(whole.intermediate_values, rel=1e-5)
+
+
+@pytest.mark.parametrize(("change", "error"), [("wider", "ValueError"),
+                                               ("sgd", "Skipping variable")])
+def test_a_backup_that_does_not_fit_the_model_is_not_used(
+        tmp_path: Path, digits: Data, build_fn: Any, change: str, error: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """build_fn changed between the runs (wider layers; the same layers with another optimiser,
+    whose variables differ): the retry trains from scratch, says why, and does not pass off a
+    half-loaded model (or a fresh optimiser on old weights) as a resume."""
+
+    def changed(params: dict[str, Any]) -> Any:
+        if change == "wider":
+            return build_fn({**params, "units": 16})
+        model = build_fn(params)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                      loss="sparse_categorical_crossentropy", jit_compile=False)
+        return model
+
+    lost, retry = _lose_then_retry(tmp_path, digits, build_fn, 3, changed)
+    assert retry.state is TrialState.COMPLETE and "resumed_from" not in retry.system_attrs
+    failed = retry.system_attrs["resume_failed"]
+    assert failed["trial"] == 0 and error in failed["error"] and len(failed["error"]) <= 400
+    assert retry.user_attrs["epochs"] == list(range(EPOCHS))
+    assert "cannot resume lost trial 0" in caplog.text and "trains from scratch" in caplog.text
+    assert _backups_left(lost) == []  # the retry ended: nothing is left to resume
 
 
 def test_without_resume_no_backup_is_written(tmp_path: Path, digits: Data,
@@ -138,6 +203,13 @@ def test_without_resume_no_backup_is_written(tmp_path: Path, digits: Data,
                         n_trials=1, storage=f"sqlite:///{tmp_path}/k.db",
                         show_progress_bar=False)
     assert not (Path(result.best_trial.log_dir or "") / "backup").exists()
+
+
+def test_resume_without_retries_warns(build_fn: Any, digits: Data) -> None:
+    with pytest.warns(UserWarning, match=r"max_retries=0: a lost trial is not re-queued"), \
+            pytest.raises(ConfigurationError, match="epochs"):  # stops it before any trial
+        keras_tune(build_fn, {"units": hp.choice("units", [4])}, x=digits["x"], y=digits["y"],
+                   resume_lost_trials=True, epochs=0)
 
 
 def test_resume_lost_trials_must_be_a_bool(build_fn: Any, digits: Data) -> None:

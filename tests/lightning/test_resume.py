@@ -275,3 +275,36 @@ def test_a_copied_study_resumes_a_lost_trial_and_leaves_the_originals_checkpoint
     assert retry.state is TrialState.COMPLETE and retry.system_attrs["resumed_from"]["step"] == 2
     assert (retry.log_dir or "").startswith(str(tmp_path / "hpo_runs" / "copy"))
     assert [p.exists() for p in kept] == [True]  # the original's file is the original's
+
+
+class _JudgedDead(L.Callback):
+    """At the first batch of epoch 2 of a trial's first attempt, the trial is failed in the
+    storage (as a stale heartbeat gets it failed while its process is stopped), then the
+    process comes back and its fit fails on it."""
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
+                             batch_idx: int) -> None:
+        trial = hpo.current_trial()
+        if trainer.current_epoch == 2 and "retry_of" not in trial.system_attrs:
+            trial.study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                             {"fail_reason": "stale heartbeat (test)"})
+            raise RuntimeError("came back")
+
+
+def test_a_worker_judged_dead_leaves_its_checkpoint_to_the_retry(make_study: Any,
+                                                                 tmp_path: Path) -> None:
+    study = make_study(max_retries=1, logdir=str(tmp_path / "runs[1]"))  # no glob pattern
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    callbacks=[_JudgedDead()], resume_lost_trials=True,
+                                    trainer_kwargs={"max_epochs": 3, "accelerator": "cpu",
+                                                    "devices": 1, "logger": False})
+    study.optimize(objective, n_trials=1, catch=RuntimeError)
+    lost = study.trials[0]
+    assert lost.fail_reason == "stale heartbeat (test)"  # the first end stands
+    folder = Path(lost.log_dir or "") / "checkpoints"
+    assert [p.name for p in folder.iterdir()] == ["last-step=1.ckpt"]  # not deleted
+    study.requeue_lost(lost)
+    study.optimize(objective, n_trials=1)
+    retry = study.trials[1]
+    assert retry.state is TrialState.COMPLETE and retry.system_attrs["resumed_from"]["step"] == 1
+    assert list(folder.iterdir()) == []  # the retry ended: now nobody can resume it

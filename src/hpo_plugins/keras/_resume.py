@@ -4,19 +4,25 @@ A trial whose worker dies (a killed process, a preempted machine) is marked FAIL
 heartbeat is stale and, with ``max_retries``, re-queued with the same parameters. Without more,
 the retry trains from scratch. With ``resume_lost_trials=True``:
 
-* every trial keeps ``<trial.log_dir>/backup/epoch=<N>.weights.h5``: the model's weights and
-  its optimiser's variables (step count, learning rate, moments) after ``N`` epochs, saved by
-  ``model.save_weights`` at the end of each epoch, after the other callbacks. The file is
-  written under a temporary name and renamed, then the older one deleted, so a kill at any
-  moment leaves at least one complete file whose name tells its epoch (Keras' own
-  ``BackupAndRestore`` overwrites its file in place and keeps the epoch in a second one);
-* a retry looks for the newest file along its chain of lost trials (``retry_of``), copies that
-  trial's reports up to its epoch (the pruner and TensorBoard see the whole curve), and the
-  best-epoch weights file ``best.weights.h5`` with the best value so far, records
-  ``"resumed_from"`` in its system attributes, loads the weights and optimiser into the freshly
-  built model and fits with ``initial_epoch=N``: the curve goes on at epoch ``N``;
-* once a trial ends (complete, pruned or failed, but not lost), its files and those of the lost
-  trials of its chain are deleted.
+* every trial keeps ``<trial.log_dir>/backup/epoch=<N>/``, the state after ``N`` epochs, made at
+  the end of each epoch after the other callbacks: ``model.weights.h5`` (``model.save_weights``:
+  the weights and the optimiser's variables: step count, learning rate, moments) and, once an
+  epoch was the best so far, ``best.weights.h5``, the best-epoch weights as they were then (the
+  live ``best.weights.h5`` beside it is rewritten in place by ``ModelCheckpoint``, so it may be
+  an epoch ahead of the backup, or cut short by a kill). The folder is filled under a temporary
+  name and renamed, then the older one deleted, so a kill at any moment leaves at least one
+  whole backup whose name tells its epoch (Keras' own ``BackupAndRestore`` overwrites its file
+  in place and keeps the epoch in a second one);
+* a retry looks for the newest backup along its chain of lost trials (``retry_of``), links it
+  into its own folder, loads the weights and optimiser into the freshly built model, copies
+  the lost trial's reports up to that epoch (the pruner and TensorBoard see the whole curve)
+  and the best-epoch weights with the best value so far, records ``"resumed_from"`` in its
+  system attributes, and fits with ``initial_epoch=N``. A backup that does not load into the
+  model (``build_fn`` changed, or builds no weights before ``fit``) is not used: the retry
+  trains from scratch and records why in ``"resume_failed"``;
+* once a trial ends (complete, pruned or failed, but not lost), its backups and those of the
+  lost trials of its chain are deleted. A worker that finds its trial failed meanwhile (it was
+  judged dead: a stopped or frozen process) deletes nothing: its files are its retry's.
 
 What Keras does not save in the weights file is not restored: the random state (the data's
 shuffling and dropout of the resumed epochs differ from an uninterrupted run's, even seeded)
@@ -27,12 +33,13 @@ variable, but not its counter).
 
 from __future__ import annotations
 
-import glob
+import logging
 import math
 import os
 import re
 import shutil
 import uuid
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +51,15 @@ from hpo_plugins._resume import Resume
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
 
-__all__ = ["EpochBackup", "discard_backups", "find_resume", "start_from"]
+__all__ = ["RESUME_FAILED_ATTR", "EpochBackup", "discard_backups", "resume_into"]
 
-_NAME = re.compile(r"^epoch=(\d+)\.weights\.h5$")
+_logger = logging.getLogger(__name__)
+
+#: The system attribute of a retry whose lost trial's backup could not be loaded, and why.
+RESUME_FAILED_ATTR = "resume_failed"
+_NAME = re.compile(r"^epoch=(\d+)$")
+_MODEL = "model.weights.h5"
+_BEST = "best.weights.h5"
 
 
 def _folder(log_dir: str) -> str:
@@ -54,70 +67,148 @@ def _folder(log_dir: str) -> str:
 
 
 def _backups(log_dir: str) -> list[tuple[int, str]]:
-    """``(last epoch index, path)`` of the resumable files in a trial's folder, newest last
-    (a file after ``N`` epochs covers the report at step ``N - 1``)."""
-    found = []
-    for path in glob.glob(os.path.join(_folder(log_dir), "epoch=*.weights.h5")):
-        match = _NAME.match(os.path.basename(path))
-        if match and int(match.group(1)) >= 1:
-            found.append((int(match.group(1)) - 1, path))
-    return sorted(found)
+    """``(last epoch index, folder)`` of the whole backups in a trial's folder, newest last (a
+    backup after ``N`` epochs covers the report at step ``N - 1``)."""
+    return [(epochs - 1, path) for epochs, path in _resume.numbered(_folder(log_dir), _NAME)
+            if epochs >= 1]
 
 
 class EpochBackup(keras.callbacks.Callback):
-    """Saves the model and its optimiser at the end of every epoch, for a retry to resume."""
+    """Saves the model, its optimiser and the best-epoch weights at the end of every epoch, for
+    a retry to resume. ``best_file``: the trial's live best-epoch weights file."""
 
-    def __init__(self, log_dir: str) -> None:
+    def __init__(self, log_dir: str, best_file: str) -> None:
         super().__init__()
         self.folder = _folder(log_dir)
+        self.best_file = best_file
+        self._best_seen: tuple[int, int] | None = None  # (mtime_ns, size) of the last copy
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        path = os.path.join(self.folder, f"epoch={epoch + 1}.weights.h5")
+        path = os.path.join(self.folder, f"epoch={epoch + 1}")
         older = [p for _, p in _backups(os.path.dirname(self.folder)) if p != path]
-        os.makedirs(self.folder, exist_ok=True)
-        # save_weights wants a name ending in .weights.h5; rename is atomic in one folder
-        temporary = os.path.join(self.folder, f"tmp-{uuid.uuid4().hex}.weights.h5")
-        self.model.save_weights(temporary)
-        os.replace(temporary, path)
+        building = os.path.join(self.folder, f"tmp-{uuid.uuid4().hex}")
+        os.makedirs(building)
+        self.model.save_weights(os.path.join(building, _MODEL))
+        self._snapshot_best(building, older[-1] if older else None)
+        if os.path.isdir(path):  # this epoch again (a fit restarted at it): replace it
+            shutil.rmtree(path)
+        os.rename(building, path)
         for stale in older:
-            os.remove(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def _snapshot_best(self, building: str, previous: str | None) -> None:
+        """The best-epoch weights as they are now: linked from the previous backup when
+        ``ModelCheckpoint`` has not rewritten them since, else copied."""
+        try:
+            stat = os.stat(self.best_file)
+        except FileNotFoundError:
+            return  # no epoch has been the best yet
+        seen = (stat.st_mtime_ns, stat.st_size)
+        kept = os.path.join(previous, _BEST) if previous else None
+        if seen == self._best_seen and kept and os.path.exists(kept):
+            os.link(kept, os.path.join(building, _BEST))
+            return
+        shutil.copyfile(self.best_file, os.path.join(building, _BEST))
+        self._best_seen = seen
 
 
-def find_resume(trial: Trial) -> Resume | None:
-    """The newest backup along ``trial``'s chain of lost trials, or None (not a retry, or no
-    lost trial finished an epoch)."""
-    return _resume.find_resume(trial, _backups)
+def resume_into(trial: Trial, model: Any, *, best_file: str,
+                mode: str) -> tuple[Resume, float | None] | None:
+    """Resume ``trial`` from the newest backup along its chain of lost trials, into ``model``.
 
-
-def start_from(trial: Trial, resume: Resume, model: Any, *, best_file: str,
-               mode: str) -> float | None:
-    """Load the lost trial's weights and optimiser into ``model``, carry its reports and its
-    best-epoch weights file (``best_file`` in each trial's folder) over into ``trial``; return
-    the best value so far, by ``mode`` ``"min"`` or ``"max"`` (None: no best-epoch file to
-    carry over, so the retry's first epoch writes one).
-
-    Raises:
-        OSError, ValueError: The backup does not fit ``model`` (``build_fn`` builds another
-            architecture for the same params than it did for the lost trial).
+    Loads the weights and optimiser, carries the lost trial's reports over, and puts the
+    best-epoch weights of the backup at ``best_file``. Returns where it resumed and the best
+    value so far by ``mode`` (``"min"``/``"max"``; None: no best epoch yet, so the retry's first
+    epoch writes ``best_file``); None if there was nothing to resume from, or the backup did not
+    load, in which case ``model`` may hold part of it: build a fresh one.
     """
-    own = _resume.link_into(resume.checkpoint, _folder(trial.log_dir))
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)  # its variables must exist to load
-    model.load_weights(own)
+    claimed = _resume.claim(trial, _backups, lambda path: _link_backup(path, trial.log_dir))
+    if claimed is None:
+        return None
+    resume, own = claimed
+    problem = _load(model, os.path.join(own, _MODEL))
+    if problem is not None:
+        _logger.warning("Trial %d cannot resume lost trial %d from %s and trains from scratch: "
+                        "%s", trial.number, resume.trial.number, own, problem)
+        trial.set_system_attr(RESUME_FAILED_ATTR, {"trial": resume.trial.number,
+                                                   "checkpoint": resume.checkpoint,
+                                                   "error": problem})
+        return None
     _resume.carry_over(trial, resume, own)
-    lost_best = os.path.join(resume.trial.log_dir or "", best_file)
     values = [v for s, v in resume.trial.intermediate_values.items()
               if s <= resume.step and not math.isnan(v)]
-    if not values or not os.path.exists(lost_best):
-        return None
+    if not values or not os.path.exists(os.path.join(own, _BEST)):
+        return resume, None
     # a copy, not a link: ModelCheckpoint rewrites its file in place
-    shutil.copyfile(lost_best, os.path.join(trial.log_dir, best_file))
-    return min(values) if mode == "min" else max(values)
+    shutil.copyfile(os.path.join(own, _BEST), best_file)
+    return resume, (min(values) if mode == "min" else max(values))
+
+
+def _link_backup(source: str, log_dir: str) -> str:
+    """A copy of the backup folder ``source`` in ``log_dir``'s backups, its files hard-linked
+    (never written in place), filled under a temporary name and renamed."""
+    folder = _folder(log_dir)
+    own = os.path.join(folder, os.path.basename(source))
+    building = os.path.join(folder, f"tmp-{uuid.uuid4().hex}")
+    os.makedirs(building)
+    try:
+        for name in os.listdir(source):
+            _resume.link_into(os.path.join(source, name), building)
+    except FileNotFoundError:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    if os.path.isdir(own):
+        shutil.rmtree(own)
+    os.rename(building, own)
+    return own
+
+
+def _load(model: Any, path: str) -> str | None:
+    """Load ``path`` into ``model`` (weights and optimiser); None, or why it could not be."""
+    if not model.built:
+        return ("build_fn returned a model without weights (start it with keras.Input(...) or "
+                "call model.build(input_shape) in build_fn)")
+    try:
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # its variables must exist
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(path)
+    except (OSError, ValueError) as exc:  # another architecture, or an unreadable file
+        return _gist(f"{type(exc).__name__}: {exc}")
+    skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
+    if skipped:  # Keras loads the rest: the optimiser (say) would silently start afresh
+        return _gist(skipped[0])
+    for warning in caught:  # not ours to judge: pass them on as they came
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
+    return None
+
+
+def _gist(message: str) -> str:
+    """The first lines of Keras' loading error that say what went wrong (it may go on for
+    kilobytes with variable values)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    gist = " ".join(lines[:2] if lines and "Example error message" in lines[0] else lines[:1])
+    gist = gist.split(" Target variable:")[0]  # then the variable's values
+    return gist if len(gist) <= 400 else gist[:397] + "..."
 
 
 def discard_backups(trial: Trial) -> None:
-    """Delete the backups of ``trial`` and of the lost trials of its chain: the trial has
-    ended, so nobody can resume them (only under the study's own trial directory)."""
+    """Delete the backups of ``trial`` and of the lost trials of its chain, once ``trial`` has
+    ended here: nobody can resume them (only under the study's own trial directory). Not if
+    ``trial`` is no longer RUNNING: this worker was judged dead, and its files are its retry's.
+    """
+    if not _resume.still_running(trial):
+        _logger.info("Trial %d was ended elsewhere (its worker was judged dead); its backups "
+                     "are left to its retry.", trial.number)
+        return
     for folder in _resume.own_folders(trial):
-        for path in glob.glob(os.path.join(_folder(folder), "*.weights.h5")):
-            os.remove(path)
+        backups = _folder(folder)
+        try:
+            names = os.listdir(backups)
+        except OSError:
+            continue
+        for name in names:
+            if _NAME.match(name) or name.startswith("tmp-"):
+                shutil.rmtree(os.path.join(backups, name), ignore_errors=True)

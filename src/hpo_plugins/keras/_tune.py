@@ -14,6 +14,7 @@ import inspect
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,12 @@ from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras._callback import HPOCallback
 from hpo_plugins.keras._memory import forget_custom_gradients, release_memory
-from hpo_plugins.keras._resume import EpochBackup, discard_backups, find_resume, start_from
+from hpo_plugins.keras._resume import (
+    RESUME_FAILED_ATTR,
+    EpochBackup,
+    discard_backups,
+    resume_into,
+)
 from hpo_plugins.space import as_space
 
 if TYPE_CHECKING:
@@ -200,19 +206,20 @@ class KerasObjective:
 
     def _fit(self, trial: Trial, params: Any) -> tuple[dict[str, list[float]], str | None]:
         """Build and fit one model; its history, and why ``objective`` was unusable (or None)."""
-        seed = self.seed if self.seed is not None else trial.study.seed  # a resume keeps it
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
-        model = self._build(trial, params)
+        model = self._seeded_build(trial, params)
         path = os.path.join(trial.log_dir, CHECKPOINT_FILE)
         trial.set_user_attr(CHECKPOINT_ATTR, path)
         fit_kwargs, best, before = dict(self.fit_kwargs), None, []
-        resume = find_resume(trial) if self.resume_lost_trials else None
-        if resume is not None:
-            best = start_from(trial, resume, model, best_file=CHECKPOINT_FILE, mode=self._mode())
-            curve = trial.intermediate_values
-            before = [curve[s] for s in sorted(curve) if not math.isnan(curve[s])]
-            fit_kwargs["initial_epoch"] = resume.step + 1
+        if self.resume_lost_trials and "retry_of" in trial.system_attrs:
+            resumed = resume_into(trial, model, best_file=path, mode=self._mode())
+            if resumed is not None:
+                resume, best = resumed
+                curve = trial.intermediate_values
+                before = [curve[s] for s in sorted(curve) if not math.isnan(curve[s])]
+                fit_kwargs["initial_epoch"] = resume.step + 1
+            elif RESUME_FAILED_ATTR in trial.system_attrs:  # it may hold part of the backup
+                release_memory()
+                model = self._seeded_build(trial, params)
         reporter = _Reporter(self.objective, trial=trial,
                              validation_freq=self.fit_kwargs.get("validation_freq", 1))
         checkpoint = _BestCheckpoint(path, monitor=self.objective, mode=self._mode(),
@@ -220,11 +227,19 @@ class KerasObjective:
                                      initial_value_threshold=best)
         callbacks = [reporter, checkpoint, *_tensorboard(trial), *self._user_callbacks(trial)]
         if self.resume_lost_trials:  # last: it saves what the others have done in the epoch
-            callbacks.append(EpochBackup(trial.log_dir))
+            callbacks.append(EpochBackup(trial.log_dir, path))
         history = dict(model.fit(**fit_kwargs, callbacks=callbacks).history)
         if before:  # the lost trial's epochs count toward the best value
             history[self.objective] = [*before, *history.get(self.objective, [])]
         return history, reporter.problem
+
+    def _seeded_build(self, trial: Trial, params: Any) -> Any:
+        """:meth:`_build` after seeding Keras with ``seed``, else the study's (a retry keeps
+        it), so that every trial starts from the same random state."""
+        seed = self.seed if self.seed is not None else trial.study.seed
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        return self._build(trial, params)
 
     def _build(self, trial: Trial, params: Any) -> Any:
         """``build_fn(params)``, checked; a mistake in ``build_fn`` stops the study.
@@ -419,6 +434,10 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         ...                     pruner=hpo.pruners.HyperbandPruner())
         >>> model = result.best_model()  # doctest: +SKIP
     """
+    if resume_lost_trials is True and max_retries == 0:
+        warnings.warn("keras_tune(resume_lost_trials=True) with max_retries=0: a lost trial is "
+                      "not re-queued, so nothing resumes it, and its last backup stays in its "
+                      "folder. Pass max_retries=1 (or more).", UserWarning, stacklevel=2)
     resolved = resolve_direction(objective, direction)
     kwargs = fit_arguments(fit_kwargs, x=x, y=y, validation_data=validation_data,
                            validation_split=validation_split, epochs=epochs,

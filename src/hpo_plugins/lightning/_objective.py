@@ -21,7 +21,7 @@ from hpo_plugins._callback_args import check_monitor, raise_recorded_stop
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
-from hpo_plugins.lightning._resume import discard_checkpoints, find_resume, start_from
+from hpo_plugins.lightning._resume import discard_checkpoints, resume_from
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
@@ -109,9 +109,8 @@ class LightningObjective:
                 curve).
         """
         trial = current_trial()
-        resume = find_resume(trial) if self.resume_lost_trials else None
         try:
-            start = start_from(trial, resume) if resume is not None else None
+            start = resume_from(trial) if self.resume_lost_trials else None
             checkpoint = self._fit(trial, params, start)
         finally:
             self._release()

@@ -25,25 +25,25 @@ epochs the lost trial had trained are lost. With ``resume_lost_trials=True``:
   the optimiser, the schedulers, the callbacks' states and the epoch, and training goes on with
   the next epoch. Only epoch-based training (``max_epochs``) is supported;
 * once a trial ends (complete, pruned or failed, but not lost), its checkpoints and those of the
-  lost trials of its chain are deleted: nobody can resume them any more.
+  lost trials of its chain are deleted: nobody can resume them any more. A worker that finds
+  its trial failed meanwhile (it was judged dead: a stopped or frozen process) deletes nothing:
+  its checkpoints are its retry's.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 import re
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import _resume
-from hpo_plugins._resume import Resume
 from hpo_plugins.lightning._base import report_step
 
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
 
-__all__ = ["checkpoint_class", "discard_checkpoints", "find_resume", "start_from"]
+__all__ = ["checkpoint_class", "discard_checkpoints", "resume_from"]
 
 _NAME = re.compile(r"^last-step=(\d+)\.ckpt$")
 
@@ -54,12 +54,7 @@ def _folder(log_dir: str) -> str:
 
 def _checkpoints(log_dir: str) -> list[tuple[int, str]]:
     """``(step, path)`` of the resumable checkpoints in a trial's directory, newest last."""
-    found = []
-    for path in glob.glob(os.path.join(_folder(log_dir), "last-step=*.ckpt")):
-        match = _NAME.match(os.path.basename(path))
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    return _resume.numbered(_folder(log_dir), _NAME)
 
 
 def checkpoint_class(base: type, module: str) -> type:
@@ -170,24 +165,33 @@ def _restore_random_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def find_resume(trial: Trial) -> Resume | None:
-    """The newest checkpoint along ``trial``'s chain of lost trials, or None (not a retry, or
-    no lost trial got as far as the end of an epoch)."""
-    return _resume.find_resume(trial, _checkpoints)
-
-
-def start_from(trial: Trial, resume: Resume) -> str:
-    """Copy the lost trial's reports up to the checkpoint's step into ``trial``, record where
-    it resumes from, and return the checkpoint to fit from: a hard link (else a copy) of the
-    lost trial's, in ``trial``'s own folder (see :func:`hpo_plugins._resume.link_into`)."""
-    own = _resume.link_into(resume.checkpoint, _folder(trial.log_dir))
+def resume_from(trial: Trial) -> str | None:
+    """The checkpoint ``trial`` fits from, or None (not a retry, or no lost trial of its chain
+    got as far as the end of an epoch): the newest along its chain, hard-linked (else copied)
+    into its own folder (see :func:`hpo_plugins._resume.link_into`), after the lost trial's
+    reports up to the checkpoint's step were copied into ``trial`` and ``"resumed_from"``
+    recorded."""
+    claimed = _resume.claim(trial, _checkpoints,
+                            lambda path: _resume.link_into(path, _folder(trial.log_dir)))
+    if claimed is None:
+        return None
+    resume, own = claimed
     _resume.carry_over(trial, resume, own)
     return own
 
 
 def discard_checkpoints(trial: Trial) -> None:
-    """Delete the resumable checkpoints of ``trial`` and of the lost trials of its chain: the
-    trial has ended, so nobody can resume them (only under the study's own trial directory)."""
+    """Delete the resumable checkpoints of ``trial`` and of the lost trials of its chain, once
+    ``trial`` has ended here: nobody can resume them (only under the study's own trial
+    directory). Not if ``trial`` is no longer RUNNING: this worker was judged dead, and its
+    checkpoints are its retry's."""
+    if not _resume.still_running(trial):
+        return
     for folder in _resume.own_folders(trial):
-        for path in glob.glob(os.path.join(_folder(folder), "last-step=*.ckpt*")):
-            os.remove(path)
+        try:
+            names = os.listdir(_folder(folder))
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("last-step=") and ".ckpt" in name:
+                os.remove(os.path.join(_folder(folder), name))
