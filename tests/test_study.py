@@ -265,10 +265,12 @@ def test_stale_running_trial_fails_and_is_retried(nested_space: dict[str, Any],
 
 def test_heartbeat_keeps_a_long_trial_alive(nested_space: dict[str, Any],
                                             storage: Storage) -> None:
-    study = _study(nested_space, storage, heartbeat_interval=0.05, grace_period=0.25)
+    # a grace period of 20 beats: a heartbeat thread that the busy machine delays a while does
+    # not look dead; the trial lasts 1.5 grace periods, so without heartbeats it would be reaped
+    study = _study(nested_space, storage, heartbeat_interval=0.05, grace_period=1.0)
 
     def slow(params: Any) -> float:
-        time.sleep(0.6)
+        time.sleep(1.5)
         study.ask()  # another worker asking meanwhile must not reap this live trial
         return 1.0
 

@@ -14,7 +14,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,6 +94,20 @@ def test_half_a_gpu_per_trial_counts_the_worker_threads(gpu_workers: Any, tmp_pa
     assert "Running up to 2 trials at once" in caplog.text
 
 
+class _ScaleOnLog(logging.Handler):
+    """Scales ``cluster`` to ``n`` workers when a record whose message starts with ``prefix``
+    is logged (once)."""
+
+    def __init__(self, cluster: Any, n: int, prefix: str) -> None:
+        super().__init__()
+        self.cluster, self.n, self.prefix, self.scaled = cluster, n, prefix, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.scaled and record.getMessage().startswith(self.prefix):
+            self.scaled = True
+            self.cluster.scale(self.n)
+
+
 def test_a_gpu_run_waits_for_workers_that_join_after_it_started(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The docs' SLURM order: scale the cluster, then run at once (its jobs are still queued)."""
@@ -102,10 +115,17 @@ def test_a_gpu_run_waits_for_workers_that_join_after_it_started(
 
     caplog.set_level(logging.INFO, logger="hpo_plugins.launchers")
     with _cluster(0, resources={"GPU": 1}) as cluster, Client(cluster) as client:
-        threading.Timer(2.0, cluster.scale, [2]).start()
-        study = hpo.minimize(_sleeper(0), SPACE, n_trials=2,
-                             storage=f"sqlite:///{tmp_path}/w.db",
-                             launcher=DaskLauncher(client, gpus_per_trial=1))
+        # the workers join once the run says it waits for them (not after a fixed delay, which
+        # a slow start of the run could outlast): scale() only schedules their start
+        scaler = _ScaleOnLog(cluster, 2, "No Dask worker has joined")
+        logging.getLogger("hpo_plugins.launchers").addHandler(scaler)
+        try:
+            study = hpo.minimize(_sleeper(0), SPACE, n_trials=2,
+                                 storage=f"sqlite:///{tmp_path}/w.db",
+                                 launcher=DaskLauncher(client, gpus_per_trial=1))
+        finally:
+            logging.getLogger("hpo_plugins.launchers").removeHandler(scaler)
+        assert scaler.scaled
         assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
         study.storage.close()
     assert "No Dask worker has joined the scheduler at inproc://" in caplog.text

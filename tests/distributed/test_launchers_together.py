@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,19 @@ MAX_TRIALS = 4
 
 SPACE = ("from hpo_plugins import hp\n"
          "SPACE = {'x': hp.uniform('x', -1, 1), 'y': hp.uniform('y', -1, 1)}\n")
+# Each trial first waits (until WAIT_UNTIL, a time.time() the test writes above this) until the
+# study holds a trial of the other launcher (Dask's carry a run_id, the local launcher's do
+# not). Neither launcher can then take every place before the other starts (the local one runs
+# a trial every few seconds, while the Dask one may still be starting), and some trial of each
+# runs while one of the other does.
 SCRIPT = textwrap.dedent("""
+    import time
     import hpo_plugins as hpo
     trial = hpo.current_trial()
+    on_dask = "run_id" in trial.system_attrs
+    while (time.time() < WAIT_UNTIL
+           and not any(("run_id" in t.system_attrs) != on_dask for t in trial.study.trials)):
+        time.sleep(0.1)
     x, y = trial.params["x"], trial.params["y"]
     for step in range(2):
         trial.report((x - 0.3) ** 2 + y ** 2 + 1.0 / (step + 1), step)
@@ -33,7 +44,7 @@ SCRIPT = textwrap.dedent("""
 
 def _run_command(tmp_path: Path, *extra: str) -> list[str]:
     (tmp_path / "space.py").write_text(SPACE)
-    (tmp_path / "train.py").write_text(SCRIPT)
+    (tmp_path / "train.py").write_text(f"WAIT_UNTIL = {time.time() + 120!r}\n{SCRIPT}")
     return [sys.executable, "-m", "hpo_plugins.cli", "run", "--space",
             f"{tmp_path / 'space.py'}:SPACE", "--study", "together", "--max-trials",
             str(MAX_TRIALS), "--seed", "0", "--logdir", str(tmp_path / "runs"), *extra, "--",

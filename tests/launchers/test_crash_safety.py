@@ -66,11 +66,13 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _wait_for(predicate: object, timeout: float = 90.0) -> None:
+def _wait_for(predicate: object, timeout: float = 90.0) -> Any:
+    """Poll ``predicate`` until it returns a true value; return that value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
+        value = predicate()  # type: ignore[operator]
+        if value:
+            return value
         time.sleep(0.1)
     raise AssertionError("condition not reached in time")
 
@@ -83,9 +85,16 @@ def _trials(tmp_path: Path) -> list[hpo.FrozenTrial]:
 
 
 def _running_pid(tmp_path: Path) -> int | None:
+    running = _running_trial(tmp_path)
+    return None if running is None else running[1]
+
+
+def _running_trial(tmp_path: Path) -> tuple[int, int] | None:
+    """A RUNNING trial whose objective has started: its number and pid, read together (a
+    reused worker runs one trial after another)."""
     for trial in _trials(tmp_path):
         if trial.state is TrialState.RUNNING and "pid" in trial.user_attrs:
-            return int(trial.user_attrs["pid"])
+            return trial.number, int(trial.user_attrs["pid"])
     return None
 
 
@@ -93,17 +102,18 @@ def _running_pid(tmp_path: Path) -> int | None:
                                              ("reuse", "n"), ("fresh", "n")])
 def test_killing_a_worker_fails_its_trial_and_the_study_completes(tmp_path: Path, mode: str,
                                                                   limit: str) -> None:
-    launcher = _start(tmp_path, mode, total=8, seconds=1.0, limit=limit)
-    _wait_for(lambda: _running_pid(tmp_path) is not None)
-    victim = _running_pid(tmp_path)
-    assert victim is not None and victim != launcher.pid
+    # 2 s a trial: the trial read below is still running when its worker is killed
+    launcher = _start(tmp_path, mode, total=8, seconds=2.0, limit=limit)
+    # one read gives the trial and its pid: a reused worker ran earlier trials with that pid
+    number, victim = _wait_for(lambda: _running_trial(tmp_path))
+    assert victim != launcher.pid
     os.kill(victim, signal.SIGKILL)
     assert launcher.wait(timeout=180) == 0
     trials = _trials(tmp_path)
-    killed = [t for t in trials if t.user_attrs.get("pid") == victim]
-    assert killed and killed[0].state is TrialState.FAIL
+    (killed,) = [t for t in trials if t.number == number]
+    assert killed.user_attrs.get("pid") == victim and killed.state is TrialState.FAIL
     # failed by the launcher when it saw the process die, or by its stale heartbeat
-    assert "worker" in (killed[0].fail_reason or "")
+    assert "worker" in (killed.fail_reason or "")
     assert sum(t.state is TrialState.COMPLETE for t in trials) == 8  # n_trials too: replaced
     assert not [t for t in trials if t.state is TrialState.RUNNING]
 
@@ -313,8 +323,8 @@ def test_ctrl_c_stops_every_worker_and_fails_running_trials(tmp_path: Path) -> N
     assert not [t for t in trials if t.state is TrialState.RUNNING]
     assert any("interrupted" in (t.fail_reason or "") for t in trials)
     pids = {int(t.user_attrs["pid"]) for t in trials if "pid" in t.user_attrs}
-    time.sleep(1.0)
-    assert not [p for p in pids if _alive(p)]
+    # a worker the launcher left behind sees it gone at its next poll (every 0.5 s) and exits
+    _wait_for(lambda: not [p for p in pids if _alive(p)], timeout=10)
 
 
 def _alive(pid: int) -> bool:

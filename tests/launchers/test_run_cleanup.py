@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,15 +71,37 @@ def test_a_trial_left_running_after_the_last_task_is_requeued(tmp_path: Path) ->
     assert trials[1].params == lost.params and trials[1].system_attrs["retry_of"] == 0
 
 
+_PROBE = "hpo-tests-connection-probe"
+
+
 def _connections(url: str) -> int:
-    """Connections that other sessions hold to the database of ``url``."""
+    """Connections that other sessions hold to the database of ``url`` (not counting this
+    probe's own, nor an earlier probe's whose backend may still be exiting)."""
     import psycopg
 
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"),
+                         application_name=_PROBE) as conn:
         row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                           "current_database() AND pid <> pg_backend_pid()").fetchone()
+                           "current_database() AND pid <> pg_backend_pid() "
+                           "AND application_name IS DISTINCT FROM %s", (_PROBE,)).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _settled_connections(url: str, at_most: int | None = None, timeout: float = 15.0) -> int:
+    """:func:`_connections` once backends whose clients closed them have exited: the same
+    count three reads in a row (and at most ``at_most``, if it comes down to that in time).
+
+    A closed connection's backend leaves ``pg_stat_activity`` a moment after the client is
+    done with it; a connection that is still open stays, so a leak still shows."""
+    deadline = time.monotonic() + timeout
+    seen = [_connections(url)]
+    while time.monotonic() < deadline and not (
+            len(seen) >= 3 and len(set(seen[-3:])) == 1
+            and (at_most is None or seen[-1] <= at_most)):
+        time.sleep(0.1)
+        seen.append(_connections(url))
+    return seen[-1]
 
 
 @pytest.fixture
@@ -103,11 +126,13 @@ def test_a_new_job_closes_the_storage_of_the_job_it_replaces(fresh_postgres_url:
     kept: list[Any] = []  # the replaced studies stay referenced
 
     def run_in_one_thread() -> list[int]:
-        counts = []
+        counts: list[int] = []
         for job in jobs:
             assert run_task(job) is not None
             kept.append(_unpack(job)[0])
-            counts.append(_connections(fresh_postgres_url))
+            # the replaced storage's backends may still be exiting: wait (bounded) for them
+            counts.append(_settled_connections(fresh_postgres_url,
+                                               at_most=counts[0] if counts else None))
         kept[-1].storage.close()
         return counts
 

@@ -7,7 +7,8 @@ one by one; everything else still fails the test (``filterwarnings = error``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -35,6 +36,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "/tests/lightning/" in str(item.path):
             for spec in _UNAVOIDABLE:
                 item.add_marker(pytest.mark.filterwarnings(spec))
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_master_port() -> Iterator[None]:
+    """Each test starts without ``MASTER_PORT`` and leaves none behind.
+
+    ``ddp_spawn`` (and ``ddp_fork``) set ``os.environ["MASTER_PORT"]`` in this process to a free
+    port and never remove it; a later run would then reuse that port, which may no longer be
+    free. A value set before the test is put back afterwards.
+    """
+    before = os.environ.pop("MASTER_PORT", None)
+    try:
+        yield
+    finally:
+        os.environ.pop("MASTER_PORT", None)
+        if before is not None:
+            os.environ["MASTER_PORT"] = before
 
 
 class CountingStorage(InMemoryStorage):

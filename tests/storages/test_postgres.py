@@ -9,7 +9,6 @@ against 0.39 s for CREATE DATABASE and DROP DATABASE per test).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -176,17 +175,23 @@ def test_connections_closed_by_the_server_are_replaced(clean_postgres_url: str,
 
 
 def _terminate_other_backends(url: str) -> int:
-    """Terminate every other connection to the database of ``url``; how many there were."""
+    """Terminate every other connection to the database of ``url``; how many there were.
+
+    Each call waits until its backend process has exited (PostgreSQL >= 14), so the client's
+    socket already holds the FATAL message and is closed by the server when this returns.
+    """
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            killed = conn.execute(sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+            row = conn.execute(sa.text(
+                "SELECT count(*), coalesce(bool_and(pg_terminate_backend(pid, 30000)), true) "
+                "FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).one()
     finally:
         engine.dispose()
-    time.sleep(0.2)  # the FATAL message reaches the clients' sockets
-    return int(killed or 0)
+    killed, all_gone = row
+    assert all_gone, "a terminated backend did not exit within 30 s"
+    return int(killed)
 
 
 def test_version_1_database_is_upgraded_in_place(clean_postgres_url: str) -> None:
