@@ -15,7 +15,7 @@ import pytest
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
 from hpo_plugins._api import default_study_name
-from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError
+from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError, TrialFinishedError
 from hpo_plugins.samplers import RandomSampler
 from hpo_plugins.storages import Storage
 
@@ -378,5 +378,17 @@ def test_a_trial_ended_elsewhere_while_it_ran_keeps_that_end_and_the_run_goes_on
     first, second = study.trials
     assert first.state is TrialState.FAIL and first.fail_reason == "stale heartbeat (test)"
     assert first.value is None and second.state is TrialState.COMPLETE
-    assert "Trial 0 was ended elsewhere while this process ran it (FAIL: stale heartbeat " \
+    assert "Trial 0 was failed elsewhere while this process ran it (stale heartbeat " \
            "(test)): this process's result is dropped." in caplog.text
+    assert "TrialFinishedError" not in caplog.text  # not reported as the objective's failure
+
+
+def test_an_objective_that_tells_its_own_trial_is_an_error_not_a_lost_trial() -> None:
+    def objective(params: dict[str, float]) -> float:
+        trial = hpo.current_trial()
+        trial.study.tell(trial, 0.5)  # the loop tells it: this is a mistake to report
+        return params["x"]
+
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:")
+    with pytest.raises(TrialFinishedError, match="already COMPLETE"):
+        study.optimize(objective, n_trials=1)

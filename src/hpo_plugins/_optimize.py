@@ -309,15 +309,16 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
             return _tell_pruned(study, trial)
         except KeyboardInterrupt:
             _tell(study, trial, state=TrialState.FAIL,
-                       fail_reason="interrupted by the user (KeyboardInterrupt)")
+                  fail_reason="interrupted by the user (KeyboardInterrupt)")
             _logger.warning("Interrupted: trial %d marked FAIL; stopping.", trial.number)
             raise
         except Exception as exc:
             # the objective met its own trial ended elsewhere (see _tell): not its fault
-            elsewhere = (isinstance(exc, TrialFinishedError) and study.storage.get_trial(
-                trial.trial_id).state is not TrialState.RUNNING)
+            ended = _ended_elsewhere(study, trial) if isinstance(exc, TrialFinishedError) else None
+            if ended is not None:
+                return ended
             frozen = _tell_exception(study, trial, exc)
-            if not isinstance(exc, settings.catch) and not elsewhere:
+            if not isinstance(exc, settings.catch):
                 raise
             return frozen
         except BaseException as exc:  # SystemExit, GeneratorExit: never leave the trial RUNNING
@@ -329,21 +330,33 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
 def _tell(study: Study, trial: Trial, value: float | None = None, *,
           state: TrialState | None = None, fail_reason: str | None = None,
           system_attrs: dict[str, Any] | None = None) -> FrozenTrial:
-    """``study.tell`` for a trial this loop runs. A trial ended meanwhile by another process
-    keeps that end: its heartbeat went stale (this process was stopped or frozen, and came
-    back), so it was failed and perhaps already retried elsewhere. This process's result is
-    dropped with a warning, and the run goes on instead of failing on the finished trial."""
+    """``study.tell`` for a trial this loop runs; a trial failed meanwhile by another process
+    keeps that end (see :func:`_ended_elsewhere`)."""
     try:
         return study.tell(trial, value, state=state, fail_reason=fail_reason,
                           system_attrs=system_attrs)
     except TrialFinishedError:
-        frozen = study.storage.get_trial(trial.trial_id)
-        if frozen.state is TrialState.RUNNING:
+        ended = _ended_elsewhere(study, trial)
+        if ended is None:
             raise
-        _logger.warning("Trial %d was ended elsewhere while this process ran it (%s%s): "
-                        "this process's result is dropped.", trial.number, frozen.state.name,
-                        f": {frozen.fail_reason}" if frozen.fail_reason else "")
-        return frozen
+        return ended
+
+
+def _ended_elsewhere(study: Study, trial: Trial) -> FrozenTrial | None:
+    """``trial`` as another process failed it while this one ran it, or None (it was not).
+
+    Only a heartbeat check (this process was stopped or frozen past the grace period, and came
+    back) or a launcher (its worker looked dead) ends another process's trial, and always as
+    FAIL; the trial may already be retried elsewhere. Its end stands: this process's result is
+    dropped with a warning, and the run goes on instead of failing on the finished trial. Any
+    other end (the objective told its own trial) is a mistake to report, not to hide.
+    """
+    frozen = study.storage.get_trial(trial.trial_id)
+    if frozen.state is not TrialState.FAIL:
+        return None
+    _logger.warning("Trial %d was failed elsewhere while this process ran it (%s): this "
+                    "process's result is dropped.", trial.number, frozen.fail_reason)
+    return frozen
 
 
 def _tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:
@@ -373,7 +386,7 @@ def _tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTri
     reason = " ".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", ())])
     _logger.warning("Trial %d failed: %s", trial.number, reason)
     return _tell(study, trial, state=TrialState.FAIL, fail_reason=reason,
-                      system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
+                 system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
 
 
 def _explain_optuna_style(exc: BaseException) -> None:

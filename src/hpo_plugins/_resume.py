@@ -15,9 +15,9 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import TrialState
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins.trial import Trial
 
-__all__ = ["RESUMED_ATTR", "Resume", "carry_over", "claim", "find_resume", "link_into",
-           "lost_chain", "numbered", "own_folders", "still_running"]
+__all__ = ["RESUMED_ATTR", "Resume", "carry_over", "claim", "find_resume", "folders_to_clean",
+           "link_into", "lost_chain", "numbered", "warn_without_retries"]
 
 _logger = logging.getLogger(__name__)
 
@@ -46,15 +46,36 @@ class Resume:
 
 def lost_chain(trial: Trial) -> list[FrozenTrial]:
     """The lost trials ``trial`` replaces: the one it is a retry of, then that one's, ..."""
-    number = trial.system_attrs.get("retry_of")
-    if number is None:
+    if trial.system_attrs.get("retry_of") is None:
         return []
-    by_number = {t.number: t for t in trial.study.get_trials()}
+    return _chain({t.number: t for t in trial.study.get_trials()}, trial.system_attrs)
+
+
+def _chain(by_number: Mapping[int, FrozenTrial],
+           attrs: Mapping[str, Any]) -> list[FrozenTrial]:
+    """The chain of lost trials from a trial's system attributes ``attrs`` (``retry_of``)."""
     chain: list[FrozenTrial] = []
+    number = attrs.get("retry_of")
     while isinstance(number, int) and number in by_number and by_number[number] not in chain:
         chain.append(by_number[number])
         number = by_number[number].system_attrs.get("retry_of")
     return chain
+
+
+_warned_without_retries: set[str] = set()
+
+
+def warn_without_retries(trial: Trial, who: str) -> None:
+    """Log once per study and process that ``who`` keeps resumable state for nothing: the study
+    re-queues no lost trial (``max_retries=0``), so no retry resumes it, and the last state of
+    a lost trial stays in its folder."""
+    study = trial.study
+    if study.max_retries or study.study_name in _warned_without_retries:
+        return
+    _warned_without_retries.add(study.study_name)
+    _logger.warning("%s(resume_lost_trials=True) in study %r with max_retries=0: a lost trial "
+                    "is not re-queued, so nothing resumes it, and its last saved state stays "
+                    "in its folder. Pass max_retries=1 (or more).", who, study.study_name)
 
 
 def numbered(folder: str, pattern: re.Pattern[str]) -> list[tuple[int, str]]:
@@ -103,16 +124,6 @@ def claim(trial: Trial, states: Callable[[str], list[tuple[int, str]]],
     return None
 
 
-def still_running(trial: Trial) -> bool:
-    """Whether ``trial`` is still RUNNING in the storage, so still this worker's. A worker
-    judged dead (its heartbeat went stale: a stopped or frozen process) finds its trial failed,
-    and perhaps already retried from its files: those are the retry's, not to be deleted."""
-    try:
-        return trial.study.storage.get_trial(trial.trial_id).state is TrialState.RUNNING
-    except Exception:  # the storage is unreachable: keep the files, at worst they stay
-        return False
-
-
 def link_into(source: str, folder: str) -> str:
     """A hard link (else a copy) of ``source`` in ``folder``, under the same name; its path.
 
@@ -157,11 +168,36 @@ def carry_over(trial: Trial, resume: Resume, checkpoint: str) -> None:
                  lost.number, checkpoint, resume.step)
 
 
-def own_folders(trial: Trial) -> list[str]:
-    """``trial``'s folder and those of the lost trials of its chain that lie under the study's
-    own trial directory: the folders whose resumable state may be deleted once ``trial`` has
-    ended. A lost trial of a study copied from elsewhere records the original's folder, whose
-    files belong to the original."""
+def folders_to_clean(trial: Trial) -> list[str]:
+    """The trial folders whose resumable state may be deleted now that ``trial``'s objective
+    has returned in this process.
+
+    If ``trial`` is still RUNNING, it ended here: its own folder and those of the lost trials
+    of its chain, which nobody can resume any more. If it is not (this worker was judged dead:
+    stopped or frozen past the grace period, and its trial failed meanwhile), the others are
+    not this worker's to touch: its own folder only, and only when no waiting or running trial
+    is a retry of it (such a retry resumes from those files). Only folders under the study's
+    own trial directory: a lost trial of a study copied from elsewhere records the original's
+    folder, whose files belong to the original.
+    """
+    try:
+        running = trial.study.storage.get_trial(trial.trial_id).state is TrialState.RUNNING
+    except Exception:  # the storage is unreachable: keep the files, at worst they stay
+        return []
+    if running:
+        folders = [trial.log_dir] + [t.log_dir for t in lost_chain(trial) if t.log_dir]
+    elif _retried(trial):
+        return []
+    else:
+        folders = [trial.log_dir]
     root = os.path.abspath(trial.study.artifact_root)
-    folders = [trial.log_dir] + [t.log_dir for t in lost_chain(trial) if t.log_dir]
     return [f for f in folders if os.path.commonpath([root, os.path.abspath(f)]) == root]
+
+
+def _retried(trial: Trial) -> bool:
+    """Whether a WAITING or RUNNING trial is a retry of ``trial``, directly or through a chain
+    of lost retries."""
+    by_number = {t.number: t for t in trial.study.get_trials()}
+    return any(any(lost.number == trial.number for lost in _chain(by_number, t.system_attrs))
+               for t in by_number.values()
+               if t.state in (TrialState.WAITING, TrialState.RUNNING))

@@ -30,9 +30,9 @@ class _Watch(keras.callbacks.Callback):
     checkpoint and before the epoch's backup; with ``"end"`` once the fit is over, after the
     last epoch's backup.
 
-    Lost as a worker judged dead is: its trial is failed in the storage (as a stale heartbeat
-    gets it failed), then the worker's fit stops (an exception). Such a worker must leave its
-    backups to the retry, as a killed one does."""
+    Lost as a worker judged dead is: its trial is failed in the storage and re-queued (as the
+    check of a stale heartbeat does), then the worker's fit stops (an exception). Such a worker
+    must leave its backups to the retry, as a killed one does."""
 
     def __init__(self, lose_at: Any) -> None:
         super().__init__()
@@ -41,8 +41,9 @@ class _Watch(keras.callbacks.Callback):
     def _lose(self, when: Any) -> None:
         trial = hpo.current_trial()
         if self.lose_at == when and "retry_of" not in trial.system_attrs:
-            trial.study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
-                                             {"fail_reason": "stale heartbeat (test)"})
+            dead = trial.study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                                    {"fail_reason": "stale heartbeat (test)"})
+            trial.study.requeue_lost(dead)
             raise RuntimeError("lost")
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
@@ -80,7 +81,6 @@ def _lose_then_retry(tmp_path: Path, digits: Data, build_fn: Any, lose_at: Any,
     study.optimize(_objective(digits, build_fn, lose_at), n_trials=1, catch=RuntimeError)
     lost = study.trials[0]
     assert lost.state is TrialState.FAIL and lost.fail_reason == "stale heartbeat (test)"
-    study.requeue_lost(lost)  # what failing it for its stale heartbeat leads to
     study.optimize(_objective(digits, retry_build_fn or build_fn, lose_at), n_trials=1)
     return study.trials[0], study.trials[1]
 
@@ -147,6 +147,14 @@ def test_a_judged_dead_worker_leaves_its_backup_and_it_holds_the_best_weights_of
     assert scores["live"] == pytest.approx(curve[2], rel=1e-4)
 
 
+def test_a_judged_dead_worker_that_nothing_retries_deletes_its_backup(
+        tmp_path: Path, digits: Data, build_fn: Any) -> None:
+    study = _study(tmp_path, "lost")  # max_retries=0: the lost trial is not re-queued
+    study.optimize(_objective(digits, build_fn, 3), n_trials=1, catch=RuntimeError)
+    (lost,) = study.trials
+    assert lost.fail_reason == "stale heartbeat (test)" and _backups_left(lost) == []
+
+
 def test_the_best_epoch_weights_are_carried_over(tmp_path: Path, digits: Data,
                                                  build_fn: Any) -> None:
     """Lost after its last epoch, the retry trains no more: its value and best weights are the
@@ -205,11 +213,17 @@ def test_without_resume_no_backup_is_written(tmp_path: Path, digits: Data,
     assert not (Path(result.best_trial.log_dir or "") / "backup").exists()
 
 
-def test_resume_without_retries_warns(build_fn: Any, digits: Data) -> None:
-    with pytest.warns(UserWarning, match=r"max_retries=0: a lost trial is not re-queued"), \
-            pytest.raises(ConfigurationError, match="epochs"):  # stops it before any trial
-        keras_tune(build_fn, {"units": hp.choice("units", [4])}, x=digits["x"], y=digits["y"],
-                   resume_lost_trials=True, epochs=0)
+def test_resume_without_retries_warns_once(tmp_path: Path, build_fn: Any, digits: Data,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    keras_tune(build_fn, {"units": hp.choice("units", [4, 8]), "lr": hp.choice("lr", [0.01])},
+               x=digits["x"], y=digits["y"],
+               validation_data=(digits["x_val"], digits["y_val"]), epochs=1, n_trials=2,
+               storage=f"sqlite:///{tmp_path}/k.db", study_name="no-retries",
+               resume_lost_trials=True, show_progress_bar=False)
+    warned = [r for r in caplog.records if "max_retries=0: a lost trial is not re-queued" in
+              r.getMessage()]
+    assert len(warned) == 1 and "keras_tune(resume_lost_trials=True) in study 'no-retries'" \
+        in warned[0].getMessage()
 
 
 def test_resume_lost_trials_must_be_a_bool(build_fn: Any, digits: Data) -> None:

@@ -279,15 +279,16 @@ def test_a_copied_study_resumes_a_lost_trial_and_leaves_the_originals_checkpoint
 
 class _JudgedDead(L.Callback):
     """At the first batch of epoch 2 of a trial's first attempt, the trial is failed in the
-    storage (as a stale heartbeat gets it failed while its process is stopped), then the
-    process comes back and its fit fails on it."""
+    storage and re-queued (as the check of a stale heartbeat does while its process is
+    stopped), then the process comes back and its fit fails on it."""
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
                              batch_idx: int) -> None:
         trial = hpo.current_trial()
         if trainer.current_epoch == 2 and "retry_of" not in trial.system_attrs:
-            trial.study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
-                                             {"fail_reason": "stale heartbeat (test)"})
+            dead = trial.study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                                    {"fail_reason": "stale heartbeat (test)"})
+            trial.study.requeue_lost(dead)
             raise RuntimeError("came back")
 
 
@@ -303,7 +304,6 @@ def test_a_worker_judged_dead_leaves_its_checkpoint_to_the_retry(make_study: Any
     assert lost.fail_reason == "stale heartbeat (test)"  # the first end stands
     folder = Path(lost.log_dir or "") / "checkpoints"
     assert [p.name for p in folder.iterdir()] == ["last-step=1.ckpt"]  # not deleted
-    study.requeue_lost(lost)
     study.optimize(objective, n_trials=1)
     retry = study.trials[1]
     assert retry.state is TrialState.COMPLETE and retry.system_attrs["resumed_from"]["step"] == 1

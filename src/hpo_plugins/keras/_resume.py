@@ -22,7 +22,8 @@ the retry trains from scratch. With ``resume_lost_trials=True``:
   trains from scratch and records why in ``"resume_failed"``;
 * once a trial ends (complete, pruned or failed, but not lost), its backups and those of the
   lost trials of its chain are deleted. A worker that finds its trial failed meanwhile (it was
-  judged dead: a stopped or frozen process) deletes nothing: its files are its retry's.
+  judged dead: a stopped or frozen process) deletes only its own, and only if no trial is
+  waiting or running to retry it: otherwise they are its retry's.
 
 What Keras does not save in the weights file is not restored: the random state (the data's
 shuffling and dropout of the resumed epochs differ from an uninterrupted run's, even seeded)
@@ -75,13 +76,14 @@ def _backups(log_dir: str) -> list[tuple[int, str]]:
 
 class EpochBackup(keras.callbacks.Callback):
     """Saves the model, its optimiser and the best-epoch weights at the end of every epoch, for
-    a retry to resume. ``best_file``: the trial's live best-epoch weights file."""
+    a retry to resume. ``best``: the trial's best-epoch ``ModelCheckpoint``, with a ``saves``
+    count of the times it wrote its file."""
 
-    def __init__(self, log_dir: str, best_file: str) -> None:
+    def __init__(self, log_dir: str, best: Any) -> None:
         super().__init__()
         self.folder = _folder(log_dir)
-        self.best_file = best_file
-        self._best_seen: tuple[int, int] | None = None  # (mtime_ns, size) of the last copy
+        self.best = best
+        self._copied: int | None = None  # best.saves when the best file was last copied
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         path = os.path.join(self.folder, f"epoch={epoch + 1}")
@@ -91,25 +93,33 @@ class EpochBackup(keras.callbacks.Callback):
         self.model.save_weights(os.path.join(building, _MODEL))
         self._snapshot_best(building, older[-1] if older else None)
         if os.path.isdir(path):  # this epoch again (a fit restarted at it): replace it
-            shutil.rmtree(path)
+            _remove(path)
         os.rename(building, path)
         for stale in older:
-            shutil.rmtree(stale, ignore_errors=True)
+            _remove(stale)
 
     def _snapshot_best(self, building: str, previous: str | None) -> None:
         """The best-epoch weights as they are now: linked from the previous backup when
-        ``ModelCheckpoint`` has not rewritten them since, else copied."""
-        try:
-            stat = os.stat(self.best_file)
-        except FileNotFoundError:
+        ``ModelCheckpoint`` has not written them since, else copied."""
+        if not os.path.exists(self.best.filepath):
             return  # no epoch has been the best yet
-        seen = (stat.st_mtime_ns, stat.st_size)
         kept = os.path.join(previous, _BEST) if previous else None
-        if seen == self._best_seen and kept and os.path.exists(kept):
+        if self.best.saves == self._copied and kept and os.path.exists(kept):
             os.link(kept, os.path.join(building, _BEST))
             return
-        shutil.copyfile(self.best_file, os.path.join(building, _BEST))
-        self._best_seen = seen
+        shutil.copyfile(self.best.filepath, os.path.join(building, _BEST))
+        self._copied = self.best.saves
+
+
+def _remove(folder: str) -> None:
+    """Delete a backup folder: first renamed out of the ``epoch=<N>`` names (one atomic step),
+    so that a retry never finds a folder of that name half deleted."""
+    doomed = os.path.join(os.path.dirname(folder), f"tmp-{uuid.uuid4().hex}")
+    try:
+        os.rename(folder, doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def resume_into(trial: Trial, model: Any, *, best_file: str,
@@ -154,11 +164,13 @@ def _link_backup(source: str, log_dir: str) -> str:
     try:
         for name in os.listdir(source):
             _resume.link_into(os.path.join(source, name), building)
+        if not os.path.exists(os.path.join(building, _MODEL)):
+            raise FileNotFoundError(os.path.join(source, _MODEL))
     except FileNotFoundError:
         shutil.rmtree(building, ignore_errors=True)
         raise
     if os.path.isdir(own):
-        shutil.rmtree(own)
+        _remove(own)
     os.rename(building, own)
     return own
 
@@ -171,17 +183,13 @@ def _load(model: Any, path: str) -> str | None:
     try:
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)  # its variables must exist
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings():
+            # Keras loads the rest and only warns: the optimiser (say) would silently start
+            # afresh under a resume's name
+            warnings.filterwarnings("error", message="Skipping variable loading")
             model.load_weights(path)
-    except (OSError, ValueError) as exc:  # another architecture, or an unreadable file
+    except (OSError, ValueError, UserWarning) as exc:  # another model, an unreadable file
         return _gist(f"{type(exc).__name__}: {exc}")
-    skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
-    if skipped:  # Keras loads the rest: the optimiser (say) would silently start afresh
-        return _gist(skipped[0])
-    for warning in caught:  # not ours to judge: pass them on as they came
-        warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                               warning.lineno)
     return None
 
 
@@ -195,15 +203,10 @@ def _gist(message: str) -> str:
 
 
 def discard_backups(trial: Trial) -> None:
-    """Delete the backups of ``trial`` and of the lost trials of its chain, once ``trial`` has
-    ended here: nobody can resume them (only under the study's own trial directory). Not if
-    ``trial`` is no longer RUNNING: this worker was judged dead, and its files are its retry's.
-    """
-    if not _resume.still_running(trial):
-        _logger.info("Trial %d was ended elsewhere (its worker was judged dead); its backups "
-                     "are left to its retry.", trial.number)
-        return
-    for folder in _resume.own_folders(trial):
+    """Delete the backups that nobody can resume now that ``trial``'s objective has returned:
+    see :func:`hpo_plugins._resume.folders_to_clean` (a worker judged dead leaves its backups
+    to its retry)."""
+    for folder in _resume.folders_to_clean(trial):
         backups = _folder(folder)
         try:
             names = os.listdir(backups)
@@ -211,4 +214,4 @@ def discard_backups(trial: Trial) -> None:
             continue
         for name in names:
             if _NAME.match(name) or name.startswith("tmp-"):
-                shutil.rmtree(os.path.join(backups, name), ignore_errors=True)
+                _remove(os.path.join(backups, name))

@@ -14,7 +14,6 @@ import inspect
 import logging
 import math
 import os
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from hpo_plugins._callback_args import as_number, raise_recorded_stop
 from hpo_plugins._direction import resolve_direction
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins._numbers import is_integer
+from hpo_plugins._resume import warn_without_retries
 from hpo_plugins._signature import one_argument_problem
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
@@ -210,6 +210,8 @@ class KerasObjective:
         path = os.path.join(trial.log_dir, CHECKPOINT_FILE)
         trial.set_user_attr(CHECKPOINT_ATTR, path)
         fit_kwargs, best, before = dict(self.fit_kwargs), None, []
+        if self.resume_lost_trials:
+            warn_without_retries(trial, "keras_tune")
         if self.resume_lost_trials and "retry_of" in trial.system_attrs:
             resumed = resume_into(trial, model, best_file=path, mode=self._mode())
             if resumed is not None:
@@ -227,7 +229,7 @@ class KerasObjective:
                                      initial_value_threshold=best)
         callbacks = [reporter, checkpoint, *_tensorboard(trial), *self._user_callbacks(trial)]
         if self.resume_lost_trials:  # last: it saves what the others have done in the epoch
-            callbacks.append(EpochBackup(trial.log_dir, path))
+            callbacks.append(EpochBackup(trial.log_dir, checkpoint))
         history = dict(model.fit(**fit_kwargs, callbacks=callbacks).history)
         if before:  # the lost trial's epochs count toward the best value
             history[self.objective] = [*before, *history.get(self.objective, [])]
@@ -338,11 +340,16 @@ class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
     the trial then).
 
     Keras' own would warn and save anyway, which hides the real error behind a second one.
+    ``saves`` counts the epochs it wrote its file (``EpochBackup`` reads it).
     """
+
+    saves = 0
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if logs is not None and as_number(logs.get(self.monitor)) is not None:
+            best = self.best
             super().on_epoch_end(epoch, logs)
+            self.saves += self.best != best  # save_best_only: a new best is a new file
 
 
 def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: Any = None,
@@ -434,10 +441,6 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         ...                     pruner=hpo.pruners.HyperbandPruner())
         >>> model = result.best_model()  # doctest: +SKIP
     """
-    if resume_lost_trials is True and max_retries == 0:
-        warnings.warn("keras_tune(resume_lost_trials=True) with max_retries=0: a lost trial is "
-                      "not re-queued, so nothing resumes it, and its last backup stays in its "
-                      "folder. Pass max_retries=1 (or more).", UserWarning, stacklevel=2)
     resolved = resolve_direction(objective, direction)
     kwargs = fit_arguments(fit_kwargs, x=x, y=y, validation_data=validation_data,
                            validation_split=validation_split, epochs=epochs,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from hpo_plugins._callback_args import check_monitor, raise_recorded_stop
+from hpo_plugins._resume import warn_without_retries
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
@@ -109,6 +110,8 @@ class LightningObjective:
                 curve).
         """
         trial = current_trial()
+        if self.resume_lost_trials:
+            warn_without_retries(trial, "lightning_objective")
         try:
             start = resume_from(trial) if self.resume_lost_trials else None
             checkpoint = self._fit(trial, params, start)

@@ -26,8 +26,8 @@ epochs the lost trial had trained are lost. With ``resume_lost_trials=True``:
   the next epoch. Only epoch-based training (``max_epochs``) is supported;
 * once a trial ends (complete, pruned or failed, but not lost), its checkpoints and those of the
   lost trials of its chain are deleted: nobody can resume them any more. A worker that finds
-  its trial failed meanwhile (it was judged dead: a stopped or frozen process) deletes nothing:
-  its checkpoints are its retry's.
+  its trial failed meanwhile (it was judged dead: a stopped or frozen process) deletes only its
+  own, and only if no trial is waiting or running to retry it: otherwise they are its retry's.
 """
 
 from __future__ import annotations
@@ -181,13 +181,10 @@ def resume_from(trial: Trial) -> str | None:
 
 
 def discard_checkpoints(trial: Trial) -> None:
-    """Delete the resumable checkpoints of ``trial`` and of the lost trials of its chain, once
-    ``trial`` has ended here: nobody can resume them (only under the study's own trial
-    directory). Not if ``trial`` is no longer RUNNING: this worker was judged dead, and its
-    checkpoints are its retry's."""
-    if not _resume.still_running(trial):
-        return
-    for folder in _resume.own_folders(trial):
+    """Delete the resumable checkpoints that nobody can resume now that ``trial``'s objective
+    has returned: see :func:`hpo_plugins._resume.folders_to_clean` (a worker judged dead
+    leaves its checkpoints to its retry)."""
+    for folder in _resume.folders_to_clean(trial):
         try:
             names = os.listdir(_folder(folder))
         except OSError:
