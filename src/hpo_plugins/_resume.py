@@ -175,8 +175,8 @@ def folders_to_clean(trial: Trial) -> list[str]:
     If ``trial`` is still RUNNING, it ended here: its own folder and those of the lost trials
     of its chain, which nobody can resume any more. If it is not (this worker was judged dead:
     stopped or frozen past the grace period, and its trial failed meanwhile), the others are
-    not this worker's to touch: its own folder only, and only when no waiting or running trial
-    is a retry of it (such a retry resumes from those files). Only folders under the study's
+    not this worker's to touch: its own folder only, and only when it is not being retried
+    (see :func:`_retried`; a retry resumes from those files). Only folders under the study's
     own trial directory: a lost trial of a study copied from elsewhere records the original's
     folder, whose files belong to the original.
     """
@@ -195,9 +195,14 @@ def folders_to_clean(trial: Trial) -> list[str]:
 
 
 def _retried(trial: Trial) -> bool:
-    """Whether a WAITING or RUNNING trial is a retry of ``trial``, directly or through a chain
-    of lost retries."""
+    """Whether ``trial`` is being retried: a WAITING or RUNNING trial is a retry of it (directly
+    or through a chain of lost retries), or none is yet but its retries are not used up (the
+    check that failed it re-queues it a moment later)."""
     by_number = {t.number: t for t in trial.study.get_trials()}
-    return any(any(lost.number == trial.number for lost in _chain(by_number, t.system_attrs))
-               for t in by_number.values()
-               if t.state in (TrialState.WAITING, TrialState.RUNNING))
+    retries = [t for t in by_number.values()
+               if any(lost.number == trial.number for lost in _chain(by_number, t.system_attrs))]
+    if retries:
+        return any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in retries)
+    stored = by_number.get(trial.number)
+    used = int(stored.system_attrs.get("retries", 0)) if stored is not None else 0
+    return used < trial.study.max_retries
