@@ -313,8 +313,9 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
             _logger.warning("Interrupted: trial %d marked FAIL; stopping.", trial.number)
             raise
         except Exception as exc:
-            # the objective met its own trial ended elsewhere (see _tell): not its fault
-            ended = _ended_elsewhere(study, trial) if isinstance(exc, TrialFinishedError) else None
+            # its trial was failed elsewhere meanwhile (see _tell): whatever the objective met
+            # then (TrialFinishedError at its next report, most likely), the trial is gone
+            ended = _ended_elsewhere(study, trial, exc)
             if ended is not None:
                 return ended
             frozen = _tell_exception(study, trial, exc)
@@ -342,20 +343,23 @@ def _tell(study: Study, trial: Trial, value: float | None = None, *,
         return ended
 
 
-def _ended_elsewhere(study: Study, trial: Trial) -> FrozenTrial | None:
+def _ended_elsewhere(study: Study, trial: Trial,
+                     error: BaseException | None = None) -> FrozenTrial | None:
     """``trial`` as another process failed it while this one ran it, or None (it was not).
 
     Only a heartbeat check (this process was stopped or frozen past the grace period, and came
     back) or a launcher (its worker looked dead) ends another process's trial, and always as
-    FAIL; the trial may already be retried elsewhere. Its end stands: this process's result is
-    dropped with a warning, and the run goes on instead of failing on the finished trial. Any
-    other end (the objective told its own trial) is a mistake to report, not to hide.
+    FAIL; the trial may already be retried elsewhere. Its end stands: this process's result
+    (or the ``error`` its objective raised) is dropped with a warning, and the run goes on
+    instead of failing on the finished trial. An objective that told its own trial COMPLETE or
+    PRUNED made a mistake to report, not to hide (one that told it FAIL is taken at its word).
     """
     frozen = study.storage.get_trial(trial.trial_id)
     if frozen.state is not TrialState.FAIL:
         return None
-    _logger.warning("Trial %d was failed elsewhere while this process ran it (%s): this "
-                    "process's result is dropped.", trial.number, frozen.fail_reason)
+    raised = f"; its objective then raised {type(error).__name__}: {error}" if error else ""
+    _logger.warning("Trial %d was failed elsewhere while this process ran it (%s%s): this "
+                    "process's result is dropped.", trial.number, frozen.fail_reason, raised)
     return frozen
 
 

@@ -411,13 +411,14 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         study_callbacks: :func:`hpo_plugins.minimize`'s ``callbacks``: called as
             ``callback(study, frozen_trial)`` after each trial.
         resume_lost_trials: Keep each trial's weights and optimiser state in
-            ``<trial.log_dir>/backup/epoch=<N>.weights.h5`` (rewritten at the end of every
-            epoch, deleted when the trial ends), so that a trial re-queued after its worker was
-            lost (``max_retries`` >= 1) goes on from the lost trial's last finished epoch
-            instead of training from scratch: its reports and its best-epoch weights are
-            carried over, and ``trial.system_attrs["resumed_from"]`` says from which trial and
-            step. The random state and the user's callbacks' state are not restored (see
-            :mod:`hpo_plugins.keras._resume`). Costs one weights file write per epoch.
+            ``<trial.log_dir>/backup/epoch=<N>/`` (a new folder at the end of every epoch, the
+            older one deleted; all deleted when the trial ends), so that a trial re-queued
+            after its worker was lost (``max_retries`` >= 1) goes on from the lost trial's last
+            finished epoch instead of training from scratch: its reports and its best-epoch
+            weights are carried over, and ``trial.system_attrs["resumed_from"]`` says from
+            which trial and step. The random state and the user's callbacks' state are not
+            restored (see :mod:`hpo_plugins.keras._resume`). Costs one weights file write per
+            epoch, and a copy of the best-epoch weights at each epoch that improves them.
 
     Returns:
         A :class:`KerasTuneResult`: ``best_params``, ``best_value``, ``best_model()``,
