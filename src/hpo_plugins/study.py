@@ -298,8 +298,8 @@ class Study:
         for dead in self.storage.fail_stale_trials(self.study_id, self.grace_period):
             _logger.warning("Trial %d lost its worker (no heartbeat for %g s): marked FAIL.",
                             dead.number, self.grace_period)
+            self.requeue_lost(dead)  # first: a worker back from a freeze sees the retry coming
             notify(self, "trial_finished", dead)
-            self.requeue_lost(dead)
 
     def requeue_lost(self, dead: FrozenTrial) -> FrozenTrial | None:
         """Re-queue ``dead``, a trial failed because its worker was lost, if ``max_retries``
