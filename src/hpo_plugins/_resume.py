@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins.trial import Trial
 
-__all__ = ["RESUMED_ATTR", "Resume", "carry_over", "claim", "find_resume", "folders_to_clean",
+__all__ = ["RESUMED_ATTR", "Resume", "carry_over", "claim", "folders_to_clean",
            "link_into", "lost_chain", "numbered", "warn_without_retries"]
 
 _logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def numbered(folder: str, pattern: re.Pattern[str]) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def find_resume(trial: Trial,
+def _find(trial: Trial,
                 states: Callable[[str], list[tuple[int, str]]]) -> Resume | None:
     """The newest state along ``trial``'s chain of lost trials, or None (not a retry, or no
     lost trial saved one). ``states(log_dir)`` lists a trial folder's ``(step, path)`` states,
@@ -109,11 +109,11 @@ def find_resume(trial: Trial,
 
 def claim(trial: Trial, states: Callable[[str], list[tuple[int, str]]],
           link: Callable[[str], str]) -> tuple[Resume, str] | None:
-    """The newest state along ``trial``'s chain (:func:`find_resume`) and ``link(path)``: the
+    """The newest state along ``trial``'s chain (:func:`_find`) and ``link(path)``: the
     copy the retry owns. A state deleted between the two (by a lost trial's worker that was
     wrongly judged dead and rotated its files) is looked for again; None when none is left."""
     for _ in range(3):
-        resume = find_resume(trial, states)
+        resume = _find(trial, states)
         if resume is None:
             return None
         try:

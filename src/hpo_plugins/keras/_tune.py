@@ -212,16 +212,16 @@ class KerasObjective:
         fit_kwargs, best, before = dict(self.fit_kwargs), None, []
         if self.resume_lost_trials:
             warn_without_retries(trial, "keras_tune")
-        if self.resume_lost_trials and "retry_of" in trial.system_attrs:
-            resumed = resume_into(trial, model, best_file=path, mode=self._mode())
-            if resumed is not None:
-                resume, best = resumed
-                curve = trial.intermediate_values
-                before = [curve[s] for s in sorted(curve) if not math.isnan(curve[s])]
-                fit_kwargs["initial_epoch"] = resume.step + 1
-            elif RESUME_FAILED_ATTR in trial.system_attrs:  # it may hold part of the backup
-                release_memory()
-                model = self._seeded_build(trial, params)
+        resumed = (resume_into(trial, model, best_file=path, mode=self._mode())
+                   if self.resume_lost_trials and "retry_of" in trial.system_attrs else None)
+        if resumed is not None:
+            resume, best = resumed
+            curve = trial.intermediate_values
+            before = [curve[s] for s in sorted(curve) if not math.isnan(curve[s])]
+            fit_kwargs["initial_epoch"] = resume.step + 1
+        elif RESUME_FAILED_ATTR in trial.system_attrs:  # the model may hold part of the backup
+            release_memory()
+            model = self._seeded_build(trial, params)
         reporter = _Reporter(self.objective, trial=trial,
                              validation_freq=self.fit_kwargs.get("validation_freq", 1))
         checkpoint = _BestCheckpoint(path, monitor=self.objective, mode=self._mode(),

@@ -185,15 +185,12 @@ def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[Froz
     workers too, a moment after the first one died); trials whose worker still lives then are
     left to their heartbeat.
     """
-    host, deadline = socket.gethostname(), time.monotonic() + wait
-    while True:
-        mine = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
-                if t.system_attrs.get("run_id") == run_id
-                and (t.system_attrs.get("worker") or {}).get("host") == host]
-        dead = [t for t in mine if not _alive(int(t.system_attrs["worker"].get("pid", -1)))]
-        if len(dead) == len(mine) or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
+    host = socket.gethostname()
+    mine = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
+            if t.system_attrs.get("run_id") == run_id
+            and (t.system_attrs.get("worker") or {}).get("host") == host]
+    alive = _still_alive(mine, wait)  # a trial that ends meanwhile is skipped by _fail_each
+    dead = [t for t in mine if t.trial_id not in alive]
     return _fail_each(study, dead, lambda t: f"its worker process (pid "
                                              f"{t.system_attrs['worker'].get('pid')}) died",
                       "lost their worker process and were marked FAIL.")
