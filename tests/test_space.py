@@ -169,10 +169,33 @@ def test_display_shows_options_and_marks_inactive_as_none(nested_space: dict[str
     ({"a": hp.uniform("x", 0, math.inf)}, "finite arguments .*high is not"),
     ({"a": hp.normal("x", math.nan, 1)}, "finite arguments .*mu is not"),
     ({"a": scope.switch(hp.randint("i", 2), "p", "q")}, "use hp.choice\\(label, options\\)"),
+    # accepted by the checks above, but the first trial would overflow or misbehave
+    ({"a": hp.loguniform("lr", 0, 1000)}, "exp\\(0\\) to exp\\(1000\\) is not a finite.*"
+                                          "math.log\\(value\\)"),
+    ({"a": hp.qloguniform("lr", -800, 0, 1)}, "log-scale arguments from -708.4 to 709.8"),
+    ({"a": hp.lognormal("v", 700, 1)}, "exp\\(690\\) to exp\\(710\\).*value's logarithm"),
+    ({"a": hp.uniform("x", -1e308, 1e308)}, "width high - low is a finite float"),
+    ({"a": hp.normal("x", 0, 1e308)}, "mu \\+- 10 \\* sigma to be finite"),
+    ({"a": hp.randint("n", 2.5)}, "whole numbers as the bounds of hp.randint"),
+    ({"a": hp.quniform("n", 0, 1, 5)}, "every value it can sample rounds to 0"),
+    ({"a": hp.qloguniform("n", 0, 1, 10)}, "every value it can sample rounds to 0"),
+    ({"a": hp.uniform("", 0, 1)}, "non-empty label .*'' in hp.uniform"),
+    ({"a": hp.choice(" ", [1, 2])}, "non-empty label .*' ' in hp.choice"),
 ])
 def test_malformed_spaces_fail_at_creation(bad: Any, message: str) -> None:
     with pytest.raises(SpaceError, match=message):
         SearchSpace(bad)
+
+
+@pytest.mark.parametrize("edge", [
+    hp.loguniform("x", -700, 700), hp.quniform("x", 0, 1, 0.6), hp.randint("x", 1),
+    hp.qloguniform("x", math.log(16), math.log(512), 16), hp.lognormal("x", 0, 21),
+])
+def test_wide_but_sampleable_ranges_are_accepted(edge: Any) -> None:
+    space = SearchSpace({"x": edge})
+    rng = np.random.default_rng(0)
+    values = [space.sample_prior(rng)["x"] for _ in range(50)]
+    assert all(space.params["x"].contains(v) for v in values)
 
 
 def test_shared_node_is_one_parameter() -> None:

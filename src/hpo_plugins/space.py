@@ -530,6 +530,11 @@ def _make_param(label: str, info: Mapping[str, Any], switches: Mapping[str, list
                 integer_labels: set[str]) -> Param:
     node = info["node"]
     conditions = _conditions(info["conditions"])
+    if not label.strip():
+        kind = "hp.choice" if label in switches else _HP_NAMES.get(node.name, node.name)
+        raise SpaceError(
+            f"Expected a non-empty label for every hyperparameter. Received: {label!r} in "
+            f"{kind}. Labels name the columns of tables, CSV and TensorBoard: give it a name.")
     if label in switches:
         options = tuple(_option_display(switches[label]))
         if not options:
@@ -578,6 +583,7 @@ def _check_args(p: Param) -> None:
         raise SpaceError(f"Expected sigma > 0 in {where}. Give a positive spread.")
     if "q" in a and not a["q"] > 0:
         raise SpaceError(f"Expected a step q > 0 in {where}. Give a positive step.")
+    _check_range(p, where)
     if (p.kind in ("loguniform", "qloguniform") and a["low"] > 0 and a["high"] <= 1
             and a["high"] / a["low"] >= 10):
         # the classic slip: hp.loguniform("lr", 1e-5, 1e-1) samples exp(1e-5)..exp(0.1);
@@ -588,6 +594,63 @@ def _check_args(p: Param) -> None:
             f"values from {a['low']:g} to {a['high']:g} write {_HP_NAMES[p.kind]}("
             f"{p.label!r}, math.log({a['low']:g}), math.log({a['high']:g}){_q_suffix(p)}).",
             UserWarning, stacklevel=_outside_package())
+
+
+#: The largest and smallest exponents whose ``exp`` is a finite, normal float (about 1e308 and
+#: 2e-308): a log-scale parameter samples ``exp`` of a number, and past these it overflows (an
+#: OverflowError at the first trial) or underflows to 0.
+_LOG_MAX = math.log(sys.float_info.max)
+_LOG_MIN = math.log(sys.float_info.min)
+#: How many standard deviations from ``mu`` a (log)normal parameter must stay representable.
+_SIGMAS = 10.0
+
+
+def _check_range(p: Param, where: str) -> None:
+    """Reject arguments that pass the basic checks but cannot be sampled: a range too wide for
+    a float, a log-scale range whose exponentials overflow or underflow, ``randint`` bounds that
+    are not whole numbers, and a step ``q`` so large that the parameter has one value only."""
+    a = p.args
+    if p.kind in ("uniform", "quniform") and not math.isfinite(a["high"] - a["low"]):
+        raise SpaceError(
+            f"Expected a range whose width high - low is a finite float in {where}; it "
+            f"overflows. Narrow the bounds, or use hp.loguniform for a range over many orders "
+            f"of magnitude.")
+    if p.kind in ("normal", "qnormal") and not (math.isfinite(a["mu"] + _SIGMAS * a["sigma"])
+                                               and math.isfinite(a["mu"] - _SIGMAS * a["sigma"])):
+        raise SpaceError(
+            f"Expected mu +- {_SIGMAS:g} * sigma to be finite floats in {where}; they overflow. "
+            f"Give a smaller mu or sigma.")
+    if p.kind in ("loguniform", "qloguniform"):
+        low, high = a["low"], a["high"]
+    elif p.kind in ("lognormal", "qlognormal"):
+        low, high = a["mu"] - _SIGMAS * a["sigma"], a["mu"] + _SIGMAS * a["sigma"]
+    else:
+        low = high = 0.0
+    if high > _LOG_MAX or low < _LOG_MIN:
+        if p.kind in ("loguniform", "qloguniform"):
+            spread = "low and high"
+            hint = (f"Its bounds are logarithms: write math.log(value), e.g. "
+                    f"{_HP_NAMES[p.kind]}({p.label!r}, math.log(1e-5), math.log(1e-1)).")
+        else:
+            spread = f"mu +- {_SIGMAS:g} * sigma"
+            hint = (f"mu and sigma are those of the value's logarithm, e.g. "
+                    f"{_HP_NAMES[p.kind]}({p.label!r}, math.log(1e-3), 1).")
+        raise SpaceError(
+            f"Expected log-scale arguments from {_LOG_MIN:.1f} to {_LOG_MAX:.1f} in {where}: "
+            f"{_HP_NAMES[p.kind]} samples exp() of a number between {spread}, and exp({low:g}) "
+            f"to exp({high:g}) is not a finite, non-zero float. {hint}")
+    if p.kind == "randint" and not (a["low"].is_integer() and a["high"].is_integer()):
+        raise SpaceError(
+            f"Expected whole numbers as the bounds of {where}. Round them, or use "
+            f"hp.quniform / hp.uniform for a range that is not a whole-number one.")
+    q = a.get("q")
+    if q is not None and p.bounds is not None:
+        low_value, high_value = (p.quantize(b) for b in p.bounds)
+        if low_value == high_value:
+            raise SpaceError(
+                f"Expected a step q smaller than the range in {where}: every value it can "
+                f"sample rounds to {low_value:g}. Use a smaller q, or a fixed value instead "
+                f"of a hyperparameter.")
 
 
 def _outside_package() -> int:
