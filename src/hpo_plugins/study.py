@@ -617,6 +617,7 @@ class Study:
         from hpo_plugins._optimize import RunSettings, run
 
         check_run_args(objective, n_jobs, launcher)
+        _check_objective_against(self, objective)
         settings = RunSettings.build(self, n_trials=n_trials, max_trials=max_trials,
                                      timeout=timeout, catch=catch,
                                      callbacks=_with_objective_callback(objective, callbacks),
@@ -721,6 +722,18 @@ class Study:
         from hpo_plugins._dataframe import trials_dataframe
 
         return trials_dataframe(self)
+
+
+def _check_objective_against(study: Study, objective: Any) -> None:
+    """Call the objective's own ``check_study(study)``, if it has one, before any trial runs.
+
+    An objective object (``lightning_objective``) uses it to refuse, up front, a study its
+    trials cannot run (say space labels that its module does not take), instead of failing
+    the first trial.
+    """
+    hook = getattr(objective, "check_study", None)
+    if callable(hook):
+        hook(study)
 
 
 def _with_objective_callback(objective: Any, callbacks: Any) -> Any:
