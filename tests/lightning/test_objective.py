@@ -101,17 +101,37 @@ def test_pruned_trial_and_copied_callbacks(make_study: Any) -> None:
 
 @pytest.mark.parametrize("settings", [{"max_epochs": 1, "limit_val_batches": 0},
                                       {"max_steps": 3}], ids=["no-val-batches", "max-steps"])
-def test_no_validation_fails_the_trial(make_study: Any, settings: dict[str, Any]) -> None:
+def test_no_validation_in_a_study_that_never_validated_stops_it(make_study: Any,
+                                                                settings: dict[str, Any]) -> None:
+    """Every trial would run the same way: the first one fails and the study stops, even with
+    ``catch=``, as for a misspelt monitor."""
     study = make_study()
     objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
                                     trainer_kwargs=quiet(**settings))
-    with pytest.warns(UserWarning, match="HPOCallback: no validation ran during this fit"):
-        study.optimize(objective, n_trials=1)
+    with pytest.warns(UserWarning, match="HPOCallback: no validation ran during this fit"), \
+            pytest.raises(ConfigurationError, match=r"no validation ran.*val_dataloaders.*"
+                                                    r"max_steps, val_check_interval.*No trial "
+                                                    r"of the study has validated yet"):
+        study.optimize(objective, n_trials=3, catch=(Exception,))
 
     (trial,) = study.trials
     assert trial.state is TrialState.FAIL
     assert "no validation ran" in (trial.fail_reason or "")
-    assert "max_steps, val_check_interval" in (trial.fail_reason or "")
+
+
+def test_no_validation_only_fails_its_trial_once_a_trial_validated(make_study: Any) -> None:
+    """With some trial validated, a trial without validation is the configuration's doing (its
+    batch size, say, against max_steps), not the set-up's: the study goes on."""
+    study = make_study()
+    study.optimize(lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                       trainer_kwargs=quiet(max_epochs=1)), n_trials=1)
+    silent = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                 trainer_kwargs=quiet(max_steps=3))
+    with pytest.warns(UserWarning, match="HPOCallback: no validation ran during this fit"):
+        study.optimize(silent, n_trials=2)
+
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] + [TrialState.FAIL] * 2
+    assert "no validation ran" in (study.trials[2].fail_reason or "")
 
 
 def test_outside_a_study_raises() -> None:
@@ -135,11 +155,81 @@ def test_default_study_name_follows_the_module() -> None:
     ({"monitor": 5}, "`monitor` to be a metric name or None"),
     ({"trainer_kwargs": [("max_epochs", 1)]}, "`trainer_kwargs` to be a dict"),
     ({"datamodule": object(), "train_dataloaders": []}, "either `datamodule` or"),
+    ({"module": torch.nn.Linear}, "Received: the class Linear, which is not a LightningModule"),
+    ({"seed": -1}, r"`seed` to be None or an integer from 0 to 2\*\*32 - 1.*seed=-1"),
+    ({"seed": 2**40}, r"`seed` to be None or an integer.*seed=1099511627776"),
+    ({"seed": True}, r"`seed` to be None or an integer.*seed=True"),
+    ({"save_checkpoint": "yes"}, "`save_checkpoint` to be True or False. Received: "
+                                 "save_checkpoint='yes'"),
+    ({"resume_lost_trials": 1}, "`resume_lost_trials` to be True or False"),
+    ({"callbacks": [1]}, r"`callbacks` to be a Lightning callback or a list of them. Received: "
+                         r"1 \(of type int\)"),
+    ({"trainer_kwargs": {"callbacks": 3}}, r"`trainer_kwargs\['callbacks'\]` to be a Lightning "
+                                           r"callback"),
+    ({"trainer_kwargs": {"max_epoch": 2, "acelerator": "cpu"}},
+     r"arguments of lightning.pytorch.trainer.trainer.Trainer. Received unknown 'acelerator' "
+     r"\(did you mean 'accelerator'\?\), 'max_epoch' \(did you mean 'max_epochs'\?\)"),
 ])
 def test_bad_arguments_are_refused(kwargs: dict[str, Any], match: str) -> None:
     arguments: dict[str, Any] = {"module": DigitsClassifier, **kwargs}
     with pytest.raises(ConfigurationError, match=match):
         lightning_objective(**arguments)
+
+
+def test_an_hpo_callback_among_the_callbacks_is_refused() -> None:
+    from hpo_plugins.lightning import HPOCallback
+
+    for arguments in ({"callbacks": [HPOCallback()]},
+                      {"trainer_kwargs": {"callbacks": HPOCallback()}}):
+        with pytest.raises(ConfigurationError, match="Expected no HPOCallback in .*adds its own"):
+            lightning_objective(DigitsClassifier, **arguments)
+
+
+def test_one_callback_needs_no_list(make_study: Any) -> None:
+    """As ``Trainer(callbacks=...)``, a single callback is taken as a list of one."""
+    study = make_study()
+    stop = L.callbacks.EarlyStopping("val_loss", patience=0, min_delta=10.0)
+    timer = L.callbacks.Timer()
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(), callbacks=stop,
+                                    trainer_kwargs=quiet(max_epochs=4, callbacks=timer))
+    study.optimize(objective, n_trials=1)
+
+    assert len(objective.callbacks) == 1
+    assert sorted(study.trials[0].intermediate_values) == [0, 1]  # stopped after patience 0
+
+
+def test_space_keys_the_module_does_not_take_are_refused_before_any_trial(
+        make_study: Any) -> None:
+    study = hpo.create_study({"hiden": hpo.hp.choice("hidden", [8, 16]),
+                              "lr": hpo.hp.uniform("lr", 0.01, 0.1)}, storage=":memory:")
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    trainer_kwargs=quiet(max_epochs=1))
+    with pytest.raises(ConfigurationError,
+                       match=r"keys of the space \(the params dict\) to be keyword arguments of "
+                             r"DigitsClassifier\(hidden, lr, log_val\). Received params with keys "
+                             r"\['hiden', 'lr'\]: keys DigitsClassifier does not take: 'hiden' "
+                             r"\(did you mean 'hidden'\?\).*not the hp labels"):
+        study.optimize(objective, n_trials=2)
+    assert study.trials == []
+
+
+def test_params_the_module_does_not_take_stop_the_study_at_their_trial(
+        make_study: Any) -> None:
+    """The up-front check reads one draw of the space; params of a branch it did not draw are
+    checked by their trial, whose error is recorded to stop the study (with ``catch=`` too)."""
+    from hpo_plugins.lightning._objective import STOP_ATTR
+
+    study = make_study()
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    trainer_kwargs=quiet(max_epochs=1))
+    trial = study.ask()
+    with pytest.raises(ConfigurationError, match=r"lightning_objective: Expected the keys.*"
+                                                 r"does not take: 'depth'"), trial:
+        objective({"hidden": 8, "depth": 2})
+
+    (frozen,) = study.trials
+    assert frozen.state is TrialState.FAIL
+    assert "does not take: 'depth'" in frozen.system_attrs[STOP_ATTR]
 
 
 def test_module_that_is_not_a_lightning_module_is_refused(make_study: Any) -> None:

@@ -15,13 +15,21 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from hpo_plugins._callback_args import check_monitor, raise_recorded_stop
+import numpy as np
+
+from hpo_plugins._callback_args import raise_recorded_stop
 from hpo_plugins._resume import warn_without_retries
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
+from hpo_plugins.lightning._checks import (
+    check_arguments,
+    keyword_problem,
+    own_callbacks,
+    trainer_kwargs_problem,
+)
 from hpo_plugins.lightning._resume import discard_checkpoints, resume_from
 from hpo_plugins.trial import Trial
 
@@ -56,11 +64,10 @@ class LightningObjective:
                  callbacks: Sequence[Any] | None = None,
                  result: Literal["best", "last"] = "best", save_checkpoint: bool = False,
                  seed: int | None = None, resume_lost_trials: bool = False) -> None:
-        _check_arguments(module, datamodule, train_dataloaders, monitor, trainer_kwargs, result)
-        if not isinstance(resume_lost_trials, bool):
-            raise ConfigurationError(
-                f"Expected `resume_lost_trials` to be True or False. Received: "
-                f"resume_lost_trials={resume_lost_trials!r}.")
+        check_arguments(module, datamodule=datamodule, train_dataloaders=train_dataloaders,
+                        monitor=monitor, trainer_kwargs=trainer_kwargs, callbacks=callbacks,
+                        result=result, save_checkpoint=save_checkpoint, seed=seed,
+                        resume_lost_trials=resume_lost_trials)
         if resume_lost_trials and (trainer_kwargs or {}).get("max_steps") not in (None, -1):
             raise ConfigurationError(
                 "Expected epoch-based training (max_epochs) with resume_lost_trials=True. "
@@ -79,7 +86,7 @@ class LightningObjective:
         self.val_dataloaders = val_dataloaders
         self.monitor = monitor
         self.trainer_kwargs = dict(trainer_kwargs or {})
-        self.callbacks = list(callbacks or ())
+        self.callbacks = own_callbacks(callbacks, "callbacks")
         self.result = result
         self.save_checkpoint = save_checkpoint
         self.seed = seed
@@ -103,9 +110,11 @@ class LightningObjective:
         """Run one trial: build the module, fit it with ``HPOCallback``, return its value.
 
         Raises:
-            ConfigurationError: The monitored metric never appeared in the fit (the trial is
-                recorded FAIL with this message, and the study stops: with ``catch=`` too,
-                through :meth:`after_trial`).
+            ConfigurationError: A set-up mistake every trial would repeat: the monitored metric
+                never appeared in the fit; the space's keys are not the module's arguments;
+                an unknown Trainer argument; no validation ran while no trial of the study
+                has validated yet. The trial is recorded FAIL with this message, and the study
+                stops: with ``catch=`` too, through :meth:`after_trial`.
             NoActiveTrialError: Called outside a trial (it needs the trial's directory and
                 curve).
         """
@@ -121,11 +130,27 @@ class LightningObjective:
                 discard_checkpoints(trial)
         mistake = self._set_up_mistake(trial)
         if mistake is not None:
-            trial.set_system_attr(STOP_ATTR, mistake)  # for after_trial, in the parent
-            raise ConfigurationError(mistake)
+            _stop_study(trial, mistake)
         if checkpoint:
             trial.set_user_attr(CHECKPOINT_ATTR, checkpoint)
         return self._value(trial)
+
+    def check_study(self, study: Study) -> None:
+        """Before the first trial (``Study.optimize`` calls it): refuse a study whose params a
+        LightningModule class cannot take as keyword arguments, tested on a draw from the
+        space's prior (the trials check their own params again).
+
+        Raises:
+            ConfigurationError: A key of the space is not an argument of the module, or a
+                required argument has no key.
+        """
+        if not isinstance(self.module, type) or study.space is None:
+            return
+        space = study.space
+        params = space.build(space.sample_prior(np.random.default_rng(0)))
+        problem = keyword_problem(self.module, params)
+        if problem is not None:
+            raise ConfigurationError(f"lightning_objective: {problem}")
 
     # -- one fit ------------------------------------------------------------------------------
 
@@ -135,8 +160,11 @@ class LightningObjective:
         seed = self.seed if self.seed is not None else trial.study.seed  # as keras_tune
         if seed is not None:
             _seed_everything(seed)
-        model = self._build(params)
+        model = self._build(trial, params)
         framework = importlib.import_module(_namespace_of(model))
+        problem = trainer_kwargs_problem(framework.Trainer, self.trainer_kwargs)
+        if problem is not None:
+            _stop_study(trial, f"lightning_objective: {problem}")
         checkpoint = self._checkpoint_callback(framework, trial) if self.save_checkpoint else None
         trainer = framework.Trainer(**self._trainer_kwargs(framework, trial, checkpoint))
         trainer.fit(model, train_dataloaders=self.train_dataloaders,
@@ -144,14 +172,12 @@ class LightningObjective:
                     ckpt_path=start)
         return (checkpoint.best_model_path or None) if checkpoint is not None else None
 
-    def _build(self, params: Any) -> Any:
+    def _build(self, trial: Trial, params: Any) -> Any:
         if not isinstance(self.module, type):
             return self.module(params)
-        if not isinstance(params, Mapping):
-            raise ConfigurationError(
-                f"Expected the trial's params to be a dict of keyword arguments for "
-                f"{self.module.__name__}. Received: {params!r}. Pass a factory taking the "
-                f"params instead of the class, or make the space a dict.")
+        problem = keyword_problem(self.module, params)
+        if problem is not None:
+            _stop_study(trial, f"lightning_objective: {problem}")
         return self.module(**params)
 
     def _trainer_kwargs(self, framework: Any, trial: Trial, checkpoint: Any) -> dict[str, Any]:
@@ -169,7 +195,8 @@ class LightningObjective:
         if self.resume_lost_trials:  # after ModelCheckpoint: trainer.checkpoint_callback is it
             extra.append(_callback_module(framework).LastCheckpoint(trial.log_dir))
         own = copy.deepcopy(self.callbacks)
-        kwargs["callbacks"] = [hpo_callback, *extra, *own, *kwargs.get("callbacks", ())]
+        given = own_callbacks(kwargs.get("callbacks"), "trainer_kwargs['callbacks']")
+        kwargs["callbacks"] = [hpo_callback, *extra, *own, *given]
         return kwargs
 
     def _checkpoint_callback(self, framework: Any, trial: Trial) -> Any:
@@ -223,15 +250,38 @@ class LightningObjective:
             return None  # the run loop records FAIL or PRUNED whatever is returned
         curve = trial.intermediate_values
         if not curve:
-            trial.mark_failed(
-                f"no validation ran, so nothing was reported for "
-                f"{self.monitor or trial.study.metric!r}; check max_epochs, max_steps, "
-                f"val_check_interval, check_val_every_n_epoch and limit_val_batches")
+            reason = (f"no validation ran, so nothing was reported for "
+                      f"{self.monitor or trial.study.metric!r}; check the validation data "
+                      f"(val_dataloaders, the datamodule's val_dataloader), max_epochs, "
+                      f"max_steps, val_check_interval, check_val_every_n_epoch and "
+                      f"limit_val_batches")
+            if not _any_validated(trial.study):
+                _stop_study(trial, f"lightning_objective: {reason}. No trial of the study has "
+                                   f"validated yet, so the study stops here (even with "
+                                   f"catch=) instead of running every trial the same way.")
+            trial.mark_failed(reason)
             return None
         if self.result == "last":
             return curve[max(curve)]
         best = min if trial.study.direction.value == "minimize" else max
         return best(curve.values())
+
+
+def _stop_study(trial: Trial, message: str) -> NoReturn:
+    """Fail ``trial`` with a set-up mistake and stop the study: the message is stored for
+    :meth:`LightningObjective.after_trial`, which reads it in the launching process (with
+    ``catch=`` too, and when the trial ran in a worker).
+
+    Raises:
+        ConfigurationError: Always, with ``message``.
+    """
+    trial.set_system_attr(STOP_ATTR, message)
+    raise ConfigurationError(message)
+
+
+def _any_validated(study: Study) -> bool:
+    """Whether some finished trial of ``study`` reported a value (its validation ran)."""
+    return any(t.intermediate_values for t in study.get_trials(["COMPLETE", "PRUNED"]))
 
 
 def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
@@ -350,25 +400,6 @@ def _callback_module(framework: Any) -> Any:
 
 def _callback_class(framework: Any) -> Any:
     return _callback_module(framework).HPOCallback
-
-
-def _check_arguments(module: object, datamodule: object, train_dataloaders: object,
-                     monitor: object, trainer_kwargs: object, result: object) -> None:
-    if not callable(module):
-        raise ConfigurationError(
-            f"Expected `module` to be a LightningModule class or a function params -> module. "
-            f"Received: module={module!r} (of type {type(module).__name__}).")
-    if datamodule is not None and train_dataloaders is not None:
-        raise ConfigurationError(
-            "Expected either `datamodule` or `train_dataloaders`, not both. Received both.")
-    check_monitor(monitor)
-    if trainer_kwargs is not None and not isinstance(trainer_kwargs, Mapping):
-        raise ConfigurationError(
-            f"Expected `trainer_kwargs` to be a dict of Trainer arguments. Received: "
-            f"trainer_kwargs={trainer_kwargs!r}.")
-    if result not in ("best", "last"):
-        raise ConfigurationError(
-            f'Expected `result` to be "best" or "last". Received: result={result!r}.')
 
 
 def _default_logger(framework: Any, trial: Trial) -> Any:
