@@ -14,6 +14,7 @@ Framework-free: both adapters' ``HPOCallback`` use it (``keras_tune`` also to pi
 
 from __future__ import annotations
 
+import difflib
 import re
 import warnings
 
@@ -93,7 +94,8 @@ def resolve_direction(objective: str, direction: str | Direction | None) -> Dire
         if implied is None:
             raise ConfigurationError(
                 f"Cannot tell whether objective={objective!r} should be minimised or "
-                f"maximised. Pass direction='minimize' or direction='maximize'.")
+                f"maximised.{_spelling_hint(objective)} Pass direction='minimize' or "
+                f"direction='maximize'.")
         return implied
     given = Direction.parse(direction)
     if implied is None or given is implied:
@@ -107,3 +109,19 @@ def resolve_direction(objective: str, direction: str | Direction | None) -> Dire
                   f"mislead: if direction={given.value!r} is right, ignore this warning.",
                   UserWarning, stacklevel=3)
     return given
+
+
+#: Names Keras and Lightning users monitor most, for the hint of :func:`_spelling_hint`.
+_COMMON_NAMES = tuple(f"{prefix}{name}" for prefix in ("", "val_") for name in (
+    "loss", "accuracy", "acc", "binary_accuracy", "categorical_accuracy",
+    "sparse_categorical_accuracy", "auc", "precision", "recall", "mae", "mse", "rmse",
+    "mean_absolute_error", "mean_squared_error", "root_mean_squared_error", "f1_score"))
+
+
+def _spelling_hint(objective: str) -> str:
+    """`` Is it a misspelling of 'val_loss'?`` when ``objective`` is close to a common metric
+    name whose direction is known (a typo would otherwise send the user to pick a direction
+    for a metric that is never logged), else ''."""
+    known = [name for name in _COMMON_NAMES if infer_direction(name) is not None]
+    close = difflib.get_close_matches(objective, known, n=1, cutoff=0.8)
+    return f" Is it a misspelling of {close[0]!r}?" if close else ""

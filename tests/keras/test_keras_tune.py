@@ -15,6 +15,7 @@ from hpo_plugins import TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras import HPOCallback, keras_tune
 from hpo_plugins.samplers import RandomSampler
+from hpo_plugins.storages import InMemoryStorage
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,6 @@ def test_the_metric_that_fit_never_logs_fails_at_the_first_epoch(build_fn: Any, 
 def test_a_misspelt_objective_stops_the_study_and_names_the_close_metric(
         build_fn: Any, space: Any, digits: Data) -> None:
     from hpo_plugins import load_study
-    from hpo_plugins.storages import InMemoryStorage
 
     storage = InMemoryStorage()
     with pytest.raises(ConfigurationError,
@@ -124,7 +124,6 @@ def test_a_misspelt_objective_stops_the_study_and_names_the_close_metric(
 def test_a_missing_metric_stops_the_study_even_when_caught(build_fn: Any, space: Any,
                                                            digits: Data) -> None:
     from hpo_plugins import load_study
-    from hpo_plugins.storages import InMemoryStorage
 
     storage = InMemoryStorage()
     with pytest.raises(ConfigurationError, match="'val_loss' was not logged"):
@@ -228,7 +227,6 @@ def test_numpy_integers_are_taken_as_ints(build_fn: Any, space: Any, digits: Dat
 def test_a_build_fn_that_returns_no_compiled_model_stops_the_study_even_when_caught(
         space: Any, digits: Data) -> None:
     from hpo_plugins import load_study
-    from hpo_plugins.storages import InMemoryStorage
 
     def uncompiled(params: Any) -> Any:
         return keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
@@ -378,6 +376,30 @@ class TestArgumentErrors:
                            match=r"Expected at least one epoch that validates, so that "
                                  r"objective='val_accuracy' is logged. Received: " + message):
             tune(build_fn, space, digits, epochs=epochs, fit_kwargs=fit_kwargs)
+
+    @pytest.mark.parametrize(("arguments", "message"), [
+        ({"batch_size": 0}, r"`batch_size` to be None or an integer >= 1. Received: "
+                            r"batch_size=0\.$"),
+        ({"batch_size": "32"}, r"`batch_size` to be None or an integer.*batch_size='32'"),
+        ({"validation_split": 1.5}, r"`validation_split` to be a fraction from 0 \(no split\) "
+                                    r"up to, not including, 1.*validation_split=1.5\.$"),
+        ({"validation_split": -0.1}, r"`validation_split` to be a fraction.*=-0.1"),
+        ({"fit_kwargs": {"validation_freq": 0}}, r"`validation_freq` to be an integer >= 1 "
+                                                 r"\(validate every n epochs\) or a list.*=0\.$"),
+        ({"fit_kwargs": {"validation_freq": []}}, r"`validation_freq` to be.*=\[\]"),
+        ({"study_callbacks": print}, r"`study_callbacks` to be a list of functions "
+                                     r"callback\(study, frozen_trial\).*Wrap a single one"),
+        ({"objective": "val_acuracy"}, r"Cannot tell whether objective='val_acuracy' should be "
+                                       r"minimised or maximised. Is it a misspelling of "
+                                       r"'val_accuracy'\? Pass direction="),
+    ])
+    def test_fit_values_refused_before_any_trial(self, build_fn: Any, space: Any,
+                                                 digits: Data, arguments: dict[str, Any],
+                                                 message: str) -> None:
+        storage = InMemoryStorage()
+        with pytest.raises(ConfigurationError, match=message):
+            tune(build_fn, space, digits, storage=storage, **arguments)
+        assert storage.list_studies() == []  # refused before the study was made
 
     @pytest.mark.parametrize("bad", [lambda: None, lambda params, extra: None],
                              ids=["no-argument", "two-arguments"])

@@ -443,6 +443,11 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         >>> model = result.best_model()  # doctest: +SKIP
     """
     resolved = resolve_direction(objective, direction)
+    if study_callbacks is not None and not isinstance(study_callbacks, (list, tuple)):
+        raise ConfigurationError(
+            f"Expected `study_callbacks` to be a list of functions callback(study, "
+            f"frozen_trial), called after each trial. Received: "
+            f"study_callbacks={study_callbacks!r}. Wrap a single one in a list.")
     kwargs = fit_arguments(fit_kwargs, x=x, y=y, validation_data=validation_data,
                            validation_split=validation_split, epochs=epochs,
                            batch_size=batch_size)
@@ -489,7 +494,38 @@ def fit_arguments(fit_kwargs: Mapping[str, Any] | None, **own: Any) -> dict[str,
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigurationError(
             f"Expected `epochs` to be an integer >= 1. Received: epochs={own['epochs']!r}.")
+    _check_fit_values(kwargs)
     return kwargs
+
+
+def _check_fit_values(kwargs: Mapping[str, Any]) -> None:
+    """Refuse ``batch_size``, ``validation_split`` and ``validation_freq`` values that Keras
+    would take without a word and then misuse (a split of 1.5, a batch of 0), or refuse with a
+    bare error inside the first trial.
+
+    Raises:
+        ConfigurationError: One of them is out of range or of the wrong type.
+    """
+    batch_size = kwargs.get("batch_size")
+    if batch_size is not None and not (is_integer(batch_size) and batch_size >= 1):
+        raise ConfigurationError(
+            f"Expected `batch_size` to be None or an integer >= 1. Received: "
+            f"batch_size={batch_size!r}.")
+    split = kwargs.get("validation_split", 0.0)
+    if (isinstance(split, bool) or not isinstance(split, (int, float))
+            or not 0.0 <= float(split) < 1.0):
+        raise ConfigurationError(
+            f"Expected `validation_split` to be a fraction from 0 (no split) up to, not "
+            f"including, 1: the share of x held out for validation. Received: "
+            f"validation_split={split!r}.")
+    freq = kwargs.get("validation_freq", 1)
+    positive = is_integer(freq) and freq >= 1
+    listed = (isinstance(freq, list) and bool(freq)
+              and all(is_integer(n) and n >= 1 for n in freq))
+    if not (positive or listed):
+        raise ConfigurationError(
+            f"Expected `validation_freq` to be an integer >= 1 (validate every n epochs) or a "
+            f"list of epochs counted from 1. Received: validation_freq={freq!r}.")
 
 
 def _plain_int(value: Any) -> Any:
