@@ -25,13 +25,16 @@ if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins.trial import Trial
 
-__all__ = ["RESUMED_ATTR", "Resume", "carry_over", "claim", "folders_to_clean",
-           "link_into", "lost_chain", "numbered", "warn_without_retries"]
+__all__ = ["RESUMED_ATTR", "RESUME_FAILED_ATTR", "Resume", "carry_over", "claim",
+           "folders_to_clean", "give_up", "link_into", "lost_chain", "numbered",
+           "warn_without_retries"]
 
 _logger = logging.getLogger(__name__)
 
 #: The trial system attribute that says which lost trial's state a retry resumed from.
 RESUMED_ATTR = "resumed_from"
+#: The system attribute of a retry whose lost trial's state could not be loaded, and why.
+RESUME_FAILED_ATTR = "resume_failed"
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,17 @@ def carry_over(trial: Trial, resume: Resume, checkpoint: str) -> None:
                                          "step": resume.step})
     _logger.info("Trial %d resumes lost trial %d from %s (step %d).", trial.number,
                  lost.number, checkpoint, resume.step)
+
+
+def give_up(trial: Trial, resume: Resume, own: str, problem: str) -> None:
+    """Record that ``trial`` trains from scratch because the lost trial's state at ``own``
+    does not load (``build_fn`` or the module changed since, an unreadable file): a warning,
+    and :data:`RESUME_FAILED_ATTR` with the lost trial, the state and the reason."""
+    _logger.warning("Trial %d cannot resume lost trial %d from %s and trains from scratch: %s",
+                    trial.number, resume.trial.number, own, problem)
+    trial.set_system_attr(RESUME_FAILED_ATTR, {"trial": resume.trial.number,
+                                               "checkpoint": resume.checkpoint,
+                                               "error": problem})
 
 
 def folders_to_clean(trial: Trial) -> list[str]:

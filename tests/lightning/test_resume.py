@@ -308,3 +308,49 @@ def test_a_worker_judged_dead_leaves_its_checkpoint_to_the_retry(make_study: Any
     retry = study.trials[1]
     assert retry.state is TrialState.COMPLETE and retry.system_attrs["resumed_from"]["step"] == 1
     assert list(folder.iterdir()) == []  # the retry ended: now nobody can resume it
+
+
+class _Deeper(_Scheduled):
+    """The module after an edit between the lost trial and its retry: one more layer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.net = torch.nn.Sequential(self.net, torch.nn.ReLU(), torch.nn.Linear(10, 10))
+
+
+@pytest.mark.parametrize("damage", ["architecture", "file"])
+def test_a_checkpoint_that_does_not_load_is_not_used_and_the_retry_starts_over(
+        make_study: Any, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    """As ``keras_tune``: the retry trains from scratch as a first attempt would, and says why
+    in ``"resume_failed"``, instead of failing inside ``fit``."""
+    study = make_study(max_retries=1)
+    with monkeypatch.context() as patch:  # a killed worker never cleans up after its trial
+        patch.setattr("hpo_plugins.lightning._objective.discard_checkpoints", lambda trial: None)
+        study.optimize(_resumable(3), n_trials=1, catch=RuntimeError)
+    lost = study.trials[0]
+    (checkpoint,) = (Path(lost.log_dir or "") / "checkpoints").glob("last-*")
+    if damage == "file":
+        checkpoint.write_bytes(b"not a checkpoint")  # a disk that lost it
+    study.requeue_lost(lost)
+    retry_objective = _resumable(None)
+    if damage == "architecture":
+        retry_objective.module = lambda params: _Deeper(**params)
+    study.optimize(retry_objective, n_trials=1)
+
+    retry = study.trials[1]
+    assert retry.state is TrialState.COMPLETE
+    assert sorted(retry.intermediate_values) == [0, 1, 2, 3, 4]  # all its own
+    assert [e[0] for e in retry.user_attrs["epochs"]] == [0, 1, 2, 3, 4]
+    assert "resumed_from" not in retry.system_attrs
+    failed = retry.system_attrs["resume_failed"]
+    assert failed["trial"] == 0 and failed["checkpoint"] == str(checkpoint)
+    if damage == "architecture":
+        assert failed["error"].startswith("RuntimeError: Error(s) in loading state_dict for "
+                                          "_Deeper: Missing key(s)"), failed["error"]
+    else:
+        assert failed["error"].split(":")[0].endswith("Error"), failed["error"]
+    if damage == "file":  # a fresh start: the same curve as a trial never lost
+        reference = make_study()
+        reference.optimize(_resumable(None), n_trials=1)
+        assert retry.intermediate_values == pytest.approx(
+            reference.trials[0].intermediate_values, rel=1e-6)

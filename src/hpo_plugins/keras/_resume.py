@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from hpo_plugins import _resume
-from hpo_plugins._resume import Resume
+from hpo_plugins._resume import RESUME_FAILED_ATTR, Resume
 
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
@@ -56,8 +56,6 @@ __all__ = ["RESUME_FAILED_ATTR", "EpochBackup", "discard_backups", "resume_into"
 
 _logger = logging.getLogger(__name__)
 
-#: The system attribute of a retry whose lost trial's backup could not be loaded, and why.
-RESUME_FAILED_ATTR = "resume_failed"
 _NAME = re.compile(r"^epoch=(\d+)$")
 _MODEL = "model.weights.h5"
 _BEST = "best.weights.h5"
@@ -138,11 +136,7 @@ def resume_into(trial: Trial, model: Any, *, best_file: str,
     resume, own = claimed
     problem = _load(model, os.path.join(own, _MODEL))
     if problem is not None:
-        _logger.warning("Trial %d cannot resume lost trial %d from %s and trains from scratch: "
-                        "%s", trial.number, resume.trial.number, own, problem)
-        trial.set_system_attr(RESUME_FAILED_ATTR, {"trial": resume.trial.number,
-                                                   "checkpoint": resume.checkpoint,
-                                                   "error": problem})
+        _resume.give_up(trial, resume, own, problem)
         return None
     _resume.carry_over(trial, resume, own)
     values = [v for s, v in resume.trial.intermediate_values.items()

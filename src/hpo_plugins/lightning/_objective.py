@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import numpy as np
 
+from hpo_plugins import _resume
 from hpo_plugins._callback_args import raise_recorded_stop
 from hpo_plugins._resume import warn_without_retries
 from hpo_plugins.context import current_trial
@@ -30,11 +31,12 @@ from hpo_plugins.lightning._checks import (
     own_callbacks,
     trainer_kwargs_problem,
 )
-from hpo_plugins.lightning._resume import discard_checkpoints, resume_from
+from hpo_plugins.lightning._resume import claim_checkpoint, discard_checkpoints, load_problem
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
+    from hpo_plugins._resume import Resume
     from hpo_plugins.study import Study
 
 __all__ = ["LightningObjective", "lightning_objective"]
@@ -122,8 +124,8 @@ class LightningObjective:
         if self.resume_lost_trials:
             warn_without_retries(trial, "lightning_objective")
         try:
-            start = resume_from(trial) if self.resume_lost_trials else None
-            checkpoint = self._fit(trial, params, start)
+            claimed = claim_checkpoint(trial) if self.resume_lost_trials else None
+            checkpoint = self._fit(trial, params, claimed)
         finally:
             self._release()
             if self.resume_lost_trials:  # the trial ended (a lost one never gets here)
@@ -154,13 +156,26 @@ class LightningObjective:
 
     # -- one fit ------------------------------------------------------------------------------
 
-    def _fit(self, trial: Trial, params: Any, start: str | None) -> str | None:
-        """Fit a fresh module and Trainer (from the checkpoint ``start``, if given); return the
-        best checkpoint's path, if one was kept."""
+    def _fit(self, trial: Trial, params: Any, claimed: tuple[Resume, str] | None) -> str | None:
+        """Fit a fresh module and Trainer (from the lost trial's checkpoint ``claimed``, if
+        given and it loads, else from scratch); return the best checkpoint's path, if one was
+        kept."""
         seed = self.seed if self.seed is not None else trial.study.seed  # as keras_tune
         if seed is not None:
             _seed_everything(seed)
         model = self._build(trial, params)
+        start = None
+        if claimed is not None:
+            resume, own = claimed
+            problem = load_problem(model, own)
+            if problem is None:
+                _resume.carry_over(trial, resume, own)
+                start = own
+            else:  # from scratch, as a first attempt: reseeded, and a model the load left alone
+                _resume.give_up(trial, resume, own, problem)
+                if seed is not None:
+                    _seed_everything(seed)
+                model = self._build(trial, params)
         framework = importlib.import_module(_namespace_of(model))
         problem = trainer_kwargs_problem(framework.Trainer, self.trainer_kwargs)
         if problem is not None:

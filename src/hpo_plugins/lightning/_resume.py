@@ -23,7 +23,9 @@ epochs the lost trial had trained are lost. With ``resume_lost_trials=True``:
   whole curve), records where it resumed from in the system attribute ``"resumed_from"``, and
   fits from that checkpoint (hard-linked into its own folder): Lightning restores the weights,
   the optimiser, the schedulers, the callbacks' states and the epoch, and training goes on with
-  the next epoch. Only epoch-based training (``max_epochs``) is supported;
+  the next epoch. Only epoch-based training (``max_epochs``) is supported. A checkpoint whose
+  weights do not load into the freshly built module (edited since, or a damaged file) is not
+  used: the retry trains from scratch and records why in ``"resume_failed"``;
 * once a trial ends (complete, pruned or failed, but not lost), its checkpoints and those of the
   lost trials of its chain are deleted: nobody can resume them any more. A worker that finds
   its trial failed meanwhile (it was judged dead: a stopped or frozen process) deletes only its
@@ -41,9 +43,10 @@ from hpo_plugins import _resume
 from hpo_plugins.lightning._base import report_step
 
 if TYPE_CHECKING:
+    from hpo_plugins._resume import Resume
     from hpo_plugins.trial import Trial
 
-__all__ = ["checkpoint_class", "discard_checkpoints", "resume_from"]
+__all__ = ["checkpoint_class", "claim_checkpoint", "discard_checkpoints", "load_problem"]
 
 _NAME = re.compile(r"^last-step=(\d+)\.ckpt$")
 
@@ -165,19 +168,44 @@ def _restore_random_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def resume_from(trial: Trial) -> str | None:
-    """The checkpoint ``trial`` fits from, or None (not a retry, or no lost trial of its chain
-    got as far as the end of an epoch): the newest along its chain, hard-linked (else copied)
-    into its own folder (see :func:`hpo_plugins._resume.link_into`), after the lost trial's
-    reports up to the checkpoint's step were copied into ``trial`` and ``"resumed_from"``
-    recorded."""
-    claimed = _resume.claim(trial, _checkpoints,
-                            lambda path: _resume.link_into(path, _folder(trial.log_dir)))
-    if claimed is None:
+def claim_checkpoint(trial: Trial) -> tuple[Resume, str] | None:
+    """The checkpoint ``trial`` may fit from, or None (not a retry, or no lost trial of its
+    chain got as far as the end of an epoch): where it resumes, and the newest checkpoint
+    along its chain hard-linked (else copied) into its own folder (see
+    :func:`hpo_plugins._resume.link_into`). Nothing is recorded yet: the caller checks that it
+    loads (:func:`load_problem`), then carries the lost trial's reports over
+    (:func:`hpo_plugins._resume.carry_over`) or gives up (:func:`hpo_plugins._resume.give_up`).
+    """
+    return _resume.claim(trial, _checkpoints,
+                         lambda path: _resume.link_into(path, _folder(trial.log_dir)))
+
+
+def load_problem(model: Any, path: str) -> str | None:
+    """Why the checkpoint at ``path`` cannot resume ``model`` (freshly built), or None.
+
+    The file is read as Lightning's fit reads it, and its weights are loaded into ``model`` as
+    Lightning will (``strict_loading``): a file that does not read, or weights of another
+    architecture (the module changed since the lost trial ran), would otherwise fail the retry
+    inside ``fit``. A module that makes its layers in ``configure_model`` has none yet: its
+    weights are left to Lightning. The optimiser's state is not checked. ``model`` may hold
+    part of the weights afterwards: build a fresh one to train from scratch.
+    """
+    import torch
+
+    if next(iter(model.parameters()), None) is None:
         return None
-    resume, own = claimed
-    _resume.carry_over(trial, resume, own)
-    return own
+    try:
+        # as trainer.fit(ckpt_path=...) reads it (Lightning passes weights_only=False): the
+        # trial's own file, which may hold hyperparameters of any type
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(checkpoint["state_dict"],
+                              strict=bool(getattr(model, "strict_loading", True)))
+    except Exception as exc:  # an unreadable file, another architecture, no state_dict
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        gist = " ".join(lines[:2])
+        gist = gist if len(gist) <= 400 else gist[:397] + "..."
+        return f"{type(exc).__name__}: {gist}"
+    return None
 
 
 def discard_checkpoints(trial: Trial) -> None:
