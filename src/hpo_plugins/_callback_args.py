@@ -60,14 +60,22 @@ def close_match(key: str, names: Iterable[str]) -> str | None:
     missing ``val_loss`` next to a logged ``loss`` or ``train_loss`` means that no validation
     logged it, and tuning on the training loss instead would be the wrong fix.
 
+    With several validation loaders Lightning logs ``val_loss/dataloader_idx_0``, ...: for a
+    missing ``val_loss`` the first of those is the match, though ``difflib`` finds it too far.
+
     Example:
         >>> close_match("val_los", ["train_loss", "val_acc", "val_loss"])
         'val_loss'
+        >>> close_match("val_loss", ["val_loss/dataloader_idx_1", "val_loss/dataloader_idx_0"])
+        'val_loss/dataloader_idx_0'
         >>> close_match("val_loss", ["loss", "train_loss"]) is None
         True
     """
     candidates = sorted({name for name in names if name != key
                          and (name.startswith("val_") or not key.startswith("val_"))})
+    per_loader = [name for name in candidates if name.startswith(f"{key}/dataloader_idx_")]
+    if per_loader:  # Lightning's name for the metric of each of several validation loaders
+        return per_loader[0]
     matches = difflib.get_close_matches(key, candidates, n=1)
     return matches[0] if matches else None
 

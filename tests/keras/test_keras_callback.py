@@ -357,3 +357,33 @@ def test_a_numpy_integer_interval_is_taken_as_an_int() -> None:
 
     assert type(callback.interval) is int
     assert repr(callback) == "HPOCallback(monitor='loss', interval=2)"
+
+
+def _build_with_auc(params: Any) -> Any:
+    """A binary classifier with an AUC metric object of the default name."""
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy",
+                  metrics=[keras.metrics.AUC()], jit_compile=False)
+    return model
+
+
+def test_a_numbered_metric_name_is_explained(digits: Data) -> None:
+    """Keras names a second AUC object 'auc_1': the message says why and how to avoid it,
+    instead of suggesting 'val_auc_1', a name a fresh process would not log."""
+    keras.backend.clear_session()
+    _build_with_auc({})  # an AUC object already exists: the next one is numbered
+
+    def objective(params: Any) -> None:
+        _build_with_auc(params).fit(digits["x"], digits["y"] == 0, epochs=1, verbose=0,
+                                    validation_data=(digits["x_val"], digits["y_val"] == 0),
+                                    callbacks=[HPOCallback("val_auc")])
+
+    with pytest.warns(UserWarning, match=r"'val_auc' was not logged by fit at the end of the "
+                                         r"epoch, but 'val_auc_1' was .*Keras numbers a "
+                                         r"metric's default name.*clear_session\(\).*"
+                                         r"keras.metrics.AUC\(name='auc'\)"):
+        study = hpo.maximize(objective, {"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
+                             show_progress_bar=False, n_trials=1)
+    assert study.trials[0].state is TrialState.FAIL
+    keras.backend.clear_session()

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from hpo_plugins import TrialState
+from hpo_plugins import TrialState, hp
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras import HPOCallback, keras_tune
 from hpo_plugins.samplers import RandomSampler
@@ -119,6 +119,25 @@ def test_a_misspelt_objective_stops_the_study_and_names_the_close_metric(
     (trial,) = load_study("typo", storage).trials
     assert trial.state is TrialState.FAIL
     assert "did you mean 'val_accuracy'?" in trial.system_attrs["fail_reason"]
+
+
+def test_a_model_built_before_the_study_does_not_rename_the_first_trials_metric(
+        digits: Data) -> None:
+    """keras_tune clears the Keras session before each build: an AUC object made earlier (a
+    check of build_fn, best_model() of an earlier run) would otherwise make the first trial log
+    'val_auc_1' and stop the study for a missing 'val_auc'."""
+    def build(params: Any) -> Any:
+        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(4, activation="relu"),
+                                  keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(keras.optimizers.Adam(params["lr"]), "binary_crossentropy",
+                      metrics=[keras.metrics.AUC()], jit_compile=False)
+        return model
+
+    build({"lr": 0.01})  # an AUC object named 'auc' exists now
+    binary = {**digits, "y": digits["y"] == 0, "y_val": digits["y_val"] == 0}
+    result = tune(build, {"lr": hp.uniform("lr", 0.005, 0.02)}, binary, objective="val_auc",
+                  epochs=1)
+    assert [t.state for t in result.study.trials] == [TrialState.COMPLETE] * 2
 
 
 def test_a_missing_metric_stops_the_study_even_when_caught(build_fn: Any, space: Any,

@@ -17,6 +17,7 @@ raises (Lightning's fails the trial with a warning).
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -262,6 +263,15 @@ def missing_metric_reason(key: str, logged: list[str], last: int | None = None) 
                 f"({logged_names(key, logged, suggest=False)}). Log it at every reporting "
                 f"epoch: pass the validation data to every fit that reports a 'val_*' metric, "
                 f"and compile every model with the metric")
+    numbered = sorted(name for name in logged if re.fullmatch(re.escape(key) + r"_\d+", name))
+    if numbered:
+        return (f"the monitored metric {key!r} was not logged by fit at the end of the epoch, "
+                f"but {numbered[0]!r} was ({logged_names(key, logged, suggest=False)}): Keras "
+                f"numbers a metric's default name when another metric object of that name "
+                f"already exists in the process. Call keras.backend.clear_session() before "
+                f"building each model (keras_tune does), or name the metric, e.g. "
+                f"keras.metrics.AUC(name='auc')")
     return (f"the monitored metric {key!r} was not logged by fit at the end of the epoch "
-            f"({logged_names(key, logged)}). Pass validation data for 'val_*' metrics, "
-            f"compile the model with the metric, or monitor one of the logged names")
+            f"({logged_names(key, logged)}). Pass validation data for 'val_*' metrics (with "
+            f"model.fit(validation_freq=k), pass HPOCallback(interval=k) too), compile the "
+            f"model with the metric, or monitor one of the logged names")

@@ -236,8 +236,16 @@ class KerasObjective:
         return history, reporter.problem
 
     def _seeded_build(self, trial: Trial, params: Any) -> Any:
-        """:meth:`_build` after seeding Keras with ``seed``, else the study's (a retry keeps
-        it), so that every trial starts from the same random state."""
+        """:meth:`_build` in a fresh Keras session, after seeding Keras with ``seed``, else the
+        study's (a retry keeps it), so that every trial starts from the same random state.
+
+        The session is cleared first (as Keras Tuner does) and not only after each trial:
+        Keras numbers the default name of a metric object made while another of that name
+        exists (``auc``, then ``auc_1``), so a model built before the study (a check of
+        ``build_fn``, ``best_model()`` of an earlier run) would make the first trial log
+        ``val_auc_1`` and miss ``objective="val_auc"``.
+        """
+        keras.backend.clear_session()
         seed = self.seed if self.seed is not None else trial.study.seed
         if seed is not None:
             keras.utils.set_random_seed(seed)

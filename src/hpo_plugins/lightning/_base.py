@@ -309,7 +309,8 @@ def _missing_metric(key: str, trainer: Any, last: int | None) -> str:
                 f"validation_step logs, with monitor=... or the study's metric")
     return (f"the monitored metric {key!r} was not logged as a number by this validation end "
             f"({logged_names(key, names)}). Log it with self.log({key!r}, value) in "
-            f"validation_step, or monitor one of the logged names with monitor=... (a metric "
+            f"validation_step (on_epoch=False keeps it out of callback_metrics), or monitor "
+            f"one of the logged names with monitor=... (a metric "
             f"that training_step logs with on_epoch=True cannot be monitored: it arrives only "
             f"after the validation)")
 
