@@ -286,6 +286,18 @@ def test_cli_run_reports_an_unreachable_scheduler(tmp_path: Path,
     assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
 
 
+def test_an_unreachable_scheduler_is_refused_before_any_study(tmp_path: Path) -> None:
+    """Our error with the address and the fix, not Dask's bare OSError; no study is made."""
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(ConfigurationError, match=r"cannot connect to the Dask scheduler at "
+                          r"tcp://127\.0\.0\.1:1 .*`dask scheduler`.*timeouts\.connect"):
+        hpo.minimize(_square, SPACE, n_trials=2, storage=f"sqlite:///{tmp_path}/a.db",
+                     launcher=DaskLauncher("tcp://127.0.0.1:1"))
+    assert not (tmp_path / "a.db").exists()
+
+
 def test_an_unmatched_killed_worker_loss_does_not_absorb_a_later_one(tmp_path: Path) -> None:
     """A KilledWorker whose trial is already gone (failed by a heartbeat elsewhere) is counted
     once; a trial lost silently in the next round still counts."""

@@ -192,8 +192,9 @@ def _check_options(args: argparse.Namespace, sampler: Sampler) -> None:
         raise CLIError("--gpus does not apply with --dask: start one Dask worker per GPU with "
                        '--resources "GPU=1" and pass --gpus-per-trial', EXIT_USAGE)
     if args.trials_per_gpu is not None and args.gpus is None:
-        raise CLIError("--trials-per-gpu needs --gpus (the GPUs whose slots it fills)",
-                       EXIT_USAGE)
+        from hpo_plugins.launchers._gpus import needs_gpus
+
+        raise CLIError(needs_gpus("--trials-per-gpu", "--gpus"), EXIT_USAGE)
     if args.gpus is not None:
         from hpo_plugins.launchers._gpus import parse_gpus
 
@@ -312,10 +313,12 @@ def _dask_client(address: str) -> Iterator[Any]:
         from dask.distributed import Client
     except ImportError:
         raise CLIError("--dask needs Dask: pip install 'hpo_plugins[dask]'") from None
+    from hpo_plugins.launchers._dask_cluster import connect
+
     try:
-        client = Client(address)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise CLIError(f"cannot connect to the Dask scheduler at {address}: {exc}") from None
+        client = connect(address, Client)
+    except ConfigurationError as exc:
+        raise CLIError(str(exc)) from None
     with client:
         yield client
 

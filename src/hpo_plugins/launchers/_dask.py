@@ -26,6 +26,7 @@ from hpo_plugins.launchers._dask_cluster import (
     WORKER_TIMEOUT,
     SharedFile,
     Slots,
+    connect,
     wait_for_capacity,
 )
 from hpo_plugins.launchers._state import RunState, fail_orphans
@@ -61,7 +62,9 @@ class DaskLauncher(Launcher):
     Args:
         client: A ``dask.distributed.Client``; a Dask cluster object (``LocalCluster``,
             ``SLURMCluster``...), or a scheduler address such as ``"tcp://scheduler:8786"``:
-            a client is then opened for each run and closed after (the cluster stays up).
+            a client is then opened for each run and closed after (the cluster stays up). A
+            scheduler that cannot be reached within Dask's ``distributed.comm.timeouts.connect``
+            (30 s by default) is a :class:`~hpo_plugins.exceptions.ConfigurationError`.
         gpus_per_trial: GPUs each trial needs. Trials then go only to workers that advertise
             that resource (``dask worker --resources "GPU=1"``), and all of a trial's GPUs must
             be on one worker. Start one worker per GPU with its ``CUDA_VISIBLE_DEVICES`` set (as
@@ -170,11 +173,11 @@ class DaskLauncher(Launcher):
     def _client(self) -> Iterator[Any]:
         """The client given, or one opened on the address or cluster given (closed after the
         run; a cluster it was opened on stays up). An opened client never becomes the default
-        client of this process."""
+        client of this process; a scheduler it cannot reach is a ConfigurationError."""
         if not isinstance(self.client, str) and not _is_cluster(self.client):
             yield self.client
             return
-        with _client_class()(self.client, set_as_default=False) as client:
+        with connect(self.client, _client_class()) as client:
             yield client
 
     def _resources(self) -> dict[str, float] | None:

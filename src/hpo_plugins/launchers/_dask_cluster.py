@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from hpo_plugins.storages import Storage
 
 __all__ = ["GPU_RESOURCE", "LOOK_SECONDS", "WORKER_TIMEOUT", "SharedFile", "Slots",
-           "trial_capacity", "wait_for_capacity"]
+           "connect", "trial_capacity", "wait_for_capacity"]
 
 _logger = logging.getLogger("hpo_plugins.launchers._dask")  # one logger for the launcher
 
@@ -31,6 +31,43 @@ GPU_RESOURCE = "GPU"
 WORKER_TIMEOUT = 60.0
 LOOK_SECONDS = 2.0  # how often a run looks for workers that joined (more trials at once)
 _FIRST_WORKER_POLL = 0.2
+
+
+# -- reaching the scheduler ---------------------------------------------------------------------
+
+
+def connect(target: Any, client_class: Any) -> Any:
+    """A new ``client_class`` client of ``target`` (a scheduler address or a cluster); close
+    it after use (``with connect(...) as client:``).
+
+    A scheduler that cannot be reached is refused with its address and the fix, instead of
+    Dask's bare ``OSError`` (after the ``distributed.comm.timeouts.connect`` wait, 30 s by
+    default). The client never becomes the default client of this process.
+
+    Raises:
+        ConfigurationError: The scheduler at the address could not be reached.
+    """
+    try:
+        return client_class(target, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
+        raise ConfigurationError(unreachable_scheduler(_address_of(target), exc)) from None
+
+
+def unreachable_scheduler(address: str, reason: BaseException) -> str:
+    """The message for a Dask scheduler that cannot be reached (the launcher's and the CLI's)."""
+    import dask.config
+
+    timeout = dask.config.get("distributed.comm.timeouts.connect", default="30s")
+    return (f"Expected a Dask scheduler that this machine reaches; cannot connect to the Dask "
+            f"scheduler at {address} ({reason}). Start one with `dask scheduler` and pass the "
+            f"address it prints, check the host, port and firewall, or, on a slow network, "
+            f"raise Dask's `distributed.comm.timeouts.connect` setting (now {timeout}).")
+
+
+def _address_of(target: Any) -> str:
+    """The scheduler address of an address or a cluster object, for messages."""
+    return target if isinstance(target, str) else str(getattr(target, "scheduler_address",
+                                                              target))
 
 
 # -- what the cluster can run -------------------------------------------------------------------
