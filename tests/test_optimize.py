@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +232,43 @@ def test_progress_bar_shows_the_best_value(capsys: pytest.CaptureFixture[str]) -
 def test_optimize_rejects_bad_options(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         _study().optimize(lambda p: 1.0, **kwargs)
+
+
+@pytest.mark.parametrize(("callback", "shown"), [
+    (lambda t: None, r"<lambda>\(t\) \(too many positional arguments\)"),
+    (lambda s, t, extra: None, r"<lambda>\(s, t, extra\) \(missing a required argument"),
+])
+def test_a_callback_of_the_wrong_signature_is_refused_before_any_trial(
+        callback: Callable[..., None], shown: str) -> None:
+    study = _study()
+    with pytest.raises(ConfigurationError, match=r"callable with two arguments, "
+                                                 r"fn\(study, frozen_trial\).*" + shown):
+        study.optimize(lambda p: 1.0, n_trials=3, callbacks=[callback])
+    assert study.trials == []
+
+
+def test_callbacks_of_any_fitting_or_unreadable_signature_are_accepted() -> None:
+    seen: list[int] = []
+    study = _study()
+    study.optimize(lambda p: 1.0, n_trials=1,
+                   callbacks=[lambda *args: seen.append(len(args)),
+                              functools.partial(lambda tag, s, t: seen.append(tag), 9),
+                              _Unreadable(seen)])
+    assert seen == [2, 9, -1]
+
+
+class _Unreadable:
+    """A callable whose signature ``inspect`` cannot read: it must not be refused."""
+
+    def __init__(self, seen: list[int]) -> None:
+        self.seen = seen
+
+    @property
+    def __signature__(self) -> Any:
+        raise ValueError("no signature")
+
+    def __call__(self, *args: Any) -> None:
+        self.seen.append(-1)
 
 
 def test_minimize_and_maximize_find_the_optimum() -> None:

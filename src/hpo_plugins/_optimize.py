@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins._numbers import optional_count, read_number
+from hpo_plugins._signature import two_argument_problem
 from hpo_plugins.exceptions import (
     ConfigurationError,
     SearchSpaceExhausted,
@@ -140,12 +141,27 @@ def _callback_tuple(callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | 
         )
     items = tuple(callbacks)
     for item in items:
-        if not callable(item):
-            raise ConfigurationError(
-                f"Expected `callbacks` to hold functions fn(study, frozen_trial). Received: "
-                f"{item!r} (a {type(item).__name__})."
-            )
+        _check_callback(item)
     return items
+
+
+def _check_callback(callback: Any) -> None:
+    """Refuse, before any trial, a callback that cannot be called as ``callback(study,
+    frozen_trial)``: not callable, or of another signature (``lambda t: ...``). A callable
+    whose signature Python cannot read is let through."""
+    if not callable(callback):
+        raise ConfigurationError(
+            f"Expected `callbacks` to hold functions fn(study, frozen_trial). Received: "
+            f"{callback!r} (a {type(callback).__name__})."
+        )
+    problem = two_argument_problem(callback)
+    if problem is not None:
+        raise ConfigurationError(
+            f"Expected each of `callbacks` to be callable with two arguments, "
+            f"fn(study, frozen_trial), called after each trial. Received: {problem}. Accept "
+            f"both, e.g. `lambda study, trial: ...`, or bind other arguments with "
+            f"functools.partial."
+        )
 
 
 def run(study: Study, objective: Callable[..., Any], settings: RunSettings, *, n_jobs: int = 1,

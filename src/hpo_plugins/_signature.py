@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["one_argument_problem"]
+__all__ = ["one_argument_problem", "two_argument_problem"]
 
 
 def one_argument_problem(function: Callable[..., Any]) -> str | None:
@@ -18,12 +18,28 @@ def one_argument_problem(function: Callable[..., Any]) -> str | None:
     what a ``functools.wraps`` decorator wraps: a decorator may supply an argument of the
     function it wraps. A function whose signature Python cannot read (some builtins) passes.
     """
+    return _positional_problem(function, 1)
+
+
+def two_argument_problem(function: Callable[..., Any]) -> str | None:
+    """Why ``function`` cannot be called with two positional arguments, or None when it can.
+
+    As :func:`one_argument_problem`, for functions the library calls with two arguments: a
+    study callback gets ``(study, frozen_trial)``, e.g. ``<lambda>(t) (too many positional
+    arguments)``.
+    """
+    return _positional_problem(function, 2)
+
+
+def _positional_problem(function: Callable[..., Any], count: int) -> str | None:
+    """Why ``function`` cannot take ``count`` positional arguments; None when it can, or when
+    its signature cannot be read."""
     try:
         signature = inspect.signature(function, follow_wrapped=False)
     except (TypeError, ValueError):
         return None
     try:
-        signature.bind(object())
+        signature.bind(*(object() for _ in range(count)))
     except TypeError as exc:
         name = getattr(function, "__qualname__", type(function).__name__)
         return f"{name}{signature} ({exc})"

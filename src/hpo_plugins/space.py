@@ -361,22 +361,81 @@ class SearchSpace:
             )
         if ways:
             return self.validate(ways[0])
-        loose = _first_distinct(_matches(self._expr, value, {}, {}), 1)
-        if loose:  # the shape fits: validate says which value does not
-            self.validate(loose[0])
-        why = ""
-        if isinstance(value, Mapping) and value and set(value) <= set(self.params):
+        loose = _first_distinct(_matches(self._expr, value, {}, {}), 8)
+        if loose:  # the shape fits: validate says which value does not, in the reading
+            # with the fewest values out of their support (the option the user meant)
+            self.validate(min(loose, key=self._out_of_support))
+        from hpo_plugins._space_explain import looks_flat
+
+        flat_problem = None
+        if looks_flat(value):
             try:
                 return self.validate(self._from_flat_natural(value))
             except SpaceError as exc:
-                why = f" Read as a flat dict of labels: {exc}"
-        raise SpaceError(
-            f"Could not match {value!r} to the search space. Expected either the nested value "
+                flat_problem = str(exc)
+        raise SpaceError(self._no_match(value, flat_problem))
+
+    def _out_of_support(self, flat: Mapping[str, Any]) -> int:
+        """How many values of a flat reading lie outside their parameter's support."""
+        return sum(1 for lbl, v in flat.items()
+                   if lbl in self.params and not self.params[lbl].contains(v))
+
+    def _no_match(self, value: Any, flat_problem: str | None) -> str:
+        """Why ``value`` fits the space neither as a nested value nor as a flat dict.
+
+        Each reading the value may have meant says what does not fit: the nested one names
+        the key missing, unknown or misspelled, or the value outside its parameter's support
+        (:func:`_diagnose`); the flat one (``flat_problem``) the label or the value. A dict
+        whose keys only labels explain (``mlp_layers``) is read as flat only, one whose keys
+        only the nested value explains as nested only.
+        """
+        nested_only, flat_only = self._readings(value)
+        if nested_only:
+            flat_problem = None
+        from hpo_plugins._space_explain import SHOWN_PROBLEMS, diagnose
+
+        problems = [] if flat_only else diagnose(self._expr, value, self.params, ()).problems
+        nested = "; ".join(problems[:SHOWN_PROBLEMS]) + (
+            f" (and {len(problems) - SHOWN_PROBLEMS} more)"
+            if len(problems) > SHOWN_PROBLEMS else "")
+        flat = f" Read as a flat dict of labels: {flat_problem}" if flat_problem else ""
+        return (
+            f"Could not match {value!r} to the search space"
+            f"{': ' + nested + '.' if nested else '.'}{flat} Expected either the nested value "
             f"the objective receives (choices given as the chosen option) or a flat dict "
-            f"{{label: value}} with labels from {list(self.labels)}.{why}"
+            f"{{label: value}} with labels from {list(self.labels)}."
         )
 
+    def _readings(self, value: Any) -> tuple[bool, bool]:
+        """``(nested only, flat only)``: whether only one reading of ``value`` is plausible,
+        from the keys that only a top-level key of the space, or only a label, explains (or,
+        misspelled, most resembles)."""
+        from hpo_plugins._space_explain import explained, looks_flat
+
+        if not looks_flat(value):
+            return True, False
+        top = {key for key, _ in self._expr.named_args} if self._expr.name == "dict" else set()
+        labels = set(self.params)
+        by_label = explained(value, labels - top, top)
+        by_key = explained(value, top - labels, labels)
+        return by_key and not by_label, by_label and not by_key
+
     def _from_flat_natural(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        """A flat dict ``{label: natural value}`` as flat internal values (choice indices).
+
+        Raises:
+            SpaceError: A key is no label of the space (with the closest label), or a choice
+                is given a value that is not one of its options.
+        """
+        from hpo_plugins._space_explain import did_you_mean
+
+        unknown = [lbl for lbl in value if lbl not in self.params]
+        if unknown:
+            raise SpaceError(
+                f"Unknown parameter label {unknown[0]!r}"
+                f"{did_you_mean(unknown[0], self.labels)}. Expected labels of this space: "
+                f"{list(self.labels)}."
+            )
         out: dict[str, Any] = {}
         for lbl, v in value.items():
             p = self.params[lbl]
