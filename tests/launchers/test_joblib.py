@@ -337,6 +337,25 @@ def test_bad_gpus_are_refused_by_the_constructor(gpus: Any, message: str) -> Non
         JoblibLauncher(gpus=gpus)  # not first in run(), after the study was opened
 
 
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"n_jobs": 2, "trials_per_gpu": 3},
+     r"Expected `gpus` with trials_per_gpu=3: trials_per_gpu needs gpus \(the GPUs whose "
+     r"slots it fills\)\. Received: gpus=None"),
+    ({"gpus": [0, 0]}, r"gpus=\[0, 0\].*GPU 0 is listed twice.*trials_per_gpu=2"),
+    ({"gpus": "1,0,1"}, r"GPU 1 is listed twice"),
+    ({"gpus": [0, "0"]}, r"GPU 0 is listed twice"),
+    ({"gpus": []}, r"gpus=\[\].*an empty list names no GPU: pass gpus=None for CPU workers"),
+    ({"gpus": ()}, r"an empty list names no GPU"),
+])
+def test_contradictory_gpu_options_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        JoblibLauncher(**kwargs)
+
+
+def test_trials_per_gpu_of_one_needs_no_gpus() -> None:
+    assert JoblibLauncher(2, trials_per_gpu=1).trials_per_gpu == 1  # the default, said aloud
+
+
 @pytest.mark.parametrize(("gpus", "ids"), [
     ([0, 2], ["0", "2"]), (("1",), ["1"]), ("0,1", ["0", "1"]), (" 1 , 3", ["1", "3"]),
     ("2", ["2"]), (["GPU-8f1c2e7a-aaaa", "MIG-GPU-8f1c/1/0"], ["GPU-8f1c2e7a-aaaa",

@@ -14,7 +14,7 @@ from typing import Literal
 
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["detect_gpus", "gpu_slots", "parse_gpus"]
+__all__ = ["detect_gpus", "gpu_slots", "needs_gpus", "parse_gpus"]
 
 _logger = logging.getLogger(__name__)
 _GPU_ID = re.compile(r"[0-9]+|(?:GPU|MIG)-[^\s,]+")  # an index or a UUID, as CUDA takes them
@@ -95,7 +95,8 @@ def parse_gpus(gpus: object) -> Literal["all"] | list[str] | None:
     ``MIG-...``): what ``CUDA_VISIBLE_DEVICES`` takes. A string other than ``"all"`` is read in
     that variable's syntax, ids separated by commas (``"0,1"``, ``"2"``), but strictly: a bad id
     is an error, not the end of the list. ``"all"`` is lower case only, as the CLI reads it. A
-    bare integer is refused, since ``gpus=2`` may mean GPU 2 or two GPUs.
+    bare integer is refused, since ``gpus=2`` may mean GPU 2 or two GPUs; so are an empty list
+    (``None`` means no GPU pool) and an id listed twice (``trials_per_gpu`` shares a GPU).
 
     Example:
         >>> parse_gpus([0, "2"]), parse_gpus(" 1, 3"), parse_gpus("all")
@@ -122,8 +123,21 @@ def parse_gpus(gpus: object) -> Literal["all"] | list[str] | None:
         gpu = _gpu_id(entry)
         if gpu is None:
             raise _bad_gpus(gpus, _not_an_id(entry))
+        if gpu in ids:
+            raise _bad_gpus(gpus, f"GPU {gpu} is listed twice, and each id is one GPU: to run "
+                                  f"several trials on one GPU at once, list it once and pass "
+                                  f"trials_per_gpu=2")
         ids.append(gpu)
+    if not ids:
+        raise _bad_gpus(gpus, 'an empty list names no GPU: pass gpus=None for CPU workers, '
+                              'or gpus="all" for every GPU this machine has')
     return ids
+
+
+def needs_gpus(trials_per_gpu: str, gpus: str) -> str:
+    """The refusal of ``trials_per_gpu`` without ``gpus``, with the names the caller uses
+    (``JoblibLauncher`` its arguments, ``hpo-plugins run`` its flags)."""
+    return f"{trials_per_gpu} needs {gpus} (the GPUs whose slots it fills)"
 
 
 def _gpu_id(entry: object) -> str | None:

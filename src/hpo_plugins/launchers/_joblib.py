@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers._base import Launcher
-from hpo_plugins.launchers._gpus import gpu_slots, parse_gpus
+from hpo_plugins.launchers._gpus import gpu_slots, needs_gpus, parse_gpus
 from hpo_plugins.launchers._state import RunState, fail_dead_workers, fail_orphans
 from hpo_plugins.launchers._worker import Job, pin_gpu, run_task
 
@@ -63,7 +63,7 @@ class JoblibLauncher(Launcher):
             same as a comma-separated string (``"0,2"``, the syntax of
             ``CUDA_VISIBLE_DEVICES``), or None. Checked here, not when the run starts. Without
             any GPU found, trials run on CPU after a one-line notice.
-        trials_per_gpu: Trials that share one GPU at once.
+        trials_per_gpu: Trials that share one GPU at once; more than 1 needs ``gpus``.
         fresh_process: A new process per trial; default True with GPUs, else False.
         deterministic: Make the suggestions of a seeded study independent of timing: trial ``n``
             waits until trials below ``n - (workers - 1)`` are finished and sees newer ones as
@@ -88,6 +88,7 @@ class JoblibLauncher(Launcher):
             )
         gpu_slots(None, trials_per_gpu)  # validates trials_per_gpu
         parse_gpus(gpus)  # validates gpus; "all" is detected when the run starts
+        _check_trials_per_gpu(gpus, trials_per_gpu)
         for name, flag in (("fresh_process", fresh_process), ("deterministic", deterministic)):
             if flag is not None and not isinstance(flag, bool):
                 raise ConfigurationError(
@@ -318,3 +319,14 @@ def _as_count(value: object) -> int | None:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         return None
+
+
+def _check_trials_per_gpu(gpus: object, trials_per_gpu: int) -> None:
+    """Refuse ``trials_per_gpu`` above 1 without ``gpus``: there are no GPU slots to fill, and
+    the run would silently use ``n_jobs`` CPU workers (the CLI refuses the same options)."""
+    if gpus is None and trials_per_gpu != 1:
+        raise ConfigurationError(
+            f"Expected `gpus` with trials_per_gpu={trials_per_gpu}: "
+            f"{needs_gpus('trials_per_gpu', 'gpus')}. Received: gpus=None. Pass gpus=[0, 1] "
+            f'or gpus="all", or leave trials_per_gpu out to run n_jobs CPU workers.'
+        )
