@@ -381,6 +381,32 @@ def test_unparsable_url_is_not_echoed() -> None:
     assert "s3cret" not in str(info.value)
 
 
+@pytest.mark.parametrize(("engine_kwargs", "message"), [
+    ([1], r"`engine_kwargs` to be a dict of keyword arguments.*Received: a value of type list"),
+    ({1: 2}, r"keys of `engine_kwargs` to be argument names.*the key 1 \(of type int\)"),
+    ({"connect_args": 5}, r"engine_kwargs\['connect_args'\] to be a dict.*of type int"),
+    ({"pool_siz": 5}, r"Received: the argument 'pool_siz' that SQLAlchemy refused.*"
+                      r"sqlalchemy.create_engine"),
+])
+def test_bad_engine_kwargs_are_refused_by_the_constructor(tmp_path: Path, engine_kwargs: object,
+                                                          message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        SQLStorage(f"sqlite:///{tmp_path}/sub/a.db", engine_kwargs=engine_kwargs)  # type: ignore[arg-type]
+    assert not (tmp_path / "sub").exists()  # checked without connecting or making folders
+
+
+def test_engine_kwargs_are_checked_without_connecting(tmp_path: Path) -> None:
+    """A server that does not answer: the constructor still refuses a misspelled argument
+    (only a driver that is installed can say), and accepts a right one without connecting."""
+    pytest.importorskip("psycopg")
+    with pytest.raises(ConfigurationError, match="'pool_siz'"):
+        SQLStorage(SECRET_URL, engine_kwargs={"pool_siz": 5})
+    assert SQLStorage(SECRET_URL, engine_kwargs={"pool_size": 5}).engine_kwargs == {"pool_size": 5}
+    storage = SQLStorage(f"sqlite:///{tmp_path}/b.db", engine_kwargs={"pool_size": 2})
+    assert not (tmp_path / "b.db").exists()
+    assert storage.list_studies() == []  # the engine made on first use takes them
+
+
 # -- pickling, fork, several instances ----------------------------------------------------------
 
 

@@ -470,8 +470,7 @@ def _server_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
     Connections are checked by :func:`_drop_dead_connection` instead of ``pool_pre_ping``
     (still honoured when passed in ``engine_kwargs``).
     """
-    kwargs["isolation_level"] = "AUTOCOMMIT"
-    engine = sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **_server_arguments(kwargs))
     sa.event.listen(engine, "begin", _server_on_begin)
     if not kwargs.get("pool_pre_ping"):
         sa.event.listen(engine, "checkout", _drop_dead_connection)
@@ -482,11 +481,77 @@ def _sqlite_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
     """An engine on a SQLite file, with WAL, a long busy timeout and BEGIN IMMEDIATE."""
     if not _is_sqlite_uri(url):
         _make_parent_folder(url.database or "")
-    connect_args = {"timeout": _SQLITE_BUSY_TIMEOUT_S, **kwargs.pop("connect_args", {})}
-    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    engine = sa.create_engine(url, **_sqlite_arguments(kwargs))
     sa.event.listen(engine, "connect", _sqlite_on_connect)
     sa.event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def _server_arguments(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of ``create_engine`` on a database server: the user's, in autocommit."""
+    return {**kwargs, "isolation_level": "AUTOCOMMIT"}
+
+
+def _sqlite_arguments(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of ``create_engine`` on SQLite: the user's, with a long busy timeout
+    unless their ``connect_args`` set another."""
+    connect_args = {"timeout": _SQLITE_BUSY_TIMEOUT_S, **kwargs.get("connect_args", {})}
+    return {**kwargs, "connect_args": connect_args}
+
+
+def _check_engine_kwargs(engine_kwargs: Any) -> dict[str, Any] | None:
+    """``engine_kwargs`` as a dict, after refusing what ``create_engine`` could not take: not
+    a mapping, a key that is no argument name, ``connect_args`` that is not a mapping. Values
+    are not shown in messages (``connect_args`` may hold a password)."""
+    if engine_kwargs is None:
+        return None
+    if not isinstance(engine_kwargs, Mapping):
+        raise ConfigurationError(
+            f"Expected `engine_kwargs` to be a dict of keyword arguments for "
+            f"sqlalchemy.create_engine, such as {{'pool_size': 10}}, or None. Received: a value "
+            f"of type {type(engine_kwargs).__name__}. Pass a dict."
+        )
+    for key, value in engine_kwargs.items():
+        if not isinstance(key, str):
+            raise ConfigurationError(
+                f"Expected the keys of `engine_kwargs` to be argument names of "
+                f"sqlalchemy.create_engine (str). Received: the key {key!r} (of type "
+                f"{type(key).__name__}). Use the argument's name, e.g. 'pool_size'."
+            )
+        if key == "connect_args" and not isinstance(value, Mapping):
+            raise ConfigurationError(
+                f"Expected engine_kwargs['connect_args'] to be a dict of the database "
+                f"driver's connect arguments, such as {{'connect_timeout': 10}}. Received: a "
+                f"value of type {type(value).__name__}. Pass a dict."
+            )
+    return dict(engine_kwargs)
+
+
+def _try_engine_kwargs(url: URL, kwargs: Mapping[str, Any], sqlite: bool) -> None:
+    """Create and drop an engine with ``kwargs`` (SQLAlchemy connects only on first use), so
+    that an argument ``create_engine`` refuses fails with the storage, not at its first use.
+
+    A missing driver or an unknown scheme is left to the first use, which names the fix.
+    """
+    arguments = _sqlite_arguments(kwargs) if sqlite else _server_arguments(kwargs)
+    try:
+        sa.create_engine(url, **arguments).dispose()
+    except (NoSuchModuleError, ImportError):
+        return
+    except TypeError as exc:
+        raise ConfigurationError(_bad_engine_argument(kwargs, exc)) from None
+
+
+def _bad_engine_argument(kwargs: Mapping[str, Any], exc: TypeError) -> str:
+    """The message for an argument that ``create_engine`` refused with a TypeError."""
+    named = [key for key in kwargs if f"'{key}'" in str(exc)]
+    culprit = (f"the argument{'s' if len(named) > 1 else ''} {', '.join(map(repr, named))}"
+               if named else "an argument")
+    return (f"Expected `engine_kwargs` to hold arguments of sqlalchemy.create_engine that fit "
+            f"this database's dialect and pool. Received: {culprit} that SQLAlchemy refused "
+            f"({exc}). Check the spelling against the arguments of sqlalchemy.create_engine "
+            f"(https://docs.sqlalchemy.org/en/20/core/engines.html#sqlalchemy.create_engine), "
+            f"or remove {'it' if len(named) <= 1 else 'them'}.")
 
 
 def _make_parent_folder(database: str) -> None:
@@ -968,7 +1033,8 @@ class SQLStorage(Storage):
             a relative SQLite path is resolved once, here, so a later ``chdir`` or a child
             process started in another directory (:attr:`portable_url`) still opens this file.
         engine_kwargs: Extra keyword arguments for :func:`sqlalchemy.create_engine` (pool size,
-            ``connect_args``...).
+            ``connect_args``...). Checked here: an engine is created and dropped without
+            connecting, so a misspelled argument fails now rather than at first use.
         create: Create the tables when they are missing and upgrade an older schema (default).
             False opens only a database that already holds this schema version and never
             changes its structure: for tools that read, such as the command line, which must
@@ -983,7 +1049,9 @@ class SQLStorage(Storage):
     would open the file read-write.
 
     Raises:
-        ConfigurationError: ``url`` is not a database URL; or is a SQLite URL that names an
+        ConfigurationError: ``engine_kwargs`` is not a dict of argument names, or holds an
+            argument that ``create_engine`` refuses; ``url`` is not a database URL; or is a
+            SQLite URL that names an
             in-memory database (use :class:`~hpo_plugins.storages.InMemoryStorage` instead),
             has a host (two slashes, ``sqlite://hpo.db``), or holds SQLite URI arguments
             outside the URI form. An unknown scheme is reported on first use.
@@ -1002,7 +1070,7 @@ class SQLStorage(Storage):
     def __init__(self, url: str, *, engine_kwargs: dict[str, Any] | None = None,
                  create: bool = True) -> None:
         self.url = url
-        self.engine_kwargs = engine_kwargs
+        self.engine_kwargs = _check_engine_kwargs(engine_kwargs)
         self.create = create
         self._parsed = _parse_url(url)
         if self._parsed.get_backend_name() == "sqlite":
@@ -1011,6 +1079,8 @@ class SQLStorage(Storage):
         self._description = masked_url(self._parsed)
         self._redact = functools.partial(_redact, secrets=url_secrets(self._parsed))
         self._is_sqlite = self._parsed.get_backend_name() == "sqlite"
+        if self.engine_kwargs:
+            _try_engine_kwargs(self._parsed, self.engine_kwargs, self._is_sqlite)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._hot: _HotStatements | None = None
@@ -1124,6 +1194,8 @@ class SQLStorage(Storage):
             raise ConfigurationError(_unknown_scheme_message(self._parsed)) from None
         except ImportError as exc:
             raise MissingDependencyError(_missing_driver_message(self._parsed, exc)) from exc
+        except TypeError as exc:  # a driver installed since the constructor's check
+            raise ConfigurationError(_bad_engine_argument(kwargs, exc)) from None
 
     def _access_hint(self, exc: SQLAlchemyError) -> str:
         """What to check when SQLite cannot open or write its file; "" for other errors."""
