@@ -137,3 +137,10 @@ def test_a_choice_of_many_options_with_few_trials_each_is_not_overfitted() -> No
 def test_bad_input_is_explained(kwargs: dict[str, Any], n_trials: int, match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         param_importances(_study(n_trials, 8), **kwargs)
+
+
+@pytest.mark.parametrize("study", [None, "my-study", []])
+def test_what_is_not_a_study_is_refused(study: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"Expected `study` to be a Study.*Received: "
+                                                 r"study=.*hpo.load_study"):
+        param_importances(study)

@@ -478,3 +478,35 @@ def test_pruners_and_the_launcher_take_numpy_integers_and_keep_python_ones() -> 
     assert launcher.n_jobs == 2 and type(launcher.n_jobs) is int
     with pytest.raises(ConfigurationError, match="`n_jobs` to be an integer >= 1"):
         JoblibLauncher(n_jobs=True)
+
+
+# -- trial ids and stored trials --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("storage", [":memory:", "sqlite"])
+@pytest.mark.parametrize(("bad", "message"), [
+    ("1", r"trial_id='1' \(of type str\)\. Convert it first: study.trial\(int\('1'\)\)"),
+    (True, r"trial_id=True \(of type bool\)"),
+    (1.0, r"trial_id=1.0 \(of type float\)"),
+    (None, r"trial_id=None"),
+])
+def test_a_trial_id_of_another_type_is_refused(tmp_path: Path, storage: str, bad: Any,
+                                               message: str) -> None:
+    """Not "no trial with id 1" nor "a trial of another study": the type is what is wrong."""
+    study = _study(f"sqlite:///{tmp_path}/ids.db" if storage == "sqlite" else storage)
+    trial = study.ask()
+    with pytest.raises(ConfigurationError, match=r"Expected `trial_id` to be an int, the "
+                                                 r"storage id of a trial.*" + message):
+        study.trial(bad)
+    assert study.trial(np.int64(trial.trial_id)).number == trial.number  # numpy ints are ints
+
+
+@pytest.mark.parametrize("method", ["natural_params", "requeue_lost"])
+def test_methods_reading_a_stored_trial_refuse_a_number(method: str) -> None:
+    study = _study()
+    study.optimize(lambda p: p["x"], n_trials=1)
+    with pytest.raises(ConfigurationError, match=r"to be a FrozenTrial.*Received: \w+=0 \(of "
+                                                 rf"type int\)\..*study\.{method}\(study\."
+                                                 r"trials\[n\]\)"):
+        getattr(study, method)(0)
+    assert study.natural_params(study.trials[0]) == study.trials[0].natural

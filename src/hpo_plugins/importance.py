@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import reprlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -84,8 +85,9 @@ def param_importances(study: Study, *, params: Sequence[str] | None = None,
         up to 1, unless no parameter explains more than chance would (then every value is 0).
 
     Raises:
-        ConfigurationError: Fewer than :data:`MIN_TRIALS` COMPLETE trials with a finite value,
-            a label in ``params`` that no such trial has, or a bad ``n_bins``.
+        ConfigurationError: ``study`` is not a Study; fewer than :data:`MIN_TRIALS` COMPLETE
+            trials with a finite value, a label in ``params`` that no such trial has, or a bad
+            ``n_bins``.
 
     Example:
         >>> import hpo_plugins as hpo
@@ -96,6 +98,7 @@ def param_importances(study: Study, *, params: Sequence[str] | None = None,
         >>> list(importances)[0], round(sum(importances.values()), 6)
         ('x', 1.0)
     """
+    _check_study(study)
     if n_bins is not None and (isinstance(n_bins, bool)
                                or not isinstance(n_bins, numbers.Integral) or n_bins < 2):
         raise ConfigurationError(
@@ -124,6 +127,20 @@ def param_importances(study: Study, *, params: Sequence[str] | None = None,
     total = sum(raw.values())
     shares = {label: (value / total if total > 0 else 0.0) for label, value in raw.items()}
     return dict(sorted(shares.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _check_study(study: Any) -> None:
+    """Refuse anything but a Study (a name, a storage, a list of trials) with the fix."""
+    from hpo_plugins.study import Study  # here: importance is imported before the study module
+
+    if not isinstance(study, Study):
+        raise ConfigurationError(
+            f"Expected `study` to be a Study, as hpo.create_study, hpo.load_study or "
+            f"hpo.minimize return. Received: study={reprlib.repr(study)} (of type "
+            f"{type(study).__name__}). For a stored study, pass "
+            f"hpo.load_study(study_name, storage=...); to rank given trials, pass the study "
+            f"and trials=[...]."
+        )
 
 
 def _labels(done: Sequence[FrozenTrial]) -> list[str]:

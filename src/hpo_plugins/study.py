@@ -309,7 +309,11 @@ class Study:
         number) and ``retries`` (one more than the dead trial's) in its system attributes; the
         next ``ask`` claims it. Used for trials failed by a stale heartbeat and for those a
         launcher fails when it sees their worker die, so a lost grid point runs again.
+
+        Raises:
+            ConfigurationError: ``dead`` is not a FrozenTrial.
         """
+        _require_frozen(dead, "dead", "requeue_lost")
         retries = int(dead.system_attrs.get("retries", 0))
         if retries >= self.max_retries or not dead.params:
             return None
@@ -431,8 +435,10 @@ class Study:
 
         Raises:
             TrialNotFoundError: No trial has that id.
-            ConfigurationError: The trial belongs to another study of the storage.
+            ConfigurationError: ``trial_id`` is not an int, or the trial belongs to another
+                study of the storage.
         """
+        trial_id = _trial_id(trial_id)
         frozen = self.storage.get_trial(trial_id)
         ours = self.storage.get_all_trials(self.study_id, [frozen.state])
         if not any(t.trial_id == trial_id for t in ours) and not any(
@@ -708,7 +714,11 @@ class Study:
         Rebuilt from the space when the study has one. Without it (``load_study(name)``) it is
         the value stored as JSON, where Hyperopt's tuples became lists: they are made tuples
         again, at any depth, so both give the same value.
+
+        Raises:
+            ConfigurationError: ``frozen`` is not a FrozenTrial.
         """
+        _require_frozen(frozen, "frozen", "natural_params")
         if self.space is not None and frozen.params:
             return self.space.build(frozen.params)
         return lists_as_tuples(frozen.natural)
@@ -805,6 +815,31 @@ def _parse_state(state: TrialState | str) -> TrialState:
             f"Expected `state` to be COMPLETE, PRUNED or FAIL. Received: state={state!r}."
         )
     return final
+
+
+def _trial_id(trial_id: Any) -> int:
+    """``trial_id`` as an int (numpy integers too), or the error that says what a trial id is:
+    a str such as ``"1"`` would otherwise be looked up as is and not found."""
+    if isinstance(trial_id, bool) or not isinstance(trial_id, numbers.Integral):
+        convert = (f" Convert it first: study.trial(int({trial_id!r}))."
+                   if isinstance(trial_id, str) and trial_id.strip().isdigit() else "")
+        raise ConfigurationError(
+            f"Expected `trial_id` to be an int, the storage id of a trial (Trial.trial_id or "
+            f"FrozenTrial.trial_id, not its number). Received: trial_id={trial_id!r} (of type "
+            f"{type(trial_id).__name__}).{convert}"
+        )
+    return int(trial_id)
+
+
+def _require_frozen(frozen: Any, name: str, method: str) -> None:
+    """Refuse anything but a stored trial where a method reads one (not a number or an id)."""
+    if not isinstance(frozen, FrozenTrial):
+        raise ConfigurationError(
+            f"Expected `{name}` to be a FrozenTrial, a stored trial such as study.best_trial "
+            f"or an item of study.trials. Received: {name}={frozen!r} (of type "
+            f"{type(frozen).__name__}). For trial number n, pass "
+            f"study.{method}(study.trials[n])."
+        )
 
 
 def _told_number(trial: Trial, value: Any, state: TrialState, study_name: str) -> float:
@@ -916,7 +951,9 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
         heartbeat_interval: Seconds between heartbeats of trials run by the loop; None disables
             heartbeats (and so the detection of dead workers).
         grace_period: A RUNNING trial silent for longer is failed at the next ``ask``; default
-            ``4 * heartbeat_interval``.
+            ``4 * heartbeat_interval``. With ``heartbeat_interval=None`` this process sends no
+            heartbeats, but a ``grace_period`` still makes its ``ask`` fail the stale trials of
+            other workers that do.
         max_retries: How many times a trial whose worker was lost is re-queued (failed for a
             stale heartbeat, or by a launcher that saw its worker die).
 

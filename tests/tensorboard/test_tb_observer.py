@@ -239,6 +239,21 @@ def test_run_dir_is_the_trial_dir_only_with_a_logdir(nested_space: dict[str, Any
     assert run_dir(hpo.create_study(nested_space, storage=":memory:").ask()) is None
 
 
+@pytest.mark.parametrize("study", [None, "runs/r"])
+def test_observer_refuses_what_is_not_a_study(study: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"Expected `study` to be a Study with a "
+                                                 r"`logdir`\. Received: study=.*tensorboard "
+                                                 r"--logdir PATH"):
+        HParamsObserver(study)
+
+
+@pytest.mark.parametrize("trial", ["x", None, 0])
+def test_run_dir_refuses_what_is_not_a_trial(trial: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"Expected `trial` to be a Trial.*Received: "
+                                                 r"trial=.*hpo.current_trial\(\)"):
+        run_dir(trial)
+
+
 def test_event_files_are_named_per_process_and_never_shared(tmp_path: Path,
                                                            run_reader: Reader) -> None:
     from hpo_plugins.tensorboard._protos import scalar_summary

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import TYPE_CHECKING
 
 from hpo_plugins._frozen import TrialState
+from hpo_plugins.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
@@ -58,5 +60,16 @@ def run_dir(trial: Trial) -> str | None:
         >>> study = hpo.create_study(space={"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:")
         >>> run_dir(study.ask()) is None  # no logdir: leave the framework's logger alone
         True
+
+    Raises:
+        ConfigurationError: ``trial`` is not a running :class:`~hpo_plugins.Trial`.
     """
+    from hpo_plugins.trial import Trial  # here: importing this module stays light
+
+    if not isinstance(trial, Trial):
+        raise ConfigurationError(
+            f"Expected `trial` to be a Trial, as study.ask() or hpo.current_trial() return. "
+            f"Received: trial={reprlib.repr(trial)} (of type {type(trial).__name__}). Inside an "
+            f"objective, pass hpo.current_trial()."
+        )
     return trial.log_dir if trial.study.logdir is not None else None

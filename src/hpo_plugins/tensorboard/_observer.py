@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import reprlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -64,7 +65,7 @@ class HParamsObserver:
         study: A study with a ``logdir``.
 
     Raises:
-        ConfigurationError: The study has no ``logdir``.
+        ConfigurationError: ``study`` is not a Study, or has no ``logdir``.
 
     Example:
         >>> import os, hpo_plugins as hpo
@@ -78,6 +79,7 @@ class HParamsObserver:
     """
 
     def __init__(self, study: Study) -> None:
+        _check_study(study)
         if study.logdir is None:
             raise ConfigurationError(
                 f"Expected a study with a `logdir` for TensorBoard. Received: study "
@@ -181,3 +183,17 @@ def _warn_if_reused(run: str) -> None:
         _logger.warning("%s already holds TensorBoard events (an earlier study in the same "
                         "logdir?); TensorBoard will show the first session written there. "
                         "Use a fresh logdir for a new study.", run)
+
+
+def _check_study(study: Any) -> None:
+    """Refuse anything but a Study (a logdir path, say) with the fix."""
+    from hpo_plugins.study import Study  # here: the study module makes these observers
+
+    if not isinstance(study, Study):
+        raise ConfigurationError(
+            f"Expected `study` to be a Study with a `logdir`. Received: "
+            f"study={reprlib.repr(study)} (of type {type(study).__name__}). A study made "
+            f"with create_study(..., logdir=...) writes TensorBoard data by itself; to browse "
+            f"a logdir, run `tensorboard --logdir PATH` or `hpo-plugins tensorboard --study "
+            f"NAME`."
+        )
