@@ -149,3 +149,12 @@ def test_an_integer_column_with_empty_cells_stays_integer() -> None:
     assert frame["params_n"][1] == 6 and frame["params_width"][1] == 64
     assert frame["last_step"][1] == 3
     assert str(frame["number"].dtype) == "int64"  # a column without gaps is unchanged
+
+
+def test_last_step_is_integer_also_when_no_trial_reported() -> None:
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:", seed=0)
+    assert str(study.trials_dataframe()["last_step"].dtype) == "Int64"  # no trial yet
+    study.optimize(lambda params: params["x"], n_trials=2)
+    frame = study.trials_dataframe()
+    assert str(frame["last_step"].dtype) == "Int64"
+    assert frame["last_step"].isna().tolist() == [True, True]

@@ -94,7 +94,8 @@ def trials_dataframe(study: Study) -> pd.DataFrame:
     columns, records = trial_records(study, study.trials)
     frame = pd.DataFrame(records, columns=columns)
     for column in columns:
-        if _integers_with_gaps(records, column):
+        if column == "last_step" or _integers_with_gaps(records, column):
+            # last_step always: a study whose trials reported nothing yet has None only
             # pandas would make 6 a 6.0 beside an empty cell: the nullable integer keeps 6
             frame[column] = frame[column].astype("Int64")
     return frame

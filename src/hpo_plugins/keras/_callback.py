@@ -71,8 +71,9 @@ class HPOCallback(keras.callbacks.Callback):
         monitor: The metric to report, a key of the epoch logs (``"val_loss"``,
             ``"val_accuracy"``...); default: the study's ``metric`` (``"val_loss"`` unless the
             study was created with another). The study's direction says whether lower or higher
-            is better; a name that says the opposite (``"val_accuracy"`` in a study that
-            minimises) is refused when ``fit`` starts.
+            is better: Keras' own loss (``"val_loss"``, ``"loss"``) in a study that maximises is
+            refused when ``fit`` starts, and another name that says the opposite
+            (``"val_accuracy"`` in a study that minimises) warns.
         trial: The trial to report to; default: the current trial, found when ``fit`` starts
             (in the objective of ``hpo.minimize``, inside ``with trial:``, or in a process
             started with :data:`hpo_plugins.TRIAL_ENV`).
@@ -82,9 +83,9 @@ class HPOCallback(keras.callbacks.Callback):
 
     Raises:
         ConfigurationError: An argument has the wrong type or value. Raised through ``fit``:
-            the monitored name implies the other direction than the study's (when ``fit``
-            starts), or this ``fit`` reports an epoch below a step the trial already holds (a
-            second ``fit`` in one trial without ``initial_epoch``).
+            Keras' own loss is monitored in a study that maximises (when ``fit`` starts), or
+            this ``fit`` reports an epoch below a step the trial already holds (a second
+            ``fit`` in one trial without ``initial_epoch``).
 
     Example:
         >>> import hpo_plugins as hpo
