@@ -655,13 +655,14 @@ def _check_args(p: Param) -> None:
             UserWarning, stacklevel=_outside_package())
 
 
-#: The largest and smallest exponents whose ``exp`` is a finite, normal float (about 1e308 and
-#: 2e-308): a log-scale parameter samples ``exp`` of a number, and past these it overflows (an
-#: OverflowError at the first trial) or underflows to 0.
+#: The largest and smallest exponents whose ``exp`` is a finite, non-zero float (about 1.8e308
+#: and 5e-324, the smallest subnormal): a log-scale parameter samples ``exp`` of a number, and
+#: past these it overflows (an OverflowError at the first trial) or underflows to 0.
 _LOG_MAX = math.log(sys.float_info.max)
-_LOG_MIN = math.log(sys.float_info.min)
-#: How many standard deviations from ``mu`` a (log)normal parameter must stay representable.
-_SIGMAS = 10.0
+_LOG_MIN = math.log(math.ulp(0.0))
+#: How many standard deviations from ``mu`` a (log)normal parameter must stay representable (a
+#: draw beyond 8 has a chance of about 1e-15).
+_SIGMAS = 8.0
 
 
 def _check_range(p: Param, where: str) -> None:

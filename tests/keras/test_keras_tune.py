@@ -140,6 +140,32 @@ def test_a_model_built_before_the_study_does_not_rename_the_first_trials_metric(
     assert [t.state for t in result.study.trials] == [TrialState.COMPLETE] * 2
 
 
+def test_the_users_dtype_policy_holds_in_every_trial(build_fn: Any, space: Any,
+                                                     digits: Data) -> None:
+    """Clearing the Keras session between trials keeps the global dtype policy the user set."""
+    seen: list[str] = []
+
+    def build(params: Any) -> Any:
+        seen.append(keras.config.dtype_policy().name)
+        return build_fn(params)
+
+    keras.config.set_dtype_policy("float64")
+    try:
+        tune(build, space, digits, epochs=1, n_trials=2)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert seen == ["float64", "float64"]
+
+
+def test_numpy_numbers_and_any_list_of_study_callbacks_are_taken(build_fn: Any, space: Any,
+                                                                  digits: Data) -> None:
+    seen: list[int] = []
+    result = tune(build_fn, space, digits, epochs=1, n_trials=1, validation_data=None,
+                  validation_split=np.float32(0.2),
+                  study_callbacks=(lambda study, frozen: seen.append(frozen.number),))
+    assert [t.state for t in result.study.trials] == [TrialState.COMPLETE] and seen == [0]
+
+
 def test_a_missing_metric_stops_the_study_even_when_caught(build_fn: Any, space: Any,
                                                            digits: Data) -> None:
     from hpo_plugins import load_study

@@ -119,6 +119,25 @@ def test_no_validation_in_a_study_that_never_validated_stops_it(make_study: Any,
     assert "no validation ran" in (trial.fail_reason or "")
 
 
+def test_a_fit_stopped_before_its_first_validation_only_fails_its_trial(
+        make_study: Any) -> None:
+    """A fit stopped early (by a callback, max_time, the pruner) may end before any validation
+    for its own reasons: the study goes on even though no trial has validated yet. (Lightning
+    validates when a stop comes mid-epoch, so here no batch is given to validation either.)"""
+    class StopAtOnce(L.Callback):
+        def on_train_batch_start(self, trainer: Any, *args: Any) -> None:
+            trainer.should_stop = True
+
+    study = make_study()
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    callbacks=[StopAtOnce()],
+                                    trainer_kwargs=quiet(max_epochs=2, limit_val_batches=0))
+    with pytest.warns(UserWarning, match="HPOCallback: no validation ran during this fit"):
+        study.optimize(objective, n_trials=2)
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
+    assert all("no validation ran" in (t.fail_reason or "") for t in study.trials)
+
+
 def test_no_validation_only_fails_its_trial_once_a_trial_validated(make_study: Any) -> None:
     """With some trial validated, a trial without validation is the configuration's doing (its
     batch size, say, against max_steps), not the set-up's: the study goes on."""
@@ -185,6 +204,31 @@ def test_an_hpo_callback_among_the_callbacks_is_refused() -> None:
             lightning_objective(DigitsClassifier, **arguments)
 
 
+def test_a_decorated_init_and_any_sequence_of_callbacks_are_taken() -> None:
+    """A decorator may supply some of __init__'s arguments (not read through it); a sequence
+    that is not a list (Hydra's ListConfig, a UserList) holds callbacks as a list does."""
+    import collections
+    import functools
+
+    from hpo_plugins.lightning._checks import keyword_problem
+
+    def with_classes(init: Any) -> Any:
+        @functools.wraps(init)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, num_classes=10, **kwargs)
+        return wrapper
+
+    class Decorated(L.LightningModule):
+        @with_classes
+        def __init__(self, lr: float, num_classes: int) -> None:
+            super().__init__()
+
+    assert keyword_problem(Decorated, {"lr": 0.1}) is None
+    timer = L.callbacks.Timer()
+    objective = lightning_objective(DigitsClassifier, callbacks=collections.UserList([timer]))
+    assert objective.callbacks == [timer]
+
+
 def test_one_callback_needs_no_list(make_study: Any) -> None:
     """As ``Trainer(callbacks=...)``, a single callback is taken as a list of one."""
     study = make_study()
@@ -208,7 +252,7 @@ def test_space_keys_the_module_does_not_take_are_refused_before_any_trial(
                        match=r"keys of the space \(the params dict\) to be keyword arguments of "
                              r"DigitsClassifier\(hidden, lr, log_val\). Received params with keys "
                              r"\['hiden', 'lr'\]: keys DigitsClassifier does not take: 'hiden' "
-                             r"\(did you mean 'hidden'\?\).*not the hp labels"):
+                             r"\(did you mean 'hidden'\?\).*not the hp labels inside"):
         study.optimize(objective, n_trials=2)
     assert study.trials == []
 

@@ -354,3 +354,33 @@ def test_a_checkpoint_that_does_not_load_is_not_used_and_the_retry_starts_over(
         reference.optimize(_resumable(None), n_trials=1)
         assert retry.intermediate_values == pytest.approx(
             reference.trials[0].intermediate_values, rel=1e-6)
+
+
+class _HeadInSetup(_Scheduled):
+    """A module that makes a layer in ``setup``, as Lightning's docs show: the fresh module has
+    no such weights before ``fit``, so only Lightning can load them."""
+
+    def setup(self, stage: str) -> None:
+        if not hasattr(self, "head"):
+            self.head = torch.nn.Linear(10, 10)
+
+
+def test_a_module_that_builds_layers_in_setup_still_resumes(make_study: Any,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    def objective(lose_at: int | None) -> Any:
+        made = _resumable(lose_at)
+        made.module = lambda params: _HeadInSetup(**params)
+        return made
+
+    study = make_study(max_retries=1)
+    with monkeypatch.context() as patch:  # a killed worker never cleans up after its trial
+        patch.setattr("hpo_plugins.lightning._objective.discard_checkpoints", lambda trial: None)
+        study.optimize(objective(3), n_trials=1, catch=RuntimeError)
+    study.requeue_lost(study.trials[0])
+    study.optimize(objective(None), n_trials=1)
+
+    retry = study.trials[1]
+    assert retry.state is TrialState.COMPLETE
+    assert retry.system_attrs["resumed_from"]["step"] == 2
+    assert "resume_failed" not in retry.system_attrs

@@ -30,7 +30,7 @@ from typing import Any
 
 import keras
 
-__all__ = ["forget_custom_gradients", "release_memory"]
+__all__ = ["clear_session", "forget_custom_gradients", "release_memory"]
 
 _logger = logging.getLogger("hpo_plugins.keras")
 _PREFIX = "CustomGradient-"
@@ -38,9 +38,30 @@ _PREFIX = "CustomGradient-"
 
 def release_memory() -> None:
     """Clear Keras' global state and collect garbage (once: a collection costs ~0.5 s with TF)."""
-    keras.backend.clear_session()
-    if "free_memory" not in inspect.signature(keras.backend.clear_session).parameters:
-        gc.collect()  # early Keras 3 releases do not collect in clear_session
+    clear_session(collect=True)
+
+
+def clear_session(*, collect: bool) -> None:
+    """``keras.backend.clear_session()``, keeping the user's global settings it resets.
+
+    Keras 3 keeps the global dtype policy (``keras.config.set_dtype_policy("mixed_float16")``)
+    and distribution (``keras.distribution.set_distribution``) in the state it clears: a
+    study would otherwise train its trials in float32 on one device after the user chose
+    otherwise. ``collect``: also run the garbage collector (which ``clear_session`` does by
+    itself where it has ``free_memory``; early Keras 3 releases do not).
+    """
+    policy = keras.config.dtype_policy()
+    distribution_api = getattr(keras, "distribution", None)
+    distribution = distribution_api.distribution() if distribution_api is not None else None
+    if "free_memory" in inspect.signature(keras.backend.clear_session).parameters:
+        keras.backend.clear_session(free_memory=collect)
+    else:
+        keras.backend.clear_session()
+        if collect:
+            gc.collect()
+    keras.config.set_dtype_policy(policy)
+    if distribution_api is not None and distribution is not None:
+        distribution_api.set_distribution(distribution)
 
 
 @contextlib.contextmanager

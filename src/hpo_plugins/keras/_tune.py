@@ -13,6 +13,7 @@ import copy
 import inspect
 import logging
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from hpo_plugins._signature import one_argument_problem
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras._callback import HPOCallback
-from hpo_plugins.keras._memory import forget_custom_gradients, release_memory
+from hpo_plugins.keras._memory import clear_session, forget_custom_gradients, release_memory
 from hpo_plugins.keras._resume import (
     RESUME_FAILED_ATTR,
     EpochBackup,
@@ -245,7 +246,7 @@ class KerasObjective:
         ``build_fn``, ``best_model()`` of an earlier run) would make the first trial log
         ``val_auc_1`` and miss ``objective="val_auc"``.
         """
-        keras.backend.clear_session()
+        clear_session(collect=False)  # release_memory collected after the previous trial
         seed = self.seed if self.seed is not None else trial.study.seed
         if seed is not None:
             keras.utils.set_random_seed(seed)
@@ -451,7 +452,8 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         >>> model = result.best_model()  # doctest: +SKIP
     """
     resolved = resolve_direction(objective, direction)
-    if study_callbacks is not None and not isinstance(study_callbacks, (list, tuple)):
+    if callable(study_callbacks) or isinstance(study_callbacks, (str, bytes)) or not (
+            study_callbacks is None or isinstance(study_callbacks, Iterable)):
         raise ConfigurationError(
             f"Expected `study_callbacks` to be a list of functions callback(study, "
             f"frozen_trial), called after each trial. Received: "
@@ -520,7 +522,7 @@ def _check_fit_values(kwargs: Mapping[str, Any]) -> None:
             f"Expected `batch_size` to be None or an integer >= 1. Received: "
             f"batch_size={batch_size!r}.")
     split = kwargs.get("validation_split", 0.0)
-    if (isinstance(split, bool) or not isinstance(split, (int, float))
+    if (isinstance(split, bool) or not isinstance(split, numbers.Real)
             or not 0.0 <= float(split) < 1.0):
         raise ConfigurationError(
             f"Expected `validation_split` to be a fraction from 0 (no split) up to, not "

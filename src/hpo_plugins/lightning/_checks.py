@@ -87,7 +87,8 @@ def own_callbacks(callbacks: object, name: str) -> list[Any]:
     """
     if callbacks is None:
         return []
-    given = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+    given = (list(callbacks) if isinstance(callbacks, Sequence)
+             and not isinstance(callbacks, (str, bytes)) else [callbacks])
     for callback in given:
         if not _is_lightning_callback(callback):
             raise ConfigurationError(
@@ -151,11 +152,11 @@ def keyword_problem(module: type, params: Any) -> str | None:
         return (f"Expected the trial's params to be a dict of keyword arguments for {name}. "
                 f"Received: {params!r}. Make the space a dict whose keys are {name}'s "
                 f"arguments, or pass a factory params -> module instead of the class.")
-    try:
-        signature = inspect.signature(module)
+    try:  # not what a decorator of __init__ wraps: it may supply some of its arguments
+        signature = inspect.signature(module, follow_wrapped=False)
     except (TypeError, ValueError):
         return None
-    accepted = _keywords(module)
+    accepted = _keywords(module, follow_wrapped=False)
     unknown = sorted(str(k) for k in params if accepted is not None and k not in accepted)
     missing = sorted(p.name for p in signature.parameters.values()
                      if p.default is p.empty and p.name not in params
@@ -172,16 +173,17 @@ def keyword_problem(module: type, params: Any) -> str | None:
                           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
     return (f"Expected the keys of the space (the params dict) to be keyword arguments of "
             f"{name}({arguments}). Received params with keys {sorted(map(str, params))}: "
-            f"{'; '.join(what)}. Rename the keys of the space dict (its keys, not the hp "
-            f"labels, are the arguments), or pass a factory params -> module instead of the "
+            f"{'; '.join(what)}. Make the keys of the space dict (not the hp labels inside) "
+            f"the module's arguments, or pass a factory params -> module instead of the "
             f"class.")
 
 
-def _keywords(function: Callable[..., Any]) -> set[str] | None:
+def _keywords(function: Callable[..., Any], *, follow_wrapped: bool = True) -> set[str] | None:
     """The keyword arguments ``function`` takes, or None when it takes any (``**kwargs``) or
-    its signature cannot be read."""
+    its signature cannot be read. ``follow_wrapped``: read what a ``functools.wraps``
+    decorator wraps (the Trainer's ``__init__`` is so decorated, and passes everything on)."""
     try:
-        parameters = inspect.signature(function).parameters.values()
+        parameters = inspect.signature(function, follow_wrapped=follow_wrapped).parameters.values()
     except (TypeError, ValueError):
         return None
     if any(p.kind is p.VAR_KEYWORD for p in parameters):

@@ -125,7 +125,7 @@ class LightningObjective:
             warn_without_retries(trial, "lightning_objective")
         try:
             claimed = claim_checkpoint(trial) if self.resume_lost_trials else None
-            checkpoint = self._fit(trial, params, claimed)
+            checkpoint, stopped = self._fit(trial, params, claimed)
         finally:
             self._release()
             if self.resume_lost_trials:  # the trial ended (a lost one never gets here)
@@ -135,7 +135,7 @@ class LightningObjective:
             _stop_study(trial, mistake)
         if checkpoint:
             trial.set_user_attr(CHECKPOINT_ATTR, checkpoint)
-        return self._value(trial)
+        return self._value(trial, stopped)
 
     def check_study(self, study: Study) -> None:
         """Before the first trial (``Study.optimize`` calls it): refuse a study whose params a
@@ -156,10 +156,12 @@ class LightningObjective:
 
     # -- one fit ------------------------------------------------------------------------------
 
-    def _fit(self, trial: Trial, params: Any, claimed: tuple[Resume, str] | None) -> str | None:
+    def _fit(self, trial: Trial, params: Any, claimed: tuple[Resume, str] | None
+             ) -> tuple[str | None, bool]:
         """Fit a fresh module and Trainer (from the lost trial's checkpoint ``claimed``, if
         given and it loads, else from scratch); return the best checkpoint's path, if one was
-        kept."""
+        kept, and whether the fit was stopped before its limits (``trainer.should_stop``: a
+        callback, ``max_time``, the pruner)."""
         seed = self.seed if self.seed is not None else trial.study.seed  # as keras_tune
         if seed is not None:
             _seed_everything(seed)
@@ -185,7 +187,8 @@ class LightningObjective:
         trainer.fit(model, train_dataloaders=self.train_dataloaders,
                     val_dataloaders=self.val_dataloaders, datamodule=self.datamodule,
                     ckpt_path=start)
-        return (checkpoint.best_model_path or None) if checkpoint is not None else None
+        best = (checkpoint.best_model_path or None) if checkpoint is not None else None
+        return best, bool(trainer.should_stop)
 
     def _build(self, trial: Trial, params: Any) -> Any:
         if not isinstance(self.module, type):
@@ -260,7 +263,10 @@ class LightningObjective:
                 f"since a metric the fit never logged is a mistake in the code or the "
                 f"settings that every trial would repeat, not a bad configuration to skip.")
 
-    def _value(self, trial: Trial) -> float | None:
+    def _value(self, trial: Trial, stopped: bool) -> float | None:
+        """The trial's value from its curve; with no report at all, FAIL, and a stop of the
+        study when the fit ran to its limits (not ``stopped`` early by a callback or
+        ``max_time``) while no trial of the study has validated yet."""
         if trial.fail_reason is not None or trial.pruned:
             return None  # the run loop records FAIL or PRUNED whatever is returned
         curve = trial.intermediate_values
@@ -270,7 +276,7 @@ class LightningObjective:
                       f"(val_dataloaders, the datamodule's val_dataloader), max_epochs, "
                       f"max_steps, val_check_interval, check_val_every_n_epoch and "
                       f"limit_val_batches")
-            if not _any_validated(trial.study):
+            if not stopped and not _any_validated(trial.study):
                 _stop_study(trial, f"lightning_objective: {reason}. No trial of the study has "
                                    f"validated yet, so the study stops here (even with "
                                    f"catch=) instead of running every trial the same way.")
@@ -359,12 +365,17 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
         the study after ``module`` unless given a ``study_name``.
 
     Raises:
-        ConfigurationError: An argument has the wrong type or value. Raised by the returned
-            objective: the monitored metric never appeared in a trial's fit (a typo, a metric
-            ``validation_step`` does not log). That trial is recorded FAIL and the study stops
-            there, with ``n_jobs`` > 1 too, instead of running every trial into the same
-            mistake; the message names the logged metrics and the closest one. A metric that
-            was reported and then went missing only fails its trial.
+        ConfigurationError: An argument has the wrong type or value, or (when Lightning is
+            already imported) ``trainer_kwargs`` holds a name the Trainer does not take.
+            Raised by ``study.optimize`` before the first trial: the space's keys are not the
+            arguments of a LightningModule class. Raised by the returned objective, for a
+            set-up mistake every trial would repeat: the monitored metric never appeared in a
+            trial's fit (a typo, a metric ``validation_step`` does not log; the message names
+            the logged metrics and the closest one); the trial's params are not the module's
+            arguments; an unknown Trainer argument; a fit that ran to its limits without any
+            validation while no trial of the study has validated yet. That trial is recorded
+            FAIL and the study stops there, with ``catch=`` and ``n_jobs`` > 1 too. A metric
+            that was reported and then went missing only fails its trial.
 
     Example:
         With ``DigitsMLP``, ``DigitsData`` and ``SPACE`` of ``examples/lightning_digits.py``:

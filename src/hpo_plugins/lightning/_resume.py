@@ -180,24 +180,30 @@ def claim_checkpoint(trial: Trial) -> tuple[Resume, str] | None:
                          lambda path: _resume.link_into(path, _folder(trial.log_dir)))
 
 
+#: LightningModule hooks that change a module's weights or a checkpoint's before Lightning
+#: loads one: a module that overrides any of them is only checked for a file that reads.
+_RESHAPING_HOOKS = ("setup", "configure_model", "configure_sharded_model", "on_load_checkpoint")
+
+
 def load_problem(model: Any, path: str) -> str | None:
     """Why the checkpoint at ``path`` cannot resume ``model`` (freshly built), or None.
 
-    The file is read as Lightning's fit reads it, and its weights are loaded into ``model`` as
-    Lightning will (``strict_loading``): a file that does not read, or weights of another
-    architecture (the module changed since the lost trial ran), would otherwise fail the retry
-    inside ``fit``. A module that makes its layers in ``configure_model`` has none yet: its
-    weights are left to Lightning. The optimiser's state is not checked. ``model`` may hold
-    part of the weights afterwards: build a fresh one to train from scratch.
+    The file is read as ``trainer.fit(ckpt_path=...)`` reads it (``torch.load`` with torch's
+    default ``weights_only``), and its weights are loaded into ``model`` as Lightning will
+    (``strict_loading``): a file that does not read, or weights of another architecture (the
+    module changed since the lost trial ran), would otherwise fail the retry inside ``fit``.
+    Lightning builds layers in ``setup``/``configure_model`` and lets ``on_load_checkpoint``
+    rewrite the checkpoint before it loads the weights; a module that overrides one of those
+    hooks (or has no weights yet) is checked for a file that reads only, and the rest is left
+    to Lightning. The optimiser's state is not checked. ``model`` may hold part of the weights
+    afterwards: build a fresh one to train from scratch.
     """
     import torch
 
-    if next(iter(model.parameters()), None) is None:
-        return None
     try:
-        # as trainer.fit(ckpt_path=...) reads it (Lightning passes weights_only=False): the
-        # trial's own file, which may hold hyperparameters of any type
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu")
+        if next(iter(model.parameters()), None) is None or _overrides_hooks(model):
+            return None
         model.load_state_dict(checkpoint["state_dict"],
                               strict=bool(getattr(model, "strict_loading", True)))
     except Exception as exc:  # an unreadable file, another architecture, no state_dict
@@ -206,6 +212,17 @@ def load_problem(model: Any, path: str) -> str | None:
         gist = gist if len(gist) <= 400 else gist[:397] + "..."
         return f"{type(exc).__name__}: {gist}"
     return None
+
+
+def _overrides_hooks(model: Any) -> bool:
+    """Whether the module's class defines one of :data:`_RESHAPING_HOOKS` itself (not only
+    Lightning's own, empty, ones)."""
+    for name in _RESHAPING_HOOKS:
+        owner = next((cls for cls in type(model).__mro__ if name in vars(cls)), None)
+        if owner is not None and owner.__module__.split(".")[0] not in ("lightning",
+                                                                         "pytorch_lightning"):
+            return True
+    return False
 
 
 def discard_checkpoints(trial: Trial) -> None:
