@@ -37,7 +37,6 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-import reprlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +45,7 @@ from scipy.stats import rankdata
 
 from hpo_plugins._dataframe import space_description
 from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins._require import require_study
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.space import CHOICE_KINDS
 
@@ -131,16 +131,9 @@ def param_importances(study: Study, *, params: Sequence[str] | None = None,
 
 def _check_study(study: Any) -> None:
     """Refuse anything but a Study (a name, a storage, a list of trials) with the fix."""
-    from hpo_plugins.study import Study  # here: importance is imported before the study module
-
-    if not isinstance(study, Study):
-        raise ConfigurationError(
-            f"Expected `study` to be a Study, as hpo.create_study, hpo.load_study or "
-            f"hpo.minimize return. Received: study={reprlib.repr(study)} (of type "
-            f"{type(study).__name__}). For a stored study, pass "
-            f"hpo.load_study(study_name, storage=...); to rank given trials, pass the study "
-            f"and trials=[...]."
-        )
+    require_study(study, "a Study, as hpo.create_study, hpo.load_study or hpo.minimize return",
+                  "For a stored study, pass hpo.load_study(study_name, storage=...); to rank "
+                  "given trials, pass the study and trials=[...].")
 
 
 def _labels(done: Sequence[FrozenTrial]) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import reprlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 from hpo_plugins._frozen import FrozenTrial
+from hpo_plugins._require import require_study
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.tensorboard._columns import Column, columns_from_description
 from hpo_plugins.tensorboard._mapping import (
@@ -187,13 +187,7 @@ def _warn_if_reused(run: str) -> None:
 
 def _check_study(study: Any) -> None:
     """Refuse anything but a Study (a logdir path, say) with the fix."""
-    from hpo_plugins.study import Study  # here: the study module makes these observers
-
-    if not isinstance(study, Study):
-        raise ConfigurationError(
-            f"Expected `study` to be a Study with a `logdir`. Received: "
-            f"study={reprlib.repr(study)} (of type {type(study).__name__}). A study made "
-            f"with create_study(..., logdir=...) writes TensorBoard data by itself; to browse "
-            f"a logdir, run `tensorboard --logdir PATH` or `hpo-plugins tensorboard --study "
-            f"NAME`."
-        )
+    require_study(study, "a Study with a `logdir`",
+                  "A study made with create_study(..., logdir=...) writes TensorBoard data by "
+                  "itself; to browse a logdir, run `tensorboard --logdir PATH` or `hpo-plugins "
+                  "tensorboard --study NAME`.")
