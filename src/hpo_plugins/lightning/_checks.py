@@ -78,8 +78,8 @@ def check_arguments(module: object, *, datamodule: object, train_dataloaders: ob
 
 
 def own_callbacks(callbacks: object, name: str) -> list[Any]:
-    """``callbacks`` as a list of Lightning callbacks: None, one callback, or a list or tuple
-    of them (what ``Trainer(callbacks=...)`` takes).
+    """``callbacks`` as a list of Lightning callbacks: None, one callback, or a sequence of
+    them (a list, a tuple, Hydra's ``ListConfig``: what ``Trainer(callbacks=...)`` takes).
 
     Raises:
         ConfigurationError: Something else, or an ``HPOCallback`` (the objective adds its own,
