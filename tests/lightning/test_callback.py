@@ -7,6 +7,7 @@ import copy
 import logging
 import re
 import signal
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -417,3 +418,27 @@ def test_a_metric_missing_after_it_was_reported_is_named_as_such(
     (trial,) = study.trials
     assert trial.state is TrialState.FAIL and sorted(trial.intermediate_values) == [0]
     assert not any("did you mean" in str(w.message) for w in caught)
+
+
+def test_lightning_tuner_runs_are_not_reported_or_warned_about(make_study: Any,
+                                                               trainer_kwargs: dict[str, Any],
+                                                               tmp_path: Any) -> None:
+    """``Tuner.lr_find`` fits a few training steps with the trial's Trainer and no validation:
+    no "nothing reported" warning for it, and the fit that follows reports as usual."""
+    from lightning.pytorch.tuner import Tuner
+
+    trainer_kwargs.update(max_epochs=2, default_root_dir=str(tmp_path))
+    study = make_study()
+
+    def objective(params: Any) -> None:
+        model = DigitsClassifier(hidden=params["hidden"])
+        trainer = L.Trainer(callbacks=[HPOCallback()], **trainer_kwargs)
+        Tuner(trainer).lr_find(model, datamodule=DigitsData(), num_training=5,
+                               early_stop_threshold=None)
+        trainer.fit(model, datamodule=DigitsData())
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="HPOCallback")
+        study.optimize(objective, n_trials=1)
+    (trial,) = study.trials
+    assert trial.state is TrialState.COMPLETE and sorted(trial.intermediate_values) == [0, 1]

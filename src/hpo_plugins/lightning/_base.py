@@ -180,7 +180,8 @@ class HPOCallbackBase:
         # a resumed trial whose checkpoint had already decided to stop has its (copied) reports
         resumed = (self._bound is not None and bool(self._bound.intermediate_values)
                    and "resumed_from" in self._bound.system_attrs)
-        if self._bound is not None and self._checks < self.interval and not resumed:
+        if (self._bound is not None and self._checks < self.interval and not resumed
+                and not _tuning(trainer)):
             warnings.warn(_nothing_reported(trainer, self._bound.number, self._checks,
                                             self.interval), UserWarning, stacklevel=2)
         self._forget()
@@ -287,6 +288,20 @@ def report_step(trainer: Any) -> int:
             and every >= trainer.num_training_batches):
         return int(trainer.current_epoch)
     return int(trainer.global_step)
+
+
+#: The callbacks of Lightning's ``Tuner``: a fit with one of them may be a tuning run (a few
+#: training steps that ``lr_find`` or ``scale_batch_size`` take, with no validation).
+_TUNER_CALLBACKS = ("LearningRateFinder", "BatchSizeFinder")
+
+
+def _tuning(trainer: Any) -> bool:
+    """Whether ``trainer`` carries a callback of Lightning's ``Tuner`` (then a fit without a
+    report is no mistake worth a warning: the tuning fit never validates)."""
+    return any(base.__name__ in _TUNER_CALLBACKS
+               and base.__module__.split(".")[0] in ("lightning", "pytorch_lightning")
+               for callback in getattr(trainer, "callbacks", ())
+               for base in type(callback).__mro__)
 
 
 def _missing_metric(key: str, trainer: Any, last: int | None) -> str:
