@@ -62,3 +62,28 @@ def test_custom_gradients_registered_by_a_fit_are_forgotten(build_fn: Any, space
 
     assert registered and all(n.startswith("CustomGradient-") for n in registered)
     assert set(registry) == before
+
+
+def test_clear_session_keeps_the_settings_the_user_made_and_no_other() -> None:
+    """A policy the user set survives the clear between trials; one never set keeps following
+    its default, so set_floatx still changes new layers' dtype."""
+    import keras
+
+    from hpo_plugins.keras._memory import clear_session
+
+    keras.backend.clear_session()
+    try:
+        clear_session(collect=False)
+        keras.config.set_floatx("float64")
+        assert keras.layers.Dense(1).dtype == "float64"  # no policy was fixed by the clear
+        keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy("mixed_float16")
+        keras.config.enable_unsafe_deserialization()
+        clear_session(collect=False)
+        assert keras.config.dtype_policy().name == "mixed_float16"
+        assert keras.layers.Dense(1).dtype_policy.name == "mixed_float16"
+        from keras.src.backend.common import global_state
+        assert global_state.get_global_attribute("safe_mode_saving") is False
+    finally:
+        keras.config.set_floatx("float32")
+        keras.backend.clear_session()  # Keras' own clear: back to no setting at all

@@ -442,3 +442,22 @@ def test_lightning_tuner_runs_are_not_reported_or_warned_about(make_study: Any,
         study.optimize(objective, n_trials=1)
     (trial,) = study.trials
     assert trial.state is TrialState.COMPLETE and sorted(trial.intermediate_values) == [0, 1]
+
+
+def test_a_finder_callback_in_the_real_fit_does_not_silence_the_warning(
+        make_study: Any, trainer_kwargs: dict[str, Any], tmp_path: Any) -> None:
+    """A LearningRateFinder passed as a callback runs inside the fit that is tuned: a fit
+    without validation still warns (only the Tuner's own short fits do not)."""
+    from lightning.pytorch.callbacks import LearningRateFinder
+
+    trainer_kwargs.update(max_epochs=1, limit_val_batches=0, default_root_dir=str(tmp_path))
+    study = make_study()
+
+    def objective(params: Any) -> None:
+        finder = LearningRateFinder(num_training_steps=3, early_stop_threshold=None)
+        trainer = L.Trainer(callbacks=[HPOCallback(), finder], **trainer_kwargs)
+        trainer.fit(DigitsClassifier(hidden=params["hidden"]), datamodule=DigitsData())
+
+    with pytest.warns(UserWarning, match="HPOCallback: no validation ran during this fit"):
+        study.optimize(objective, n_trials=1)
+    assert study.trials[0].state is TrialState.FAIL

@@ -121,9 +121,9 @@ def test_no_validation_in_a_study_that_never_validated_stops_it(make_study: Any,
 
 def test_a_fit_stopped_before_its_first_validation_only_fails_its_trial(
         make_study: Any) -> None:
-    """A fit stopped early (by a callback, max_time, the pruner) may end before any validation
-    for its own reasons: the study goes on even though no trial has validated yet. (Lightning
-    validates when a stop comes mid-epoch, so here no batch is given to validation either.)"""
+    """A fit stopped early (by a callback, max_time) in an epoch not due to validate ends
+    without a report for its own reasons: the study goes on even though no trial has validated
+    yet. (Lightning validates when a stop comes in an epoch that is due to.)"""
     class StopAtOnce(L.Callback):
         def on_train_batch_start(self, trainer: Any, *args: Any) -> None:
             trainer.should_stop = True
@@ -131,7 +131,8 @@ def test_a_fit_stopped_before_its_first_validation_only_fails_its_trial(
     study = make_study()
     objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
                                     callbacks=[StopAtOnce()],
-                                    trainer_kwargs=quiet(max_epochs=2, limit_val_batches=0))
+                                    trainer_kwargs=quiet(max_epochs=3,
+                                                         check_val_every_n_epoch=3))
     with pytest.warns(UserWarning, match="HPOCallback: no validation ran during this fit"):
         study.optimize(objective, n_trials=2)
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 2

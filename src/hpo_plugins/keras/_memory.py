@@ -41,27 +41,52 @@ def release_memory() -> None:
     clear_session(collect=True)
 
 
-def clear_session(*, collect: bool) -> None:
-    """``keras.backend.clear_session()``, keeping the user's global settings it resets.
+#: The user's settings that Keras 3 keeps in the global state ``clear_session`` resets: the dtype
+#: policy (``keras.config.set_dtype_policy``), the distribution, ``enable_unsafe_deserialization``,
+#: flash attention, interactive logging, traceback filtering, NNX, and an enclosing
+#: ``custom_object_scope``.
+_USER_SETTINGS = ("dtype_policy", "distribution", "safe_mode_saving", "flash_attention",
+                  "interactive_logging", "traceback_filtering", "nnx_enabled",
+                  "custom_objects_scope_dict")
 
-    Keras 3 keeps the global dtype policy (``keras.config.set_dtype_policy("mixed_float16")``)
-    and distribution (``keras.distribution.set_distribution``) in the state it clears: a
-    study would otherwise train its trials in float32 on one device after the user chose
-    otherwise. ``collect``: also run the garbage collector (which ``clear_session`` does by
-    itself where it has ``free_memory``; early Keras 3 releases do not).
+
+def clear_session(*, collect: bool) -> None:
+    """``keras.backend.clear_session()``, keeping the user's settings it resets.
+
+    Keras 3 keeps some settings a user makes before a study (:data:`_USER_SETTINGS`) in the
+    state it clears: without this a study would, say, train its trials in float32 after the
+    user chose ``mixed_float16``. Only settings that were set are put back, so one never set
+    keeps following its default (``keras.config.set_floatx``). They are read through Keras'
+    private ``global_state`` module; where it is not found, the session is cleared as it is.
+    ``collect``: also run the garbage collector (which ``clear_session`` does by itself where
+    it has ``free_memory``; early Keras 3 releases do not).
     """
-    policy = keras.config.dtype_policy()
-    distribution_api = getattr(keras, "distribution", None)
-    distribution = distribution_api.distribution() if distribution_api is not None else None
+    state = _global_state()
+    saved = ({name: state.get_global_attribute(name) for name in _USER_SETTINGS}
+             if state is not None else {})
     if "free_memory" in inspect.signature(keras.backend.clear_session).parameters:
         keras.backend.clear_session(free_memory=collect)
     else:
         keras.backend.clear_session()
         if collect:
             gc.collect()
-    keras.config.set_dtype_policy(policy)
-    if distribution_api is not None and distribution is not None:
-        distribution_api.set_distribution(distribution)
+    for name, value in saved.items():
+        if value is not None and state is not None:
+            state.set_global_attribute(name, value)
+
+
+def _global_state() -> Any:
+    """Keras' ``global_state`` module, or None where it is not where Keras 3.x keeps it."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        _logger.debug("Keras' global_state module was not found; clear_session resets the "
+                      "user's dtype policy and other global settings.")
+        return None
+    if not (hasattr(global_state, "get_global_attribute")
+            and hasattr(global_state, "set_global_attribute")):
+        return None
+    return global_state
 
 
 @contextlib.contextmanager

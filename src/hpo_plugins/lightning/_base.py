@@ -290,18 +290,13 @@ def report_step(trainer: Any) -> int:
     return int(trainer.global_step)
 
 
-#: The callbacks of Lightning's ``Tuner``: a fit with one of them may be a tuning run (a few
-#: training steps that ``lr_find`` or ``scale_batch_size`` take, with no validation).
-_TUNER_CALLBACKS = ("LearningRateFinder", "BatchSizeFinder")
-
-
 def _tuning(trainer: Any) -> bool:
-    """Whether ``trainer`` carries a callback of Lightning's ``Tuner`` (then a fit without a
-    report is no mistake worth a warning: the tuning fit never validates)."""
-    return any(base.__name__ in _TUNER_CALLBACKS
-               and base.__module__.split(".")[0] in ("lightning", "pytorch_lightning")
-               for callback in getattr(trainer, "callbacks", ())
-               for base in type(callback).__mro__)
+    """Whether this fit is a run of Lightning's ``Tuner`` (``lr_find``, ``scale_batch_size``: a
+    few training steps, never a validation, so a fit without a report is no mistake worth a
+    warning). The Tuner marks the finder callback it adds with ``_early_exit``; the same
+    callback passed by the user runs inside the real fit, which must still warn."""
+    return any(getattr(callback, "_early_exit", False) is True
+               for callback in getattr(trainer, "callbacks", ()))
 
 
 def _missing_metric(key: str, trainer: Any, last: int | None) -> str:

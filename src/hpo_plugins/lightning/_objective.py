@@ -160,8 +160,9 @@ class LightningObjective:
              ) -> tuple[str | None, bool]:
         """Fit a fresh module and Trainer (from the lost trial's checkpoint ``claimed``, if
         given and it loads, else from scratch); return the best checkpoint's path, if one was
-        kept, and whether the fit was stopped before its limits (``trainer.should_stop``: a
-        callback, ``max_time``, the pruner)."""
+        kept, and whether the fit was stopped early (``trainer.should_stop``: a callback,
+        ``max_time``) while it had validation batches to run (when a stop comes mid-epoch
+        Lightning validates anyway, unless the epoch was not due to validate)."""
         seed = self.seed if self.seed is not None else trial.study.seed  # as keras_tune
         if seed is not None:
             _seed_everything(seed)
@@ -188,7 +189,8 @@ class LightningObjective:
                     val_dataloaders=self.val_dataloaders, datamodule=self.datamodule,
                     ckpt_path=start)
         best = (checkpoint.best_model_path or None) if checkpoint is not None else None
-        return best, bool(trainer.should_stop)
+        has_validation = sum(getattr(trainer, "num_val_batches", None) or [0]) > 0
+        return best, bool(trainer.should_stop) and has_validation
 
     def _build(self, trial: Trial, params: Any) -> Any:
         if not isinstance(self.module, type):
@@ -265,8 +267,8 @@ class LightningObjective:
 
     def _value(self, trial: Trial, stopped: bool) -> float | None:
         """The trial's value from its curve; with no report at all, FAIL, and a stop of the
-        study when the fit ran to its limits (not ``stopped`` early by a callback or
-        ``max_time``) while no trial of the study has validated yet."""
+        study when no trial of the study has validated yet, unless the fit was ``stopped``
+        early with validation batches it was not due to run yet."""
         if trial.fail_reason is not None or trial.pruned:
             return None  # the run loop records FAIL or PRUNED whatever is returned
         curve = trial.intermediate_values
