@@ -19,11 +19,12 @@ from hpo_plugins._callback_args import check_monitor
 from hpo_plugins._numbers import is_integer
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["check_arguments", "keyword_problem", "known_namespace", "module_class_namespace",
-           "own_callbacks", "trainer_kwargs_problem"]
+__all__ = ["LIGHTNING_ROOTS", "check_arguments", "keyword_problem", "known_namespace",
+           "module_class_namespace", "own_callbacks", "trainer_kwargs_problem"]
 
 _NAMESPACES = ("lightning.pytorch", "pytorch_lightning")
-_ROOTS = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
+#: Lightning's two top-level packages, and the namespace of each that holds the Trainer.
+LIGHTNING_ROOTS = {"lightning": "lightning.pytorch", "pytorch_lightning": "pytorch_lightning"}
 _MAX_SEED = 2**32 - 1  # what seed_everything and NumPy accept
 
 
@@ -109,8 +110,8 @@ def module_class_namespace(cls: type) -> str | None:
     None."""
     for base in cls.__mro__:
         root = base.__module__.split(".")[0]
-        if base.__name__ == "LightningModule" and root in _ROOTS:
-            return _ROOTS[root]
+        if base.__name__ == "LightningModule" and root in LIGHTNING_ROOTS:
+            return LIGHTNING_ROOTS[root]
     return None
 
 
@@ -128,7 +129,10 @@ def known_namespace(module: object) -> str | None:
 def trainer_kwargs_problem(trainer: Callable[..., Any], kwargs: Mapping[str, Any]) -> str | None:
     """Why ``trainer(**kwargs)`` would refuse a keyword (a misspelled Trainer argument), with the
     closest argument, or None."""
-    accepted = _keywords(trainer)
+    try:  # through the decorator of the Trainer's __init__, which passes everything on
+        accepted = _keywords(inspect.signature(trainer))
+    except (TypeError, ValueError):
+        return None
     if accepted is None:
         return None
     unknown = sorted(key for key in kwargs if key not in accepted)
@@ -156,7 +160,7 @@ def keyword_problem(module: type, params: Any) -> str | None:
         signature = inspect.signature(module, follow_wrapped=False)
     except (TypeError, ValueError):
         return None
-    accepted = _keywords(module, follow_wrapped=False)
+    accepted = _keywords(signature)
     unknown = sorted(str(k) for k in params if accepted is not None and k not in accepted)
     missing = sorted(p.name for p in signature.parameters.values()
                      if p.default is p.empty and p.name not in params
@@ -178,14 +182,9 @@ def keyword_problem(module: type, params: Any) -> str | None:
             f"class.")
 
 
-def _keywords(function: Callable[..., Any], *, follow_wrapped: bool = True) -> set[str] | None:
-    """The keyword arguments ``function`` takes, or None when it takes any (``**kwargs``) or
-    its signature cannot be read. ``follow_wrapped``: read what a ``functools.wraps``
-    decorator wraps (the Trainer's ``__init__`` is so decorated, and passes everything on)."""
-    try:
-        parameters = inspect.signature(function, follow_wrapped=follow_wrapped).parameters.values()
-    except (TypeError, ValueError):
-        return None
+def _keywords(signature: inspect.Signature) -> set[str] | None:
+    """The keyword arguments a ``signature`` takes, or None when it takes any (``**kwargs``)."""
+    parameters = signature.parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
     return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
@@ -197,7 +196,7 @@ def _with_hint(key: str, accepted: set[str]) -> str:
 
 
 def _is_lightning_callback(obj: object) -> bool:
-    return _defined_in(type(obj), "Callback", tuple(_ROOTS))
+    return _defined_in(type(obj), "Callback", tuple(LIGHTNING_ROOTS))
 
 
 def _defined_in(cls: type, name: str, roots: Sequence[str]) -> bool:

@@ -28,6 +28,7 @@ from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
 from hpo_plugins.lightning._checks import (
     check_arguments,
     keyword_problem,
+    module_class_namespace,
     own_callbacks,
     trainer_kwargs_problem,
 )
@@ -400,10 +401,9 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
 
 def _namespace_of(model: Any) -> str:
     """``"lightning.pytorch"`` or ``"pytorch_lightning"``: where the model's LightningModule is."""
-    for cls in type(model).__mro__:
-        root = cls.__module__.split(".")[0]
-        if cls.__name__ == "LightningModule" and root in ("lightning", "pytorch_lightning"):
-            return "lightning.pytorch" if root == "lightning" else "pytorch_lightning"
+    namespace = module_class_namespace(type(model))
+    if namespace is not None:
+        return namespace
     raise ConfigurationError(
         f"Expected `module` to build a LightningModule (of lightning.pytorch or "
         f"pytorch_lightning). Received: {model!r} (of type {type(model).__name__}).")

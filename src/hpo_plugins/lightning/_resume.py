@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import _resume
 from hpo_plugins.lightning._base import report_step
+from hpo_plugins.lightning._checks import LIGHTNING_ROOTS
 
 if TYPE_CHECKING:
     from hpo_plugins._resume import Resume
@@ -219,8 +220,7 @@ def _overrides_hooks(model: Any) -> bool:
     Lightning's own, empty, ones)."""
     for name in _RESHAPING_HOOKS:
         owner = next((cls for cls in type(model).__mro__ if name in vars(cls)), None)
-        if owner is not None and owner.__module__.split(".")[0] not in ("lightning",
-                                                                         "pytorch_lightning"):
+        if owner is not None and owner.__module__.split(".")[0] not in LIGHTNING_ROOTS:
             return True
     return False
 
