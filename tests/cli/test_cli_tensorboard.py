@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -111,3 +112,14 @@ def test_a_server_that_exits_with_an_error_is_exit_1(
     assert code == EXIT_FAILURE
     assert f"http://127.0.0.1:{port}/#hparams" in out
     assert err.strip().endswith("TensorBoard exited with code 255 (its own messages are above).")
+
+
+def test_the_server_ignores_modules_in_the_working_directory(tmp_path: Any) -> None:
+    """A user's ``http.py`` beside the study must not shadow the standard library in the
+    server (``python -m`` would put the working directory first on ``sys.path``)."""
+    (tmp_path / "http.py").write_text("raise SystemExit('the shadowing module was imported')\n")
+    command = [*_server.server_command(str(tmp_path), port=1), "--help"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr
+    assert "--logdir" in result.stdout

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from tensorboard.plugins.hparams import api_pb2
 
@@ -19,7 +20,7 @@ from hpo_plugins import TrialState, hp
 from hpo_plugins.exceptions import ConfigurationError, MissingDependencyError
 from hpo_plugins.samplers import RandomSampler
 from hpo_plugins.space import SearchSpace
-from hpo_plugins.storages import Storage
+from hpo_plugins.storages import Storage, get_storage
 from hpo_plugins.tensorboard import (
     EXPERIMENT_FILE,
     INTERMEDIATE_TAG,
@@ -30,6 +31,7 @@ from hpo_plugins.tensorboard import (
     HParamsObserver,
     run_dir,
 )
+from hpo_plugins.tensorboard._protos import scalar_summary
 from hpo_plugins.tensorboard._writer import EventFiles, write_once
 
 Reader = Callable[[str], Any]
@@ -113,7 +115,7 @@ def test_a_recovered_trial_gets_one_session_end_whoever_wrote_it(
 def test_holds_tag_reads_whole_records_and_stops_at_a_cut_one(tmp_path: Path) -> None:
     from tensorboard.plugins.hparams import metadata
 
-    from hpo_plugins.tensorboard._protos import scalar_summary, session_end_summary
+    from hpo_plugins.tensorboard._protos import session_end_summary
     from hpo_plugins.tensorboard._writer import holds_tag
 
     run = str(tmp_path / "run")
@@ -216,12 +218,53 @@ def test_a_study_without_space_writes_no_experiment(tmp_path: Path,
     assert "no recorded search space" in caplog.text
 
 
-def test_a_reused_logdir_is_reported(nested_space: dict[str, Any], tmp_path: Path,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_the_logdir_of_another_study_is_refused(nested_space: dict[str, Any],
+                                                tmp_path: Path) -> None:
     _run_trial(_study(nested_space, tmp_path), TrialState.COMPLETE, [1.0])
+    with pytest.raises(ConfigurationError, match=r"another study's or another search space's "
+                                                 r"\(study 'tb', parameters lr, net, "):
+        hpo.create_study(nested_space, storage=":memory:", study_name="other",
+                         logdir=str(tmp_path))
+    with pytest.raises(ConfigurationError, match="another search space"):
+        _study({"x": hp.uniform("x", 0, 1)}, tmp_path)  # same name, another space
+
+
+def test_the_runs_of_a_deleted_study_of_the_same_name_are_refused(
+        nested_space: dict[str, Any], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/study.db"
+    for _ in range(2):
+        _run_trial(_study(nested_space, tmp_path / "runs", url), TrialState.COMPLETE, [1.0])
+    storage = get_storage(url)
+    storage.delete_study(storage.get_study_id("tb"))
+    with pytest.raises(ConfigurationError, match=r"runs trial_0000, trial_0001, but the study "
+                                                 r"has 0 trial\(s\).*Pass another logdir="):
+        _study(nested_space, tmp_path / "runs", url)
+    study = _study(nested_space, tmp_path / "fresh", url)  # the fix the message gives
+    assert study.logdir == str(tmp_path / "fresh") and not study.trials
+
+
+def test_a_run_written_by_another_study_since_is_reported(
+        nested_space: dict[str, Any], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    study = _study(nested_space, tmp_path)
+    EventFiles().write(str(tmp_path / "trial_0000"), scalar_summary("x", 1.0))
     with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
-        _study(nested_space, tmp_path).ask()  # a new in-memory study: numbers restart at 0
+        study.ask()
     assert "already holds TensorBoard events" in caplog.text
+    assert "will mix its sessions with this trial's" in caplog.text
+
+
+def test_a_finite_value_beyond_float32_stays_finite(nested_space: dict[str, Any],
+                                                    tmp_path: Path, run_reader: Reader) -> None:
+    study = _study(nested_space, tmp_path)
+    frozen = _run_trial(study, TrialState.COMPLETE, [-1e300, 1e300])  # value 5e299
+    assert frozen.value == 5e299  # the storage keeps it exactly
+    run = run_reader(frozen.log_dir)
+    biggest = float(np.finfo(np.float32).max)
+    assert run.scalars[INTERMEDIATE_TAG] == [(0, -biggest), (1, biggest)]
+    assert run.last(VALUE_TAG) == biggest  # not inf, which would read as a diverged trial
+    _run_trial(study, TrialState.COMPLETE, [0.5])  # an ordinary value is unchanged
+    assert run_reader(study.trials[-1].log_dir or "").last(VALUE_TAG) == 0.25
 
 
 def test_observer_needs_a_logdir(nested_space: dict[str, Any]) -> None:
@@ -256,7 +299,6 @@ def test_run_dir_refuses_what_is_not_a_trial(trial: Any) -> None:
 
 def test_event_files_are_named_per_process_and_never_shared(tmp_path: Path,
                                                            run_reader: Reader) -> None:
-    from hpo_plugins.tensorboard._protos import scalar_summary
 
     first, second = EventFiles(), EventFiles()
     for files in (first, second, first):
@@ -271,7 +313,6 @@ def test_event_files_sort_in_the_order_they_were_created(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # TensorBoard reads a run's files in name order. Within one second, names that began with
     # whole seconds sorted by pid as text: process 10's file before process 9's.
-    from hpo_plugins.tensorboard._protos import scalar_summary
 
     created: list[str] = []
     for pid in (9, 10, 99, 100, 999, 1000):  # writers of six processes, one after the other
@@ -284,7 +325,6 @@ def test_event_files_sort_in_the_order_they_were_created(
 
 
 def test_write_once_keeps_the_first_file(tmp_path: Path, run_reader: Reader) -> None:
-    from hpo_plugins.tensorboard._protos import scalar_summary
 
     path = str(tmp_path / EXPERIMENT_FILE)
     assert write_once(path, scalar_summary("first", 1.0))

@@ -10,7 +10,9 @@ The protocol, per ``fit``:
   (:func:`hpo_plugins.context.current_trial_or_none`, which also reads
   :data:`hpo_plugins.TRIAL_ENV`), or, in a process that ``ddp_spawn`` started, the one named by
   the hand-over note the callback was pickled with. Rank 0's answer is broadcast, so every rank
-  agrees whether the callback is active (no rank waits on a broadcast another skips).
+  agrees whether the callback is active (no rank waits on a broadcast another skips). Rank 0
+  also turns off ``default_hp_metric`` of the TensorBoard loggers that write under the study's
+  logdir (:mod:`hpo_plugins.lightning._loggers`).
 * ``on_validation_end`` (not during the sanity check): rank 0 reports the monitored value and asks
   the pruner; the verdict is broadcast and every rank sets ``trainer.should_stop``. Rank 0 marks
   the trial pruned or failed; the run loop records the state after ``fit`` returns, so nothing
@@ -41,6 +43,7 @@ from hpo_plugins._callback_args import (
 from hpo_plugins.context import current_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._handover import hand_over, open_trial
+from hpo_plugins.lightning._loggers import quiet_hp_metric
 
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
@@ -153,6 +156,7 @@ class HPOCallbackBase:
         self._active = bool(active)
         if self._bound is not None:
             self._floor = max(self._bound.intermediate_values, default=None)
+            quiet_hp_metric(trainer, self._bound)
         if trainer.is_global_zero and self._bound is None:
             self._announce()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,12 +24,19 @@ from hpo_plugins.tensorboard._mapping import (
 )
 from hpo_plugins.tensorboard._protos import (
     MetricSpec,
+    experiment_proto,
     experiment_summary,
     scalar_summary,
     session_end_summary,
     session_start_summary,
 )
-from hpo_plugins.tensorboard._writer import EXPERIMENT_FILE, EventFiles, holds_tag, write_once
+from hpo_plugins.tensorboard._writer import (
+    EXPERIMENT_FILE,
+    EventFiles,
+    holds_tag,
+    read_summary_values,
+    write_once,
+)
 
 if TYPE_CHECKING:
     from hpo_plugins.study import Study
@@ -37,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["HParamsObserver"]
 
 _logger = logging.getLogger(__name__)
+
+_TRIAL_RUN = re.compile(r"^trial_(\d+)$")
 
 
 class HParamsObserver:
@@ -64,8 +74,14 @@ class HParamsObserver:
     Args:
         study: A study with a ``logdir``.
 
+    A logdir belongs to one study: TensorBoard would show two studies' trials of one number as
+    one row, with one study's parameters and the other's values. So the observer refuses a
+    logdir whose experiment config is another study's (another name, direction or space) or
+    that holds trial runs the study has no trial for (a deleted study of the same name).
+
     Raises:
-        ConfigurationError: ``study`` is not a Study, or has no ``logdir``.
+        ConfigurationError: ``study`` is not a Study, or has no ``logdir``, or its logdir holds
+            another study's TensorBoard data.
 
     Example:
         >>> import os, hpo_plugins as hpo
@@ -88,7 +104,9 @@ class HParamsObserver:
         self.logdir = os.path.abspath(study.logdir)
         self.columns: list[Column] = columns_from_description(_space_description(study))
         self._files = EventFiles()
-        self._write_experiment(study)
+        experiment = experiment_proto(self.columns, _metrics(study), _description(study), 0.0)
+        _check_owner(study, self.logdir, experiment if self.columns else None)
+        self._write_experiment(study, experiment)
 
     def __repr__(self) -> str:
         return f"HParamsObserver(logdir={self.logdir!r})"
@@ -137,13 +155,13 @@ class HParamsObserver:
         """The directory ``Trial.log_dir`` gave this trial (set when it started)."""
         return frozen.log_dir or os.path.join(self.logdir, f"trial_{frozen.number:04d}")
 
-    def _write_experiment(self, study: Study) -> None:
+    def _write_experiment(self, study: Study, experiment: api_pb2.Experiment) -> None:
         if not self.columns:
             _logger.warning("Study %r has no recorded search space: TensorBoard's HParams "
                             "dashboard will have no columns.", study.study_name)
             return
-        summary = experiment_summary(self.columns, _metrics(study), _description(study),
-                                     time.time())
+        experiment.time_created_secs = time.time()
+        summary = experiment_summary(experiment)
         try:
             created = write_once(os.path.join(self.logdir, EXPERIMENT_FILE), summary)
         except OSError as exc:
@@ -178,11 +196,85 @@ def _description(study: Study) -> str:
 
 
 def _warn_if_reused(run: str) -> None:
-    """A new trial's run must be empty; old sessions there would shadow this one."""
+    """A new trial's run must be empty: TensorBoard would mix old sessions there with this one.
+
+    :func:`_check_owner` refuses such a logdir when the study opens; this catches a run that
+    another study wrote since.
+    """
     if any("tfevents" in name for name in os.listdir(run)):
-        _logger.warning("%s already holds TensorBoard events (an earlier study in the same "
-                        "logdir?); TensorBoard will show the first session written there. "
-                        "Use a fresh logdir for a new study.", run)
+        _logger.warning("%s already holds TensorBoard events (another study in the same "
+                        "logdir?); TensorBoard will mix its sessions with this trial's. "
+                        "Use a fresh logdir for each study.", run)
+
+
+def _check_owner(study: Study, logdir: str, experiment: api_pb2.Experiment | None) -> None:
+    """Refuse a logdir that holds another study's TensorBoard data (see the class).
+
+    The runs are listed before the trials are counted: a trial is in the storage before its
+    run exists, so a trial another process starts meanwhile is never taken for a stranger's.
+    """
+    runs = _trial_runs(logdir)
+    stored = study.storage.count_trials(study.study_id)
+    strangers = sorted(number for number in runs if number >= stored)
+    fix = (f"Pass another logdir= for this study, or delete {logdir} if its runs are no "
+           f"longer needed (deleting a study from its storage leaves its logdir in place).")
+    theirs = _stored_experiment(logdir)
+    if experiment is not None and theirs is not None and not _same_study(theirs, experiment):
+        raise ConfigurationError(
+            f"Expected logdir {logdir} to be empty or to hold the TensorBoard runs of study "
+            f"{study.study_name!r}. Received: a logdir whose HParams "
+            f"experiment is another study's or another search space's "
+            f"({_summary_of(theirs)}); TensorBoard would show the two studies' trials as one "
+            f"row per trial number. {fix}")
+    if strangers:
+        names = ", ".join(f"trial_{n:04d}" for n in strangers[:3])
+        more = f" and {len(strangers) - 3} more" if len(strangers) > 3 else ""
+        raise ConfigurationError(
+            f"Expected logdir {logdir} to hold only the runs of study {study.study_name!r}'s "
+            f"trials. Received: runs {names}{more}, but the study has {stored} trial(s): "
+            f"another study (perhaps a deleted one of the same name) wrote them, and "
+            f"TensorBoard would mix its sessions with this study's. {fix}")
+
+
+def _trial_runs(logdir: str) -> set[int]:
+    """The trial numbers of the ``trial_NNNN`` runs in ``logdir`` that hold event files."""
+    try:
+        names = os.listdir(logdir)
+    except OSError:
+        return set()
+    numbers = set()
+    for name in names:
+        match = _TRIAL_RUN.match(name)
+        if match is None:
+            continue
+        try:
+            if any("tfevents" in f for f in os.listdir(os.path.join(logdir, name))):
+                numbers.add(int(match.group(1)))
+        except OSError:  # a file of that name, or a run deleted meanwhile
+            continue
+    return numbers
+
+
+def _stored_experiment(logdir: str) -> api_pb2.Experiment | None:
+    """The experiment config already in ``logdir``, if any."""
+    for value in read_summary_values(os.path.join(logdir, EXPERIMENT_FILE),
+                                     metadata.EXPERIMENT_TAG):
+        return metadata.parse_experiment_plugin_data(value.metadata.plugin_data.content)
+    return None
+
+
+def _same_study(theirs: api_pb2.Experiment, ours: api_pb2.Experiment) -> bool:
+    """Same study name and direction (the description) and the same columns; the metric
+    names may differ (a resume may monitor another metric)."""
+    return (theirs.description == ours.description
+            and list(theirs.hparam_infos) == list(ours.hparam_infos))
+
+
+def _summary_of(experiment: api_pb2.Experiment) -> str:
+    match = re.search(r"\*\*(.*?)\*\*", experiment.description)
+    name = f"study {match.group(1)!r}" if match else "an unknown study"
+    labels = ", ".join(h.name for h in experiment.hparam_infos)
+    return f"{name}, parameters {labels}"
 
 
 def _check_study(study: Any) -> None:

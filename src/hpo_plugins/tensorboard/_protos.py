@@ -7,8 +7,10 @@ Nothing here imports TensorFlow: TensorBoard's own ``hparams.summary`` module do
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 from google.protobuf import struct_pb2
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
@@ -18,6 +20,7 @@ from hpo_plugins.tensorboard._columns import Column
 
 __all__ = [
     "MetricSpec",
+    "experiment_proto",
     "experiment_summary",
     "scalar_summary",
     "session_end_summary",
@@ -27,17 +30,23 @@ __all__ = [
 MetricSpec = tuple[str, str, str]
 """``(tag, display name, description)`` of one metric column."""
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 _TYPES = {"number": api_pb2.DATA_TYPE_FLOAT64, "string": api_pb2.DATA_TYPE_STRING}
 
 
-def experiment_summary(columns: Sequence[Column], metrics: Sequence[MetricSpec],
-                       description: str, time_created: float) -> summary_pb2.Summary:
+def experiment_proto(columns: Sequence[Column], metrics: Sequence[MetricSpec],
+                     description: str, time_created: float) -> api_pb2.Experiment:
     """The experiment config: every hyperparameter column and every metric."""
-    experiment = api_pb2.Experiment(
+    return api_pb2.Experiment(
         description=description, time_created_secs=time_created,
         hparam_infos=[_hparam_info(c) for c in columns],
         metric_infos=[_metric_info(*m) for m in metrics],
     )
+
+
+def experiment_summary(experiment: api_pb2.Experiment) -> summary_pb2.Summary:
+    """The summary that carries ``experiment`` (see :func:`experiment_proto`)."""
     return _hparams_summary(metadata.EXPERIMENT_TAG,
                             plugin_data_pb2.HParamsPluginData(experiment=experiment))
 
@@ -60,8 +69,17 @@ def session_end_summary(status: int, end_time: float) -> summary_pb2.Summary:
 
 
 def scalar_summary(tag: str, value: float) -> summary_pb2.Summary:
-    """One scalar point (TensorBoard stores scalars as float32)."""
-    return scalar_pb(tag, float(value))
+    """One scalar point, as float32: TensorBoard's scalar format (its Rust data server drops
+    float64 scalars), so about 7 significant digits.
+
+    A finite value beyond float32's range is written as float32's largest value of that sign
+    (about ±3.4e38) rather than overflowing to infinity, which would read as a diverged trial;
+    the storage keeps the exact value.
+    """
+    number = float(value)
+    if math.isfinite(number):
+        number = min(max(number, -_FLOAT32_MAX), _FLOAT32_MAX)
+    return scalar_pb(tag, number)
 
 
 def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> summary_pb2.Summary:

@@ -19,9 +19,11 @@ def server_command(logdir: str, *, host: str = "127.0.0.1", port: int = 6006) ->
     """The command line that serves ``logdir`` on ``host:port`` (a list for ``subprocess``).
 
     ``--reload_multifile`` makes the (fallback) Python loader follow every process's event file
-    in a run, not only the newest one.
+    in a run, not only the newest one. ``-P`` keeps the working directory off ``sys.path``, so a
+    user's ``http.py`` or ``logging.py`` there cannot shadow the standard library the server
+    imports.
     """
-    return [sys.executable, "-m", __name__, "--logdir", logdir, "--host", host,
+    return [sys.executable, "-P", "-m", __name__, "--logdir", logdir, "--host", host,
             "--port", str(port), "--reload_multifile", "true"]
 
 

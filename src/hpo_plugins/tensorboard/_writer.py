@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-__all__ = ["EXPERIMENT_FILE", "EventFiles", "holds_tag", "write_once"]
+__all__ = ["EXPERIMENT_FILE", "EventFiles", "holds_tag", "read_summary_values", "write_once"]
 
 _logger = logging.getLogger(__name__)
 
@@ -92,6 +92,17 @@ def holds_tag(run_dir: str, tag: str) -> bool:
             if any(value.tag == tag for value in event.summary.value):
                 return True
     return False
+
+
+def read_summary_values(path: str, tag: str) -> list[summary_pb2.Summary.Value]:
+    """Every summary value tagged ``tag`` in the event file ``path``, in order (none if the
+    file cannot be read)."""
+    try:
+        records = list(_records(path))
+    except OSError:
+        return []
+    return [value for record in records
+            for value in event_pb2.Event.FromString(record).summary.value if value.tag == tag]
 
 
 def _records(path: str) -> Iterator[bytes]:
