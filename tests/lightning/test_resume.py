@@ -194,12 +194,15 @@ def test_a_resumed_trial_trains_exactly_as_an_uninterrupted_one(
         assert list((Path(trial.log_dir or "") / "checkpoints").glob("last-*")) == []
 
 
-def test_the_checkpoint_callback_pickles_for_ddp_spawn(tmp_path: Path) -> None:
+def test_the_checkpoint_callbacks_pickle_for_ddp_spawn(tmp_path: Path) -> None:
     from hpo_plugins.lightning import _callback, pl
 
     for namespace in (_callback, pl):
         callback = pickle.loads(pickle.dumps(namespace.LastCheckpoint(str(tmp_path))))
         assert type(callback) is namespace.LastCheckpoint and callback.log_dir == str(tmp_path)
+        best = pickle.loads(pickle.dumps(namespace.BestCheckpoint(
+            dirpath=str(tmp_path), filename="best", moved_from=str(tmp_path / "lost"))))
+        assert type(best) is namespace.BestCheckpoint and best.moved_from == str(tmp_path / "lost")
 
 
 def test_a_trial_that_ends_keeps_no_resumable_checkpoint(make_study: Any) -> None:
@@ -384,3 +387,54 @@ def test_a_module_that_builds_layers_in_setup_still_resumes(make_study: Any,
     assert retry.state is TrialState.COMPLETE
     assert retry.system_attrs["resumed_from"]["step"] == 2
     assert "resume_failed" not in retry.system_attrs
+
+
+class _ScriptedLoss(DigitsClassifier):
+    """Logs a scripted ``val_loss`` per epoch, best at epoch 1, so that the best checkpoint
+    comes before the loss of the first attempt."""
+
+    SCRIPT = (1.0, 0.5, 0.9, 0.8, 0.7)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val_loss", self.SCRIPT[self.current_epoch])
+
+
+def _best_of(path: str) -> tuple[int, float]:
+    """The epoch a best checkpoint was written at and the best score it records."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    (record,) = [v for k, v in state["callbacks"].items() if "Checkpoint{" in k
+                 and "best_model_score" in v]
+    return int(state["epoch"]), float(record["best_model_score"])
+
+
+def test_a_resumed_trial_keeps_the_lost_trials_best_checkpoint(
+        make_study: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning drops ModelCheckpoint's record of the best when its folder changes: without
+    the carry-over, epoch 3 (0.8) would become the retry's "best" next to a value of 0.5."""
+    def objective(lose_at: int | None) -> Any:
+        return lightning_objective(
+            _ScriptedLoss, datamodule=DigitsData(), seed=0, resume_lost_trials=True,
+            save_checkpoint=True, callbacks=[_Watch(lose_at)],
+            trainer_kwargs={"max_epochs": 5, "accelerator": "cpu", "devices": 1,
+                            "logger": False})
+
+    reference = make_study()
+    reference.optimize(objective(None), n_trials=1)
+    (whole,) = reference.trials
+    assert _best_of(whole.user_attrs["checkpoint"]) == (1, 0.5)
+    study = make_study(max_retries=1)
+    with monkeypatch.context() as patch:  # a killed worker never cleans up after its trial
+        patch.setattr("hpo_plugins.lightning._objective.discard_checkpoints", lambda trial: None)
+        study.optimize(objective(3), n_trials=1, catch=RuntimeError)
+    lost = study.trials[0]
+    lost_best = Path(lost.log_dir or "") / "checkpoints" / "best.ckpt"
+    assert lost.state is TrialState.FAIL and lost_best.exists()
+    study.requeue_lost(lost)
+    study.optimize(objective(3), n_trials=1)
+    retry = study.trials[1]
+    assert retry.state is TrialState.COMPLETE and retry.value == 0.5
+    assert retry.system_attrs["resumed_from"]["step"] == 2
+    best = Path(retry.user_attrs["checkpoint"])
+    assert best.parent == Path(retry.log_dir or "") / "checkpoints"
+    assert _best_of(str(best)) == (1, 0.5)  # the lost trial's epoch-1 model, moved over
+    assert not lost_best.exists()

@@ -10,7 +10,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise missing_dependency("lightning", "lightning") from exc
 
 from hpo_plugins.lightning._base import HPOCallbackBase
-from hpo_plugins.lightning._resume import checkpoint_class
+from hpo_plugins.lightning._resume import best_checkpoint_class, checkpoint_class
 
 __all__ = ["HPOCallback"]
 
@@ -72,3 +72,6 @@ class HPOCallback(HPOCallbackBase, L.Callback):
 #: :mod:`hpo_plugins.lightning._resume`); made here so that ``ddp_spawn`` can pickle it. Internal:
 #: the objective adds it, users do not.
 LastCheckpoint = checkpoint_class(L.callbacks.Checkpoint, __name__)
+#: The ``ModelCheckpoint`` of ``lightning_objective(save_checkpoint=True)``: it carries a lost
+#: trial's best checkpoint over to its retry (internal, like ``LastCheckpoint``).
+BestCheckpoint = best_checkpoint_class(L.callbacks.ModelCheckpoint, __name__)

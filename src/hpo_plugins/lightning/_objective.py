@@ -32,7 +32,13 @@ from hpo_plugins.lightning._checks import (
     own_callbacks,
     trainer_kwargs_problem,
 )
-from hpo_plugins.lightning._resume import claim_checkpoint, discard_checkpoints, load_problem
+from hpo_plugins.lightning._resume import (
+    adopt_best,
+    checkpoint_folder,
+    claim_checkpoint,
+    discard_checkpoints,
+    load_problem,
+)
 from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
@@ -168,13 +174,13 @@ class LightningObjective:
         if seed is not None:
             _seed_everything(seed)
         model = self._build(trial, params)
-        start = None
+        start = moved_from = None
         if claimed is not None:
             resume, own = claimed
             problem = load_problem(model, own)
             if problem is None:
                 _resume.carry_over(trial, resume, own)
-                start = own
+                start, moved_from = own, os.path.dirname(resume.checkpoint)
             else:  # from scratch, as a first attempt: reseeded, and a model the load left alone
                 _resume.give_up(trial, resume, own, problem)
                 if seed is not None:
@@ -184,7 +190,8 @@ class LightningObjective:
         problem = trainer_kwargs_problem(framework.Trainer, self.trainer_kwargs)
         if problem is not None:
             _stop_study(trial, f"lightning_objective: {problem}")
-        checkpoint = self._checkpoint_callback(framework, trial) if self.save_checkpoint else None
+        checkpoint = (self._checkpoint_callback(framework, trial, moved_from)
+                      if self.save_checkpoint else None)
         trainer = framework.Trainer(**self._trainer_kwargs(framework, trial, checkpoint))
         trainer.fit(model, train_dataloaders=self.train_dataloaders,
                     val_dataloaders=self.val_dataloaders, datamodule=self.datamodule,
@@ -220,11 +227,16 @@ class LightningObjective:
         kwargs["callbacks"] = [hpo_callback, *extra, *own, *given]
         return kwargs
 
-    def _checkpoint_callback(self, framework: Any, trial: Trial) -> Any:
+    def _checkpoint_callback(self, framework: Any, trial: Trial, moved_from: str | None) -> Any:
+        """The trial's best-checkpoint keeper; in a resumed trial (``moved_from``: the lost
+        trial's checkpoint folder) it takes over the lost trial's best checkpoint and record."""
+        folder = checkpoint_folder(trial.log_dir)
+        if moved_from is not None:
+            adopt_best(moved_from, folder)
         mode = "min" if trial.study.direction.value == "minimize" else "max"
-        return framework.callbacks.ModelCheckpoint(
-            dirpath=os.path.join(trial.log_dir, "checkpoints"), filename="best",
-            monitor=self.monitor or trial.study.metric, mode=mode, save_top_k=1)
+        return _callback_module(framework).BestCheckpoint(
+            dirpath=folder, filename="best", monitor=self.monitor or trial.study.metric,
+            mode=mode, save_top_k=1, moved_from=moved_from)
 
     def _release(self) -> None:
         """Drop what Lightning left attached, then collect (trainers hold reference cycles)."""

@@ -26,6 +26,11 @@ epochs the lost trial had trained are lost. With ``resume_lost_trials=True``:
   the next epoch. Only epoch-based training (``max_epochs``) is supported. A checkpoint whose
   weights do not load into the freshly built module (edited since, or a damaged file) is not
   used: the retry trains from scratch and records why in ``"resume_failed"``;
+* with ``save_checkpoint=True`` too, the best checkpoint the lost trial kept (``best.ckpt``) moves
+  into the retry's ``checkpoints`` folder, and the retry's ``ModelCheckpoint`` takes over the lost
+  one's record of it (best score, best path) instead of starting afresh: Lightning drops that
+  record when the folder changes, so the first epoch after a resume would count as the best and
+  ``user_attrs["checkpoint"]`` could name a worse model than the trial's value;
 * once a trial ends (complete, pruned or failed, but not lost), its checkpoints and those of the
   lost trials of its chain are deleted: nobody can resume them any more. A worker that finds
   its trial failed meanwhile (it was judged dead: a stopped or frozen process) deletes only its
@@ -34,9 +39,12 @@ epochs the lost trial had trained are lost. With ``resume_lost_trials=True``:
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
+import shutil
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import _resume
@@ -47,9 +55,15 @@ if TYPE_CHECKING:
     from hpo_plugins._resume import Resume
     from hpo_plugins.trial import Trial
 
-__all__ = ["checkpoint_class", "claim_checkpoint", "discard_checkpoints", "load_problem"]
+__all__ = ["adopt_best", "best_checkpoint_class", "checkpoint_class", "checkpoint_folder",
+           "claim_checkpoint", "discard_checkpoints", "load_problem"]
+
+_logger = logging.getLogger("hpo_plugins.lightning")
 
 _NAME = re.compile(r"^last-step=(\d+)\.ckpt$")
+#: The files of ``lightning_objective``'s ``ModelCheckpoint(filename="best")``, with the
+#: version suffix Lightning adds when a name is taken.
+_BEST = re.compile(r"^best(-v\d+)?\.ckpt$")
 
 
 def _folder(log_dir: str) -> str:
@@ -114,6 +128,79 @@ def checkpoint_class(base: type, module: str) -> type:
     LastCheckpoint.__module__ = module
     LastCheckpoint.__qualname__ = "LastCheckpoint"
     return LastCheckpoint
+
+
+def best_checkpoint_class(base: type, module: str) -> type:
+    """The ``BestCheckpoint`` class of one Lightning namespace (``base``: its
+    ``callbacks.ModelCheckpoint``), made in ``module``'s namespace for ``ddp_spawn``."""
+
+    class BestCheckpoint(base):
+        """``ModelCheckpoint`` that, in a resumed trial, takes over the record of the lost
+        trial's best checkpoint, which :func:`adopt_best` moved into this one's folder.
+
+        ``moved_from``: the lost trial's checkpoint folder, or None (not a resume).
+        """
+
+        def __init__(self, *args: Any, moved_from: str | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.moved_from = moved_from
+
+        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            if self.moved_from is None:
+                super().setup(trainer, pl_module, stage)
+                return
+            with warnings.catch_warnings():  # the folder holds the files the resume put there
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists "
+                                                          r"and is not empty")
+                super().setup(trainer, pl_module, stage)
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            old = state_dict.get("dirpath")
+            if (self.moved_from is not None and self.dirpath is not None and old is not None
+                    and os.path.realpath(old) == os.path.realpath(self.moved_from)):
+                state_dict = _moved_state(state_dict, old, str(self.dirpath))
+            super().load_state_dict(state_dict)
+
+    BestCheckpoint.__module__ = module
+    BestCheckpoint.__qualname__ = "BestCheckpoint"
+    return BestCheckpoint
+
+
+def _moved_state(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """``ModelCheckpoint``'s state with its folder ``old`` replaced by ``new`` (where
+    :func:`adopt_best` moved the files), so that Lightning keeps the best score and paths."""
+    def moved(path: Any) -> Any:
+        if isinstance(path, str) and path and os.path.dirname(path) == old.rstrip(os.sep):
+            return os.path.join(new, os.path.basename(path))
+        return path
+
+    state = dict(state, dirpath=new)
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in state:
+            state[key] = moved(state[key])
+    if isinstance(state.get("best_k_models"), dict):
+        state["best_k_models"] = {moved(k): v for k, v in state["best_k_models"].items()}
+    return state
+
+
+def adopt_best(moved_from: str, folder: str) -> None:
+    """Move the best checkpoints of a lost trial (its folder ``moved_from``) into the retry's
+    checkpoint ``folder``: moved, not linked, as Lightning overwrites a better one in place."""
+    try:
+        names = [n for n in os.listdir(moved_from) if _BEST.match(n)]
+    except OSError:
+        return
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        try:
+            shutil.move(os.path.join(moved_from, name), os.path.join(folder, name))
+        except OSError as exc:  # gone meanwhile, or unwritable: the retry starts a new record
+            _logger.warning("Could not move %s into %s: %s", name, folder, exc)
+
+
+def checkpoint_folder(log_dir: str) -> str:
+    """The folder of a trial's checkpoints (resumable and best)."""
+    return _folder(log_dir)
 
 
 def _step_plateau_schedulers(trainer: Any, epoch: int, metrics: dict[str, float]) -> None:

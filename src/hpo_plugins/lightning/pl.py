@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 from hpo_plugins.lightning._base import HPOCallbackBase
 from hpo_plugins.lightning._objective import LightningObjective, lightning_objective
-from hpo_plugins.lightning._resume import checkpoint_class
+from hpo_plugins.lightning._resume import best_checkpoint_class, checkpoint_class
 
 __all__ = ["HPOCallback", "LightningObjective", "lightning_objective"]
 
@@ -47,3 +47,6 @@ class HPOCallback(HPOCallbackBase, pytorch_lightning.Callback):
 #: :mod:`hpo_plugins.lightning._resume`); made here so that ``ddp_spawn`` can pickle it. Internal:
 #: the objective adds it, users do not.
 LastCheckpoint = checkpoint_class(pytorch_lightning.callbacks.Checkpoint, __name__)
+#: The ``ModelCheckpoint`` of ``lightning_objective(save_checkpoint=True)``: it carries a lost
+#: trial's best checkpoint over to its retry (internal, like ``LastCheckpoint``).
+BestCheckpoint = best_checkpoint_class(pytorch_lightning.callbacks.ModelCheckpoint, __name__)
