@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
 
 __all__ = ["RESUMED_ATTR", "RESUME_FAILED_ATTR", "Resume", "carry_over", "claim",
-           "folders_to_clean", "give_up", "link_into", "lost_chain", "numbered",
-           "warn_without_retries"]
+           "discard_stopped", "folders_to_clean", "give_up", "link_into", "lost_chain",
+           "numbered", "register_discarder", "warn_without_retries"]
 
 _logger = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ _logger = logging.getLogger(__name__)
 RESUMED_ATTR = "resumed_from"
 #: The system attribute of a retry whose lost trial's state could not be loaded, and why.
 RESUME_FAILED_ATTR = "resume_failed"
+
+#: Each framework integration's way to delete its resumable state from one trial folder
+#: (:func:`register_discarder`); used for trials whose worker could not clean up.
+_DISCARDERS: list[Callable[[str], None]] = []
 
 
 @dataclass(frozen=True)
@@ -220,3 +224,35 @@ def _retried(trial: Trial) -> bool:
     stored = by_number.get(trial.number)
     used = int(stored.system_attrs.get("retries", 0)) if stored is not None else 0
     return used < trial.study.max_retries
+
+
+def register_discarder(discard: Callable[[str], None]) -> None:
+    """Register ``discard(trial_folder)``, which deletes one framework's resumable state from a
+    trial's folder (an integration registers it when it is imported, which the process that
+    builds its objective has done)."""
+    if discard not in _DISCARDERS:
+        _DISCARDERS.append(discard)
+
+
+def discard_stopped(study: Any, stopped: list[FrozenTrial]) -> None:
+    """Delete the resumable state of trials that a parallel run stopped (Ctrl-C, an error in
+    another trial) and will not retry: their workers were killed before the objective could
+    clean up, as it does when a trial ends in its own process. The lost trials of each one's
+    chain lose theirs too (nobody can resume them now); only folders under the study's own
+    trial directory are touched."""
+    if not _DISCARDERS or not stopped:
+        return
+    by_number = {t.number: t for t in study.get_trials()}
+    root = os.path.abspath(study.artifact_root)
+    for frozen in stopped:
+        folders = [t.log_dir for t in [frozen, *_chain(by_number, frozen.system_attrs)]
+                   if t.log_dir]
+        for folder in folders:
+            if os.path.commonpath([root, os.path.abspath(folder)]) != root:
+                continue
+            for discard in _DISCARDERS:
+                try:
+                    discard(folder)
+                except OSError as exc:  # a file being written by a dying worker, say
+                    _logger.warning("Could not delete the resumable state in %s: %s",
+                                    folder, exc)

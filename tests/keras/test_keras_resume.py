@@ -230,3 +230,30 @@ def test_resume_lost_trials_must_be_a_bool(build_fn: Any, digits: Data) -> None:
     with pytest.raises(ConfigurationError, match=r"resume_lost_trials=1"):
         keras_tune(build_fn, {"units": hp.choice("units", [4])}, x=digits["x"], y=digits["y"],
                    resume_lost_trials=1)  # type: ignore[arg-type]
+
+
+def test_a_trial_a_parallel_run_stopped_loses_its_backups_and_its_chains(
+        tmp_path: Path) -> None:
+    """What the launcher does after Ctrl-C, when the killed workers could not clean up: the
+    stopped trial's backups and those of the lost trial it retried go; the best weights and
+    other trials' backups stay (the Lightning side is tested with a real Ctrl-C)."""
+    import hpo_plugins.keras._resume  # noqa: F401  (registers the Keras discarder)
+    from hpo_plugins._resume import discard_stopped
+
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:",
+                             logdir=str(tmp_path / "runs"), max_retries=1,
+                             heartbeat_interval=None)
+    lost, other = study.ask(), study.ask()
+    study.tell(lost, state=TrialState.FAIL)
+    study.requeue_lost(study.trials[0])
+    retry = study.ask()
+    for trial in (lost, other, retry):
+        (Path(trial.log_dir) / "backup" / "epoch=2").mkdir(parents=True)
+        (Path(trial.log_dir) / "best.weights.h5").write_bytes(b"best")
+    stopped = study.tell(retry, state=TrialState.FAIL)
+    assert stopped.system_attrs["retry_of"] == lost.number
+    discard_stopped(study, [stopped])
+    assert not (Path(lost.log_dir) / "backup" / "epoch=2").exists()
+    assert not (Path(retry.log_dir) / "backup" / "epoch=2").exists()
+    assert (Path(other.log_dir) / "backup" / "epoch=2").exists()
+    assert all((Path(t.log_dir) / "best.weights.h5").exists() for t in (lost, other, retry))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -438,3 +439,58 @@ def test_a_resumed_trial_keeps_the_lost_trials_best_checkpoint(
     assert best.parent == Path(retry.log_dir or "") / "checkpoints"
     assert _best_of(str(best)) == (1, 0.5)  # the lost trial's epoch-1 model, moved over
     assert not lost_best.exists()
+
+
+#: A parallel run of two long trials that keep resumable checkpoints, to be interrupted.
+PARALLEL = textwrap.dedent("""
+    import signal, sys, time
+    sys.path.insert(0, {here!r})
+    import lightning.pytorch as L
+    import hpo_plugins as hpo
+    from hpo_plugins.launchers import JoblibLauncher
+    from hpo_plugins.lightning import lightning_objective
+    from lit_digits import DigitsClassifier, DigitsData
+
+    class Slow(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            time.sleep(0.3)
+
+    if __name__ == "__main__":
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+        objective = lightning_objective(
+            DigitsClassifier, datamodule=DigitsData(), callbacks=[Slow()],
+            trainer_kwargs={{"max_epochs": 500, "accelerator": "cpu", "devices": 1,
+                            "logger": False}},
+            resume_lost_trials=True)
+        hpo.minimize(objective, {{"hidden": hpo.hp.choice("hidden", [8, 16])}}, n_trials=2,
+                     storage=sys.argv[1], study_name="stop", max_retries=1,
+                     launcher=JoblibLauncher(n_jobs=2),
+                     sampler=hpo.samplers.RandomSampler())
+""")
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_parallel_run_leaves_no_resumable_checkpoint(tmp_path: Path) -> None:
+    """The launcher's workers are killed before the objective can clean up, as it does in
+    its own process: the parent deletes what the stopped trials could have resumed from."""
+    script, url = tmp_path / "parallel.py", f"sqlite:///{tmp_path}/p.db"
+    script.write_text(PARALLEL.format(here=str(HERE)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    launched = subprocess.Popen([sys.executable, str(script), url], cwd=tmp_path, env=env,
+                                start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len(list(tmp_path.rglob("last-step=*.ckpt"))) < 2:
+            assert launched.poll() is None and time.monotonic() < deadline, "no checkpoints"
+            time.sleep(0.2)
+        os.killpg(launched.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _, errors = launched.communicate(timeout=120)
+    finally:
+        if launched.poll() is None:
+            os.killpg(launched.pid, signal.SIGKILL)
+    assert launched.returncode != 0, errors
+    trials = hpo.load_study("stop", url).trials
+    assert [t.state for t in trials] == [TrialState.FAIL] * 2, errors
+    assert all("interrupted" in (t.fail_reason or "") for t in trials)
+    assert list(tmp_path.rglob("last-step=*")) == []

@@ -201,11 +201,19 @@ def discard_backups(trial: Trial) -> None:
     see :func:`hpo_plugins._resume.folders_to_clean` (a worker judged dead leaves its backups
     to its retry)."""
     for folder in _resume.folders_to_clean(trial):
-        backups = _folder(folder)
-        try:
-            names = os.listdir(backups)
-        except OSError:
-            continue
-        for name in names:
-            if _NAME.match(name) or name.startswith("tmp-"):
-                _remove(os.path.join(backups, name))
+        _discard_folder(folder)
+
+
+def _discard_folder(log_dir: str) -> None:
+    """Delete the backups (and one being written) of one trial folder."""
+    backups = _folder(log_dir)
+    try:
+        names = os.listdir(backups)
+    except OSError:
+        return
+    for name in names:
+        if _NAME.match(name) or name.startswith("tmp-"):
+            _remove(os.path.join(backups, name))
+
+
+_resume.register_discarder(_discard_folder)

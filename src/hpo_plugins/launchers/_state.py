@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins._observers import notify
+from hpo_plugins._resume import discard_stopped
 from hpo_plugins.launchers._worker import Job
 
 if TYPE_CHECKING:
@@ -175,7 +176,9 @@ class RunState:
             reason = ("interrupted by the user (KeyboardInterrupt)"
                       if issubclass(exc_type, KeyboardInterrupt)
                       else f"stopped: the run ended with {exc_type.__name__}")
-            fail_orphans(self.study, self.job.run_id, reason)
+            stopped = fail_orphans(self.study, self.job.run_id, reason)
+            # not retried: their killed workers could not delete their resumable state
+            discard_stopped(self.study, stopped)
 
 
 def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:

@@ -317,10 +317,22 @@ def discard_checkpoints(trial: Trial) -> None:
     has returned: see :func:`hpo_plugins._resume.folders_to_clean` (a worker judged dead
     leaves its checkpoints to its retry)."""
     for folder in _resume.folders_to_clean(trial):
-        try:
-            names = os.listdir(_folder(folder))
-        except OSError:
-            continue
-        for name in names:
-            if name.startswith("last-step=") and ".ckpt" in name:
-                os.remove(os.path.join(_folder(folder), name))
+        _discard_folder(folder)
+
+
+def _discard_folder(log_dir: str) -> None:
+    """Delete the resumable checkpoints (and a temporary one being written) of one trial
+    folder; the best checkpoint stays."""
+    try:
+        names = os.listdir(_folder(log_dir))
+    except OSError:
+        return
+    for name in names:
+        if name.startswith("last-step=") and ".ckpt" in name:
+            try:
+                os.remove(os.path.join(_folder(log_dir), name))
+            except FileNotFoundError:  # deleted meanwhile (a rotation, another cleaner)
+                continue
+
+
+_resume.register_discarder(_discard_folder)
