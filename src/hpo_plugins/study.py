@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hpo_plugins._artifacts import resolve_root
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, lists_as_tuples
 from hpo_plugins._numbers import is_integer, optional_count, read_number
 from hpo_plugins._observers import TrialObserver, notify
@@ -91,6 +92,7 @@ class Study:
         self.observers: list[TrialObserver] = []
         self._stop_requested = False
         if logdir is not None:
+            resolve_root(self)  # another study's logdir fails here, not at the first trial
             self.observers.append(_tensorboard_observer(self))
 
     def __repr__(self) -> str:
@@ -120,8 +122,14 @@ class Study:
 
     @property
     def artifact_root(self) -> str:
-        """Where trial directories go: the ``logdir``, else ``hpo_runs/<study name>``."""
-        return self.logdir or os.path.join("hpo_runs", self.study_name)
+        """Where trial directories go: the ``logdir``, else ``hpo_runs/<study name>`` (or, when
+        another study of that name has that folder, ``hpo_runs/<study name>-<creation
+        time>``: see :mod:`hpo_plugins._artifacts`).
+
+        Raises:
+            ConfigurationError: The ``logdir`` holds another study's trial folders.
+        """
+        return resolve_root(self)
 
     # -- ask / tell ---------------------------------------------------------------------------
 

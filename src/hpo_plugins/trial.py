@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import context
+from hpo_plugins._artifacts import claim_root
 from hpo_plugins._frozen import FrozenTrial, TrialState, lists_as_tuples
 from hpo_plugins._numbers import read_number, read_step
 from hpo_plugins._observers import notify
@@ -228,11 +229,15 @@ class Trial:
         """This trial's own directory (checkpoints, framework logs), created on first use.
 
         ``<study logdir>/trial_<number>`` when the study has a ``logdir``, else
-        ``hpo_runs/<study name>/trial_<number>`` in the working directory.
+        ``hpo_runs/<study name>/trial_<number>`` in the working directory (unless another
+        study of that name has that folder: see :mod:`hpo_plugins._artifacts`).
+
+        Raises:
+            ConfigurationError: The study's ``logdir`` holds another study's trial folders.
         """
         path = self._system_attrs.get("log_dir")
         if path is None:
-            path = os.path.abspath(os.path.join(self.study.artifact_root,
+            path = os.path.abspath(os.path.join(claim_root(self.study),
                                                 f"trial_{self.number:04d}"))
             self.set_system_attr("log_dir", path)
         os.makedirs(path, exist_ok=True)

@@ -15,7 +15,8 @@ import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import hp
-from hpo_plugins.tensorboard import INTERMEDIATE_TAG, STATE_TAG, VALUE_TAG
+from hpo_plugins._artifacts import MARKER
+from hpo_plugins.tensorboard import EXPERIMENT_FILE, INTERMEDIATE_TAG, STATE_TAG, VALUE_TAG
 
 Reader = Callable[[str], Any]
 
@@ -87,7 +88,8 @@ def test_writing_a_study_and_running_the_cli_never_imports_tensorflow(tmp_path: 
     result = _python(NO_TENSORFLOW, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "no tensorflow" in result.stdout
-    assert len(os.listdir(tmp_path / "runs")) == 5  # the experiment file and 4 trial runs
+    assert sorted(os.listdir(tmp_path / "runs")) == [  # the experiment file and 4 trial runs
+        MARKER, EXPERIMENT_FILE, *(f"trial_{n:04d}" for n in range(4))]
 
 
 @pytest.mark.slow

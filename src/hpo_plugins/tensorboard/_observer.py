@@ -90,8 +90,8 @@ class HParamsObserver:
         >>> trial = study.ask()
         >>> trial.report(0.5, step=0)
         >>> _ = study.tell(trial, 0.25)
-        >>> sorted(os.listdir("runs/example"))
-        ['events.out.tfevents.hpo-experiment', 'trial_0000']
+        >>> sorted(os.listdir("runs/example"))  # the marker: see hpo_plugins._artifacts
+        ['.hpo_plugins_study.json', 'events.out.tfevents.hpo-experiment', 'trial_0000']
     """
 
     def __init__(self, study: Study) -> None:

@@ -1,0 +1,151 @@
+"""One study per trial-directory root: where a study's trial folders go.
+
+Trial folders are named by trial number only (``trial_0007``), so two studies under one root
+would write into each other's folders: the same study name in two storages, or a study deleted
+and created again under its name. Script mode's ``stdout.log`` of one would overwrite the
+other's, and a Lightning ``best.ckpt`` recorded by one study could hold the other's model.
+
+The first study to make a trial folder under a root records itself there, in
+:data:`MARKER` (its name and creation time: a study copied under the same name into another
+storage keeps both, and shares its folders, as a move should). Another study that finds the
+root taken:
+
+* with its default root (``hpo_runs/<study name>``, no ``logdir``) uses
+  ``hpo_runs/<study name>-<its creation time>`` instead, with a warning: nothing to choose,
+  nothing overwritten;
+* with a ``logdir`` it was given is refused with :class:`ConfigurationError`: that folder was
+  the user's choice, and only the user can pick another one or delete the old runs.
+
+A root without a marker (an older study, or none yet) is taken by the first study that makes a
+trial folder there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from hpo_plugins.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from hpo_plugins.study import Study
+
+__all__ = ["MARKER", "claim_root", "resolve_root"]
+
+_logger = logging.getLogger(__name__)
+
+#: The file in a trial-directory root that names the study owning it.
+MARKER = ".hpo_plugins_study.json"
+
+
+def resolve_root(study: Study) -> str:
+    """The root of ``study``'s trial folders (see the module); creates nothing.
+
+    Raises:
+        ConfigurationError: The study's ``logdir`` holds another study's trial folders.
+    """
+    base = _base(study)
+    owner = _read(base)
+    if owner is None:
+        return base
+    mine = _identity(study)
+    if owner == mine:
+        return base
+    if study.logdir is not None:
+        raise ConfigurationError(
+            f"Expected logdir {study.logdir} to hold only the trial folders of study "
+            f"{study.study_name!r} (created {mine['created']}). Received: a logdir that "
+            f"belongs to study {owner.get('study')!r} (created {owner.get('created')}, "
+            f"recorded in {os.path.join(base, MARKER)}); trial folders are named by number, so "
+            f"the two studies would overwrite each other's files. Pass another logdir= for "
+            f"this study, or delete {base} if the other study's files are no longer needed "
+            f"(deleting a study from its storage leaves its folders in place).")
+    other = f"{base}-{_stamp(mine['created'])}"
+    _warn_once(study, base, owner, other)
+    return other
+
+
+def claim_root(study: Study) -> str:
+    """:func:`resolve_root`, recording ``study`` as the owner of a root nobody owns yet (call
+    it before making a trial folder there). Two studies that claim one free root at once:
+    the marker is created exclusively, so one wins and the other moves aside."""
+    root = resolve_root(study)
+    if _read(root) is None:
+        os.makedirs(root, exist_ok=True)
+        _write_once(root, _identity(study))
+        root = resolve_root(study)
+    return root
+
+
+def _base(study: Study) -> str:
+    return study.logdir or os.path.join("hpo_runs", study.study_name)
+
+
+_identities: weakref.WeakKeyDictionary[Study, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _identity(study: Study) -> dict[str, Any]:
+    """What tells two studies of one name apart: the creation time, kept by a copy (read
+    from the storage once per Study object)."""
+    identity = _identities.get(study)
+    if identity is None:
+        created = study.storage.get_study(study.study_id).datetime_created
+        identity = _identities[study] = {
+            "study": study.study_name,
+            "created": created.isoformat() if created is not None else None}
+    return identity
+
+
+def _read(root: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(root, MARKER), encoding="utf-8") as handle:
+            owner = json.load(handle)
+    except (OSError, ValueError):  # none yet, or being written (written atomically: never)
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def _write_once(root: str, identity: dict[str, Any]) -> None:
+    """Create the marker with ``identity`` unless it exists: written to a temporary file and
+    hard-linked into place, so a reader sees all of it or nothing."""
+    path = os.path.join(root, MARKER)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(identity, handle)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links here: an exclusive create instead
+        try:
+            with open(path, "x", encoding="utf-8") as handle:
+                json.dump(identity, handle)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+
+
+def _stamp(created: str | None) -> str:
+    """A folder-name suffix from an ISO creation time: ``20261127-194628-123456``."""
+    if created is None:
+        return "unknown"
+    return created.split("+")[0].replace("-", "").replace(":", "").replace("T", "-").replace(
+        ".", "-")
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(study: Study, base: str, owner: dict[str, Any], other: str) -> None:
+    key = (os.path.abspath(base), os.path.abspath(other))
+    if key in _warned:
+        return
+    _warned.add(key)
+    _logger.warning("%s holds the trial folders of another study named %r (created %s); the "
+                    "trial folders of study %r go to %s instead. Pass logdir= to choose the "
+                    "folder.", base, owner.get("study"), owner.get("created"),
+                    study.study_name, other)

@@ -1,0 +1,96 @@
+"""One study per trial-directory root: two studies never write into each other's trial folders."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import hp
+from hpo_plugins._artifacts import MARKER, claim_root
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.storages import get_storage
+
+SPACE = {"x": hp.uniform("x", 0, 1)}
+
+
+def _study(url: str, **kwargs: Any) -> hpo.Study:
+    return hpo.create_study(SPACE, storage=url, study_name="good", seed=0, **kwargs)
+
+
+def _write_in_trial_dir(study: hpo.Study, text: str) -> Path:
+    """Ask a trial and write a file in its folder, as script mode writes its stdout.log."""
+    trial = study.ask()
+    path = Path(trial.log_dir) / "stdout.log"
+    path.write_text(text)
+    study.tell(trial, 0.5)
+    return path
+
+
+def test_the_first_study_records_itself_as_the_owner(tmp_path: Path) -> None:
+    study = _study(f"sqlite:///{tmp_path}/a.db")
+    log = _write_in_trial_dir(study, "a")
+    assert log == tmp_path / "hpo_runs" / "good" / "trial_0000" / "stdout.log"
+    owner = json.loads((tmp_path / "hpo_runs" / "good" / MARKER).read_text())
+    created = study.storage.get_study(study.study_id).datetime_created
+    assert owner == {"study": "good", "created": created.isoformat() if created else None}
+
+
+def test_a_study_of_the_same_name_in_another_storage_gets_its_own_folder(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    first = _study(f"sqlite:///{tmp_path}/a.db")
+    first_log = _write_in_trial_dir(first, "first")
+    second = _study(f"sqlite:///{tmp_path}/b.db")
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        second_log = _write_in_trial_dir(second, "second")
+    assert first_log.read_text() == "first"  # not overwritten
+    assert second_log.parent.name == "trial_0000"
+    assert second_log.parent.parent.name.startswith("good-2")  # good-<creation time>
+    assert second.trials[0].log_dir == str(second_log.parent)  # recorded with the trial
+    assert "holds the trial folders of another study named 'good'" in caplog.text
+    # both go on in their own folders, in any process that opens them
+    assert Path(_write_in_trial_dir(_study(f"sqlite:///{tmp_path}/a.db"), "1").parent.parent) \
+        == first_log.parent.parent
+    assert _write_in_trial_dir(second, "2").parent.parent == second_log.parent.parent
+
+
+def test_a_study_created_again_after_a_delete_does_not_overwrite_the_old_files(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/a.db"
+    old_log = _write_in_trial_dir(_study(url), "old")
+    storage = get_storage(url)
+    storage.delete_study(storage.get_study_id("good"))
+    new_log = _write_in_trial_dir(_study(url), "new")
+    assert old_log.read_text() == "old" and new_log != old_log
+
+
+def test_a_logdir_of_another_study_is_refused(tmp_path: Path) -> None:
+    logdir = tmp_path / "runs"
+    logdir.mkdir()
+    (logdir / MARKER).write_text(json.dumps({"study": "other",
+                                             "created": "2026-01-01T00:00:00"}))
+    with pytest.raises(ConfigurationError, match=r"belongs to study 'other' \(created "
+                                                 r"2026-01-01T00:00:00.*Pass another logdir="):
+        _study(f"sqlite:///{tmp_path}/a.db", logdir=str(logdir))
+
+
+def test_a_copy_under_the_same_name_shares_the_folder(tmp_path: Path) -> None:
+    """A copy keeps the name and the creation time: it is a move, and goes on in place."""
+    source, target = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
+    first = _write_in_trial_dir(_study(source), "0")
+    hpo.copy_study("good", source, target)
+    second = _write_in_trial_dir(_study(target), "1")
+    assert second.parent == first.parent.parent / "trial_0001"
+
+
+def test_a_claim_never_replaces_the_owner(tmp_path: Path) -> None:
+    first = _study(f"sqlite:///{tmp_path}/a.db")
+    second = _study(f"sqlite:///{tmp_path}/b.db")
+    root = claim_root(first)
+    assert claim_root(second) != root
+    assert claim_root(first) == root
+    assert json.loads((Path(root) / MARKER).read_text())["study"] == "good"
