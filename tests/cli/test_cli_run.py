@@ -3,7 +3,11 @@ a useful last reason when every trial failed, and a study name that a re-run fin
 
 from __future__ import annotations
 
+import shlex
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,8 @@ import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from hpo_plugins.cli._run import _short_reason
+from hpo_plugins.cli._run import load_space
+from hpo_plugins.cli._table import short_reason
 from hpo_plugins.storages import SQLStorage
 
 Run = Callable[..., tuple[int, str, str]]
@@ -111,6 +116,8 @@ def test_a_space_file_that_fails_to_load_is_explained(cli: Run, tmp_path: Path, 
     (["--metric", ""], "argument --metric: expected a name"),
     (["--gpus-per-trial", "-1"], "argument --gpus-per-trial: expected a number >= 0"),
     (["--storage", "hpo.db"], "expected --storage (or $HPO_PLUGINS_STORAGE) to be a database URL"),
+    (["--storage", "foo://x"], "--storage (or $HPO_PLUGINS_STORAGE): Expected a database URL "
+     "whose scheme names a SQLAlchemy dialect"),
 ])
 def test_bad_values_name_their_flag(cli: Run, space: str, tmp_path: Path, argv: list[str],
                                     message: str) -> None:
@@ -150,7 +157,7 @@ def test_every_trial_failed_shows_the_end_of_stderr(cli: Run, space: str, db: st
     ("head:\n" + "x" * 500, "head: " + "x" * 197 + "..."),
 ])
 def test_a_fail_reason_is_shortened_to_one_line(reason: str | None, shown: str) -> None:
-    assert _short_reason(reason) == shown
+    assert short_reason(reason) == shown
 
 
 def test_the_same_command_finds_its_study_again(cli: Run, space: str, db: str) -> None:
@@ -238,3 +245,254 @@ def test_dask_gpus_per_trial_must_fit_on_one_worker(cli: Run, space: str, db: st
     assert "for --gpus-per-trial 2: all of a trial's GPUs must be on one worker" in err
     assert "the largest advertises 1" in err and "or lower --gpus-per-trial" in err
     assert "gpus_per_trial" not in err and _studies(db) == []
+
+
+# --- resuming keeps what the study stored (sampler, pruner, metric) -----------------------------
+
+def _settings(url: str, name: str) -> dict[str, Any]:
+    """The study's stored settings, as create_study recorded them."""
+    store = SQLStorage(url)
+    try:
+        return dict(store.get_study(store.get_study_id(name)).attrs)
+    finally:
+        store.close()
+
+
+def test_resuming_without_sampler_or_pruner_keeps_the_stored_ones(cli: Run, space: str,
+                                                                   db: str) -> None:
+    common = ["run", "--space", space, "--n-trials", "1", "--storage", db, "--study", "s"]
+    cli(*common, "--sampler", "random", "--pruner", "median", "--", "false")
+    code, out, _ = cli(*common, "--", "false")  # resumed without the flags
+    assert code == EXIT_FAILURE and "study 's': 2 FAIL" in out
+    stored = _settings(db, "s")
+    assert stored["sampler"]["class"].endswith("RandomSampler")
+    assert stored["pruner"]["class"].endswith("MedianPruner")
+    study = hpo.load_study("s", db, space={"x": hpo.hp.uniform("x", 0, 1)})
+    assert type(study.sampler).__name__ == "RandomSampler"
+    study.storage.close()
+
+
+def test_resuming_without_metric_keeps_the_stored_one(cli: Run, space: str, db: str) -> None:
+    """Needs create_study(metric=None) to mean "keep the stored one" (another change)."""
+    common = ["run", "--space", space, "--n-trials", "1", "--storage", db, "--study", "s"]
+    cli(*common, "--sampler", "random", "--pruner", "median", "--metric", "val_acc", "--",
+        "false")
+    cli(*common, "--", "false")
+    stored = _settings(db, "s")
+    assert stored["metric"] == "val_acc"
+    assert stored["sampler"]["class"].endswith("RandomSampler")
+    assert stored["pruner"]["class"].endswith("MedianPruner")
+
+
+def test_absent_flags_derive_the_name_of_their_new_study_defaults(cli: Run, space: str,
+                                                                  db: str) -> None:
+    """Derived names did not change when the flags' defaults became None: an absent flag
+    counts as what a new study gets (tpe, none, val_loss)."""
+    argv = ["--space", space, "--n-trials", "1", "--storage", db, "--", "false"]
+    cli("run", *argv)
+    cli("run", "--sampler", "tpe", "--pruner", "none", "--metric", "val_loss", *argv)
+    (name,) = _studies(db)
+    import hashlib
+    import json
+
+    from hpo_plugins.space import as_space
+
+    fingerprint = as_space({"x": hpo.hp.uniform("x", 0, 1)}).fingerprint
+    key = json.dumps([["false"], fingerprint,
+                      ["minimize", "val_loss", "tpe", "none", None, "env"]])
+    assert name == f"false-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
+def test_help_says_what_an_absent_flag_means(cli: Run) -> None:
+    code, out, _ = cli("run", "--help")
+    text = " ".join(out.split())
+    assert code == EXIT_OK
+    for flag in ("tpe", "none", "val_loss"):
+        assert f"{flag} for a new study; a resumed study keeps its own" in text
+
+
+# --- stopping the run: Ctrl-C, SIGTERM -----------------------------------------------------------
+
+GRANDCHILD = ("import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\n"
+              "time.sleep(60)\n")
+# what `hpo-plugins` is from a terminal: SIGINT raises KeyboardInterrupt even when this test
+# session was started with SIGINT ignored (a background job)
+CLI = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+       "from hpo_plugins.cli import main; sys.exit(main())")
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _pids(logdir: Path) -> list[int]:
+    """The pids the trials' grandchildren wrote (a file still empty is not counted)."""
+    return [int(text) for text in (path.read_text() for path in logdir.rglob("pid")) if text]
+
+
+def _wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("signum", "jobs", "code", "message", "reason"), [
+    pytest.param(signal.SIGINT, "1", 130, "hpo-plugins: error: interrupted",
+                 "interrupted by the user (KeyboardInterrupt)", id="ctrl-c"),
+    pytest.param(signal.SIGTERM, "1", 143, "hpo-plugins: error: terminated by SIGTERM",
+                 "stopped by Terminated(SIGTERM)", id="sigterm"),
+    pytest.param(signal.SIGTERM, "2", 143, "hpo-plugins: error: terminated by SIGTERM",
+                 "stopped: the run ended with Terminated", id="sigterm-n-jobs-2"),
+])
+def test_a_stopped_run_fails_its_trials_and_stops_what_the_command_started(
+        tmp_path: Path, space: str, db: str, signum: int, jobs: str, code: int, message: str,
+        reason: str) -> None:
+    """Through a wrapper (``sh -c '... & wait'``) the trial's script is a grandchild: it must
+    stop with the run, as the wrapper does, whether the run gets Ctrl-C or SIGTERM (``kill``,
+    ``timeout``, Slurm, ``docker stop``)."""
+    (tmp_path / "grandchild.py").write_text(GRANDCHILD)
+    wrapper = f"{shlex.quote(sys.executable)} {tmp_path / 'grandchild.py'} \"$PID_FILE\" & wait"
+    # each trial writes its grandchild's pid to its own file (the trial directory's)
+    command = f'PID_FILE="$(dirname "$HPO_PLUGINS_PARAMS_FILE")/pid"; {wrapper}'
+    logdir = tmp_path / "logs"
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        run = subprocess.Popen(
+            [sys.executable, "-c", CLI, "run", "--space", space, "--n-trials", "4",
+             "--n-jobs", jobs, "--storage", db, "--study", "s", "--logdir", str(logdir),
+             "--params-via", "json", "--", "sh", "-c", command],
+            stdout=out, stderr=err)
+        try:
+            assert _wait_for(lambda: len(_pids(logdir)) == int(jobs), 30)
+            pids = _pids(logdir)
+            assert all(_alive(pid) for pid in pids)
+            run.send_signal(signum)
+            assert run.wait(timeout=30) == code
+        finally:
+            if run.poll() is None:
+                run.kill()
+    assert _wait_for(lambda: not any(_alive(pid) for pid in pids), 5), "a grandchild survived"
+    assert (tmp_path / "err").read_text().strip().splitlines()[-1].startswith(message)
+    trials = hpo.load_study("s", db).trials
+    assert [t.state for t in trials] == [hpo.TrialState.FAIL] * int(jobs)
+    assert {t.fail_reason for t in trials} == {reason}
+
+
+def test_the_sigterm_handler_is_restored_after_the_run(cli: Run, space: str, db: str) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    cli("run", "--space", space, "--n-trials", "1", "--storage", db, "--", "false")
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+# --- loading the space file ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", [
+    "import sys\nsys.exit('run me with --data')\n",
+    "import argparse\nparser = argparse.ArgumentParser()\nparser.add_argument('--data', "
+    "required=True)\nargs = parser.parse_args()\n",
+])
+def test_a_space_file_that_exits_is_a_load_error(cli: Run, tmp_path: Path, db: str,
+                                                 source: str) -> None:
+    (tmp_path / "train.py").write_text(source + "SPACE = {}\n")
+    code, out, err = cli("run", "--space", f"{tmp_path / 'train.py'}:SPACE", "--n-trials", "1",
+                         "--storage", db, "--", "true")
+    assert (code, out) == (EXIT_FAILURE, "")
+    assert err.strip().splitlines()[-1] == (
+        f"hpo-plugins: error: cannot load the space from '{tmp_path / 'train.py'}': the space "
+        f"file exited while being loaded (SystemExit: "
+        f"{'run me with --data' if 'sys.exit' in source else 2}); guard script code with if "
+        f"__name__ == '__main__'")
+    assert _studies(db) == []
+
+
+def test_a_space_file_sees_only_its_own_argv_and_imports_beside_it(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    helpers = f"helpers_{abs(hash(str(tmp_path)))}"  # not cached by another test's import
+    request.addfinalizer(lambda: sys.modules.pop(helpers, None))
+    (tmp_path / f"{helpers}.py").write_text("HIGH = 3.0\n")
+    (tmp_path / "train.py").write_text(
+        "import argparse, sys\n"
+        f"from {helpers} import HIGH\n"
+        "from hpo_plugins import hp\n"
+        "parser = argparse.ArgumentParser()\nparser.add_argument('--epochs', default=2)\n"
+        "ARGS = parser.parse_args()\nARGV = list(sys.argv)\n"
+        "SPACE = {'x': hp.uniform('x', 0, HIGH)}\n")
+    argv, path = list(sys.argv), list(sys.path)
+    assert load_space(f"{tmp_path / 'train.py'}:ARGV") == [str(tmp_path / "train.py")]
+    assert (sys.argv, sys.path) == (argv, path)  # both restored
+
+
+def test_a_space_module_is_found_in_the_working_directory(
+        cli: Run, tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
+    """As the ``hpo-plugins`` console script runs: the working directory is not on sys.path
+    (``python -m hpo_plugins.cli`` has it there)."""
+    module = f"myspace_{abs(hash(str(tmp_path)))}"
+    request.addfinalizer(lambda: sys.modules.pop(module, None))
+    (tmp_path / f"{module}.py").write_text(SPACE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    path = list(sys.path)
+    code, out, err = cli("run", "--space", f"{module}:SPACE", "--n-trials", "1", "--storage", db,
+                         "--study", "m", "--", "false")
+    assert code == EXIT_FAILURE and "study 'm': 1 FAIL" in out, err
+    assert sys.path == path
+
+
+# --- refused before anything is created --------------------------------------------------------
+
+def test_params_file_without_params_via_json_is_a_usage_error(cli: Run, space: str,
+                                                              db: str) -> None:
+    code, out, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db, "--",
+                         "python", "train.py", "--params", "{params_file}")
+    assert (code, out) == (EXIT_USAGE, "")
+    assert "{params_file} in the command is replaced only with --params-via json" in err
+    assert "add --params-via json" in err
+    assert _studies(db) == []
+
+
+@pytest.mark.parametrize("value", [":memory:", "memory"])
+def test_an_in_memory_storage_is_refused(cli: Run, space: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may be created here either
+    code, out, err = cli("run", "--space", space, "--n-trials", "1", "--storage", value, "--",
+                         "true")
+    assert (code, out) == (EXIT_USAGE, "")
+    assert "expected --storage (or $HPO_PLUGINS_STORAGE) to be a database the trial commands " \
+           "can open too" in err and "could not report to it" in err
+    monkeypatch.setenv("HPO_PLUGINS_STORAGE", value)  # from the variable: the same
+    code, _, err = cli("run", "--space", space, "--n-trials", "1", "--", "true")
+    assert code == EXIT_USAGE and f"Received {value!r}" in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "space.py"]
+
+
+def test_no_storage_message_suggests_memory(cli: Run, space: str) -> None:
+    code, _, err = cli("run", "--space", space, "--n-trials", "1", "--storage", "hpo.db", "--",
+                       "true")
+    assert code == EXIT_USAGE and "expected --storage" in err and "memory" not in err
+
+
+# --- what a run that started nothing prints ------------------------------------------------------
+
+def test_a_run_that_starts_no_trial_says_why(cli: Run, space: str, db: str) -> None:
+    code, out, _ = cli("run", "--space", space, "--n-trials", "0", "--storage", db, "--study",
+                       "s", "--", "true")
+    assert (code, out) == (EXIT_OK, "study 's': no trials; no trial run: --n-trials is 0\n")
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, study_name="s", storage=db)
+    study.tell(study.ask(), 0.5)
+    study.storage.close()
+    code, out, _ = cli("run", "--space", space, "--max-trials", "1", "--storage", db, "--study",
+                       "s", "--", "true")
+    assert code == EXIT_OK
+    assert out.splitlines()[0] == ("study 's': 1 COMPLETE; no trial run: the study already "
+                                   "holds --max-trials 1 trials (failed ones do not count); "
+                                   "raise --max-trials to run more")

@@ -50,7 +50,8 @@ def test_the_reason_column_is_one_clipped_line_and_only_when_a_trial_failed(
                  study_name="r", catch=RuntimeError)
     header, ok, failed = cli("trials", "--study", "r", "--storage", url)[1].splitlines()
     assert header.split()[-1] == "reason" and ok.endswith(" -")
-    assert failed.endswith("RuntimeError: command exited with status 1: " + "x" * 13 + "...")
+    # the head gives way (down to a third of the width) to the reason's last line
+    assert failed.endswith("RuntimeError: com... | " + "x" * 34 + "...")
     assert len(failed) - failed.index("RuntimeError") == 60
     assert "reason" not in cli("trials", "--study", "r", "--storage", url,
                                "--state", "COMPLETE")[1]
@@ -123,3 +124,50 @@ def test_trials_sort_by_duration_puts_the_longest_first(cli: Run, url: str) -> N
 def test_trials_limit_must_be_a_positive_integer(cli: Run, url: str, limit: str) -> None:
     code, _, err = cli("trials", "--study", "demo", "--storage", url, "--limit", limit)
     assert code == 2 and "expected an integer >= 1" in err
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_sort_by_value_ranks_complete_trials_before_pruned_ones(cli: Run, tmp_path: Path,
+                                                                direction: str) -> None:
+    """A PRUNED trial's value is an early report: however good, it ranks after every COMPLETE
+    trial, so `--sort value --limit N` shows the N best as `best` sees them."""
+    url = f"sqlite:///{tmp_path}/ranks.db"
+    sign = 1.0 if direction == "minimize" else -1.0
+    ends = ["complete 0.5", "pruned 0.01", "complete 0.3", "fail", "pruned 0.2"]
+
+    def objective(params: dict[str, Any]) -> float:
+        trial = hpo.current_trial()
+        how, *value = ends[trial.number].split()
+        if how == "fail":
+            raise ValueError("diverged")
+        trial.report(sign * float(value[0]), 0)
+        if how == "pruned":
+            raise hpo.TrialPruned()
+        return sign * float(value[0])
+
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=url, study_name="r",
+                             direction=direction)
+    study.optimize(objective, n_trials=5, catch=ValueError)
+    study.storage.close()
+    rows = _table(cli("trials", "--study", "r", "--storage", url, "--sort", "value")[1])[1:]
+    assert [(int(row[0]), row[1]) for row in rows] == [
+        (2, "COMPLETE"), (0, "COMPLETE"), (1, "PRUNED"), (4, "PRUNED"), (3, "FAIL")]
+    best = _table(cli("trials", "--study", "r", "--storage", url, "--sort", "value",
+                      "--limit", "1")[1])[1:]
+    assert int(best[0][0]) == hpo.load_study("r", url).best_trial.number == 2
+
+
+def test_the_reason_of_a_failed_command_shows_its_last_stderr_line(cli: Run,
+                                                                   tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/script.db"
+    (tmp_path / "space.py").write_text("from hpo_plugins import hp\n"
+                                       "SPACE = {'x': hp.uniform('x', 0, 1)}\n")
+    script = ("for n in 1 2 3; do echo noise $n >&2; done; "
+              "echo 'ValueError: lr must be > 0' >&2; exit 3")
+    cli("run", "--space", f"{tmp_path / 'space.py'}:SPACE", "--n-trials", "1", "--storage",
+        url, "--study", "s", "--", "sh", "-c", script)
+    header, failed = cli("trials", "--study", "s", "--storage", url)[1].splitlines()
+    assert header.split()[-1] == "reason"
+    reason = failed[failed.index("ScriptFailed"):]
+    # clipped at 60 characters from its first line, not from the cause
+    assert reason == "ScriptFailed: command exited... | ValueError: lr must be > 0"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -135,6 +137,11 @@ def test_current_params_falls_back_outside_a_trial() -> None:
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"command": []}, "Expected a command"),
     ({"command": "python x.py", "params_via": "yaml"}, "Expected `params_via`"),
+    ({"command": "python x.py --params {params_file}"},
+     r'Expected \{params_file\} in the command only with params_via="json".*'
+     r"Received: params_via='env'"),
+    ({"command": ["python", "x.py", "--params={params_file}"], "params_via": "args"},
+     r"Received: params_via='args'"),
 ])
 def test_script_objective_arguments_are_checked(kwargs: dict[str, object],
                                                 message: str) -> None:
@@ -210,3 +217,66 @@ def test_a_script_that_reported_nan_then_raised_trial_pruned_ends_fail(tmp_path:
     assert trial.state is TrialState.FAIL
     assert "non-finite value (nan) at step 1" in (trial.fail_reason or "")
     assert not trial.system_attrs.get("pruned")  # not marked pruned as well
+
+
+def _study(tmp_path: Path, name: str) -> hpo.Study:
+    return hpo.create_study(space={"x": hp.uniform("x", 0, 1)}, study_name=name,
+                            storage=f"sqlite:///{tmp_path}/s.db", sampler=RandomSampler())
+
+
+@pytest.mark.timeout(60)  # before stdin was /dev/null, the command waited here for ever
+def test_a_command_that_reads_stdin_fails_at_once(tmp_path: Path) -> None:
+    """A prompt (``input()``, a login) in the command gets end-of-file, even when this
+    process's stdin is a terminal or a pipe that stays open."""
+    study = _study(tmp_path, "stdin")
+    read, write = os.pipe()  # never written, never closed while the trial runs
+    saved = os.dup(0)
+    os.dup2(read, 0)
+    try:
+        started = time.monotonic()
+        study.optimize(ScriptObjective([sys.executable, "-c", "input('password: ')"]),
+                       n_trials=1, catch=ScriptFailed)
+        elapsed = time.monotonic() - started
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read, write):
+            os.close(fd)
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL and elapsed < 20
+    assert "EOFError: EOF when reading a line" in (trial.fail_reason or "")
+
+
+def test_a_command_killed_by_a_signal_says_which(tmp_path: Path) -> None:
+    study = _study(tmp_path, "killed")
+    study.optimize(ScriptObjective(["sh", "-c", "kill -9 $$"]), n_trials=1, catch=ScriptFailed)
+    (trial,) = study.trials
+    assert (trial.fail_reason or "").startswith(
+        "ScriptFailed: command was killed by signal 9 (SIGKILL); stderr tail:")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_what_the_command_left_running_is_stopped_when_it_exits(tmp_path: Path) -> None:
+    """A background process of the command (``cmd &`` in a wrapper that then exits) is in the
+    command's process group: it is stopped when the trial ends, not left running."""
+    pid_file = tmp_path / "pid"
+    background = (f"{sys.executable} -c 'import os, time; "
+                  f"open(\"{pid_file}\", \"w\").write(str(os.getpid())); time.sleep(60)' &")
+    wait = f'while [ ! -s "{pid_file}" ]; do sleep 0.05; done'
+    study = _study(tmp_path, "left")
+    study.optimize(ScriptObjective(["sh", "-c", f"{background} {wait}; exit 0"]), n_trials=1)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(pid)
+    (trial,) = study.trials  # exit 0 without a report: FAIL, as before
+    assert "exited with status 0 but reported no value" in (trial.fail_reason or "")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie that its new parent has not reaped yet does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -16,7 +16,8 @@
 
 Every command takes ``--storage URL`` (default: ``$HPO_PLUGINS_STORAGE``, else
 ``sqlite:///hpo.db``), ``--verbose`` and ``--help``. Exit codes: 0 success, 1 failure at run time,
-2 bad command line, 3 storage or study not found; errors are one line on stderr.
+2 bad command line, 3 storage or study not found, 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM, during ``run``); errors are one line on stderr.
 
 A command is a :class:`~hpo_plugins.cli._base.Command` record listed in :data:`COMMANDS`; adding
 one (``run``, for script mode) is one module and one entry there.
@@ -35,11 +36,14 @@ from collections.abc import Iterator, Sequence
 from hpo_plugins._version import __version__
 from hpo_plugins.cli._base import (
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     CLIError,
     Command,
+    Terminated,
     storage_help,
     warn,
 )
@@ -82,7 +86,8 @@ def build_parser(commands: Sequence[Command] | None = None) -> argparse.Argument
     parser = argparse.ArgumentParser(
         prog=_PROG, description="Explore hpo_plugins studies: list them, show their trials, "
         "export them, plot them, open them in TensorBoard, copy them, delete them.",
-        epilog="Exit codes: 0 ok, 1 failure, 2 bad usage, 3 storage or study not found.")
+        epilog="Exit codes: 0 ok, 1 failure, 2 bad usage, 3 storage or study not found, "
+        "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for command in COMMANDS if commands is None else commands:
@@ -121,7 +126,10 @@ def _run(args: argparse.Namespace) -> int:
         _silence_stdout()
         return EXIT_OK
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except Terminated:
+        return _fail("terminated by SIGTERM: the trials that were running are marked FAIL and "
+                     "their commands stopped", EXIT_TERMINATED)
     except Exception as exc:
         if args.verbose >= 2:
             traceback.print_exc()

@@ -22,11 +22,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
     "EXIT_NOT_FOUND",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "CLIError",
     "Command",
+    "Terminated",
     "echo",
     "not_a_storage_url",
     "open_storage",
@@ -42,6 +45,10 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 #: The storage cannot be opened, or it holds no study of that name.
 EXIT_NOT_FOUND = 3
+#: Stopped by Ctrl-C (SIGINT): 128 + 2, as a shell reports it.
+EXIT_INTERRUPTED = 130
+#: Stopped by SIGTERM (``kill``, ``timeout``, Slurm, ``docker stop``): 128 + 15.
+EXIT_TERMINATED = 143
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,17 @@ class CLIError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when the command gets SIGTERM (see ``run``).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: no ``except Exception`` in the library or
+    in a launcher swallows it, so the run stops the way Ctrl-C stops it (the running trials are
+    marked FAIL, their commands and workers are stopped). It is not a ``KeyboardInterrupt``, so
+    those trials' reason says they were stopped by ``Terminated(SIGTERM)`` rather than
+    "interrupted by the user".
+    """
 
 
 def echo(text: str = "") -> None:
@@ -129,11 +147,14 @@ def _read_only_storage(url: str) -> Storage:
     raise CLIError(f"cannot open the storage: {not_a_storage_url(url)}", EXIT_NOT_FOUND)
 
 
-def not_a_storage_url(value: str, also: str = "") -> str:
+def not_a_storage_url(value: str) -> str:
     """Why ``--storage`` ``value`` (no URL) is refused, naming the flag and the variable; a
-    value with ``@`` is not echoed (it may hold a password). ``also``: other accepted forms."""
+    value with ``@`` is not echoed (it may hold a password).
+
+    ``:memory:`` is not suggested: no command can use it (``run``'s trial commands run in other
+    processes, and a reading command would find a new, empty storage)."""
     return (f"expected --storage (or ${DEFAULT_STORAGE_ENV}) to be a database URL such as "
-            f"sqlite:///hpo.db or postgresql+psycopg://user@host/db{also}. Received "
+            f"sqlite:///hpo.db or postgresql+psycopg://user@host/db. Received "
             f"{shown_url(value)}.")
 
 

@@ -16,7 +16,11 @@ import importlib
 import json
 import os
 import runpy
+import signal
+import sys
+import threading
 from collections.abc import Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import TrialState
@@ -25,10 +29,12 @@ from hpo_plugins.cli._base import (
     EXIT_USAGE,
     CLIError,
     Command,
+    Terminated,
     echo,
     not_a_storage_url,
     warn,
 )
+from hpo_plugins.cli._table import short_reason
 from hpo_plugins.exceptions import ConfigurationError, StudyNotFoundError
 from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import DEFAULT_STORAGE_ENV, Storage, default_storage_url, get_storage
@@ -41,8 +47,10 @@ __all__ = ["RUN", "load_space"]
 
 _SAMPLERS = ("tpe", "hyperopt-tpe", "random", "anneal", "grid")
 _PRUNERS = ("none", "median", "asha", "hyperband")
-_REASON_LINES = 3  # lines of a failed command's stderr tail shown when every trial failed
-_LINE_CHARS = 200  # each shown at most this long
+#: What a new study gets when --sampler, --pruner or --metric is absent (create_study's own
+#: defaults); the derived study name is built from these, so that it never changed.
+_NEW_SAMPLER, _NEW_PRUNER, _NEW_METRIC = "tpe", "none", "val_loss"
+_MEMORY = (":memory:", "memory", "inmemory")  # get_storage's names of an in-process storage
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -60,14 +68,20 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="trials at once (default 1; -1: one per core; with --dask: every "
                         "worker thread or GPU)")
     parser.add_argument("--direction", choices=["minimize", "maximize"], default="minimize")
-    parser.add_argument("--metric", type=_name, default="val_loss",
-                        help="the metric the script's callback monitors (default val_loss)")
-    parser.add_argument("--sampler", choices=_SAMPLERS, default="tpe")
-    parser.add_argument("--pruner", choices=_PRUNERS, default="none")
+    parser.add_argument("--metric", type=_name,
+                        help=f"the metric the script's callback monitors (when absent: "
+                        f"{_NEW_METRIC} for a new study; a resumed study keeps its own)")
+    parser.add_argument("--sampler", choices=_SAMPLERS,
+                        help=f"when absent: {_NEW_SAMPLER} for a new study; a resumed study "
+                        f"keeps its own")
+    parser.add_argument("--pruner", choices=_PRUNERS,
+                        help=f"when absent: {_NEW_PRUNER} for a new study; a resumed study "
+                        f"keeps its own")
     parser.add_argument("--seed", type=_seed)
     parser.add_argument("--logdir", help="root of the trial directories and TensorBoard runs")
     parser.add_argument("--params-via", choices=["env", "json", "args"], default="env",
-                        help="also hand params as params.json ({params_file}) or --label value")
+                        help="also hand params as params.json (its path replaces "
+                        "{params_file} in the command) or --label value")
     parser.add_argument("--gpus", help='"all" or a comma-separated list of GPU ids')
     parser.add_argument("--trials-per-gpu", type=_count(1),
                         help="with --gpus: trials that share one GPU (default 1)")
@@ -145,14 +159,21 @@ def _seconds(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hpo_plugins.launchers import ScriptFailed, ScriptObjective
+    with _sigterm_stops_the_run():
+        return _run_script(args)
+
+
+def _run_script(args: argparse.Namespace) -> int:
+    from hpo_plugins.launchers import ScriptFailed
 
     command = args.script[1:] if args.script[:1] == ["--"] else args.script
     if not command:
         raise CLIError("expected the command to run per trial after --, e.g. "
                        "`-- python train.py --epochs 20`", EXIT_USAGE)
     _warn_if_password_in_argv(args.storage)
-    sampler = _sampler(args.sampler)
+    _refuse_memory_storage(args.storage)
+    objective = _objective(command, args.params_via)
+    sampler = _sampler(args.sampler or _NEW_SAMPLER)  # for the checks: a new study's sampler
     _check_options(args, sampler)  # everything is checked before the study is created
     space = as_space(load_space(args.space))
     sampler.check_space(space)
@@ -164,18 +185,70 @@ def _run(args: argparse.Namespace) -> int:
             if launcher is not None:  # e.g. a SQLite file a Dask worker cannot see
                 launcher.check(store)
             _check_resumable(store, name, args.direction, space)
-            study = _study(args, name, space, sampler, store)
-            study.optimize(ScriptObjective(command, params_via=args.params_via),
-                           n_trials=args.n_trials, max_trials=args.max_trials,
+            study = _study(args, name, space, None if args.sampler is None else sampler, store)
+            study.optimize(objective, n_trials=args.n_trials, max_trials=args.max_trials,
                            timeout=args.timeout, catch=ScriptFailed, launcher=launcher,
                            callbacks=[lambda _, trial: ran.append(trial)])
-            _summary(study)
+            _summary(study, ran, args)
         finally:
             store.close()
     if ran and all(t.state is TrialState.FAIL for t in ran):
         raise CLIError(f"every trial of this run failed ({len(ran)}); the last one: "
-                       f"{_short_reason(ran[-1].fail_reason)}")
+                       f"{short_reason(ran[-1].fail_reason)}")
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_run() -> Iterator[None]:
+    """While ``run`` runs, SIGTERM raises :class:`~hpo_plugins.cli._base.Terminated`.
+
+    ``kill``, ``timeout``, Slurm and ``docker stop`` send SIGTERM, whose default action ends
+    the process at once: the running trials stayed RUNNING until their heartbeat's grace period
+    ran out, and their commands ran on. Raised in the main thread instead, it stops the run as
+    Ctrl-C does (the trials are marked FAIL, every command's process group is stopped, see
+    :class:`~hpo_plugins.launchers.ScriptObjective`), and ``hpo-plugins`` exits with status 143.
+    The previous handler is restored afterwards. Python runs signal handlers in the main thread
+    only, so a ``main()`` called from another thread keeps the handler it has.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _refuse_memory_storage(url: str | None) -> None:
+    """Refuse an in-memory storage before anything is created: it lives in this process, and
+    the trial commands, which run in processes of their own, could not report to it."""
+    value = url or default_storage_url()
+    if value in _MEMORY:
+        raise CLIError(f"expected --storage (or ${DEFAULT_STORAGE_ENV}) to be a database the "
+                       f"trial commands can open too, such as sqlite:///hpo.db or "
+                       f"postgresql+psycopg://user@host/db. Received {value!r}, a storage that "
+                       f"lives in this process only: the commands run in processes of their own "
+                       f"and could not report to it", EXIT_USAGE)
+
+
+def _objective(command: list[str], params_via: str) -> Any:
+    """The :class:`~hpo_plugins.launchers.ScriptObjective` of the command, checked before the
+    study is created; what it refuses is a usage error that names the flags."""
+    from hpo_plugins.launchers import ScriptObjective
+
+    if params_via != "json" and any("{params_file}" in word for word in command):
+        raise CLIError(f"{{params_file}} in the command is replaced only with --params-via json "
+                       f"(received --params-via {params_via}): add --params-via json, or read "
+                       f"the params from $HPO_PLUGINS_PARAMS in the script", EXIT_USAGE)
+    try:
+        return ScriptObjective(command, params_via=params_via)
+    except ConfigurationError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
 
 
 def _check_options(args: argparse.Namespace, sampler: Sampler) -> None:
@@ -220,8 +293,10 @@ def _default_study_name(command: list[str], space: SearchSpace,
     ``<script>`` is the stem of the command's first ``.py`` word (``train`` for
     ``python train.py``), else of its program.
     """
-    setting = [args.direction, args.metric, args.sampler, args.pruner, args.seed,
-               args.params_via]
+    # an absent --metric, --sampler or --pruner counts as what a new study gets, so the names
+    # derived before these flags could be absent stay the same
+    setting = [args.direction, args.metric or _NEW_METRIC, args.sampler or _NEW_SAMPLER,
+               args.pruner or _NEW_PRUNER, args.seed, args.params_via]
     key = json.dumps([command, space.fingerprint, setting])
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     scripts = [word for word in command if word.endswith(".py")]
@@ -231,14 +306,34 @@ def _default_study_name(command: list[str], space: SearchSpace,
 
 def _open_storage(url: str | None) -> Storage:
     """The storage of ``--storage`` (created if missing: ``run`` writes, unlike the commands that
-    read); a value that is no URL is refused naming the flag, without echoing a password."""
+    read). Nothing is connected yet, so what is refused here is the value itself, a usage error
+    that names the flag: no URL (not echoed if it may hold a password), or a URL that cannot be
+    parsed or whose scheme SQLAlchemy does not know (the library's message says which)."""
+    value = url or default_storage_url()
     try:
-        return get_storage(url)
-    except ConfigurationError:
-        value = url or default_storage_url()
+        store = get_storage(url)
+    except ConfigurationError as exc:
         if "://" in value:
-            raise  # a URL whose scheme is unknown: the library's message names it
-        raise CLIError(not_a_storage_url(value, also=", or :memory:"), EXIT_USAGE) from None
+            raise CLIError(f"--storage (or ${DEFAULT_STORAGE_ENV}): {exc}", EXIT_USAGE) from None
+        raise CLIError(not_a_storage_url(value), EXIT_USAGE) from None
+    _check_dialect(value)
+    return store
+
+
+def _check_dialect(url: str) -> None:
+    """Refuse a URL whose scheme names no SQLAlchemy dialect (``foo://x``, ``postgres://``)
+    now, as a usage error: the storage would find out only when it first connects."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import NoSuchModuleError
+
+    from hpo_plugins.storages._sql import _unknown_scheme_message
+
+    parsed = make_url(url)  # get_storage parsed it already
+    try:
+        parsed.get_dialect()  # the dialect's module only: its driver is imported on connect
+    except NoSuchModuleError:
+        raise CLIError(f"--storage (or ${DEFAULT_STORAGE_ENV}): "
+                       f"{_unknown_scheme_message(parsed)}", EXIT_USAGE) from None
 
 
 def _check_resumable(store: Storage, name: str, direction: str, space: SearchSpace) -> None:
@@ -256,37 +351,28 @@ def _check_resumable(store: Storage, name: str, direction: str, space: SearchSpa
                        f"was created with to resume it, or --study with another name")
 
 
-def _study(args: argparse.Namespace, name: str, space: SearchSpace, sampler: Sampler,
+def _study(args: argparse.Namespace, name: str, space: SearchSpace, sampler: Sampler | None,
            store: Storage) -> Study:
-    """Create or resume the study; a derived name is shown, since the user did not choose it."""
+    """Create or resume the study; a derived name is shown, since the user did not choose it.
+
+    A flag left out (``--sampler``, ``--pruner``, ``--metric``, ``--seed``, ``--logdir``) is
+    passed as None: a resumed study keeps what it stored, a new one gets the library's default.
+    Passing the parsers' defaults instead overwrote a resumed study's settings.
+    """
     import hpo_plugins as hpo
 
+    # an absent --metric is left out, which is metric=None in create_study's signature
+    metric: dict[str, Any] = {} if args.metric is None else {"metric": args.metric}
     study = hpo.create_study(space=space, study_name=name, storage=store,
                              direction=args.direction, sampler=sampler,
-                             pruner=_pruner(args.pruner), seed=args.seed, metric=args.metric,
-                             logdir=args.logdir)
+                             pruner=None if args.pruner is None else _pruner(args.pruner),
+                             seed=args.seed, logdir=args.logdir, **metric)
     if args.study is None:
         earlier = len(study.trials)
         warn(f"study {name!r} (a name derived from the command and the space; pass --study to "
              f"choose one): " + (f"resumed with its {earlier} earlier trials" if earlier
                                  else "new"))
     return study
-
-
-def _short_reason(reason: str | None) -> str:
-    """A failed trial's reason on one line: its first line and, when more follow (a command's
-    stderr tail), the last few non-empty ones, where the error usually is."""
-    lines = [_clip(line.strip()) for line in (reason or "").splitlines() if line.strip()]
-    if not lines:
-        return "no reason stored"
-    head, tail = lines[0], lines[1:][-_REASON_LINES:]
-    if not tail:
-        return f"{head} (empty)" if head.endswith(":") else head
-    return head + (" " if head.endswith(":") else " | ") + " | ".join(tail)
-
-
-def _clip(line: str) -> str:
-    return line if len(line) <= _LINE_CHARS else line[:_LINE_CHARS - 3] + "..."
 
 
 @contextlib.contextmanager
@@ -356,27 +442,62 @@ def _warn_if_password_in_argv(url: str | None) -> None:
              f"out of the URL and set $PGPASSWORD (or use ~/.pgpass)")
 
 
-def _summary(study: Any) -> None:
+def _summary(study: Any, ran: list[Any], args: argparse.Namespace) -> None:
+    """The study's trials by state and its best trial; when this run started no trial, why."""
     counts: dict[str, int] = {}
     for trial in study.trials:
         counts[trial.state.value] = counts.get(trial.state.value, 0) + 1
-    echo(f"study {study.study_name!r}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    total = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
+    echo(f"study {study.study_name!r}: {total}" if ran else
+         f"study {study.study_name!r}: {total}; no trial run: {_why_none(study, counts, args)}")
     if counts.get("COMPLETE"):
         echo(f"best value {study.best_value:.6g} (trial {study.best_trial.number})")
         echo(json.dumps(study.best_params, default=repr))
 
 
+def _why_none(study: Any, counts: dict[str, int], args: argparse.Namespace) -> str:
+    """Why a run started no trial, from the options and the study (best guess, in words)."""
+    if args.n_trials == 0:
+        return "--n-trials is 0"
+    counted = sum(n for state, n in counts.items() if state != TrialState.FAIL.value)
+    if args.max_trials is not None and counted >= args.max_trials:
+        return (f"the study already holds --max-trials {args.max_trials} trials (failed ones "
+                f"do not count); raise --max-trials to run more")
+    if getattr(study.sampler, "finite", False):
+        return "the sampler's set of points (the grid) is used up"
+    if args.timeout is not None:
+        return f"--timeout {args.timeout:g} s passed before a trial could start"
+    return "nothing was left to run (run with -v to see why)"
+
+
 def load_space(spec: str) -> Any:
-    """The object named by ``FILE_OR_MODULE:NAME`` (a ``.py`` file path or a module name)."""
+    """The object named by ``FILE_OR_MODULE:NAME`` (a ``.py`` file path or a module name).
+
+    A file runs as a script would, but not as ``__main__``: ``sys.argv`` is just the file (a
+    module-level ``argparse`` sees no ``run`` options) and its directory comes first on
+    ``sys.path`` (``from helpers import X`` finds ``helpers.py`` beside it); both are restored
+    afterwards. A module is imported with the working directory on ``sys.path``, as
+    ``python -m`` has it (the ``hpo-plugins`` console script has not). A file or module that
+    exits while loading (``sys.exit``, a failed ``parse_args``) is a load error, not the exit
+    of ``hpo-plugins``.
+    """
     where, _, name = spec.rpartition(":")
     if not where or not name:
         raise CLIError(f"expected --space FILE_OR_MODULE:NAME, e.g. examples/space.py:SPACE. "
                        f"Received: {spec!r}", EXIT_USAGE)
+    is_file = where.endswith(".py") or os.path.sep in where
     try:
-        if where.endswith(".py") or os.path.sep in where:
-            namespace = runpy.run_path(where)
+        if is_file:
+            with _script_context(where):
+                namespace = runpy.run_path(where)
         else:
-            namespace = vars(importlib.import_module(where))
+            with _on_sys_path(os.getcwd()):
+                namespace = vars(importlib.import_module(where))
+    except SystemExit as exc:
+        raise CLIError(f"cannot load the space from {where!r}: the space "
+                       f"{'file' if is_file else 'module'} exited while being loaded "
+                       f"(SystemExit: {exc.code}); guard script code with "
+                       f"if __name__ == '__main__'") from None
     except Exception as exc:  # the user's code: a SyntaxError, or whatever it raises
         raise CLIError(f"cannot load the space from {where!r}: {type(exc).__name__}: {exc}"
                        ) from None
@@ -384,6 +505,35 @@ def load_space(spec: str) -> Any:
         raise CLIError(f"{where!r} has no name {name!r}; names there: "
                        f"{sorted(k for k in namespace if not k.startswith('_'))}")
     return namespace[name]
+
+
+@contextlib.contextmanager
+def _script_context(path: str) -> Iterator[None]:
+    """``sys.argv`` as a script ``path`` would have it, and its directory first on
+    ``sys.path``, restored on exit."""
+    argv = sys.argv
+    sys.argv = [path]
+    try:
+        with _on_sys_path(os.path.dirname(os.path.abspath(path))):
+            yield
+    finally:
+        sys.argv = argv
+
+
+@contextlib.contextmanager
+def _on_sys_path(directory: str) -> Iterator[None]:
+    """``directory`` first on ``sys.path`` (unless already there), removed on exit; modules
+    imported from it meanwhile stay imported."""
+    if directory in sys.path:
+        yield
+        return
+    sys.path.insert(0, directory)
+    importlib.invalidate_caches()  # a module written after the last import is found too
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # the loaded code removed it itself
+            sys.path.remove(directory)
 
 
 def _sampler(name: str) -> Any:

@@ -7,10 +7,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["format_cell", "format_duration", "format_table"]
+__all__ = ["format_cell", "format_duration", "format_table", "short_reason"]
 
 #: What an empty cell shows (no value, or a parameter inactive in this trial).
 EMPTY = "-"
+_LINE_CHARS = 200  # each line of a reason shown at most this long
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -64,3 +65,40 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def short_reason(reason: str | None, lines: int = 3, width: int | None = None) -> str:
+    """A failed trial's reason on one line: its first line and, when more follow (a script-mode
+    command's stderr tail), the last ``lines`` non-empty ones, where the error usually is.
+
+    ``width``: the most characters shown. When the whole does not fit, the first line is
+    shortened first (to no less than a third of the width), so that the end of the stderr tail, the
+    cause, stays visible: a reason clipped from its end would show only
+    ``ScriptFailed: command exited with status 1; stderr tail: ...``.
+
+    Example:
+        >>> short_reason("ScriptFailed: command exited with status 1; stderr tail:\\n"
+        ...              "Traceback (most recent call last):\\nValueError: lr < 0", lines=1)
+        'ScriptFailed: command exited with status 1; stderr tail: ValueError: lr < 0'
+        >>> short_reason("ScriptFailed: command exited with status 1; stderr tail:\\n"
+        ...              "ValueError: lr < 0", lines=1, width=45)
+        'ScriptFailed: command... | ValueError: lr < 0'
+    """
+    shown = [_clip(" ".join(line.split())) for line in (reason or "").splitlines() if line.strip()]
+    if not shown:
+        return "no reason stored"
+    head, tail = shown[0], " | ".join(shown[1:][-lines:] if lines > 0 else [])
+    if not tail:
+        text = f"{head} (empty)" if head.endswith(":") and len(shown) == 1 else head
+        return text if width is None else _clip(text, width)
+    sep = " " if head.endswith(":") else " | "
+    if width is None or len(head) + len(sep) + len(tail) <= width:
+        return head + sep + tail
+    room = max(width - len(" | ") - len(tail), min(len(head), width // 3))
+    sep = sep if room >= len(head) else " | "  # a clipped head no longer ends with ":"
+    return _clip(head, room) + sep + _clip(tail, width - min(room, len(head)) - len(sep))
+
+
+def _clip(line: str, chars: int = _LINE_CHARS) -> str:
+    """``line``, or its first ``chars - 3`` characters and ``...``."""
+    return line if len(line) <= chars else line[:max(chars - 3, 0)] + "..."

@@ -16,7 +16,7 @@ from hpo_plugins.cli._base import (
     open_storage,
     open_study,
 )
-from hpo_plugins.cli._table import format_duration, format_table
+from hpo_plugins.cli._table import format_duration, format_table, short_reason
 from hpo_plugins.study import Study
 
 __all__ = ["BEST", "TRIALS"]
@@ -32,11 +32,12 @@ def _configure_trials(parser: argparse.ArgumentParser) -> None:
                         help="show only trials in this state (repeatable): COMPLETE, PRUNED, "
                              "FAIL, RUNNING or WAITING")
     parser.add_argument("--sort", choices=["number", "value", "duration"], default="number",
-                        help="order by trial number (default), by value (best first) or by "
-                             "duration (longest first)")
+                        help="order by trial number (default), by value (COMPLETE trials best "
+                             "first, then PRUNED ones by their last reported value, then the "
+                             "others) or by duration (longest first)")
     parser.add_argument("--limit", type=_positive, metavar="N",
                         help="show only the first N trials of that order (with --sort value: "
-                             "the N best)")
+                             "the N best, COMPLETE trials first, as `best` ranks them)")
 
 
 def _run_trials(args: argparse.Namespace) -> int:
@@ -68,9 +69,17 @@ def _positive(text: str) -> int:
     return number
 
 
-def _value_key(study: Study, row: dict[str, Any]) -> tuple[bool, float]:
+#: ``--sort value``: finished trials first, by state; a PRUNED trial's value is the last one it
+#: reported, often an early step's, so it never ranks among the COMPLETE ones (as in ``best``).
+_STATE_RANK = {TrialState.COMPLETE.value: 0, TrialState.PRUNED.value: 1}
+
+
+def _value_key(study: Study, row: dict[str, Any]) -> tuple[int, bool, float, int]:
+    """``--sort value``: COMPLETE trials best first, then PRUNED ones (best first too), then
+    the others (FAIL, RUNNING, WAITING); trials without a value last in their group."""
     value = row["value"]
-    return value is None, 0.0 if value is None else study.direction.sign() * value
+    return (_STATE_RANK.get(row["state"], len(_STATE_RANK)), value is None,
+            0.0 if value is None else study.direction.sign() * value, row["number"])
 
 
 def _trials_table(columns: list[str], rows: list[dict[str, Any]]) -> str:
@@ -87,12 +96,12 @@ def _trials_table(columns: list[str], rows: list[dict[str, Any]]) -> str:
 
 
 def _one_line(reason: str | None) -> str | None:
-    """A failure reason on one line, at most :data:`_REASON_CHARS` characters (``export``
-    shows it whole)."""
+    """A failure reason on one line, at most :data:`_REASON_CHARS` characters (``trial`` and
+    ``export`` show it whole): its first line and, for a script-mode command's reason, the last
+    line of its stderr tail, where the error is (see :func:`short_reason`)."""
     if not reason:
         return None
-    text = " ".join(reason.split())
-    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS - 3] + "..."
+    return short_reason(reason, lines=1, width=_REASON_CHARS)
 
 
 def _configure_best(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +121,8 @@ TRIALS = Command(
     description="A table of a study's trials: number, state, value, duration and every "
                 "parameter under its flat label (a choice shows its option; '-' marks a "
                 "parameter that is inactive in that trial), then why a trial failed when one "
-                "did (clipped; `trial` and `export` show it whole).",
+                "did (one line, clipped; for a script-mode command it ends with the last line "
+                "of its stderr; `trial` and `export` show it whole).",
     configure=_configure_trials,
     run=_run_trials,
 )

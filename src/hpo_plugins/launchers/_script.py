@@ -17,6 +17,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,9 @@ PARAMS_ENV = "HPO_PLUGINS_PARAMS"
 PARAMS_FILE_ENV = "HPO_PLUGINS_PARAMS_FILE"
 _TAIL_CHARS = 4000
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+#: Seconds the command's processes get to exit after SIGTERM before they get SIGKILL.
+_KILL_GRACE = 3.0
+_PARAMS_FILE = "{params_file}"
 
 
 class ScriptFailed(HPOError):
@@ -64,7 +68,17 @@ class ScriptObjective:
     trial (``raise hpo_plugins.TrialPruned()`` or ``mark_pruned()`` there): then it ends PRUNED.
     An exit 0 without any reported value ends FAIL with a reason that says how to report one.
     stdout and stderr of each trial go to ``stdout.log`` and ``stderr.log`` in its directory
-    (``trial.log_dir``). On Linux the command is killed if its worker process dies.
+    (``trial.log_dir``). The command's stdin is empty (``/dev/null``): a prompt in it fails
+    at once instead of waiting for input nobody sees.
+
+    The command runs in a process group (a session) of its own, so that every process it
+    starts can be stopped with it: a wrapper (``bash train.sh``, ``sh -c``, ``uv run``) would
+    otherwise leave its children running. Whenever the trial ends (the command exited, or this
+    process is interrupted: Ctrl-C, ``SystemExit``, the worker shutting down), what is left of
+    that group gets SIGTERM, then SIGKILL after a short grace. Being in its own session, the
+    command no longer gets the terminal's Ctrl-C itself: this process gets it and stops the
+    group. On Linux the command (the process this starts, not its children) is also killed if
+    its worker process dies at once (``kill -9``), where no clean-up can run.
     """
 
     def __init__(self, command: str | Sequence[str], *, params_via: str = "env",
@@ -77,7 +91,14 @@ class ScriptObjective:
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise ConfigurationError("Expected a command to run per trial. Received: nothing.")
-        self.command = [os.fspath(word) for word in argv]  # Path objects welcome
+        words = [os.fspath(word) for word in argv]  # Path objects welcome
+        if params_via != "json" and any(_PARAMS_FILE in word for word in words):
+            raise ConfigurationError(
+                f'Expected {_PARAMS_FILE} in the command only with params_via="json" (it is '
+                f"replaced by the path of the params.json that mode writes). Received: "
+                f"params_via={params_via!r}, so every trial would get the text {_PARAMS_FILE}. "
+                f'Pass params_via="json", or take the params from ${PARAMS_ENV}.')
+        self.command = words
         self.params_via = params_via
         self.cwd = cwd
 
@@ -96,14 +117,20 @@ class ScriptObjective:
         err_path = os.path.join(trial.log_dir, "stderr.log")
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             try:
-                code = subprocess.run(argv, env=env, cwd=self.cwd, stdout=out, stderr=err,
-                                      check=False, preexec_fn=_die_with_parent()).returncode
+                process = subprocess.Popen(argv, env=env, cwd=self.cwd,
+                                           stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                           start_new_session=True,
+                                           preexec_fn=_die_with_parent())
             except OSError as exc:
                 raise _not_started(argv, exc) from exc
+            try:
+                code = process.wait()
+            finally:  # also on KeyboardInterrupt or SystemExit: nothing it started runs on
+                _stop_group(process)
         if trial.pruned:  # the child marked it (mark_pruned, or an uncaught TrialPruned)
-            raise TrialPruned(f"pruned by the command (exit status {code})")
+            raise TrialPruned(f"pruned by the command ({_exit_status(code)})")
         if code != 0:
-            raise ScriptFailed(f"command exited with status {code}; stderr tail:\n"
+            raise ScriptFailed(f"command {_exit_status(code)}; stderr tail:\n"
                                f"{_tail(err_path)}")
         if trial.last_value is None and trial.fail_reason is None:
             trial.mark_failed(
@@ -118,7 +145,7 @@ class ScriptObjective:
             with open(path, "w", encoding="utf-8") as handle:
                 json.dump(params, handle, default=repr, indent=2)
             env[PARAMS_FILE_ENV] = path
-            argv = [a.replace("{params_file}", path) for a in argv]
+            argv = [a.replace(_PARAMS_FILE, path) for a in argv]
         elif self.params_via == "args":
             argv += _flag_args(trial.flat_params, trial.study)
         return argv
@@ -146,6 +173,87 @@ def _flag_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _exit_status(code: int) -> str:
+    """How the command ended, for a reason: ``exited with status 3``, or ``was killed by
+    signal 9 (SIGKILL)`` for the negative codes of :mod:`subprocess`.
+
+    Example:
+        >>> _exit_status(3), _exit_status(-9)
+        ('exited with status 3', 'was killed by signal 9 (SIGKILL)')
+    """
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = f" ({signal.Signals(-code).name})"
+    except ValueError:  # a real-time signal, which has no name
+        name = ""
+    return f"was killed by signal {-code}{name}"
+
+
+def _stop_group(process: subprocess.Popen[bytes], grace: float = _KILL_GRACE) -> None:
+    """Stop every process left in the command's process group, and reap the command.
+
+    The command leads its own group (``start_new_session``), so the group id is its pid and
+    holds whatever it started that did not leave the group: a wrapper's children, a background
+    job. They get SIGTERM (time to save a checkpoint, flush logs), and SIGKILL if any is still
+    there after ``grace`` seconds. A group with nobody left costs one ``killpg`` call. Without
+    process groups (Windows), the command alone is killed if it still runs.
+    """
+    if not hasattr(os, "killpg"):
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        return
+    group = process.pid
+    if _signal_group(group, signal.SIGTERM):
+        deadline = time.monotonic() + grace
+        # the command itself is reaped here (poll), else it stayed a member as a zombie
+        while (process.poll() is None or _group_alive(group)) and (
+                time.monotonic() < deadline):
+            time.sleep(0.02)
+        _signal_group(group, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    """Send ``signum`` to process group ``group``; False when the group has no process left
+    (0 only asks whether it has one)."""
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member that changed its user: nothing this process can stop
+        return False
+    return True
+
+
+def _group_alive(group: int) -> bool:
+    """Whether process group ``group`` still has a process that is not a zombie.
+
+    The command's children that died after it are reaped by PID 1, which in a container may
+    take its time or never do it; as zombies they still count as members for ``killpg``, and
+    waiting for them would last the whole grace. On Linux ``/proc`` tells them apart;
+    elsewhere any member counts.
+    """
+    if not _signal_group(group, 0):
+        return False
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:  # pid (comm) state ppid pgrp ...
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == group and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _die_with_parent() -> Callable[[], None] | None:
