@@ -81,6 +81,7 @@ def test_delete_names_the_folder_of_the_trial_directories(cli: Run, tmp_path: Pa
                  study_name="dirs")
     code, out, _ = cli("delete", "--study", "dirs", "--yes", "--storage", url)
     assert code == EXIT_OK
-    assert out.splitlines()[-1] == (f"Files the trials wrote are left on disk: "
-                                    f"{tmp_path / 'hpo_runs' / 'dirs'}.")
+    assert out.splitlines()[-1].startswith(f"Files the trials wrote are left on disk: "
+                                           f"{tmp_path / 'hpo_runs' / 'dirs'}. A new study of "
+                                           f"this name will not write there")
     assert (tmp_path / "hpo_runs" / "dirs" / "trial_0000").is_dir()  # left alone

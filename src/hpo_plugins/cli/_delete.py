@@ -50,7 +50,9 @@ def _run(args: argparse.Namespace) -> int:
         store.delete_study(study_id)
     echo(f"Deleted {what}.")
     if folders:
-        echo(f"Files the trials wrote are left on disk: {', '.join(folders)}.")
+        echo(f"Files the trials wrote are left on disk: {', '.join(folders)}. A new study of "
+             f"this name will not write there (with a logdir, pass another one or delete the "
+             f"folder first).")
     return EXIT_OK
 
 
