@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import math
 import shutil
 import threading
@@ -182,7 +183,8 @@ def test_odd_returns_fail_their_trial_and_the_study_goes_on(result: Any, reason:
     ({"grace_period": -1, "heartbeat_interval": None}, "`grace_period` to be a finite"),
     ({"study_name": ["a"]}, "`study_name` to be a non-empty str"),
     ({"study_name": ""}, "`study_name` to be a non-empty str"),
-    ({"metric": None}, "`metric` to be the name of a logged metric"),
+    ({"metric": ""}, "`metric` to be the name of a logged metric"),
+    ({"metric": 3}, "`metric` to be the name of a logged metric"),
     ({"load_if_exists": "no"}, "`load_if_exists` to be True or False"),
     ({"logdir": 5}, "`logdir` to be a directory path"),
 ])
@@ -304,6 +306,44 @@ def test_a_resume_keeps_the_settings_it_is_not_given(tmp_path: Path) -> None:
     assert isinstance(hpo.load_study("r", url).pruner, NopPruner)
 
 
+def test_a_resume_without_metric_keeps_the_stored_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path}/m.db"
+    assert hpo.create_study(SPACE, storage=url, study_name="m", metric="val_acc").metric == (
+        "val_acc")
+    with caplog.at_level(logging.INFO, logger="hpo_plugins.study"):
+        again = hpo.create_study(SPACE, storage=url, study_name="m")
+    assert again.metric == "val_acc"
+    assert "keeps its stored metric" in caplog.text
+    assert hpo.load_study("m", url).metric == "val_acc"  # nothing overwrote the record
+
+
+def test_a_new_study_without_metric_gets_val_loss(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/n.db"
+    study = hpo.create_study(SPACE, storage=url, study_name="n")
+    assert study.metric == "val_loss"
+    assert study.storage.get_study(study.study_id).attrs["metric"] == "val_loss"
+
+
+def test_an_explicit_metric_on_resume_is_recorded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/e.db"
+    hpo.create_study(SPACE, storage=url, study_name="e", metric="val_acc")
+    assert hpo.create_study(SPACE, storage=url, study_name="e", metric="f1").metric == "f1"
+    assert hpo.load_study("e", url).metric == "f1"
+    assert hpo.create_study(SPACE, storage=url, study_name="e").metric == "f1"
+
+
+def test_minimize_without_metric_keeps_the_stored_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/z.db"
+    first = hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="z")
+    assert first.metric == "val_loss"
+    hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="z",
+                 metric="val_acc")
+    resumed = hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="z")
+    assert resumed.metric == "val_acc" and len(resumed.trials) == 3
+    assert hpo.load_study("z", url).metric == "val_acc"
+
+
 def test_a_lagged_ask_keeps_its_own_heartbeat_while_it_waits(tmp_path: Path) -> None:
     """Deterministic mode: trial 2 waits for trial 0, which runs longer than the grace period;
     the waiting trial must not be reaped as stale by its own wait."""
@@ -329,6 +369,87 @@ def test_a_lagged_ask_keeps_its_own_heartbeat_while_it_waits(tmp_path: Path) -> 
         worker.join()
     assert waited.number == 2
     assert study.tell(waited, 0.1).state is TrialState.COMPLETE
+
+
+def _ask_guarded(study: hpo.Study, blockers: list[hpo.Trial], seconds: float = 10.0,
+                 **kwargs: Any) -> tuple[Any, int]:
+    """``study.ask(**kwargs)``, with a guard that tells the next of ``blockers`` FAIL every
+    ``seconds`` so that a wait that would never end ends anyway; returns the trial and how
+    many blockers the guard had to tell."""
+    done, told = threading.Event(), []
+
+    def guard() -> None:
+        for blocker in blockers:
+            if done.wait(seconds):
+                return
+            study.tell(blocker, state="FAIL")
+            told.append(blocker.number)
+
+    thread = threading.Thread(target=guard, daemon=True)
+    thread.start()
+    try:
+        return study.ask(**kwargs), len(told)
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_a_lagged_ask_does_not_wait_for_a_trial_without_heartbeat(tmp_path: Path) -> None:
+    """A hand-asked trial left RUNNING (its ask/tell script died before tell) is never failed
+    as stale; a seeded parallel run's wait for it never ended."""
+    study = _study(f"sqlite:///{tmp_path}/silent.db", seed=0, heartbeat_interval=0.2)
+    silent = study.ask()  # no heartbeat
+    for _ in range(3):  # trial 3 needs trials below 2 finished, trial 0 among them
+        trial, told = _ask_guarded(study, [silent], heartbeat=True, lag=1)
+        assert not told, "the lagged ask waited for the trial without heartbeat"
+        study.tell(trial, 0.5)
+    assert study.trials[0].state is TrialState.RUNNING  # left alone, seen as running
+
+
+def test_a_run_without_heartbeats_still_waits_for_its_own_trials(tmp_path: Path) -> None:
+    """Reproducibility: where no trial beats, a lagged ask still waits for a RUNNING trial of
+    its own run (its run id), but not for one asked elsewhere."""
+    study = _study(f"sqlite:///{tmp_path}/quiet.db", seed=0, heartbeat_interval=None)
+    mine = {"run_id": "r1"}
+    outsider = study.ask()  # trial 0: no run id
+    own = study.ask(system_attrs=mine, lag=1)  # trial 1 of the run, still running
+    second, told = _ask_guarded(study, [outsider], system_attrs=mine, lag=1)  # waits for 0
+    assert not told, "the lagged ask waited for a trial of no run"
+    study.tell(second, 0.1)
+    # trial 3 waits for trial 1 until the guard tells it
+    trial, told = _ask_guarded(study, [own, outsider], 1.0, system_attrs=mine, lag=1)
+    assert told == 1 and trial.number == 3
+    assert study.trials[0].state is TrialState.RUNNING  # the outsider never blocked it
+    study.tell(trial, 0.2)
+    study.tell(outsider, state="FAIL")
+
+
+def test_a_long_lagged_wait_says_once_what_it_waits_for(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hpo_plugins.study._LAG_WAIT_WARN_SECONDS", 0.2)
+    study = _study(f"sqlite:///{tmp_path}/long.db", seed=0, heartbeat_interval=0.2)
+
+    def finish_later(slow: hpo.Trial) -> None:  # the slow trial's worker, beating meanwhile
+        for _ in range(6):
+            study.storage.record_heartbeat(slow.trial_id)
+            time.sleep(0.1)
+        study.tell(slow, 1.0)
+
+    for _ in range(2):  # two long waits: trial 2 for trial 0, trial 5 for trial 3
+        slow = study.ask(heartbeat=True, lag=1)
+        study.tell(study.ask(heartbeat=True, lag=1), 0.5)
+        worker = threading.Thread(target=finish_later, args=(slow,))
+        worker.start()
+        try:
+            waited = study.ask(heartbeat=True, lag=1)  # waits about 0.6 s
+        finally:
+            worker.join()
+        study.tell(waited, 0.1)
+    warnings = [r for r in caplog.records if "has waited more than" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert "trial 2 has waited more than 0.2 s for trials 0 (RUNNING)" in warnings[0].getMessage()
+    assert "deterministic=False" in warnings[0].getMessage()
 
 
 class _Forgetful(RandomSampler):

@@ -7,6 +7,7 @@ import logging
 import math
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,9 +18,15 @@ import pytest
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
 from hpo_plugins._api import default_study_name
-from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError, TrialFinishedError
+from hpo_plugins._optimize import RunSettings, run_one
+from hpo_plugins.exceptions import (
+    ConfigurationError,
+    NoActiveTrialError,
+    StorageError,
+    TrialFinishedError,
+)
 from hpo_plugins.samplers import RandomSampler
-from hpo_plugins.storages import Storage
+from hpo_plugins.storages import SQLStorage, Storage
 
 SPACE = {"x": hp.uniform("x", -2, 2)}
 
@@ -432,3 +439,106 @@ def test_an_objective_that_tells_its_own_trial_is_an_error_not_a_lost_trial() ->
     study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:")
     with pytest.raises(TrialFinishedError, match="already COMPLETE"):
         study.optimize(objective, n_trials=1)
+
+
+class _BlinkingStorage(SQLStorage):
+    """A SQLite storage whose first two heartbeats fail like a dropped database connection
+    (a fake of the network only; everything else is the real storage)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.beats: list[tuple[float, bool]] = []  # (time, recorded)
+        self.calls = 0
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.calls += 1
+        if len(self.beats) < 2:
+            self.beats.append((time.monotonic(), False))
+            raise StorageError("server closed the connection unexpectedly")
+        super().record_heartbeat(trial_id)
+        self.beats.append((time.monotonic(), True))
+
+
+def test_a_heartbeat_that_fails_once_goes_on_beating(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A transient storage error used to stop the heartbeat for good, and another worker
+    failed the still-running trial once its grace period had passed."""
+    storage = _BlinkingStorage(f"sqlite:///{tmp_path}/blink.db")
+    study = _study(storage, heartbeat_interval=0.05, grace_period=0.3)
+    seen = []
+
+    def objective(params: dict[str, float]) -> float:
+        time.sleep(0.6)  # twice the grace period: it survives only if the beats go on
+        seen.append(study.storage.fail_stale_trials(study.study_id, 0.3))  # another worker
+        return params["x"]
+
+    with caplog.at_level(logging.INFO, logger="hpo_plugins._optimize"):
+        study.optimize(objective, n_trials=1)
+    assert seen == [[]] and study.trials[0].state is TrialState.COMPLETE
+    assert [recorded for _, recorded in storage.beats[:3]] == [False, False, True]
+    assert sum(recorded for _, recorded in storage.beats) >= 5  # it kept the interval
+    warnings = [r for r in caplog.records if "recording its heartbeat failed" in r.message]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING  # once, not per beat
+    assert "server closed the connection" in warnings[0].message
+    assert "Trial 0: its heartbeat is recorded again." in caplog.text
+    storage.close()
+
+
+def test_a_heartbeat_stops_when_its_trial_was_failed_elsewhere(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    storage = _BlinkingStorage(f"sqlite:///{tmp_path}/over.db")
+    storage.beats.extend([(0.0, True)] * 2)  # no blinking here
+    study = _study(storage, heartbeat_interval=0.05, grace_period=0.3)
+    tries: list[int] = []
+
+    def objective(params: dict[str, float]) -> float:
+        trial = hpo.current_trial()
+        study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                   {"fail_reason": "failed elsewhere"})
+        before = storage.calls
+        time.sleep(0.4)  # eight intervals
+        tries.append(storage.calls - before)
+        return params["x"]
+
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins._optimize"):
+        study.optimize(objective, n_trials=1)
+    assert study.trials[0].fail_reason == "failed elsewhere"
+    assert tries[0] <= 1  # one try met TrialFinishedError, and the thread stopped
+    assert "recording its heartbeat failed" not in caplog.text
+    storage.close()
+
+
+def _waits(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("The study holds max_trials")]
+
+
+def test_a_re_run_that_waits_for_a_dead_run_s_trial_says_so_as_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A command-line user sees warnings only: a wait of up to a grace period (minutes) was
+    announced at INFO, and the run looked hung."""
+    study = _study(f"sqlite:///{tmp_path}/rerun.db", heartbeat_interval=0.1, grace_period=0.4)
+    study.ask(heartbeat=True)  # the crashed run's trial: its heartbeat is no longer refreshed
+    with caplog.at_level(logging.INFO, logger="hpo_plugins"):
+        study.optimize(lambda p: p["x"], max_trials=2)
+    (wait,) = _waits(caplog)  # once
+    assert wait.levelno == logging.WARNING
+    assert "1 of them still RUNNING (trials 0)" in wait.getMessage()
+    assert [t.state for t in study.trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 2
+
+
+def test_a_worker_waiting_for_its_siblings_last_trials_says_so_at_info(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The usual end of a parallel run: a worker finds the study full while the other workers
+    of its run finish their trials; not worth a warning."""
+    study = _study(f"sqlite:///{tmp_path}/end.db", heartbeat_interval=0.1, grace_period=0.4)
+    run = {"run_id": "r1"}
+    sibling = study.ask(heartbeat=True, system_attrs=run)
+    finish = threading.Timer(0.3, lambda: study.tell(sibling, 1.0))  # it finishes soon
+    finish.start()
+    settings = RunSettings.build(study, n_trials=None, max_trials=1, timeout=None, catch=(),
+                                 callbacks=None, show_progress_bar=False)
+    with caplog.at_level(logging.INFO, logger="hpo_plugins"):
+        assert run_one(study, lambda p: p["x"], settings, system_attrs=run) is None
+    finish.join()
+    (wait,) = _waits(caplog)
+    assert wait.levelno == logging.INFO

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,41 @@ def test_enqueue_skip_if_exists_runs_a_failed_configuration_again(storage: Stora
     study.tell(study.ask(), state="FAIL", fail_reason="out of memory")
     again = study.enqueue({"x": 0.3, "k": "a"}, skip_if_exists=True)
     assert again is not None and again.state is TrialState.WAITING and again.number == 1
+
+
+def _crashed_warm_start(storage: Storage) -> hpo.Study:
+    """A study whose enqueued warm start was running when its process died: RUNNING, with a
+    heartbeat that nobody refreshes (grace period 0.3 s)."""
+    study = hpo.create_study(space=SPACE, storage=storage, study_name="warm",
+                             sampler=RandomSampler(), seed=0, heartbeat_interval=0.1,
+                             grace_period=0.3)
+    study.enqueue({"x": 0.25, "k": "a"}, skip_if_exists=True)
+    assert study.ask(heartbeat=True).params == {"x": 0.25, "k": "a"}  # then the crash
+    return study
+
+
+def test_enqueue_skip_if_exists_runs_a_warm_start_lost_in_a_crash_again(
+        storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
+    study = _crashed_warm_start(storage)
+    time.sleep(0.5)  # the re-run comes after the grace period
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        again = study.enqueue({"x": 0.25, "k": "a"}, skip_if_exists=True)
+    assert again is not None and again.state is TrialState.WAITING
+    assert study.trials[0].state is TrialState.FAIL  # failed as lost before the check
+    assert "Trial 0 lost its worker" in caplog.text
+    study.optimize(lambda p: p["x"], n_trials=1)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert study.trials[1].params == {"x": 0.25, "k": 0}
+
+
+def test_enqueue_skip_if_exists_within_the_grace_period_says_when_to_enqueue_again(
+        storage: Storage, caplog: pytest.LogCaptureFixture) -> None:
+    """The documented limit: right after the crash the trial still looks alive."""
+    study = _crashed_warm_start(storage)
+    with caplog.at_level(logging.INFO, logger="hpo_plugins"):
+        assert study.enqueue({"x": 0.25, "k": "a"}, skip_if_exists=True) is None
+    assert "trial 0 (RUNNING) already has the parameters" in caplog.text
+    assert "failed once its heartbeat is 0.3 s old; enqueue again after that" in caplog.text
 
 
 def test_a_re_run_script_trains_its_warm_start_once(tmp_path: Path) -> None:

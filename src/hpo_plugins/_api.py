@@ -34,7 +34,7 @@ def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None 
              catch: Iterable[type[BaseException]] | type[BaseException] = (),
              callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
              show_progress_bar: bool | None = None, n_jobs: int = 1, launcher: Any = None,
-             metric: str = "val_loss", logdir: str | None = None,
+             metric: str | None = None, logdir: str | None = None,
              heartbeat_interval: float | None = 30.0, grace_period: float | None = None,
              max_retries: int = 0) -> Study:
     """Minimise ``objective`` over ``space`` and return the study.
@@ -68,7 +68,7 @@ def maximize(objective: Callable[..., Any], space: Any, *, n_trials: int | None 
              catch: Iterable[type[BaseException]] | type[BaseException] = (),
              callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
              show_progress_bar: bool | None = None, n_jobs: int = 1, launcher: Any = None,
-             metric: str = "val_loss", logdir: str | None = None,
+             metric: str | None = None, logdir: str | None = None,
              heartbeat_interval: float | None = 30.0, grace_period: float | None = None,
              max_retries: int = 0) -> Study:
     """Maximise ``objective`` over ``space``; the same arguments as :func:`minimize`."""

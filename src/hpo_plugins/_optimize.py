@@ -26,7 +26,9 @@ from hpo_plugins.exceptions import (
     ConfigurationError,
     SearchSpaceExhausted,
     StudyFull,
+    StudyNotFoundError,
     TrialFinishedError,
+    TrialNotFoundError,
     TrialPruned,
 )
 
@@ -39,6 +41,9 @@ __all__ = ["RunSettings", "run", "run_one", "run_sequential"]
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
 _FULL_POLL_SECONDS = 1.0  # how often a full study is checked for room while trials still run
+#: What ``record_heartbeat`` raises when the trial's heartbeat is over for good: the trial is
+#: finished (told, or failed elsewhere as stale), or gone with its study, or not RUNNING.
+_TRIAL_OVER = (TrialFinishedError, TrialNotFoundError, StudyNotFoundError, ConfigurationError)
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,8 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
         except StudyFull as full:
             announce = full_since is None
             full_since = time.monotonic() if full_since is None else full_since
-            if not _room_may_come(study, deadline, full_since, announce=announce):
+            if not _room_may_come(study, deadline, full_since, announce=announce,
+                                  run_id=(system_attrs or {}).get("run_id")):
                 _logger.info("No more trials to run: %s", _sentence(full))
                 return None
         except SearchSpaceExhausted as exhausted:
@@ -281,7 +287,7 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
 
 
 def _room_may_come(study: Study, deadline: float | None, full_since: float, *,
-                   announce: bool) -> bool:
+                   announce: bool, run_id: Any = None) -> bool:
     """Wait a moment if a full study may get room back; False when it cannot.
 
     Room comes back when a RUNNING trial with a heartbeat fails: its worker died, and
@@ -292,6 +298,13 @@ def _room_may_come(study: Study, deadline: float | None, full_since: float, *,
     without heartbeats (asked by hand) are never failed that way and are not waited for. If
     the running trials finish first, the next ``ask`` finds the study full with nothing
     running, and the loop stops.
+
+    ``announce``: log the wait (the first time this call waits). It is a WARNING when a trial
+    waited for is not of this call's run (``run_id``, the launcher's tag; a sequential run has
+    none): a re-run after a crash waiting for the dead run's trials, up to a grace period
+    (minutes), which a command-line user, who sees warnings only, would otherwise take for a
+    hang. A worker of a parallel run that waits only for its siblings' last trials, the usual
+    end of such a run, logs it at INFO.
     """
     if study.grace_period is None:
         return False
@@ -303,7 +316,9 @@ def _room_may_come(study: Study, deadline: float | None, full_since: float, *,
             or (deadline is not None and time.time() + pause >= deadline)):
         return False
     if announce:
-        _logger.info(
+        foreign = run_id is None or any(t.system_attrs.get("run_id") != run_id for t in running)
+        _logger.log(
+            logging.WARNING if foreign else logging.INFO,
             "The study holds max_trials trials, %d of them still RUNNING (trials %s). Waiting "
             "until they finish, or until a trial whose worker is gone (no heartbeat for %g s) "
             "is failed and its place runs again (at most that long).", len(running),
@@ -465,11 +480,20 @@ def _interpret(result: Any, trial: Trial) -> tuple[float, str | None]:
 
 
 class _Heartbeat:
-    """Refreshes the trial's heartbeat from a daemon thread while the objective runs."""
+    """Refreshes the trial's heartbeat from a daemon thread while the objective runs.
+
+    A heartbeat that fails because the trial is over (finished, failed elsewhere as stale, its
+    study deleted) stops the thread. Any other failure (a PostgreSQL connection dropped, a
+    SQLite file locked for longer than its timeout) is taken as transient: it is logged once
+    per trial at WARNING, and the thread beats again at the next interval. Stopping for good
+    there would let another worker fail the still-running trial once its grace period passed.
+    """
 
     def __init__(self, study: Study, trial: Trial) -> None:
         self._storage = study.storage
         self._trial_id = trial.trial_id
+        self._number = trial.number
+        self._grace = study.grace_period
         self._interval = study.heartbeat_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -483,12 +507,27 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         assert self._interval is not None
+        failing = warned = False
         while not self._stop.wait(self._interval):
             try:
                 self._storage.record_heartbeat(self._trial_id)
-            except Exception as exc:  # finished meanwhile, or the database blinked
-                _logger.debug("Heartbeat of trial id %d stopped: %s", self._trial_id, exc)
+            except _TRIAL_OVER as exc:  # told meanwhile, failed elsewhere, or deleted
+                _logger.debug("Heartbeat of trial %d stopped: %s", self._number, exc)
                 return
+            except Exception as exc:  # the database blinked: beat again at the next interval
+                failing = True
+                if not warned:
+                    warned = True
+                    _logger.warning(
+                        "Trial %d: recording its heartbeat failed (%s: %s); retrying every "
+                        "%g s. If the storage stays unreachable for more than the grace period "
+                        "(%s), other workers fail this trial as lost. (Logged once per trial.)",
+                        self._number, type(exc).__name__, exc, self._interval,
+                        "none set" if self._grace is None else f"{self._grace:g} s")
+                continue
+            if failing:
+                failing = False
+                _logger.info("Trial %d: its heartbeat is recorded again.", self._number)
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()

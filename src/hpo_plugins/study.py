@@ -52,6 +52,8 @@ _USER_ATTR_PREFIX = "user_attr:"
 #: How many times ``ask`` re-samples when another worker took the same configuration first.
 _DEDUP_RETRIES = 100
 DEFAULT_METRIC = "val_loss"  # what HPOCallback monitors when nobody named a metric
+#: A lagged wait (deterministic parallel sampling) longer than this is logged, once.
+_LAG_WAIT_WARN_SECONDS = 5.0
 
 
 class Study:
@@ -91,6 +93,7 @@ class Study:
         #: Side outputs told about every trial (see :mod:`hpo_plugins._observers`).
         self.observers: list[TrialObserver] = []
         self._stop_requested = False
+        self._lag_wait_warned = False  # a long lagged wait is logged once (_warn_lag_wait)
         if logdir is not None:
             resolve_root(self)  # another study's logdir fails here, not at the first trial
             self.observers.append(_tensorboard_observer(self))
@@ -146,7 +149,9 @@ class Study:
             lag: Deterministic parallel sampling. Trial ``n`` waits until every trial numbered
                 below ``n - lag`` is finished, and the sampler sees exactly trials ``< n``, those
                 from ``n - lag`` on as RUNNING. The history is then a function of ``n`` alone,
-                so ``lag`` parallel workers reproduce the same suggestions run after run.
+                so ``lag`` parallel workers reproduce the same suggestions run after run. A
+                RUNNING trial without a heartbeat from outside the run (asked by hand) is not
+                waited for, and is seen as RUNNING; a wait of more than 5 s is logged once.
 
         Raises:
             SearchSpaceExhausted: The sampler has nothing new to propose.
@@ -198,8 +203,7 @@ class Study:
         if lag is None:
             history = self._history(frozen.number, exclude=frozen.trial_id)
         else:
-            beating = frozen.trial_id if frozen.last_heartbeat is not None else None
-            history = self._lagged_history(frozen.number, lag, beating=beating)
+            history = self._lagged_history(frozen, lag)
         params = space.validate(self.sampler.sample(space, history, self._rng(frozen.number)))
         natural = _json_natural(space.build(params))
         self.storage.set_trial_params(frozen.trial_id, params, natural)
@@ -219,19 +223,29 @@ class Study:
             self.storage.set_trial_system_attr(frozen.trial_id, key, value)
         return self.storage.get_trial(frozen.trial_id) if system_attrs else frozen
 
-    def _lagged_history(self, number: int, lag: int, poll: float = 0.05,
-                        beating: int | None = None) -> History:
-        """Wait for trials below ``number - lag`` to finish and newer ones to have params.
+    def _lagged_history(self, waiting: FrozenTrial, lag: int, poll: float = 0.05) -> History:
+        """Wait for trials below ``waiting.number - lag`` to finish and newer ones to have
+        params; then return what the sampler sees for ``waiting``.
 
         Newer trials are shown as RUNNING whatever their state (see ``ask``). The wait polls
         the storage after 1 ms, then twice as long each time up to ``poll`` seconds: with
         short trials the awaited one usually lands within milliseconds, and a fixed 50 ms poll
-        cost about 28 ms per trial with no-op objectives. ``beating``: the id of the waiting
-        trial, whose heartbeat is kept during the wait (an earlier trial may run longer than
-        the grace period, and the reaping below must not fail the trial that waits for it).
+        cost about 28 ms per trial with no-op objectives. The waiting trial's own heartbeat, if
+        it has one, is kept during the wait (an earlier trial may run longer than the grace
+        period, and the reaping below must not fail the trial that waits for it).
+
+        A RUNNING trial without a heartbeat that is not of this run (see
+        :func:`_outside_run`: asked by hand, or left by an ask/tell script killed before its
+        tell) is not waited for: nothing would ever fail it, and the wait would never end. The
+        sampler sees it as RUNNING, as it sees any running trial. Reproducibility is kept: the
+        trials of the run itself are all waited for as before, and such a trial looks the same
+        to every trial of the run as long as nobody tells it meanwhile. A wait that lasts more
+        than :data:`_LAG_WAIT_WARN_SECONDS` is logged once (WARNING) with what it waits for.
         """
+        number = waiting.number
+        beating = waiting.trial_id if waiting.last_heartbeat is not None else None
         pause = 0.001
-        last_beat = time.monotonic()
+        started = last_beat = time.monotonic()
         interval = self.heartbeat_interval
         while True:
             if beating is not None and interval is not None and (
@@ -239,15 +253,40 @@ class Study:
                 self.storage.record_heartbeat(beating)
                 last_beat = time.monotonic()
             trials = [t for t in self.storage.get_all_trials(self.study_id) if t.number < number]
-            if all(t.state.is_finished or (t.number >= number - lag and t.params)
-                   for t in trials):
+            blocking = [t for t in trials if not t.state.is_finished
+                        and not (t.number >= number - lag and t.params)
+                        and not _outside_run(t, waiting)]
+            if not blocking:
                 break
+            if time.monotonic() - started > _LAG_WAIT_WARN_SECONDS:
+                self._warn_lag_wait(number, lag, blocking)
             time.sleep(pause)
             pause = min(2 * pause, poll)
             self._reap_stale_trials()
         shown = [t if t.number < number - lag else _as_running(t) for t in trials]
         return History([t for t in shown if t.params or t.state.is_finished], self.direction,
                        number)
+
+    def _warn_lag_wait(self, number: int, lag: int, blocking: Sequence[FrozenTrial]) -> None:
+        """Say once per study object (once per worker and run) what a long lagged wait waits
+        for: otherwise a seeded parallel run that waits for a lost trial looks hung."""
+        if getattr(self, "_lag_wait_warned", False):
+            return
+        self._lag_wait_warned = True
+        shown = _few([_described(t) for t in blocking], most=10)
+        grace = (f"a trial whose worker died is failed once its heartbeat is "
+                 f"{self.grace_period:g} s old" if self.grace_period is not None
+                 else "without a grace_period, a trial whose worker died is waited for until "
+                      "it is told")
+        _logger.warning(
+            "Study %r: trial %d has waited more than %g s for trials %s. Deterministic mode (a "
+            "seeded parallel run) samples trial n only once every trial below n - %d has "
+            "finished, so that the run gives the same suggestions every time. This is normal "
+            "while those trials run; %s. A trial of this run without a heartbeat is waited for "
+            "until it is told: if its process is gone, tell it FAIL (study.tell(number, "
+            "state='FAIL')). To sample without waiting, pass deterministic=False to the "
+            "launcher (JoblibLauncher, DaskLauncher). (Logged once.)", self.study_name, number,
+            _LAG_WAIT_WARN_SECONDS, shown, lag, grace)
 
     def _sample_dedup(self, space: SearchSpace, limit: int | None, heartbeat: bool,
                       system_attrs: dict[str, Any]) -> FrozenTrial:
@@ -475,9 +514,15 @@ class Study:
             skip_if_exists: Queue nothing when a trial of the study already has these
                 parameters (floats compared to 12 significant digits) and is WAITING, RUNNING,
                 COMPLETE or PRUNED; the match is logged at INFO. A FAILed trial does not count:
-                the configuration runs again. The check reads the storage and then queues, so
-                two processes enqueuing the same configuration at the same moment may both
-                queue it: enqueue from one process.
+                the configuration runs again. Trials whose worker is gone (no heartbeat for the
+                study's grace period) are failed first, as ``ask`` does, so a warm start whose
+                process crashed runs again when the script is re-run. A limit: a re-run within
+                the grace period of the crash still finds that trial RUNNING and queues
+                nothing; the trial is failed later as lost, and its configuration runs again
+                only if ``max_retries`` re-queues it (or on a re-run after the grace period).
+                The check reads the storage and then queues, so two processes enqueuing the
+                same configuration at the same moment may both queue it: enqueue from one
+                process.
 
         Returns:
             The queued (WAITING) trial, or None when ``skip_if_exists`` found a match.
@@ -493,8 +538,10 @@ class Study:
                 f"skip_if_exists={skip_if_exists!r}.")
         space = self._require_space()
         flat = space.flatten(params)
-        if skip_if_exists and self._same_params_trial(flat) is not None:
-            return None
+        if skip_if_exists:
+            self._reap_stale_trials()  # a dead process's RUNNING trial must not count
+            if self._same_params_trial(flat) is not None:
+                return None
         return self._create_with(space, flat, TrialState.WAITING, {"enqueued": True},
                                  user_attrs)
 
@@ -517,9 +564,14 @@ class Study:
                   TrialState.PRUNED]
         for trial in self.storage.get_all_trials(self.study_id, states):
             if trial.params and params_key(trial.params) == key:
+                running = ""
+                if trial.state is TrialState.RUNNING and self.grace_period is not None:
+                    running = (f" If the process running it is gone, the trial is failed once "
+                               f"its heartbeat is {self.grace_period:g} s old; enqueue again "
+                               f"after that to run the configuration again.")
                 _logger.info("Study %r: trial %d (%s) already has the parameters %s; "
-                             "enqueue(skip_if_exists=True) queued nothing.", self.study_name,
-                             trial.number, trial.state.value, dict(flat))
+                             "enqueue(skip_if_exists=True) queued nothing.%s", self.study_name,
+                             trial.number, trial.state.value, dict(flat), running)
                 return trial
         return None
 
@@ -779,6 +831,31 @@ def _tensorboard_observer(study: Study) -> TrialObserver:
     return HParamsObserver(study)
 
 
+def _described(trial: FrozenTrial) -> str:
+    """A trial's number and state for a log line, e.g. ``3 (RUNNING, no heartbeat)``."""
+    silent = trial.state is TrialState.RUNNING and trial.last_heartbeat is None
+    return f"{trial.number} ({trial.state.value}{', no heartbeat' if silent else ''})"
+
+
+def _outside_run(trial: FrozenTrial, waiting: FrozenTrial) -> bool:
+    """Whether ``trial`` is a RUNNING trial without a heartbeat that is not of the run of
+    ``waiting`` (a trial in a lagged wait, see :meth:`Study._lagged_history`), so that the
+    wait must not wait for it: nothing will ever finish or fail it there.
+
+    A run's trials all beat or none do (one study, one ``heartbeat_interval``): if ``waiting``
+    beats, a silent trial was asked elsewhere (by hand, or by an ask/tell script killed before
+    its tell). If it does not, the run's own trials are silent too, and only another
+    ``run_id`` (the launcher's tag) marks a trial as someone else's; a hand ``ask(lag=...)``
+    without heartbeat and without a run id waits for every trial, as before.
+    """
+    if trial.state is not TrialState.RUNNING or trial.last_heartbeat is not None:
+        return False
+    if waiting.last_heartbeat is not None:
+        return True
+    run_id = waiting.system_attrs.get("run_id")
+    return run_id is not None and trial.system_attrs.get("run_id") != run_id
+
+
 def _as_running(trial: FrozenTrial) -> FrozenTrial:
     """The trial as a sampler would have seen it while it ran: params, no result."""
     return dataclasses.replace(trial, state=TrialState.RUNNING, value=None,
@@ -934,7 +1011,7 @@ def _json_natural(value: Any) -> Any:
 def create_study(space: Any = None, *, study_name: str | None = None, storage: Any = None,
                  direction: str | Direction = "minimize", sampler: Sampler | None = None,
                  pruner: Pruner | None = None, seed: int | None = None,
-                 metric: str = DEFAULT_METRIC, logdir: str | None = None,
+                 metric: str | None = None, logdir: str | None = None,
                  load_if_exists: bool = True, heartbeat_interval: float | None = 30.0,
                  grace_period: float | None = None, max_retries: int = 0) -> Study:
     """Create a study, or resume the one of that name.
@@ -949,13 +1026,15 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
             docs/benchmarks.md). ``HyperoptTPESampler`` runs Hyperopt's own TPE.
         pruner: Default: :class:`~hpo_plugins.pruners.NopPruner`.
         seed: Makes the sequence of suggestions reproducible.
-        metric: The metric adapters monitor by default (``"val_loss"``).
+        metric: The metric adapters monitor by default. Left out (None): a new study gets
+            ``"val_loss"``, a resumed one keeps the metric it was created with.
         logdir: Root of the trial directories (and TensorBoard runs).
         load_if_exists: Resume an existing study of that name (its trials are kept); when
             False, an existing name raises :class:`DuplicateStudyError`. A resume keeps the
-            study's stored ``sampler``, ``pruner``, ``seed`` and ``logdir`` where this call
-            leaves them out (None), and records the ones it gives: re-running a script
-            without ``logdir=`` does not cut the study off from its TensorBoard runs.
+            study's stored ``sampler``, ``pruner``, ``seed``, ``metric`` and ``logdir`` where
+            this call leaves them out (None), and records the ones it gives: re-running a
+            script without ``logdir=`` does not cut the study off from its TensorBoard runs,
+            and one without ``metric=`` does not switch its adapters back to ``"val_loss"``.
         heartbeat_interval: Seconds between heartbeats of trials run by the loop; None disables
             heartbeats (and so the detection of dead workers).
         grace_period: A RUNNING trial silent for longer is failed at the next ``ask``; default
@@ -984,7 +1063,9 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
         _make_logdir(logdir, "")
     parsed = as_space(space) if space is not None else None
     given = {"sampler": sampler is not None, "pruner": pruner is not None,
-             "seed": seed is not None, "logdir": logdir is not None}
+             "seed": seed is not None, "metric": metric is not None,
+             "logdir": logdir is not None}
+    metric = metric if metric is not None else DEFAULT_METRIC  # a new study's default
     sampler = sampler if sampler is not None else TPESampler()
     _check_plugin(sampler, Sampler, "sampler")
     pruner = pruner if pruner is not None else NopPruner()
@@ -1003,6 +1084,7 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
         if "pruner" in kept:
             pruner = _inherit(store, study_id, name, kept["pruner"], Pruner, pruner)
         seed = kept.get("seed", seed)
+        metric = kept.get("metric", metric)
         if "logdir" in kept:
             logdir = kept["logdir"]
             _make_logdir(logdir, f"the logdir stored with study {name!r} ")
@@ -1055,10 +1137,11 @@ def _check_identity(study_name: Any, seed: Any, metric: Any, logdir: Any,
         raise ConfigurationError(
             f"Expected `seed` to be an integer >= 0, or None for a different run each time. "
             f"Received: seed={seed!r}.")
-    if not isinstance(metric, str) or not metric:
+    if metric is not None and (not isinstance(metric, str) or not metric):
         raise ConfigurationError(
-            f"Expected `metric` to be the name of a logged metric, such as 'val_loss'. "
-            f"Received: metric={metric!r}.")
+            f"Expected `metric` to be the name of a logged metric, such as 'val_loss', or None "
+            f"(a resume keeps the stored one, a new study uses 'val_loss'). Received: "
+            f"metric={metric!r}.")
     if logdir is not None and not isinstance(logdir, (str, os.PathLike)):
         raise ConfigurationError(
             f"Expected `logdir` to be a directory path (str or pathlib.Path), or None. "

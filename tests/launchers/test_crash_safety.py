@@ -232,6 +232,62 @@ def test_workers_exit_when_the_launcher_is_killed(tmp_path: Path, mode: str) -> 
         _kill_group(launcher.pid)
 
 
+SLOW_IMPORT = textwrap.dedent("""
+    import os, sys, time
+    if __name__ != "__main__":
+        time.sleep(3)  # a slot process re-imports this module: a slow `import torch`
+    import hpo_plugins as hpo
+    from hpo_plugins import hp
+    from hpo_plugins.launchers import JoblibLauncher
+
+    def objective(params):
+        time.sleep(60)
+        return params["x"]
+
+    if __name__ == "__main__":
+        hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, max_trials=4,
+                     storage=sys.argv[1], study_name="crash", heartbeat_interval=0.2,
+                     grace_period=1.5, launcher=JoblibLauncher(n_jobs=2, fresh_process=True))
+""")
+
+
+def _slot_processes(parent: int) -> list[int]:
+    """The spawned slot processes whose parent is ``parent`` (read from /proc)."""
+    found = []
+    for entry in glob.glob("/proc/[0-9]*"):
+        try:
+            with open(f"{entry}/stat") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open(f"{entry}/cmdline", "rb") as handle:
+                command = handle.read()
+        except (OSError, IndexError, ValueError):  # gone in between
+            continue
+        if ppid == parent and b"spawn_main" in command:
+            found.append(int(os.path.basename(entry)))
+    return found
+
+
+def test_slot_processes_still_starting_exit_when_the_launcher_is_killed(
+        tmp_path: Path) -> None:
+    """kill -9 of the launcher while its fresh slot processes still import the main module:
+    their parent watch starts after the launcher is gone, and must still see it gone (it used
+    to watch the new parent, init, and the slot ran its minute-long trial for nobody)."""
+    script = tmp_path / "slow_import.py"
+    script.write_text(SLOW_IMPORT)
+    launcher = subprocess.Popen([sys.executable, str(script), f"sqlite:///{tmp_path}/c.db"],
+                                start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        slots = _wait_for(lambda: (found := _slot_processes(launcher.pid)) and len(found) >= 2
+                          and found, timeout=60)
+        os.kill(launcher.pid, signal.SIGKILL)  # the launcher alone, not its process group
+        launcher.wait(timeout=30)
+        # their import ends 3 s after they started; then they must exit at once
+        _wait_for(lambda: not [pid for pid in slots if _alive(pid)], timeout=8)
+    finally:
+        _kill_group(launcher.pid)
+
+
 def test_one_job_runs_in_the_launcher_itself_and_completes(tmp_path: Path) -> None:
     launcher = _start(tmp_path, "reuse", total=3, seconds=0.6, jobs=1)  # joblib: in-process
     assert launcher.wait(timeout=120) == 0  # the parent watch is for workers, not for it
@@ -309,7 +365,9 @@ def test_rerun_right_after_a_crash_waits_for_the_lost_trial_and_completes(
     # at once, well inside the 15 s grace period: trial 2 still looks RUNNING
     rerun = subprocess.run([sys.executable, str(script), url], check=True, capture_output=True,
                            text=True, timeout=120)
-    assert "1 of them still RUNNING (trials 2). Waiting" in rerun.stderr
+    # at WARNING: what a command-line user sees of a wait of up to a grace period
+    assert ("WARNING:hpo_plugins._optimize:The study holds max_trials trials, 1 of them still "
+            "RUNNING (trials 2). Waiting") in rerun.stderr
     trials = hpo.load_study("serial", url).trials
     assert trials[2].state is TrialState.FAIL and "heartbeat" in (trials[2].fail_reason or "")
     assert sum(t.state is TrialState.COMPLETE for t in trials) == 5

@@ -413,3 +413,45 @@ def test_same_seed_and_jobs_give_the_same_configurations(tmp_path: Path) -> None
         return {tuple(sorted(t.params.items())) for t in study.trials}
 
     assert run("first") == run("second")
+
+
+SEEDED_SCRIPT = """
+import sys
+import hpo_plugins as hpo
+from hpo_plugins import hp
+from hpo_plugins.launchers import JoblibLauncher
+
+if __name__ == "__main__":
+    study = hpo.create_study({"x": hp.uniform("x", -5, 5)}, study_name="seeded",
+                             storage=sys.argv[1], seed=0)
+    study.optimize(lambda p: p["x"] ** 2, n_trials=4, launcher=JoblibLauncher(n_jobs=2))
+"""
+
+
+def test_a_seeded_parallel_run_does_not_wait_for_a_hand_asked_trial(tmp_path: Path) -> None:
+    """An ask/tell script killed between ask and tell left a RUNNING trial without a
+    heartbeat; a seeded parallel run (deterministic mode) on the study waited for it forever.
+    It must finish, and still give the same suggestions run after run."""
+    script = tmp_path / "seeded.py"
+    script.write_text(SEEDED_SCRIPT)
+    suggestions = []
+    for name in ("a", "b"):
+        url = f"sqlite:///{tmp_path}/{name}.db"
+        study = hpo.create_study({"x": hp.uniform("x", -5, 5)}, study_name="seeded",
+                                 storage=url, seed=0)
+        study.ask()  # what the killed script left: RUNNING, no heartbeat
+        study.storage.close()
+        launcher = subprocess.Popen([sys.executable, str(script), url],
+                                    start_new_session=True, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+        try:
+            _, err = launcher.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+            pytest.fail("the seeded parallel run waited for the hand-asked trial")
+        assert launcher.returncode == 0, err.decode()[-2000:]
+        trials = hpo.load_study("seeded", url).trials
+        assert [t.state for t in trials] == [TrialState.RUNNING] + [TrialState.COMPLETE] * 4
+        suggestions.append([t.params for t in trials])
+    assert suggestions[0] == suggestions[1]

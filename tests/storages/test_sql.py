@@ -15,6 +15,7 @@ import pickle
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -323,6 +324,80 @@ def test_sqlite_uri_arguments_in_the_uri_form_are_honoured(sqlite_url: str,
     with pytest.raises(StorageError, match="readonly database"):
         read_only.create_study("t", Direction.MINIMIZE)
     assert open_sql(f"sqlite:///{_sqlite_file(sqlite_url)}?timeout=5").list_studies()
+
+
+def test_a_read_only_uri_reads_a_database_not_in_wal_mode(sqlite_url: str,
+                                                          open_sql: OpenSQL) -> None:
+    """The connection hook switched every connection to WAL, a write: a mode=ro connection to
+    a file in another journal mode (a copy, a file set to DELETE mode) failed to read."""
+    writer = open_sql(sqlite_url)
+    writer.create_study("s", Direction.MINIMIZE)
+    writer.close()
+    assert _raw_sql(sqlite_url, "PRAGMA journal_mode=DELETE") == [("delete",)]
+    path = _sqlite_file(sqlite_url)
+    for query in ("mode=ro", "immutable=1"):
+        reader = open_sql(f"sqlite:///file:{path}?{query}&uri=true")
+        assert [study.name for study in reader.list_studies()] == ["s"]
+    assert _raw_sql(sqlite_url, "PRAGMA journal_mode") == [("delete",)]  # left as it was
+
+
+def test_a_write_through_a_read_only_uri_says_how_to_read_and_how_to_write(
+        sqlite_url: str, open_sql: OpenSQL) -> None:
+    open_sql(sqlite_url).create_study("s", Direction.MINIMIZE)
+    path = _sqlite_file(sqlite_url)
+    read_only = open_sql(f"sqlite:///file:{path}?mode=ro&uri=true")
+    with pytest.raises(StorageError) as raised:
+        read_only.create_study("t", Direction.MINIMIZE)
+    message = str(raised.value)
+    assert "attempt to write a readonly database. This storage was opened read-only" in message
+    assert f"use a URL without them, such as sqlite:///{path}." in message
+    assert f"open it as sqlite:///file:{path}?immutable=1&uri=true" in message
+
+
+_READ_ONLY_MOUNT = """
+set -e
+mount --bind "$1" "$1"
+mount -o remount,ro,bind "$1"
+touch "$1/probe" 2>/dev/null && exit 3
+shift
+exec "$@"
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a read-only bind mount is Linux only")
+def test_a_study_in_a_read_only_folder_is_read_with_immutable(tmp_path: Path) -> None:
+    """A read-only location (here a read-only bind mount in a private mount namespace, which
+    binds root too): mode=ro cannot read a WAL database there (SQLite needs its -shm file),
+    and the error says to use immutable=1, which reads it."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    url = f"sqlite:///{folder}/hpo.db"
+    writer = SQLStorage(url)
+    writer.create_study("s", Direction.MINIMIZE)
+    writer.close()
+    script = textwrap.dedent(f"""
+        from hpo_plugins.exceptions import StorageError
+        from hpo_plugins.storages import SQLStorage
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                names = [s.name for s in SQLStorage(
+                    "sqlite:///file:{folder}/hpo.db?" + query + "&uri=true").list_studies()]
+                print(query, "read", names)
+            except StorageError as exc:
+                print(query, "failed", exc)
+    """)
+    try:
+        done = subprocess.run(["unshare", "--mount", "sh", "-c", _READ_ONLY_MOUNT, "sh",
+                               str(folder), sys.executable, "-c", script],
+                              capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        pytest.skip("unshare is not installed")
+    if done.returncode != 0:
+        pytest.skip(f"no read-only bind mount here (needs root): {done.stderr.strip()[-200:]}")
+    assert "immutable=1 read ['s']" in done.stdout
+    assert ("mode=ro failed" in done.stdout
+            and f"open it as sqlite:///file:{folder}/hpo.db?immutable=1&uri=true"
+            in done.stdout), done.stdout
 
 
 # -- secrets ------------------------------------------------------------------------------------

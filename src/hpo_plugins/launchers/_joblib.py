@@ -53,7 +53,8 @@ class JoblibLauncher(Launcher):
     The storage must be shared by processes: a SQLite file (the default) or a database server;
     an in-memory storage raises a :class:`ConfigurationError` that says so (``hpo.minimize``
     raises it through :meth:`check`, before it creates the study). The worker processes
-    exit within half a second when the launcher dies (``kill -9``), mid-trial too.
+    exit within half a second when the launcher dies (``kill -9``), mid-trial too; a slot
+    process still importing the main module then exits once that import ends.
 
     Args:
         n_jobs: Worker processes (CPU mode); -1 for one per core. Ignored when GPUs are used:
@@ -245,8 +246,10 @@ def _replace_orphans(run: RunState) -> bool:
 
 
 def _slot_executor(gpu: str | None, fresh: bool) -> cf.ProcessPoolExecutor:
+    """A one-process executor for a slot; its processes are pinned to ``gpu`` and exit when
+    this process (the launcher, whose pid they get: see :func:`pin_gpu`) is gone."""
     return cf.ProcessPoolExecutor(max_workers=1, mp_context=_SlotContext(gpu),
-                                  initializer=pin_gpu, initargs=(gpu,),
+                                  initializer=pin_gpu, initargs=(gpu, os.getpid()),
                                   max_tasks_per_child=1 if fresh else None)
 
 

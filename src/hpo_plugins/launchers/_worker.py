@@ -64,14 +64,20 @@ class Job:
         return cls(payload, key, run_id, deadline, lag, launcher)
 
 
-def pin_gpu(gpu: str | None) -> None:
+def pin_gpu(gpu: str | None, launcher: int | None = None) -> None:
     """Process initializer: make exactly ``gpu`` visible before the objective runs.
 
-    It also starts :func:`exit_with_parent`, so a slot process does not outlive its launcher.
+    It also starts :func:`exit_with_parent` on ``launcher`` (the pid of the process that
+    started this one), so a slot process does not outlive its launcher. The pid is passed in,
+    not read here: the initializer runs only after the slot has re-imported the user's main
+    module (spawn), which may take seconds (``import torch``); a launcher killed meanwhile has
+    re-parented this process, and ``os.getppid()`` would name the new parent (init), which
+    never goes. With the launcher's pid the watch sees it gone and exits at once. None (an
+    older caller): the current parent.
     """
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    exit_with_parent()
+    exit_with_parent(launcher)
 
 
 def exit_with_parent(parent: int | None = None, poll_seconds: float = 0.5) -> None:
@@ -84,8 +90,9 @@ def exit_with_parent(parent: int | None = None, poll_seconds: float = 0.5) -> No
     it (``PR_SET_PDEATHSIG``).
 
     ``parent`` defaults to the current parent; if this process already has another parent
-    (``parent`` died and it was re-parented), it exits at once. Calls after the first in a
-    process do nothing: one watch per process.
+    (``parent`` died and it was re-parented), it exits at once, in this call, so that nothing
+    after it (a trial) starts. Calls after the first in a process do nothing: one watch per
+    process.
     """
     global _watching_in
     parent = os.getppid() if parent is None else parent
@@ -93,6 +100,8 @@ def exit_with_parent(parent: int | None = None, poll_seconds: float = 0.5) -> No
         if _watching_in == os.getpid():  # already watching (not a forked copy's flag)
             return
         _watching_in = os.getpid()
+    if os.getppid() != parent:  # the parent is gone already
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -404,16 +404,21 @@ def _names_for_message(names: Sequence[str]) -> str:
 # -- dialect-specific bits --------------------------------------------------------------------
 
 
-def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any, *,
+                       wal: bool = True) -> None:
     """Let SQLAlchemy emit BEGIN itself; WAL so that readers never block the writer.
 
     ``synchronous=NORMAL`` is the setting SQLite recommends with WAL: a crash of the process
     loses nothing, a power cut may lose the last commits but never corrupts the file.
+    ``wal=False`` for a read-only connection (see :func:`_sqlite_read_only`): switching the
+    journal mode writes to the file, so it would make every read fail with "attempt to write
+    a readonly database" on a database not already in WAL mode.
     """
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
@@ -482,7 +487,12 @@ def _sqlite_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
     if not _is_sqlite_uri(url):
         _make_parent_folder(url.database or "")
     engine = sa.create_engine(url, **_sqlite_arguments(kwargs))
-    sa.event.listen(engine, "connect", _sqlite_on_connect)
+    wal = not _sqlite_read_only(url)
+
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        _sqlite_on_connect(dbapi_connection, connection_record, wal=wal)
+
+    sa.event.listen(engine, "connect", on_connect)
     sa.event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
@@ -566,6 +576,27 @@ def _make_parent_folder(database: str) -> None:
             f"file is a folder or can be made one: check the path (no part of it may be a "
             f"file) and that this user may create folders there."
         ) from None
+
+
+def _sqlite_read_only(url: URL) -> bool:
+    """Whether the SQLite URL ``url`` opens its file read-only: a URI (``uri=true``) with
+    ``mode=ro`` or ``immutable=1`` (SQLite reads the booleans 1, true, yes and on)."""
+    if not _is_sqlite_uri(url):
+        return False
+    mode, immutable = url.query.get("mode"), url.query.get("immutable")
+    return mode == "ro" or (isinstance(immutable, str)
+                            and immutable.lower() in ("1", "true", "yes", "on"))
+
+
+def _immutable_url(url: URL) -> str:
+    """The URL that reads the SQLite file of ``url`` where nothing may be written."""
+    return f"sqlite:///file:{_plain_url(url)[len('sqlite:///'):]}?immutable=1&uri=true"
+
+
+def _plain_url(url: URL) -> str:
+    """The SQLite URL of the file of ``url`` without URI arguments (read-write)."""
+    database = url.database or "hpo.db"
+    return f"sqlite:///{database[len('file:'):] if database.startswith('file:') else database}"
 
 
 def _is_sqlite_uri(url: URL) -> bool:
@@ -1198,13 +1229,31 @@ class SQLStorage(Storage):
             raise ConfigurationError(_bad_engine_argument(kwargs, exc)) from None
 
     def _access_hint(self, exc: SQLAlchemyError) -> str:
-        """What to check when SQLite cannot open or write its file; "" for other errors."""
+        """What to check when SQLite cannot open or write its file; "" for other errors.
+
+        Where the file exists (or the error is "attempt to write a readonly database") it also
+        says how to read a study where nothing can be written: ``immutable=1``, with which
+        SQLite creates no -shm file, which even ``mode=ro`` needs on a WAL database. For a URL
+        that is read-only itself, it says that writing needs a URL without ``mode=ro``.
+        """
         if not self._is_sqlite or not any(text in str(exc) for text in _SQLITE_ACCESS_ERRORS):
             return ""
+        plain = _plain_url(self._parsed)
+        offer = ("readonly database" in str(exc) or _sqlite_read_only(self._parsed)
+                 or os.path.isfile(plain[len("sqlite:///"):]))
+        reading = (f" To read a study in a location this user cannot write to (a read-only "
+                   f"folder or file), open it as {_immutable_url(self._parsed)} (only while no "
+                   f"process writes to it: SQLite then takes the file as unchanging)."
+                   if offer else "")
+        if _sqlite_read_only(self._parsed):
+            return (f". This storage was opened read-only (mode=ro or immutable=1 in its URL): "
+                    f"it reads studies but cannot create, resume or run them; to write, use "
+                    f"a URL without them, such as {plain}. With mode=ro SQLite still writes a "
+                    f"-shm file beside a WAL database.{reading}")
         return (f". Check the path {self._parsed.database}: it must name a file (or nothing yet) "
                 f"in an existing folder, and this user must be allowed to read and write the "
                 f"file and to create files in the folder (SQLite writes -wal and -shm files "
-                f"beside the database).")
+                f"beside the database).{reading}")
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -1247,6 +1296,7 @@ class SQLStorage(Storage):
         except sa.exc.OperationalError as exc:
             raise StorageError(
                 f"The database {self._description} failed: {self._redact(exc)}"
+                f"{self._access_hint(exc) if 'readonly database' in str(exc) else ''}"
             ) from exc
 
     # -- studies ------------------------------------------------------------------------------
