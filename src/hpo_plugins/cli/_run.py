@@ -361,12 +361,10 @@ def _study(args: argparse.Namespace, name: str, space: SearchSpace, sampler: Sam
     """
     import hpo_plugins as hpo
 
-    # an absent --metric is left out, which is metric=None in create_study's signature
-    metric: dict[str, Any] = {} if args.metric is None else {"metric": args.metric}
     study = hpo.create_study(space=space, study_name=name, storage=store,
                              direction=args.direction, sampler=sampler,
                              pruner=None if args.pruner is None else _pruner(args.pruner),
-                             seed=args.seed, logdir=args.logdir, **metric)
+                             seed=args.seed, metric=args.metric, logdir=args.logdir)
     if args.study is None:
         earlier = len(study.trials)
         warn(f"study {name!r} (a name derived from the command and the space; pass --study to "
