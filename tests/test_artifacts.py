@@ -94,3 +94,55 @@ def test_a_claim_never_replaces_the_owner(tmp_path: Path) -> None:
     assert claim_root(second) != root
     assert claim_root(first) == root
     assert json.loads((Path(root) / MARKER).read_text())["study"] == "good"
+
+
+def _log_dirs_at_once(trials: list[Any]) -> tuple[list[Path], list[Exception]]:
+    """Each trial's ``log_dir`` read by a thread of its own, all released at once."""
+    import threading
+
+    barrier = threading.Barrier(len(trials))
+    folders: list[Path] = []
+    errors: list[Exception] = []
+
+    def make(trial: Any) -> None:
+        barrier.wait()
+        try:
+            folders.append(Path(trial.log_dir).parent)
+        except Exception as exc:  # any error is the failure looked for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(t,)) for t in trials]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return folders, errors
+
+
+def test_threads_making_the_first_trial_folders_at_once_all_succeed(tmp_path: Path) -> None:
+    """Dask runs one trial per worker thread: the first trial folders of a study are made by
+    several threads of one process at once, each claiming the free root."""
+    for round_ in range(10):
+        study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/t{round_}.db",
+                                 study_name=f"t{round_}", seed=0)
+        folders, errors = _log_dirs_at_once([study.ask() for _ in range(6)])
+        assert errors == []
+        assert set(folders) == {tmp_path / "hpo_runs" / f"t{round_}"}
+        assert not list(folders[0].glob("*.tmp"))
+
+
+def test_a_refused_logdir_stores_nothing(tmp_path: Path) -> None:
+    """The refusal comes after the study was written: it is taken back, or every later open
+    of the study would be refused too."""
+    logdir = tmp_path / "runs"
+    _write_in_trial_dir(hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/a.db",
+                                         study_name="a", logdir=str(logdir)), "a")
+    other = f"sqlite:///{tmp_path}/b.db"
+    with pytest.raises(ConfigurationError, match="Pass another logdir="):
+        hpo.create_study(SPACE, storage=other, study_name="b", logdir=str(logdir))
+    assert get_storage(other).list_studies() == []  # a new study: not stored
+    kept = hpo.create_study(SPACE, storage=other, study_name="b", logdir=str(tmp_path / "b"))
+    with pytest.raises(ConfigurationError, match="Pass another logdir="):
+        hpo.create_study(SPACE, storage=other, study_name="b", logdir=str(logdir))
+    resumed = hpo.create_study(SPACE, storage=other, study_name="b")  # its stored logdir
+    assert resumed.logdir == kept.logdir == str(tmp_path / "b")

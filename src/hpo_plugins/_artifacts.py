@@ -22,9 +22,12 @@ trial folder there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -100,33 +103,42 @@ def _identity(study: Study) -> dict[str, Any]:
 
 
 def _read(root: str) -> dict[str, Any] | None:
-    try:
-        with open(os.path.join(root, MARKER), encoding="utf-8") as handle:
-            owner = json.load(handle)
-    except (OSError, ValueError):  # none yet, or being written (written atomically: never)
-        return None
-    return owner if isinstance(owner, dict) else None
+    """The owner recorded in ``root``, or None when there is none. A marker that does not
+    parse yet (one written where hard links are missing, seen half-written) is read again
+    for up to a second before it counts as none."""
+    path = os.path.join(root, MARKER)
+    for _ in range(20):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                owner = json.load(handle)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            time.sleep(0.05)
+            continue
+        return owner if isinstance(owner, dict) else None
+    return None
 
 
 def _write_once(root: str, identity: dict[str, Any]) -> None:
-    """Create the marker with ``identity`` unless it exists: written to a temporary file and
-    hard-linked into place, so a reader sees all of it or nothing."""
+    """Create the marker with ``identity`` unless it exists: written to a temporary file of
+    its own (unique per call, so threads of one process never share one) and hard-linked into
+    place, so a reader sees all of it or nothing."""
     path = os.path.join(root, MARKER)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(identity, handle)
+    handle, tmp = tempfile.mkstemp(dir=root, prefix=".hpo_plugins_study.", suffix=".tmp")
     try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    except OSError:  # no hard links here: an exclusive create instead
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(identity, stream)
         try:
-            with open(path, "x", encoding="utf-8") as handle:
-                json.dump(identity, handle)
+            os.link(tmp, path)
         except FileExistsError:
             pass
+        except OSError:  # no hard links here: an exclusive create instead
+            with contextlib.suppress(FileExistsError), open(path, "x", encoding="utf-8") as out:
+                json.dump(identity, out)
     finally:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _stamp(created: str | None) -> str:

@@ -52,6 +52,8 @@ _USER_ATTR_PREFIX = "user_attr:"
 #: How many times ``ask`` re-samples when another worker took the same configuration first.
 _DEDUP_RETRIES = 100
 DEFAULT_METRIC = "val_loss"  # what HPOCallback monitors when nobody named a metric
+#: The settings a resume keeps when the call leaves them out, and records when it gives them.
+_INHERITABLE = ("sampler", "pruner", "seed", "metric", "logdir")
 #: A lagged wait (deterministic parallel sampling) longer than this is logged, once.
 _LAG_WAIT_WARN_SECONDS = 5.0
 
@@ -1076,7 +1078,7 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
     name = study_name or _unique_name()
     attrs = _study_attrs(parsed, sampler, pruner, seed, metric, logdir, heartbeat_interval,
                          grace_period, max_retries)
-    study_id, kept = _create_or_resume(store, name, direction, attrs, load_if_exists,
+    study_id, kept, before = _create_or_resume(store, name, direction, attrs, load_if_exists,
                                        [key for key, is_given in given.items() if not is_given])
     if kept:  # a resume without these arguments goes on with the study's own
         if "sampler" in kept:
@@ -1090,10 +1092,30 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
             _make_logdir(logdir, f"the logdir stored with study {name!r} ")
         if parsed is not None:
             sampler.check_space(parsed)
-    return Study(study_name=name, storage=store, study_id=study_id, direction=direction,
-                 space=parsed, sampler=sampler, pruner=pruner, seed=seed, metric=metric,
-                 logdir=logdir, heartbeat_interval=heartbeat_interval,
-                 grace_period=grace_period, max_retries=max_retries)
+    try:
+        return Study(study_name=name, storage=store, study_id=study_id, direction=direction,
+                     space=parsed, sampler=sampler, pruner=pruner, seed=seed, metric=metric,
+                     logdir=logdir, heartbeat_interval=heartbeat_interval,
+                     grace_period=grace_period, max_retries=max_retries)
+    except Exception:  # e.g. a logdir that holds another study's files
+        _undo(store, study_id, before)
+        raise
+
+
+def _undo(store: Storage, study_id: int, before: Mapping[str, Any] | None) -> None:
+    """Take back what a ``create_study`` whose Study was refused stored: the study itself if
+    the call created it (and nothing ran on it meanwhile), else the settings it recorded. A
+    refused logdir must not stay stored, or every later open of the study would be refused."""
+    try:
+        if before is None:
+            if store.count_trials(study_id) == 0:
+                store.delete_study(study_id)
+            return
+        for key in _INHERITABLE:
+            if key in before:
+                store.set_study_attr(study_id, key, before[key])
+    except Exception as exc:  # the original error matters more; say what could not be undone
+        _logger.warning("Could not take back the study settings of the refused call: %s", exc)
 
 
 def _check_settings(direction: str | Direction, heartbeat_interval: float | None,
@@ -1219,14 +1241,15 @@ def _study_attrs(space: SearchSpace | None, sampler: Sampler, pruner: Pruner, se
 
 
 def _create_or_resume(store: Storage, name: str, direction: Direction,
-                      attrs: Mapping[str, Any], load_if_exists: bool,
-                      inherit: Sequence[str]) -> tuple[int, dict[str, Any]]:
+                      attrs: Mapping[str, Any], load_if_exists: bool, inherit: Sequence[str]
+                      ) -> tuple[int, dict[str, Any], dict[str, Any] | None]:
     """Create the study, or resume it: then the stored settings named in ``inherit`` (those
-    the call left out) are kept and returned; the others are overwritten by ``attrs``."""
+    the call left out) are kept and returned; the others are overwritten by ``attrs``. The
+    third value is the study's stored attributes before this call (None: it created it)."""
     try:
         study_id = store.create_study(name, direction, attrs)
         _logger.info("Created study %r in %s.", name, store.describe())
-        return study_id, {}
+        return study_id, {}, None
     except DuplicateStudyError:
         if not load_if_exists:
             raise DuplicateStudyError(
@@ -1238,7 +1261,7 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     _check_resume(info.name, info.direction, info.attrs, direction, attrs)
     kept = {key: info.attrs[key] for key in inherit
             if key in info.attrs and info.attrs[key] is not None}
-    for key in ("sampler", "pruner", "seed", "metric", "logdir"):
+    for key in _INHERITABLE:
         if key not in kept:
             store.set_study_attr(study_id, key, attrs[key])
     if info.attrs.get("space_fingerprint") is None and "space_fingerprint" in attrs:
@@ -1251,7 +1274,7 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     if kept:
         _logger.info("Study %r keeps its stored %s (not given in this call).", name,
                      ", ".join(sorted(kept)))
-    return study_id, kept
+    return study_id, kept, dict(info.attrs)
 
 
 def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],

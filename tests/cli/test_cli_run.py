@@ -346,17 +346,21 @@ def _wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize(("signum", "jobs", "code", "message", "reason"), [
-    pytest.param(signal.SIGINT, "1", 130, "hpo-plugins: error: interrupted",
+@pytest.mark.parametrize(("signum", "jobs", "extra", "code", "message", "reason"), [
+    pytest.param(signal.SIGINT, "1", [], 130, "hpo-plugins: error: interrupted",
                  "interrupted by the user (KeyboardInterrupt)", id="ctrl-c"),
-    pytest.param(signal.SIGTERM, "1", 143, "hpo-plugins: error: terminated by SIGTERM",
+    pytest.param(signal.SIGTERM, "1", [], 143, "hpo-plugins: error: terminated by SIGTERM",
                  "stopped by Terminated(SIGTERM)", id="sigterm"),
-    pytest.param(signal.SIGTERM, "2", 143, "hpo-plugins: error: terminated by SIGTERM",
+    pytest.param(signal.SIGTERM, "2", [], 143, "hpo-plugins: error: terminated by SIGTERM",
                  "stopped: the run ended with Terminated", id="sigterm-n-jobs-2"),
+    # a GPU slot (here on CPU: only CUDA_VISIBLE_DEVICES is set) is killed with SIGKILL, so
+    # the launcher stops the commands' groups itself
+    pytest.param(signal.SIGINT, "1", ["--gpus", "0"], 130, "hpo-plugins: error: interrupted",
+                 "interrupted by the user (KeyboardInterrupt)", id="ctrl-c-gpu-slot"),
 ])
 def test_a_stopped_run_fails_its_trials_and_stops_what_the_command_started(
-        tmp_path: Path, space: str, db: str, signum: int, jobs: str, code: int, message: str,
-        reason: str) -> None:
+        tmp_path: Path, space: str, db: str, signum: int, jobs: str, extra: list[str],
+        code: int, message: str, reason: str) -> None:
     """Through a wrapper (``sh -c '... & wait'``) the trial's script is a grandchild: it must
     stop with the run, as the wrapper does, whether the run gets Ctrl-C or SIGTERM (``kill``,
     ``timeout``, Slurm, ``docker stop``)."""
@@ -369,7 +373,7 @@ def test_a_stopped_run_fails_its_trials_and_stops_what_the_command_started(
         run = subprocess.Popen(
             [sys.executable, "-c", CLI, "run", "--space", space, "--n-trials", "4",
              "--n-jobs", jobs, "--storage", db, "--study", "s", "--logdir", str(logdir),
-             "--params-via", "json", "--", "sh", "-c", command],
+             "--params-via", "json", *extra, "--", "sh", "-c", command],
             stdout=out, stderr=err)
         try:
             assert _wait_for(lambda: len(_pids(logdir)) == int(jobs), 30)
@@ -496,3 +500,16 @@ def test_a_run_that_starts_no_trial_says_why(cli: Run, space: str, db: str) -> N
     assert out.splitlines()[0] == ("study 's': 1 COMPLETE; no trial run: the study already "
                                    "holds --max-trials 1 trials (failed ones do not count); "
                                    "raise --max-trials to run more")
+
+
+def test_a_logdir_of_another_study_is_a_usage_error_that_stores_nothing(
+        cli: Run, space: str, db: str, tmp_path: Path) -> None:
+    logdir = tmp_path / "runs"
+    hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=f"sqlite:///{tmp_path}/o.db",
+                     study_name="other", logdir=str(logdir))
+    code, out, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db,
+                         "--study", "mine", "--logdir", str(logdir), "--", "true")
+    assert (code, out) == (EXIT_USAGE, "")
+    assert "--logdir: Expected logdir" in err
+    assert "Pass another --logdir" in err and "logdir=" not in err
+    assert _studies(db) == []

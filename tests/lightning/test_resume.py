@@ -494,3 +494,24 @@ def test_ctrl_c_in_a_parallel_run_leaves_no_resumable_checkpoint(tmp_path: Path)
     assert [t.state for t in trials] == [TrialState.FAIL] * 2, errors
     assert all("interrupted" in (t.fail_reason or "") for t in trials)
     assert list(tmp_path.rglob("last-step=*")) == []
+
+
+def test_the_best_record_follows_the_files_along_a_chain_of_lost_retries(
+        tmp_path: Path) -> None:
+    """Trial 3 wrote the checkpoint, its retry 5 was lost before an epoch end and handed it on:
+    retry 7 takes the best files over from 5's folder, but the record names 3's."""
+    from hpo_plugins.lightning._callback import BestCheckpoint
+
+    first = os.path.realpath(tmp_path / "trial_0003" / "checkpoints")
+    now = tmp_path / "trial_0007" / "checkpoints"
+    callback = BestCheckpoint(dirpath=str(now), filename="best", monitor="val_loss",
+                              moved_from=str(tmp_path / "trial_0005" / "checkpoints"))
+    best = os.path.join(first, "best.ckpt")
+    callback.load_state_dict({
+        "dirpath": first, "best_model_score": torch.tensor(0.5), "best_model_path": best,
+        "kth_best_model_path": best, "kth_value": torch.tensor(0.5),
+        "best_k_models": {best: torch.tensor(0.5)}, "last_model_path": ""})
+    moved = os.path.join(os.path.realpath(now), "best.ckpt")
+    assert callback.best_model_path == callback.kth_best_model_path == moved
+    assert float(callback.best_model_score) == 0.5
+    assert list(callback.best_k_models) == [moved]

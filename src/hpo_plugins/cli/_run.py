@@ -361,10 +361,17 @@ def _study(args: argparse.Namespace, name: str, space: SearchSpace, sampler: Sam
     """
     import hpo_plugins as hpo
 
-    study = hpo.create_study(space=space, study_name=name, storage=store,
-                             direction=args.direction, sampler=sampler,
-                             pruner=None if args.pruner is None else _pruner(args.pruner),
-                             seed=args.seed, metric=args.metric, logdir=args.logdir)
+    try:
+        study = hpo.create_study(space=space, study_name=name, storage=store,
+                                 direction=args.direction, sampler=sampler,
+                                 pruner=None if args.pruner is None else _pruner(args.pruner),
+                                 seed=args.seed, metric=args.metric, logdir=args.logdir)
+    except ConfigurationError as exc:
+        if "logdir" not in str(exc):
+            raise
+        # a logdir that holds another study's files; create_study stored nothing
+        raise CLIError(f"--logdir: {exc}".replace("Pass another logdir=", "Pass another "
+                                                  "--logdir"), EXIT_USAGE) from None
     if args.study is None:
         earlier = len(study.trials)
         warn(f"study {name!r} (a name derived from the command and the space; pass --study to "

@@ -18,6 +18,7 @@ from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers._base import Launcher
 from hpo_plugins.launchers._gpus import gpu_slots, needs_gpus, parse_gpus
+from hpo_plugins.launchers._script import command_groups, stop_groups
 from hpo_plugins.launchers._state import RunState, fail_dead_workers, fail_orphans
 from hpo_plugins.launchers._worker import Job, pin_gpu, run_task
 
@@ -309,9 +310,15 @@ def _submit(run: RunState, executors: list[cf.ProcessPoolExecutor], slots: list[
 
 
 def _kill(executor: cf.ProcessPoolExecutor) -> None:
-    """Stop a slot's process at once (Ctrl-C or a failing trial elsewhere)."""
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
+    """Stop a slot's process at once (Ctrl-C or a failing trial elsewhere), and what a
+    script-mode command of its trial started: the command leads a process group of its own,
+    which the slot's SIGKILL does not reach (only the command itself dies with the slot)."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    groups = [g for process in processes if process.pid is not None
+              for g in command_groups(process.pid)]
+    for process in processes:
         process.kill()
+    stop_groups(groups)
 
 
 def _as_count(value: object) -> int | None:

@@ -217,6 +217,48 @@ def _stop_group(process: subprocess.Popen[bytes], grace: float = _KILL_GRACE) ->
     process.wait()
 
 
+def command_groups(parent: int) -> list[int]:
+    """The process groups of the commands that process ``parent`` started (each command leads
+    a group of its own, see :class:`ScriptObjective`), read from ``/proc`` (Linux; elsewhere
+    none). For a launcher that must kill a worker at once (SIGKILL, where the worker's own
+    clean-up cannot run): take these first, then stop them with :func:`stop_groups`."""
+    groups = []
+    for fields in _proc_stats():
+        pid, ppid, group = int(fields[0]), int(fields[3]), int(fields[4])
+        if ppid == parent and group == pid:
+            groups.append(group)
+    return groups
+
+
+def stop_groups(groups: Sequence[int], grace: float = _KILL_GRACE) -> None:
+    """SIGTERM every process of ``groups``, then SIGKILL what is left after ``grace`` s."""
+    alive = [g for g in groups if _signal_group(g, signal.SIGTERM)]
+    deadline = time.monotonic() + grace
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [g for g in alive if _group_alive(g)]
+    for group in alive:
+        _signal_group(group, signal.SIGKILL)
+
+
+def _proc_stats() -> list[list[str]]:
+    """``[pid, comm, state, ppid, pgrp, ...]`` of every process, from ``/proc/<pid>/stat``
+    (the command name, which may hold spaces, is read up to its last parenthesis)."""
+    try:
+        names = [n for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        return []
+    stats = []
+    for name in names:
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                head, _, rest = handle.read().decode(errors="replace").rpartition(")")
+        except OSError:  # gone meanwhile
+            continue
+        stats.append([name, head, *rest.split()])
+    return stats
+
+
 def _signal_group(group: int, signum: int) -> bool:
     """Send ``signum`` to process group ``group``; False when the group has no process left
     (0 only asks whether it has one)."""
@@ -239,21 +281,9 @@ def _group_alive(group: int) -> bool:
     """
     if not _signal_group(group, 0):
         return False
-    try:
-        names = os.listdir("/proc")
-    except OSError:
+    if not os.path.isdir("/proc"):
         return True
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:  # pid (comm) state ppid pgrp ...
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[2]) == group and fields[0] != b"Z":
-            return True
-    return False
+    return any(int(fields[4]) == group and fields[2] != "Z" for fields in _proc_stats())
 
 
 def _die_with_parent() -> Callable[[], None] | None:

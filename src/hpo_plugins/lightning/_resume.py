@@ -155,9 +155,14 @@ def best_checkpoint_class(base: type, module: str) -> type:
                 super().setup(trainer, pl_module, stage)
 
         def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            """In a resumed trial, read the record as if written in this trial's folder.
+
+            The record's folder is the one of the trial that wrote the checkpoint, which need
+            not be ``moved_from``: a retry lost before its first epoch end hands on the
+            checkpoint it claimed (and the best files it took over) to the next retry.
+            """
             old = state_dict.get("dirpath")
-            if (self.moved_from is not None and self.dirpath is not None and old is not None
-                    and os.path.realpath(old) == os.path.realpath(self.moved_from)):
+            if self.moved_from is not None and self.dirpath is not None and old is not None:
                 state_dict = _moved_state(state_dict, old, str(self.dirpath))
             super().load_state_dict(state_dict)
 
