@@ -17,6 +17,7 @@ from tensorboard.plugins.hparams import api_pb2
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
+from hpo_plugins._artifacts import MARKER
 from hpo_plugins.exceptions import ConfigurationError, MissingDependencyError
 from hpo_plugins.samplers import RandomSampler
 from hpo_plugins.space import SearchSpace
@@ -221,6 +222,7 @@ def test_a_study_without_space_writes_no_experiment(tmp_path: Path,
 def test_the_logdir_of_another_study_is_refused(nested_space: dict[str, Any],
                                                 tmp_path: Path) -> None:
     _run_trial(_study(nested_space, tmp_path), TrialState.COMPLETE, [1.0])
+    os.remove(tmp_path / MARKER)  # the trial-folder owner check would refuse first
     with pytest.raises(ConfigurationError, match=r"another study's or another search space's "
                                                  r"\(study 'tb', parameters lr, net, "):
         hpo.create_study(nested_space, storage=":memory:", study_name="other",
@@ -236,11 +238,56 @@ def test_the_runs_of_a_deleted_study_of_the_same_name_are_refused(
         _run_trial(_study(nested_space, tmp_path / "runs", url), TrialState.COMPLETE, [1.0])
     storage = get_storage(url)
     storage.delete_study(storage.get_study_id("tb"))
+    os.remove(tmp_path / "runs" / MARKER)  # the trial-folder owner check would refuse first
     with pytest.raises(ConfigurationError, match=r"runs trial_0000, trial_0001, but the study "
                                                  r"has 0 trial\(s\).*Pass another logdir="):
         _study(nested_space, tmp_path / "runs", url)
     study = _study(nested_space, tmp_path / "fresh", url)  # the fix the message gives
     assert study.logdir == str(tmp_path / "fresh") and not study.trials
+
+
+def test_runs_beyond_the_trials_of_a_study_with_trials_are_only_logged(
+        nested_space: dict[str, Any], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A storage that lost its last commits (a machine crash) leaves runs of trials it does not
+    have: the study must still open."""
+    url = f"sqlite:///{tmp_path}/study.db"
+    _run_trial(_study(nested_space, tmp_path / "runs", url), TrialState.COMPLETE, [1.0])
+    EventFiles().write(str(tmp_path / "runs" / "trial_0001"), scalar_summary("x", 1.0))
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        study = _study(nested_space, tmp_path / "runs", url)
+    assert len(study.trials) == 1
+    assert "holds runs ['trial_0001'], but study 'tb' has 1 trial(s)" in caplog.text
+
+
+def test_another_wording_of_the_same_columns_is_the_same_study(
+        nested_space: dict[str, Any], tmp_path: Path) -> None:
+    """Descriptions and domains may be worded differently by another version: only the study's
+    name, direction and column names and types tell studies apart."""
+    from hpo_plugins.tensorboard._observer import _same_study
+
+    experiment = HParamsObserver(_study(nested_space, tmp_path))
+    ours = _stored(tmp_path)
+    reworded = api_pb2.Experiment()
+    reworded.CopyFrom(ours)
+    reworded.description = ours.description + " (reworded)"
+    reworded.hparam_infos[0].description = "another wording"
+    assert experiment.columns and _same_study(reworded, ours)
+    renamed = api_pb2.Experiment()
+    renamed.CopyFrom(ours)
+    renamed.description = ours.description.replace("**tb**", "**other**")
+    assert not _same_study(renamed, ours)
+    flipped = api_pb2.Experiment()
+    flipped.CopyFrom(ours)
+    flipped.description = ours.description.replace("(minimize)", "(maximize)")
+    assert not _same_study(flipped, ours)
+    assert not _same_study(api_pb2.Experiment(description="written by someone else"), ours)
+
+
+def _stored(logdir: Path) -> Any:
+    from hpo_plugins.tensorboard._observer import _stored_experiment
+
+    return _stored_experiment(str(logdir))
 
 
 def test_a_run_written_by_another_study_since_is_reported(

@@ -209,11 +209,13 @@ def _stop_group(process: subprocess.Popen[bytes], grace: float = _KILL_GRACE) ->
     group = process.pid
     if _signal_group(group, signal.SIGTERM):
         deadline = time.monotonic() + grace
-        # the command itself is reaped here (poll), else it stayed a member as a zombie
-        while (process.poll() is None or _group_alive(group)) and (
-                time.monotonic() < deadline):
-            time.sleep(0.02)
-        _signal_group(group, signal.SIGKILL)
+        try:
+            # the command itself is reaped here (poll), else it stayed a member as a zombie
+            while (process.poll() is None or _group_alive(group)) and (
+                    time.monotonic() < deadline):
+                time.sleep(0.02)
+        finally:  # also when a second Ctrl-C or SIGTERM cuts the grace short
+            _signal_group(group, signal.SIGKILL)
     process.wait()
 
 
@@ -234,11 +236,13 @@ def stop_groups(groups: Sequence[int], grace: float = _KILL_GRACE) -> None:
     """SIGTERM every process of ``groups``, then SIGKILL what is left after ``grace`` s."""
     alive = [g for g in groups if _signal_group(g, signal.SIGTERM)]
     deadline = time.monotonic() + grace
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
-        alive = [g for g in alive if _group_alive(g)]
-    for group in alive:
-        _signal_group(group, signal.SIGKILL)
+    try:
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+            alive = [g for g in alive if _group_alive(g)]
+    finally:  # also when a second Ctrl-C or SIGTERM cuts the grace short
+        for group in alive:
+            _signal_group(group, signal.SIGKILL)
 
 
 def _proc_stats() -> list[list[str]]:

@@ -177,8 +177,9 @@ class RunState:
                       if issubclass(exc_type, KeyboardInterrupt)
                       else f"stopped: the run ended with {exc_type.__name__}")
             stopped = fail_orphans(self.study, self.job.run_id, reason)
-            # not retried: their killed workers could not delete their resumable state
-            discard_stopped(self.study, stopped)
+            # not retried: their killed workers could not delete their resumable state; a
+            # worker that lives on (a Dask task is not killed) deletes its own when it ends
+            discard_stopped(self.study, _dead_here(stopped, wait=3.0))
 
 
 def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:
@@ -197,6 +198,15 @@ def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[Froz
     return _fail_each(study, dead, lambda t: f"its worker process (pid "
                                              f"{t.system_attrs['worker'].get('pid')}) died",
                       "lost their worker process and were marked FAIL.")
+
+
+def _dead_here(trials: Sequence[FrozenTrial], wait: float) -> list[FrozenTrial]:
+    """Those of ``trials`` whose worker process ran on this host and is gone, after up to
+    ``wait`` seconds (one on another host cannot be watched: it may still run)."""
+    host = socket.gethostname()
+    here = [t for t in trials if (t.system_attrs.get("worker") or {}).get("host") == host]
+    alive = _still_alive(here, wait)
+    return [t for t in here if t.trial_id not in alive]
 
 
 def _still_alive(trials: Sequence[FrozenTrial], wait: float) -> set[int]:

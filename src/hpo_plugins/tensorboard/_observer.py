@@ -47,6 +47,8 @@ __all__ = ["HParamsObserver"]
 _logger = logging.getLogger(__name__)
 
 _TRIAL_RUN = re.compile(r"^trial_(\d+)$")
+#: The study's name and direction in the experiment description (see ``_description``).
+_DESCRIBED = re.compile(r"^hpo_plugins study \*\*(.*)\*\* \((\w+)\)\.")
 
 
 class HParamsObserver:
@@ -76,8 +78,10 @@ class HParamsObserver:
 
     A logdir belongs to one study: TensorBoard would show two studies' trials of one number as
     one row, with one study's parameters and the other's values. So the observer refuses a
-    logdir whose experiment config is another study's (another name, direction or space) or
-    that holds trial runs the study has no trial for (a deleted study of the same name).
+    logdir whose experiment config is another study's (another name, direction or parameter
+    columns), or that holds trial runs while the study has no trial yet (a deleted study of
+    the same name); runs beyond the trials of a study that has some (a storage that lost its
+    last commits) are only logged.
 
     Raises:
         ConfigurationError: ``study`` is not a Study, or has no ``logdir``, or its logdir holds
@@ -226,7 +230,13 @@ def _check_owner(study: Study, logdir: str, experiment: api_pb2.Experiment | Non
             f"experiment is another study's or another search space's "
             f"({_summary_of(theirs)}); TensorBoard would show the two studies' trials as one "
             f"row per trial number. {fix}")
-    if strangers:
+    if strangers and stored:
+        # a study with trials: more likely its storage lost its last commits (a crash of the
+        # machine) than another study's runs, which the experiment config would have shown
+        _logger.warning("%s holds runs %s, but study %r has %d trial(s): TensorBoard may show "
+                        "sessions of trials the storage does not have.", logdir,
+                        [f"trial_{n:04d}" for n in strangers[:5]], study.study_name, stored)
+    elif strangers:
         names = ", ".join(f"trial_{n:04d}" for n in strangers[:3])
         more = f" and {len(strangers) - 3} more" if len(strangers) > 3 else ""
         raise ConfigurationError(
@@ -264,15 +274,23 @@ def _stored_experiment(logdir: str) -> api_pb2.Experiment | None:
 
 
 def _same_study(theirs: api_pb2.Experiment, ours: api_pb2.Experiment) -> bool:
-    """Same study name and direction (the description) and the same columns; the metric
-    names may differ (a resume may monitor another metric)."""
-    return (theirs.description == ours.description
-            and list(theirs.hparam_infos) == list(ours.hparam_infos))
+    """Same study name and direction and the same columns (names and types). Descriptions,
+    domains and metric names may differ: their wording may change between versions, and a
+    resume may monitor another metric; a config whose description names no study (another
+    writer's) counts as another study's."""
+    return (_name_and_direction(theirs) == _name_and_direction(ours)
+            and [(h.name, h.type) for h in theirs.hparam_infos]
+            == [(h.name, h.type) for h in ours.hparam_infos])
+
+
+def _name_and_direction(experiment: api_pb2.Experiment) -> tuple[str, str] | None:
+    match = _DESCRIBED.search(experiment.description)
+    return (match.group(1), match.group(2)) if match else None
 
 
 def _summary_of(experiment: api_pb2.Experiment) -> str:
-    match = re.search(r"\*\*(.*?)\*\*", experiment.description)
-    name = f"study {match.group(1)!r}" if match else "an unknown study"
+    described = _name_and_direction(experiment)
+    name = f"study {described[0]!r}" if described else "an unknown study"
     labels = ", ".join(h.name for h in experiment.hparam_infos)
     return f"{name}, parameters {labels}"
 
