@@ -226,6 +226,19 @@ def test_progress_bar_shows_the_best_value(capsys: pytest.CaptureFixture[str]) -
     assert "3/3" in err and f"best={study.best_value:.6g}" in err
 
 
+def test_a_resumed_max_trials_run_counts_the_trials_already_there(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A re-run that adds the missing trial of a ``max_trials`` study ends at 5/5, not at 1/5
+    (which reads as an aborted run)."""
+    study = _study()
+    study.optimize(lambda p: abs(p["x"]), max_trials=4)
+    study.tell(study.ask(), state=TrialState.FAIL)  # does not count toward max_trials
+    capsys.readouterr()
+    study.optimize(lambda p: abs(p["x"]), max_trials=5, show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert "5/5" in err and "1/5" not in err
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({}, "Expected a limit"),
     ({"n_trials": -1}, "Expected `n_trials` to be an integer >= 0"),

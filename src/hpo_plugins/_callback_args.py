@@ -166,8 +166,8 @@ class DirectionProblem:
     certain: bool
 
 
-def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool
-                              ) -> DirectionProblem | None:
+def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool,
+                              accuracy: str = "val_acc") -> DirectionProblem | None:
     """How the monitored metric ``key`` contradicts the study's direction, or None.
 
     Only a name that says its direction (:func:`hpo_plugins._direction.infer_direction`) is
@@ -175,6 +175,8 @@ def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool
     maximises, would be optimised the wrong way without a word, the pruner keeping the worst
     trials. A name that says neither (``val_true_positives``) is the study's business.
     ``explicit`` tells a ``monitor=`` the user gave from the study's metric used by default.
+    ``accuracy``: the validation accuracy's name in the caller's framework, which the fix
+    suggests (Lightning modules usually log ``val_acc``, Keras logs ``val_accuracy``).
     """
     from hpo_plugins.study import DEFAULT_METRIC
 
@@ -192,7 +194,7 @@ def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool
         given = (f"the study's metric {key!r}, monitored by default (the default metric "
                  f"when hpo.{wanted.value} or create_study get no metric=)")
         fix = (f"Name the metric the study optimises: hpo.{wanted.value}(..., "
-               f"metric='val_acc') (any logged name) with HPOCallback(), or pass "
+               f"metric={accuracy!r}) (any logged name) with HPOCallback(), or pass "
                f"HPOCallback(monitor=...)")
     else:
         given = f"the study's metric {key!r} (monitored by default)"
@@ -207,13 +209,14 @@ def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool
     return DirectionProblem(message, certain)
 
 
-def check_monitor_direction(key: str, trial: Trial, *, explicit: bool) -> None:
+def check_monitor_direction(key: str, trial: Trial, *, explicit: bool,
+                            accuracy: str = "val_acc") -> None:
     """Raise a certain :func:`monitor_direction_problem`, warn about any other.
 
     Raises:
         ConfigurationError: ``val_loss`` is monitored in a study that maximises.
     """
-    problem = monitor_direction_problem(key, trial, explicit=explicit)
+    problem = monitor_direction_problem(key, trial, explicit=explicit, accuracy=accuracy)
     if problem is None:
         return
     if problem.certain:

@@ -538,10 +538,10 @@ class _Heartbeat:
 class _Progress:
     """A tqdm bar showing trials done and the best value so far."""
 
-    def __init__(self, study: Study, total: int | None) -> None:
+    def __init__(self, study: Study, total: int | None, initial: int = 0) -> None:
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total, desc=study.study_name, unit="trial")
+        self._bar = tqdm(total=total, initial=initial, desc=study.study_name, unit="trial")
 
     def update(self, study: Study, frozen: FrozenTrial) -> None:
         self._bar.update(1)
@@ -560,8 +560,19 @@ class _Progress:
 
 
 def progress(study: Study, settings: RunSettings) -> _Progress | None:
-    """The progress bar for this run, or None when it is off."""
-    return _Progress(study, settings.budget) if settings.show_progress_bar else None
+    """The progress bar for this run, or None when it is off.
+
+    With ``max_trials`` alone the bar counts the study's trials toward it, starting from those
+    it already holds (a resumed run that adds the last one shows 5/5, not 1/5); with
+    ``n_trials`` it counts this call's trials.
+    """
+    if not settings.show_progress_bar:
+        return None
+    initial = 0
+    if settings.n_trials is None and settings.max_trials is not None:
+        counted = [s for s in TrialState if s is not TrialState.FAIL]  # failures do not count
+        initial = min(study.storage.count_trials(study.study_id, counted), settings.max_trials)
+    return _Progress(study, settings.budget, initial)
 
 
 def _sentence(exc: BaseException) -> str:

@@ -165,7 +165,7 @@ def test_the_default_val_loss_in_a_maximising_study_is_refused_when_fit_starts(
     with pytest.raises(ConfigurationError,
                        match=r"HPOCallback: Expected a metric to maximize.*Received: the study's "
                              r"metric 'val_loss', monitored by default .*hpo.maximize\(\.\.\., "
-                             r"metric='val_acc'\)"):
+                             r"metric='val_accuracy'\)"):  # what Keras logs
         hpo.maximize(objective, {"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
                      n_trials=2, show_progress_bar=False)
 

@@ -137,7 +137,7 @@ class HPOCallback(keras.callbacks.Callback):
             return
         if self._check_direction:
             check_monitor_direction(self.monitor or trial.study.metric, trial,
-                                    explicit=self.monitor is not None)
+                                    explicit=self.monitor is not None, accuracy="val_accuracy")
         self._bound = trial
         self._floor = max(trial.intermediate_values, default=None)
 
