@@ -139,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                   "hpo_plugins.lightning"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")  # in-memory data
+    # Lightning 2.6 on torch 2.13 asks torch's pytree a deprecated question: not ours to fix
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
     torch.set_num_threads(1)  # tiny batches: one thread is fastest and leaves the other cores
     data = DigitsData()
     report(tune(args, data), data)

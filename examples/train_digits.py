@@ -32,6 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Lightning 2.6 on torch 2.13 asks torch's pytree a deprecated question: not ours to fix
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     params = current_params(DEFAULTS)
     L.seed_everything(0, verbose=False)
     trainer = L.Trainer(max_epochs=args.epochs, callbacks=[HPOCallback()], logger=False,
