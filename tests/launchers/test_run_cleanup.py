@@ -139,3 +139,24 @@ def test_a_new_job_closes_the_storage_of_the_job_it_replaces(fresh_postgres_url:
     with ThreadPoolExecutor(1) as pool:  # a fresh thread: nothing unpacked there yet
         counts = pool.submit(run_in_one_thread).result()
     assert counts[0] >= 1 and counts[2] <= counts[0], counts
+
+
+def test_a_storage_that_fails_in_the_clean_up_does_not_hide_the_runs_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A database outage makes the run fail, and then the clean-up too: the run's own error
+    (the first one) is the one raised, and the clean-up's is logged."""
+    from hpo_plugins.exceptions import StorageError
+    from hpo_plugins.launchers._state import RunState
+
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/down.db",
+                             sampler=RandomSampler())
+    study.ask(system_attrs={"run_id": "run"})
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StorageError("The database failed: connection refused")
+
+    with pytest.raises(ValueError, match="the run's own error"), \
+            RunState(study, _settings(study), Job(b"", "key", "run", None, None)):
+        study.storage.get_all_trials = down  # type: ignore[method-assign]
+        raise ValueError("the run's own error")
+    assert "Could not mark this run's running trials FAIL (StorageError" in caplog.text

@@ -176,10 +176,15 @@ class RunState:
             reason = ("interrupted by the user (KeyboardInterrupt)"
                       if issubclass(exc_type, KeyboardInterrupt)
                       else f"stopped: the run ended with {exc_type.__name__}")
-            stopped = fail_orphans(self.study, self.job.run_id, reason)
-            # not retried: their killed workers could not delete their resumable state; a
-            # worker that lives on (a Dask task is not killed) deletes its own when it ends
-            discard_stopped(self.study, _dead_here(stopped, wait=3.0))
+            try:
+                stopped = fail_orphans(self.study, self.job.run_id, reason)
+                # not retried: their killed workers could not delete their resumable state; a
+                # worker that lives on (a Dask task is not killed) deletes its own when it ends
+                discard_stopped(self.study, _dead_here(stopped, wait=3.0))
+            except Exception as exc:  # the storage is down too: the run's own error matters
+                _logger.warning("Could not mark this run's running trials FAIL (%s: %s); they "
+                                "stay RUNNING until their heartbeat is older than the grace "
+                                "period.", type(exc).__name__, exc)
 
 
 def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:
