@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +101,29 @@ def test_lightning_objective_reads_a_never_logged_monitor_back_from_the_workers(
     import hpo_plugins as hpo
     from hpo_plugins.lightning import lightning_objective
 
-    storage = f"sqlite:///{tmp_path}/typo.db"
     objective = lightning_objective(
         DigitsClassifier, datamodule=DigitsData(), monitor="val_los",
         trainer_kwargs={"strategy": "ddp_spawn", "accelerator": "cpu", "devices": 2,
                         "max_epochs": 2, "logger": False, "enable_progress_bar": False})
-    with pytest.raises(ConfigurationError, match=r"lightning_objective\(monitor='val_los'\): "
-                                                 r".*did you mean 'val_loss'\?"):
-        hpo.minimize(objective, {"hidden": hpo.hp.choice("hidden", [8, 16])}, n_trials=3,
-                     storage=storage, study_name="typo", show_progress_bar=False)
+    for attempt in range(3):
+        storage = f"sqlite:///{tmp_path}/typo{attempt}.db"
+        try:
+            hpo.minimize(objective, {"hidden": hpo.hp.choice("hidden", [8, 16])}, n_trials=3,
+                         storage=storage, study_name="typo", show_progress_bar=False)
+        except ConfigurationError as exc:
+            assert re.search(r"lightning_objective\(monitor='val_los'\): .*did you mean "
+                             r"'val_loss'\?", str(exc)), exc
+            break
+        except Exception as exc:
+            # torch's gloo sometimes aborts a rank at teardown ("terminate called without an
+            # active exception", SIGABRT) on this 2-core machine: a fault of the spawned
+            # process, not of the study; the run again must give the set-up error
+            if "terminated with signal SIGABRT" not in str(exc):
+                raise
+        else:
+            pytest.fail("the study did not stop on the never-logged monitor")
+    else:
+        pytest.fail("three spawned runs in a row were aborted by SIGABRT")
 
     (trial,) = hpo.load_study("typo", storage).trials
     assert trial.state is TrialState.FAIL
