@@ -136,21 +136,26 @@ def _run(prefix: list[str], argv: list[str]) -> None:
         raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stdout}{done.stderr}")
 
 
-def _start(bin_dir: Path, root: Path, prefix: list[str]) -> int:
-    """Start the server on a free port (retrying if another process took the port)."""
+def _start(bin_dir: Path, root: Path, prefix: list[str], port: int | None = None) -> int:
+    """Start the server on ``port``, or on a free port (retrying if another process took it)."""
     error: Exception | None = None
     for _ in range(_START_TRIES):
-        port = _free_port()
-        options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off "
+        chosen = port or _free_port()
+        options = (f"-c listen_addresses=127.0.0.1 -p {chosen} -k {root} -c fsync=off "
                    f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         try:
             _run(prefix, [str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l",
                           str(root / "server.log"), "-o", options, "-w", "-t", "60", "start"])
-            return port
+            return chosen
         except RuntimeError as exc:
             error = exc
             time.sleep(0.2)
     raise RuntimeError(f"PostgreSQL did not start: {error}")
+
+
+def _stop(bin_dir: Path, root: Path, prefix: list[str], mode: str = "immediate") -> None:
+    _run(prefix, [str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m", mode, "-w",
+                  "stop"])
 
 
 def _make_cluster(bin_dir: Path) -> tuple[Path, list[str], int]:
@@ -167,15 +172,50 @@ def _make_cluster(bin_dir: Path) -> tuple[Path, list[str], int]:
     return root, prefix, _start(bin_dir, root, prefix)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL server for the whole session; stopped and deleted at the end."""
+@dataclass(frozen=True)
+class StoppableServer(PostgresServer):
+    """A server of one test's own, which the test may stop and start again (same port)."""
+
+    bin_dir: Path
+    prefix: list[str]
+
+    def stop(self, mode: str = "fast") -> None:
+        """Shut the server down (``fast``: connections are closed, as a restart does)."""
+        _stop(self.bin_dir, self.data_dir.parent, self.prefix, mode)
+
+    def start(self) -> None:
+        """Start the stopped server again, on its port."""
+        _start(self.bin_dir, self.data_dir.parent, self.prefix, self.port)
+
+
+def _server_binaries() -> Path:
+    """Where initdb and pg_ctl are; skips the test when psycopg or the binaries are missing."""
     pytest.importorskip("psycopg", reason="the PostgreSQL tests need psycopg: "
                         "pip install 'hpo_plugins[postgres]'")
     bin_dir = _bin_dir()
     if bin_dir is None or not (bin_dir / "initdb").exists():
         pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb): "
                     "run scripts/system-deps.sh as root, or apt-get install postgresql.")
+    return bin_dir
+
+
+@pytest.fixture
+def stoppable_postgres_server() -> Iterator[StoppableServer]:
+    """A throwaway server for one test, which it may stop and restart (about 2 s to set up)."""
+    bin_dir = _server_binaries()
+    root, prefix, port = _make_cluster(bin_dir)
+    try:
+        yield StoppableServer("127.0.0.1", port, root / "data", bin_dir, prefix)
+    finally:
+        with contextlib.suppress(Exception):
+            _stop(bin_dir, root, prefix)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the whole session; stopped and deleted at the end."""
+    bin_dir = _server_binaries()
     root, prefix, port = _make_cluster(bin_dir)
     server = PostgresServer("127.0.0.1", port, root / "data")
     try:
@@ -184,8 +224,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         with contextlib.suppress(Exception):
-            _run(prefix, [str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m",
-                          "immediate", "-w", "stop"])
+            _stop(bin_dir, root, prefix)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -11,6 +11,7 @@
      |    +-- TrialNotFoundError
      |    +-- TrialFinishedError    finished trials are immutable
      |    +-- DuplicateParamsError  a deduplicating sampler proposed parameters another trial holds
+     |    +-- DatabaseUnreachableError  the database server could not be reached (for too long)
      +-- NoActiveTrialError      ``current_trial()`` outside a trial
      +-- SearchSpaceExhausted    a sampler has nothing new to propose (e.g. the grid is done)
      +-- StudyFull               ``ask(limit=...)``: the study already holds ``max_trials`` trials
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "DatabaseUnreachableError",
     "DuplicateParamsError",
     "DuplicateStudyError",
     "HPOError",
@@ -54,6 +56,24 @@ class ConfigurationError(HPOError, ValueError):
 
 class StorageError(HPOError):
     """The storage could not carry out an operation."""
+
+
+class DatabaseUnreachableError(StorageError):
+    """The database server could not be reached, or dropped the connection during a call.
+
+    A server storage (PostgreSQL) retries for its ``reconnect_timeout`` first, where that is
+    safe (see :class:`~hpo_plugins.storages.SQLStorage`); this is raised when the server stays
+    away longer, or when a write was cut off while it may have been committed, so that running
+    it again could apply it twice.
+
+    Attributes:
+        maybe_committed: The call may have changed the database before the connection broke
+            (a write cut off during its commit); False when nothing of it reached the server.
+    """
+
+    def __init__(self, message: str, *, maybe_committed: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_committed = maybe_committed
 
 
 class StudyNotFoundError(StorageError, KeyError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,12 +18,12 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def open_sql() -> Iterator[Callable[[str], SQLStorage]]:
+def open_sql() -> Iterator[Callable[..., SQLStorage]]:
     """Open SQL storages on URLs; every one is closed when the test ends."""
     opened: list[SQLStorage] = []
 
-    def open_storage(url: str) -> SQLStorage:
-        storage = SQLStorage(url)
+    def open_storage(url: str, **options: Any) -> SQLStorage:
+        storage = SQLStorage(url, **options)
         opened.append(storage)
         return storage
 

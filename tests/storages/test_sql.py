@@ -36,7 +36,7 @@ from hpo_plugins.storages import SQLStorage, Storage, _sql
 from hpo_plugins.storages._sql import SCHEMA_VERSION
 from hpo_plugins.testing import StorageConformance
 
-OpenSQL = Callable[[str], SQLStorage]
+OpenSQL = Callable[..., SQLStorage]
 SECRET_URL = "postgresql+psycopg://alice:s3cret@127.0.0.1:1/studies"
 
 
@@ -486,11 +486,12 @@ def test_engine_kwargs_are_checked_without_connecting(tmp_path: Path) -> None:
 
 
 def test_pickle_round_trip_keeps_the_url_and_options(sqlite_url: str, open_sql: OpenSQL) -> None:
-    storage = open_sql(sqlite_url)
+    storage = open_sql(sqlite_url, reconnect_timeout=5)
     study_id = storage.create_study("s", Direction.MINIMIZE)
     clone = pickle.loads(pickle.dumps(storage))
     try:
-        assert clone.__getstate__() == {"url": sqlite_url, "engine_kwargs": None, "create": True}
+        assert clone.__getstate__() == {"url": sqlite_url, "engine_kwargs": None, "create": True,
+                                        "reconnect_timeout": 5.0, "reached": True}
         trial = clone.create_trial(study_id)
         assert trial is not None and trial.number == 0
         assert storage.get_trial(trial.trial_id) == trial

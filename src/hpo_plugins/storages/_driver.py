@@ -15,7 +15,8 @@ driver's cursor. What SQLAlchemy did besides is done here, for these statements 
   :func:`trial_row`), the only type these statements need converted;
 * transactions: on SQLite a ``BEGIN IMMEDIATE`` ... ``COMMIT`` around the statements (rolled back
   on error); on a server none, each statement commits by itself (autocommit connections);
-* errors: a driver error becomes :class:`~hpo_plugins.exceptions.StorageError`, and the pooled
+* errors: a driver error becomes :class:`~hpo_plugins.exceptions.StorageError` (its subclass
+  ``DatabaseUnreachableError`` for a server that is away, see :mod:`._outage`), and the pooled
   connection is discarded, as SQLAlchemy does for a lost connection.
 
 Everything else in the storage (and the rare branches of these methods) goes through
@@ -31,8 +32,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from hpo_plugins.exceptions import StorageError
+from hpo_plugins.storages._outage import lost_connection, unreachable
 
 __all__ = ["DriverStatement", "HotPath"]
 
@@ -95,7 +98,7 @@ class HotPath:
             StorageError: The driver failed (lock timeout, lost connection, full disk...).
         """
         transaction = self._sqlite and write
-        raw = self.engine.raw_connection()
+        raw = self._connect()
         try:
             cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
             try:
@@ -113,11 +116,27 @@ class HotPath:
         except self._errors as exc:
             if not self._sqlite:
                 raw.invalidate(exc)  # the connection may be lost; the pool opens a new one
+                if lost_connection(exc):  # a server write commits statement by statement
+                    raise unreachable(self._description, self._redact(exc),
+                                      maybe_committed=write) from exc
             raise StorageError(
                 f"The database {self._description} failed: {self._redact(exc)}"
             ) from exc
         finally:
             raw.close()
+
+    def _connect(self) -> PoolProxiedConnection:
+        """A pooled connection (a fresh one where the server closed the pooled ones)."""
+        try:
+            return self.engine.raw_connection()
+        except sa.exc.DBAPIError as exc:
+            if not self._sqlite and lost_connection(exc):
+                raise unreachable(self._description, self._redact(exc),
+                                  maybe_committed=False) from exc
+            if not isinstance(exc, sa.exc.OperationalError):
+                raise
+            raise StorageError(
+                f"The database {self._description} failed: {self._redact(exc)}") from exc
 
     def execute(self, cursor: Any, statement: DriverStatement,
                 values: Mapping[str, Any]) -> Any:

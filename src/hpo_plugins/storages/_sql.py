@@ -30,6 +30,9 @@ How the contract is kept:
 * **Fresh reads.** ``get_all_trials`` asks the database for the ids of the study's trials at
   every call; it keeps only *finished* trials once read (they never change and ids are never
   reused), and reads every other trial in full each time. ``get_trial`` always reads.
+* **Outages.** A server that went away is waited for, where a call can safely run again (see
+  :mod:`._outage`): the write methods say whether they are idempotent (``_reconnecting``), and
+  each connection says whether a failure came before anything could commit (``_Stage``).
 * **Pickling.** Only the URL and the engine arguments travel; the engine (with its pool of
   connections) and the cache of finished trials are rebuilt lazily in the receiving process,
   and an engine inherited through ``fork`` is dropped without closing the parent's connections.
@@ -49,7 +52,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
@@ -78,6 +81,7 @@ from hpo_plugins.storages._base import (
 )
 from hpo_plugins.storages._cache import FinishedTrialCache, read_only_trial
 from hpo_plugins.storages._driver import HotPath
+from hpo_plugins.storages._outage import Reconnector, lost_connection, unreachable
 
 __all__ = ["SCHEMA_VERSION", "SQLStorage"]
 
@@ -113,6 +117,10 @@ _SQLITE_DRIVER_ARGS: dict[str, tuple[Callable[[Any], object], str]] = {
 }
 #: SQLite's errors when it cannot open or write the file: the path or permissions are wrong.
 _SQLITE_ACCESS_ERRORS = ("unable to open database file", "readonly database")
+#: How long a server storage keeps trying to reach its database, by default (see _outage).
+DEFAULT_RECONNECT_TIMEOUT_S = 60.0
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 # -- schema -----------------------------------------------------------------------------------
@@ -507,6 +515,16 @@ def _sqlite_arguments(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     unless their ``connect_args`` set another."""
     connect_args = {"timeout": _SQLITE_BUSY_TIMEOUT_S, **kwargs.get("connect_args", {})}
     return {**kwargs, "connect_args": connect_args}
+
+
+def _check_reconnect_timeout(value: Any) -> float:
+    """``reconnect_timeout`` as a float, or ConfigurationError for anything but seconds >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigurationError(
+            f"reconnect_timeout must be a number of seconds >= 0 (how long to keep trying to "
+            f"reach a database server that went away; 0 never retries). Received: "
+            f"{value!r}.")
+    return float(value)
 
 
 def _check_engine_kwargs(engine_kwargs: Any) -> dict[str, Any] | None:
@@ -980,6 +998,30 @@ def _study_info(study: Any, counts: Sequence[Sequence[Any]]) -> StudyInfo:
 # -- the hot path -----------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class _Stage:
+    """How far a database call got: once ``committing``, it may have changed the database."""
+
+    committing: bool = False
+
+
+def _reconnecting(*, idempotent: bool) -> Callable[
+        [Callable[Concatenate[SQLStorage, _P], _R]], Callable[Concatenate[SQLStorage, _P], _R]]:
+    """Run a storage method again while its database server is away (see :mod:`._outage`).
+
+    ``idempotent``: running the method twice leaves what running it once leaves, so it is run
+    again even when the first attempt may have been committed.
+    """
+    def wrap(method: Callable[Concatenate[SQLStorage, _P], _R]
+             ) -> Callable[Concatenate[SQLStorage, _P], _R]:
+        @functools.wraps(method)
+        def call(self: SQLStorage, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            return self._reconnector.call(lambda: method(self, *args, **kwargs),
+                                          idempotent=idempotent)
+        return call
+    return wrap
+
+
 class _HotStatements:
     """What ``ask`` and ``tell`` run, compiled for one engine and run on its driver.
 
@@ -1070,6 +1112,12 @@ class SQLStorage(Storage):
             False opens only a database that already holds this schema version and never
             changes its structure: for tools that read, such as the command line, which must
             not write into another program's database it was pointed at by mistake.
+        reconnect_timeout: Seconds that a call keeps trying to reach a database *server*
+            (PostgreSQL) that went away (a restart, a failover), where trying again is safe;
+            0 fails at once. Past it, or for a write cut off while the server may have
+            committed it, the call raises
+            :class:`~hpo_plugins.exceptions.DatabaseUnreachableError`. A storage that never
+            reached its server (a wrong host) fails at once. Unused for SQLite.
 
     A SQLite URL has three slashes before a relative path (``sqlite:///runs/hpo.db``) and four
     before an absolute one (``sqlite:////home/me/hpo.db``). Its query string may hold the
@@ -1080,7 +1128,8 @@ class SQLStorage(Storage):
     would open the file read-write.
 
     Raises:
-        ConfigurationError: ``engine_kwargs`` is not a dict of argument names, or holds an
+        ConfigurationError: ``reconnect_timeout`` is not a number of seconds >= 0;
+            ``engine_kwargs`` is not a dict of argument names, or holds an
             argument that ``create_engine`` refuses; ``url`` is not a database URL; or is a
             SQLite URL that names an
             in-memory database (use :class:`~hpo_plugins.storages.InMemoryStorage` instead),
@@ -1099,10 +1148,12 @@ class SQLStorage(Storage):
     multiprocess = True
 
     def __init__(self, url: str, *, engine_kwargs: dict[str, Any] | None = None,
-                 create: bool = True) -> None:
+                 create: bool = True,
+                 reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT_S) -> None:
         self.url = url
         self.engine_kwargs = _check_engine_kwargs(engine_kwargs)
         self.create = create
+        self.reconnect_timeout = _check_reconnect_timeout(reconnect_timeout)
         self._parsed = _parse_url(url)
         if self._parsed.get_backend_name() == "sqlite":
             _check_sqlite_url(self._parsed)
@@ -1110,10 +1161,15 @@ class SQLStorage(Storage):
         self._description = masked_url(self._parsed)
         self._redact = functools.partial(_redact, secrets=url_secrets(self._parsed))
         self._is_sqlite = self._parsed.get_backend_name() == "sqlite"
+        self._reconnector = Reconnector(self._description,
+                                        0.0 if self._is_sqlite else self.reconnect_timeout)
         if self.engine_kwargs:
             _try_engine_kwargs(self._parsed, self.engine_kwargs, self._is_sqlite)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        #: This storage (or the one it was pickled from) has opened its database once: a
+        #: server that cannot be reached now is away, which is worth waiting for, not a typo.
+        self._reached = False
         self._hot: _HotStatements | None = None
         self._pid = os.getpid()
         self._finished = FinishedTrialCache()
@@ -1123,11 +1179,15 @@ class SQLStorage(Storage):
     def __getstate__(self) -> dict[str, Any]:
         """Only the URL and engine arguments travel; the engine is rebuilt where it lands."""
         return {"url": self.portable_url, "engine_kwargs": self.engine_kwargs,
-                "create": self.create}
+                "create": self.create, "reconnect_timeout": self.reconnect_timeout,
+                "reached": self._reached}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["url"], engine_kwargs=state["engine_kwargs"],  # type: ignore[misc]
-                      create=state.get("create", True))
+                      create=state.get("create", True),
+                      reconnect_timeout=state.get("reconnect_timeout",
+                                                  DEFAULT_RECONNECT_TIMEOUT_S))
+        self._reached = bool(state.get("reached", False))
 
     def __repr__(self) -> str:
         return f"SQLStorage({self._description!r})"
@@ -1205,6 +1265,9 @@ class SQLStorage(Storage):
                     _check_version(_schema_version(conn), self._description)
         except SQLAlchemyError as exc:
             engine.dispose()
+            if self._reached and not self._is_sqlite and lost_connection(exc):
+                raise unreachable(self._description, self._redact(exc),
+                                  maybe_committed=False) from exc
             raise StorageError(
                 f"Could not open the storage at {self._description}: {self._redact(exc)}"
                 f"{self._access_hint(exc)}"
@@ -1212,6 +1275,7 @@ class SQLStorage(Storage):
         except BaseException:
             engine.dispose()
             raise
+        self._reached = True
         _logger.debug("Opened %s (schema version %d).", self._description, SCHEMA_VERSION)
         return engine
 
@@ -1258,8 +1322,11 @@ class SQLStorage(Storage):
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction (on SQLite it holds the database's write lock from the start)."""
-        with self._database_errors(), self._get_engine().begin() as conn:
+        stage = _Stage()
+        with (self._database_errors(stage), self._get_engine().connect() as conn,
+              conn.begin()):
             yield conn
+            stage.committing = True
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -1281,19 +1348,30 @@ class SQLStorage(Storage):
             with self._write() as conn:
                 yield conn
             return
-        with self._database_errors(), self._get_engine().connect() as conn:
+        stage = _Stage()
+        with self._database_errors(stage), self._get_engine().connect() as conn:
+            stage.committing = True  # from here on, every statement commits by itself
             conn.execution_options(**{_AUTOCOMMIT: True})
             yield conn
 
     @contextlib.contextmanager
-    def _database_errors(self) -> Iterator[None]:
+    def _database_errors(self, stage: _Stage | None = None) -> Iterator[None]:
         """Report a failing database (lock timeout, lost connection, full disk) as StorageError.
 
-        Integrity errors pass through: the methods turn the expected ones into our errors.
+        A server that is away or cut the connection gives DatabaseUnreachableError, which
+        :meth:`_reconnecting` methods retry; ``stage`` says whether the failing call may have
+        been committed by then. Integrity errors pass through: the methods turn the expected
+        ones into our errors.
         """
         try:
             yield
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DBAPIError as exc:
+            if not self._is_sqlite and lost_connection(exc):
+                raise unreachable(self._description, self._redact(exc),
+                                  maybe_committed=stage is not None and stage.committing
+                                  ) from exc
+            if not isinstance(exc, sa.exc.OperationalError):
+                raise
             raise StorageError(
                 f"The database {self._description} failed: {self._redact(exc)}"
                 f"{self._access_hint(exc) if 'readonly database' in str(exc) else ''}"
@@ -1301,6 +1379,7 @@ class SQLStorage(Storage):
 
     # -- studies ------------------------------------------------------------------------------
 
+    @_reconnecting(idempotent=False)
     def create_study(self, name: str, direction: Direction,
                      attrs: Mapping[str, Any] | None = None) -> int:
         values = {"name": name, "direction": Direction.parse(direction).value,
@@ -1315,6 +1394,7 @@ class SQLStorage(Storage):
         except IntegrityError as exc:  # another process created it between check and insert
             raise DuplicateStudyError(f"A study named {name!r} already exists.") from exc
 
+    @_reconnecting(idempotent=False)
     def import_study(self, name: str, direction: Direction, attrs: Mapping[str, Any],
                      trials: Sequence[FrozenTrial],
                      dedup_keys: Sequence[str | None] | None = None,
@@ -1344,6 +1424,7 @@ class SQLStorage(Storage):
         except IntegrityError as exc:  # another process created it between check and insert
             raise DuplicateStudyError(f"A study named {name!r} already exists.") from exc
 
+    @_reconnecting(idempotent=True)
     def get_study_id(self, name: str) -> int:
         with self._read() as conn:
             study_id = conn.scalar(sa.select(_studies.c.study_id).where(_studies.c.name == name))
@@ -1355,6 +1436,7 @@ class SQLStorage(Storage):
             f"Existing studies: {_names_for_message(names)}."
         )
 
+    @_reconnecting(idempotent=True)
     def get_study(self, study_id: int) -> StudyInfo:
         with self._read() as conn:
             infos = _study_infos(conn, study_id)
@@ -1362,10 +1444,12 @@ class SQLStorage(Storage):
             raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
         return infos[0]
 
+    @_reconnecting(idempotent=True)
     def list_studies(self) -> list[StudyInfo]:
         with self._read() as conn:
             return _study_infos(conn)
 
+    @_reconnecting(idempotent=True)
     def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
         check_attr_key(key, "study attribute")
         what = f"study attr {key!r}"
@@ -1378,6 +1462,7 @@ class SQLStorage(Storage):
             conn.execute(sa.update(_studies).where(_studies.c.study_id == study_id)
                          .values(attrs=_with_entry(stored, key, value, what)))
 
+    @_reconnecting(idempotent=False)
     def delete_study(self, study_id: int) -> None:
         with self._write() as conn:
             _check_study(conn, study_id, lock=True)
@@ -1389,6 +1474,7 @@ class SQLStorage(Storage):
 
     # -- trials -------------------------------------------------------------------------------
 
+    @_reconnecting(idempotent=False)
     def create_trial(self, study_id: int, *, state: TrialState = TrialState.RUNNING,
                      params: Mapping[str, Any] | None = None, natural: Any = None,
                      dedup_key: str | None = None,
@@ -1420,6 +1506,7 @@ class SQLStorage(Storage):
             created = _insert_numbered(conn, row)
         return _created_trial(row, created)
 
+    @_reconnecting(idempotent=False)
     def start_trial(self, study_id: int, *, heartbeat: bool = False, limit: int | None = None,
                     system_attrs: Mapping[str, Any] | None = None
                     ) -> tuple[FrozenTrial, bool] | None:
@@ -1444,6 +1531,7 @@ class SQLStorage(Storage):
                 return _created_trial(row, _insert_numbered(conn, row)), False
             return _claim(conn, waiting, heartbeat, row["system_attrs"]), True
 
+    @_reconnecting(idempotent=False)
     def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
                             limit: int | None = None) -> FrozenTrial | None:
         """See :meth:`Storage.claim_waiting_trial`.
@@ -1463,6 +1551,7 @@ class SQLStorage(Storage):
                 return None
             return _claim(conn, waiting, heartbeat, "{}")
 
+    @_reconnecting(idempotent=True)
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
                          dedup_key: str | None = None) -> None:
         """See :meth:`Storage.set_trial_params`.
@@ -1481,6 +1570,7 @@ class SQLStorage(Storage):
             _live_row(conn, trial_id)
             _update_trial(conn, trial_id, changes)
 
+    @_reconnecting(idempotent=True)
     def set_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
         point = {"b_trial_id": trial_id, "b_step": int(step), "value": float(value)}
         with self._write() as conn:
@@ -1489,9 +1579,11 @@ class SQLStorage(Storage):
                 conn.execute(_INSERT_VALUE, {"trial_id": trial_id, "step": point["b_step"],
                                              "value": point["value"]})
 
+    @_reconnecting(idempotent=True)
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._set_trial_attr(trial_id, "user_attrs", key, value)
 
+    @_reconnecting(idempotent=True)
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         self._set_trial_attr(trial_id, "system_attrs", key, value)
 
@@ -1503,6 +1595,7 @@ class SQLStorage(Storage):
             stored = _live_row(conn, trial_id, full=True)._mapping[column]
             _update_trial(conn, trial_id, {column: _with_entry(stored, key, value, what)})
 
+    @_reconnecting(idempotent=True)
     def record_heartbeat(self, trial_id: int) -> None:
         with self._statements() as conn:
             if not conn.execute(_HEARTBEAT, {"b_trial_id": trial_id, "b_now": utcnow()}).rowcount:
@@ -1520,6 +1613,28 @@ class SQLStorage(Storage):
         """
         state = finished_state(state)
         value = None if value is None else float(value)
+        tried: list[bool] = []
+
+        def finish() -> FrozenTrial:
+            if tried:  # the last try lost the server, maybe after it finished the trial
+                done = self._finished_as(trial_id, state, value)
+                if done is not None:
+                    return done
+            tried.append(True)
+            return self._finish_trial(trial_id, state, value, system_attrs)
+
+        return self._reconnector.call(finish, idempotent=True)
+
+    def _finished_as(self, trial_id: int, state: TrialState,
+                     value: float | None) -> FrozenTrial | None:
+        """The trial, if it is finished in ``state`` with ``value`` already; else None."""
+        trial = self.get_trial(trial_id)
+        if trial.state is state and trial.value == value:
+            return trial
+        return None
+
+    def _finish_trial(self, trial_id: int, state: TrialState, value: float | None,
+                      system_attrs: Mapping[str, Any] | None) -> FrozenTrial:
         if not system_attrs:
             done = self._hot_statements().finish(trial_id, state, value)
             if done is None:
@@ -1537,10 +1652,12 @@ class SQLStorage(Storage):
             values = _values_of_trial(conn, trial_id)
         return _to_trial(_row_tuple({**row, **changes}), values)
 
+    @_reconnecting(idempotent=True)
     def get_trial(self, trial_id: int) -> FrozenTrial:
         with self._read() as conn:
             return _fetch_trial(conn, trial_id)
 
+    @_reconnecting(idempotent=True)
     def get_all_trials(self, study_id: int,
                        states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
         """Every trial of the study (in ``states``), by number.
@@ -1577,6 +1694,7 @@ class SQLStorage(Storage):
         self._finished.add(study_id, kept.values())
         return kept
 
+    @_reconnecting(idempotent=True)
     def count_trials(self, study_id: int, states: Sequence[TrialState] | None = None) -> int:
         """How many trials of the study are in ``states``, counted by the database."""
         query = sa.select(sa.func.count()).select_from(_trials).where(
@@ -1589,6 +1707,7 @@ class SQLStorage(Storage):
                 _check_study(conn, study_id)
         return counted
 
+    @_reconnecting(idempotent=False)
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
         """See :meth:`Storage.fail_stale_trials`.
 
