@@ -525,3 +525,59 @@ def test_a_dask_address_without_port_is_a_usage_error_at_once(cli: Run, space: s
     assert "--dask: expected a Dask scheduler address such as 'tcp://scheduler:8786'" in err
     assert "Received: 'tcp://127.0.0.1' (missing port number" in err
     assert time.monotonic() - started < 20 and _studies(db) == []
+
+
+def test_crash_safety_flags_reach_the_study(cli: Run, space: str, db: str,
+                                            tmp_path: Path) -> None:
+    """--max-retries: trials whose worker died (killed by a command) run again."""
+    mark = tmp_path / "killed-once"
+    command = (f"if [ ! -e {mark} ]; then touch {mark}; kill -9 $PPID; sleep 5; fi; "
+               f"{shlex.quote(sys.executable)} -c {shlex.quote(REPORTS)}")
+    code, out, err = cli("run", "--space", space, "--n-trials", "2", "--n-jobs", "2",
+                         "--storage", db, "--study", "retried", "--heartbeat-interval", "0.5",
+                         "--grace-period", "3", "--max-retries", "1", "--", "sh", "-c", command)
+    assert code == EXIT_OK, err
+    study = hpo.load_study("retried", storage=db)
+    try:
+        trials = study.trials
+        lost = [t for t in trials if t.state is hpo.TrialState.FAIL]
+        retries = [t for t in trials if t.system_attrs.get("retry_of") is not None]
+        # joblib stops its whole pool when a worker dies: both running trials were lost
+        assert len(lost) == len(retries) == 2, [(t.number, t.state) for t in trials]
+        by_number = {t.number: t for t in lost}
+        for retry in retries:
+            assert retry.state is hpo.TrialState.COMPLETE
+            assert retry.params == by_number[retry.system_attrs["retry_of"]].params
+        attrs = study.storage.get_study(study.study_id).attrs
+        assert (attrs["heartbeat_interval"], attrs["grace_period"], attrs["max_retries"]) == (
+            0.5, 3.0, 1)
+    finally:
+        study.storage.close()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--heartbeat-interval", "5", "--grace-period", "5"],
+     "expected --grace-period to be longer than the heartbeat interval (5 s)"),
+    (["--grace-period", "20"], "longer than the heartbeat interval (30 s)"),
+    (["--heartbeat-interval", "-1"], "argument --heartbeat-interval: expected seconds > 0"),
+    (["--max-retries", "-1"], "argument --max-retries: expected an integer >= 0"),
+])
+def test_crash_safety_flags_are_checked(cli: Run, space: str, db: str, argv: list[str],
+                                        message: str) -> None:
+    code, _, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db, *argv,
+                       "--", "true")
+    assert code == EXIT_USAGE and message in err, err
+    assert _studies(db) == []
+
+
+def test_heartbeats_can_be_turned_off(cli: Run, space: str, db: str) -> None:
+    code, _, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db, "--study",
+                       "quiet", "--heartbeat-interval", "off", "--",
+                       sys.executable, "-c", REPORTS)
+    assert code == EXIT_OK, err
+    study = hpo.load_study("quiet", storage=db)
+    try:
+        assert study.storage.get_study(study.study_id).attrs["heartbeat_interval"] is None
+        assert study.trials[0].state is hpo.TrialState.COMPLETE
+    finally:
+        study.storage.close()

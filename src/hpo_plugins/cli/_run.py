@@ -50,6 +50,9 @@ _PRUNERS = ("none", "median", "asha", "hyperband")
 #: What a new study gets when --sampler, --pruner or --metric is absent (create_study's own
 #: defaults); the derived study name is built from these, so that it never changed.
 _NEW_SAMPLER, _NEW_PRUNER, _NEW_METRIC = "tpe", "none", "val_loss"
+#: create_study's default heartbeat interval, used when --heartbeat-interval is absent.
+_HEARTBEAT_S = 30.0
+_ABSENT = object()  # --heartbeat-interval left out (None means "off")
 _MEMORY = (":memory:", "memory", "inmemory")  # get_storage's names of an in-process storage
 
 
@@ -91,6 +94,16 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus-per-trial", type=_gpus, default=0,
                         help='with --dask: GPUs per trial, sent only to workers started with '
                         '--resources "GPU=1" (default 0)')
+    parser.add_argument("--heartbeat-interval", type=_heartbeat, metavar="SECONDS",
+                        default=_ABSENT,
+                        help=f"seconds between heartbeats of a running trial (default "
+                        f"{_HEARTBEAT_S:g}; 'off': none, so a lost worker's trial stays RUNNING)")
+    parser.add_argument("--grace-period", type=_seconds, metavar="SECONDS",
+                        help="a RUNNING trial whose heartbeat is older is failed as lost at the "
+                        "next ask (default: 4 heartbeat intervals)")
+    parser.add_argument("--max-retries", type=_count(0), default=0, metavar="N",
+                        help="run a trial whose worker was lost again, with the same params, "
+                        "up to N times (default 0)")
     parser.add_argument("script", nargs=argparse.REMAINDER, metavar="COMMAND",
                         help="the command to run per trial, after --")
 
@@ -156,6 +169,13 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected seconds > 0, received {text}")
     return value
+
+
+def _heartbeat(text: str) -> float | None:
+    """``--heartbeat-interval``: seconds > 0, or ``off`` (None: no heartbeats)."""
+    if text.strip().lower() in ("off", "none", "0"):
+        return None
+    return _seconds(text)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -259,6 +279,11 @@ def _check_options(args: argparse.Namespace, sampler: Sampler) -> None:
         raise CLIError("expected a limit: --n-trials N (trials this run starts), --max-trials N "
                        "(the study's total, resumable) or --timeout SECONDS. Received none, so "
                        "the run would never stop", EXIT_USAGE)
+    interval = _interval(args)
+    if args.grace_period is not None and interval is not None and args.grace_period <= interval:
+        raise CLIError(f"expected --grace-period to be longer than the heartbeat interval "
+                       f"({interval:g} s): a trial would be failed between two of its "
+                       f"heartbeats. Received --grace-period {args.grace_period:g}", EXIT_USAGE)
     if args.dask is None and args.gpus_per_trial:
         raise CLIError("--gpus-per-trial needs --dask (on one machine use --gpus)", EXIT_USAGE)
     if args.dask is not None and args.gpus is not None:
@@ -277,6 +302,12 @@ def _check_options(args: argparse.Namespace, sampler: Sampler) -> None:
             raise CLIError(f"expected --gpus to be 'all' or GPU ids separated by commas "
                            f"(e.g. --gpus 0,1). Received {args.gpus!r}: {exc}",
                            EXIT_USAGE) from None
+
+
+def _interval(args: argparse.Namespace) -> float | None:
+    """The heartbeat interval of this run: --heartbeat-interval, 30 s when absent, None: off."""
+    value = args.heartbeat_interval
+    return _HEARTBEAT_S if value is _ABSENT else value
 
 
 def _default_study_name(command: list[str], space: SearchSpace,
@@ -365,7 +396,10 @@ def _study(args: argparse.Namespace, name: str, space: SearchSpace, sampler: Sam
         study = hpo.create_study(space=space, study_name=name, storage=store,
                                  direction=args.direction, sampler=sampler,
                                  pruner=None if args.pruner is None else _pruner(args.pruner),
-                                 seed=args.seed, metric=args.metric, logdir=args.logdir)
+                                 seed=args.seed, metric=args.metric, logdir=args.logdir,
+                                 heartbeat_interval=_interval(args),
+                                 grace_period=args.grace_period,
+                                 max_retries=args.max_retries)
     except ConfigurationError as exc:
         if "logdir" not in str(exc):
             raise
