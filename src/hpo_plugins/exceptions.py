@@ -13,6 +13,7 @@
      |    +-- DuplicateParamsError  a deduplicating sampler proposed parameters another trial holds
      |    +-- DatabaseUnreachableError  the database server could not be reached (for too long)
      +-- NoActiveTrialError      ``current_trial()`` outside a trial
+     +-- ClusterLostError        a distributed run lost its scheduler and stopped
      +-- SearchSpaceExhausted    a sampler has nothing new to propose (e.g. the grid is done)
      +-- StudyFull               ``ask(limit=...)``: the study already holds ``max_trials`` trials
      +-- MissingDependencyError  an optional extra is not installed (also an ``ImportError``)
@@ -24,6 +25,7 @@ Messages say what was expected, what came in, and how to fix it.
 from __future__ import annotations
 
 __all__ = [
+    "ClusterLostError",
     "ConfigurationError",
     "DatabaseUnreachableError",
     "DuplicateParamsError",
@@ -104,6 +106,16 @@ class DuplicateParamsError(StorageError):
 
 class NoActiveTrialError(HPOError, RuntimeError):
     """``current_trial()`` was called where no trial is running."""
+
+
+class ClusterLostError(HPOError, RuntimeError):
+    """A distributed run (Dask) lost its cluster's scheduler, so it stopped.
+
+    Trials already on workers are left to them (when the study sends heartbeats): one that
+    finishes keeps its result; one whose worker dies is failed as lost once its heartbeat is
+    older than the grace period, and re-queued under ``max_retries``. Run the same command
+    again once the cluster is back.
+    """
 
 
 class SearchSpaceExhausted(HPOError):

@@ -92,10 +92,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(15)
 
 
-@pytest.fixture(scope="session")
-def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
-    """``dask scheduler`` plus two nanny-managed ``dask worker`` processes with a fake GPU each."""
-    root = tmp_path_factory.mktemp("dask")
+@contextlib.contextmanager
+def _cluster(root: Path, gpus: tuple[str, ...]) -> Iterator[DaskCluster]:
+    """A scheduler and one nanny-managed worker per fake GPU id, stopped at the end."""
     env = dict(os.environ)
     scheduler_file = root / "scheduler.json"
     scheduler = _start(dask_command("scheduler", "--host", "127.0.0.1", "--port", "0",
@@ -104,7 +103,7 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskClust
     nannies: dict[str, subprocess.Popen[bytes]] = {}
     try:
         address = _scheduler_address(scheduler_file, scheduler)
-        for gpu in GPU_IDS:
+        for gpu in gpus:
             nannies[gpu] = _start(dask_command(
                 "worker", address, "--name", f"gpu{gpu}", "--nthreads", "2",
                 "--resources", "GPU=1", "--host", "127.0.0.1", "--no-dashboard",
@@ -114,6 +113,23 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskClust
     finally:
         for process in [*nannies.values(), scheduler]:
             _stop(process)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    """``dask scheduler`` plus two nanny-managed ``dask worker`` processes with a fake GPU each."""
+    with _cluster(tmp_path_factory.mktemp("dask"), GPU_IDS) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def own_dask_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
+    """A cluster of one test's own (a scheduler, one worker with two threads), which the test
+    may break: kill its scheduler, say."""
+    root = tmp_path / "dask"
+    root.mkdir()
+    with _cluster(root, GPU_IDS[:1]) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ import reprlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import TrialState
 from hpo_plugins._numbers import is_integer
-from hpo_plugins.exceptions import ConfigurationError, missing_dependency
+from hpo_plugins.exceptions import ClusterLostError, ConfigurationError, missing_dependency
 from hpo_plugins.launchers._base import Launcher
 from hpo_plugins.launchers._dask_cluster import (
     GPU_RESOURCE,
@@ -43,6 +44,8 @@ __all__ = ["DaskLauncher"]
 _logger = logging.getLogger(__name__)
 
 _EVENT_RETRY_SECONDS = 0.5  # pause before a second look at the cancel event
+#: Dask's reason for a future cancelled because its client lost the scheduler.
+_SCHEDULER_LOST = "scheduler-connection-lost"
 _LOST_REASON = "its Dask worker was lost before the trial finished (the task ran again elsewhere)"
 
 
@@ -319,7 +322,11 @@ def _drive(client: Any, run: RunState, slots: Slots, task: _Task) -> None:
 
 
 def _collect(run: RunState, future: Any) -> None:
-    """One task's result into the run; a task whose worker kept dying counts as lost."""
+    """One task's result into the run; a task whose worker kept dying counts as lost.
+
+    A task cancelled because the client lost its scheduler ends the run with
+    :class:`ClusterLostError` (the trials on the workers are left to them, see RunState).
+    """
     from distributed.scheduler import KilledWorker
 
     try:
@@ -328,6 +335,16 @@ def _collect(run: RunState, future: Any) -> None:
         _logger.warning("A Dask worker died with a trial (%s); it is failed once its heartbeat "
                         "is stale.", exc)
         run.lost_unseen()  # its trial is failed by _replace_lost or its heartbeat
+    except CancelledError as exc:
+        if _SCHEDULER_LOST not in str(exc) and future.client.status == "running":
+            raise
+        raise ClusterLostError(
+            f"The run lost its Dask scheduler at {future.client.scheduler.address} and "
+            f"stopped ({' '.join(str(exc).split())}). Trials running on workers go on there: "
+            f"one that finishes keeps its result; one whose worker dies is failed as lost once "
+            f"its heartbeat is older than the study's grace_period, and re-queued under "
+            f"max_retries. Start the scheduler and the workers again, then run the same "
+            f"command: with max_trials it completes the study.") from None
 
 
 def _stop(client: Any, run_id: str, futures: Iterable[Any]) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins._observers import notify
 from hpo_plugins._resume import discard_stopped
+from hpo_plugins.exceptions import ClusterLostError
 from hpo_plugins.launchers._worker import Job
 
 if TYPE_CHECKING:
@@ -172,7 +173,10 @@ class RunState:
         finally:
             if self._bar is not None:
                 self._bar.close()
-        if exc_type is not None:
+        if exc_type is not None and issubclass(exc_type, ClusterLostError) and (
+                self.study.heartbeat_interval is not None):
+            self._leave_to_workers()
+        elif exc_type is not None:
             reason = ("interrupted by the user (KeyboardInterrupt)"
                       if issubclass(exc_type, KeyboardInterrupt)
                       else f"stopped: the run ended with {exc_type.__name__}")
@@ -185,6 +189,26 @@ class RunState:
                 _logger.warning("Could not mark this run's running trials FAIL (%s: %s); they "
                                 "stay RUNNING until their heartbeat is older than the grace "
                                 "period.", type(exc).__name__, exc)
+
+
+    def _leave_to_workers(self) -> None:
+        """The cluster's scheduler is gone, not the workers: their trials may still finish.
+
+        Failing them here would throw away what they compute; their heartbeats fail those
+        whose worker dies (and re-queue them under ``max_retries``), as for any lost worker.
+        """
+        try:
+            running = [t.number for t in self.study.storage.get_all_trials(
+                self.study.study_id, [TrialState.RUNNING])
+                if t.system_attrs.get("run_id") == self.job.run_id]
+        except Exception as exc:  # the storage is down too: the run's own error matters
+            _logger.warning("Could not read this run's running trials (%s: %s).",
+                            type(exc).__name__, exc)
+            return
+        if running:
+            _logger.warning("Trials %s stay RUNNING on their workers: each keeps its result if "
+                            "it finishes, or is failed as lost when its heartbeat is older "
+                            "than %g s.", running, self.study.grace_period)
 
 
 def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:
