@@ -195,6 +195,27 @@ def test_dask_workers_do_not_log_the_password(password_database: Database, dask_
     assert os.environ.get("PGPASSWORD") is None
 
 
+def test_workers_without_the_password_are_named_before_the_study_exists(
+        password_database: Database, dask_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PGPASSWORD set for the launcher only: the run is refused, naming the workers and why."""
+    bare, secret = password_database["bare_url"], password_database["password"]
+    monkeypatch.setenv("PGPASSWORD", secret)  # this process's; the workers started without
+    with pytest.raises(hpo.exceptions.ConfigurationError,
+                       match=r"(?s)Expected every Dask worker to open the storage "
+                             r"postgresql\+psycopg://hpo_secret_user@.*2 of 2 cannot: "
+                             r"tcp://127\.0\.0\.1:\d+ \(name 'gpu\d'\): StorageError: .*"
+                             r"no password supplied.*PGPASSWORD or ~/\.pgpass where `dask "
+                             r"worker` runs") as refused:
+        hpo.minimize(_objective, SPACE, n_trials=1, storage=bare, study_name="no-password",
+                     launcher=DaskLauncher(dask_client), show_progress_bar=False)
+    assert secret not in str(refused.value)
+    store = SQLStorage(bare)
+    try:
+        assert store.list_studies() == []  # refused before anything was stored
+    finally:
+        store.close()
+
+
 def test_a_mistyped_url_is_not_echoed(cli: Callable[..., str]) -> None:
     typo = "postgresql+psycopg:/hpo:Typo-secret-91@db-host/hpo"  # one slash: not a URL
     with pytest.raises(hpo.exceptions.ConfigurationError, match="not shown") as info:

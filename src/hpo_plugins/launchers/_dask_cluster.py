@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from hpo_plugins.storages import Storage
 
 __all__ = ["GPU_RESOURCE", "LOOK_SECONDS", "WORKER_TIMEOUT", "SharedFile", "Slots",
-           "connect", "trial_capacity", "wait_for_capacity"]
+           "check_workers_reach", "connect", "trial_capacity", "wait_for_capacity"]
 
 _logger = logging.getLogger("hpo_plugins.launchers._dask")  # one logger for the launcher
 
@@ -290,3 +290,54 @@ def _sqlite_path(storage: Storage) -> str | None:
     if database.startswith("file:"):  # the URI form (uri=true)
         database = urllib.parse.unquote(urllib.parse.urlsplit(database).path)
     return database or None
+
+
+def check_workers_reach(client: Any, storage: Storage) -> None:
+    """Refuse a database server that a Dask worker cannot open (before the study is created).
+
+    Each worker connects to the database itself, with its own environment: a password given to
+    the launcher through ``PGPASSWORD`` or ``~/.pgpass``, a host only the launcher's network
+    reaches, or a driver installed only here, would otherwise fail every task with a bare
+    driver error and leave an empty study behind.
+
+    Raises:
+        ConfigurationError: Which workers failed, why, and what to give them.
+    """
+    answers = client.run(_open_here, storage, on_error="return")
+    failed = {address: why for address, why in answers.items() if why is not None}
+    if not failed:
+        return
+    names = {address: info.get("name") for address, info in
+             client.scheduler_info().get("workers", {}).items()}
+    listed = "; ".join(f"{address} (name {names.get(address)!r}): {_why(why)}"
+                       for address, why in sorted(failed.items()))
+    raise ConfigurationError(
+        f"Expected every Dask worker to open the storage {storage.describe()}, as this process "
+        f"does. {len(failed)} of {len(answers)} cannot: {listed}. Each worker connects to the "
+        f"database itself, with its own environment: give the workers the password "
+        f"(PGPASSWORD or ~/.pgpass where `dask worker` runs, or the whole URL in "
+        f"$HPO_PLUGINS_STORAGE here, which travels to them), a network route to the server, "
+        f"and the driver (pip install 'hpo_plugins[postgres]').")
+
+
+def _why(answer: Any) -> str:
+    """A worker's answer: the text :func:`_open_here` returned, or the error ``run`` caught."""
+    if isinstance(answer, BaseException):
+        return f"{type(answer).__name__}: {answer}"
+    return " ".join(str(answer).split())
+
+
+def _open_here(storage: Storage) -> str | None:
+    """On a worker: open ``storage`` once; None, or why it failed (one try, no waiting)."""
+    from hpo_plugins.storages import SQLStorage
+
+    if isinstance(storage, SQLStorage):  # a fresh copy: an unreachable server is not waited for
+        storage = SQLStorage(storage.portable_url, engine_kwargs=storage.engine_kwargs,
+                             create=storage.create, reconnect_timeout=0)
+    try:
+        storage.list_studies()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        storage.close()
+    return None
