@@ -135,7 +135,9 @@ def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
     the same study, and ``a/train.py`` and ``b/train.py`` share one), its
     qualified name, for a lambda the line it starts on (two lambdas of one file differ), what
     it is bound to where that is safe to read (see :func:`_bound_state`) and the space's
-    fingerprint.
+    fingerprint (:attr:`~hpo_plugins.space.SearchSpace.fingerprint`: its parameters and its
+    constants, so editing a bound, a choice option's content or a value outside the ``hp``
+    expressions starts a new study instead of mixing the old trials into the edited space).
 
     Example:
         >>> import functools

@@ -24,12 +24,18 @@ __all__ = ["SHOWN_PROBLEMS", "diagnose", "did_you_mean", "explained", "looks_fla
 SHOWN_PROBLEMS = 3  # problems named in one message; the rest are counted
 
 
+#: Where a parameter was read in the user's value: (path, what it was given, as shown).
+_Place = tuple[tuple[Any, ...], Any, Any]
+
+
 @dataclass
 class _Fit:
-    """How well a value fits a part of the space: the parts that fit, and what does not."""
+    """How well a value fits a part of the space: the parts that fit, what does not, and
+    what each parameter was given where (one parameter may sit in several places)."""
 
     matched: int = 0
     problems: list[str] = field(default_factory=list)
+    given: dict[str, list[_Place]] = field(default_factory=dict)
 
     @property
     def score(self) -> int:
@@ -39,6 +45,27 @@ class _Fit:
     def add(self, other: _Fit) -> None:
         self.matched += other.matched
         self.problems.extend(other.problems)
+        for label, places in other.given.items():
+            self.given.setdefault(label, []).extend(places)
+
+    def note(self, label: str, path: tuple[Any, ...], key: Any, shown: Any) -> _Fit:
+        """Record that ``label`` was read as ``key`` at ``path``; returns self."""
+        self.given.setdefault(label, []).append((path, key, shown))
+        return self
+
+    def conflicts(self, params: Mapping[str, Param]) -> list[str]:
+        """One problem per parameter used in several places and given different values
+        there: a value of the space has one value per parameter, so no reading fits it."""
+        out = []
+        for label, places in self.given.items():
+            if all(_same(places[0][1], key) for _, key, _ in places[1:]):
+                continue
+            where = _and([_subscript(path) or "the top level" for path, _, _ in places])
+            values = _and([repr(shown) for _, _, shown in places])
+            out.append(f"{_HP_NAMES[params[label].kind]}({label!r}) is one parameter, used at "
+                       f"{where}, and was given {values} there: give it the same value at "
+                       f"every place (or use two parameters with their own labels)")
+        return out
 
 
 def looks_flat(value: Any) -> bool:
@@ -88,7 +115,8 @@ def diagnose(node: Any, value: Any, params: Mapping[str, Param],
                             f"int() here), received {value!r}"])
         return diagnose(node.inputs()[0], value, params, path)
     if name == "hyperopt_param":
-        return _diagnose_param(params[node.arg["label"].obj], value, path)
+        label = node.arg["label"].obj
+        return _diagnose_param(params[label], value, path).note(label, path, value, value)
     return _Fit(0, [f"{_where(path)}: the space computes this value with the function "
                     f"{name!r}, which cannot be inverted; give the parameters as a flat dict "
                     f"of labels instead"])
@@ -134,6 +162,7 @@ def _diagnose_choice(node: Any, value: Any, params: Mapping[str, Param],
     options = node.inputs()[1:]
     fits = [diagnose(option, value, params, path) for option in options]
     best = max(range(len(fits)), key=lambda i: fits[i].score)  # the first of equals
+    fits[best].note(label, path, ("option", best), value)
     if not fits[best].problems:
         return fits[best]
     choice = f"{_HP_NAMES[params[label].kind]}({label!r})"
@@ -143,7 +172,7 @@ def _diagnose_choice(node: Any, value: Any, params: Mapping[str, Param],
         return _Fit(0, [f"{_where(path)}: {value!r} is not an option of {choice}: expected "
                         f"{either}"])
     note = f" (reading {_subscript(path) or 'the value'} as option {best} of {choice})"
-    return _Fit(fits[best].matched, ["; ".join(fits[best].problems) + note])
+    return _Fit(fits[best].matched, ["; ".join(fits[best].problems) + note], fits[best].given)
 
 
 def _diagnose_param(param: Param, value: Any, path: tuple[Any, ...]) -> _Fit:
@@ -174,6 +203,11 @@ def _describe(node: Any, params: Mapping[str, Param]) -> str:
         args = "" if param.is_choice else f", {_fmt_args(param)}"
         return f"{_HP_NAMES[param.kind]}({label!r}{args})"
     return f"the result of {name}"
+
+
+def _and(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def _where(path: tuple[Any, ...]) -> str:

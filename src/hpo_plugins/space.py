@@ -23,11 +23,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
+import numbers
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -84,7 +87,8 @@ class Param:
             space, ``randint`` as ``low``/``high`` with ``high`` exclusive).
         conditions: Alternatives (OR) of conjunctions (AND) of ``(choice_label, index)``.
         options: For choices, a display value per option (the literal itself when every option
-            is a str/int/float/bool literal of one type, else the option index).
+            is a str/int/float/bool literal of one type, else the option index; what the
+            options hold then is in :meth:`SearchSpace.constants`).
         probabilities: For ``pchoice``, the probability of each option.
         integer: True when the objective receives an ``int`` (``randint``, ``uniformint``).
     """
@@ -215,7 +219,12 @@ class Param:
         return f"{what} (finite)"
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-able description (stored with the study, shown by the CLI)."""
+        """A JSON-able description (stored with the study, shown by the CLI).
+
+        Strict JSON has no infinity or NaN, so a non-finite float option is described by its
+        text (``'inf'``, ``'-inf'``, ``'nan'``): tables show that text, while the objective still
+        receives the float itself.
+        """
         return {
             "label": self.label,
             "kind": self.kind,
@@ -259,6 +268,7 @@ class SearchSpace:
                 f"hp.uniform, ...). Received: {space!r}. Wrap the values to tune in hp "
                 f"expressions, e.g. {{'lr': hp.loguniform('lr', -9, -2)}}."
             )
+        self._constants = _read_constants(self._expr, self.params)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -271,7 +281,13 @@ class SearchSpace:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """Every label, in the order they appear in the space (stable flat column names)."""
+        """Every label (the stable flat column names), in the order Hyperopt's graph holds them.
+
+        That is depth first with the keys of every dict *sorted* (Hyperopt's ``as_apply`` sorts
+        them), not the order the dict was written in: ``{"lr": ..., "batch": ...}`` gives
+        ``('batch', 'lr')``. Tables (``params_<label>`` columns) use this order, and stored
+        studies depend on it.
+        """
         return tuple(self.params)
 
     def __repr__(self) -> str:
@@ -394,7 +410,8 @@ class SearchSpace:
             flat_problem = None
         from hpo_plugins._space_explain import SHOWN_PROBLEMS, diagnose
 
-        problems = [] if flat_only else diagnose(self._expr, value, self.params, ()).problems
+        fit = None if flat_only else diagnose(self._expr, value, self.params, ())
+        problems = [] if fit is None else [*fit.conflicts(self.params), *fit.problems]
         nested = "; ".join(problems[:SHOWN_PROBLEMS]) + (
             f" (and {len(problems) - SHOWN_PROBLEMS} more)"
             if len(problems) > SHOWN_PROBLEMS else "")
@@ -467,11 +484,48 @@ class SearchSpace:
         """JSON-able description of every parameter."""
         return [p.describe() for p in self.params.values()]
 
-    @property
+    def constants(self) -> dict[str, str]:
+        """What the space holds besides its parameters' distributions, by where it is.
+
+        :meth:`describe` covers every parameter's distribution, and a choice's options only
+        when they are plain literals of one type. This covers the rest: every value outside an
+        ``hp`` expression (``{"epochs": 10}``), the content of each choice option that
+        :meth:`describe` shows by its index (dicts, tuples, functions, None, mixed types), and
+        the functions that compute on parameters (``hp.uniform(...) * 2``). Keys say where
+        (``at ['epochs']``, ``in option 0 of hp.choice('net') at ['width']``); values are a
+        stable text (:func:`_stable_text`), so the record is plain JSON and the same in every
+        run. A space of parameters only (choices over plain literals) has none.
+
+        Example:
+            >>> from hpo_plugins import hp
+            >>> space = SearchSpace({"epochs": 10, "lr": hp.uniform("lr", 0, 1),
+            ...                      "net": hp.choice("net", [{"width": 64}, None])})
+            >>> for where, text in space.constants().items():
+            ...     print(where, "->", text)
+            at ['epochs'] -> 10
+            in option 0 of hp.choice('net') -> {'width': 64}
+            in option 1 of hp.choice('net') -> None
+        """
+        return dict(self._constants)
+
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """A short hash of the description: equal spaces have equal fingerprints."""
-        text = json.dumps(self.describe(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """A short hash of the parameters and the constants: equal spaces have equal
+        fingerprints, and editing a bound, an option or a constant changes it.
+
+        A space without constants (see :meth:`constants`) keeps the fingerprint that earlier
+        versions gave it (:attr:`parameters_fingerprint`), so the study names derived from it
+        stay the same.
+        """
+        if not self._constants:
+            return self.parameters_fingerprint
+        return _digest({"params": self.describe(), "constants": self._constants})
+
+    @property
+    def parameters_fingerprint(self) -> str:
+        """A short hash of :meth:`describe` only: what earlier versions called the fingerprint,
+        and what a study stored by them recorded (constants were not covered)."""
+        return _digest(self.describe())
 
 
 def as_space(space: Any) -> SearchSpace:
@@ -742,15 +796,27 @@ def _conditions(raw: Any) -> tuple[Condition, ...]:
     return tuple(sorted(set(conds))) or ((),)
 
 
+def _digest(value: Any) -> str:
+    """A short, stable hash of a JSON-able value."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _option_display(options: Sequence[Any]) -> list[Any]:
+    """The literals themselves when :func:`_plain_options`, else the option indices."""
+    if _plain_options(options):
+        return [o.obj for o in options]
+    return list(range(len(options)))
+
+
+def _plain_options(options: Sequence[Any]) -> bool:
+    """Whether every option node is a str, int, float or bool literal, all of one type."""
     from hyperopt.pyll.base import Literal
 
     literal = [o.obj for o in options if isinstance(o, Literal)]
     scalar = (str, int, float, bool)
-    if (len(literal) == len(options) and all(isinstance(v, scalar) for v in literal)
-            and len({type(v) for v in literal}) == 1):
-        return literal
-    return list(range(len(options)))
+    return (len(literal) == len(options) and all(isinstance(v, scalar) for v in literal)
+            and len({type(v) for v in literal}) == 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -863,14 +929,164 @@ def _close(a: float, b: float) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Whether a literal of the space (``a``) and a given value (``b``) are the same option.
+
+    Numbers compare by value whatever their type (``np.int64(32)`` from a dataframe is the
+    option ``32``, ``3.0`` is ``3``), bools only with bools; anything else must have the same
+    type and compare equal.
+    """
+    if _is_number(a) and _is_number(b):
+        return bool(a == b)
     try:
-        return bool(type(a) is type(b) and a == b) or (
-            isinstance(a, (int, float)) and isinstance(b, (int, float))
-            and not isinstance(a, bool) and not isinstance(b, bool) and a == b
-        )
+        return bool(type(a) is type(b) and a == b)
     except Exception:  # e.g. numpy arrays: ambiguous truth value
         return a is b
 
 
+def _is_number(value: Any) -> bool:
+    """A real number that is not a bool (Python's, numpy's or any ``numbers.Real``)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def _jsonable(value: Any) -> Any:
+    """``value`` when JSON can hold it, else its text (objects, and non-finite floats, which
+    strict JSON cannot write)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(float(value))
     return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The constants of a space (what describe() leaves out), for the fingerprint and resume check
+
+#: A stored text longer than this is cut, with a hash of the whole, so the record stays small.
+_MAX_TEXT = 300
+#: A repr that shows a memory address changes on every run.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+#: Nodes that only shape a parameter's value (their content is in describe()).
+_WRAPPERS = frozenset({"float", "int"})
+
+
+def _read_constants(expr: Any, params: Mapping[str, Param]) -> dict[str, str]:
+    """``where -> stable text`` for everything :meth:`Param.describe` does not cover (see
+    :meth:`SearchSpace.constants`): constant parts of the graph, each rendered whole where no
+    parameter lies below it, and the functions applied to parameters."""
+    out: dict[str, str] = {}
+    random = _random_nodes(expr)
+    stack: list[tuple[Any, str, tuple[str, ...]]] = [(expr, "", ())]
+    while stack:
+        node, where, path = stack.pop()
+        if id(node) not in random:
+            out[_location(where, path)] = _shorten(_render(node))
+        elif node.name == "switch":
+            label = node.inputs()[0].arg["label"].obj
+            if _plain_options(node.inputs()[1:]):
+                continue  # describe() shows them
+            kind = _HP_NAMES[params[label].kind]
+            stack.extend((option, f"in option {i} of {kind}({label!r})", ())
+                         for i, option in reversed(list(enumerate(node.inputs()[1:]))))
+        elif node.name == "dict":
+            stack.extend((kid, where, (*path, f"[{key!r}]"))
+                         for key, kid in reversed(node.named_args))
+        elif node.name == "pos_args":
+            stack.extend((kid, where, (*path, f"[{i}]"))
+                         for i, kid in reversed(list(enumerate(node.pos_args))))
+        elif node.name != "hyperopt_param":
+            if node.name not in _WRAPPERS:
+                out[_location(where, path)] = f"{node.name}(...)"
+            args = [*enumerate(node.pos_args), *node.named_args]
+            stack.extend((kid, where, (*path, f" {node.name}() argument {key}"))
+                         for key, kid in reversed(args))
+    return out
+
+
+def _random_nodes(expr: Any) -> set[int]:
+    """The ids of the nodes with a hyperparameter at or below them."""
+    memo: dict[int, bool] = {}
+    for node in _post_order(expr):
+        memo[id(node)] = node.name == "hyperopt_param" or any(
+            memo[id(kid)] for kid in node.inputs())
+    return {key for key, random in memo.items() if random}
+
+
+def _post_order(expr: Any) -> list[Any]:
+    """Every node once, each after all the nodes below it."""
+    out: list[Any] = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            out.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in node.inputs() if id(kid) not in seen)
+    return out
+
+
+def _location(where: str, path: tuple[str, ...]) -> str:
+    """``at ['a'][0]``, ``in option 1 of hp.choice('net')`` or both joined."""
+    at = f"at {''.join(path)}" if path else ""
+    return " ".join(part for part in (where, at) if part) or "at the top level"
+
+
+def _render(node: Any) -> str:
+    """A constant part of the graph as text: dicts, lists (shown as tuples, as the objective
+    gets them), literals and calls of pyll functions."""
+    name = node.name
+    if name == "literal":
+        return _stable_text(node.obj)
+    if name == "dict":
+        return "{" + ", ".join(f"{key!r}: {_render(kid)}" for key, kid in node.named_args) + "}"
+    items = [_render(kid) for kid in node.pos_args]
+    if name == "pos_args":
+        return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
+    items += [f"{key}={_render(kid)}" for key, kid in node.named_args]
+    return f"{name}({', '.join(items)})"
+
+
+def _stable_text(value: Any) -> str:
+    """A text for a constant that is the same in every run of the same code.
+
+    Numbers, str, None and containers of them give their repr (numpy numbers as Python ones,
+    sets sorted); functions and classes ``module.qualname`` (``math.tanh``), so editing a
+    choice of activation functions is seen, though two lambdas of one scope look the same;
+    ``functools.partial`` its function and arguments. Any other object gives its repr, unless
+    that shows a memory address (``<Net object at 0x7f...>``, different in every run): then
+    only its type's name, so such an object does not make every run a new study, at the cost
+    that editing its attributes goes unseen.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_stable_text(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_stable_text(k)}: {_stable_text(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sorted(_stable_text(v) for v in value)) + "}"
+    if isinstance(value, functools.partial):
+        args = [_stable_text(value.func), *(_stable_text(a) for a in value.args),
+                *(f"{k}={_stable_text(v)}" for k, v in value.keywords.items())]
+        return f"functools.partial({', '.join(args)})"
+    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
+        return f"{getattr(value, '__module__', None) or ''}.{value.__qualname__}".lstrip(".")
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__: the type still says something
+        text = " at 0x"
+    if _ADDRESS.search(text):
+        return f"<{type(value).__module__}.{type(value).__qualname__} object>"
+    return text
+
+
+def _shorten(text: str) -> str:
+    """``text``, or its start and a hash of the whole when it is long (a large constant list)."""
+    if len(text) <= _MAX_TEXT:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"{text[:_MAX_TEXT // 2]}... ({len(text)} characters, sha256 {digest})"

@@ -509,7 +509,12 @@ class Study:
 
         Args:
             params: The nested natural value (as the objective receives it, choices given as the
-                chosen option, nested choices included), or a flat ``{label: value}`` dict.
+                chosen option, nested choices included), or a flat ``{label: value}`` dict;
+                numbers may be numpy's (a row of ``trials_dataframe()``). A flat dict gives a
+                choice by its option, not by its index as Hyperopt does: ``fmin``'s result and
+                ``trials.trials[i]["misc"]["vals"]`` hold indices, so with options
+                ``[1, 2, 4]`` Hyperopt's ``{"layers": 2}`` means 4 but runs 2 here (no error:
+                2 is an option too). Pass ``hyperopt.space_eval(space, best)`` instead.
             user_attrs: JSON values stored as the trial's ``user_attrs`` at once (read back on
                 ``study.trials`` while it waits, runs and after), e.g. where the
                 configuration came from.
@@ -749,14 +754,12 @@ class Study:
         """The COMPLETE trial with the best value.
 
         Raises:
-            ConfigurationError: No trial has completed yet.
+            ConfigurationError: No trial has completed yet; the message counts the trials
+                by state (all failed or pruned is not the same as none run).
         """
         done = [t for t in self.get_trials([TrialState.COMPLETE]) if t.value is not None]
         if not done:
-            raise ConfigurationError(
-                f"Study {self.study_name!r} has no COMPLETE trial yet, so it has no best trial. "
-                f"Run some trials first (study.optimize or ask/tell)."
-            )
+            raise ConfigurationError(_no_best_message(self.study_name, self.trials))
         sign = self.direction.sign()
         return min(done, key=lambda t: (sign * float(t.value or 0.0), t.number))
 
@@ -775,7 +778,11 @@ class Study:
 
         Rebuilt from the space when the study has one. Without it (``load_study(name)``) it is
         the value stored as JSON, where Hyperopt's tuples became lists: they are made tuples
-        again, at any depth, so both give the same value.
+        again, at any depth. For numbers, str, bools, None, and dicts with str keys, lists and
+        tuples of them, that is the value the objective received. JSON cannot hold the rest,
+        which stays as stored: integer dict keys become str (``{1: 'a'}`` is ``{'1': 'a'}``),
+        a non-finite float its text (``'inf'``) and any other object (a function, a class
+        instance) its ``repr``. Open the study with its space to get those back.
 
         Raises:
             ConfigurationError: ``frozen`` is not a FrozenTrial.
@@ -1002,8 +1009,46 @@ def _check_ask(heartbeat: Any, system_attrs: Any) -> None:
 
 
 def _json_natural(value: Any) -> Any:
-    """The natural value as JSON (tuples become lists; other objects their repr)."""
-    return json.loads(json.dumps(value, default=repr))
+    """The natural value as strict JSON: tuples become lists, non-finite floats their text
+    (``'inf'``: strict JSON has no infinity) and other objects their repr."""
+    return _finite(json.loads(json.dumps(value, default=repr)))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` (read from JSON) with its non-finite floats replaced by their text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _no_best_message(study_name: str, trials: Sequence[FrozenTrial]) -> str:
+    """Why a study has no best trial: none ran yet, or how many ended in which state, with
+    where to look (the failed trials' reasons) and what to do."""
+    if not trials:
+        return (f"Study {study_name!r} has no COMPLETE trial yet (no trial has run), so it "
+                f"has no best trial. Run some trials first (study.optimize or ask/tell).")
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial.state.value] = counts.get(trial.state.value, 0) + 1
+    by_state = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    hints = []
+    if counts.get("FAIL"):
+        hints.append("see why they failed in study.get_trials('FAIL') (each trial's "
+                     "fail_reason, also in trials_dataframe()['fail_reason'])")
+    if counts.get("PRUNED"):
+        hints.append("pruned trials are not candidates: their curves are in "
+                     "study.get_trials('PRUNED') (intermediate_values)")
+    if counts.get("RUNNING") or counts.get("WAITING"):
+        hints.append("wait for the running and waiting trials to finish")
+    hints.append("run more trials once the cause is fixed")
+    return (f"Study {study_name!r} has no COMPLETE trial, so it has no best trial: "
+            f"{len(trials)} trial{'s' if len(trials) != 1 else ''} so far ({by_state}), none "
+            f"COMPLETE. Expected at least one COMPLETE trial with a value; "
+            f"{'; '.join(hints)}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1079,7 +1124,8 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
     attrs = _study_attrs(parsed, sampler, pruner, seed, metric, logdir, heartbeat_interval,
                          grace_period, max_retries)
     study_id, kept, before = _create_or_resume(store, name, direction, attrs, load_if_exists,
-                                       [key for key, is_given in given.items() if not is_given])
+                                       [key for key, is_given in given.items() if not is_given],
+                                       parsed)
     if kept:  # a resume without these arguments goes on with the study's own
         if "sampler" in kept:
             sampler = _inherit(store, study_id, name, kept["sampler"], Sampler, sampler)
@@ -1235,17 +1281,31 @@ def _study_attrs(space: SearchSpace | None, sampler: Sampler, pruner: Pruner, se
         "max_retries": max_retries, "hpo_plugins_version": __version__,
     }
     if space is not None:
-        attrs["space"] = space.describe()
-        attrs["space_fingerprint"] = space.fingerprint
+        attrs.update(_space_record(space))
     return attrs
 
 
+#: The study attributes that record its space (see :func:`_space_record`).
+_SPACE_KEYS = ("space", "space_fingerprint", "space_constants")
+
+
+def _space_record(space: SearchSpace) -> dict[str, Any]:
+    """What a study stores about its space: the description (tables, plots and the CLI read
+    it without the space), the fingerprint, and the constants (values outside ``hp``
+    expressions and the content of choice options that the description shows by index), so
+    a resume with an edited constant is refused with what changed. All JSON."""
+    return {"space": space.describe(), "space_fingerprint": space.fingerprint,
+            "space_constants": space.constants()}
+
+
 def _create_or_resume(store: Storage, name: str, direction: Direction,
-                      attrs: Mapping[str, Any], load_if_exists: bool, inherit: Sequence[str]
+                      attrs: Mapping[str, Any], load_if_exists: bool, inherit: Sequence[str],
+                      space: SearchSpace | None
                       ) -> tuple[int, dict[str, Any], dict[str, Any] | None]:
     """Create the study, or resume it: then the stored settings named in ``inherit`` (those
     the call left out) are kept and returned; the others are overwritten by ``attrs``. The
-    third value is the study's stored attributes before this call (None: it created it)."""
+    third value is the study's stored attributes before this call (None: it created it).
+    ``space`` is the parsed space of ``attrs``, checked against the stored one."""
     try:
         study_id = store.create_study(name, direction, attrs)
         _logger.info("Created study %r in %s.", name, store.describe())
@@ -1258,17 +1318,14 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
             ) from None
     study_id = store.get_study_id(name)
     info = store.get_study(study_id)
-    _check_resume(info.name, info.direction, info.attrs, direction, attrs)
+    _check_resume(info.name, info.direction, info.attrs, direction, space)
     kept = {key: info.attrs[key] for key in inherit
             if key in info.attrs and info.attrs[key] is not None}
     for key in _INHERITABLE:
         if key not in kept:
             store.set_study_attr(study_id, key, attrs[key])
-    if info.attrs.get("space_fingerprint") is None and "space_fingerprint" in attrs:
-        # created without a space (ask/tell by hand): the first call that brings one records
-        # it, so readers without the space (the CLI, exports, plots) show its parameters
-        for key in ("space", "space_fingerprint"):
-            store.set_study_attr(study_id, key, attrs[key])
+    if space is not None and any(info.attrs.get(key) is None for key in _SPACE_KEYS):
+        _record_space(store, study_id, name, info.attrs, attrs)
     done = sum(info.n_trials.values())
     _logger.info("Resuming study %r in %s (%d trials so far).", name, store.describe(), done)
     if kept:
@@ -1277,27 +1334,60 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     return study_id, kept, dict(info.attrs)
 
 
+def _record_space(store: Storage, study_id: int, name: str, stored: Mapping[str, Any],
+                  attrs: Mapping[str, Any]) -> None:
+    """Record the space of a resumed study that has no (full) record of it: one created
+    without a space (ask/tell by hand), so readers without the space (the CLI, exports, plots)
+    show its parameters; or one stored before constants were recorded, so later resumes check
+    them too (this one could not: nothing recorded what they were)."""
+    if stored.get("space_fingerprint") is not None:
+        _logger.info("Study %r: recorded the constants of its space (values outside hp "
+                     "expressions, choice options); from now on a resume checks them too.", name)
+    for key in _SPACE_KEYS:
+        store.set_study_attr(study_id, key, attrs[key])
+
+
 def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
-                  direction: Direction, attrs: Mapping[str, Any]) -> None:
+                  direction: Direction, space: SearchSpace | None) -> None:
     if stored_dir is not direction:
         raise ConfigurationError(
             f"Study {name!r} exists with direction={stored_dir.value!r}; this call asked for "
             f"{direction.value!r}. Use the same direction, or another study_name."
         )
-    old, new = stored.get("space_fingerprint"), attrs.get("space_fingerprint")
-    if old is not None and new is not None and old != new:
+    difference = None if space is None else stored_space_difference(stored, space)
+    if difference is not None:
         raise ConfigurationError(
-            f"Study {name!r} exists with another search space{_space_changes(stored, attrs)}. "
-            f"Expected the space it was created with; to search a new space, choose another "
-            f"study_name, or delete the old study (hpo.delete_study({name!r}, storage) or "
-            f"`hpo-plugins delete --study {name}`)."
+            f"Study {name!r} exists with another search space{difference}. Expected the space "
+            f"it was created with: restore it to resume this study. To search the new space, "
+            f"choose another study_name, or delete the old study "
+            f"(hpo.delete_study({name!r}, storage) or `hpo-plugins delete --study {name}`)."
         )
 
 
+def stored_space_difference(stored: Mapping[str, Any], space: SearchSpace) -> str | None:
+    """How ``space`` differs from the space recorded in a study's attributes ``stored``, as
+    `` (...)`` for a message; None when it is the same, or the study recorded none.
+
+    A study stored before constants were recorded (no ``space_constants``) holds the
+    fingerprint of the parameters only (:attr:`SearchSpace.parameters_fingerprint`): it is
+    compared on those, so it still opens and resumes with its space (the constants are then
+    recorded, and checked from the next resume on).
+    """
+    old = stored.get("space_fingerprint")
+    if old is None:
+        return None
+    if stored.get("space_constants") is None:
+        same = old in (space.fingerprint, space.parameters_fingerprint)
+    else:
+        same = old == space.fingerprint
+    return None if same else _space_changes(stored, _space_record(space))
+
+
 def _space_changes(stored: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
-    """What differs between the stored space and this one, from their descriptions: labels
-    only in one, and parameters whose kind, bounds, options or conditions changed (at most
-    five named); the fingerprints when a description is missing."""
+    """What differs between the stored space and this one, from their records: labels only
+    in one, parameters whose kind, bounds, options or conditions changed, and constants
+    changed, added or removed (at most five of each named); the fingerprints when a
+    description is missing."""
     before, after = stored.get("space"), attrs.get("space")
     if not isinstance(before, (list, tuple)) or not isinstance(after, (list, tuple)):
         return (f" (fingerprint {stored.get('space_fingerprint')}, this one "
@@ -1313,11 +1403,35 @@ def _space_changes(stored: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
                for label in old if label in new and old[label] != new[label]]
     if changed:
         parts.append(f"changed: {_few(changed)}")
+    parts.extend(_constant_changes(stored.get("space_constants"), attrs.get("space_constants")))
     return f" ({'; '.join(parts)})" if parts else " (the same parameters, in another order)"
 
 
-def _few(items: Sequence[str], most: int = 5) -> str:
-    shown = ", ".join(items[:most])
+def _constant_changes(before: Any, after: Any) -> list[str]:
+    """The constants (:meth:`SearchSpace.constants`) that differ, by where they are: changed
+    (old -> new), only in the stored space, only in this one. Nothing when either record is
+    missing (a study stored before constants were recorded)."""
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        return []
+    parts = []
+    if changed := [f"{where}: {_clip(before[where])} -> {_clip(after[where])}"
+                   for where in before if where in after and before[where] != after[where]]:
+        parts.append(f"constants changed: {_few(changed, sep='; ')}")
+    if gone := [f"{where}: {_clip(before[where])}" for where in before if where not in after]:
+        parts.append(f"constants only in the stored space: {_few(gone, sep='; ')}")
+    if added := [f"{where}: {_clip(after[where])}" for where in after if where not in before]:
+        parts.append(f"constants only in this one: {_few(added, sep='; ')}")
+    return parts
+
+
+def _clip(text: Any, most: int = 80) -> str:
+    """A stored constant's text, cut for a message."""
+    text = str(text)
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
+def _few(items: Sequence[str], most: int = 5, sep: str = ", ") -> str:
+    shown = sep.join(items[:most])
     return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
@@ -1357,11 +1471,11 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
     info = store.get_study(study_id)
     attrs = info.attrs
     parsed = as_space(space) if space is not None else None
-    if parsed is not None and attrs.get("space_fingerprint") not in (None, parsed.fingerprint):
-        given = {"space": list(parsed.describe()), "space_fingerprint": parsed.fingerprint}
+    difference = None if parsed is None else stored_space_difference(attrs, parsed)
+    if difference is not None:
         raise ConfigurationError(
-            f"Study {study_name!r} was created with another search space"
-            f"{_space_changes(attrs, given)}. Expected the space it was created with."
+            f"Study {study_name!r} was created with another search space{difference}. "
+            f"Expected the space it was created with: pass that one as space=."
         )
     if parsed is not None and sampler is None:
         from hpo_plugins.samplers import TPESampler

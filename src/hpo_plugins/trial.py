@@ -77,7 +77,11 @@ class Trial:
         """The nested natural value for this trial (what ``hyperopt.space_eval`` builds).
 
         Without the study's space (a child process of script mode, a study opened by name) it
-        is the stored value, with its lists made tuples again, so it equals the built one."""
+        is the stored JSON value with its lists made tuples again. That equals the built value
+        for numbers, str, bools, None and containers of them with str dict keys; otherwise,
+        integer dict keys come back as str, a non-finite float as its text (``'inf'``) and
+        other objects (functions, instances) as their ``repr``
+        (see :meth:`Study.natural_params`)."""
         if self.study.space is not None:
             return self.study.space.build(self.flat_params)
         return lists_as_tuples(self._natural)

@@ -201,8 +201,8 @@ def test_resuming_with_another_direction_or_space_names_the_flags(
                                        "SPACE = {'x': hp.uniform('x', 0, 2)}\n")
     code, _, err = cli(*common, "--space", f"{tmp_path / 'other.py'}:SPACE", "--", "true")
     assert code == EXIT_FAILURE
-    assert "exists with another search space: pass the --space" in err
-    assert "study_name" not in err
+    assert "exists with another search space (changed: x " in err
+    assert "): pass the --space" in err and "study_name" not in err
 
 
 @pytest.fixture
@@ -533,7 +533,7 @@ def test_crash_safety_flags_reach_the_study(cli: Run, space: str, db: str,
     mark = tmp_path / "killed-once"
     command = (f"if [ ! -e {mark} ]; then touch {mark}; kill -9 $PPID; sleep 5; fi; "
                f"{shlex.quote(sys.executable)} -c {shlex.quote(REPORTS)}")
-    code, out, err = cli("run", "--space", space, "--n-trials", "2", "--n-jobs", "2",
+    code, _, err = cli("run", "--space", space, "--n-trials", "2", "--n-jobs", "2",
                          "--storage", db, "--study", "retried", "--heartbeat-interval", "0.5",
                          "--grace-period", "3", "--max-retries", "1", "--", "sh", "-c", command)
     assert code == EXIT_OK, err
@@ -581,3 +581,25 @@ def test_heartbeats_can_be_turned_off(cli: Run, space: str, db: str) -> None:
         assert study.trials[0].state is hpo.TrialState.COMPLETE
     finally:
         study.storage.close()
+
+
+def test_a_study_stored_before_constants_were_recorded_resumes(cli: Run, tmp_path: Path,
+                                                               db: str) -> None:
+    """Its fingerprint covers the parameters only: `run --study` still resumes it."""
+    from hpo_plugins._frozen import Direction
+    from hpo_plugins.space import SearchSpace
+
+    source = ("from hpo_plugins import hp\n"
+              "SPACE = {'epochs': 10, 'x': hp.uniform('x', 0, 1)}\n")
+    (tmp_path / "const.py").write_text(source)
+    parsed = SearchSpace(load_space(f"{tmp_path / 'const.py'}:SPACE"))
+    store = SQLStorage(db)
+    try:  # as the code before constants were recorded stored it
+        store.create_study("old", Direction.MINIMIZE, {
+            "space": parsed.describe(), "space_fingerprint": parsed.parameters_fingerprint})
+    finally:
+        store.close()
+    code, out, err = cli("run", "--space", f"{tmp_path / 'const.py'}:SPACE", "--n-trials", "1",
+                         "--storage", db, "--study", "old", "--", sys.executable, "-c", REPORTS)
+    assert code == EXIT_OK, err
+    assert "study 'old': 1 COMPLETE" in out

@@ -377,9 +377,13 @@ def _check_resumable(store: Storage, name: str, direction: str, space: SearchSpa
     if info.direction.value != direction:
         raise CLIError(f"study {name!r} exists with --direction {info.direction.value}: pass "
                        f"that to resume it, or --study with another name")
-    if info.attrs.get("space_fingerprint") not in (None, space.fingerprint):
-        raise CLIError(f"study {name!r} exists with another search space: pass the --space it "
-                       f"was created with to resume it, or --study with another name")
+    from hpo_plugins.study import stored_space_difference
+
+    difference = stored_space_difference(info.attrs, space)
+    if difference is not None:
+        raise CLIError(f"study {name!r} exists with another search space{difference}: pass "
+                       f"the --space it was created with to resume it, or --study with "
+                       f"another name")
 
 
 def _study(args: argparse.Namespace, name: str, space: SearchSpace, sampler: Sampler | None,
