@@ -79,7 +79,14 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
               n_trials: int | None, max_trials: int | None, timeout: float | None,
               study_name: str | None, catch: Any, callbacks: Any,
               show_progress_bar: bool | None, n_jobs: int, launcher: Any, storage: Any,
-              **study_kwargs: Any) -> Study:
+              default_name: str | None = None,
+              derived_from: str = "the objective and the space", **study_kwargs: Any) -> Study:
+    """The body of :func:`minimize` and :func:`maximize`.
+
+    ``default_name`` and ``derived_from`` are for adapters that derive the study name from
+    their own arguments (``keras_tune``: from ``build_fn``): the name used without
+    ``study_name``, and what the logged message says it is derived from.
+    """
     check_run_args(objective, n_jobs, launcher)  # before a study is created for nothing
     launcher = launcher_for(n_jobs, launcher)  # built here: it checks the storage first
     sampler = study_kwargs.get("sampler")
@@ -89,20 +96,27 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
         callbacks=callbacks, show_progress_bar=show_progress_bar,
         finite=sampler is None or bool(getattr(sampler, "finite", False)))
     parsed = as_space(space)
-    name = study_name or default_study_name(objective, parsed.fingerprint)
+    name = study_name or default_name or default_study_name(objective, parsed.fingerprint)
     study = _create_checked(parsed, launcher, storage, study_name=name, direction=direction,
                             **study_kwargs)
     if study_name is None:
-        earlier = len(study.trials)
-        _logger.log(logging.WARNING if earlier else logging.INFO,
-                    "Study %r: a name derived from the objective and the space, %s. Pass "
-                    "study_name= to choose one.", name,
-                    f"resumed with its {earlier} earlier trials" if earlier else "new")
+        _log_derived_name(study, derived_from)
     # the checked values: a one-shot iterable given as catch= or callbacks= is read once
     return study.optimize(objective, settings.n_trials, max_trials=settings.max_trials,
                           timeout=settings.timeout, catch=settings.catch,
                           callbacks=list(settings.callbacks),
                           show_progress_bar=settings.show_progress_bar, launcher=launcher)
+
+
+def _log_derived_name(study: Study, derived_from: str) -> None:
+    """Say that the study's name was derived from ``derived_from``: a WARNING when it resumed
+    earlier trials, since a re-run after a change the name does not cover (the data, the body
+    of the objective) would otherwise add to the old trials without a word; INFO when new."""
+    earlier = len(study.trials)
+    _logger.log(logging.WARNING if earlier else logging.INFO,
+                "Study %r: a name derived from %s, %s. Pass study_name= to choose one.",
+                study.study_name, derived_from,
+                f"resumed with its {earlier} earlier trials" if earlier else "new")
 
 
 def _create_checked(space: SearchSpace, launcher: Any, storage: Any,

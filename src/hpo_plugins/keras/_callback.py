@@ -42,6 +42,12 @@ __all__ = ["HPOCallback"]
 
 _logger = logging.getLogger("hpo_plugins.keras")
 
+#: The fixes for a monitored metric that ``fit`` never logged, in ``HPOCallback``'s terms.
+MISSING_METRIC_ADVICE = (
+    "Pass validation data for 'val_*' metrics (with model.fit(validation_freq=k), pass "
+    "HPOCallback(interval=k) too), compile the model with the metric, or monitor one of the "
+    "logged names")
+
 
 class HPOCallback(keras.callbacks.Callback):
     """Report a Keras training to the current trial and stop it when the pruner says so.
@@ -105,6 +111,9 @@ class HPOCallback(keras.callbacks.Callback):
     #: Compare the monitored name's direction with the study's when ``fit`` starts
     #: (``keras_tune``'s own reporter does not: it checked the direction before the study).
     _check_direction = True
+    #: What to do about a monitored metric that was never logged (``keras_tune``'s reporter
+    #: gives the advice that fits ``keras_tune``'s arguments).
+    _missing_metric_advice = MISSING_METRIC_ADVICE
 
     def __init__(self, monitor: str | None = None, *, trial: Trial | None = None,
                  interval: int = 1) -> None:
@@ -176,7 +185,8 @@ class HPOCallback(keras.callbacks.Callback):
         value = as_number(logs.get(key))
         if value is None:
             last = max(trial.intermediate_values, default=None)
-            self._unusable_metric(trial, unusable_metric_reason(key, logs, last))
+            self._unusable_metric(trial, unusable_metric_reason(
+                key, logs, last, advice=self._missing_metric_advice))
             return True
         check_step(trial, epoch, self._floor)
         trial.report(value, epoch)
@@ -240,23 +250,27 @@ def check_step(trial: Trial, epoch: int, floor: int | None) -> None:
         f"epochs={last + 1} + the epochs to add), as Keras' fine-tuning recipe does.")
 
 
-def unusable_metric_reason(key: str, logs: Mapping[str, Any], last: int | None = None) -> str:
+def unusable_metric_reason(key: str, logs: Mapping[str, Any], last: int | None = None, *,
+                           advice: str = MISSING_METRIC_ADVICE) -> str:
     """Why ``logs[key]`` cannot be reported: it is not logged, or it is not a scalar.
 
-    ``last`` is the trial's last reported step (None: the metric never appeared in the trial).
+    ``last`` is the trial's last reported step (None: the metric never appeared in the trial);
+    ``advice``: see :func:`missing_metric_reason`.
     """
     if logs.get(key) is None:
-        return missing_metric_reason(key, list(logs), last)
+        return missing_metric_reason(key, list(logs), last, advice=advice)
     return (f"{not_a_scalar_reason(key, logs[key])}; monitor a scalar metric, e.g. compile "
             f"keras.metrics.F1Score(average='macro') rather than a per-class one")
 
 
-def missing_metric_reason(key: str, logged: list[str], last: int | None = None) -> str:
+def missing_metric_reason(key: str, logged: list[str], last: int | None = None, *,
+                          advice: str = MISSING_METRIC_ADVICE) -> str:
     """Why a trial fails when ``key`` is not among the ``logged`` metric names.
 
     A metric that never appeared in the trial (``last`` None) is most often a typo, so the
-    closest logged name is suggested; one reported up to step ``last`` is the right name, and
-    the message says so instead.
+    closest logged name is suggested, followed by ``advice``, the fixes in the caller's own
+    terms (``HPOCallback``'s arguments, or ``keras_tune``'s); one reported up to step ``last``
+    is the right name, and the message says so instead.
     """
     if last is not None:
         return (f"the monitored metric {key!r} was reported up to step {last} but was not "
@@ -273,6 +287,4 @@ def missing_metric_reason(key: str, logged: list[str], last: int | None = None) 
                 f"building each model (keras_tune does), or name the metric, e.g. "
                 f"keras.metrics.AUC(name='auc')")
     return (f"the monitored metric {key!r} was not logged by fit at the end of the epoch "
-            f"({logged_names(key, logged)}). Pass validation data for 'val_*' metrics (with "
-            f"model.fit(validation_freq=k), pass HPOCallback(interval=k) too), compile the "
-            f"model with the metric, or monitor one of the logged names")
+            f"({logged_names(key, logged)}). {advice}")

@@ -25,12 +25,13 @@ import gc
 import inspect
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 
-__all__ = ["clear_session", "forget_custom_gradients", "release_memory"]
+__all__ = ["KerasSettings", "clear_session", "forget_custom_gradients", "release_memory"]
 
 _logger = logging.getLogger("hpo_plugins.keras")
 _PREFIX = "CustomGradient-"
@@ -73,6 +74,60 @@ def clear_session(*, collect: bool) -> None:
     for name, value in saved.items():
         if value is not None and state is not None:
             state.set_global_attribute(name, value)
+
+
+#: The settings of :data:`_USER_SETTINGS` that :class:`KerasSettings` carries to another process:
+#: not the distribution (it names this process's devices) nor NNX (chosen from the environment,
+#: which worker processes inherit, when the backend is imported).
+_CARRIED_SETTINGS = tuple(name for name in _USER_SETTINGS
+                          if name not in ("distribution", "nnx_enabled"))
+#: ``keras.config`` settings kept outside the global state: ``clear_session`` leaves them alone,
+#: but a worker process starts from their defaults.
+_CONFIG_SETTINGS = ("floatx", "epsilon", "image_data_format", "max_epochs",
+                    "max_steps_per_epoch")
+
+
+@dataclass(frozen=True)
+class KerasSettings:
+    """The process-wide Keras settings made before a study, to make again where trials run.
+
+    A worker process (``n_jobs`` > 1, a launcher) imports Keras afresh, so a dtype policy or a
+    ``floatx`` set in the main script's ``if __name__ == "__main__":`` block does not hold
+    there: its trials would train in float32 while ``best_model()``, in the calling process,
+    builds a mixed-precision model. The settings are read through public ``keras.config``
+    getters, and those of Keras' global state (:data:`_CARRIED_SETTINGS`) only where set.
+
+    Attributes:
+        config: ``keras.config`` name -> value (``floatx``, ``image_data_format``...).
+        state: Keras global-state name -> value (``dtype_policy``...), those that were set.
+
+    Example:
+        >>> settings = KerasSettings.capture()  # in the calling process
+        >>> settings.apply()  # in the worker, before the model is built  # doctest: +SKIP
+    """
+
+    config: Mapping[str, Any]
+    state: Mapping[str, Any]
+
+    @classmethod
+    def capture(cls) -> KerasSettings:
+        """This process's settings now (a getter missing from this Keras is left out)."""
+        config = {name: getattr(keras.config, name)() for name in _CONFIG_SETTINGS
+                  if hasattr(keras.config, name) and hasattr(keras.config, f"set_{name}")}
+        state = _global_state()
+        values = ({} if state is None else
+                  {name: state.get_global_attribute(name) for name in _CARRIED_SETTINGS})
+        return cls(config, {name: dict(value) if isinstance(value, dict) else value
+                            for name, value in values.items() if value is not None})
+
+    def apply(self) -> None:
+        """Make these settings in this process (and thread: Keras' global state is per thread)."""
+        for name, value in self.config.items():
+            getattr(keras.config, f"set_{name}")(value)
+        state = _global_state()
+        for name, value in self.state.items():
+            if state is not None:
+                state.set_global_attribute(name, value)
 
 
 def _global_state() -> Any:

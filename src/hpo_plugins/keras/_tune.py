@@ -15,13 +15,14 @@ import logging
 import math
 import numbers
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import keras
 
-from hpo_plugins._api import default_study_name, maximize, minimize
+from hpo_plugins._api import _optimize, check_run_args, default_study_name
 from hpo_plugins._callback_args import as_number, raise_recorded_stop
 from hpo_plugins._direction import resolve_direction
 from hpo_plugins._frozen import Direction, FrozenTrial
@@ -31,7 +32,12 @@ from hpo_plugins._signature import one_argument_problem
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras._callback import HPOCallback
-from hpo_plugins.keras._memory import clear_session, forget_custom_gradients, release_memory
+from hpo_plugins.keras._memory import (
+    KerasSettings,
+    clear_session,
+    forget_custom_gradients,
+    release_memory,
+)
 from hpo_plugins.keras._resume import (
     RESUME_FAILED_ATTR,
     EpochBackup,
@@ -60,6 +66,15 @@ STOP_ATTR = "keras_tune_stop"
 #: ``model.fit`` arguments that are ``keras_tune`` arguments, so not accepted in ``fit_kwargs``.
 _OWN_FIT_ARGUMENTS = ("x", "y", "batch_size", "epochs", "validation_data", "validation_split",
                       "callbacks")
+#: What the resume warning says a derived study name is derived from (see ``_log_derived_name``
+#: in ``hpo_plugins._api``).
+_DERIVED_FROM = "build_fn, the space and the objective"
+#: The fixes for an objective that ``fit`` never logged, in ``keras_tune``'s terms (it adds its
+#: own ``HPOCallback`` and follows ``validation_freq`` by itself).
+_MISSING_OBJECTIVE_ADVICE = (
+    "Pass validation data to keras_tune for a 'val_*' objective (validation_data= or "
+    "validation_split=), compile the model in build_fn with the metric "
+    "(model.compile(metrics=[...])), or set objective= to one of the logged names")
 
 CallbackList = Sequence[keras.callbacks.Callback]
 #: A list of callbacks (deep-copied for each trial) or a factory ``trial -> list``.
@@ -143,7 +158,10 @@ class KerasObjective:
     """The objective :func:`keras_tune` runs: build, fit, checkpoint, release; picklable.
 
     Attributes hold :func:`keras_tune`'s arguments of the same names; ``fit_kwargs`` holds every
-    argument given to ``model.fit`` except the callbacks. It keeps no state between trials: a
+    argument given to ``model.fit`` except the callbacks; ``keras_settings`` the process-wide
+    Keras settings (dtype policy, ``floatx``...) made when it was created, made again before
+    each model is built, so trials in worker processes use the calling process's set-up, as
+    ``best_model()`` does. It keeps no state between trials: a
     set-up error found in a trial is stored on that trial (``STOP_ATTR``), so the study stops
     whether the trial ran here or in a worker process.
 
@@ -168,6 +186,7 @@ class KerasObjective:
         self.callbacks = check_callbacks(callbacks)
         self.seed = _plain_int(seed)  # keras.utils.set_random_seed refuses NumPy integers
         self.resume_lost_trials = resume_lost_trials
+        self.keras_settings = KerasSettings.capture()
         check_validation_epochs(self.fit_kwargs, objective)
 
     def __repr__(self) -> str:
@@ -237,8 +256,9 @@ class KerasObjective:
         return history, reporter.problem
 
     def _seeded_build(self, trial: Trial, params: Any) -> Any:
-        """:meth:`_build` in a fresh Keras session, after seeding Keras with ``seed``, else the
-        study's (a retry keeps it), so that every trial starts from the same random state.
+        """:meth:`_build` in a fresh Keras session with the caller's Keras settings, after
+        seeding Keras with ``seed``, else the study's (a retry keeps it), so that every trial
+        starts from the same set-up and random state.
 
         The session is cleared first (as Keras Tuner does) and not only after each trial:
         Keras numbers the default name of a metric object made while another of that name
@@ -247,6 +267,7 @@ class KerasObjective:
         ``val_auc_1`` and miss ``objective="val_auc"``.
         """
         clear_session(collect=False)  # release_memory collected after the previous trial
+        self.keras_settings.apply()  # in a worker process they are Keras' defaults until now
         seed = self.seed if self.seed is not None else trial.study.seed
         if seed is not None:
             keras.utils.set_random_seed(seed)
@@ -327,6 +348,7 @@ class _Reporter(HPOCallback):
     """
 
     _check_direction = False  # resolve_direction checked (or warned about) it once
+    _missing_metric_advice = _MISSING_OBJECTIVE_ADVICE
 
     def __init__(self, objective: str, *, trial: Trial, validation_freq: Any) -> None:
         super().__init__(objective, trial=trial)
@@ -397,7 +419,11 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         space: A Hyperopt search space (nested dicts, lists and ``hp.choice`` allowed).
         x, y, validation_data, validation_split, epochs, batch_size: Passed to ``model.fit``
             as they are: NumPy arrays, ``tf.data`` datasets, ``keras.utils.PyDataset``...
-            (integers, here and in ``fit_kwargs``, may be NumPy integers).
+            (integers, here and in ``fit_kwargs``, may be NumPy integers). Not an iterator (a
+            generator): the first trial would use it up. Trials in worker processes
+            (``n_jobs`` > 1, a ``JoblibLauncher`` or ``DaskLauncher``) receive the data
+            pickled, which a ``tf.data`` dataset cannot be: pass NumPy arrays or a
+            ``PyDataset`` there.
         objective: The logged metric to optimise (``"val_loss"``, ``"val_accuracy"``...); the
             study's ``metric``.
         direction: ``"minimize"`` or ``"maximize"``; default: read from ``objective`` (a loss
@@ -416,7 +442,10 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         max_retries: As in :func:`hpo_plugins.minimize`. ``seed`` also seeds Keras
             (``keras.utils.set_random_seed``) before each model is built, so every trial starts
             from the same random state. Without ``study_name`` the name derives from
-            ``build_fn``, the space and ``objective``, so running the script again resumes it.
+            ``build_fn``, the space and ``objective``, so running the script again resumes it
+            (a WARNING says so, with the number of earlier trials: the data and the body of
+            ``build_fn`` are not in the name). The Keras settings made when ``keras_tune`` is
+            called (dtype policy, ``floatx``...) are made again in worker processes.
         study_callbacks: :func:`hpo_plugins.minimize`'s ``callbacks``: called as
             ``callback(study, frozen_trial)`` after each trial.
         resume_lost_trials: Keep each trial's weights and optimiser state in
@@ -434,9 +463,10 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
         ``study``.
 
     Raises:
-        ConfigurationError: An argument is wrong (checked before the first trial: ``build_fn``
-            not a function of one argument, a ``fit_kwargs`` name ``fit`` does not take, no
-            epoch that validates for a ``val_*`` objective...); ``direction="maximize"`` with
+        ConfigurationError: An argument is wrong (checked before the study is created:
+            ``build_fn`` not a function of one argument, a ``fit_kwargs`` name ``fit`` does not
+            take, no epoch that validates for a ``val_*`` objective, a ``tf.data`` dataset for
+            worker processes...); ``direction="maximize"`` with
             Keras' own ``loss``/``val_loss`` (another name whose words say the opposite of
             ``direction`` only warns); or a trial meets a set-up error: ``objective`` not
             logged by ``fit`` (at the first epoch that validates) or not a scalar, or
@@ -464,14 +494,19 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
     trainer = KerasObjective(build_fn, fit_kwargs=kwargs, objective=objective,
                              direction=resolved, callbacks=callbacks, seed=seed,
                              resume_lost_trials=resume_lost_trials)
-    name = study_name or default_study_name(build_fn, f"{as_space(space).fingerprint}:{objective}")
-    run = maximize if resolved is Direction.MAXIMIZE else minimize
-    study = run(trainer, space, n_trials=n_trials, max_trials=max_trials, timeout=timeout,
-                study_name=name, storage=storage, sampler=sampler, pruner=pruner, seed=seed,
-                catch=catch, callbacks=[*(study_callbacks or ()), trainer.after_trial],
-                show_progress_bar=show_progress_bar, n_jobs=n_jobs, launcher=launcher,
-                metric=objective, logdir=logdir, heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period, max_retries=max_retries)
+    check_run_args(trainer, n_jobs, launcher)
+    if ships_objective(n_jobs, launcher):
+        check_picklable_data(kwargs, n_jobs=n_jobs, launcher=launcher)
+    # hpo.minimize's own path with keras_tune's derived name, so that a resume under it warns
+    study = _optimize(
+        resolved.value, objective=trainer, space=space, n_trials=n_trials,
+        max_trials=max_trials, timeout=timeout, study_name=study_name,
+        default_name=default_study_name(build_fn, f"{as_space(space).fingerprint}:{objective}"),
+        derived_from=_DERIVED_FROM, storage=storage, sampler=sampler, pruner=pruner, seed=seed,
+        catch=catch, callbacks=[*(study_callbacks or ()), trainer.after_trial],
+        show_progress_bar=show_progress_bar, n_jobs=n_jobs, launcher=launcher,
+        metric=objective, logdir=logdir, heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period, max_retries=max_retries)
     return KerasTuneResult(study, build_fn)
 
 
@@ -486,8 +521,8 @@ def fit_arguments(fit_kwargs: Mapping[str, Any] | None, **own: Any) -> dict[str,
 
     Raises:
         ConfigurationError: ``fit_kwargs`` is not a dict, ``x`` is missing, ``epochs`` is not an
-            integer >= 1, or ``fit_kwargs`` holds a name ``fit`` does not take or one
-            keras_tune takes itself.
+            integer >= 1, ``fit_kwargs`` holds a name ``fit`` does not take or one
+            keras_tune takes itself, or the data is an iterator that one trial would use up.
     """
     if fit_kwargs is not None and not isinstance(fit_kwargs, Mapping):
         raise ConfigurationError(
@@ -505,7 +540,77 @@ def fit_arguments(fit_kwargs: Mapping[str, Any] | None, **own: Any) -> dict[str,
         raise ConfigurationError(
             f"Expected `epochs` to be an integer >= 1. Received: epochs={own['epochs']!r}.")
     _check_fit_values(kwargs)
+    _check_rereadable_data(kwargs)
     return kwargs
+
+
+def ships_objective(n_jobs: int, launcher: Any) -> bool:
+    """Whether the trials run in other processes, which receive the objective pickled.
+
+    That is ``n_jobs`` other than 1 (a ``JoblibLauncher``) or a ``JoblibLauncher`` or
+    ``DaskLauncher``, which pickle it whatever their ``n_jobs``; another launcher may run
+    trials in this process, so it is left to fail (or not) by itself.
+    """
+    from hpo_plugins.launchers import DaskLauncher, JoblibLauncher
+
+    return n_jobs != 1 or isinstance(launcher, (JoblibLauncher, DaskLauncher))
+
+
+def check_picklable_data(kwargs: Mapping[str, Any], *, n_jobs: int, launcher: Any) -> None:
+    """Refuse, before the study is created, data that cannot be sent to worker processes.
+
+    A ``tf.data.Dataset`` holds a TensorFlow graph resource and cannot be pickled; without this
+    check the launcher would fail on it with a bare TensorFlow error, once an empty study
+    exists.
+
+    Raises:
+        ConfigurationError: A ``model.fit`` argument is (or, for ``validation_data``, holds) one.
+    """
+    tensorflow = sys.modules.get("tensorflow")  # not imported: no Dataset can exist
+    dataset = getattr(getattr(tensorflow, "data", None), "Dataset", None)
+    if not isinstance(dataset, type):
+        return
+    where = f"launcher={launcher!r}" if launcher is not None else f"n_jobs={n_jobs}"
+    for name, part, inside in _data_parts(kwargs):
+        if isinstance(part, dataset):
+            received = f"{name} holding" if inside else f"{name}="
+            raise ConfigurationError(
+                f"Expected `{name}` to be data that can be sent to the worker processes that "
+                f"run the trials ({where}). Received: {received}a tf.data.Dataset "
+                f"({type(part).__name__}), which cannot be pickled. Pass NumPy arrays (each "
+                f"worker receives a copy) or a keras.utils.PyDataset, or run the trials in "
+                f"this process (n_jobs=1, no launcher).")
+
+
+def _data_parts(kwargs: Mapping[str, Any]) -> Iterator[tuple[str, Any, bool]]:
+    """``(name, value, inside)`` for each ``fit`` argument, and for each item of a
+    ``validation_data`` tuple (``inside`` True)."""
+    for name, value in kwargs.items():
+        inside = name == "validation_data" and isinstance(value, (tuple, list))
+        for part in value if inside else (value,):
+            yield name, part, inside
+
+
+def _check_rereadable_data(kwargs: Mapping[str, Any]) -> None:
+    """Refuse an iterator (a generator) as data: every trial fits on the same objects.
+
+    The first trial would use up a finite one, and the next trial's ``fit`` would fail on an
+    empty generator; an endless one would give each trial other batches, and other validation
+    data, so that their values could not be compared.
+
+    Raises:
+        ConfigurationError: ``x``, ``y`` or ``validation_data`` is (or holds) an iterator.
+    """
+    for name, part, inside in _data_parts(kwargs):
+        if name in ("x", "y", "validation_data") and isinstance(part, Iterator):
+            received = f"{name} holding" if inside else f"{name}="
+            raise ConfigurationError(
+                f"Expected `{name}` to be data that every trial can read from its start "
+                f"(NumPy arrays, a tf.data.Dataset, a keras.utils.PyDataset). Received: "
+                f"{received}an iterator ({type(part).__name__}), which the first trial would "
+                f"use up. Wrap the function that makes it: tf.data.Dataset.from_generator("
+                f"make_batches, output_signature=...) calls it again for each trial; or "
+                f"write a keras.utils.PyDataset.")
 
 
 def _check_fit_values(kwargs: Mapping[str, Any]) -> None:
