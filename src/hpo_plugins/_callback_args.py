@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._direction import infer_direction
 from hpo_plugins._numbers import is_integer
+from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ def check_monitor_direction(key: str, trial: Trial, *, explicit: bool,
         return
     if problem.certain:
         raise ConfigurationError(f"HPOCallback: {problem.message}")
-    warnings.warn(f"HPOCallback: {problem.message}.", UserWarning, stacklevel=3)
+    warn_user(f"HPOCallback: {problem.message}.")
 
 
 def raise_recorded_stop(frozen: FrozenTrial, attr: str) -> None:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import difflib
 import re
-import warnings
 
 from hpo_plugins._frozen import Direction
+from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import ConfigurationError
 
 __all__ = ["infer_direction", "resolve_direction"]
@@ -105,9 +105,8 @@ def resolve_direction(objective: str, direction: str | Direction | None) -> Dire
                f"leave direction out).")
     if objective in _CERTAIN_LOSSES:
         raise ConfigurationError(message)
-    warnings.warn(f"{message} The name was read by word rules, which a chosen name can "
-                  f"mislead: if direction={given.value!r} is right, ignore this warning.",
-                  UserWarning, stacklevel=3)
+    warn_user(f"{message} The name was read by word rules, which a chosen name can "
+              f"mislead: if direction={given.value!r} is right, ignore this warning.")
     return given
 
 

@@ -29,10 +29,8 @@ import json
 import logging
 import math
 import numbers
-import os
 import re
 import sys
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from hpo_plugins._space_build import compile_builder
+from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import SpaceError
 
 __all__ = ["CHOICE_KINDS", "INACTIVE", "Param", "SearchSpace"]
@@ -701,12 +700,11 @@ def _check_args(p: Param) -> None:
             and a["high"] / a["low"] >= 10):
         # the classic slip: hp.loguniform("lr", 1e-5, 1e-1) samples exp(1e-5)..exp(0.1);
         # bounds a decade or more apart as values, but within [1, e] as exponentials
-        warnings.warn(
+        warn_user(
             f"{where} samples values from {math.exp(a['low']):.6g} to "
             f"{math.exp(a['high']):.6g}: Hyperopt's log-uniform bounds are logarithms. For "
             f"values from {a['low']:g} to {a['high']:g} write {_HP_NAMES[p.kind]}("
-            f"{p.label!r}, math.log({a['low']:g}), math.log({a['high']:g}){_q_suffix(p)}).",
-            UserWarning, stacklevel=_outside_package())
+            f"{p.label!r}, math.log({a['low']:g}), math.log({a['high']:g}){_q_suffix(p)}).")
 
 
 #: The largest and smallest exponents whose ``exp`` is a finite, non-zero float (about 1.8e308
@@ -765,19 +763,6 @@ def _check_range(p: Param, where: str) -> None:
                 f"Expected a step q smaller than the range in {where}: every value it can "
                 f"sample rounds to {low_value:g}. Use a smaller q, or a fixed value instead "
                 f"of a hyperparameter.")
-
-
-def _outside_package() -> int:
-    """The ``stacklevel`` of the first frame outside hpo_plugins and Hyperopt, so a warning
-    points at the user's line that made the space."""
-    import hyperopt
-
-    ours = (os.path.dirname(os.path.abspath(__file__)) + os.sep,
-            os.path.dirname(os.path.abspath(hyperopt.__file__)) + os.sep)
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(ours):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def _q_suffix(p: Param) -> str:

@@ -44,6 +44,9 @@ def fit_objective(trainer_kwargs: dict[str, Any], **callback_kwargs: Any
     return objective
 
 
+_FIT_LINE = fit_objective.__code__.co_firstlineno + 6  # the trainer.fit line above
+
+
 def test_completed_and_pruned_trials_are_recorded(make_study: Any, counting_storage: Any,
                                                   trainer_kwargs: dict[str, Any],
                                                   tmp_path: Any) -> None:
@@ -144,9 +147,12 @@ def test_another_monitor_against_the_study_direction_warns_and_runs(
     trainer_kwargs.update(max_epochs=1)
     study = make_study()
     with pytest.warns(UserWarning, match=r"Received: monitor='val_acc', which reads as a metric "
-                                         r"to maximize.*ignore this warning"):
+                                         r"to maximize.*ignore this warning") as caught:
         study.optimize(fit_objective(trainer_kwargs, monitor="val_acc"), n_trials=1)
     assert study.trials[0].state is TrialState.COMPLETE
+    # attributed to the user's `trainer.fit(...)` line, not to Lightning's loop that called us
+    [where] = [(w.filename, w.lineno) for w in caught if "reads as a metric" in str(w.message)]
+    assert where == (__file__, _FIT_LINE), where
 
 
 def test_non_finite_value_fails_the_trial(make_study: Any, trainer_kwargs: dict[str, Any]

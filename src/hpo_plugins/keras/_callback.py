@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from hpo_plugins._callback_args import (
     logged_names,
     not_a_scalar_reason,
 )
+from hpo_plugins._warn import warn_user
 from hpo_plugins.context import current_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError
 
@@ -201,19 +201,17 @@ class HPOCallback(keras.callbacks.Callback):
     def _unusable_metric(self, trial: Trial, reason: str) -> None:
         """Fail the trial whose monitored metric is missing or not a scalar (keras_tune
         overrides this)."""
-        warnings.warn(f"HPOCallback: {reason}; trial {trial.number} ends as FAIL.", UserWarning,
-                      stacklevel=2)
+        warn_user(f"HPOCallback: {reason}; trial {trial.number} ends as FAIL.")
         trial.mark_failed(reason)
 
     def _nothing_reported(self, trial: Trial) -> None:
         """Warn that this fit reported nothing to ``trial`` (keras_tune overrides this)."""
         epochs = self.params.get("epochs") if isinstance(self.params, Mapping) else None
-        warnings.warn(
+        warn_user(
             f"HPOCallback: no epoch of this fit of trial {trial.number} was a reporting one "
             f"(fit epochs={epochs}; it reports at the epochs whose number counted from 1 is a "
             f"multiple of interval={self.interval}), so it reported nothing. Run more epochs, "
-            f"lower `interval`, or check the callbacks that stop the training early",
-            UserWarning, stacklevel=3)
+            f"lower `interval`, or check the callbacks that stop the training early")
 
     # -- bookkeeping --------------------------------------------------------------------------
 

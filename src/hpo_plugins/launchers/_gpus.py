@@ -8,10 +8,10 @@ import os
 import re
 import shutil
 import subprocess
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 
+from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import ConfigurationError
 
 __all__ = ["detect_gpus", "gpu_slots", "needs_gpus", "parse_gpus"]
@@ -84,7 +84,7 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> li
     else:
         ids = detect_gpus()
     if not ids:
-        warnings.warn("No GPU found: trials run on CPU.", RuntimeWarning, stacklevel=3)
+        warn_user("No GPU found: trials run on CPU.", RuntimeWarning)
     return [gpu for gpu in ids for _ in range(trials_per_gpu)]
 
 

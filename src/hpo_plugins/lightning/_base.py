@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._callback_args import (
@@ -40,6 +39,7 @@ from hpo_plugins._callback_args import (
     logged_names,
     monitor_direction_problem,
 )
+from hpo_plugins._warn import warn_user
 from hpo_plugins.context import current_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._handover import hand_over, open_trial
@@ -186,8 +186,8 @@ class HPOCallbackBase:
                    and "resumed_from" in self._bound.system_attrs)
         if (self._bound is not None and self._checks < self.interval and not resumed
                 and not _tuning(trainer)):
-            warnings.warn(_nothing_reported(trainer, self._bound.number, self._checks,
-                                            self.interval), UserWarning, stacklevel=2)
+            warn_user(_nothing_reported(trainer, self._bound.number, self._checks,
+                                        self.interval))
         self._forget()
 
     # -- rank 0 -------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ class HPOCallbackBase:
             return None
         if problem.certain:
             return problem.message
-        warnings.warn(f"HPOCallback: {problem.message}.", UserWarning, stacklevel=4)
+        warn_user(f"HPOCallback: {problem.message}.")
         return None
 
     def _find_trial(self, trainer: Any) -> Trial | None:
@@ -255,8 +255,7 @@ class HPOCallbackBase:
         return self._fail(trial, reason)
 
     def _fail(self, trial: Trial, reason: str) -> str:
-        warnings.warn(f"HPOCallback: {reason}; trial {trial.number} ends as FAIL.", UserWarning,
-                      stacklevel=3)
+        warn_user(f"HPOCallback: {reason}; trial {trial.number} ends as FAIL.")
         trial.mark_failed(reason)
         return _STOP
 
