@@ -352,7 +352,7 @@ def _wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
     pytest.param(signal.SIGTERM, "1", [], 143, "hpo-plugins: error: terminated by SIGTERM",
                  "stopped by Terminated(SIGTERM)", id="sigterm"),
     pytest.param(signal.SIGTERM, "2", [], 143, "hpo-plugins: error: terminated by SIGTERM",
-                 "stopped: the run ended with Terminated", id="sigterm-n-jobs-2"),
+                 "stopped by Terminated(SIGTERM)", id="sigterm-n-jobs-2"),
     # a GPU slot (here on CPU: only CUDA_VISIBLE_DEVICES is set) is killed with SIGKILL, so
     # the launcher stops the commands' groups itself
     pytest.param(signal.SIGINT, "1", ["--gpus", "0"], 130, "hpo-plugins: error: interrupted",

@@ -177,9 +177,7 @@ class RunState:
                 self.study.heartbeat_interval is not None):
             self._leave_to_workers()
         elif exc_type is not None:
-            reason = ("interrupted by the user (KeyboardInterrupt)"
-                      if issubclass(exc_type, KeyboardInterrupt)
-                      else f"stopped: the run ended with {exc_type.__name__}")
+            reason = _stop_reason(exc_type, rest[0] if rest else None)
             try:
                 stopped = fail_orphans(self.study, self.job.run_id, reason)
                 # not retried: their killed workers could not delete their resumable state; a
@@ -189,7 +187,6 @@ class RunState:
                 _logger.warning("Could not mark this run's running trials FAIL (%s: %s); they "
                                 "stay RUNNING until their heartbeat is older than the grace "
                                 "period.", type(exc).__name__, exc)
-
 
     def _leave_to_workers(self) -> None:
         """The cluster's scheduler is gone, not the workers: their trials may still finish.
@@ -209,6 +206,18 @@ class RunState:
             _logger.warning("Trials %s stay RUNNING on their workers: each keeps its result if "
                             "it finishes, or is failed as lost when its heartbeat is older "
                             "than %g s.", running, self.study.grace_period)
+
+
+def _stop_reason(exc_type: type[BaseException], exc: object) -> str:
+    """Why a run's running trials were stopped: Ctrl-C; a stop such as SIGTERM in the CLI
+    (a ``BaseException`` that is not an ``Exception``), as the sequential loop words it; or an
+    error elsewhere in the run (another trial's, the launcher's)."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        return "interrupted by the user (KeyboardInterrupt)"
+    if not issubclass(exc_type, Exception):
+        return (f"stopped by {exc_type.__name__}({exc})" if exc is not None and str(exc)
+                else f"stopped by {exc_type.__name__}")
+    return f"stopped: the run ended with {exc_type.__name__}"
 
 
 def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:
