@@ -391,3 +391,28 @@ def test_a_new_sqlite_file_is_witnessed_by_its_folder(tmp_path: Path) -> None:
     assert made is not None and made.kind == "file"  # once made, the file itself
     assert SharedFile.witness(SQLStorage(f"sqlite:///{tmp_path}/no/such/hpo.db")) is None
     assert SharedFile.witness(hpo.storages.InMemoryStorage()) is None
+
+
+def test_a_rerun_after_a_crash_says_in_the_launcher_that_it_may_wait(
+        local_cluster: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The wait for a crashed run's trials happens in the tasks, whose logs stay on the
+    workers: the launcher says it first, and the run then completes the study."""
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    crashed = hpo.create_study(SPACE, study_name="rerun", storage=url, heartbeat_interval=0.5,
+                               grace_period=2)
+    lost = crashed.ask(heartbeat=True)  # its launcher died: it stays RUNNING, heartbeat stops
+    crashed.storage.close()
+    study = hpo.minimize(_square, SPACE, max_trials=3, storage=url, study_name="rerun",
+                         launcher=DaskLauncher(local_cluster), heartbeat_interval=0.5,
+                         grace_period=2, show_progress_bar=False)
+    try:
+        warned = [r.getMessage() for r in caplog.records if r.name.endswith("_dask")
+                  and "RUNNING from an earlier run" in r.getMessage()]
+        assert warned == [f"The study has 1 trial RUNNING from an earlier run "
+                          f"({lost.number}). If their workers are gone (a crashed run), they are "
+                          f"failed once their heartbeat is 2 s old, and only then do their "
+                          f"places run again: the run may wait that long for them."]
+        states = [t.state for t in study.trials]
+        assert states.count(TrialState.COMPLETE) == 3 and states[0] is TrialState.FAIL
+    finally:
+        study.storage.close()

@@ -159,6 +159,7 @@ class DaskLauncher(Launcher):
             _logger.info("Running up to %d trials at once on the Dask cluster %s.", slots.count,
                          client.scheduler.address)
             task = _Task(job, self._resources(), shared)
+            _announce_earlier_trials(study, settings)
             with RunState(study, settings, job) as run:
                 _drive(client, run, slots, task)
                 while _replace_lost(run):
@@ -379,6 +380,25 @@ def _stop(client: Any, run_id: str, futures: Iterable[Any]) -> None:
 def cancel_event(run_id: str) -> str:
     """The name of the Dask event that the launcher of ``run_id`` sets when the run stops."""
     return f"hpo-cancel-{run_id}"
+
+
+def _announce_earlier_trials(study: Study, settings: RunSettings) -> None:
+    """Say here what the tasks would say on the workers only: the study is resumed with
+    trials still RUNNING from an earlier run (a crashed launcher), which a run with
+    ``max_trials`` may have to wait for, up to the grace period, before it runs their places.
+    """
+    if settings.max_trials is None or study.grace_period is None:
+        return
+    running = [t.number for t in study.storage.get_all_trials(study.study_id,
+                                                              (TrialState.RUNNING,))
+               if t.last_heartbeat is not None]
+    if running:
+        _logger.warning(
+            "The study has %s RUNNING from an earlier run (%s). If their workers are gone (a "
+            "crashed run), they are failed once their heartbeat is %g s old, and only then do "
+            "their places run again: the run may wait that long for them.",
+            f"{len(running)} trial{'s' if len(running) > 1 else ''}",
+            ", ".join(str(n) for n in running[:10]), study.grace_period)
 
 
 def _replace_lost(run: RunState) -> bool:
