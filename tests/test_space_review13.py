@@ -5,6 +5,7 @@ options, numpy numbers for choices, a shared parameter given two values, and the
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,9 @@ def test_resuming_with_an_edited_constant_is_refused_also_by_load_study() -> Non
         hpo.load_study("s", store, space=edited)
 
 
-def _legacy_study(store: Storage, space: SearchSpace) -> None:
+def _legacy_study(store: Storage, space: SearchSpace, name: str = "old") -> None:
     """A study as the code before constants were recorded stored it."""
-    store.create_study("old", Direction.MINIMIZE, {
+    store.create_study(name, Direction.MINIMIZE, {
         "space": space.describe(), "space_fingerprint": space.parameters_fingerprint})
 
 
@@ -234,3 +235,66 @@ def test_without_its_space_a_study_gives_int_keys_as_str_and_objects_as_repr(
     assert study.best_params["k"] == {1: "a"} and study.best_params["f"] is math.sin
     opened = hpo.load_study("s", url).best_params
     assert opened["k"] == {"1": "a"} and opened["f"] == repr(math.sin)
+
+
+def test_numpy_bools_and_strings_of_a_dataframe_row_are_choice_options() -> None:
+    space = {"bn": hp.choice("bn", [True, False]), "act": hp.choice("act", ["relu", "tanh"])}
+    study = hpo.create_study(space=space, storage=":memory:", seed=0, sampler=RandomSampler())
+    assert study.enqueue({"bn": np.True_, "act": np.str_("tanh")}) is not None
+    assert study.ask().params == {"bn": True, "act": "tanh"}
+
+
+_SEEDED_FINGERPRINT = """
+import dataclasses, sys
+sys.path.insert(0, {src!r})
+from hpo_plugins import hp
+from hpo_plugins.space import SearchSpace
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    ops: frozenset
+    scale: float = 1.0
+
+space = {{"aug": Augment(frozenset({{"flip", "crop", "rotate", "blur", "noise"}})),
+          "x": hp.uniform("x", 0, 1)}}
+print(SearchSpace(space).fingerprint)
+"""
+
+
+def test_a_dataclass_holding_a_set_gives_one_fingerprint_whatever_the_hash_seed() -> None:
+    """Its repr lists the set in hash order, which PYTHONHASHSEED changes between runs."""
+    import subprocess
+    import sys
+
+    src = str(Path(hpo.__file__).parent.parent)
+    prints = {subprocess.run([sys.executable, "-c", _SEEDED_FINGERPRINT.format(src=src)],
+                             env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True,
+                             text=True, check=True).stdout for seed in ("1", "2", "3", "4")}
+    assert len(prints) == 1, prints
+
+
+def test_a_study_named_by_an_earlier_version_is_resumed_under_its_name(tmp_path: Path) -> None:
+    """Before constants counted, a space with constants had its parameters' fingerprint: the
+    study that name holds goes on, and gets its constants recorded (so an edit later gets a
+    new study)."""
+    from hpo_plugins._api import default_study_name
+
+    def objective(params: Any) -> float:
+        return float(params["x"])
+
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+    space = {"epochs": 10, "x": hp.uniform("x", 0, 1)}
+    parsed = SearchSpace(space)
+    old_name = default_study_name(objective, parsed.parameters_fingerprint)
+    store = get_storage(url)
+    _legacy_study(store, parsed, old_name)
+    store.close()
+
+    study = hpo.minimize(objective, space, n_trials=2, storage=url)
+    assert study.study_name == old_name and len(study.trials) == 2
+    study.storage.close()
+    edited = hpo.minimize(objective, {"epochs": 20, "x": hp.uniform("x", 0, 1)}, n_trials=1,
+                          storage=url)
+    assert edited.study_name not in (old_name, study.study_name)  # a new study, not refused
+    assert len(edited.trials) == 1
+    edited.storage.close()

@@ -19,7 +19,7 @@ from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.samplers._base import Sampler
 from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import get_storage
-from hpo_plugins.study import Study, create_study
+from hpo_plugins.study import Study, create_study, earlier_derived_name
 
 __all__ = ["maximize", "minimize"]
 
@@ -79,13 +79,14 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
               n_trials: int | None, max_trials: int | None, timeout: float | None,
               study_name: str | None, catch: Any, callbacks: Any,
               show_progress_bar: bool | None, n_jobs: int, launcher: Any, storage: Any,
-              default_name: str | None = None,
+              derive_name: Callable[[str], str] | None = None,
               derived_from: str = "the objective and the space", **study_kwargs: Any) -> Study:
     """The body of :func:`minimize` and :func:`maximize`.
 
-    ``default_name`` and ``derived_from`` are for adapters that derive the study name from
+    ``derive_name`` and ``derived_from`` are for adapters that derive the study name from
     their own arguments (``keras_tune``: from ``build_fn``): the name used without
-    ``study_name``, and what the logged message says it is derived from.
+    ``study_name``, made from a space fingerprint, and what the logged message says it is
+    derived from.
     """
     check_run_args(objective, n_jobs, launcher)  # before a study is created for nothing
     launcher = launcher_for(n_jobs, launcher)  # built here: it checks the storage first
@@ -96,9 +97,11 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
         callbacks=callbacks, show_progress_bar=show_progress_bar,
         finite=sampler is None or bool(getattr(sampler, "finite", False)))
     parsed = as_space(space)
-    name = study_name or default_name or default_study_name(objective, parsed.fingerprint)
-    study = _create_checked(parsed, launcher, storage, study_name=name, direction=direction,
-                            **study_kwargs)
+    derive = derive_name or functools.partial(default_study_name, objective)
+    name = study_name or derive(parsed.fingerprint)
+    earlier = None if study_name else derive(parsed.parameters_fingerprint)
+    study = _create_checked(parsed, launcher, storage, study_name=name, earlier_name=earlier,
+                            direction=direction, **study_kwargs)
     if study_name is None:
         _log_derived_name(study, derived_from)
     # the checked values: a one-shot iterable given as catch= or callbacks= is read once
@@ -119,20 +122,25 @@ def _log_derived_name(study: Study, derived_from: str) -> None:
                 f"resumed with its {earlier} earlier trials" if earlier else "new")
 
 
-def _create_checked(space: SearchSpace, launcher: Any, storage: Any,
-                    **study_kwargs: Any) -> Study:
+def _create_checked(space: SearchSpace, launcher: Any, storage: Any, *,
+                    earlier_name: str | None = None, **study_kwargs: Any) -> Study:
     """``create_study`` on a storage that ``launcher`` accepts, so a refused run stores nothing.
 
     The storage is resolved once (None: the default SQLite file) and that Storage object goes
     to ``launcher.check`` (when the launcher has one: any object with ``run`` is accepted) and
     then to ``create_study``, so a URL is not opened twice. A storage opened here is closed
     again when the check or the creation fails; a Storage passed in stays open.
+    ``earlier_name``: what versions before constants counted in the fingerprint derived,
+    resumed instead of the derived ``study_name`` (see :func:`earlier_derived_name`).
     """
     store = get_storage(storage)
     try:
         check = getattr(launcher, "check", None)
         if callable(check):
             check(store)
+        if earlier_name is not None:
+            study_kwargs["study_name"] = earlier_derived_name(
+                store, study_kwargs["study_name"], earlier_name, space)
         return create_study(space, storage=store, **study_kwargs)
     except BaseException:
         if store is not storage:

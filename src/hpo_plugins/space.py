@@ -32,7 +32,7 @@ import numbers
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 import numpy as np
@@ -920,6 +920,8 @@ def _same(a: Any, b: Any) -> bool:
     option ``32``, ``3.0`` is ``3``), bools only with bools; anything else must have the same
     type and compare equal.
     """
+    a = a.item() if isinstance(a, np.generic) else a  # np.True_, np.str_('relu') from a
+    b = b.item() if isinstance(b, np.generic) else b  # dataframe row: their Python values
     if _is_number(a) and _is_number(b):
         return bool(a == b)
     try:
@@ -1035,8 +1037,9 @@ def _stable_text(value: Any) -> str:
     """A text for a constant that is the same in every run of the same code.
 
     Numbers, str, None and containers of them give their repr (numpy numbers as Python ones,
-    sets sorted); functions and classes ``module.qualname`` (``math.tanh``), so editing a
-    choice of activation functions is seen, though two lambdas of one scope look the same;
+    sets sorted; a dataclass by its fields, each so rendered); functions and classes
+    ``module.qualname`` (``math.tanh``), so editing a choice of activation functions is seen,
+    though two lambdas of one scope look the same;
     ``functools.partial`` its function and arguments. Any other object gives its repr, unless
     that shows a memory address (``<Net object at 0x7f...>``, different in every run): then
     only its type's name, so such an object does not make every run a new study, at the cost
@@ -1054,6 +1057,11 @@ def _stable_text(value: Any) -> str:
                                for k, v in value.items()) + "}"
     if isinstance(value, (set, frozenset)):
         return "{" + ", ".join(sorted(_stable_text(v) for v in value)) + "}"
+    if is_dataclass(value) and not isinstance(value, type):
+        # its repr shows its fields' reprs, where a set's order changes between runs
+        shown = ", ".join(f"{f.name}={_stable_text(getattr(value, f.name))}"
+                          for f in fields(value) if f.repr)
+        return f"{type(value).__module__}.{type(value).__qualname__}({shown})"
     if isinstance(value, functools.partial):
         args = [_stable_text(value.func), *(_stable_text(a) for a in value.args),
                 *(f"{k}={_stable_text(v)}" for k, v in value.keywords.items())]

@@ -1383,6 +1383,34 @@ def stored_space_difference(stored: Mapping[str, Any], space: SearchSpace) -> st
     return None if same else _space_changes(stored, _space_record(space))
 
 
+def earlier_derived_name(store: Storage, name: str, earlier: str, space: SearchSpace) -> str:
+    """The derived study name to use: ``name``, or ``earlier`` to go on with a study that an
+    earlier version named.
+
+    Versions before constants counted in :attr:`SearchSpace.fingerprint` derived ``earlier``
+    (from :attr:`~SearchSpace.parameters_fingerprint`) for a space with constants. Such a
+    study is resumed under its name, so an upgrade does not start a script's study afresh,
+    as long as no study of the new name exists and the space is the one it records (once
+    resumed, it records its constants, so a later edit of one gets a new study again).
+    """
+    if earlier == name:
+        return name
+    try:
+        store.get_study_id(name)
+        return name
+    except StudyNotFoundError:
+        pass
+    try:
+        info = store.get_study(store.get_study_id(earlier))
+    except StudyNotFoundError:
+        return name
+    if stored_space_difference(info.attrs, space) is not None:
+        return name
+    _logger.info("Study %r: the name that versions before 0.2 derived for this space, kept "
+                 "(a new study would be %r).", earlier, name)
+    return earlier
+
+
 def _space_changes(stored: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
     """What differs between the stored space and this one, from their records: labels only
     in one, parameters whose kind, bounds, options or conditions changed, and constants

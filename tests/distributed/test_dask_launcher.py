@@ -416,3 +416,24 @@ def test_a_rerun_after_a_crash_says_in_the_launcher_that_it_may_wait(
         assert states.count(TrialState.COMPLETE) == 3 and states[0] is TrialState.FAIL
     finally:
         study.storage.close()
+
+
+def test_a_database_that_never_answers_is_given_up_by_the_worker_check(
+        local_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that accepts connections but never answers (a half-open firewall): each
+    worker gives up after the probe's time, without blocking its event loop meanwhile."""
+    import time
+
+    from hpo_plugins.launchers import _dask_cluster
+
+    monkeypatch.setattr(_dask_cluster, "_PROBE_SECONDS", 1.0)  # the worker runs in this process
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql+psycopg://hpo@127.0.0.1:{silent.getsockname()[1]}/hpo"
+        began = time.monotonic()
+        with pytest.raises(ConfigurationError,
+                           match=r"1 of 1 cannot: .*no answer from the database within 1 s"):
+            hpo.minimize(_square, SPACE, n_trials=1, storage=url,
+                         launcher=DaskLauncher(local_cluster), show_progress_bar=False)
+        assert time.monotonic() - began < 20

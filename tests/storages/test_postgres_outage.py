@@ -326,3 +326,33 @@ def test_a_parallel_run_rides_out_a_server_restart(server: StoppableServer) -> N
         assert all(len(t.intermediate_values) == 4 for t in study.trials)
     finally:
         study.storage.close()
+
+
+@pytest.mark.parametrize(("text", "lost"), [
+    ("SSL error: unexpected eof while reading", True),
+    ("SSL SYSCALL error: EOF detected", True),
+    ('connection to server at "ssl-db.example" (10.0.0.5), port 5432 failed: Connection refused',
+     True),
+    ("server does not support SSL, but SSL was required", False),
+    ("connection failed: FATAL:  password authentication failed for user \"hpo\"", False),
+])
+def test_a_dropped_ssl_connection_is_an_outage_a_refused_one_is_not(text: str,
+                                                                     lost: bool) -> None:
+    import psycopg
+
+    assert lost_connection(psycopg.OperationalError(text)) is lost
+
+
+def test_each_outage_is_logged_even_after_one_that_timed_out(
+        server: StoppableServer, open_storage: Callable[..., SQLStorage],
+        caplog: pytest.LogCaptureFixture) -> None:
+    storage = open_storage(reconnect_timeout=0.5)
+    study_id = storage.create_study("s", Direction.MINIMIZE)
+    server.stop()
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        for _ in range(2):
+            with pytest.raises(DatabaseUnreachableError):
+                storage.count_trials(study_id)
+    lost = [r for r in caplog.records if r.getMessage().startswith("Lost the connection")]
+    assert len(lost) == 2
+    assert all("not run again" not in r.getMessage() for r in lost)  # these calls were retried

@@ -185,6 +185,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_script(args: argparse.Namespace) -> int:
     from hpo_plugins.launchers import ScriptFailed
+    from hpo_plugins.study import earlier_derived_name
 
     command = args.script[1:] if args.script[:1] == ["--"] else args.script
     if not command:
@@ -204,6 +205,9 @@ def _run_script(args: argparse.Namespace) -> int:
         try:
             if launcher is not None:  # e.g. a SQLite file a Dask worker cannot see
                 launcher.check(store)
+            if args.study is None:  # go on with a study an earlier version named
+                name = earlier_derived_name(store, name, _default_study_name(
+                    command, space, args, space.parameters_fingerprint), space)
             _check_resumable(store, name, args.direction, space)
             study = _study(args, name, space, None if args.sampler is None else sampler, store)
             study.optimize(objective, n_trials=args.n_trials, max_trials=args.max_trials,
@@ -310,8 +314,8 @@ def _interval(args: argparse.Namespace) -> float | None:
     return _HEARTBEAT_S if value is _ABSENT else value
 
 
-def _default_study_name(command: list[str], space: SearchSpace,
-                        args: argparse.Namespace) -> str:
+def _default_study_name(command: list[str], space: SearchSpace, args: argparse.Namespace,
+                        fingerprint: str | None = None) -> str:
     """``<script>-<hash>``: the study of a command when ``--study`` is not given.
 
     Stable across runs, so running the same command again after a crash resumes its study (and
@@ -322,13 +326,14 @@ def _default_study_name(command: list[str], space: SearchSpace,
     gets another study, so comparing two settings never mixes their trials. Options that only
     say how long or where to run (``--n-trials``, ``--n-jobs``, ``--gpus``...) do not count.
     ``<script>`` is the stem of the command's first ``.py`` word (``train`` for
-    ``python train.py``), else of its program.
+    ``python train.py``), else of its program. ``fingerprint``: another than the space's
+    (its :attr:`~SearchSpace.parameters_fingerprint`, for the name earlier versions derived).
     """
     # an absent --metric, --sampler or --pruner counts as what a new study gets, so the names
     # derived before these flags could be absent stay the same
     setting = [args.direction, args.metric or _NEW_METRIC, args.sampler or _NEW_SAMPLER,
                args.pruner or _NEW_PRUNER, args.seed, args.params_via]
-    key = json.dumps([command, space.fingerprint, setting])
+    key = json.dumps([command, fingerprint or space.fingerprint, setting])
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     scripts = [word for word in command if word.endswith(".py")]
     stem = os.path.splitext(os.path.basename(scripts[0] if scripts else command[0]))[0]

@@ -44,7 +44,6 @@ from hpo_plugins.keras._resume import (
     discard_backups,
     resume_into,
 )
-from hpo_plugins.space import as_space
 
 if TYPE_CHECKING:
     from hpo_plugins.pruners import Pruner
@@ -501,7 +500,7 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
     study = _optimize(
         resolved.value, objective=trainer, space=space, n_trials=n_trials,
         max_trials=max_trials, timeout=timeout, study_name=study_name,
-        default_name=default_study_name(build_fn, f"{as_space(space).fingerprint}:{objective}"),
+        derive_name=lambda fingerprint: default_study_name(build_fn, f"{fingerprint}:{objective}"),
         derived_from=_DERIVED_FROM, storage=storage, sampler=sampler, pruner=pruner, seed=seed,
         catch=catch, callbacks=[*(study_callbacks or ()), trainer.after_trial],
         show_progress_bar=show_progress_bar, n_jobs=n_jobs, launcher=launcher,

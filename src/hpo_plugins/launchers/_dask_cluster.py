@@ -4,6 +4,7 @@ cluster, kept apart from the run itself (``_dask.py``)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -25,6 +26,8 @@ __all__ = ["GPU_RESOURCE", "LOOK_SECONDS", "WORKER_TIMEOUT", "SharedFile", "Slot
 
 _logger = logging.getLogger("hpo_plugins.launchers._dask")  # one logger for the launcher
 
+#: Seconds each worker may take to open a database server before a run (check_workers_reach).
+_PROBE_SECONDS = 30.0
 #: The Dask worker resource that GPU trials ask for (``dask worker --resources "GPU=1"``).
 GPU_RESOURCE = "GPU"
 #: Seconds a run waits, by default, for the first Dask worker to join its scheduler.
@@ -327,13 +330,41 @@ def _why(answer: Any) -> str:
     return " ".join(str(answer).split())
 
 
-def _open_here(storage: Storage) -> str | None:
-    """On a worker: open ``storage`` once; None, or why it failed (one try, no waiting)."""
+async def _open_here(storage: Storage) -> str | None:
+    """On a worker: open ``storage`` once; None, or why it failed (one try, no waiting).
+
+    A coroutine, so that ``client.run`` runs it on the worker's event loop without blocking
+    it: the connection is made in a daemon thread, and a server that never answers (a
+    firewall that drops packets) is given up after :data:`_PROBE_SECONDS` instead of holding
+    the worker (the thread, stuck in the driver, then cannot keep the worker from exiting).
+    """
+    import asyncio
+    import threading
+
     from hpo_plugins.storages import SQLStorage
 
-    if isinstance(storage, SQLStorage):  # a fresh copy: an unreachable server is not waited for
-        storage = SQLStorage(storage.portable_url, engine_kwargs=storage.engine_kwargs,
-                             create=storage.create, reconnect_timeout=0)
+    if isinstance(storage, SQLStorage):  # this worker's own copy: it may stop waiting
+        storage.reconnect_timeout = 0  # a server away now is a refusal here, not an outage
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str | None] = loop.create_future()
+
+    def settle(why: str | None) -> None:
+        if not answer.done():  # not given up meanwhile
+            answer.set_result(why)
+
+    def probe() -> None:
+        why = _open(storage)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(settle, why)
+
+    threading.Thread(target=probe, name="hpo-storage-probe", daemon=True).start()
+    try:
+        return await asyncio.wait_for(answer, _PROBE_SECONDS)
+    except asyncio.TimeoutError:
+        return f"no answer from the database within {_PROBE_SECONDS:g} s"
+
+
+def _open(storage: Storage) -> str | None:
     try:
         storage.list_studies()
     except Exception as exc:

@@ -41,7 +41,8 @@ _T = TypeVar("_T")
 _AWAY_STATES = ("57P01", "57P02", "57P03")
 #: Texts of a refused connection that waiting will not fix.
 _REFUSALS = ("authentication failed", "no password supplied", "does not exist",
-             "permission denied", "pg_hba.conf", "password is required", "ssl")
+             "permission denied", "pg_hba.conf", "password is required",
+             "does not support ssl", "ssl was required", "certificate verify failed")
 _FIRST_PAUSE_S = 0.25
 _MAX_PAUSE_S = 5.0
 _calling = threading.local()  # set while a call retries: calls made inside it do not retry
@@ -67,12 +68,10 @@ def lost_connection(exc: BaseException) -> bool:
 def unreachable(description: str, reason: str, *,
                 maybe_committed: bool) -> DatabaseUnreachableError:
     """The error for a call that lost the server ``description``, for the reason given."""
-    tail = (" The call was cut off while the database may have applied it; it is not run "
-            "again, so that it cannot be applied twice." if maybe_committed else "")
     reason = " ".join(reason.split())  # the driver's text may span lines
     stop = "" if reason.endswith((".", "?", "!")) else "."
     return DatabaseUnreachableError(
-        f"Lost the connection to the database {description}: {reason}{stop}{tail}",
+        f"Lost the connection to the database {description}: {reason}{stop}",
         maybe_committed=maybe_committed)
 
 
@@ -113,12 +112,17 @@ class Reconnector:
                 result = run()
             except DatabaseUnreachableError as exc:
                 if exc.maybe_committed and not idempotent:
-                    raise
+                    self._gave_up()
+                    raise DatabaseUnreachableError(
+                        f"{exc} The call was cut off while the database may have applied it; "
+                        f"it is not run again, so that it cannot be applied twice.",
+                        maybe_committed=True) from exc
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self.timeout
                     self._went_away(exc)
                 if now >= deadline:
+                    self._gave_up()
                     raise DatabaseUnreachableError(
                         f"{exc} The server did not answer for {self.timeout:g} s (the "
                         f"storage's reconnect_timeout): check that it runs and can be reached "
@@ -138,6 +142,11 @@ class Reconnector:
             self._away_since = time.monotonic()
         _logger.warning("%s Trying again for up to %g s (the storage's reconnect_timeout).",
                         exc, self.timeout)
+
+    def _gave_up(self) -> None:
+        """A call failed for good: the next loss is a new outage, logged again."""
+        with self._lock:
+            self._away_since = None
 
     def _came_back(self) -> None:
         with self._lock:

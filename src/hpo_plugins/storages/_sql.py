@@ -1153,7 +1153,7 @@ class SQLStorage(Storage):
         self.url = url
         self.engine_kwargs = _check_engine_kwargs(engine_kwargs)
         self.create = create
-        self.reconnect_timeout = _check_reconnect_timeout(reconnect_timeout)
+        self._reconnect_timeout = _check_reconnect_timeout(reconnect_timeout)
         self._parsed = _parse_url(url)
         if self._parsed.get_backend_name() == "sqlite":
             _check_sqlite_url(self._parsed)
@@ -1162,7 +1162,7 @@ class SQLStorage(Storage):
         self._redact = functools.partial(_redact, secrets=url_secrets(self._parsed))
         self._is_sqlite = self._parsed.get_backend_name() == "sqlite"
         self._reconnector = Reconnector(self._description,
-                                        0.0 if self._is_sqlite else self.reconnect_timeout)
+                                        0.0 if self._is_sqlite else self._reconnect_timeout)
         if self.engine_kwargs:
             _try_engine_kwargs(self._parsed, self.engine_kwargs, self._is_sqlite)
         self._lock = threading.Lock()
@@ -1191,6 +1191,17 @@ class SQLStorage(Storage):
 
     def __repr__(self) -> str:
         return f"SQLStorage({self._description!r})"
+
+    @property
+    def reconnect_timeout(self) -> float:
+        """Seconds a call waits for a database server that went away (see the class doc)."""
+        return self._reconnect_timeout
+
+    @reconnect_timeout.setter
+    def reconnect_timeout(self, seconds: float) -> None:
+        self._reconnect_timeout = _check_reconnect_timeout(seconds)
+        self._reconnector = Reconnector(self._description,
+                                        0.0 if self._is_sqlite else self._reconnect_timeout)
 
     @property
     def portable_url(self) -> str:
@@ -1250,6 +1261,7 @@ class SQLStorage(Storage):
         self._engine = None
         self._lock = threading.Lock()
         self._finished = FinishedTrialCache()  # its lock may have been held by a parent thread
+        self.reconnect_timeout = self._reconnect_timeout  # a new Reconnector: a fresh lock too
         self._pid = os.getpid()
 
     def _open(self) -> Engine:
