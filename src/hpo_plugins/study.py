@@ -1361,7 +1361,15 @@ def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
             f"it was created with: restore it to resume this study. To search the new space, "
             f"choose another study_name, or delete the old study "
             f"(hpo.delete_study({name!r}, storage) or `hpo-plugins delete --study {name}`)."
+            f"{_CHANGING_CONSTANT_HINT if 'constants ' in difference else ''}"
         )
+
+
+#: Said when constants differ: one that changes by itself between runs is a likely cause.
+_CHANGING_CONSTANT_HINT = (
+    " A value that changes from run to run by itself (a timestamped folder, a temporary "
+    "directory, the date) does not belong in the space: pass it to the objective another way "
+    "(a functools.partial argument, a global).")
 
 
 def stored_space_difference(stored: Mapping[str, Any], space: SearchSpace) -> str | None:

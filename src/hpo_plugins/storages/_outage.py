@@ -42,7 +42,8 @@ _AWAY_STATES = ("57P01", "57P02", "57P03")
 #: Texts of a refused connection that waiting will not fix.
 _REFUSALS = ("authentication failed", "no password supplied", "does not exist",
              "permission denied", "pg_hba.conf", "password is required",
-             "does not support ssl", "ssl was required", "certificate verify failed")
+             "does not support ssl", "ssl was required", "certificate verify failed",
+             "is not permitted to log in")
 _FIRST_PAUSE_S = 0.25
 _MAX_PAUSE_S = 5.0
 _calling = threading.local()  # set while a call retries: calls made inside it do not retry
