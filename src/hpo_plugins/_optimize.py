@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from hpo_plugins.study import Study
     from hpo_plugins.trial import Trial
 
-__all__ = ["RunSettings", "run", "run_one", "run_sequential"]
+__all__ = ["RunSettings", "run", "run_one", "run_sequential", "sigterm_reason",
+           "stopped_by_sigterm"]
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
@@ -44,6 +45,14 @@ _FULL_POLL_SECONDS = 1.0  # how often a full study is checked for room while tri
 #: What ``record_heartbeat`` raises when the trial's heartbeat is over for good: the trial is
 #: finished (told, or failed elsewhere as stale), or gone with its study, or not RUNNING.
 _TRIAL_OVER = (TrialFinishedError, TrialNotFoundError, StudyNotFoundError, ConfigurationError)
+#: The exceptions that mean "this process got SIGTERM", by module and name: Lightning's (its
+#: training loop raises it once its own handler saw the signal) and the command line's
+#: (``hpo_plugins.cli``, which the core must not import). See :func:`stopped_by_sigterm`.
+_SIGTERM_EXCEPTIONS = frozenset({
+    "lightning.pytorch.utilities.exceptions.SIGTERMException",
+    "pytorch_lightning.utilities.exceptions.SIGTERMException",
+    "hpo_plugins.cli._base.Terminated",
+})
 
 
 @dataclass(frozen=True)
@@ -394,19 +403,55 @@ def _ended_elsewhere(study: Study, trial: Trial,
     return frozen
 
 
+def stopped_by_sigterm(kind: type[BaseException]) -> bool:
+    """Whether an exception of type ``kind`` means that the process got SIGTERM.
+
+    SIGTERM is how a machine is taken away (preemption, a Kubernetes eviction, Slurm,
+    ``docker stop``, a plain ``kill``): the trial it stops was lost, not given up by the user,
+    so it is re-queued like a trial whose worker died (see :func:`sigterm_reason`). The
+    exceptions are known by name (:data:`_SIGTERM_EXCEPTIONS`), so neither Lightning nor the
+    command line is imported; a subclass of one counts too.
+    """
+    return any(f"{cls.__module__}.{cls.__qualname__}" in _SIGTERM_EXCEPTIONS
+               for cls in kind.__mro__)
+
+
+def sigterm_reason(exc: BaseException | None, kind: type[BaseException]) -> str:
+    """The reason of a trial stopped by SIGTERM (:func:`stopped_by_sigterm`), the same in a
+    sequential run and in a parallel one (whose launcher fails its running trials)."""
+    what = f"{kind.__name__}({exc})" if exc is not None and str(exc) else kind.__name__
+    return f"stopped by SIGTERM ({what}): counted as lost, like a trial whose worker died"
+
+
 def _tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:
     """Fail ``trial`` for a ``BaseException`` that is not ``KeyboardInterrupt`` and stops the run.
 
     Lightning catches Ctrl-C during ``fit`` and calls ``sys.exit(1)``, so the interrupt arrives
     here as ``SystemExit`` with the ``KeyboardInterrupt`` as its context; the reason says so.
-    Without this the trial stayed RUNNING until its heartbeat's grace period ran out.
+    Without this the trial stayed RUNNING until its heartbeat's grace period ran out. A stop by
+    SIGTERM is a lost trial instead (:func:`_tell_lost`).
     """
+    if stopped_by_sigterm(type(exc)):
+        _tell_lost(study, trial, exc)
+        return
     interrupted = isinstance(exc.__context__, KeyboardInterrupt)
     what = f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__
     reason = (f"interrupted by the user (KeyboardInterrupt, raised again as {what})"
               if interrupted else f"stopped by {what}")
     _tell(study, trial, state=TrialState.FAIL, fail_reason=reason)
     _logger.warning("Trial %d marked FAIL (%s); stopping.", trial.number, reason)
+
+
+def _tell_lost(study: Study, trial: Trial, exc: BaseException) -> None:
+    """Fail ``trial``, stopped by SIGTERM, as lost, and re-queue it under ``max_retries`` as a
+    trial failed by its stale heartbeat would be (:meth:`Study.requeue_lost`): the next run
+    retries it, and ``resume_lost_trials`` resumes it from its last checkpoint. A trial that
+    another process failed meanwhile was re-queued by that one."""
+    reason = sigterm_reason(exc, type(exc))
+    frozen = _tell(study, trial, state=TrialState.FAIL, fail_reason=reason)
+    _logger.warning("Trial %d marked FAIL (%s); stopping.", trial.number, reason)
+    if frozen.fail_reason == reason:
+        study.requeue_lost(frozen)
 
 
 def _tell_pruned(study: Study, trial: Trial) -> FrozenTrial:

@@ -16,6 +16,7 @@ import contextvars
 import json
 import os
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins.exceptions import ConfigurationError, NoActiveTrialError
@@ -36,14 +37,46 @@ _stack: contextvars.ContextVar[tuple[Trial, ...]] = contextvars.ContextVar(
 _from_env: dict[str, Trial] = {}
 
 
+#: The trials pushed in any context of this process (another thread's too), with how many
+#: times each is pushed now: what :func:`pushed_elsewhere` reads.
+_pushed: dict[Trial, int] = {}
+_pushed_lock = threading.Lock()
+
+
 def push(trial: Trial) -> contextvars.Token[tuple[Trial, ...]]:
     """Make ``trial`` the current trial until :func:`pop` is called with the token."""
-    return _stack.set((*_stack.get(), trial))
+    token = _stack.set((*_stack.get(), trial))
+    with _pushed_lock:
+        _pushed[trial] = _pushed.get(trial, 0) + 1
+    return token
 
 
 def pop(token: contextvars.Token[tuple[Trial, ...]]) -> None:
     """Undo the matching :func:`push`."""
+    stack = _stack.get()
     _stack.reset(token)
+    if not stack:
+        return
+    with _pushed_lock:
+        left = _pushed.pop(stack[-1], 1) - 1
+        if left:
+            _pushed[stack[-1]] = left
+
+
+def pushed_trial_or_none() -> Trial | None:
+    """The trial pushed in this context (by the run loop or ``with trial:``), or None; unlike
+    :func:`current_trial_or_none` it never reads :data:`TRIAL_ENV`, which every thread sees."""
+    stack = _stack.get()
+    return stack[-1] if stack else None
+
+
+def pushed_elsewhere() -> list[Trial]:
+    """The trials current in other contexts of this process (another thread's objective) but
+    not in this one: an adapter that finds no trial here, while one of these runs, was most
+    likely called from a thread the objective started, which the context does not reach."""
+    here = set(_stack.get())
+    with _pushed_lock:
+        return [trial for trial in _pushed if trial not in here]
 
 
 def current_trial() -> Trial:

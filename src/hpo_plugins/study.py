@@ -356,8 +356,9 @@ class Study:
 
         The copy is a WAITING trial with the same parameters and ``retry_of`` (the dead trial's
         number) and ``retries`` (one more than the dead trial's) in its system attributes; the
-        next ``ask`` claims it. Used for trials failed by a stale heartbeat and for those a
-        launcher fails when it sees their worker die, so a lost grid point runs again.
+        next ``ask`` claims it. Used for trials failed by a stale heartbeat, for those a
+        launcher fails when it sees their worker die, and for those stopped by SIGTERM (a
+        preempted machine), so a lost grid point runs again.
 
         Raises:
             ConfigurationError: ``dead`` is not a FrozenTrial.
@@ -1089,7 +1090,8 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
             heartbeats, but a ``grace_period`` still makes its ``ask`` fail the stale trials of
             other workers that do.
         max_retries: How many times a trial whose worker was lost is re-queued (failed for a
-            stale heartbeat, or by a launcher that saw its worker die).
+            stale heartbeat, by a launcher that saw its worker die, or stopped by SIGTERM, as a
+            preempted machine is).
 
     Raises:
         SpaceError: The space is malformed or the sampler cannot handle it.

@@ -350,9 +350,11 @@ def _wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
     pytest.param(signal.SIGINT, "1", [], 130, "hpo-plugins: error: interrupted",
                  "interrupted by the user (KeyboardInterrupt)", id="ctrl-c"),
     pytest.param(signal.SIGTERM, "1", [], 143, "hpo-plugins: error: terminated by SIGTERM",
-                 "stopped by Terminated(SIGTERM)", id="sigterm"),
+                 "stopped by SIGTERM (Terminated(SIGTERM)): counted as lost, like a trial whose "
+                 "worker died", id="sigterm"),
     pytest.param(signal.SIGTERM, "2", [], 143, "hpo-plugins: error: terminated by SIGTERM",
-                 "stopped by Terminated(SIGTERM)", id="sigterm-n-jobs-2"),
+                 "stopped by SIGTERM (Terminated(SIGTERM)): counted as lost, like a trial whose "
+                 "worker died", id="sigterm-n-jobs-2"),
     # a GPU slot (here on CPU: only CUDA_VISIBLE_DEVICES is set) is killed with SIGKILL, so
     # the launcher stops the commands' groups itself
     pytest.param(signal.SIGINT, "1", ["--gpus", "0"], 130, "hpo-plugins: error: interrupted",

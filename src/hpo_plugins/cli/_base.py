@@ -85,9 +85,11 @@ class Terminated(BaseException):
 
     A ``BaseException``, like ``KeyboardInterrupt``: no ``except Exception`` in the library or
     in a launcher swallows it, so the run stops the way Ctrl-C stops it (the running trials are
-    marked FAIL, their commands and workers are stopped). It is not a ``KeyboardInterrupt``, so
-    those trials' reason says they were stopped by ``Terminated(SIGTERM)`` rather than
-    "interrupted by the user".
+    marked FAIL, their commands and workers are stopped). It is not a ``KeyboardInterrupt``:
+    SIGTERM is how a machine is taken away (preemption, Slurm, ``docker stop``), so those
+    trials count as lost ("stopped by SIGTERM (Terminated(SIGTERM)): counted as lost"), and the
+    study's ``max_retries`` re-queues them, where Ctrl-C's are "interrupted by the user". The
+    core knows this class by name (``hpo_plugins._optimize.stopped_by_sigterm``).
     """
 
 

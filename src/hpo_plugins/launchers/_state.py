@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins._observers import notify
+from hpo_plugins._optimize import sigterm_reason, stopped_by_sigterm
 from hpo_plugins._resume import discard_stopped
 from hpo_plugins.exceptions import ClusterLostError
 from hpo_plugins.launchers._worker import Job
@@ -177,16 +178,27 @@ class RunState:
                 self.study.heartbeat_interval is not None):
             self._leave_to_workers()
         elif exc_type is not None:
-            reason = _stop_reason(exc_type, rest[0] if rest else None)
-            try:
-                stopped = fail_orphans(self.study, self.job.run_id, reason)
-                # not retried: their killed workers could not delete their resumable state; a
-                # worker that lives on (a Dask task is not killed) deletes its own when it ends
-                discard_stopped(self.study, _dead_here(stopped, wait=3.0))
-            except Exception as exc:  # the storage is down too: the run's own error matters
-                _logger.warning("Could not mark this run's running trials FAIL (%s: %s); they "
-                                "stay RUNNING until their heartbeat is older than the grace "
-                                "period.", type(exc).__name__, exc)
+            self._stop_running(exc_type, rest[0] if rest else None)
+
+    def _stop_running(self, exc_type: type[BaseException], error: object) -> None:
+        """Fail this run's running trials, stopped with it by ``error``.
+
+        Not retried, except after SIGTERM (a preempted machine, ``kill``): those were lost, as
+        in a sequential run, and are re-queued under ``max_retries`` with their resumable
+        state kept. The state of the trials not re-queued is deleted here, as their killed
+        workers could not; a worker that lives on (a Dask task is not killed) deletes its own
+        when it ends.
+        """
+        lost = stopped_by_sigterm(exc_type)
+        reason = (sigterm_reason(error if isinstance(error, BaseException) else None, exc_type)
+                  if lost else _stop_reason(exc_type, error))
+        try:
+            stopped = fail_orphans(self.study, self.job.run_id, reason, retry=lost)
+            discard_stopped(self.study, _dead_here(_not_retried(self.study, stopped), wait=3.0))
+        except Exception as exc:  # the storage is down too: the run's own error matters
+            _logger.warning("Could not mark this run's running trials FAIL (%s: %s); they "
+                            "stay RUNNING until their heartbeat is older than the grace "
+                            "period.", type(exc).__name__, exc)
 
     def _leave_to_workers(self) -> None:
         """The cluster's scheduler is gone, not the workers: their trials may still finish.
@@ -208,10 +220,19 @@ class RunState:
                             "than %g s.", running, self.study.grace_period)
 
 
+def _not_retried(study: Study, stopped: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Those of ``stopped`` that no WAITING trial retries (``retry_of``)."""
+    if not stopped:
+        return []
+    retried = {t.system_attrs.get("retry_of")
+               for t in study.storage.get_all_trials(study.study_id, [TrialState.WAITING])}
+    return [t for t in stopped if t.number not in retried]
+
+
 def _stop_reason(exc_type: type[BaseException], exc: object) -> str:
-    """Why a run's running trials were stopped: Ctrl-C; a stop such as SIGTERM in the CLI
-    (a ``BaseException`` that is not an ``Exception``), as the sequential loop words it; or an
-    error elsewhere in the run (another trial's, the launcher's)."""
+    """Why a run's running trials were stopped: Ctrl-C; another stop (a ``BaseException``
+    that is not an ``Exception``, SIGTERM excepted: see ``sigterm_reason``), as the sequential
+    loop words it; or an error elsewhere in the run (another trial's, the launcher's)."""
     if issubclass(exc_type, KeyboardInterrupt):
         return "interrupted by the user (KeyboardInterrupt)"
     if not issubclass(exc_type, Exception):

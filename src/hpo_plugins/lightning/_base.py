@@ -8,8 +8,10 @@ The protocol, per ``fit``:
 
 * ``setup("fit")``: rank 0 finds the trial: the one passed as ``trial=``, the current one
   (:func:`hpo_plugins.context.current_trial_or_none`, which also reads
-  :data:`hpo_plugins.TRIAL_ENV`), or, in a process that ``ddp_spawn`` started, the one named by
-  the hand-over note the callback was pickled with. Rank 0's answer is broadcast, so every rank
+  :data:`hpo_plugins.TRIAL_ENV`), the one that was current when the callback was made if it
+  still runs (a ``fit`` in a thread the objective started, which the context does not reach),
+  or, in a process that ``ddp_spawn`` started, the one named by the hand-over note the
+  callback was pickled with. Rank 0's answer is broadcast, so every rank
   agrees whether the callback is active (no rank waits on a broadcast another skips). Rank 0
   also turns off ``default_hp_metric`` of the TensorBoard loggers that write under the study's
   logdir (:mod:`hpo_plugins.lightning._loggers`).
@@ -39,8 +41,9 @@ from hpo_plugins._callback_args import (
     logged_names,
     monitor_direction_problem,
 )
+from hpo_plugins._frozen import TrialState
 from hpo_plugins._warn import warn_user
-from hpo_plugins.context import current_trial_or_none
+from hpo_plugins.context import current_trial_or_none, pushed_elsewhere, pushed_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._handover import hand_over, open_trial
 from hpo_plugins.lightning._loggers import quiet_hp_metric
@@ -67,7 +70,8 @@ class HPOCallbackBase:
     Args:
         monitor: The metric to report, a key of ``trainer.callback_metrics``; default: the
             study's ``metric`` (``"val_loss"`` unless the study was created with another).
-        trial: The trial to report to; default: the current trial, found when ``fit`` starts.
+        trial: The trial to report to; default: the current trial, found when ``fit`` starts,
+            else the trial current when the callback was made, if it still runs.
         interval: Report (and ask the pruner) at every ``interval``-th validation run of a fit:
             the ``interval``-th, ``2 * interval``-th, ...
 
@@ -91,6 +95,8 @@ class HPOCallbackBase:
         self.interval = check_callback_arguments(monitor, trial, interval)
         self.monitor = monitor
         self.trial = trial
+        # the trial current here, for a fit in another thread (the context does not follow)
+        self._origin = pushed_trial_or_none() if trial is None else None
         self._note: str | None = None  # hand-over note, set only in a spawned worker
         self._pid = os.getpid()
         self._announced = False
@@ -111,19 +117,20 @@ class HPOCallbackBase:
         """
         clone = type(self).__new__(type(self))
         memo[id(self)] = clone
-        shared = ("trial", "_bound")
+        shared = ("trial", "_bound", "_origin")
         clone.__dict__.update({name: copy.deepcopy(value, memo)
                                for name, value in self.__dict__.items() if name not in shared})
-        clone.trial = self.trial
+        clone.trial, clone._origin = self.trial, self._origin
         clone._forget()
         return clone
 
     # how the callback reaches the processes of strategy="ddp_spawn"
 
     def __getstate__(self) -> dict[str, Any]:
-        trial = self.trial if self.trial is not None else current_trial_or_none()
+        trial = self.trial if self.trial is not None else self._implicit_trial()
         state = dict(self.__dict__)
-        state.update(trial=None, _bound=None, _note=self._note or hand_over(trial))
+        state.update(trial=None, _bound=None, _origin=None,
+                     _note=self._note or hand_over(trial))
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -209,7 +216,7 @@ class HPOCallbackBase:
     def _find_trial(self, trainer: Any) -> Trial | None:
         if self._note is not None:
             return open_trial(self._note)
-        trial = self.trial if self.trial is not None else current_trial_or_none()
+        trial = self.trial if self.trial is not None else self._implicit_trial()
         if trial is not None and trainer.world_size > 1 and os.getpid() != self._pid:
             raise ConfigurationError(
                 "HPOCallback was copied into a forked process (strategy='ddp_fork' or "
@@ -218,11 +225,29 @@ class HPOCallbackBase:
             )
         return trial
 
+    def _implicit_trial(self) -> Trial | None:
+        """The trial current now, else the one current when the callback was made, if that one
+        still runs: a fit in a thread that the objective started does not see the trial's
+        context, but a callback made in the objective does (one that outlived its trial, say
+        kept for a later fit outside the study, must not report to it)."""
+        trial = current_trial_or_none()
+        if trial is not None or self._origin is None:
+            return trial
+        origin = self._origin
+        if origin.study.storage.get_trial(origin.trial_id).state is not TrialState.RUNNING:
+            return None
+        _logger.debug("HPOCallback: no trial is current here; reporting to trial %d, current "
+                      "when the callback was made.", origin.number)
+        return origin
+
     def _judge(self, trainer: Any) -> str | None:
         """Report the monitored value; the verdict is ``_STOP`` when the trial must end."""
         trial = self._bound
         assert trial is not None
         key = self.monitor or trial.study.metric
+        hook = _training_epoch_hook(trainer, key)
+        if hook is not None:  # missing, or the previous epoch's value: unusable either way
+            return self._unusable(trial, _epoch_level_metric(key, hook, trainer))
         value = as_number(trainer.callback_metrics.get(key))  # self.log takes scalars only
         if value is None:
             return self._missing(trial, key, trainer)
@@ -247,9 +272,14 @@ class HPOCallbackBase:
         set-up, which ``lightning_objective`` turns into an error that stops the study.
         """
         last = max(trial.intermediate_values, default=None)
-        reason = _missing_metric(key, trainer, last)
-        if last is None and self._objective_stops_study:
-            trial.set_system_attr(NEVER_LOGGED_ATTR, key)
+        return self._unusable(trial, _missing_metric(key, trainer, last))
+
+    def _unusable(self, trial: Trial, reason: str) -> str:
+        """Fail the trial whose monitored metric cannot be reported (``reason``). At the
+        trial's first report this is a mistake of the set-up, which ``lightning_objective``
+        turns into an error that stops the study (:data:`NEVER_LOGGED_ATTR`)."""
+        if not trial.intermediate_values and self._objective_stops_study:
+            trial.set_system_attr(NEVER_LOGGED_ATTR, self.monitor or trial.study.metric)
             trial.mark_failed(reason)
             return _STOP
         return self._fail(trial, reason)
@@ -269,7 +299,14 @@ class HPOCallbackBase:
         self._floor = None
 
     def _announce(self) -> None:
-        if not self._announced:
+        """Say that this fit reports nothing: once, at INFO, outside any study (one training
+        script runs with or without the tuner); as a warning at every fit while a trial runs
+        in another thread of this process, whose objective most likely started this fit in a
+        thread of its own with a callback made outside the trial."""
+        others = pushed_elsewhere()
+        if others:
+            warn_user(_other_thread_notice(others))
+        elif not self._announced:
             self._announced = True
             _logger.info(NO_TRIAL_NOTICE)
 
@@ -302,6 +339,16 @@ def _tuning(trainer: Any) -> bool:
                for callback in getattr(trainer, "callbacks", ()))
 
 
+def _other_thread_notice(others: list[Trial]) -> str:
+    """The warning of a fit that finds no trial while ``others`` run in other threads."""
+    numbers = ", ".join(str(trial.number) for trial in others[:5])
+    return (f"HPOCallback: no trial is current in this thread, while trial(s) {numbers} run in "
+            f"another thread of this process, so this fit reports nothing. A trial's context "
+            f"does not reach a thread the objective starts: create the callback in the "
+            f"objective itself, or pass the trial: HPOCallback(trial=hpo.current_trial()), "
+            f"called in the objective")
+
+
 def _missing_metric(key: str, trainer: Any, last: int | None) -> str:
     """Why ``key`` is not in ``trainer.callback_metrics`` at this validation end, and the fix.
 
@@ -314,12 +361,6 @@ def _missing_metric(key: str, trainer: Any, last: int | None) -> str:
                 f"logged as a number by this validation end "
                 f"({logged_names(key, names, suggest=False)}). Log it at every validation: "
                 f"self.log({key!r}, value) in validation_step, on every path through it")
-    if _logged_per_training_epoch(trainer, key):
-        return (f"the monitored metric {key!r} is logged in training_step with on_epoch=True; "
-                f"Lightning adds such a metric to callback_metrics only after the epoch's "
-                f"validation, so it is not there when HPOCallback reports (at this validation "
-                f"end, {logged_names(key, names, suggest=False)}). Monitor a metric that "
-                f"validation_step logs, with monitor=... or the study's metric")
     return (f"the monitored metric {key!r} was not logged as a number by this validation end "
             f"({logged_names(key, names)}). Log it with self.log({key!r}, value) in "
             f"validation_step (on_epoch=False keeps it out of callback_metrics), or monitor "
@@ -328,22 +369,42 @@ def _missing_metric(key: str, trainer: Any, last: int | None) -> str:
             f"after the validation)")
 
 
-def _logged_per_training_epoch(trainer: Any, key: str) -> bool:
-    """Whether ``training_step`` logs ``key`` as an epoch-level value (only a better hint).
+def _epoch_level_metric(key: str, hook: str, trainer: Any) -> str:
+    """Why ``key``, an epoch-level training metric logged in ``hook``, cannot be monitored."""
+    names = list(trainer.callback_metrics)
+    return (f"the monitored metric {key!r} is logged in {hook} with on_epoch=True; Lightning "
+            f"adds such a metric to callback_metrics only after the epoch's validation, so "
+            f"when HPOCallback reports it is missing or still the previous epoch's value (at "
+            f"this validation end, {logged_names(key, names, suggest=False)}). Monitor a "
+            f"metric that validation_step logs, with monitor=... or the study's metric")
 
-    Lightning publishes such a value after the epoch's validation. Lightning has no public
-    view of what the training loop logs, so this reads the loop's result collection and answers
-    False wherever that private structure differs.
+
+def _training_epoch_hook(trainer: Any, key: str) -> str | None:
+    """The training hook (``training_step``, ``on_train_epoch_end``...) that logs ``key`` as an
+    epoch-level value, or None.
+
+    Lightning puts such a value in ``callback_metrics`` after the epoch's validation, so at a
+    validation end it is missing (the first epoch) or the previous epoch's, one epoch late
+    (``check_val_every_n_epoch=2``). Either way it cannot be reported, whether or not a stale
+    value is there. A key that validation logs too is validation's, and current; a step-level
+    value (``on_step=True``, or the unsuffixed name when both are on) is current as well.
+    Lightning has no public view of what the loops log, so this reads their result
+    collections (kept for the whole fit) and answers None wherever those private structures
+    differ.
     """
-    results = getattr(getattr(trainer.fit_loop, "epoch_loop", None), "_results", None)
+    epoch_loop = getattr(trainer.fit_loop, "epoch_loop", None)
+    results = getattr(epoch_loop, "_results", None)
     if results is None:
-        return False
+        return None
     try:
-        metas = [metric.meta for metric in results.values()]
-        return any(meta.on_epoch and key in (meta.name, meta.forked_name(on_step=False))
-                   for meta in metas)
+        validation = getattr(getattr(epoch_loop, "val_loop", None), "_results", None) or {}
+        if any(key in (m.meta.name, m.meta.forked_name(on_step=True),
+                       m.meta.forked_name(on_step=False)) for m in validation.values()):
+            return None
+        return next((str(m.meta.fx) for m in results.values()
+                     if m.meta.on_epoch and key == m.meta.forked_name(on_step=False)), None)
     except (AttributeError, TypeError):  # another Lightning version: the general message stays
-        return False
+        return None
 
 
 def _step_went_back(step: int, last: int) -> str:

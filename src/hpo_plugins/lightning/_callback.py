@@ -48,7 +48,10 @@ class HPOCallback(HPOCallbackBase, L.Callback):
             study's direction says whether lower or higher is better.
         trial: The trial to report to; default: the current trial, found when ``fit`` starts
             (in the objective of ``hpo.minimize``, or in a process started with
-            :data:`hpo_plugins.TRIAL_ENV`).
+            :data:`hpo_plugins.TRIAL_ENV`), else the trial that was current when the callback
+            was made, if it still runs (a ``fit`` in a thread the objective started, which the
+            trial's context does not reach). A callback that finds none while a trial runs in
+            another thread warns that it reports nothing.
         interval: Report (and ask the pruner) at every ``interval``-th validation run only.
 
     Raises:

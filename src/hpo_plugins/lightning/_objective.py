@@ -37,6 +37,7 @@ from hpo_plugins.lightning._resume import (
     checkpoint_folder,
     claim_checkpoint,
     discard_checkpoints,
+    kept_for_retry,
     load_problem,
 )
 from hpo_plugins.trial import Trial
@@ -133,10 +134,10 @@ class LightningObjective:
         try:
             claimed = claim_checkpoint(trial) if self.resume_lost_trials else None
             checkpoint, stopped = self._fit(trial, params, claimed)
-        finally:
-            self._release()
-            if self.resume_lost_trials:  # the trial ended (a lost one never gets here)
-                discard_checkpoints(trial)
+        except BaseException as exc:
+            self._clean_up(trial, exc)
+            raise
+        self._clean_up(trial, None)
         mistake = self._set_up_mistake(trial)
         if mistake is not None:
             _stop_study(trial, mistake)
@@ -209,10 +210,11 @@ class LightningObjective:
         return self.module(**params)
 
     def _trainer_kwargs(self, framework: Any, trial: Trial, checkpoint: Any) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"enable_checkpointing": (self.save_checkpoint
-                                                           or self.resume_lost_trials),
-                                  "enable_progress_bar": False, "enable_model_summary": False,
+        kwargs: dict[str, Any] = {"enable_progress_bar": False, "enable_model_summary": False,
                                   **copy.deepcopy(self.trainer_kwargs)}
+        own = copy.deepcopy(self.callbacks)
+        given = own_callbacks(kwargs.get("callbacks"), "trainer_kwargs['callbacks']")
+        kwargs.setdefault("enable_checkpointing", self._checkpointing(framework, [*own, *given]))
         if "logger" not in kwargs:
             kwargs["logger"] = _default_logger(framework, trial)
         if kwargs["logger"] or kwargs["enable_checkpointing"]:  # Lightning will write files
@@ -222,10 +224,17 @@ class LightningObjective:
         extra = [checkpoint] if checkpoint is not None else []
         if self.resume_lost_trials:  # after ModelCheckpoint: trainer.checkpoint_callback is it
             extra.append(_callback_module(framework).LastCheckpoint(trial.log_dir))
-        own = copy.deepcopy(self.callbacks)
-        given = own_callbacks(kwargs.get("callbacks"), "trainer_kwargs['callbacks']")
         kwargs["callbacks"] = [hpo_callback, *extra, *own, *given]
         return kwargs
+
+    def _checkpointing(self, framework: Any, callbacks: Sequence[Any]) -> bool:
+        """The default of ``enable_checkpointing``: on when this objective keeps checkpoints
+        (``save_checkpoint``, ``resume_lost_trials``) or the user's ``callbacks`` hold a
+        checkpoint callback (a ``ModelCheckpoint``), which Lightning refuses with
+        ``enable_checkpointing=False``, a setting the user never passed; off otherwise, so that
+        Lightning writes no checkpoint of its own. ``trainer_kwargs`` overrides it."""
+        return (self.save_checkpoint or self.resume_lost_trials
+                or any(isinstance(c, framework.callbacks.Checkpoint) for c in callbacks))
 
     def _checkpoint_callback(self, framework: Any, trial: Trial, moved_from: str | None) -> Any:
         """The trial's best-checkpoint keeper; in a resumed trial (``moved_from``: the lost
@@ -237,6 +246,15 @@ class LightningObjective:
         return _callback_module(framework).BestCheckpoint(
             dirpath=folder, filename="best", monitor=self.monitor or trial.study.metric,
             mode=mode, save_top_k=1, moved_from=moved_from)
+
+    def _clean_up(self, trial: Trial, error: BaseException | None) -> None:
+        """After the fit (``error``: what it raised, if anything): release the trainer, and
+        delete the resumable checkpoints nobody will resume, unless SIGTERM stopped the trial
+        and the run loop re-queues it (:func:`kept_for_retry`). A trial whose worker is
+        killed outright never gets here."""
+        self._release()
+        if self.resume_lost_trials and not kept_for_retry(trial, error):
+            discard_checkpoints(trial)
 
     def _release(self) -> None:
         """Drop what Lightning left attached, then collect (trainers hold reference cycles)."""
@@ -342,7 +360,9 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
     session, so Lightning's own curves appear beside it; it loads TensorFlow when that is
     installed, and writes no ``metrics.csv``); ``default_root_dir=trial.log_dir``
     (when Lightning writes anything); no progress bar; no model summary; and checkpointing only
-    when ``save_checkpoint`` is set. With ``logger=False`` and no checkpoints nothing is written.
+    when ``save_checkpoint`` or ``resume_lost_trials`` is set or the callbacks hold a checkpoint
+    callback of the user's (a ``ModelCheckpoint``, which Lightning refuses without it). With
+    ``logger=False`` and no checkpoints nothing is written.
 
     Args:
         module: A LightningModule class called with the params as keyword arguments, or a
@@ -360,7 +380,8 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
             ``"last"``: the value at the last validation.
         save_checkpoint: Keep the best checkpoint (by ``monitor``) in
             ``<trial.log_dir>/checkpoints/best.ckpt`` and record its path as the trial's user
-            attribute ``"checkpoint"``: ``study.best_trial.user_attrs["checkpoint"]``.
+            attribute ``"checkpoint"``: ``study.best_trial.user_attrs["checkpoint"]``. It is
+            the best epoch's also with ``result="last"``, whose value is the last epoch's.
         seed: ``seed_everything(seed)`` before each module is built, so every trial starts
             from the same random state and a trial run again gives the same value. Default:
             the study's seed (``hpo.minimize(..., seed=0)``), as ``keras_tune`` does; neither

@@ -32,9 +32,12 @@ epochs the lost trial had trained are lost. With ``resume_lost_trials=True``:
   record when the folder changes, so the first epoch after a resume would count as the best and
   ``user_attrs["checkpoint"]`` could name a worse model than the trial's value;
 * once a trial ends (complete, pruned or failed, but not lost), its checkpoints and those of the
-  lost trials of its chain are deleted: nobody can resume them any more. A worker that finds
-  its trial failed meanwhile (it was judged dead: a stopped or frozen process) deletes only its
-  own, and only if no trial is waiting or running to retry it: otherwise they are its retry's.
+  lost trials of its chain are deleted: nobody can resume them any more. A trial stopped by
+  SIGTERM (a preempted machine) counts as lost: the run loop re-queues it under
+  ``max_retries``, and its checkpoints stay for the retry (:func:`kept_for_retry`). A worker
+  that finds its trial failed meanwhile (it was judged dead: a stopped or frozen process)
+  deletes only its own, and only if no trial is waiting or running to retry it: otherwise they
+  are its retry's.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import _resume
+from hpo_plugins._optimize import stopped_by_sigterm
 from hpo_plugins.lightning._base import report_step
 from hpo_plugins.lightning._checks import LIGHTNING_ROOTS
 
@@ -56,7 +60,7 @@ if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
 
 __all__ = ["adopt_best", "best_checkpoint_class", "checkpoint_class", "checkpoint_folder",
-           "claim_checkpoint", "discard_checkpoints", "load_problem"]
+           "claim_checkpoint", "discard_checkpoints", "kept_for_retry", "load_problem"]
 
 _logger = logging.getLogger("hpo_plugins.lightning")
 
@@ -315,6 +319,17 @@ def _overrides_hooks(model: Any) -> bool:
         if owner is not None and owner.__module__.split(".")[0] not in LIGHTNING_ROOTS:
             return True
     return False
+
+
+def kept_for_retry(trial: Trial, error: BaseException | None) -> bool:
+    """Whether ``trial``'s resumable checkpoints must outlive its objective: SIGTERM stopped
+    it (``error``, see :func:`hpo_plugins._optimize.stopped_by_sigterm`: a preempted machine),
+    and the study's ``max_retries`` lets the run loop re-queue it, so its retry resumes them.
+    A trial stopped otherwise (Ctrl-C, an error) or out of retries ends here for good."""
+    if error is None or not stopped_by_sigterm(type(error)):
+        return False
+    retries = int(trial.system_attrs.get("retries", 0))
+    return retries < trial.study.max_retries and bool(trial.flat_params)  # as requeue_lost
 
 
 def discard_checkpoints(trial: Trial) -> None:

@@ -34,7 +34,8 @@ class HPOCallback(HPOCallbackBase, pytorch_lightning.Callback):
 
     Args:
         monitor: The metric to report; default: the study's ``metric`` (``"val_loss"``).
-        trial: The trial to report to; default: the current trial, found when ``fit`` starts.
+        trial: The trial to report to; default: the current trial, found when ``fit`` starts,
+            else the trial current when the callback was made, if it still runs.
         interval: Report (and ask the pruner) at every ``interval``-th validation run only.
 
     Example:
