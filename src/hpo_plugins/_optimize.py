@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import numbers
+import signal
 import sys
 import threading
 import time
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
     from hpo_plugins.study import Study
     from hpo_plugins.trial import Trial
 
-__all__ = ["RunSettings", "run", "run_one", "run_sequential", "sigterm_reason",
-           "stopped_by_sigterm"]
+__all__ = ["RunSettings", "exit_as_sigterm", "run", "run_one", "run_sequential",
+           "sigterm_reason", "stopped_by_sigterm"]
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
@@ -448,10 +449,23 @@ def _tell_lost(study: Study, trial: Trial, exc: BaseException) -> None:
     retries it, and ``resume_lost_trials`` resumes it from its last checkpoint. A trial that
     another process failed meanwhile was re-queued by that one."""
     reason = sigterm_reason(exc, type(exc))
-    frozen = _tell(study, trial, state=TrialState.FAIL, fail_reason=reason)
+    exit_as_sigterm(exc)
+    try:
+        frozen = study.tell(trial, state=TrialState.FAIL, fail_reason=reason)
+    except TrialFinishedError:
+        if _ended_elsewhere(study, trial) is None:
+            raise
+        return  # failed by another process (a launcher), which re-queued it if it may
     _logger.warning("Trial %d marked FAIL (%s); stopping.", trial.number, reason)
-    if frozen.fail_reason == reason:
-        study.requeue_lost(frozen)
+    study.requeue_lost(frozen)
+
+
+def exit_as_sigterm(exc: BaseException) -> None:
+    """Give a ``SystemExit`` without a code (Lightning's ``SIGTERMException``) the status of a
+    process ended by SIGTERM, 143: a job runner (Kubernetes, systemd, a retry loop) that reads
+    status 0 as success would never start the run that retries the lost trial."""
+    if isinstance(exc, SystemExit) and exc.code is None:
+        exc.code = 128 + signal.SIGTERM
 
 
 def _tell_pruned(study: Study, trial: Trial) -> FrozenTrial:

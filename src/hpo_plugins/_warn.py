@@ -2,46 +2,47 @@
 
 A ``UserWarning`` from ``HPOCallback`` reaches us through Lightning's or Keras' loops, so a
 fixed ``stacklevel`` names a line inside Lightning (``.../trainer/call.py``), which tells the
-user nothing. :func:`warn_user` walks out of every frame of this package, of installed
-packages and of the standard library, and points at the first frame of the user's own code
-(their script's ``trainer.fit(...)`` or ``hpo.minimize(...)`` line).
+user nothing. :func:`warn_user` walks out of this package's frames and then out of the frames
+of the frameworks that call back into it (Lightning, torch, Keras, TensorFlow, joblib, Dask,
+Hyperopt, and the standard library's threading and import machinery), by module name, and
+points at the first other frame: the user's own code, wherever it lives (a script, a notebook
+cell, ``python -c``, a package of theirs installed in site-packages).
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import sysconfig
 import warnings
 from types import FrameType
 
 __all__ = ["warn_user"]
 
-_OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_LIBRARIES = tuple({os.path.abspath(path) + os.sep for key in ("stdlib", "platstdlib",
-                                                               "purelib", "platlib")
-                    if (path := sysconfig.get_paths().get(key))})
+_OWN = "hpo_plugins"
+#: Top-level packages whose frames sit between the user's call and ours.
+_FRAMEWORKS = frozenset({
+    "lightning", "pytorch_lightning", "lightning_fabric", "lightning_utilities", "torch",
+    "keras", "tensorflow", "tf_keras", "joblib", "distributed", "dask", "tornado", "hyperopt",
+    "threading", "concurrent", "asyncio", "runpy", "contextlib", "functools", "importlib",
+})
 
 
-def _library(filename: str) -> bool:
-    """Whether ``filename`` is ours, an installed package's or the standard library's (or
-    generated code such as ``<frozen runpy>``)."""
-    if filename.startswith("<"):
-        return True
-    path = os.path.abspath(filename)
-    return (path.startswith(_OWN) or path.startswith(_LIBRARIES)
-            or f"{os.sep}site-packages{os.sep}" in path)
+def _package(frame: FrameType) -> str:
+    """The top-level package of the module ``frame`` runs in ('' when unknown)."""
+    name = frame.f_globals.get("__name__")
+    return name.partition(".")[0] if isinstance(name, str) else ""
 
 
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn(message, category)`` attributed to the nearest frame of user code.
 
-    Where every frame is library code (a worker process's loop), the warning names the
-    direct caller of the function that called this, as ``stacklevel=2`` would.
+    Where every frame above ours is a framework's (a worker process's loop), the warning
+    names the first frame outside this package.
     """
     frame: FrameType | None = sys._getframe(1)
     level = 2  # stacklevel=2: the caller of warn_user
-    while frame is not None and _library(frame.f_code.co_filename):
-        frame = frame.f_back
-        level += 1
-    warnings.warn(message, category, stacklevel=level if frame is not None else 3)
+    while frame is not None and _package(frame) == _OWN:
+        frame, level = frame.f_back, level + 1
+    first_outside = level
+    while frame is not None and _package(frame) in _FRAMEWORKS:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level if frame is not None else first_outside)

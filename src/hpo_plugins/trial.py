@@ -280,10 +280,18 @@ class Trial:
             if isinstance(exc, TrialPruned):  # should_prune() after a NaN report: a failure
                 self.study.tell(self, state=TrialState.FAIL, fail_reason=self.fail_reason)
                 return
+            from hpo_plugins._optimize import exit_as_sigterm, sigterm_reason, stopped_by_sigterm
+
+            lost = stopped_by_sigterm(type(exc))
             reason = ("interrupted by the user (KeyboardInterrupt)"
-                      if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
-            self.study.tell(self, state=TrialState.FAIL, fail_reason=reason)
+                      if isinstance(exc, KeyboardInterrupt)
+                      else sigterm_reason(exc, type(exc)) if lost
+                      else f"{type(exc).__name__}: {exc}")
+            frozen = self.study.tell(self, state=TrialState.FAIL, fail_reason=reason)
             _logger.warning("Trial %d marked FAIL: its block raised %s.", self.number, reason)
+            if lost:  # a preempted machine, as in the run loop: retried under max_retries
+                exit_as_sigterm(exc)
+                self.study.requeue_lost(frozen)
         except Exception as error:  # the block's own exception is the one to see
             _logger.warning("Trial %d could not be finished after its block raised (%s).",
                             self.number, error)

@@ -286,3 +286,72 @@ def test_a_users_model_checkpoint_works_beside_the_objectives_own(
     assert ("best.ckpt" in names) is own_checkpoints
     assert not [n for n in names if n.startswith("last-step=")]
     assert ("checkpoint" in trial.user_attrs) is own_checkpoints
+
+
+# -- the review of these fixes ----------------------------------------------------------------
+
+
+def test_a_sigterm_stop_ends_the_process_with_status_143() -> None:
+    """Lightning's SIGTERMException has no code (status 0): a job runner would take the run
+    for a success and never start the one that retries the lost trial."""
+    def preempted(params: Any) -> float:
+        raise SIGTERMException()
+
+    with pytest.raises(SIGTERMException) as stopped:
+        hpo.minimize(preempted, {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=1,
+                     storage=":memory:", max_retries=1)
+    assert stopped.value.code == 143
+
+
+def test_a_trial_failed_elsewhere_first_is_not_requeued_twice() -> None:
+    """The launcher failed and re-queued the trial while its worker was still telling it."""
+    from hpo_plugins._optimize import _tell_lost, sigterm_reason
+
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
+                             max_retries=2)
+    trial = study.ask()
+    reason = sigterm_reason(None, Terminated)
+    frozen = study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                        {"fail_reason": reason})
+    study.requeue_lost(frozen)  # what the launcher did
+    _tell_lost(study, trial, SIGTERMException())  # what the worker then does
+    assert [t.system_attrs.get("retry_of") for t in study.get_trials("WAITING")] == [
+        trial.number]
+
+
+def test_a_claimed_retry_keeps_the_checkpoint_it_resumes_from() -> None:
+    from hpo_plugins.launchers._state import _not_retried
+
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
+                             max_retries=1)
+    lost = study.ask()
+    frozen = study.storage.finish_trial(lost.trial_id, TrialState.FAIL, None,
+                                        {"fail_reason": "lost"})
+    study.requeue_lost(frozen)
+    retry = study.ask()  # another process claims the retry at once
+    assert retry.system_attrs["retry_of"] == lost.number
+    assert _not_retried(study, [frozen]) == []
+
+
+def test_a_hand_run_trial_stopped_by_sigterm_is_requeued() -> None:
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
+                             max_retries=1)
+    with pytest.raises(SIGTERMException) as stopped, study.ask() as trial:
+        raise SIGTERMException()
+    assert stopped.value.code == 143
+    frozen = study.storage.get_trial(trial.trial_id)
+    assert frozen.state is TrialState.FAIL and "counted as lost" in (frozen.fail_reason or "")
+    assert [t.system_attrs.get("retry_of") for t in study.get_trials("WAITING")] == [
+        trial.number]
+
+
+def test_a_kept_callback_whose_study_is_gone_does_not_break_a_later_fit(
+        trainer_kwargs: dict[str, Any]) -> None:
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:")
+    with study.ask() as trial:
+        callback = HPOCallback()  # made in the trial, kept by the user
+        study.tell(trial, 1.0)
+    study.storage.delete_study(study.study_id)
+    trainer_kwargs.update(max_epochs=1)
+    trainer = L.Trainer(callbacks=[callback], **trainer_kwargs)
+    trainer.fit(DigitsClassifier(), datamodule=DigitsData())

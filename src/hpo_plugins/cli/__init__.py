@@ -128,8 +128,9 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except Terminated:
-        return _fail("terminated by SIGTERM: the trials that were running are marked FAIL and "
-                     "their commands stopped", EXIT_TERMINATED)
+        return _fail("terminated by SIGTERM: the trials that were running are marked FAIL, "
+                     "counted as lost (re-queued under --max-retries), and their commands "
+                     "stopped", EXIT_TERMINATED)
     except Exception as exc:
         if args.verbose >= 2:
             traceback.print_exc()

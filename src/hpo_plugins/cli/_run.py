@@ -102,8 +102,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="a RUNNING trial whose heartbeat is older is failed as lost at the "
                         "next ask (default: 4 heartbeat intervals)")
     parser.add_argument("--max-retries", type=_count(0), default=0, metavar="N",
-                        help="run a trial whose worker was lost again, with the same params, "
-                        "up to N times (default 0)")
+                        help="run a trial whose worker was lost (or that SIGTERM stopped) "
+                        "again, with the same params, up to N times (default 0)")
     parser.add_argument("script", nargs=argparse.REMAINDER, metavar="COMMAND",
                         help="the command to run per trial, after --")
 

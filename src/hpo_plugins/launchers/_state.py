@@ -221,11 +221,12 @@ class RunState:
 
 
 def _not_retried(study: Study, stopped: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """Those of ``stopped`` that no WAITING trial retries (``retry_of``)."""
+    """Those of ``stopped`` that no trial retries (``retry_of``): whether the retry still
+    waits or another process has claimed it already, it resumes from their state."""
     if not stopped:
         return []
     retried = {t.system_attrs.get("retry_of")
-               for t in study.storage.get_all_trials(study.study_id, [TrialState.WAITING])}
+               for t in study.storage.get_all_trials(study.study_id)}
     return [t for t in stopped if t.number not in retried]
 
 

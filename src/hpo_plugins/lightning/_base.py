@@ -234,7 +234,14 @@ class HPOCallbackBase:
         if trial is not None or self._origin is None:
             return trial
         origin = self._origin
-        if origin.study.storage.get_trial(origin.trial_id).state is not TrialState.RUNNING:
+        try:
+            running = (origin.study.storage.get_trial(origin.trial_id).state
+                       is TrialState.RUNNING)
+        except Exception as exc:  # its study deleted, its database gone: it runs no more
+            _logger.debug("HPOCallback: the trial current when it was made cannot be read "
+                          "(%s: %s); it is not used.", type(exc).__name__, exc)
+            return None
+        if not running:
             return None
         _logger.debug("HPOCallback: no trial is current here; reporting to trial %d, current "
                       "when the callback was made.", origin.number)
