@@ -93,7 +93,9 @@ class Trial:
 
         A NaN or infinite value (a diverged training) is not stored: the trial is marked to end
         as FAIL with that reason, and :meth:`should_prune` answers True from then on so that
-        adapters stop the training at once.
+        adapters stop the training at once. Steps may not go back; a second report at the last
+        step replaces its value, and :meth:`should_prune` then decides on the new one (Optuna
+        keeps the first and warns).
 
         Raises:
             ConfigurationError: ``value`` is not a number or ``step`` not an integer >= 0.

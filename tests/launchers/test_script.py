@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -216,6 +217,7 @@ def test_a_script_that_reported_nan_then_raised_trial_pruned_ends_fail(tmp_path:
     (trial,) = study.trials
     assert trial.state is TrialState.FAIL
     assert "non-finite value (nan) at step 1" in (trial.fail_reason or "")
+    assert "ScriptFailed" not in (trial.fail_reason or "")  # the child's reason, not the exit's
     assert not trial.system_attrs.get("pruned")  # not marked pruned as well
 
 
@@ -280,3 +282,34 @@ def _running(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+_SRC = str(Path(hpo.__file__).parent.parent)
+_REPORTS = ("import hpo_plugins as hpo; trial = hpo.current_trial(); "
+            "trial.report(trial.params['x'], 0)")
+
+
+def test_a_pruner_defined_in_the_launching_script_is_said_not_to_reach_the_commands(
+        tmp_path: Path) -> None:
+    """The commands rebuild the study's pruner from its record: a class of ``__main__`` cannot
+    be imported there, so they would run without pruning. The launcher says so."""
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(textwrap.dedent(f"""
+        import sys
+        import hpo_plugins as hpo
+        from hpo_plugins import hp
+        from hpo_plugins.launchers import ScriptObjective
+        from hpo_plugins.pruners import MedianPruner
+
+        class MyPruner(MedianPruner):
+            pass
+
+        if __name__ == "__main__":
+            hpo.minimize(ScriptObjective([sys.executable, "-c", {_REPORTS!r}]),
+                         {{"x": hp.uniform("x", 0, 1)}}, n_trials=2, pruner=MyPruner(),
+                         storage="sqlite:///{tmp_path}/s.db", show_progress_bar=False)
+    """))
+    done = subprocess.run([sys.executable, str(launcher)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": _SRC}, check=True, cwd=tmp_path)
+    assert done.stderr.count("The study's pruner MyPruner is defined in the launching script "
+                             "(__main__)") == 1, done.stderr

@@ -19,10 +19,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hpo_plugins._warn import warn_user
 from hpo_plugins.context import current_trial, current_trial_or_none, trial_env
 from hpo_plugins.exceptions import ConfigurationError, HPOError, TrialPruned
+
+if TYPE_CHECKING:
+    from hpo_plugins.trial import Trial
 
 _NOT_STARTABLE = (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR)  # a bad command
 
@@ -111,6 +115,9 @@ class ScriptObjective:
     def __call__(self, params: Any) -> None:
         """Run the command for the current trial; the run loop takes its last reported value."""
         trial = current_trial()
+        if not getattr(self, "_pruner_checked", False):
+            self._pruner_checked = True
+            _check_pruner_travels(trial)
         env = {**os.environ, **trial_env(trial), PARAMS_ENV: json.dumps(params, default=repr)}
         argv = self._argv(trial, params, env)
         out_path = os.path.join(trial.log_dir, "stdout.log")
@@ -129,7 +136,7 @@ class ScriptObjective:
                 _stop_group(process)
         if trial.pruned:  # the child marked it (mark_pruned, or an uncaught TrialPruned)
             raise TrialPruned(f"pruned by the command ({_exit_status(code)})")
-        if code != 0:
+        if code != 0 and trial.fail_reason is None:  # else the child's reason (a NaN report)
             raise ScriptFailed(f"command {_exit_status(code)}; stderr tail:\n"
                                f"{_tail(err_path)}")
         if trial.last_value is None and trial.fail_reason is None:
@@ -190,6 +197,20 @@ def _exit_status(code: int) -> str:
     except ValueError:  # a real-time signal, which has no name
         name = ""
     return f"was killed by signal {-code}{name}"
+
+
+def _check_pruner_travels(trial: Trial) -> None:
+    """Warn when the commands cannot rebuild the study's pruner: they open the study from its
+    stored record and import the pruner's class by module, which a class defined in the
+    launching script (``__main__``) is not, so they would run without pruning (NopPruner)."""
+    pruner = trial.study.pruner
+    module = type(pruner).__module__
+    if module in ("__main__", "__mp_main__"):
+        warn_user(f"The study's pruner {type(pruner).__qualname__} is defined in the launching "
+                  f"script ({module}): the commands of script mode open the study in their own "
+                  f"process and cannot import it, so they run without pruning (NopPruner). "
+                  f"Define the pruner in a module the command can import, or use a built-in "
+                  f"pruner of hpo_plugins.pruners.")
 
 
 def _stop_group(process: subprocess.Popen[bytes], grace: float = _KILL_GRACE) -> None:

@@ -32,9 +32,12 @@ class PercentilePruner(Pruner):
        was before the latest checkpoint ``<= t``. With a report at every step this is exactly
        ``(t - n_warmup_steps) % interval_steps == 0``; with sparser reports (every 2 epochs, say)
        a checkpoint that falls between two reports is checked at the next one, never skipped.
-    4. The value reported at ``t`` is NaN: the trial is pruned, whatever the others did (a NaN
+    4. The value reported at ``t`` is NaN: the trial is stopped, whatever the others did (a NaN
        loss is almost always divergence, and a diverged network does not recover; the best value
-       so far would otherwise hide it until the end). Steps 5-6 are skipped.
+       so far would otherwise hide it until the end). Steps 5-6 are skipped. Through
+       :meth:`Trial.report` a NaN is never stored: the trial is marked FAIL there, and this
+       decision only ends its training (it ends FAIL, not PRUNED); the rule covers curves
+       given to the pruner directly.
     5. At least ``n_min_trials`` other trials reported at exactly step ``t`` and have a finite
        best value up to ``t``; otherwise the trial continues.
     6. The trial's best value over its steps ``<= t`` (min when minimising, max when maximising,

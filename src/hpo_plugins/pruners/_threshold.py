@@ -16,7 +16,8 @@ __all__ = ["ThresholdPruner"]
 
 
 class ThresholdPruner(Pruner):
-    """Stop a trial as soon as its latest report is above ``upper``, below ``lower`` or NaN.
+    """Stop a trial as soon as its latest report is above ``upper``, below ``lower`` or NaN
+    (a NaN report through :meth:`Trial.report` marks the trial FAIL: it ends FAIL, not PRUNED).
 
     Other trials play no part: the rule needs no start-up trials, so it works from the very
     first trial, and it can guard against what no comparison catches, e.g. a loss that blows up
