@@ -50,15 +50,26 @@ def as_number(value: Any) -> float | None:
         return None
 
 
+#: How validation metrics' names start (``val_loss``, ``val/loss``, ``valid_acc``...).
+_VALIDATION_PREFIXES = ("val_", "val/", "val-", "valid_", "valid/", "validation_",
+                        "validation/")
+
+
+def _validation(name: str) -> bool:
+    """Whether ``name`` reads as a validation metric's."""
+    return name.startswith(_VALIDATION_PREFIXES)
+
+
 def close_match(key: str, names: Iterable[str]) -> str | None:
     """The logged name most like a monitored ``key`` that is missing, or None if none is close.
 
     A missing monitor is most often a typo (``val_los``, ``val_acc`` for Keras'
     ``val_accuracy``); naming the likely intended metric saves reading the whole list.
     ``difflib``'s default cutoff (0.6) keeps unrelated names out: ``val_acc`` does not suggest
-    ``val_loss``. A validation metric (``val_*``) is only matched to validation metrics: a
-    missing ``val_loss`` next to a logged ``loss`` or ``train_loss`` means that no validation
-    logged it, and tuning on the training loss instead would be the wrong fix.
+    ``val_loss``. A validation metric (``val_*``, ``val/*``, ``valid_*``...) is only matched to
+    validation metrics: a missing ``val_loss`` next to a logged ``loss`` or ``train_loss`` means
+    that no validation logged it, and tuning on the training loss instead would be the wrong
+    fix.
 
     With several validation loaders Lightning logs ``val_loss/dataloader_idx_0``, ...: for a
     missing ``val_loss`` the first of those is the match, though ``difflib`` finds it too far.
@@ -70,9 +81,11 @@ def close_match(key: str, names: Iterable[str]) -> str | None:
         'val_loss/dataloader_idx_0'
         >>> close_match("val_loss", ["loss", "train_loss"]) is None
         True
+        >>> close_match("val_loss", ["train/loss", "val/loss"])  # another separator
+        'val/loss'
     """
     candidates = sorted({name for name in names if name != key
-                         and (name.startswith("val_") or not key.startswith("val_"))})
+                         and (_validation(name) or not _validation(key))})
     per_loader = [name for name in candidates if name.startswith(f"{key}/dataloader_idx_")]
     if per_loader:  # Lightning's name for the metric of each of several validation loaders
         return per_loader[0]
