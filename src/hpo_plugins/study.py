@@ -1416,8 +1416,9 @@ def earlier_derived_name(store: Storage, name: str, earlier: str, space: SearchS
         return name
     if stored_space_difference(info.attrs, space) is not None:
         return name
-    _logger.info("Study %r: the name that versions before 0.2 derived for this space, kept "
-                 "(a new study would be %r).", earlier, name)
+    _logger.info("Study %r: the name that earlier versions (before constants counted in the "
+                 "fingerprint) derived for this space, kept (a new study would be %r).",
+                 earlier, name)
     return earlier
 
 

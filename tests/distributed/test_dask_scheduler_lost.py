@@ -72,24 +72,32 @@ def _states_once_settled(url: str) -> list[TrialState]:
         store.close()
 
 
+@pytest.mark.parametrize("heartbeat", [0.5, None])
 def test_losing_the_scheduler_stops_the_run_and_the_workers_finish_their_trials(
-        own_dask_cluster: Any, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+        own_dask_cluster: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        heartbeat: float | None) -> None:
+    """With heartbeats the running trials are left to their workers; without, nothing could
+    judge them later, so the launcher fails them."""
     url = f"sqlite:///{tmp_path / 'hpo.db'}"
     killer = threading.Thread(target=_kill_scheduler_once_running,
                               args=(url, own_dask_cluster, 2))
     killer.start()
+    left = (r"Trials running on workers go on there.*" if heartbeat else
+            r"The trials that were running are marked FAIL \(the study sends no heartbeats.*")
     try:
         with pytest.raises(ClusterLostError,
                            match=r"(?s)The run lost its Dask scheduler at tcp://127\.0\.0\.1:\d+ "
-                                 r"and stopped \(.*scheduler-connection-lost.*\)\. Trials running "
-                                 r"on workers go on there.*run the same command"):
+                                 r"and stopped \(.*scheduler-connection-lost.*\)\. " + left
+                                 + r"run the same command"):
             hpo.minimize(_slow(), {"x": hp.uniform("x", 0, 1)}, n_trials=6, storage=url,
                          study_name="lost", launcher=DaskLauncher(own_dask_cluster.address),
-                         heartbeat_interval=0.5, grace_period=3, max_retries=1,
-                         show_progress_bar=False)
+                         heartbeat_interval=heartbeat, grace_period=3 if heartbeat else None,
+                         max_retries=1, show_progress_bar=False)
     finally:
         killer.join()
-    assert any("stay RUNNING on their workers" in r.getMessage() for r in caplog.records)
-    # the two trials on the worker were not failed by the launcher: they finish there
-    assert _states_once_settled(url) == [TrialState.COMPLETE] * 2
+    if heartbeat:
+        assert any("stay RUNNING on their workers" in r.getMessage() for r in caplog.records)
+        # the two trials on the worker were not failed by the launcher: they finish there
+        assert _states_once_settled(url) == [TrialState.COMPLETE] * 2
+    else:
+        assert _states_once_settled(url) == [TrialState.FAIL] * 2

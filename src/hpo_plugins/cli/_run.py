@@ -97,7 +97,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heartbeat-interval", type=_heartbeat, metavar="SECONDS",
                         default=_ABSENT,
                         help=f"seconds between heartbeats of a running trial (default "
-                        f"{_HEARTBEAT_S:g}; 'off': none, so a lost worker's trial stays RUNNING)")
+                        f"{_HEARTBEAT_S:g}; 'off': none, so a trial whose worker died unseen "
+                        f"by the launcher stays RUNNING)")
     parser.add_argument("--grace-period", type=_seconds, metavar="SECONDS",
                         help="a RUNNING trial whose heartbeat is older is failed as lost at the "
                         "next ask (default: 4 heartbeat intervals)")

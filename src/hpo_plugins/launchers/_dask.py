@@ -98,6 +98,9 @@ class DaskLauncher(Launcher):
     the copy waits for the next run. Ctrl-C cancels the run's pending tasks, fails
     its running trials and tells the workers that the run is over: a task already on a worker
     starts no trial after that (a running objective finishes, but its result is refused).
+    Losing the scheduler ends the run with :class:`~hpo_plugins.exceptions.ClusterLostError`;
+    the trials then running are left to their workers (failed by the launcher instead when the
+    study sends no heartbeats).
 
     Example:
         >>> from dask.distributed import Client  # doctest: +SKIP
@@ -131,10 +134,11 @@ class DaskLauncher(Launcher):
         Makes every check of :meth:`run`: a storage that only this process sees; a cluster with
         no worker that can hold a trial (waiting up to ``worker_timeout`` for a first worker);
         a SQLite file that a worker does not see (or, when the file is not made yet, its
-        folder). Opens a client for that when the launcher was given an address or a cluster,
-        and closes it: :meth:`run` then opens its own. One more connection to the scheduler is
-        cheap next to a run, and it keeps a refused ``hpo.minimize`` from leaving an empty
-        study in the database.
+        folder); a database server that a worker cannot open (no password, no route, no
+        driver, no answer within 30 s). Opens a client for that when the launcher was given an
+        address or a cluster, and closes it: :meth:`run` then opens its own. One more
+        connection to the scheduler is cheap next to a run, and it keeps a refused
+        ``hpo.minimize`` from leaving an empty study in the database.
 
         Raises:
             ConfigurationError: What the run needs, what it got and the fix.
@@ -348,13 +352,17 @@ def _collect(run: RunState, future: Any) -> None:
     except CancelledError as exc:
         if _SCHEDULER_LOST not in str(exc) and future.client.status == "running":
             raise
+        left = ("Trials running on workers go on there: one that finishes keeps its result; "
+                "one whose worker dies is failed as lost once its heartbeat is older than the "
+                "study's grace_period, and re-queued under max_retries"
+                if run.study.heartbeat_interval is not None else
+                "The trials that were running are marked FAIL (the study sends no heartbeats "
+                "by which a lost one could be told later)")
         raise ClusterLostError(
             f"The run lost its Dask scheduler at {future.client.scheduler.address} and "
-            f"stopped ({' '.join(str(exc).split())}). Trials running on workers go on there: "
-            f"one that finishes keeps its result; one whose worker dies is failed as lost once "
-            f"its heartbeat is older than the study's grace_period, and re-queued under "
-            f"max_retries. Start the scheduler and the workers again, then run the same "
-            f"command: with max_trials it completes the study.") from None
+            f"stopped ({' '.join(str(exc).split())}). {left}. Start the scheduler and the "
+            f"workers again, then run the same command: with max_trials it completes the "
+            f"study.") from None
 
 
 def _stop(client: Any, run_id: str, futures: Iterable[Any]) -> None:

@@ -1113,9 +1113,11 @@ class SQLStorage(Storage):
             changes its structure: for tools that read, such as the command line, which must
             not write into another program's database it was pointed at by mistake.
         reconnect_timeout: Seconds that a call keeps trying to reach a database *server*
-            (PostgreSQL) that went away (a restart, a failover), where trying again is safe;
-            0 fails at once. Past it, or for a write cut off while the server may have
-            committed it, the call raises
+            (PostgreSQL) that went away (a restart, a failover), where trying again is safe:
+            the call never reached the server, failed before its commit, or is idempotent
+            (reads, heartbeats, reports, attributes, params, a ``tell``); 0 fails at once.
+            Past it, or for a write that is not idempotent cut off while the server may have
+            committed it (a new trial's insert), the call raises
             :class:`~hpo_plugins.exceptions.DatabaseUnreachableError`. A storage that never
             reached its server (a wrong host) fails at once. Unused for SQLite.
 
@@ -1177,7 +1179,9 @@ class SQLStorage(Storage):
     # -- life cycle ---------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        """Only the URL and engine arguments travel; the engine is rebuilt where it lands."""
+        """Only the URL and the options travel (engine arguments, ``create``,
+        ``reconnect_timeout``, and whether the database was reached); the engine is rebuilt
+        where it lands."""
         return {"url": self.portable_url, "engine_kwargs": self.engine_kwargs,
                 "create": self.create, "reconnect_timeout": self.reconnect_timeout,
                 "reached": self._reached}
