@@ -544,12 +544,15 @@ def test_crash_safety_flags_reach_the_study(cli: Run, space: str, db: str,
         trials = study.trials
         lost = [t for t in trials if t.state is hpo.TrialState.FAIL]
         retries = [t for t in trials if t.system_attrs.get("retry_of") is not None]
-        # joblib stops its whole pool when a worker dies: both running trials were lost
-        assert len(lost) == len(retries) == 2, [(t.number, t.state) for t in trials]
+        # joblib stops its whole pool when a worker dies: the other trial is lost too unless
+        # it had finished by then
+        assert len(lost) in (1, 2) and len(retries) == len(lost), [
+            (t.number, t.state) for t in trials]
         by_number = {t.number: t for t in lost}
         for retry in retries:
             assert retry.state is hpo.TrialState.COMPLETE
             assert retry.params == by_number[retry.system_attrs["retry_of"]].params
+        assert sum(t.state is hpo.TrialState.COMPLETE for t in trials) == 2
         attrs = study.storage.get_study(study.study_id).attrs
         assert (attrs["heartbeat_interval"], attrs["grace_period"], attrs["max_retries"]) == (
             0.5, 3.0, 1)

@@ -151,6 +151,18 @@ def test_reconnect_timeout_zero_fails_at_once(
     assert time.monotonic() - began < 5
 
 
+def test_the_hot_path_reports_a_lost_server_as_unreachable_too(
+        server: StoppableServer, open_storage: Callable[..., SQLStorage]) -> None:
+    """ask's hot path takes a raw pooled connection: when the pool replaces a dead one and
+    the new one fails too, the driver's own error comes out unwrapped; it is an outage."""
+    storage = open_storage(reconnect_timeout=0)
+    study_id = storage.create_study("s", Direction.MINIMIZE)
+    assert storage.start_trial(study_id) is not None  # a pooled connection now exists
+    server.stop()
+    with pytest.raises(DatabaseUnreachableError, match="Lost the connection to the database"):
+        storage.start_trial(study_id)
+
+
 @pytest.mark.parametrize("value", [-1, "60", True, float("nan")])
 def test_reconnect_timeout_must_be_seconds(value: object) -> None:
     with pytest.raises(ConfigurationError,

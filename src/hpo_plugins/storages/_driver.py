@@ -126,14 +126,19 @@ class HotPath:
             raw.close()
 
     def _connect(self) -> PoolProxiedConnection:
-        """A pooled connection (a fresh one where the server closed the pooled ones)."""
+        """A pooled connection (a fresh one where the server closed the pooled ones).
+
+        ``raw_connection`` raises the driver's own error, unwrapped, when the pool replaces a
+        connection the server closed and the new one fails too (a server shutting down).
+        """
         try:
             return self.engine.raw_connection()
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, self._errors) as exc:
             if not self._sqlite and lost_connection(exc):
                 raise unreachable(self._description, self._redact(exc),
                                   maybe_committed=False) from exc
-            if not isinstance(exc, sa.exc.OperationalError):
+            if isinstance(exc, sa.exc.DBAPIError) and not isinstance(
+                    exc, sa.exc.OperationalError):
                 raise
             raise StorageError(
                 f"The database {self._description} failed: {self._redact(exc)}") from exc

@@ -1392,6 +1392,17 @@ class SQLStorage(Storage):
                 f"The database {self._description} failed: {self._redact(exc)}"
                 f"{self._access_hint(exc) if 'readonly database' in str(exc) else ''}"
             ) from exc
+        except Exception as exc:  # the driver's own error, which some pool paths leave bare
+            if self._is_sqlite or not self._driver_error(exc) or not lost_connection(exc):
+                raise
+            raise unreachable(self._description, self._redact(exc),
+                              maybe_committed=stage is not None and stage.committing) from exc
+
+    def _driver_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is an error of this engine's database driver (not wrapped)."""
+        dbapi = getattr(getattr(self._engine, "dialect", None), "loaded_dbapi", None)
+        error = getattr(dbapi, "Error", None)
+        return isinstance(error, type) and isinstance(exc, error)
 
     # -- studies ------------------------------------------------------------------------------
 
