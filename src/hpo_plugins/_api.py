@@ -105,10 +105,15 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
     if study_name is None:
         _log_derived_name(study, derived_from)
     # the checked values: a one-shot iterable given as catch= or callbacks= is read once
-    return study.optimize(objective, settings.n_trials, max_trials=settings.max_trials,
-                          timeout=settings.timeout, catch=settings.catch,
-                          callbacks=list(settings.callbacks),
-                          show_progress_bar=settings.show_progress_bar, launcher=launcher)
+    try:
+        return study.optimize(objective, settings.n_trials, max_trials=settings.max_trials,
+                              timeout=settings.timeout, catch=settings.catch,
+                              callbacks=list(settings.callbacks),
+                              show_progress_bar=settings.show_progress_bar, launcher=launcher)
+    except BaseException:
+        if study.storage is not storage:  # opened here from a URL: nobody else can close it
+            study.storage.close()  # its pooled connections (a server's) would leak otherwise
+        raise
 
 
 def _log_derived_name(study: Study, derived_from: str) -> None:

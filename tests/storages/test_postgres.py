@@ -241,3 +241,26 @@ def test_create_false_reads_tables_and_refuses_a_database_without_them(
         assert [s.name for s in reader.list_studies()] == ["s"]
     finally:
         reader.close()
+
+
+def test_a_failed_run_closes_the_storage_it_opened(fresh_postgres_url: str) -> None:
+    """hpo.minimize opened the storage from the URL: when the run raises, nobody else holds
+    it, so it closes its pooled connections instead of leaving them to the garbage collector
+    (psycopg warns about those)."""
+    import hpo_plugins as hpo
+
+    def broken(params: object) -> float:
+        raise ValueError("objective broke")
+
+    with pytest.raises(ValueError, match="objective broke"):
+        hpo.minimize(broken, {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=1,
+                     storage=fresh_postgres_url, heartbeat_interval=None)
+    engine = sa.create_engine(fresh_postgres_url)
+    try:
+        with engine.connect() as conn:
+            others = conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    finally:
+        engine.dispose()
+    assert others == 0
