@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from hpo_plugins.study import Study
     from hpo_plugins.trial import Trial
 
-__all__ = ["RunSettings", "exit_as_sigterm", "run", "run_one", "run_sequential",
+__all__ = ["RunSettings", "exception_text", "exit_as_sigterm", "run", "run_one", "run_sequential",
            "sigterm_reason", "stopped_by_sigterm"]
 
 _logger = logging.getLogger(__name__)
@@ -417,11 +417,17 @@ def stopped_by_sigterm(kind: type[BaseException]) -> bool:
                for cls in kind.__mro__)
 
 
+def exception_text(kind: type[BaseException], exc: object = None) -> str:
+    """``Name(message)``, or ``Name`` for an exception without a message: how stop reasons
+    name what stopped a run, in the run loop and in the launchers alike."""
+    return f"{kind.__name__}({exc})" if exc is not None and str(exc) else kind.__name__
+
+
 def sigterm_reason(exc: BaseException | None, kind: type[BaseException]) -> str:
     """The reason of a trial stopped by SIGTERM (:func:`stopped_by_sigterm`), the same in a
     sequential run and in a parallel one (whose launcher fails its running trials)."""
-    what = f"{kind.__name__}({exc})" if exc is not None and str(exc) else kind.__name__
-    return f"stopped by SIGTERM ({what}): counted as lost, like a trial whose worker died"
+    return (f"stopped by SIGTERM ({exception_text(kind, exc)}): counted as lost, like a trial "
+            f"whose worker died")
 
 
 def _tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:
@@ -436,7 +442,7 @@ def _tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:
         _tell_lost(study, trial, exc)
         return
     interrupted = isinstance(exc.__context__, KeyboardInterrupt)
-    what = f"{type(exc).__name__}({exc})" if str(exc) else type(exc).__name__
+    what = exception_text(type(exc), exc)
     reason = (f"interrupted by the user (KeyboardInterrupt, raised again as {what})"
               if interrupted else f"stopped by {what}")
     _tell(study, trial, state=TrialState.FAIL, fail_reason=reason)

@@ -176,7 +176,7 @@ class DaskLauncher(Launcher):
         witness = SharedFile.witness(storage)
         if witness is not None:
             client.run(witness.check)  # before any task: a worker elsewhere is refused
-        elif not _sqlite(storage):
+        else:
             check_workers_reach(client, storage)  # a database server: credentials, routes
         return capacity
 
@@ -206,12 +206,6 @@ def _require_reachable(storage: Storage) -> None:
             f"{storage.describe()}. Use a PostgreSQL URL (or, with every worker on "
             f"this machine, a SQLite file such as 'sqlite:///hpo.db')."
         )
-
-
-def _sqlite(storage: Storage) -> bool:
-    """Whether ``storage`` is a SQLite file (its own checks, in SharedFile, apply)."""
-    url = getattr(storage, "portable_url", None)
-    return isinstance(url, str) and url.startswith("sqlite")
 
 
 def _client_class() -> Any:

@@ -303,9 +303,13 @@ def check_workers_reach(client: Any, storage: Storage) -> None:
     reaches, or a driver installed only here, would otherwise fail every task with a bare
     driver error and leave an empty study behind.
 
+    A SQLite file is not probed: :class:`SharedFile` checks that the workers see it.
+
     Raises:
         ConfigurationError: Which workers failed, why, and what to give them.
     """
+    if _sqlite_path(storage) is not None:
+        return
     answers = client.run(_open_here, storage, on_error="return")
     failed = {address: why for address, why in answers.items() if why is not None}
     if not failed:

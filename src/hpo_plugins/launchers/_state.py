@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins._observers import notify
-from hpo_plugins._optimize import sigterm_reason, stopped_by_sigterm
+from hpo_plugins._optimize import exception_text, sigterm_reason, stopped_by_sigterm
 from hpo_plugins._resume import discard_stopped
 from hpo_plugins.exceptions import ClusterLostError
 from hpo_plugins.launchers._worker import Job
@@ -237,8 +237,7 @@ def _stop_reason(exc_type: type[BaseException], exc: object) -> str:
     if issubclass(exc_type, KeyboardInterrupt):
         return "interrupted by the user (KeyboardInterrupt)"
     if not issubclass(exc_type, Exception):
-        return (f"stopped by {exc_type.__name__}({exc})" if exc is not None and str(exc)
-                else f"stopped by {exc_type.__name__}")
+        return f"stopped by {exception_text(exc_type, exc)}"
     return f"stopped: the run ended with {exc_type.__name__}"
 
 

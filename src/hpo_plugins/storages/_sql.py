@@ -1155,7 +1155,6 @@ class SQLStorage(Storage):
         self.url = url
         self.engine_kwargs = _check_engine_kwargs(engine_kwargs)
         self.create = create
-        self._reconnect_timeout = _check_reconnect_timeout(reconnect_timeout)
         self._parsed = _parse_url(url)
         if self._parsed.get_backend_name() == "sqlite":
             _check_sqlite_url(self._parsed)
@@ -1163,8 +1162,7 @@ class SQLStorage(Storage):
         self._description = masked_url(self._parsed)
         self._redact = functools.partial(_redact, secrets=url_secrets(self._parsed))
         self._is_sqlite = self._parsed.get_backend_name() == "sqlite"
-        self._reconnector = Reconnector(self._description,
-                                        0.0 if self._is_sqlite else self._reconnect_timeout)
+        self.reconnect_timeout = reconnect_timeout  # checked; builds the Reconnector
         if self.engine_kwargs:
             _try_engine_kwargs(self._parsed, self.engine_kwargs, self._is_sqlite)
         self._lock = threading.Lock()
