@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -172,19 +173,33 @@ def ranked_for_model(history: History) -> list[tuple[FrozenTrial, float]]:
 
     COMPLETE trials get ``loss = sign * value`` (lower is better whatever the direction). PRUNED
     trials rank after every COMPLETE one: among themselves the deeper last step first, then the
-    better last reported value; they receive losses above the worst COMPLETE loss in that order.
-    FAIL, RUNNING and WAITING trials are left out (a sampler chooses its own policy for running
-    ones). Returns ``(trial, loss)`` pairs sorted by loss, best first.
+    better last reported value (a NaN report last); they receive losses above the worst
+    COMPLETE loss in that order. A trial pruned before any report (an objective that raises
+    ``TrialPruned`` as an up-front check, say of a configuration that cannot fit) ranks last of
+    all: it is the worst evidence there is, and leaving it out would let the sampler propose
+    the same region again and again without ever learning from it (Optuna's TPE ranks such
+    trials last too). FAIL, RUNNING and WAITING trials are left out (a sampler chooses its own
+    policy for running ones). Returns ``(trial, loss)`` pairs sorted by loss, best first.
     """
     sign = history.direction.sign()
     complete = [(t, sign * float(t.value)) for t in history.in_states(TrialState.COMPLETE)
                 if t.value is not None]
     complete.sort(key=lambda pair: pair[1])
-    pruned = [t for t in history.in_states(TrialState.PRUNED) if t.intermediate_values]
-    pruned.sort(key=lambda t: (-(t.last_step or 0), sign * float(t.last_value or 0.0)))
+    pruned = sorted(history.in_states(TrialState.PRUNED), key=lambda t: _pruned_rank(t, sign))
     worst = complete[-1][1] if complete else 0.0
     base = worst + max(1.0, abs(worst))
     return complete + [(t, base + i) for i, t in enumerate(pruned)]
+
+
+def _pruned_rank(trial: FrozenTrial, sign: float) -> tuple[bool, int, bool, float]:
+    """Sort key of a PRUNED trial, best first: one with reports before one without, then the
+    deeper last step, then the better last value, a NaN (or missing) value last."""
+    if not trial.intermediate_values:
+        return (True, 0, True, 0.0)
+    last = trial.last_value
+    value = math.nan if last is None else sign * float(last)
+    unusable = math.isnan(value)
+    return (False, -(trial.last_step or 0), unusable, 0.0 if unusable else value)
 
 
 def _accepts(cls: type, name: str) -> bool:

@@ -20,7 +20,8 @@ found to matter, with BOHB's (Falkner et al. 2018) multivariate kernel densities
   ``C`` options and ``n`` observations.
 * **Split.** The best ``min(ceil(gamma * n), 25)`` of the ``n`` finished trials are good
   (ranked by :func:`~hpo_plugins.samplers.ranked_for_model`: COMPLETE by value, PRUNED after
-  them, deeper step first, then better last value; FAIL ignored). Good trials weigh 1; in the
+  them, deeper step first, then better last value, those pruned before any report last;
+  FAIL ignored). Good trials weigh 1; in the
   bad set the trials older than the newest 25 weigh linearly less (Bergstra et al. 2013).
 * **The tree.** Parameters with the same activation condition form a group (see
   :func:`~._tpe_space.groups`), modelled jointly on the trials where it is active, with the
