@@ -4,9 +4,10 @@ A ``UserWarning`` from ``HPOCallback`` reaches us through Lightning's or Keras' 
 fixed ``stacklevel`` names a line inside Lightning (``.../trainer/call.py``), which tells the
 user nothing. :func:`warn_user` walks out of this package's frames and then out of the frames
 of the frameworks that call back into it (Lightning, torch, Keras, TensorFlow, joblib, Dask,
-Hyperopt, and the standard library's threading and import machinery), by module name, and
-points at the first other frame: the user's own code, wherever it lives (a script, a notebook
-cell, ``python -c``, a package of theirs installed in site-packages).
+Hyperopt, and the standard library's threading and import machinery) and of ours that they
+call in turn, by module name, and points at the first other frame: the user's own code,
+wherever it lives (a script, a notebook cell, ``python -c``, a package of theirs installed in
+site-packages).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     while frame is not None and _package(frame) == _OWN:
         frame, level = frame.f_back, level + 1
     first_outside = level
-    while frame is not None and _package(frame) in _FRAMEWORKS:
+    # a framework may call back into this package (contextlib running one of our context
+    # managers, joblib one of our workers): its frames and ours are skipped alike
+    while frame is not None and (_package(frame) in _FRAMEWORKS or _package(frame) == _OWN):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level if frame is not None else first_outside)
