@@ -341,6 +341,44 @@ def test_a_read_only_uri_reads_a_database_not_in_wal_mode(sqlite_url: str,
     assert _raw_sql(sqlite_url, "PRAGMA journal_mode") == [("delete",)]  # left as it was
 
 
+def test_create_false_leaves_the_journal_mode_and_the_file_unchanged(
+        sqlite_url: str, open_sql: OpenSQL) -> None:
+    """``create=False`` (the command line, ``copy_study``'s source) promises to change nothing:
+    it switched a database in another journal mode to WAL, a write to the file."""
+    writer = open_sql(sqlite_url)
+    study_id = writer.create_study("s", Direction.MINIMIZE)
+    writer.finish_trial(writer.create_trial(study_id).trial_id, TrialState.COMPLETE, 1.0)
+    writer.close()
+    assert _raw_sql(sqlite_url, "PRAGMA journal_mode=DELETE") == [("delete",)]
+    before = _sqlite_file(sqlite_url).read_bytes()
+    reader = open_sql(sqlite_url, create=False)
+    assert [t.value for t in reader.get_all_trials(study_id)] == [1.0]
+    reader.close()
+    assert _raw_sql(sqlite_url, "PRAGMA journal_mode") == [("delete",)]
+    assert _sqlite_file(sqlite_url).read_bytes() == before
+
+
+def test_immutable_warns_when_a_wal_file_holds_changes_it_does_not_read(
+        sqlite_url: str, open_sql: OpenSQL) -> None:
+    """``immutable=1`` reads the main file alone: the commits still in the -wal file (a writer
+    running, or killed before its checkpoint) are missing from what it reads, silently."""
+    first = open_sql(sqlite_url)
+    study_id = first.create_study("s", Direction.MINIMIZE)
+    first.close()  # the last connection checkpoints: the study is in the main file
+    writer = open_sql(sqlite_url)
+    writer.finish_trial(writer.create_trial(study_id).trial_id, TrialState.COMPLETE, 1.0)
+    path = _sqlite_file(sqlite_url)
+    assert Path(f"{path}-wal").stat().st_size > 0  # the writer's connection is still open
+    with pytest.warns(UserWarning, match=rf"{path}-wal beside it holds \d+ bytes of changes "
+                                         rf"that immutable=1 does not read") as caught:
+        stale = open_sql(f"sqlite:///file:{path}?immutable=1&uri=true")
+        assert stale.get_all_trials(study_id) == []  # the trial is in the -wal file only
+    assert caught[0].filename == __file__  # the user's line, not the storage's
+    writer.close()  # the last connection checkpoints and removes the -wal file
+    reader = open_sql(f"sqlite:///file:{path}?immutable=1&uri=true")  # no warning now
+    assert [t.value for t in reader.get_all_trials(study_id)] == [1.0]
+
+
 def test_a_write_through_a_read_only_uri_says_how_to_read_and_how_to_write(
         sqlite_url: str, open_sql: OpenSQL) -> None:
     open_sql(sqlite_url).create_study("s", Direction.MINIMIZE)
@@ -379,12 +417,14 @@ def test_a_study_in_a_read_only_folder_is_read_with_immutable(tmp_path: Path) ->
         from hpo_plugins.exceptions import StorageError
         from hpo_plugins.storages import SQLStorage
         for query in ("mode=ro", "immutable=1"):
-            try:
-                names = [s.name for s in SQLStorage(
-                    "sqlite:///file:{folder}/hpo.db?" + query + "&uri=true").list_studies()]
-                print(query, "read", names)
-            except StorageError as exc:
-                print(query, "failed", exc)
+            for create in (True, False):  # False: the command line, copy_study's source
+                try:
+                    names = [s.name for s in SQLStorage(
+                        "sqlite:///file:{folder}/hpo.db?" + query + "&uri=true",
+                        create=create).list_studies()]
+                    print(query, create, "read", names)
+                except StorageError as exc:
+                    print(query, create, "failed", exc)
     """)
     try:
         done = subprocess.run(["unshare", "--mount", "sh", "-c", _READ_ONLY_MOUNT, "sh",
@@ -394,8 +434,9 @@ def test_a_study_in_a_read_only_folder_is_read_with_immutable(tmp_path: Path) ->
         pytest.skip("unshare is not installed")
     if done.returncode != 0:
         pytest.skip(f"no read-only bind mount here (needs root): {done.stderr.strip()[-200:]}")
-    assert "immutable=1 read ['s']" in done.stdout
-    assert ("mode=ro failed" in done.stdout
+    assert "immutable=1 True read ['s']" in done.stdout
+    assert "immutable=1 False read ['s']" in done.stdout, done.stdout
+    assert ("mode=ro True failed" in done.stdout and "mode=ro False failed" in done.stdout
             and f"open it as sqlite:///file:{folder}/hpo.db?immutable=1&uri=true"
             in done.stdout), done.stdout
 

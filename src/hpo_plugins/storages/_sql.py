@@ -59,6 +59,7 @@ from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, utcnow
+from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,
@@ -490,12 +491,17 @@ def _server_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
     return engine
 
 
-def _sqlite_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
-    """An engine on a SQLite file, with WAL, a long busy timeout and BEGIN IMMEDIATE."""
+def _sqlite_engine(url: URL, kwargs: dict[str, Any], *, create: bool = True) -> Engine:
+    """An engine on a SQLite file, with WAL, a long busy timeout and BEGIN IMMEDIATE.
+
+    The switch to WAL (a write to the file, which stays in WAL mode) is left out for a
+    read-only URL and for ``create=False``, which promises to change nothing in a database
+    that another program may own; a database that hpo_plugins made is in WAL mode already.
+    """
     if not _is_sqlite_uri(url):
         _make_parent_folder(url.database or "")
     engine = sa.create_engine(url, **_sqlite_arguments(kwargs))
-    wal = not _sqlite_read_only(url)
+    wal = create and not _sqlite_read_only(url)
 
     def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         _sqlite_on_connect(dbapi_connection, connection_record, wal=wal)
@@ -599,11 +605,35 @@ def _make_parent_folder(database: str) -> None:
 def _sqlite_read_only(url: URL) -> bool:
     """Whether the SQLite URL ``url`` opens its file read-only: a URI (``uri=true``) with
     ``mode=ro`` or ``immutable=1`` (SQLite reads the booleans 1, true, yes and on)."""
-    if not _is_sqlite_uri(url):
-        return False
-    mode, immutable = url.query.get("mode"), url.query.get("immutable")
-    return mode == "ro" or (isinstance(immutable, str)
-                            and immutable.lower() in ("1", "true", "yes", "on"))
+    return (_is_sqlite_uri(url) and url.query.get("mode") == "ro") or _sqlite_immutable(url)
+
+
+def _sqlite_immutable(url: URL) -> bool:
+    """Whether the SQLite URL ``url`` is a URI with ``immutable=1`` (see _sqlite_read_only)."""
+    immutable = url.query.get("immutable")
+    return (_is_sqlite_uri(url) and isinstance(immutable, str)
+            and immutable.lower() in ("1", "true", "yes", "on"))
+
+
+def _warn_unseen_wal(url: URL) -> None:
+    """Warn when an ``immutable=1`` URL opens a file whose -wal file holds commits: SQLite then
+    reads the main file alone, so the trials in the -wal file (a writer still running, or
+    killed before its checkpoint) are silently missing from what is read."""
+    if not _sqlite_immutable(url):
+        return
+    wal = f"{_plain_url(url)[len('sqlite:///'):]}-wal"
+    try:
+        size = os.path.getsize(wal)
+    except OSError:
+        return
+    if size > 0:
+        warn_user(
+            f"The SQLite file {url.database} is opened with immutable=1, but {wal} beside it "
+            f"holds {size} bytes of changes that immutable=1 does not read: recent trials may "
+            f"be missing or out of date. Read it with {_plain_url(url)} from a user who may "
+            f"write to its folder (SQLite then folds the changes in), or copy the folder, "
+            f"with its -wal file, to a writable place and read the copy."
+        )
 
 
 def _immutable_url(url: URL) -> str:
@@ -1267,9 +1297,10 @@ class SQLStorage(Storage):
         self._pid = os.getpid()
 
     def _open(self) -> Engine:
+        if self._is_sqlite:  # first: the tables themselves may be in the -wal file only
+            _warn_unseen_wal(self._parsed)
         if not self.create and self._is_sqlite:  # before the engine makes folders or WAL
-            _check_version(_sqlite_schema_version(self._parsed.database or ""),
-                           self._description)
+            _check_version(_sqlite_schema_version(self._parsed), self._description)
         engine = self._create_engine()
         try:
             if self.create:
@@ -1297,7 +1328,7 @@ class SQLStorage(Storage):
         kwargs = dict(self.engine_kwargs or {})
         try:
             if self._parsed.get_backend_name() == "sqlite":
-                return _sqlite_engine(self._parsed, kwargs)
+                return _sqlite_engine(self._parsed, kwargs, create=self.create)
             return _server_engine(self._parsed, kwargs)
         except NoSuchModuleError:
             raise ConfigurationError(_unknown_scheme_message(self._parsed)) from None
@@ -1914,24 +1945,58 @@ def _check_version(found: int | None, description: str) -> None:
     raise StorageError(_version_message(description, found))
 
 
-def _sqlite_schema_version(path: str) -> int | None:
-    """The schema version in the SQLite file ``path``, read without changing it; None if the
-    file has no hpo_plugins tables."""
+def _sqlite_schema_version(url: URL) -> int | None:
+    """The schema version in the SQLite file of ``url``, read without changing it; None if the
+    file has no hpo_plugins tables.
+
+    Read through a SQLite URI with ``mode=ro`` added to the URL's own URI arguments (so an
+    ``immutable=1`` URL, the way to read a study in a read-only folder, is read as such).
+    ``mode=ro`` cannot open a WAL database without its -shm file where that file cannot be
+    made (a read-only folder); the version is then read as ``immutable=1``, which is enough
+    for a number that only an upgrade changes, and the storage's own connection gives the
+    error and its advice if the file cannot be read at all.
+    """
     import sqlite3
 
-    if path.startswith("file:"):  # already a URI (``?uri=true`` URLs)
-        uri = f"{path}{'&' if '?' in path else '?'}mode=ro"
-    else:
-        uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+    uri = _sqlite_read_uri(url)
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                            (_version_table.name,)).fetchone() is None:
-                return None
-            row = conn.execute(f"SELECT schema_version FROM {_version_table.name}").fetchone()
+        return _read_schema_version(sqlite3.connect(uri, uri=True))
     except sqlite3.Error as exc:
-        raise StorageError(f"Could not read the SQLite file {path}: {exc}. Expected a "
-                           f"database that hpo_plugins has written studies to.") from None
+        first = exc
+    try:
+        return _read_schema_version(sqlite3.connect(f"{uri}&immutable=1", uri=True))
+    except sqlite3.Error:
+        pass
+    raise StorageError(f"Could not read the SQLite file {url.database}: {first}. Expected a "
+                       f"database that hpo_plugins has written studies to, in a file this "
+                       f"user may read.") from None
+
+
+def _sqlite_read_uri(url: URL) -> str:
+    """The SQLite URI (``file:...``) of ``url``'s file with its URI arguments (``uri`` aside)
+    and ``mode=ro``."""
+    database = url.database or ""
+    if database.startswith("file:"):  # already a URI (``?uri=true`` URLs)
+        base, _, inline = database.partition("?")
+    else:
+        base, inline = Path(database).absolute().as_uri(), ""
+    query = [inline] if inline else []
+    for key, value in url.query.items():
+        if key in ("uri", "mode"):
+            continue
+        for item in (value,) if isinstance(value, str) else value:
+            query.append(f"{key}={item}")
+    query.append("mode=ro")
+    return f"{base}?{'&'.join(query)}"
+
+
+def _read_schema_version(connection: Any) -> int | None:
+    """The schema version through ``connection`` (closed after), None without the table."""
+    with contextlib.closing(connection) as conn:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        (_version_table.name,)).fetchone() is None:
+            return None
+        row = conn.execute(f"SELECT schema_version FROM {_version_table.name}").fetchone()
     return None if row is None else int(row[0])
 
 
