@@ -81,7 +81,7 @@ def test_sanity_check_skipped_and_check_val_every_n_epoch_honoured(
     ({"val_check_interval": 0.5}, [2, 4, 6, 8]),
     ({"val_check_interval": 3, "check_val_every_n_epoch": None}, [3, 6]),
 ], ids=["fraction-of-epoch", "every-3-batches"])
-def test_validation_within_epochs_reports_the_global_step(
+def test_validation_within_epochs_reports_the_training_batches(
         make_study: Any, counting_storage: Any, trainer_kwargs: dict[str, Any],
         validation: dict[str, Any], steps: list[int]) -> None:
     trainer_kwargs.update(max_epochs=2, limit_train_batches=4, **validation)
@@ -89,6 +89,119 @@ def test_validation_within_epochs_reports_the_global_step(
     study.optimize(fit_objective(trainer_kwargs), n_trials=1)
 
     assert counting_storage.steps_of(study.trials[0].trial_id) == steps
+
+
+class RawOptimizerClassifier(DigitsClassifier):
+    """Manual optimisation with a plain torch optimizer (not Lightning's wrapper), which
+    ``trainer.global_step`` never counts: it stays 0."""
+
+    def __init__(self, hidden: int = 16) -> None:
+        super().__init__(hidden=hidden)
+        self.automatic_optimization = False
+        self.raw = torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self(x), y)
+        self.raw.zero_grad()
+        self.manual_backward(loss)
+        self.raw.step()
+        return loss
+
+
+def test_steps_grow_at_every_validation_with_gradient_accumulation_or_manual_steps(
+        make_study: Any, counting_storage: Any, trainer_kwargs: dict[str, Any]) -> None:
+    """The step within epochs is the training batches so far: ``global_step`` repeated (with
+    accumulate_grad_batches=4 and a validation every 2 batches it went 0, 1, 1, 2, ..., so a
+    later value replaced an earlier one and a continued fit failed as "going back"), and with
+    a plain torch optimizer under manual optimisation it stayed 0."""
+    trainer_kwargs.update(max_epochs=2, limit_train_batches=6, val_check_interval=2)
+
+    def objective(params: Any) -> None:
+        trainer = L.Trainer(callbacks=[HPOCallback()], accumulate_grad_batches=4,
+                            **trainer_kwargs)
+        trainer.fit(DigitsClassifier(hidden=params["hidden"]), datamodule=DigitsData(100))
+        trainer.fit_loop.max_epochs = 3  # the documented way to train on: continue it
+        trainer.fit(trainer.lightning_module, datamodule=DigitsData(100))
+        manual = L.Trainer(callbacks=[HPOCallback(trial=other)], **trainer_kwargs)
+        manual.fit(RawOptimizerClassifier(hidden=params["hidden"]), datamodule=DigitsData(100))
+
+    study = make_study(counting_storage)
+    other = study.ask()
+    study.optimize(objective, n_trials=1)
+    study.tell(other, 0.0)
+
+    trial = study.trials[1]
+    assert trial.state is TrialState.COMPLETE, trial.fail_reason
+    assert counting_storage.steps_of(trial.trial_id) == [2, 4, 6, 8, 10, 12, 14, 16, 18]
+    assert counting_storage.steps_of(other.trial_id) == [2, 4, 6, 8, 10, 12]
+
+
+def test_a_fit_after_the_trial_was_pruned_stops_before_training(
+        make_study: Any, counting_storage: Any, trainer_kwargs: dict[str, Any]) -> None:
+    """Continuing the Trainer of a pruned trial trained every epoch again and stored their
+    reports on the pruned trial: the callback's per-fit state forgot the decision."""
+    trainer_kwargs.update(max_epochs=4)
+    epochs: list[int] = []
+
+    def objective(params: Any) -> None:
+        trainer = L.Trainer(callbacks=[HPOCallback()], **trainer_kwargs)
+        trainer.fit(DigitsClassifier(hidden=params["hidden"]), datamodule=DigitsData())
+        epochs.append(trainer.current_epoch)
+        trainer.fit_loop.max_epochs = 8
+        trainer.fit(trainer.lightning_module, datamodule=DigitsData())
+        epochs.append(trainer.current_epoch)
+
+    study = make_study(counting_storage, pruner=PruneAt(number=0, step=1))
+    study.optimize(objective, n_trials=1)  # filterwarnings=error: no "reported nothing"
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.PRUNED
+    assert counting_storage.steps_of(trial.trial_id) == [0, 1]
+    assert epochs[1] == epochs[0]  # the second fit trained no epoch
+
+
+class GrowingData(DigitsData):
+    """A training set whose size changes every epoch (read again at each epoch)."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        super().__init__(batch_size=50)
+        self.sizes = sizes
+
+    def train_dataloader(self) -> Any:
+        size = self.sizes[min(self.trainer.current_epoch, len(self.sizes) - 1)]
+        loader = super().train_dataloader()
+        return torch.utils.data.DataLoader(
+            torch.utils.data.Subset(loader.dataset, range(size * 50)), batch_size=50)
+
+
+@pytest.mark.parametrize(("sizes", "steps"), [
+    ([4, 2, 2], [2, 4, 6, 8]),  # batches throughout, where epochs 1 and 2 were reported
+    ([2, 4], [0, 1]),  # epochs throughout; epoch 1 validates twice, the second value replaces
+], ids=["shrinking", "growing"])
+def test_the_step_unit_of_a_trainer_never_changes(
+        make_study: Any, counting_storage: Any, trainer_kwargs: dict[str, Any],
+        sizes: list[int], steps: list[int]) -> None:
+    """An integer val_check_interval with a training set whose size changes between epochs:
+    the unit (epochs when validation covers the epoch at the first report, else batches) was
+    chosen again at every report, so a curve mixed the two, or went back and raised through
+    Lightning."""
+    trainer_kwargs.update(max_epochs=len(sizes), val_check_interval=2,
+                          reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0)
+
+    def objective(params: Any) -> None:
+        trainer = L.Trainer(callbacks=[HPOCallback()], **trainer_kwargs)
+        trainer.fit(DigitsClassifier(hidden=params["hidden"]), datamodule=GrowingData(sizes))
+
+    study = make_study(counting_storage)
+    with contextlib.ExitStack() as stack:
+        if sizes[0] < sizes[-1]:
+            stack.enter_context(pytest.warns(UserWarning, match="reports epoch 1 a second time"))
+        study.optimize(objective, n_trials=1)
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.COMPLETE, trial.fail_reason
+    assert sorted(set(counting_storage.steps_of(trial.trial_id))) == steps
 
 
 def test_interval_reports_every_nth_validation(make_study: Any, counting_storage: Any,

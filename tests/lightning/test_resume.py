@@ -18,6 +18,7 @@ import lightning.pytorch as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 from lit_digits import N_TRAIN, DigitsClassifier, DigitsData, digits_arrays
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -258,6 +259,38 @@ def test_resume_lost_trials_must_be_a_bool_and_needs_checkpointing() -> None:
     with pytest.raises(ConfigurationError, match="Expected epoch-based training.*max_steps=40"):
         lightning_objective(DigitsClassifier, resume_lost_trials=True,
                             trainer_kwargs={"max_steps": 40})
+    # save_checkpoint's ModelCheckpoint is refused by Lightning then, inside the first trial
+    with pytest.raises(ConfigurationError, match="without enable_checkpointing=False when "
+                                                 "save_checkpoint=True"):
+        lightning_objective(DigitsClassifier, save_checkpoint=True,
+                            trainer_kwargs={"enable_checkpointing": False})
+
+
+class SuffixCheckpointIO(TorchCheckpointIO):
+    """A plugin that writes elsewhere than the path it is given (a compressing one, say)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any = None) -> None:
+        super().save_checkpoint(checkpoint, f"{path}.gz", storage_options)
+
+
+@pytest.mark.parametrize("plugin", [lambda: AsyncCheckpointIO(), SuffixCheckpointIO],
+                         ids=["async", "other-path"])
+def test_a_checkpoint_plugin_that_does_not_write_the_file_at_once_is_refused(
+        make_study: Any, plugin: Any) -> None:
+    """The epoch's checkpoint is renamed into place right after save_checkpoint returns; with
+    AsyncCheckpointIO (or a plugin writing another path) that failed with a bare
+    FileNotFoundError from os.replace, or could rename half a file."""
+    study = make_study()
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    trainer_kwargs={"max_epochs": 1, "accelerator": "cpu",
+                                                    "devices": 1, "logger": False,
+                                                    "plugins": [plugin()]},
+                                    resume_lost_trials=True)
+    name = "AsyncCheckpointIO" if plugin is not SuffixCheckpointIO else "SuffixCheckpointIO"
+    with pytest.raises(ConfigurationError, match=rf"Expected a checkpoint plugin that writes "
+                                                 rf"the file it is given, at once.*{name}"):
+        study.optimize(objective, n_trials=1)
 
 
 def test_a_copied_study_resumes_a_lost_trial_and_leaves_the_originals_checkpoint(

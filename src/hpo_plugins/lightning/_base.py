@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._callback_args import (
@@ -51,11 +52,15 @@ from hpo_plugins.lightning._loggers import quiet_hp_metric
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
 
-__all__ = ["NEVER_LOGGED_ATTR", "HPOCallbackBase", "report_step"]
+__all__ = ["NEVER_LOGGED_ATTR", "HPOCallbackBase", "report_step", "training_batches"]
 
 _logger = logging.getLogger("hpo_plugins.lightning")
 
 _STOP = "stop"  # the verdict rank 0 broadcasts when the trial must end (pruned or failed)
+
+#: The unit of each Trainer's report steps, ``"epoch"`` or ``"batch"``, fixed at its first use
+#: (see :func:`report_step`), so that one Trainer's curve never mixes the two.
+_units: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 #: The trial system attribute that holds the monitored name when the callback of
 #: ``lightning_objective`` failed the trial because that metric never appeared (its first
@@ -84,6 +89,8 @@ class HPOCallbackBase:
     _stopped: bool
     _checks: int  # validation runs seen in this fit
     _floor: int | None  # rank 0: the trial's last step before this fit; reports must pass it
+    _last: int | None  # rank 0: this fit's last report step
+    _repeated: bool  # rank 0: whether a repeated step was warned about in this fit
     #: Set by ``lightning_objective``, which owns the trial: a monitored metric that never
     #: appeared is recorded (:data:`NEVER_LOGGED_ATTR`) instead of warned about, since the
     #: objective then stops the study with a ``ConfigurationError`` saying the same.
@@ -152,15 +159,20 @@ class HPOCallbackBase:
         if stage != "fit":
             return
         self._forget()
-        refusal = None
+        refusal, ended = None, False
         if trainer.is_global_zero:
             self._bound = self._find_trial(trainer)
             refusal = self._check_direction()
-        active, refusal = trainer.strategy.broadcast((self._bound is not None, refusal), src=0)
+            ended = self._already_decided()
+        active, refusal, ended = trainer.strategy.broadcast(
+            (self._bound is not None, refusal, ended), src=0)
         if refusal is not None:
             self._forget()
             raise ConfigurationError(f"HPOCallback: {refusal}")
         self._active = bool(active)
+        if ended:  # a fit after the decision (say a continued Trainer): it must not train on
+            self._stopped = True
+            trainer.should_stop = True
         if self._bound is not None:
             self._floor = max(self._bound.intermediate_values, default=None)
             quiet_hp_metric(trainer, self._bound)
@@ -192,7 +204,7 @@ class HPOCallbackBase:
         resumed = (self._bound is not None and bool(self._bound.intermediate_values)
                    and "resumed_from" in self._bound.system_attrs)
         if (self._bound is not None and self._checks < self.interval and not resumed
-                and not _tuning(trainer)):
+                and not self._stopped and not _tuning(trainer)):
             warn_user(_nothing_reported(trainer, self._bound.number, self._checks,
                                         self.interval))
         self._forget()
@@ -212,6 +224,18 @@ class HPOCallbackBase:
             return problem.message
         warn_user(f"HPOCallback: {problem.message}.")
         return None
+
+    def _already_decided(self) -> bool:
+        """Whether the trial was already pruned or failed (by an earlier fit): then this fit
+        stops before it trains, and reports nothing, as the earlier one did after its
+        decision."""
+        trial = self._bound
+        if trial is None or not (trial.pruned or trial.fail_reason is not None):
+            return False
+        decision = "pruned" if trial.pruned else f"failed ({trial.fail_reason})"
+        _logger.info("HPOCallback: trial %d was already %s in an earlier fit; this fit stops "
+                     "before it trains and reports nothing.", trial.number, decision)
+        return True
 
     def _find_trial(self, trainer: Any) -> Trial | None:
         if self._note is not None:
@@ -261,7 +285,14 @@ class HPOCallbackBase:
         step = report_step(trainer)
         if self._floor is not None and step <= self._floor:
             return self._fail(trial, _step_went_back(step, self._floor))
-        trial.report(value, step)
+        if step == self._last and not self._repeated:
+            self._repeated = True
+            warn_user(_repeated_step(step, trial.number))
+        self._last = step
+        try:
+            trial.report(value, step)
+        except ConfigurationError as exc:  # never raised through Lightning (its loggers)
+            return self._fail(trial, f"the report at step {step} was refused: {exc}")
         if not trial.should_prune():
             return None
         if trial.fail_reason is None:  # a non-finite value fails rather than prunes
@@ -304,6 +335,8 @@ class HPOCallbackBase:
         self._stopped = False
         self._checks = 0
         self._floor = None
+        self._last = None
+        self._repeated = False
 
     def _announce(self) -> None:
         """Say that this fit reports nothing: once, at INFO, outside any study (one training
@@ -319,22 +352,47 @@ class HPOCallbackBase:
 
 
 def report_step(trainer: Any) -> int:
-    """The step of a report: the epoch, or the global step when validation runs within epochs.
+    """The step of a report: the epoch, or the training batches so far when validation runs
+    within epochs.
 
     Validation runs once per epoch when ``check_val_every_n_epoch`` is set and the training
     batches between two validations (``trainer.val_check_batch``) cover the whole epoch; then
     the step is ``trainer.current_epoch`` (0-based; with ``check_val_every_n_epoch=2`` the steps
     are 1, 3, 5, ...). Otherwise, when validation runs within epochs (``val_check_interval``
     below 1.0, an integer number of batches smaller than an epoch, a duration, or
-    ``check_val_every_n_epoch=None``), it is ``trainer.global_step``, the number of optimizer
-    steps so far. An integer ``val_check_interval`` equal to the batches per epoch reports
-    epochs.
+    ``check_val_every_n_epoch=None``), it is :func:`training_batches`, which grows at every
+    batch: ``trainer.global_step`` did not (with ``accumulate_grad_batches`` above the
+    validation interval two validations shared a step, and the second value replaced the
+    first; with manual optimisation and a plain torch optimizer it stayed 0). Without gradient
+    accumulation, one optimizer step per batch, the two are the same number. An integer
+    ``val_check_interval`` equal to the batches per epoch reports epochs.
+
+    The unit is chosen at a Trainer's first report and kept for its life: a training set whose
+    size changes between epochs (``reload_dataloaders_every_n_epochs``) could otherwise switch
+    it in the middle of a curve.
     """
+    unit = _units.get(trainer)
+    if unit is None:
+        unit = _units[trainer] = _step_unit(trainer)
+    return int(trainer.current_epoch) if unit == "epoch" else training_batches(trainer)
+
+
+def _step_unit(trainer: Any) -> str:
     every = trainer.val_check_batch
     if (trainer.check_val_every_n_epoch is not None and every is not None
             and every >= trainer.num_training_batches):
-        return int(trainer.current_epoch)
-    return int(trainer.global_step)
+        return "epoch"
+    return "batch"
+
+
+def training_batches(trainer: Any) -> int:
+    """The training batches run so far by ``trainer``'s fit loop, across its epochs and its
+    fits, and restored with it from a checkpoint (``ckpt_path``); ``trainer.global_step`` where
+    a Lightning version keeps no such count."""
+    try:
+        return int(trainer.fit_loop.epoch_loop.batch_progress.total.completed)
+    except AttributeError:
+        return int(trainer.global_step)
 
 
 def _tuning(trainer: Any) -> bool:
@@ -418,9 +476,19 @@ def _step_went_back(step: int, last: int) -> str:
     """Why a report at or below the trial's last step before this fit is refused, and the fix."""
     return (f"this fit reports step {step}, but the trial already has reports up to step "
             f"{last} (from an earlier fit in the same trial: a new Trainer counts epochs and "
-            f"global steps from 0 again). Give HPOCallback only to the fit you tune, or "
+            f"batches from 0 again). Give HPOCallback only to the fit you tune, or "
             f"continue the same Trainer (raise max_epochs and call fit again) instead of "
             f"starting a new one")
+
+
+def _repeated_step(step: int, number: int) -> str:
+    """The warning for a second report at the same epoch in one fit (its value replaces the
+    first): epochs are the unit, but validation now runs more than once per epoch."""
+    return (f"HPOCallback: trial {number} reports epoch {step} a second time (its value "
+            f"replaces the first): this fit reports epochs, as validation ran once per epoch "
+            f"at its first report, but it now runs more often (a training set that grew, "
+            f"reload_dataloaders_every_n_epochs). Set val_check_interval as a fraction of the "
+            f"epoch, or check_val_every_n_epoch=None, to report training batches instead")
 
 
 def _nothing_reported(trainer: Any, number: int, checks: int, interval: int) -> str:

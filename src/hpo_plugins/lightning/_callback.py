@@ -20,12 +20,14 @@ class HPOCallback(HPOCallbackBase, L.Callback):
 
     At the end of every validation run of ``fit`` (the sanity check excepted) the callback reports
     ``trainer.callback_metrics[monitor]`` to the trial, at step ``trainer.current_epoch``, or
-    ``trainer.global_step`` when validation runs more than once per epoch (``val_check_interval``
-    below 1.0, an integer number of batches smaller than an epoch, or a duration). When
+    the number of training batches so far when validation runs more than once per epoch
+    (``val_check_interval`` below 1.0, an integer number of batches smaller than an epoch, or a
+    duration; it is ``trainer.global_step`` without gradient accumulation). When
     ``trial.should_prune()`` answers True it sets ``trainer.should_stop`` and marks the trial
     pruned; the run loop records it PRUNED after ``fit`` returns. Nothing is raised through
     Lightning, so its loggers finish normally. One fit per trial reports: a fit with a new
     Trainer, whose steps start again from 0, fails the trial (continue the same Trainer instead).
+    A fit of a trial already pruned or failed stops before it trains.
 
     If ``monitor`` is not among the logged metrics at a validation end, the callback warns once
     (a ``UserWarning`` naming the metrics that were logged, and the closest one when a name is

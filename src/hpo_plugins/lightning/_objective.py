@@ -84,12 +84,15 @@ class LightningObjective:
                 f"Received: max_steps={(trainer_kwargs or {})['max_steps']!r}; with max_steps "
                 "Lightning replays the end of the checkpoint's epoch on a resume, which the "
                 "resumed trial cannot match. Use max_epochs, or resume_lost_trials=False.")
-        if resume_lost_trials and (trainer_kwargs or {}).get("enable_checkpointing") is False:
+        keeps = [name for name, on in (("resume_lost_trials", resume_lost_trials),
+                                       ("save_checkpoint", save_checkpoint)) if on]
+        if keeps and (trainer_kwargs or {}).get("enable_checkpointing") is False:
             raise ConfigurationError(
-                "Expected trainer_kwargs without enable_checkpointing=False when "
-                "resume_lost_trials=True: the trial's resumable checkpoint is a Lightning "
-                "checkpoint callback. Received: enable_checkpointing=False. Drop it (no other "
-                "checkpoint is written unless save_checkpoint=True).")
+                f"Expected trainer_kwargs without enable_checkpointing=False when "
+                f"{keeps[0]}=True: the checkpoints it keeps are written by Lightning "
+                f"checkpoint callbacks, which Lightning refuses to run then. Received: "
+                f"enable_checkpointing=False. Drop it (no checkpoint is written unless "
+                f"save_checkpoint=True or resume_lost_trials=True).")
         self.module = module
         self.datamodule = datamodule
         self.train_dataloaders = train_dataloaders

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import _resume
 from hpo_plugins._optimize import stopped_by_sigterm
+from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import report_step
 from hpo_plugins.lightning._checks import LIGHTNING_ROOTS
 
@@ -106,9 +107,16 @@ def checkpoint_class(base: type, module: str) -> type:
                             if getattr(value, "numel", lambda: 1)() == 1}}
             trainer.save_checkpoint(path + ".tmp")  # every rank calls it; rank 0 writes
             if trainer.is_global_zero:
+                if not os.path.isfile(path + ".tmp"):
+                    raise ConfigurationError(_not_written(trainer, path + ".tmp"))
                 os.replace(path + ".tmp", path)
                 for stale in older:
                     os.remove(stale)
+
+        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            """Refuse, before training, a checkpoint plugin that writes in the background."""
+            if stage == "fit" and _writes_later(trainer):
+                raise ConfigurationError(_not_written(trainer, None))
 
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
             """After a resume, catch up on what Lightning does not restore from an end-of-epoch
@@ -132,6 +140,27 @@ def checkpoint_class(base: type, module: str) -> type:
     LastCheckpoint.__module__ = module
     LastCheckpoint.__qualname__ = "LastCheckpoint"
     return LastCheckpoint
+
+
+def _writes_later(trainer: Any) -> bool:
+    """Whether the trainer's checkpoint plugin writes in the background (Lightning's
+    ``AsyncCheckpointIO``, in either namespace): the file is not complete, or not there at all,
+    when ``save_checkpoint`` returns, so it cannot be renamed into place then."""
+    plugin = getattr(trainer.strategy, "checkpoint_io", None)
+    return any(cls.__name__ == "AsyncCheckpointIO" for cls in type(plugin).__mro__)
+
+
+def _not_written(trainer: Any, path: str | None) -> str:
+    """Why ``resume_lost_trials=True`` cannot keep its checkpoint with this trainer's plugin."""
+    plugin = type(getattr(trainer.strategy, "checkpoint_io", None)).__name__
+    what = ("it writes in the background, so the file is incomplete or missing when "
+            "save_checkpoint returns" if path is None
+            else f"after trainer.save_checkpoint({path!r}) no file is there")
+    return (f"Expected a checkpoint plugin that writes the file it is given, at once, with "
+            f"lightning_objective(resume_lost_trials=True): each epoch's checkpoint is written "
+            f"under a temporary name and renamed, so that a kill never leaves half a file. "
+            f"Received: {plugin} ({what}). Drop that plugin from trainer_kwargs (plugins=, "
+            f"or the strategy's checkpoint_io), or set resume_lost_trials=False")
 
 
 def best_checkpoint_class(base: type, module: str) -> type:
