@@ -53,6 +53,18 @@ def test_choice_of_booleans_is_a_string_column() -> None:
     assert column.value({"bias": 1}) == "False"
 
 
+@pytest.mark.parametrize("options", [[1.0, math.inf], [0.0, math.nan], [-math.inf, 0.5]])
+def test_a_choice_with_a_non_finite_option_is_a_string_column(options: list[float]) -> None:
+    """Its description holds the option's text ('inf'): it was read back as a number, so the
+    experiment's domain held Infinity, which TensorBoard's JSON writer refuses (HTTP 500 for
+    the whole HParams dashboard), and the trial's cell was a dropped non-finite number."""
+    column = _columns({"clip": hp.choice("clip", options)})["clip"]
+    assert column.kind == "string"
+    assert column.discrete == tuple(str(o) for o in options)
+    json.dumps(column.discrete, allow_nan=False)  # strict JSON, as protobuf writes it
+    assert [column.value({"clip": i}) for i in range(2)] == [str(o) for o in options]
+
+
 def test_randint_with_many_values_gets_an_interval() -> None:
     column = _columns({"seed": hp.randint("seed", 0, 1000)})["seed"]
     assert (column.discrete, column.interval, column.integer) == (None, (0, 999), True)

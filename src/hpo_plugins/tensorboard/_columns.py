@@ -103,7 +103,9 @@ def _column(param: Mapping[str, Any]) -> Column:
 def _choice_column(param: Mapping[str, Any], where: str) -> Column:
     options = tuple(param.get("options") or ())
     text = f"{_HP_NAMES[str(param['kind'])]} of {len(options)} options{where}"
-    if options and all(isinstance(o, (str, bool)) for o in options):
+    # a non-finite float option is described by its text ('inf', 'nan'), which neither a
+    # number cell nor TensorBoard's JSON (no Infinity, no NaN) can hold: such a column is text
+    if options and any(isinstance(o, (str, bool)) for o in options):
         shown = tuple(str(o) for o in options)
         domain = shown + ((INACTIVE,) if where else ())
         return Column(param["label"], "string", text, options=shown, discrete=domain)
