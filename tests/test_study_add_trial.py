@@ -48,8 +48,9 @@ def test_a_curve_alone_completes_with_its_last_value_and_nan_fails() -> None:
     ({}, "Expected `value` \\(or `intermediate_values`"),
     ({"value": "0.3"}, "`value` to be a number"),
     ({"value": 1.0, "intermediate_values": [1.0]}, "a dict \\{step: value\\}"),
-    ({"value": 1.0, "intermediate_values": {-1: 1.0}}, "steps \\(integers >= 0\\)"),
-    ({"value": 1.0, "intermediate_values": {0: "x"}}, "steps \\(integers >= 0\\) to finite"),
+    ({"value": 1.0, "intermediate_values": {-1: 1.0}}, "steps \\(integers from 0 to 2\\*\\*63"),
+    ({"value": 1.0, "intermediate_values": {2**64: 1.0}}, "Received: 18446744073709551616: 1.0"),
+    ({"value": 1.0, "intermediate_values": {0: "x"}}, "2\\*\\*63 - 1\\) to finite numbers"),
     ({"value": 1.0, "intermediate_values": {0: math.nan}}, "pass state='FAIL'"),
     ({"value": 1.0, "state": "RUNNING"}, "COMPLETE, PRUNED or FAIL"),
 ])
@@ -59,6 +60,43 @@ def test_bad_input_is_refused_and_records_nothing(kwargs: dict[str, object],
     with pytest.raises(ConfigurationError, match=message):
         study.add_trial({"x": 0.0, "net": {"kind": "linear"}}, **kwargs)  # type: ignore[arg-type]
     assert study.trials == []
+
+
+class _Events:
+    """An observer that records what it is told, as the TensorBoard one would draw it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def trial_started(self, study: hpo.Study, trial: hpo.Trial) -> None:
+        self.events.append(("started", trial.number))
+
+    def value_reported(self, study: hpo.Study, trial: hpo.Trial, step: int,
+                       value: float) -> None:
+        self.events.append(("reported", trial.number))
+
+    def trial_finished(self, study: hpo.Study, frozen: hpo.FrozenTrial) -> None:
+        self.events.append((f"finished {frozen.state.value}", frozen.number))
+
+
+def test_an_add_trial_cut_short_tells_the_observers_the_trial_ended(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interruption (Ctrl-C) after the trial was created ends it FAIL in the storage; the
+    observers were not told, so TensorBoard showed it as running for ever."""
+    study = hpo.create_study(SPACE, storage=":memory:")
+    events = _Events()
+    study.observers.append(events)
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hpo.Trial, "report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        study.add_trial({"x": 0.0, "net": {"kind": "linear"}}, 1.0,
+                        intermediate_values={0: 1.0})
+    assert events.events == [("started", 0), ("finished FAIL", 0)]
+    assert study.trials[0].fail_reason == ("add_trial stopped before it recorded the trial "
+                                           "(KeyboardInterrupt)")
 
 
 def test_a_grid_study_refuses_a_configuration_it_holds_and_skips_an_added_one() -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from hpo_plugins._artifacts import resolve_root
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, lists_as_tuples
-from hpo_plugins._numbers import is_integer, optional_count, read_number
+from hpo_plugins._numbers import optional_count, read_number, read_step
 from hpo_plugins._observers import TrialObserver, notify
 from hpo_plugins._version import __version__
 from hpo_plugins.exceptions import (
@@ -639,10 +639,13 @@ class Study:
             for step, reported in sorted(steps.items()):
                 trial.report(reported, step)
             return self.tell(trial, value, state=final)
-        except BaseException:  # a bad curve or value: no half-recorded trial is left RUNNING
+        except BaseException as exc:  # no half-recorded trial is left RUNNING
             if self.storage.get_trial(trial.trial_id).state is TrialState.RUNNING:
-                self.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
-                                          {"fail_reason": "add_trial was given a bad value"})
+                failed = self.storage.finish_trial(
+                    trial.trial_id, TrialState.FAIL, None,
+                    {"fail_reason": f"add_trial stopped before it recorded the trial "
+                                    f"({type(exc).__name__})"})
+                notify(self, "trial_finished", failed)  # the dashboard saw it start
             raise
 
     @property
@@ -981,12 +984,13 @@ def _added_curve(curve: Mapping[int, float] | None) -> dict[int, float]:
     steps = {}
     for step, value in curve.items():
         number, what = read_number(value)
-        if not is_integer(step) or step < 0 or number is None or not math.isfinite(number):
+        checked = read_step(step)
+        if checked is None or number is None or not math.isfinite(number):
             raise ConfigurationError(
-                f"Expected `intermediate_values` to map steps (integers >= 0) to finite "
-                f"numbers. Received: {step!r}: {what or value!r}. For a run that diverged, "
-                f"leave the point out and pass state='FAIL'.")
-        steps[int(step)] = number
+                f"Expected `intermediate_values` to map steps (integers from 0 to 2**63 - 1) "
+                f"to finite numbers. Received: {step!r}: {what or value!r}. For a run that "
+                f"diverged, leave the point out and pass state='FAIL'.")
+        steps[checked] = number
     return steps
 
 
