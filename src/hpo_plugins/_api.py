@@ -40,8 +40,10 @@ def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None 
     """Minimise ``objective`` over ``space`` and return the study.
 
     The study is stored in ``storage`` (default: the SQLite file ``hpo.db``) under
-    ``study_name``. Without a name, the name is derived from the objective's qualified name and
-    the space, so running the same script again resumes the same study: with ``max_trials`` it
+    ``study_name``. Without a name, the name is derived from the objective (its qualified name,
+    module and defining file's name, a lambda's line, the literal arguments of a
+    ``functools.partial``, an ``hpo_study_key`` attribute; see docs/guide.md) and the space, so
+    running the same script again resumes the same study: with ``max_trials`` it
     completes the study instead of adding to it, and completed trials never run again.
 
     With ``launcher=`` (or ``n_jobs`` other than 1: a ``JoblibLauncher``) the launcher checks
