@@ -91,6 +91,42 @@ def test_prunes_through_stop_training_and_the_loop_records_pruned(
     assert sorted(study.trials[0].intermediate_values) == [0, 1]
 
 
+class BatchCounter(keras.callbacks.Callback):
+    """Counts the training batches a fit runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.batches += 1
+
+
+@pytest.mark.parametrize("decided", ["pruned", "failed"])
+def test_a_fit_after_the_trial_was_decided_stops_and_reports_nothing(
+        build_fn: Any, digits: Data, prune_at: Any, decided: str) -> None:
+    """Fine-tuning after the decision (a second fit with initial_epoch) trained every epoch and
+    stored its reports on the PRUNED (or FAIL) trial; a second fit from epoch 0 raised through
+    Keras and stopped the study. Keras looks at stop_training only after a batch: one batch."""
+    counter = BatchCounter()
+    poison = [Poison("loss", 1)] if decided == "failed" else []
+
+    def objective(params: Any) -> None:
+        model = build_fn(PARAMS)
+        model.fit(digits["x"], digits["y"], epochs=4, batch_size=64, verbose=0,
+                  callbacks=[*poison, HPOCallback("loss")])
+        for initial_epoch in (2, 0):  # fine-tuning on; a fit from scratch
+            model.fit(digits["x"], digits["y"], initial_epoch=initial_epoch, epochs=6,
+                      batch_size=64, verbose=0, callbacks=[counter, HPOCallback("loss")])
+
+    study = run_study(objective, n_trials=1, pruner=prune_at(number=0, step=1))
+
+    (trial,) = study.trials
+    assert trial.state is (TrialState.PRUNED if decided == "pruned" else TrialState.FAIL)
+    assert sorted(trial.intermediate_values) == ([0, 1] if decided == "pruned" else [0])
+    assert counter.batches == 2  # one batch in each later fit
+
+
 def test_interval_reports_every_nth_epoch_only(build_fn: Any, digits: Data) -> None:
     def objective(params: Any) -> None:
         fit(build_fn, digits, [HPOCallback("loss", interval=2)], epochs=4)

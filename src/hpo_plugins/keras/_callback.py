@@ -149,6 +149,19 @@ class HPOCallback(keras.callbacks.Callback):
                                     explicit=self.monitor is not None, accuracy="val_accuracy")
         self._bound = trial
         self._floor = max(trial.intermediate_values, default=None)
+        if trial.pruned or trial.fail_reason is not None:
+            self._already_decided(trial)
+
+    def _already_decided(self, trial: Trial) -> None:
+        """Stop a fit of a trial that an earlier fit already pruned or failed (fine-tuning
+        after the decision, say): it must not train on and add reports after the decision.
+        Keras checks ``stop_training`` only after a batch, so this fit trains one batch and
+        validates once; it reports nothing."""
+        decision = "pruned" if trial.pruned else f"failed ({trial.fail_reason})"
+        _logger.info("HPOCallback: trial %d was already %s in an earlier fit; this fit stops "
+                     "after its first batch and reports nothing.", trial.number, decision)
+        self._stopped = True
+        self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """Report at the reporting epochs; stop the training when the trial must end."""
@@ -169,7 +182,7 @@ class HPOCallback(keras.callbacks.Callback):
         run loop's generic "reported no value". It only warns: another fit of the same trial
         may still report.
         """
-        if self._bound is not None and not self._due_epochs:
+        if self._bound is not None and not self._due_epochs and not self._stopped:
             self._nothing_reported(self._bound)
         self._forget()
 
