@@ -36,16 +36,20 @@ def _package(frame: FrameType) -> str:
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn(message, category)`` attributed to the nearest frame of user code.
 
-    Where every frame above ours is a framework's (a worker process's loop), the warning
-    names the first frame outside this package.
+    Where no frame above ours is the user's (a worker thread or process running our loop),
+    the warning names the first frame of ours that a framework called (the objective that
+    ran the training), else the first frame outside this package.
     """
     frame: FrameType | None = sys._getframe(1)
     level = 2  # stacklevel=2: the caller of warn_user
     while frame is not None and _package(frame) == _OWN:
         frame, level = frame.f_back, level + 1
-    first_outside = level
+    fallback = level
+    called_back = False
     # a framework may call back into this package (contextlib running one of our context
     # managers, joblib one of our workers): its frames and ours are skipped alike
     while frame is not None and (_package(frame) in _FRAMEWORKS or _package(frame) == _OWN):
+        if _package(frame) == _OWN and not called_back:
+            called_back, fallback = True, level
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level if frame is not None else first_outside)
+    warnings.warn(message, category, stacklevel=level if frame is not None else fallback)

@@ -204,6 +204,32 @@ def test_the_step_unit_of_a_trainer_never_changes(
     assert sorted(set(counting_storage.steps_of(trial.trial_id))) == steps
 
 
+def test_a_trainer_resumed_from_a_checkpoint_keeps_the_step_unit(
+        make_study: Any, counting_storage: Any, trainer_kwargs: dict[str, Any],
+        tmp_path: Any) -> None:
+    """The unit travels in the checkpoint: chosen again by the resumed Trainer, it was epochs
+    here (its epoch is 2 batches, one validation), the step went back to 2 below the reported
+    6, and the trial failed (a retry of a lost trial resumes this way too)."""
+    trainer_kwargs.update(val_check_interval=2, reload_dataloaders_every_n_epochs=1,
+                          num_sanity_val_steps=0)
+    path = str(tmp_path / "mid.ckpt")
+
+    def objective(params: Any) -> None:
+        data = GrowingData([4, 2, 2])
+        first = L.Trainer(callbacks=[HPOCallback()], max_epochs=2, **trainer_kwargs)
+        first.fit(DigitsClassifier(hidden=params["hidden"]), datamodule=data)
+        first.save_checkpoint(path)
+        resumed = L.Trainer(callbacks=[HPOCallback()], max_epochs=3, **trainer_kwargs)
+        resumed.fit(DigitsClassifier(hidden=params["hidden"]), datamodule=data, ckpt_path=path)
+
+    study = make_study(counting_storage)
+    study.optimize(objective, n_trials=1)
+
+    (trial,) = study.trials
+    assert trial.state is TrialState.COMPLETE, trial.fail_reason
+    assert counting_storage.steps_of(trial.trial_id) == [2, 4, 6, 8]
+
+
 def test_interval_reports_every_nth_validation(make_study: Any, counting_storage: Any,
                                                trainer_kwargs: dict[str, Any]) -> None:
     trainer_kwargs.update(max_epochs=4)

@@ -61,6 +61,8 @@ _STOP = "stop"  # the verdict rank 0 broadcasts when the trial must end (pruned 
 #: The unit of each Trainer's report steps, ``"epoch"`` or ``"batch"``, fixed at its first use
 #: (see :func:`report_step`), so that one Trainer's curve never mixes the two.
 _units: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+#: Where a checkpoint keeps that unit, for the Trainer that resumes it.
+_UNIT_KEY = "hpo_plugins_report_unit"
 
 #: The trial system attribute that holds the monitored name when the callback of
 #: ``lightning_objective`` failed the trial because that metric never appeared (its first
@@ -178,6 +180,22 @@ class HPOCallbackBase:
             quiet_hp_metric(trainer, self._bound)
         if trainer.is_global_zero and self._bound is None:
             self._announce()
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any,
+                           checkpoint: dict[str, Any]) -> None:
+        """Keep the unit of the report steps with the checkpoint (see :func:`report_step`)."""
+        unit = _units.get(trainer)
+        if unit is not None:
+            checkpoint[_UNIT_KEY] = unit
+
+    def on_load_checkpoint(self, trainer: Any, pl_module: Any,
+                           checkpoint: dict[str, Any]) -> None:
+        """A Trainer resumed from a checkpoint (``ckpt_path``, a retry of a lost trial) goes on
+        in the unit of the steps it resumes: chosen again, it could differ (a training set
+        whose size changed since the first report) and the curve would mix units or go back."""
+        unit = checkpoint.get(_UNIT_KEY)
+        if unit in ("epoch", "batch"):
+            _units[trainer] = unit
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         """Report on rank 0, then stop every rank when the trial is pruned or failed."""
@@ -367,9 +385,10 @@ def report_step(trainer: Any) -> int:
     accumulation, one optimizer step per batch, the two are the same number. An integer
     ``val_check_interval`` equal to the batches per epoch reports epochs.
 
-    The unit is chosen at a Trainer's first report and kept for its life: a training set whose
-    size changes between epochs (``reload_dataloaders_every_n_epochs``) could otherwise switch
-    it in the middle of a curve.
+    The unit is chosen at a Trainer's first report and kept for its life, and in its
+    checkpoints for a Trainer that resumes one: a training set whose size changes between
+    epochs (``reload_dataloaders_every_n_epochs``) could otherwise switch it in the middle of a
+    curve.
     """
     unit = _units.get(trainer)
     if unit is None:

@@ -107,7 +107,7 @@ def checkpoint_class(base: type, module: str) -> type:
                             if getattr(value, "numel", lambda: 1)() == 1}}
             trainer.save_checkpoint(path + ".tmp")  # every rank calls it; rank 0 writes
             if trainer.is_global_zero:
-                if not os.path.isfile(path + ".tmp"):
+                if not os.path.exists(path + ".tmp"):
                     raise ConfigurationError(_not_written(trainer, path + ".tmp"))
                 os.replace(path + ".tmp", path)
                 for stale in older:

@@ -85,7 +85,7 @@ class AnnealSampler(Sampler):
         if history.n_finished < self.n_startup_trials:
             return space.sample_prior(rng)
         ranked = ranked_for_model(history)
-        if not ranked:  # only pruned trials that reported nothing: nothing to anneal around
+        if not ranked:  # no finished trial yet (n_startup_trials=0): nothing to anneal around
             return space.sample_prior(rng)
         base = self._pick(ranked, rng)
         observed = _observations(space, [trial for trial, _ in ranked])

@@ -629,10 +629,12 @@ def _warn_unseen_wal(url: URL) -> None:
     if size > 0:
         warn_user(
             f"The SQLite file {url.database} is opened with immutable=1, but {wal} beside it "
-            f"holds {size} bytes of changes that immutable=1 does not read: recent trials may "
-            f"be missing or out of date. Read it with {_plain_url(url)} from a user who may "
-            f"write to its folder (SQLite then folds the changes in), or copy the folder, "
-            f"with its -wal file, to a writable place and read the copy."
+            f"is not empty ({size} bytes): it may hold changes that immutable=1 does not read "
+            f"(a writer still running, or killed before SQLite folded them into the file), "
+            f"so recent trials may be missing or out of date. Read it with "
+            f"{_plain_url(url)} from a user who may write to its folder (SQLite then folds "
+            f"the changes in), or copy the folder, with its -wal file, to a writable place "
+            f"and read the copy."
         )
 
 
