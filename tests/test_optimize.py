@@ -555,3 +555,36 @@ def test_a_worker_waiting_for_its_siblings_last_trials_says_so_at_info(
     finish.join()
     (wait,) = _waits(caplog)
     assert wait.levelno == logging.INFO
+
+
+def _diverging(kind: str) -> Callable[[Any], Any]:
+    """An objective that ends its trial FAIL in the way ``kind`` names."""
+
+    def objective(params: Any) -> Any:
+        trial = hpo.current_trial()
+        trial.report(1.0, 0)
+        if kind == "reported nan":
+            trial.report(math.nan, 1)
+            return None
+        if kind == "raised":
+            raise ValueError("a passing fault, maybe")
+        return {"returned inf": math.inf, "returned nan in a dict": {"loss": math.nan},
+                "returned status fail": {"status": "fail"}}[kind]
+
+    return objective
+
+
+@pytest.mark.parametrize(("kind", "diverged"), [
+    ("reported nan", True), ("returned inf", True), ("returned nan in a dict", True),
+    ("raised", False), ("returned status fail", False)])
+def test_a_trial_failed_by_a_non_finite_value_is_marked_diverged(kind: str,
+                                                                 diverged: bool) -> None:
+    """The mark lets the samplers learn from a diverged trial (a learning rate too high); the
+    other failures may be passing faults and carry none."""
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    study.optimize(_diverging(kind), n_trials=1, catch=(ValueError,))
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert trial.system_attrs.get("diverged", False) is diverged
+    told = study.ask()
+    assert study.tell(told, math.nan).system_attrs["diverged"] is True  # ask and tell too

@@ -9,7 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Direction", "FrozenTrial", "TrialState"]
+__all__ = ["DIVERGED_ATTR", "Direction", "FrozenTrial", "TrialState"]
+
+#: The system attribute, True, of a FAIL trial that reported or returned a NaN or an infinity
+#: (a diverged training): unlike other failures, which may be passing faults, it says something
+#: about its parameters, and the model-based samplers rank it last instead of leaving it out.
+DIVERGED_ATTR = "diverged"
 
 
 class TrialState(str, enum.Enum):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins._frozen import DIVERGED_ATTR, FrozenTrial, TrialState
 from hpo_plugins._numbers import optional_count, read_number
 from hpo_plugins._signature import two_argument_problem
 from hpo_plugins.exceptions import (
@@ -514,7 +514,10 @@ def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
     value, failure = _interpret(result, trial)
     if failure is not None:
         _logger.warning("Trial %d failed: %s", trial.number, failure)
-        return _tell(study, trial, state=TrialState.FAIL, fail_reason=failure)
+        # a NaN or an infinity (a diverged training) says something of the parameters
+        diverged = {DIVERGED_ATTR: True} if _returned_non_finite(result, trial) else None
+        return _tell(study, trial, state=TrialState.FAIL, fail_reason=failure,
+                     system_attrs=diverged)
     frozen = _tell(study, trial, value)
     _logger.info("Trial %d finished with value %.6g.", trial.number, value)
     return frozen
@@ -542,6 +545,19 @@ def _interpret(result: Any, trial: Trial) -> tuple[float, str | None]:
     if not math.isfinite(number):
         return math.nan, f"the objective returned {number!r}"
     return number, None
+
+
+def _returned_non_finite(result: Any, trial: Trial) -> bool:
+    """Whether what the objective returned is a NaN or an infinity (directly, as a dict's
+    ``loss`` or ``value``, or as the last report ``None`` stands for)."""
+    if isinstance(result, dict):
+        if str(result.get("status", "ok")).lower() not in ("ok", "complete"):
+            return False
+        result = result.get("loss", result.get("value"))
+    if result is None:
+        result = trial.last_value
+    number, _ = read_number(result)
+    return number is not None and not math.isfinite(number)
 
 
 class _Heartbeat:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_plugins._artifacts import resolve_root
-from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, lists_as_tuples
+from hpo_plugins._frozen import DIVERGED_ATTR, Direction, FrozenTrial, TrialState, lists_as_tuples
 from hpo_plugins._numbers import optional_count, read_number, read_step
 from hpo_plugins._observers import TrialObserver, notify
 from hpo_plugins._version import __version__
@@ -427,6 +427,8 @@ class Study:
         final, number, non_finite = self._told_value(live, final, value)
         if final is TrialState.FAIL:
             attrs.setdefault("fail_reason", non_finite or fail_reason or "failed")
+        if non_finite is not None:
+            attrs.setdefault(DIVERGED_ATTR, True)
         frozen = self.storage.finish_trial(live.trial_id, final, number, attrs)
         notify(self, "trial_finished", frozen)
         return frozen

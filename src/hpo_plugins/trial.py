@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import context
 from hpo_plugins._artifacts import claim_root
-from hpo_plugins._frozen import FrozenTrial, TrialState, lists_as_tuples
+from hpo_plugins._frozen import DIVERGED_ATTR, FrozenTrial, TrialState, lists_as_tuples
 from hpo_plugins._numbers import read_number, read_step
 from hpo_plugins._observers import notify
 from hpo_plugins.exceptions import ConfigurationError
@@ -119,6 +119,7 @@ class Trial:
         if not math.isfinite(number):
             _logger.warning("Trial %d reported %r at step %d; it will end as FAIL.",
                             self.number, number, step)
+            self.set_system_attr(DIVERGED_ATTR, True)
             self.mark_failed(f"reported a non-finite value ({number!r}) at step {step}")
             return
         self.study.storage.set_intermediate_value(self.trial_id, step, number)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hpo_plugins import hp
-from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._frozen import DIVERGED_ATTR, Direction, FrozenTrial, TrialState
 from hpo_plugins.samplers import (
     AnnealSampler,
     GridSampler,
@@ -119,24 +119,29 @@ def test_ranked_for_model_orders_pruned_trials_with_and_without_reports(
         make_trial(3, TrialState.PRUNED, intermediate={0: 5.0}),
         make_trial(4, TrialState.PRUNED, intermediate={0: 4.0, 1: 7.0}),
         make_trial(5, TrialState.COMPLETE, 1.0),
-        make_trial(6, TrialState.FAIL),
-    ], Direction.MINIMIZE, 7)
+        make_trial(6, TrialState.FAIL),  # an exception: maybe a passing fault, left out
+        FrozenTrial(trial_id=7, number=7, state=TrialState.FAIL,
+                    system_attrs={DIVERGED_ATTR: True}),  # a NaN: about its parameters
+    ], Direction.MINIMIZE, 8)
     ranked = ranked_for_model(history)
-    assert [t.number for t, _ in ranked] == [5, 1, 4, 2, 3, 0]
+    assert [t.number for t, _ in ranked] == [5, 1, 4, 2, 3, 0, 7]
     losses = [loss for _, loss in ranked]
     assert losses == sorted(losses) and losses[2] > 3.0
 
 
+@pytest.mark.parametrize("ending", ["pruned", "diverged"])
 @pytest.mark.parametrize("sampler", [TPESampler(), TPESampler(multivariate=False),
                                      HyperoptTPESampler()], ids=repr)
 def test_trials_pruned_before_any_report_teach_the_model(sampler: Sampler,
-                                                           make_trial: MakeTrial) -> None:
+                                                           make_trial: MakeTrial,
+                                                           ending: str) -> None:
     """An objective that prunes a region up front (``raise TrialPruned`` before training)
     leaves PRUNED trials without a curve. They must count as the worst evidence: when they
     were left out of the model, TPE proposed in that region after its start-up every time
     (the model never changed, so neither did its proposal); Optuna's TPE, which ranks them
     last, proposes there about 12 % of the time on this problem. (Anneal stayed out of the
-    region either way: it perturbs the best trials, which are complete.)"""
+    region either way: it perturbs the best trials, which are complete.) The same holds for a
+    region that diverges (FAIL with a NaN, ``DIVERGED_ATTR``): a learning rate too high."""
     space = SearchSpace({"x": hp.uniform("x", -5, 5)})
     in_region = []
     for seed in range(3):
@@ -147,8 +152,12 @@ def test_trials_pruned_before_any_report_teach_the_model(sampler: Sampler,
             x = float(params["x"])  # type: ignore[arg-type]
             if number >= 10:
                 in_region.append(x > 0)
-            if x > 0:
+            if x > 0 and ending == "pruned":
                 trials.append(make_trial(number, TrialState.PRUNED, params=params))
+            elif x > 0:
+                trials.append(FrozenTrial(trial_id=number, number=number,
+                                          state=TrialState.FAIL, params=dict(params),
+                                          system_attrs={DIVERGED_ATTR: True}))
             else:
                 trials.append(make_trial(number, TrialState.COMPLETE, (x + 2) ** 2, params))
     assert float(np.mean(in_region)) < 0.5, np.mean(in_region)  # 0.86 to 1.0 before

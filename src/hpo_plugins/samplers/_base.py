@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._frozen import DIVERGED_ATTR, Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.space import SearchSpace
 
@@ -178,17 +178,23 @@ def ranked_for_model(history: History) -> list[tuple[FrozenTrial, float]]:
     ``TrialPruned`` as an up-front check, say of a configuration that cannot fit) ranks last of
     all: it is the worst evidence there is, and leaving it out would let the sampler propose
     the same region again and again without ever learning from it (Optuna's TPE ranks such
-    trials last too). FAIL, RUNNING and WAITING trials are left out (a sampler chooses its own
-    policy for running ones). Returns ``(trial, loss)`` pairs sorted by loss, best first.
+    trials last too). For the same reason a FAIL trial that diverged (a NaN or infinite report
+    or value, :data:`~hpo_plugins._frozen.DIVERGED_ATTR`: a learning rate too high, say) ranks
+    after them, where Optuna's TPE, whose pruners prune such a trial, ranks it too. Other FAIL
+    trials (an exception, a lost worker: maybe a passing fault), RUNNING and WAITING trials are
+    left out (a sampler chooses its own policy for running ones). Returns ``(trial, loss)``
+    pairs sorted by loss, best first.
     """
     sign = history.direction.sign()
     complete = [(t, sign * float(t.value)) for t in history.in_states(TrialState.COMPLETE)
                 if t.value is not None]
     complete.sort(key=lambda pair: pair[1])
     pruned = sorted(history.in_states(TrialState.PRUNED), key=lambda t: _pruned_rank(t, sign))
+    diverged = [t for t in history.in_states(TrialState.FAIL)
+                if t.system_attrs.get(DIVERGED_ATTR) is True]
     worst = complete[-1][1] if complete else 0.0
     base = worst + max(1.0, abs(worst))
-    return complete + [(t, base + i) for i, t in enumerate(pruned)]
+    return complete + [(t, base + i) for i, t in enumerate(pruned + diverged)]
 
 
 def _pruned_rank(trial: FrozenTrial, sign: float) -> tuple[bool, int, bool, float]:

@@ -84,8 +84,8 @@ class HyperoptTPESampler(Sampler):
     * **Finished trials.** COMPLETE and PRUNED trials reach Hyperopt with the losses of
       :func:`~hpo_plugins.samplers.ranked_for_model`: COMPLETE ones by value (sign-adjusted so
       lower is better), PRUNED ones after every COMPLETE one, the deeper last step first, then
-      the better last value, one pruned before any report last of all. FAIL trials are
-      ignored.
+      the better last value, one pruned before any report last; FAIL trials that diverged
+      (a NaN or infinite report or value) after them. Other FAIL trials are ignored.
     * **Running trials** (RUNNING, and WAITING trials that hold enqueued parameters), as chosen
       by ``running_policy``:
 

@@ -21,7 +21,7 @@ found to matter, with BOHB's (Falkner et al. 2018) multivariate kernel densities
 * **Split.** The best ``min(ceil(gamma * n), 25)`` of the ``n`` finished trials are good
   (ranked by :func:`~hpo_plugins.samplers.ranked_for_model`: COMPLETE by value, PRUNED after
   them, deeper step first, then better last value, those pruned before any report last;
-  FAIL ignored). Good trials weigh 1; in the
+  FAIL trials that diverged after them, other FAIL ones ignored). Good trials weigh 1; in the
   bad set the trials older than the newest 25 weigh linearly less (Bergstra et al. 2013).
 * **The tree.** Parameters with the same activation condition form a group (see
   :func:`~._tpe_space.groups`), modelled jointly on the trials where it is active, with the
@@ -189,7 +189,7 @@ class TPESampler(Sampler):
       1.10x to 1.06x on fresh seeds 300-599; with 8 workers it helped on Hartmann6 and cost a
       little on Branin (docs/benchmarks.md has the table). Sequential runs are unchanged.
     * **Finished trials.** Ranked by :func:`~hpo_plugins.samplers.ranked_for_model`; FAIL ones
-      are ignored.
+      are ignored, except those that diverged (ranked last).
     * **Running trials.** With ``constant_liar`` (default) RUNNING trials, and WAITING ones
       that hold enqueued parameters, join the bad set as if worse than every finished trial:
       parallel workers then avoid each other's pending points instead of proposing the same
