@@ -284,6 +284,23 @@ def test_a_build_fn_that_returns_no_compiled_model_stops_the_study_even_when_cau
     assert [t.state for t in load_study("uncompiled", storage).trials] == [TrialState.FAIL]
 
 
+@pytest.mark.parametrize(("made", "message"), [
+    (lambda: [HPOCallback()], "keras_tune adds its own HPOCallback"),
+    (lambda: keras.callbacks.History(), "a list"),
+], ids=["an-HPOCallback", "not-a-list"])
+def test_a_callbacks_factory_that_returns_the_wrong_thing_stops_the_study_even_when_caught(
+        build_fn: Any, space: Any, digits: Data, made: Any, message: str) -> None:
+    """Every trial would repeat it: with catch= all trials failed, one by one."""
+    from hpo_plugins import load_study
+
+    storage = InMemoryStorage()
+    with pytest.raises(ConfigurationError, match=rf"{message}.*The study was stopped"):
+        tune(build_fn, space, digits, n_trials=4, catch=(Exception,), storage=storage,
+             study_name="factory", callbacks=lambda trial: made())
+
+    assert [t.state for t in load_study("factory", storage).trials] == [TrialState.FAIL]
+
+
 def test_validation_split_passes_through(build_fn: Any, space: Any, digits: Data) -> None:
     result = tune(build_fn, space, digits, validation_data=None, validation_split=0.25,
                   objective="val_loss", n_trials=1)

@@ -298,7 +298,11 @@ class KerasObjective:
     def _user_callbacks(self, trial: Trial) -> list[keras.callbacks.Callback]:
         """This trial's own callbacks: made by the factory, or deep copies of the list."""
         if callable(self.callbacks):
-            return check_callback_list(self.callbacks(trial), "the callbacks factory returned")
+            made = self.callbacks(trial)
+            try:  # a factory that returns the wrong thing is wrong for every trial
+                return check_callback_list(made, "the callbacks factory returned")
+            except ConfigurationError as exc:
+                raise self._stop(trial, str(exc)) from exc
         return copy_callbacks(self.callbacks or [])
 
     def _mode(self) -> str:
