@@ -14,6 +14,7 @@
      |    +-- DatabaseUnreachableError  the database server could not be reached (for too long)
      +-- NoActiveTrialError      ``current_trial()`` outside a trial
      +-- ClusterLostError        a distributed run lost its scheduler and stopped
+     +-- RemoteObjectiveError    an objective's exception that could not travel back as itself
      +-- SearchSpaceExhausted    a sampler has nothing new to propose (e.g. the grid is done)
      +-- StudyFull               ``ask(limit=...)``: the study already holds ``max_trials`` trials
      +-- MissingDependencyError  an optional extra is not installed (also an ``ImportError``)
@@ -33,6 +34,7 @@ __all__ = [
     "HPOError",
     "MissingDependencyError",
     "NoActiveTrialError",
+    "RemoteObjectiveError",
     "SearchSpaceExhausted",
     "SpaceError",
     "StorageError",
@@ -116,6 +118,31 @@ class ClusterLostError(HPOError, RuntimeError):
     older than the grace period, and re-queued under ``max_retries``. Run the same command
     again once the cluster is back.
     """
+
+
+class RemoteObjectiveError(HPOError, RuntimeError):
+    """An exception the objective raised in a worker process, which could not be sent back to
+    the launcher as itself, so it arrives as text: its type, message and traceback.
+
+    Exceptions travel between processes by pickling. Some cannot: an exception class made in
+    the script run as ``__main__`` (a process started afresh imports that script under another
+    name), one holding an unpicklable object, or one whose pickle does not rebuild it (an
+    ``__init__`` with other arguments than the exception's ``args``, as botocore's
+    ``ClientError``). Without this stand-in the run mistook such an error for a dead worker
+    process and ran another trial, or raised a ``PicklingError`` instead.
+
+    Attributes:
+        type_name: The qualified name of the original exception's class.
+        remote_traceback: Its traceback in the worker, as text.
+    """
+
+    def __init__(self, message: str, type_name: str = "", remote_traceback: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        return type(self), (str(self), self.type_name, self.remote_traceback)
 
 
 class SearchSpaceExhausted(HPOError):

@@ -18,7 +18,7 @@ from joblib.externals.loky import get_reusable_executor
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
 from hpo_plugins._optimize import RunSettings
-from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.exceptions import ConfigurationError, RemoteObjectiveError
 from hpo_plugins.launchers import JoblibLauncher, detect_gpus, gpu_slots
 from hpo_plugins.launchers._state import RunState, _alive
 from hpo_plugins.launchers._worker import Job
@@ -116,6 +116,42 @@ def test_an_uncaught_error_in_a_worker_fails_its_trial_and_stops(tmp_path: Path)
     assert trials[1].state is TrialState.FAIL and "worker bug" in (trials[1].fail_reason or "")
     assert not [t for t in trials if t.state is TrialState.RUNNING]
     assert len(trials) < 20
+
+
+class DiskFull(Exception):
+    """An exception whose pickle does not rebuild it (its ``__init__`` takes other arguments
+    than its ``args``), as botocore's ``ClientError``."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"code={code}: {detail}")
+
+
+def _raises_disk_full(params: dict[str, Any]) -> float:
+    if hpo.current_trial().number == 1:
+        raise DiskFull(28, "no space left")
+    time.sleep(0.2)
+    return 1.0
+
+
+@pytest.mark.parametrize("launcher", [
+    lambda: JoblibLauncher(n_jobs=2),
+    lambda: JoblibLauncher(n_jobs=2, fresh_process=True),
+    lambda: JoblibLauncher(gpus=["0", "1"], fresh_process=False),
+], ids=["loky", "fresh-processes", "gpu-slots"])
+def test_an_exception_that_cannot_travel_back_is_raised_as_text_not_lost(
+        tmp_path: Path, launcher: Any) -> None:
+    """Its failed pickle broke the executor: the run took it for a dead worker, ran another
+    trial and returned normally (the error was lost), or raised a PicklingError."""
+    with pytest.raises(RemoteObjectiveError, match=r"raised .*DiskFull: code=28: no space "
+                                                   r"left.*could not be sent back as "
+                                                   r"itself") as raised:
+        hpo.minimize(_raises_disk_full, SPACE, n_trials=20, launcher=launcher(),
+                     storage=_url(tmp_path), study_name="full", sampler=RandomSampler())
+    assert raised.value.type_name.endswith("DiskFull")
+    assert "_raises_disk_full" in raised.value.remote_traceback
+    trials = hpo.load_study("full", _url(tmp_path)).trials
+    assert trials[1].fail_reason == "DiskFull: code=28: no space left"
+    assert len(trials) < 20 and not [t for t in trials if t.state is TrialState.RUNNING]
 
 
 def test_an_error_in_fresh_process_mode_kills_the_other_workers(tmp_path: Path) -> None:

@@ -306,7 +306,8 @@ class _SlotContext(multiprocessing.context.SpawnContext):
 def _submit(run: RunState, executors: list[cf.ProcessPoolExecutor], slots: list[str | None],
             index: int, pending: dict[cf.Future[FrozenTrial | None], int]) -> None:
     if run.take():
-        pending[executors[index].submit(run_task, run.job, slots[index])] = index
+        pending[executors[index].submit(run_task, run.job, slots[index],
+                                        transport="pickle")] = index
 
 
 def _kill(executor: cf.ProcessPoolExecutor) -> None:

@@ -14,21 +14,30 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle
+
+from hpo_plugins.exceptions import RemoteObjectiveError
 
 if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
     from hpo_plugins._optimize import RunSettings
     from hpo_plugins.study import Study
 
-__all__ = ["CANCELLED_REASON", "Job", "exit_with_parent", "pin_gpu", "run_task"]
+__all__ = ["CANCELLED_REASON", "Job", "Transport", "exit_with_parent", "pin_gpu", "run_task",
+           "sendable"]
+
+#: How a launcher's executor sends a task's exception back: the standard library's pickle
+#: (``concurrent.futures``), or cloudpickle (joblib's loky, Dask).
+Transport = Literal["pickle", "cloudpickle"]
 
 _logger = logging.getLogger(__name__)
 
@@ -112,7 +121,8 @@ def exit_with_parent(parent: int | None = None, poll_seconds: float = 0.5) -> No
 
 
 def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None = None, *,
-             cancelled: Callable[[], bool] | None = None) -> FrozenTrial | None:
+             cancelled: Callable[[], bool] | None = None,
+             transport: Transport = "cloudpickle") -> FrozenTrial | None:
     """Run one trial of ``job`` in this process; None when there is nothing left to run.
 
     ``worker`` adds entries to the trial's ``system_attrs["worker"]`` (host and pid by default).
@@ -122,6 +132,11 @@ def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None 
     a full study, see :func:`hpo_plugins._optimize.run_one`) and again just before the
     objective starts: a trial started in between is marked FAIL with
     :data:`CANCELLED_REASON`, and its objective never runs.
+
+    ``transport`` is how the launcher's executor sends an exception back (``"pickle"``, the
+    standard library's executors; ``"cloudpickle"``, joblib's loky and Dask): an exception of
+    the objective that would not arrive as itself is raised as a
+    :class:`~hpo_plugins.exceptions.RemoteObjectiveError` instead (see :func:`sendable`).
     """
     from hpo_plugins._optimize import run_one
 
@@ -138,8 +153,40 @@ def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None 
                             "run_id": job.run_id}
     if gpu is not None:
         tags["gpu"] = gpu
-    return run_one(study, objective, settings, system_attrs=tags, lag=job.lag,
-                   deadline=job.deadline, stop=cancelled)
+    try:
+        return run_one(study, objective, settings, system_attrs=tags, lag=job.lag,
+                       deadline=job.deadline, stop=cancelled)
+    except Exception as exc:
+        substitute = sendable(exc, transport)
+        if substitute is exc:
+            raise
+        raise substitute from None
+
+
+def sendable(exc: Exception, transport: Transport) -> Exception:
+    """``exc`` if it comes back from a pickle made by ``transport`` as an exception of its
+    type, else a :class:`~hpo_plugins.exceptions.RemoteObjectiveError` with its type, message
+    and traceback as text.
+
+    Checked here, in the worker, because the launcher cannot recover from the failure: a
+    pickle that fails here makes the executor send a ``PicklingError`` instead, and one that
+    does not load in the launcher breaks its process pool, which looks like a dead worker.
+    """
+    dumps = pickle.dumps if transport == "pickle" else cloudpickle.dumps
+    try:
+        copy = pickle.loads(dumps(exc))
+        if type(copy).__qualname__ == type(exc).__qualname__:
+            return exc
+        why = f"it came back as {type(copy).__qualname__}"
+    except Exception as error:
+        why = f"{type(error).__name__}: {error}"
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    text = "".join(traceback.format_exception(exc))
+    _logger.debug("Sending %s back as a RemoteObjectiveError (%s).", name, why)
+    return RemoteObjectiveError(
+        f"The objective raised {name}: {exc} (in the worker process {os.getpid()} on "
+        f"{socket.gethostname()}). It could not be sent back as itself ({why}), so it "
+        f"arrives as this error; its traceback there:\n{text}", name, text)
 
 
 def _unless_cancelled(objective: Callable[..., Any],
