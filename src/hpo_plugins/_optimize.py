@@ -37,11 +37,15 @@ if TYPE_CHECKING:
     from hpo_plugins.study import Study
     from hpo_plugins.trial import Trial
 
-__all__ = ["RunSettings", "exception_text", "exit_as_sigterm", "run", "run_one", "run_sequential",
-           "sigterm_reason", "stopped_by_sigterm"]
+__all__ = ["TIMED_OUT_WAITING", "RunSettings", "exception_text", "exit_as_sigterm", "run",
+           "run_one", "run_sequential", "sigterm_reason", "stopped_by_sigterm"]
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
+#: The FAIL reason of a trial of a seeded parallel run whose ask waited for the trials before
+#: it until past the run's ``timeout``: it is not run.
+TIMED_OUT_WAITING = ("not run: the run's timeout passed while it waited for the trials before "
+                     "it (a seeded parallel run samples each trial after those)")
 _FULL_POLL_SECONDS = 1.0  # how often a full study is checked for room while trials still run
 #: What ``record_heartbeat`` raises when the trial's heartbeat is over for good: the trial is
 #: finished (told, or failed elsewhere as stale), or gone with its study, or not RUNNING.
@@ -290,6 +294,12 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
         except SearchSpaceExhausted as exhausted:
             _logger.info("No more trials to run: %s", _sentence(exhausted))
             return None
+    if lag is not None and deadline is not None and time.time() >= deadline:
+        # its ask waited for earlier trials (a seeded parallel run), maybe for as long as one
+        # runs: past the timeout, it must not start its objective now
+        _tell(study, trial, state=TrialState.FAIL, fail_reason=TIMED_OUT_WAITING)
+        _logger.info("Trial %d not run: %s.", trial.number, TIMED_OUT_WAITING)
+        return None
     frozen = _evaluate(study, trial, objective, settings)
     for callback in settings.callbacks:
         callback(study, frozen)

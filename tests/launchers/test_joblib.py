@@ -17,7 +17,7 @@ from joblib.externals.loky import get_reusable_executor
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
-from hpo_plugins._optimize import RunSettings
+from hpo_plugins._optimize import TIMED_OUT_WAITING, RunSettings
 from hpo_plugins.exceptions import ConfigurationError, RemoteObjectiveError
 from hpo_plugins.launchers import JoblibLauncher, detect_gpus, gpu_slots
 from hpo_plugins.launchers._state import RunState, _alive
@@ -152,6 +152,27 @@ def test_an_exception_that_cannot_travel_back_is_raised_as_text_not_lost(
     trials = hpo.load_study("full", _url(tmp_path)).trials
     assert trials[1].fail_reason == "DiskFull: code=28: no space left"
     assert len(trials) < 20 and not [t for t in trials if t.state is TrialState.RUNNING]
+
+
+def _slow_first(params: dict[str, Any]) -> float:
+    trial = hpo.current_trial()
+    trial.set_user_attr("objective_started", time.time())
+    time.sleep(8.0 if trial.number == 0 else 0.5)
+    return float(params["x"])
+
+
+def test_a_seeded_run_starts_no_objective_after_its_timeout(tmp_path: Path) -> None:
+    """A seeded parallel run samples trial n once trial n - 2 is done: trial 2's ask waited
+    for trial 0 (8 s), then ran its objective long after the 4 s timeout."""
+    started = time.time()
+    study = hpo.minimize(_slow_first, SPACE, timeout=4, seed=0, n_jobs=2,
+                         storage=_url(tmp_path), study_name="late", sampler=RandomSampler())
+    ran = {t.number: t.user_attrs["objective_started"] - started
+           for t in study.trials if "objective_started" in t.user_attrs}
+    assert ran and max(ran.values()) < 4.0, ran
+    waited = [t for t in study.trials if t.number not in ran]
+    assert waited and all(t.state is TrialState.FAIL and t.fail_reason == TIMED_OUT_WAITING
+                          for t in waited)
 
 
 def test_an_error_in_fresh_process_mode_kills_the_other_workers(tmp_path: Path) -> None:
