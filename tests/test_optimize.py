@@ -239,6 +239,22 @@ def test_a_resumed_max_trials_run_counts_the_trials_already_there(
     assert "5/5" in err and "1/5" not in err
 
 
+def test_a_max_trials_bar_does_not_count_failed_trials(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Failures do not count toward max_trials, but each advanced the bar: it passed 4/4 with
+    three trials counted and ended as "5trial" without a total."""
+    study = _study()
+
+    def objective(params: Any) -> float:
+        if hpo.current_trial().number == 1:
+            raise ValueError("flaky")
+        return abs(params["x"])
+
+    study.optimize(objective, max_trials=4, catch=(ValueError,), show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert len(study.trials) == 5 and "4/4" in err and "5trial" not in err, err
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({}, "Expected a limit"),
     ({"n_trials": -1}, "Expected `n_trials` to be an integer >= 0"),
