@@ -175,6 +175,17 @@ def test_a_seeded_run_starts_no_objective_after_its_timeout(tmp_path: Path) -> N
                           for t in waited)
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux only")
+def test_n_jobs_minus_one_counts_the_cpus_this_process_may_use() -> None:
+    """It counted the machine's CPUs: a Slurm job or a container given few cores of a big
+    machine started a worker per core of the machine."""
+    script = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+              "from hpo_plugins.launchers._joblib import _cpu_workers; print(_cpu_workers(-1))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "1"
+
+
 def test_an_error_in_fresh_process_mode_kills_the_other_workers(tmp_path: Path) -> None:
     def objective(params: dict[str, Any]) -> float:
         trial = hpo.current_trial()

@@ -154,7 +154,14 @@ def _require_shared_storage(storage: Storage) -> None:
 
 
 def _cpu_workers(n_jobs: int) -> int:
-    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    """``n_jobs``, with -1 the CPUs this process may use: joblib's count, which honours the
+    CPU affinity (``taskset``, Slurm) and a container's CPU quota, where ``os.cpu_count()``
+    gives the whole machine (128 workers in a job given 4 cores)."""
+    if n_jobs != -1:
+        return n_jobs
+    from joblib import cpu_count
+
+    return max(1, int(cpu_count()))
 
 
 def _run_loky(run: RunState, workers: int) -> None:
