@@ -604,3 +604,7 @@ def test_a_trial_failed_by_a_non_finite_value_is_marked_diverged(kind: str,
     assert trial.system_attrs.get("diverged", False) is diverged
     told = study.ask()
     assert study.tell(told, math.nan).system_attrs["diverged"] is True  # ask and tell too
+    told = study.ask()  # the state given, as for a run known to have diverged
+    assert study.tell(told, math.inf, state="FAIL").system_attrs["diverged"] is True
+    added = study.add_trial({"x": 0.5}, math.nan, state="FAIL")
+    assert added.system_attrs["diverged"] is True

@@ -37,8 +37,9 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn(message, category)`` attributed to the nearest frame of user code.
 
     Where no frame above ours is the user's (a worker thread or process running our loop),
-    the warning names the first frame of ours that a framework called (the objective that
-    ran the training), else the first frame outside this package.
+    the warning names the first frame of ours met beyond a framework's frames (the objective
+    of ours that called the framework, ``lightning_objective`` calling ``fit``), else the
+    first frame outside this package.
     """
     frame: FrameType | None = sys._getframe(1)
     level = 2  # stacklevel=2: the caller of warn_user

@@ -427,7 +427,7 @@ class Study:
         final, number, non_finite = self._told_value(live, final, value)
         if final is TrialState.FAIL:
             attrs.setdefault("fail_reason", non_finite or fail_reason or "failed")
-        if non_finite is not None:
+        if final is TrialState.FAIL and _non_finite_number(value):  # also with state="FAIL"
             attrs.setdefault(DIVERGED_ATTR, True)
         frozen = self.storage.finish_trial(live.trial_id, final, number, attrs)
         notify(self, "trial_finished", frozen)
@@ -968,6 +968,12 @@ def _last_report(trial: Trial, study_name: str) -> float:
     return last
 
 
+def _non_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a NaN or an infinity (a diverged run's value)."""
+    number, _ = read_number(value)
+    return number is not None and not math.isfinite(number)
+
+
 def _non_finite_reason(number: float) -> str:
     """The FAIL reason of a NaN or infinite value told by hand. (The run loop never tells one:
     ``_optimize._interpret`` fails such a trial with "the objective returned nan".)"""
@@ -991,7 +997,8 @@ def _added_curve(curve: Mapping[int, float] | None) -> dict[int, float]:
             raise ConfigurationError(
                 f"Expected `intermediate_values` to map steps (integers from 0 to 2**63 - 1) "
                 f"to finite numbers. Received: {step!r}: {what or value!r}. For a run that "
-                f"diverged, leave the point out and pass state='FAIL'.")
+                f"diverged, leave the point out and pass value=float('nan') (it is recorded "
+                f"FAIL, as diverged, which the samplers learn from).")
         steps[checked] = number
     return steps
 

@@ -119,9 +119,9 @@ class Trial:
         if not math.isfinite(number):
             _logger.warning("Trial %d reported %r at step %d; it will end as FAIL.",
                             self.number, number, step)
-            self.set_system_attr(DIVERGED_ATTR, True)
             self.mark_failed(f"reported a non-finite value ({number!r}) at step {step}")
-            return
+            self.set_system_attr(DIVERGED_ATTR, True)  # after the local mark: a failed write
+            return  # must not leave should_prune() False
         self.study.storage.set_intermediate_value(self.trial_id, step, number)
         self._curve[step] = number  # after the write: a refused write leaves no phantom point
         notify(self.study, "value_reported", self, step, number)

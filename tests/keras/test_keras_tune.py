@@ -413,6 +413,14 @@ class TestArgumentErrors:
         with pytest.raises(ConfigurationError, match="adds its own HPOCallback"):
             tune(build_fn, space, digits, callbacks=[HPOCallback()])
 
+    def test_a_callbacks_factory_without_the_trial_argument(self, build_fn: Any, space: Any,
+                                                            digits: Data) -> None:
+        """Every trial failed with a TypeError (with catch=, one by one)."""
+        with pytest.raises(ConfigurationError, match=r"Expected `callbacks` to be a function "
+                                                     r"of one argument, the trial.*"
+                                                     r"def make_callbacks\(trial\)"):
+            tune(build_fn, space, digits, callbacks=lambda: [keras.callbacks.History()])
+
     def test_fit_kwargs_that_is_not_a_dict(self, build_fn: Any, space: Any,
                                            digits: Data) -> None:
         with pytest.raises(ConfigurationError,

@@ -765,7 +765,15 @@ def check_callbacks(callbacks: CallbackSpec) -> CallbackSpec:
     Raises:
         ConfigurationError: Anything else, or a list that ``copy.deepcopy`` cannot copy.
     """
-    if callbacks is None or callable(callbacks):
+    if callbacks is None:
+        return callbacks
+    if callable(callbacks):
+        problem = one_argument_problem(callbacks)
+        if problem is not None:
+            raise ConfigurationError(
+                f"Expected `callbacks` to be a function of one argument, the trial (or a list "
+                f"of callbacks). Received: callbacks={problem}, which cannot be called with "
+                f"one argument. Define it as def make_callbacks(trial): return [...].")
         return callbacks
     if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Sequence):
         raise ConfigurationError(

@@ -195,7 +195,7 @@ class HPOCallbackBase:
         whose size changed since the first report) and the curve would mix units or go back."""
         unit = checkpoint.get(_UNIT_KEY)
         if unit in ("epoch", "batch"):
-            _units[trainer] = unit
+            _units.setdefault(trainer, unit)  # a Trainer that already reported keeps its own
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         """Report on rank 0, then stop every rank when the trial is pruned or failed."""

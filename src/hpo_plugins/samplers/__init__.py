@@ -10,7 +10,13 @@ running_policy='liar')
 from __future__ import annotations
 
 from hpo_plugins.samplers._anneal import AnnealSampler
-from hpo_plugins.samplers._base import History, Sampler, describe_object, ranked_for_model
+from hpo_plugins.samplers._base import (
+    History,
+    Sampler,
+    describe_object,
+    diverged,
+    ranked_for_model,
+)
 from hpo_plugins.samplers._grid import GridSampler
 from hpo_plugins.samplers._hyperopt_tpe import HyperoptTPESampler
 from hpo_plugins.samplers._random import RandomSampler
@@ -25,5 +31,6 @@ __all__ = [
     "Sampler",
     "TPESampler",
     "describe_object",
+    "diverged",
     "ranked_for_model",
 ]

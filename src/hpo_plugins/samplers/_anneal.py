@@ -26,10 +26,11 @@ _logger = logging.getLogger(__name__)
 class AnnealSampler(Sampler):
     """Perturb one of the best finished trials; the perturbation narrows as trials finish.
 
-    Until ``n_startup_trials`` trials are finished (COMPLETE or PRUNED) every trial is drawn
-    from the prior. Afterwards each ``sample``:
+    Until ``n_startup_trials`` trials are finished (COMPLETE, PRUNED, or FAIL as diverged: see
+    :attr:`History.n_finished`) every trial is drawn from the prior. Afterwards each ``sample``:
 
-    1. ranks the finished trials with :func:`ranked_for_model` (COMPLETE by value, then PRUNED)
+    1. ranks the finished trials with :func:`ranked_for_model` (COMPLETE by value, then PRUNED,
+       then diverged)
        and picks position ``k`` of the ranking with ``k ~ Geometric - 1`` of mean
        ``avg_best_idx`` (so ``avg_best_idx=0`` always takes the best trial; Hyperopt's own
        ``avg_best_idx`` is the mean of ``k + 1`` instead);

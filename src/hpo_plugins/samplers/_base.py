@@ -15,7 +15,8 @@ from hpo_plugins._frozen import DIVERGED_ATTR, Direction, FrozenTrial, TrialStat
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.space import SearchSpace
 
-__all__ = ["History", "Sampler", "describe_object", "is_description", "ranked_for_model"]
+__all__ = ["History", "Sampler", "describe_object", "diverged", "is_description",
+           "ranked_for_model"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,11 @@ class History:
 
     @property
     def n_finished(self) -> int:
-        """COMPLETE plus PRUNED trials: what counts toward a sampler's start-up phase."""
-        return len(self.in_states(TrialState.COMPLETE, TrialState.PRUNED))
+        """The trials a model learns from (see :func:`ranked_for_model`): COMPLETE, PRUNED and
+        diverged FAIL ones. What counts toward a sampler's start-up phase: a region that
+        diverges would otherwise keep the start-up's random draws going."""
+        return sum(1 for t in self.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                   or diverged(t))
 
 
 class Sampler(abc.ABC):
@@ -175,26 +179,44 @@ def ranked_for_model(history: History) -> list[tuple[FrozenTrial, float]]:
     trials rank after every COMPLETE one: among themselves the deeper last step first, then the
     better last reported value (a NaN report last); they receive losses above the worst
     COMPLETE loss in that order. A trial pruned before any report (an objective that raises
-    ``TrialPruned`` as an up-front check, say of a configuration that cannot fit) ranks last of
-    all: it is the worst evidence there is, and leaving it out would let the sampler propose
-    the same region again and again without ever learning from it (Optuna's TPE ranks such
-    trials last too). For the same reason a FAIL trial that diverged (a NaN or infinite report
-    or value, :data:`~hpo_plugins._frozen.DIVERGED_ATTR`: a learning rate too high, say) ranks
-    after them, where Optuna's TPE, whose pruners prune such a trial, ranks it too. Other FAIL
-    trials (an exception, a lost worker: maybe a passing fault), RUNNING and WAITING trials are
-    left out (a sampler chooses its own policy for running ones). Returns ``(trial, loss)``
-    pairs sorted by loss, best first.
+    ``TrialPruned`` as an up-front check, say of a configuration that cannot fit) ranks after
+    the other pruned ones: it is the worst evidence there is, and leaving it out would let the
+    sampler propose the same region again and again without ever learning from it (Optuna's
+    TPE ranks such trials last too). For the same reason a FAIL trial that diverged (see
+    :func:`diverged`: a NaN or infinite report or value, a learning rate too high, say) ranks
+    after them, last of all (Optuna's pruners prune a trial that reports a NaN, and its TPE
+    ranks it last). Other FAIL trials (an exception, a lost worker: maybe a passing fault),
+    RUNNING and WAITING trials are left out (a sampler chooses its own policy for running
+    ones). Returns ``(trial, loss)`` pairs sorted by loss, best first.
     """
     sign = history.direction.sign()
     complete = [(t, sign * float(t.value)) for t in history.in_states(TrialState.COMPLETE)
                 if t.value is not None]
     complete.sort(key=lambda pair: pair[1])
     pruned = sorted(history.in_states(TrialState.PRUNED), key=lambda t: _pruned_rank(t, sign))
-    diverged = [t for t in history.in_states(TrialState.FAIL)
-                if t.system_attrs.get(DIVERGED_ATTR) is True]
+    blown = [t for t in history.in_states(TrialState.FAIL) if diverged(t)]
     worst = complete[-1][1] if complete else 0.0
     base = worst + max(1.0, abs(worst))
-    return complete + [(t, base + i) for i, t in enumerate(pruned + diverged)]
+    return complete + [(t, base + i) for i, t in enumerate(pruned + blown)]
+
+
+#: How the fail reasons of diverged trials begin, for trials stored before
+#: :data:`~hpo_plugins._frozen.DIVERGED_ATTR` was (a resumed older study): a NaN or infinite
+#: report, value returned by the objective, or value told by hand.
+_DIVERGED_REASONS = ("reported a non-finite value (", "the objective returned nan",
+                     "the objective returned inf", "the objective returned -inf",
+                     "the value told was nan", "the value told was inf",
+                     "the value told was -inf")
+
+
+def diverged(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` failed because it reported or returned a NaN or an infinity."""
+    if trial.state is not TrialState.FAIL:
+        return False
+    if DIVERGED_ATTR in trial.system_attrs:
+        return trial.system_attrs[DIVERGED_ATTR] is True
+    reason = trial.fail_reason or ""
+    return reason.startswith(_DIVERGED_REASONS)
 
 
 def _pruned_rank(trial: FrozenTrial, sign: float) -> tuple[bool, int, bool, float]:

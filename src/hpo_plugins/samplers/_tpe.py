@@ -179,7 +179,7 @@ class TPESampler(Sampler):
     Policies:
 
     * **Start-up.** Trials are drawn from the prior until ``n_startup_trials`` trials are
-      finished (COMPLETE or PRUNED). In a parallel run the model may start earlier: once
+      finished (COMPLETE, PRUNED, or FAIL as diverged). In a parallel run the model may start earlier: once
       finished plus running trials reach ``n_startup_trials`` and at least half of them are
       finished. The running ones are start-up draws themselves, so more prior draws beside them
       add exploration the run already has; with 4 workers the model then starts at trial 10,
