@@ -179,15 +179,15 @@ class TPESampler(Sampler):
     Policies:
 
     * **Start-up.** Trials are drawn from the prior until ``n_startup_trials`` trials are
-      finished (COMPLETE, PRUNED, or FAIL as diverged). In a parallel run the model may start earlier: once
-      finished plus running trials reach ``n_startup_trials`` and at least half of them are
-      finished. The running ones are start-up draws themselves, so more prior draws beside them
-      add exploration the run already has; with 4 workers the model then starts at trial 10,
-      not 13. A small gain: in ``benchmarks/parallel.py`` (4 asynchronous workers, 100
+      finished (COMPLETE, PRUNED, or FAIL as diverged). In a parallel run the model may start
+      earlier: once finished plus running trials reach ``n_startup_trials`` and at least half of
+      them are finished. The running ones are start-up draws themselves, so more prior draws
+      beside them add exploration the run already has; with 4 workers the model then starts at
+      trial 10, not 13. A small gain: in ``benchmarks/parallel.py`` (4 asynchronous workers, 100
       trials) the geometric-mean regret against sequential went from 1.24x to 1.02x on Branin
-      and from 1.15x to 1.08x on Hartmann6 (seeds 0-299), and from 1.08x to 1.01x and from
-      1.10x to 1.06x on fresh seeds 300-599; with 8 workers it helped on Hartmann6 and cost a
-      little on Branin (docs/benchmarks.md has the table). Sequential runs are unchanged.
+      and from 1.15x to 1.08x on Hartmann6 (seeds 0-299), and from 1.08x to 1.01x and from 1.10x
+      to 1.06x on fresh seeds 300-599; with 8 workers it helped on Hartmann6 and cost a little
+      on Branin (docs/benchmarks.md has the table). Sequential runs are unchanged.
     * **Finished trials.** Ranked by :func:`~hpo_plugins.samplers.ranked_for_model`; FAIL ones
       are ignored, except those that diverged (ranked last).
     * **Running trials.** With ``constant_liar`` (default) RUNNING trials, and WAITING ones
