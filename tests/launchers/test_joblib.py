@@ -367,7 +367,11 @@ def test_listed_gpu_ids_the_machine_lacks_get_a_warning(monkeypatch: pytest.Monk
     assert gpu_slots([1, 0], 2) == ["1", "1", "0", "0"]
     assert caplog.text == ""
     assert gpu_slots([0, 5], 1) == ["0", "5"]
-    assert "GPU ids ['5'] are not among this machine's GPUs ['0', '1']" in caplog.text
+    assert ("GPU ids ['5'] are not among the GPUs this process may use, ['0', '1'] "
+            "(CUDA_VISIBLE_DEVICES=0,1): a trial pinned to one gets CUDA_VISIBLE_DEVICES set to "
+            "it, which names the machine's GPU of that id, outside that set") in caplog.text
+    # (it said such trials "see no GPU": with CUDA_VISIBLE_DEVICES=2,3 and gpus=[0, 1] they
+    # ran on the machine's GPUs 0 and 1, another user's on a shared machine)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -171,6 +171,18 @@ def _warn_unknown(ids: list[str]) -> None:
     """
     found = detect_gpus()
     unknown = [gpu for gpu in ids if gpu not in found]
-    if found and unknown:
-        _logger.warning("GPU ids %s are not among this machine's GPUs %s: trials pinned to them "
-                        "see no GPU. Pass ids from that list, or gpus=\"all\".", unknown, found)
+    if not (found and unknown):
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:  # a trial's own CUDA_VISIBLE_DEVICES replaces this one
+        _logger.warning(
+            "GPU ids %s are not among the GPUs this process may use, %s "
+            "(CUDA_VISIBLE_DEVICES=%s): a trial pinned to one gets CUDA_VISIBLE_DEVICES set "
+            "to it, which names the machine's GPU of that id, outside that set (on a shared "
+            "machine, another user's), or none if the machine lacks it. Pass ids from that "
+            "list (the machine's ids, as nvidia-smi numbers them), or gpus=\"all\".",
+            unknown, found, visible)
+    else:
+        _logger.warning("GPU ids %s are not among this machine's GPUs %s: trials pinned to "
+                        "them see no GPU. Pass ids from that list, or gpus=\"all\".",
+                        unknown, found)
