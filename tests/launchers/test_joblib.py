@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,26 @@ def test_callbacks_and_max_trials_across_workers(tmp_path: Path) -> None:
     study.optimize(lambda p: p["x"], max_trials=7, n_trials=50, n_jobs=2)
     assert len(study.trials) == 7
     assert sorted(seen) == [0, 1, 2, 3, 4]
+
+
+class _HoldsALock:
+    """An object an objective may be a method of, which cannot be pickled."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def fit(self, params: dict[str, Any]) -> float:
+        return float(params["x"])
+
+
+def test_an_objective_that_cannot_be_sent_to_workers_is_explained(tmp_path: Path) -> None:
+    """It was a bare "TypeError: cannot pickle '_thread.lock' object" from the launcher."""
+    with pytest.raises(ConfigurationError, match=r"can be sent to worker processes.*Received: "
+                                                 r"the objective <bound method .*fit.*cannot "
+                                                 r"pickle '_thread.lock' object.*inside the "
+                                                 r"objective.*n_jobs=1"):
+        hpo.minimize(_HoldsALock().fit, SPACE, n_trials=2, n_jobs=2, storage=_url(tmp_path),
+                     study_name="lock")
 
 
 def test_in_memory_storage_is_refused_with_the_fix() -> None:

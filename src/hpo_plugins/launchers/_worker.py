@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle
 
-from hpo_plugins.exceptions import RemoteObjectiveError
+from hpo_plugins.exceptions import ConfigurationError, RemoteObjectiveError
 
 if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
@@ -68,9 +68,29 @@ class Job:
              launcher: int | None = None) -> Job:
         """Serialise the study, objective and settings (callbacks stay in the parent)."""
         worker_settings = replace(settings, callbacks=(), show_progress_bar=False)
-        payload = cloudpickle.dumps((study, objective, worker_settings))
+        try:
+            payload = cloudpickle.dumps((study, objective, worker_settings))
+        except Exception as exc:
+            raise ConfigurationError(_unsendable(objective, exc)) from exc
         key = hashlib.sha256(payload).hexdigest()
         return cls(payload, key, run_id, deadline, lag, launcher)
+
+
+def _unsendable(objective: Callable[..., Any], exc: Exception) -> str:
+    """Why the run cannot be sent to worker processes, and the fixes."""
+    try:
+        cloudpickle.dumps(objective)
+    except Exception:
+        what = f"the objective {objective!r}"
+    else:  # the study's sampler or pruner, or a type in catch=
+        what = "the study (its sampler or pruner) or the run's settings (catch=)"
+    return (f"Expected an objective, sampler, pruner and catch= that can be sent to worker "
+            f"processes (pickled with cloudpickle, which takes lambdas, closures and classes "
+            f"of the main script). Received: {what}, which cannot be pickled: "
+            f"{type(exc).__name__}: {exc}. Make what cannot be pickled (a lock, an open "
+            f"file, a database connection, a thread) inside the objective, or define "
+            f"__getstate__ on the object that holds it, or run one trial at a time "
+            f"(n_jobs=1)")
 
 
 def pin_gpu(gpu: str | None, launcher: int | None = None) -> None:
