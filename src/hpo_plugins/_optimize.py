@@ -436,7 +436,10 @@ def exception_text(kind: type[BaseException], exc: object = None) -> str:
 def sigterm_reason(exc: BaseException | None, kind: type[BaseException]) -> str:
     """The reason of a trial stopped by SIGTERM (:func:`stopped_by_sigterm`), the same in a
     sequential run and in a parallel one (whose launcher fails its running trials)."""
-    return (f"stopped by SIGTERM ({exception_text(kind, exc)}): counted as lost, like a trial "
+    name = "SIGTERM"  # the CLI's Terminated names its signal: SIGTERM, or SIGHUP
+    if kind.__name__ == "Terminated" and exc is not None and exc.args:
+        name = str(exc.args[0]) if str(exc.args[0]).startswith("SIG") else name
+    return (f"stopped by {name} ({exception_text(kind, exc)}): counted as lost, like a trial "
             f"whose worker died")
 
 

@@ -359,6 +359,11 @@ def _wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
     # the launcher stops the commands' groups itself
     pytest.param(signal.SIGINT, "1", ["--gpus", "0"], 130, "hpo-plugins: error: interrupted",
                  "interrupted by the user (KeyboardInterrupt)", id="ctrl-c-gpu-slot"),
+    # the terminal closed, an ssh connection dropped: it ended the run at once, its trials left
+    # RUNNING and what their commands started running on
+    pytest.param(signal.SIGHUP, "1", [], 129, "hpo-plugins: error: terminated by SIGHUP",
+                 "stopped by SIGHUP (Terminated(SIGHUP)): counted as lost, like a trial whose "
+                 "worker died", id="sighup"),
 ])
 def test_a_stopped_run_fails_its_trials_and_stops_what_the_command_started(
         tmp_path: Path, space: str, db: str, signum: int, jobs: str, extra: list[str],
@@ -393,10 +398,57 @@ def test_a_stopped_run_fails_its_trials_and_stops_what_the_command_started(
     assert {t.fail_reason for t in trials} == {reason}
 
 
+SAVER = """\
+import os, signal, sys, time
+from hpo_plugins import current_trial
+trial = current_trial()
+folder = os.path.dirname(os.environ["HPO_PLUGINS_PARAMS_FILE"])
+def save(signum, frame):
+    time.sleep(0.5)  # writing a checkpoint takes a while
+    open(os.path.join(folder, "saved"), "w").write(str(signum))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, save)
+trial.report(1.0, 0)
+open(os.path.join(folder, "ready"), "w").close()
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("signum", "extra"), [
+    pytest.param(signal.SIGINT, ["--n-jobs", "2"], id="ctrl-c-n-jobs-2"),
+    pytest.param(signal.SIGTERM, ["--n-jobs", "2"], id="sigterm-n-jobs-2"),
+    pytest.param(signal.SIGTERM, ["--gpus", "0,1"], id="sigterm-gpu-slots"),
+])
+def test_a_parallel_run_gives_its_commands_the_sigterm_grace(
+        tmp_path: Path, space: str, db: str, signum: int, extra: list[str]) -> None:
+    """A sequential run gives a trial's command SIGTERM and 3 s before SIGKILL, time to save a
+    checkpoint; joblib's workers (and GPU slots) were killed with their commands at once."""
+    (tmp_path / "saver.py").write_text(SAVER)
+    logdir = tmp_path / "logs"
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        run = subprocess.Popen(
+            [sys.executable, "-c", CLI, "run", "--space", space, "--n-trials", "4",
+             "--storage", db, "--study", "s", "--logdir", str(logdir), "--params-via", "json",
+             *extra, "--", sys.executable, str(tmp_path / "saver.py")],
+            stdout=out, stderr=err)
+        try:
+            assert _wait_for(lambda: len(list(logdir.rglob("ready"))) == 2, 40)
+            run.send_signal(signum)
+            run.wait(timeout=30)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    saved = sorted(path.read_text() for path in logdir.rglob("saved"))
+    assert saved == [str(int(signal.SIGTERM))] * 2, (tmp_path / "err").read_text()[-2000:]
+    assert [t.state for t in hpo.load_study("s", db).trials] == [hpo.TrialState.FAIL] * 2
+
+
 def test_the_sigterm_handler_is_restored_after_the_run(cli: Run, space: str, db: str) -> None:
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     cli("run", "--space", space, "--n-trials", "1", "--storage", db, "--", "false")
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
 
 
 # --- loading the space file ----------------------------------------------------------------------

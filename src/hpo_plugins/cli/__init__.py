@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -127,10 +128,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
-    except Terminated:
-        return _fail("terminated by SIGTERM: the trials that were running are marked FAIL, "
-                     "counted as lost (re-queued under --max-retries), and their commands "
-                     "stopped", EXIT_TERMINATED)
+    except Terminated as exc:
+        name = str(exc.args[0]) if exc.args else "SIGTERM"
+        code = EXIT_TERMINATED if name == "SIGTERM" else 128 + int(getattr(signal, name, 15))
+        return _fail(f"terminated by {name}: the trials that were running are marked FAIL, "
+                     f"counted as lost (re-queued under --max-retries), and their commands "
+                     f"stopped", code)
     except Exception as exc:
         if args.verbose >= 2:
             traceback.print_exc()

@@ -232,8 +232,11 @@ def _sigterm_stops_the_run() -> Iterator[None]:
     ran out, and their commands ran on. Raised in the main thread instead, it stops the run as
     Ctrl-C does (the trials are marked FAIL, every command's process group is stopped, see
     :class:`~hpo_plugins.launchers.ScriptObjective`), and ``hpo-plugins`` exits with status 143.
-    The previous handler is restored afterwards. Python runs signal handlers in the main thread
-    only, so a ``main()`` called from another thread keeps the handler it has.
+    SIGHUP (the terminal closed, an ssh connection dropped) is taken the same way: its default
+    action also ended the process at once, and the machine is still there to run the retries
+    (exit status 129). The previous handlers are restored afterwards. Python runs signal
+    handlers in the main thread only, so a ``main()`` called from another thread keeps the
+    handlers it has.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -242,11 +245,13 @@ def _sigterm_stops_the_run() -> Iterator[None]:
     def terminate(signum: int, frame: FrameType | None) -> None:
         raise Terminated(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.signal(signum, terminate) for signum in caught}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def _refuse_memory_storage(url: str | None) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import functools
 import logging
 import multiprocessing
 import operator
 import os
+import signal
 import threading
 import time
 import uuid
@@ -18,7 +21,7 @@ from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers._base import Launcher
 from hpo_plugins.launchers._gpus import gpu_slots, needs_gpus, parse_gpus
-from hpo_plugins.launchers._script import command_groups, stop_groups
+from hpo_plugins.launchers._script import stop_worker_commands
 from hpo_plugins.launchers._state import RunState, fail_dead_workers, fail_orphans
 from hpo_plugins.launchers._worker import Job, pin_gpu, run_task
 
@@ -173,21 +176,54 @@ def _run_loky(run: RunState, workers: int) -> None:
         while run.take():
             yield delayed(run_task)(run.job)
 
-    while not run.exhausted():
-        started = time.time()
-        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
-                            pre_dispatch="n_jobs", batch_size=1)  # one trial per task
-        results = parallel(tasks())
-        try:
-            for frozen in results:
-                run.finished(frozen)
-        except TerminatedWorkerError as exc:
-            _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
-                            "trials are failed and run again in a new pool.", exc)
-            run.lost(run.in_flight(), fail_dead_workers(run.study, run.job.run_id),
-                     recover_since=started)
-        finally:
-            _close_quietly(results)
+    with _commands_stopped_on_signals():
+        while not run.exhausted():
+            started = time.time()
+            parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
+                                pre_dispatch="n_jobs", batch_size=1)  # one trial per task
+            results = parallel(tasks())
+            try:
+                for frozen in results:
+                    run.finished(frozen)
+            except TerminatedWorkerError as exc:
+                _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
+                                "trials are failed and run again in a new pool.", exc)
+                run.lost(run.in_flight(), fail_dead_workers(run.study, run.job.run_id),
+                         recover_since=started)
+            finally:
+                _close_quietly(results)
+
+
+@contextlib.contextmanager
+def _commands_stopped_on_signals() -> Iterator[None]:
+    """While joblib runs the trials: Ctrl-C and SIGTERM first give the workers' script-mode
+    commands their SIGTERM grace (see :func:`stop_worker_commands`), then act as before.
+
+    joblib catches the ``KeyboardInterrupt`` (or the CLI's SIGTERM exception) inside its own
+    result loop and kills its workers' process trees at once, before any code of ours runs,
+    so a command had no time to save a checkpoint, as it has in a sequential run. Only the
+    handlers that Python code runs (the default Ctrl-C handler, the CLI's SIGTERM one) are
+    wrapped, and only in the main thread, where signal handlers live.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[signal.Signals, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            previous[signum] = handler
+            signal.signal(signum, functools.partial(_stop_commands_then, handler))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_commands_then(handler: Callable[[int, Any], Any], signum: int, frame: Any) -> Any:
+    stop_worker_commands()
+    return handler(signum, frame)
 
 
 def _close_quietly(results: Iterator[Any]) -> None:
@@ -229,6 +265,8 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
                 _submit(run, executors, slots, index, pending)
     finally:
         busy = set(pending.values())
+        # first, all at once: the script-mode commands of busy slots get their SIGTERM grace
+        stop_worker_commands([pid for index in busy for pid in _pids(executors[index])])
         for index, executor in enumerate(executors):
             if index in busy:  # kill first: shutdown() forgets the executor's processes
                 _kill(executor)
@@ -317,16 +355,18 @@ def _submit(run: RunState, executors: list[cf.ProcessPoolExecutor], slots: list[
                                         transport="pickle")] = index
 
 
+def _pids(executor: cf.ProcessPoolExecutor) -> list[int]:
+    """The pids of a slot executor's processes."""
+    processes = (getattr(executor, "_processes", None) or {}).values()
+    return [process.pid for process in processes if process.pid is not None]
+
+
 def _kill(executor: cf.ProcessPoolExecutor) -> None:
-    """Stop a slot's process at once (Ctrl-C or a failing trial elsewhere), and what a
-    script-mode command of its trial started: the command leads a process group of its own,
-    which the slot's SIGKILL does not reach (only the command itself dies with the slot)."""
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    groups = [g for process in processes if process.pid is not None
-              for g in command_groups(process.pid)]
-    for process in processes:
+    """Stop a slot's process at once (Ctrl-C or a failing trial elsewhere), after
+    :func:`stop_worker_commands` stopped the script-mode command it ran (the command leads a
+    process group of its own, which the slot's SIGKILL does not reach)."""
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
         process.kill()
-    stop_groups(groups)
 
 
 def _as_count(value: object) -> int | None:

@@ -8,6 +8,7 @@ pruning works across processes. The trial's value is the last value the child re
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -251,6 +252,33 @@ def command_groups(parent: int) -> list[int]:
         if ppid == parent and group == pid:
             groups.append(group)
     return groups
+
+
+def stop_worker_commands(workers: Sequence[int] | None = None,
+                         grace: float = _KILL_GRACE) -> None:
+    """Give the script-mode commands of worker processes their SIGTERM grace before the
+    workers are killed (Ctrl-C, SIGTERM, an error elsewhere in a parallel run).
+
+    A launcher that kills a worker at once (SIGKILL, as joblib's loky does to a whole process
+    tree when a run is cut short) would kill the command with it, without the time to save a
+    checkpoint that a sequential run gives. So each worker that runs a command is frozen first
+    (SIGSTOP: it must not record its trial's end as "killed by SIGTERM", which the run's own
+    clean-up records as interrupted or, for SIGTERM, lost), then the commands' groups get
+    SIGTERM and, after ``grace`` seconds, SIGKILL; the caller then kills the workers.
+    ``workers``: their pids, by default the direct children of this process. Linux only
+    (``/proc``); elsewhere nothing is done.
+    """
+    stats = _proc_stats()
+    if workers is None:
+        me = os.getpid()
+        workers = [int(f[0]) for f in stats if int(f[3]) == me]
+    chosen = set(workers)
+    running = [(int(f[3]), int(f[0])) for f in stats  # (worker, command leading its group)
+               if int(f[3]) in chosen and int(f[4]) == int(f[0])]
+    for worker in {worker for worker, _ in running}:
+        with contextlib.suppress(OSError):
+            os.kill(worker, signal.SIGSTOP)
+    stop_groups([group for _, group in running], grace)
 
 
 def stop_groups(groups: Sequence[int], grace: float = _KILL_GRACE) -> None:
