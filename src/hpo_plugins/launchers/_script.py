@@ -265,13 +265,14 @@ def stop_worker_commands(workers: Sequence[int] | None = None,
     (SIGSTOP: it must not record its trial's end as "killed by SIGTERM", which the run's own
     clean-up records as interrupted or, for SIGTERM, lost), then the commands' groups get
     SIGTERM and, after ``grace`` seconds, SIGKILL; the caller then kills the workers.
-    ``workers``: their pids, by default the direct children of this process. Linux only
-    (``/proc``); elsewhere nothing is done.
+    ``workers``: their pids, by default this process's children that are joblib's loky
+    workers (found by their command line: no other child of the user's is ever frozen). Linux
+    only (``/proc``); elsewhere nothing is done.
     """
     stats = _proc_stats()
     if workers is None:
         me = os.getpid()
-        workers = [int(f[0]) for f in stats if int(f[3]) == me]
+        workers = [int(f[0]) for f in stats if int(f[3]) == me and _is_loky_worker(int(f[0]))]
     chosen = set(workers)
     running = [(int(f[3]), int(f[0])) for f in stats  # (worker, command leading its group)
                if int(f[3]) in chosen and int(f[4]) == int(f[0])]
@@ -279,6 +280,15 @@ def stop_worker_commands(workers: Sequence[int] | None = None,
         with contextlib.suppress(OSError):
             os.kill(worker, signal.SIGSTOP)
     stop_groups([group for _, group in running], grace)
+
+
+def _is_loky_worker(pid: int) -> bool:
+    """Whether process ``pid`` is a worker of joblib's loky (its command line says so)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"loky.backend.popen_loky" in handle.read()
+    except OSError:
+        return False
 
 
 def stop_groups(groups: Sequence[int], grace: float = _KILL_GRACE) -> None:
