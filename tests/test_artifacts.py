@@ -40,6 +40,21 @@ def test_the_first_study_records_itself_as_the_owner(tmp_path: Path) -> None:
     assert owner == {"study": "good", "created": created.isoformat() if created else None}
 
 
+@pytest.mark.parametrize(("name", "folder"), [
+    ("../../escaped", "_.._.._escaped"), ("<tmp>/abs/study", "_<tmp>_abs_study"), ("..", "_.."),
+    ("resnet/lr", "resnet/lr"),  # nested folders, as before
+])
+def test_a_study_name_never_leads_its_folder_out_of_hpo_runs(tmp_path: Path, name: str,
+                                                            folder: str) -> None:
+    """The name was joined to hpo_runs as it came: '../../x' wrote trial folders two levels
+    above the working directory, an absolute path at that path, '..' into it."""
+    name = name.replace("<tmp>", str(tmp_path))  # absolute, and never outside the test's folder
+    folder = folder.replace("<tmp>", str(tmp_path).lstrip("/").replace("/", "_"))
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/a.db", study_name=name)
+    log = _write_in_trial_dir(study, "a")
+    assert log == tmp_path / "hpo_runs" / folder / "trial_0000" / "stdout.log"
+
+
 def test_a_study_of_the_same_name_in_another_storage_gets_its_own_folder(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = _study(f"sqlite:///{tmp_path}/a.db")

@@ -84,7 +84,25 @@ def claim_root(study: Study) -> str:
 
 
 def _base(study: Study) -> str:
-    return study.logdir or os.path.join("hpo_runs", study.study_name)
+    return study.logdir or os.path.join("hpo_runs", folder_name(study.study_name))
+
+
+def folder_name(name: str) -> str:
+    """The folder under ``hpo_runs`` of a study named ``name``: the name itself, unless it
+    would lead out of ``hpo_runs`` or onto it (an absolute path, ``..``, ``.``, a drive, an
+    empty part),
+    where every path part that is not a plain name is replaced. A name with ``/`` inside
+    (``resnet/lr``) keeps its nested folders, as before.
+
+    Example:
+        >>> [folder_name(n) for n in ("resnet", "resnet/lr", "../../x", "/tmp/s", "..", "")]
+        ['resnet', 'resnet/lr', '_.._.._x', '_tmp_s', '_..', '_']
+    """
+    parts = name.replace("\\", "/").split("/")
+    if (name and not os.path.isabs(name) and not os.path.splitdrive(name)[0]
+            and all(part not in ("", ".", "..") for part in parts)):
+        return name
+    return "_" + name.replace("\\", "/").replace("/", "_").lstrip("_")
 
 
 _identities: weakref.WeakKeyDictionary[Study, dict[str, Any]] = weakref.WeakKeyDictionary()
