@@ -51,6 +51,36 @@ def _studies(url: str) -> list[str]:
         store.close()
 
 
+def test_an_option_of_the_trial_command_before_the_dashes_says_where_it_goes(
+        cli: Run, space: str, db: str) -> None:
+    code, out, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db,
+                         "--epochs", "3", "--", "python", "train.py")
+    assert (code, out) == (2, "")
+    assert ("unrecognized arguments: --epochs (options of the trial command go after --, "
+            "with it: hpo-plugins run [options] -- python train.py --epochs 3)") in err
+    code, _, err = cli("studies", "--storage", db, "--bogus")
+    assert code == 2 and err.rstrip().endswith("unrecognized arguments: --bogus")
+
+
+def test_a_space_file_that_imports_relatively_is_told_to_load_as_a_module(
+        cli: Run, tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "base.py").write_text("LOW = 0\n")
+    (tmp_path / "pkg" / "spaces.py").write_text(
+        "from .base import LOW\nfrom hpo_plugins import hp\n"
+        "SPACE = {'x': hp.uniform('x', LOW, 1)}\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("run", "--space", "pkg/spaces.py:SPACE", "--n-trials", "1",
+                       "--storage", db, "--", "true")
+    assert code == EXIT_FAILURE
+    assert ("attempted relative import with no known parent package; a file of a package "
+            "that imports relatively loads as a module: --space pkg.spaces:NAME") in err
+    assert _studies(db) == []
+    cli("run", "--space", "pkg.spaces:SPACE", "--n-trials", "1", "--storage", db, "--", "true")
+    assert len(_studies(db)) == 1  # the module form loads: the run made its study
+
+
 def test_without_a_limit_the_error_names_the_flags(cli: Run, space: str, db: str) -> None:
     code, out, err = cli("run", "--space", space, "--storage", db, "--", "true")
     assert (code, out) == (EXIT_USAGE, "")

@@ -103,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``hpo-plugins`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}{_after_dashes(args)}")
     except SystemExit as exit_:  # --help, --version, or a usage error (code 2)
         return int(exit_.code or 0)
     if getattr(args, "command", None) is None:
@@ -139,6 +141,16 @@ def _run(args: argparse.Namespace) -> int:
             traceback.print_exc()
         return _fail(f"unexpected {type(exc).__name__}: {exc} (run with -vv for the "
                      f"traceback)", EXIT_FAILURE)
+
+
+def _after_dashes(args: argparse.Namespace) -> str:
+    """For ``run``: where the trial command's own arguments go (a reflex is to pass them
+    before the ``--``, as ``hpo-plugins run --epochs 3 -- python train.py``)."""
+    command = getattr(args, "command", None)
+    if getattr(command, "name", None) != "run":
+        return ""
+    return (" (options of the trial command go after --, with it: hpo-plugins run [options] "
+            "-- python train.py --epochs 3)")
 
 
 def _fail(message: str, code: int) -> int:

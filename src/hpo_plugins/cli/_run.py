@@ -561,11 +561,22 @@ def load_space(spec: str) -> Any:
                        f"if __name__ == '__main__'") from None
     except Exception as exc:  # the user's code: a SyntaxError, or whatever it raises
         raise CLIError(f"cannot load the space from {where!r}: {type(exc).__name__}: {exc}"
-                       ) from None
+                       f"{_module_hint(where, exc) if is_file else ''}") from None
     if name not in namespace:
         raise CLIError(f"{where!r} has no name {name!r}; names there: "
                        f"{sorted(k for k in namespace if not k.startswith('_'))}")
     return namespace[name]
+
+
+def _module_hint(path: str, exc: Exception) -> str:
+    """For a space file that imports relatively (``from .layers import ...``), which only a
+    module of a package can: how to name it as a module instead."""
+    if not (isinstance(exc, ImportError) and "relative import" in str(exc)):
+        return ""
+    module = os.path.splitext(os.path.normpath(path))[0].replace(os.path.sep, ".").lstrip(".")
+    return (f"; a file of a package that imports relatively loads as a module: --space "
+            f"{module}:NAME, run from the folder that holds the package (its top folder "
+            f"needs an __init__.py)")
 
 
 @contextlib.contextmanager
