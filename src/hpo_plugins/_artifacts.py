@@ -88,21 +88,22 @@ def _base(study: Study) -> str:
 
 
 def folder_name(name: str) -> str:
-    """The folder under ``hpo_runs`` of a study named ``name``: the name itself, unless it
-    would lead out of ``hpo_runs`` or onto it (an absolute path, ``..``, ``.``, a drive, an
-    empty part),
-    where every path part that is not a plain name is replaced. A name with ``/`` inside
-    (``resnet/lr``) keeps its nested folders, as before.
+    """The folder under ``hpo_runs`` of a study named ``name``: the name itself, as always,
+    unless it leads out of ``hpo_runs`` or onto it (an absolute path, a drive, ``..`` beyond
+    its start, ``.`` or an empty name), where every ``/`` is replaced, so the folder stays
+    one level inside. A name with ``/`` inside (``resnet/lr``) keeps its nested folders.
 
     Example:
-        >>> [folder_name(n) for n in ("resnet", "resnet/lr", "../../x", "/tmp/s", "..", "")]
-        ['resnet', 'resnet/lr', '_.._.._x', '_tmp_s', '_..', '_']
+        >>> [folder_name(n) for n in ("resnet", "resnet/lr", "a/../b", "../../x", "/tmp/s",
+        ...                           "..", "")]
+        ['resnet', 'resnet/lr', 'a/../b', '_.._.._x', '_tmp_s', '_..', '_']
     """
-    parts = name.replace("\\", "/").split("/")
-    if (name and not os.path.isabs(name) and not os.path.splitdrive(name)[0]
-            and all(part not in ("", ".", "..") for part in parts)):
+    flat = name.replace("\\", "/") if os.name == "nt" else name  # a separator on Windows only
+    inside = os.path.normpath(flat) if flat else "."
+    if (not os.path.isabs(flat) and not os.path.splitdrive(name)[0] and inside != "."
+            and inside != ".." and not inside.startswith("../")):
         return name
-    return "_" + name.replace("\\", "/").replace("/", "_").lstrip("_")
+    return "_" + flat.replace("/", "_").lstrip("_")
 
 
 _identities: weakref.WeakKeyDictionary[Study, dict[str, Any]] = weakref.WeakKeyDictionary()

@@ -37,11 +37,17 @@ if TYPE_CHECKING:
     from hpo_plugins.study import Study
     from hpo_plugins.trial import Trial
 
-__all__ = ["TIMED_OUT_WAITING", "RunSettings", "exception_text", "exit_as_sigterm", "run",
-           "run_one", "run_sequential", "sigterm_reason", "stopped_by_sigterm"]
+__all__ = ["STOPS_THE_RUN", "TIMED_OUT_WAITING", "RunSettings", "exception_text",
+           "exit_as_sigterm", "run", "run_one", "run_sequential", "sigterm_reason",
+           "stopped_by_sigterm"]
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
+#: The attribute, True, of a signal handler that stops the run by raising (the CLI's SIGTERM
+#: and SIGHUP one): a parallel run wraps only such handlers, and Python's default Ctrl-C one,
+#: to give the workers' script-mode commands their grace first. A handler that returns (a
+#: user's "stop after this trial" flag) would leave the frozen workers waited on for ever.
+STOPS_THE_RUN = "hpo_plugins_stops_the_run"
 #: The FAIL reason of a trial of a seeded parallel run whose ask waited for the trials before
 #: it until past the run's ``timeout``: it is not run.
 TIMED_OUT_WAITING = ("not run: the run's timeout passed while it waited for the trials before "
@@ -294,9 +300,9 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
         except SearchSpaceExhausted as exhausted:
             _logger.info("No more trials to run: %s", _sentence(exhausted))
             return None
-    if lag is not None and deadline is not None and time.time() >= deadline:
-        # its ask waited for earlier trials (a seeded parallel run), maybe for as long as one
-        # runs: past the timeout, it must not start its objective now
+    if trial.waited_for_earlier and deadline is not None and time.time() >= deadline:
+        # its sampling waited for earlier trials (a seeded parallel run), maybe for as long as
+        # one runs: past the timeout, it must not start its objective now
         _tell(study, trial, state=TrialState.FAIL, fail_reason=TIMED_OUT_WAITING)
         _logger.info("Trial %d not run: %s.", trial.number, TIMED_OUT_WAITING)
         return None

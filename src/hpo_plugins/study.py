@@ -162,6 +162,7 @@ class Study:
         limit, lag = optional_count("limit", limit), optional_count("lag", lag)
         _check_ask(heartbeat, system_attrs)
         self._reap_stale_trials()
+        waited = False  # whether its sampling waited for earlier trials (``lag``)
         if self.space is None or self.sampler.deduplicate:
             frozen = self._claim_or_sample_dedup(limit, heartbeat, dict(system_attrs or {}))
         else:
@@ -176,8 +177,10 @@ class Study:
                 except BaseException as exc:  # no RUNNING trial without parameters is left
                     self._fail_unsampled(frozen, exc)
                     raise
+                waited = lag is not None
         _logger.debug("Trial %d started with %s", frozen.number, frozen.params)
         trial = Trial(self, frozen)
+        trial.waited_for_earlier = waited
         trial.finish_on_error = True  # a hand-run ``with study.ask() as trial:`` block
         notify(self, "trial_started", trial)
         return trial

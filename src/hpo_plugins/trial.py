@@ -65,6 +65,11 @@ class Trial:
         #: tells its trials itself, and a trial opened in another process (script mode,
         #: Lightning's handover) never has it, since its parent tells it.
         self.finish_on_error = False
+        #: Set by :meth:`Study.ask`: its sampling waited for earlier trials to finish (``lag``,
+        #: a seeded parallel run), maybe for as long as one runs. The run loop then checks its
+        #: timeout again before the objective starts; an enqueued or retried trial, claimed
+        #: without that wait, is never held back so.
+        self.waited_for_earlier = False
         self._tokens: list[contextvars.Token[tuple[Trial, ...]]] = []
 
     def __repr__(self) -> str:

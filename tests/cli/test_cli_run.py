@@ -60,6 +60,8 @@ def test_an_option_of_the_trial_command_before_the_dashes_says_where_it_goes(
             "with it: hpo-plugins run [options] -- python train.py --epochs 3)") in err
     code, _, err = cli("studies", "--storage", db, "--bogus")
     assert code == 2 and err.rstrip().endswith("unrecognized arguments: --bogus")
+    code, _, err = cli("run", "--space", space, "--ntrials", "1", "--storage", db, "--", "true")
+    assert code == 2 and "unrecognized arguments: --ntrials (did you mean --n-trials?)" in err
 
 
 def test_a_space_file_that_imports_relatively_is_told_to_load_as_a_module(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -313,3 +314,85 @@ def test_a_pruner_defined_in_the_launching_script_is_said_not_to_reach_the_comma
                           env={**os.environ, "PYTHONPATH": _SRC}, check=True, cwd=tmp_path)
     assert done.stderr.count("The study's pruner MyPruner is defined in the launching script "
                              "(__main__)") == 1, done.stderr
+
+
+# --- stopping the commands of worker processes -----------------------------------------------
+
+WORKER = textwrap.dedent("""
+    import subprocess, sys, time
+    # a command in a session of its own, as ScriptObjective starts it, that ignores SIGTERM
+    command = subprocess.Popen([sys.executable, "-c",
+                                "import signal, time; signal.signal(signal.SIGTERM, "
+                                "signal.SIG_IGN); time.sleep(60)"], start_new_session=True)
+    print(command.pid, flush=True)
+    time.sleep(60)
+""")
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_frozen_for_the_grace_is_killed_when_the_grace_is_cut_short(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second Ctrl-C during the grace escaped before the launcher killed its frozen
+    workers: they stayed stopped for good (and an executor waiting on one hung at exit)."""
+    from hpo_plugins.launchers import _script
+
+    worker = subprocess.Popen([sys.executable, "-c", WORKER], stdout=subprocess.PIPE, text=True)
+    assert worker.stdout is not None
+    command = int(worker.stdout.readline())
+    worker.stdout.close()
+    try:
+        time.sleep(0.2)  # the command's interpreter starts and ignores SIGTERM
+
+        def second_ctrl_c(groups: list[int], grace: float) -> None:
+            deadline = time.monotonic() + 5  # SIGSTOP lands asynchronously
+            while _state(worker.pid) != "T" and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert groups and _state(worker.pid) == "T"  # frozen while its command stops
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(_script, "stop_groups", second_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            _script.stop_worker_commands([worker.pid])
+        assert worker.wait(timeout=10) == -9  # killed, not left stopped
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(command, 9)  # it ignored SIGTERM, and the fake grace ended at once
+
+
+def test_only_handlers_that_stop_the_run_are_wrapped_while_workers_run() -> None:
+    """A handler that returns (a user's "stop after this trial" flag) must not be wrapped: the
+    workers would be frozen and the run would wait on them for ever."""
+    import signal
+
+    from hpo_plugins._optimize import STOPS_THE_RUN
+    from hpo_plugins.launchers._joblib import _commands_stopped_on_signals
+
+    def flag(signum: int, frame: object) -> None:
+        pass
+
+    def raising(signum: int, frame: object) -> None:
+        raise SystemExit(143)
+
+    setattr(raising, STOPS_THE_RUN, True)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, raising)
+        signal.signal(signal.SIGHUP, flag)
+        with _commands_stopped_on_signals():
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+            assert signal.getsignal(signal.SIGTERM) is not raising
+            assert signal.getsignal(signal.SIGHUP) is flag
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is raising
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import logging
 import os
 import signal
@@ -105,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args, unknown = parser.parse_known_args(argv)
         if unknown:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}{_after_dashes(args)}")
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}"
+                         f"{_unknown_hint(parser, args, unknown)}")
     except SystemExit as exit_:  # --help, --version, or a usage error (code 2)
         return int(exit_.code or 0)
     if getattr(args, "command", None) is None:
@@ -143,12 +145,20 @@ def _run(args: argparse.Namespace) -> int:
                      f"traceback)", EXIT_FAILURE)
 
 
-def _after_dashes(args: argparse.Namespace) -> str:
-    """For ``run``: where the trial command's own arguments go (a reflex is to pass them
-    before the ``--``, as ``hpo-plugins run --epochs 3 -- python train.py``)."""
+def _unknown_hint(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  unknown: Sequence[str]) -> str:
+    """For ``run``: the option meant (a typo of one of its own), else where the trial
+    command's own options go (a reflex is ``hpo-plugins run --epochs 3 -- python train.py``)."""
     command = getattr(args, "command", None)
     if getattr(command, "name", None) != "run":
         return ""
+    known = [option for action in parser._actions  # argparse keeps its subparsers there
+             if isinstance(action, argparse._SubParsersAction)
+             for option in action.choices["run"]._option_string_actions]
+    options = [token.split("=", 1)[0] for token in unknown if token.startswith("-")]
+    close = [match for token in options for match in difflib.get_close_matches(token, known, 1)]
+    if close:
+        return f" (did you mean {', '.join(close)}?)"
     return (" (options of the trial command go after --, with it: hpo-plugins run [options] "
             "-- python train.py --epochs 3)")
 

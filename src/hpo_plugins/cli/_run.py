@@ -245,6 +245,10 @@ def _sigterm_stops_the_run() -> Iterator[None]:
     def terminate(signum: int, frame: FrameType | None) -> None:
         raise Terminated(signal.Signals(signum).name)
 
+    from hpo_plugins._optimize import STOPS_THE_RUN
+
+    setattr(terminate, STOPS_THE_RUN, True)  # a parallel run gives its commands a grace first
+
     caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     previous = {signum: signal.signal(signum, terminate) for signum in caught}
     try:
@@ -570,13 +574,21 @@ def load_space(spec: str) -> Any:
 
 def _module_hint(path: str, exc: Exception) -> str:
     """For a space file that imports relatively (``from .layers import ...``), which only a
-    module of a package can: how to name it as a module instead."""
+    module of a package can: its module name, and the folder to run from, when the file is in
+    a package (folders with ``__init__.py``); else ""."""
     if not (isinstance(exc, ImportError) and "relative import" in str(exc)):
         return ""
-    module = os.path.splitext(os.path.normpath(path))[0].replace(os.path.sep, ".").lstrip(".")
+    folder, stem = os.path.split(os.path.abspath(path))
+    parts = [os.path.splitext(stem)[0]]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        parts.insert(0, package)
+    if len(parts) == 1:  # not in a package: no module name would import it
+        return ("; a file that imports relatively must be a module of a package (a folder "
+                "with __init__.py), given as --space package.module:NAME")
+    where = os.path.relpath(folder) if folder != os.getcwd() else "this folder"
     return (f"; a file of a package that imports relatively loads as a module: --space "
-            f"{module}:NAME, run from the folder that holds the package (its top folder "
-            f"needs an __init__.py)")
+            f"{'.'.join(parts)}:NAME, run from {where}")
 
 
 @contextlib.contextmanager

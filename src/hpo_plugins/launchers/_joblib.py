@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import FrozenTrial
+from hpo_plugins._optimize import STOPS_THE_RUN
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers._base import Launcher
 from hpo_plugins.launchers._gpus import gpu_slots, needs_gpus, parse_gpus
@@ -209,9 +210,10 @@ def _commands_stopped_on_signals() -> Iterator[None]:
         yield
         return
     previous: dict[signal.Signals, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in _STOPPING_SIGNALS:
         handler = signal.getsignal(signum)
-        if callable(handler):
+        if callable(handler) and (handler is signal.default_int_handler
+                                  or getattr(handler, STOPS_THE_RUN, False)):
             previous[signum] = handler
             signal.signal(signum, functools.partial(_stop_commands_then, handler))
     try:
@@ -221,8 +223,23 @@ def _commands_stopped_on_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+#: The signals whose handlers :func:`_commands_stopped_on_signals` may wrap.
+_STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                          if hasattr(signal, name))
+_stopping = threading.Event()  # set while a wrapped handler gives the commands their grace
+
+
 def _stop_commands_then(handler: Callable[[int, Any], Any], signum: int, frame: Any) -> Any:
-    stop_worker_commands()
+    """Stop the workers' commands gracefully, then run ``handler`` (which raises). A second
+    signal during the grace runs ``handler`` at once: its exception cuts the grace short
+    (:func:`stop_worker_commands` then kills what is left), as in a sequential run."""
+    if _stopping.is_set():
+        return handler(signum, frame)
+    _stopping.set()
+    try:
+        stop_worker_commands()
+    finally:
+        _stopping.clear()
     return handler(signum, frame)
 
 
@@ -265,14 +282,15 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
                 _submit(run, executors, slots, index, pending)
     finally:
         busy = set(pending.values())
-        # first, all at once: the script-mode commands of busy slots get their SIGTERM grace
-        stop_worker_commands([pid for index in busy for pid in _pids(executors[index])])
-        for index, executor in enumerate(executors):
-            if index in busy:  # kill first: shutdown() forgets the executor's processes
-                _kill(executor)
-            # an idle slot is shut down in order (wait=True): without waiting, its manager
-            # thread may still replace a process that just exited and find the pool gone
-            executor.shutdown(wait=index not in busy, cancel_futures=True)
+        try:  # first, all at once: the script-mode commands of busy slots get their grace
+            stop_worker_commands([pid for index in busy for pid in _pids(executors[index])])
+        finally:  # also when a second Ctrl-C cuts the grace short
+            for index, executor in enumerate(executors):
+                if index in busy:  # kill first: shutdown() forgets the executor's processes
+                    _kill(executor)
+                # an idle slot is shut down in order (wait=True): without waiting, its manager
+                # thread may still replace a process that just exited and find the pool gone
+                executor.shutdown(wait=index not in busy, cancel_futures=True)
 
 
 def _replace_orphans(run: RunState) -> bool:

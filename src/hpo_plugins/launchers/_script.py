@@ -264,7 +264,9 @@ def stop_worker_commands(workers: Sequence[int] | None = None,
     checkpoint that a sequential run gives. So each worker that runs a command is frozen first
     (SIGSTOP: it must not record its trial's end as "killed by SIGTERM", which the run's own
     clean-up records as interrupted or, for SIGTERM, lost), then the commands' groups get
-    SIGTERM and, after ``grace`` seconds, SIGKILL; the caller then kills the workers.
+    SIGTERM and, after ``grace`` seconds, SIGKILL; the caller then kills the workers (or, when
+    the wait is cut short by an exception, a second Ctrl-C, this function kills them itself:
+    a frozen worker must never outlive the run).
     ``workers``: their pids, by default this process's children that are joblib's loky
     workers (found by their command line: no other child of the user's is ever frozen). Linux
     only (``/proc``); elsewhere nothing is done.
@@ -276,10 +278,17 @@ def stop_worker_commands(workers: Sequence[int] | None = None,
     chosen = set(workers)
     running = [(int(f[3]), int(f[0])) for f in stats  # (worker, command leading its group)
                if int(f[3]) in chosen and int(f[4]) == int(f[0])]
-    for worker in {worker for worker, _ in running}:
+    frozen = {worker for worker, _ in running}
+    for worker in frozen:
         with contextlib.suppress(OSError):
             os.kill(worker, signal.SIGSTOP)
-    stop_groups([group for _, group in running], grace)
+    try:
+        stop_groups([group for _, group in running], grace)
+    except BaseException:  # a second Ctrl-C cut the grace short: no worker stays frozen
+        for worker in frozen:
+            with contextlib.suppress(OSError):
+                os.kill(worker, signal.SIGKILL)
+        raise
 
 
 def _is_loky_worker(pid: int) -> bool:

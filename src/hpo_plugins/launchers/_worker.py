@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import pickle
+import signal
 import socket
 import threading
 import time
@@ -163,6 +164,7 @@ def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None 
     # a worker the launcher started must not outlive it (joblib runs n_jobs=1 in the launcher)
     if job.launcher is not None and job.launcher != os.getpid():
         exit_with_parent(job.launcher)
+        _ignore_hangup()
     if job.deadline is not None and time.time() >= job.deadline:
         return None
     study, objective, settings = _unpack(job)
@@ -207,6 +209,22 @@ def sendable(exc: Exception, transport: Transport) -> Exception:
         f"The objective raised {name}: {exc} (in the worker process {os.getpid()} on "
         f"{socket.gethostname()}). It could not be sent back as itself ({why}), so it "
         f"arrives as this error; its traceback there:\n{text}", name, text)
+
+
+def _ignore_hangup() -> None:
+    """In a worker process the launcher started: ignore SIGHUP. A closed terminal sends it to
+    the whole job, workers included, whose default action ended them at once (and, with them,
+    their script-mode commands, without the grace the launcher gives them when it stops the
+    run on the same SIGHUP). A worker exits with its launcher anyway (:func:`exit_with_parent`).
+    A handler that does nothing, not ``SIG_IGN``: a command the worker starts gets the default
+    action back at ``exec``, where an ignored signal would stay ignored.
+    """
+    if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, _hung_up)
+
+
+def _hung_up(signum: int, frame: Any) -> None:
+    """SIGHUP in a worker: nothing to do (see :func:`_ignore_hangup`)."""
 
 
 def _unless_cancelled(objective: Callable[..., Any],
