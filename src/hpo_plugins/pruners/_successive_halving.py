@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 
@@ -89,7 +90,58 @@ class SuccessiveHalvingPruner(Pruner):
         if first_rung is None:
             return False
         rungs = rungs_between(previous_step(trial), step, first_rung, self.reduction_factor)
-        return any(not self._is_kept(trial, others, r, direction) for r in rungs)
+        if not rungs:
+            return False
+        return trial.number in self._cut_by_last_report([*others, trial], trial.number,
+                                                        rungs[-1], first_rung, direction)
+
+    def _cut_by_last_report(self, population: Sequence[FrozenTrial], current: int, top: int,
+                            first_rung: int, direction: Direction) -> set[int]:
+        """The numbers of the trials of ``population`` (PRUNED ones, and trial ``current``)
+        that lost a rung (up to ``top``) that their last report crossed, rung by rung from the
+        lowest.
+
+        One report may cross several rungs (reports every 250 batches cross rungs 1, 3, 9,
+        27, 81 and 243 at once). A trial cut at a lower rung by such a report never reached
+        the higher ones: it does not count there, so each rung judges the survivors of the
+        one below, as Optuna's pruner, which records each rung in turn, does. (Counting every
+        trial whose curve passes a rung kept far more than 1/reduction_factor at the higher
+        rungs: 41 of 60 trials pruned at such a first report, against Optuna's 57.) A trial
+        whose last report crossed no rung is alive at every rung its curve passes: an earlier
+        report crossed them, and it survived them; so is one that is not PRUNED (still
+        running or finished: it survived every rung it passed). Where no report crosses two
+        rungs, this is exactly the rule of comparing with every trial that passed the rung.
+        """
+        crossed = {t.number: set(rungs_between(previous_step(t), t.last_step,
+                                               first_rung, self.reduction_factor))
+                   for t in population if t.last_step is not None}
+        judged = {t.number for t in population if crossed.get(t.number)
+                  and (t.state is TrialState.PRUNED or t.number == current)}
+        cut: set[int] = set()
+        rung = first_rung
+        while rung <= top:
+            reached = [(t, value) for t in population if t.number not in cut
+                       for value in (rung_value(t, rung),) if value is not None]
+            kept = self._kept_at(reached, direction)
+            cut |= {t.number for t, _ in reached
+                    if t.number in judged and rung in crossed[t.number]
+                    and t.number not in kept}
+            rung *= self.reduction_factor
+        return cut
+
+    def _kept_at(self, reached: Sequence[tuple[FrozenTrial, float]],
+                 direction: Direction) -> set[int]:
+        """The numbers of the trials kept at a rung that ``reached`` (trial, value) reached:
+        all (a NaN excepted) while no more than ``bootstrap_count`` did, else those with fewer than
+        ``max(1, len(reached) // reduction_factor)`` rivals better (a NaN is never kept and
+        never better)."""
+        if len(reached) <= self.bootstrap_count:
+            return {t.number for t, v in reached if not math.isnan(v)}
+        n_kept = max(1, len(reached) // self.reduction_factor)
+        sign = direction.sign()
+        ordered = sorted(sign * v for _, v in reached if not math.isnan(v))
+        return {t.number for t, v in reached
+                if not math.isnan(v) and bisect.bisect_left(ordered, sign * v) < n_kept}
 
     def _first_rung(self, others: Sequence[FrozenTrial]) -> int | None:
         if isinstance(self.min_resource, int):
@@ -100,19 +152,6 @@ class SuccessiveHalvingPruner(Pruner):
                 return None
             min_resource = max(1, longest // 100)
         return min_resource * self.reduction_factor ** self.min_early_stopping_rate
-
-    def _is_kept(self, trial: FrozenTrial, others: Sequence[FrozenTrial], rung: int,
-                 direction: Direction) -> bool:
-        value = rung_value(trial, rung)
-        if value is None or math.isnan(value):
-            return False
-        rivals = [v for v in (rung_value(t, rung) for t in others) if v is not None]
-        n_reached = len(rivals) + 1
-        if n_reached <= self.bootstrap_count:
-            return True
-        n_kept = max(1, n_reached // self.reduction_factor)
-        n_better = sum(not math.isnan(v) and direction.better(v, value) for v in rivals)
-        return n_better < n_kept
 
 
 def rungs_between(previous: int, step: int, first_rung: int, reduction_factor: int) -> list[int]:
