@@ -530,53 +530,42 @@ def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
         return _tell(study, trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
     if trial.pruned:
         return _tell_pruned(study, trial)
-    value, failure = _interpret(result, trial)
+    value, failure, diverged = _interpret(result, trial)
     if failure is not None:
         _logger.warning("Trial %d failed: %s", trial.number, failure)
         # a NaN or an infinity (a diverged training) says something of the parameters
-        diverged = {DIVERGED_ATTR: True} if _returned_non_finite(result, trial) else None
         return _tell(study, trial, state=TrialState.FAIL, fail_reason=failure,
-                     system_attrs=diverged)
+                     system_attrs={DIVERGED_ATTR: True} if diverged else None)
     frozen = _tell(study, trial, value)
     _logger.info("Trial %d finished with value %.6g.", trial.number, value)
     return frozen
 
 
-def _interpret(result: Any, trial: Trial) -> tuple[float, str | None]:
-    """Turn what the objective returned into (value, failure reason or None)."""
+def _interpret(result: Any, trial: Trial) -> tuple[float, str | None, bool]:
+    """Turn what the objective returned into (value, failure reason or None, diverged): the
+    last is True when the failure is a NaN or an infinity (directly, as a dict's ``loss`` or
+    ``value``, or as the last report ``None`` stands for)."""
     if isinstance(result, dict):
         status = str(result.get("status", "ok")).lower()
         if status not in ("ok", "complete"):
-            return math.nan, f"the objective returned status {result.get('status')!r}"
+            return math.nan, f"the objective returned status {result.get('status')!r}", False
         if "loss" not in result and "value" not in result:
             return math.nan, (f"the objective returned a dict without 'loss' or 'value': "
-                              f"{sorted(result)}")
+                              f"{sorted(result)}"), False
         result = result.get("loss", result.get("value"))
     if result is None:
         if trial.last_value is None:
             return math.nan, ("the objective returned None and reported no value; return a "
                               "number, call trial.report(), or let an adapter's HPOCallback "
-                              "report (it reports after each validation: check that one ran)")
+                              "report (it reports after each validation: check that one "
+                              "ran)"), False
         result = trial.last_value
     number, what = read_number(result)
     if number is None:
-        return math.nan, f"the objective returned {what}; expected a number"
+        return math.nan, f"the objective returned {what}; expected a number", False
     if not math.isfinite(number):
-        return math.nan, f"the objective returned {number!r}"
-    return number, None
-
-
-def _returned_non_finite(result: Any, trial: Trial) -> bool:
-    """Whether what the objective returned is a NaN or an infinity (directly, as a dict's
-    ``loss`` or ``value``, or as the last report ``None`` stands for)."""
-    if isinstance(result, dict):
-        if str(result.get("status", "ok")).lower() not in ("ok", "complete"):
-            return False
-        result = result.get("loss", result.get("value"))
-    if result is None:
-        result = trial.last_value
-    number, _ = read_number(result)
-    return number is not None and not math.isfinite(number)
+        return math.nan, f"the objective returned {number!r}", True
+    return number, None, False
 
 
 class _Heartbeat:

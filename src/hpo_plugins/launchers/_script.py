@@ -241,19 +241,6 @@ def _stop_group(process: subprocess.Popen[bytes], grace: float = _KILL_GRACE) ->
     process.wait()
 
 
-def command_groups(parent: int) -> list[int]:
-    """The process groups of the commands that process ``parent`` started (each command leads
-    a group of its own, see :class:`ScriptObjective`), read from ``/proc`` (Linux; elsewhere
-    none). For a launcher that must kill a worker at once (SIGKILL, where the worker's own
-    clean-up cannot run): take these first, then stop them with :func:`stop_groups`."""
-    groups = []
-    for fields in _proc_stats():
-        pid, ppid, group = int(fields[0]), int(fields[3]), int(fields[4])
-        if ppid == parent and group == pid:
-            groups.append(group)
-    return groups
-
-
 def stop_worker_commands(workers: Sequence[int] | None = None,
                          grace: float = _KILL_GRACE) -> None:
     """Give the script-mode commands of worker processes their SIGTERM grace before the
