@@ -15,7 +15,7 @@ from hpo_plugins import hp
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners import MedianPruner, PercentilePruner
-from hpo_plugins.pruners._median import best_up_to, percentile_of
+from hpo_plugins.pruners._median import percentile_of
 
 from . import make_trial
 
@@ -61,6 +61,14 @@ def test_the_rules_of_the_median_pruner_apply() -> None:
     assert not pruner.prune(make_trial(9, [1.5, 0.5]), RIVALS, Direction.MINIMIZE)
     pruner = PercentilePruner(90.0, n_startup_trials=0)
     assert pruner.prune(make_trial(9, [1.5, float("nan")]), RIVALS, Direction.MINIMIZE)
+
+
+def best_up_to(trial: FrozenTrial, step: int, direction: Direction) -> float:
+    """The best non-NaN value ``trial`` reported at steps ``<= step`` (NaN if none), by a scan."""
+    values = [v for s, v in trial.intermediate_values.items() if s <= step and not math.isnan(v)]
+    if not values:
+        return math.nan
+    return min(values) if direction is Direction.MINIMIZE else max(values)
 
 
 def _median_rule(me: FrozenTrial, rivals: list[FrozenTrial], direction: Direction) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hpo_plugins._frozen import Direction, FrozenTrial
+from hpo_plugins.pruners._curves import MEMO_ATTR
 from hpo_plugins.samplers._base import _constructor_params
 
 __all__ = ["NopPruner", "Pruner"]
@@ -40,6 +41,13 @@ class Pruner(abc.ABC):
     def get_params(self) -> dict[str, Any]:
         """The constructor's keyword arguments, read back from attributes of the same names."""
         return _constructor_params(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The pruner's attributes without the memo of curves some pruners keep between calls
+        (:mod:`._curves`): a copy or a pickled pruner starts afresh."""
+        state = dict(self.__dict__)
+        state.pop(MEMO_ATTR, None)
+        return state
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
+from hpo_plugins.pruners._curves import CurveMemo, curve_memo
 from hpo_plugins.pruners._median import check_int, peers_of
 from hpo_plugins.pruners._successive_halving import (
     SuccessiveHalvingPruner,
@@ -73,7 +74,8 @@ class HyperbandPruner(Pruner):
               direction: Direction) -> bool:
         """True if the trial loses a rung of its own bracket (see the class docstring)."""
         others = peers_of(trial, others)
-        max_resource = self._resolve_max_resource(others)
+        memo = curve_memo(self)
+        max_resource = self._resolve_max_resource(others, memo)
         if max_resource is None:
             return False
         budgets = self._budgets(max_resource)
@@ -82,7 +84,9 @@ class HyperbandPruner(Pruner):
         pruner = SuccessiveHalvingPruner(
             min_resource=self.min_resource, reduction_factor=self.reduction_factor,
             min_early_stopping_rate=bracket, bootstrap_count=self.bootstrap_count)
-        return pruner.prune(trial, rivals, direction)
+        decision = pruner.decide(trial, rivals, direction, memo)
+        memo.forget_others(others)
+        return decision
 
     def bracket_of(self, number: int, max_resource: int | None = None) -> int:
         """The bracket (its ``min_early_stopping_rate``) of trial ``number``.
@@ -116,10 +120,11 @@ class HyperbandPruner(Pruner):
         eta = self.reduction_factor
         return [-(-n * eta ** (n - 1 - b) // (n - b)) for b in range(n)]
 
-    def _resolve_max_resource(self, others: Sequence[FrozenTrial]) -> int | None:
+    def _resolve_max_resource(self, others: Sequence[FrozenTrial],
+                              memo: CurveMemo) -> int | None:
         if isinstance(self.max_resource, int):
             return self.max_resource
-        longest = longest_complete_curve(others)
+        longest = longest_complete_curve(others, memo)
         return None if longest is None else longest + 1
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
+from hpo_plugins.pruners._curves import curve_memo
 
 __all__ = ["MedianPruner", "PercentilePruner"]
 
@@ -94,24 +95,28 @@ class PercentilePruner(Pruner):
               direction: Direction) -> bool:
         """True if the trial's best value so far is worse than the others' percentile at its
         step (see the class docstring for the order of the checks)."""
-        step = trial.last_step
+        memo = curve_memo(self)
+        mine = memo.curve(trial)
+        step = mine.last_step
         if step is None or step < self.n_warmup_steps:
             return False
         others = peers_of(trial, others)
         if sum(t.state is TrialState.COMPLETE for t in others) < self.n_startup_trials:
             return False
-        if not is_decision_step(trial, step, self.n_warmup_steps, self.interval_steps):
+        if not is_decision_step(mine.previous_step, step, self.n_warmup_steps,
+                                self.interval_steps):
             return False
         if math.isnan(trial.intermediate_values[step]):
             return True
-        reference = [best_up_to(t, step, direction) for t in others
+        reference = [memo.curve(t).best_up_to(step, direction) for t in others
                      if step in t.intermediate_values]
+        memo.forget_others(others)
         reference = [v for v in reference if not math.isnan(v)]
         if len(reference) < self.n_min_trials:
             return False
         level = self.percentile if direction is Direction.MINIMIZE else 100.0 - self.percentile
         return direction.better(percentile_of(reference, level),
-                                best_up_to(trial, step, direction))
+                                mine.best_up_to(step, direction))
 
 
 class MedianPruner(PercentilePruner):
@@ -178,28 +183,15 @@ def check_percentile(value: Any) -> float:
         f"keep up with the best quarter). Received: percentile={value!r}")
 
 
-def best_up_to(trial: FrozenTrial, step: int, direction: Direction) -> float:
-    """Best non-NaN value ``trial`` reported at steps ``<= step``, or NaN if there is none."""
-    values = [v for s, v in trial.intermediate_values.items() if s <= step and not math.isnan(v)]
-    if not values:
-        return math.nan
-    return min(values) if direction is Direction.MINIMIZE else max(values)
-
-
 # Helpers shared by the pruners of this package (``_base.py`` would be their natural home).
 
-def is_decision_step(trial: FrozenTrial, step: int, n_warmup_steps: int,
+def is_decision_step(previous: int, step: int, n_warmup_steps: int,
                      interval_steps: int) -> bool:
-    """Whether ``step`` (the trial's latest report, ``>= n_warmup_steps``) is the first report
-    at or after a checkpoint ``n_warmup_steps + k * interval_steps``."""
+    """Whether a report at ``step`` (``>= n_warmup_steps``) whose previous report was at
+    ``previous`` (-1 for none) is the first report at or after a checkpoint
+    ``n_warmup_steps + k * interval_steps``."""
     checkpoint = step - (step - n_warmup_steps) % interval_steps
-    return previous_step(trial) < checkpoint
-
-
-def previous_step(trial: FrozenTrial) -> int:
-    """The step of the report before the latest one, or -1 if the latest is the first."""
-    steps = sorted(trial.intermediate_values)
-    return steps[-2] if len(steps) > 1 else -1
+    return previous < checkpoint
 
 
 def peers_of(trial: FrozenTrial, others: Sequence[FrozenTrial]) -> list[FrozenTrial]:

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.pruners._base import Pruner
-from hpo_plugins.pruners._median import check_int, peers_of, previous_step
+from hpo_plugins.pruners._curves import CurveMemo, curve_memo
+from hpo_plugins.pruners._median import check_int, peers_of
 
 __all__ = ["SuccessiveHalvingPruner"]
 
@@ -82,21 +83,31 @@ class SuccessiveHalvingPruner(Pruner):
     def prune(self, trial: FrozenTrial, others: Sequence[FrozenTrial],
               direction: Direction) -> bool:
         """True if the latest report crossed a rung at which the trial is not in the top."""
-        step = trial.last_step
+        memo = curve_memo(self)
+        decision = self.decide(trial, others, direction, memo)
+        memo.forget_others(others)
+        return decision
+
+    def decide(self, trial: FrozenTrial, others: Sequence[FrozenTrial], direction: Direction,
+               memo: CurveMemo) -> bool:
+        """:meth:`prune` with the curves of ``memo`` (Hyperband's, shared by its brackets)."""
+        mine = memo.curve(trial)
+        step = mine.last_step
         if step is None:
             return False
         others = peers_of(trial, others)
-        first_rung = self._first_rung(others)
+        first_rung = self._first_rung(others, memo)
         if first_rung is None:
             return False
-        rungs = rungs_between(previous_step(trial), step, first_rung, self.reduction_factor)
+        rungs = rungs_between(mine.previous_step, step, first_rung, self.reduction_factor)
         if not rungs:
             return False
-        return trial.number in self._cut_by_last_report([*others, trial], trial.number,
+        return trial.number in self._cut_by_last_report([*others, trial], memo, trial.number,
                                                         rungs[-1], first_rung, direction)
 
-    def _cut_by_last_report(self, population: Sequence[FrozenTrial], current: int, top: int,
-                            first_rung: int, direction: Direction) -> set[int]:
+    def _cut_by_last_report(self, population: Sequence[FrozenTrial], memo: CurveMemo,
+                            current: int, top: int, first_rung: int,
+                            direction: Direction) -> set[int]:
         """The numbers of the trials of ``population`` (PRUNED ones, and trial ``current``)
         that lost a rung (up to ``top``) that their last report crossed, rung by rung from the
         lowest.
@@ -112,16 +123,18 @@ class SuccessiveHalvingPruner(Pruner):
         running or finished: it survived every rung it passed). Where no report crosses two
         rungs, this is exactly the rule of comparing with every trial that passed the rung.
         """
-        crossed = {t.number: set(rungs_between(previous_step(t), t.last_step,
-                                               first_rung, self.reduction_factor))
-                   for t in population if t.last_step is not None}
+        curves = {t.number: memo.curve(t) for t in population}
+        crossed = {number: set(rungs_between(curve.previous_step, curve.last_step,
+                                              first_rung, self.reduction_factor))
+                   for number, curve in curves.items() if curve.last_step is not None}
         judged = {t.number for t in population if crossed.get(t.number)
                   and (t.state is TrialState.PRUNED or t.number == current)}
         cut: set[int] = set()
         rung = first_rung
         while rung <= top:
             reached = [(t, value) for t in population if t.number not in cut
-                       for value in (rung_value(t, rung),) if value is not None]
+                       for value in (curves[t.number].first_value_from(rung),)
+                       if value is not None]
             kept = self._kept_at(reached, direction)
             cut |= {t.number for t, _ in reached
                     if t.number in judged and rung in crossed[t.number]
@@ -143,11 +156,11 @@ class SuccessiveHalvingPruner(Pruner):
         return {t.number for t, v in reached
                 if not math.isnan(v) and bisect.bisect_left(ordered, sign * v) < n_kept}
 
-    def _first_rung(self, others: Sequence[FrozenTrial]) -> int | None:
+    def _first_rung(self, others: Sequence[FrozenTrial], memo: CurveMemo) -> int | None:
         if isinstance(self.min_resource, int):
             min_resource = self.min_resource
         else:
-            longest = longest_complete_curve(others)
+            longest = longest_complete_curve(others, memo)
             if longest is None:
                 return None
             min_resource = max(1, longest // 100)
@@ -164,13 +177,7 @@ def rungs_between(previous: int, step: int, first_rung: int, reduction_factor: i
     return rungs
 
 
-def rung_value(trial: FrozenTrial, rung: int) -> float | None:
-    """The value at the trial's first step ``>= rung``, or None if it never got there."""
-    steps = [s for s in trial.intermediate_values if s >= rung]
-    return trial.intermediate_values[min(steps)] if steps else None
-
-
-def longest_complete_curve(trials: Sequence[FrozenTrial]) -> int | None:
+def longest_complete_curve(trials: Sequence[FrozenTrial], memo: CurveMemo) -> int | None:
     """The largest last step among COMPLETE trials with a curve, or None if there is none."""
-    steps = [t.last_step for t in trials if t.state is TrialState.COMPLETE]
+    steps = [memo.curve(t).last_step for t in trials if t.state is TrialState.COMPLETE]
     return max((s for s in steps if s is not None), default=None)

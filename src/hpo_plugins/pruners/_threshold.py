@@ -10,6 +10,7 @@ from typing import Any
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
+from hpo_plugins.pruners._curves import curve_memo
 from hpo_plugins.pruners._median import check_int, is_decision_step
 
 __all__ = ["ThresholdPruner"]
@@ -71,10 +72,12 @@ class ThresholdPruner(Pruner):
     def prune(self, trial: FrozenTrial, others: Sequence[FrozenTrial],
               direction: Direction) -> bool:
         """True if the latest report, at a decision step past the warm-up, is out of range."""
-        step = trial.last_step
+        curve = curve_memo(self).curve(trial)
+        step = curve.last_step
         if step is None or step < self.n_warmup_steps:
             return False
-        if not is_decision_step(trial, step, self.n_warmup_steps, self.interval_steps):
+        if not is_decision_step(curve.previous_step, step, self.n_warmup_steps,
+                                self.interval_steps):
             return False
         value = trial.intermediate_values[step]
         return (math.isnan(value) or (self.upper is not None and value > self.upper)

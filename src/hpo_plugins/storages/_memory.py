@@ -201,7 +201,7 @@ class InMemoryStorage(Storage):
             self._trial_study[trial_id] = study_id
             study.trials.append(trial)
             self._put(trial, None)
-            return copy.deepcopy(trial)
+            return _copy_trial(trial)
 
     def _claim_key(self, study: _Study, trial_id: int, key: str | None) -> None:
         """Give ``key`` to the trial, freeing its previous key; None changes nothing."""
@@ -247,7 +247,7 @@ class InMemoryStorage(Storage):
             trial = dataclasses.replace(old, state=TrialState.RUNNING, datetime_start=now,
                                         last_heartbeat=now if heartbeat else None)
             self._put(trial, old)
-            return copy.deepcopy(trial)
+            return _copy_trial(trial)
 
     def _live(self, trial_id: int) -> FrozenTrial:
         trial = self._get(trial_id)
@@ -312,11 +312,11 @@ class InMemoryStorage(Storage):
                 system_attrs=attrs, datetime_complete=utcnow(),
                 datetime_start=trial.datetime_start or utcnow())
             self._put(read_only_trial(done), trial)
-            return copy.deepcopy(done)
+            return _copy_trial(done)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         with self._lock:
-            return copy.deepcopy(self._get(trial_id))
+            return _copy_trial(self._get(trial_id))
 
     def get_all_trials(self, study_id: int,
                        states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
@@ -330,7 +330,7 @@ class InMemoryStorage(Storage):
             study = self._study(study_id)
             trials = list(study.trials)
             for number in study.unfinished:
-                trials[number] = copy.deepcopy(trials[number])
+                trials[number] = _copy_trial(trials[number])
             if states is not None:
                 wanted = set(states)
                 trials = [t for t in trials if t.state in wanted]
@@ -365,3 +365,17 @@ def _imported(trial: FrozenTrial, number: int) -> FrozenTrial:
                              for step, value in trial.intermediate_values.items()},
         user_attrs=json_copy(dict(trial.user_attrs), "user attrs"),
         system_attrs=json_copy(dict(trial.system_attrs), "system attrs"))
+
+
+def _copy_trial(trial: FrozenTrial) -> FrozenTrial:
+    """A copy of ``trial`` that shares nothing mutable with the stored record.
+
+    The curve (int -> float, often thousands of points) is copied flat: ``copy.deepcopy`` visits
+    every float and took 3 ms per 10,000 steps, paid for every running trial at every
+    ``should_prune``. The other containers hold nested JSON values and are deep-copied.
+    """
+    return dataclasses.replace(
+        trial, params=copy.deepcopy(trial.params), natural=copy.deepcopy(trial.natural),
+        intermediate_values=dict(trial.intermediate_values),
+        user_attrs=copy.deepcopy(trial.user_attrs),
+        system_attrs=copy.deepcopy(trial.system_attrs))
