@@ -19,7 +19,7 @@ from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.samplers._base import Sampler
 from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import get_storage
-from hpo_plugins.study import Study, create_study, earlier_derived_name
+from hpo_plugins.study import Study, create_study, earlier_derived_name, earlier_fingerprints
 
 __all__ = ["maximize", "minimize"]
 
@@ -101,8 +101,8 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
     parsed = as_space(space)
     derive = derive_name or functools.partial(default_study_name, objective)
     name = study_name or derive(parsed.fingerprint)
-    earlier = None if study_name else derive(parsed.parameters_fingerprint)
-    study = _create_checked(parsed, launcher, storage, study_name=name, earlier_name=earlier,
+    earlier = [] if study_name else [derive(f) for f in earlier_fingerprints(parsed)]
+    study = _create_checked(parsed, launcher, storage, study_name=name, earlier_names=earlier,
                             direction=direction, **study_kwargs)
     if study_name is None:
         _log_derived_name(study, derived_from)
@@ -130,24 +130,24 @@ def _log_derived_name(study: Study, derived_from: str) -> None:
 
 
 def _create_checked(space: SearchSpace, launcher: Any, storage: Any, *,
-                    earlier_name: str | None = None, **study_kwargs: Any) -> Study:
+                    earlier_names: Sequence[str] = (), **study_kwargs: Any) -> Study:
     """``create_study`` on a storage that ``launcher`` accepts, so a refused run stores nothing.
 
     The storage is resolved once (None: the default SQLite file) and that Storage object goes
     to ``launcher.check`` (when the launcher has one: any object with ``run`` is accepted) and
     then to ``create_study``, so a URL is not opened twice. A storage opened here is closed
     again when the check or the creation fails; a Storage passed in stays open.
-    ``earlier_name``: what versions before constants counted in the fingerprint derived,
-    resumed instead of the derived ``study_name`` (see :func:`earlier_derived_name`).
+    ``earlier_names``: what earlier versions derived for this space, one of which is resumed
+    instead of the derived ``study_name`` (see :func:`earlier_derived_name`).
     """
     store = get_storage(storage)
     try:
         check = getattr(launcher, "check", None)
         if callable(check):
             check(store)
-        if earlier_name is not None:
+        if earlier_names:
             study_kwargs["study_name"] = earlier_derived_name(
-                store, study_kwargs["study_name"], earlier_name, space)
+                store, study_kwargs["study_name"], earlier_names, space)
         return create_study(space, storage=store, **study_kwargs)
     except BaseException:
         if store is not storage:

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import json
@@ -526,6 +527,24 @@ class SearchSpace:
         and what a study stored by them recorded (constants were not covered)."""
         return _digest(self.describe())
 
+    @functools.cached_property
+    def earlier_fingerprints(self) -> tuple[tuple[str, str], ...]:
+        """``(fingerprint, parameters_fingerprint)`` of this space as each version read it,
+        this version's first, so studies stored by earlier versions still resume.
+
+        Versions before numpy scalar options were read as their values (session 15) took a
+        choice of ``np.int64`` options for objects: shown by index, recorded as constants.
+        """
+        pairs = [(self.fingerprint, self.parameters_fingerprint)]
+        if _has_numpy_options(self._expr):
+            token = _NUMPY_OPTIONS_AS_OBJECTS.set(True)
+            try:
+                earlier = SearchSpace(self._expr)
+                pairs.append((earlier.fingerprint, earlier.parameters_fingerprint))
+            finally:
+                _NUMPY_OPTIONS_AS_OBJECTS.reset(token)
+        return tuple(pairs)
+
 
 def as_space(space: Any) -> SearchSpace:
     """Return ``space`` as a :class:`SearchSpace` (no copy if it already is one)."""
@@ -788,20 +807,38 @@ def _digest(value: Any) -> str:
 
 
 def _option_display(options: Sequence[Any]) -> list[Any]:
-    """The literals themselves when :func:`_plain_options`, else the option indices."""
+    """The literals themselves (numpy scalars as Python's) when :func:`_plain_options`, else
+    the option indices."""
     if _plain_options(options):
-        return [o.obj for o in options]
+        return [_python_scalar(o.obj) for o in options]
     return list(range(len(options)))
 
 
 def _plain_options(options: Sequence[Any]) -> bool:
-    """Whether every option node is a str, int, float or bool literal, all of one type."""
+    """Whether every option node is a str, int, float or bool literal, all of one type.
+
+    A numpy scalar counts as its Python value (``np.arange(100, 600, 100)`` gives ints), unless
+    :data:`_NUMPY_OPTIONS_AS_OBJECTS` is set (see :attr:`SearchSpace.earlier_fingerprints`).
+    """
     from hyperopt.pyll.base import Literal
 
     literal = [o.obj for o in options if isinstance(o, Literal)]
+    if not _NUMPY_OPTIONS_AS_OBJECTS.get():
+        literal = [_python_scalar(v) for v in literal]
     scalar = (str, int, float, bool)
     return (len(literal) == len(options) and all(isinstance(v, scalar) for v in literal)
             and len({type(v) for v in literal}) == 1)
+
+
+def _python_scalar(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (``np.int64(5)`` -> ``5``); else ``value``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+#: Set while parsing a space as versions before 0.1.x (session 15) did: numpy scalar options
+#: of a choice were not "plain", so tables showed their index and the fingerprint differed.
+_NUMPY_OPTIONS_AS_OBJECTS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "_NUMPY_OPTIONS_AS_OBJECTS", default=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -938,6 +975,7 @@ def _is_number(value: Any) -> bool:
 def _jsonable(value: Any) -> Any:
     """``value`` when JSON can hold it, else its text (objects, and non-finite floats, which
     strict JSON cannot write)."""
+    value = _python_scalar(value)
     if isinstance(value, float) and not math.isfinite(value):
         return repr(float(value))
     return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
@@ -985,6 +1023,16 @@ def _read_constants(expr: Any, params: Mapping[str, Param]) -> dict[str, str]:
             stack.extend((kid, where, (*path, f" {node.name}() argument {key}"))
                          for key, kid in reversed(args))
     return out
+
+
+def _has_numpy_options(expr: Any) -> bool:
+    """Whether some choice of ``expr`` has a numpy scalar literal among its options."""
+    from hyperopt.pyll.base import Literal, dfs
+
+    return any(node.name == "switch" and any(isinstance(o, Literal)
+                                             and isinstance(o.obj, np.generic)
+                                             for o in node.inputs()[1:])
+               for node in dfs(expr))
 
 
 def _random_nodes(expr: Any) -> set[int]:

@@ -1026,9 +1026,18 @@ def _check_ask(heartbeat: Any, system_attrs: Any) -> None:
 
 
 def _json_natural(value: Any) -> Any:
-    """The natural value as strict JSON: tuples become lists, non-finite floats their text
-    (``'inf'``: strict JSON has no infinity) and other objects their repr."""
-    return _finite(json.loads(json.dumps(value, default=repr)))
+    """The natural value as strict JSON: tuples become lists, numpy scalars and arrays their
+    Python values (``np.int64(500)`` from ``hp.choice(.., np.arange(...))`` is stored as
+    ``500``), non-finite floats their text (``'inf'``: strict JSON has no infinity) and other
+    objects their repr."""
+    return _finite(json.loads(json.dumps(value, default=_json_default)))
+
+
+def _json_default(value: Any) -> Any:
+    """What JSON cannot write itself: numpy values as Python's, anything else as its repr."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return repr(value)
 
 
 def _finite(value: Any) -> Any:
@@ -1342,7 +1351,8 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     for key in _INHERITABLE:
         if key not in kept:
             store.set_study_attr(study_id, key, attrs[key])
-    if space is not None and any(info.attrs.get(key) is None for key in _SPACE_KEYS):
+    if space is not None and (any(info.attrs.get(key) is None for key in _SPACE_KEYS)
+                              or info.attrs["space_fingerprint"] != space.fingerprint):
         _record_space(store, study_id, name, info.attrs, attrs)
     done = sum(info.n_trials.values())
     _logger.info("Resuming study %r in %s (%d trials so far).", name, store.describe(), done)
@@ -1357,8 +1367,10 @@ def _record_space(store: Storage, study_id: int, name: str, stored: Mapping[str,
     """Record the space of a resumed study that has no (full) record of it: one created
     without a space (ask/tell by hand), so readers without the space (the CLI, exports, plots)
     show its parameters; or one stored before constants were recorded, so later resumes check
-    them too (this one could not: nothing recorded what they were)."""
-    if stored.get("space_fingerprint") is not None:
+    them too (this one could not: nothing recorded what they were); or one recorded as an
+    earlier version read it (:attr:`SearchSpace.earlier_fingerprints`), so readers show what
+    this version shows (a choice of numpy scalars by its values)."""
+    if stored.get("space_fingerprint") is not None and stored.get("space_constants") is None:
         _logger.info("Study %r: recorded the constants of its space (values outside hp "
                      "expressions, choice options); from now on a resume checks them too.", name)
     for key in _SPACE_KEYS:
@@ -1402,40 +1414,51 @@ def stored_space_difference(stored: Mapping[str, Any], space: SearchSpace) -> st
     old = stored.get("space_fingerprint")
     if old is None:
         return None
+    pairs = space.earlier_fingerprints  # this version's reading of the space first
     if stored.get("space_constants") is None:
-        same = old in (space.fingerprint, space.parameters_fingerprint)
+        same = any(old in pair for pair in pairs)
     else:
-        same = old == space.fingerprint
+        same = any(old == fingerprint for fingerprint, _ in pairs)
     return None if same else _space_changes(stored, _space_record(space))
 
 
-def earlier_derived_name(store: Storage, name: str, earlier: str, space: SearchSpace) -> str:
-    """The derived study name to use: ``name``, or ``earlier`` to go on with a study that an
-    earlier version named.
+def earlier_fingerprints(space: SearchSpace) -> list[str]:
+    """The fingerprints earlier versions gave ``space`` (other than its own), from which they
+    derived study names: see :func:`earlier_derived_name`."""
+    found = [f for pair in space.earlier_fingerprints for f in pair]
+    return [f for i, f in enumerate(found) if f != space.fingerprint and f not in found[:i]]
 
-    Versions before constants counted in :attr:`SearchSpace.fingerprint` derived ``earlier``
-    (from :attr:`~SearchSpace.parameters_fingerprint`) for a space with constants. Such a
+
+def earlier_derived_name(store: Storage, name: str, earlier: Sequence[str],
+                         space: SearchSpace) -> str:
+    """The derived study name to use: ``name``, or one of ``earlier`` to go on with a study
+    that an earlier version named.
+
+    Earlier versions derived other names for some spaces: from
+    :attr:`~SearchSpace.parameters_fingerprint` (before constants counted in the fingerprint)
+    for a space with constants, and from another reading of a choice of numpy scalars (before
+    they were read as their values: see :attr:`SearchSpace.earlier_fingerprints`). Such a
     study is resumed under its name, so an upgrade does not start a script's study afresh,
     as long as no study of the new name exists and the space is the one it records (once
-    resumed, it records its constants, so a later edit of one gets a new study again).
+    resumed, it records this version's reading, so a later edit gets a new study again).
     """
-    if earlier == name:
-        return name
     try:
         store.get_study_id(name)
         return name
     except StudyNotFoundError:
         pass
-    try:
-        info = store.get_study(store.get_study_id(earlier))
-    except StudyNotFoundError:
-        return name
-    if stored_space_difference(info.attrs, space) is not None:
-        return name
-    _logger.info("Study %r: the name that earlier versions (before constants counted in the "
-                 "fingerprint) derived for this space, kept (a new study would be %r).",
-                 earlier, name)
-    return earlier
+    for candidate in earlier:
+        if candidate == name:
+            continue
+        try:
+            info = store.get_study(store.get_study_id(candidate))
+        except StudyNotFoundError:
+            continue
+        if stored_space_difference(info.attrs, space) is None:
+            _logger.info("Study %r: the name that an earlier version derived for this space, "
+                         "kept (a new study would be %r).", candidate, name)
+            return candidate
+    return name
 
 
 def _space_changes(stored: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:

@@ -186,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_script(args: argparse.Namespace) -> int:
     from hpo_plugins.launchers import ScriptFailed
-    from hpo_plugins.study import earlier_derived_name
+    from hpo_plugins.study import earlier_derived_name, earlier_fingerprints
 
     command = args.script[1:] if args.script[:1] == ["--"] else args.script
     if not command:
@@ -207,8 +207,9 @@ def _run_script(args: argparse.Namespace) -> int:
             if launcher is not None:  # e.g. a SQLite file a Dask worker cannot see
                 launcher.check(store)
             if args.study is None:  # go on with a study an earlier version named
-                name = earlier_derived_name(store, name, _default_study_name(
-                    command, space, args, space.parameters_fingerprint), space)
+                name = earlier_derived_name(store, name, [
+                    _default_study_name(command, space, args, fingerprint)
+                    for fingerprint in earlier_fingerprints(space)], space)
             _check_resumable(store, name, args.direction, space)
             study = _study(args, name, space, None if args.sampler is None else sampler, store)
             study.optimize(objective, n_trials=args.n_trials, max_trials=args.max_trials,
@@ -337,7 +338,8 @@ def _default_study_name(command: list[str], space: SearchSpace, args: argparse.N
     say how long or where to run (``--n-trials``, ``--n-jobs``, ``--gpus``...) do not count.
     ``<script>`` is the stem of the command's first ``.py`` word (``train`` for
     ``python train.py``), else of its program. ``fingerprint``: another than the space's
-    (its :attr:`~SearchSpace.parameters_fingerprint`, for the name earlier versions derived).
+    (one of :func:`~hpo_plugins.study.earlier_fingerprints`, for a name earlier versions
+    derived).
     """
     # an absent --metric, --sampler or --pruner counts as what a new study gets, so the names
     # derived before these flags could be absent stay the same
