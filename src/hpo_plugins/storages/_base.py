@@ -334,19 +334,36 @@ def check_attr_key(key: object, what: str) -> None:
         )
 
 
+def numpy_default(value: Any) -> Any:
+    """``json.dumps``'s ``default``: numpy scalars and arrays as the Python values they hold
+    (``np.float32(0.91)`` from a metric, ``np.int64`` from a dataframe), anything else refused.
+    """
+    import numpy as np
+
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def json_copy(value: Any, what: str) -> Any:
-    """``value`` round-tripped through strict JSON (no NaN), so every storage accepts the same.
+    """``value`` round-tripped through strict JSON (no NaN), so every storage accepts the same:
+    numpy numbers become Python's (:func:`numpy_default`).
 
     Raises:
         ConfigurationError: ``value`` is not a JSON value; ``what`` names it in the message.
     """
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        return json.loads(json.dumps(value, allow_nan=False, default=numpy_default))
     except (TypeError, ValueError) as exc:
-        raise ConfigurationError(
-            f"Expected {what} to be a JSON value (str, number, bool, None, list, dict). "
-            f"Received: {value!r} (of type {type(value).__name__}): {exc}."
-        ) from exc
+        raise not_json(value, what, exc) from exc
+
+
+def not_json(value: Any, what: str, exc: Exception) -> ConfigurationError:
+    """The error for a ``value`` (``what``) that strict JSON cannot hold, with the fix."""
+    return ConfigurationError(
+        f"Expected {what} to be a JSON value (str, number, bool, None, list, dict). "
+        f"Received: {value!r} (of type {type(value).__name__}): {exc}. Convert it first "
+        f"(float(x), str(x), a list), or store None or a text for a NaN.")
 
 
 def params_key(params: Mapping[str, Any]) -> str:

@@ -79,6 +79,8 @@ from hpo_plugins.storages._base import (
     check_heartbeat_state,
     finished_state,
     import_keys,
+    not_json,
+    numpy_default,
 )
 from hpo_plugins.storages._cache import FinishedTrialCache, read_only_trial
 from hpo_plugins.storages._driver import HotPath
@@ -352,12 +354,9 @@ _INSERT_VALUE = sa.insert(_values)
 def _dumps(value: Any, what: str) -> str:
     """``value`` as JSON text; raises the same ConfigurationError as the in-memory storage."""
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        return json.dumps(value, allow_nan=False, separators=(",", ":"), default=numpy_default)
     except (TypeError, ValueError) as exc:
-        raise ConfigurationError(
-            f"Expected {what} to be a JSON value (str, number, bool, None, list, dict). "
-            f"Received: {value!r} (of type {type(value).__name__}): {exc}."
-        ) from exc
+        raise not_json(value, what, exc) from exc
 
 
 #: json.loads without its whitespace checks (twice as fast); we wrote the text with _dumps.

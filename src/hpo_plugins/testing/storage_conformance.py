@@ -339,6 +339,24 @@ class StorageConformance:
         assert stored.user_attrs == {"a": 2, "b": {"n": [1, None]}}
         assert stored.system_attrs == {"gpu": 0, "log_dir": "runs/0"}
 
+    def test_numpy_values_of_attributes_are_stored_as_python_values(
+            self, storage: Storage, study_id: int) -> None:
+        """A metric computed with numpy (``np.float32``) is stored, not refused: refusing it
+        from inside an objective would fail the trial and lose its result."""
+        import numpy as np
+
+        trial = _running(storage, study_id)
+        storage.set_trial_user_attr(trial.trial_id, "acc", np.float32(0.5))
+        storage.set_trial_user_attr(trial.trial_id, "sizes", np.arange(3))
+        storage.set_trial_system_attr(trial.trial_id, "n", np.int64(7))
+        storage.set_study_attr(study_id, "k", np.int64(4))
+        stored = storage.get_trial(trial.trial_id)
+        assert stored.user_attrs == {"acc": 0.5, "sizes": [0, 1, 2]}
+        assert type(stored.user_attrs["acc"]) is float and type(stored.system_attrs["n"]) is int
+        assert type(storage.get_study(study_id).attrs["k"]) is int
+        with pytest.raises(ConfigurationError, match=r"JSON value.*Convert it first"):
+            storage.set_trial_user_attr(trial.trial_id, "bad", np.float64("nan"))
+
     def test_finish_trial(self, storage: Storage, study_id: int) -> None:
         trial = _running(storage, study_id, system_attrs={"gpu": 0})
         storage.set_intermediate_value(trial.trial_id, 1, 2.0)
