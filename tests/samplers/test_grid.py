@@ -31,6 +31,10 @@ GRIDS: list[tuple[str, Any, list[dict[str, Any]]]] = [
      [{"m": 0}, {"m": 1, "c": 0}, {"m": 1, "c": 1, "u": 1.0}, {"m": 1, "c": 1, "u": 2.0}]),
     ("quniform rounds the bounds", hp.quniform("x", 0.1, 1.0, 0.25),
      [{"x": v} for v in (0.0, 0.25, 0.5, 0.75, 1.0)]),
+    ("a bound on a half step adds nothing", hp.quniform("x", 0.5, 10.5, 1),
+     [{"x": float(v)} for v in range(1, 11)]),
+    ("a range that ends on a half step", hp.quniform("x", 0, 14, 4),
+     [{"x": v} for v in (0.0, 4.0, 8.0, 12.0)]),
     ("qloguniform in natural units", hp.qloguniform("x", math.log(1.5), math.log(10), 2),
      [{"x": v} for v in (2.0, 4.0, 6.0, 8.0, 10.0)]),
     ("randint with and without low", {"a": hp.randint("a", 3), "b": hp.randint("b", 5, 7)},
@@ -179,3 +183,20 @@ def test_shuffle_must_be_a_bool(shuffle: Any) -> None:
                        match=rf"Expected `shuffle` to be True or False\. Received: "
                              rf"shuffle={shuffle!r}"):
         GridSampler(shuffle=shuffle)
+
+
+@pytest.mark.parametrize("expr", [hp.quniform("x", 0.5, 10.5, 1), hp.quniform("x", 0, 14, 4),
+                                  hp.quniform("x", 0.1, 1.0, 0.25), hp.quniform("x", -1, 1, 0.5),
+                                  hp.qloguniform("x", math.log(1.5), math.log(10), 2)],
+                         ids=["half-step bounds", "ends on a half step", "rounded bounds",
+                              "negative", "qloguniform"])
+def test_the_grid_of_a_quantised_range_is_what_hyperopt_draws(expr: Any,
+                                                              make_trial: MakeTrial) -> None:
+    """Every point of the grid is drawn by Hyperopt's own sampler, and nothing else is."""
+    from hyperopt.pyll.stochastic import sample
+
+    space = SearchSpace({"x": expr})
+    grid = {p["x"] for p in _exhaust(GridSampler(shuffle=False), space, make_trial)}
+    rng = np.random.default_rng(0)
+    drawn = {float(sample(expr, rng=rng)) for _ in range(4000)}
+    assert {round(v, 9) for v in grid} == {round(v, 9) for v in drawn}

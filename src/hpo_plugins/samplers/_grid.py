@@ -47,7 +47,8 @@ class GridSampler(Sampler):
       contributes each option's own sub-grid);
     * ``hp.randint`` / ``hp.uniformint``: every integer in the range;
     * ``hp.quniform`` / ``hp.qloguniform``: every multiple of ``q`` that Hyperopt's rounding
-      (``round(x / q) * q``) can produce from the natural bounds, endpoints included.
+      (``round(x / q) * q``) produces from ``x`` between the natural bounds, so a bound on a
+      half step adds no point (``quniform(0.5, 10.5, 1)``: 1 to 10, as Hyperopt draws).
 
     Continuous (``uniform``, ``loguniform``, ``normal``, ``lognormal``) and unbounded
     (``qnormal``, ``qlognormal``) parameters have no grid: :meth:`check_space` rejects them, as
@@ -355,5 +356,10 @@ def _axis(p: Param) -> _Axis:
         return _Axis(p.label, start, stop - start)
     low, high = p.bounds or (0.0, 0.0)  # quniform, qloguniform: natural bounds
     q = p.q or 1.0
-    first, last = round(low / q), round(high / q)  # half to even, like np.round
-    return _Axis(p.label, first, last - first + 1, q)
+    # Hyperopt draws x in [low, high) and gives round(x / q) * q: the multiple k * q is drawn
+    # when (k - 1/2, k + 1/2) meets [low / q, high / q) in more than a point. So a bound on a
+    # half step adds nothing: quniform(0.5, 10.5, 1) gives 1 to 10, and quniform(0, 14, 4)
+    # gives 0 to 12 (rounding the bounds gave 0 to 10, and 0 to 16).
+    first = math.floor(low / q - 0.5) + 1
+    last = math.ceil(high / q + 0.5) - 1
+    return _Axis(p.label, first, max(last - first + 1, 1), q)
