@@ -230,3 +230,14 @@ def test_log_bounds_given_as_values_warn_with_the_fix(expr: Any) -> None:
 
 def test_log_bounds_as_logarithms_do_not_warn() -> None:
     SearchSpace({"lr": hp.loguniform("lr", math.log(1e-5), math.log(1e-1))})  # warnings: errors
+
+
+def test_pchoice_probabilities_summing_to_one_within_the_check_are_sampled() -> None:
+    """Thirds written to 7 digits pass the space check (1e-5) but not numpy's (1e-8): the
+    sampler normalises them instead of failing every trial."""
+    import numpy as np
+
+    space = SearchSpace({"a": hp.pchoice("a", [(0.3333333, "x"), (0.3333333, "y"),
+                                               (0.3333333, "z")])})
+    rng = np.random.default_rng(0)
+    assert {space.params["a"].sample(rng) for _ in range(60)} == {0, 1, 2}

@@ -148,7 +148,8 @@ class Param:
         if self.kind == "choice":
             return int(rng.integers(self.n_options))
         if self.kind == "pchoice":
-            return int(rng.choice(self.n_options, p=np.asarray(self.probabilities)))
+            p = np.asarray(self.probabilities)  # summed to 1 within 1e-5 (numpy asks 1e-8)
+            return int(rng.choice(self.n_options, p=p / p.sum()))
         if self.kind == "randint":
             return int(rng.integers(int(a["low"]), int(a["high"])))
         if self.kind in ("uniform", "quniform"):
