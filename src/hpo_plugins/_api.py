@@ -100,8 +100,8 @@ def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
         finite=sampler is None or bool(getattr(sampler, "finite", False)))
     parsed = as_space(space)
     derive = derive_name or functools.partial(default_study_name, objective)
-    name = study_name or derive(parsed.fingerprint)
-    earlier = [] if study_name else [derive(f) for f in earlier_fingerprints(parsed)]
+    name = derive(parsed.fingerprint) if study_name is None else study_name  # "" is refused
+    earlier = [] if study_name is not None else [derive(f) for f in earlier_fingerprints(parsed)]
     study = _create_checked(parsed, launcher, storage, study_name=name, earlier_names=earlier,
                             direction=direction, **study_kwargs)
     if study_name is None:

@@ -142,6 +142,11 @@ def _catch_tuple(catch: Iterable[type[BaseException]] | type[BaseException]
                  ) -> tuple[type[BaseException], ...]:
     if catch is None:
         return ()
+    if isinstance(catch, str):  # iterated, it would be refused letter by letter
+        raise ConfigurationError(
+            f"Expected `catch` to be an exception class or a tuple of them, such as "
+            f"catch=(ValueError, RuntimeError). Received the text catch={catch!r}: pass the "
+            f"class itself, without quotes.")
     try:
         items = (catch,) if isinstance(catch, type) else tuple(catch)
     except TypeError:  # not iterable, e.g. an exception instance

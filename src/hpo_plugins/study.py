@@ -563,6 +563,11 @@ class Study:
                      dedup_key: str | None = None) -> FrozenTrial:
         """A trial with the given parameters (``enqueue``, ``add_trial``); ``user_attrs`` is
         passed only when given, for storages written before the argument existed."""
+        if user_attrs is not None and not isinstance(user_attrs, Mapping):
+            raise ConfigurationError(
+                f"Expected `user_attrs` to be a dict of JSON values, e.g. "
+                f"user_attrs={{'source': 'paper'}}. Received: {user_attrs!r} (of type "
+                f"{type(user_attrs).__name__}).")
         extra: dict[str, Any] = {"user_attrs": user_attrs} if user_attrs else {}
         frozen = self.storage.create_trial(
             self.study_id, state=state, params=flat, natural=_json_natural(space.build(flat)),
@@ -755,7 +760,13 @@ class Study:
         by number."""
         if states is None:
             return self.storage.get_all_trials(self.study_id)
-        items = [states] if isinstance(states, (str, TrialState)) else list(states)
+        try:
+            items = [states] if isinstance(states, (str, TrialState)) else list(states)
+        except TypeError:  # not iterable: an int, a FrozenTrial...
+            raise ConfigurationError(
+                f"Expected `states` to be a trial state or a list of them, e.g. "
+                f"get_trials('COMPLETE') or get_trials([TrialState.COMPLETE, "
+                f"TrialState.PRUNED]). Received: {states!r}.") from None
         return self.storage.get_all_trials(self.study_id, [_state(s) for s in items])
 
     @property
@@ -1220,6 +1231,14 @@ def _check_settings(direction: str | Direction, heartbeat_interval: float | None
     return parsed, grace_period
 
 
+def _check_name(study_name: Any) -> None:
+    """Refuse a ``study_name`` that cannot name a stored study (load, delete)."""
+    if not isinstance(study_name, str):
+        raise ConfigurationError(
+            f"Expected `study_name` to be the name of a study (a str). Received: "
+            f"study_name={study_name!r} (of type {type(study_name).__name__}).")
+
+
 def _check_identity(study_name: Any, seed: Any, metric: Any, logdir: Any,
                     load_if_exists: Any) -> None:
     """Refuse arguments of the wrong type before anything is stored."""
@@ -1543,6 +1562,7 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
         _check_plugin(sampler, Sampler, "sampler")
     if pruner is not None:
         _check_plugin(pruner, Pruner, "pruner")
+    _check_name(study_name)
     refuse_missing_sqlite_file(study_name, storage)
     store = get_storage(storage)
     study_id = store.get_study_id(study_name)
@@ -1625,10 +1645,7 @@ def delete_study(study_name: str, storage: Any = None) -> None:
         >>> [info.name for info in storage.list_studies()]
         []
     """
-    if not isinstance(study_name, str):
-        raise ConfigurationError(
-            f"Expected `study_name` to be the name of a study (a str). Received: "
-            f"study_name={study_name!r} (of type {type(study_name).__name__}).")
+    _check_name(study_name)
     refuse_missing_sqlite_file(study_name, storage)
     store = get_storage(storage)
     try:
