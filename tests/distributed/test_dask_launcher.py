@@ -57,6 +57,30 @@ def test_trials_run_on_the_workers_and_record_them(local_cluster: Any, tmp_path:
     assert len({t.system_attrs["run_id"] for t in trials}) == 1
 
 
+def test_a_collected_result_is_released_so_a_lost_worker_does_not_run_it_again(
+        local_cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result the launcher still held was recomputed when its worker died (the scheduler
+    sees it as wanted): a finished trial ran a second time, one trial beyond ``n_trials``."""
+    from dask.distributed import Client
+
+    collected: list[Any] = []
+    held: list[int] = []
+    collect = dask_launcher._collect
+
+    def watched(run: Any, future: Any) -> None:
+        held.extend(future.client.refcount.get(f.key, 0) for f in collected)
+        collected.append(future)
+        collect(run, future)
+
+    monkeypatch.setattr(dask_launcher, "_collect", watched)
+    with Client(local_cluster) as client:
+        study = hpo.minimize(_square, SPACE, n_trials=5, storage=f"sqlite:///{tmp_path}/r.db",
+                             launcher=DaskLauncher(client))
+        assert len(study.trials) == 5 and len(collected) == 5
+        assert held and set(held) == {0}  # each earlier result let go by the next collect
+        study.storage.close()
+
+
 def test_gpu_trials_need_workers_that_advertise_gpus(local_cluster: Any, tmp_path: Path) -> None:
     from dask.distributed import Client
 

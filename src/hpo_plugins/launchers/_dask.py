@@ -323,6 +323,9 @@ def _drive(client: Any, run: RunState, slots: Slots, task: _Task) -> None:
                 continue
             flying.discard(future)
             _collect(run, future)
+            # Let go of the result: while a future of it is held, Dask keeps it wanted and,
+            # should its worker die, runs the task again elsewhere: a whole extra trial.
+            future.release()
             fill()
     except BaseException:
         _stop(client, task.job.run_id, flying)
