@@ -5,9 +5,11 @@ ask/tell users, so code deep inside a training script (a Lightning or Keras call
 trial with :func:`current_trial` without being handed it.
 
 Across a process boundary the launcher hands the trial over in one environment variable,
-:data:`TRIAL_ENV`, holding JSON ``{"storage": URL, "study": NAME, "trial_id": ID}``.
-:func:`current_trial` reads it when no trial is pushed in this process, so a child script's
-``HPOCallback()`` reports to the same storage as its parent and pruning works across processes.
+:data:`TRIAL_ENV`, holding JSON ``{"storage": URL, "study": NAME, "trial_id": ID}`` (and, from a
+SQL storage, its ``reconnect_timeout``: the child waits as long for a database server that went
+away, since its parent reached it). :func:`current_trial` reads it when no trial is pushed in
+this process, so a child script's ``HPOCallback()`` reports to the same storage as its parent
+and pruning works across processes.
 """
 
 from __future__ import annotations
@@ -126,7 +128,11 @@ def trial_env(trial: Trial) -> dict[str, str]:
             f"process. Received: {trial.study.storage.describe()}. Create the study with "
             "storage='sqlite:///hpo.db' (the default) or a PostgreSQL URL."
         )
-    payload = {"storage": url, "study": trial.study.study_name, "trial_id": trial.trial_id}
+    payload: dict[str, Any] = {"storage": url, "study": trial.study.study_name,
+                               "trial_id": trial.trial_id}
+    timeout = getattr(storage, "reconnect_timeout", None)
+    if timeout is not None:
+        payload["reconnect_timeout"] = timeout
     trial._handed_over = True
     return {TRIAL_ENV: json.dumps(payload)}
 
@@ -142,7 +148,15 @@ def _load_from_env(raw: str) -> Trial:
             f'Expected {TRIAL_ENV} to hold JSON {{"storage": URL, "study": NAME, "trial_id": '
             f"ID}}. Received: {raw!r}. Unset it, or let a launcher set it."
         ) from exc
-    study = load_study(study_name=name, storage=url)
+    storage: Any = url
+    timeout = data.get("reconnect_timeout")
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        from hpo_plugins.storages._sql import reached_storage
+
+        # the parent reached this database: a server away now (a restart) is waited for, as
+        # in the parent, instead of failing the trial at the child's first call
+        storage = reached_storage(url, float(timeout))
+    study = load_study(study_name=name, storage=storage)
     trial = study.trial(trial_id)
     _prune_on_uncaught_trial_pruned(trial)
     return trial

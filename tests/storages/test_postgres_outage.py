@@ -7,6 +7,7 @@ starts again on the same port, or whose backends it terminates in the middle of 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import threading
 import time
@@ -124,6 +125,34 @@ def test_a_copy_sent_to_a_worker_waits_for_the_server_at_its_first_use(
         restart.join()
     finally:
         copy.close()
+
+
+def test_a_child_process_handed_a_trial_waits_for_the_server_at_its_first_use(
+        server: StoppableServer, open_storage: Callable[..., SQLStorage]) -> None:
+    """Script mode: the command opens the storage from the hand-over note. Its parent reached
+    the server, so a restart is waited for (with the parent's reconnect_timeout), not taken
+    for a wrong address: that failed the trials of every command started during it."""
+    import json
+    import subprocess
+    import sys
+
+    from hpo_plugins.context import TRIAL_ENV, trial_env
+
+    storage = open_storage(reconnect_timeout=45)
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=storage, study_name="s")
+    trial = study.ask()
+    env = {**os.environ, **trial_env(trial)}
+    assert json.loads(env[TRIAL_ENV])["reconnect_timeout"] == 45
+    server.stop()
+    restart = _start_later(server, 2.0)
+    child = subprocess.run(
+        [sys.executable, "-c", "import hpo_plugins as h; t = h.current_trial(); t.report(0.5, 0); "
+                               "print(t.number, t.study.storage.reconnect_timeout)"],
+        env=env, capture_output=True, text=True, timeout=120)
+    restart.join()
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == [str(trial.number), "45.0"]
+    assert study.storage.get_trial(trial.trial_id).intermediate_values == {0: 0.5}
 
 
 def test_a_storage_that_never_reached_its_server_fails_at_once(

@@ -351,6 +351,16 @@ _INSERT_VALUE = sa.insert(_values)
 # -- JSON and rows ----------------------------------------------------------------------------
 
 
+def reached_storage(url: str, reconnect_timeout: float) -> SQLStorage:
+    """A storage for ``url`` that another process has opened: when its server cannot be
+    reached, its calls wait up to ``reconnect_timeout`` seconds, as a storage that reached it
+    does, instead of failing at once as for a wrong address (a trial handed to a child
+    process during a database restart)."""
+    storage = SQLStorage(url, reconnect_timeout=reconnect_timeout)
+    storage._reached = True
+    return storage
+
+
 def _dumps(value: Any, what: str) -> str:
     """``value`` as JSON text; raises the same ConfigurationError as the in-memory storage."""
     try:
