@@ -81,6 +81,22 @@ def test_a_collected_result_is_released_so_a_lost_worker_does_not_run_it_again(
         study.storage.close()
 
 
+def test_a_database_the_launcher_cannot_open_is_its_own_error_not_the_workers(
+        local_cluster: Any) -> None:
+    """The launcher's own storage error, as without Dask: the workers are not blamed (nor
+    told to get a password or a route) for a server this process cannot reach either."""
+    from hpo_plugins.exceptions import StorageError
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    storage = SQLStorage(f"postgresql+psycopg://hpo@127.0.0.1:{port}/hpo")
+    with pytest.raises(StorageError, match="Could not open the storage") as caught:
+        DaskLauncher(local_cluster).check(storage)
+    assert "worker" not in str(caught.value)
+    storage.close()
+
+
 def test_gpu_trials_need_workers_that_advertise_gpus(local_cluster: Any, tmp_path: Path) -> None:
     from dask.distributed import Client
 
@@ -448,6 +464,8 @@ def test_a_database_that_never_answers_is_given_up_by_the_worker_check(
     worker gives up after the probe's time, without blocking its event loop meanwhile."""
     import time
 
+    from dask.distributed import Client
+
     from hpo_plugins.launchers import _dask_cluster
 
     monkeypatch.setattr(_dask_cluster, "_PROBE_SECONDS", 1.0)  # the worker runs in this process
@@ -455,9 +473,13 @@ def test_a_database_that_never_answers_is_given_up_by_the_worker_check(
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         url = f"postgresql+psycopg://hpo@127.0.0.1:{silent.getsockname()[1]}/hpo"
+        storage = SQLStorage(url)
         began = time.monotonic()
-        with pytest.raises(ConfigurationError,
-                           match=r"1 of 1 cannot: .*no answer from the database within 1 s"):
-            hpo.minimize(_square, SPACE, n_trials=1, storage=url,
-                         launcher=DaskLauncher(local_cluster), show_progress_bar=False)
+        # the workers' probe itself: the launcher's own check would stop first, on its own
+        # storage (see the test above)
+        with Client(local_cluster) as client, pytest.raises(
+                ConfigurationError,
+                match=r"1 of 1 cannot: .*no answer from the database within 1 s"):
+            _dask_cluster.check_workers_reach(client, storage)
         assert time.monotonic() - began < 20
+        storage.close()

@@ -177,6 +177,9 @@ class DaskLauncher(Launcher):
         if witness is not None:
             client.run(witness.check)  # before any task: a worker elsewhere is refused
         else:
+            # this process first: a database it cannot open itself gets its own error (as
+            # without Dask), not advice to give the workers credentials or a route
+            storage.list_studies()
             check_workers_reach(client, storage)  # a database server: credentials, routes
         return capacity
 
