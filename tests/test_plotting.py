@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import hp
+from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.plotting import plot_parallel_coordinates
 
 pytest.importorskip("matplotlib")
@@ -113,3 +115,44 @@ def test_slices_without_a_recorded_space_say_so() -> None:
     figure = plot_slice(study)
     assert [t.get_text() for t in figure.axes[0].texts] == [
         "The study has no recorded search space."]
+
+
+_PLOTS = ["plot_optimization_history", "plot_intermediate_values", "plot_slice",
+          "plot_parallel_coordinates", "plot_param_importances"]
+
+
+@pytest.mark.parametrize("name", _PLOTS)
+@pytest.mark.parametrize("study", [None, "my-study"])
+def test_every_plot_refuses_what_is_not_a_study(name: str, study: Any) -> None:
+    import hpo_plugins.plotting as plotting
+
+    with pytest.raises(ConfigurationError, match=r"Expected `study` to be a Study.*Received: "
+                                                 r"study=.*hpo.load_study"):
+        getattr(plotting, name)(study)
+
+
+def test_save_plots_checks_the_study_before_creating_the_folder(tmp_path: Path) -> None:
+    from hpo_plugins.plotting import save_plots
+
+    with pytest.raises(ConfigurationError, match=r"Received: study='my-study' \(of type str\)"):
+        save_plots("my-study", tmp_path / "plots")
+    assert not (tmp_path / "plots").exists()
+
+
+@pytest.mark.parametrize(("out_dir", "message"), [
+    (None, r"Expected `out_dir` to be a folder path \(str or pathlib.Path\).*Received: "
+           r"out_dir=None \(of type NoneType\)"),
+    (3, r"Received: out_dir=3 \(of type int\)"),
+    ("", r"Received: out_dir='' .*'\.' for the working directory"),
+    ("afile", r"Received: out_dir='.*afile', which is an existing file\. Pass another path"),
+    ("afile/plots", r"can create and write\. Received: out_dir='.*afile/plots', which failed"),
+])
+def test_save_plots_refuses_a_folder_it_cannot_use(tmp_path: Path, out_dir: Any,
+                                                   message: str) -> None:
+    from hpo_plugins.plotting import save_plots
+
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    (tmp_path / "afile").write_text("")
+    path = str(tmp_path / out_dir) if isinstance(out_dir, str) and out_dir else out_dir
+    with pytest.raises(ConfigurationError, match=message):
+        save_plots(study, path)

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._dataframe import space_description
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
-from hpo_plugins.exceptions import missing_dependency
+from hpo_plugins._require import require_study
+from hpo_plugins.exceptions import ConfigurationError, missing_dependency
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -48,17 +49,21 @@ _FIGSIZE = (8.0, 4.5)
 _ZERO_GAP = 0.15
 
 
-def save_plots(study: Study, out_dir: str) -> list[str]:
+def save_plots(study: Study, out_dir: str | os.PathLike[str]) -> list[str]:
     """Write ``history.png``, ``parallel_coordinates.png``, ``slice.png``,
-    ``intermediate_values.png`` and ``param_importances.png``.
+    ``intermediate_values.png`` and ``param_importances.png`` into ``out_dir`` (created if
+    missing).
 
     Returns:
         The paths written.
 
     Raises:
+        ConfigurationError: ``study`` is not a Study, or ``out_dir`` is not a path, names an
+            existing file or cannot be created; checked before any folder is created.
         MissingDependencyError: matplotlib is not installed.
     """
-    os.makedirs(out_dir, exist_ok=True)
+    _check_study(study)
+    _make_out_dir(out_dir)
     figures = {"history": plot_optimization_history(study),
                "parallel_coordinates": plot_parallel_coordinates(study),
                "slice": plot_slice(study),
@@ -70,6 +75,34 @@ def save_plots(study: Study, out_dir: str) -> list[str]:
         figure.savefig(path, dpi=110)
         paths.append(path)
     return paths
+
+
+def _check_study(study: Any) -> None:
+    """Refuse anything but a Study (a study name, a storage URL) with the fix, instead of an
+    ``AttributeError`` from inside a plot."""
+    require_study(study, "a Study, as hpo.create_study, hpo.load_study or hpo.minimize return",
+                  "For a stored study, pass hpo.load_study(study_name, storage=...).")
+
+
+def _make_out_dir(out_dir: Any) -> None:
+    """Create ``out_dir`` for :func:`save_plots`, or say why it cannot hold the plots: not a
+    path, an existing file, or a folder this process cannot create."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
+        raise ConfigurationError(
+            f"Expected `out_dir` to be a folder path (str or pathlib.Path) for the PNG files. "
+            f"Received: out_dir={out_dir!r} (of type {type(out_dir).__name__}). Pass a folder "
+            f"such as 'plots' (created if missing), or '.' for the working directory.")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigurationError(
+            f"Expected `out_dir` to be a folder for the PNG files (created if missing). "
+            f"Received: out_dir={os.fspath(out_dir)!r}, which is an existing file. Pass another "
+            f"path, or move the file away.")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Expected `out_dir` to be a folder this process can create and write. Received: "
+            f"out_dir={os.fspath(out_dir)!r}, which failed: {exc}. Pass another path.") from None
 
 
 def _figure(title: str) -> tuple[Figure, Axes]:
@@ -95,6 +128,7 @@ def _empty(axes: Axes, text: str) -> None:
 def plot_param_importances(study: Study) -> Figure:
     """One horizontal bar per parameter: its share of what explains the completed results
     (:func:`hpo_plugins.importance.param_importances`), the most important on top."""
+    _check_study(study)
     from hpo_plugins.importance import MIN_TRIALS, param_importances
 
     figure, axes = _figure(f"Parameter importances: {study.study_name}")
@@ -118,6 +152,7 @@ def plot_param_importances(study: Study) -> Figure:
 
 def plot_optimization_history(study: Study) -> Figure:
     """Each finished trial's value by trial number, and the best value so far."""
+    _check_study(study)
     figure, axes = _figure(f"Optimisation history: {study.study_name}")
     trials = [t for t in study.trials if t.value is not None]
     if not trials:
@@ -157,6 +192,7 @@ def _best_so_far(trials: Sequence[FrozenTrial],
 
 def plot_intermediate_values(study: Study) -> Figure:
     """Every trial's reported curve (step, value), coloured by its state."""
+    _check_study(study)
     figure, axes = _figure(f"Intermediate values: {study.study_name}")
     curves = [t for t in study.trials if t.intermediate_values]
     if not curves:
@@ -194,6 +230,7 @@ def plot_slice(study: Study) -> Figure:
     per option; a conditional parameter's panel holds the trials where it was active, and its
     title says how many.
     """
+    _check_study(study)
     trials = [t for t in study.get_trials([TrialState.COMPLETE]) if t.value is not None]
     params = space_description(study)
     if not trials or not params:
@@ -265,6 +302,7 @@ def plot_parallel_coordinates(study: Study) -> Figure:
     0 on a log-scaled axis (``qloguniform`` and ``qlognormal`` round to it) has no logarithm: it
     sits at the bottom, under a ``0`` label, below the positive values.
     """
+    _check_study(study)
     figure, axes = _figure(f"Parallel coordinates: {study.study_name}")
     trials = [t for t in study.get_trials([TrialState.COMPLETE]) if t.value is not None]
     params = space_description(study)
