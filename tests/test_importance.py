@@ -144,3 +144,20 @@ def test_what_is_not_a_study_is_refused(study: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"Expected `study` to be a Study.*Received: "
                                                  r"study=.*hpo.load_study"):
         param_importances(study)
+
+
+@pytest.mark.parametrize(("trials", "message"), [
+    ([1, 2, 3], r"Expected `trials` to be a list of FrozenTrial.*Received: trials=\[1, 2, 3\], "
+                r"which holds 1 \(of type int\)\. For trial numbers, pass the trials themselves"),
+    (5, r"Received: trials=5 \(of type int\), which is not iterable"),
+    ("first", r"Received: trials=FrozenTrial\(number=0\), one trial on its own\. Pass a list"),
+])
+def test_trials_that_are_not_frozen_trials_are_refused(trials: Any, message: str) -> None:
+    study = _study(10, 8)
+    with pytest.raises(ConfigurationError, match=message):
+        param_importances(study, trials=study.trials[0] if trials == "first" else trials)
+
+
+def test_trials_may_be_any_iterable_of_frozen_trials() -> None:
+    study = _study(10, 8)
+    assert param_importances(study, trials=(t for t in study.trials)) == param_importances(study)

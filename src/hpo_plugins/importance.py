@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import reprlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -85,9 +86,9 @@ def param_importances(study: Study, *, params: Sequence[str] | None = None,
         up to 1, unless no parameter explains more than chance would (then every value is 0).
 
     Raises:
-        ConfigurationError: ``study`` is not a Study; fewer than :data:`MIN_TRIALS` COMPLETE
-            trials with a finite value, a label in ``params`` that no such trial has, or a bad
-            ``n_bins``.
+        ConfigurationError: ``study`` is not a Study; ``trials`` is not an iterable of
+            FrozenTrial; fewer than :data:`MIN_TRIALS` COMPLETE trials with a finite value, a
+            label in ``params`` that no such trial has, or a bad ``n_bins``.
 
     Example:
         >>> import hpo_plugins as hpo
@@ -104,7 +105,7 @@ def param_importances(study: Study, *, params: Sequence[str] | None = None,
         raise ConfigurationError(
             f"Expected `n_bins` to be an integer >= 2, or None for a number that grows with "
             f"the trials. Received: n_bins={n_bins!r}.")
-    pool = study.get_trials(TrialState.COMPLETE) if trials is None else trials
+    pool = study.get_trials(TrialState.COMPLETE) if trials is None else _checked_trials(trials)
     done = [t for t in pool if t.state is TrialState.COMPLETE and t.value is not None
             and math.isfinite(t.value)]
     if len(done) < MIN_TRIALS:
@@ -134,6 +135,31 @@ def _check_study(study: Any) -> None:
     require_study(study, "a Study, as hpo.create_study, hpo.load_study or hpo.minimize return",
                   "For a stored study, pass hpo.load_study(study_name, storage=...); to rank "
                   "given trials, pass the study and trials=[...].")
+
+
+def _checked_trials(trials: Any) -> list[FrozenTrial]:
+    """``trials`` as a list if it is an iterable of FrozenTrial (a list, ``study.trials``, a
+    generator), else a ConfigurationError: trial numbers or one trial on its own would fail
+    later with an ``AttributeError`` or ``TypeError`` that does not name the argument."""
+    expected = ("Expected `trials` to be a list of FrozenTrial, such as study.trials or "
+                "study.get_trials('COMPLETE'), or None for the study's COMPLETE trials.")
+    if isinstance(trials, FrozenTrial):
+        raise ConfigurationError(
+            f"{expected} Received: trials=FrozenTrial(number={trials.number}), one trial on its "
+            f"own. Pass a list: trials=[trial, ...].")
+    try:
+        pool = list(trials)
+    except TypeError:
+        raise ConfigurationError(
+            f"{expected} Received: trials={reprlib.repr(trials)} (of type "
+            f"{type(trials).__name__}), which is not iterable.") from None
+    wrong = next((t for t in pool if not isinstance(t, FrozenTrial)), None)
+    if wrong is not None:
+        raise ConfigurationError(
+            f"{expected} Received: trials={reprlib.repr(trials)}, which holds "
+            f"{reprlib.repr(wrong)} (of type {type(wrong).__name__}). For trial numbers, pass "
+            f"the trials themselves: trials=[study.trials[n] for n in numbers].")
+    return pool
 
 
 def _labels(done: Sequence[FrozenTrial]) -> list[str]:
