@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -94,9 +95,11 @@ def test_raised_trial_pruned_silence_and_a_missing_command(tmp_path: Path, child
         assert "could not be started (Permission denied)" in (trial.fail_reason or "")
         assert "chmod +x" in (trial.fail_reason or "")
     before = len(study.trials)
+    (tmp_path / "gone").mkdir()  # checked when the objective is made, removed before the run
+    objective = ScriptObjective([sys.executable, "-c", "pass"], cwd=str(tmp_path / "gone"))
+    (tmp_path / "gone").rmdir()
     with pytest.raises(FileNotFoundError):  # not the command's fault: the run stops at once
-        study.optimize(ScriptObjective([sys.executable, "-c", "pass"], cwd=str(tmp_path / "no")),
-                       n_trials=3, catch=ScriptFailed)
+        study.optimize(objective, n_trials=3, catch=ScriptFailed)
     assert len(study.trials) == before + 1
 
 
@@ -149,6 +152,41 @@ def test_script_objective_arguments_are_checked(kwargs: dict[str, object],
                                                 message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         ScriptObjective(**kwargs)  # type: ignore[arg-type]
+
+
+_COMMAND = r"Expected `command` to be the command to run per trial, as a string .*Received: "
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    (None, _COMMAND + r"command=None \(of type NoneType\)\.$"),
+    (5, _COMMAND + r"command=5 \(of type int\)\.$"),
+    (Path("train.sh"), _COMMAND + r"command=PosixPath\('train.sh'\).*pass \[path\] or "
+                                  r"str\(path\)"),
+    (["python", 5], _COMMAND + r"command=\['python', 5\], whose word 5 is of type int"),
+])
+def test_a_command_that_is_not_words_is_refused(command: object, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ScriptObjective(command)  # type: ignore[arg-type]
+
+
+def test_a_cwd_that_is_no_existing_directory_is_refused_when_the_objective_is_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigurationError, match=r"Expected `cwd` to be a directory path "
+                                                 r"\(str or pathlib.Path\).*Received: cwd=5 "
+                                                 r"\(of type int\)"):
+        ScriptObjective("echo", cwd=5)  # type: ignore[arg-type]
+    missing = str(tmp_path / "no" / "dir")
+    with pytest.raises(ConfigurationError, match=r"`cwd` to be an existing directory.*"
+                                                 rf"Received: cwd='{re.escape(missing)}', "
+                                                 r"which does not exist\. Create it first"):
+        ScriptObjective("echo", cwd=missing)
+    with pytest.raises(ConfigurationError, match=r"cwd='afile', which is not a directory "
+                                                 rf"\(relative to '{re.escape(str(tmp_path))}'\)"):
+        ScriptObjective("echo", cwd=Path("afile"))
+    assert ScriptObjective("echo", cwd=Path(".")).cwd == Path(".")  # as given
+    assert ScriptObjective(c for c in ["echo", "hi"]).command == ["echo", "hi"]
 
 
 @pytest.mark.slow

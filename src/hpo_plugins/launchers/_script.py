@@ -66,7 +66,12 @@ class ScriptObjective:
             ``"json"`` also writes ``params.json`` in the trial directory (path in
             ``HPO_PLUGINS_PARAMS_FILE``, and ``{params_file}`` in the command is replaced by it);
             ``"args"`` also appends ``--<label> <value>`` for every active parameter.
-        cwd: Working directory of the command (default: the current one).
+        cwd: Working directory of the command (default: the current one); it must exist
+            when the objective is made, so that a mistyped one fails here, not at trial 0.
+
+    Raises:
+        ConfigurationError: ``command`` is not a string or a list of strings and paths, or is
+            empty; ``params_via`` is unknown; ``cwd`` is not a path or no existing directory.
 
     A non-zero exit raises :class:`ScriptFailed` with the tail of stderr (the trial ends FAIL
     with it; the study goes on because launchers catch it), unless the command pruned the
@@ -86,14 +91,14 @@ class ScriptObjective:
     its worker process dies at once (``kill -9``), where no clean-up can run.
     """
 
-    def __init__(self, command: str | Sequence[str], *, params_via: str = "env",
-                 cwd: str | None = None) -> None:
+    def __init__(self, command: str | Sequence[str | os.PathLike[str]], *,
+                 params_via: str = "env", cwd: str | os.PathLike[str] | None = None) -> None:
         if params_via not in ("env", "json", "args"):
             raise ConfigurationError(
                 f'Expected `params_via` to be "env", "json" or "args". Received: '
                 f"params_via={params_via!r}."
             )
-        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        argv = _command_words(command)
         if not argv:
             raise ConfigurationError("Expected a command to run per trial. Received: nothing.")
         words = [os.fspath(word) for word in argv]  # Path objects welcome
@@ -103,6 +108,7 @@ class ScriptObjective:
                 f"replaced by the path of the params.json that mode writes). Received: "
                 f"params_via={params_via!r}, so every trial would get the text {_PARAMS_FILE}. "
                 f'Pass params_via="json", or take the params from ${PARAMS_ENV}.')
+        _check_cwd(cwd)
         self.command = words
         self.params_via = params_via
         self.cwd = cwd
@@ -157,6 +163,51 @@ class ScriptObjective:
         elif self.params_via == "args":
             argv += _flag_args(trial.flat_params, trial.study)
         return argv
+
+
+def _command_words(command: Any) -> list[Any]:
+    """``command`` as a list of words: a string split as a shell would, a list (any iterable)
+    as is; anything else (None, a number, one Path) is refused, as is a word that is not a
+    string or a path (``subprocess`` would only fail on it at trial 0)."""
+    expected = ("Expected `command` to be the command to run per trial, as a string "
+                "('python train.py --epochs 5') or a list of strings and paths (['python', "
+                "'train.py']).")
+    if isinstance(command, str):
+        return shlex.split(command)
+    words: list[Any] | None = None
+    if not isinstance(command, (bytes, os.PathLike)):  # iterable, but not a list of words
+        with contextlib.suppress(TypeError):
+            words = list(command)
+    if words is None:
+        fix = (" For one script, pass [path] or str(path)."
+               if isinstance(command, os.PathLike) else "")
+        raise ConfigurationError(f"{expected} Received: command={command!r} (of type "
+                                 f"{type(command).__name__}).{fix}")
+    bad = next((w for w in words if not isinstance(w, (str, os.PathLike))
+                or not isinstance(os.fspath(w), str)), None)
+    if bad is not None:
+        raise ConfigurationError(
+            f"{expected} Received: command={words!r}, whose word {bad!r} is of type "
+            f"{type(bad).__name__}. Convert each word to a string first.")
+    return words
+
+
+def _check_cwd(cwd: Any) -> None:
+    """Refuse a ``cwd`` that is not a path or not an existing directory now: ``subprocess``
+    would fail on it at every trial, and the first trial only shows its bare ``OSError``."""
+    if cwd is None:
+        return
+    if not isinstance(cwd, (str, os.PathLike)) or not isinstance(os.fspath(cwd), str):
+        raise ConfigurationError(
+            f"Expected `cwd` to be a directory path (str or pathlib.Path), or None for the "
+            f"current directory. Received: cwd={cwd!r} (of type {type(cwd).__name__}).")
+    if not os.path.isdir(cwd):
+        what = "is not a directory" if os.path.exists(cwd) else "does not exist"
+        where = "" if os.path.isabs(cwd) else f" (relative to {os.getcwd()!r})"
+        raise ConfigurationError(
+            f"Expected `cwd` to be an existing directory for the command to run in. Received: "
+            f"cwd={os.fspath(cwd)!r}, which {what}{where}. Create it first, or pass another "
+            f"directory.")
 
 
 def _flag_args(flat: Mapping[str, Any], study: Any) -> list[str]:
