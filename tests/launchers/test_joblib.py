@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from joblib.externals.loky import get_reusable_executor
 
@@ -447,6 +448,15 @@ def test_contradictory_gpu_options_are_refused(kwargs: dict[str, Any], message: 
 
 def test_trials_per_gpu_of_one_needs_no_gpus() -> None:
     assert JoblibLauncher(2, trials_per_gpu=1).trials_per_gpu == 1  # the default, said aloud
+
+
+def test_trials_per_gpu_takes_numpy_integers_but_not_bools() -> None:
+    assert gpu_slots(["3", "7"], np.int64(2)) == ["3", "3", "7", "7"]
+    assert JoblibLauncher(gpus=[0], trials_per_gpu=np.int64(2)).trials_per_gpu == 2
+    for bad in (True, 2.0, np.float64(2.0)):
+        with pytest.raises(ConfigurationError, match=r"Expected `trials_per_gpu` to be an "
+                                                     r"integer >= 1\. Received: trials_per_gpu="):
+            JoblibLauncher(gpus=[0], trials_per_gpu=bad)
 
 
 @pytest.mark.parametrize(("gpus", "ids"), [

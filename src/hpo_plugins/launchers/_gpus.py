@@ -64,17 +64,19 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> li
     Args:
         gpus: ``"all"`` (detect), a list of ids or a comma-separated string of them, or None
             (no GPU pool); see :func:`parse_gpus`.
-        trials_per_gpu: How many trials share one GPU at once.
+        trials_per_gpu: How many trials share one GPU at once (numpy integers too, as
+            elsewhere; ``bool`` is refused, ``True`` is no count).
 
     Raises:
         ConfigurationError: Bad ``gpus`` or ``trials_per_gpu``.
     """
-    if isinstance(trials_per_gpu, bool) or not isinstance(trials_per_gpu, int) or (
+    if isinstance(trials_per_gpu, bool) or not isinstance(trials_per_gpu, numbers.Integral) or (
             trials_per_gpu < 1):
         raise ConfigurationError(
             f"Expected `trials_per_gpu` to be an integer >= 1. Received: "
             f"trials_per_gpu={trials_per_gpu!r}."
         )
+    trials_per_gpu = int(trials_per_gpu)
     parsed = parse_gpus(gpus)
     if parsed is None:
         return []
