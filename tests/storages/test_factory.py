@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -69,4 +70,55 @@ def test_a_sqlite_url_with_two_slashes_passed_in_is_refused(
     with pytest.raises(ConfigurationError, match=r"^Expected a SQLite URL with three slashes.*"
                                                  r"'sqlite:////hpo.db' for the absolute path"):
         get_storage("sqlite://hpo.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("storage", "url"), [
+    (Path("x.db"), "sqlite:///x.db"),
+    ("x.db", "sqlite:///x.db"),
+    ("runs/x.db", "sqlite:///runs/x.db"),
+    (Path("/abs/path.db"), "sqlite:////abs/path.db"),
+])
+def test_a_file_path_is_refused_with_its_sqlite_url(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: object, url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=rf"Received: storage={re.escape(repr(storage))} "
+                                                 rf"\(of type \w+\), a file path, not a URL\. "
+                                                 rf"For that SQLite file pass "
+                                                 rf"storage='{re.escape(url)}' \(three slashes"):
+        get_storage(storage)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_that_is_no_path_gets_no_sqlite_url() -> None:
+    with pytest.raises(ConfigurationError, match=r"Received: storage='MEMORY' \(of type str\)\.$"):
+        get_storage("MEMORY")
+
+
+@pytest.mark.parametrize(("storage", "message"), [
+    ("sqlite:///hpo6.db ", r"Received: storage='sqlite:///hpo6\.db ', which ends with ' '\. "
+                           r"Pass storage='sqlite:///hpo6\.db'\.$"),
+    (" sqlite:///hpo5.db", r"which starts with ' '\. Pass storage='sqlite:///hpo5\.db'"),
+    ("\tx.db\n", r"which starts with '\\t' and ends with '\\n'\. Pass storage='x\.db'"),
+    (SECRET_URL + "\n", r"Received: a string with '@' \(not shown, as it may contain a "
+                        r"password\), which ends with '\\n'\. Strip it first"),
+])
+def test_whitespace_around_a_url_is_refused_and_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage: str, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"^Expected `storage` to be a database URL "
+                                                 r"with no whitespace around it.*" + message
+                       ) as raised:
+        get_storage(storage)
+    assert "s3cret" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []  # no file 'hpo6.db '
+
+
+def test_whitespace_in_the_environment_is_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(_factory.DEFAULT_STORAGE_ENV, "sqlite:///env.db\n")
+    with pytest.raises(ConfigurationError, match=r"^\$HPO_PLUGINS_STORAGE holds a bad storage "
+                                                 r"URL\. .*which ends with '\\n'"):
+        get_storage()
     assert list(tmp_path.iterdir()) == []
