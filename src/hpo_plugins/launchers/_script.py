@@ -66,12 +66,12 @@ class ScriptObjective:
             ``"json"`` also writes ``params.json`` in the trial directory (path in
             ``HPO_PLUGINS_PARAMS_FILE``, and ``{params_file}`` in the command is replaced by it);
             ``"args"`` also appends ``--<label> <value>`` for every active parameter.
-        cwd: Working directory of the command (default: the current one); it must exist
-            when the objective is made, so that a mistyped one fails here, not at trial 0.
+        cwd: Working directory of the command (default: the current one). One that does not
+            exist when the objective is made gets a warning (Dask workers may have it).
 
     Raises:
         ConfigurationError: ``command`` is not a string or a list of strings and paths, or is
-            empty; ``params_via`` is unknown; ``cwd`` is not a path or no existing directory.
+            empty; ``params_via`` is unknown; ``cwd`` is not a path, or is a file.
 
     A non-zero exit raises :class:`ScriptFailed` with the tail of stderr (the trial ends FAIL
     with it; the study goes on because launchers catch it), unless the command pruned the
@@ -193,21 +193,26 @@ def _command_words(command: Any) -> list[Any]:
 
 
 def _check_cwd(cwd: Any) -> None:
-    """Refuse a ``cwd`` that is not a path or not an existing directory now: ``subprocess``
-    would fail on it at every trial, and the first trial only shows its bare ``OSError``."""
+    """Refuse a ``cwd`` that is not a path, or a file, now: ``subprocess`` would fail on it at
+    every trial, and the first trial only shows its bare ``OSError``. A directory missing here
+    is only warned about: the machines that run the command (Dask workers) may have it."""
     if cwd is None:
         return
     if not isinstance(cwd, (str, os.PathLike)) or not isinstance(os.fspath(cwd), str):
         raise ConfigurationError(
             f"Expected `cwd` to be a directory path (str or pathlib.Path), or None for the "
             f"current directory. Received: cwd={cwd!r} (of type {type(cwd).__name__}).")
-    if not os.path.isdir(cwd):
-        what = "is not a directory" if os.path.exists(cwd) else "does not exist"
-        where = "" if os.path.isabs(cwd) else f" (relative to {os.getcwd()!r})"
+    if os.path.isdir(cwd):
+        return
+    where = "" if os.path.isabs(cwd) else f" (relative to {os.getcwd()!r})"
+    if os.path.exists(cwd):
         raise ConfigurationError(
-            f"Expected `cwd` to be an existing directory for the command to run in. Received: "
-            f"cwd={os.fspath(cwd)!r}, which {what}{where}. Create it first, or pass another "
+            f"Expected `cwd` to be a directory for the command to run in. Received: "
+            f"cwd={os.fspath(cwd)!r}, which is a file{where}. Pass its folder, or another "
             f"directory.")
+    warn_user(f"ScriptObjective's cwd={os.fspath(cwd)!r} does not exist on this machine"
+              f"{where}: a trial whose command runs here stops the run. Create it first, "
+              f"unless only the machines that run the commands (Dask workers) have it.")
 
 
 def _flag_args(flat: Mapping[str, Any], study: Any) -> list[str]:
