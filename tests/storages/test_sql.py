@@ -798,3 +798,36 @@ def test_processes_claim_each_waiting_trial_once(shared_run: _SharedRun) -> None
     assert sorted(claimed) == sorted(shared_run.waiting_ids)
     running = shared_run.storage.get_all_trials(shared_run.queue_id, [TrialState.RUNNING])
     assert len(running) == N_WAITING
+
+
+def test_a_snapshot_reads_only_the_new_points_of_running_curves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """should_prune takes a snapshot at every report: it read every point of every running
+    trial again (100,000 rows for 50 trials of 2,000 reports); now only the points from each
+    curve's last known step on, and the curves are still whole."""
+    storage = SQLStorage(f"sqlite:///{tmp_path / 'tail.db'}")
+    study_id = storage.create_study("s", Direction.MINIMIZE)
+    trials = [storage.create_trial(study_id) for _ in range(3)]
+    for trial in trials:
+        assert trial is not None
+        for step in range(200):
+            storage.set_intermediate_value(trial.trial_id, step, 1.0 / (step + 1))
+    grouped: list[int] = []
+    group = _sql._group_values
+
+    def counted(rows: object) -> dict[int, dict[int, float]]:
+        curves = group(rows)  # type: ignore[arg-type]
+        grouped.append(sum(len(c) for c in curves.values()))
+        return curves
+
+    monkeypatch.setattr(_sql, "_group_values", counted)
+    assert all(len(t.intermediate_values) == 200 for t in storage.get_all_trials(study_id))
+    assert sum(grouped) == 600  # the first read is whole
+    grouped.clear()
+    storage.set_intermediate_value(trials[0].trial_id, 200, 0.001)  # type: ignore[union-attr]
+    snapshot = storage.get_all_trials(study_id)
+    assert [len(t.intermediate_values) for t in snapshot] == [201, 200, 200]
+    assert snapshot[0].intermediate_values[200] == 0.001
+    assert snapshot[1].intermediate_values == {s: 1.0 / (s + 1) for s in range(200)}
+    assert sum(grouped) == 4  # each curve's last point, and the new one
+    storage.close()

@@ -339,6 +339,41 @@ class StorageConformance:
         assert stored.user_attrs == {"a": 2, "b": {"n": [1, None]}}
         assert stored.system_attrs == {"gpu": 0, "log_dir": "runs/0"}
 
+    def test_snapshots_follow_a_running_curve_however_it_is_written(
+            self, storage: Storage, study_id: int) -> None:
+        """Each snapshot holds every point written so far: new steps, the last step written
+        again, and a step below the last one written through the storage API (which
+        ``Trial.report`` refuses, but a storage accepts). A storage that reads only what is
+        new since its last read must still get these right."""
+        trial = _running(storage, study_id)
+        other = _running(storage, study_id)
+        expected: dict[int, float] = {}
+
+        def write(step: int, value: float) -> None:
+            storage.set_intermediate_value(trial.trial_id, step, value)
+            expected[step] = value
+
+        def snapshot() -> dict[int, float]:
+            mine = next(t for t in storage.get_all_trials(study_id)
+                        if t.trial_id == trial.trial_id)
+            return dict(mine.intermediate_values)
+
+        for step in range(5):
+            write(step, float(step))
+        assert snapshot() == expected
+        write(4, 40.0)  # the last step again
+        write(6, 6.0)
+        assert snapshot() == expected
+        write(5, 5.0)  # below the last step
+        storage.set_intermediate_value(other.trial_id, 0, 1.0)
+        assert snapshot() == expected
+        got = storage.get_all_trials(study_id)[0]
+        got.intermediate_values[99] = 9.0  # a caller's change is its own
+        write(7, 7.0)
+        assert snapshot() == expected
+        storage.finish_trial(trial.trial_id, TrialState.COMPLETE, 7.0)
+        assert snapshot() == expected
+
     def test_numpy_values_of_attributes_are_stored_as_python_values(
             self, storage: Storage, study_id: int) -> None:
         """A metric computed with numpy (``np.float32``) is stored, not refused: refusing it
