@@ -535,6 +535,8 @@ def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
         return _tell(study, trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
     if trial.pruned:
         return _tell_pruned(study, trial)
+    if isinstance(result, dict):
+        _keep_other_keys(trial, result)
     value, failure, diverged = _interpret(result, trial)
     if failure is not None:
         _logger.warning("Trial %d failed: %s", trial.number, failure)
@@ -544,6 +546,26 @@ def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
     frozen = _tell(study, trial, value)
     _logger.info("Trial %d finished with value %.6g.", trial.number, value)
     return frozen
+
+
+#: The keys of an objective's result dict that say its value and its status.
+_RESULT_KEYS = frozenset({"loss", "value", "status"})
+
+
+def _keep_other_keys(trial: Trial, result: dict[Any, Any]) -> None:
+    """Store the other keys of a Hyperopt-style result dict (``{"loss": ..., "status": "ok",
+    "accuracy": ...}``) as the trial's user attributes, as Hyperopt keeps them in
+    ``trials.results``; one that JSON cannot hold (a model, a figure) is left out with a
+    warning, and never fails the trial."""
+    for key, value in result.items():
+        if key in _RESULT_KEYS:
+            continue
+        try:
+            trial.set_user_attr(str(key), value)
+        except ConfigurationError as exc:
+            _logger.warning("Trial %d: the key %r of the returned dict was not stored (%s). "
+                            "Return JSON values (numbers, text, lists, dicts), or save the "
+                            "object in trial.log_dir.", trial.number, key, exc)
 
 
 def _interpret(result: Any, trial: Trial) -> tuple[float, str | None, bool]:
@@ -557,7 +579,11 @@ def _interpret(result: Any, trial: Trial) -> tuple[float, str | None, bool]:
         if "loss" not in result and "value" not in result:
             return math.nan, (f"the objective returned a dict without 'loss' or 'value': "
                               f"{sorted(result)}"), False
-        result = result.get("loss", result.get("value"))
+        key = "loss" if "loss" in result else "value"
+        if result[key] is None:  # not the None that stands for the last report
+            return math.nan, (f"the objective returned a dict whose {key!r} is None; expected "
+                              f"a number"), False
+        result = result[key]
     if result is None:
         if trial.last_value is None:
             return math.nan, ("the objective returned None and reported no value; return a "

@@ -1,0 +1,56 @@
+"""Hyperopt-style result dicts: what the run loop keeps of them besides the value."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState, hp
+from hpo_plugins.storages import InMemoryStorage
+
+SPACE = {"x": hp.uniform("x", 0, 1)}
+
+
+def _run(result: dict[str, Any]) -> hpo.Study:
+    return hpo.minimize(lambda params: result, SPACE, n_trials=1, storage=InMemoryStorage())
+
+
+def test_other_keys_of_the_dict_are_stored_as_user_attrs() -> None:
+    study = _run({"loss": 0.2, "status": "ok", "accuracy": np.float32(0.5),
+                  "true_loss": 0.25, "per_class": [0.1, 0.2], "note": "ok"})
+    trial = study.trials[0]
+    assert (trial.state, trial.value) == (TrialState.COMPLETE, 0.2)
+    assert trial.user_attrs == {"accuracy": 0.5, "true_loss": 0.25, "per_class": [0.1, 0.2],
+                                "note": "ok"}
+    assert "user_attrs_accuracy" in study.trials_dataframe().columns
+
+
+def test_a_failed_status_keeps_its_other_keys_too() -> None:
+    study = _run({"status": "fail", "error": "out of memory at batch 64"})
+    trial = study.trials[0]
+    assert trial.state is TrialState.FAIL
+    assert trial.user_attrs == {"error": "out of memory at batch 64"}
+
+
+def test_a_key_json_cannot_hold_is_left_out_with_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        study = _run({"loss": 0.3, "model": object(), "epochs": 3})
+    trial = study.trials[0]
+    assert (trial.state, trial.value, trial.user_attrs) == (TrialState.COMPLETE, 0.3,
+                                                            {"epochs": 3})
+    assert any("the key 'model' of the returned dict was not stored" in r.getMessage()
+               and "trial.log_dir" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("key", ["loss", "value"])
+def test_a_dict_whose_value_is_none_says_so(key: str) -> None:
+    study = _run({key: None, "status": "ok"})
+    trial = study.trials[0]
+    assert trial.state is TrialState.FAIL
+    assert trial.fail_reason == (f"the objective returned a dict whose {key!r} is None; "
+                                 f"expected a number")
