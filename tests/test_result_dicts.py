@@ -54,3 +54,27 @@ def test_a_dict_whose_value_is_none_says_so(key: str) -> None:
     assert trial.state is TrialState.FAIL
     assert trial.fail_reason == (f"the objective returned a dict whose {key!r} is None; "
                                  f"expected a number")
+
+
+def test_tell_reads_a_result_dict_as_the_run_loop_does() -> None:
+    study = hpo.create_study(space=SPACE, storage=None)
+    done = study.tell(study.ask(), {"loss": 0.3, "status": "ok", "accuracy": 0.9})
+    assert (done.state, done.value, done.user_attrs) == (TrialState.COMPLETE, 0.3,
+                                                         {"accuracy": 0.9})
+    failed = study.tell(study.ask(), {"status": "fail", "error": "diverged"})
+    assert failed.state is TrialState.FAIL
+    assert failed.fail_reason == "the objective returned status 'fail'"
+    assert failed.user_attrs == {"error": "diverged"}
+    pruned = study.tell(study.ask(), {"loss": 0.7, "status": "ok"}, state="PRUNED")
+    assert (pruned.state, pruned.value) == (TrialState.PRUNED, 0.7)
+
+
+def test_add_trial_takes_hyperopt_results() -> None:
+    """``trials.results[i]`` of a Hyperopt run, as it is."""
+    study = hpo.create_study(space=SPACE, storage=None)
+    ok = study.add_trial({"x": 0.2}, {"loss": 0.04, "status": "ok", "eval_time": 1.5},
+                         user_attrs={"source": "hyperopt"})
+    assert (ok.state, ok.value) == (TrialState.COMPLETE, 0.04)
+    assert ok.user_attrs == {"eval_time": 1.5, "source": "hyperopt"}
+    failed = study.add_trial({"x": 0.9}, {"status": "fail"})
+    assert failed.state is TrialState.FAIL

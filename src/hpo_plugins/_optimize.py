@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import DIVERGED_ATTR, FrozenTrial, TrialState
 from hpo_plugins._numbers import optional_count, read_number
+from hpo_plugins._results import ResultDict, read_result_dict, store_other_keys
 from hpo_plugins._signature import two_argument_problem
 from hpo_plugins.exceptions import (
     ConfigurationError,
@@ -536,7 +537,8 @@ def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
     if trial.pruned:
         return _tell_pruned(study, trial)
     if isinstance(result, dict):
-        _keep_other_keys(trial, result)
+        result = read_result_dict(result)
+        store_other_keys(trial, result.others)
     value, failure, diverged = _interpret(result, trial)
     if failure is not None:
         _logger.warning("Trial %d failed: %s", trial.number, failure)
@@ -548,42 +550,14 @@ def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
     return frozen
 
 
-#: The keys of an objective's result dict that say its value and its status.
-_RESULT_KEYS = frozenset({"loss", "value", "status"})
-
-
-def _keep_other_keys(trial: Trial, result: dict[Any, Any]) -> None:
-    """Store the other keys of a Hyperopt-style result dict (``{"loss": ..., "status": "ok",
-    "accuracy": ...}``) as the trial's user attributes, as Hyperopt keeps them in
-    ``trials.results``; one that JSON cannot hold (a model, a figure) is left out with a
-    warning, and never fails the trial."""
-    for key, value in result.items():
-        if key in _RESULT_KEYS:
-            continue
-        try:
-            trial.set_user_attr(str(key), value)
-        except ConfigurationError as exc:
-            _logger.warning("Trial %d: the key %r of the returned dict was not stored (%s). "
-                            "Return JSON values (numbers, text, lists, dicts), or save the "
-                            "object in trial.log_dir.", trial.number, key, exc)
-
-
 def _interpret(result: Any, trial: Trial) -> tuple[float, str | None, bool]:
     """Turn what the objective returned into (value, failure reason or None, diverged): the
     last is True when the failure is a NaN or an infinity (directly, as a dict's ``loss`` or
     ``value``, or as the last report ``None`` stands for)."""
-    if isinstance(result, dict):
-        status = str(result.get("status", "ok")).lower()
-        if status not in ("ok", "complete"):
-            return math.nan, f"the objective returned status {result.get('status')!r}", False
-        if "loss" not in result and "value" not in result:
-            return math.nan, (f"the objective returned a dict without 'loss' or 'value': "
-                              f"{sorted(result)}"), False
-        key = "loss" if "loss" in result else "value"
-        if result[key] is None:  # not the None that stands for the last report
-            return math.nan, (f"the objective returned a dict whose {key!r} is None; expected "
-                              f"a number"), False
-        result = result[key]
+    if isinstance(result, ResultDict):
+        if result.failure is not None:
+            return math.nan, result.failure, False
+        result = result.value
     if result is None:
         if trial.last_value is None:
             return math.nan, ("the objective returned None and reported no value; return a "

@@ -18,6 +18,7 @@ from hpo_plugins._artifacts import resolve_root
 from hpo_plugins._frozen import DIVERGED_ATTR, Direction, FrozenTrial, TrialState, lists_as_tuples
 from hpo_plugins._numbers import optional_count, read_number, read_step
 from hpo_plugins._observers import TrialObserver, notify
+from hpo_plugins._results import read_result_dict, store_other_keys
 from hpo_plugins._version import __version__
 from hpo_plugins.exceptions import (
     ConfigurationError,
@@ -394,7 +395,9 @@ class Study:
             value: The objective value. For COMPLETE, left out (None), it is the trial's last
                 reported value (as in the run loop when the objective returns None); without
                 any report a COMPLETE tell needs it. Optional for PRUNED (defaults to the last
-                reported value); ignored for FAIL.
+                reported value); ignored for FAIL. A Hyperopt-style dict (``{"loss": x,
+                "status": "ok", ...}``) is read as the run loop reads it: its status decides
+                FAIL when no ``state`` is given, and its other keys become ``user_attrs``.
             state: COMPLETE, PRUNED or FAIL. Left out, it follows the trial's marks: FAIL when
                 an adapter called :meth:`Trial.mark_failed` (a metric never logged), PRUNED when
                 one called :meth:`Trial.mark_pruned` (``HPOCallback`` stopped the training),
@@ -414,6 +417,12 @@ class Study:
         """
         live = self._own_trial(trial)
         final = _parse_state(state) if state is not None else _marked_state(live)
+        if isinstance(value, Mapping):  # a Hyperopt-style result, as the run loop reads it
+            result = read_result_dict(value)
+            store_other_keys(live, result.others)
+            value = result.value
+            if result.failure is not None and state is None:
+                final, fail_reason = TrialState.FAIL, fail_reason or result.failure
         if final is TrialState.FAIL and fail_reason is None:
             fail_reason = live.fail_reason
         if system_attrs is not None and not isinstance(system_attrs, Mapping):
@@ -607,8 +616,10 @@ class Study:
             value: Its objective value; required for COMPLETE (unless ``intermediate_values``
                 are given: then the last one), optional for PRUNED (default: the last
                 intermediate value), ignored for FAIL. A NaN or an infinity stores it FAIL,
-                as :meth:`tell` does. (With the grid sampler, an added trial takes its grid
-                point, a FAIL one too: the grid does not propose it again.)
+                as :meth:`tell` does. A Hyperopt result dict (``trials.results[i]``) gives
+                its loss, FAIL for a failed status, and its other keys as ``user_attrs``.
+                (With the grid sampler, an added trial takes its grid point, a FAIL one too:
+                the grid does not propose it again.)
             state: COMPLETE (default), PRUNED or FAIL.
             intermediate_values: Its learning curve, ``{step: value}``; the pruners compare
                 later trials with it.
@@ -623,6 +634,12 @@ class Study:
                 repeats a configuration (the grid), a trial already holds these parameters.
         """
         final = _parse_state(state)
+        if isinstance(value, Mapping):  # a Hyperopt-style result: Trials.results[i]
+            result = read_result_dict(value)
+            user_attrs = {**result.others, **(user_attrs or {})} if result.others else user_attrs
+            value = result.value
+            if result.failure is not None:
+                final = TrialState.FAIL
         steps = _added_curve(intermediate_values)
         if final is TrialState.COMPLETE and value is None and not steps:
             raise ConfigurationError(

@@ -368,7 +368,7 @@ class StorageConformance:
         storage.set_intermediate_value(other.trial_id, 0, 1.0)
         assert snapshot() == expected
         got = storage.get_all_trials(study_id)[0]
-        got.intermediate_values[99] = 9.0  # a caller's change is its own
+        got.intermediate_values[99] = 9.0  # type: ignore[index]  # a caller's change is its own
         write(7, 7.0)
         assert snapshot() == expected
         storage.finish_trial(trial.trial_id, TrialState.COMPLETE, 7.0)

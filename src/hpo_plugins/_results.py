@@ -1,0 +1,68 @@
+"""Hyperopt-style result dicts (``{"loss": x, "status": "ok", ...}``), read the same way by the
+run loop, :meth:`Study.tell <hpo_plugins.Study.tell>` and :meth:`Study.add_trial
+<hpo_plugins.Study.add_trial>`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hpo_plugins.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from hpo_plugins.trial import Trial
+
+__all__ = ["ResultDict", "read_result_dict", "store_other_keys"]
+
+_logger = logging.getLogger(__name__)
+
+#: The keys of a result dict that say its value and its status.
+RESULT_KEYS = frozenset({"loss", "value", "status"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultDict:
+    """A result dict taken apart.
+
+    Attributes:
+        value: What ``"loss"`` (else ``"value"``) holds; None with a ``failure``.
+        failure: Why the result is a failed trial (a status other than ok, no value, a None
+            value), or None.
+        others: The remaining keys (``"accuracy"``, ``"true_loss"``...), kept as user
+            attributes, as Hyperopt keeps them in ``trials.results``.
+    """
+
+    value: Any
+    failure: str | None
+    others: dict[str, Any]
+
+
+def read_result_dict(result: Mapping[Any, Any]) -> ResultDict:
+    """Split ``result`` into its value, its failure and its other keys."""
+    others = {str(k): v for k, v in result.items() if k not in RESULT_KEYS}
+    status = str(result.get("status", "ok")).lower()
+    if status not in ("ok", "complete"):
+        return ResultDict(None, f"the objective returned status {result.get('status')!r}",
+                          others)
+    if "loss" not in result and "value" not in result:
+        return ResultDict(None, f"the objective returned a dict without 'loss' or 'value': "
+                                f"{sorted(map(str, result))}", others)
+    key = "loss" if "loss" in result else "value"
+    if result[key] is None:
+        return ResultDict(None, f"the objective returned a dict whose {key!r} is None; "
+                                f"expected a number", others)
+    return ResultDict(result[key], None, others)
+
+
+def store_other_keys(trial: Trial, others: Mapping[str, Any]) -> None:
+    """Store ``others`` as the trial's user attributes; one that JSON cannot hold (a model, a
+    figure) is left out with a warning, and never fails the trial."""
+    for key, value in others.items():
+        try:
+            trial.set_user_attr(key, value)
+        except ConfigurationError as exc:
+            _logger.warning("Trial %d: the key %r of the returned dict was not stored (%s). "
+                            "Return JSON values (numbers, text, lists, dicts), or save the "
+                            "object in trial.log_dir.", trial.number, key, exc)
