@@ -320,3 +320,11 @@ def test_default_storage_is_a_persistent_sqlite_file(nested_space: dict[str, Any
     again = hpo.minimize(lambda p: p["lr"], nested_space, max_trials=3, study_name="persist",
                          sampler=RandomSampler())
     assert len(again.trials) == 3 and len(study.trials) == 3
+
+
+def test_a_trial_with_a_heartbeat_records_the_grace_period_of_its_process() -> None:
+    """So that a launcher with a shorter grace period does not fail it while it runs."""
+    study = hpo.create_study(space={"x": hp.uniform("x", 0, 1)}, storage=None,
+                             grace_period=90.0)
+    assert study.ask(heartbeat=True).system_attrs["grace_period"] == 90.0
+    assert "grace_period" not in study.ask().system_attrs  # no heartbeat: never stale

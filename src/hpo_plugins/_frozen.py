@@ -15,6 +15,9 @@ __all__ = ["DIVERGED_ATTR", "Direction", "FrozenTrial", "TrialState"]
 #: (a diverged training): unlike other failures, which may be passing faults, it says something
 #: about its parameters, and the model-based samplers rank it last instead of leaving it out.
 DIVERGED_ATTR = "diverged"
+#: System attribute of a trial with a heartbeat: the grace period of the process that runs it.
+#: Another process (with a shorter one) does not judge the trial lost before it has passed.
+GRACE_ATTR = "grace_period"
 
 
 class TrialState(str, enum.Enum):

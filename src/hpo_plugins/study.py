@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hpo_plugins._artifacts import resolve_root
-from hpo_plugins._frozen import DIVERGED_ATTR, Direction, FrozenTrial, TrialState, lists_as_tuples
+from hpo_plugins._frozen import (
+    DIVERGED_ATTR,
+    GRACE_ATTR,
+    Direction,
+    FrozenTrial,
+    TrialState,
+    lists_as_tuples,
+)
 from hpo_plugins._numbers import optional_count, read_number, read_step
 from hpo_plugins._observers import TrialObserver, notify
 from hpo_plugins._results import read_result_dict, store_other_keys
@@ -162,6 +169,8 @@ class Study:
         """
         limit, lag = optional_count("limit", limit), optional_count("lag", lag)
         _check_ask(heartbeat, system_attrs)
+        if heartbeat and self.grace_period is not None:  # see GRACE_ATTR
+            system_attrs = {GRACE_ATTR: self.grace_period, **(system_attrs or {})}
         self._reap_stale_trials()
         waited = False  # whether its sampling waited for earlier trials (``lag``)
         if self.space is None or self.sampler.deduplicate:

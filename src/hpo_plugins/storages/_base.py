@@ -294,10 +294,12 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
-        """Mark FAIL every RUNNING trial whose heartbeat is older than ``grace_seconds``.
+        """Mark FAIL every RUNNING trial whose heartbeat is older than ``grace_seconds``, and
+        than the grace period its own process recorded (:func:`stale_after`).
 
         Trials without a heartbeat (asked by hand) are never stale. Each stale trial is failed by
-        exactly one caller, which receives it in the returned list.
+        exactly one caller, which receives it in the returned list. A failed trial ends at its
+        last heartbeat (the last moment it was known to run), not when it was found.
         """
 
     # -- helpers shared by all storages -------------------------------------------------------
@@ -332,6 +334,24 @@ def check_attr_key(key: object, what: str) -> None:
             f"Expected the key of a {what} to be a str. Received: {key!r} (a "
             f"{type(key).__name__}). Use a string key, e.g. {str(key)!r}."
         )
+
+
+def stale_after(trial: FrozenTrial, grace_seconds: float) -> float:
+    """Seconds without a heartbeat after which ``trial`` counts as lost: ``grace_seconds``, or
+    the longer grace period its own process recorded (``system_attrs["grace_period"]``). A
+    launcher with a short grace period (fast heartbeats) must not fail the trials of one that
+    beats every 30 s: those are alive, and their results would be dropped."""
+    from hpo_plugins._frozen import GRACE_ATTR
+
+    recorded = trial.system_attrs.get(GRACE_ATTR)
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+        return max(grace_seconds, float(recorded))
+    return grace_seconds
+
+
+def stale_reason(seconds: float) -> dict[str, str]:
+    """The system attributes of a trial failed for a missing heartbeat."""
+    return {"fail_reason": f"no heartbeat for more than {seconds:g} s (the worker died or hung)"}
 
 
 def numpy_default(value: Any) -> Any:

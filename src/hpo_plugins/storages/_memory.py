@@ -27,6 +27,8 @@ from hpo_plugins.storages._base import (
     finished_state,
     import_keys,
     json_copy,
+    stale_after,
+    stale_reason,
 )
 from hpo_plugins.storages._cache import read_only_trial
 
@@ -302,6 +304,12 @@ class InMemoryStorage(Storage):
 
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
                      system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+        return self._finish(trial_id, state, value, system_attrs, None)
+
+    def _finish(self, trial_id: int, state: TrialState, value: float | None,
+                system_attrs: Mapping[str, Any] | None,
+                ended: _dt.datetime | None) -> FrozenTrial:
+        """:meth:`finish_trial`, ending the trial at ``ended`` (default: now)."""
         state = finished_state(state)
         with self._lock:
             trial = self._live(trial_id)
@@ -309,7 +317,7 @@ class InMemoryStorage(Storage):
             attrs.update(json_copy(dict(system_attrs or {}), "system attrs"))
             done = dataclasses.replace(
                 trial, state=state, value=None if value is None else float(value),
-                system_attrs=attrs, datetime_complete=utcnow(),
+                system_attrs=attrs, datetime_complete=ended or utcnow(),
                 datetime_start=trial.datetime_start or utcnow())
             self._put(read_only_trial(done), trial)
             return _copy_trial(done)
@@ -338,16 +346,17 @@ class InMemoryStorage(Storage):
 
     def fail_stale_trials(self, study_id: int, grace_seconds: float) -> list[FrozenTrial]:
         with self._lock:
-            limit = utcnow() - _dt.timedelta(seconds=grace_seconds)
+            now = utcnow()
             failed = []
             study = self._study(study_id)
             for number in sorted(study.unfinished):
                 trial = study.trials[number]
-                if (trial.state is TrialState.RUNNING and trial.last_heartbeat is not None
-                        and trial.last_heartbeat < limit):
-                    failed.append(self.finish_trial(trial.trial_id, TrialState.FAIL, None, {
-                        "fail_reason": f"no heartbeat for more than {grace_seconds:g} s "
-                                       f"(the worker died or hung)"}))
+                if trial.state is not TrialState.RUNNING or trial.last_heartbeat is None:
+                    continue
+                seconds = stale_after(trial, grace_seconds)
+                if trial.last_heartbeat < now - _dt.timedelta(seconds=seconds):
+                    failed.append(self._finish(trial.trial_id, TrialState.FAIL, None,
+                                               stale_reason(seconds), trial.last_heartbeat))
             return failed
 
     def describe(self) -> str:

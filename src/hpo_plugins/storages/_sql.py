@@ -81,6 +81,8 @@ from hpo_plugins.storages._base import (
     import_keys,
     not_json,
     numpy_default,
+    stale_after,
+    stale_reason,
 )
 from hpo_plugins.storages._cache import FinishedTrialCache, read_only_trial
 from hpo_plugins.storages._driver import HotPath
@@ -1866,12 +1868,18 @@ class SQLStorage(Storage):
             raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
         if not found:
             return []
-        reason = {"fail_reason": f"no heartbeat for more than {grace_seconds:g} s "
-                                 f"(the worker died or hung)"}
         with self._write() as conn:
             _check_study(conn, study_id, lock=True)
-            trial_ids = conn.scalars(_STALE_IDS, params).all()
-            return [_fail_trial(conn, trial_id, reason, now) for trial_id in trial_ids]
+            failed = []
+            for trial_id in conn.scalars(_STALE_IDS, params).all():
+                trial = _fetch_trial(conn, trial_id)
+                seconds = stale_after(trial, grace_seconds)
+                if trial.last_heartbeat is not None and \
+                        trial.last_heartbeat >= now - _dt.timedelta(seconds=seconds):
+                    continue  # its own process's grace period has not passed yet
+                failed.append(_fail_trial(conn, trial, stale_reason(seconds),
+                                          trial.last_heartbeat or now))
+            return failed
 
 
 # -- helpers of the methods above -------------------------------------------------------------
@@ -1977,20 +1985,21 @@ def _imported_row(trial: FrozenTrial, number: int, key: str | None) -> dict[str,
     }
 
 
-def _fail_trial(conn: Connection, trial_id: int, reason: Mapping[str, Any],
-                now: _dt.datetime) -> FrozenTrial:
-    """Fail one stale RUNNING trial; the state guard makes the change happen exactly once."""
-    trial = _fetch_trial(conn, trial_id)
+def _fail_trial(conn: Connection, trial: FrozenTrial, reason: Mapping[str, Any],
+                ended: _dt.datetime) -> FrozenTrial:
+    """Fail one stale RUNNING trial, ending it at ``ended`` (its last heartbeat); the state
+    guard makes the change happen exactly once."""
     system_attrs = {**trial.system_attrs, **reason}
     changed = conn.execute(
         sa.update(_trials)
-        .where(_trials.c.trial_id == trial_id, _trials.c.state == TrialState.RUNNING.value)
-        .values(state=TrialState.FAIL.value, datetime_complete=now,
+        .where(_trials.c.trial_id == trial.trial_id,
+               _trials.c.state == TrialState.RUNNING.value)
+        .values(state=TrialState.FAIL.value, datetime_complete=ended,
                 system_attrs=_dumps(system_attrs, "system attrs"))
     ).rowcount
     if changed != 1:  # impossible while the study row (or the database) is locked
         raise StorageError(f"Trial {trial.number} changed while it was being failed.")
-    return dataclasses.replace(trial, state=TrialState.FAIL, datetime_complete=now,
+    return dataclasses.replace(trial, state=TrialState.FAIL, datetime_complete=ended,
                                system_attrs=system_attrs)
 
 

@@ -618,6 +618,26 @@ class StorageConformance:
         assert storage.get_trial(by_hand.trial_id).state is TrialState.RUNNING
         assert storage.fail_stale_trials(study_id, grace_seconds=0.01) == []
 
+    def test_a_trial_is_stale_only_past_the_grace_period_its_own_process_recorded(
+            self, storage: Storage, study_id: int) -> None:
+        """A launcher with a short grace period must not fail the live trials of one with a
+        long one (their results would be dropped); a lost trial ends at its last heartbeat,
+        so its duration is the time it ran, not the time until someone noticed."""
+        patient = _running(storage, study_id, heartbeat=True,
+                           system_attrs={"grace_period": 60.0})
+        plain = _running(storage, study_id, heartbeat=True)
+        short = _running(storage, study_id, heartbeat=True, system_attrs={"grace_period": 0.01})
+        time.sleep(0.05)
+        failed = storage.fail_stale_trials(study_id, grace_seconds=0.01)
+        assert sorted(t.trial_id for t in failed) == [plain.trial_id, short.trial_id]
+        assert storage.get_trial(patient.trial_id).state is TrialState.RUNNING
+        for trial in failed:
+            assert trial.datetime_complete == storage.get_trial(trial.trial_id).last_heartbeat
+            assert storage.get_trial(trial.trial_id).datetime_complete == trial.datetime_complete
+        assert failed[0].fail_reason == ("no heartbeat for more than 0.01 s (the worker died "
+                                         "or hung)")
+        assert storage.fail_stale_trials(study_id, grace_seconds=0.01) == []  # patient lives
+
     def test_heartbeat_of_waiting_trial_is_refused(self, storage: Storage,
                                                    study_id: int) -> None:
         trial = _running(storage, study_id, state=TrialState.WAITING)
