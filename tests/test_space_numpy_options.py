@@ -1,5 +1,6 @@
-"""Choices of numpy scalars (``hp.choice("n", np.arange(100, 600, 100))``): stored, shown and
-given back as their values, and studies stored by versions that read them as objects resume."""
+"""Choices of numpy scalars (``hp.choice("n", np.arange(100, 600, 100))``) and of ints and
+floats mixed (``[1, 2.5, 4]``): stored, shown and given back as their values, and studies stored
+by versions that read them as objects (by index) resume."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import hpo_plugins as hpo
 from hpo_plugins import hp
 from hpo_plugins.samplers import RandomSampler
-from hpo_plugins.space import _NUMPY_OPTIONS_AS_OBJECTS, SearchSpace
+from hpo_plugins.space import _EARLIER_READING, SearchSpace
 from hpo_plugins.study import earlier_fingerprints
 
 SPACE = {"n": hp.choice("n", np.arange(100, 600, 100)),
@@ -30,11 +31,11 @@ def _objective(params: dict[str, Any]) -> float:
 
 def _as_earlier_versions(func: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``func`` reading numpy options as objects, as versions before this one did."""
-    token = _NUMPY_OPTIONS_AS_OBJECTS.set(True)
+    token = _EARLIER_READING.set(True)
     try:
         return func(*args, **kwargs)
     finally:
-        _NUMPY_OPTIONS_AS_OBJECTS.reset(token)
+        _EARLIER_READING.reset(token)
 
 
 def test_numpy_options_are_described_by_their_python_values() -> None:
@@ -115,3 +116,38 @@ def test_earlier_fingerprints_are_those_an_earlier_version_computes() -> None:
 def test_numpy_and_python_scalars_of_one_kind_are_plain_options(options: list[Any]) -> None:
     described = SearchSpace({"c": hp.choice("c", options)}).describe()[0]["options"]
     assert described == [o.item() if isinstance(o, np.generic) else o for o in options]
+
+
+MIXED = {"scale": hp.choice("scale", [1, 2.5, 4]), "x": hp.uniform("x", 0, 1)}
+
+
+def test_ints_and_floats_mixed_are_plain_options_and_a_flat_enqueue_reads_the_value() -> None:
+    """The flat ``{"scale": 1}`` used to be read as the index 1, running 2.5, silently."""
+    assert SearchSpace(MIXED).describe()[0]["options"] == [1, 2.5, 4]
+    study = hpo.create_study(space=MIXED, storage=None)
+    study.enqueue({"scale": 1, "x": 0.5})
+    assert study.ask().params == {"scale": 1, "x": 0.5}
+
+
+def test_a_study_of_mixed_options_stored_by_an_earlier_version_resumes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hpo.db'}"
+
+    def objective(params: dict[str, Any]) -> float:
+        return float(params["scale"] * params["x"])
+
+    old = _as_earlier_versions(hpo.minimize, objective, MIXED, n_trials=2, storage=url)
+    old.storage.close()
+    again = hpo.minimize(objective, MIXED, n_trials=1, storage=url)
+    assert again.study_name == old.study_name and len(again.trials) == 3
+    again.storage.close()
+
+
+def test_a_flat_value_of_a_choice_shown_by_index_says_to_give_the_index() -> None:
+    space = {"net": {"act": hp.choice("act", ["relu", None])}, "x": hp.uniform("x", 0, 1)}
+    study = hpo.create_study(space=space, storage=None)
+    with pytest.raises(hpo.exceptions.SpaceError,
+                       match=r"Value 'relu' is not an option index of hp.choice\('act'\)\. "
+                             r"Expected one of \[0, 1\]: its options are not plain literals"):
+        study.enqueue({"act": "relu", "x": 0.5})
+    study.enqueue({"act": 0, "x": 0.5})
+    assert study.ask().params == {"net": {"act": "relu"}, "x": 0.5}

@@ -461,6 +461,13 @@ class SearchSpace:
                 out[lbl] = v
                 continue
             matches = [i for i, o in enumerate(p.options) if _same(o, v)]
+            if not matches and p.options == tuple(range(p.n_options)):
+                raise SpaceError(
+                    f"Value {v!r} is not an option index of hp.choice({lbl!r}). Expected one of "
+                    f"{list(p.options)}: its options are not plain literals of one kind (text, "
+                    f"numbers or bools), so a flat dict, like tables and the CLI, gives the "
+                    f"index of the option (space.constants() shows what each holds). Or give "
+                    f"the nested natural value instead.")
             if not matches:
                 raise SpaceError(
                     f"Value {v!r} is not an option of hp.choice({lbl!r}). Expected one of "
@@ -533,17 +540,17 @@ class SearchSpace:
         """``(fingerprint, parameters_fingerprint)`` of this space as each version read it,
         this version's first, so studies stored by earlier versions still resume.
 
-        Versions before numpy scalar options were read as their values (session 15) took a
-        choice of ``np.int64`` options for objects: shown by index, recorded as constants.
+        Versions before session 15 took a choice of ``np.int64`` options, or of ints and floats
+        mixed, for objects: shown by index, recorded as constants.
         """
         pairs = [(self.fingerprint, self.parameters_fingerprint)]
-        if _has_numpy_options(self._expr):
-            token = _NUMPY_OPTIONS_AS_OBJECTS.set(True)
-            try:
-                earlier = SearchSpace(self._expr)
-                pairs.append((earlier.fingerprint, earlier.parameters_fingerprint))
-            finally:
-                _NUMPY_OPTIONS_AS_OBJECTS.reset(token)
+        token = _EARLIER_READING.set(True)
+        try:
+            earlier = SearchSpace(self._expr)
+        finally:
+            _EARLIER_READING.reset(token)
+        if earlier.fingerprint != self.fingerprint:
+            pairs.append((earlier.fingerprint, earlier.parameters_fingerprint))
         return tuple(pairs)
 
 
@@ -816,19 +823,24 @@ def _option_display(options: Sequence[Any]) -> list[Any]:
 
 
 def _plain_options(options: Sequence[Any]) -> bool:
-    """Whether every option node is a str, int, float or bool literal, all of one type.
+    """Whether every option node is a str, int, float or bool literal, all of one kind: all
+    text, all bools, or all numbers (ints and floats mixed, ``[1, 2.5, 4]``).
 
-    A numpy scalar counts as its Python value (``np.arange(100, 600, 100)`` gives ints), unless
-    :data:`_NUMPY_OPTIONS_AS_OBJECTS` is set (see :attr:`SearchSpace.earlier_fingerprints`).
+    A numpy scalar counts as its Python value (``np.arange(100, 600, 100)`` gives ints).
+    Versions before session 15 read both differently (numpy scalars as objects, ints and
+    floats as two kinds): :data:`_EARLIER_READING` reads as they did (see
+    :attr:`SearchSpace.earlier_fingerprints`).
     """
     from hyperopt.pyll.base import Literal
 
     literal = [o.obj for o in options if isinstance(o, Literal)]
-    if not _NUMPY_OPTIONS_AS_OBJECTS.get():
+    earlier = _EARLIER_READING.get()
+    if not earlier:
         literal = [_python_scalar(v) for v in literal]
     scalar = (str, int, float, bool)
+    kinds = {float if type(v) is int and not earlier else type(v) for v in literal}
     return (len(literal) == len(options) and all(isinstance(v, scalar) for v in literal)
-            and len({type(v) for v in literal}) == 1)
+            and len(kinds) == 1)
 
 
 def _python_scalar(value: Any) -> Any:
@@ -836,10 +848,11 @@ def _python_scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-#: Set while parsing a space as versions before 0.1.x (session 15) did: numpy scalar options
-#: of a choice were not "plain", so tables showed their index and the fingerprint differed.
-_NUMPY_OPTIONS_AS_OBJECTS: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "_NUMPY_OPTIONS_AS_OBJECTS", default=False)
+#: Set while parsing a space as versions before session 15 did: numpy scalar options of a
+#: choice, and options mixing ints and floats, were not "plain", so tables showed their index
+#: and the fingerprint differed.
+_EARLIER_READING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "_EARLIER_READING", default=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1024,16 +1037,6 @@ def _read_constants(expr: Any, params: Mapping[str, Param]) -> dict[str, str]:
             stack.extend((kid, where, (*path, f" {node.name}() argument {key}"))
                          for key, kid in reversed(args))
     return out
-
-
-def _has_numpy_options(expr: Any) -> bool:
-    """Whether some choice of ``expr`` has a numpy scalar literal among its options."""
-    from hyperopt.pyll.base import Literal, dfs
-
-    return any(node.name == "switch" and any(isinstance(o, Literal)
-                                             and isinstance(o.obj, np.generic)
-                                             for o in node.inputs()[1:])
-               for node in dfs(expr))
 
 
 def _random_nodes(expr: Any) -> set[int]:
