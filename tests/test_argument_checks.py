@@ -55,3 +55,17 @@ def test_user_attrs_that_are_not_a_dict(method: str) -> None:
                                                  r"values.*Received: \[1\] \(of type list\)"):
         getattr(study, method)({"x": 0.5}, user_attrs=[1], **kwargs)
     assert study.trials == []
+
+
+def test_an_objective_that_tells_its_own_trial_is_told_to_return_the_value() -> None:
+    study = hpo.create_study(space=SPACE, storage=None)
+
+    def objective(params: dict[str, Any]) -> float:
+        study.tell(hpo.current_trial(), params["x"])
+        return float(params["x"])
+
+    with pytest.raises(hpo.exceptions.TrialFinishedError,
+                       match=r"Trial 0 was already finished \(COMPLETE, value .*\) when its "
+                             r"objective returned.*remove the study.tell\(\.\.\.\) call"):
+        study.optimize(objective, n_trials=2, catch=Exception)
+    assert [t.state for t in study.trials] == [hpo.TrialState.COMPLETE]  # its tell stands

@@ -399,10 +399,16 @@ def _tell(study: Study, trial: Trial, value: float | None = None, *,
     try:
         return study.tell(trial, value, state=state, fail_reason=fail_reason,
                           system_attrs=system_attrs)
-    except TrialFinishedError:
+    except TrialFinishedError as exc:
         ended = _ended_elsewhere(study, trial)
         if ended is None:
-            raise
+            told = study.storage.get_trial(trial.trial_id)
+            raise TrialFinishedError(
+                f"Trial {trial.number} was already finished ({told.state.value}, value "
+                f"{told.value}) when its objective returned: the objective (or code it calls) "
+                f"told it itself. Under optimize/minimize the objective returns its value (or "
+                f"raises TrialPruned) and the run loop tells the trial: remove the "
+                f"study.tell(...) call from the objective. ({exc})") from None
         return ended
 
 
