@@ -196,6 +196,22 @@ def test_bad_arguments_are_refused(kwargs: dict[str, Any], match: str) -> None:
         lightning_objective(**arguments)
 
 
+def test_a_module_instance_or_no_data_is_refused_before_any_trial() -> None:
+    with pytest.raises(ConfigurationError, match=r"Received: an instance of DigitsClassifier\. "
+                                                 r"Pass the class itself"):
+        lightning_objective(DigitsClassifier(), datamodule=DigitsData())
+    with pytest.raises(ConfigurationError, match=r"Expected training data: datamodule=.*"
+                                                 r"DigitsClassifier defines no "
+                                                 r"train_dataloader\(\)"):
+        lightning_objective(DigitsClassifier)
+
+    class OwnData(DigitsClassifier):
+        def train_dataloader(self) -> Any:
+            return DigitsData().train_dataloader()
+
+    assert lightning_objective(OwnData) is not None  # its own data: nothing missing
+
+
 def test_an_hpo_callback_among_the_callbacks_is_refused() -> None:
     from hpo_plugins.lightning import HPOCallback
 
@@ -226,7 +242,8 @@ def test_a_decorated_init_and_any_sequence_of_callbacks_are_taken() -> None:
 
     assert keyword_problem(Decorated, {"lr": 0.1}) is None
     timer = L.callbacks.Timer()
-    objective = lightning_objective(DigitsClassifier, callbacks=collections.UserList([timer]))
+    objective = lightning_objective(DigitsClassifier, datamodule=DigitsData(),
+                                    callbacks=collections.UserList([timer]))
     assert objective.callbacks == [timer]
 
 

@@ -19,7 +19,7 @@ from hpo_plugins._callback_args import check_monitor
 from hpo_plugins._numbers import is_integer
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["LIGHTNING_ROOTS", "check_arguments", "keyword_problem", "known_namespace",
+__all__ = ["LIGHTNING_ROOTS", "check_arguments", "check_data", "keyword_problem", "known_namespace",
            "module_class_namespace", "own_callbacks", "trainer_kwargs_problem"]
 
 _NAMESPACES = ("lightning.pytorch", "pytorch_lightning")
@@ -47,6 +47,13 @@ def check_arguments(module: object, *, datamodule: object, train_dataloaders: ob
             f"pytorch_lightning) or a function params -> module. Received: the class "
             f"{module.__qualname__}, which is not a LightningModule. Subclass LightningModule, "
             f"or pass a function that builds one.")
+    if not isinstance(module, type) and module_class_namespace(type(module)) is not None:
+        name = type(module).__qualname__
+        raise ConfigurationError(
+            f"Expected `module` to be a LightningModule class or a function params -> module. "
+            f"Received: an instance of {name}. Pass the class itself, module={name}: each "
+            f"trial builds a fresh module from its params (a module trained by one trial must "
+            f"not be the next one's start).")
     if datamodule is not None and train_dataloaders is not None:
         raise ConfigurationError(
             "Expected either `datamodule` or `train_dataloaders`, not both. Received both.")
@@ -103,6 +110,29 @@ def own_callbacks(callbacks: object, name: str) -> list[Any]:
                 f"{name}={callbacks!r}. Remove it (its monitor is lightning_objective's "
                 f"`monitor=`).")
     return given
+
+
+def check_data(module: object, datamodule: object, train_dataloaders: object) -> None:
+    """Refuse a LightningModule class given no data it could train on (checked last: the
+    other mistakes in the arguments are named first).
+
+    Raises:
+        ConfigurationError: No datamodule, no train_dataloaders, and the class defines no
+            ``train_dataloader()`` (a factory's module cannot be seen before a trial).
+    """
+    if (datamodule is None and train_dataloaders is None and isinstance(module, type)
+            and not _user_defines(module, "train_dataloader")):
+        raise ConfigurationError(
+            f"Expected training data: datamodule=..., or train_dataloaders=... (with "
+            f"val_dataloaders=... for the monitored metric), or a module that defines "
+            f"train_dataloader(). Received none, and {module.__qualname__} defines no "
+            f"train_dataloader(), so every trial would fail in Trainer.fit.")
+
+
+def _user_defines(cls: type, name: str) -> bool:
+    """Whether a class of the user's (not Lightning's own) in ``cls``'s MRO defines ``name``."""
+    return any(name in vars(base) for base in cls.__mro__
+               if base.__module__.split(".")[0] not in LIGHTNING_ROOTS)
 
 
 def module_class_namespace(cls: type) -> str | None:

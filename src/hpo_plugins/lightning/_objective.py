@@ -27,6 +27,7 @@ from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import NEVER_LOGGED_ATTR
 from hpo_plugins.lightning._checks import (
     check_arguments,
+    check_data,
     keyword_problem,
     module_class_namespace,
     own_callbacks,
@@ -93,6 +94,7 @@ class LightningObjective:
                 f"checkpoint callbacks, which Lightning refuses to run then. Received: "
                 f"enable_checkpointing=False. Drop it (no checkpoint is written unless "
                 f"save_checkpoint=True or resume_lost_trials=True).")
+        check_data(module, datamodule, train_dataloaders)
         self.module = module
         self.datamodule = datamodule
         self.train_dataloaders = train_dataloaders
@@ -404,8 +406,10 @@ def lightning_objective(module: Callable[..., Any], *, datamodule: Any = None,
         the study after ``module`` unless given a ``study_name``.
 
     Raises:
-        ConfigurationError: An argument has the wrong type or value, or (when Lightning is
-            already imported) ``trainer_kwargs`` holds a name the Trainer does not take.
+        ConfigurationError: An argument has the wrong type or value (a module instance
+            instead of its class; no data for a module class without ``train_dataloader()``),
+            or (when Lightning is already imported) ``trainer_kwargs`` holds a name the
+            Trainer does not take.
             Raised by ``study.optimize`` before the first trial: the space's keys are not the
             arguments of a LightningModule class. Raised by the returned objective, for a
             set-up mistake every trial would repeat: the monitored metric never appeared in a
