@@ -221,7 +221,9 @@ def test_fingerprint_is_stable_and_sensitive(nested_space: dict[str, Any]) -> No
 
 
 @pytest.mark.parametrize("expr", [hp.loguniform("lr", 1e-5, 1e-1),
-                                  hp.qloguniform("n", 0.01, 1, 0.1)])
+                                  hp.qloguniform("n", 0.01, 1, 0.1),
+                                  hp.loguniform("C", 0.01, 100),  # up to exp(100) = 2.7e43
+                                  hp.qloguniform("batch", 16, 512, 16)])
 def test_log_bounds_given_as_values_warn_with_the_fix(expr: Any) -> None:
     with pytest.warns(UserWarning, match=r"bounds are logarithms\. For values from .* write "
                                          r"hp\.q?loguniform\(.*math\.log\("):
@@ -229,7 +231,9 @@ def test_log_bounds_given_as_values_warn_with_the_fix(expr: Any) -> None:
 
 
 def test_log_bounds_as_logarithms_do_not_warn() -> None:
-    SearchSpace({"lr": hp.loguniform("lr", math.log(1e-5), math.log(1e-1))})  # warnings: errors
+    SearchSpace({"lr": hp.loguniform("lr", math.log(1e-5), math.log(1e-1)),  # warnings: errors
+                 "n": hp.qloguniform("n", math.log(1), math.log(1e9), 1),
+                 "w": hp.loguniform("w", math.log(2), math.log(1e15))})
 
 
 def test_pchoice_probabilities_summing_to_one_within_the_check_are_sampled() -> None:

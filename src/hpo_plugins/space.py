@@ -723,16 +723,22 @@ def _check_args(p: Param) -> None:
     if "q" in a and not a["q"] > 0:
         raise SpaceError(f"Expected a step q > 0 in {where}. Give a positive step.")
     _check_range(p, where)
-    if (p.kind in ("loguniform", "qloguniform") and a["low"] > 0 and a["high"] <= 1
-            and a["high"] / a["low"] >= 10):
-        # the classic slip: hp.loguniform("lr", 1e-5, 1e-1) samples exp(1e-5)..exp(0.1);
-        # bounds a decade or more apart as values, but within [1, e] as exponentials
+    slip = (p.kind in ("loguniform", "qloguniform") and a["low"] > 0
+            and a["high"] / a["low"] >= 10 and (a["high"] <= 1 or a["high"] >= _HUGE_EXPONENT))
+    if slip:
+        # the classic slip: hp.loguniform("lr", 1e-5, 1e-1) samples exp(1e-5)..exp(0.1),
+        # bounds a decade or more apart as values, but within [1, e] as exponentials; and
+        # hp.loguniform("C", 0.01, 100) samples up to exp(100) = 2.7e43
         warn_user(
             f"{where} samples values from {math.exp(a['low']):.6g} to "
             f"{math.exp(a['high']):.6g}: Hyperopt's log-uniform bounds are logarithms. For "
             f"values from {a['low']:g} to {a['high']:g} write {_HP_NAMES[p.kind]}("
             f"{p.label!r}, math.log({a['low']:g}), math.log({a['high']:g}){_q_suffix(p)}).")
 
+
+#: A log-uniform upper bound from which the values (``exp(40)`` = 2.4e17) are almost surely
+#: values written as bounds: ``hp.loguniform("C", 0.01, 100)`` meant 0.01 to 100.
+_HUGE_EXPONENT = 40.0
 
 #: The largest and smallest exponents whose ``exp`` is a finite, non-zero float (about 1.8e308
 #: and 5e-324, the smallest subnormal): a log-scale parameter samples ``exp`` of a number, and
