@@ -611,3 +611,36 @@ def test_a_trial_failed_by_a_non_finite_value_is_marked_diverged(kind: str,
     assert study.tell(told, math.inf, state="FAIL").system_attrs["diverged"] is True
     added = study.add_trial({"x": 0.5}, math.nan, state="FAIL")
     assert added.system_attrs["diverged"] is True
+
+
+def test_a_ctrl_c_outside_the_objective_leaves_no_trial_running(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C while the run loop reads the result (or starts the heartbeat) left the trial
+    RUNNING; the next run then failed it as lost and re-queued it under max_retries."""
+    from hpo_plugins import _optimize
+
+    def interrupted(*args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_optimize, "_tell_result", interrupted)
+    study = hpo.create_study(space={"x": hp.uniform("x", 0, 1)}, storage=None, max_retries=1)
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(lambda p: p["x"], n_trials=2)
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert trial.fail_reason == "interrupted by the user (KeyboardInterrupt)"
+
+
+def test_a_ctrl_c_while_sampling_is_recorded_as_an_interruption() -> None:
+    class Interrupted(RandomSampler):
+        def sample(self, *args: Any, **kwargs: Any) -> Any:
+            raise KeyboardInterrupt
+
+    study = hpo.create_study(space={"x": hp.uniform("x", 0, 1)}, storage=None,
+                             sampler=Interrupted())
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(lambda p: p["x"], n_trials=1)
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert trial.fail_reason == ("interrupted by the user (KeyboardInterrupt) while its "
+                                 "parameters were sampled")

@@ -306,13 +306,17 @@ def run_one(study: Study, objective: Callable[..., Any], settings: RunSettings, 
         except SearchSpaceExhausted as exhausted:
             _logger.info("No more trials to run: %s", _sentence(exhausted))
             return None
-    if trial.waited_for_earlier and deadline is not None and time.time() >= deadline:
-        # its sampling waited for earlier trials (a seeded parallel run), maybe for as long as
-        # one runs: past the timeout, it must not start its objective now
-        _tell(study, trial, state=TrialState.FAIL, fail_reason=TIMED_OUT_WAITING)
-        _logger.info("Trial %d not run: %s.", trial.number, TIMED_OUT_WAITING)
-        return None
-    frozen = _evaluate(study, trial, objective, settings)
+    try:
+        if trial.waited_for_earlier and deadline is not None and time.time() >= deadline:
+            # its sampling waited for earlier trials (a seeded parallel run), maybe for as long
+            # as one runs: past the timeout, it must not start its objective now
+            _tell(study, trial, state=TrialState.FAIL, fail_reason=TIMED_OUT_WAITING)
+            _logger.info("Trial %d not run: %s.", trial.number, TIMED_OUT_WAITING)
+            return None
+        frozen = _evaluate(study, trial, objective, settings)
+    except BaseException as exc:
+        _fail_if_running(study, trial, exc)
+        raise
     for callback in settings.callbacks:
         callback(study, frozen)
     return frozen
@@ -459,6 +463,23 @@ def sigterm_reason(exc: BaseException | None, kind: type[BaseException]) -> str:
         name = str(exc.args[0]) if str(exc.args[0]).startswith("SIG") else name
     return (f"stopped by {name} ({exception_text(kind, exc)}): counted as lost, like a trial "
             f"whose worker died")
+
+
+def _fail_if_running(study: Study, trial: Trial, exc: BaseException) -> None:
+    """Fail ``trial`` if ``exc`` (a Ctrl-C, most likely) struck outside the objective, where
+    :func:`_evaluate` does not look (starting the heartbeat, reading the result, telling it)
+    and left the trial RUNNING: it would be re-queued later as lost, which a trial the user
+    interrupted must not be. A trial already told (the usual case) is left alone."""
+    try:
+        if study.storage.get_trial(trial.trial_id).state is not TrialState.RUNNING:
+            return
+        if isinstance(exc, KeyboardInterrupt):
+            _tell(study, trial, state=TrialState.FAIL,
+                  fail_reason="interrupted by the user (KeyboardInterrupt)")
+        elif not isinstance(exc, Exception):
+            _tell_stopped(study, trial, exc)
+    except Exception:  # the storage failed too: the heartbeat's grace period is the fallback
+        _logger.debug("Could not fail trial %d after %r", trial.number, exc, exc_info=True)
 
 
 def _tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:

@@ -200,6 +200,8 @@ class Study:
         parameters, it would count toward ``max_trials`` until its heartbeat went stale."""
         reason = ("the sampler had nothing new to propose"
                   if isinstance(exc, SearchSpaceExhausted)
+                  else "interrupted by the user (KeyboardInterrupt) while its parameters were "
+                       "sampled" if isinstance(exc, KeyboardInterrupt)
                   else f"sampling its parameters raised {type(exc).__name__}: {exc}")
         try:
             self.storage.finish_trial(frozen.trial_id, TrialState.FAIL, None,
