@@ -644,3 +644,20 @@ def test_a_ctrl_c_while_sampling_is_recorded_as_an_interruption() -> None:
     assert trial.state is TrialState.FAIL
     assert trial.fail_reason == ("interrupted by the user (KeyboardInterrupt) while its "
                                  "parameters were sampled")
+
+
+def test_a_lost_trial_never_re_queued_is_re_queued_by_the_next_run() -> None:
+    """A run that failed a stale trial and was killed before it re-queued it (a second
+    write, a moment later) left the trial without its retry: the next run re-queues it."""
+    study = hpo.create_study(space={"x": hp.uniform("x", 0, 1)}, storage=None,
+                             max_retries=1, grace_period=0.01, heartbeat_interval=0.005)
+    lost = study.ask(heartbeat=True)
+    time.sleep(0.05)
+    (failed,) = study.storage.fail_stale_trials(study.study_id, 0.01)  # and no requeue_lost
+    assert failed.system_attrs["lost"] is True
+    study.optimize(lambda p: p["x"], n_trials=1)
+    retry = study.trials[1]
+    assert retry.system_attrs["retry_of"] == lost.number and retry.params == lost.params
+    assert retry.state is TrialState.COMPLETE
+    study.optimize(lambda p: p["x"], n_trials=1)  # re-queued once only
+    assert [t.system_attrs.get("retry_of") for t in study.trials] == [None, 0, None]

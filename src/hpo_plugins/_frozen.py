@@ -18,6 +18,10 @@ DIVERGED_ATTR = "diverged"
 #: System attribute of a trial with a heartbeat: the grace period of the process that runs it.
 #: Another process (with a shorter one) does not judge the trial lost before it has passed.
 GRACE_ATTR = "grace_period"
+#: System attribute of a trial failed because it was lost (its worker died, it was preempted):
+#: one that ``max_retries`` allows to retry. A run re-queues such a trial that has no retry yet
+#: (the process that failed it died before it re-queued it).
+LOST_ATTR = "lost"
 
 
 class TrialState(str, enum.Enum):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins._frozen import DIVERGED_ATTR, FrozenTrial, TrialState
+from hpo_plugins._frozen import DIVERGED_ATTR, LOST_ATTR, FrozenTrial, TrialState
 from hpo_plugins._numbers import optional_count, read_number
 from hpo_plugins._results import ResultDict, read_result_dict, store_other_keys
 from hpo_plugins._signature import two_argument_problem
@@ -509,7 +509,8 @@ def _tell_lost(study: Study, trial: Trial, exc: BaseException) -> None:
     reason = sigterm_reason(exc, type(exc))
     exit_as_sigterm(exc)
     try:
-        frozen = study.tell(trial, state=TrialState.FAIL, fail_reason=reason)
+        frozen = study.tell(trial, state=TrialState.FAIL, fail_reason=reason,
+                            system_attrs={LOST_ATTR: True})
     except TrialFinishedError:
         if _ended_elsewhere(study, trial) is None:
             raise

@@ -18,6 +18,7 @@ from hpo_plugins._artifacts import resolve_root
 from hpo_plugins._frozen import (
     DIVERGED_ATTR,
     GRACE_ATTR,
+    LOST_ATTR,
     Direction,
     FrozenTrial,
     TrialState,
@@ -364,6 +365,22 @@ class Study:
                             dead.number, self.grace_period)
             self.requeue_lost(dead)  # first: a worker back from a freeze sees the retry coming
             notify(self, "trial_finished", dead)
+
+    def _requeue_forgotten_retries(self) -> None:
+        """Re-queue the lost trials that ``max_retries`` allows to retry and that have no
+        retry: the process that failed one (a run that found it stale, a launcher that saw its
+        worker die) was killed before it re-queued it, a moment later, in a second write."""
+        if self.max_retries <= 0:
+            return
+        trials = self.get_trials(TrialState.FAIL)
+        lost = [t for t in trials if t.system_attrs.get(LOST_ATTR)]
+        if not lost:
+            return
+        retried = {t.system_attrs.get("retry_of") for t in self.trials}
+        for dead in lost:
+            if dead.number not in retried and self.requeue_lost(dead) is not None:
+                _logger.warning("Trial %d was lost and never re-queued (the process that "
+                                "failed it stopped first): re-queued now.", dead.number)
 
     def requeue_lost(self, dead: FrozenTrial) -> FrozenTrial | None:
         """Re-queue ``dead``, a trial failed because its worker was lost, if ``max_retries``
@@ -738,6 +755,7 @@ class Study:
                                      callbacks=_with_objective_callback(objective, callbacks),
                                      show_progress_bar=show_progress_bar)
         self._stop_requested = False  # a stop() made during an earlier call does not carry over
+        self._requeue_forgotten_retries()
         run(self, objective, settings, n_jobs=n_jobs, launcher=launcher)
         return self
 

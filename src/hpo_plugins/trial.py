@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import context
 from hpo_plugins._artifacts import claim_root
-from hpo_plugins._frozen import DIVERGED_ATTR, FrozenTrial, TrialState, lists_as_tuples
+from hpo_plugins._frozen import (
+    DIVERGED_ATTR,
+    LOST_ATTR,
+    FrozenTrial,
+    TrialState,
+    lists_as_tuples,
+)
 from hpo_plugins._numbers import read_number, read_step
 from hpo_plugins._observers import notify
 from hpo_plugins.exceptions import ConfigurationError
@@ -295,7 +301,8 @@ class Trial:
                       if isinstance(exc, KeyboardInterrupt)
                       else sigterm_reason(exc, type(exc)) if lost
                       else f"{type(exc).__name__}: {exc}")
-            frozen = self.study.tell(self, state=TrialState.FAIL, fail_reason=reason)
+            frozen = self.study.tell(self, state=TrialState.FAIL, fail_reason=reason,
+                                     system_attrs={LOST_ATTR: True} if lost else None)
             _logger.warning("Trial %d marked FAIL: its block raised %s.", self.number, reason)
             if lost:  # a preempted machine, as in the run loop: retried under max_retries
                 exit_as_sigterm(exc)

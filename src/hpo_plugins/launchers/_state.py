@@ -8,9 +8,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hpo_plugins._frozen import FrozenTrial, TrialState
+from hpo_plugins._frozen import LOST_ATTR, FrozenTrial, TrialState
 from hpo_plugins._observers import notify
 from hpo_plugins._optimize import exception_text, sigterm_reason, stopped_by_sigterm
 from hpo_plugins._resume import discard_stopped
@@ -327,8 +327,10 @@ def _fail_each(study: Study, trials: Sequence[FrozenTrial],
     failed = []
     for trial in trials:
         try:
-            frozen = study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
-                                                {"fail_reason": reason(trial)})
+            attrs: dict[str, Any] = {"fail_reason": reason(trial)}
+            if retry:
+                attrs[LOST_ATTR] = True
+            frozen = study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None, attrs)
         except Exception:  # finished meanwhile by its worker
             continue
         failed.append(frozen)

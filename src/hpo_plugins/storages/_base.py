@@ -349,9 +349,12 @@ def stale_after(trial: FrozenTrial, grace_seconds: float) -> float:
     return grace_seconds
 
 
-def stale_reason(seconds: float) -> dict[str, str]:
-    """The system attributes of a trial failed for a missing heartbeat."""
-    return {"fail_reason": f"no heartbeat for more than {seconds:g} s (the worker died or hung)"}
+def stale_reason(seconds: float) -> dict[str, Any]:
+    """The system attributes of a trial failed for a missing heartbeat (a lost one)."""
+    from hpo_plugins._frozen import LOST_ATTR
+
+    return {"fail_reason": f"no heartbeat for more than {seconds:g} s (the worker died or hung)",
+            LOST_ATTR: True}
 
 
 def numpy_default(value: Any) -> Any:
