@@ -245,3 +245,13 @@ def test_pchoice_probabilities_summing_to_one_within_the_check_are_sampled() -> 
                                                (0.3333333, "z")])})
     rng = np.random.default_rng(0)
     assert {space.params["a"].sample(rng) for _ in range(60)} == {0, 1, 2}
+
+
+def test_a_value_that_equal_options_both_hold_is_taken_not_refused() -> None:
+    """``hp.choice("k", [1, 1, 2])`` given 1: both readings run the same; the refusal's advice
+    (a flat dict) was the very value given."""
+    space = SearchSpace({"k": hp.choice("k", [1, 1, 2]), "y": hp.uniform("y", 0, 1)})
+    assert space.flatten({"k": 1, "y": 0.1}) == {"k": 0, "y": 0.1}
+    both = SearchSpace({"x": hp.choice("x", [hp.uniformint("n", 1, 10), hp.uniform("f", 0, 2)])})
+    with pytest.raises(SpaceError, match=r"fits the search space in 2 ways"):
+        both.flatten({"x": 1})  # 1 and 1.0: two different runs

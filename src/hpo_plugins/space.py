@@ -367,7 +367,9 @@ class SearchSpace:
         Raises:
             SpaceError: The value does not fit the space; the message says where.
         """
-        ways = _first_distinct(_matches(self._expr, value, {}, self.params), 2)
+        ways = _first_distinct(_matches(self._expr, value, {}, self.params), 8)
+        if 1 < len(ways) < 8 and self._all_build_alike(ways):
+            ways = ways[:1]  # options that are equal (hp.choice("k", [1, 1, 2])): the same run
         if len(ways) > 1:
             shown = self.display(ways[0])
             example = {lbl: shown[lbl] for lbl in ways[0]}
@@ -391,6 +393,12 @@ class SearchSpace:
             except SpaceError as exc:
                 flat_problem = str(exc)
         raise SpaceError(self._no_match(value, flat_problem))
+
+    def _all_build_alike(self, ways: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether every flat reading in ``ways`` gives the objective the same natural value,
+        types included (``1`` from ``uniformint`` is not ``1.0`` from ``uniform``)."""
+        texts = {json.dumps(self.build(way), sort_keys=True, default=repr) for way in ways}
+        return len(texts) == 1
 
     def _out_of_support(self, flat: Mapping[str, Any]) -> int:
         """How many values of a flat reading lie outside their parameter's support."""
