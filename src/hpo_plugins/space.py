@@ -370,6 +370,7 @@ class SearchSpace:
         ways = _first_distinct(_matches(self._expr, value, {}, self.params), 8)
         if 1 < len(ways) < 8 and self._all_build_alike(ways):
             ways = ways[:1]  # options that are equal (hp.choice("k", [1, 1, 2])): the same run
+        ways = ways[:2]
         if len(ways) > 1:
             shown = self.display(ways[0])
             example = {lbl: shown[lbl] for lbl in ways[0]}
@@ -395,8 +396,12 @@ class SearchSpace:
         raise SpaceError(self._no_match(value, flat_problem))
 
     def _all_build_alike(self, ways: Sequence[Mapping[str, Any]]) -> bool:
-        """Whether every flat reading in ``ways`` gives the objective the same natural value,
-        types included (``1`` from ``uniformint`` is not ``1.0`` from ``uniform``)."""
+        """Whether the flat readings in ``ways`` differ only in which of equal options a choice
+        takes: the same labels, the same natural value for the objective (types included).
+        Readings that set different parameters (``hp.choice("x", [hp.uniform("a", 0, 1),
+        hp.uniform("b", 0, 2)])`` given 0.5) are different runs for the sampler."""
+        if len({frozenset(way) for way in ways}) > 1:
+            return False
         texts = {json.dumps(self.build(way), sort_keys=True, default=repr) for way in ways}
         return len(texts) == 1
 
