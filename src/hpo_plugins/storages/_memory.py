@@ -277,9 +277,9 @@ class InMemoryStorage(Storage):
     def set_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
         with self._lock:
             trial = self._live(trial_id)
-            values = dict(trial.intermediate_values)
-            values[int(step)] = float(value)
-            self._put(dataclasses.replace(trial, intermediate_values=values), trial)
+            # in place: an unfinished trial's record is never handed out (readers get copies),
+            # and copying the whole curve at every report made a report cost its length
+            trial.intermediate_values[int(step)] = float(value)  # type: ignore[index]
 
     def _set_attr(self, trial_id: int, field_name: str, key: str, value: Any) -> None:
         check_attr_key(key, "trial attribute")
