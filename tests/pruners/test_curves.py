@@ -189,3 +189,19 @@ def test_copies_and_pickles_of_a_pruner_start_without_a_memo() -> None:
         assert MEMO_ATTR not in vars(clone)
         assert clone.get_params() == pruner.get_params()
     assert curve_memo(pruner) is curve_memo(pruner)
+
+
+def test_the_longest_complete_curve_is_kept_across_calls_and_follows_the_trials() -> None:
+    memo = CurveMemo()
+    trials = [_stored(0, {0: 1.0, 9: 0.5}, TrialState.COMPLETE),
+              _stored(1, {0: 1.0, 30: 0.5}, TrialState.RUNNING)]
+    assert memo.longest_complete(trials) == 9  # running trials do not count
+    trials.append(_stored(2, {0: 1.0, 20: 0.4}, TrialState.COMPLETE))
+    assert memo.longest_complete(trials) == 20
+    assert memo.longest_complete(trials[:2]) == 9  # only the trials asked about
+    by_hand = FrozenTrial(trial_id=7, number=7, state=TrialState.COMPLETE, value=1.0,
+                          intermediate_values={50: 1.0})
+    assert memo.longest_complete([*trials, by_hand]) == 50
+    by_hand_again = FrozenTrial(trial_id=7, number=7, state=TrialState.COMPLETE, value=1.0,
+                                intermediate_values={5: 1.0})  # same number, another curve
+    assert memo.longest_complete([*trials, by_hand_again]) == 20

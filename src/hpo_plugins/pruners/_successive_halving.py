@@ -179,5 +179,4 @@ def rungs_between(previous: int, step: int, first_rung: int, reduction_factor: i
 
 def longest_complete_curve(trials: Sequence[FrozenTrial], memo: CurveMemo) -> int | None:
     """The largest last step among COMPLETE trials with a curve, or None if there is none."""
-    steps = [memo.curve(t).last_step for t in trials if t.state is TrialState.COMPLETE]
-    return max((s for s in steps if s is not None), default=None)
+    return memo.longest_complete(trials)
