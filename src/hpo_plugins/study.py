@@ -575,7 +575,9 @@ class Study:
                 process.
 
         Returns:
-            The queued (WAITING) trial, or None when ``skip_if_exists`` found a match.
+            The queued (WAITING) trial, or None when ``skip_if_exists`` found a match, or when
+            the sampler runs each configuration once (the grid) and a trial, in any state,
+            already holds these parameters.
 
         Raises:
             SpaceError: ``params`` does not fit the space; the message says how.
@@ -592,8 +594,17 @@ class Study:
             self._reap_stale_trials()  # a dead process's RUNNING trial must not count
             if self._same_params_trial(flat) is not None:
                 return None
-        return self._create_with(space, flat, TrialState.WAITING, {"enqueued": True},
-                                 user_attrs)
+        if not self.sampler.deduplicate:
+            return self._create_with(space, flat, TrialState.WAITING, {"enqueued": True},
+                                     user_attrs)
+        try:  # a sampler that runs each configuration once (the grid): a held point is skipped
+            return self._create_with(space, flat, TrialState.WAITING, {"enqueued": True},
+                                     user_attrs, params_key(flat))
+        except DuplicateParamsError:
+            _logger.info("Study %r: a trial already holds the parameters %s, and its sampler "
+                         "(%s) runs each configuration once: enqueue queued nothing.",
+                         self.study_name, dict(flat), type(self.sampler).__name__)
+            return None
 
     def _create_with(self, space: SearchSpace, flat: Mapping[str, Any], state: TrialState,
                      system_attrs: Mapping[str, Any], user_attrs: Mapping[str, Any] | None,

@@ -200,3 +200,18 @@ def test_the_grid_of_a_quantised_range_is_what_hyperopt_draws(expr: Any,
     rng = np.random.default_rng(0)
     drawn = {float(sample(expr, rng=rng)) for _ in range(4000)}
     assert {round(v, 9) for v in grid} == {round(v, 9) for v in drawn}
+
+
+def test_a_grid_point_enqueued_twice_runs_once() -> None:
+    """The grid runs each point once: an enqueued point a trial already holds is skipped
+    (it ran twice), as add_trial refuses one."""
+    import hpo_plugins as hpo
+
+    study = hpo.create_study(space={"a": hp.choice("a", [1, 2, 3]), "b": hp.choice("b", [0, 1])},
+                             storage=None, sampler=GridSampler())
+    assert study.enqueue({"a": 2, "b": 1}) is not None
+    assert study.enqueue({"a": 2, "b": 1}) is None
+    study.optimize(lambda p: p["a"] + p["b"])
+    points = [(t.params["a"], t.params["b"]) for t in study.trials]
+    assert len(points) == len(set(points)) == 6
+    assert study.enqueue({"a": 1, "b": 0}) is None  # held by a finished trial
