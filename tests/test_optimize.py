@@ -661,3 +661,21 @@ def test_a_lost_trial_never_re_queued_is_re_queued_by_the_next_run() -> None:
     assert retry.state is TrialState.COMPLETE
     study.optimize(lambda p: p["x"], n_trials=1)  # re-queued once only
     assert [t.system_attrs.get("retry_of") for t in study.trials] == [None, 0, None]
+
+
+def test_a_study_deleted_during_its_run_stops_it_with_that_reason(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gone.db'}"
+
+    def objective(params: dict[str, Any]) -> float:
+        trial = hpo.current_trial()
+        trial.report(0.5, 0)
+        if trial.number == 1:
+            hpo.delete_study("gone", url)
+        trial.report(0.4, 1)
+        return float(params["x"])
+
+    with pytest.raises(hpo.exceptions.StudyNotFoundError,
+                       match=r"Study 'gone' was deleted from .* while this run ran its trial 1: "
+                             r"the run stopped"):
+        hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, n_trials=3, storage=url,
+                     study_name="gone", catch=Exception)

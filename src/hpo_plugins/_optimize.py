@@ -403,6 +403,8 @@ def _tell(study: Study, trial: Trial, value: float | None = None, *,
     try:
         return study.tell(trial, value, state=state, fail_reason=fail_reason,
                           system_attrs=system_attrs)
+    except TrialNotFoundError:
+        raise _gone(study, trial) from None
     except TrialFinishedError as exc:
         ended = _ended_elsewhere(study, trial)
         if ended is None:
@@ -427,13 +429,30 @@ def _ended_elsewhere(study: Study, trial: Trial,
     instead of failing on the finished trial. An objective that told its own trial COMPLETE or
     PRUNED made a mistake to report, not to hide (one that told it FAIL is taken at its word).
     """
-    frozen = study.storage.get_trial(trial.trial_id)
+    try:
+        frozen = study.storage.get_trial(trial.trial_id)
+    except TrialNotFoundError:
+        raise _gone(study, trial) from None
     if frozen.state is not TrialState.FAIL:
         return None
     raised = f"; its objective then raised {type(error).__name__}: {error}" if error else ""
     _logger.warning("Trial %d was failed elsewhere while this process ran it (%s%s): this "
                     "process's result is dropped.", trial.number, frozen.fail_reason, raised)
     return frozen
+
+
+def _gone(study: Study, trial: Trial) -> Exception:
+    """The error for a trial that vanished from the storage while this run ran it: its study
+    was deleted (``delete_study``, ``hpo-plugins delete``), which ends the run."""
+    try:
+        study.storage.get_study_id(study.study_name)
+    except StudyNotFoundError:
+        return StudyNotFoundError(
+            f"Study {study.study_name!r} was deleted from {study.storage.describe()} while this "
+            f"run ran its trial {trial.number}: the run stopped, and the study's trials are "
+            f"gone with it. Run again to start the study afresh.")
+    return TrialNotFoundError(f"Trial {trial.number} (id {trial.trial_id}) of study "
+                              f"{study.study_name!r} vanished from the storage while it ran.")
 
 
 def stopped_by_sigterm(kind: type[BaseException]) -> bool:
