@@ -269,3 +269,13 @@ def test_a_copy_under_another_name_does_not_share_the_logdir(
     assert _study_info(storage, "orig").attrs["logdir"] == str(tmp_path / "runs")
     dup = hpo.load_study("dup", storage)
     assert dup.artifact_root == os.path.join("hpo_runs", "dup")  # its own trial folders
+
+
+def test_a_bad_storage_argument_is_named(tmp_path: Path) -> None:
+    source = f"sqlite:///{tmp_path / 'a.db'}"
+    hpo.create_study(space={"x": hp.uniform("x", 0, 1)}, storage=source, study_name="s")
+    with pytest.raises(ConfigurationError, match=r"^`to_storage`: Expected `storage` to be .*"
+                                                 r"sqlite:///b\.db"):
+        hpo.copy_study("s", source, "b.db")
+    with pytest.raises(ConfigurationError, match=r"^`from_storage`: Expected `storage`"):
+        hpo.copy_study("s", 5, source)

@@ -11,6 +11,7 @@ curve, attributes and timestamps.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from hpo_plugins._frozen import TrialState
@@ -90,10 +91,11 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
                 f"{name}={value!r} (of type {type(value).__name__}).")
     target = from_study_name if to_study_name is None else to_study_name
     refuse_missing_sqlite_file(from_study_name, from_storage)
-    source = _open_source(from_storage)
+    source = _named("from_storage", _open_source, from_storage)
     try:
         study_id = source.get_study_id(from_study_name)  # missing: nothing opened or created
-        destination = source if to_storage is from_storage else get_storage(to_storage)
+        destination = (source if to_storage is from_storage
+                       else _named("to_storage", get_storage, to_storage))
         try:
             return _copy(source, study_id, from_study_name, destination, target)
         finally:
@@ -102,6 +104,15 @@ def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
     finally:
         if source is not from_storage:
             source.close()
+
+
+def _named(name: str, opener: Callable[[Any], Storage], storage: Any) -> Storage:
+    """``opener(storage)``, its ConfigurationError naming the argument ``name`` (the storage
+    checks speak of `storage`, which copy_study has two of)."""
+    try:
+        return opener(storage)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"`{name}`: {exc}") from None
 
 
 def _open_source(storage: Any) -> Storage:
