@@ -679,3 +679,13 @@ def test_a_study_deleted_during_its_run_stops_it_with_that_reason(tmp_path: Path
                              r"the run stopped"):
         hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, n_trials=3, storage=url,
                      study_name="gone", catch=Exception)
+
+
+def test_a_lost_trial_is_re_queued_once_whoever_re_queues_it() -> None:
+    """Two processes may both find a lost trial without retry (two runs starting at once):
+    the retry's key lets only one copy in."""
+    study = hpo.create_study(space={"x": hp.uniform("x", 0, 1)}, storage=None, max_retries=2)
+    dead = study.tell(study.ask(), state="FAIL", system_attrs={"lost": True})
+    assert study.requeue_lost(dead) is not None
+    assert study.requeue_lost(dead) is None
+    assert [t.system_attrs.get("retry_of") for t in study.trials] == [None, 0]

@@ -78,3 +78,20 @@ def test_add_trial_takes_hyperopt_results() -> None:
     assert ok.user_attrs == {"eval_time": 1.5, "source": "hyperopt"}
     failed = study.add_trial({"x": 0.9}, {"status": "fail"})
     assert failed.state is TrialState.FAIL
+
+
+def test_a_dict_returned_for_a_trial_failed_elsewhere_is_dropped_and_the_run_goes_on() -> None:
+    """Another process failed the trial meanwhile (its heartbeat looked stale): the extra keys
+    cannot be stored, and the result is dropped as for a number, not raised."""
+    study = hpo.create_study(space=SPACE, storage=None)
+
+    def objective(params: dict[str, Any]) -> dict[str, Any]:
+        trial = hpo.current_trial()
+        if trial.number == 0:
+            study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
+                                       {"fail_reason": "no heartbeat (elsewhere)"})
+        return {"loss": params["x"], "accuracy": 0.5}
+
+    study.optimize(objective, n_trials=2)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert study.trials[1].user_attrs == {"accuracy": 0.5}

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.exceptions import ConfigurationError, TrialFinishedError
 
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
@@ -62,6 +62,8 @@ def store_other_keys(trial: Trial, others: Mapping[str, Any]) -> None:
     for key, value in others.items():
         try:
             trial.set_user_attr(key, value)
+        except TrialFinishedError:  # failed elsewhere meanwhile: its tell says what happens
+            return
         except ConfigurationError as exc:
             _logger.warning("Trial %d: the key %r of the returned dict was not stored (%s). "
                             "Return JSON values (numbers, text, lists, dicts), or save the "

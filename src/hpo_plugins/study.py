@@ -379,8 +379,9 @@ class Study:
         retried = {t.system_attrs.get("retry_of") for t in self.trials}
         for dead in lost:
             if dead.number not in retried and self.requeue_lost(dead) is not None:
-                _logger.warning("Trial %d was lost and never re-queued (the process that "
-                                "failed it stopped first): re-queued now.", dead.number)
+                _logger.warning("Trial %d was lost and has no retry (the process that failed "
+                                "it stopped before it re-queued it, or ran with fewer "
+                                "max_retries): re-queued now.", dead.number)
 
     def requeue_lost(self, dead: FrozenTrial) -> FrozenTrial | None:
         """Re-queue ``dead``, a trial failed because its worker was lost, if ``max_retries``
@@ -399,9 +400,13 @@ class Study:
         retries = int(dead.system_attrs.get("retries", 0))
         if retries >= self.max_retries or not dead.params:
             return None
-        copy = self.storage.create_trial(
-            self.study_id, state=TrialState.WAITING, params=dead.params, natural=dead.natural,
-            system_attrs={"retry_of": dead.number, "retries": retries + 1})
+        try:  # the key makes it once only, whoever re-queues it (see _requeue_forgotten...)
+            copy = self.storage.create_trial(
+                self.study_id, state=TrialState.WAITING, params=dead.params,
+                natural=dead.natural, dedup_key=f"retry of trial {dead.trial_id}",
+                system_attrs={"retry_of": dead.number, "retries": retries + 1})
+        except DuplicateParamsError:
+            return None  # another process re-queued it
         _logger.warning("Trial %d re-queued with the same parameters (retry %d of %d).",
                         dead.number, retries + 1, self.max_retries)
         return copy
@@ -576,8 +581,8 @@ class Study:
 
         Returns:
             The queued (WAITING) trial, or None when ``skip_if_exists`` found a match, or when
-            the sampler runs each configuration once (the grid) and a trial, in any state,
-            already holds these parameters.
+            the sampler runs each configuration once (the grid) and a trial that is not FAIL
+            already holds these parameters (as with ``skip_if_exists``).
 
         Raises:
             SpaceError: ``params`` does not fit the space; the message says how.
@@ -594,17 +599,10 @@ class Study:
             self._reap_stale_trials()  # a dead process's RUNNING trial must not count
             if self._same_params_trial(flat) is not None:
                 return None
-        if not self.sampler.deduplicate:
-            return self._create_with(space, flat, TrialState.WAITING, {"enqueued": True},
-                                     user_attrs)
-        try:  # a sampler that runs each configuration once (the grid): a held point is skipped
-            return self._create_with(space, flat, TrialState.WAITING, {"enqueued": True},
-                                     user_attrs, params_key(flat))
-        except DuplicateParamsError:
-            _logger.info("Study %r: a trial already holds the parameters %s, and its sampler "
-                         "(%s) runs each configuration once: enqueue queued nothing.",
-                         self.study_name, dict(flat), type(self.sampler).__name__)
-            return None
+        elif self.sampler.deduplicate and self._same_params_trial(flat) is not None:
+            return None  # the grid runs each configuration once; a FAIL one may run again
+        return self._create_with(space, flat, TrialState.WAITING, {"enqueued": True},
+                                 user_attrs)
 
     def _create_with(self, space: SearchSpace, flat: Mapping[str, Any], state: TrialState,
                      system_attrs: Mapping[str, Any], user_attrs: Mapping[str, Any] | None,
@@ -636,7 +634,7 @@ class Study:
                                f"its heartbeat is {self.grace_period:g} s old; enqueue again "
                                f"after that to run the configuration again.")
                 _logger.info("Study %r: trial %d (%s) already has the parameters %s; "
-                             "enqueue(skip_if_exists=True) queued nothing.%s", self.study_name,
+                             "enqueue queued nothing.%s", self.study_name,
                              trial.number, trial.state.value, dict(flat), running)
                 return trial
         return None

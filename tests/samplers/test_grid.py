@@ -215,3 +215,13 @@ def test_a_grid_point_enqueued_twice_runs_once() -> None:
     points = [(t.params["a"], t.params["b"]) for t in study.trials]
     assert len(points) == len(set(points)) == 6
     assert study.enqueue({"a": 1, "b": 0}) is None  # held by a finished trial
+
+
+def test_a_failed_grid_point_can_be_enqueued_to_run_again() -> None:
+    import hpo_plugins as hpo
+
+    study = hpo.create_study(space={"a": hp.choice("a", [1, 2])}, storage=None,
+                             sampler=GridSampler())
+    trial = study.ask()
+    study.tell(trial, state="FAIL")
+    assert study.enqueue({"a": trial.params["a"]}) is not None  # a FAIL point may run again
