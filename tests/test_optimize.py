@@ -27,7 +27,7 @@ from hpo_plugins.exceptions import (
     TrialFinishedError,
 )
 from hpo_plugins.samplers import RandomSampler
-from hpo_plugins.storages import SQLStorage, Storage
+from hpo_plugins.storages import InMemoryStorage, SQLStorage, Storage
 
 SPACE = {"x": hp.uniform("x", -2, 2)}
 
@@ -689,3 +689,18 @@ def test_a_lost_trial_is_re_queued_once_whoever_re_queues_it() -> None:
     assert study.requeue_lost(dead) is not None
     assert study.requeue_lost(dead) is None
     assert [t.system_attrs.get("retry_of") for t in study.trials] == [None, 0]
+
+
+def test_a_re_run_waits_for_the_grace_period_the_lost_trial_recorded() -> None:
+    """The crashed run's trial recorded a longer grace period than the re-run's: the re-run
+    waits that long for it to be failed, and completes the study, instead of giving up."""
+    storage = InMemoryStorage()
+    space = {"x": hp.uniform("x", 0, 1)}
+    crashed = hpo.create_study(space, study_name="s", storage=storage,
+                               heartbeat_interval=0.3, grace_period=1.0)
+    crashed.ask(heartbeat=True)  # its process dies here
+    rerun = hpo.create_study(space, study_name="s", storage=storage,
+                             heartbeat_interval=0.05, grace_period=0.2)
+    rerun.optimize(lambda p: p["x"], max_trials=2)
+    states = [t.state for t in rerun.trials]
+    assert states.count(TrialState.COMPLETE) == 2 and TrialState.RUNNING not in states

@@ -33,6 +33,7 @@ from hpo_plugins.exceptions import (
     TrialNotFoundError,
     TrialPruned,
 )
+from hpo_plugins.storages._base import stale_after
 
 if TYPE_CHECKING:
     from hpo_plugins.study import Study
@@ -347,7 +348,10 @@ def _room_may_come(study: Study, deadline: float | None, full_since: float, *,
     running = [t for t in study.storage.get_all_trials(study.study_id, (TrialState.RUNNING,))
                if t.last_heartbeat is not None]
     pause = min(_FULL_POLL_SECONDS, study.grace_period / 4)
-    longest = study.grace_period + (study.heartbeat_interval or 0.0) + pause
+    # a trial is judged lost after the grace period its own process recorded, if longer
+    grace = max((stale_after(t, study.grace_period) for t in running),
+                default=study.grace_period)
+    longest = grace + (study.heartbeat_interval or 0.0) + pause
     if (not running or time.monotonic() - full_since > longest
             or (deadline is not None and time.time() + pause >= deadline)):
         return False
@@ -358,7 +362,7 @@ def _room_may_come(study: Study, deadline: float | None, full_since: float, *,
             "The study holds max_trials trials, %d of them still RUNNING (trials %s). Waiting "
             "until they finish, or until a trial whose worker is gone (no heartbeat for %g s) "
             "is failed and its place runs again (at most that long).", len(running),
-            ", ".join(str(t.number) for t in running[:10]), study.grace_period)
+            ", ".join(str(t.number) for t in running[:10]), grace)
     time.sleep(pause)
     return True
 
