@@ -6,8 +6,8 @@ trial with :func:`current_trial` without being handed it.
 
 Across a process boundary the launcher hands the trial over in one environment variable,
 :data:`TRIAL_ENV`, holding JSON ``{"storage": URL, "study": NAME, "trial_id": ID}`` (and, from a
-SQL storage, its ``reconnect_timeout``: the child waits as long for a database server that went
-away, since its parent reached it). :func:`current_trial` reads it when no trial is pushed in
+database server's storage, its ``reconnect_timeout``: the child waits as long for a server that
+went away, since its parent reached it). :func:`current_trial` reads it when no trial is pushed in
 this process, so a child script's ``HPOCallback()`` reports to the same storage as its parent
 and pruning works across processes.
 """
@@ -131,7 +131,7 @@ def trial_env(trial: Trial) -> dict[str, str]:
     payload: dict[str, Any] = {"storage": url, "study": trial.study.study_name,
                                "trial_id": trial.trial_id}
     timeout = getattr(storage, "reconnect_timeout", None)
-    if timeout is not None:
+    if timeout is not None and not url.startswith("sqlite"):  # a server's only: see below
         payload["reconnect_timeout"] = timeout
     trial._handed_over = True
     return {TRIAL_ENV: json.dumps(payload)}

@@ -76,8 +76,7 @@ def test_hand_over_note_is_the_trial_env_json(make_study: Any, tmp_path: Path) -
     note = hand_over(trial)
     assert note is not None
     assert json.loads(note) == {"storage": f"sqlite:///{tmp_path}/note.db",
-                                "study": study.study_name, "trial_id": trial.trial_id,
-                                "reconnect_timeout": 60.0}
+                                "study": study.study_name, "trial_id": trial.trial_id}
     assert TRIAL_ENV == "HPO_PLUGINS_TRIAL"
 
 

@@ -210,6 +210,9 @@ def test_a_module_instance_or_no_data_is_refused_before_any_trial() -> None:
             return DigitsData().train_dataloader()
 
     assert lightning_objective(OwnData) is not None  # its own data: nothing missing
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    assert lightning_objective(BoringModel) is not None  # Lightning's own demo defines its data
 
 
 def test_an_hpo_callback_among_the_callbacks_is_refused() -> None:

@@ -187,9 +187,12 @@ def test_shuffle_must_be_a_bool(shuffle: Any) -> None:
 
 @pytest.mark.parametrize("expr", [hp.quniform("x", 0.5, 10.5, 1), hp.quniform("x", 0, 14, 4),
                                   hp.quniform("x", 0.1, 1.0, 0.25), hp.quniform("x", -1, 1, 0.5),
-                                  hp.qloguniform("x", math.log(1.5), math.log(10), 2)],
+                                  hp.qloguniform("x", math.log(1.5), math.log(10), 2),
+                                  hp.quniform("x", 0.15, 0.45, 0.1),
+                                  hp.quniform("x", 0.35, 0.85, 0.1)],
                          ids=["half-step bounds", "ends on a half step", "rounded bounds",
-                              "negative", "qloguniform"])
+                              "negative", "qloguniform", "inexact half step low",
+                              "inexact half steps"])
 def test_the_grid_of_a_quantised_range_is_what_hyperopt_draws(expr: Any,
                                                               make_trial: MakeTrial) -> None:
     """Every point of the grid is drawn by Hyperopt's own sampler, and nothing else is."""

@@ -130,9 +130,13 @@ def check_data(module: object, datamodule: object, train_dataloaders: object) ->
 
 
 def _user_defines(cls: type, name: str) -> bool:
-    """Whether a class of the user's (not Lightning's own) in ``cls``'s MRO defines ``name``."""
-    return any(name in vars(base) for base in cls.__mro__
-               if base.__module__.split(".")[0] not in LIGHTNING_ROOTS)
+    """Whether ``cls`` overrides the LightningModule hook ``name`` (a user's class, or one of
+    Lightning's demos such as ``LightningLSTM``, which define their own data)."""
+    namespace = module_class_namespace(cls)
+    if namespace is None or namespace not in sys.modules:
+        return True  # cannot tell: let Lightning decide in the trial
+    base = sys.modules[namespace].LightningModule
+    return getattr(cls, name, None) is not getattr(base, name, None)
 
 
 def module_class_namespace(cls: type) -> str | None:

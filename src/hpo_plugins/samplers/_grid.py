@@ -360,6 +360,8 @@ def _axis(p: Param) -> _Axis:
     # when (k - 1/2, k + 1/2) meets [low / q, high / q) in more than a point. So a bound on a
     # half step adds nothing: quniform(0.5, 10.5, 1) gives 1 to 10, and quniform(0, 14, 4)
     # gives 0 to 12 (rounding the bounds gave 0 to 10, and 0 to 16).
-    first = math.floor(low / q - 0.5) + 1
-    last = math.ceil(high / q + 0.5) - 1
+    # (a relative 1e-9 absorbs the rounding of bounds that binary floats cannot hold: 0.15
+    # / 0.1 is 1.4999999999999998, which would add 0.1)
+    first = math.floor(low / q - 0.5 + 1e-9) + 1
+    last = math.ceil(high / q + 0.5 - 1e-9) - 1
     return _Axis(p.label, first, max(last - first + 1, 1), q)
