@@ -151,3 +151,14 @@ def test_a_flat_value_of_a_choice_shown_by_index_says_to_give_the_index() -> Non
         study.enqueue({"act": "relu", "x": 0.5})
     study.enqueue({"act": 0, "x": 0.5})
     assert study.ask().params == {"net": {"act": "relu"}, "x": 0.5}
+
+
+def test_a_flat_value_that_is_no_option_of_plain_options_names_the_options() -> None:
+    """Plain options that look like indices ([False, True] == [0, 1]) are not shown by index:
+    the message names them, without the advice about indices."""
+    space = {"net": {"a": hp.choice("a", [False, True])}, "x": hp.uniform("x", 0, 1)}
+    study = hpo.create_study(space=space, storage=None)
+    with pytest.raises(hpo.exceptions.SpaceError,
+                       match=r"Value 5 is not an option of hp.choice\('a'\)\. Expected one of "
+                             r"\[False, True\]\. Expected either"):
+        study.enqueue({"a": 5, "x": 0.5})

@@ -91,6 +91,8 @@ class Param:
             options hold then is in :meth:`SearchSpace.constants`).
         probabilities: For ``pchoice``, the probability of each option.
         integer: True when the objective receives an ``int`` (``randint``, ``uniformint``).
+        by_index: For choices, True when ``options`` are the option indices (the options are
+            not plain literals of one kind); not part of :meth:`describe`.
     """
 
     label: str
@@ -100,6 +102,7 @@ class Param:
     options: tuple[Any, ...] = ()
     probabilities: tuple[float, ...] = ()
     integer: bool = False
+    by_index: bool = field(default=False, compare=False)
 
     @property
     def is_choice(self) -> bool:
@@ -474,7 +477,7 @@ class SearchSpace:
                 out[lbl] = v
                 continue
             matches = [i for i, o in enumerate(p.options) if _same(o, v)]
-            if not matches and p.options == tuple(range(p.n_options)):
+            if not matches and p.by_index:
                 raise SpaceError(
                     f"Value {v!r} is not an option index of hp.choice({lbl!r}). Expected one of "
                     f"{list(p.options)}: its options are not plain literals of one kind (text, "
@@ -703,8 +706,10 @@ def _make_param(label: str, info: Mapping[str, Any], switches: Mapping[str, list
                     f"Expected the probabilities of hp.pchoice({label!r}) to be non-negative "
                     f"and sum to 1. Received: {p.tolist()}."
                 )
-            return Param(label, "pchoice", {}, conditions, options, tuple(p.tolist()))
-        return Param(label, "choice", {}, conditions, options)
+            return Param(label, "pchoice", {}, conditions, options, tuple(p.tolist()),
+                         by_index=not _plain_options(switches[label]))
+        return Param(label, "choice", {}, conditions, options,
+                     by_index=not _plain_options(switches[label]))
     if node.name not in _ARGS:
         raise SpaceError(
             f"Unsupported distribution {node.name!r} for label {label!r}. Expected one of "
