@@ -95,3 +95,19 @@ def test_a_dict_returned_for_a_trial_failed_elsewhere_is_dropped_and_the_run_goe
     study.optimize(objective, n_trials=2)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert study.trials[1].user_attrs == {"accuracy": 0.5}
+
+
+def test_add_trial_keeps_a_failed_result_s_reason_and_drops_what_json_cannot_hold(
+        caplog: pytest.LogCaptureFixture) -> None:
+    study = hpo.create_study(space=SPACE, storage=None)
+    failed = study.add_trial({"x": 0.9}, {"status": "fail"})
+    assert failed.fail_reason == "the objective returned status 'fail'"
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        ok = study.add_trial({"x": 0.3}, {"loss": 0.3, "status": "ok", "note": float("nan"),
+                                          "epochs": 4})
+    assert (ok.state, ok.user_attrs) == (TrialState.COMPLETE, {"epochs": 4})
+    assert any("The key 'note' of the result dict was not stored" in r.getMessage()
+               for r in caplog.records)
+    with pytest.raises(hpo.exceptions.ConfigurationError, match=r"Expected `user_attrs` to be "
+                                                                r"a dict"):
+        study.add_trial({"x": 0.4}, {"loss": 0.4, "epochs": 4}, user_attrs=["a"])

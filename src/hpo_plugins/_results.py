@@ -14,7 +14,7 @@ from hpo_plugins.exceptions import ConfigurationError, TrialFinishedError
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
 
-__all__ = ["ResultDict", "read_result_dict", "store_other_keys"]
+__all__ = ["ResultDict", "json_values", "read_result_dict", "store_other_keys"]
 
 _logger = logging.getLogger(__name__)
 
@@ -68,3 +68,17 @@ def store_other_keys(trial: Trial, others: Mapping[str, Any]) -> None:
             _logger.warning("Trial %d: the key %r of the returned dict was not stored (%s). "
                             "Return JSON values (numbers, text, lists, dicts), or save the "
                             "object in trial.log_dir.", trial.number, key, exc)
+
+
+def json_values(others: Mapping[str, Any]) -> dict[str, Any]:
+    """``others`` without the values JSON cannot hold (each left out with a warning), for
+    :meth:`Study.add_trial <hpo_plugins.Study.add_trial>`, which stores them at once."""
+    from hpo_plugins.storages._base import json_copy
+
+    kept = {}
+    for key, value in others.items():
+        try:
+            kept[key] = json_copy(value, f"the key {key!r} of the result")
+        except ConfigurationError as exc:
+            _logger.warning("The key %r of the result dict was not stored (%s).", key, exc)
+    return kept

@@ -26,7 +26,7 @@ from hpo_plugins._frozen import (
 )
 from hpo_plugins._numbers import optional_count, read_number, read_step
 from hpo_plugins._observers import TrialObserver, notify
-from hpo_plugins._results import read_result_dict, store_other_keys
+from hpo_plugins._results import json_values, read_result_dict, store_other_keys
 from hpo_plugins._version import __version__
 from hpo_plugins.exceptions import (
     ConfigurationError,
@@ -609,11 +609,7 @@ class Study:
                      dedup_key: str | None = None) -> FrozenTrial:
         """A trial with the given parameters (``enqueue``, ``add_trial``); ``user_attrs`` is
         passed only when given, for storages written before the argument existed."""
-        if user_attrs is not None and not isinstance(user_attrs, Mapping):
-            raise ConfigurationError(
-                f"Expected `user_attrs` to be a dict of JSON values, e.g. "
-                f"user_attrs={{'source': 'paper'}}. Received: {user_attrs!r} (of type "
-                f"{type(user_attrs).__name__}).")
+        _check_user_attrs(user_attrs)
         extra: dict[str, Any] = {"user_attrs": user_attrs} if user_attrs else {}
         frozen = self.storage.create_trial(
             self.study_id, state=state, params=flat, natural=_json_natural(space.build(flat)),
@@ -671,11 +667,13 @@ class Study:
                 repeats a configuration (the grid), a trial already holds these parameters.
         """
         final = _parse_state(state)
+        failure = None
         if isinstance(value, Mapping):  # a Hyperopt-style result: Trials.results[i]
+            _check_user_attrs(user_attrs)
             result = read_result_dict(value)
-            user_attrs = {**result.others, **(user_attrs or {})} if result.others else user_attrs
-            value = result.value
-            if result.failure is not None:
+            user_attrs = {**json_values(result.others), **(user_attrs or {})}
+            value, failure = result.value, result.failure
+            if failure is not None:
                 final = TrialState.FAIL
         steps = _added_curve(intermediate_values)
         if final is TrialState.COMPLETE and value is None and not steps:
@@ -702,7 +700,8 @@ class Study:
         try:
             for step, reported in sorted(steps.items()):
                 trial.report(reported, step)
-            return self.tell(trial, value, state=final)
+            return self.tell(trial, value, state=final,
+                             fail_reason=failure if final is TrialState.FAIL else None)
         except BaseException as exc:  # no half-recorded trial is left RUNNING
             if self.storage.get_trial(trial.trial_id).state is TrialState.RUNNING:
                 failed = self.storage.finish_trial(
@@ -1284,6 +1283,15 @@ def _check_settings(direction: str | Direction, heartbeat_interval: float | None
             f"Expected `max_retries` to be an integer >= 0. Received: max_retries={max_retries!r}."
         )
     return parsed, grace_period
+
+
+def _check_user_attrs(user_attrs: Any) -> None:
+    """Refuse ``user_attrs`` that are not a mapping (enqueue, add_trial)."""
+    if user_attrs is not None and not isinstance(user_attrs, Mapping):
+        raise ConfigurationError(
+            f"Expected `user_attrs` to be a dict of JSON values, e.g. "
+            f"user_attrs={{'source': 'paper'}}. Received: {user_attrs!r} (of type "
+            f"{type(user_attrs).__name__}).")
 
 
 def _check_name(study_name: Any) -> None:
