@@ -342,8 +342,8 @@ class StorageConformance:
     def test_snapshots_follow_a_running_curve_however_it_is_written(
             self, storage: Storage, study_id: int) -> None:
         """Each snapshot holds every point written so far: new steps, the last step written
-        again, and a step below the last one written through the storage API (which
-        ``Trial.report`` refuses, but a storage accepts). A storage that reads only what is
+        again, and a step below the last one written or rewritten through the storage API
+        (which ``Trial.report`` refuses, but a storage accepts). A storage that reads only what is
         new since its last read must still get these right."""
         trial = _running(storage, study_id)
         other = _running(storage, study_id)
@@ -366,6 +366,8 @@ class StorageConformance:
         assert snapshot() == expected
         write(5, 5.0)  # below the last step
         storage.set_intermediate_value(other.trial_id, 0, 1.0)
+        assert snapshot() == expected
+        write(2, 22.0)  # a point below the last one, written again: same count of points
         assert snapshot() == expected
         got = storage.get_all_trials(study_id)[0]
         got.intermediate_values[99] = 9.0  # type: ignore[index]  # a caller's change is its own
