@@ -10,10 +10,13 @@ grew since the last call, indexes only the new points.
 
 Reusing a curve is safe because a trial's curve only grows at its end: :meth:`Trial.report
 <hpo_plugins.Trial.report>` refuses steps that go back, and a second report at the last step
-replaces only the last value. The memo still checks, at every call, that the curve it holds is
-a prefix of the trial's (same length and last point, or its last point found where the new
-points begin); anything else is indexed afresh, so a curve written some other way gives the
-same answers, only slower.
+replaces only the last value. The memo checks, at every call, that the curve it holds is a
+prefix of the trial's (same length and last point, or its last point found where the new points
+begin); anything else (a shorter curve, a point added below the last step) is indexed afresh.
+What it cannot see is a value *rewritten* below the last step of a running trial, which only a
+direct storage write or a second handle of the same trial reporting an older step can make: a
+pruner object that indexed that trial before keeps the old value (a copy of the pruner, or
+another process, sees the new one).
 """
 
 from __future__ import annotations
