@@ -327,8 +327,10 @@ _STALE_WHERE = (_trials.c.study_id == _SID, _trials.c.state == TrialState.RUNNIN
 # The study exists (a row) and whether any of its trials is stale, read without any lock.
 _ANY_STALE = sa.select(_studies.c.study_id, sa.exists().where(*_STALE_WHERE)
                        ).where(_studies.c.study_id == _SID)
-_STALE_IDS = (sa.select(_trials.c.trial_id).where(*_STALE_WHERE).order_by(_trials.c.number)
-              .with_for_update())
+# Stale by the caller's grace period, with what stale_after needs (not the curves).
+_STALE_ROWS = (sa.select(_trials.c.trial_id, _trials.c.system_attrs, _trials.c.last_heartbeat)
+               .where(*_STALE_WHERE).order_by(_trials.c.number))
+_STALE_ROWS_LOCKED = _STALE_ROWS.with_for_update()
 _TRIALS_OF_STUDY = (sa.select(_trials).where(_trials.c.study_id == _SID)
                     .order_by(_trials.c.number))
 _TRIALS_OF_STUDY_IN = _TRIALS_OF_STUDY.where(_trials.c.state.in_(_STATE_LIST))
@@ -1894,15 +1896,16 @@ class SQLStorage(Storage):
             raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
         if not found:
             return []
+        with self._read() as conn:  # no lock yet: trials kept alive by their own grace period
+            if not _past_own_grace(conn, _STALE_ROWS, params, grace_seconds, now):
+                return []  # (another launcher's, longer) cost no write lock at every ask
         with self._write() as conn:
             _check_study(conn, study_id, lock=True)
             failed = []
-            for trial_id in conn.scalars(_STALE_IDS, params).all():
+            for trial_id in _past_own_grace(conn, _STALE_ROWS_LOCKED, params, grace_seconds,
+                                            now):
                 trial = _fetch_trial(conn, trial_id)
                 seconds = stale_after(trial, grace_seconds)
-                if trial.last_heartbeat is not None and \
-                        trial.last_heartbeat >= now - _dt.timedelta(seconds=seconds):
-                    continue  # its own process's grace period has not passed yet
                 failed.append(_fail_trial(conn, trial, stale_reason(seconds),
                                           trial.last_heartbeat or now))
             return failed
@@ -2009,6 +2012,20 @@ def _imported_row(trial: FrozenTrial, number: int, key: str | None) -> dict[str,
         "dedup_key": key, "datetime_start": trial.datetime_start,
         "datetime_complete": trial.datetime_complete, "last_heartbeat": trial.last_heartbeat,
     }
+
+
+def _past_own_grace(conn: Connection, query: Any, params: Mapping[str, Any],
+                    grace_seconds: float, now: _dt.datetime) -> list[int]:
+    """Ids of the study's trials with no heartbeat for ``grace_seconds`` and for the grace
+    period their own process recorded (see :func:`~._base.stale_after`), read without
+    their curves."""
+    ids = []
+    for trial_id, system_attrs, heartbeat in conn.execute(query, params):
+        probe = FrozenTrial(trial_id=trial_id, number=0, state=TrialState.RUNNING,
+                            system_attrs=_loads(system_attrs))
+        if heartbeat < now - _dt.timedelta(seconds=stale_after(probe, grace_seconds)):
+            ids.append(trial_id)
+    return ids
 
 
 def _fail_trial(conn: Connection, trial: FrozenTrial, reason: Mapping[str, Any],
