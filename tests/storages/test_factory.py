@@ -54,14 +54,18 @@ def test_anything_else_is_refused() -> None:
         get_storage(3)
 
 
+@pytest.mark.parametrize(("value", "match"), [
+    ("sqlite://runs/hpo.db", r"'sqlite:///runs/hpo.db' for the file"),
+    ("sqlite:///env.db\n", r"which ends with '\\n'"),
+])
 def test_a_bad_url_in_the_environment_is_named_and_makes_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        value: str, match: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(_factory.DEFAULT_STORAGE_ENV, "sqlite://runs/hpo.db")
-    with pytest.raises(ConfigurationError, match=r"\$HPO_PLUGINS_STORAGE holds a bad storage "
-                                                 r"URL. .*'sqlite:///runs/hpo.db' for the file"):
+    monkeypatch.setenv(_factory.DEFAULT_STORAGE_ENV, value)
+    with pytest.raises(ConfigurationError, match=r"^\$HPO_PLUGINS_STORAGE holds a bad storage "
+                                                 r"URL\. .*" + match):
         get_storage()
-    assert list(tmp_path.iterdir()) == []  # no folder 'runs' made
+    assert list(tmp_path.iterdir()) == []  # no folder 'runs', no file 'env.db\n'
 
 
 def test_a_sqlite_url_with_two_slashes_passed_in_is_refused(
@@ -112,13 +116,3 @@ def test_whitespace_around_a_url_is_refused_and_named(
         get_storage(storage)
     assert "s3cret" not in str(raised.value)
     assert list(tmp_path.iterdir()) == []  # no file 'hpo6.db '
-
-
-def test_whitespace_in_the_environment_is_named(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(_factory.DEFAULT_STORAGE_ENV, "sqlite:///env.db\n")
-    with pytest.raises(ConfigurationError, match=r"^\$HPO_PLUGINS_STORAGE holds a bad storage "
-                                                 r"URL\. .*which ends with '\\n'"):
-        get_storage()
-    assert list(tmp_path.iterdir()) == []
