@@ -831,3 +831,21 @@ def test_a_snapshot_reads_only_the_new_points_of_running_curves(
     assert snapshot[1].intermediate_values == {s: 1.0 / (s + 1) for s in range(200)}
     assert sum(grouped) == 4  # each curve's last point, and the new one
     storage.close()
+
+
+def test_a_finished_trial_s_curve_kept_late_by_another_thread_is_dropped(
+        tmp_path: Path) -> None:
+    """A thread that read the trial RUNNING may keep its curve after another thread saw it
+    finish and dropped it: the next snapshot, which finds it among the finished trials, drops
+    it again (it was held until the memory bound)."""
+    storage = SQLStorage(f"sqlite:///{tmp_path / 'late.db'}")
+    study_id = storage.create_study("s", Direction.MINIMIZE)
+    trial = storage.create_trial(study_id)
+    assert trial is not None
+    storage.set_intermediate_value(trial.trial_id, 0, 1.0)
+    storage.finish_trial(trial.trial_id, TrialState.COMPLETE, 1.0)
+    storage.get_all_trials(study_id)  # now among the cached finished trials
+    storage._unfinished.keep({trial.trial_id: {0: 1.0}})  # the late thread
+    storage.get_all_trials(study_id)
+    assert storage._unfinished._curves == {}
+    storage.close()

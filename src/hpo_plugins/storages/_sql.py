@@ -1103,6 +1103,13 @@ class UnfinishedCurves:
             self._curves.update({tid: (dict(curve), math.fsum(map(_number, curve.values())))
                                  for tid, curve in curves.items()})
 
+    def forget_finished(self, finished: Mapping[int, Any]) -> None:
+        """Drop the curves of trials found in ``finished`` (the cache of finished trials): a
+        thread that read a trial running can keep its curve after another saw it finish."""
+        with self._lock:
+            for tid in [tid for tid in self._curves if tid in finished]:
+                del self._curves[tid]
+
     def forget(self, trial_ids: Iterable[int]) -> None:
         """Drop the curves of trials that finished (or are gone)."""
         with self._lock:
@@ -1848,6 +1855,7 @@ class SQLStorage(Storage):
                          if missing else {})
                 self._unfinished.forget(tid for tid, t in fresh.items()
                                         if t.state.is_finished)
+                self._unfinished.forget_finished(trials)  # kept by a thread's late keep()
         except StudyNotFoundError:
             self._finished.drop(study_id)
             raise
