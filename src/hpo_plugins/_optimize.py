@@ -349,7 +349,7 @@ def _room_may_come(study: Study, deadline: float | None, full_since: float, *,
                if t.last_heartbeat is not None]
     pause = min(_FULL_POLL_SECONDS, study.grace_period / 4)
     # a trial is judged lost after the grace period its own process recorded, if longer
-    grace = max((stale_after(t, study.grace_period) for t in running),
+    grace = max((stale_after(t.system_attrs, study.grace_period) for t in running),
                 default=study.grace_period)
     longest = grace + (study.heartbeat_interval or 0.0) + pause
     if (not running or time.monotonic() - full_since > longest

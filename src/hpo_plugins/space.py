@@ -691,6 +691,7 @@ def _make_param(label: str, info: Mapping[str, Any], switches: Mapping[str, list
             f"Expected a non-empty label for every hyperparameter. Received: {label!r} in "
             f"{kind}. Labels name the columns of tables, CSV and TensorBoard: give it a name.")
     if label in switches:
+        by_index = not _plain_options(switches[label])
         options = tuple(_option_display(switches[label]))
         if not options:
             raise SpaceError(
@@ -707,9 +708,8 @@ def _make_param(label: str, info: Mapping[str, Any], switches: Mapping[str, list
                     f"and sum to 1. Received: {p.tolist()}."
                 )
             return Param(label, "pchoice", {}, conditions, options, tuple(p.tolist()),
-                         by_index=not _plain_options(switches[label]))
-        return Param(label, "choice", {}, conditions, options,
-                     by_index=not _plain_options(switches[label]))
+                         by_index=by_index)
+        return Param(label, "choice", {}, conditions, options, by_index=by_index)
     if node.name not in _ARGS:
         raise SpaceError(
             f"Unsupported distribution {node.name!r} for label {label!r}. Expected one of "

@@ -336,14 +336,15 @@ def check_attr_key(key: object, what: str) -> None:
         )
 
 
-def stale_after(trial: FrozenTrial, grace_seconds: float) -> float:
-    """Seconds without a heartbeat after which ``trial`` counts as lost: ``grace_seconds``, or
-    the longer grace period its own process recorded (``system_attrs["grace_period"]``). A
-    launcher with a short grace period (fast heartbeats) must not fail the trials of one that
-    beats every 30 s: those are alive, and their results would be dropped."""
+def stale_after(system_attrs: Mapping[str, Any], grace_seconds: float) -> float:
+    """Seconds without a heartbeat after which a trial with these ``system_attrs`` counts as
+    lost: ``grace_seconds``, or the longer grace period its own process recorded
+    (``system_attrs["grace_period"]``). A launcher with a short grace period (fast heartbeats)
+    must not fail the trials of one that beats every 30 s: those are alive, and their results
+    would be dropped."""
     from hpo_plugins._frozen import GRACE_ATTR
 
-    recorded = trial.system_attrs.get(GRACE_ATTR)
+    recorded = system_attrs.get(GRACE_ATTR)
     if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
         return max(grace_seconds, float(recorded))
     return grace_seconds

@@ -353,7 +353,7 @@ class InMemoryStorage(Storage):
                 trial = study.trials[number]
                 if trial.state is not TrialState.RUNNING or trial.last_heartbeat is None:
                     continue
-                seconds = stale_after(trial, grace_seconds)
+                seconds = stale_after(trial.system_attrs, grace_seconds)
                 if trial.last_heartbeat < now - _dt.timedelta(seconds=seconds):
                     failed.append(self._finish(trial.trial_id, TrialState.FAIL, None,
                                                stale_reason(seconds), trial.last_heartbeat))

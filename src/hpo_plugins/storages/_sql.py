@@ -1910,10 +1910,9 @@ class SQLStorage(Storage):
         with self._write() as conn:
             _check_study(conn, study_id, lock=True)
             failed = []
-            for trial_id in _past_own_grace(conn, _STALE_ROWS_LOCKED, params, grace_seconds,
-                                            now):
+            for trial_id, seconds in _past_own_grace(conn, _STALE_ROWS_LOCKED, params,
+                                                     grace_seconds, now):
                 trial = _fetch_trial(conn, trial_id)
-                seconds = stale_after(trial, grace_seconds)
                 failed.append(_fail_trial(conn, trial, stale_reason(seconds),
                                           trial.last_heartbeat or now))
             return failed
@@ -2023,17 +2022,16 @@ def _imported_row(trial: FrozenTrial, number: int, key: str | None) -> dict[str,
 
 
 def _past_own_grace(conn: Connection, query: Any, params: Mapping[str, Any],
-                    grace_seconds: float, now: _dt.datetime) -> list[int]:
-    """Ids of the study's trials with no heartbeat for ``grace_seconds`` and for the grace
-    period their own process recorded (see :func:`~._base.stale_after`), read without
-    their curves."""
-    ids = []
+                    grace_seconds: float, now: _dt.datetime) -> list[tuple[int, float]]:
+    """``(id, seconds)`` of the study's trials with no heartbeat for ``grace_seconds`` and for
+    the grace period their own process recorded (``seconds``, see
+    :func:`~._base.stale_after`), read without their curves."""
+    stale = []
     for trial_id, system_attrs, heartbeat in conn.execute(query, params):
-        probe = FrozenTrial(trial_id=trial_id, number=0, state=TrialState.RUNNING,
-                            system_attrs=_loads(system_attrs))
-        if heartbeat < now - _dt.timedelta(seconds=stale_after(probe, grace_seconds)):
-            ids.append(trial_id)
-    return ids
+        seconds = stale_after(_loads(system_attrs), grace_seconds)
+        if heartbeat < now - _dt.timedelta(seconds=seconds):
+            stale.append((trial_id, seconds))
+    return stale
 
 
 def _fail_trial(conn: Connection, trial: FrozenTrial, reason: Mapping[str, Any],
