@@ -335,13 +335,48 @@ def test_an_explicit_metric_on_resume_is_recorded(tmp_path: Path) -> None:
 
 def test_minimize_without_metric_keeps_the_stored_one(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/z.db"
-    first = hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="z")
-    assert first.metric == "val_loss"
-    hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="z",
-                 metric="val_acc")
+    first = hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="z",
+                         metric="val_acc")
+    assert first.metric == "val_acc"
     resumed = hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="z")
-    assert resumed.metric == "val_acc" and len(resumed.trials) == 3
+    assert resumed.metric == "val_acc" and len(resumed.trials) == 2
     assert hpo.load_study("z", url).metric == "val_acc"
+
+
+@pytest.mark.parametrize("state", ["COMPLETE", "PRUNED", "RUNNING"])
+def test_another_metric_is_refused_once_trials_hold_values_of_the_stored_one(
+        tmp_path: Path, state: str) -> None:
+    """Values of val_loss and of loss ranked together would make best_trial meaningless."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = hpo.create_study(SPACE, storage=url, study_name="s", metric="val_loss")
+    trial = study.ask()
+    if state == "COMPLETE":
+        study.tell(trial, 0.5)
+    elif state == "PRUNED":
+        trial.report(0.7, 0)
+        study.tell(trial, state="PRUNED")
+    with pytest.raises(ConfigurationError, match=(
+            r"Study 's' exists with metric='val_loss', and 1 of its trials hold 'val_loss' "
+            r"values; this call asked for metric='loss'.*Pass metric='val_loss' \(or leave it "
+            r"out\)")):
+        hpo.create_study(SPACE, storage=url, study_name="s", metric="loss")
+    with pytest.raises(ConfigurationError, match="exists with metric='val_loss'"):
+        hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="s",
+                     metric="loss")
+    stored = hpo.load_study("s", url)
+    assert stored.metric == "val_loss" and len(stored.trials) == 1  # nothing recorded or run
+    assert hpo.create_study(SPACE, storage=url, study_name="s", metric="val_loss").metric == (
+        "val_loss")  # the same metric, given again, resumes
+
+
+def test_a_study_whose_trials_all_failed_may_switch_its_metric(tmp_path: Path) -> None:
+    """A typo in the first run's metric fails its trials; the corrected run takes over."""
+    url = f"sqlite:///{tmp_path}/t.db"
+    study = hpo.create_study(SPACE, storage=url, study_name="t", metric="val_los")
+    study.tell(study.ask(), state="FAIL")
+    assert hpo.create_study(SPACE, storage=url, study_name="t", metric="val_loss").metric == (
+        "val_loss")
+    assert hpo.load_study("t", url).metric == "val_loss"
 
 
 def test_a_lagged_ask_keeps_its_own_heartbeat_while_it_waits(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import (
     DEFAULT_STORAGE_ENV,
     Storage,
+    StudyInfo,
     get_storage,
     missing_sqlite_file,
 )
@@ -1173,6 +1174,8 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
             this call leaves them out (None), and records the ones it gives: re-running a
             script without ``logdir=`` does not cut the study off from its TensorBoard runs,
             and one without ``metric=`` does not switch its adapters back to ``"val_loss"``.
+            Another ``metric=`` than the stored one is refused while trials hold values of the
+            stored metric (their values could not be ranked with the new ones).
         heartbeat_interval: Seconds between heartbeats of trials run by the loop; None disables
             heartbeats (and so the detection of dead workers).
         grace_period: A RUNNING trial silent for longer is failed at the next ``ask``; default
@@ -1186,7 +1189,8 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
     Raises:
         SpaceError: The space is malformed or the sampler cannot handle it.
         ConfigurationError: An argument has the wrong type or range, or a resumed study has
-            another direction or another space.
+            another direction or another space, or another metric while trials hold values of
+            its own.
     """
     from hpo_plugins.samplers import TPESampler
 
@@ -1428,6 +1432,8 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     study_id = store.get_study_id(name)
     info = store.get_study(study_id)
     _check_resume(info.name, info.direction, info.attrs, direction, space)
+    if "metric" not in inherit:
+        _check_metric_switch(info, attrs["metric"])
     kept = {key: info.attrs[key] for key in inherit
             if key in info.attrs and info.attrs[key] is not None}
     for key in _INHERITABLE:
@@ -1475,6 +1481,27 @@ def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
             f"(hpo.delete_study({name!r}, storage) or `hpo-plugins delete --study {name}`)."
             f"{_CHANGING_CONSTANT_HINT if 'constants ' in difference else ''}"
         )
+
+
+def _check_metric_switch(info: StudyInfo, metric: str) -> None:
+    """Refuse a resume that names another metric than the study's while trials hold values
+    of the stored one: later trials would be ranked against values of another quantity
+    (training ``loss`` against ``val_loss``) and ``best_trial`` would mean nothing. A study
+    whose trials all failed (a typo in the first run's metric) may still switch."""
+    stored = info.attrs.get("metric")
+    valued = sum(info.n_trials.get(state, 0) for state in _VALUED_STATES)
+    if stored is None or stored == metric or not valued:
+        return
+    raise ConfigurationError(
+        f"Study {info.name!r} exists with metric={stored!r}, and {valued} of its trials hold "
+        f"{stored!r} values; this call asked for metric={metric!r}, whose values cannot be "
+        f"ranked with them. Pass metric={stored!r} (or leave it out) to resume this study, or "
+        f"choose another study_name for {metric!r}."
+    )
+
+
+#: The states of trials that hold values of the study's metric (final or reported).
+_VALUED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
 #: Said when constants differ: one that changes by itself between runs is a likely cause.
