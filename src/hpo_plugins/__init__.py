@@ -7,8 +7,6 @@ training framework.
 
 from __future__ import annotations
 
-import logging
-
 from hyperopt import hp
 
 from hpo_plugins import importance, launchers, pruners, samplers, storages
@@ -45,4 +43,7 @@ __all__ = [
     "storages",
 ]
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+# No handler of our own, not even a NullHandler: in a program that configures no logging,
+# Python's last-resort handler shows WARNING and above on stderr (a study resumed with earlier
+# trials, a trial that failed under catch=), while INFO stays silent. A program that configures
+# logging decides for itself.
