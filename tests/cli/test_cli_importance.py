@@ -10,7 +10,7 @@ from typing import Any
 
 import hpo_plugins as hpo
 from hpo_plugins import hp
-from hpo_plugins.cli import EXIT_FAILURE, EXIT_OK
+from hpo_plugins.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from hpo_plugins.samplers import RandomSampler
 
 Run = Callable[..., tuple[int, str, str]]
@@ -51,3 +51,10 @@ def test_too_few_trials_is_a_clear_failure(cli: Run, url: str) -> None:
     code, out, err = cli("importance", "--study", "plain", "--storage", url)
     assert (code, out) == (EXIT_FAILURE, "")
     assert "Expected at least 3 COMPLETE trials" in err and "Received 0" in err
+
+
+def test_fewer_than_two_bins_is_a_bad_command_line(cli: Run, url: str) -> None:
+    """Refused by argparse, before the storage is opened: exit 2 like any bad option."""
+    code, out, err = cli("importance", "--study", "plain", "--bins", "1", "--storage", url)
+    assert (code, out) == (EXIT_USAGE, "")
+    assert "argument --bins: expected an integer >= 2, received 1" in err

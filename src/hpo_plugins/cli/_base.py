@@ -31,6 +31,7 @@ __all__ = [
     "Command",
     "Terminated",
     "echo",
+    "integer_at_least",
     "not_a_storage_url",
     "open_storage",
     "open_study",
@@ -91,6 +92,21 @@ class Terminated(BaseException):
     study's ``max_retries`` re-queues them, where Ctrl-C's are "interrupted by the user". The
     core knows this class by name (``hpo_plugins._optimize.stopped_by_sigterm``).
     """
+
+
+def integer_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer ``>= minimum``; argparse names the option in its error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, received {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
 
 
 def echo(text: str = "") -> None:

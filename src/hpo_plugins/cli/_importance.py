@@ -16,6 +16,7 @@ from hpo_plugins.cli._base import (
     Command,
     add_study_argument,
     echo,
+    integer_at_least,
     open_storage,
     open_study,
 )
@@ -32,7 +33,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_study_argument(parser)
     parser.add_argument("--json", action="store_true",
                         help="print {label: importance} as JSON instead of a table")
-    parser.add_argument("--bins", type=int, metavar="N",
+    parser.add_argument("--bins", type=integer_at_least(2), metavar="N",
                         help="cut each numeric parameter into N bins (>= 2; default: 3 to 8, "
                              "growing with the trials)")
 

@@ -31,6 +31,7 @@ from hpo_plugins.cli._base import (
     Command,
     Terminated,
     echo,
+    integer_at_least,
     not_a_storage_url,
     warn,
 )
@@ -62,8 +63,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", type=_name, metavar="NAME",
                         help="study name (default: derived from the command and the space, so "
                         "running the same command again resumes the study)")
-    parser.add_argument("--n-trials", type=_count(0), help="trials this run starts")
-    parser.add_argument("--max-trials", type=_count(0),
+    parser.add_argument("--n-trials", type=integer_at_least(0), help="trials this run starts")
+    parser.add_argument("--max-trials", type=integer_at_least(0),
                         help="cap on the study's total (resumable)")
     parser.add_argument("--timeout", type=_seconds,
                         help="start no trial after this many seconds")
@@ -86,7 +87,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="also hand params as params.json (its path replaces "
                         "{params_file} in the command) or --label value")
     parser.add_argument("--gpus", help='"all" or a comma-separated list of GPU ids')
-    parser.add_argument("--trials-per-gpu", type=_count(1),
+    parser.add_argument("--trials-per-gpu", type=integer_at_least(1),
                         help="with --gpus: trials that share one GPU (default 1)")
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run the trials on the Dask cluster whose scheduler is at ADDRESS "
@@ -102,31 +103,16 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace-period", type=_seconds, metavar="SECONDS",
                         help="a RUNNING trial whose heartbeat is older is failed as lost at the "
                         "next ask (default: 4 heartbeat intervals)")
-    parser.add_argument("--max-retries", type=_count(0), default=0, metavar="N",
+    parser.add_argument("--max-retries", type=integer_at_least(0), default=0, metavar="N",
                         help="run a trial whose worker was lost (or that SIGTERM stopped) "
                         "again, with the same params, up to N times (default 0)")
     parser.add_argument("script", nargs=argparse.REMAINDER, metavar="COMMAND",
                         help="the command to run per trial, after --")
 
 
-def _count(minimum: int) -> Any:
-    """An argparse type: an integer ``>= minimum``; argparse names the option in its error."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, received {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
 def _jobs(text: str) -> int:
     """``--n-jobs``: an integer >= 1, or -1 for one per core."""
-    value = _count(-1)(text)
+    value = integer_at_least(-1)(text)
     if value == 0:
         raise argparse.ArgumentTypeError("expected an integer >= 1, or -1 for one per core; "
                                           "received 0")
@@ -135,7 +121,7 @@ def _jobs(text: str) -> int:
 
 def _seed(text: str) -> int:
     """``--seed``: an integer in [0, 2**63), the seeds a study stores."""
-    value = int(_count(0)(text))
+    value = int(integer_at_least(0)(text))
     if value >= 2 ** 63:
         raise argparse.ArgumentTypeError(f"expected an integer < 2**63, received {value}")
     return value
