@@ -44,6 +44,7 @@ from hpo_plugins.keras._resume import (
     discard_backups,
     resume_into,
 )
+from hpo_plugins.keras._shapes import BUILD_ATTR, build_record, rebuild
 
 if TYPE_CHECKING:
     from hpo_plugins.pruners import Pruner
@@ -138,15 +139,24 @@ class KerasTuneResult:
 
         Raises:
             ConfigurationError: No trial completed, the weights file is missing, or
-                ``build_fn`` returns a model whose weights do not exist yet.
+                ``build_fn`` returns a model whose weights do not exist yet and cannot be
+                created from the input shapes the trial's ``fit`` saw (a model without
+                ``keras.Input`` is built from them as ``fit`` built it).
         """
         path = self.best_checkpoint
-        model = check_model(self.build_fn(self.study.natural_params(self.best_trial)))
+        trial = self.best_trial
+        model = check_model(self.build_fn(self.study.natural_params(trial)))
+        record = trial.system_attrs.get(BUILD_ATTR)
+        if not model.built and isinstance(record, dict):  # fit built it at its first batch
+            rebuild(model, record)
         if not model.built:
             raise ConfigurationError(
                 "Expected build_fn to return a built model (with its weights created) so that "
-                "the best weights can be loaded. Start the model with keras.Input(shape=...), "
-                "or call model.build(input_shape) in build_fn.")
+                "the best weights can be loaded"
+                + (f", or one that builds from the input shapes its trial recorded ({record})"
+                   if isinstance(record, dict) else "")
+                + ". Start the model with keras.Input(shape=...), or call "
+                "model.build(input_shape) in build_fn.")
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)  # so its saved state loads too
         model.load_weights(path)
@@ -249,7 +259,12 @@ class KerasObjective:
         callbacks = [reporter, checkpoint, *_tensorboard(trial), *self._user_callbacks(trial)]
         if self.resume_lost_trials:  # last: it saves what the others have done in the epoch
             callbacks.append(EpochBackup(trial.log_dir, checkpoint))
+        built = model.built  # by build_fn (keras.Input), else by fit's first batch
         history = dict(model.fit(**fit_kwargs, callbacks=callbacks).history)
+        if not built and model.built:  # best_model() builds it the same way
+            record = build_record(model)
+            if record is not None:
+                trial.set_system_attr(BUILD_ATTR, record)
         if before:  # the lost trial's epochs count toward the best value
             history[self.objective] = [*before, *history.get(self.objective, [])]
         return history, reporter.problem
