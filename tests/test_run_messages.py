@@ -154,3 +154,30 @@ def test_a_nan_report_then_trial_pruned_ends_fail_in_a_hand_run_block() -> None:
         _diverges(trial.params)
     assert study.trials[0].state is hpo.TrialState.FAIL
     assert study.trials[0].fail_reason == "reported a non-finite value (nan) at step 1"
+
+
+def test_a_huge_exception_text_is_stored_shortened(caplog: pytest.LogCaptureFixture) -> None:
+    """Keras embeds a whole array in some errors: hundreds of kilobytes per failed trial."""
+    study = hpo.create_study(SPACE, storage=":memory:", sampler=RandomSampler())
+
+    def objective(params: Any) -> float:
+        raise ValueError("start " + "0.123, " * 70_000 + "end")
+
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        study.optimize(objective, n_trials=2, catch=(ValueError,))
+    for trial in study.trials:
+        reason = trial.fail_reason or ""
+        assert len(reason) < 2100
+        assert reason.startswith("ValueError: start 0.123, ") and reason.endswith(" 0.123, end")
+        assert "[... 488021 characters left out ...]" in reason
+    assert max(len(record.getMessage()) for record in caplog.records) < 2100
+
+
+def test_a_short_exception_text_is_stored_whole() -> None:
+    study = hpo.create_study(SPACE, storage=":memory:", sampler=RandomSampler())
+
+    def objective(params: Any) -> float:
+        raise ValueError("x" * 1900)
+
+    study.optimize(objective, n_trials=1, catch=(ValueError,))
+    assert study.trials[0].fail_reason == "ValueError: " + "x" * 1900

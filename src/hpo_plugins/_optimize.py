@@ -45,6 +45,9 @@ __all__ = ["STOPS_THE_RUN", "TIMED_OUT_WAITING", "RunSettings", "exception_text"
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
+#: The longest fail reason stored from an exception's text: Keras and NumPy errors may embed a
+#: whole array (hundreds of kilobytes per trial); its start and end are kept.
+REASON_CHARS = 2000
 #: The attribute, True, of a signal handler that stops the run by raising (the CLI's SIGTERM
 #: and SIGHUP one): a parallel run wraps only such handlers, and Python's default Ctrl-C one,
 #: to give the workers' script-mode commands their grace first. A handler that returns (a
@@ -556,10 +559,20 @@ def _tell_pruned(study: Study, trial: Trial) -> FrozenTrial:
     return _tell(study, trial, state=TrialState.PRUNED)
 
 
+def shortened(text: str, limit: int = REASON_CHARS) -> str:
+    """``text``, or its start and end around a note of how much was left out when it is longer
+    than ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 3 // 4, limit // 4
+    return f"{text[:head]} [... {len(text) - head - tail} characters left out ...] {text[-tail:]}"
+
+
 def _tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTrial:
     _explain_optuna_style(exc)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    reason = " ".join([f"{type(exc).__name__}: {exc}", *getattr(exc, "__notes__", ())])
+    reason = shortened(" ".join([f"{type(exc).__name__}: {exc}",
+                                 *getattr(exc, "__notes__", ())]))
     _logger.warning("Trial %d failed: %s", trial.number, reason)
     return _tell(study, trial, state=TrialState.FAIL, fail_reason=reason,
                  system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
