@@ -93,3 +93,34 @@ def test_a_model_that_cannot_be_rebuilt_says_what_to_do(digits: Data, tmp_path: 
     with pytest.raises(ConfigurationError, match=r"Expected build_fn to return a built model "
                                                  r".*Start the model with keras.Input"):
         result.best_model()
+
+
+def test_a_second_tensorboard_writing_into_the_trials_run_is_warned_about(
+        digits: Data, tmp_path: Path) -> None:
+    """keras_tune writes the trial's curves into its run; another writer there doubles them."""
+    from hpo_plugins.tensorboard import run_dir
+
+    def callbacks(trial: Any) -> list[Any]:
+        return [keras.callbacks.TensorBoard(log_dir=run_dir(trial), profile_batch=0)]
+
+    with pytest.warns(UserWarning, match="a TensorBoard callback in `callbacks` writes into the "
+                                         "trial's own TensorBoard run"):
+        keras_tune(sequential, {"units": hp.choice("units", [4, 8])}, x=digits["x"],
+                   y=digits["y"], validation_data=(digits["x_val"], digits["y_val"]),
+                   epochs=1, batch_size=64, n_trials=1, storage=":memory:",
+                   logdir=str(tmp_path / "runs"), callbacks=callbacks, show_progress_bar=False)
+
+
+def test_a_tensorboard_of_the_users_own_folder_is_left_alone(digits: Data,
+                                                             tmp_path: Path) -> None:
+    import warnings
+
+    board = keras.callbacks.TensorBoard(log_dir=str(tmp_path / "mine"), profile_batch=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keras_tune(sequential, {"units": hp.choice("units", [4, 8])}, x=digits["x"],
+                   y=digits["y"], validation_data=(digits["x_val"], digits["y_val"]),
+                   epochs=1, batch_size=64, n_trials=1, storage=":memory:",
+                   logdir=str(tmp_path / "runs"), callbacks=[board], show_progress_bar=False)
+    assert not [w for w in caught if "TensorBoard callback" in str(w.message)]
+    assert (tmp_path / "mine").is_dir()

@@ -29,6 +29,7 @@ from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins._numbers import is_integer
 from hpo_plugins._resume import warn_without_retries
 from hpo_plugins._signature import one_argument_problem
+from hpo_plugins._warn import warn_user
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras._callback import HPOCallback
@@ -256,7 +257,10 @@ class KerasObjective:
         checkpoint = _BestCheckpoint(path, monitor=self.objective, mode=self._mode(),
                                      save_best_only=True, save_weights_only=True, verbose=0,
                                      initial_value_threshold=best)
-        callbacks = [reporter, checkpoint, *_tensorboard(trial), *self._user_callbacks(trial)]
+        own_board, users = _tensorboard(trial), self._user_callbacks(trial)
+        if own_board:
+            _warn_second_board(own_board[0].log_dir, users)
+        callbacks = [reporter, checkpoint, *own_board, *users]
         if self.resume_lost_trials:  # last: it saves what the others have done in the epoch
             callbacks.append(EpochBackup(trial.log_dir, checkpoint))
         built = model.built  # by build_fn (keras.Input), else by fit's first batch
@@ -834,6 +838,23 @@ def copy_callbacks(callbacks: CallbackList) -> list[keras.callbacks.Callback]:
             f"Expected callbacks that copy.deepcopy can copy (each trial gets its own copy). "
             f"Copying failed with {type(exc).__name__}: {exc}. Pass a factory instead: "
             f"callbacks=lambda trial: [MyCallback(...)].") from exc
+
+
+def _warn_second_board(run: str, callbacks: Sequence[Any]) -> None:
+    """Warn about a user's ``TensorBoard`` callback that writes into the trial's run, where
+    ``keras_tune`` already writes one: two writers of the same run double or garble its
+    curves."""
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.TensorBoard):
+            continue
+        theirs = os.path.realpath(os.fspath(callback.log_dir))
+        ours = os.path.realpath(run)
+        if theirs == ours or theirs.startswith(ours + os.sep):
+            warn_user("keras_tune: a TensorBoard callback in `callbacks` writes into the trial's "
+                      "own TensorBoard run, where keras_tune already writes the trial's curves "
+                      "(the study has a logdir): the run would hold each curve twice. Leave "
+                      "that callback out, or give it a log_dir outside the study's logdir.")
+            return
 
 
 def _tensorboard(trial: Trial) -> list[keras.callbacks.Callback]:
