@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -90,6 +91,39 @@ def test_best_model_scores_like_the_best_trial_without_training(pruned_run: Any,
 
     assert scores["accuracy"] == pytest.approx(pruned_run.best_value, abs=1e-6)
     assert int(model.optimizer.iterations.numpy()) > 0  # the saved optimiser state, loaded
+
+
+def test_best_trials_and_models_rank_the_complete_trials_best_first(pruned_run: Any,
+                                                                   digits: Data) -> None:
+    trials = pruned_run.study.trials
+    ranked = pruned_run.best_trials(3)  # two completed: the pruned one is not ranked
+    assert sorted(t.number for t in ranked) == [0, 2]
+    assert ranked[0].number == pruned_run.best_trial.number
+    assert ranked[0].value >= ranked[1].value  # val_accuracy: the highest first
+    assert [t.number for t in pruned_run.best_trials()] == [ranked[0].number]
+    for trial, model in zip(ranked, pruned_run.best_models(2), strict=True):
+        scores = model.evaluate(digits["x_val"], digits["y_val"], batch_size=64, verbose=0,
+                                return_dict=True)
+        assert scores["accuracy"] == pytest.approx(trial.value, abs=1e-6)
+    pruned = pruned_run.model_of(trials[1])  # its best epoch before it was stopped
+    scores = pruned.evaluate(digits["x_val"], digits["y_val"], batch_size=64, verbose=0,
+                             return_dict=True)
+    assert scores["accuracy"] == pytest.approx(max(trials[1].intermediate_values.values()),
+                                               abs=1e-6)
+    assert pruned_run.checkpoint_of(trials[1]) == trials[1].user_attrs["checkpoint"]
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, True, "2"])
+def test_best_trials_wants_a_count(pruned_run: Any, n: Any) -> None:
+    with pytest.raises(ConfigurationError, match=rf"Expected `n` to be an integer >= 1.*"
+                                                 rf"Received: n={re.escape(repr(n))}"):
+        pruned_run.best_trials(n)
+
+
+def test_model_of_wants_a_trial_of_the_study(pruned_run: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"Expected a trial of result.study .*"
+                                                 r"Received: 1 \(of type int\)"):
+        pruned_run.model_of(1)
 
 
 def test_the_metric_that_fit_never_logs_fails_at_the_first_epoch(build_fn: Any, space: Any,

@@ -25,7 +25,7 @@ import keras
 from hpo_plugins._api import _optimize, check_run_args, default_study_name
 from hpo_plugins._callback_args import as_number, raise_recorded_stop
 from hpo_plugins._direction import resolve_direction
-from hpo_plugins._frozen import Direction, FrozenTrial
+from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins._numbers import is_integer
 from hpo_plugins._resume import warn_without_retries
 from hpo_plugins._signature import one_argument_problem
@@ -95,6 +95,7 @@ class KerasTuneResult:
         ...                     n_trials=20)  # doctest: +SKIP
         >>> result.best_params, result.best_value  # doctest: +SKIP
         >>> model = result.best_model()  # best weights, no retraining  # doctest: +SKIP
+        >>> runners_up = result.best_models(3)  # the three best, best first  # doctest: +SKIP
     """
 
     study: Study
@@ -122,14 +123,27 @@ class KerasTuneResult:
         Raises:
             ConfigurationError: The file is not there (moved, deleted, or another machine's).
         """
-        trial = self.best_trial
-        path = trial.user_attrs.get(CHECKPOINT_ATTR)
-        if not isinstance(path, str) or not os.path.isfile(path):
+        return self.checkpoint_of(self.best_trial)
+
+    def best_trials(self, n: int = 1) -> list[FrozenTrial]:
+        """The ``n`` best COMPLETE trials, best first (fewer when fewer completed); Keras
+        Tuner's ``get_best_trials``. Their ``params`` are in :meth:`Study.natural_params`.
+
+        Raises:
+            ConfigurationError: ``n`` is not an integer >= 1, or no trial completed.
+        """
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ConfigurationError(
-                f"Expected the weights of trial {trial.number} at {path!r}, but no such file "
-                f"exists. Run keras_tune where the trial directories are (logdir=), or retrain "
-                f"with result.build_fn(result.best_params).")
-        return path
+                f"Expected `n` to be an integer >= 1, the number of trials. Received: n={n!r}.")
+        self.best_trial  # noqa: B018  raises, with the trials counted by state, when none did
+        done = [t for t in self.study.get_trials([TrialState.COMPLETE]) if t.value is not None]
+        sign = self.study.direction.sign()  # ranked as Study.best_trial ranks them
+        return sorted(done, key=lambda t: (sign * float(t.value or 0.0), t.number))[:int(n)]
+
+    def best_models(self, n: int = 1) -> list[Any]:
+        """The models of :meth:`best_trials` ``(n)``, best first, each as :meth:`model_of`
+        gives it; Keras Tuner's ``get_best_models``."""
+        return [self.model_of(trial) for trial in self.best_trials(n)]
 
     def best_model(self) -> Any:
         """Rebuild the best trial's model with ``build_fn`` and load its best weights.
@@ -139,13 +153,43 @@ class KerasTuneResult:
         epoch restored too, so training can go on from there.
 
         Raises:
-            ConfigurationError: No trial completed, the weights file is missing, or
-                ``build_fn`` returns a model whose weights do not exist yet and cannot be
-                created from the input shapes the trial's ``fit`` saw (a model without
-                ``keras.Input`` is built from them as ``fit`` built it).
+            ConfigurationError: No trial completed, or as :meth:`model_of`.
         """
-        path = self.best_checkpoint
-        trial = self.best_trial
+        return self.model_of(self.best_trial)
+
+    def checkpoint_of(self, trial: FrozenTrial) -> str:
+        """The path of ``trial``'s best weights (a ``.weights.h5`` file): those of its best
+        epoch (up to the one it was pruned at, for a PRUNED trial).
+
+        Raises:
+            ConfigurationError: ``trial`` is no trial of this study that saved weights, or the
+                file is not there (moved, deleted, or another machine's).
+        """
+        if not isinstance(trial, FrozenTrial):
+            raise ConfigurationError(
+                f"Expected a trial of result.study (an item of result.study.trials or of "
+                f"result.best_trials(n)). Received: {trial!r} (of type "
+                f"{type(trial).__name__}).")
+        path = trial.user_attrs.get(CHECKPOINT_ATTR)
+        if not isinstance(path, str) or not os.path.isfile(path):
+            raise ConfigurationError(
+                f"Expected the weights of trial {trial.number} at {path!r}, but no such file "
+                f"exists (a trial that failed before its first validation saves none). Run "
+                f"this where the trial directories are (logdir=), or retrain with "
+                f"result.build_fn(result.study.natural_params(trial)).")
+        return path
+
+    def model_of(self, trial: FrozenTrial) -> Any:
+        """Rebuild ``trial``'s model with ``build_fn`` and load its best weights (see
+        :meth:`best_model`): a runner-up, or a PRUNED trial's model as it was when it stopped.
+
+        Raises:
+            ConfigurationError: As :meth:`checkpoint_of`, or ``build_fn`` returns a model whose
+                weights do not exist yet and cannot be created from the input shapes the
+                trial's ``fit`` saw (a model without ``keras.Input`` is built from them as
+                ``fit`` built it).
+        """
+        path = self.checkpoint_of(trial)
         model = check_model(self.build_fn(self.study.natural_params(trial)))
         record = trial.system_attrs.get(BUILD_ATTR)
         if not model.built and isinstance(record, dict):  # fit built it at its first batch
