@@ -166,3 +166,36 @@ def test_a_generator_that_the_first_trial_would_use_up_is_refused(
                              r"start .*Received: x=an iterator \(generator\).*"
                              r"tf\.data\.Dataset\.from_generator"):
         tune(build_fn, space, digits, x=batches(), y=None, n_trials=2)
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda: keras.optimizers.Adam(1e-2), "a Keras optimizer object, Adam"),
+    (lambda: keras.layers.Dense(8), "a Keras layer or model object, Dense"),
+    (lambda: keras.metrics.AUC(), "a Keras metric object, AUC"),
+])
+def test_a_stateful_keras_object_in_the_space_is_refused_before_the_study(
+        build_fn: Any, digits: Data, make: Callable[[], Any], words: str) -> None:
+    """Made once with the space, it would be shared by every trial's model."""
+    from hpo_plugins import hp
+
+    storage = InMemoryStorage()
+    space = {"units": hp.choice("units", [4, 8]),
+             "deep": {"extra": hp.choice("extra", [None, make()])}}  # nested in a choice
+    with pytest.raises(ConfigurationError, match=rf"keras_tune: the space holds {words} .*"
+                                                 r"create the object in build_fn"):
+        tune(build_fn, space, digits, storage=storage)
+    assert storage.list_studies() == []  # refused before the study was created
+
+
+def test_a_keras_class_or_name_in_the_space_is_taken(digits: Data) -> None:
+    from hpo_plugins import hp
+
+    def build(params: Any) -> Any:
+        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, "softmax")])
+        model.compile(optimizer=params["opt"](learning_rate=1e-2), jit_compile=False,
+                      loss="sparse_categorical_crossentropy")
+        return model
+
+    space = {"opt": hp.choice("opt", [keras.optimizers.Adam, keras.optimizers.SGD])}
+    result = tune(build, space, digits, n_trials=2, objective="val_loss")
+    assert [t.state for t in result.study.trials] == [TrialState.COMPLETE] * 2

@@ -536,7 +536,9 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
             Keras' own ``loss``/``val_loss`` (another name whose words say the opposite of
             ``direction`` only warns); or a trial meets a set-up error: ``objective`` not
             logged by ``fit`` (at the first epoch that validates) or not a scalar, or
-            ``build_fn`` not returning a compiled model. That trial is recorded FAIL and the
+            ``build_fn`` not returning a compiled model; a Keras optimizer, layer, model or
+            metric object in the space (made once, it would be shared by every trial). That
+            trial is recorded FAIL and the
             study stops there, also with ``catch=(Exception,)`` and with ``n_jobs`` > 1.
 
     Example:
@@ -554,6 +556,7 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
             f"Expected `study_callbacks` to be a list of functions callback(study, "
             f"frozen_trial), called after each trial. Received: "
             f"study_callbacks={study_callbacks!r}. Wrap a single one in a list.")
+    check_space_objects(space)
     kwargs = fit_arguments(fit_kwargs, x=x, y=y, validation_data=validation_data,
                            validation_split=validation_split, epochs=epochs,
                            batch_size=batch_size)
@@ -778,6 +781,47 @@ def _check_fit_names(extra: Mapping[str, Any]) -> None:
         raise ConfigurationError(
             f"Expected fit_kwargs to hold arguments of model.fit ({', '.join(allowed)}). "
             f"Received unknown: {unknown}.")
+
+
+#: Keras objects that hold state (variables, weights): one made once, in the space, would be
+#: shared by the models of every trial.
+_STATEFUL = {"optimizer": keras.optimizers.Optimizer, "layer or model": keras.layers.Layer,
+             "metric": keras.metrics.Metric}
+
+
+def check_space_objects(space: Any) -> None:
+    """Refuse a Keras optimizer, layer, model or metric object in the space.
+
+    The space is made once, so such an object is shared by every trial's model: an optimizer
+    serves one model only (the next trial fails with Keras' "Unknown variable ... recreate a
+    new optimizer instance"), and a layer or metric would carry its weights or totals from one
+    trial into the next. The space should hold what makes the object (a name, a class, its
+    settings); ``build_fn`` makes it. A space that hyperopt cannot read is left to the run's
+    own check, which says what is wrong with it.
+
+    Raises:
+        ConfigurationError: Such an object is in the space.
+    """
+    from hyperopt.pyll import Literal, as_apply, dfs
+
+    try:
+        nodes = dfs(as_apply(space))
+    except Exception:  # the space check of the run explains it
+        return
+    for node in nodes:
+        obj = node.obj if isinstance(node, Literal) else None
+        kind = next((name for name, cls in _STATEFUL.items() if isinstance(obj, cls)), None)
+        if kind is None:
+            continue
+        name = type(obj).__name__
+        raise ConfigurationError(
+            f"keras_tune: the space holds a Keras {kind} object, {name} ({obj!r}). The space "
+            f"is made once, so every trial would share that object: a Keras optimizer serves "
+            f"one model only (the next trial fails), and a layer or metric carries its state "
+            f"from trial to trial. Put what makes it in the space instead, such as "
+            f"hp.choice('{kind.split()[0]}', ['{name.lower()}', ...]) or the class {name} "
+            f"itself, and create the object in build_fn (e.g. "
+            f"keras.optimizers.get(params['optimizer']) or {name}(...)).")
 
 
 def check_build_fn(build_fn: Any) -> None:
