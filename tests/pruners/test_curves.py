@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import math
 import pickle
@@ -205,3 +206,48 @@ def test_the_longest_complete_curve_is_kept_across_calls_and_follows_the_trials(
     by_hand_again = FrozenTrial(trial_id=7, number=7, state=TrialState.COMPLETE, value=1.0,
                                 intermediate_values={5: 1.0})  # same number, another curve
     assert memo.longest_complete([*trials, by_hand_again]) == 20
+
+
+def _reference(trials: list[FrozenTrial], step: int, direction: Direction) -> list[float]:
+    """What the percentile rule compares with, scanned point by point."""
+    return sorted((_naive_best(dict(t.intermediate_values), step, direction) for t in trials
+                   if step in t.intermediate_values), key=lambda v: (math.isnan(v), v))
+
+
+@pytest.mark.parametrize("direction", list(Direction))
+def test_bests_at_answers_as_a_scan_of_every_trial(direction: Direction) -> None:
+    """Finished trials are asked at once from packed arrays; running ones, trials built by
+    hand and curves with steps beyond 2**32 one by one: the same answers as a scan."""
+    rng = random.Random(7)
+    states = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING]
+    trials = []
+    for number in range(60):
+        steps = sorted(rng.sample(range(50), rng.randint(0, 30)))
+        if number % 17 == 5:
+            steps.append(2**32 + 3)  # cannot be packed with its row
+        points = {s: rng.choice([math.nan, rng.random(), rng.random()]) for s in steps}
+        trial = _stored(number, points, rng.choice(states))
+        if number % 13 == 0:
+            trial = dataclasses.replace(trial, datetime_start=None)  # built by hand
+        trials.append(trial)
+    memo = CurveMemo()
+    for round_ in range(3):  # the arrays grow as trials finish between the questions
+        for step in [*range(-1, 52), 2**32 + 3]:
+            got = sorted(memo.bests_at(step, direction, trials).tolist(),
+                         key=lambda v: (math.isnan(v), v))
+            want = _reference(trials, step, direction)
+            assert len(got) == len(want) and all(map(_same, got, want)), (round_, step)
+        trials = [_stored(t.number, dict(t.intermediate_values), TrialState.COMPLETE)
+                  if t.state is TrialState.RUNNING and t.number % 2 else t for t in trials]
+    assert len(memo._finished) > 30  # the finished trials were packed
+
+
+def test_bests_at_starts_afresh_when_the_trials_are_gone() -> None:
+    memo = CurveMemo()
+    old = [_stored(n, {0: float(n)}, TrialState.COMPLETE) for n in range(40)]
+    assert sorted(memo.bests_at(0, Direction.MINIMIZE, old).tolist()) == [float(n)
+                                                                           for n in range(40)]
+    new = [dataclasses.replace(_stored(n, {0: 10.0 + n}, TrialState.COMPLETE),
+                               trial_id=500 + n) for n in range(3)]
+    assert sorted(memo.bests_at(0, Direction.MINIMIZE, new).tolist()) == [10.0, 11.0, 12.0]
+    assert len(memo._finished) == 3  # the 40 old rows were dropped

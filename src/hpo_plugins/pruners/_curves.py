@@ -32,7 +32,7 @@ import numpy as np
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.storages._cache import ReadOnlyDict
 
-__all__ = ["MEMO_ATTR", "Curve", "CurveMemo", "curve_memo"]
+__all__ = ["MEMO_ATTR", "Curve", "CurveMemo", "FinishedCurves", "curve_memo"]
 
 #: The attribute under which a pruner keeps its memo (dropped when the pruner is pickled).
 MEMO_ATTR = "_curve_memo"
@@ -124,6 +124,73 @@ class Curve:
                      np.concatenate((self.values[:size - 1], new_values)), best)
 
 
+#: Steps a :class:`FinishedCurves` packs with its row number into one int64 (row << 32 | step).
+_STEP_BITS = 32
+_FINISHED = frozenset({TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL})
+
+
+class FinishedCurves:
+    """The curves of finished trials packed into flat arrays, to ask all of them at once.
+
+    The percentile rule asks, at every report, "the best value up to step t" of every trial
+    that reported at t: one binary search per trial, a Python loop that cost 29 ms per report
+    with 10,000 finished trials. A finished trial's curve never changes, so each one is
+    appended once, as a row, to arrays that hold every row's ``row << 32 | step`` keys in
+    order (each curve's steps are sorted, rows follow each other) and their running bests:
+    one ``searchsorted`` of all the rows' keys answers for every finished trial in C. Rows are
+    appended in batches at the next question. A curve with a step outside ``[0, 2**32)`` is
+    not packed (its trial is asked one by one). Not thread-safe: :class:`CurveMemo` locks.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[_Key, int] = {}
+        self._keys = np.empty(0, dtype=np.int64)
+        self._best: dict[Direction, np.ndarray] = {}
+        self._curves: list[Curve] = []  # by row, for the running bests of a new direction
+        self._packed = 0  # rows already in the arrays
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, key: _Key, curve: Curve) -> int | None:
+        """Append ``curve`` as the next row; its row, or None when its steps cannot be packed."""
+        if curve.steps.size and (int(curve.steps[0]) < 0
+                                 or int(curve.steps[-1]) >= 1 << _STEP_BITS):
+            return None
+        row = len(self._curves)
+        self._curves.append(curve)
+        self.rows[key] = row
+        return row
+
+    def bests_at(self, rows: np.ndarray, step: int, direction: Direction) -> np.ndarray:
+        """The best value up to ``step`` of each row in ``rows`` that has a point at exactly
+        ``step`` (NaN where none is a number yet); rows without one are left out."""
+        if not 0 <= step < 1 << _STEP_BITS or rows.size == 0:
+            return np.empty(0)
+        self._pack()
+        best = self._best.get(direction)
+        if best is None:
+            best = self._best[direction] = _concat([c._running_best(direction)
+                                                    for c in self._curves])
+        wanted = (rows.astype(np.int64) << _STEP_BITS) | step
+        index = np.searchsorted(self._keys, wanted, side="left")
+        found = index < self._keys.size
+        found[found] = self._keys[index[found]] == wanted[found]
+        return best[index[found]]
+
+    def _pack(self) -> None:
+        """Append the rows added since the last question to the arrays."""
+        new = self._curves[self._packed:]
+        if not new:
+            return
+        keys = [(np.int64(row) << _STEP_BITS) | curve.steps
+                for row, curve in enumerate(new, start=self._packed)]
+        self._keys = _concat([self._keys, *keys])
+        for direction, best in self._best.items():
+            self._best[direction] = _concat([best, *(c._running_best(direction) for c in new)])
+        self._packed = len(self._curves)
+
+
 class CurveMemo:
     """The :class:`Curve` of each trial a pruner has seen, kept between its calls.
 
@@ -136,6 +203,7 @@ class CurveMemo:
     def __init__(self) -> None:
         self._curves: dict[_Key, Curve] = {}
         self._last_steps: dict[_Key, int | None] = {}  # of COMPLETE trials
+        self._finished = FinishedCurves()
         self._lock = threading.Lock()
 
     def curve(self, trial: FrozenTrial) -> Curve:
@@ -160,6 +228,44 @@ class CurveMemo:
             with self._lock:
                 self._curves[key] = curve
         return curve
+
+    def bests_at(self, step: int, direction: Direction,
+                 trials: Sequence[FrozenTrial]) -> np.ndarray:
+        """The best value up to ``step`` (:meth:`Curve.best_up_to`) of each of ``trials`` that
+        reported at exactly ``step``, NaN where none of its values is a number yet; in no
+        particular order.
+
+        Finished trials read from a storage are asked all at once (:class:`FinishedCurves`);
+        running trials, and trials built by hand, one by one.
+        """
+        rows: list[int] = []
+        alone: list[FrozenTrial] = []
+        with self._lock:
+            if len(self._finished) > 2 * len(trials) + 16:  # trials gone: start afresh
+                self._finished = FinishedCurves()
+            finished = self._finished
+            known = finished.rows
+            for trial in trials:
+                if trial.state in _FINISHED and trial.datetime_start is not None:
+                    row = known.get(_key(trial))
+                    if row is not None:
+                        rows.append(row)
+                        continue
+                alone.append(trial)
+        values = [self.curve(t).best_up_to(step, direction) for t in alone
+                  if step in t.intermediate_values]
+        added = []
+        for trial in alone:
+            if trial.state in _FINISHED and trial.datetime_start is not None:
+                added.append((_key(trial), self.curve(trial)))
+        with self._lock:
+            if finished is self._finished:
+                for key, curve in added:
+                    if key not in finished.rows:
+                        finished.add(key, curve)
+            packed = finished.bests_at(np.fromiter(rows, dtype=np.int64, count=len(rows)),
+                                       step, direction)
+        return np.concatenate((np.asarray(values, dtype=np.float64), packed))
 
     def longest_complete(self, trials: Sequence[FrozenTrial]) -> int | None:
         """The largest last step among the COMPLETE ``trials`` with a curve, or None.
@@ -216,6 +322,11 @@ def curve_memo(owner: object) -> CurveMemo:
 def _key(trial: FrozenTrial) -> _Key:
     """The memo's key of a trial: its id, number and start time."""
     return (trial.trial_id, trial.number, trial.datetime_start)
+
+
+def _concat(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.concatenate``, also of no array (an empty float array)."""
+    return np.concatenate(arrays) if arrays else np.empty(0)
 
 
 def _accumulate(values: np.ndarray, direction: Direction) -> np.ndarray:

@@ -8,6 +8,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
@@ -108,11 +110,10 @@ class PercentilePruner(Pruner):
             return False
         if math.isnan(trial.intermediate_values[step]):
             return True
-        reference = [memo.curve(t).best_up_to(step, direction) for t in others
-                     if step in t.intermediate_values]
+        reference = memo.bests_at(step, direction, others)
         memo.forget_others(others)
-        reference = [v for v in reference if not math.isnan(v)]
-        if len(reference) < self.n_min_trials:
+        reference = reference[~np.isnan(reference)]
+        if reference.size < self.n_min_trials:
             return False
         level = self.percentile if direction is Direction.MINIMIZE else 100.0 - self.percentile
         return direction.better(percentile_of(reference, level),
@@ -153,7 +154,7 @@ class MedianPruner(PercentilePruner):
                          n_min_trials=n_min_trials)
 
 
-def percentile_of(values: Sequence[float], percentile: float) -> float:
+def percentile_of(values: Sequence[float] | np.ndarray, percentile: float) -> float:
     """The ``percentile``-th percentile of ``values`` (not empty), interpolating linearly
     between the two closest ranks; at 50 exactly :func:`statistics.median`.
 
@@ -161,7 +162,7 @@ def percentile_of(values: Sequence[float], percentile: float) -> float:
         >>> percentile_of([4.0, 1.0, 3.0, 2.0], 50.0), percentile_of([1.0, 2.0, 3.0], 25.0)
         (2.5, 1.5)
     """
-    ordered = sorted(values)
+    ordered = np.sort(np.asarray(values, dtype=np.float64)).tolist()
     position = (len(ordered) - 1) * percentile / 100.0
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
