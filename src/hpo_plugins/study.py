@@ -832,11 +832,10 @@ class Study:
             ConfigurationError: No trial has completed yet; the message counts the trials
                 by state (all failed or pruned is not the same as none run).
         """
-        done = [t for t in self.get_trials([TrialState.COMPLETE]) if t.value is not None]
-        if not done:
+        best = self.storage.best_trial(self.study_id, self.direction)
+        if best is None:
             raise ConfigurationError(_no_best_message(self.study_name, self.trials))
-        sign = self.direction.sign()
-        return min(done, key=lambda t: (sign * float(t.value or 0.0), t.number))
+        return best
 
     @property
     def best_value(self) -> float:

@@ -308,6 +308,23 @@ class Storage(abc.ABC):
         """How many trials of the study are in ``states`` (all states by default)."""
         return len(self.get_all_trials(study_id, states))
 
+    def best_trial(self, study_id: int, direction: Direction) -> FrozenTrial | None:
+        """The COMPLETE trial with the best value in ``direction`` (the lowest number among
+        equal values), or None when none completed.
+
+        This reads every COMPLETE trial; a storage whose database can pick the one trial (and
+        read only its curve) overrides it.
+
+        Raises:
+            StudyNotFoundError: No such study.
+        """
+        done = [t for t in self.get_all_trials(study_id, [TrialState.COMPLETE])
+                if t.value is not None]
+        if not done:
+            return None
+        sign = direction.sign()
+        return min(done, key=lambda t: (sign * float(t.value or 0.0), t.number))
+
     def describe(self) -> str:
         """A printable description of where data lives, with any password hidden."""
         return type(self).__name__

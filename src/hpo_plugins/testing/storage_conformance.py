@@ -695,6 +695,31 @@ class StorageConformance:
                                  TrialState.WAITING: 1}
         assert storage.list_studies()[0].n_trials == info.n_trials
 
+    @pytest.mark.parametrize(("direction", "number"), [(Direction.MINIMIZE, 1),
+                                                       (Direction.MAXIMIZE, 0)])
+    def test_best_trial_is_the_first_complete_one_of_the_best_value(
+            self, storage: Storage, direction: Direction, number: int) -> None:
+        study_id = storage.create_study("s", direction)
+        assert storage.best_trial(study_id, direction) is None  # none completed yet
+        trials = [_running(storage, study_id) for _ in range(5)]
+        for trial, value in zip(trials, (3.0, 1.0, 2.0, 1.0, 3.0), strict=True):
+            storage.set_intermediate_value(trial.trial_id, 0, value + 0.5)
+            storage.set_intermediate_value(trial.trial_id, 7, value)
+            storage.finish_trial(trial.trial_id, TrialState.COMPLETE, value)
+        _finished(storage, study_id, TrialState.PRUNED, 0.5)  # never the best
+        _finished(storage, study_id, TrialState.PRUNED, 9.0)
+        _finished(storage, study_id, TrialState.FAIL)
+        _running(storage, study_id)
+        best = storage.best_trial(study_id, direction)
+        assert best is not None and best.number == number  # the first among equal values
+        assert best.state is TrialState.COMPLETE and best.value == (1.0 if number else 3.0)
+        assert best.intermediate_values == {0: best.value + 0.5, 7: best.value}
+        assert best == storage.get_trial(best.trial_id)
+
+    def test_best_trial_of_a_missing_study_raises(self, storage: Storage) -> None:
+        with pytest.raises(StudyNotFoundError):
+            storage.best_trial(12345, Direction.MINIMIZE)
+
     def test_changing_returned_trials_changes_nothing(self, storage: Storage,
                                                       study_id: int) -> None:
         trial = _running(storage, study_id, params={"x": 1}, natural={"x": [1, {"y": 2}]},
