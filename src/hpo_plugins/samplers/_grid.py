@@ -44,7 +44,8 @@ class GridSampler(Sampler):
     The grid holds, for each branch of the space's choices, every combination of:
 
     * ``hp.choice`` / ``hp.pchoice``: every option (a choice whose options hold parameters
-      contributes each option's own sub-grid);
+      contributes each option's own sub-grid); a grid ignores ``pchoice``'s probabilities, so
+      an option of probability 0 is tried too (leave it out of the space to skip it);
     * ``hp.randint`` / ``hp.uniformint``: every integer in the range;
     * ``hp.quniform`` / ``hp.qloguniform``: every multiple of ``q`` that Hyperopt's rounding
       (``round(x / q) * q``) produces from ``x`` between the natural bounds, so a bound on a
