@@ -849,3 +849,56 @@ def test_a_finished_trial_s_curve_kept_late_by_another_thread_is_dropped(
     storage.get_all_trials(study_id)
     assert storage._unfinished._curves == {}
     storage.close()
+
+
+def test_an_optuna_database_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """load_study, delete_study and create_study would add our tables and switch it to WAL."""
+    import hashlib
+
+    import optuna
+
+    import hpo_plugins as hpo
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = tmp_path / "optuna.db"
+    url = f"sqlite:///{path}"
+    optuna.create_study(study_name="o", storage=url).optimize(
+        lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    before = hashlib.md5(path.read_bytes()).hexdigest()
+    calls = [lambda: hpo.load_study("o", url), lambda: hpo.delete_study("o", url),
+             lambda: hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=url,
+                                      study_name="o")]
+    for call in calls:
+        with pytest.raises(StorageError, match=r"holds another program's tables \(.*'studies'"
+                                               r".*\): an Optuna database, and no hpo_plugins "
+                                               r"tables.*give another path"):
+            call()
+    assert hashlib.md5(path.read_bytes()).hexdigest() == before
+    assert not (tmp_path / "optuna.db-wal").exists()
+    assert len(optuna.load_study(study_name="o", storage=url).trials) == 2
+
+
+def test_a_file_of_another_program_is_refused_an_empty_one_or_ours_is_taken(
+        tmp_path: Path) -> None:
+
+    import hpo_plugins as hpo
+
+    other = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+        conn.commit()
+    with pytest.raises(StorageError, match=r"holds another program's tables \(\['users'\]\), "
+                                           r"and no hpo_plugins tables"):
+        SQLStorage(f"sqlite:///{other}").list_studies()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    ours = tmp_path / "ours.db"
+    hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=f"sqlite:///{ours}",
+                     study_name="s").storage.close()
+    with contextlib.closing(sqlite3.connect(ours)) as conn:  # the user's own table beside ours
+        conn.execute("CREATE TABLE notes (text TEXT)")
+        conn.commit()
+    for path in (empty, ours):
+        storage = SQLStorage(f"sqlite:///{path}")
+        assert [s.name for s in storage.list_studies()] == ([] if path is empty else ["s"])
+        storage.close()

@@ -1433,6 +1433,8 @@ class SQLStorage(Storage):
             _warn_unseen_wal(self._parsed)
         if not self.create and self._is_sqlite:  # before the engine makes folders or WAL
             _check_version(_sqlite_schema_version(self._parsed), self._description)
+        if self.create and self._is_sqlite:  # before the engine switches the file to WAL
+            _refuse_foreign_sqlite(self._parsed, self._description)
         engine = self._create_engine()
         try:
             if self.create:
@@ -2148,6 +2150,41 @@ def _sqlite_schema_version(url: URL) -> int | None:
     raise StorageError(f"Could not read the SQLite file {url.database}: {first}. Expected a "
                        f"database that hpo_plugins has written studies to, in a file this "
                        f"user may read.") from None
+
+
+def _refuse_foreign_sqlite(url: URL, description: str) -> None:
+    """Refuse an existing SQLite file that holds another program's tables and none of ours.
+
+    Opening it would add our tables and switch the file to WAL mode: another program's file
+    (an Optuna study, an application's data) must be left exactly as it was. Read-only, before
+    any connection of the storage; a file that cannot be read here is left to the storage's
+    own connection, which says why.
+
+    Raises:
+        StorageError: The file holds tables, none of them hpo_plugins'.
+    """
+    import sqlite3
+
+    database = url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in database or (
+            not database.startswith("file:") and not os.path.isfile(database)):
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(_sqlite_read_uri(url), uri=True)) as conn:
+            tables = [row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    except sqlite3.Error:
+        return
+    if not tables or any(name.startswith("hpo_") for name in tables):
+        return
+    optuna = {"studies", "trials", "trial_values", "version_info"} <= set(tables)
+    raise StorageError(
+        f"The SQLite file {description} holds another program's tables "
+        f"({_names_for_message(tables)}){': an Optuna database' if optuna else ''}, and no "
+        f"hpo_plugins tables. hpo_plugins leaves such a file as it is (opening it would add "
+        f"its tables and switch the file to WAL mode). Expected a new file or one that "
+        f"hpo_plugins created: give another path, such as sqlite:///hpo.db.")
 
 
 def _sqlite_read_uri(url: URL) -> str:
