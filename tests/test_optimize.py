@@ -274,7 +274,7 @@ def test_optimize_rejects_bad_options(kwargs: dict[str, Any], message: str) -> N
 
 
 @pytest.mark.parametrize(("callback", "shown"), [
-    (lambda t: None, r"<lambda>\(t\) \(too many positional arguments\)"),
+    (lambda t: None, r"<lambda>\(t\) \(it takes 1 positional argument; it is called with 2\)"),
     (lambda s, t, extra: None, r"<lambda>\(s, t, extra\) \(missing a required argument"),
 ])
 def test_a_callback_of_the_wrong_signature_is_refused_before_any_trial(

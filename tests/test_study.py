@@ -328,3 +328,22 @@ def test_a_trial_with_a_heartbeat_records_the_grace_period_of_its_process() -> N
                              grace_period=90.0)
     assert study.ask(heartbeat=True).system_attrs["grace_period"] == 90.0
     assert "grace_period" not in study.ask().system_attrs  # no heartbeat: never stale
+
+
+@pytest.mark.parametrize("state", ["PRUNED", "COMPLETE"])
+def test_a_trial_marked_failed_ends_fail_whatever_state_is_told(
+        nested_space: dict[str, Any], storage: Storage, state: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Optuna's idiom after should_prune() said True on a NaN report: tell(state="PRUNED")."""
+    study = _study(nested_space, storage)
+    trial = study.ask()
+    trial.report(0.5, 0)
+    trial.report(math.nan, 1)
+    assert trial.should_prune()
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins.study"):
+        frozen = study.tell(trial, 0.5, state=state)
+    assert frozen.state is TrialState.FAIL
+    assert frozen.fail_reason == "reported a non-finite value (nan) at step 1"
+    assert frozen.system_attrs["diverged"] is True
+    assert f"was marked failed (reported a non-finite value (nan) at step 1) before it was " \
+           f"told {state}: stored FAIL" in caplog.text

@@ -25,8 +25,8 @@ def two_argument_problem(function: Callable[..., Any]) -> str | None:
     """Why ``function`` cannot be called with two positional arguments, or None when it can.
 
     As :func:`one_argument_problem`, for functions the library calls with two arguments: a
-    study callback gets ``(study, frozen_trial)``, e.g. ``<lambda>(t) (too many positional
-    arguments)``.
+    study callback gets ``(study, frozen_trial)``, e.g. ``<lambda>(t) (it takes 1 positional
+    argument; it is called with 2)``.
     """
     return _positional_problem(function, 2)
 
@@ -42,5 +42,11 @@ def _positional_problem(function: Callable[..., Any], count: int) -> str | None:
         signature.bind(*(object() for _ in range(count)))
     except TypeError as exc:
         name = getattr(function, "__qualname__", type(function).__name__)
-        return f"{name}{signature} ({exc})"
+        reason = str(exc)
+        if reason == "too many positional arguments":  # Python's words blame the caller
+            takes = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                        for p in signature.parameters.values())
+            reason = (f"it takes {takes} positional argument{'s' * (takes != 1)}; it is "
+                      f"called with {count}")
+        return f"{name}{signature} ({reason})"
     return None

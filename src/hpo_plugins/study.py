@@ -420,7 +420,8 @@ class Study:
         A value that is a number but not finite (NaN, an infinity: a diverged training) fails
         the trial instead of completing or pruning it, as the run loop does with an objective
         that returns one: it is stored FAIL (reason ``"the value told was nan"``), a warning is
-        logged and the FAIL trial is returned, as in Optuna. A trial is
+        logged and the FAIL trial is returned. (Optuna fails a NaN too, but stores an infinity
+        COMPLETE, where it can become the best trial.) A trial is
         never left RUNNING because of its value, except when the value is not a number at all
         (a mistake in the calling code, which can tell again).
 
@@ -435,7 +436,11 @@ class Study:
             state: COMPLETE, PRUNED or FAIL. Left out, it follows the trial's marks: FAIL when
                 an adapter called :meth:`Trial.mark_failed` (a metric never logged), PRUNED when
                 one called :meth:`Trial.mark_pruned` (``HPOCallback`` stopped the training),
-                else COMPLETE. An explicit state always wins.
+                else COMPLETE. An explicit state wins over a pruned mark, but not over a
+                failed one: a trial marked failed (a NaN report, a metric never logged) ends
+                FAIL whatever state is named (a warning says so), as Optuna's idiom
+                ``tell(trial, state="PRUNED")`` after ``should_prune()`` would otherwise store
+                a PRUNED trial that carries a failure.
             fail_reason: Stored with a FAIL trial (by default the reason of the mark).
             system_attrs: Extra library attributes stored with the result.
 
@@ -451,6 +456,10 @@ class Study:
         """
         live = self._own_trial(trial)
         final = _parse_state(state) if state is not None else _marked_state(live)
+        if final is not TrialState.FAIL and live.fail_reason is not None:
+            _logger.warning("Trial %d was marked failed (%s) before it was told %s: stored "
+                            "FAIL.", live.number, live.fail_reason, final.value)
+            final = TrialState.FAIL  # a NaN report, a metric never logged: the reason stands
         if isinstance(value, Mapping):  # a Hyperopt-style result, as the run loop reads it
             result = read_result_dict(value)
             store_other_keys(live, result.others)
