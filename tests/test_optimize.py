@@ -704,3 +704,22 @@ def test_a_re_run_waits_for_the_grace_period_the_lost_trial_recorded() -> None:
     rerun.optimize(lambda p: p["x"], max_trials=2)
     states = [t.state for t in rerun.trials]
     assert states.count(TrialState.COMPLETE) == 2 and TrialState.RUNNING not in states
+
+
+def test_optunas_trial_pruned_raised_by_a_ported_objective_prunes_the_trial() -> None:
+    """The objective keeps Optuna's idiom: report, should_prune(), raise optuna.TrialPruned."""
+    import optuna
+
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:",
+                             sampler=RandomSampler(), seed=0)
+
+    def objective(params: dict[str, Any]) -> float:
+        trial = hpo.current_trial()
+        trial.report(params["x"], 0)
+        if trial.number % 2:
+            raise optuna.TrialPruned()
+        return params["x"]
+
+    study.optimize(objective, n_trials=4)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED] * 2
+    assert all(t.fail_reason is None for t in study.trials)

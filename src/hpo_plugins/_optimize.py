@@ -376,17 +376,15 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
         try:
             result = objective(trial.params)
         except TrialPruned:
-            if trial.fail_reason is not None:  # a NaN report (or an adapter) marked it failed,
-                # and should_prune() said stop so that the training ends at once: FAIL, as
-                # report() documents, not PRUNED (a pruned trial ranks among the results)
-                return _tell(study, trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
-            return _tell_pruned(study, trial)
+            return _tell_raised_pruned(study, trial)
         except KeyboardInterrupt:
             _tell(study, trial, state=TrialState.FAIL,
                   fail_reason="interrupted by the user (KeyboardInterrupt)")
             _logger.warning("Interrupted: trial %d marked FAIL; stopping.", trial.number)
             raise
         except Exception as exc:
+            if _is_optuna_pruned(exc):  # an objective ported from Optuna, its idiom kept
+                return _tell_raised_pruned(study, trial)
             # its trial was failed elsewhere meanwhile (see _tell): whatever the objective met
             # then (TrialFinishedError at its next report, most likely), the trial is gone
             ended = _ended_elsewhere(study, trial, exc)
@@ -576,6 +574,23 @@ def _tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTri
     _logger.warning("Trial %d failed: %s", trial.number, reason)
     return _tell(study, trial, state=TrialState.FAIL, fail_reason=reason,
                  system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
+
+
+def _tell_raised_pruned(study: Study, trial: Trial) -> FrozenTrial:
+    """Tell a trial whose objective raised :class:`TrialPruned`: PRUNED, or FAIL when a NaN
+    report (or an adapter) marked it failed and ``should_prune()`` said stop so that the
+    training ends at once (FAIL, as ``report()`` documents: a pruned trial ranks among the
+    results)."""
+    if trial.fail_reason is not None:
+        return _tell(study, trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
+    return _tell_pruned(study, trial)
+
+
+def _is_optuna_pruned(exc: BaseException) -> bool:
+    """Whether ``exc`` is Optuna's ``TrialPruned``, which an objective ported from Optuna
+    raises after ``should_prune()``: read by name, so Optuna need not be installed."""
+    return any(kind.__module__.startswith("optuna") and kind.__name__ == "TrialPruned"
+               for kind in type(exc).__mro__)
 
 
 def _explain_optuna_style(exc: BaseException) -> None:
