@@ -369,6 +369,20 @@ def test_another_metric_is_refused_once_trials_hold_values_of_the_stored_one(
         "val_loss")  # the same metric, given again, resumes
 
 
+def test_a_study_whose_metric_is_only_the_default_may_name_one(tmp_path: Path) -> None:
+    """hpo.maximize(objective) whose HPOCallback("val_acc") reports accuracies stored the
+    default 'val_loss'; naming metric="val_acc" later is the documented fix, not a switch."""
+    url = f"sqlite:///{tmp_path}/d.db"
+    hpo.maximize(lambda p: p["x"], SPACE, n_trials=2, storage=url, study_name="d")
+    assert hpo.load_study("d", url).metric == "val_loss"
+    named = hpo.maximize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="d",
+                         metric="val_acc")
+    assert named.metric == "val_acc" and len(named.trials) == 3
+    with pytest.raises(ConfigurationError, match="exists with metric='val_acc', and 3 of its"):
+        hpo.maximize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="d",
+                     metric="val_f1")  # now a call named it: another one is a switch
+
+
 def test_a_study_whose_trials_all_failed_may_switch_its_metric(tmp_path: Path) -> None:
     """A typo in the first run's metric fails its trials; the corrected run takes over."""
     url = f"sqlite:///{tmp_path}/t.db"

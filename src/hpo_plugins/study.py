@@ -1182,8 +1182,8 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
             this call leaves them out (None), and records the ones it gives: re-running a
             script without ``logdir=`` does not cut the study off from its TensorBoard runs,
             and one without ``metric=`` does not switch its adapters back to ``"val_loss"``.
-            Another ``metric=`` than the stored one is refused while trials hold values of the
-            stored metric (their values could not be ranked with the new ones).
+            Once a call named the metric, another ``metric=`` is refused while trials hold
+            values of it (their values could not be ranked with the new ones).
         heartbeat_interval: Seconds between heartbeats of trials run by the loop; None disables
             heartbeats (and so the detection of dead workers).
         grace_period: A RUNNING trial silent for longer is failed at the next ``ask``; default
@@ -1227,6 +1227,7 @@ def create_study(space: Any = None, *, study_name: str | None = None, storage: A
     name = study_name or _unique_name()
     attrs = _study_attrs(parsed, sampler, pruner, seed, metric, logdir, heartbeat_interval,
                          grace_period, max_retries)
+    attrs[METRIC_GIVEN_ATTR] = given["metric"]
     study_id, kept, before = _create_or_resume(store, name, direction, attrs, load_if_exists,
                                        [key for key, is_given in given.items() if not is_given],
                                        parsed)
@@ -1261,7 +1262,7 @@ def _undo(store: Storage, study_id: int, before: Mapping[str, Any] | None) -> No
             if store.count_trials(study_id) == 0:
                 store.delete_study(study_id)
             return
-        for key in _INHERITABLE:
+        for key in (*_INHERITABLE, METRIC_GIVEN_ATTR):
             if key in before:
                 store.set_study_attr(study_id, key, before[key])
     except Exception as exc:  # the original error matters more; say what could not be undone
@@ -1442,6 +1443,7 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     _check_resume(info.name, info.direction, info.attrs, direction, space)
     if "metric" not in inherit:
         _check_metric_switch(info, attrs["metric"])
+        store.set_study_attr(study_id, METRIC_GIVEN_ATTR, True)
     kept = {key: info.attrs[key] for key in inherit
             if key in info.attrs and info.attrs[key] is not None}
     for key in _INHERITABLE:
@@ -1492,13 +1494,17 @@ def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
 
 
 def _check_metric_switch(info: StudyInfo, metric: str) -> None:
-    """Refuse a resume that names another metric than the study's while trials hold values
-    of the stored one: later trials would be ranked against values of another quantity
-    (training ``loss`` against ``val_loss``) and ``best_trial`` would mean nothing. A study
-    whose trials all failed (a typo in the first run's metric) may still switch."""
+    """Refuse a resume that names another metric than the one a call named for the study while
+    trials hold values of it: later trials would be ranked against values of another quantity
+    (training ``loss`` against ``val_loss``) and ``best_trial`` would mean nothing.
+
+    A study whose stored metric is only the default (no call named one: its objective may
+    report another metric through ``HPOCallback("val_acc")``), or whose trials all failed (a
+    typo in the first run's metric), may switch.
+    """
     stored = info.attrs.get("metric")
     valued = sum(info.n_trials.get(state, 0) for state in _VALUED_STATES)
-    if stored is None or stored == metric or not valued:
+    if stored is None or stored == metric or not valued or not info.attrs.get(METRIC_GIVEN_ATTR):
         return
     raise ConfigurationError(
         f"Study {info.name!r} exists with metric={stored!r}, and {valued} of its trials hold "
@@ -1507,6 +1513,9 @@ def _check_metric_switch(info: StudyInfo, metric: str) -> None:
         f"choose another study_name for {metric!r}."
     )
 
+
+#: Study attribute: whether a call named the study's ``metric`` (else it is the default).
+METRIC_GIVEN_ATTR = "metric_given"
 
 #: The states of trials that hold values of the study's metric (final or reported).
 _VALUED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)

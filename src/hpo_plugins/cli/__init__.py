@@ -91,6 +91,11 @@ def build_parser(commands: Sequence[Command] | None = None) -> argparse.Argument
         epilog="Exit codes: 0 ok, 1 failure, 2 bad usage, 3 storage or study not found, "
         "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # also before the command (`hpo-plugins --storage URL studies`, as Optuna's CLI takes it)
+    parser.add_argument("--storage", metavar="URL", dest="global_storage",
+                        help="as a command's --storage, given before the command")
+    parser.add_argument("-v", "--verbose", action="count", default=0, dest="global_verbose",
+                        help="as a command's -v, given before the command")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for command in COMMANDS if commands is None else commands:
         sub = subparsers.add_parser(command.name, parents=[shared], help=command.summary,
@@ -114,6 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         warn(f"{_PROG}: error: choose a command (see {_PROG} --help)")
         return EXIT_USAGE
+    if args.global_storage is not None:
+        if args.storage is not None and args.storage != args.global_storage:
+            parser.print_usage(sys.stderr)
+            warn(f"{_PROG}: error: --storage is given twice, before and after the command, "
+                 f"with different URLs; give it once")
+            return EXIT_USAGE
+        args.storage = args.global_storage
+    args.verbose += args.global_verbose
     with _logging(args.verbose):
         return _run(args)
 
