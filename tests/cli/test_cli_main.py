@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,16 @@ def test_an_unexpected_error_is_one_line_without_traceback(
 def test_the_console_script_is_main() -> None:
     (script,) = entry_points(group="console_scripts", name="hpo-plugins")
     assert script.load() is cli_module.main
+
+
+def test_storage_and_verbose_may_come_before_the_command(cli: Run, tmp_path: Any) -> None:
+    """`hpo-plugins --storage URL studies`, as Optuna's command line takes it."""
+    import hpo_plugins as hpo
+
+    url = f"sqlite:///{tmp_path}/g.db"
+    hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=url, study_name="g")
+    code, out, err = cli("--storage", url, "studies")
+    assert (code, err) == (EXIT_OK, "") and out.split("\n")[1].split()[0] == "g"
+    assert cli("--storage", url, "studies", "--storage", url)[0] == EXIT_OK  # the same: fine
+    code, _, err = cli("--storage", url, "studies", "--storage", f"sqlite:///{tmp_path}/o.db")
+    assert code == EXIT_USAGE and "--storage is given twice" in err
