@@ -96,3 +96,19 @@ def test_a_value_outside_its_support_is_blamed_in_the_reading_the_user_meant() -
         space.flatten({"x": 1.5, "n": 0.5})
     with pytest.raises(SpaceError, match=r"Value 30 is outside the support of hp.quniform\('k'"):
         space.flatten({"x": 0.5, "n": 30})
+
+
+def test_a_finished_trial_is_enqueued_as_its_own_configuration() -> None:
+    """frozen.params holds a choice's index: read as a flat natural dict, index 1 of [1, 2, 4]
+    would run the option 1; the trial itself runs its configuration again."""
+    space = {"layers": hp.choice("layers", [1, 2, 4]), "x": hp.uniform("x", 0, 1)}
+    study = hpo.create_study(space, storage=":memory:", seed=0,
+                             sampler=hpo.samplers.RandomSampler())
+    study.optimize(lambda p: p["layers"] + p["x"], n_trials=12)
+    frozen = next(t for t in study.trials if t.params["layers"] == 1)  # the option 2
+    again = study.enqueue(frozen)
+    assert again is not None
+    assert again.params == frozen.params and again.natural == frozen.natural
+    assert again.natural["layers"] == 2
+    by_natural = study.enqueue(frozen.natural)
+    assert by_natural is not None and by_natural.params == frozen.params

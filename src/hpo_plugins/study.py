@@ -572,7 +572,10 @@ class Study:
                 choice by its option, not by its index as Hyperopt does: ``fmin``'s result and
                 ``trials.trials[i]["misc"]["vals"]`` hold indices, so with options
                 ``[1, 2, 4]`` Hyperopt's ``{"layers": 2}`` means 4 but runs 2 here (no error:
-                2 is an option too). Pass ``hyperopt.space_eval(space, best)`` instead.
+                2 is an option too). Pass ``hyperopt.space_eval(space, best)`` instead. For the
+                same reason ``frozen.params`` (internal values: a choice's index) is no value to
+                enqueue: pass the :class:`FrozenTrial` itself to run its configuration again
+                (its internal params are taken as they are), or ``frozen.natural``.
             user_attrs: JSON values stored as the trial's ``user_attrs`` at once (read back on
                 ``study.trials`` while it waits, runs and after), e.g. where the
                 configuration came from.
@@ -604,7 +607,10 @@ class Study:
                 f"Expected `skip_if_exists` to be True or False. Received: "
                 f"skip_if_exists={skip_if_exists!r}.")
         space = self._require_space()
-        flat = space.flatten(params)
+        if isinstance(params, FrozenTrial):  # a trial's own configuration, run again
+            flat = space.validate(params.params)
+        else:
+            flat = space.flatten(params)
         if skip_if_exists:
             self._reap_stale_trials()  # a dead process's RUNNING trial must not count
             if self._same_params_trial(flat) is not None:
