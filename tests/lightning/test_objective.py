@@ -364,6 +364,23 @@ def test_a_misspelt_monitor_stops_the_study_after_its_first_trial() -> None:
     assert [t.state for t in study.trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
 
 
+def test_a_misspelt_monitor_stops_the_study_also_when_lightnings_checkpoint_raises_first(
+        tmp_path: Any) -> None:
+    """With save_checkpoint=True Lightning's ModelCheckpoint raises about the same missing key
+    right after our callback judged it: the set-up error still stops the study, with advice."""
+    storage = InMemoryStorage()
+    typo = lightning_objective(DigitsClassifier, datamodule=DigitsData(), monitor="val_los",
+                               save_checkpoint=True,
+                               trainer_kwargs=quiet(max_epochs=1, limit_train_batches=2))
+    with pytest.raises(ConfigurationError, match=r"'val_los' was not logged.*did you mean "
+                                                 r"'val_loss'\?.*even with catch="):
+        hpo.minimize(typo, SPACE, n_trials=3, storage=storage, study_name="checkpoint",
+                     catch=(Exception,), show_progress_bar=False, logdir=str(tmp_path))
+    (trial,) = hpo.load_study("checkpoint", storage).trials  # one trial, not three
+    assert trial.state is TrialState.FAIL
+    assert "did you mean 'val_loss'?" in (trial.fail_reason or "")
+
+
 def test_a_misspelt_monitor_stops_the_study_even_when_catch_takes_the_error() -> None:
     """``catch=`` lets bad configurations go on, not a metric the code never logs: the
     objective's own ``after_trial`` (added to the callbacks by ``optimize``) stops the study."""

@@ -141,6 +141,11 @@ class LightningObjective:
             checkpoint, stopped = self._fit(trial, params, claimed)
         except BaseException as exc:
             self._clean_up(trial, exc)
+            # Lightning's ModelCheckpoint (save_checkpoint=True) raises about the same missing
+            # key right after the callback judged it: the set-up mistake still stops the study
+            mistake = self._set_up_mistake(trial) if isinstance(exc, Exception) else None
+            if mistake is not None:
+                _stop_study(trial, mistake)
             raise
         self._clean_up(trial, None)
         mistake = self._set_up_mistake(trial)
