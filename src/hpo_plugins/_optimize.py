@@ -11,7 +11,9 @@ import contextlib
 import logging
 import math
 import numbers
+import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -249,13 +251,16 @@ def run_sequential(study: Study, objective: Callable[..., Any], settings: RunSet
     deadline = None if settings.timeout is None else time.time() + settings.timeout
     bar = progress(study, settings)
     count = failed = 0
+    # where its trials run: a later run on this host fails a trial whose process is gone at
+    # once (a kill -9), instead of waiting for its heartbeat to grow stale
+    here = {"worker": {"host": socket.gethostname(), "pid": os.getpid()}}
     try:
         while not settings.should_stop(count, failed, time.monotonic() - started):
             if study.stop_requested:
                 _logger.info("Study %r: stop() was called; no new trial starts.",
                              study.study_name)
                 break
-            frozen = run_one(study, objective, settings, deadline=deadline)
+            frozen = run_one(study, objective, settings, deadline=deadline, system_attrs=here)
             if frozen is None:
                 break
             count += 1

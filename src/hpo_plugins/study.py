@@ -779,6 +779,7 @@ class Study:
                                      callbacks=_with_objective_callback(objective, callbacks),
                                      show_progress_bar=show_progress_bar)
         self._stop_requested = False  # a stop() made during an earlier call does not carry over
+        _fail_dead_here(self)
         self._requeue_forgotten_retries()
         run(self, objective, settings, n_jobs=n_jobs, launcher=launcher)
         return self
@@ -968,6 +969,14 @@ def _state(state: TrialState | str) -> TrialState:
         raise ConfigurationError(
             f"Expected trial states among {[s.value for s in TrialState]} (any case). "
             f"Received: {state!r}.") from None
+
+
+def _fail_dead_here(study: Study) -> None:
+    """Fail the RUNNING trials whose process on this host is gone (see
+    :func:`hpo_plugins.launchers._state.fail_dead_here`)."""
+    from hpo_plugins.launchers._state import fail_dead_here
+
+    fail_dead_here(study)
 
 
 def _marked_state(trial: Trial) -> TrialState:

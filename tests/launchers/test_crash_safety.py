@@ -355,21 +355,26 @@ SERIAL = textwrap.dedent("""
 """)
 
 
-def test_rerun_right_after_a_crash_waits_for_the_lost_trial_and_completes(
+def test_rerun_right_after_a_crash_fails_the_lost_trial_at_once_and_completes(
         tmp_path: Path) -> None:
+    """The crashed run's trial names its process on this host: the re-run sees it gone and
+    fails it at once, without waiting for its heartbeat to grow stale (a trial of another
+    host is waited for: test_optimize's test_a_re_run_that_waits_for_a_dead_run_s_trial)."""
     script, url = tmp_path / "serial.py", f"sqlite:///{tmp_path}/s.db"
     script.write_text(SERIAL)
     crashed = subprocess.run([sys.executable, str(script), url], capture_output=True,
                              env={**os.environ, "CRASH_AT": "2"}, timeout=120)
     assert crashed.returncode == -signal.SIGKILL
     # at once, well inside the 15 s grace period: trial 2 still looks RUNNING
+    started = time.monotonic()
     rerun = subprocess.run([sys.executable, str(script), url], check=True, capture_output=True,
                            text=True, timeout=120)
-    # at WARNING: what a command-line user sees of a wait of up to a grace period
-    assert ("WARNING:hpo_plugins._optimize:The study holds max_trials trials, 1 of them still "
-            "RUNNING (trials 2). Waiting") in rerun.stderr
+    assert time.monotonic() - started < 15  # no wait for the grace period
+    assert "Trials [2] lost their process on this host" in rerun.stderr
+    assert "Waiting" not in rerun.stderr
     trials = hpo.load_study("serial", url).trials
-    assert trials[2].state is TrialState.FAIL and "heartbeat" in (trials[2].fail_reason or "")
+    assert trials[2].state is TrialState.FAIL
+    assert "on this host was gone" in (trials[2].fail_reason or "")
     assert sum(t.state is TrialState.COMPLETE for t in trials) == 5
     assert not [t for t in trials if t.state is TrialState.RUNNING]
 
@@ -394,3 +399,60 @@ def _alive(pid: int) -> bool:
             return "zombie" not in handle.read()
     except (ProcessLookupError, FileNotFoundError):  # gone, or gone in between
         return False
+
+
+SEQUENTIAL = textwrap.dedent("""
+    import os, sys, time
+    import hpo_plugins as hpo
+    from hpo_plugins import hp
+    from hpo_plugins.samplers import RandomSampler
+
+    def objective(params):
+        hpo.current_trial().set_user_attr("pid", os.getpid())
+        time.sleep(60)
+
+    hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, n_trials=1, storage=sys.argv[1],
+                 study_name="crash", sampler=RandomSampler(), max_retries=1)
+""")
+
+
+def test_a_rerun_on_the_same_host_fails_and_retries_a_killed_runs_trial_at_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """kill -9 of a sequential run: the next run does not wait two minutes of grace period."""
+    script = tmp_path / "sequential.py"
+    script.write_text(SEQUENTIAL)
+    url = f"sqlite:///{tmp_path}/c.db"
+    first = subprocess.Popen([sys.executable, str(script), url])
+    number, pid = _wait_for(lambda: _running_trial(tmp_path))
+    os.kill(pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    (killed,) = _trials(tmp_path)
+    assert killed.state is TrialState.RUNNING  # what the killed run left behind
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="hpo_plugins"):
+        study = hpo.minimize(lambda p: p["x"], {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=1,
+                             storage=url, study_name="crash", sampler=RandomSampler(),
+                             max_retries=1)
+    assert time.monotonic() - started < 30  # not the default grace period of 120 s
+    lost, retry = study.trials
+    assert lost.state is TrialState.FAIL
+    assert f"its process (pid {pid}) on this host was gone" in (lost.fail_reason or "")
+    assert retry.state is TrialState.COMPLETE and retry.params == lost.params
+    assert retry.system_attrs["retry_of"] == number
+    assert "lost their process on this host" in caplog.text
+
+
+def test_a_running_trial_of_a_live_process_on_this_host_is_left_alone(tmp_path: Path) -> None:
+    script = tmp_path / "sequential.py"
+    script.write_text(SEQUENTIAL)
+    url = f"sqlite:///{tmp_path}/c.db"
+    first = subprocess.Popen([sys.executable, str(script), url])
+    try:
+        _wait_for(lambda: _running_trial(tmp_path))
+        study = hpo.minimize(lambda p: p["x"], {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=1,
+                             storage=url, study_name="crash", sampler=RandomSampler(),
+                             max_retries=1)
+        assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.COMPLETE]
+    finally:
+        first.kill()
+        first.wait(timeout=30)

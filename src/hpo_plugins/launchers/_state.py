@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from hpo_plugins._optimize import RunSettings
     from hpo_plugins.study import Study
 
-__all__ = ["RunState", "fail_dead_workers", "fail_orphans"]
+__all__ = ["RunState", "fail_dead_here", "fail_dead_workers", "fail_orphans"]
 
 _logger = logging.getLogger(__name__)
 
@@ -257,6 +257,34 @@ def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[Froz
     return _fail_each(study, dead, lambda t: f"its worker process (pid "
                                              f"{t.system_attrs['worker'].get('pid')}) died",
                       "lost their worker process and were marked FAIL.")
+
+
+def fail_dead_here(study: Study) -> list[FrozenTrial]:
+    """Mark FAIL, as lost, the RUNNING trials whose process ran on this host and is gone.
+
+    A run killed with ``kill -9`` (or whose machine rebooted) leaves its trial RUNNING; its
+    heartbeat makes a later run fail it only once it is ``grace_period`` old (two minutes by
+    default), so a re-run right after the crash would leave it, and with ``max_trials`` wait
+    for it. Each trial run by a loop records its host and process id
+    (``system_attrs["worker"]``); at the start of a run, those of this host whose process no
+    longer exists are failed at once and re-queued when ``max_retries`` allows, as a stale one
+    would be. Trials of other hosts, of this process, and without a heartbeat (asked by hand)
+    are left to their heartbeat.
+    """
+    host, me = socket.gethostname(), os.getpid()
+    here = []
+    for trial in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING]):
+        worker = trial.system_attrs.get("worker") or {}
+        if (trial.last_heartbeat is not None and isinstance(worker, dict)
+                and worker.get("host") == host and isinstance(worker.get("pid"), int)
+                and worker["pid"] != me):
+            here.append(trial)
+    dead = [t for t in here if not _alive(int(t.system_attrs["worker"]["pid"]))]
+    return _fail_each(study, dead, lambda t: f"its process (pid {t.system_attrs['worker']['pid']}"
+                                             f") on this host was gone when a later run "
+                                             f"started (killed before it could record an end)",
+                      "lost their process on this host (found when this run started) and were "
+                      "marked FAIL.")
 
 
 def _dead_here(trials: Sequence[FrozenTrial], wait: float) -> list[FrozenTrial]:
