@@ -268,16 +268,16 @@ def fail_dead_here(study: Study) -> list[FrozenTrial]:
     for it. Each trial run by a loop records its host and process id
     (``system_attrs["worker"]``); at the start of a run, those of this host whose process no
     longer exists are failed at once and re-queued when ``max_retries`` allows, as a stale one
-    would be. Trials of other hosts, of this process, and without a heartbeat (asked by hand)
-    are left to their heartbeat.
+    would be (also in a run without heartbeats, whose trials would otherwise stay RUNNING).
+    Trials of other hosts, of this process, and asked by hand (no such record) are left to
+    their heartbeat.
     """
     host, me = socket.gethostname(), os.getpid()
     here = []
     for trial in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING]):
         worker = trial.system_attrs.get("worker") or {}
-        if (trial.last_heartbeat is not None and isinstance(worker, dict)
-                and worker.get("host") == host and isinstance(worker.get("pid"), int)
-                and worker["pid"] != me):
+        if (isinstance(worker, dict) and worker.get("host") == host
+                and isinstance(worker.get("pid"), int) and worker["pid"] != me):
             here.append(trial)
     dead = [t for t in here if not _alive(int(t.system_attrs["worker"]["pid"]))]
     return _fail_each(study, dead, lambda t: f"its process (pid {t.system_attrs['worker']['pid']}"
