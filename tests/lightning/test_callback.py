@@ -606,3 +606,29 @@ def test_a_finder_callback_in_the_real_fit_does_not_silence_the_warning(
     with pytest.warns(UserWarning, match="HPOCallback: no validation ran during this fit"):
         study.optimize(objective, n_trials=1)
     assert study.trials[0].state is TrialState.FAIL
+
+
+def _fit_in_a_parallel_run(study: hpo.Study, **trainer_options: Any) -> list[str]:
+    """A trial tagged as a launcher's worker tags it (run_id), fit with a default Trainer."""
+    trial = study.ask(system_attrs={"run_id": "r"})
+    with trial, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=2,
+                  enable_progress_bar=False, enable_model_summary=False,
+                  callbacks=[HPOCallback()], **trainer_options).fit(
+            DigitsClassifier(), datamodule=DigitsData())
+    return [str(w.message) for w in caught if "HPOCallback" in str(w.message)]
+
+
+def test_a_parallel_trial_writing_to_the_shared_lightning_logs_is_warned_about(
+        make_study: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers' Trainers without default_root_dir can take the same version_N folder."""
+    monkeypatch.chdir(tmp_path)
+    study = make_study(f"sqlite:///{tmp_path}/p.db")
+    (message,) = _fit_in_a_parallel_run(study)
+    assert "its Trainer has no default_root_dir, so its logs and checkpoints go to " \
+           "./lightning_logs" in message
+    assert "default_root_dir=hpo.current_trial().log_dir" in message
+    own = _fit_in_a_parallel_run(study, default_root_dir=str(tmp_path / "own"))
+    quiet = _fit_in_a_parallel_run(study, logger=False, enable_checkpointing=False)
+    assert own == [] and quiet == []  # its own folder, or nothing written

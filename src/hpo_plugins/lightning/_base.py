@@ -178,6 +178,9 @@ class HPOCallbackBase:
         if self._bound is not None:
             self._floor = max(self._bound.intermediate_values, default=None)
             quiet_hp_metric(trainer, self._bound)
+            if (trainer.is_global_zero and self._bound.system_attrs.get("run_id")
+                    and _writes_to_shared_default(trainer)):
+                warn_user(_SHARED_DEFAULT_FOLDER)
         if trainer.is_global_zero and self._bound is None:
             self._announce()
 
@@ -367,6 +370,28 @@ class HPOCallbackBase:
         elif not self._announced:
             self._announced = True
             _logger.info(NO_TRIAL_NOTICE)
+
+
+#: Said when a trial of a parallel run writes to the working directory's ``lightning_logs``.
+_SHARED_DEFAULT_FOLDER = (
+    "HPOCallback: this trial runs beside others (a parallel run), and its Trainer has no "
+    "default_root_dir, so its logs and checkpoints go to ./lightning_logs, which the other "
+    "trials share: two trials can take the same version_N folder and mix their files. Pass "
+    "default_root_dir=hpo.current_trial().log_dir to the Trainer (lightning_objective does).")
+
+
+def _writes_to_shared_default(trainer: Any) -> bool:
+    """Whether ``trainer`` writes files (a logger's or a checkpoint's) under its default
+    root, the working directory, because nobody gave it a folder."""
+    root = os.path.normpath(str(trainer.default_root_dir))
+    if root != os.path.normpath(os.getcwd()):
+        return False
+    loggers = [logger for logger in trainer.loggers
+               if getattr(logger, "save_dir", None) is not None
+               and os.path.normpath(str(logger.save_dir)) == root]
+    checkpoints = [callback for callback in trainer.checkpoint_callbacks
+                   if getattr(callback, "dirpath", None) is None]
+    return bool(loggers or checkpoints)
 
 
 def report_step(trainer: Any) -> int:
