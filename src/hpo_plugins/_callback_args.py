@@ -137,10 +137,27 @@ def not_a_scalar_reason(key: str, value: Any) -> str:
 
 
 def check_monitor(monitor: object) -> None:
-    """Check a ``monitor=`` argument: a non-empty metric name, or None for the default."""
+    """Check a ``monitor=`` argument: a non-empty metric name, or None for the default.
+
+    The error says what a user coming from another library most likely meant: Optuna's
+    ``PyTorchLightningPruningCallback(trial, "val_loss")`` passes the trial first, Ray Tune's
+    ``TuneReportCallback({"loss": "val_loss"})`` a mapping of names.
+    """
     if monitor is not None and not (isinstance(monitor, str) and monitor):
+        from hpo_plugins._frozen import FrozenTrial
+        from hpo_plugins.trial import Trial
+
+        hint = ""
+        if isinstance(monitor, (Trial, FrozenTrial)):
+            hint = (" The trial goes by keyword, HPOCallback(trial=trial), or not at all: "
+                    "inside a run the callback finds the running trial by itself (Optuna's "
+                    "callback takes it first).")
+        elif isinstance(monitor, dict):
+            hint = (" HPOCallback reports one metric, by its logged name: "
+                    "HPOCallback('val_loss') (Ray Tune's callback takes a dict of names).")
         raise ConfigurationError(
-            f"Expected `monitor` to be a metric name or None. Received: monitor={monitor!r}.")
+            f"Expected `monitor` to be a metric name or None. Received: "
+            f"monitor={monitor!r}.{hint}")
 
 
 def check_callback_arguments(monitor: object, trial: object, interval: object) -> int:

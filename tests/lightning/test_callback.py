@@ -632,3 +632,14 @@ def test_a_parallel_trial_writing_to_the_shared_lightning_logs_is_warned_about(
     own = _fit_in_a_parallel_run(study, default_root_dir=str(tmp_path / "own"))
     quiet = _fit_in_a_parallel_run(study, logger=False, enable_checkpointing=False)
     assert own == [] and quiet == []  # its own folder, or nothing written
+
+
+def test_a_trial_or_a_dict_given_as_monitor_says_what_was_meant(make_study: Any) -> None:
+    """Optuna's callback takes the trial first; Ray Tune's takes a dict of metric names."""
+    trial = make_study(":memory:").ask()
+    with pytest.raises(ConfigurationError, match=r"monitor=Trial\(number=0.*The trial goes by "
+                                                 r"keyword, HPOCallback\(trial=trial\)"):
+        HPOCallback(trial)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"HPOCallback reports one metric, by its "
+                                                 r"logged name: HPOCallback\('val_loss'\)"):
+        HPOCallback({"loss": "val_loss"})  # type: ignore[arg-type]
