@@ -47,6 +47,9 @@ __all__ = ["STOPS_THE_RUN", "TIMED_OUT_WAITING", "RunSettings", "exception_text"
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
+#: System attribute where an adapter says why a fit reported nothing (no validation ran); the
+#: reason of a trial that ends without a value quotes it.
+NOTHING_REPORTED_ATTR = "nothing_reported"
 #: The longest fail reason stored from an exception's text: Keras and NumPy errors may embed a
 #: whole array (hundreds of kilobytes per trial); its start and end are kept.
 REASON_CHARS = 2000
@@ -644,10 +647,11 @@ def _interpret(result: Any, trial: Trial) -> tuple[float, str | None, bool]:
         result = result.value
     if result is None:
         if trial.last_value is None:
+            why = trial.system_attrs.get(NOTHING_REPORTED_ATTR)  # an adapter saw why
             return math.nan, ("the objective returned None and reported no value; return a "
                               "number, call trial.report(), or let an adapter's HPOCallback "
                               "report (it reports after each validation: check that one "
-                              "ran)"), False
+                              "ran)" + (f". {why}" if isinstance(why, str) else "")), False
         result = trial.last_value
     number, what = read_number(result)
     if number is None:

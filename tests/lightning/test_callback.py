@@ -482,6 +482,9 @@ def test_a_fit_that_reports_nothing_warns_at_its_end(
 
     assert len([w for w in caught if "HPOCallback" in str(w.message)]) == 1
     assert study.trials[0].state is TrialState.FAIL  # no report, nothing returned
+    reason = study.trials[0].fail_reason or ""  # the warning's diagnosis, kept with the trial
+    assert reason.startswith("the objective returned None and reported no value")
+    assert re.search(match, reason), reason
 
 
 def test_deepcopy_keeps_the_trial(make_study: Any, counting_storage: Any,

@@ -43,6 +43,7 @@ from hpo_plugins._callback_args import (
     monitor_direction_problem,
 )
 from hpo_plugins._frozen import TrialState
+from hpo_plugins._optimize import NOTHING_REPORTED_ATTR
 from hpo_plugins._warn import warn_user
 from hpo_plugins.context import current_trial_or_none, pushed_elsewhere, pushed_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError
@@ -226,8 +227,11 @@ class HPOCallbackBase:
                    and "resumed_from" in self._bound.system_attrs)
         if (self._bound is not None and self._checks < self.interval and not resumed
                 and not self._stopped and not _tuning(trainer)):
-            warn_user(_nothing_reported(trainer, self._bound.number, self._checks,
-                                        self.interval))
+            message = _nothing_reported(trainer, self._bound.number, self._checks,
+                                        self.interval)
+            warn_user(message)
+            if trainer.is_global_zero:  # the trial's reason quotes it if nothing else reports
+                self._bound.set_system_attr(NOTHING_REPORTED_ATTR, message)
         self._forget()
 
     # -- rank 0 -------------------------------------------------------------------------------
