@@ -20,6 +20,8 @@ minutes to set up).
     python -m benchmarks.prune_cost --steps 10000   # the figures of docs/benchmarks.md
     python -m benchmarks.prune_cost --quick         # a smoke run
     python -m benchmarks.prune_cost --ours-only     # ours only: compare two versions
+    python -m benchmarks.prune_cost --finished 10000 --running 20 --steps 20 --memory-only
+                                                    # many short curves, in memory only
 """
 
 from __future__ import annotations
@@ -142,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="20 + 5 trials of 100 reports")
     parser.add_argument("--ours-only", action="store_true",
                         help="skip Optuna (to compare two versions of ours quickly)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="skip the SQLite columns (their set-up of 10,000s of trials "
+                             "takes minutes)")
     args = parser.parse_args(argv)
     if args.quick:
         args.finished, args.running, args.steps, args.repeats = 20, 5, 100, 3
@@ -151,14 +156,18 @@ def main(argv: list[str] | None = None) -> None:
           f"median ms per report + should_prune over {args.repeats} reports")
     print(f"{'pruner':<20} {'ours memory':>12} {'ours SQLite':>12} {'Optuna memory':>14} "
           f"{'Optuna SQLite':>14}")
+    kinds = ("memory",) if args.memory_only else ("memory", "sqlite")
     with tempfile.TemporaryDirectory() as folder:
         for name, (make_ours, make_theirs) in PRUNERS.items():
-            cells = [ours(kind, make_ours, args, folder) for kind in ("memory", "sqlite")]
+            cells: list[float | None] = [ours(kind, make_ours, args, folder)
+                                         if kind in kinds else None
+                                         for kind in ("memory", "sqlite")]
             if not args.ours_only:
-                cells += [theirs(kind, make_theirs, args, folder)
+                cells += [theirs(kind, make_theirs, args, folder) if kind in kinds else None
                           for kind in ("memory", "sqlite")]
-            print(f"{name:<20} " + " ".join(f"{1000 * c:>{w}.1f}" for c, w in
-                                              zip(cells, (12, 12, 14, 14))))
+            print(f"{name:<20} " + " ".join(
+                f"{'-':>{w}}" if c is None else f"{1000 * c:>{w}.1f}"
+                for c, w in zip(cells, (12, 12, 14, 14), strict=False)))
 
 
 if __name__ == "__main__":
