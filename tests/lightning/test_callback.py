@@ -646,3 +646,16 @@ def test_a_trial_or_a_dict_given_as_monitor_says_what_was_meant(make_study: Any)
     with pytest.raises(ConfigurationError, match=r"HPOCallback reports one metric, by its "
                                                  r"logged name: HPOCallback\('val_loss'\)"):
         HPOCallback({"loss": "val_loss"})  # type: ignore[arg-type]
+
+
+def test_a_fast_dev_run_trial_is_warned_about(make_study: Any) -> None:
+    """Its value comes from one batch, ranked with real trials."""
+    study = make_study(":memory:")
+
+    def objective(params: Any) -> None:
+        L.Trainer(fast_dev_run=True, enable_progress_bar=False, enable_model_summary=False,
+                  callbacks=[HPOCallback()]).fit(DigitsClassifier(), datamodule=DigitsData())
+
+    with pytest.warns(UserWarning, match=r"trial 0 runs with fast_dev_run, so what it reports "
+                                         r"comes from a batch or two"):
+        study.optimize(objective, n_trials=1)

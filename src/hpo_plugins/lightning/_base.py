@@ -182,6 +182,8 @@ class HPOCallbackBase:
             if (trainer.is_global_zero and self._bound.system_attrs.get("run_id")
                     and _writes_to_shared_default(trainer)):
                 warn_user(_SHARED_DEFAULT_FOLDER)
+            if trainer.is_global_zero and getattr(trainer, "fast_dev_run", False):
+                warn_user(_FAST_DEV_RUN.format(number=self._bound.number))
         if trainer.is_global_zero and self._bound is None:
             self._announce()
 
@@ -375,6 +377,13 @@ class HPOCallbackBase:
             self._announced = True
             _logger.info(NO_TRIAL_NOTICE)
 
+
+#: Said when a trial's Trainer has ``fast_dev_run`` set: its values come from a batch or two.
+_FAST_DEV_RUN = (
+    "HPOCallback: trial {number} runs with fast_dev_run, so what it reports comes from a batch "
+    "or two of training and validation, and the study ranks it with real trials. Use "
+    "fast_dev_run to check the code outside a study, or in a study you delete after "
+    "(hpo.delete_study).")
 
 #: Said when a trial of a parallel run writes to the working directory's ``lightning_logs``.
 _SHARED_DEFAULT_FOLDER = (
