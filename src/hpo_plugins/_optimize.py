@@ -11,9 +11,7 @@ import contextlib
 import logging
 import math
 import numbers
-import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import DIVERGED_ATTR, LOST_ATTR, FrozenTrial, TrialState
 from hpo_plugins._numbers import optional_count, read_number
+from hpo_plugins._process import process_record
 from hpo_plugins._results import ResultDict, read_result_dict, store_other_keys
 from hpo_plugins._signature import two_argument_problem
 from hpo_plugins.exceptions import (
@@ -256,7 +255,7 @@ def run_sequential(study: Study, objective: Callable[..., Any], settings: RunSet
     count = failed = 0
     # where its trials run: a later run on this host fails a trial whose process is gone at
     # once (a kill -9), instead of waiting for its heartbeat to grow stale
-    here = {"worker": {"host": socket.gethostname(), "pid": os.getpid()}}
+    here = {"worker": process_record()}
     try:
         while not settings.should_stop(count, failed, time.monotonic() - started):
             if study.stop_requested:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hpo_plugins._frozen import LOST_ATTR, FrozenTrial, TrialState
 from hpo_plugins._observers import notify
 from hpo_plugins._optimize import exception_text, sigterm_reason, stopped_by_sigterm
+from hpo_plugins._process import gone_here
 from hpo_plugins._resume import discard_stopped
 from hpo_plugins.exceptions import ClusterLostError
 from hpo_plugins.launchers._worker import Job
@@ -262,24 +263,20 @@ def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[Froz
 def fail_dead_here(study: Study) -> list[FrozenTrial]:
     """Mark FAIL, as lost, the RUNNING trials whose process ran on this host and is gone.
 
-    A run killed with ``kill -9`` (or whose machine rebooted) leaves its trial RUNNING; its
+    A run killed with ``kill -9`` (or a notebook kernel that died) leaves its trial RUNNING; its
     heartbeat makes a later run fail it only once it is ``grace_period`` old (two minutes by
     default), so a re-run right after the crash would leave it, and with ``max_trials`` wait
-    for it. Each trial run by a loop records its host and process id
-    (``system_attrs["worker"]``); at the start of a run, those of this host whose process no
-    longer exists are failed at once and re-queued when ``max_retries`` allows, as a stale one
-    would be (also in a run without heartbeats, whose trials would otherwise stay RUNNING).
-    Trials of other hosts, of this process, and asked by hand (no such record) are left to
-    their heartbeat.
+    for it. Each trial run by a loop records its process (``system_attrs["worker"]``, see
+    :mod:`hpo_plugins._process`); at the start of a run, those whose process is certainly gone
+    (recorded in this PID namespace during this boot, and no process of that id and start time
+    exists) are failed at once and re-queued when ``max_retries`` allows, as a stale one would
+    be (also in a run without heartbeats, whose trials would otherwise stay RUNNING). Any
+    other trial (another host or container, a record without those identifiers, a trial asked
+    by hand) is left to its heartbeat.
     """
-    host, me = socket.gethostname(), os.getpid()
-    here = []
-    for trial in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING]):
-        worker = trial.system_attrs.get("worker") or {}
-        if (isinstance(worker, dict) and worker.get("host") == host
-                and isinstance(worker.get("pid"), int) and worker["pid"] != me):
-            here.append(trial)
-    dead = [t for t in here if not _alive(int(t.system_attrs["worker"]["pid"]))]
+    dead = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
+            if isinstance(t.system_attrs.get("worker"), dict)
+            and gone_here(t.system_attrs["worker"])]
     return _fail_each(study, dead, lambda t: f"its process (pid {t.system_attrs['worker']['pid']}"
                                              f") on this host was gone when a later run "
                                              f"started (killed before it could record an end)",

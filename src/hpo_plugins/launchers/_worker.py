@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle
 
+from hpo_plugins._process import process_record
 from hpo_plugins.exceptions import ConfigurationError, RemoteObjectiveError
 
 if TYPE_CHECKING:
@@ -170,8 +171,7 @@ def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None 
     study, objective, settings = _unpack(job)
     if cancelled is not None:
         objective = _unless_cancelled(objective, cancelled)
-    tags: dict[str, Any] = {"worker": {"host": socket.gethostname(), "pid": os.getpid(),
-                                       **(worker or {})},
+    tags: dict[str, Any] = {"worker": {**process_record(), **(worker or {})},
                             "run_id": job.run_id}
     if gpu is not None:
         tags["gpu"] = gpu

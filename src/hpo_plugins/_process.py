@@ -1,0 +1,93 @@
+"""Which process runs a trial, recorded so that a later run can tell that it is gone.
+
+A trial run by the loop records ``system_attrs["worker"]``: the host name and process id, and,
+where Linux exposes them, the boot id, the inode of the PID namespace and the process's start
+time. A process id alone names a process only within one PID namespace of one boot: containers
+that share a host name (``--network host``, two containers of one pod) number their processes
+apart, and ids are reused. So a process counts as gone only when the record was made in this
+very namespace of this boot and no process with that id and start time exists now; in any
+doubt it is not gone, and the trial is left to its heartbeat.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["gone_here", "process_record"]
+
+
+def process_record() -> dict[str, Any]:
+    """This process's record: ``host`` and ``pid``, plus ``boot``, ``pid_ns`` and
+    ``started`` where they can be read (Linux)."""
+    pid = os.getpid()
+    record: dict[str, Any] = {"host": socket.gethostname(), "pid": pid}
+    for key, value in (("boot", _boot_id()), ("pid_ns", _pid_namespace()),
+                       ("started", _start_time(pid))):
+        if value is not None:
+            record[key] = value
+    return record
+
+
+def gone_here(record: Mapping[str, Any]) -> bool:
+    """Whether the process of ``record`` (:func:`process_record`) is certainly gone: it ran in
+    this host's PID namespace during this boot, and no process with its id and start time
+    exists. False in any doubt (another host or namespace, a record without the identifiers,
+    a process that cannot be read)."""
+    pid = record.get("pid")
+    if (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0
+            or pid == os.getpid() or record.get("host") != socket.gethostname()):
+        return False
+    boot, namespace = _boot_id(), _pid_namespace()
+    if boot is None or namespace is None or record.get("boot") != boot \
+            or record.get("pid_ns") != namespace:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # another user's process: alive, but maybe a reused id
+    except OSError:
+        return False
+    stat = _stat(pid)
+    if stat is None:
+        return False  # it cannot be read: ask again at the next run
+    state, started = stat
+    if record.get("started") is None:
+        return state == "Z"  # no start time recorded: only an ended (zombie) one is gone
+    return started != record["started"] or state == "Z"  # another process, or it ended
+
+
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def _pid_namespace() -> int | None:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    """The start time of process ``pid`` in clock ticks since boot, or None."""
+    stat = _stat(pid)
+    return None if stat is None else stat[1]
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """``(state, start time)`` of process ``pid`` from ``/proc/PID/stat`` (fields 3 and 22;
+    the start time in clock ticks since boot), or None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[-1].split()  # the name may hold spaces
+        return fields[0], int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None

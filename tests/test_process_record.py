@@ -1,0 +1,72 @@
+"""Whether a trial's recorded process is certainly gone (kill -9), never a live one's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import TrialState
+from hpo_plugins._process import _start_time, gone_here, process_record
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield child
+    child.kill()
+    child.wait(timeout=30)
+
+
+def _record_of(child: subprocess.Popen[bytes]) -> dict[str, object]:
+    return {**process_record(), "pid": child.pid, "started": _start_time(child.pid)}
+
+
+def test_a_live_process_is_not_gone_a_killed_one_is(
+        sleeper: subprocess.Popen[bytes]) -> None:
+    record = _record_of(sleeper)
+    assert not gone_here(record)
+    sleeper.kill()
+    time.sleep(0.2)
+    assert gone_here(record)  # ended but not yet reaped (a zombie)
+    sleeper.wait(timeout=30)
+    assert gone_here(record)  # reaped: no such process
+
+
+def test_a_reused_process_id_is_gone(sleeper: subprocess.Popen[bytes]) -> None:
+    record = _record_of(sleeper)
+    assert gone_here({**record, "started": int(record["started"]) - 1})  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("change", [
+    {"host": "another-host"},
+    {"pid_ns": 1},  # a container that shares the host name but numbers its processes apart
+    {"boot": "another-boot"},
+    {"pid_ns": None, "boot": None, "started": None},  # written without them
+])
+def test_a_process_of_another_namespace_boot_or_host_is_never_gone(
+        sleeper: subprocess.Popen[bytes], change: dict[str, object]) -> None:
+    record = {key: value for key, value in {**_record_of(sleeper), **change}.items()
+              if value is not None}
+    sleeper.kill()
+    sleeper.wait(timeout=30)
+    assert not gone_here(record)  # here it is dead, but the record may name another process
+
+
+def test_this_process_is_never_gone() -> None:
+    assert not gone_here(process_record())
+
+
+def test_a_run_leaves_a_trial_whose_record_names_another_namespace(tmp_path: Path) -> None:
+    """A worker in a container with the same host name: its pid means nothing here."""
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)},
+                             storage=f"sqlite:///{tmp_path}/n.db", max_retries=1)
+    elsewhere = {**process_record(), "pid": 4_000_000, "pid_ns": 1}
+    study.ask(heartbeat=True, system_attrs={"worker": elsewhere})
+    study.optimize(lambda p: p["x"], n_trials=1)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.COMPLETE]
