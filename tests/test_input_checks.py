@@ -355,6 +355,8 @@ def test_another_metric_is_refused_once_trials_hold_values_of_the_stored_one(
     elif state == "PRUNED":
         trial.report(0.7, 0)
         study.tell(trial, state="PRUNED")
+    else:
+        trial.report(0.7, 0)  # a RUNNING trial counts once it reported
     with pytest.raises(ConfigurationError, match=(
             r"Study 's' exists with metric='val_loss', and 1 of its trials hold 'val_loss' "
             r"values; this call asked for metric='loss'.*Pass metric='val_loss' \(or leave it "
@@ -381,6 +383,15 @@ def test_a_study_whose_metric_is_only_the_default_may_name_one(tmp_path: Path) -
     with pytest.raises(ConfigurationError, match="exists with metric='val_acc', and 3 of its"):
         hpo.maximize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="d",
                      metric="val_f1")  # now a call named it: another one is a switch
+
+
+def test_a_running_trial_without_reports_does_not_hold_the_metric(tmp_path: Path) -> None:
+    """The first trial of a typo run killed before it reported (still RUNNING)."""
+    url = f"sqlite:///{tmp_path}/k.db"
+    study = hpo.create_study(SPACE, storage=url, study_name="k", metric="val_los")
+    study.ask()
+    assert hpo.create_study(SPACE, storage=url, study_name="k", metric="val_loss").metric == (
+        "val_loss")
 
 
 def test_a_study_whose_trials_all_failed_may_switch_its_metric(tmp_path: Path) -> None:

@@ -1457,7 +1457,7 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     info = store.get_study(study_id)
     _check_resume(info.name, info.direction, info.attrs, direction, space)
     if "metric" not in inherit:
-        _check_metric_switch(info, attrs["metric"])
+        _check_metric_switch(store, info, attrs["metric"])
         store.set_study_attr(study_id, METRIC_GIVEN_ATTR, True)
     kept = {key: info.attrs[key] for key in inherit
             if key in info.attrs and info.attrs[key] is not None}
@@ -1508,7 +1508,7 @@ def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
         )
 
 
-def _check_metric_switch(info: StudyInfo, metric: str) -> None:
+def _check_metric_switch(store: Storage, info: StudyInfo, metric: str) -> None:
     """Refuse a resume that names another metric than the one a call named for the study while
     trials hold values of it: later trials would be ranked against values of another quantity
     (training ``loss`` against ``val_loss``) and ``best_trial`` would mean nothing.
@@ -1518,8 +1518,13 @@ def _check_metric_switch(info: StudyInfo, metric: str) -> None:
     typo in the first run's metric), may switch.
     """
     stored = info.attrs.get("metric")
+    if stored is None or stored == metric or not info.attrs.get(METRIC_GIVEN_ATTR):
+        return
     valued = sum(info.n_trials.get(state, 0) for state in _VALUED_STATES)
-    if stored is None or stored == metric or not valued or not info.attrs.get(METRIC_GIVEN_ATTR):
+    if info.n_trials.get(TrialState.RUNNING):  # those that reported (a killed one may not)
+        valued += sum(bool(t.intermediate_values) for t in
+                      store.get_all_trials(info.study_id, [TrialState.RUNNING]))
+    if not valued:
         return
     raise ConfigurationError(
         f"Study {info.name!r} exists with metric={stored!r}, and {valued} of its trials hold "
@@ -1532,8 +1537,9 @@ def _check_metric_switch(info: StudyInfo, metric: str) -> None:
 #: Study attribute: whether a call named the study's ``metric`` (else it is the default).
 METRIC_GIVEN_ATTR = "metric_given"
 
-#: The states of trials that hold values of the study's metric (final or reported).
-_VALUED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+#: The states of trials that hold values of the study's metric (RUNNING ones count when they
+#: reported).
+_VALUED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 #: Said when constants differ: one that changes by itself between runs is a likely cause.
