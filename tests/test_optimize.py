@@ -723,3 +723,13 @@ def test_optunas_trial_pruned_raised_by_a_ported_objective_prunes_the_trial() ->
     study.optimize(objective, n_trials=4)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED] * 2
     assert all(t.fail_reason is None for t in study.trials)
+
+
+def test_optunas_trial_pruned_leaving_a_hand_run_trial_block_prunes_it() -> None:
+    import optuna
+
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:")
+    with pytest.raises(optuna.TrialPruned), study.ask() as trial:
+        trial.report(0.5, 0)
+        raise optuna.TrialPruned()
+    assert study.trials[0].state is TrialState.PRUNED

@@ -33,6 +33,7 @@ from hpo_plugins.exceptions import (
     TrialFinishedError,
     TrialNotFoundError,
     TrialPruned,
+    is_trial_pruned,
 )
 from hpo_plugins.storages._base import stale_after
 
@@ -390,7 +391,7 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
             _logger.warning("Interrupted: trial %d marked FAIL; stopping.", trial.number)
             raise
         except Exception as exc:
-            if _is_optuna_pruned(exc):  # an objective ported from Optuna, its idiom kept
+            if is_trial_pruned(exc):  # Optuna's TrialPruned: a ported objective's idiom
                 return _tell_raised_pruned(study, trial)
             # its trial was failed elsewhere meanwhile (see _tell): whatever the objective met
             # then (TrialFinishedError at its next report, most likely), the trial is gone
@@ -591,13 +592,6 @@ def _tell_raised_pruned(study: Study, trial: Trial) -> FrozenTrial:
     if trial.fail_reason is not None:
         return _tell(study, trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
     return _tell_pruned(study, trial)
-
-
-def _is_optuna_pruned(exc: BaseException) -> bool:
-    """Whether ``exc`` is Optuna's ``TrialPruned``, which an objective ported from Optuna
-    raises after ``should_prune()``: read by name, so Optuna need not be installed."""
-    return any(kind.__module__.startswith("optuna") and kind.__name__ == "TrialPruned"
-               for kind in type(exc).__mro__)
 
 
 def _explain_optuna_style(exc: BaseException) -> None:

@@ -169,16 +169,17 @@ def _prune_on_uncaught_trial_pruned(trial: Trial) -> None:
     way an objective does, ``raise hpo_plugins.TrialPruned()``; the exception ends the process
     with a non-zero status, and this mark tells the parent that the trial was pruned, not broken.
     """
-    from hpo_plugins.exceptions import TrialPruned
+    from hpo_plugins.exceptions import is_trial_pruned
 
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        if issubclass(kind, TrialPruned) and trial.fail_reason is not None:
+        pruned = is_trial_pruned(exc)  # ours, or Optuna's in a script ported from Optuna
+        if pruned and trial.fail_reason is not None:
             # should_prune() said stop after a NaN report: the trial failed, not pruned
             sys.stderr.write(f"Trial {trial.number} failed: {trial.fail_reason}.\n")
             return
-        if issubclass(kind, TrialPruned):
+        if pruned:
             trial.mark_pruned()
             sys.stderr.write(f"Trial {trial.number} pruned ({kind.__name__}).\n")
             return

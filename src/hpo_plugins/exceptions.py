@@ -175,6 +175,15 @@ class TrialPruned(Exception):
     """
 
 
+def is_trial_pruned(exc: BaseException) -> bool:
+    """Whether ``exc`` asks to end its trial as PRUNED: :class:`TrialPruned`, or Optuna's
+    ``TrialPruned``, which an objective ported from Optuna raises after ``should_prune()``
+    (read by name, so Optuna need not be installed)."""
+    return isinstance(exc, TrialPruned) or any(
+        kind.__module__.startswith("optuna") and kind.__name__ == "TrialPruned"
+        for kind in type(exc).__mro__)
+
+
 def missing_dependency(module: str, extra: str) -> MissingDependencyError:
     """Build the error for an optional import that failed."""
     return MissingDependencyError(

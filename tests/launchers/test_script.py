@@ -434,3 +434,19 @@ def test_only_handlers_that_stop_the_run_are_wrapped_while_workers_run() -> None
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
+
+
+def test_a_script_ported_from_optuna_that_raises_optunas_trial_pruned_ends_pruned(
+        tmp_path: Path) -> None:
+    child = tmp_path / "optuna_style.py"
+    child.write_text(textwrap.dedent("""
+        import optuna
+        import hpo_plugins as hpo
+        trial = hpo.current_trial()
+        trial.report(1.0, 0)
+        raise optuna.TrialPruned()
+    """))
+    study = _study(tmp_path, "optuna")
+    study.optimize(ScriptObjective([sys.executable, str(child)]), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state is TrialState.PRUNED and trial.intermediate_values == {0: 1.0}
