@@ -869,36 +869,37 @@ def test_an_optuna_database_is_refused_and_left_as_it_was(tmp_path: Path) -> Non
              lambda: hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=url,
                                       study_name="o")]
     for call in calls:
-        with pytest.raises(StorageError, match=r"holds another program's tables \(.*'studies'"
-                                               r".*\): an Optuna database, and no hpo_plugins "
-                                               r"tables.*give another path"):
+        with pytest.raises(StorageError, match=r"is an Optuna database \(tables .*'studies'"
+                                               r".*\), with no hpo_plugins tables.*cannot read "
+                                               r"Optuna's studies.*give another path"):
             call()
     assert hashlib.md5(path.read_bytes()).hexdigest() == before
     assert not (tmp_path / "optuna.db-wal").exists()
     assert len(optuna.load_study(study_name="o", storage=url).trials) == 2
 
 
-def test_a_file_of_another_program_is_refused_an_empty_one_or_ours_is_taken(
-        tmp_path: Path) -> None:
-
+def test_a_file_of_another_program_is_shared_with_a_warning_an_empty_one_quietly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An application's database the user chose to share: taken, with a warning."""
     import hpo_plugins as hpo
 
     other = tmp_path / "app.db"
     with contextlib.closing(sqlite3.connect(other)) as conn:
         conn.execute("CREATE TABLE users (id INTEGER)")
         conn.commit()
-    with pytest.raises(StorageError, match=r"holds another program's tables \(\['users'\]\), "
-                                           r"and no hpo_plugins tables"):
-        SQLStorage(f"sqlite:///{other}").list_studies()
-    empty = tmp_path / "empty.db"
-    empty.touch()
-    ours = tmp_path / "ours.db"
-    hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=f"sqlite:///{ours}",
-                     study_name="s").storage.close()
-    with contextlib.closing(sqlite3.connect(ours)) as conn:  # the user's own table beside ours
-        conn.execute("CREATE TABLE notes (text TEXT)")
-        conn.commit()
-    for path in (empty, ours):
-        storage = SQLStorage(f"sqlite:///{path}")
-        assert [s.name for s in storage.list_studies()] == ([] if path is empty else ["s"])
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins.storages"):
+        hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=f"sqlite:///{other}",
+                         study_name="shared").storage.close()
+    assert "holds another program's tables (['users']): hpo_plugins adds its own tables" in (
+        caplog.text)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins.storages"):
+        storage = SQLStorage(f"sqlite:///{other}")  # ours are there now: no warning
+        assert [s.name for s in storage.list_studies()] == ["shared"]
         storage.close()
+        empty = tmp_path / "empty.db"
+        empty.touch()
+        storage = SQLStorage(f"sqlite:///{empty}")
+        assert storage.list_studies() == []
+        storage.close()
+    assert caplog.text == ""

@@ -2153,15 +2153,17 @@ def _sqlite_schema_version(url: URL) -> int | None:
 
 
 def _refuse_foreign_sqlite(url: URL, description: str) -> None:
-    """Refuse an existing SQLite file that holds another program's tables and none of ours.
+    """Refuse an Optuna SQLite file, and warn before adding our tables to another program's.
 
-    Opening it would add our tables and switch the file to WAL mode: another program's file
-    (an Optuna study, an application's data) must be left exactly as it was. Read-only, before
-    any connection of the storage; a file that cannot be read here is left to the storage's
-    own connection, which says why.
+    Opening a file adds our tables and switches it to WAL mode. An Optuna study (a likely mix-up
+    of URLs for someone trying both libraries) must be left exactly as it was: ``load_study``
+    on it would change the file and then report no such study. A file of other tables may be
+    an application's database that the user chose to share, so it is opened, with a warning.
+    Read-only, before any connection of the storage; a file that cannot be read here is left
+    to the storage's own connection, which says why.
 
     Raises:
-        StorageError: The file holds tables, none of them hpo_plugins'.
+        StorageError: The file holds Optuna's tables and none of ours.
     """
     import sqlite3
 
@@ -2178,13 +2180,17 @@ def _refuse_foreign_sqlite(url: URL, description: str) -> None:
         return
     if not tables or any(name.startswith("hpo_") for name in tables):
         return
-    optuna = {"studies", "trials", "trial_values", "version_info"} <= set(tables)
-    raise StorageError(
-        f"The SQLite file {description} holds another program's tables "
-        f"({_names_for_message(tables)}){': an Optuna database' if optuna else ''}, and no "
-        f"hpo_plugins tables. hpo_plugins leaves such a file as it is (opening it would add "
-        f"its tables and switch the file to WAL mode). Expected a new file or one that "
-        f"hpo_plugins created: give another path, such as sqlite:///hpo.db.")
+    if {"studies", "trials", "trial_values", "version_info"} <= set(tables):
+        raise StorageError(
+            f"The SQLite file {description} is an Optuna database (tables "
+            f"{_names_for_message(tables)}), with no hpo_plugins tables. hpo_plugins leaves "
+            f"it as it is (opening it would add its tables and switch the file to WAL mode) "
+            f"and cannot read Optuna's studies. Expected a new file or one that hpo_plugins "
+            f"created: give another path, such as sqlite:///hpo.db.")
+    _logger.warning("The SQLite file %s holds another program's tables (%s): hpo_plugins adds "
+                    "its own tables (hpo_*) beside them and switches the file to WAL mode. "
+                    "Give another path if the file should stay as it is.", description,
+                    _names_for_message(tables))
 
 
 def _sqlite_read_uri(url: URL) -> str:
