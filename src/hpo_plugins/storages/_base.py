@@ -37,6 +37,7 @@ import abc
 import datetime as _dt
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -319,7 +320,7 @@ class Storage(abc.ABC):
             StudyNotFoundError: No such study.
         """
         done = [t for t in self.get_all_trials(study_id, [TrialState.COMPLETE])
-                if t.value is not None]
+                if t.value is not None and not math.isnan(t.value)]
         if not done:
             return None
         sign = direction.sign()

@@ -1899,6 +1899,8 @@ class SQLStorage(Storage):
                  .order_by(value.asc() if direction is Direction.MINIMIZE else value.desc(),
                            _trials.c.number.asc())
                  .limit(1))
+        if not self._is_sqlite:  # PostgreSQL keeps a NaN (and sorts it above every number);
+            query = query.where(value != float("nan"))  # SQLite stores it NULL
         with self._read() as conn:
             trial_id = conn.scalar(query)
             if trial_id is None:

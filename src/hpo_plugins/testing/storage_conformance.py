@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import math
 import pickle
 import threading
 import time
@@ -709,6 +710,7 @@ class StorageConformance:
         _finished(storage, study_id, TrialState.PRUNED, 0.5)  # never the best
         _finished(storage, study_id, TrialState.PRUNED, 9.0)
         _finished(storage, study_id, TrialState.FAIL)
+        _finished(storage, study_id, TrialState.COMPLETE, math.nan)  # written by hand: no best
         _running(storage, study_id)
         best = storage.best_trial(study_id, direction)
         assert best is not None and best.number == number  # the first among equal values
