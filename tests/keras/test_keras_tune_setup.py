@@ -199,21 +199,3 @@ def test_a_keras_class_or_name_in_the_space_is_taken(digits: Data) -> None:
     space = {"opt": hp.choice("opt", [keras.optimizers.Adam, keras.optimizers.SGD])}
     result = tune(build, space, digits, n_trials=2, objective="val_loss")
     assert [t.state for t in result.study.trials] == [TrialState.COMPLETE] * 2
-
-
-def test_a_frozen_layer_in_the_space_is_taken(digits: Data) -> None:
-    """A pretrained backbone offered as a choice, frozen: no trial changes its weights."""
-    from hpo_plugins import hp
-
-    frozen = keras.layers.Dense(16, activation="relu", trainable=False)
-
-    def build(params: Any) -> Any:
-        model = keras.Sequential([keras.Input((64,)), params["base"],
-                                  keras.layers.Dense(10, "softmax")])
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                      jit_compile=False)
-        return model
-
-    result = tune(build, {"base": hp.choice("base", [frozen])}, digits, n_trials=2,
-                  objective="val_loss")
-    assert [t.state for t in result.study.trials] == [TrialState.COMPLETE] * 2

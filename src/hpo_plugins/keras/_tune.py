@@ -796,9 +796,8 @@ def check_space_objects(space: Any) -> None:
     serves one model only (the next trial fails with Keras' "Unknown variable ... recreate a
     new optimizer instance"), and a layer or metric would carry its weights or totals from one
     trial into the next. The space should hold what makes the object (a name, a class, its
-    settings); ``build_fn`` makes it. A frozen layer or model (``trainable=False``, a
-    pretrained backbone offered as a choice) is taken: no trial changes its weights. A space
-    that hyperopt cannot read is left to the run's own check, which says what is wrong with it.
+    settings); ``build_fn`` makes it. A space that hyperopt cannot read is left to the run's
+    own check, which says what is wrong with it.
 
     Raises:
         ConfigurationError: Such an object is in the space.
@@ -812,15 +811,14 @@ def check_space_objects(space: Any) -> None:
     for node in nodes:
         obj = node.obj if isinstance(node, Literal) else None
         kind = next((name for name, cls in _STATEFUL.items() if isinstance(obj, cls)), None)
-        if kind is None or (kind == "layer or model" and not getattr(obj, "trainable", True)):
-            continue  # a frozen backbone shared on purpose: its weights do not change
+        if kind is None:
+            continue
         name = type(obj).__name__
         raise ConfigurationError(
             f"keras_tune: the space holds a Keras {kind} object, {name} ({obj!r}). The space "
             f"is made once, so every trial would share that object: a Keras optimizer serves "
             f"one model only (the next trial fails), and a layer or metric carries its state "
-            f"from trial to trial (a frozen one, trainable=False, may be shared). Put what "
-            f"makes it in the space instead, such as "
+            f"from trial to trial. Put what makes it in the space instead, such as "
             f"hp.choice('{kind.split()[0]}', ['{name.lower()}', ...]) or the class {name} "
             f"itself, and create the object in build_fn (e.g. "
             f"keras.optimizers.get(params['optimizer']) or {name}(...)).")
