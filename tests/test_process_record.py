@@ -70,3 +70,27 @@ def test_a_run_leaves_a_trial_whose_record_names_another_namespace(tmp_path: Pat
     study.ask(heartbeat=True, system_attrs={"worker": elsewhere})
     study.optimize(lambda p: p["x"], n_trials=1)
     assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.COMPLETE]
+
+
+def test_a_record_of_another_time_namespace_is_never_gone(
+        sleeper: subprocess.Popen[bytes]) -> None:
+    """/proc shows start times shifted by the reader's time namespace: not comparable."""
+    record = {**_record_of(sleeper), "time_ns": 1}
+    sleeper.kill()
+    sleeper.wait(timeout=30)
+    assert not gone_here(record)
+
+
+def test_a_process_name_that_is_not_ascii_still_gives_its_start_time(tmp_path: Path) -> None:
+    import shutil
+
+    named = tmp_path / "wörk"
+    shutil.copy(sys.executable, named)
+    named.chmod(0o755)
+    child = subprocess.Popen([str(named), "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.3)
+        assert _start_time(child.pid) is not None
+    finally:
+        child.kill()
+        child.wait(timeout=30)

@@ -1,11 +1,12 @@
 """Which process runs a trial, recorded so that a later run can tell that it is gone.
 
 A trial run by the loop records ``system_attrs["worker"]``: the host name and process id, and,
-where Linux exposes them, the boot id, the inode of the PID namespace and the process's start
-time. A process id alone names a process only within one PID namespace of one boot: containers
-that share a host name (``--network host``, two containers of one pod) number their processes
-apart, and ids are reused. So a process counts as gone only when the record was made in this
-very namespace of this boot and no process with that id and start time exists now; in any
+where Linux exposes them, the boot id, the inodes of the PID and time namespaces and the
+process's start time (which ``/proc`` shows shifted by the reader's time namespace). A
+process id alone names a process only within one PID namespace of one boot: containers that
+share a host name (``--network host``, two containers of one pod) number their processes
+apart, and ids are reused. So a process counts as gone only when the record was made in these
+very namespaces of this boot and no process with that id and start time exists now; in any
 doubt it is not gone, and the trial is left to its heartbeat.
 """
 
@@ -20,12 +21,12 @@ __all__ = ["gone_here", "process_record"]
 
 
 def process_record() -> dict[str, Any]:
-    """This process's record: ``host`` and ``pid``, plus ``boot``, ``pid_ns`` and
-    ``started`` where they can be read (Linux)."""
+    """This process's record: ``host`` and ``pid``, plus ``boot``, ``pid_ns``, ``time_ns``
+    and ``started`` where they can be read (Linux)."""
     pid = os.getpid()
     record: dict[str, Any] = {"host": socket.gethostname(), "pid": pid}
-    for key, value in (("boot", _boot_id()), ("pid_ns", _pid_namespace()),
-                       ("started", _start_time(pid))):
+    for key, value in (("boot", _boot_id()), ("pid_ns", _namespace("pid")),
+                       ("time_ns", _namespace("time")), ("started", _start_time(pid))):
         if value is not None:
             record[key] = value
     return record
@@ -40,9 +41,11 @@ def gone_here(record: Mapping[str, Any]) -> bool:
     if (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0
             or pid == os.getpid() or record.get("host") != socket.gethostname()):
         return False
-    boot, namespace = _boot_id(), _pid_namespace()
+    boot, namespace = _boot_id(), _namespace("pid")
     if boot is None or namespace is None or record.get("boot") != boot \
             or record.get("pid_ns") != namespace:
+        return False
+    if record.get("time_ns") != _namespace("time"):  # start times read in another clock
         return False
     try:
         os.kill(pid, 0)
@@ -69,9 +72,10 @@ def _boot_id() -> str | None:
         return None
 
 
-def _pid_namespace() -> int | None:
+def _namespace(kind: str) -> int | None:
+    """The inode of this process's ``kind`` namespace (``pid``, ``time``), or None."""
     try:
-        return os.stat("/proc/self/ns/pid").st_ino
+        return os.stat(f"/proc/self/ns/{kind}").st_ino
     except OSError:
         return None
 
@@ -86,8 +90,8 @@ def _stat(pid: int) -> tuple[str, int] | None:
     """``(state, start time)`` of process ``pid`` from ``/proc/PID/stat`` (fields 3 and 22;
     the start time in clock ticks since boot), or None when it cannot be read."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            fields = handle.read().rsplit(")", 1)[-1].split()  # the name may hold spaces
-        return fields[0], int(fields[19])
+        with open(f"/proc/{pid}/stat", "rb") as handle:  # the name may be any bytes
+            fields = handle.read().rsplit(b")", 1)[-1].split()  # and may hold spaces
+        return fields[0].decode("ascii", "replace"), int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
