@@ -634,7 +634,9 @@ def test_a_parallel_trial_writing_to_the_shared_lightning_logs_is_warned_about(
     assert "default_root_dir=hpo.current_trial().log_dir" in message
     own = _fit_in_a_parallel_run(study, default_root_dir=str(tmp_path / "own"))
     quiet = _fit_in_a_parallel_run(study, logger=False, enable_checkpointing=False)
+    logger_dir = _fit_in_a_parallel_run(study, logger=CSVLogger(save_dir=str(tmp_path / "l")))
     assert own == [] and quiet == []  # its own folder, or nothing written
+    assert logger_dir == []  # the checkpoints follow the logger's save_dir, as Lightning does
 
 
 def test_a_trial_or_a_dict_given_as_monitor_says_what_was_meant(make_study: Any) -> None:

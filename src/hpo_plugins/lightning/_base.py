@@ -402,8 +402,12 @@ def _writes_to_shared_default(trainer: Any) -> bool:
     loggers = [logger for logger in trainer.loggers
                if getattr(logger, "save_dir", None) is not None
                and os.path.normpath(str(logger.save_dir)) == root]
+    # a ModelCheckpoint without dirpath saves under the first logger's save_dir, as Lightning
+    # resolves it, else under the default root
+    first = getattr(trainer.loggers[0], "save_dir", None) if trainer.loggers else None
+    checkpoint_root = os.path.normpath(str(first)) if first is not None else root
     checkpoints = [callback for callback in trainer.checkpoint_callbacks
-                   if getattr(callback, "dirpath", None) is None]
+                   if getattr(callback, "dirpath", None) is None and checkpoint_root == root]
     return bool(loggers or checkpoints)
 
 
