@@ -385,11 +385,25 @@ def test_a_study_whose_metric_is_only_the_default_may_name_one(tmp_path: Path) -
                      metric="val_f1")  # now a call named it: another one is a switch
 
 
-def test_a_running_trial_without_reports_does_not_hold_the_metric(tmp_path: Path) -> None:
-    """The first trial of a typo run killed before it reported (still RUNNING)."""
+def test_a_running_trial_whose_process_died_before_reporting_does_not_hold_the_metric(
+        tmp_path: Path) -> None:
+    """The first trial of a typo run killed before it reported; a live one does hold it."""
+    import subprocess
+    import sys
+
+    from hpo_plugins._process import _start_time, process_record
+
     url = f"sqlite:///{tmp_path}/k.db"
     study = hpo.create_study(SPACE, storage=url, study_name="k", metric="val_los")
-    study.ask()
+    live = study.ask(system_attrs={"worker": process_record()})  # this process: alive
+    with pytest.raises(ConfigurationError, match="exists with metric='val_los', and 1 of its"):
+        hpo.create_study(SPACE, storage=url, study_name="k", metric="val_loss")
+    study.tell(live, state="FAIL")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = {**process_record(), "pid": child.pid, "started": _start_time(child.pid)}
+    child.kill()
+    child.wait(timeout=30)
+    study.ask(system_attrs={"worker": dead})  # killed before its first report
     assert hpo.create_study(SPACE, storage=url, study_name="k", metric="val_loss").metric == (
         "val_loss")
 

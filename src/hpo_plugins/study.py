@@ -1521,8 +1521,8 @@ def _check_metric_switch(store: Storage, info: StudyInfo, metric: str) -> None:
     if stored is None or stored == metric or not info.attrs.get(METRIC_GIVEN_ATTR):
         return
     valued = sum(info.n_trials.get(state, 0) for state in _VALUED_STATES)
-    if info.n_trials.get(TrialState.RUNNING):  # those that reported (a killed one may not)
-        valued += sum(bool(t.intermediate_values) for t in
+    if info.n_trials.get(TrialState.RUNNING):  # all but those whose process is gone unreported
+        valued += sum(bool(t.intermediate_values) or not _process_gone(t) for t in
                       store.get_all_trials(info.study_id, [TrialState.RUNNING]))
     if not valued:
         return
@@ -1532,6 +1532,15 @@ def _check_metric_switch(store: Storage, info: StudyInfo, metric: str) -> None:
         f"ranked with them. Pass metric={stored!r} (or leave it out) to resume this study, or "
         f"choose another study_name for {metric!r}."
     )
+
+
+def _process_gone(trial: FrozenTrial) -> bool:
+    """Whether ``trial``'s process is certainly gone (killed before it recorded an end): a
+    RUNNING trial of a live process, even without a report yet, will report values."""
+    from hpo_plugins._process import gone_here
+
+    worker = trial.system_attrs.get("worker")
+    return isinstance(worker, dict) and gone_here(worker)
 
 
 #: Study attribute: whether a call named the study's ``metric`` (else it is the default).
