@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STOPS_THE_RUN", "TIMED_OUT_WAITING", "RunSettings", "exception_text",
            "exit_as_sigterm", "run", "run_one", "run_sequential", "sigterm_reason",
-           "stopped_by_sigterm"]
+           "stopped_by_sigterm", "tell_raised_pruned"]
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000
@@ -384,7 +384,7 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
         try:
             result = objective(trial.params)
         except TrialPruned:
-            return _tell_raised_pruned(study, trial)
+            return tell_raised_pruned(study, trial)
         except KeyboardInterrupt:
             _tell(study, trial, state=TrialState.FAIL,
                   fail_reason="interrupted by the user (KeyboardInterrupt)")
@@ -392,7 +392,7 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
             raise
         except Exception as exc:
             if is_trial_pruned(exc):  # Optuna's TrialPruned: a ported objective's idiom
-                return _tell_raised_pruned(study, trial)
+                return tell_raised_pruned(study, trial)
             # its trial was failed elsewhere meanwhile (see _tell): whatever the objective met
             # then (TrialFinishedError at its next report, most likely), the trial is gone
             ended = _ended_elsewhere(study, trial, exc)
@@ -584,7 +584,7 @@ def _tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTri
                  system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
 
 
-def _tell_raised_pruned(study: Study, trial: Trial) -> FrozenTrial:
+def tell_raised_pruned(study: Study, trial: Trial) -> FrozenTrial:
     """Tell a trial whose objective raised :class:`TrialPruned`: PRUNED, or FAIL when a NaN
     report (or an adapter) marked it failed and ``should_prune()`` said stop so that the
     training ends at once (FAIL, as ``report()`` documents: a pruned trial ranks among the

@@ -32,11 +32,13 @@ def process_record() -> dict[str, Any]:
     return record
 
 
-def gone_here(record: Mapping[str, Any]) -> bool:
-    """Whether the process of ``record`` (:func:`process_record`) is certainly gone: it ran in
-    this host's PID namespace during this boot, and no process with its id and start time
-    exists. False in any doubt (another host or namespace, a record without the identifiers,
-    a process that cannot be read)."""
+def gone_here(record: Any) -> bool:
+    """Whether the process of ``record`` (:func:`process_record`, as a trial stored it) is
+    certainly gone: it ran in this host's PID namespace during this boot, and no process with
+    its id and start time exists. False in any doubt (no record, another host or namespace, a
+    record without the identifiers, a process that cannot be read)."""
+    if not isinstance(record, Mapping):
+        return False
     pid = record.get("pid")
     if (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0
             or pid == os.getpid() or record.get("host") != socket.gethostname()):

@@ -26,6 +26,7 @@ from hpo_plugins._frozen import (
 )
 from hpo_plugins._numbers import optional_count, read_number, read_step
 from hpo_plugins._observers import TrialObserver, notify
+from hpo_plugins._process import gone_here
 from hpo_plugins._results import json_values, read_result_dict, store_other_keys
 from hpo_plugins._version import __version__
 from hpo_plugins.exceptions import (
@@ -771,6 +772,7 @@ class Study:
         """
         from hpo_plugins._api import check_run_args
         from hpo_plugins._optimize import RunSettings, run
+        from hpo_plugins.launchers._state import fail_dead_here
 
         check_run_args(objective, n_jobs, launcher)
         _check_objective_against(self, objective)
@@ -779,7 +781,7 @@ class Study:
                                      callbacks=_with_objective_callback(objective, callbacks),
                                      show_progress_bar=show_progress_bar)
         self._stop_requested = False  # a stop() made during an earlier call does not carry over
-        _fail_dead_here(self)
+        fail_dead_here(self)  # a killed run's trials on this host: lost now, not after grace
         self._requeue_forgotten_retries()
         run(self, objective, settings, n_jobs=n_jobs, launcher=launcher)
         return self
@@ -969,14 +971,6 @@ def _state(state: TrialState | str) -> TrialState:
         raise ConfigurationError(
             f"Expected trial states among {[s.value for s in TrialState]} (any case). "
             f"Received: {state!r}.") from None
-
-
-def _fail_dead_here(study: Study) -> None:
-    """Fail the RUNNING trials whose process on this host is gone (see
-    :func:`hpo_plugins.launchers._state.fail_dead_here`)."""
-    from hpo_plugins.launchers._state import fail_dead_here
-
-    fail_dead_here(study)
 
 
 def _marked_state(trial: Trial) -> TrialState:
@@ -1458,7 +1452,8 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     _check_resume(info.name, info.direction, info.attrs, direction, space)
     if "metric" not in inherit:
         _check_metric_switch(store, info, attrs["metric"])
-        store.set_study_attr(study_id, METRIC_GIVEN_ATTR, True)
+        if not info.attrs.get(METRIC_GIVEN_ATTR):
+            store.set_study_attr(study_id, METRIC_GIVEN_ATTR, True)
     kept = {key: info.attrs[key] for key in inherit
             if key in info.attrs and info.attrs[key] is not None}
     for key in _INHERITABLE:
@@ -1522,8 +1517,8 @@ def _check_metric_switch(store: Storage, info: StudyInfo, metric: str) -> None:
         return
     valued = sum(info.n_trials.get(state, 0) for state in _VALUED_STATES)
     if info.n_trials.get(TrialState.RUNNING):  # all but those whose process is gone unreported
-        valued += sum(bool(t.intermediate_values) or not _process_gone(t) for t in
-                      store.get_all_trials(info.study_id, [TrialState.RUNNING]))
+        valued += sum(bool(t.intermediate_values) or not gone_here(t.system_attrs.get("worker"))
+                      for t in store.get_all_trials(info.study_id, [TrialState.RUNNING]))
     if not valued:
         return
     raise ConfigurationError(
@@ -1532,15 +1527,6 @@ def _check_metric_switch(store: Storage, info: StudyInfo, metric: str) -> None:
         f"ranked with them. Pass metric={stored!r} (or leave it out) to resume this study, or "
         f"choose another study_name for {metric!r}."
     )
-
-
-def _process_gone(trial: FrozenTrial) -> bool:
-    """Whether ``trial``'s process is certainly gone (killed before it recorded an end): a
-    RUNNING trial of a live process, even without a report yet, will report values."""
-    from hpo_plugins._process import gone_here
-
-    worker = trial.system_attrs.get("worker")
-    return isinstance(worker, dict) and gone_here(worker)
 
 
 #: Study attribute: whether a call named the study's ``metric`` (else it is the default).

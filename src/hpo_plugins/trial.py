@@ -288,18 +288,20 @@ class Trial:
     def _finish_after(self, exc: BaseException) -> None:
         """Tell the trial for the exception that left its block, unless the block told it
         already. A failure to tell is logged, never raised over ``exc``."""
+        from hpo_plugins._optimize import (
+            exit_as_sigterm,
+            sigterm_reason,
+            stopped_by_sigterm,
+            tell_raised_pruned,
+        )
         from hpo_plugins.exceptions import is_trial_pruned
 
         try:
             if self.study.storage.get_trial(self.trial_id).state is not TrialState.RUNNING:
                 return
-            if is_trial_pruned(exc) and self.fail_reason is None:
-                self.study.tell(self, state=TrialState.PRUNED)
+            if is_trial_pruned(exc):  # as the run loop tells it: PRUNED, or FAIL after a NaN
+                tell_raised_pruned(self.study, self)
                 return
-            if is_trial_pruned(exc):  # should_prune() after a NaN report: a failure
-                self.study.tell(self, state=TrialState.FAIL, fail_reason=self.fail_reason)
-                return
-            from hpo_plugins._optimize import exit_as_sigterm, sigterm_reason, stopped_by_sigterm
 
             lost = stopped_by_sigterm(type(exc))
             reason = ("interrupted by the user (KeyboardInterrupt)"

@@ -14,6 +14,8 @@ from typing import Any
 
 import keras
 
+from hpo_plugins.storages._base import json_copy
+
 __all__ = ["BUILD_ATTR", "build_record", "rebuild"]
 
 _logger = logging.getLogger(__name__)
@@ -26,11 +28,12 @@ def build_record(model: Any) -> dict[str, Any] | None:
     """``model.get_build_config()`` as JSON (tuples as lists), or None when there is none."""
     try:
         config = model.get_build_config()
-    except Exception as exc:  # a model whose own get_build_config fails: nothing to record
+        return json_copy(config, "the build config") if isinstance(config, dict) and config \
+            else None
+    except Exception as exc:  # a model whose own get_build_config fails, or is no JSON
         _logger.debug("No build config for %s: %s: %s", type(model).__name__,
                       type(exc).__name__, exc)
         return None
-    return _as_json(config) if isinstance(config, dict) and config else None
 
 
 def rebuild(model: Any, record: dict[str, Any]) -> None:
@@ -55,14 +58,6 @@ def rebuild(model: Any, record: dict[str, Any]) -> None:
     except Exception as exc:  # best_model() says what to do when the model stays unbuilt
         _logger.debug("Calling the model on zeros of %r failed: %s: %s", shapes,
                       type(exc).__name__, exc)
-
-
-def _as_json(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_as_json(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _as_json(item) for key, item in value.items()}
-    return None if value is None else int(value) if isinstance(value, int) else value
 
 
 def _as_shapes(value: Any) -> Any:

@@ -46,6 +46,7 @@ from hpo_plugins.keras._resume import (
     resume_into,
 )
 from hpo_plugins.keras._shapes import BUILD_ATTR, build_record, rebuild
+from hpo_plugins.storages._base import ranked_by_value
 
 if TYPE_CHECKING:
     from hpo_plugins.pruners import Pruner
@@ -135,10 +136,11 @@ class KerasTuneResult:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ConfigurationError(
                 f"Expected `n` to be an integer >= 1, the number of trials. Received: n={n!r}.")
-        self.best_trial  # noqa: B018  raises, with the trials counted by state, when none did
-        done = [t for t in self.study.get_trials([TrialState.COMPLETE]) if t.value is not None]
-        sign = self.study.direction.sign()  # ranked as Study.best_trial ranks them
-        return sorted(done, key=lambda t: (sign * float(t.value or 0.0), t.number))[:int(n)]
+        ranked = ranked_by_value(self.study.get_trials(TrialState.COMPLETE),
+                                 self.study.direction)
+        if not ranked:
+            return [self.best_trial]  # raises, with the trials counted by state
+        return ranked[:int(n)]
 
     def best_models(self, n: int = 1) -> list[Any]:
         """The models of :meth:`best_trials` ``(n)``, best first, each as :meth:`model_of`
@@ -932,11 +934,11 @@ def _warn_second_board(run: str, callbacks: Sequence[Any]) -> None:
     """Warn about a user's ``TensorBoard`` callback that writes into the trial's run, where
     ``keras_tune`` already writes one: two writers of the same run double or garble its
     curves."""
+    ours = os.path.realpath(run)
     for callback in callbacks:
         if not isinstance(callback, keras.callbacks.TensorBoard):
             continue
         theirs = os.path.realpath(os.fspath(callback.log_dir))
-        ours = os.path.realpath(run)
         if theirs == ours or theirs.startswith(ours + os.sep):
             warn_user("keras_tune: a TensorBoard callback in `callbacks` writes into the trial's "
                       "own TensorBoard run, where keras_tune already writes the trial's curves "

@@ -275,8 +275,7 @@ def fail_dead_here(study: Study) -> list[FrozenTrial]:
     by hand) is left to its heartbeat.
     """
     dead = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
-            if isinstance(t.system_attrs.get("worker"), dict)
-            and gone_here(t.system_attrs["worker"])]
+            if gone_here(t.system_attrs.get("worker"))]
     return _fail_each(study, dead, lambda t: f"its process (pid {t.system_attrs['worker']['pid']}"
                                              f") on this host was gone when a later run "
                                              f"started (killed before it could record an end)",

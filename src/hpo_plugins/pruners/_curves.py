@@ -252,12 +252,13 @@ class CurveMemo:
                         rows.append(row)
                         continue
                 alone.append(trial)
-        values = [self.curve(t).best_up_to(step, direction) for t in alone
-                  if step in t.intermediate_values]
-        added = []
+        values, added = [], []
         for trial in alone:
+            curve = self.curve(trial)
+            if step in trial.intermediate_values:
+                values.append(curve.best_up_to(step, direction))
             if trial.state in _FINISHED and trial.datetime_start is not None:
-                added.append((_key(trial), self.curve(trial)))
+                added.append((_key(trial), curve))  # packed from the next question on
         with self._lock:
             if finished is self._finished:
                 for key, curve in added:

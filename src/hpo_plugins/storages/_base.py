@@ -38,7 +38,7 @@ import datetime as _dt
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,8 @@ from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 
 __all__ = ["FINISHED_HINT", "LIMIT_STATES", "Storage", "StudyInfo", "check_attr_key",
-           "check_heartbeat_state", "finished_state", "import_keys", "json_copy", "params_key"]
+           "check_heartbeat_state", "finished_state", "import_keys", "json_copy", "params_key",
+           "ranked_by_value"]
 
 #: The states that count toward ``max_trials`` (a FAIL trial is retried, a WAITING one not run).
 LIMIT_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -319,12 +320,9 @@ class Storage(abc.ABC):
         Raises:
             StudyNotFoundError: No such study.
         """
-        done = [t for t in self.get_all_trials(study_id, [TrialState.COMPLETE])
-                if t.value is not None and not math.isnan(t.value)]
-        if not done:
-            return None
-        sign = direction.sign()
-        return min(done, key=lambda t: (sign * float(t.value or 0.0), t.number))
+        ranked = ranked_by_value(self.get_all_trials(study_id, [TrialState.COMPLETE]),
+                                 direction)
+        return ranked[0] if ranked else None
 
     def describe(self) -> str:
         """A printable description of where data lives, with any password hidden."""
@@ -352,6 +350,15 @@ def check_attr_key(key: object, what: str) -> None:
             f"Expected the key of a {what} to be a str. Received: {key!r} (a "
             f"{type(key).__name__}). Use a string key, e.g. {str(key)!r}."
         )
+
+
+def ranked_by_value(trials: Iterable[FrozenTrial], direction: Direction) -> list[FrozenTrial]:
+    """The COMPLETE ``trials`` whose value is a number, best first, the lowest number first
+    among equal values: how :meth:`Storage.best_trial` ranks them."""
+    sign = direction.sign()
+    done = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None
+            and not math.isnan(t.value)]
+    return sorted(done, key=lambda t: (sign * float(t.value or 0.0), t.number))
 
 
 def stale_after(system_attrs: Mapping[str, Any], grace_seconds: float) -> float:

@@ -1893,14 +1893,14 @@ class SQLStorage(Storage):
         """See :meth:`Storage.best_trial`: the database orders the COMPLETE trials by value
         and only the first is read, so a study of 10,000 trials does not read every curve."""
         value = _trials.c.value
-        query = (sa.select(_trials.c.trial_id)
-                 .where(_trials.c.study_id == study_id,
-                        _trials.c.state == TrialState.COMPLETE.value, value.is_not(None))
+        where = [_trials.c.study_id == study_id, _trials.c.state == TrialState.COMPLETE.value,
+                 value.is_not(None)]
+        if not self._is_sqlite:  # PostgreSQL keeps a NaN (and sorts it above every number);
+            where.append(value != float("nan"))  # SQLite stores it NULL
+        query = (sa.select(_trials.c.trial_id).where(*where)
                  .order_by(value.asc() if direction is Direction.MINIMIZE else value.desc(),
                            _trials.c.number.asc())
                  .limit(1))
-        if not self._is_sqlite:  # PostgreSQL keeps a NaN (and sorts it above every number);
-            query = query.where(value != float("nan"))  # SQLite stores it NULL
         with self._read() as conn:
             trial_id = conn.scalar(query)
             if trial_id is None:
