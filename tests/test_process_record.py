@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import hpo_plugins as hpo
-from hpo_plugins import TrialState
-from hpo_plugins._process import _start_time, gone_here, process_record
+from hpo_plugins import TrialState, _process
+from hpo_plugins._process import _start_time, alive_here, gone_here, process_record
 
 
 @pytest.fixture
@@ -94,3 +94,17 @@ def test_a_process_name_that_is_not_ascii_still_gives_its_start_time(tmp_path: P
     finally:
         child.kill()
         child.wait(timeout=30)
+
+
+def test_without_namespaces_the_host_and_process_id_decide(
+        sleeper: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    # macOS and Windows have no /proc: neither this side nor the record knows a namespace
+    monkeypatch.setattr(_process, "_boot_id", lambda: None)
+    monkeypatch.setattr(_process, "_namespace", lambda kind: None)
+    record = {"host": process_record()["host"], "pid": sleeper.pid}
+    assert alive_here(record) and not gone_here(record)
+    sleeper.kill()
+    sleeper.wait(timeout=30)
+    assert gone_here(record) and not alive_here(record)
+    # a record written where namespaces exist is never judged without them
+    assert not gone_here({**record, "pid_ns": 4026531836})

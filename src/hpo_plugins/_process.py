@@ -7,7 +7,8 @@ process id alone names a process only within one PID namespace of one boot: cont
 share a host name (``--network host``, two containers of one pod) number their processes
 apart, and ids are reused. So a process counts as gone only when the record was made in these
 very namespaces of this boot and no process with that id and start time exists now; in any
-doubt it is not gone, and the trial is left to its heartbeat.
+doubt it is not gone, and the trial is left to its heartbeat. Where the platform has no such
+namespaces (macOS, Windows), the host name and process id alone decide.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["gone_here", "process_record"]
+__all__ = ["alive_here", "gone_here", "process_record"]
 
 
 def process_record() -> dict[str, Any]:
@@ -37,33 +38,65 @@ def gone_here(record: Any) -> bool:
     certainly gone: it ran in this host's PID namespace during this boot, and no process with
     its id and start time exists. False in any doubt (no record, another host or namespace, a
     record without the identifiers, a process that cannot be read)."""
+    return _verdict(record) is True
+
+
+def alive_here(record: Any) -> bool:
+    """Whether the process of ``record`` is certainly alive: it ran in this host's PID
+    namespace during this boot and still runs. False when it is gone and when it cannot be
+    watched from here (another host or container, a record without the identifiers)."""
+    return _verdict(record) is False
+
+
+def _verdict(record: Any) -> bool | None:
+    """True: the process of ``record`` is gone; False: it is alive; None: it cannot be told
+    from here.
+
+    Where this platform has no PID namespaces (no ``/proc``: macOS, Windows) and the record was
+    written without them too, the host name and process id decide: no such process means
+    gone, and one that exists counts as alive (it may be a reused id: in doubt, alive).
+    """
     if not isinstance(record, Mapping):
-        return False
+        return None
     pid = record.get("pid")
     if (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0
-            or pid == os.getpid() or record.get("host") != socket.gethostname()):
+            or record.get("host") != socket.gethostname()):
+        return None
+    if pid == os.getpid():
         return False
     boot, namespace = _boot_id(), _namespace("pid")
+    if boot is None and namespace is None and "boot" not in record and "pid_ns" not in record:
+        exists = _exists(pid)
+        return None if exists is None else not exists
     if boot is None or namespace is None or record.get("boot") != boot \
             or record.get("pid_ns") != namespace:
-        return False
+        return None
     if record.get("time_ns") != _namespace("time"):  # start times read in another clock
-        return False
+        return None
+    if _exists(pid) is False:
+        return True
+    stat = _stat(pid)
+    if stat is None:
+        return None  # it cannot be read: ask again later
+    state, started = stat
+    if state == "Z":
+        return True  # it ended and waits to be reaped
+    if record.get("started") is None:
+        return False  # no start time recorded: a live process of that id counts as it
+    return started != record["started"]  # another process took the id: gone
+
+
+def _exists(pid: int) -> bool | None:
+    """Whether a process ``pid`` exists in this PID namespace (None: it cannot be told)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # another user's process: alive, but maybe a reused id
-    except OSError:
         return False
-    stat = _stat(pid)
-    if stat is None:
-        return False  # it cannot be read: ask again at the next run
-    state, started = stat
-    if record.get("started") is None:
-        return state == "Z"  # no start time recorded: only an ended (zombie) one is gone
-    return started != record["started"] or state == "Z"  # another process, or it ended
+    except PermissionError:
+        return True  # another user's process
+    except OSError:
+        return None
+    return True
 
 
 def _boot_id() -> str | None:

@@ -20,9 +20,10 @@ from joblib.externals.loky import get_reusable_executor
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
 from hpo_plugins._optimize import TIMED_OUT_WAITING, RunSettings
+from hpo_plugins._process import alive_here, process_record
 from hpo_plugins.exceptions import ConfigurationError, RemoteObjectiveError
 from hpo_plugins.launchers import JoblibLauncher, detect_gpus, gpu_slots
-from hpo_plugins.launchers._state import RunState, _alive
+from hpo_plugins.launchers._state import RunState
 from hpo_plugins.launchers._worker import Job
 from hpo_plugins.samplers import HyperoptTPESampler, RandomSampler
 from hpo_plugins.storages import SQLStorage
@@ -229,11 +230,11 @@ def test_an_error_in_fresh_process_mode_kills_the_other_workers(tmp_path: Path) 
     assert time.monotonic() - started < 55  # not the other trial's minute
     trials = hpo.load_study("kill", _url(tmp_path)).trials
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
-    other = int(trials[1].user_attrs["pid"])
+    other = {**process_record(), "pid": int(trials[1].user_attrs["pid"]), "started": None}
     deadline = time.monotonic() + 5
-    while _alive(other) and time.monotonic() < deadline:
+    while alive_here(other) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(other)  # killed, not left to sleep out its minute
+    assert not alive_here(other)  # killed, not left to sleep out its minute
 
 
 def test_lost_tasks_keep_the_budget_and_the_count_in_flight_right(tmp_path: Path) -> None:

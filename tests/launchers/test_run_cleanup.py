@@ -4,7 +4,6 @@ fails for a lost worker, and the storage of a job that a worker no longer runs."
 from __future__ import annotations
 
 import gc
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
 from hpo_plugins._optimize import RunSettings
+from hpo_plugins._process import process_record
 from hpo_plugins.launchers._state import fail_dead_workers
 from hpo_plugins.launchers._worker import Job, _unpack, run_task
 from hpo_plugins.samplers import RandomSampler
@@ -42,7 +42,7 @@ def test_a_trial_whose_worker_process_died_is_requeued(tmp_path: Path) -> None:
     a WAITING copy, which the next ``ask`` claims, and no copy once the retries are spent."""
     study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/dead.db",
                              sampler=RandomSampler(), max_retries=1)
-    tags = {"run_id": "run", "worker": {"host": socket.gethostname(), "pid": _dead_pid()}}
+    tags = {"run_id": "run", "worker": {**process_record(), "pid": _dead_pid(), "started": None}}
     lost = study.ask(system_attrs=tags)
     assert [t.number for t in fail_dead_workers(study, "run", wait=0.0)] == [0]
     again = study.ask(system_attrs=tags)

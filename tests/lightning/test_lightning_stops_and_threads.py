@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from lit_digits import DigitsClassifier, DigitsData
 import hpo_plugins as hpo
 from hpo_plugins import TrialState
 from hpo_plugins._optimize import RunSettings, stopped_by_sigterm
+from hpo_plugins._process import process_record
 from hpo_plugins.cli._base import Terminated
 from hpo_plugins.launchers._state import RunState
 from hpo_plugins.launchers._worker import Job
@@ -143,7 +143,7 @@ def test_a_parallel_run_stopped_by_sigterm_requeues_its_trials_with_their_checkp
     study = hpo.create_study({"x": hpo.hp.uniform("x", 0.0, 1.0)}, seed=0,
                              storage=f"sqlite:///{tmp_path}/stop.db", max_retries=1)
     trial = study.ask(system_attrs={"run_id": "run", "worker": {
-        "host": socket.gethostname(), "pid": _dead_pid()}})
+        **process_record(), "pid": _dead_pid(), "started": None}})
     resumable = Path(trial.log_dir) / "checkpoints" / "last-step=1.ckpt"
     resumable.parent.mkdir()
     resumable.write_bytes(b"a checkpoint")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -13,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from hpo_plugins._frozen import LOST_ATTR, FrozenTrial, TrialState
 from hpo_plugins._observers import notify
 from hpo_plugins._optimize import exception_text, sigterm_reason, stopped_by_sigterm
-from hpo_plugins._process import gone_here
+from hpo_plugins._process import alive_here, gone_here
 from hpo_plugins._resume import discard_stopped
 from hpo_plugins.exceptions import ClusterLostError
 from hpo_plugins.launchers._worker import Job
@@ -243,18 +241,15 @@ def _stop_reason(exc_type: type[BaseException], exc: object) -> str:
 
 
 def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:
-    """Mark FAIL the RUNNING trials of ``run_id`` whose worker process on this host is dead.
+    """Mark FAIL the RUNNING trials of ``run_id`` whose worker process on this host is gone.
 
     Waits up to ``wait`` seconds for the processes to be gone (a broken pool stops its other
-    workers too, a moment after the first one died); trials whose worker still lives then are
-    left to their heartbeat.
+    workers too, a moment after the first one died); trials whose worker is not certainly gone
+    then (still alive, or not watchable from here) are left to their heartbeat.
     """
-    host = socket.gethostname()
     mine = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
-            if t.system_attrs.get("run_id") == run_id
-            and (t.system_attrs.get("worker") or {}).get("host") == host]
-    alive = _still_alive(mine, wait)  # a trial that ends meanwhile is skipped by _fail_each
-    dead = [t for t in mine if t.trial_id not in alive]
+            if t.system_attrs.get("run_id") == run_id]
+    dead = _dead_here(mine, wait)  # a trial that ends meanwhile is skipped by _fail_each
     return _fail_each(study, dead, lambda t: f"its worker process (pid "
                                              f"{t.system_attrs['worker'].get('pid')}) died",
                       "lost their worker process and were marked FAIL.")
@@ -284,42 +279,22 @@ def fail_dead_here(study: Study) -> list[FrozenTrial]:
 
 
 def _dead_here(trials: Sequence[FrozenTrial], wait: float) -> list[FrozenTrial]:
-    """Those of ``trials`` whose worker process ran on this host and is gone, after up to
-    ``wait`` seconds (one on another host cannot be watched: it may still run)."""
-    host = socket.gethostname()
-    here = [t for t in trials if (t.system_attrs.get("worker") or {}).get("host") == host]
-    alive = _still_alive(here, wait)
-    return [t for t in here if t.trial_id not in alive]
+    """Those of ``trials`` whose worker process is certainly gone (:func:`gone_here`), after
+    waiting up to ``wait`` seconds for the others to end. One on another host, or in another
+    container that shares this host's name, cannot be watched: it may still run."""
+    _still_alive(trials, wait)
+    return [t for t in trials if gone_here(t.system_attrs.get("worker"))]
 
 
 def _still_alive(trials: Sequence[FrozenTrial], wait: float) -> set[int]:
-    """The ids of ``trials`` whose worker process on this host still lives after up to ``wait``
-    seconds (those of other hosts cannot be watched and count as gone)."""
-    host, deadline = socket.gethostname(), time.monotonic() + wait
+    """The ids of ``trials`` whose worker process certainly still lives (:func:`alive_here`)
+    after up to ``wait`` seconds; those that cannot be watched from here count as gone."""
+    deadline = time.monotonic() + wait
     while True:
-        alive = {t.trial_id for t in trials
-                 if (t.system_attrs.get("worker") or {}).get("host") == host
-                 and _alive(int(t.system_attrs["worker"].get("pid", -1)))}
+        alive = {t.trial_id for t in trials if alive_here(t.system_attrs.get("worker"))}
         if not alive or time.monotonic() >= deadline:
             return alive
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie (Linux; elsewhere: exists)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def fail_orphans(study: Study, run_id: str, reason: str, *,
