@@ -725,6 +725,28 @@ def test_optunas_trial_pruned_raised_by_a_ported_objective_prunes_the_trial() ->
     assert all(t.fail_reason is None for t in study.trials)
 
 
+def test_optunas_max_trials_callback_stops_the_run_at_its_count() -> None:
+    """Optuna's own callback: ``get_trials(deepcopy=False, states=(optuna's COMPLETE,))``, then
+    ``study.stop()``."""
+    import optuna
+
+    study = hpo.create_study({"x": hp.uniform("x", 0, 1)}, storage=":memory:",
+                             sampler=RandomSampler(), seed=0)
+
+    def objective(params: dict[str, Any]) -> float:
+        if hpo.current_trial().number % 2:
+            raise optuna.TrialPruned()
+        return params["x"]
+
+    study.optimize(objective, n_trials=20, callbacks=[optuna.study.MaxTrialsCallback(
+        3, states=(optuna.trial.TrialState.COMPLETE,))])
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED] * 2 + [
+        TrialState.COMPLETE]
+    assert len(study.get_trials(optuna.trial.TrialState.PRUNED)) == 2
+    with pytest.raises(ConfigurationError, match=r"Received: 1\."):
+        study.get_trials([1])  # a bare number is no state
+
+
 def test_optunas_trial_pruned_leaving_a_hand_run_trial_block_prunes_it() -> None:
     import optuna
 

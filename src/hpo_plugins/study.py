@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import logging
 import math
@@ -827,14 +828,20 @@ class Study:
         """Every trial, by number (a fresh read of the storage)."""
         return self.storage.get_all_trials(self.study_id)
 
-    def get_trials(self, states: Sequence[TrialState | str] | TrialState | str | None = None
-                   ) -> list[FrozenTrial]:
-        """Trials in ``states`` (all by default; one state or several, names in any case),
-        by number."""
+    def get_trials(self, states: Sequence[TrialState | str] | TrialState | str | None = None,
+                   *, deepcopy: bool = True) -> list[FrozenTrial]:
+        """Trials in ``states`` (all by default; one state or several, names in any case, or
+        another library's states of the same names, such as Optuna's), by number.
+
+        ``deepcopy`` is accepted for code written for Optuna (its ``MaxTrialsCallback`` passes
+        ``deepcopy=False``) and changes nothing: a :class:`FrozenTrial` cannot be changed, and
+        every call reads the storage afresh.
+        """
+        del deepcopy
         if states is None:
             return self.storage.get_all_trials(self.study_id)
         try:
-            items = [states] if isinstance(states, (str, TrialState)) else list(states)
+            items = [states] if isinstance(states, (str, enum.Enum)) else list(states)
         except TypeError:  # not iterable: an int, a FrozenTrial...
             raise ConfigurationError(
                 f"Expected `states` to be a trial state or a list of them, e.g. "
@@ -964,7 +971,10 @@ def _as_running(trial: FrozenTrial) -> FrozenTrial:
 
 
 def _state(state: TrialState | str) -> TrialState:
-    """A state from its enum member or its name in any case."""
+    """A state from its enum member or its name in any case; a member of another library's
+    enum (Optuna's ``TrialState``, whose values are numbers) by its name."""
+    if isinstance(state, enum.Enum) and not isinstance(state, TrialState):
+        state = state.name
     try:
         return TrialState(state.upper() if isinstance(state, str) else state)
     except ValueError:
