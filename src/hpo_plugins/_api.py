@@ -13,6 +13,7 @@ from typing import Any
 
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins._optimize import RunSettings, launcher_for
+from hpo_plugins._ported import FMIN_ARGUMENTS, ported_arguments
 from hpo_plugins._signature import one_argument_problem
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
@@ -26,6 +27,8 @@ __all__ = ["maximize", "minimize"]
 _logger = logging.getLogger(__name__)
 
 
+@ported_arguments(FMIN_ARGUMENTS, positional="minimize(objective, space, n_trials=..., "
+                                                  "sampler=...)")
 def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None = None,
              max_trials: int | None = None, timeout: float | None = None,
              study_name: str | None = None, storage: Any = None,
@@ -62,6 +65,8 @@ def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None 
     return _optimize("minimize", **locals())
 
 
+@ported_arguments(FMIN_ARGUMENTS, positional="maximize(objective, space, n_trials=..., "
+                                                  "sampler=...)")
 def maximize(objective: Callable[..., Any], space: Any, *, n_trials: int | None = None,
              max_trials: int | None = None, timeout: float | None = None,
              study_name: str | None = None, storage: Any = None,

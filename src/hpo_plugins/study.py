@@ -27,6 +27,7 @@ from hpo_plugins._frozen import (
 )
 from hpo_plugins._numbers import optional_count, read_number, read_step
 from hpo_plugins._observers import TrialObserver, notify
+from hpo_plugins._ported import FMIN_ARGUMENTS, plugin_hint, ported_arguments, seed_hint
 from hpo_plugins._process import gone_here
 from hpo_plugins._results import json_values, read_result_dict, store_other_keys
 from hpo_plugins._version import __version__
@@ -745,6 +746,8 @@ class Study:
 
     # -- the loop -----------------------------------------------------------------------------
 
+    @ported_arguments(FMIN_ARGUMENTS, positional="study.optimize(objective, n_trials, "
+                      "max_trials=..., timeout=...)")
     def optimize(self, objective: Callable[..., Any], n_trials: int | None = None, *,
                  max_trials: int | None = None, timeout: float | None = None,
                  catch: Iterable[type[BaseException]] | type[BaseException] = (),
@@ -1345,7 +1348,7 @@ def _check_identity(study_name: Any, seed: Any, metric: Any, logdir: Any,
                              or not 0 <= int(seed) < 2 ** 63):
         raise ConfigurationError(
             f"Expected `seed` to be an integer >= 0, or None for a different run each time. "
-            f"Received: seed={seed!r}.")
+            f"Received: seed={seed!r}.{seed_hint(seed)}")
     if metric is not None and (not isinstance(metric, str) or not metric):
         raise ConfigurationError(
             f"Expected `metric` to be the name of a logged metric, such as 'val_loss', or None "
@@ -1400,7 +1403,7 @@ def _check_plugin(obj: object, base: type, name: str) -> None:
     if not isinstance(obj, base):
         raise ConfigurationError(
             f"Expected `{name}` to be an instance of {base.__name__}. Received: {name}={obj!r} "
-            f"(of type {type(obj).__name__})."
+            f"(of type {type(obj).__name__}).{plugin_hint(obj, base)}"
         )
 
 

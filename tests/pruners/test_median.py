@@ -171,5 +171,5 @@ def test_invalid_arguments(kwargs: dict[str, Any], match: str) -> None:
 
 
 def test_arguments_are_keyword_only() -> None:
-    with pytest.raises(TypeError, match="positional"):
+    with pytest.raises(ConfigurationError, match="takes its options by keyword"):
         MedianPruner(5)  # type: ignore[call-arg]

@@ -38,6 +38,15 @@ class Pruner(abc.ABC):
             direction: Whether lower or higher values are better.
         """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Pruner:
+        """Refuse positional options with the fix, for a pruner that takes them by keyword only
+        (Optuna's ``MedianPruner(5, 3)``: see
+        :func:`~hpo_plugins._ported.check_constructor_call`)."""
+        from hpo_plugins._ported import check_constructor_call
+
+        check_constructor_call(cls, args, kwargs, {})
+        return super().__new__(cls)
+
     def get_params(self) -> dict[str, Any]:
         """The constructor's keyword arguments, read back from attributes of the same names."""
         return _constructor_params(self)

@@ -79,7 +79,11 @@ class Sampler(abc.ABC):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Sampler:
         """Refuse ``seed=`` with the fix, for a sampler that takes none (Optuna's samplers do,
-        so ``TPESampler(seed=0)`` is a reflex): the seed belongs to the study."""
+        so ``TPESampler(seed=0)`` is a reflex): the seed belongs to the study. Hyperopt's names
+        (``n_startup_jobs``) and positional options get the fix too
+        (:func:`~hpo_plugins._ported.check_constructor_call`)."""
+        from hpo_plugins._ported import SAMPLER_ARGUMENTS, check_constructor_call
+
         if "seed" in kwargs and not _accepts(cls, "seed"):
             raise ConfigurationError(
                 f"Expected no `seed` in {cls.__name__}(...): samplers here take no seed. "
@@ -87,6 +91,7 @@ class Sampler(abc.ABC):
                 f"hpo.create_study(space, seed={kwargs['seed']!r}, sampler={cls.__name__}()) or "
                 f"hpo.minimize(..., seed={kwargs['seed']!r}): each trial then draws from its own "
                 f"stream derived from (seed, trial number), whichever worker runs it.")
+        check_constructor_call(cls, args, kwargs, SAMPLER_ARGUMENTS)
         return super().__new__(cls)
 
     @abc.abstractmethod

@@ -1,0 +1,183 @@
+"""Arguments of code ported from Hyperopt or Optuna: errors that name our equivalent.
+
+A Hyperopt user's first call is often ``fmin``'s, renamed: ``minimize(fn, space, algo=tpe.suggest,
+max_evals=100, rstate=np.random.default_rng(0))``. Python's own ``TypeError`` ("unexpected keyword
+argument 'max_evals'") says what is wrong but not what to write instead, and a sampler given as
+``tpe.suggest`` or as a class, or a seed given as a NumPy generator, would get a message that
+only states the expected type. The functions here turn each such argument into a
+:class:`~hpo_plugins.exceptions.ConfigurationError` that names the replacement.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
+
+from hpo_plugins.exceptions import ConfigurationError
+
+__all__ = ["FMIN_ARGUMENTS", "SAMPLER_ARGUMENTS", "check_constructor_call", "plugin_hint",
+           "ported_arguments", "seed_hint"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_STOP_CALLBACK = ("a callback that calls study.stop(): callbacks=[lambda study, trial: "
+                  "study.stop() if <condition> else None]")
+
+#: ``hyperopt.fmin``'s arguments that ``minimize``/``maximize``/``optimize`` name otherwise.
+FMIN_ARGUMENTS: Mapping[str, str] = {
+    "max_evals": "n_trials=N (the trials this call runs) or max_trials=N (the study's total "
+                 "across re-runs, as fmin's max_evals with a reused Trials object)",
+    "algo": "sampler=: tpe.suggest becomes sampler=hpo.samplers.HyperoptTPESampler() "
+            "(Hyperopt's own TPE; the default TPESampler() is our own), rand.suggest "
+            "RandomSampler(), anneal.suggest AnnealSampler()",
+    "trials": "nothing: the study is the record (storage= and study_name= keep it; "
+              "study.trials and study.trials_dataframe() read it; running the same call again "
+              "resumes it)",
+    "trials_save_file": "storage='sqlite:///file.db' (every trial is stored as it ends)",
+    "rstate": "seed= an integer, e.g. seed=0 for np.random.default_rng(0)",
+    "points_to_evaluate": "study.enqueue(point) for each point, on a study made with "
+                          "hpo.create_study(...), then study.optimize(...); enqueue takes "
+                          "natural values (convert fmin's index form with "
+                          "hyperopt.space_eval(space, point))",
+    "early_stop_fn": _STOP_CALLBACK,
+    "loss_threshold": _STOP_CALLBACK.replace("<condition>", "trial.value <= threshold"),
+    "return_argmin": "nothing: the study is returned; study.best_params holds natural values "
+                     "(what space_eval gives), study.best_trial.params the internal ones "
+                     "(a choice's index, as return_argmin=True)",
+    "show_progressbar": "show_progress_bar=",
+    "max_queue_len": "n_jobs=N (parallel worker processes) or launcher=",
+    "catch_eval_exceptions": "catch=(Exception,) (the exception types that fail a trial "
+                             "without stopping the study)",
+    "verbose": "the logging module: logging.getLogger('hpo_plugins').setLevel(logging.INFO)",
+    "pass_expr_memo_ctrl": "nothing: not offered (the objective gets the natural values)",
+    "allow_trials_fmin": "nothing: not needed",
+}
+
+#: Samplers' arguments named otherwise in Hyperopt's ``tpe.suggest`` (Optuna's ``seed=`` has
+#: its own message: see :meth:`hpo_plugins.samplers.Sampler.__new__`).
+SAMPLER_ARGUMENTS: Mapping[str, str] = {
+    "n_startup_jobs": "n_startup_trials=",
+    "n_EI_candidates": "n_ei_candidates=",
+    "linear_forgetting": "nothing: not offered (Hyperopt's default, 25, is used)",
+}
+
+#: ``hyperopt`` algorithms (``module.suggest``) and the sampler that replaces each one.
+_HYPEROPT_ALGOS = {
+    "hyperopt.tpe": "hpo.samplers.HyperoptTPESampler() (Hyperopt's own TPE) or "
+                    "hpo.samplers.TPESampler() (ours, the default)",
+    "hyperopt.rand": "hpo.samplers.RandomSampler()",
+    "hyperopt.anneal": "hpo.samplers.AnnealSampler()",
+    "hyperopt.atpe": "hpo.samplers.TPESampler() (there is no adaptive TPE)",
+    "hyperopt.mix": "hpo.samplers.TPESampler() (there is no mixture of algorithms)",
+}
+
+
+def ported_arguments(renamed: Mapping[str, str], *, positional: str | None = None
+                     ) -> Callable[[_F], _F]:
+    """Decorate a function so that a call with another library's arguments fails clearly.
+
+    ``renamed``: argument name -> what to write instead, for names the function does not take.
+    ``positional``: what to say when the call passes more positional arguments than the
+    function takes (``fmin(fn, space, algo, max_evals)`` renamed). Any other mistake of the
+    call raises Python's own ``TypeError``, as without the decorator.
+    """
+    def decorate(function: _F) -> _F:
+        signature = inspect.signature(function)
+
+        name = function.__qualname__.removesuffix(".__init__")
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            foreign = [k for k in kwargs if k in renamed and k not in signature.parameters]
+            if foreign:
+                names = ", ".join(f"`{k}`" for k in foreign)
+                given = ", ".join(f"{k}={_short(kwargs[k])}" for k in foreign)
+                fixes = "; ".join(f"`{k}` -> {renamed[k]}" for k in foreign)
+                raise ConfigurationError(
+                    f"{name}() does not take {names} (Hyperopt's or Optuna's "
+                    f"name). Received: {given}. Write instead: {fixes}.")
+            if positional is not None:
+                try:
+                    signature.bind(*args, **kwargs)
+                except TypeError as exc:
+                    if "positional argument" in str(exc):
+                        raise ConfigurationError(
+                            f"{name}() takes its first arguments by position and the "
+                            f"others by keyword: {positional}. Received {len(args)} "
+                            f"positional arguments ({exc}).") from None
+            return function(*args, **kwargs)
+
+        return cast(_F, checked)
+
+    return decorate
+
+
+def check_constructor_call(cls: type, args: tuple[Any, ...], kwargs: Mapping[str, Any],
+                           renamed: Mapping[str, str]) -> None:
+    """Refuse, with the fix, a sampler's or pruner's construction that uses another library's
+    argument names (``renamed``, for names ``cls`` does not take) or passes by position what
+    ``cls`` takes by keyword only (Optuna's ``MedianPruner(5, 3)``). Called by the base
+    classes' ``__new__``, before ``__init__``; any other mistake is left to ``__init__``."""
+    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
+    parameters = signature.parameters
+    foreign = [k for k in kwargs if k in renamed and k not in parameters]
+    if foreign:
+        given = ", ".join(f"{k}={_short(kwargs[k])}" for k in foreign)
+        fixes = "; ".join(f"`{k}` -> {renamed[k]}" for k in foreign)
+        raise ConfigurationError(
+            f"{cls.__name__}() does not take {', '.join(f'`{k}`' for k in foreign)} (Hyperopt's "
+            f"name). Received: {given}. Write instead: {fixes}.")
+    if not args:
+        return
+    try:
+        signature.bind(None, *args, **kwargs)
+    except TypeError as exc:
+        if "positional argument" not in str(exc):
+            return
+        shown = [p.name if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD else f"{p.name}=..."
+                 for p in list(parameters.values())[1:]
+                 if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                               inspect.Parameter.KEYWORD_ONLY)]
+        raise ConfigurationError(
+            f"{cls.__name__}() takes its options by keyword: {cls.__name__}({', '.join(shown)})."
+            f" Received {len(args)} positional argument(s): "
+            f"{', '.join(_short(a) for a in args)}. Name each option (Optuna's positional "
+            f"order may differ from these names' order).") from None
+
+
+def plugin_hint(obj: object, base: type) -> str:
+    """What to pass instead of ``obj`` where an instance of ``base`` (``Sampler``, ``Pruner``)
+    was expected; "" when there is nothing better to say than the expected type."""
+    if isinstance(obj, type) and issubclass(obj, base):
+        return f" Pass an instance, not the class: {obj.__name__}()."
+    module = getattr(obj, "__module__", None) or ""
+    if callable(obj) and getattr(obj, "__name__", "") == "suggest" and module in _HYPEROPT_ALGOS:
+        return (f" {module}.suggest is a Hyperopt algorithm; the sampler that replaces it is "
+                f"{_HYPEROPT_ALGOS[module]}.")
+    if type(obj).__module__.startswith("optuna."):
+        package = base.__module__.rsplit(".", 1)[0]  # hpo_plugins.samplers, .pruners
+        name = type(obj).__name__
+        ours = (f"{package}.{name}(...)" if hasattr(importlib.import_module(package), name)
+                else f"one of {package}")
+        return (f" Optuna's samplers and pruners do not run here (they ask Optuna's trial "
+                f"for each parameter); use {ours}. See docs/guide.md, 'Coming from Optuna'.")
+    return ""
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut to one readable line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def seed_hint(seed: object) -> str:
+    """What to pass instead of a ``seed`` that is a random generator (Hyperopt's ``rstate``)."""
+    kind = type(seed)
+    if kind.__module__.startswith("numpy.random") or kind.__name__ in {"Random", "Generator",
+                                                                       "RandomState"}:
+        return (" A random generator is not a seed: pass the integer you would have seeded it "
+                "with (np.random.default_rng(0), Hyperopt's rstate, becomes seed=0).")
+    return ""

@@ -1,0 +1,85 @@
+"""Code ported from Hyperopt or Optuna: each foreign argument gets an error that names ours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from hyperopt import anneal, rand, tpe
+
+import hpo_plugins as hpo
+from hpo_plugins import hp
+from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.pruners import MedianPruner, PercentilePruner
+from hpo_plugins.samplers import HyperoptTPESampler, TPESampler
+
+SPACE = {"x": hp.uniform("x", -1, 1)}
+
+
+def _objective(params: dict[str, Any]) -> float:
+    return float(params["x"] ** 2)
+
+
+@pytest.mark.parametrize(("kwargs", "fix"), [
+    ({"max_evals": 5}, r"`max_evals` -> n_trials=N .* or max_trials=N"),
+    ({"algo": tpe.suggest}, r"`algo` -> sampler=: tpe.suggest becomes "
+                            r"sampler=hpo.samplers.HyperoptTPESampler\(\)"),
+    ({"rstate": np.random.default_rng(0)}, r"`rstate` -> seed= an integer"),
+    ({"points_to_evaluate": [{"x": 0.5}]}, r"study.enqueue\(point\)"),
+    ({"early_stop_fn": lambda trials: (False, [])}, r"study.stop\(\)"),
+    ({"trials": object(), "show_progressbar": False},
+     r"`trials` -> nothing: the study is the record.*`show_progressbar` -> show_progress_bar="),
+])
+def test_fmin_arguments_name_their_replacement(kwargs: dict[str, Any], fix: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"minimize\(\) does not take .*" + fix):
+        hpo.minimize(_objective, SPACE, storage=":memory:", **kwargs)
+
+
+def test_fmin_positional_call_and_optimize_get_the_same_help() -> None:
+    with pytest.raises(ConfigurationError, match=r"minimize\(\) takes its first arguments by "
+                                                 r"position .*minimize\(objective, space, "
+                                                 r"n_trials=\.\.\., sampler=\.\.\.\)"):
+        hpo.minimize(_objective, SPACE, tpe.suggest, 5)  # fmin(fn, space, algo, max_evals)
+    study = hpo.create_study(SPACE, storage=":memory:")
+    with pytest.raises(ConfigurationError, match=r"optimize\(\) does not take `max_evals`"):
+        study.optimize(_objective, max_evals=3)
+    assert study.trials == []  # refused before anything ran
+
+
+@pytest.mark.parametrize(("sampler", "fix"), [
+    (tpe.suggest, r"hyperopt.tpe.suggest is a Hyperopt algorithm; .* "
+                  r"hpo.samplers.HyperoptTPESampler\(\)"),
+    (rand.suggest, r"hpo.samplers.RandomSampler\(\)"),
+    (anneal.suggest, r"hpo.samplers.AnnealSampler\(\)"),
+    (TPESampler, r"Pass an instance, not the class: TPESampler\(\)"),
+    (optuna.samplers.TPESampler(), r"Optuna's samplers .* use hpo_plugins.samplers.TPESampler"),
+    (optuna.samplers.CmaEsSampler(), r"use one of hpo_plugins.samplers\."),
+])
+def test_a_foreign_sampler_names_ours(sampler: Any, fix: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"Expected `sampler` to be an instance of "
+                                                 r"Sampler\..*" + fix):
+        hpo.create_study(SPACE, storage=":memory:", sampler=sampler)
+
+
+def test_a_foreign_pruner_and_a_generator_seed_name_ours() -> None:
+    with pytest.raises(ConfigurationError, match=r"use hpo_plugins.pruners.MedianPruner"):
+        hpo.create_study(SPACE, storage=":memory:", pruner=optuna.pruners.MedianPruner())
+    with pytest.raises(ConfigurationError, match=r"A random generator is not a seed: .*seed=0"):
+        hpo.create_study(SPACE, storage=":memory:", seed=np.random.default_rng(0))  # type: ignore[arg-type]
+
+
+def test_hyperopts_sampler_options_and_optunas_positional_pruners_name_ours() -> None:
+    with pytest.raises(ConfigurationError, match=r"`n_startup_jobs` -> n_startup_trials=; "
+                                                 r"`n_EI_candidates` -> n_ei_candidates="):
+        HyperoptTPESampler(n_startup_jobs=5, n_EI_candidates=12)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match=r"MedianPruner\(\) takes its options by "
+                                                 r"keyword: MedianPruner\(n_startup_trials=\.\.\."
+                                                 r".*Received 2 positional argument\(s\): 5, 3"):
+        MedianPruner(5, 3)  # type: ignore[misc]
+    with pytest.raises(ConfigurationError, match=r"PercentilePruner\(percentile, "):
+        PercentilePruner(25.0, 5)  # type: ignore[misc]
+    # what stays allowed: a positional argument the constructor takes, our own names
+    assert PercentilePruner(25.0).percentile == 25.0
+    assert HyperoptTPESampler(n_startup_trials=5).n_startup_trials == 5
