@@ -13,12 +13,13 @@ namespaces (macOS, Windows), the host name and process id alone decide.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["alive_here", "gone_here", "process_record"]
+__all__ = ["alive_here", "gone_here", "importing_main_in_worker", "process_record"]
 
 
 def process_record() -> dict[str, Any]:
@@ -46,6 +47,18 @@ def alive_here(record: Any) -> bool:
     namespace during this boot and still runs. False when it is gone and when it cannot be
     watched from here (another host or container, a record without the identifiers)."""
     return _verdict(record) is False
+
+
+def importing_main_in_worker() -> bool:
+    """Whether this process is a new ``multiprocessing`` worker still importing the main script.
+
+    A process started with the spawn method (every slot process of ``JoblibLauncher``) runs the
+    main script's module-level code again, as ``__mp_main__``, before it takes any task; while
+    it does, ``multiprocessing`` marks the process ``_inheriting`` (and refuses to start
+    processes from it). A run started then comes from a script without an ``if __name__ ==
+    "__main__":`` guard.
+    """
+    return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
 
 
 def _verdict(record: Any) -> bool | None:

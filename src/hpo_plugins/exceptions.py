@@ -15,6 +15,7 @@
      +-- NoActiveTrialError      ``current_trial()`` outside a trial
      +-- ClusterLostError        a distributed run lost its scheduler and stopped
      +-- RemoteObjectiveError    an objective's exception that could not travel back as itself
+     +-- WorkerStartError        a worker process died before any trial could start in it
      +-- SearchSpaceExhausted    a sampler has nothing new to propose (e.g. the grid is done)
      +-- StudyFull               ``ask(limit=...)``: the study already holds ``max_trials`` trials
      +-- MissingDependencyError  an optional extra is not installed (also an ``ImportError``)
@@ -43,6 +44,7 @@ __all__ = [
     "TrialFinishedError",
     "TrialNotFoundError",
     "TrialPruned",
+    "WorkerStartError",
 ]
 
 
@@ -117,6 +119,17 @@ class ClusterLostError(HPOError, RuntimeError):
     finishes keeps its result; one whose worker dies is failed as lost once its heartbeat is
     older than the grace period, and re-queued under ``max_retries``. Run the same command
     again once the cluster is back.
+    """
+
+
+class WorkerStartError(HPOError, RuntimeError):
+    """A launcher's worker process died before any trial of the run could start in it.
+
+    Most often the script starts the run at module level, without ``if __name__ ==
+    "__main__":``: each new worker process imports the main script again and would start a run
+    of its own (the run refuses that with a :class:`ConfigurationError` in the worker). Other
+    causes: an import that crashes the new process (a broken CUDA install), too little memory.
+    Retrying would only start more processes that die the same way, so the run stops.
     """
 
 

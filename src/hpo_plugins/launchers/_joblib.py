@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins._optimize import STOPS_THE_RUN
-from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.exceptions import ConfigurationError, WorkerStartError
 from hpo_plugins.launchers._base import Launcher
 from hpo_plugins.launchers._gpus import gpu_slots, needs_gpus, parse_gpus
 from hpo_plugins.launchers._script import stop_worker_commands
@@ -274,8 +274,9 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
                 try:
                     run.finished(future.result())
                 except cf.process.BrokenProcessPool:
-                    _logger.warning("The process of slot %d (GPU %s) died; its trial is failed "
-                                    "and run again.", index, slots[index])
+                    _refuse_start_failure(run, index, slots[index])
+                    _logger.warning("The process of %s died; its trial is failed and run "
+                                    "again.", _slot_name(index, slots[index]))
                     dead = fail_dead_workers(run.study, run.job.run_id, wait=0.0)
                     executors[index] = _slot_executor(slots[index], fresh)
                     run.lost(1, dead)
@@ -291,6 +292,28 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
                 # an idle slot is shut down in order (wait=True): without waiting, its manager
                 # thread may still replace a process that just exited and find the pool gone
                 executor.shutdown(wait=index not in busy, cancel_futures=True)
+
+
+def _slot_name(index: int, gpu: str | None) -> str:
+    """How messages name a slot: "slot 0 (GPU 3)", or "slot 0" for a CPU slot."""
+    return f"slot {index}" if gpu is None else f"slot {index} (GPU {gpu})"
+
+
+def _refuse_start_failure(run: RunState, index: int, gpu: str | None) -> None:
+    """Raise :class:`WorkerStartError` when a slot process died and no trial of this run was
+    ever started: its processes die as they start (most often a script without a ``__main__``
+    guard), and replacing them would only repeat that."""
+    started = [t for t in run.study.storage.get_all_trials(run.study.study_id)
+               if t.system_attrs.get("run_id") == run.job.run_id]
+    if started:
+        return
+    raise WorkerStartError(
+        f"Expected the worker process of {_slot_name(index, gpu)} to start a trial. Received: "
+        f"it died before any trial of this run started (see its error above). Most often the "
+        f"script starts the run at module level: each new worker process runs the script's "
+        f"module-level code again. Put that code under `if __name__ == \"__main__\":`. "
+        f"Otherwise the worker could not start (an import that crashes it, too little "
+        f"memory); try the objective with n_jobs=1 first.") from None
 
 
 def _replace_orphans(run: RunState) -> bool:
