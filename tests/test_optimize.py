@@ -227,6 +227,23 @@ def test_progress_bar_shows_the_best_value(capsys: pytest.CaptureFixture[str]) -
     assert "3/3" in err and f"best={study.best_value:.6g}" in err
 
 
+def test_the_progress_bar_shows_the_best_including_the_trial_it_counts(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each redraw's best includes the trial just counted: the bar read best=5 at 2/3 after
+    a trial of 3, one trial behind."""
+    study = _study()
+    values = iter([5.0, 3.0, 1.0])
+
+    def objective(params: Any) -> float:
+        time.sleep(0.15)  # past tqdm's minimum interval between redraws
+        return next(values)
+
+    study.optimize(objective, n_trials=3, show_progress_bar=True)
+    drawn = {re.search(r"(\d)/3", line).group(1): line  # type: ignore[union-attr]
+             for line in capsys.readouterr().err.split("\r") if re.search(r"\d/3", line)}
+    assert "best=5" in drawn["1"] and "best=3" in drawn["2"] and "best=1" in drawn["3"], drawn
+
+
 def test_a_resumed_max_trials_run_counts_the_trials_already_there(
         capsys: pytest.CaptureFixture[str]) -> None:
     """A re-run that adds the missing trial of a ``max_trials`` study ends at 5/5, not at 1/5

@@ -722,10 +722,11 @@ class _Progress:
         self._counts_failures = counts_failures
 
     def update(self, study: Study, frozen: FrozenTrial) -> None:
-        if self._counts_failures or frozen.state is not TrialState.FAIL:
-            self._bar.update(1)
+        # the best first: update() draws the bar, with the postfix as it is then
         with contextlib.suppress(ConfigurationError):  # nothing completed yet
             self._bar.set_postfix(best=f"{study.best_value:.6g}", refresh=False)
+        if self._counts_failures or frozen.state is not TrialState.FAIL:
+            self._bar.update(1)
 
     def add_to_total(self, n: int) -> None:
         """Expect ``n`` more (or, negative, fewer) trials than the budget: a parallel run

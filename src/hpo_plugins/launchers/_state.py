@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -71,8 +72,9 @@ class RunState:
         self._announce(frozen)
 
     def _announce(self, frozen: FrozenTrial) -> None:
-        """Progress bar and callbacks for one finished trial."""
+        """Log, progress bar and callbacks for one finished trial."""
         self._announced.add(frozen.trial_id)
+        _log_end(frozen)
         if self._bar is not None:
             self._bar.update(self.study, frozen)
         for callback in self.settings.callbacks:
@@ -217,6 +219,22 @@ class RunState:
             _logger.warning("Trials %s stay RUNNING on their workers: each keeps its result if "
                             "it finishes, or is failed as lost when its heartbeat is older "
                             "than %g s.", running, self.study.grace_period)
+
+
+def _log_end(frozen: FrozenTrial) -> None:
+    """Log a trial's end in the launcher, as a sequential run logs it (INFO): a worker process
+    logs it too, but with its own logging set-up (none, as a rule), which the user's
+    ``logging.basicConfig`` in the launcher's script does not reach. Not for a trial run in
+    this very process (joblib runs ``n_jobs=1`` in the launcher), which logged it already."""
+    if not _logger.isEnabledFor(logging.INFO) or (
+            (frozen.system_attrs.get("worker") or {}).get("pid") == os.getpid()):
+        return
+    if frozen.state is TrialState.COMPLETE:
+        _logger.info("Trial %d finished with value %.6g.", frozen.number, frozen.value)
+    elif frozen.state is TrialState.PRUNED:
+        _logger.info("Trial %d pruned at step %s.", frozen.number, frozen.last_step)
+    else:
+        _logger.info("Trial %d failed: %s", frozen.number, frozen.fail_reason)
 
 
 def _not_retried(study: Study, stopped: Sequence[FrozenTrial]) -> list[FrozenTrial]:

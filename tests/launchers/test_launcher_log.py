@@ -1,0 +1,42 @@
+"""A parallel run logs each trial's end in the launcher, where the user set up logging."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import hp
+from hpo_plugins.samplers import RandomSampler
+
+pytestmark = pytest.mark.slow
+
+
+def _objective(params: dict[str, Any]) -> float:
+    trial = hpo.current_trial()
+    if trial.number == 1:
+        raise ValueError("bad luck")
+    if trial.number == 2:
+        trial.report(7.0, 3)
+        raise hpo.TrialPruned()
+    return float(params["x"])
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_each_trial_end_is_logged_once_in_the_launcher(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, n_jobs: int) -> None:
+    with caplog.at_level(logging.INFO, logger="hpo_plugins"):
+        study = hpo.minimize(_objective, {"x": hp.uniform("x", 0, 1)}, n_trials=4, seed=0,
+                             storage=f"sqlite:///{tmp_path}/log.db", sampler=RandomSampler(),
+                             catch=(ValueError,), n_jobs=n_jobs)
+    ends = sorted(r.getMessage() for r in caplog.records if r.getMessage().startswith("Trial ")
+                  and ("finished" in r.getMessage() or "failed" in r.getMessage()
+                       or "pruned" in r.getMessage()))
+    values = {t.number: t.value for t in study.trials}
+    assert ends == sorted([f"Trial 0 finished with value {values[0]:.6g}.",
+                           "Trial 1 failed: ValueError: bad luck",
+                           "Trial 2 pruned at step 3.",
+                           f"Trial 3 finished with value {values[3]:.6g}."]), ends
