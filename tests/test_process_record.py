@@ -108,3 +108,20 @@ def test_without_namespaces_the_host_and_process_id_decide(
     assert gone_here(record) and not alive_here(record)
     # a record written where namespaces exist is never judged without them
     assert not gone_here({**record, "pid_ns": 4026531836})
+
+
+def test_a_killed_runs_trial_ends_at_its_last_heartbeat_not_when_found(tmp_path: Path) -> None:
+    """Its duration is the time it ran: a re-run the next morning did not make it run all night."""
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)},
+                             storage=f"sqlite:///{tmp_path}/h.db")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    killed = {**process_record(), "pid": int(ended.stdout), "started": None}
+    study.ask(heartbeat=True, system_attrs={"worker": killed})
+    time.sleep(0.6)
+    study.optimize(lambda p: p["x"], n_trials=1)
+    lost = study.trials[0]
+    assert lost.state is TrialState.FAIL and "was gone when a later run started" in str(
+        lost.fail_reason)
+    assert lost.datetime_complete == lost.last_heartbeat
+    assert lost.duration is not None and lost.duration.total_seconds() < 0.5

@@ -293,7 +293,7 @@ def fail_dead_here(study: Study) -> list[FrozenTrial]:
                                              f") on this host was gone when a later run "
                                              f"started (killed before it could record an end)",
                       "lost their process on this host (found when this run started) and were "
-                      "marked FAIL.")
+                      "marked FAIL.", at_last_heartbeat=True)
 
 
 def _dead_here(trials: Sequence[FrozenTrial], wait: float) -> list[FrozenTrial]:
@@ -332,7 +332,7 @@ def fail_orphans(study: Study, run_id: str, reason: str, *,
 
 def _fail_each(study: Study, trials: Sequence[FrozenTrial],
                reason: Callable[[FrozenTrial], str], what: str, *,
-               retry: bool = True) -> list[FrozenTrial]:
+               retry: bool = True, at_last_heartbeat: bool = False) -> list[FrozenTrial]:
     """Mark each of ``trials`` FAIL with its ``reason``, skipping those finished meanwhile;
     log "Trials <numbers> <what>" once if any was failed. With ``retry``, each failed trial is
     re-queued when the study's ``max_retries`` allows (:meth:`Study.requeue_lost`).
@@ -340,6 +340,10 @@ def _fail_each(study: Study, trials: Sequence[FrozenTrial],
     The study's observers hear of each failed trial, as they do of a told one (its worker,
     which would have told them, is gone): TensorBoard ends its session instead of showing it
     RUNNING for ever. ``notify`` logs and swallows an observer's error.
+
+    ``at_last_heartbeat``: end each trial at its last heartbeat (when it has one), not now: its
+    process died at an unknown time before (a killed run found by a later one), and the
+    duration should be the time it ran, not the time until somebody noticed.
     """
     failed = []
     for trial in trials:
@@ -347,7 +351,9 @@ def _fail_each(study: Study, trials: Sequence[FrozenTrial],
             attrs: dict[str, Any] = {"fail_reason": reason(trial)}
             if retry:
                 attrs[LOST_ATTR] = True
-            frozen = study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None, attrs)
+            ended = trial.last_heartbeat if at_last_heartbeat else None
+            frozen = study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None, attrs,
+                                                ended=ended)
         except Exception:  # finished meanwhile by its worker
             continue
         failed.append(frozen)

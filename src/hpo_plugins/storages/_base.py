@@ -268,8 +268,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
-                     system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+                     system_attrs: Mapping[str, Any] | None = None, *,
+                     ended: _dt.datetime | None = None) -> FrozenTrial:
         """Move a RUNNING (or WAITING) trial to a finished state, atomically.
+
+        ``ended``: its ``datetime_complete`` (UTC; default: now), for a trial whose end was
+        found later (a lost trial ends at its last heartbeat, so its duration is the time it
+        ran); never before its start.
 
         Raises:
             ConfigurationError: ``state`` is not COMPLETE, PRUNED or FAIL (checked first, see

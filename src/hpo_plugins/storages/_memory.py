@@ -303,8 +303,9 @@ class InMemoryStorage(Storage):
             self._put(dataclasses.replace(trial, last_heartbeat=utcnow()), trial)
 
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
-                     system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
-        return self._finish(trial_id, state, value, system_attrs, None)
+                     system_attrs: Mapping[str, Any] | None = None, *,
+                     ended: _dt.datetime | None = None) -> FrozenTrial:
+        return self._finish(trial_id, state, value, system_attrs, ended)
 
     def _finish(self, trial_id: int, state: TrialState, value: float | None,
                 system_attrs: Mapping[str, Any] | None,
@@ -315,10 +316,11 @@ class InMemoryStorage(Storage):
             trial = self._live(trial_id)
             attrs = dict(trial.system_attrs)
             attrs.update(json_copy(dict(system_attrs or {}), "system attrs"))
+            start = trial.datetime_start or utcnow()
             done = dataclasses.replace(
                 trial, state=state, value=None if value is None else float(value),
-                system_attrs=attrs, datetime_complete=ended or utcnow(),
-                datetime_start=trial.datetime_start or utcnow())
+                system_attrs=attrs, datetime_complete=max(ended or utcnow(), start),
+                datetime_start=start)
             self._put(read_only_trial(done), trial)
             return _copy_trial(done)
 

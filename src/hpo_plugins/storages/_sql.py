@@ -1794,7 +1794,8 @@ class SQLStorage(Storage):
                 _unchanged(conn, trial_id)
 
     def finish_trial(self, trial_id: int, state: TrialState, value: float | None = None,
-                     system_attrs: Mapping[str, Any] | None = None) -> FrozenTrial:
+                     system_attrs: Mapping[str, Any] | None = None, *,
+                     ended: _dt.datetime | None = None) -> FrozenTrial:
         """See :meth:`Storage.finish_trial`.
 
         Without system attributes to merge (every ``tell`` of a value), one statement finishes
@@ -1811,7 +1812,7 @@ class SQLStorage(Storage):
                 if done is not None:
                     return done
             tried.append(True)
-            return self._finish_trial(trial_id, state, value, system_attrs)
+            return self._finish_trial(trial_id, state, value, system_attrs, ended)
 
         return self._reconnector.call(finish, idempotent=True)
 
@@ -1824,20 +1825,22 @@ class SQLStorage(Storage):
         return None
 
     def _finish_trial(self, trial_id: int, state: TrialState, value: float | None,
-                      system_attrs: Mapping[str, Any] | None) -> FrozenTrial:
-        if not system_attrs:
+                      system_attrs: Mapping[str, Any] | None,
+                      ended: _dt.datetime | None = None) -> FrozenTrial:
+        if not system_attrs and ended is None:
             done = self._hot_statements().finish(trial_id, state, value)
             if done is None:
                 self._explain_unchanged(trial_id)
             return done
-        extra = json.loads(_dumps(dict(system_attrs), "system attrs"))
+        extra = json.loads(_dumps(dict(system_attrs or {}), "system attrs"))
         with self._write() as conn:
             row = _live_row(conn, trial_id, full=True)._mapping
             now = utcnow()
+            start = row["datetime_start"] or now
             changes = {"state": state.value, "value": value,
                        "system_attrs": _dumps({**json.loads(row["system_attrs"]), **extra},
                                               "system attrs"),
-                       "datetime_complete": now, "datetime_start": row["datetime_start"] or now}
+                       "datetime_complete": max(ended or now, start), "datetime_start": start}
             _update_trial(conn, trial_id, changes)
             values = _values_of_trial(conn, trial_id)
         return _to_trial(_row_tuple({**row, **changes}), values)

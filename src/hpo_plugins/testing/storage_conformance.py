@@ -407,6 +407,21 @@ class StorageConformance:
         assert done.datetime_start <= done.datetime_complete
         assert storage.get_trial(trial.trial_id) == done
 
+    def test_finish_trial_at_a_given_end(self, storage: Storage, study_id: int) -> None:
+        """``ended`` (a lost trial's last heartbeat) is its end; never before its start."""
+        trial = _running(storage, study_id)
+        assert trial.datetime_start is not None
+        later = trial.datetime_start + _dt.timedelta(seconds=2)
+        done = storage.finish_trial(trial.trial_id, TrialState.FAIL, ended=later)
+        assert done.datetime_complete == later
+        assert storage.get_trial(trial.trial_id).datetime_complete == later
+        early = _running(storage, study_id)
+        assert early.datetime_start is not None
+        before = early.datetime_start - _dt.timedelta(seconds=5)
+        done = storage.finish_trial(early.trial_id, TrialState.FAIL, None, {"why": "lost"},
+                                    ended=before)
+        assert done.datetime_complete == early.datetime_start
+
     def test_waiting_trial_can_be_finished(self, storage: Storage, study_id: int) -> None:
         trial = _running(storage, study_id, state=TrialState.WAITING)
         done = storage.finish_trial(trial.trial_id, TrialState.FAIL)
