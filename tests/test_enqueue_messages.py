@@ -94,7 +94,7 @@ def test_a_value_outside_its_support_is_blamed_in_the_reading_the_user_meant() -
                          "n": hp.choice("n", [hp.uniformint("k", 1, 10), hp.uniform("f", 0, 1)])})
     with pytest.raises(SpaceError, match=r"Value 1.5 is outside the support of hp.uniform\('x'"):
         space.flatten({"x": 1.5, "n": 0.5})
-    with pytest.raises(SpaceError, match=r"Value 30 is outside the support of hp.quniform\('k'"):
+    with pytest.raises(SpaceError, match=r"Value 30 is outside the support of hp.uniformint\('k'"):
         space.flatten({"x": 0.5, "n": 30})
 
 

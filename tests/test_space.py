@@ -10,6 +10,7 @@ import pytest
 from hyperopt import space_eval
 from hyperopt.pyll import scope
 
+import hpo_plugins as hpo
 from hpo_plugins import hp
 from hpo_plugins.exceptions import SpaceError
 from hpo_plugins.space import SearchSpace
@@ -255,3 +256,15 @@ def test_a_value_that_equal_options_both_hold_is_taken_not_refused() -> None:
     both = SearchSpace({"x": hp.choice("x", [hp.uniformint("n", 1, 10), hp.uniform("f", 0, 2)])})
     with pytest.raises(SpaceError, match=r"fits the search space in 2 ways"):
         both.flatten({"x": 1})  # 1 and 1.0: two different runs
+
+
+def test_messages_name_uniformint_as_written() -> None:
+    """Hyperopt builds hp.uniformint as an integer hp.quniform with step 1; messages name it as
+    the user wrote it."""
+    study = hpo.create_study({"depth": hp.uniformint("depth", 1, 8),
+                              "units": hp.quniform("units", 16, 64, 16)}, storage=":memory:")
+    with pytest.raises(SpaceError, match=r"outside the support of hp\.uniformint\('depth', "
+                                         r"low=1, high=8\): expected a whole number"):
+        study.enqueue({"depth": 3.5, "units": 32})
+    with pytest.raises(SpaceError, match=r"hp\.quniform\('units', low=16, high=64, q=16\)"):
+        study.enqueue({"depth": 3, "units": 40})

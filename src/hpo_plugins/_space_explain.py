@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo_plugins.space import _HP_NAMES, Param, _fmt_args, _same
+from hpo_plugins.space import Param, _fmt_args, _same, hp_name
 
 __all__ = ["SHOWN_PROBLEMS", "diagnose", "did_you_mean", "explained", "looks_flat"]
 
@@ -62,7 +62,7 @@ class _Fit:
                 continue
             where = _and([_subscript(path) or "the top level" for path, _, _ in places])
             values = _and([repr(shown) for _, _, shown in places])
-            out.append(f"{_HP_NAMES[params[label].kind]}({label!r}) is one parameter, used at "
+            out.append(f"{hp_name(params[label])}({label!r}) is one parameter, used at "
                        f"{where}, and was given {values} there: give it the same value at "
                        f"every place (or use two parameters with their own labels)")
         return out
@@ -165,7 +165,7 @@ def _diagnose_choice(node: Any, value: Any, params: Mapping[str, Param],
     fits[best].note(label, path, ("option", best), value)
     if not fits[best].problems:
         return fits[best]
-    choice = f"{_HP_NAMES[params[label].kind]}({label!r})"
+    choice = f"{hp_name(params[label])}({label!r})"
     if not fits[best].matched:
         shown = [_describe(option, params) for option in options]
         either = ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]
@@ -178,7 +178,7 @@ def _diagnose_choice(node: Any, value: Any, params: Mapping[str, Param],
 def _diagnose_param(param: Param, value: Any, path: tuple[Any, ...]) -> _Fit:
     if param.contains(value):
         return _Fit(1)
-    what = f"{_HP_NAMES[param.kind]}({param.label!r}, {_fmt_args(param)})"
+    what = f"{hp_name(param)}({param.label!r}, {_fmt_args(param)})"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         reason = f"{value!r} (a {type(value).__name__}) is not a value of {what}"
     else:
@@ -201,7 +201,7 @@ def _describe(node: Any, params: Mapping[str, Param]) -> str:
         label = (node if name == "hyperopt_param" else node.inputs()[0]).arg["label"].obj
         param = params[label]
         args = "" if param.is_choice else f", {_fmt_args(param)}"
-        return f"{_HP_NAMES[param.kind]}({label!r}{args})"
+        return f"{hp_name(param)}({label!r}{args})"
     return f"the result of {name}"
 
 

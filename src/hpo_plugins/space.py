@@ -71,6 +71,16 @@ _HP_NAMES = {  # what users typed, for messages
     "choice": "hp.choice", "pchoice": "hp.pchoice",
 }
 
+
+
+def hp_name(param: Param) -> str:
+    """The ``hp`` function a user wrote for ``param``, for messages: ``hp.uniformint`` is built
+    by Hyperopt as an integer ``hp.quniform`` with step 1, and is named as written."""
+    if param.kind == "quniform" and param.integer and param.args.get("q") == 1:
+        return "hp.uniformint"
+    return _HP_NAMES[param.kind]
+
+
 Condition = tuple[tuple[str, int], ...]
 """A conjunction of ``(choice_label, option_index)`` pairs; () means always active."""
 
@@ -338,7 +348,7 @@ class SearchSpace:
             p, v = self.params[lbl], flat[lbl]
             if not p.contains(v):
                 raise SpaceError(
-                    f"Value {v!r} is outside the support of {_HP_NAMES[p.kind]}({lbl!r}, "
+                    f"Value {v!r} is outside the support of {hp_name(p)}({lbl!r}, "
                     f"{_fmt_args(p)}): expected {p.support()}. Give such a value."
                 )
             out[lbl] = int(v) if (p.is_choice or p.kind == "randint") else float(v)
@@ -726,7 +736,7 @@ def _make_param(label: str, info: Mapping[str, Any], switches: Mapping[str, list
 
 def _check_args(p: Param) -> None:
     a = p.args
-    where = f"{_HP_NAMES[p.kind]}({p.label!r}, {_fmt_args(p)})"
+    where = f"{hp_name(p)}({p.label!r}, {_fmt_args(p)})"
     infinite = [k for k, v in a.items() if not math.isfinite(v)]
     if infinite:
         raise SpaceError(
@@ -750,7 +760,7 @@ def _check_args(p: Param) -> None:
         warn_user(
             f"{where} samples values from {math.exp(a['low']):.6g} to "
             f"{math.exp(a['high']):.6g}: Hyperopt's log-uniform bounds are logarithms. For "
-            f"values from {a['low']:g} to {a['high']:g} write {_HP_NAMES[p.kind]}("
+            f"values from {a['low']:g} to {a['high']:g} write {hp_name(p)}("
             f"{p.label!r}, math.log({a['low']:g}), math.log({a['high']:g}){_q_suffix(p)}).")
 
 
@@ -793,14 +803,14 @@ def _check_range(p: Param, where: str) -> None:
         if p.kind in ("loguniform", "qloguniform"):
             spread = "low and high"
             hint = (f"Its bounds are logarithms: write math.log(value), e.g. "
-                    f"{_HP_NAMES[p.kind]}({p.label!r}, math.log(1e-5), math.log(1e-1)).")
+                    f"{hp_name(p)}({p.label!r}, math.log(1e-5), math.log(1e-1)).")
         else:
             spread = f"mu +- {_SIGMAS:g} * sigma"
             hint = (f"mu and sigma are those of the value's logarithm, e.g. "
-                    f"{_HP_NAMES[p.kind]}({p.label!r}, math.log(1e-3), 1).")
+                    f"{hp_name(p)}({p.label!r}, math.log(1e-3), 1).")
         raise SpaceError(
             f"Expected log-scale arguments from {_LOG_MIN:.1f} to {_LOG_MAX:.1f} in {where}: "
-            f"{_HP_NAMES[p.kind]} samples exp() of a number between {spread}, and exp({low:g}) "
+            f"{hp_name(p)} samples exp() of a number between {spread}, and exp({low:g}) "
             f"to exp({high:g}) is not a finite, non-zero float. {hint}")
     if p.kind == "randint" and not (a["low"].is_integer() and a["high"].is_integer()):
         raise SpaceError(
@@ -821,7 +831,8 @@ def _q_suffix(p: Param) -> str:
 
 
 def _fmt_args(p: Param) -> str:
-    return ", ".join(f"{k}={v:g}" for k, v in p.args.items()) or f"{p.n_options} options"
+    shown = {k: v for k, v in p.args.items() if not (k == "q" and hp_name(p) == "hp.uniformint")}
+    return ", ".join(f"{k}={v:g}" for k, v in shown.items()) or f"{p.n_options} options"
 
 
 def _conditions(raw: Any) -> tuple[Condition, ...]:
