@@ -63,7 +63,7 @@ def test_tell_reads_a_result_dict_as_the_run_loop_does() -> None:
                                                          {"accuracy": 0.9})
     failed = study.tell(study.ask(), {"status": "fail", "error": "diverged"})
     assert failed.state is TrialState.FAIL
-    assert failed.fail_reason == "the objective returned status 'fail'"
+    assert failed.fail_reason == "the objective returned status 'fail' (error: diverged)"
     assert failed.user_attrs == {"error": "diverged"}
     pruned = study.tell(study.ask(), {"loss": 0.7, "status": "ok"}, state="PRUNED")
     assert (pruned.state, pruned.value) == (TrialState.PRUNED, 0.7)
@@ -111,3 +111,22 @@ def test_add_trial_keeps_a_failed_result_s_reason_and_drops_what_json_cannot_hol
     with pytest.raises(hpo.exceptions.ConfigurationError, match=r"Expected `user_attrs` to be "
                                                                 r"a dict"):
         study.add_trial({"x": 0.4}, {"loss": 0.4, "epochs": 4}, user_attrs=["a"])
+
+
+@pytest.mark.parametrize(("result", "reason", "attrs"), [
+    ({"status": "fail", "loss": 3.0, "reason": "out of memory"},
+     "the objective returned status 'fail' (reason: out of memory)",
+     {"loss": 3.0, "reason": "out of memory"}),
+    ({"status": "fail", "value": 2, "message": "  "}, "the objective returned status 'fail'",
+     {"value": 2, "message": "  "}),
+    ({"status": "fail", "loss": float("nan")}, "the objective returned status 'fail'", {}),
+])
+def test_a_failed_result_keeps_its_loss_and_says_why(
+        result: dict[str, Any], reason: str, attrs: dict[str, Any]) -> None:
+    """Hyperopt keeps a failed result whole (``trials.losses()`` shows its loss): a finite loss
+    is kept as a user attribute, and a text that says why joins the trial's reason."""
+    study = hpo.create_study(space=SPACE, storage=None)
+    study.optimize(lambda params: result, n_trials=1)
+    failed = study.trials[0]
+    assert (failed.state, failed.value) == (TrialState.FAIL, None)
+    assert (failed.fail_reason, failed.user_attrs) == (reason, attrs)

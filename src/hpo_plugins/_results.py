@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,9 @@ _logger = logging.getLogger(__name__)
 
 #: The keys of a result dict that say its value and its status.
 RESULT_KEYS = frozenset({"loss", "value", "status"})
+
+#: Keys whose text, in a failed result dict, says why (added to the trial's reason).
+_REASON_KEYS = ("reason", "error", "message", "failure")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +49,16 @@ def read_result_dict(result: Mapping[Any, Any]) -> ResultDict:
     others = {str(k): v for k, v in result.items() if k not in RESULT_KEYS}
     status = str(result.get("status", "ok")).lower()
     if status not in ("ok", "complete"):
-        return ResultDict(None, f"the objective returned status {result.get('status')!r}",
-                          others)
+        # Hyperopt keeps a failed result whole (trials.losses() still shows its loss): a
+        # finite loss or value is kept as a user attribute, and a text saying why joins the
+        # reason
+        for key in ("loss", "value"):
+            if _finite(result.get(key)):
+                others[key] = result[key]
+        said = next((f"{k}: {result[k]}" for k in _REASON_KEYS
+                     if isinstance(result.get(k), str) and result[k].strip()), None)
+        return ResultDict(None, f"the objective returned status {result.get('status')!r}"
+                                + (f" ({said})" if said else ""), others)
     if "loss" not in result and "value" not in result:
         return ResultDict(None, f"the objective returned a dict without 'loss' or 'value': "
                                 f"{sorted(map(str, result))}", others)
@@ -54,6 +67,13 @@ def read_result_dict(result: Mapping[Any, Any]) -> ResultDict:
         return ResultDict(None, f"the objective returned a dict whose {key!r} is None; "
                                 f"expected a number", others)
     return ResultDict(result[key], None, others)
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(float(value))
 
 
 def store_other_keys(trial: Trial, others: Mapping[str, Any]) -> None:
