@@ -112,3 +112,46 @@ def test_a_finished_trial_is_enqueued_as_its_own_configuration() -> None:
     assert again.natural["layers"] == 2
     by_natural = study.enqueue(frozen.natural)
     assert by_natural is not None and by_natural.params == frozen.params
+
+
+def test_fmins_best_read_as_options_warns_and_an_index_that_is_no_option_says_how() -> None:
+    """hyperopt.fmin's ``best`` gives each choice as the index of its option (np.int64)."""
+    import warnings
+
+    import numpy as np
+    from hyperopt import Trials, fmin, space_eval, tpe
+
+    space = {"layers": hp.choice("layers", [1, 2, 4]), "lr": hp.uniform("lr", 0, 1)}
+    best = fmin(lambda p: -p["layers"], space, algo=tpe.suggest, max_evals=5, trials=Trials(),
+                rstate=np.random.default_rng(0), show_progressbar=False)
+    assert best["layers"] == 2  # index 2: the option 4, as space_eval says
+    study = hpo.create_study(space=space, storage=":memory:")
+    with pytest.warns(UserWarning, match=r"read layers=np.int64\(2\) as the option 2 \(not the "
+                                         r"option at index 2, 4\).*hyperopt.space_eval"):
+        study.enqueue(best)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        study.enqueue(space_eval(space, best))  # the natural value: no warning
+        study.enqueue({"layers": 2, "lr": 0.5})  # typed by hand: a plain int is an option
+    assert [t.natural["layers"] for t in study.trials] == [2, 4, 2]
+    with pytest.raises(SpaceError, match=r"Value 0 is not an option of hp.choice\('layers'\)"
+                                         r".*If 0 is the index of an option .*"
+                                         r"hyperopt.space_eval\(space, best\)"):
+        study.enqueue({"layers": 0, "lr": 0.5})
+
+
+def test_a_row_of_the_trials_dataframe_is_enqueued_with_its_blank_inactive_labels() -> None:
+    """The table holds every label, NaN (or <NA>) where a label was inactive."""
+    space = {"model": hp.choice("model", [{"kind": "svm", "C": hp.uniform("C", 0, 1)},
+                                          {"kind": "rf", "trees": hp.quniform("trees", 1, 9, 1)}])}
+    study = hpo.create_study(space=space, storage=":memory:", seed=0)
+    study.optimize(lambda p: 1.0, n_trials=6)
+    assert {t.natural["model"]["kind"] for t in study.trials} == {"svm", "rf"}
+    frame = study.trials_dataframe()
+    for row in frame.to_dict("records"):
+        params = {k.removeprefix("params_"): v for k, v in row.items()
+                  if k.startswith("params_")}
+        trial = study.enqueue(params)
+        assert trial is not None and trial.natural == study.trials[row["number"]].natural
+    with pytest.raises(SpaceError, match=r"hp.quniform\('trees'"):  # blank but active
+        study.enqueue({"model": 1, "C": math.nan, "trees": math.nan})

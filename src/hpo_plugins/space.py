@@ -403,10 +403,43 @@ class SearchSpace:
         flat_problem = None
         if looks_flat(value):
             try:
-                return self.validate(self._from_flat_natural(value))
+                return self.validate(self._from_flat_natural(self._without_blank_inactive(value)))
             except SpaceError as exc:
                 flat_problem = str(exc)
         raise SpaceError(self._no_match(value, flat_problem))
+
+    def _without_blank_inactive(self, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A flat dict without the blank values (None, NaN, ``pd.NA``) of labels that its other
+        values make inactive: a row of ``trials_dataframe()`` holds every label, with NaN for
+        the inactive ones. A blank of an active label is kept (None may be an option), for
+        the checks that follow to judge."""
+        blanks = {lbl for lbl, v in value.items() if lbl in self.params and _is_blank(v)}
+        if not blanks:
+            return value
+        try:
+            internal = self._from_flat_natural({k: v for k, v in value.items()
+                                                if k not in blanks})
+        except SpaceError:
+            return value  # the other values do not fit: the caller explains that
+        active = set(self.active(internal))
+        return {k: v for k, v in value.items() if k not in blanks or k in active}
+
+    def index_readings(self, value: Any) -> list[str]:
+        """Labels of the choices in a flat dict ``value`` whose NumPy integer could be meant as
+        an option index: Hyperopt's ``fmin`` returns ``best`` with each choice as the index of
+        its option (``np.int64``), which a flat dict of natural values reads as the option of
+        that value when there is one. Empty for anything else."""
+        if not isinstance(value, Mapping):
+            return []
+        found = []
+        for lbl, v in value.items():
+            p = self.params.get(lbl) if isinstance(lbl, str) else None
+            if (p is None or not p.is_choice or p.by_index or not isinstance(v, np.integer)
+                    or not 0 <= int(v) < p.n_options):
+                continue
+            if any(_same(o, v) for o in p.options) and not _same(p.options[int(v)], v):
+                found.append(lbl)
+        return found
 
     def _all_build_alike(self, ways: Sequence[Mapping[str, Any]]) -> bool:
         """Whether the flat readings in ``ways`` differ only in which of equal options a choice
@@ -495,9 +528,14 @@ class SearchSpace:
                     f"index of the option (space.constants() shows what each holds). Or give "
                     f"the nested natural value instead.")
             if not matches:
+                index = (isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                         and 0 <= int(v) < p.n_options)
                 raise SpaceError(
                     f"Value {v!r} is not an option of hp.choice({lbl!r}). Expected one of "
-                    f"{list(p.options)}."
+                    f"{list(p.options)}." + (
+                        f" If {v!r} is the index of an option (hyperopt.fmin's `best`, "
+                        f"Hyperopt's points_to_evaluate or misc['vals'] hold indices), convert "
+                        f"the dict first: hyperopt.space_eval(space, best)." if index else "")
                 )
             out[lbl] = matches[0]
         return out
@@ -828,6 +866,13 @@ def _check_range(p: Param, where: str) -> None:
 
 def _q_suffix(p: Param) -> str:
     return f", {p.args['q']:g}" if "q" in p.args else ""
+
+
+def _is_blank(value: Any) -> bool:
+    """Whether ``value`` stands for "no value" in a table: None, a float NaN, ``pd.NA``."""
+    if value is None or type(value).__name__ == "NAType":
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
 
 
 def _fmt_args(p: Param) -> str:

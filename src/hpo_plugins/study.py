@@ -31,6 +31,7 @@ from hpo_plugins._ported import FMIN_ARGUMENTS, plugin_hint, ported_arguments, s
 from hpo_plugins._process import gone_here
 from hpo_plugins._results import json_values, read_result_dict, store_other_keys
 from hpo_plugins._version import __version__
+from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,
@@ -614,6 +615,7 @@ class Study:
             flat = space.validate(params.params)
         else:
             flat = space.flatten(params)
+            _warn_index_readings(space, params, flat)
         if skip_if_exists:
             self._reap_stale_trials()  # a dead process's RUNNING trial must not count
             if self._same_params_trial(flat) is not None:
@@ -1397,6 +1399,21 @@ def _identity(description: Mapping[str, Any]) -> Any:
     """Class and arguments of a recorded sampler or pruner, as JSON reads them back."""
     return json.loads(json.dumps([description.get("class"), description.get("params")],
                                  default=repr))
+
+
+def _warn_index_readings(space: SearchSpace, params: Any, flat: Mapping[str, Any]) -> None:
+    """Warn when a choice of ``params`` was read as an option but its NumPy integer may be an
+    option index, as in ``hyperopt.fmin``'s ``best``: with ``hp.choice("layers", [1, 2, 4])``,
+    ``best["layers"] == 2`` means 4 there, and would silently run 2 here."""
+    labels = space.index_readings(params)
+    if not labels:
+        return
+    read = ", ".join(f"{lbl}={params[lbl]!r} as the option {space.params[lbl].options[flat[lbl]]!r}"
+                     f" (not the option at index {int(params[lbl])}, "
+                     f"{space.params[lbl].options[int(params[lbl])]!r})" for lbl in labels)
+    warn_user(f"study.enqueue read {read}. If these params come from hyperopt.fmin (its `best` "
+              f"holds the index of each choice's option), enqueue "
+              f"hyperopt.space_eval(space, best) instead.")
 
 
 def _check_plugin(obj: object, base: type, name: str) -> None:
