@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hyperopt import hp
 
-from hpo_plugins import importance, launchers, pruners, samplers, storages
+from hpo_plugins import importance, launchers, pruners, samplers, stoppers, storages
 from hpo_plugins._api import maximize, minimize
 from hpo_plugins._copy import copy_study
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
@@ -40,6 +40,7 @@ __all__ = [
     "minimize",
     "pruners",
     "samplers",
+    "stoppers",
     "storages",
 ]
 

@@ -194,6 +194,14 @@ def _check_callback(callback: Any) -> None:
             f"Expected `callbacks` to hold functions fn(study, frozen_trial). Received: "
             f"{callback!r} (a {type(callback).__name__})."
         )
+    if (getattr(callback, "__module__", None) or "").startswith("hyperopt."):
+        raise ConfigurationError(
+            f"Expected each of `callbacks` to be a function fn(study, frozen_trial). Received "
+            f"Hyperopt's {getattr(callback, '__qualname__', callback)!r}, which takes Hyperopt's "
+            f"Trials object (an early_stop_fn). Use a stopper of hpo_plugins.stoppers, e.g. "
+            f"callbacks=[NoImprovementStop(20)] for no_progress_loss(20), or "
+            f"ThresholdStop(0.1) for loss_threshold=0.1; or write a callback that calls "
+            f"study.stop().")
     problem = two_argument_problem(callback)
     if problem is not None:
         raise ConfigurationError(

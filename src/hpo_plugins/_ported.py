@@ -42,8 +42,9 @@ FMIN_ARGUMENTS: Mapping[str, str] = {
                           "hpo.create_study(...), then study.optimize(...); enqueue takes "
                           "natural values (convert fmin's index form with "
                           "hyperopt.space_eval(space, point))",
-    "early_stop_fn": _STOP_CALLBACK,
-    "loss_threshold": _STOP_CALLBACK.replace("<condition>", "trial.value <= threshold"),
+    "early_stop_fn": "callbacks=[hpo.stoppers.NoImprovementStop(20)] for "
+                     "no_progress_loss(20), or " + _STOP_CALLBACK,
+    "loss_threshold": "callbacks=[hpo.stoppers.ThresholdStop(threshold)]",
     "return_argmin": "nothing: the study is returned; study.best_params holds natural values "
                      "(what space_eval gives), study.best_trial.params the internal ones "
                      "(a choice's index, as return_argmin=True)",
