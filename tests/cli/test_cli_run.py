@@ -692,3 +692,17 @@ def test_a_study_stored_before_constants_were_recorded_resumes(cli: Run, tmp_pat
                          "--storage", db, "--study", "old", "--", sys.executable, "-c", REPORTS)
     assert code == EXIT_OK, err
     assert "study 'old': 1 COMPLETE" in out
+
+
+@pytest.mark.filterwarnings("always::RuntimeWarning")  # shown, as outside the tests
+def test_a_warning_is_one_line_in_the_commands_voice(
+        cli: Run, space: str, db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's format named the console script's wrapper: "hpo-plugins:8: RuntimeWarning:
+    ... sys.exit(main())"."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    code, _, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db, "--gpus",
+                       "all", "--study", "w", "--", sys.executable, "-c", REPORTS)
+    assert code == EXIT_OK, err
+    assert ("hpo-plugins: warning: No GPU found: trials run on CPU, one at a time (n_jobs=1, "
+            "--n-jobs).\n") in err
+    assert "RuntimeWarning" not in err and "sys.exit" not in err

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -376,11 +377,30 @@ def test_no_gpu_found_runs_on_cpu_with_a_notice(tmp_path: Path,
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,-1,2")  # CUDA stops at the first bad id
     assert detect_gpus() == ["0"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    with pytest.warns(RuntimeWarning, match="No GPU found"):
+    with pytest.warns(RuntimeWarning, match=r"No GPU found: trials run on CPU, 2 at a time "
+                                            r"\(n_jobs=2, --n-jobs; trials_per_gpu applies to "
+                                            r"GPUs only\)\."):
         study = hpo.minimize(lambda p: p["x"], SPACE, n_trials=2,
-                             launcher=JoblibLauncher(n_jobs=2, gpus="all"),
+                             launcher=JoblibLauncher(n_jobs=2, gpus="all", trials_per_gpu=2),
                              storage=_url(tmp_path), study_name="cpu", sampler=RandomSampler())
     assert all("gpu" not in t.system_attrs for t in study.trials)
+
+
+def test_n_jobs_given_with_gpus_says_it_is_not_used_and_what_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray user's --n-jobs 4 --gpus 0 means four trials on GPU 0: here trials_per_gpu does."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.warns(UserWarning, match=r"n_jobs=4 is not used: trials run on GPU slots, 1 at "
+                                         r"once \(1 GPU\(s\) x trials_per_gpu=1\); for 4 trials "
+                                         r"at once on GPU 0, pass trials_per_gpu=4"):
+        hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=_url(tmp_path),
+                     launcher=JoblibLauncher(n_jobs=4, gpus=[0], fresh_process=False),
+                     study_name="gpu", sampler=RandomSampler())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # n_jobs left out: nothing to say
+        hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=_url(tmp_path),
+                     launcher=JoblibLauncher(gpus=[0], fresh_process=False),
+                     study_name="gpu", sampler=RandomSampler())
 
 
 def test_listed_gpu_ids_the_machine_lacks_get_a_warning(monkeypatch: pytest.MonkeyPatch,

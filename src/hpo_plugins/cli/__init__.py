@@ -33,7 +33,9 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from hpo_plugins._version import __version__
 from hpo_plugins.cli._base import (
@@ -199,8 +201,21 @@ def _logging(verbosity: int) -> Iterator[None]:
     previous = logger.level
     logger.addHandler(handler)
     logger.setLevel(level)
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         yield
     finally:
+        warnings.showwarning = shown
         logger.removeHandler(handler)
         logger.setLevel(previous)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A warning as one line in the command's own voice: Python's format names the console
+    script's wrapper (``hpo-plugins:8: ... sys.exit(main())``), which tells the user nothing."""
+    del filename, lineno, line
+    stream = sys.stderr if file is None else file
+    with contextlib.suppress(OSError):
+        stream.write(f"hpo-plugins: warning: {message}\n")

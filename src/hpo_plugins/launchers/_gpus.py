@@ -58,7 +58,8 @@ def _visible_ids(visible: str) -> list[str]:
     return ids
 
 
-def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> list[str]:
+def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int, *,
+              cpu_workers: int | None = None) -> list[str]:
     """One entry per concurrent trial: each GPU id repeated ``trials_per_gpu`` times.
 
     Args:
@@ -66,6 +67,8 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> li
             (no GPU pool); see :func:`parse_gpus`.
         trials_per_gpu: How many trials share one GPU at once (numpy integers too, as
             elsewhere; ``bool`` is refused, ``True`` is no count).
+        cpu_workers: The CPU workers that run the trials when no GPU is found (the
+            launcher's ``n_jobs``), for the notice; None: not said.
 
     Raises:
         ConfigurationError: Bad ``gpus`` or ``trials_per_gpu``.
@@ -86,7 +89,11 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int) -> li
     else:
         ids = detect_gpus()
     if not ids:
-        warn_user("No GPU found: trials run on CPU.", RuntimeWarning)
+        warn_user("No GPU found: trials run on CPU" + (
+            "." if cpu_workers is None else
+            f", {_workers_text(cpu_workers)} (n_jobs={cpu_workers}, --n-jobs"
+            + ("; trials_per_gpu applies to GPUs only" if trials_per_gpu > 1 else "") + ")."),
+            RuntimeWarning)
     return [gpu for gpu in ids for _ in range(trials_per_gpu)]
 
 
@@ -188,3 +195,10 @@ def _warn_unknown(ids: list[str]) -> None:
         _logger.warning("GPU ids %s are not among this machine's GPUs %s: trials pinned to "
                         "them see no GPU. Pass ids from that list, or gpus=\"all\".",
                         unknown, found)
+
+
+def _workers_text(n_jobs: int) -> str:
+    """How many CPU workers ``n_jobs`` gives, in words."""
+    if n_jobs == -1:
+        return "one worker per core"
+    return "one at a time" if n_jobs == 1 else f"{n_jobs} at a time"

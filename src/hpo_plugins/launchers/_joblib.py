@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins._optimize import STOPS_THE_RUN
+from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import ConfigurationError, WorkerStartError
 from hpo_plugins.launchers._base import Launcher
 from hpo_plugins.launchers._gpus import gpu_slots, needs_gpus, parse_gpus
@@ -62,8 +63,10 @@ class JoblibLauncher(Launcher):
     process still importing the main module then exits once that import ends.
 
     Args:
-        n_jobs: Worker processes (CPU mode); -1 for one per core. Ignored when GPUs are used:
-            the pool has one process per slot.
+        n_jobs: Worker processes (CPU mode; default 2); -1 for one per core. Not used when
+            GPUs are found: the pool has one process per slot (each GPU ``trials_per_gpu``
+            times), and a warning says so when ``n_jobs`` was given. Without any GPU found,
+            the ``n_jobs`` CPU workers run the trials.
         gpus: ``"all"`` (from ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``, never by importing a
             framework), a list of GPU ids (``[0, 2]``; indices or ``GPU-``/``MIG-`` UUIDs), the
             same as a comma-separated string (``"0,2"``, the syntax of
@@ -83,10 +86,11 @@ class JoblibLauncher(Launcher):
         ...                      storage="sqlite:///doctest.db")  # doctest: +SKIP
     """
 
-    def __init__(self, n_jobs: int = 2, *, gpus: str | Sequence[int | str] | None = None,
-                 trials_per_gpu: int = 1, fresh_process: bool | None = None,
-                 deterministic: bool | None = None) -> None:
-        count = _as_count(n_jobs)
+    def __init__(self, n_jobs: int | None = None, *,
+                 gpus: str | Sequence[int | str] | None = None, trials_per_gpu: int = 1,
+                 fresh_process: bool | None = None, deterministic: bool | None = None) -> None:
+        self._n_jobs_given = n_jobs is not None  # a GPU run says that it does not use them
+        count = _as_count(2 if n_jobs is None else n_jobs)
         if count is None or count == 0 or count < -1:
             raise ConfigurationError(
                 f"Expected `n_jobs` to be an integer >= 1, or -1 for one per core. Received: "
@@ -125,7 +129,9 @@ class JoblibLauncher(Launcher):
     def run(self, study: Study, objective: Callable[..., Any], settings: RunSettings) -> None:
         """Run trials in parallel until a limit in ``settings`` is reached."""
         _require_shared_storage(study.storage)
-        slots = gpu_slots(self.gpus, self.trials_per_gpu)
+        slots = gpu_slots(self.gpus, self.trials_per_gpu, cpu_workers=self.n_jobs)
+        if slots and self._n_jobs_given and self.n_jobs not in (1, len(slots)):
+            _warn_n_jobs_unused(self.n_jobs, slots, self.trials_per_gpu)
         fresh = bool(slots) if self.fresh_process is None else self.fresh_process
         workers = len(slots) or _cpu_workers(self.n_jobs)
         deterministic = study.seed is not None if self.deterministic is None \
@@ -145,6 +151,16 @@ class JoblibLauncher(Launcher):
                     _run_loky(run, workers)
                 if not _replace_orphans(run):
                     break
+
+
+def _warn_n_jobs_unused(n_jobs: int, slots: Sequence[str], trials_per_gpu: int) -> None:
+    """Say that ``n_jobs`` does not set the parallelism of a GPU run, and what does."""
+    gpus = sorted(set(slots), key=slots.index)
+    hint = (f"for {n_jobs} trials at once on GPU {gpus[0]}, pass trials_per_gpu={n_jobs} "
+            f"(--trials-per-gpu {n_jobs})" if len(gpus) == 1 and n_jobs > 1
+            else "set trials_per_gpu (--trials-per-gpu) for more trials per GPU")
+    warn_user(f"n_jobs={n_jobs} is not used: trials run on GPU slots, {len(slots)} at once "
+              f"({len(gpus)} GPU(s) x trials_per_gpu={trials_per_gpu}); {hint}.")
 
 
 def _require_shared_storage(storage: Storage) -> None:
