@@ -113,6 +113,10 @@ def test_report_rejects_bad_input_and_fails_on_nan(nested_space: dict[str, Any],
     trial = study.ask()
     with pytest.raises(ConfigurationError, match="reported value to be a number"):
         trial.report("x", 0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"\(of type dict\)\. Report the one metric "
+                                                 r"the pruner judges, e\.g\. trial\.report\("
+                                                 r"metrics\['val_loss'\], step\)"):
+        trial.report({"val_loss": 0.5, "acc": 0.9}, 0)  # type: ignore[arg-type]  # Ray's habit
     with pytest.raises(ConfigurationError, match="integer from 0 to 2\\*\\*63 - 1"):
         trial.report(1.0, -1)
     with pytest.raises(ConfigurationError, match="step=1180591620717411303424"):

@@ -307,8 +307,10 @@ class Study:
             "finished, so that the run gives the same suggestions every time. This is normal "
             "while those trials run; %s. A trial of this run without a heartbeat is waited for "
             "until it is told: if its process is gone, tell it FAIL (study.tell(number, "
-            "state='FAIL')). To sample without waiting, pass deterministic=False to the "
-            "launcher (JoblibLauncher, DaskLauncher). (Logged once.)", self.study_name, number,
+            "state='FAIL')). To sample without waiting, give the launcher deterministic=False: "
+            "instead of n_jobs=N, pass launcher=JoblibLauncher(n_jobs=N, deterministic=False) "
+            "(from hpo_plugins.launchers; DaskLauncher takes it too). (Logged once.)",
+            self.study_name, number,
             _LAG_WAIT_WARN_SECONDS, shown, lag, grace)
 
     def _sample_dedup(self, space: SearchSpace, limit: int | None, heartbeat: bool,

@@ -323,9 +323,14 @@ def _as_float(value: Any) -> float:
     """Accept Python, numpy and 0-d tensor numbers; reject the rest clearly."""
     number, what = read_number(value)
     if number is None:
+        hint = ""
+        if isinstance(value, Mapping):  # Ray Tune's tune.report({...}), Keras' logs
+            hint = (" Report the one metric the pruner judges, e.g. trial.report(metrics["
+                    "'val_loss'], step); keep the others with trial.set_user_attr(name, value),"
+                    " or return a dict with 'loss' and them from the objective.")
         raise ConfigurationError(
             f"Expected the reported value to be a number (a float, or a numpy or torch "
-            f"scalar). Received: {what}."
+            f"scalar). Received: {what}.{hint}"
         )
     return number
 

@@ -420,6 +420,9 @@ def test_listed_gpu_ids_the_machine_lacks_get_a_warning(monkeypatch: pytest.Monk
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"n_jobs": 0}, "Expected `n_jobs` to be an integer >= 1"),
     ({"trials_per_gpu": 0}, "Expected `trials_per_gpu` to be an integer >= 1"),
+    ({"gpus": "all", "trials_per_gpu": 0.25},
+     r"Ray Tune's resources_per_trial=\{'gpu': 0.25\}\) is written here as trials per GPU: "
+     r"trials_per_gpu=4\."),
     ({"fresh_process": "no"}, "Expected `fresh_process` to be True, False or None"),
     ({"deterministic": 1}, "Expected `deterministic` to be True, False or None"),
 ])

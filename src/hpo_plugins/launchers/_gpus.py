@@ -75,9 +75,14 @@ def gpu_slots(gpus: str | Sequence[int | str] | None, trials_per_gpu: int, *,
     """
     if isinstance(trials_per_gpu, bool) or not isinstance(trials_per_gpu, numbers.Integral) or (
             trials_per_gpu < 1):
+        fraction = (isinstance(trials_per_gpu, numbers.Real) and not isinstance(
+            trials_per_gpu, bool) and 0 < trials_per_gpu < 1)
         raise ConfigurationError(
             f"Expected `trials_per_gpu` to be an integer >= 1. Received: "
-            f"trials_per_gpu={trials_per_gpu!r}."
+            f"trials_per_gpu={trials_per_gpu!r}." + (
+                f" A share of a GPU per trial (Ray Tune's resources_per_trial={{'gpu': "
+                f"{trials_per_gpu!r}}}) is written here as trials per GPU: "
+                f"trials_per_gpu={round(1 / float(trials_per_gpu))}." if fraction else "")
         )
     trials_per_gpu = int(trials_per_gpu)
     parsed = parse_gpus(gpus)
