@@ -181,3 +181,24 @@ def test_a_short_exception_text_is_stored_whole() -> None:
 
     study.optimize(objective, n_trials=1, catch=(ValueError,))
     assert study.trials[0].fail_reason == "ValueError: " + "x" * 1900
+
+
+@pytest.mark.parametrize(("fails", "warned"), [(3, True), (2, False), (1, False)])
+def test_a_run_whose_trials_all_failed_says_so_at_its_end(
+        caplog: pytest.LogCaptureFixture, fails: int, warned: bool) -> None:
+    """Under catch= every trial may fail and the call return as if it had worked."""
+    study = hpo.create_study(SPACE, storage=":memory:", sampler=RandomSampler())
+
+    def objective(params: dict[str, Any]) -> float:
+        if hpo.current_trial().number < fails:
+            raise ValueError(f"no data for trial {hpo.current_trial().number}")
+        return params["x"]
+
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        study.optimize(objective, n_trials=3 if fails > 1 else 1, catch=(ValueError,))
+    ends = [r.getMessage() for r in caplog.records if "trials of this run failed" in
+            r.getMessage()]
+    assert ends == ([f"All 3 trials of this run failed; the last one: ValueError: no data for "
+                     f"trial 2. The study has no new result: try the objective alone (one "
+                     f"trial, n_jobs=1) to see its error, or read each trial's reason with "
+                     f"study.trials_dataframe() or hpo-plugins trials."] if warned else [])

@@ -788,10 +788,13 @@ class Study:
                                      timeout=timeout, catch=catch,
                                      callbacks=_with_objective_callback(objective, callbacks),
                                      show_progress_bar=show_progress_bar)
+        tally = _EndTally()
+        settings = dataclasses.replace(settings, callbacks=(*settings.callbacks, tally))
         self._stop_requested = False  # a stop() made during an earlier call does not carry over
         fail_dead_here(self)  # a killed run's trials on this host: lost now, not after grace
         self._requeue_forgotten_retries()
         run(self, objective, settings, n_jobs=n_jobs, launcher=launcher)
+        tally.warn_if_all_failed()
         return self
 
     def stop(self) -> None:
@@ -919,6 +922,39 @@ def _check_objective_against(study: Study, objective: Any) -> None:
     hook = getattr(objective, "check_study", None)
     if callable(hook):
         hook(study)
+
+
+#: Set on the log record that says every trial of an ``optimize`` call failed.
+ALL_FAILED_RECORD = "hpo_all_trials_failed"
+
+
+class _EndTally:
+    """A study callback that counts how this ``optimize`` call's trials ended, to say so when
+    every one failed: a run whose objective fails under ``catch=`` (or kills its worker) would
+    otherwise return as if it had worked, with nothing new in the study."""
+
+    def __init__(self) -> None:
+        self.ended = self.failed = 0
+        self.last_reason: str | None = None
+
+    def __call__(self, study: Study, frozen: FrozenTrial) -> None:
+        self.ended += 1
+        if frozen.state is TrialState.FAIL:
+            self.failed += 1
+            self.last_reason = frozen.fail_reason
+
+    def warn_if_all_failed(self) -> None:
+        """Log a warning when this call ran two trials or more and every one failed (marked
+        ``ALL_FAILED_RECORD`` for a caller that says it in its own words: the CLI)."""
+        from hpo_plugins._optimize import shortened
+
+        if self.ended >= 2 and self.failed == self.ended:
+            _logger.warning(
+                "All %d trials of this run failed; the last one: %s. The study has no new "
+                "result: try the objective alone (one trial, n_jobs=1) to see its error, or "
+                "read each trial's reason with study.trials_dataframe() or hpo-plugins trials.",
+                self.ended, shortened(self.last_reason or "no reason stored", 300),
+                extra={ALL_FAILED_RECORD: True})
 
 
 def _with_objective_callback(objective: Any, callbacks: Any) -> Any:

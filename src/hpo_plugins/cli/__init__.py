@@ -195,8 +195,12 @@ def _silence_stdout() -> None:
 def _logging(verbosity: int) -> Iterator[None]:
     """Show the library's warnings (and with -v its progress) on stderr while a command runs."""
     logger = logging.getLogger("hpo_plugins")
+    from hpo_plugins.study import ALL_FAILED_RECORD
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    # a command whose trials all failed says so itself, as its error
+    handler.addFilter(lambda record: not getattr(record, ALL_FAILED_RECORD, False))
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     previous = logger.level
     logger.addHandler(handler)
