@@ -1,5 +1,5 @@
-"""A script without a ``__main__`` guard: its slot processes die as they start, and the run says
-why instead of replacing them again and again."""
+"""Slot processes that die as they start (a script without a ``__main__`` guard: the run says why
+instead of replacing them again and again), and a slot pool shut down without waiting."""
 
 from __future__ import annotations
 
@@ -46,3 +46,23 @@ def test_a_run_started_at_module_level_stops_with_the_fix(tmp_path: Path) -> Non
         assert hpo.load_study("unguarded", storage).trials == []
     finally:
         storage.close()
+
+
+def test_a_slot_pool_shut_down_without_waiting_prints_no_thread_traceback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPython gh-119592: with max_tasks_per_child, a worker that exits after its task while
+    shutdown(wait=False) clears the pool crashed the pool's manager thread (a traceback that
+    read as a crash of the run, after Ctrl-C)."""
+    import threading
+    import time
+
+    from hpo_plugins.launchers._joblib import _slot_executor
+
+    crashed: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(args.exc_value))
+    for _ in range(3):
+        executor = _slot_executor(None, fresh=True)
+        assert executor.submit(int, "not a number").exception(timeout=120) is not None
+        executor.shutdown(wait=False)
+        time.sleep(0.5)  # the manager thread handles the worker's exit meanwhile
+    assert crashed == []

@@ -351,9 +351,27 @@ def _replace_orphans(run: RunState) -> bool:
 def _slot_executor(gpu: str | None, fresh: bool) -> cf.ProcessPoolExecutor:
     """A one-process executor for a slot; its processes are pinned to ``gpu`` and exit when
     this process (the launcher, whose pid they get: see :func:`pin_gpu`) is gone."""
-    return cf.ProcessPoolExecutor(max_workers=1, mp_context=_SlotContext(gpu),
-                                  initializer=pin_gpu, initargs=(gpu, os.getpid()),
-                                  max_tasks_per_child=1 if fresh else None)
+    return _SlotExecutor(max_workers=1, mp_context=_SlotContext(gpu),
+                         initializer=pin_gpu, initargs=(gpu, os.getpid()),
+                         max_tasks_per_child=1 if fresh else None)
+
+
+class _SlotExecutor(cf.ProcessPoolExecutor):
+    """A ``ProcessPoolExecutor`` whose manager thread does not crash after a shutdown without
+    waiting.
+
+    With ``max_tasks_per_child`` (fresh processes), a worker that exits after its task makes
+    the manager thread replace it; when ``shutdown(wait=False)`` (a busy slot stopped by Ctrl-C)
+    has already cleared the pool's process table, Python up to 3.13 fails there with
+    "TypeError: object of type 'NoneType' has no len()" and prints that thread's traceback,
+    which reads as a crash of the run (CPython gh-119592). A pool being shut down needs no
+    replacement, so none is made.
+    """
+
+    def _adjust_process_count(self) -> None:
+        if getattr(self, "_processes", None) is None:  # shut down: nothing to replace
+            return
+        super()._adjust_process_count()
 
 
 _ENVIRON_LOCK = threading.Lock()  # slot processes start one at a time while the pin is set
