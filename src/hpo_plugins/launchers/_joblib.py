@@ -205,7 +205,8 @@ def _run_loky(run: RunState, workers: int) -> None:
             except TerminatedWorkerError as exc:
                 _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
                                 "trials are failed and run again in a new pool.", exc)
-                run.lost(run.in_flight(), fail_dead_workers(run.study, run.job.run_id),
+                run.lost(run.in_flight(),
+                         fail_dead_workers(run.study, run.job.run_id, shared_pool=True),
                          recover_since=started)
             finally:
                 _close_quietly(results)

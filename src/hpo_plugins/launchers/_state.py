@@ -258,18 +258,24 @@ def _stop_reason(exc_type: type[BaseException], exc: object) -> str:
     return f"stopped: the run ended with {exc_type.__name__}"
 
 
-def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0) -> list[FrozenTrial]:
+def fail_dead_workers(study: Study, run_id: str, wait: float = 3.0, *,
+                      shared_pool: bool = False) -> list[FrozenTrial]:
     """Mark FAIL the RUNNING trials of ``run_id`` whose worker process on this host is gone.
 
     Waits up to ``wait`` seconds for the processes to be gone (a broken pool stops its other
     workers too, a moment after the first one died); trials whose worker is not certainly gone
     then (still alive, or not watchable from here) are left to their heartbeat.
+    ``shared_pool``: the workers were one pool, which joblib stops whole when one of them dies,
+    so a trial's reason says that its worker may have been stopped with the pool.
     """
     mine = [t for t in study.storage.get_all_trials(study.study_id, [TrialState.RUNNING])
             if t.system_attrs.get("run_id") == run_id]
     dead = _dead_here(mine, wait)  # a trial that ends meanwhile is skipped by _fail_each
+    also = (", or was stopped with its pool when another worker of the pool died"
+            if shared_pool else "")
     return _fail_each(study, dead, lambda t: f"its worker process (pid "
-                                             f"{t.system_attrs['worker'].get('pid')}) died",
+                                             f"{t.system_attrs['worker'].get('pid')}) died"
+                                             f"{also}",
                       "lost their worker process and were marked FAIL.")
 
 
