@@ -130,3 +130,18 @@ def test_a_failed_result_keeps_its_loss_and_says_why(
     failed = study.trials[0]
     assert (failed.state, failed.value) == (TrialState.FAIL, None)
     assert (failed.fail_reason, failed.user_attrs) == (reason, attrs)
+
+
+def test_maximising_hyperopts_loss_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A ported objective keeps {"loss": -accuracy}; hpo.maximize would rank its worst first."""
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        study = hpo.maximize(lambda p: {"loss": -p["x"], "status": "ok"}, SPACE, n_trials=3,
+                             storage=":memory:")
+        hpo.maximize(lambda p: {"value": p["x"]}, SPACE, n_trials=2, storage=":memory:")
+        hpo.minimize(lambda p: {"loss": p["x"]}, SPACE, n_trials=2, storage=":memory:")
+    warned = [r.getMessage() for r in caplog.records if "which Hyperopt minimises" in
+              r.getMessage()]
+    assert warned == [f"Study {study.study_name!r} maximises, and the objective returns a dict "
+                      f"with 'loss', which Hyperopt minimises: here the largest 'loss' ranks "
+                      f"best. If it holds a loss (or -accuracy), use hpo.minimize; to maximise "
+                      f"a score, return it as {{'value': score}} or as a number."]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins._frozen import DIVERGED_ATTR, LOST_ATTR, FrozenTrial, TrialState
+from hpo_plugins._frozen import DIVERGED_ATTR, LOST_ATTR, Direction, FrozenTrial, TrialState
 from hpo_plugins._numbers import optional_count, read_number
 from hpo_plugins._process import process_record
 from hpo_plugins._results import ResultDict, read_result_dict, store_other_keys
@@ -619,12 +619,28 @@ _OPTUNA_NOTE = ("hpo_plugins calls the objective with the sampled parameters (a 
                 "hp.loguniform, hp.choice...) and read it as params['name'] in the objective.")
 
 
+def _warn_loss_maximised(study: Study) -> None:
+    """Warn, once per study object, that a maximising study got Hyperopt's ``"loss"``: Hyperopt
+    minimises it, so ``hpo.maximize`` with ``{"loss": -accuracy}`` (a ported objective) ranks
+    the worst trial first."""
+    if study.direction is not Direction.MAXIMIZE or getattr(study, "_loss_max_warned", False):
+        return
+    study._loss_max_warned = True  # type: ignore[attr-defined]
+    _logger.warning(
+        "Study %r maximises, and the objective returns a dict with 'loss', which Hyperopt "
+        "minimises: here the largest 'loss' ranks best. If it holds a loss (or -accuracy), use "
+        "hpo.minimize; to maximise a score, return it as {'value': score} or as a number.",
+        study.study_name)
+
+
 def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
     if trial.fail_reason is not None:
         return _tell(study, trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
     if trial.pruned:
         return _tell_pruned(study, trial)
     if isinstance(result, dict):
+        if "loss" in result:
+            _warn_loss_maximised(study)
         result = read_result_dict(result)
         store_other_keys(trial, result.others)
     value, failure, diverged = _interpret(result, trial)
