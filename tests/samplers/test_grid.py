@@ -228,3 +228,26 @@ def test_a_failed_grid_point_can_be_enqueued_to_run_again() -> None:
     trial = study.ask()
     study.tell(trial, state="FAIL")
     assert study.enqueue({"a": trial.params["a"]}) is not None  # a FAIL point may run again
+
+
+def test_one_sampler_shared_by_studies_keeps_their_trials_apart() -> None:
+    """The sampler remembers each trial's key (an ask then costs a look-up per trial); two
+    in-memory studies number their trials and ids alike, yet each runs the whole grid."""
+    import copy
+    import pickle
+
+    import hpo_plugins as hpo
+
+    space = {"a": hp.choice("a", [1, 2, 3]), "b": hp.choice("b", [0, 1])}
+    sampler = GridSampler()
+    studies = [hpo.create_study(space=space, storage=":memory:", sampler=sampler)
+               for _ in range(2)]
+    for _ in range(3):  # taking turns, so that each ask finds the other's keys remembered
+        for study in studies:
+            study.optimize(lambda p: p["a"], n_trials=2)
+    for study in studies:
+        points = {(t.params["a"], t.params["b"]) for t in study.trials}
+        assert len(study.trials) == len(points) == 6
+    assert sampler._held  # remembered ...
+    assert not pickle.loads(pickle.dumps(sampler))._held  # ... but not sent to workers
+    assert copy.deepcopy(sampler).shuffle is True

@@ -92,6 +92,9 @@ class GridSampler(Sampler):
     def __init__(self, *, shuffle: bool = True) -> None:
         self.shuffle = check_bool("shuffle", shuffle)
         self._grids: dict[str, _Node] = {}  # space fingerprint -> grid; a pure function of it
+        # the canonical key of each trial seen, so that an ask costs a look-up per trial, not a
+        # key built afresh for each (a trial's params never change once it exists)
+        self._held: dict[tuple[Any, ...], str] = {}
 
     def check_space(self, space: SearchSpace) -> None:
         """Raise :class:`SpaceError` unless ``space`` has a grid of at most MAX_GRID_SIZE."""
@@ -114,16 +117,41 @@ class GridSampler(Sampler):
             SpaceError: The space has no finite grid.
         """
         grid = self._grid(space)
-        held = {_canonical_key(space, t.params) for t in history.trials if t.params}
+        held = self._held_keys(space, history)
         candidates = _random_order(grid.size, rng) if self.shuffle else iter(range(grid.size))
         for index in candidates:
             point = grid.point(index)
-            if _canonical_key(space, point) not in held:
+            if _canonical_text(space, point) not in held:
                 return point
         raise SearchSpaceExhausted(
             f"All {grid.size} points of the grid are held by trials of this study (in any "
             f"state, failed ones included); GridSampler has nothing new to propose."
         )
+
+    def _held_keys(self, space: SearchSpace, history: History) -> set[str]:
+        """The canonical keys of the trials of ``history`` (as text, whose hash Python keeps),
+        each built once per trial.
+
+        A trial is known by its space, id, number and start time (as the pruners' curve memo
+        knows it), so studies that share the sampler do not mix; a trial without a start time
+        was not read from a storage (built by hand) and is keyed afresh. Keys of trials no
+        longer seen are dropped once the memo holds twice as many as the history.
+        """
+        memo, keys = self._held, set()
+        for trial in history.trials:
+            if not trial.params:
+                continue
+            if trial.datetime_start is None:
+                keys.add(_canonical_text(space, trial.params))
+                continue
+            ident = (space.fingerprint, trial.trial_id, trial.number, trial.datetime_start)
+            key = memo.get(ident)
+            if key is None:
+                key = memo[ident] = _canonical_text(space, trial.params)
+            keys.add(key)
+        if len(memo) > 2 * len(history.trials) + 16:
+            self._held = {}
+        return keys
 
     def _grid(self, space: SearchSpace) -> _Node:
         key = space.fingerprint
@@ -137,6 +165,7 @@ class GridSampler(Sampler):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_grids"] = {}  # rebuilt on demand; keeps pickles (child processes) small
+        state["_held"] = {}
         return state
 
 
@@ -152,6 +181,11 @@ def _canonical_key(space: SearchSpace, params: Mapping[str, Any]) -> tuple[tuple
         else:
             out.append((label, repr(value)))
     return tuple(sorted(out))
+
+
+def _canonical_text(space: SearchSpace, params: Mapping[str, Any]) -> str:
+    """:func:`_canonical_key` as text: a str keeps its hash, so a set of many is built fast."""
+    return repr(_canonical_key(space, params))
 
 
 def _random_order(size: int, rng: np.random.Generator) -> Iterator[int]:
