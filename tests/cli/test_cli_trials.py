@@ -171,3 +171,22 @@ def test_the_reason_of_a_failed_command_shows_its_last_stderr_line(cli: Run,
     reason = failed[failed.index("ScriptFailed"):]
     # clipped at 60 characters from its first line, not from the cause
     assert reason == "ScriptFailed: command exited... | ValueError: lr must be > 0"
+
+
+def test_a_running_trial_shows_its_last_report_and_how_long_it_has_run(
+        cli: Run, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/live.db"
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=url, study_name="live")
+    study.tell(study.ask(), 0.5)
+    running = study.ask()
+    running.report(0.75, 3)
+    running.report(0.2312345, 12)
+    study.ask()  # running, nothing reported yet
+    for argv in ((), ("--sort", "value"), ("--sort", "duration")):
+        code, out, err = cli("trials", "--study", "live", "--storage", url, *argv)
+        assert (code, err) == (EXIT_OK, "")
+        rows = {row[0]: row for row in _table(out)[1:]}
+        assert rows["1"][1:3] == ["RUNNING", "0.231235"] and rows["1"][3] == "@12"
+        assert rows["1"][4].endswith("s")  # the time run so far
+        assert rows["2"][1:3] == ["RUNNING", "-"]
+        assert rows["0"][1:3] == ["COMPLETE", "0.5"]

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from hpo_plugins._dataframe import trial_records
-from hpo_plugins._frozen import TrialState
+from hpo_plugins._frozen import FrozenTrial, TrialState, utcnow
 from hpo_plugins.cli._base import (
     EXIT_OK,
     Command,
@@ -43,7 +43,8 @@ def _configure_trials(parser: argparse.ArgumentParser) -> None:
 def _run_trials(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         study = open_study(store, args.study)
-        columns, rows = trial_records(study, study.get_trials(args.state))
+        trials = study.get_trials(args.state)
+        columns, rows = trial_records(study, trials)
         if args.sort == "value":
             rows.sort(key=lambda row: _value_key(study, row))
         elif args.sort == "duration":
@@ -54,8 +55,24 @@ def _run_trials(args: argparse.Namespace) -> int:
             echo(f"Study {study.study_name!r} has no trials"
                  f"{' in state ' + ', '.join(args.state) if args.state else ''}.")
             return EXIT_OK
+        _show_progress(rows, {t.number: t for t in trials if t.state is TrialState.RUNNING})
         echo(_trials_table(columns, rows))
     return EXIT_OK
+
+
+def _show_progress(rows: list[dict[str, Any]], running: dict[int, FrozenTrial]) -> None:
+    """Give each RUNNING trial's row its progress, as Ray Tune's status table does: the last
+    value it reported and that step (``0.231 @12``), and the time it has run so far."""
+    now = utcnow()
+    for row in rows:
+        trial = running.get(row["number"])
+        if trial is None:
+            continue
+        step = trial.last_step
+        if step is not None:
+            row["value"] = f"{trial.intermediate_values[step]:.6g} @{step}"
+        if trial.datetime_start is not None:
+            row["duration_s"] = max(0.0, (now - trial.datetime_start).total_seconds())
 
 
 def _positive(text: str) -> int:
@@ -119,7 +136,9 @@ TRIALS = Command(
     name="trials",
     summary="show a study's trials as a table",
     description="A table of a study's trials: number, state, value, duration and every "
-                "parameter under its flat label (a choice shows its option; '-' marks a "
+                "parameter under its flat label (a RUNNING trial shows its last reported value "
+                "and step, e.g. 0.231 @12, and how long it has run; a choice shows its "
+                "option; '-' marks a "
                 "parameter that is inactive in that trial), then why a trial failed when one "
                 "did (one line, clipped; for a script-mode command it ends with the last line "
                 "of its stderr; `trial` and `export` show it whole).",
