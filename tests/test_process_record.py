@@ -125,3 +125,33 @@ def test_a_killed_runs_trial_ends_at_its_last_heartbeat_not_when_found(tmp_path:
         lost.fail_reason)
     assert lost.datetime_complete == lost.last_heartbeat
     assert lost.duration is not None and lost.duration.total_seconds() < 0.5
+
+
+def test_a_storage_without_the_ended_argument_still_fails_a_killed_runs_trial(
+        tmp_path: Path) -> None:
+    """A custom storage written before finish_trial took ``ended``: the trial ends now."""
+    from typing import Any
+
+    from hpo_plugins.storages import SQLStorage
+
+    class OldStorage(SQLStorage):
+        def finish_trial(self, trial_id: int, state: TrialState,  # type: ignore[override]
+                         value: float | None = None, system_attrs: Any = None) -> Any:
+            return super().finish_trial(trial_id, state, value, system_attrs)
+
+    storage = OldStorage(f"sqlite:///{tmp_path}/old.db")
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=storage)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    study.ask(heartbeat=True, system_attrs={
+        "worker": {**process_record(), "pid": int(ended.stdout), "started": None}})
+    study.optimize(lambda p: p["x"], n_trials=1)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    storage.close()
+
+
+def test_this_process_id_in_another_namespace_is_not_known_alive() -> None:
+    """A worker in another container may have this very pid: it cannot be watched from here."""
+    assert alive_here(process_record())
+    assert not alive_here({**process_record(), "pid_ns": -1})
+    assert not gone_here({**process_record(), "pid_ns": -1})

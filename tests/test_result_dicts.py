@@ -120,6 +120,9 @@ def test_add_trial_keeps_a_failed_result_s_reason_and_drops_what_json_cannot_hol
     ({"status": "fail", "value": 2, "message": "  "}, "the objective returned status 'fail'",
      {"value": 2, "message": "  "}),
     ({"status": "fail", "loss": float("nan")}, "the objective returned status 'fail'", {}),
+    ({"status": "fail", "loss": 10 ** 400}, "the objective returned status 'fail'", {}),
+    ({"status": "fail", "loss": np.float32(2.5)}, "the objective returned status 'fail'",
+     {"loss": 2.5}),
 ])
 def test_a_failed_result_keeps_its_loss_and_says_why(
         result: dict[str, Any], reason: str, attrs: dict[str, Any]) -> None:

@@ -198,7 +198,7 @@ def test_a_run_whose_trials_all_failed_says_so_at_its_end(
         study.optimize(objective, n_trials=3 if fails > 1 else 1, catch=(ValueError,))
     ends = [r.getMessage() for r in caplog.records if "trials of this run failed" in
             r.getMessage()]
-    assert ends == ([f"All 3 trials of this run failed; the last one: ValueError: no data for "
-                     f"trial 2. The study has no new result: try the objective alone (one "
-                     f"trial, n_jobs=1) to see its error, or read each trial's reason with "
-                     f"study.trials_dataframe() or hpo-plugins trials."] if warned else [])
+    assert ends == (["All 3 trials of this run failed; the last one: ValueError: no data for "
+                     "trial 2. The study has no new result: try the objective alone (one "
+                     "trial, n_jobs=1) to see its error, or read each trial's reason with "
+                     "study.trials_dataframe() or hpo-plugins trials."] if warned else [])

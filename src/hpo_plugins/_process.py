@@ -8,7 +8,8 @@ share a host name (``--network host``, two containers of one pod) number their p
 apart, and ids are reused. So a process counts as gone only when the record was made in these
 very namespaces of this boot and no process with that id and start time exists now; in any
 doubt it is not gone, and the trial is left to its heartbeat. Where the platform has no such
-namespaces (macOS, Windows), the host name and process id alone decide.
+namespaces (macOS), the host name and process id alone decide; on Windows nothing is told from
+here, and trials are left to their heartbeat.
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ def _verdict(record: Any) -> bool | None:
     """True: the process of ``record`` is gone; False: it is alive; None: it cannot be told
     from here.
 
-    Where this platform has no PID namespaces (no ``/proc``: macOS, Windows) and the record was
+    Where this platform has no PID namespaces (no ``/proc``: macOS, the BSDs) and the record was
     written without them too, the host name and process id decide: no such process means
-    gone, and one that exists counts as alive (it may be a reused id: in doubt, alive).
+    gone, and one that exists counts as alive (it may be a reused id: in doubt, alive). On
+    Windows nothing is told (``os.kill(pid, 0)`` would send a Ctrl+C event, not probe).
     """
     if not isinstance(record, Mapping):
         return None
@@ -75,17 +77,19 @@ def _verdict(record: Any) -> bool | None:
     if (not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0
             or record.get("host") != socket.gethostname()):
         return None
-    if pid == os.getpid():
-        return False
     boot, namespace = _boot_id(), _namespace("pid")
     if boot is None and namespace is None and "boot" not in record and "pid_ns" not in record:
-        exists = _exists(pid)
+        if os.name == "nt":  # os.kill(pid, 0) sends CTRL_C_EVENT there: no probe at all
+            return None
+        exists = True if pid == os.getpid() else _exists(pid)
         return None if exists is None else not exists
     if boot is None or namespace is None or record.get("boot") != boot \
             or record.get("pid_ns") != namespace:
         return None
     if record.get("time_ns") != _namespace("time"):  # start times read in another clock
         return None
+    if pid == os.getpid():
+        return False
     if _exists(pid) is False:
         return True
     stat = _stat(pid)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from hpo_plugins._numbers import read_number
 from hpo_plugins.exceptions import ConfigurationError, TrialFinishedError
 
 if TYPE_CHECKING:
@@ -53,8 +53,9 @@ def read_result_dict(result: Mapping[Any, Any]) -> ResultDict:
         # finite loss or value is kept as a user attribute, and a text saying why joins the
         # reason
         for key in ("loss", "value"):
-            if _finite(result.get(key)):
-                others[key] = result[key]
+            number, _ = read_number(result.get(key))
+            if number is not None and math.isfinite(number):
+                others[key] = number
         said = next((f"{k}: {result[k]}" for k in _REASON_KEYS
                      if isinstance(result.get(k), str) and result[k].strip()), None)
         return ResultDict(None, f"the objective returned status {result.get('status')!r}"
@@ -67,13 +68,6 @@ def read_result_dict(result: Mapping[Any, Any]) -> ResultDict:
         return ResultDict(None, f"the objective returned a dict whose {key!r} is None; "
                                 f"expected a number", others)
     return ResultDict(result[key], None, others)
-
-
-def _finite(value: Any) -> bool:
-    """Whether ``value`` is a finite real number (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return False
-    return math.isfinite(float(value))
 
 
 def store_other_keys(trial: Trial, others: Mapping[str, Any]) -> None:

@@ -370,8 +370,10 @@ class _SlotExecutor(cf.ProcessPoolExecutor):
     """
 
     def _adjust_process_count(self) -> None:
-        if getattr(self, "_processes", None) is None:  # shut down: nothing to replace
-            return
+        # the manager thread calls this holding the shutdown lock, under which shutdown() sets
+        # _shutdown_thread (it clears _processes only after releasing it)
+        if getattr(self, "_shutdown_thread", False) or getattr(self, "_processes", None) is None:
+            return  # shut down: nothing to replace
         super()._adjust_process_count()
 
 

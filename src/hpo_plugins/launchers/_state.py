@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import os
 import threading
@@ -14,7 +15,7 @@ from hpo_plugins._observers import notify
 from hpo_plugins._optimize import exception_text, sigterm_reason, stopped_by_sigterm
 from hpo_plugins._process import alive_here, gone_here
 from hpo_plugins._resume import discard_stopped
-from hpo_plugins.exceptions import ClusterLostError
+from hpo_plugins.exceptions import ClusterLostError, TrialFinishedError, TrialNotFoundError
 from hpo_plugins.launchers._worker import Job
 
 if TYPE_CHECKING:
@@ -336,6 +337,21 @@ def fail_orphans(study: Study, run_id: str, reason: str, *,
                       f"were stopped and marked FAIL: {reason}.", retry=retry)
 
 
+def _finish_failed(study: Study, trial: FrozenTrial, attrs: dict[str, Any],
+                   ended: _dt.datetime | None) -> FrozenTrial:
+    """``finish_trial`` as FAIL, ending at ``ended`` when given; a storage written before
+    ``finish_trial`` took ``ended`` (a custom one) ends the trial now instead."""
+    if ended is None:
+        return study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None, attrs)
+    try:
+        return study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None, attrs,
+                                          ended=ended)
+    except TypeError as exc:
+        if "ended" not in str(exc):
+            raise
+        return study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None, attrs)
+
+
 def _fail_each(study: Study, trials: Sequence[FrozenTrial],
                reason: Callable[[FrozenTrial], str], what: str, *,
                retry: bool = True, at_last_heartbeat: bool = False) -> list[FrozenTrial]:
@@ -353,14 +369,18 @@ def _fail_each(study: Study, trials: Sequence[FrozenTrial],
     """
     failed = []
     for trial in trials:
+        attrs: dict[str, Any] = {"fail_reason": reason(trial)}
+        if retry:
+            attrs[LOST_ATTR] = True
         try:
-            attrs: dict[str, Any] = {"fail_reason": reason(trial)}
-            if retry:
-                attrs[LOST_ATTR] = True
-            ended = trial.last_heartbeat if at_last_heartbeat else None
-            frozen = study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None, attrs,
-                                                ended=ended)
-        except Exception:  # finished meanwhile by its worker
+            frozen = _finish_failed(study, trial, attrs,
+                                    trial.last_heartbeat if at_last_heartbeat else None)
+        except (TrialFinishedError, TrialNotFoundError):  # finished meanwhile by its worker
+            continue
+        except Exception as exc:  # the storage failed: the others may still be failed
+            _logger.warning("Could not mark trial %d FAIL (%s: %s); it stays RUNNING until its "
+                            "heartbeat is older than the grace period.", trial.number,
+                            type(exc).__name__, exc)
             continue
         failed.append(frozen)
         notify(study, "trial_finished", frozen)
