@@ -45,6 +45,8 @@ def _run_trials(args: argparse.Namespace) -> int:
         study = open_study(store, args.study)
         trials = study.get_trials(args.state)
         columns, rows = trial_records(study, trials)
+        running = {t.number: t for t in trials if t.state is TrialState.RUNNING}
+        _running_durations(rows, running)  # before --sort duration and --limit
         if args.sort == "value":
             rows.sort(key=lambda row: _value_key(study, row))
         elif args.sort == "duration":
@@ -55,24 +57,29 @@ def _run_trials(args: argparse.Namespace) -> int:
             echo(f"Study {study.study_name!r} has no trials"
                  f"{' in state ' + ', '.join(args.state) if args.state else ''}.")
             return EXIT_OK
-        _show_progress(rows, {t.number: t for t in trials if t.state is TrialState.RUNNING})
+        _show_progress(rows, running)
         echo(_trials_table(columns, rows))
     return EXIT_OK
 
 
-def _show_progress(rows: list[dict[str, Any]], running: dict[int, FrozenTrial]) -> None:
-    """Give each RUNNING trial's row its progress, as Ray Tune's status table does: the last
-    value it reported and that step (``0.231 @12``), and the time it has run so far."""
+def _running_durations(rows: list[dict[str, Any]], running: dict[int, FrozenTrial]) -> None:
+    """Give each RUNNING trial's row the time it has run so far, as its duration."""
     now = utcnow()
     for row in rows:
         trial = running.get(row["number"])
-        if trial is None:
-            continue
-        step = trial.last_step
-        if step is not None:
-            row["value"] = f"{trial.intermediate_values[step]:.6g} @{step}"
-        if trial.datetime_start is not None:
+        if trial is not None and trial.datetime_start is not None:
             row["duration_s"] = max(0.0, (now - trial.datetime_start).total_seconds())
+
+
+def _show_progress(rows: list[dict[str, Any]], running: dict[int, FrozenTrial]) -> None:
+    """Show each RUNNING trial's progress as Ray Tune's status table does: the last value it
+    reported and that step (``0.231 @12``), in its value cell (after any sort by value: the
+    text is no value to rank)."""
+    for row in rows:
+        trial = running.get(row["number"])
+        if trial is not None and trial.last_step is not None:
+            step = trial.last_step
+            row["value"] = f"{trial.intermediate_values[step]:.6g} @{step}"
 
 
 def _positive(text: str) -> int:
