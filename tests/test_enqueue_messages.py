@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 import hpo_plugins as hpo
@@ -153,5 +154,9 @@ def test_a_row_of_the_trials_dataframe_is_enqueued_with_its_blank_inactive_label
                   if k.startswith("params_")}
         trial = study.enqueue(params)
         assert trial is not None and trial.natural == study.trials[row["number"]].natural
+    row = {"layers": np.int64(2)}  # a cell read as is: NumPy's integer, as fmin's index
+    layers = hpo.create_study({"layers": hp.choice("layers", [1, 2, 4])}, storage=":memory:")
+    with pytest.warns(UserWarning, match=r"take it with df.to_dict\('records'\)"):
+        layers.enqueue(row)
     with pytest.raises(SpaceError, match=r"hp.quniform\('trees'"):  # blank but active
         study.enqueue({"model": 1, "C": math.nan, "trees": math.nan})

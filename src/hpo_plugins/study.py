@@ -1451,7 +1451,9 @@ def _warn_index_readings(space: SearchSpace, params: Any, flat: Mapping[str, Any
                      f"{space.params[lbl].options[int(params[lbl])]!r})" for lbl in labels)
     warn_user(f"study.enqueue read {read}. If these params come from hyperopt.fmin (its `best` "
               f"holds the index of each choice's option), enqueue "
-              f"hyperopt.space_eval(space, best) instead.")
+              f"hyperopt.space_eval(space, best) instead. (A row of trials_dataframe() holds "
+              f"options, as read here: take it with df.to_dict('records'), whose plain numbers "
+              f"raise no warning.)")
 
 
 def _check_plugin(obj: object, base: type, name: str) -> None:
