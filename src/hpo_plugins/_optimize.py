@@ -619,18 +619,8 @@ _OPTUNA_NOTE = ("hpo_plugins calls the objective with the sampled parameters (a 
                 "hp.loguniform, hp.choice...) and read it as params['name'] in the objective.")
 
 
-def _warn_loss_maximised(study: Study) -> None:
-    """Warn, once per study object, that a maximising study got Hyperopt's ``"loss"``: Hyperopt
-    minimises it, so ``hpo.maximize`` with ``{"loss": -accuracy}`` (a ported objective) ranks
-    the worst trial first."""
-    if study.direction is not Direction.MAXIMIZE or getattr(study, "_loss_max_warned", False):
-        return
-    study._loss_max_warned = True  # type: ignore[attr-defined]
-    _logger.warning(
-        "Study %r maximises, and the objective returns a dict with 'loss', which Hyperopt "
-        "minimises: here the largest 'loss' ranks best. If it holds a loss (or -accuracy), use "
-        "hpo.minimize; to maximise a score, return it as {'value': score} or as a number.",
-        study.study_name)
+#: Set on a COMPLETE trial of a maximising study whose objective returned ``{"loss": ...}``.
+MAXIMISED_LOSS_ATTR = "maximised_loss"
 
 
 def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
@@ -638,9 +628,11 @@ def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
         return _tell(study, trial, state=TrialState.FAIL, fail_reason=trial.fail_reason)
     if trial.pruned:
         return _tell_pruned(study, trial)
+    # a maximising study given Hyperopt's "loss" (which Hyperopt minimises): marked, so that
+    # the calling process warns once per run (see Study.optimize), wherever the trial ran
+    marks = ({MAXIMISED_LOSS_ATTR: True} if isinstance(result, dict) and "loss" in result
+             and study.direction is Direction.MAXIMIZE else None)
     if isinstance(result, dict):
-        if "loss" in result:
-            _warn_loss_maximised(study)
         result = read_result_dict(result)
         store_other_keys(trial, result.others)
     value, failure, diverged = _interpret(result, trial)
@@ -649,7 +641,7 @@ def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
         # a NaN or an infinity (a diverged training) says something of the parameters
         return _tell(study, trial, state=TrialState.FAIL, fail_reason=failure,
                      system_attrs={DIVERGED_ATTR: True} if diverged else None)
-    frozen = _tell(study, trial, value)
+    frozen = _tell(study, trial, value, system_attrs=marks)
     _logger.info("Trial %d finished with value %.6g.", trial.number, value)
     return frozen
 

@@ -40,3 +40,17 @@ def test_each_trial_end_is_logged_once_in_the_launcher(
                            "Trial 1 failed: ValueError: bad luck",
                            "Trial 2 pruned at step 3.",
                            f"Trial 3 finished with value {values[3]:.6g}."]), ends
+
+
+def _loss_of(params: dict[str, Any]) -> dict[str, Any]:
+    return {"loss": -float(params["x"]), "status": "ok"}
+
+
+def test_a_maximised_hyperopt_loss_is_warned_once_by_the_launcher(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Each worker process used to warn on its own: once per trial with fresh processes."""
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        study = hpo.maximize(_loss_of, {"x": hp.uniform("x", 0, 1)}, n_trials=4,
+                             storage=f"sqlite:///{tmp_path}/max.db", n_jobs=2)
+    warned = [r for r in caplog.records if "which Hyperopt minimises" in r.getMessage()]
+    assert len(warned) == 1 and len(study.trials) == 4
