@@ -568,7 +568,7 @@ def exit_as_sigterm(exc: BaseException) -> None:
 
 
 def _tell_pruned(study: Study, trial: Trial) -> FrozenTrial:
-    _logger.info("Trial %d pruned at step %s.", trial.number,
+    _log_end(logging.INFO, "Trial %d pruned at step %s.", trial.number,
                  max(trial.intermediate_values) if trial.intermediate_values else None)
     return _tell(study, trial, state=TrialState.PRUNED)
 
@@ -587,7 +587,7 @@ def _tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTri
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     reason = shortened(" ".join([f"{type(exc).__name__}: {exc}",
                                  *getattr(exc, "__notes__", ())]))
-    _logger.warning("Trial %d failed: %s", trial.number, reason)
+    _log_end(logging.WARNING, "Trial %d failed: %s", trial.number, reason)
     return _tell(study, trial, state=TrialState.FAIL, fail_reason=reason,
                  system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
 
@@ -619,6 +619,23 @@ _OPTUNA_NOTE = ("hpo_plugins calls the objective with the sampled parameters (a 
                 "hp.loguniform, hp.choice...) and read it as params['name'] in the objective.")
 
 
+#: True in a worker process that a launcher in another process started (joblib's): the
+#: launcher logs each trial's end where the user set logging up (``RunState``), so the worker,
+#: whose logging is not set up, logs it at DEBUG only.
+_ends_logged_by_launcher = False
+
+
+def log_ends_in_launcher() -> None:
+    """Leave the logging of trial ends to the launcher (called in its worker processes)."""
+    global _ends_logged_by_launcher
+    _ends_logged_by_launcher = True
+
+
+def _log_end(level: int, message: str, *args: Any) -> None:
+    """Log a trial's end at ``level``, or at DEBUG in a launcher's worker process."""
+    _logger.log(logging.DEBUG if _ends_logged_by_launcher else level, message, *args)
+
+
 #: Set on a COMPLETE trial of a maximising study whose objective returned ``{"loss": ...}``.
 MAXIMISED_LOSS_ATTR = "maximised_loss"
 
@@ -637,12 +654,12 @@ def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
         store_other_keys(trial, result.others)
     value, failure, diverged = _interpret(result, trial)
     if failure is not None:
-        _logger.warning("Trial %d failed: %s", trial.number, failure)
+        _log_end(logging.WARNING, "Trial %d failed: %s", trial.number, failure)
         # a NaN or an infinity (a diverged training) says something of the parameters
         return _tell(study, trial, state=TrialState.FAIL, fail_reason=failure,
                      system_attrs={DIVERGED_ATTR: True} if diverged else None)
     frozen = _tell(study, trial, value, system_attrs=marks)
-    _logger.info("Trial %d finished with value %.6g.", trial.number, value)
+    _log_end(logging.INFO, "Trial %d finished with value %.6g.", trial.number, value)
     return frozen
 
 

@@ -54,3 +54,34 @@ def test_a_maximised_hyperopt_loss_is_warned_once_by_the_launcher(
                              storage=f"sqlite:///{tmp_path}/max.db", n_jobs=2)
     warned = [r for r in caplog.records if "which Hyperopt minimises" in r.getMessage()]
     assert len(warned) == 1 and len(study.trials) == 4
+
+
+SCRIPT = """
+import logging
+import hpo_plugins as hpo
+from hpo_plugins import hp
+
+def objective(params):
+    if hpo.current_trial().number == 1:
+        raise ValueError("bad luck")
+    return params["x"]
+
+if __name__ == "__main__":
+    logging.basicConfig(format="USER-FORMAT %(levelname)s %(message)s", level=logging.WARNING)
+    hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, n_trials=3, n_jobs=2, seed=0,
+                 storage="sqlite:///s.db", catch=(ValueError,))
+"""
+
+
+def test_a_workers_failure_is_logged_once_in_the_users_format(tmp_path: Path) -> None:
+    """Workers left the warning to Python's last-resort handler, unformatted, and the launcher
+    said nothing at WARNING: the user's format never showed a failure of a parallel run."""
+    import subprocess
+    import sys
+
+    (tmp_path / "s.py").write_text(SCRIPT)
+    done = subprocess.run([sys.executable, "s.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "Trial 1 failed" in line]
+    assert lines == ["USER-FORMAT WARNING Trial 1 failed: ValueError: bad luck"], done.stderr

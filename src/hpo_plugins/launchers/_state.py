@@ -223,19 +223,19 @@ class RunState:
 
 
 def _log_end(frozen: FrozenTrial) -> None:
-    """Log a trial's end in the launcher, as a sequential run logs it (INFO): a worker process
-    logs it too, but with its own logging set-up (none, as a rule), which the user's
-    ``logging.basicConfig`` in the launcher's script does not reach. Not for a trial run in
-    this very process (joblib runs ``n_jobs=1`` in the launcher), which logged it already."""
-    if not _logger.isEnabledFor(logging.INFO) or (
-            (frozen.system_attrs.get("worker") or {}).get("pid") == os.getpid()):
+    """Log a trial's end in the launcher, as a sequential run logs it (INFO, a failure at
+    WARNING), where the user's ``logging.basicConfig`` applies: a worker process's logging is
+    not set up, and joblib's workers log these ends at DEBUG only (``log_ends_in_launcher``).
+    Not for a trial run in this very process (joblib runs ``n_jobs=1`` in the launcher), which
+    logged it already."""
+    if (frozen.system_attrs.get("worker") or {}).get("pid") == os.getpid():
         return
     if frozen.state is TrialState.COMPLETE:
         _logger.info("Trial %d finished with value %.6g.", frozen.number, frozen.value)
     elif frozen.state is TrialState.PRUNED:
         _logger.info("Trial %d pruned at step %s.", frozen.number, frozen.last_step)
     else:
-        _logger.info("Trial %d failed: %s", frozen.number, frozen.fail_reason)
+        _logger.warning("Trial %d failed: %s", frozen.number, frozen.fail_reason)
 
 
 def _not_retried(study: Study, stopped: Sequence[FrozenTrial]) -> list[FrozenTrial]:

@@ -160,12 +160,13 @@ def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None 
     the objective that would not arrive as itself is raised as a
     :class:`~hpo_plugins.exceptions.RemoteObjectiveError` instead (see :func:`sendable`).
     """
-    from hpo_plugins._optimize import run_one
+    from hpo_plugins._optimize import log_ends_in_launcher, run_one
 
     # a worker the launcher started must not outlive it (joblib runs n_jobs=1 in the launcher)
     if job.launcher is not None and job.launcher != os.getpid():
         exit_with_parent(job.launcher)
         _ignore_hangup()
+        log_ends_in_launcher()
     if job.deadline is not None and time.time() >= job.deadline:
         return None
     study, objective, settings = _unpack(job)
