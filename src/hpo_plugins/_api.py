@@ -14,7 +14,7 @@ from typing import Any
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins._optimize import RunSettings, launcher_for
 from hpo_plugins._ported import FMIN_ARGUMENTS, ported_arguments
-from hpo_plugins._process import importing_main_in_worker
+from hpo_plugins._process import refuse_in_importing_worker
 from hpo_plugins._signature import one_argument_problem
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
@@ -246,14 +246,7 @@ def check_run_args(objective: Any, n_jobs: Any, launcher: Any) -> None:
     Raises:
         ConfigurationError: With what was expected, what came in and the fix.
     """
-    if importing_main_in_worker():
-        raise ConfigurationError(
-            "Expected the run to be started by the main script, not while a new worker process "
-            "imports it again. Received: a run started by the script's module-level code, "
-            "which each worker process of JoblibLauncher (GPU slots, fresh_process=True) runs "
-            "again as it starts. Put the code that starts the run under "
-            "`if __name__ == \"__main__\":` (functions the workers need, such as the "
-            "objective, stay at module level).")
+    refuse_in_importing_worker("the run")
     if not callable(objective):
         raise ConfigurationError(
             f"Expected `objective` to be a function fn(params) -> float. Received: "

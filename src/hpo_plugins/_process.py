@@ -20,7 +20,8 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["alive_here", "gone_here", "importing_main_in_worker", "process_record"]
+__all__ = ["alive_here", "gone_here", "importing_main_in_worker", "process_record",
+           "refuse_in_importing_worker"]
 
 
 def process_record() -> dict[str, Any]:
@@ -60,6 +61,24 @@ def importing_main_in_worker() -> bool:
     "__main__":`` guard.
     """
     return bool(getattr(multiprocessing.current_process(), "_inheriting", False))
+
+
+def refuse_in_importing_worker(what: str) -> None:
+    """Raise a ``ConfigurationError`` naming the ``__main__`` guard when ``what`` (a run, an
+    enqueue) is started by a script's module-level code that a new worker process runs again
+    (:func:`importing_main_in_worker`): a run would start workers of its own, an enqueue
+    would add one more copy of the trial per worker process."""
+    if not importing_main_in_worker():
+        return
+    from hpo_plugins.exceptions import ConfigurationError
+
+    raise ConfigurationError(
+        f"Expected {what} to come from the main script, not from a new worker process that "
+        f"imports it again. Received: {what} called by the script's module-level code, which "
+        f"each worker process of JoblibLauncher (GPU slots, fresh_process=True) runs again as "
+        f"it starts. Put the code that starts the run (and any enqueue) under "
+        f"`if __name__ == \"__main__\":` (functions the workers need, such as the objective, "
+        f"stay at module level).")
 
 
 def _verdict(record: Any) -> bool | None:

@@ -28,7 +28,7 @@ from hpo_plugins._frozen import (
 from hpo_plugins._numbers import optional_count, read_number, read_step
 from hpo_plugins._observers import TrialObserver, notify
 from hpo_plugins._ported import FMIN_ARGUMENTS, plugin_hint, ported_arguments, seed_hint
-from hpo_plugins._process import gone_here
+from hpo_plugins._process import gone_here, refuse_in_importing_worker
 from hpo_plugins._results import json_values, read_result_dict, store_other_keys
 from hpo_plugins._version import __version__
 from hpo_plugins._warn import warn_user
@@ -612,6 +612,7 @@ class Study:
             raise ConfigurationError(
                 f"Expected `skip_if_exists` to be True or False. Received: "
                 f"skip_if_exists={skip_if_exists!r}.")
+        refuse_in_importing_worker("study.enqueue")
         space = self._require_space()
         if isinstance(params, FrozenTrial):  # a trial's own configuration, run again
             flat = space.validate(params.params)
@@ -689,6 +690,7 @@ class Study:
             ConfigurationError: A bad value, state or attribute; or, with a sampler that never
                 repeats a configuration (the grid), a trial already holds these parameters.
         """
+        refuse_in_importing_worker("study.add_trial")
         final = _parse_state(state)
         failure = None
         if isinstance(value, Mapping):  # a Hyperopt-style result: Trials.results[i]

@@ -37,15 +37,41 @@ def test_a_run_started_at_module_level_stops_with_the_fix(tmp_path: Path) -> Non
     assert "returned with" not in done.stdout
     # the launcher's error, and each worker's own, name the guard
     assert "WorkerStartError: Expected the worker process of slot " in done.stderr
-    assert "ConfigurationError: Expected the run to be started by the main script" in done.stderr
+    assert "ConfigurationError: Expected the run to come from the main script" in done.stderr
     assert 'if __name__ == "__main__":' in done.stderr
-    assert "died; its trial is failed and run again" not in done.stderr  # no replacements
+    assert "its trial is failed and run again" not in done.stderr  # there was none
     storage = hpo.storages.get_storage(f"sqlite:///{tmp_path}/unguarded.db")
     try:  # the workers stopped before they could add a study or a trial of their own
         assert [s.name for s in storage.list_studies()] == ["unguarded"]
         assert hpo.load_study("unguarded", storage).trials == []
     finally:
         storage.close()
+
+
+UNGUARDED_ENQUEUE = textwrap.dedent("""
+    import hpo_plugins as hpo
+    from hpo_plugins import hp
+    from hpo_plugins.launchers import JoblibLauncher
+
+    study = hpo.create_study({"x": hp.uniform("x", -1, 1)}, storage="sqlite:///e.db",
+                             study_name="e")
+    study.enqueue({"x": 0.5})
+    study.optimize(lambda p: p["x"], n_trials=2,
+                   launcher=JoblibLauncher(n_jobs=2, fresh_process=True))
+""")
+
+
+def test_a_module_level_enqueue_is_not_repeated_by_each_worker(tmp_path: Path) -> None:
+    """Each new worker ran the script's enqueue again before its run was refused: one enqueue
+    left a WAITING copy per worker process."""
+    (tmp_path / "e.py").write_text(UNGUARDED_ENQUEUE)
+    done = subprocess.run([sys.executable, "e.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1 and "WorkerStartError" in done.stderr, done.stderr
+    assert "Expected study.enqueue to come from the main script" in done.stderr
+    study = hpo.load_study("e", f"sqlite:///{tmp_path}/e.db")
+    assert [t.state for t in study.trials] == [hpo.TrialState.WAITING]
+    study.storage.close()
 
 
 def test_a_slot_pool_shut_down_without_waiting_prints_no_thread_traceback(

@@ -281,6 +281,7 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
     """One single-process executor per slot, pinned to its GPU from the process's start."""
     executors = [_slot_executor(gpu, fresh) for gpu in slots]
     pending: dict[cf.Future[FrozenTrial | None], int] = {}
+    start_deaths: list[int] = []  # slots whose process died before any trial of the run
     try:
         for index in range(len(slots)):
             _submit(run, executors, slots, index, pending)
@@ -291,9 +292,10 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
                 try:
                     run.finished(future.result())
                 except cf.process.BrokenProcessPool:
-                    _refuse_start_failure(run, index, slots[index])
-                    _logger.warning("The process of %s died; its trial is failed and run "
-                                    "again.", _slot_name(index, slots[index]))
+                    at_start = _refuse_start_failure(run, index, slots, start_deaths)
+                    _logger.warning("The process of %s died%s", _slot_name(index, slots[index]),
+                                    " before any trial of the run started; it is started again."
+                                    if at_start else "; its trial is failed and run again.")
                     dead = fail_dead_workers(run.study, run.job.run_id, wait=0.0)
                     executors[index] = _slot_executor(slots[index], fresh)
                     run.lost(1, dead)
@@ -316,14 +318,26 @@ def _slot_name(index: int, gpu: str | None) -> str:
     return f"slot {index}" if gpu is None else f"slot {index} (GPU {gpu})"
 
 
-def _refuse_start_failure(run: RunState, index: int, gpu: str | None) -> None:
-    """Raise :class:`WorkerStartError` when a slot process died and no trial of this run was
-    ever started: its processes die as they start (most often a script without a ``__main__``
-    guard), and replacing them would only repeat that."""
+def _refuse_start_failure(run: RunState, index: int, slots: Sequence[str | None],
+                          start_deaths: list[int]) -> bool:
+    """Raise :class:`WorkerStartError` when slot processes die as they start: before any trial
+    of this run was started, every slot's process died, or one slot's died twice (most often a
+    script without a ``__main__`` guard; replacing them would only repeat that). One slot that
+    fails once (one broken GPU) is replaced while the others go on.
+
+    Returns:
+        True when the process died before any trial of the run started (and is replaced),
+        False when trials have started (the death is a trial's).
+    """
     started = [t for t in run.study.storage.get_all_trials(run.study.study_id)
                if t.system_attrs.get("run_id") == run.job.run_id]
     if started:
-        return
+        return False
+    twice = index in start_deaths
+    start_deaths.append(index)
+    if not twice and len(set(start_deaths)) < len(slots):
+        return True  # another slot may still start: replace this one
+    gpu = slots[index]
     raise WorkerStartError(
         f"Expected the worker process of {_slot_name(index, gpu)} to start a trial. Received: "
         f"it died before any trial of this run started (see its error above). Most often the "
