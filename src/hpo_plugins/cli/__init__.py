@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import functools
 import logging
 import os
 import signal
@@ -206,7 +207,9 @@ def _logging(verbosity: int) -> Iterator[None]:
     logger.addHandler(handler)
     logger.setLevel(level)
     shown = warnings.showwarning
-    warnings.showwarning = _show_warning
+    # the entry point as the command started (runpy.run_path of a space file changes argv[0])
+    entry = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    warnings.showwarning = functools.partial(_show_warning, shown, entry)
     try:
         yield
     finally:
@@ -215,11 +218,24 @@ def _logging(verbosity: int) -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
-    """A warning as one line in the command's own voice: Python's format names the console
-    script's wrapper (``hpo-plugins:8: ... sys.exit(main())``), which tells the user nothing."""
-    del filename, lineno, line
+def _show_warning(shown: Any, entry: str | None, message: Warning | str,
+                  category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """One of our warnings as one line in the command's own voice: Python's format names the
+    console script's wrapper (``hpo-plugins:8: ... sys.exit(main())``), to which ``warn_user``
+    attributes it, and which tells the user nothing. Other libraries' warnings (and those of a
+    user's space file) keep Python's format (``shown``), with their source."""
+    if not _ours(filename, entry):
+        shown(message, category, filename, lineno, file, line)
+        return
     stream = sys.stderr if file is None else file
     with contextlib.suppress(OSError):
         stream.write(f"hpo-plugins: warning: {message}\n")
+
+
+def _ours(filename: str, entry: str | None) -> bool:
+    """Whether a warning attributed to ``filename`` is this package's: raised in it, or
+    attributed by ``warn_user`` to the command's ``entry`` point (the console script)."""
+    path = os.path.abspath(filename)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return path.startswith(package + os.sep) or path == entry
