@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,8 @@ def test_fmin_positional_call_and_optimize_get_the_same_help() -> None:
     (tpe.suggest, r"hyperopt.tpe.suggest is a Hyperopt algorithm; .* "
                   r"hpo.samplers.HyperoptTPESampler\(\)"),
     (rand.suggest, r"hpo.samplers.RandomSampler\(\)"),
+    (functools.partial(tpe.suggest, n_startup_jobs=5), r"hyperopt.tpe.suggest is a Hyperopt "
+                                                       r"algorithm"),
     (anneal.suggest, r"hpo.samplers.AnnealSampler\(\)"),
     (TPESampler, r"Pass an instance, not the class: TPESampler\(\)"),
     (optuna.samplers.TPESampler(), r"Optuna's samplers .* use hpo_plugins.samplers.TPESampler"),

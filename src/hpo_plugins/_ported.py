@@ -154,6 +154,8 @@ def plugin_hint(obj: object, base: type) -> str:
     was expected; "" when there is nothing better to say than the expected type."""
     if isinstance(obj, type) and issubclass(obj, base):
         return f" Pass an instance, not the class: {obj.__name__}()."
+    if isinstance(obj, functools.partial):  # partial(tpe.suggest, n_startup_jobs=5)
+        obj = obj.func
     module = getattr(obj, "__module__", None) or ""
     if callable(obj) and getattr(obj, "__name__", "") == "suggest" and module in _HYPEROPT_ALGOS:
         return (f" {module}.suggest is a Hyperopt algorithm; the sampler that replaces it is "
