@@ -8,6 +8,7 @@ until a limit is reached, or hands the work to a launcher.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
 import numbers
@@ -619,21 +620,17 @@ _OPTUNA_NOTE = ("hpo_plugins calls the objective with the sampled parameters (a 
                 "hp.loguniform, hp.choice...) and read it as params['name'] in the objective.")
 
 
-#: True in a worker process that a launcher in another process started (joblib's): the
-#: launcher logs each trial's end where the user set logging up (``RunState``), so the worker,
-#: whose logging is not set up, logs it at DEBUG only.
-_ends_logged_by_launcher = False
-
-
-def log_ends_in_launcher() -> None:
-    """Leave the logging of trial ends to the launcher (called in its worker processes)."""
-    global _ends_logged_by_launcher
-    _ends_logged_by_launcher = True
+#: True while a task of a launcher that runs in another process runs here (a joblib or Dask
+#: worker): the launcher logs each trial's end where the user set logging up (``RunState``),
+#: so the worker, whose logging is not set up, logs it at DEBUG only. Per task: a reused
+#: worker process may later run a loop of its own, which logs as usual.
+ENDS_LOGGED_BY_LAUNCHER: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "hpo_ends_logged_by_launcher", default=False)
 
 
 def _log_end(level: int, message: str, *args: Any) -> None:
     """Log a trial's end at ``level``, or at DEBUG in a launcher's worker process."""
-    _logger.log(logging.DEBUG if _ends_logged_by_launcher else level, message, *args)
+    _logger.log(logging.DEBUG if ENDS_LOGGED_BY_LAUNCHER.get() else level, message, *args)
 
 
 #: Set on a COMPLETE trial of a maximising study whose objective returned ``{"loss": ...}``.

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["alive_here", "gone_here", "importing_main_in_worker", "process_record",
-           "refuse_in_importing_worker"]
+           "refuse_in_importing_worker", "same_process"]
 
 
 def process_record() -> dict[str, Any]:
@@ -34,6 +34,15 @@ def process_record() -> dict[str, Any]:
         if value is not None:
             record[key] = value
     return record
+
+
+def same_process(record: Any) -> bool:
+    """Whether ``record`` (:func:`process_record`) names this very process: its host, pid,
+    boot and PID namespace (a worker elsewhere may have this pid)."""
+    if not isinstance(record, Mapping):
+        return False
+    here = process_record()
+    return all(record.get(key) == here.get(key) for key in ("host", "pid", "boot", "pid_ns"))
 
 
 def gone_here(record: Any) -> bool:

@@ -3,6 +3,7 @@ instead of replacing them again and again), and a slot pool shut down without wa
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -36,7 +37,8 @@ def test_a_run_started_at_module_level_stops_with_the_fix(tmp_path: Path) -> Non
     assert done.returncode == 1, done.stdout + done.stderr
     assert "returned with" not in done.stdout
     # the launcher's error, and each worker's own, name the guard
-    assert "WorkerStartError: Expected the worker process of slot " in done.stderr
+    assert "WorkerStartError: Expected the worker processes to start trials. Received: every " \
+           "slot's process died before any trial of the run started" in done.stderr
     assert "ConfigurationError: Expected the run to come from the main script" in done.stderr
     assert 'if __name__ == "__main__":' in done.stderr
     assert "its trial is failed and run again" not in done.stderr  # there was none
@@ -72,6 +74,44 @@ def test_a_module_level_enqueue_is_not_repeated_by_each_worker(tmp_path: Path) -
     study = hpo.load_study("e", f"sqlite:///{tmp_path}/e.db")
     assert [t.state for t in study.trials] == [hpo.TrialState.WAITING]
     study.storage.close()
+
+
+BROKEN_SLOT = textwrap.dedent("""
+    import multiprocessing
+    import os
+    import hpo_plugins as hpo
+    from hpo_plugins import hp
+    from hpo_plugins.launchers import JoblibLauncher
+
+    if (multiprocessing.current_process().name != "MainProcess"
+            and os.environ.get("CUDA_VISIBLE_DEVICES") == "1"):
+        os._exit(3)  # the process pinned to GPU 1 dies as it starts: a broken GPU, say
+
+    def objective(params):
+        return params["x"]
+
+    if __name__ == "__main__":
+        study = hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, n_trials=4,
+                             launcher=JoblibLauncher(gpus=[0, 1], fresh_process=False),
+                             storage="sqlite:///b.db", study_name="b")
+        print(sorted((t.state.name, t.system_attrs.get("gpu")) for t in study.trials))
+""")
+
+
+def test_a_slot_that_dies_at_start_is_left_out_and_the_others_finish(tmp_path: Path) -> None:
+    """It was replaced for ever (each death claiming a trial that never was), and the run
+    ended short of n_trials."""
+    (tmp_path / "b.py").write_text(BROKEN_SLOT)
+    done = subprocess.run([sys.executable, "b.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "0,1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([("COMPLETE", "0")] * 4)
+    assert done.stderr.count("The process of slot 1 (GPU 1) died before it started a trial; "
+                             "it is started again.") == 1
+    assert done.stderr.count("The process of slot 1 (GPU 1) died twice before it started a "
+                             "trial (see its error above): the slot is left out") == 1
+    assert "its trial is failed" not in done.stderr
 
 
 def test_a_slot_pool_shut_down_without_waiting_prints_no_thread_traceback(

@@ -281,10 +281,10 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
     """One single-process executor per slot, pinned to its GPU from the process's start."""
     executors = [_slot_executor(gpu, fresh) for gpu in slots]
     pending: dict[cf.Future[FrozenTrial | None], int] = {}
-    start_deaths: list[int] = []  # slots whose process died before any trial of the run
+    deaths = _StartDeaths(run, slots)
     try:
         for index in range(len(slots)):
-            _submit(run, executors, slots, index, pending)
+            _submit(run, executors, slots, index, pending, deaths)
         while pending:
             finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for future in finished:
@@ -292,14 +292,20 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
                 try:
                     run.finished(future.result())
                 except cf.process.BrokenProcessPool:
-                    at_start = _refuse_start_failure(run, index, slots, start_deaths)
-                    _logger.warning("The process of %s died%s", _slot_name(index, slots[index]),
-                                    " before any trial of the run started; it is started again."
-                                    if at_start else "; its trial is failed and run again.")
-                    dead = fail_dead_workers(run.study, run.job.run_id, wait=0.0)
+                    deaths.note_pids(index, _pids(executors[index]))  # the dead one's too
+                    if deaths.had_trial(index):
+                        _logger.warning("The process of %s died; its trial is failed and run "
+                                        "again.", _slot_name(index, slots[index]))
+                        dead = fail_dead_workers(run.study, run.job.run_id, wait=0.0)
+                        run.lost(1, dead)
+                    else:
+                        run.returned_untried()  # its place in the budget is free again
+                        if deaths.died_at_start(index):  # raises when no slot can start
+                            executors[index].shutdown(wait=False)  # left out of the run
+                            _fill_idle(run, executors, slots, pending, deaths)
+                            continue
                     executors[index] = _slot_executor(slots[index], fresh)
-                    run.lost(1, dead)
-                _submit(run, executors, slots, index, pending)
+                _fill_idle(run, executors, slots, pending, deaths)
     finally:
         busy = set(pending.values())
         try:  # first, all at once: the script-mode commands of busy slots get their grace
@@ -318,33 +324,72 @@ def _slot_name(index: int, gpu: str | None) -> str:
     return f"slot {index}" if gpu is None else f"slot {index} (GPU {gpu})"
 
 
-def _refuse_start_failure(run: RunState, index: int, slots: Sequence[str | None],
-                          start_deaths: list[int]) -> bool:
-    """Raise :class:`WorkerStartError` when slot processes die as they start: before any trial
-    of this run was started, every slot's process died, or one slot's died twice (most often a
-    script without a ``__main__`` guard; replacing them would only repeat that). One slot that
-    fails once (one broken GPU) is replaced while the others go on.
+class _StartDeaths:
+    """Which slot processes died before they started a trial, and what to do about it.
 
-    Returns:
-        True when the process died before any trial of the run started (and is replaced),
-        False when trials have started (the death is a trial's).
+    A slot process that dies before it asks a trial (an import that crashes it, a broken GPU,
+    most often a script without a ``__main__`` guard, whose module-level run is refused in the
+    new process) is no trial's death: its place in the budget is given back, and it is started
+    again once. A slot whose process died so twice is left out of the run (one broken GPU does
+    not stop the others). :class:`WorkerStartError` ends the run when no slot is left, or when
+    every slot's process died so before any trial of the run started.
     """
-    started = [t for t in run.study.storage.get_all_trials(run.study.study_id)
-               if t.system_attrs.get("run_id") == run.job.run_id]
-    if started:
+
+    def __init__(self, run: RunState, slots: Sequence[str | None]) -> None:
+        self.run, self.slots = run, slots
+        self.pids: list[set[int]] = [set() for _ in slots]  # every process each slot had
+        self.counts = [0] * len(slots)
+        self.retired: set[int] = set()
+
+    def note_pids(self, index: int, pids: Sequence[int]) -> None:
+        self.pids[index].update(pids)
+
+    def had_trial(self, index: int) -> bool:
+        """Whether a process of slot ``index`` ran a trial of this run (its death is then a
+        trial's, or came after its trial ended)."""
+        run = self.run
+        for trial in run.study.storage.get_all_trials(run.study.study_id):
+            worker = trial.system_attrs.get("worker") or {}
+            if (trial.system_attrs.get("run_id") == run.job.run_id
+                    and worker.get("pid") in self.pids[index]):
+                return True
         return False
-    twice = index in start_deaths
-    start_deaths.append(index)
-    if not twice and len(set(start_deaths)) < len(slots):
-        return True  # another slot may still start: replace this one
-    gpu = slots[index]
-    raise WorkerStartError(
-        f"Expected the worker process of {_slot_name(index, gpu)} to start a trial. Received: "
-        f"it died before any trial of this run started (see its error above). Most often the "
-        f"script starts the run at module level: each new worker process runs the script's "
-        f"module-level code again. Put that code under `if __name__ == \"__main__\":`. "
-        f"Otherwise the worker could not start (an import that crashes it, too little "
-        f"memory); try the objective with n_jobs=1 first.") from None
+
+    def died_at_start(self, index: int) -> bool:
+        """Count a start death of slot ``index``; True when the slot is left out now.
+
+        Raises:
+            WorkerStartError: No slot is left, or every slot died so before any trial.
+        """
+        self.counts[index] += 1
+        name = _slot_name(index, self.slots[index])
+        none_started = not any(t.system_attrs.get("run_id") == self.run.job.run_id
+                               for t in self.run.study.storage.get_all_trials(
+                                   self.run.study.study_id))
+        if none_started and all(self.counts):
+            raise self._error(name, "every slot's process died before any trial of the run "
+                                    "started")
+        if self.counts[index] < 2:
+            _logger.warning("The process of %s died before it started a trial; it is started "
+                            "again.", name)
+            return False
+        self.retired.add(index)
+        if len(self.retired) == len(self.slots):
+            raise self._error(name, "the process of every slot died twice before it started "
+                                    "a trial")
+        _logger.warning("The process of %s died twice before it started a trial (see its error "
+                        "above): the slot is left out of this run; the other slots go on.", name)
+        return True
+
+    @staticmethod
+    def _error(name: str, what: str) -> WorkerStartError:
+        return WorkerStartError(
+            f"Expected the worker processes to start trials. Received: {what} (the last: "
+            f"{name}; see the errors above). Most often the script starts the run at module "
+            f"level: each new worker process runs the script's module-level code again. Put "
+            f"that code under `if __name__ == \"__main__\":`. Otherwise the workers could not "
+            f"start (an import that crashes them, a broken GPU, too little memory); try the "
+            f"objective with n_jobs=1 first.")
 
 
 def _replace_orphans(run: RunState) -> bool:
@@ -440,11 +485,23 @@ class _SlotContext(multiprocessing.context.SpawnContext):
         return process
 
 
+def _fill_idle(run: RunState, executors: list[cf.ProcessPoolExecutor], slots: list[str | None],
+               pending: dict[cf.Future[FrozenTrial | None], int], deaths: _StartDeaths) -> None:
+    """Give a task to every slot that has none and is not left out, while the budget lasts (a
+    place given back by a slot that died at start goes to whichever slot is free)."""
+    busy = set(pending.values())
+    for index in range(len(slots)):
+        if index not in busy and index not in deaths.retired:
+            _submit(run, executors, slots, index, pending, deaths)
+
+
 def _submit(run: RunState, executors: list[cf.ProcessPoolExecutor], slots: list[str | None],
-            index: int, pending: dict[cf.Future[FrozenTrial | None], int]) -> None:
+            index: int, pending: dict[cf.Future[FrozenTrial | None], int],
+            deaths: _StartDeaths) -> None:
     if run.take():
         pending[executors[index].submit(run_task, run.job, slots[index],
                                         transport="pickle")] = index
+        deaths.note_pids(index, _pids(executors[index]))
 
 
 def _pids(executor: cf.ProcessPoolExecutor) -> list[int]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from hpo_plugins._frozen import LOST_ATTR, FrozenTrial, TrialState
 from hpo_plugins._observers import notify
 from hpo_plugins._optimize import exception_text, sigterm_reason, stopped_by_sigterm
-from hpo_plugins._process import alive_here, gone_here
+from hpo_plugins._process import alive_here, gone_here, same_process
 from hpo_plugins._resume import discard_stopped
 from hpo_plugins.exceptions import ClusterLostError, TrialFinishedError, TrialNotFoundError
 from hpo_plugins.launchers._worker import Job
@@ -116,6 +115,12 @@ class RunState:
         # the lost tasks report nothing themselves; the replacements will
         self._add_to_total(give - tasks)
 
+    def returned_untried(self) -> None:
+        """A task came back without running a trial (its process died as it started): its
+        place in the budget is free again."""
+        self.returned += 1
+        self.started -= 1
+
     def lost_unseen(self) -> None:
         """A task died with its worker before its trial was known: count one failure now,
         so repeated losses stop the run in time; :meth:`orphaned` matches it to its trial."""
@@ -164,6 +169,19 @@ class RunState:
         self.orphaned(found)
         return found
 
+    def _log_unannounced(self) -> None:
+        """Log the ends of this run's trials that never came back to the parent (the trial
+        whose uncaught error stops the run: its task raised instead of returning it), as a
+        sequential run logs a trial before it raises its error."""
+        try:
+            ended = self.study.storage.get_all_trials(self.study.study_id, _ENDED)
+        except Exception:  # the storage is down too: the run's own error matters
+            return
+        for frozen in ended:
+            if (frozen.system_attrs.get("run_id") == self.job.run_id
+                    and frozen.trial_id not in self._announced):
+                _log_end(frozen)
+
     def _add_to_total(self, n: int) -> None:
         """Keep the progress bar's total equal to the trials this run will report."""
         if self._bar is not None:
@@ -173,6 +191,8 @@ class RunState:
         try:
             if exc_type is None:  # every task is back: whatever ended unseen is known now
                 self.recover()
+            else:  # the trial whose error stops the run (raised by its task) is logged too
+                self._log_unannounced()
         finally:
             if self._bar is not None:
                 self._bar.close()
@@ -225,15 +245,17 @@ class RunState:
 def _log_end(frozen: FrozenTrial) -> None:
     """Log a trial's end in the launcher, as a sequential run logs it (INFO, a failure at
     WARNING), where the user's ``logging.basicConfig`` applies: a worker process's logging is
-    not set up, and joblib's workers log these ends at DEBUG only (``log_ends_in_launcher``).
+    not set up, and workers log these ends at DEBUG only (``ENDS_LOGGED_BY_LAUNCHER``).
     Not for a trial run in this very process (joblib runs ``n_jobs=1`` in the launcher), which
     logged it already."""
-    if (frozen.system_attrs.get("worker") or {}).get("pid") == os.getpid():
+    if same_process(frozen.system_attrs.get("worker")):
         return
     if frozen.state is TrialState.COMPLETE:
         _logger.info("Trial %d finished with value %.6g.", frozen.number, frozen.value)
     elif frozen.state is TrialState.PRUNED:
         _logger.info("Trial %d pruned at step %s.", frozen.number, frozen.last_step)
+    elif frozen.system_attrs.get(LOST_ATTR):  # its loss was logged when it was failed
+        _logger.info("Trial %d failed: %s", frozen.number, frozen.fail_reason)
     else:
         _logger.warning("Trial %d failed: %s", frozen.number, frozen.fail_reason)
 
@@ -378,9 +400,10 @@ def _fail_each(study: Study, trials: Sequence[FrozenTrial],
         except (TrialFinishedError, TrialNotFoundError):  # finished meanwhile by its worker
             continue
         except Exception as exc:  # the storage failed: the others may still be failed
-            _logger.warning("Could not mark trial %d FAIL (%s: %s); it stays RUNNING until its "
-                            "heartbeat is older than the grace period.", trial.number,
-                            type(exc).__name__, exc)
+            _logger.warning("Could not mark trial %d FAIL (%s: %s); it stays RUNNING (with "
+                            "heartbeats, until its heartbeat is older than the grace period; "
+                            "else until a later run on this host finds its process gone).",
+                            trial.number, type(exc).__name__, exc)
             continue
         failed.append(frozen)
         notify(study, "trial_finished", frozen)

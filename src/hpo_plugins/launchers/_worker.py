@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle
 
-from hpo_plugins._process import process_record
+from hpo_plugins._process import process_record, same_process
 from hpo_plugins.exceptions import ConfigurationError, RemoteObjectiveError
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ class Job:
     #: The pid of the launcher when it starts the worker processes itself (joblib): they exit
     #: once it is gone. None where workers live on their own (Dask).
     launcher: int | None = None
+    #: The launcher's process (:func:`~hpo_plugins._process.process_record`): a task that runs
+    #: in any other process leaves the logging of its trial's end to the launcher.
+    origin: Mapping[str, Any] | None = None
 
     @classmethod
     def pack(cls, study: Study, objective: Callable[..., Any], settings: RunSettings,
@@ -75,7 +78,7 @@ class Job:
         except Exception as exc:
             raise ConfigurationError(_unsendable(objective, exc)) from exc
         key = hashlib.sha256(payload).hexdigest()
-        return cls(payload, key, run_id, deadline, lag, launcher)
+        return cls(payload, key, run_id, deadline, lag, launcher, process_record())
 
 
 def _unsendable(objective: Callable[..., Any], exc: Exception) -> str:
@@ -160,13 +163,12 @@ def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None 
     the objective that would not arrive as itself is raised as a
     :class:`~hpo_plugins.exceptions.RemoteObjectiveError` instead (see :func:`sendable`).
     """
-    from hpo_plugins._optimize import log_ends_in_launcher, run_one
+    from hpo_plugins._optimize import ENDS_LOGGED_BY_LAUNCHER, run_one
 
     # a worker the launcher started must not outlive it (joblib runs n_jobs=1 in the launcher)
     if job.launcher is not None and job.launcher != os.getpid():
         exit_with_parent(job.launcher)
         _ignore_hangup()
-        log_ends_in_launcher()
     if job.deadline is not None and time.time() >= job.deadline:
         return None
     study, objective, settings = _unpack(job)
@@ -176,6 +178,8 @@ def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None 
                             "run_id": job.run_id}
     if gpu is not None:
         tags["gpu"] = gpu
+    # the launcher logs this task's trial end, unless this is the launcher's own process
+    elsewhere = ENDS_LOGGED_BY_LAUNCHER.set(not same_process(job.origin))
     try:
         return run_one(study, objective, settings, system_attrs=tags, lag=job.lag,
                        deadline=job.deadline, stop=cancelled)
@@ -184,6 +188,8 @@ def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None 
         if substitute is exc:
             raise
         raise substitute from None
+    finally:
+        ENDS_LOGGED_BY_LAUNCHER.reset(elsewhere)
 
 
 def sendable(exc: Exception, transport: Transport) -> Exception:
