@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -150,6 +151,23 @@ def test_a_storage_without_the_ended_argument_still_fails_a_killed_runs_trial(
     storage.close()
 
 
+def test_on_windows_nothing_is_told_and_no_signal_is_sent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.kill(pid, 0) sends CTRL_C_EVENT on Windows: it must never be called there."""
+    def no_probe(pid: int) -> None:
+        raise AssertionError(f"probed pid {pid}")
+
+    record = {"host": process_record()["host"], "pid": 4_000_000}
+    monkeypatch.setattr(_process, "_boot_id", lambda: None)
+    monkeypatch.setattr(_process, "_namespace", lambda kind: None)
+    monkeypatch.setattr(_process, "_exists", no_probe)
+    monkeypatch.setattr(_process.os, "name", "nt")
+    verdicts = (gone_here(record), alive_here(record))
+    monkeypatch.undo()
+    assert verdicts == (False, False)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no process is watched on Windows")
 def test_this_process_id_in_another_namespace_is_not_known_alive() -> None:
     """A worker in another container may have this very pid: it cannot be watched from here."""
     assert alive_here(process_record())

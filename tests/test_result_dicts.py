@@ -140,6 +140,8 @@ def test_maximising_hyperopts_loss_warns_once(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
         study = hpo.maximize(lambda p: {"loss": -p["x"], "status": "ok"}, SPACE, n_trials=3,
                              storage=":memory:")
+        for _ in range(2):  # a loop of one-trial calls on the same study: still once
+            study.optimize(lambda p: {"loss": -p["x"]}, n_trials=1)
         hpo.maximize(lambda p: {"value": p["x"]}, SPACE, n_trials=2, storage=":memory:")
         hpo.minimize(lambda p: {"loss": p["x"]}, SPACE, n_trials=2, storage=":memory:")
     warned = [r.getMessage() for r in caplog.records if "which Hyperopt minimises" in

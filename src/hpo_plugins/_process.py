@@ -83,11 +83,11 @@ def refuse_in_importing_worker(what: str) -> None:
 
     raise ConfigurationError(
         f"Expected {what} to come from the main script, not from a new worker process that "
-        f"imports it again. Received: {what} called by the script's module-level code, which "
-        f"each worker process of JoblibLauncher (GPU slots, fresh_process=True) runs again as "
-        f"it starts. Put the code that starts the run (and any enqueue) under "
-        f"`if __name__ == \"__main__\":` (functions the workers need, such as the objective, "
-        f"stay at module level).")
+        f"imports it again. Received: {what} in the script's module-level code, which every "
+        f"process started with multiprocessing's spawn method runs again as it starts "
+        f"(JoblibLauncher's GPU slots and fresh processes, and others' workers). Put the code "
+        f"that starts the run (and any enqueue) under `if __name__ == \"__main__\":` "
+        f"(functions the workers need, such as the objective, stay at module level).")
 
 
 def _verdict(record: Any) -> bool | None:

@@ -16,7 +16,7 @@ import sys
 import warnings
 from types import FrameType
 
-__all__ = ["warn_user"]
+__all__ = ["issued_here", "warn_user"]
 
 _OWN = "hpo_plugins"
 #: Top-level packages whose frames sit between the user's call and ours.
@@ -25,6 +25,11 @@ _FRAMEWORKS = frozenset({
     "keras", "tensorflow", "tf_keras", "joblib", "distributed", "dask", "tornado", "hyperopt",
     "threading", "concurrent", "asyncio", "runpy", "contextlib", "functools", "importlib",
 })
+
+
+#: The texts of the warnings issued lately, oldest first (a dict as an ordered set).
+_ISSUED: dict[str, None] = {}
+_ISSUED_KEPT = 64
 
 
 def _package(frame: FrameType) -> str:
@@ -53,4 +58,14 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
         if _package(frame) == _OWN and not called_back:
             called_back, fallback = True, level
         frame, level = frame.f_back, level + 1
+    _ISSUED[message] = None
+    while len(_ISSUED) > _ISSUED_KEPT:
+        _ISSUED.pop(next(iter(_ISSUED)))
     warnings.warn(message, category, stacklevel=level if frame is not None else fallback)
+
+
+def issued_here(message: object) -> bool:
+    """Whether ``message`` (a warning shown) is one that :func:`warn_user` issued lately: how
+    the command line tells this package's warnings from other libraries' (its own words for
+    ours, Python's format for theirs), whatever file a warning is attributed to."""
+    return str(message) in _ISSUED

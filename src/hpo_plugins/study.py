@@ -934,13 +934,12 @@ class _EndTally:
     """A study callback that counts how this ``optimize`` call's trials ended, to say so when
     every one failed: a run whose objective fails under ``catch=`` (or kills its worker) would
     otherwise return as if it had worked, with nothing new in the study. It also warns, once
-    per call, of a maximised Hyperopt ``"loss"`` (marked by the loop that told the trial, in
-    whatever process ran it)."""
+    per study object, of a maximised Hyperopt ``"loss"`` (marked by the loop that told the
+    trial, in whatever process ran it)."""
 
     def __init__(self) -> None:
         self.ended = self.failed = 0
         self.last_reason: str | None = None
-        self._loss_warned = False
 
     def __call__(self, study: Study, frozen: FrozenTrial) -> None:
         from hpo_plugins._optimize import MAXIMISED_LOSS_ATTR
@@ -949,8 +948,9 @@ class _EndTally:
         if frozen.state is TrialState.FAIL:
             self.failed += 1
             self.last_reason = frozen.fail_reason
-        if frozen.system_attrs.get(MAXIMISED_LOSS_ATTR) and not self._loss_warned:
-            self._loss_warned = True
+        if frozen.system_attrs.get(MAXIMISED_LOSS_ATTR) and not getattr(
+                study, "_loss_max_warned", False):
+            study._loss_max_warned = True  # type: ignore[attr-defined]  # once per study object
             _logger.warning(
                 "Study %r maximises, and the objective returns a dict with 'loss', which "
                 "Hyperopt minimises: here the largest 'loss' ranks best. If it holds a loss (or "

@@ -184,7 +184,7 @@ def test_a_running_trial_shows_its_last_report_and_how_long_it_has_run(
     study.ask()  # running, nothing reported yet
     code, out, _ = cli("trials", "--study", "live", "--storage", url, "--sort", "duration",
                        "--limit", "2")
-    assert [row[0] for row in _table(out)[1:]] == ["1", "2"]  # running longest, the finished
+    assert [row[0] for row in _table(out)[1:]] == ["1", "2"]  # the running ones, the longest first
     for argv in ((), ("--sort", "value"), ("--sort", "duration")):
         code, out, err = cli("trials", "--study", "live", "--storage", url, *argv)
         assert (code, err) == (EXIT_OK, "")

@@ -39,6 +39,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hpo_plugins._version import __version__
+from hpo_plugins._warn import issued_here
 from hpo_plugins.cli._base import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -207,9 +208,7 @@ def _logging(verbosity: int) -> Iterator[None]:
     logger.addHandler(handler)
     logger.setLevel(level)
     shown = warnings.showwarning
-    # the entry point as the command started (runpy.run_path of a space file changes argv[0])
-    entry = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    warnings.showwarning = functools.partial(_show_warning, shown, entry)
+    warnings.showwarning = functools.partial(_show_warning, shown)
     try:
         yield
     finally:
@@ -218,24 +217,15 @@ def _logging(verbosity: int) -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def _show_warning(shown: Any, entry: str | None, message: Warning | str,
-                  category: type[Warning], filename: str, lineno: int, file: Any = None,
-                  line: str | None = None) -> None:
+def _show_warning(shown: Any, message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
     """One of our warnings as one line in the command's own voice: Python's format names the
     console script's wrapper (``hpo-plugins:8: ... sys.exit(main())``), to which ``warn_user``
     attributes it, and which tells the user nothing. Other libraries' warnings (and those of a
-    user's space file) keep Python's format (``shown``), with their source."""
-    if not _ours(filename, entry):
+    user's space file) keep Python's format (``shown``), with their category and source."""
+    if not issued_here(message):
         shown(message, category, filename, lineno, file, line)
         return
     stream = sys.stderr if file is None else file
     with contextlib.suppress(OSError):
         stream.write(f"hpo-plugins: warning: {message}\n")
-
-
-def _ours(filename: str, entry: str | None) -> bool:
-    """Whether a warning attributed to ``filename`` is this package's: raised in it, or
-    attributed by ``warn_user`` to the command's ``entry`` point (the console script)."""
-    path = os.path.abspath(filename)
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return path.startswith(package + os.sep) or path == entry
