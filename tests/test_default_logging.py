@@ -27,7 +27,11 @@ def test_warnings_reach_stderr_and_info_stays_silent(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "run.py"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, check=True)
     lines = done.stderr.splitlines()
-    assert lines == ["Trial 0 failed: ValueError: boom", "Trial 1 failed: ValueError: boom"], (
+    assert lines == ["Trial 0 failed: ValueError: boom", "Trial 1 failed: ValueError: boom",
+                     "All 2 trials of this run failed; the last one: ValueError: boom. The "
+                     "study has no new result: try the objective alone (one trial, n_jobs=1) "
+                     "to see its error, or read each trial's reason with "
+                     "study.trials_dataframe() or hpo-plugins trials."], (
         done.stderr)  # the INFO records (study created, storage location) are not shown
 
 
