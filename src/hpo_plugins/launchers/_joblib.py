@@ -337,16 +337,20 @@ class _StartDeaths:
 
     def __init__(self, run: RunState, slots: Sequence[str | None]) -> None:
         self.run, self.slots = run, slots
-        self.pids: list[set[int]] = [set() for _ in slots]  # every process each slot had
+        # the processes of each slot's current task: noted when it is given, and at its death
+        self.pids: list[set[int]] = [set() for _ in slots]
         self.counts = [0] * len(slots)
         self.retired: set[int] = set()
+
+    def task_given(self, index: int, pids: Sequence[int]) -> None:
+        self.pids[index] = set(pids)
 
     def note_pids(self, index: int, pids: Sequence[int]) -> None:
         self.pids[index].update(pids)
 
     def had_trial(self, index: int) -> bool:
-        """Whether a process of slot ``index`` ran a trial of this run (its death is then a
-        trial's, or came after its trial ended)."""
+        """Whether a process of slot ``index``'s current task ran a trial of this run (its
+        death is then a trial's, or came after its trial ended)."""
         run = self.run
         for trial in run.study.storage.get_all_trials(run.study.study_id):
             worker = trial.system_attrs.get("worker") or {}
@@ -501,7 +505,7 @@ def _submit(run: RunState, executors: list[cf.ProcessPoolExecutor], slots: list[
     if run.take():
         pending[executors[index].submit(run_task, run.job, slots[index],
                                         transport="pickle")] = index
-        deaths.note_pids(index, _pids(executors[index]))
+        deaths.task_given(index, _pids(executors[index]))
 
 
 def _pids(executor: cf.ProcessPoolExecutor) -> list[int]:
