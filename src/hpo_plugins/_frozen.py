@@ -22,6 +22,9 @@ GRACE_ATTR = "grace_period"
 #: one that ``max_retries`` allows to retry. A run re-queues such a trial that has no retry yet
 #: (the process that failed it died before it re-queued it).
 LOST_ATTR = "lost"
+#: System attribute of a COMPLETE trial of a maximising study whose objective returned
+#: Hyperopt's ``{"loss": ...}`` (which Hyperopt minimises): the calling process warns of it.
+MAXIMISED_LOSS_ATTR = "maximised_loss"
 
 
 class TrialState(str, enum.Enum):

@@ -21,7 +21,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpo_plugins._frozen import DIVERGED_ATTR, LOST_ATTR, Direction, FrozenTrial, TrialState
+from hpo_plugins._frozen import (
+    DIVERGED_ATTR,
+    LOST_ATTR,
+    MAXIMISED_LOSS_ATTR,
+    Direction,
+    FrozenTrial,
+    TrialState,
+)
 from hpo_plugins._numbers import optional_count, read_number
 from hpo_plugins._process import process_record
 from hpo_plugins._results import ResultDict, read_result_dict, store_other_keys
@@ -631,10 +638,6 @@ ENDS_LOGGED_BY_LAUNCHER: contextvars.ContextVar[bool] = contextvars.ContextVar(
 def _log_end(level: int, message: str, *args: Any) -> None:
     """Log a trial's end at ``level``, or at DEBUG in a launcher's worker process."""
     _logger.log(logging.DEBUG if ENDS_LOGGED_BY_LAUNCHER.get() else level, message, *args)
-
-
-#: Set on a COMPLETE trial of a maximising study whose objective returned ``{"loss": ...}``.
-MAXIMISED_LOSS_ATTR = "maximised_loss"
 
 
 def _tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:

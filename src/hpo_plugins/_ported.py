@@ -92,14 +92,7 @@ def ported_arguments(renamed: Mapping[str, str], *, positional: str | None = Non
 
         @functools.wraps(function)
         def checked(*args: Any, **kwargs: Any) -> Any:
-            foreign = [k for k in kwargs if k in renamed and k not in signature.parameters]
-            if foreign:
-                names = ", ".join(f"`{k}`" for k in foreign)
-                given = ", ".join(f"{k}={_short(kwargs[k])}" for k in foreign)
-                fixes = "; ".join(f"`{k}` -> {renamed[k]}" for k in foreign)
-                raise ConfigurationError(
-                    f"{name}() does not take {names} (Hyperopt's or Optuna's "
-                    f"name). Received: {given}. Write instead: {fixes}.")
+            _refuse_foreign(name, signature, kwargs, renamed, "Hyperopt's or Optuna's")
             if positional is not None:
                 try:
                     signature.bind(*args, **kwargs)
@@ -124,13 +117,7 @@ def check_constructor_call(cls: type, args: tuple[Any, ...], kwargs: Mapping[str
     classes' ``__new__``, before ``__init__``; any other mistake is left to ``__init__``."""
     signature = inspect.signature(cls.__init__)  # type: ignore[misc]
     parameters = signature.parameters
-    foreign = [k for k in kwargs if k in renamed and k not in parameters]
-    if foreign:
-        given = ", ".join(f"{k}={_short(kwargs[k])}" for k in foreign)
-        fixes = "; ".join(f"`{k}` -> {renamed[k]}" for k in foreign)
-        raise ConfigurationError(
-            f"{cls.__name__}() does not take {', '.join(f'`{k}`' for k in foreign)} (Hyperopt's "
-            f"name). Received: {given}. Write instead: {fixes}.")
+    _refuse_foreign(cls.__name__, signature, kwargs, renamed, "Hyperopt's")
     if not args:
         return
     try:
@@ -147,6 +134,20 @@ def check_constructor_call(cls: type, args: tuple[Any, ...], kwargs: Mapping[str
             f" Received {len(args)} positional argument(s): "
             f"{', '.join(_short(a) for a in args)}. Name each option (Optuna's positional "
             f"order may differ from these names' order).") from None
+
+
+def _refuse_foreign(name: str, signature: inspect.Signature, kwargs: Mapping[str, Any],
+                    renamed: Mapping[str, str], whose: str) -> None:
+    """Raise the error that names our replacement for each argument of ``kwargs`` that
+    ``renamed`` knows and ``signature`` does not take; nothing when there is none."""
+    foreign = [k for k in kwargs if k in renamed and k not in signature.parameters]
+    if not foreign:
+        return
+    names = ", ".join(f"`{k}`" for k in foreign)
+    given = ", ".join(f"{k}={_short(kwargs[k])}" for k in foreign)
+    fixes = "; ".join(f"`{k}` -> {renamed[k]}" for k in foreign)
+    raise ConfigurationError(f"{name}() does not take {names} ({whose} name). Received: "
+                             f"{given}. Write instead: {fixes}.")
 
 
 def plugin_hint(obj: object, base: type) -> str:

@@ -20,6 +20,7 @@ from hpo_plugins._frozen import (
     DIVERGED_ATTR,
     GRACE_ATTR,
     LOST_ATTR,
+    MAXIMISED_LOSS_ATTR,
     Direction,
     FrozenTrial,
     TrialState,
@@ -942,8 +943,6 @@ class _EndTally:
         self.last_reason: str | None = None
 
     def __call__(self, study: Study, frozen: FrozenTrial) -> None:
-        from hpo_plugins._optimize import MAXIMISED_LOSS_ATTR
-
         self.ended += 1
         if frozen.state is TrialState.FAIL:
             self.failed += 1

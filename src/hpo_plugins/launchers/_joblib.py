@@ -283,8 +283,7 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
     pending: dict[cf.Future[FrozenTrial | None], int] = {}
     deaths = _StartDeaths(run, slots)
     try:
-        for index in range(len(slots)):
-            _submit(run, executors, slots, index, pending, deaths)
+        _fill_idle(run, executors, slots, pending, deaths)
         while pending:
             finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for future in finished:
