@@ -88,7 +88,7 @@ def resolve_direction(objective: str, direction: str | Direction | None) -> Dire
     if not (isinstance(objective, str) and objective):
         raise ConfigurationError(
             f"Expected `objective` to be a metric name such as 'val_loss'. Received: "
-            f"objective={objective!r}.")
+            f"objective={objective!r}.{_objective_object_hint(objective)}")
     implied = infer_direction(objective)
     if direction is None:
         if implied is None:
@@ -108,6 +108,18 @@ def resolve_direction(objective: str, direction: str | Direction | None) -> Dire
     warn_user(f"{message} The name was read by word rules, which a chosen name can "
               f"mislead: if direction={given.value!r} is right, ignore this warning.")
     return given
+
+
+def _objective_object_hint(objective: object) -> str:
+    """How to write Keras Tuner's ``kt.Objective(name, direction)`` (or a list of them) here;
+    "" for anything else."""
+    name, way = getattr(objective, "name", None), getattr(objective, "direction", None)
+    if isinstance(name, str) and way in ("min", "max"):
+        return (f" Keras Tuner's Objective becomes objective={name!r}, "
+                f"direction={'minimize' if way == 'min' else 'maximize'!r}.")
+    if isinstance(objective, (list, tuple)):
+        return " One metric is optimised: pass its name, e.g. objective='val_loss'."
+    return ""
 
 
 #: Names Keras and Lightning users monitor most, for the hint of :func:`_spelling_hint`.

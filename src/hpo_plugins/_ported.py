@@ -1,4 +1,5 @@
-"""Arguments of code ported from Hyperopt or Optuna: errors that name our equivalent.
+"""Arguments of code ported from Hyperopt, Optuna or Keras Tuner: errors that name our
+equivalent.
 
 A Hyperopt user's first call is often ``fmin``'s, renamed: ``minimize(fn, space, algo=tpe.suggest,
 max_evals=100, rstate=np.random.default_rng(0))``. Python's own ``TypeError`` ("unexpected keyword
@@ -18,8 +19,8 @@ from typing import Any, TypeVar, cast
 
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["FMIN_ARGUMENTS", "SAMPLER_ARGUMENTS", "check_constructor_call", "plugin_hint",
-           "ported_arguments", "seed_hint"]
+__all__ = ["FMIN_ARGUMENTS", "KERAS_TUNER_ARGUMENTS", "SAMPLER_ARGUMENTS",
+           "check_constructor_call", "plugin_hint", "ported_arguments", "seed_hint"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -57,6 +58,43 @@ FMIN_ARGUMENTS: Mapping[str, str] = {
     "allow_trials_fmin": "nothing: not needed",
 }
 
+#: Keras Tuner's tuner and ``search()`` arguments that ``keras_tune`` names otherwise (the
+#: ``model.fit`` arguments that ``search()`` passes on go into ``fit_kwargs`` here).
+KERAS_TUNER_ARGUMENTS: Mapping[str, str] = {
+    "hypermodel": "the first argument, build_fn: a function params -> compiled model",
+    "hyperparameters": "the second argument, space: hp.choice / hp.uniform ... of "
+                       "hpo_plugins.hp, read in build_fn as params['units']",
+    "directory": "storage='sqlite:///<directory>/hpo.db' (the trials) and logdir= (the "
+                 "TensorBoard runs); each trial's files go to trial.log_dir",
+    "project_name": "study_name=",
+    "overwrite": "nothing: a study resumes by default (as overwrite=False); to start afresh, "
+                 "hpo.delete_study(study_name, storage) first or give a new study_name",
+    "max_consecutive_failed_trials": "study_callbacks=[hpo.stoppers.FailureStop(3)] with "
+                                     "catch=(Exception,) (a trial's error is raised at once "
+                                     "without catch=)",
+    "max_retries_per_trial": "nothing for a trial that raised (it is recorded FAIL; "
+                             "catch=(Exception,) goes on with the next); max_retries=N runs "
+                             "again a trial whose worker process died",
+    "executions_per_trial": "nothing: one fit per trial; to average several, write the "
+                            "objective yourself (hpo.minimize) and return the mean",
+    "tune_new_entries": "nothing: the space declares every parameter",
+    "allow_new_entries": "nothing: the space declares every parameter",
+    "num_initial_points": "sampler=hpo.samplers.TPESampler(n_startup_trials=N)",
+    "max_epochs": "epochs=N, with pruner=hpo.pruners.HyperbandPruner(max_resource=N) for "
+                  "Keras Tuner's Hyperband",
+    "factor": "pruner=hpo.pruners.HyperbandPruner(reduction_factor=3)",
+    "hyperband_iterations": "nothing: HyperbandPruner prunes asynchronously; set n_trials",
+    "distribution_strategy": "a tf.distribute strategy made inside build_fn (one per trial); "
+                             "n_jobs= or launcher= runs trials in parallel",
+    "logger": "the logging module: logging.basicConfig(level=logging.INFO)",
+    "max_model_size": "nothing: not offered (raise hpo.TrialPruned() in build_fn for a model "
+                      "too large)",
+    **{name: f"fit_kwargs={{'{name}': ...}} (model.fit's other arguments go there)"
+       for name in ("verbose", "shuffle", "class_weight", "sample_weight", "initial_epoch",
+                    "steps_per_epoch", "validation_steps", "validation_batch_size",
+                    "validation_freq")},
+}
+
 #: Samplers' arguments named otherwise in Hyperopt's ``tpe.suggest`` (Optuna's ``seed=`` has
 #: its own message: see :meth:`hpo_plugins.samplers.Sampler.__new__`).
 SAMPLER_ARGUMENTS: Mapping[str, str] = {
@@ -76,14 +114,15 @@ _HYPEROPT_ALGOS = {
 }
 
 
-def ported_arguments(renamed: Mapping[str, str], *, positional: str | None = None
-                     ) -> Callable[[_F], _F]:
+def ported_arguments(renamed: Mapping[str, str], *, positional: str | None = None,
+                     whose: str = "Hyperopt's or Optuna's") -> Callable[[_F], _F]:
     """Decorate a function so that a call with another library's arguments fails clearly.
 
     ``renamed``: argument name -> what to write instead, for names the function does not take.
     ``positional``: what to say when the call passes more positional arguments than the
-    function takes (``fmin(fn, space, algo, max_evals)`` renamed). Any other mistake of the
-    call raises Python's own ``TypeError``, as without the decorator.
+    function takes (``fmin(fn, space, algo, max_evals)`` renamed). ``whose``: the library the
+    names come from, for the message. Any other mistake of the call raises Python's own
+    ``TypeError``, as without the decorator.
     """
     def decorate(function: _F) -> _F:
         signature = inspect.signature(function)
@@ -92,7 +131,7 @@ def ported_arguments(renamed: Mapping[str, str], *, positional: str | None = Non
 
         @functools.wraps(function)
         def checked(*args: Any, **kwargs: Any) -> Any:
-            _refuse_foreign(name, signature, kwargs, renamed, "Hyperopt's or Optuna's")
+            _refuse_foreign(name, signature, kwargs, renamed, whose)
             if positional is not None:
                 try:
                     signature.bind(*args, **kwargs)

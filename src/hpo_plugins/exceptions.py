@@ -16,6 +16,7 @@
      +-- ClusterLostError        a distributed run lost its scheduler and stopped
      +-- RemoteObjectiveError    an objective's exception that could not travel back as itself
      +-- WorkerStartError        a worker process died before any trial could start in it
+     +-- TooManyFailuresError    trials kept failing, so the run stopped (``FailureStop``)
      +-- SearchSpaceExhausted    a sampler has nothing new to propose (e.g. the grid is done)
      +-- StudyFull               ``ask(limit=...)``: the study already holds ``max_trials`` trials
      +-- MissingDependencyError  an optional extra is not installed (also an ``ImportError``)
@@ -41,6 +42,7 @@ __all__ = [
     "StorageError",
     "StudyFull",
     "StudyNotFoundError",
+    "TooManyFailuresError",
     "TrialFinishedError",
     "TrialNotFoundError",
     "TrialPruned",
@@ -131,6 +133,22 @@ class WorkerStartError(HPOError, RuntimeError):
     causes: an import that crashes the new process (a broken CUDA install), too little memory.
     Retrying would only start more processes that die the same way, so the run stops.
     """
+
+
+class TooManyFailuresError(HPOError, RuntimeError):
+    """Trials kept failing, so the run stopped: raised by ``optimize`` (after the trials still
+    running have finished) when :class:`~hpo_plugins.stoppers.FailureStop` ends it.
+
+    Attributes:
+        trial_numbers: The numbers of the failed trials in a row.
+    """
+
+    def __init__(self, message: str, trial_numbers: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.trial_numbers = list(trial_numbers or [])
+
+    def __reduce__(self) -> tuple[type, tuple[str, list[int]]]:
+        return type(self), (str(self), self.trial_numbers)
 
 
 class RemoteObjectiveError(HPOError, RuntimeError):

@@ -1,11 +1,14 @@
-"""Study callbacks that end a run early: no progress for a while, or a good enough value.
+"""Study callbacks that end a run early: no progress for a while, a good enough value, or
+trials that keep failing.
 
 Hyperopt passes such rules to ``fmin`` as ``early_stop_fn`` and ``loss_threshold``; Ray Tune
-has stoppers. Here they are ordinary study callbacks, ``callback(study, frozen_trial)``, called
-after each trial: ``minimize(..., callbacks=[NoImprovementStop(20)])``. Each one calls
+has stoppers; Keras Tuner stops after ``max_consecutive_failed_trials``. Here they are
+ordinary study callbacks, ``callback(study, frozen_trial)``, called after each trial:
+``minimize(..., callbacks=[NoImprovementStop(20)])``. Each one calls
 :meth:`Study.stop <hpo_plugins.Study.stop>`, so trials already running finish and are recorded,
-and the call returns. They keep no state of their own: each decision is read from the study's
-finished trials, so a resumed study and parallel workers decide alike.
+and the call returns (or, for :class:`FailureStop`, raises). They keep no state of their own:
+each decision is read from the study's finished trials, so a resumed study and parallel
+workers decide alike.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import math
 from typing import TYPE_CHECKING
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
-from hpo_plugins.samplers._random import check_int, check_real
+from hpo_plugins.exceptions import TooManyFailuresError
+from hpo_plugins.samplers._random import check_bool, check_int, check_real
 
 if TYPE_CHECKING:
     from hpo_plugins.study import Study
 
-__all__ = ["NoImprovementStop", "ThresholdStop"]
+__all__ = ["FailureStop", "NoImprovementStop", "ThresholdStop"]
 
 _logger = logging.getLogger(__name__)
 
@@ -89,3 +93,73 @@ class ThresholdStop:
 
     def __repr__(self) -> str:
         return f"ThresholdStop({self.value:g})"
+
+
+class FailureStop:
+    """End the run once ``max_failures`` finished trials in a row have failed: a broken set-up
+    (a wrong data path, a model that cannot be built, a command that exits at once) under
+    ``catch=``, or workers that keep dying, would otherwise fail every remaining trial.
+
+    Trials count in the order of their numbers, among finished ones (a COMPLETE or PRUNED
+    trial ends the streak; one still running is not counted yet); failures of every kind count,
+    a diverged (NaN) result and a lost worker too. When the streak reaches ``max_failures``
+    the run starts no new trial, lets the trials other workers are running finish, and then
+    ``optimize`` raises :class:`~hpo_plugins.exceptions.TooManyFailuresError` (with
+    ``error=False`` it logs a warning and returns). As Keras Tuner's
+    ``max_consecutive_failed_trials`` (default 3), but kept in the study, not in the callback:
+    a study that ended so stops again at its next failure when run again, and goes on once a
+    trial succeeds.
+
+    Args:
+        max_failures: Failed trials in a row that end the run, >= 1.
+        error: Raise :class:`TooManyFailuresError` from ``optimize`` (True) or return after a
+            warning (False).
+    """
+
+    def __init__(self, max_failures: int = 3, *, error: bool = True) -> None:
+        self.max_failures = check_int("max_failures", max_failures, minimum=1)
+        self.error = check_bool("error", error)
+
+    def __call__(self, study: Study, trial: FrozenTrial) -> None:
+        if trial.state is not TrialState.FAIL or study.stop_requested:
+            return
+        streak = self.failures_in_a_row(study.get_trials(["COMPLETE", "PRUNED", "FAIL"]))
+        if len(streak) < self.max_failures:
+            return
+        message = (
+            f"{len(streak)} trials in a row failed (trials {_numbers(streak)}), so the run "
+            f"stopped ({self!r}); the last one: "
+            f"{_one_line(streak[-1].fail_reason or 'no reason stored')}. Fix the cause (each "
+            f"trial's reason: study.trials_dataframe(), or hpo-plugins trials), or give "
+            f"FailureStop a larger max_failures.")
+        if self.error:
+            study.stop(error=TooManyFailuresError(message, [t.number for t in streak]))
+        else:
+            _logger.warning("%s", message)
+            study.stop()
+
+    @staticmethod
+    def failures_in_a_row(finished: list[FrozenTrial]) -> list[FrozenTrial]:
+        """The FAIL trials after the last COMPLETE or PRUNED one of ``finished``, by number."""
+        streak: list[FrozenTrial] = []
+        for frozen in sorted(finished, key=lambda t: t.number):
+            streak = [*streak, frozen] if frozen.state is TrialState.FAIL else []
+        return streak
+
+    def __repr__(self) -> str:
+        error = "" if self.error else ", error=False"
+        return f"FailureStop({self.max_failures}{error})"
+
+
+def _numbers(trials: list[FrozenTrial], most: int = 6) -> str:
+    """``3, 4, 5`` or, for a long streak, ``3, 4, ..., 11, 12``."""
+    numbers = [str(t.number) for t in trials]
+    if len(numbers) > most:
+        numbers = [*numbers[:2], "...", *numbers[-2:]]
+    return ", ".join(numbers)
+
+
+def _one_line(reason: str, most: int = 300) -> str:
+    """A stored fail reason's first line, cut to ``most`` characters."""
+    line = reason.strip().splitlines()[0] if reason.strip() else reason
+    return line if len(line) <= most else line[:most - 3] + "..."

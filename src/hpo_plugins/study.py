@@ -110,6 +110,7 @@ class Study:
         #: Side outputs told about every trial (see :mod:`hpo_plugins._observers`).
         self.observers: list[TrialObserver] = []
         self._stop_requested = False
+        self._stop_error: BaseException | None = None  # raised by optimize at its end (stop())
         self._lag_wait_warned = False  # a long lagged wait is logged once (_warn_lag_wait)
         if logdir is not None:
             resolve_root(self)  # another study's logdir fails here, not at the first trial
@@ -124,11 +125,13 @@ class Study:
         state = dict(self.__dict__)
         state["observers"] = []
         state["_stop_requested"] = False
+        state["_stop_error"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._stop_requested = False  # also for a study pickled before the flag existed
+        self._stop_error = None
         if self.logdir is not None:
             self.observers.append(_tensorboard_observer(self))
 
@@ -794,17 +797,25 @@ class Study:
         tally = _EndTally()
         settings = dataclasses.replace(settings, callbacks=(*settings.callbacks, tally))
         self._stop_requested = False  # a stop() made during an earlier call does not carry over
+        self._stop_error = None
         fail_dead_here(self)  # a killed run's trials on this host: lost now, not after grace
         self._requeue_forgotten_retries()
         run(self, objective, settings, n_jobs=n_jobs, launcher=launcher)
+        error, self._stop_error = self._stop_error, None
+        if error is not None:
+            raise error
         tally.warn_if_all_failed()
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, error: BaseException | None = None) -> None:
         """Ask the current :meth:`optimize` call to start no new trial (Optuna's
         ``study.stop()``).
 
-        Trials already running finish and are told as usual; then ``optimize`` returns. (With
+        Trials already running finish and are told as usual; then ``optimize`` returns, or,
+        with ``error``, raises it: a callback that decides the run has failed (as
+        :class:`~hpo_plugins.stoppers.FailureStop` does) ends it with an error without
+        cutting short the trials other workers are running, which raising in the callback
+        would. The first ``error`` given during a call is the one raised. (With
         ``JoblibLauncher``'s reused workers, joblib may have handed the next task to a worker
         already, so one more trial per worker can start.) Call
         it from a callback (callbacks run in the process that called ``optimize``, in parallel
@@ -825,7 +836,14 @@ class Study:
             >>> study.best_value < 0.5, study.stop_requested
             (True, True)
         """
+        if error is not None and not isinstance(error, BaseException):
+            raise ConfigurationError(
+                f"Expected `error` to be an exception for optimize to raise once its running "
+                f"trials have finished, e.g. study.stop(error=RuntimeError('why')). Received: "
+                f"{error!r} (of type {type(error).__name__}).")
         self._stop_requested = True
+        if error is not None and self._stop_error is None:
+            self._stop_error = error
         _logger.info("Study %r: stop() was called; no new trial will start.", self.study_name)
 
     @property

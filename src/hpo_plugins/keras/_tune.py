@@ -27,6 +27,7 @@ from hpo_plugins._callback_args import as_number, raise_recorded_stop
 from hpo_plugins._direction import resolve_direction
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins._numbers import is_integer
+from hpo_plugins._ported import KERAS_TUNER_ARGUMENTS, ported_arguments
 from hpo_plugins._resume import warn_without_retries
 from hpo_plugins._signature import one_argument_problem
 from hpo_plugins._warn import warn_user
@@ -451,6 +452,10 @@ class _BestCheckpoint(keras.callbacks.ModelCheckpoint):
             self.saves += self.best != best  # save_best_only: a new best is a new file
 
 
+@ported_arguments(KERAS_TUNER_ARGUMENTS, whose="Keras Tuner's", positional=(
+    "keras_tune(build_fn, space, x=..., y=..., validation_data=..., epochs=..., "
+    "objective='val_loss', n_trials=...), with the data by keyword as in Keras Tuner's "
+    "tuner.search(x=..., y=...)"))
 def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: Any = None,
                validation_data: Any = None, validation_split: float = 0.0, epochs: int = 10,
                batch_size: int | None = None, objective: str = "val_loss",
