@@ -182,6 +182,26 @@ def test_every_trial_failed_shows_the_end_of_stderr(cli: Run, space: str, db: st
                     "| ValueError: lr must be > 0")
 
 
+def test_max_failures_stops_the_run_after_failures_in_a_row(cli: Run, space: str,
+                                                            db: str) -> None:
+    """Trial 0 succeeds, then every command fails: --max-failures 2 stops after trials 1, 2."""
+    script = ("import sys\nfrom hpo_plugins import current_trial\ntrial = current_trial()\n"
+              "if trial.number > 0: sys.exit(4)\ntrial.report(0.5, 1)")
+    code, _, err = cli("run", "--space", space, "--n-trials", "10", "--storage", db,
+                       "--study", "s", "--max-failures", "2", "--", sys.executable, "-c",
+                       script)
+    assert code == EXIT_FAILURE, err
+    assert err.strip().splitlines()[-1] == (
+        "hpo-plugins: error: 2 trials in a row failed (trials 1 to 2), so the run stopped "
+        "(--max-failures 2); the last one: ScriptFailed: command exited with status 4; stderr "
+        "tail: (empty). Each trial's reason: hpo-plugins trials --study s")
+    states = [t.state for t in hpo.load_study("s", db).trials]
+    assert states == [hpo.TrialState.COMPLETE] + [hpo.TrialState.FAIL] * 2, states
+    code, _, err = cli("run", "--space", space, "--n-trials", "1", "--storage", db,
+                       "--study", "s", "--max-failures", "0", "--", "true")
+    assert code == EXIT_USAGE and "--max-failures" in err
+
+
 @pytest.mark.parametrize(("reason", "shown"), [
     ("command exited with status 3; stderr tail:\n", "command exited with status 3; stderr "
      "tail: (empty)"),

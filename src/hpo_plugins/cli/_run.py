@@ -36,7 +36,7 @@ from hpo_plugins.cli._base import (
     warn,
 )
 from hpo_plugins.cli._table import short_reason
-from hpo_plugins.exceptions import ConfigurationError, StudyNotFoundError
+from hpo_plugins.exceptions import ConfigurationError, StudyNotFoundError, TooManyFailuresError
 from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import DEFAULT_STORAGE_ENV, Storage, default_storage_url, get_storage
 
@@ -106,6 +106,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-retries", type=integer_at_least(0), default=0, metavar="N",
                         help="run a trial whose worker was lost (or that SIGTERM stopped) "
                         "again, with the same params, up to N times (default 0)")
+    parser.add_argument("--max-failures", type=integer_at_least(1), metavar="N",
+                        help="stop the run once N trials in a row have failed (their commands "
+                        "exited non-zero, or their workers died), exit status 1; default: "
+                        "run every trial")
     parser.add_argument("script", nargs=argparse.REMAINDER, metavar="COMMAND",
                         help="the command to run per trial, after --")
 
@@ -198,9 +202,20 @@ def _run_script(args: argparse.Namespace) -> int:
                     for fingerprint in earlier_fingerprints(space)], space)
             _check_resumable(store, name, args.direction, space)
             study = _study(args, name, space, None if args.sampler is None else sampler, store)
-            study.optimize(objective, n_trials=args.n_trials, max_trials=args.max_trials,
-                           timeout=args.timeout, catch=ScriptFailed, launcher=launcher,
-                           callbacks=[lambda _, trial: ran.append(trial)])
+            try:
+                study.optimize(objective, n_trials=args.n_trials, max_trials=args.max_trials,
+                               timeout=args.timeout, catch=ScriptFailed, launcher=launcher,
+                               callbacks=[lambda _, trial: ran.append(trial),
+                                          *_failure_stop(args.max_failures)])
+            except TooManyFailuresError as exc:
+                _summary(study, ran, args)
+                numbers = exc.trial_numbers
+                last = next(t for t in study.trials if t.number == numbers[-1])
+                raise CLIError(
+                    f"{len(numbers)} trials in a row failed (trials {numbers[0]} to "
+                    f"{numbers[-1]}), so the run stopped (--max-failures "
+                    f"{args.max_failures}); the last one: {short_reason(last.fail_reason)}. "
+                    f"Each trial's reason: hpo-plugins trials --study {name}") from None
             _summary(study, ran, args)
         finally:
             store.close()
@@ -208,6 +223,14 @@ def _run_script(args: argparse.Namespace) -> int:
         raise CLIError(f"every trial of this run failed ({len(ran)}); the last one: "
                        f"{short_reason(ran[-1].fail_reason)}")
     return EXIT_OK
+
+
+def _failure_stop(max_failures: int | None) -> list[Any]:
+    """``--max-failures``: the study callback that ends the run after that many failed trials
+    in a row (none without the flag)."""
+    from hpo_plugins.stoppers import FailureStop
+
+    return [] if max_failures is None else [FailureStop(max_failures)]
 
 
 @contextlib.contextmanager
