@@ -86,3 +86,12 @@ def test_hyperopts_sampler_options_and_optunas_positional_pruners_name_ours() ->
     # what stays allowed: a positional argument the constructor takes, our own names
     assert PercentilePruner(25.0).percentile == 25.0
     assert HyperoptTPESampler(n_startup_trials=5).n_startup_trials == 5
+
+
+def test_a_foreign_argument_error_is_also_a_type_error_as_pythons_own() -> None:
+    """Code that catches Python's TypeError for an unexpected keyword still catches ours."""
+    with pytest.raises(TypeError, match=r"`max_evals` -> n_trials=N") as raised:
+        hpo.minimize(_objective, SPACE, storage=":memory:", max_evals=5)
+    assert isinstance(raised.value, ConfigurationError)
+    with pytest.raises(TypeError, match=r"takes its options by keyword"):
+        MedianPruner(5, 3)  # type: ignore[misc]

@@ -6,7 +6,8 @@ max_evals=100, rstate=np.random.default_rng(0))``. Python's own ``TypeError`` ("
 argument 'max_evals'") says what is wrong but not what to write instead, and a sampler given as
 ``tpe.suggest`` or as a class, or a seed given as a NumPy generator, would get a message that
 only states the expected type. The functions here turn each such argument into a
-:class:`~hpo_plugins.exceptions.ConfigurationError` that names the replacement.
+:class:`~hpo_plugins.exceptions.ForeignArgumentError` that names the replacement (a
+``ConfigurationError`` and, as Python's own error for such a call, a ``TypeError``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
-from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.exceptions import ForeignArgumentError
 
 __all__ = ["FMIN_ARGUMENTS", "KERAS_TUNER_ARGUMENTS", "SAMPLER_ARGUMENTS",
            "check_constructor_call", "plugin_hint", "ported_arguments", "seed_hint"]
@@ -137,7 +138,7 @@ def ported_arguments(renamed: Mapping[str, str], *, positional: str | None = Non
                     signature.bind(*args, **kwargs)
                 except TypeError as exc:
                     if "positional argument" in str(exc):
-                        raise ConfigurationError(
+                        raise ForeignArgumentError(
                             f"{name}() takes its first arguments by position and the "
                             f"others by keyword: {positional}. Received {len(args)} "
                             f"positional arguments ({exc}).") from None
@@ -168,7 +169,7 @@ def check_constructor_call(cls: type, args: tuple[Any, ...], kwargs: Mapping[str
                  for p in list(parameters.values())[1:]
                  if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                inspect.Parameter.KEYWORD_ONLY)]
-        raise ConfigurationError(
+        raise ForeignArgumentError(
             f"{cls.__name__}() takes its options by keyword: {cls.__name__}({', '.join(shown)})."
             f" Received {len(args)} positional argument(s): "
             f"{', '.join(_short(a) for a in args)}. Name each option (Optuna's positional "
@@ -185,7 +186,7 @@ def _refuse_foreign(name: str, signature: inspect.Signature, kwargs: Mapping[str
     names = ", ".join(f"`{k}`" for k in foreign)
     given = ", ".join(f"{k}={_short(kwargs[k])}" for k in foreign)
     fixes = "; ".join(f"`{k}` -> {renamed[k]}" for k in foreign)
-    raise ConfigurationError(f"{name}() does not take {names} ({whose} name). Received: "
+    raise ForeignArgumentError(f"{name}() does not take {names} ({whose} name). Received: "
                              f"{given}. Write instead: {fixes}.")
 
 

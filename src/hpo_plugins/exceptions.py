@@ -5,6 +5,7 @@
     HPOError
      +-- SpaceError              a search space that cannot be used (raised at study creation)
      +-- ConfigurationError      a bad argument (type, range, incompatible options)
+     |    +-- ForeignArgumentError  another library's argument name (also a ``TypeError``)
      +-- StorageError            the storage cannot do what was asked
      |    +-- StudyNotFoundError
      |    +-- DuplicateStudyError
@@ -33,6 +34,7 @@ __all__ = [
     "DatabaseUnreachableError",
     "DuplicateParamsError",
     "DuplicateStudyError",
+    "ForeignArgumentError",
     "HPOError",
     "MissingDependencyError",
     "NoActiveTrialError",
@@ -60,6 +62,13 @@ class SpaceError(HPOError, ValueError):
 
 class ConfigurationError(HPOError, ValueError):
     """An argument has the wrong type or value, or options contradict each other."""
+
+
+class ForeignArgumentError(ConfigurationError, TypeError):
+    """A call used another library's argument (``max_evals=``, ``algo=``, Keras Tuner's
+    ``directory=``) or passed by position what is taken by keyword; the message names what to
+    write instead. Also a ``TypeError``, which Python raises for such a call, so code that
+    catches that keeps working."""
 
 
 class StorageError(HPOError):
