@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins.exceptions import ConfigurationError
@@ -13,7 +12,7 @@ from hpo_plugins.storages._base import Storage
 from hpo_plugins.storages._memory import InMemoryStorage
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
+    pass
 
 __all__ = ["DEFAULT_STORAGE_ENV", "default_storage_url", "get_storage", "missing_sqlite_file"]
 
@@ -157,33 +156,17 @@ def missing_sqlite_file(storage: Any) -> str | None:
     if not isinstance(url_text, str) or "://" not in url_text:
         return None
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from hpo_plugins.storages._sqlite_path import sqlite_file
 
     try:
         url = make_url(url_text)
-    except Exception:  # a malformed URL: get_storage explains it without echoing a password
+    except (ArgumentError, ValueError, TypeError):  # get_storage explains it (no password)
         return None
     if url.get_backend_name() != "sqlite" or url.host:
         return None
-    path = _sqlite_file_path(url)
+    path = sqlite_file(url)
     if path is None or os.path.exists(path):
         return None
     return os.path.abspath(path)
-
-
-def _sqlite_file_path(url: URL) -> str | None:
-    """The file the SQLite URL ``url`` opens, or None for an in-memory database.
-
-    In SQLite's URI form (``uri=true``, ``file:`` path) the file is the URI's path,
-    percent-decoded as SQLite does; ``file:hpo.db`` is relative to the working directory.
-    """
-    from hpo_plugins.storages._sql import _is_sqlite_uri
-
-    database = url.database or ""
-    if (database in ("", ":memory:") or database.startswith("file::memory:")
-            or url.query.get("mode") == "memory"):
-        return None
-    if not _is_sqlite_uri(url):
-        return database
-    if not database.startswith("file:"):
-        return None  # SQLStorage refuses it with the fix
-    return urllib.parse.unquote(urllib.parse.urlsplit(database).path) or None

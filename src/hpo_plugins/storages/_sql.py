@@ -88,6 +88,13 @@ from hpo_plugins.storages._base import (
 from hpo_plugins.storages._cache import FinishedTrialCache, read_only_trial
 from hpo_plugins.storages._driver import HotPath
 from hpo_plugins.storages._outage import Reconnector, lost_connection, unreachable
+from hpo_plugins.storages._sqlite_path import (
+    immutable_sqlite_url,
+    is_memory_sqlite,
+    is_sqlite_uri,
+    plain_sqlite_url,
+    sqlite_file,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLStorage"]
 
@@ -522,7 +529,7 @@ def _sqlite_engine(url: URL, kwargs: dict[str, Any], *, create: bool = True) -> 
     read-only URL and for ``create=False``, which promises to change nothing in a database
     that another program may own; a database that hpo_plugins made is in WAL mode already.
     """
-    if not _is_sqlite_uri(url):
+    if not is_sqlite_uri(url):
         _make_parent_folder(url.database or "")
     engine = sa.create_engine(url, **_sqlite_arguments(kwargs))
     wal = create and not _sqlite_read_only(url)
@@ -629,13 +636,13 @@ def _make_parent_folder(database: str) -> None:
 def _sqlite_read_only(url: URL) -> bool:
     """Whether the SQLite URL ``url`` opens its file read-only: a URI (``uri=true``) with
     ``mode=ro`` or ``immutable=1`` (SQLite reads the booleans 1, true, yes and on)."""
-    return (_is_sqlite_uri(url) and url.query.get("mode") == "ro") or _sqlite_immutable(url)
+    return (is_sqlite_uri(url) and url.query.get("mode") == "ro") or _sqlite_immutable(url)
 
 
 def _sqlite_immutable(url: URL) -> bool:
     """Whether the SQLite URL ``url`` is a URI with ``immutable=1`` (see _sqlite_read_only)."""
     immutable = url.query.get("immutable")
-    return (_is_sqlite_uri(url) and isinstance(immutable, str)
+    return (is_sqlite_uri(url) and isinstance(immutable, str)
             and immutable.lower() in ("1", "true", "yes", "on"))
 
 
@@ -645,7 +652,7 @@ def _warn_unseen_wal(url: URL) -> None:
     killed before its checkpoint) are silently missing from what is read."""
     if not _sqlite_immutable(url):
         return
-    wal = f"{_plain_url(url)[len('sqlite:///'):]}-wal"
+    wal = f"{sqlite_file(url) or 'hpo.db'}-wal"
     try:
         size = os.path.getsize(wal)
     except OSError:
@@ -656,27 +663,10 @@ def _warn_unseen_wal(url: URL) -> None:
             f"is not empty ({size} bytes): it may hold changes that immutable=1 does not read "
             f"(a writer still running, or killed before SQLite folded them into the file), "
             f"so recent trials may be missing or out of date. Read it with "
-            f"{_plain_url(url)} from a user who may write to its folder (SQLite then folds "
+            f"{plain_sqlite_url(url)} from a user who may write to its folder (SQLite then folds "
             f"the changes in), or copy the folder, with its -wal file, to a writable place "
             f"and read the copy."
         )
-
-
-def _immutable_url(url: URL) -> str:
-    """The URL that reads the SQLite file of ``url`` where nothing may be written."""
-    return f"sqlite:///file:{_plain_url(url)[len('sqlite:///'):]}?immutable=1&uri=true"
-
-
-def _plain_url(url: URL) -> str:
-    """The SQLite URL of the file of ``url`` without URI arguments (read-write)."""
-    database = url.database or "hpo.db"
-    return f"sqlite:///{database[len('file:'):] if database.startswith('file:') else database}"
-
-
-def _is_sqlite_uri(url: URL) -> bool:
-    """Whether the pysqlite driver hands the path to SQLite as a URI (``uri=true``)."""
-    value = url.query.get("uri")
-    return isinstance(value, str) and sa.util.asbool(value)
 
 
 def _check_sqlite_url(url: URL) -> None:
@@ -706,9 +696,7 @@ def _check_sqlite_host(url: URL) -> None:
 
 def _check_sqlite_file(url: URL) -> None:
     """Refuse in-memory SQLite: every pooled connection would see its own, empty database."""
-    database = url.database or ""
-    if (database in ("", ":memory:") or database.startswith("file::memory:")
-            or url.query.get("mode") == "memory"):
+    if is_memory_sqlite(url):
         raise ConfigurationError(
             "Expected a SQLite URL naming a file, such as 'sqlite:///hpo.db'. Received an "
             "in-memory SQLite URL, which processes cannot share; use storage=':memory:' for a "
@@ -737,7 +725,7 @@ def _check_sqlite_query(url: URL) -> None:
     with it, a path not starting with ``file:`` is a plain file name, query string included.
     """
     database = url.database or ""
-    if _is_sqlite_uri(url):
+    if is_sqlite_uri(url):
         if not database.startswith("file:"):
             raise ConfigurationError(
                 f"Expected the path of a SQLite URL with 'uri=true' to start with 'file:', "
@@ -809,7 +797,7 @@ def _absolute_sqlite(url: URL) -> URL:
     ``file:///abs`` and ``file://host/abs`` are already absolute.
     """
     database = url.database or ""
-    if _is_sqlite_uri(url):  # _check_sqlite_query made sure the path starts with "file:"
+    if is_sqlite_uri(url):  # _check_sqlite_query made sure the path starts with "file:"
         path = database[len("file:"):]
         if path.startswith("/"):
             return url
@@ -1481,12 +1469,12 @@ class SQLStorage(Storage):
         """
         if not self._is_sqlite or not any(text in str(exc) for text in _SQLITE_ACCESS_ERRORS):
             return ""
-        plain = _plain_url(self._parsed)
+        plain = plain_sqlite_url(self._parsed)
         offer = ("readonly database" in str(exc) or _sqlite_read_only(self._parsed)
-                 or os.path.isfile(plain[len("sqlite:///"):]))
+                 or os.path.isfile(sqlite_file(self._parsed) or ""))
         reading = (f" To read a study in a location this user cannot write to (a read-only "
-                   f"folder or file), open it as {_immutable_url(self._parsed)} (only while no "
-                   f"process writes to it: SQLite then takes the file as unchanging)."
+                   f"folder or file), open it as {immutable_sqlite_url(self._parsed)} (only "
+                   f"while no process writes to it: SQLite then takes the file as unchanging)."
                    if offer else "")
         if _sqlite_read_only(self._parsed):
             return (f". This storage was opened read-only (mode=ro or immutable=1 in its URL): "
@@ -2173,7 +2161,7 @@ def _refuse_foreign_sqlite(url: URL, description: str) -> None:
     import sqlite3
 
     database = url.database or ""
-    if database in ("", ":memory:") or "mode=memory" in database or (
+    if is_memory_sqlite(url) or (
             not database.startswith("file:") and not os.path.isfile(database)):
         return
     try:
