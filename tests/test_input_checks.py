@@ -154,6 +154,30 @@ def test_a_sampler_that_raises_fails_its_trial_and_raises(storage: Storage) -> N
                                                 "math range error")
 
 
+class _NoFinishStorage(InMemoryStorage):
+    """A storage whose writes of a trial's end fail (a database that went away meanwhile)."""
+
+    def finish_trial(self, *args: Any, **kwargs: Any) -> Any:
+        raise hpo.exceptions.StorageError("the database went away")
+
+
+def test_a_trial_the_storage_cannot_fail_after_sampling_is_a_warning_with_the_fix(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """It stays RUNNING and counts toward max_trials (for ever without heartbeats): that was
+    logged at DEBUG only, so nobody learnt of it."""
+    study = _study(_NoFinishStorage(), sampler=_Failing(OverflowError("math range error")))
+    study.ask(), study.ask()  # the two configurations the sampler proposes before it fails
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"), \
+            pytest.raises(OverflowError):
+        study.ask()
+    (record,) = [r for r in caplog.records if "after its sampling failed" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert ("Could not mark trial 2 FAIL after its sampling failed (StorageError: the "
+            "database went away)") in record.getMessage()
+    assert "study.tell(2, state='FAIL')" in record.getMessage()
+    assert study.trials[2].state is TrialState.RUNNING
+
+
 # -- what the objective returns -------------------------------------------------------------
 
 

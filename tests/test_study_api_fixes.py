@@ -200,6 +200,18 @@ def test_tell_without_a_value_or_a_report_says_how_to_give_one(storage: Storage)
     assert study.tell(trial, state="FAIL").state is TrialState.FAIL
 
 
+def test_tell_of_a_number_no_trial_has_names_the_numbers_there(storage: Storage) -> None:
+    study = _study(storage)
+    with pytest.raises(ConfigurationError, match=r"Expected the number of a trial of study "
+                                                 r"'.*' \(it has no trials yet\)\. Received: 0"):
+        study.tell(0, 1.0)
+    study.ask(), study.ask()
+    with pytest.raises(ConfigurationError, match=r"\(its trials are numbered 0 to 1\)\. "
+                                                 r"Received: 7\. Pass a number from "
+                                                 r"study.trials"):
+        study.tell(7, 1.0)
+
+
 # -- natural params without a space -----------------------------------------------------------
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,23 +141,6 @@ class FrozenTrial:
 def utcnow() -> _dt.datetime:
     """Timezone-aware current UTC time; every timestamp in storage uses it."""
     return _dt.datetime.now(_dt.timezone.utc)
-
-
-def check_finite(value: Any, what: str) -> float:
-    """Return ``value`` as a finite float or raise a ConfigurationError naming ``what``."""
-    from hpo_plugins.exceptions import ConfigurationError
-
-    if isinstance(value, bool) or (not isinstance(value, (int, float)) and not hasattr(
-        value, "__float__"
-    )):
-        raise ConfigurationError(
-            f"Expected {what} to be a finite number. Received: {value!r} "
-            f"(of type {type(value).__name__})."
-        )
-    number = float(value)
-    if not math.isfinite(number):
-        raise ConfigurationError(f"Expected {what} to be a finite number. Received: {number!r}.")
-    return number
 
 
 def lists_as_tuples(value: Any) -> Any:

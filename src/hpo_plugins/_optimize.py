@@ -526,8 +526,12 @@ def _fail_if_running(study: Study, trial: Trial, exc: BaseException) -> None:
                   fail_reason="interrupted by the user (KeyboardInterrupt)")
         elif not isinstance(exc, Exception):
             _tell_stopped(study, trial, exc)
-    except Exception:  # the storage failed too: the heartbeat's grace period is the fallback
-        _logger.debug("Could not fail trial %d after %r", trial.number, exc, exc_info=True)
+    except Exception as error:  # the storage failed too: the run's own exception goes on
+        _logger.warning(
+            "Could not mark trial %d FAIL after %r (%s: %s). It stays RUNNING until its "
+            "heartbeat is older than the grace period; without heartbeats "
+            "(heartbeat_interval=None) until you fail it: study.tell(%d, state='FAIL').",
+            trial.number, exc, type(error).__name__, error, trial.number)
 
 
 def _tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:

@@ -200,7 +200,9 @@ def folders_to_clean(trial: Trial) -> list[str]:
     """
     try:
         running = trial.study.storage.get_trial(trial.trial_id).state is TrialState.RUNNING
-    except Exception:  # the storage is unreachable: keep the files, at worst they stay
+    except Exception as error:  # the storage is unreachable: keep the files, at worst they stay
+        _logger.debug("Keeping the resume folders of trial %d: its state could not be read "
+                      "(%s: %s).", trial.number, type(error).__name__, error)
         return []
     if running:
         folders = [trial.log_dir] + [t.log_dir for t in lost_chain(trial) if t.log_dir]

@@ -140,7 +140,11 @@ class Study:
         """The sampler; a study loaded without a space has none and cannot ``ask``."""
         if self._sampler is None:
             self._require_space()
-            raise ConfigurationError(f"Study {self.study_name!r} has no sampler.")
+            raise ConfigurationError(
+                f"Study {self.study_name!r} has no sampler, so it cannot ask for trials. "
+                f"Expected a study made by hpo.create_study (or Study(..., sampler=...)): "
+                f"open it with hpo.load_study({self.study_name!r}, storage, space=space), "
+                f"which restores its stored sampler.")
         return self._sampler
 
     @property
@@ -207,7 +211,8 @@ class Study:
 
     def _fail_unsampled(self, frozen: FrozenTrial, exc: BaseException) -> None:
         """Fail a trial started for sampling that raised ``exc``: left RUNNING without
-        parameters, it would count toward ``max_trials`` until its heartbeat went stale."""
+        parameters, it would count toward ``max_trials`` until its heartbeat went stale (for
+        ever without heartbeats), so a storage that cannot fail it either is a warning."""
         reason = ("the sampler had nothing new to propose"
                   if isinstance(exc, SearchSpaceExhausted)
                   else "interrupted by the user (KeyboardInterrupt) while its parameters were "
@@ -216,8 +221,13 @@ class Study:
         try:
             self.storage.finish_trial(frozen.trial_id, TrialState.FAIL, None,
                                       {"fail_reason": reason})
-        except Exception:  # the storage itself failed; the heartbeat reaper is the fallback
-            _logger.debug("Could not fail the unsampled trial %d", frozen.number, exc_info=True)
+        except Exception as error:  # the storage failed too: the sampling error matters more
+            _logger.warning(
+                "Could not mark trial %d FAIL after its sampling failed (%s: %s). It stays "
+                "RUNNING, without parameters, and counts toward max_trials until its heartbeat "
+                "is older than the grace period; a trial without heartbeats (ask() without "
+                "heartbeat=True) stays so until you fail it: study.tell(%d, state='FAIL').",
+                frozen.number, type(error).__name__, error, frozen.number)
 
     def _sample_params(self, space: SearchSpace, frozen: FrozenTrial,
                        lag: int | None) -> FrozenTrial:
@@ -542,10 +552,15 @@ class Study:
         return Trial(self, found)
 
     def _trial_numbered(self, number: int) -> FrozenTrial:
-        for t in self.storage.get_all_trials(self.study_id):
+        trials = self.storage.get_all_trials(self.study_id)
+        for t in trials:
             if t.number == number:
                 return t
-        raise ConfigurationError(f"Study {self.study_name!r} has no trial number {number}.")
+        held = (f"its trials are numbered 0 to {len(trials) - 1}" if trials
+                else "it has no trials yet")
+        raise ConfigurationError(
+            f"Expected the number of a trial of study {self.study_name!r} ({held}). Received: "
+            f"{number}. Pass a number from study.trials, or the Trial that ask() returned.")
 
     def trial(self, trial_id: int) -> Trial:
         """A live handle on a trial of this study, by storage id.

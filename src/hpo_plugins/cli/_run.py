@@ -46,8 +46,11 @@ if TYPE_CHECKING:
 
 __all__ = ["RUN", "load_space"]
 
-_SAMPLERS = ("tpe", "hyperopt-tpe", "random", "anneal", "grid")
-_PRUNERS = ("none", "median", "asha", "hyperband")
+#: --sampler and --pruner: each name and its class in hpo_plugins.samplers / .pruners.
+_SAMPLERS = {"tpe": "TPESampler", "hyperopt-tpe": "HyperoptTPESampler",
+             "random": "RandomSampler", "anneal": "AnnealSampler", "grid": "GridSampler"}
+_PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "asha": "SuccessiveHalvingPruner",
+            "hyperband": "HyperbandPruner"}
 #: What a new study gets when --sampler, --pruner or --metric is absent (create_study's own
 #: defaults); the derived study name is built from these, so that it never changed.
 _NEW_SAMPLER, _NEW_PRUNER, _NEW_METRIC = "tpe", "none", "val_loss"
@@ -75,10 +78,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", type=_name,
                         help=f"the metric the script's callback monitors (when absent: "
                         f"{_NEW_METRIC} for a new study; a resumed study keeps its own)")
-    parser.add_argument("--sampler", choices=_SAMPLERS,
+    parser.add_argument("--sampler", choices=list(_SAMPLERS),
                         help=f"when absent: {_NEW_SAMPLER} for a new study; a resumed study "
                         f"keeps its own")
-    parser.add_argument("--pruner", choices=_PRUNERS,
+    parser.add_argument("--pruner", choices=list(_PRUNERS),
                         help=f"when absent: {_NEW_PRUNER} for a new study; a resumed study "
                         f"keeps its own")
     parser.add_argument("--seed", type=_seed)
@@ -632,23 +635,17 @@ def _on_sys_path(directory: str) -> Iterator[None]:
 
 
 def _sampler(name: str) -> Any:
+    """A new sampler for ``--sampler name`` (argparse took only names of ``_SAMPLERS``)."""
     from hpo_plugins import samplers
 
-    return {"tpe": samplers.TPESampler,
-            "hyperopt-tpe": samplers.HyperoptTPESampler, "random": samplers.RandomSampler,
-            "anneal": samplers.AnnealSampler, "grid": samplers.GridSampler}[name]()
+    return getattr(samplers, _SAMPLERS[name])()
 
 
 def _pruner(name: str) -> Any:
+    """A new pruner for ``--pruner name`` (argparse took only names of ``_PRUNERS``)."""
     from hpo_plugins import pruners
 
-    factories: dict[str, Any] = {
-        "none": pruners.NopPruner, "median": pruners.MedianPruner,
-        "asha": pruners.SuccessiveHalvingPruner, "hyperband": pruners.HyperbandPruner}
-    try:
-        return factories[name]()
-    except KeyError:
-        raise ConfigurationError(f"unknown pruner {name!r}") from None
+    return getattr(pruners, _PRUNERS[name])()
 
 
 RUN = Command(

@@ -175,7 +175,9 @@ class RunState:
         sequential run logs a trial before it raises its error."""
         try:
             ended = self.study.storage.get_all_trials(self.study.study_id, _ENDED)
-        except Exception:  # the storage is down too: the run's own error matters
+        except Exception as exc:  # the storage is down too: the run's own error matters
+            _logger.warning("Could not read this run's ended trials to log them (%s: %s).",
+                            type(exc).__name__, exc)
             return
         for frozen in ended:
             if (frozen.system_attrs.get("run_id") == self.job.run_id

@@ -43,11 +43,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
-from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.exceptions import (
+    ConfigurationError,
+    DuplicateStudyError,
+    StudyNotFoundError,
+    TrialFinishedError,
+    TrialNotFoundError,
+)
 
-__all__ = ["FINISHED_HINT", "LIMIT_STATES", "Storage", "StudyInfo", "check_attr_key",
-           "check_heartbeat_state", "finished_state", "import_keys", "json_copy", "params_key",
-           "ranked_by_value"]
+__all__ = [
+    "FINISHED_HINT",
+    "LIMIT_STATES",
+    "MAX_NAMES_SHOWN",
+    "Storage",
+    "StudyInfo",
+    "check_attr_key",
+    "check_heartbeat_state",
+    "duplicate_study",
+    "finished_state",
+    "import_keys",
+    "json_copy",
+    "names_for_message",
+    "no_study_named",
+    "params_key",
+    "ranked_by_value",
+    "study_not_found",
+    "trial_finished",
+    "trial_not_found",
+]
 
 #: The states that count toward ``max_trials`` (a FAIL trial is retried, a WAITING one not run).
 LIMIT_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -340,6 +363,56 @@ class Storage(abc.ABC):
 #: How to fix a write to a finished trial (the end of every TrialFinishedError message).
 FINISHED_HINT = ("Report, set attributes and tell while the trial runs; for another result, "
                  "ask a new trial (or enqueue the same parameters).")
+
+#: At most this many study names in a "no study named" message.
+MAX_NAMES_SHOWN = 20
+
+
+# The errors every storage raises for the same mistakes, worded once (the storages must not
+# drift apart: a conformance test matches their words).
+
+
+def study_not_found(study_id: int) -> StudyNotFoundError:
+    """A study id that names no study of this storage."""
+    return StudyNotFoundError(
+        f"No study with id {study_id} in this storage. Expected the id of an existing study "
+        f"(storage.get_study_id(name) gives it; a deleted study's id is gone).")
+
+
+def no_study_named(name: str, names: Sequence[str], where: str) -> StudyNotFoundError:
+    """A study name that names no study in ``where`` (the storage's description), with the
+    first :data:`MAX_NAMES_SHOWN` of the ``names`` there."""
+    return StudyNotFoundError(
+        f"No study named {name!r} in {where}. Existing studies: {names_for_message(names)}.")
+
+
+def names_for_message(names: Sequence[str]) -> str:
+    """``['a', 'b']``, or the first :data:`MAX_NAMES_SHOWN` names and how many more."""
+    shown = list(names[:MAX_NAMES_SHOWN])
+    more = len(names) - len(shown)
+    return f"{shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
+def duplicate_study(name: str) -> DuplicateStudyError:
+    """A study name already taken in this storage."""
+    return DuplicateStudyError(
+        f"A study named {name!r} already exists. Open it with hpo.load_study({name!r}, "
+        f"storage) (or create_study(..., load_if_exists=True)), or choose another name.")
+
+
+def trial_not_found(trial_id: int) -> TrialNotFoundError:
+    """A trial id that names no trial of this storage."""
+    return TrialNotFoundError(
+        f"No trial with id {trial_id} in this storage. Expected the storage id of an existing "
+        f"trial (FrozenTrial.trial_id, which is not its number in the study: study.tell and "
+        f"study.trials go by number).")
+
+
+def trial_finished(number: int, state: TrialState | str) -> TrialFinishedError:
+    """A write to a finished trial."""
+    shown = state.value if isinstance(state, TrialState) else state
+    return TrialFinishedError(
+        f"Trial {number} is already {shown}; finished trials are immutable. {FINISHED_HINT}")
 
 
 def check_attr_key(key: object, what: str) -> None:

@@ -12,23 +12,23 @@ from typing import Any
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, utcnow
 from hpo_plugins.exceptions import (
     DuplicateParamsError,
-    DuplicateStudyError,
-    StudyNotFoundError,
-    TrialFinishedError,
-    TrialNotFoundError,
 )
 from hpo_plugins.storages._base import (
-    FINISHED_HINT,
     LIMIT_STATES,
     Storage,
     StudyInfo,
     check_attr_key,
     check_heartbeat_state,
+    duplicate_study,
     finished_state,
     import_keys,
     json_copy,
+    no_study_named,
     stale_after,
     stale_reason,
+    study_not_found,
+    trial_finished,
+    trial_not_found,
 )
 from hpo_plugins.storages._cache import read_only_trial
 
@@ -97,7 +97,7 @@ class InMemoryStorage(Storage):
                    created: _dt.datetime) -> _Study:
         """Add an empty study (the lock held, ``attrs`` already copied)."""
         if any(s.info.name == name for s in self._studies.values()):
-            raise DuplicateStudyError(f"A study named {name!r} already exists.")
+            raise duplicate_study(name)
         self._last_study_id += 1
         info = StudyInfo(self._last_study_id, name, Direction.parse(direction),
                          datetime_created=created)
@@ -131,15 +131,13 @@ class InMemoryStorage(Storage):
                 if study.info.name == name:
                     return sid
             names = sorted(s.info.name for s in self._studies.values())
-            raise StudyNotFoundError(
-                f"No study named {name!r} in this storage. Existing studies: {names}."
-            )
+            raise no_study_named(name, names, "this storage")
 
     def _study(self, study_id: int) -> _Study:
         try:
             return self._studies[study_id]
         except KeyError:
-            raise StudyNotFoundError(f"No study with id {study_id} in this storage.") from None
+            raise study_not_found(study_id) from None
 
     def get_study(self, study_id: int) -> StudyInfo:
         with self._lock:
@@ -167,7 +165,7 @@ class InMemoryStorage(Storage):
         with self._lock:
             study = self._studies.pop(study_id, None)
             if study is None:
-                raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+                raise study_not_found(study_id)
             for trial in study.trials:
                 self._trials.pop(trial.trial_id, None)
                 self._trial_study.pop(trial.trial_id, None)
@@ -254,17 +252,14 @@ class InMemoryStorage(Storage):
     def _live(self, trial_id: int) -> FrozenTrial:
         trial = self._get(trial_id)
         if trial.state.is_finished:
-            raise TrialFinishedError(
-                f"Trial {trial.number} is already {trial.state.value}; finished trials are "
-                f"immutable. {FINISHED_HINT}"
-            )
+            raise trial_finished(trial.number, trial.state)
         return trial
 
     def _get(self, trial_id: int) -> FrozenTrial:
         try:
             return self._trials[trial_id]
         except KeyError:
-            raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.") from None
+            raise trial_not_found(trial_id) from None
 
     def set_trial_params(self, trial_id: int, params: Mapping[str, Any], natural: Any,
                          dedup_key: str | None = None) -> None:

@@ -64,26 +64,28 @@ from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,
-    DuplicateStudyError,
     MissingDependencyError,
     StorageError,
     StudyNotFoundError,
-    TrialFinishedError,
-    TrialNotFoundError,
 )
 from hpo_plugins.storages._base import (
-    FINISHED_HINT,
     LIMIT_STATES,
     Storage,
     StudyInfo,
     check_attr_key,
     check_heartbeat_state,
+    duplicate_study,
     finished_state,
     import_keys,
+    names_for_message,
+    no_study_named,
     not_json,
     numpy_default,
     stale_after,
     stale_reason,
+    study_not_found,
+    trial_finished,
+    trial_not_found,
 )
 from hpo_plugins.storages._cache import FinishedTrialCache, read_only_trial
 from hpo_plugins.storages._driver import HotPath
@@ -116,7 +118,6 @@ _AUTOCOMMIT = "hpo_autocommit"
 _UTC = _dt.timezone.utc
 _STATES = {state.value: state for state in TrialState}
 _LIMIT_VALUES = [state.value for state in LIMIT_STATES]
-_MAX_NAMES_SHOWN = 20
 #: Above this many trials to read in full, get_all_trials reads the whole study in one query.
 _MAX_IDS_PER_QUERY = 500
 #: The query arguments of a SQLite URL that the pysqlite driver takes itself, with how it reads
@@ -433,12 +434,6 @@ def _group_values(rows: Iterable[Sequence[Any]]) -> dict[int, dict[int, float]]:
                 curve = grouped[trial_id] = {}
         curve[step] = nan if value is None else value  # type: ignore[index]
     return grouped
-
-
-def _names_for_message(names: Sequence[str]) -> str:
-    shown = list(names[:_MAX_NAMES_SHOWN])
-    more = len(names) - len(shown)
-    return f"{shown}" + (f" (and {more} more)" if more > 0 else "")
 
 
 # -- dialect-specific bits --------------------------------------------------------------------
@@ -834,7 +829,7 @@ def _check_study(conn: Connection, study_id: int, *, lock: bool = False) -> None
     count toward a limit. SQLite ignores FOR UPDATE; BEGIN IMMEDIATE already serializes writers.
     """
     if conn.scalar(_LOCK_STUDY if lock else _STUDY, {"b_study_id": study_id}) is None:
-        raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+        raise study_not_found(study_id)
 
 
 def _lock_study_state(conn: Connection, study_id: int,
@@ -854,7 +849,7 @@ def _lock_study_state(conn: Connection, study_id: int,
     statement = _STUDY_STATE if limit is None else _STUDY_STATE_COUNT
     row = conn.execute(statement, {"b_study_id": study_id}).first()
     if row is None:
-        raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+        raise study_not_found(study_id)
     _, counted, waiting = row
     return limit is not None and counted >= limit, waiting
 
@@ -901,12 +896,9 @@ def _live_row(conn: Connection, trial_id: int, *, full: bool = False) -> Row[Any
     statement = _LOCK_TRIAL if full else _LOCK_TRIAL_STATE
     row = conn.execute(statement, {"b_trial_id": trial_id}).first()
     if row is None:
-        raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.")
+        raise trial_not_found(trial_id)
     if _STATES[row.state].is_finished:
-        raise TrialFinishedError(
-            f"Trial {row.number} is already {row.state}; finished trials are immutable. "
-            f"{FINISHED_HINT}"
-        )
+        raise trial_finished(row.number, row.state)
     return row
 
 
@@ -936,7 +928,7 @@ def _check_trial_key(conn: Connection, trial_id: int, key: str) -> None:
     """
     study_id = conn.scalar(sa.select(_trials.c.study_id).where(_trials.c.trial_id == trial_id))
     if study_id is None:
-        raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.")
+        raise trial_not_found(trial_id)
     _check_study(conn, study_id, lock=True)
     _check_dedup(conn, study_id, key, trial_id)
 
@@ -962,7 +954,7 @@ def _values_of_trial(conn: Connection, trial_id: int) -> dict[int, float]:
 def _fetch_trial(conn: Connection, trial_id: int) -> FrozenTrial:
     row = conn.execute(_TRIAL, {"b_trial_id": trial_id}).first()
     if row is None:
-        raise TrialNotFoundError(f"No trial with id {trial_id} in this storage.")
+        raise trial_not_found(trial_id)
     return _to_trial(row, _values_of_trial(conn, trial_id))
 
 
@@ -1567,10 +1559,10 @@ class SQLStorage(Storage):
             with self._write() as conn:
                 if conn.scalar(sa.select(_studies.c.study_id)
                                .where(_studies.c.name == name)) is not None:
-                    raise DuplicateStudyError(f"A study named {name!r} already exists.")
+                    raise duplicate_study(name)
                 return _inserted_id(conn.execute(sa.insert(_studies).values(values)))
         except IntegrityError as exc:  # another process created it between check and insert
-            raise DuplicateStudyError(f"A study named {name!r} already exists.") from exc
+            raise duplicate_study(name) from exc
 
     @_reconnecting(idempotent=False)
     def import_study(self, name: str, direction: Direction, attrs: Mapping[str, Any],
@@ -1589,7 +1581,7 @@ class SQLStorage(Storage):
             with self._write() as conn:
                 if conn.scalar(sa.select(_studies.c.study_id)
                                .where(_studies.c.name == name)) is not None:
-                    raise DuplicateStudyError(f"A study named {name!r} already exists.")
+                    raise duplicate_study(name)
                 study_id = _inserted_id(conn.execute(sa.insert(_studies).values(study)))
                 points: list[dict[str, Any]] = []
                 for row, trial in zip(rows, trials):
@@ -1600,7 +1592,7 @@ class SQLStorage(Storage):
                     conn.execute(_INSERT_VALUE, points)
                 return study_id
         except IntegrityError as exc:  # another process created it between check and insert
-            raise DuplicateStudyError(f"A study named {name!r} already exists.") from exc
+            raise duplicate_study(name) from exc
 
     @_reconnecting(idempotent=True)
     def get_study_id(self, name: str) -> int:
@@ -1609,17 +1601,14 @@ class SQLStorage(Storage):
             if study_id is not None:
                 return int(study_id)
             names = conn.scalars(sa.select(_studies.c.name).order_by(_studies.c.name)).all()
-        raise StudyNotFoundError(
-            f"No study named {name!r} in {self._description}. "
-            f"Existing studies: {_names_for_message(names)}."
-        )
+        raise no_study_named(name, names, self._description)
 
     @_reconnecting(idempotent=True)
     def get_study(self, study_id: int) -> StudyInfo:
         with self._read() as conn:
             infos = _study_infos(conn, study_id)
         if not infos:
-            raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+            raise study_not_found(study_id)
         return infos[0]
 
     @_reconnecting(idempotent=True)
@@ -1636,7 +1625,7 @@ class SQLStorage(Storage):
             stored = conn.scalar(sa.select(_studies.c.attrs)
                                  .where(_studies.c.study_id == study_id).with_for_update())
             if stored is None:
-                raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+                raise study_not_found(study_id)
             conn.execute(sa.update(_studies).where(_studies.c.study_id == study_id)
                          .values(attrs=_with_entry(stored, key, value, what)))
 
@@ -1674,7 +1663,7 @@ class SQLStorage(Storage):
             with self._statements() as conn:
                 created = _insert_numbered(conn, row)
             if created is None:
-                raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+                raise study_not_found(study_id)
             return _created_trial(row, created)
         with _dedup_errors(dedup_key), self._write() as conn:
             full, _ = _lock_study_state(conn, study_id, limit)
@@ -1720,7 +1709,7 @@ class SQLStorage(Storage):
         with self._read() as conn:
             state = conn.execute(_STUDY_STATE, {"b_study_id": study_id}).first()
         if state is None:
-            raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+            raise study_not_found(study_id)
         if state[2] is None:
             return None
         with self._write() as conn:
@@ -1928,7 +1917,7 @@ class SQLStorage(Storage):
         params = {"b_study_id": study_id, "b_before": before}
         found = self._hot_statements().any_stale(study_id, before)
         if found is None:
-            raise StudyNotFoundError(f"No study with id {study_id} in this storage.")
+            raise study_not_found(study_id)
         if not found:
             return []
         with self._read() as conn:  # no lock yet: trials kept alive by their own grace period
@@ -2176,14 +2165,14 @@ def _refuse_foreign_sqlite(url: URL, description: str) -> None:
     if {"studies", "trials", "trial_values", "version_info"} <= set(tables):
         raise StorageError(
             f"The SQLite file {description} is an Optuna database (tables "
-            f"{_names_for_message(tables)}), with no hpo_plugins tables. hpo_plugins leaves "
+            f"{names_for_message(tables)}), with no hpo_plugins tables. hpo_plugins leaves "
             f"it as it is (opening it would add its tables and switch the file to WAL mode) "
             f"and cannot read Optuna's studies. Expected a new file or one that hpo_plugins "
             f"created: give another path, such as sqlite:///hpo.db.")
     _logger.warning("The SQLite file %s holds another program's tables (%s): hpo_plugins adds "
                     "its own tables (hpo_*) beside them and switches the file to WAL mode. "
                     "Give another path if the file should stay as it is.", description,
-                    _names_for_message(tables))
+                    names_for_message(tables))
 
 
 def _sqlite_read_uri(url: URL) -> str:
