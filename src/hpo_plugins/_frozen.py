@@ -24,6 +24,9 @@ LOST_ATTR = "lost"
 #: System attribute of a COMPLETE trial of a maximising study whose objective returned
 #: Hyperopt's ``{"loss": ...}`` (which Hyperopt minimises): the calling process warns of it.
 MAXIMISED_LOSS_ATTR = "maximised_loss"
+#: User attribute of a trial trained by an adapter (``keras_tune``, ``lightning_objective``):
+#: the path of its best checkpoint or weights, for the best model's reload.
+CHECKPOINT_ATTR = "checkpoint"
 
 
 class TrialState(str, enum.Enum):

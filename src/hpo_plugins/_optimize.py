@@ -49,9 +49,10 @@ if TYPE_CHECKING:
     from hpo_plugins.study import Study
     from hpo_plugins.trial import Trial
 
-__all__ = ["STOPS_THE_RUN", "TIMED_OUT_WAITING", "RunSettings", "exception_text",
-           "exit_as_sigterm", "run", "run_one", "run_sequential", "sigterm_reason",
-           "stopped_by_sigterm", "tell_raised_pruned"]
+__all__ = ["ENDS_LOGGED_BY_LAUNCHER", "NOTHING_REPORTED_ATTR", "STOPS_THE_RUN",
+           "TIMED_OUT_WAITING", "RunSettings", "exception_text", "exit_as_sigterm",
+           "launcher_for", "progress", "run", "run_one", "run_sequential", "shortened",
+           "sigterm_reason", "stopped_by_sigterm", "tell_raised_pruned"]
 
 _logger = logging.getLogger(__name__)
 _TRACEBACK_CHARS = 8000

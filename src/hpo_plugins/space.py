@@ -2,8 +2,9 @@
 
 A user writes a space in Hyperopt's language (``hp.choice``, ``hp.uniform``, ...) nested in dicts,
 lists and tuples. :class:`SearchSpace` reads it with ``hyperopt.pyll_utils.expr_to_config`` and
-keeps, for every label, a :class:`Param`: its distribution with bounds in natural units and the
-conditions under which it is active. Everything else in the library works on *flat internal
+keeps, for every label, a :class:`Param`: its distribution with Hyperopt's own arguments (the
+bounds of a log kind in log space; :attr:`Param.bounds` gives natural units) and the conditions
+under which it is active. Everything else in the library works on *flat internal
 parameters*: a dict ``label -> value`` holding only active labels, where a choice holds the index
 of its option and every number is in natural units (exactly what Hyperopt stores in
 ``misc["vals"]``). :meth:`SearchSpace.build` turns that into the nested natural value the
@@ -42,7 +43,7 @@ from hpo_plugins._space_build import compile_builder
 from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import SpaceError
 
-__all__ = ["CHOICE_KINDS", "INACTIVE", "Param", "SearchSpace"]
+__all__ = ["CHOICE_KINDS", "INACTIVE", "Condition", "Param", "SearchSpace", "as_space"]
 
 _logger = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ class Param:
     def bounds(self) -> tuple[float, float] | None:
         """Natural-unit bounds ``(low, high)`` for bounded kinds, None for unbounded ones.
 
-        ``randint`` gives ``(low, high - 1)``, the inclusive integer range.
+        ``randint`` gives ``(low, high - 1)``, the inclusive integer range; a choice gives the
+        range of its option indices, ``(0, n_options - 1)``.
         """
         if self.kind in ("uniform", "quniform"):
             return float(self.args["low"]), float(self.args["high"])

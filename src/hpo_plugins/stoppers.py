@@ -17,9 +17,9 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
+from hpo_plugins._checks import check_bool, check_int, check_real
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import TooManyFailuresError
-from hpo_plugins.samplers._random import check_bool, check_int, check_real
 
 if TYPE_CHECKING:
     from hpo_plugins.study import Study

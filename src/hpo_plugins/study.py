@@ -112,6 +112,7 @@ class Study:
         self._stop_requested = False
         self._stop_error: BaseException | None = None  # raised by optimize at its end (stop())
         self._lag_wait_warned = False  # a long lagged wait is logged once (_warn_lag_wait)
+        self._loss_max_warned = False  # a maximised Hyperopt "loss" is warned once (_EndTally)
         if logdir is not None:
             resolve_root(self)  # another study's logdir fails here, not at the first trial
             self.observers.append(_tensorboard_observer(self))
@@ -981,8 +982,8 @@ class _EndTally:
             self.failed += 1
             self.last_reason = frozen.fail_reason
         if frozen.system_attrs.get(MAXIMISED_LOSS_ATTR) and not getattr(
-                study, "_loss_max_warned", False):
-            study._loss_max_warned = True  # type: ignore[attr-defined]  # once per study object
+                study, "_loss_max_warned", False):  # getattr: a study unpickled from before
+            study._loss_max_warned = True  # once per study object
             _logger.warning(
                 "Study %r maximises, and the objective returns a dict with 'loss', which "
                 "Hyperopt minimises: here the largest 'loss' ranks best. If it holds a loss (or "

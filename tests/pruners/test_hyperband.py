@@ -151,11 +151,11 @@ def test_params_round_trip() -> None:
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"reduction_factor": 1},
-     r"^Expected `reduction_factor` to be an integer >= 2\. Received: reduction_factor=1$"),
-    ({"min_resource": 0}, r"^Expected `min_resource` to be an integer >= 1\. .*=0$"),
+     r"^Expected `reduction_factor` to be an integer >= 2\. Received: reduction_factor=1\.$"),
+    ({"min_resource": 0}, r"^Expected `min_resource` to be an integer >= 1\. .*=0\.$"),
     ({"min_resource": "auto"}, r"`min_resource` to be an integer >= 1\. .*='auto'"),
     ({"min_resource": 4, "max_resource": 3},
-     r'^Expected `max_resource` to be an integer >= 4 or "auto"\. Received: max_resource=3$'),
+     r'^Expected `max_resource` to be an integer >= 4 or "auto"\. Received: max_resource=3\.$'),
     ({"max_resource": "big"}, r"Received: max_resource='big'"),
     ({"bootstrap_count": -1}, r"`bootstrap_count` to be an integer >= 0\. .*=-1"),
 ])

@@ -157,7 +157,7 @@ def test_params_round_trip() -> None:
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"n_startup_trials": -1},
-     r"^Expected `n_startup_trials` to be an integer >= 0\. Received: n_startup_trials=-1$"),
+     r"^Expected `n_startup_trials` to be an integer >= 0\. Received: n_startup_trials=-1\.$"),
     ({"n_warmup_steps": -1}, r"`n_warmup_steps` to be an integer >= 0\. .*=-1"),
     ({"interval_steps": 0}, r"`interval_steps` to be an integer >= 1\. .*=0"),
     ({"n_min_trials": 0}, r"`n_min_trials` to be an integer >= 1\. .*=0"),

@@ -231,10 +231,10 @@ def test_params_round_trip() -> None:
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"reduction_factor": 1},
-     r"^Expected `reduction_factor` to be an integer >= 2\. Received: reduction_factor=1$"),
+     r"^Expected `reduction_factor` to be an integer >= 2\. Received: reduction_factor=1\.$"),
     ({"reduction_factor": 2.5}, r"`reduction_factor` to be an integer >= 2\. .*=2\.5"),
     ({"min_resource": 0},
-     r'^Expected `min_resource` to be an integer >= 1 or "auto"\. Received: min_resource=0$'),
+     r'^Expected `min_resource` to be an integer >= 1 or "auto"\. Received: min_resource=0\.$'),
     ({"min_resource": "fast"}, r"`min_resource` .* Received: min_resource='fast'"),
     ({"min_resource": True}, r"Received: min_resource=True"),
     ({"min_early_stopping_rate": -1}, r"`min_early_stopping_rate` to be an integer >= 0\."),

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RESUME_FAILED_ATTR", "EpochBackup", "discard_backups", "resume_into"]
 
-_logger = logging.getLogger(__name__)
+_logger = logging.getLogger("hpo_plugins.keras")
 
 _NAME = re.compile(r"^epoch=(\d+)$")
 _MODEL = "model.weights.h5"

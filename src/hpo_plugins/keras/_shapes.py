@@ -18,7 +18,7 @@ from hpo_plugins.storages._base import json_copy
 
 __all__ = ["BUILD_ATTR", "build_record", "rebuild"]
 
-_logger = logging.getLogger(__name__)
+_logger = logging.getLogger("hpo_plugins.keras")
 
 #: System attribute of a trial whose model ``fit`` built: its build config as JSON.
 BUILD_ATTR = "keras_build_config"

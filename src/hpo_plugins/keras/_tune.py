@@ -25,7 +25,7 @@ import keras
 from hpo_plugins._api import _optimize, check_run_args, default_study_name
 from hpo_plugins._callback_args import as_number, raise_recorded_stop
 from hpo_plugins._direction import resolve_direction
-from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._frozen import CHECKPOINT_ATTR, Direction, FrozenTrial, TrialState
 from hpo_plugins._numbers import is_integer
 from hpo_plugins._ported import KERAS_TUNER_ARGUMENTS, ported_arguments
 from hpo_plugins._resume import warn_without_retries
@@ -59,8 +59,6 @@ __all__ = ["CHECKPOINT_ATTR", "STOP_ATTR", "KerasObjective", "KerasTuneResult", 
 
 _logger = logging.getLogger("hpo_plugins.keras")
 
-#: The trial user attribute that holds the path of the trial's best weights.
-CHECKPOINT_ATTR = "checkpoint"
 #: The file, in ``trial.log_dir``, that holds those weights.
 CHECKPOINT_FILE = "best.weights.h5"
 #: The trial system attribute that holds the set-up error which stops the study (see

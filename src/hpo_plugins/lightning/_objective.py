@@ -21,6 +21,7 @@ import numpy as np
 
 from hpo_plugins import _resume
 from hpo_plugins._callback_args import raise_recorded_stop
+from hpo_plugins._frozen import CHECKPOINT_ATTR
 from hpo_plugins._resume import warn_without_retries
 from hpo_plugins.context import current_trial
 from hpo_plugins.exceptions import ConfigurationError
@@ -52,8 +53,6 @@ __all__ = ["LightningObjective", "lightning_objective"]
 
 _logger = logging.getLogger("hpo_plugins.lightning")
 
-#: Where :class:`LightningObjective` records the best checkpoint of a trial.
-CHECKPOINT_ATTR = "checkpoint"
 #: The trial system attribute that holds the set-up mistake which stops the study (see
 #: :meth:`LightningObjective.after_trial`); stored, so the parent reads it after a worker's trial.
 STOP_ATTR = "lightning_objective_stop"

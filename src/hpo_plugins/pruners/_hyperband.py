@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hpo_plugins._checks import check_int
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.pruners._curves import CurveMemo, curve_memo
-from hpo_plugins.pruners._median import check_int, peers_of
+from hpo_plugins.pruners._median import peers_of
 from hpo_plugins.pruners._successive_halving import (
     SuccessiveHalvingPruner,
     longest_complete_curve,

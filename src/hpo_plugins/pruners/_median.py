@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from hpo_plugins._checks import check_int
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
@@ -198,18 +199,3 @@ def is_decision_step(previous: int, step: int, n_warmup_steps: int,
 def peers_of(trial: FrozenTrial, others: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """``others`` without ``trial`` itself, in case a caller passed the whole study."""
     return [t for t in others if t.number != trial.number]
-
-
-def check_int(name: str, value: Any, *, minimum: int, auto: bool = False) -> Any:
-    """``value`` as a Python int (numpy integers too) if it is ``>= minimum``, or ``"auto"``
-    where allowed; else a ConfigurationError.
-
-    ``bool`` is refused although it is an ``int``: ``True`` is never a meaningful count.
-    """
-    if auto and isinstance(value, str) and value == "auto":
-        return value
-    if (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            and int(value) >= minimum):
-        return int(value)
-    expected = f"an integer >= {minimum}" + (' or "auto"' if auto else "")
-    raise ConfigurationError(f"Expected `{name}` to be {expected}. Received: {name}={value!r}")

@@ -7,10 +7,10 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from hpo_plugins._checks import check_int
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
-from hpo_plugins.pruners._median import check_int
 
 __all__ = ["PatientPruner"]
 

@@ -6,10 +6,11 @@ import bisect
 import math
 from collections.abc import Sequence
 
+from hpo_plugins._checks import check_int
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.pruners._curves import CurveMemo, curve_memo
-from hpo_plugins.pruners._median import check_int, peers_of
+from hpo_plugins.pruners._median import peers_of
 
 __all__ = ["SuccessiveHalvingPruner"]
 

@@ -7,11 +7,12 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from hpo_plugins._checks import check_int
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.pruners._curves import curve_memo
-from hpo_plugins.pruners._median import check_int, is_decision_step
+from hpo_plugins.pruners._median import is_decision_step
 
 __all__ = ["ThresholdPruner"]
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from hpo_plugins._checks import check_int, check_real
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins.samplers._base import History, Sampler, ranked_for_model
-from hpo_plugins.samplers._random import check_int, check_real
 from hpo_plugins.space import Param, SearchSpace
 
 __all__ = ["AnnealSampler"]

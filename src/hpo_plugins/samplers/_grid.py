@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from hpo_plugins._checks import check_bool
 from hpo_plugins.exceptions import SearchSpaceExhausted, SpaceError
 from hpo_plugins.samplers._base import History, Sampler
-from hpo_plugins.samplers._random import check_bool
 from hpo_plugins.space import Param, SearchSpace
 
 __all__ = ["MAX_BRANCHES", "MAX_GRID_SIZE", "GridSampler"]

@@ -31,10 +31,10 @@ import numpy as np
 from hyperopt import Domain, Trials, pyll, tpe, trials_from_docs
 from hyperopt.base import JOB_STATE_DONE, STATUS_OK, miscs_update_idxs_vals
 
+from hpo_plugins._checks import check_int, check_real
 from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.samplers._base import History, Sampler, ranked_for_model
-from hpo_plugins.samplers._random import check_int, check_real
 from hpo_plugins.space import SearchSpace
 
 __all__ = ["RUNNING_POLICIES", "HyperoptTPESampler"]

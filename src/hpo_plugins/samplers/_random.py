@@ -1,19 +1,12 @@
-"""Random search: every trial drawn independently from the prior.
-
-The module also holds the small argument checks the other samplers share, so that every
-constructor reports a bad argument the same way (Keras Tuner style: the argument, what was
-expected, what was received).
-"""
+"""Random search: every trial drawn independently from the prior."""
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
 
-from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.samplers._base import History, Sampler
 from hpo_plugins.space import SearchSpace
 
@@ -53,63 +46,3 @@ class RandomSampler(Sampler):
                rng: np.random.Generator) -> dict[str, Any]:
         """Draw flat internal parameters from the prior (see :class:`Sampler`)."""
         return space.sample_prior(rng)
-
-
-# ---------------------------------------------------------------------------------------------
-# Constructor argument checks shared by the samplers of this package
-
-
-def check_int(name: str, value: Any, *, minimum: int) -> int:
-    """Return ``value`` if it is an ``int`` of at least ``minimum``, else raise.
-
-    Raises:
-        ConfigurationError: Names the argument, the expectation and the received value.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigurationError(
-            f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}."
-        )
-    return int(value)
-
-
-def check_real(name: str, value: Any, *, low: float, high: float = math.inf,
-               open_low: bool = False, open_high: bool = True) -> float:
-    """Return ``value`` as a float if it lies in the interval, else raise.
-
-    Args:
-        name: The argument's name, for the message.
-        value: What the caller passed.
-        low: Lower end of the interval.
-        high: Upper end of the interval.
-        open_low: Whether ``low`` itself is excluded.
-        open_high: Whether ``high`` itself is excluded.
-
-    Raises:
-        ConfigurationError: Names the argument, the interval and the received value.
-    """
-    number = _as_float(value)
-    above = number is not None and (number > low if open_low else number >= low)
-    below = number is not None and (number < high if open_high else number <= high)
-    if not (above and below):
-        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-        raise ConfigurationError(
-            f"Expected `{name}` to be a number in {interval}. Received: {name}={value!r}."
-        )
-    return float(value)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` if it is a ``bool``, else raise a :class:`ConfigurationError`."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigurationError(
-            f"Expected `{name}` to be True or False. Received: {name}={value!r} "
-            f"(of type {type(value).__name__})."
-        )
-    return bool(value)
-
-
-def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return None
-    number = float(value)
-    return number if not math.isnan(number) else None

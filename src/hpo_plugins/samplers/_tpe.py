@@ -63,9 +63,9 @@ from typing import Any
 
 import numpy as np
 
+from hpo_plugins._checks import check_bool, check_int, check_real
 from hpo_plugins._frozen import TrialState
 from hpo_plugins.samplers._base import History, Sampler, ranked_for_model
-from hpo_plugins.samplers._random import check_bool, check_int, check_real
 from hpo_plugins.samplers._tpe_kernels import ParzenMixture, neighbour_bandwidths
 from hpo_plugins.samplers._tpe_space import Group, dims_of, groups
 from hpo_plugins.space import SearchSpace

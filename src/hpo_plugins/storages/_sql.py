@@ -28,8 +28,10 @@ How the contract is kept:
 * **Processes.** SQLite runs in WAL mode (readers never block the writer) with a long busy
   timeout, so processes wait for the lock instead of failing with "database is locked".
 * **Fresh reads.** ``get_all_trials`` asks the database for the ids of the study's trials at
-  every call; it keeps only *finished* trials once read (they never change and ids are never
-  reused), and reads every other trial in full each time. ``get_trial`` always reads.
+  every call; it keeps *finished* trials once read (they never change and ids are never
+  reused) and reads every other trial again, except the points of its curve already read: only
+  those from its last known step on, checked by their count and sum (see
+  :class:`UnfinishedCurves`). ``get_trial`` always reads in full.
 * **Outages.** A server that went away is waited for, where a call can safely run again (see
   :mod:`._outage`): the write methods say whether they are idempotent (``_reconnecting``), and
   each connection says whether a failure came before anything could commit (``_Stage``).
@@ -1237,8 +1239,10 @@ class SQLStorage(Storage):
     """Keeps studies in a SQL database that processes and machines share.
 
     A SQLite file suits one machine (any number of processes); PostgreSQL suits many machines
-    (``pip install 'hpo_plugins[postgres]'``). Tables are created on first use; a database
-    written by another schema version is refused with a clear error rather than misread.
+    (``pip install 'hpo_plugins[postgres]'``). Tables are created on first use; a database of
+    an older schema version is upgraded in place (``create=True``) or refused
+    (``create=False``), and one of a newer version is refused with a clear error rather than
+    misread.
 
     Args:
         url: A SQLAlchemy URL, such as ``"sqlite:///hpo.db"`` (relative to the working directory)
@@ -2069,7 +2073,8 @@ def _fail_trial(conn: Connection, trial: FrozenTrial, reason: Mapping[str, Any],
 
 
 def _ensure_schema(engine: Engine, description: str) -> None:
-    """Create missing tables, or refuse a database written by another schema version."""
+    """Create missing tables, after upgrading a database of an older schema version in place
+    (:func:`_migrate`, which refuses a newer one)."""
     with engine.begin() as conn:
         _lock_schema(conn)
         found = _schema_version(conn)
