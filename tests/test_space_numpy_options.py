@@ -16,7 +16,8 @@ import pytest
 import hpo_plugins as hpo
 from hpo_plugins import hp
 from hpo_plugins.samplers import RandomSampler
-from hpo_plugins.space import _EARLIER_READING, SearchSpace
+from hpo_plugins._space_read import EARLIER_READING
+from hpo_plugins.space import SearchSpace
 from hpo_plugins.study import earlier_fingerprints
 
 SPACE = {"n": hp.choice("n", np.arange(100, 600, 100)),
@@ -31,11 +32,11 @@ def _objective(params: dict[str, Any]) -> float:
 
 def _as_earlier_versions(func: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``func`` reading numpy options as objects, as versions before this one did."""
-    token = _EARLIER_READING.set(True)
+    token = EARLIER_READING.set(True)
     try:
         return func(*args, **kwargs)
     finally:
-        _EARLIER_READING.reset(token)
+        EARLIER_READING.reset(token)
 
 
 def test_numpy_options_are_described_by_their_python_values() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo_plugins.space import Param, _fmt_args, _same, hp_name
+from hpo_plugins._space_param import Param, format_args, hp_name, same_value
 
 __all__ = ["SHOWN_PROBLEMS", "diagnose", "did_you_mean", "explained", "looks_flat"]
 
@@ -58,7 +58,7 @@ class _Fit:
         there: a value of the space has one value per parameter, so no reading fits it."""
         out = []
         for label, places in self.given.items():
-            if all(_same(places[0][1], key) for _, key, _ in places[1:]):
+            if all(same_value(places[0][1], key) for _, key, _ in places[1:]):
                 continue
             where = _and([_subscript(path) or "the top level" for path, _, _ in places])
             values = _and([repr(shown) for _, _, shown in places])
@@ -99,7 +99,7 @@ def diagnose(node: Any, value: Any, params: Mapping[str, Param],
     """
     name = node.name
     if name == "literal":
-        if _same(node.obj, value):
+        if same_value(node.obj, value):
             return _Fit(1)
         return _Fit(0, [f"{_where(path)}: expected {node.obj!r}, received {value!r}"])
     if name == "dict":
@@ -178,7 +178,7 @@ def _diagnose_choice(node: Any, value: Any, params: Mapping[str, Param],
 def _diagnose_param(param: Param, value: Any, path: tuple[Any, ...]) -> _Fit:
     if param.contains(value):
         return _Fit(1)
-    what = f"{hp_name(param)}({param.label!r}, {_fmt_args(param)})"
+    what = f"{hp_name(param)}({param.label!r}, {format_args(param)})"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         reason = f"{value!r} (a {type(value).__name__}) is not a value of {what}"
     else:
@@ -200,7 +200,7 @@ def _describe(node: Any, params: Mapping[str, Param]) -> str:
     if name in ("hyperopt_param", "switch"):
         label = (node if name == "hyperopt_param" else node.inputs()[0]).arg["label"].obj
         param = params[label]
-        args = "" if param.is_choice else f", {_fmt_args(param)}"
+        args = "" if param.is_choice else f", {format_args(param)}"
         return f"{hp_name(param)}({label!r}{args})"
     return f"the result of {name}"
 
