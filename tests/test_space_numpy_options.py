@@ -15,8 +15,8 @@ import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import hp
-from hpo_plugins.samplers import RandomSampler
 from hpo_plugins._space_read import EARLIER_READING
+from hpo_plugins.samplers import RandomSampler
 from hpo_plugins.space import SearchSpace
 from hpo_plugins.study import earlier_fingerprints
 

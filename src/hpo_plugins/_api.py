@@ -23,7 +23,7 @@ from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import get_storage
 from hpo_plugins.study import Study, create_study, earlier_derived_name, earlier_fingerprints
 
-__all__ = ["maximize", "minimize"]
+__all__ = ["check_run_args", "default_study_name", "maximize", "minimize", "optimize_study"]
 
 _logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None 
 
     See :meth:`Study.optimize` and :func:`create_study` for every argument.
     """
-    return _optimize("minimize", **locals())
+    return optimize_study("minimize", **locals())
 
 
 @ported_arguments(FMIN_ARGUMENTS, positional="maximize(objective, space, n_trials=..., "
@@ -80,15 +80,15 @@ def maximize(objective: Callable[..., Any], space: Any, *, n_trials: int | None 
              heartbeat_interval: float | None = 30.0, grace_period: float | None = None,
              max_retries: int = 0) -> Study:
     """Maximise ``objective`` over ``space``; the same arguments as :func:`minimize`."""
-    return _optimize("maximize", **locals())
+    return optimize_study("maximize", **locals())
 
 
-def _optimize(direction: str, *, objective: Callable[..., Any], space: Any,
-              n_trials: int | None, max_trials: int | None, timeout: float | None,
-              study_name: str | None, catch: Any, callbacks: Any,
-              show_progress_bar: bool | None, n_jobs: int, launcher: Any, storage: Any,
-              derive_name: Callable[[str], str] | None = None,
-              derived_from: str = "the objective and the space", **study_kwargs: Any) -> Study:
+def optimize_study(direction: str, *, objective: Callable[..., Any], space: Any,
+                   n_trials: int | None, max_trials: int | None, timeout: float | None,
+                   study_name: str | None, catch: Any, callbacks: Any,
+                   show_progress_bar: bool | None, n_jobs: int, launcher: Any, storage: Any,
+                   derive_name: Callable[[str], str] | None = None,
+                   derived_from: str = "the objective and the space", **study_kwargs: Any) -> Study:
     """The body of :func:`minimize` and :func:`maximize`.
 
     ``derive_name`` and ``derived_from`` are for adapters that derive the study name from

@@ -18,7 +18,9 @@ from hpo_plugins import TrialState, hp
 from hpo_plugins._frozen import Direction
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras import keras_tune
-from hpo_plugins.keras._tune import KerasObjective, KerasTuneResult, fit_arguments
+from hpo_plugins.keras._checks import fit_arguments
+from hpo_plugins.keras._objective import KerasObjective
+from hpo_plugins.keras._result import KerasTuneResult
 
 Data = dict[str, np.ndarray]
 EPOCHS = 5

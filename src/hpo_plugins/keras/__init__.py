@@ -23,6 +23,7 @@ except ImportError as exc:
 
 from hpo_plugins._direction import infer_direction
 from hpo_plugins.keras._callback import HPOCallback
-from hpo_plugins.keras._tune import KerasTuneResult, keras_tune
+from hpo_plugins.keras._result import KerasTuneResult
+from hpo_plugins.keras._tune import keras_tune
 
 __all__ = ["HPOCallback", "KerasTuneResult", "infer_direction", "keras_tune"]
