@@ -19,7 +19,8 @@ import pytest
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
 from hpo_plugins._api import default_study_name
-from hpo_plugins._optimize import RunSettings, run_one
+from hpo_plugins._optimize import run_one
+from hpo_plugins._run_settings import RunSettings
 from hpo_plugins.exceptions import (
     ConfigurationError,
     NoActiveTrialError,
@@ -639,7 +640,7 @@ def test_a_ctrl_c_outside_the_objective_leaves_no_trial_running(
     def interrupted(*args: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_optimize, "_tell_result", interrupted)
+    monkeypatch.setattr(_optimize, "tell_result", interrupted)
     study = hpo.create_study(space={"x": hp.uniform("x", 0, 1)}, storage=None, max_retries=1)
     with pytest.raises(KeyboardInterrupt):
         study.optimize(lambda p: p["x"], n_trials=2)

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hpo_plugins._frozen import FrozenTrial
-from hpo_plugins._optimize import RunSettings, launcher_for
+from hpo_plugins._optimize import launcher_for
 from hpo_plugins._ported import FMIN_ARGUMENTS, ported_arguments
 from hpo_plugins._process import refuse_in_importing_worker
+from hpo_plugins._run_settings import RunSettings
 from hpo_plugins._signature import one_argument_problem
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner

@@ -801,7 +801,8 @@ class Study:
             The study itself.
         """
         from hpo_plugins._api import check_run_args
-        from hpo_plugins._optimize import RunSettings, run
+        from hpo_plugins._optimize import run
+        from hpo_plugins._run_settings import RunSettings
         from hpo_plugins.launchers._state import fail_dead_here
 
         check_run_args(objective, n_jobs, launcher)
@@ -993,7 +994,7 @@ class _EndTally:
     def warn_if_all_failed(self) -> None:
         """Log a warning when this call ran two trials or more and every one failed (marked
         ``ALL_FAILED_RECORD`` for a caller that says it in its own words: the CLI)."""
-        from hpo_plugins._optimize import shortened
+        from hpo_plugins._outcome import shortened
 
         if self.ended >= 2 and self.failed == self.ended:
             _logger.warning(

@@ -288,12 +288,8 @@ class Trial:
     def _finish_after(self, exc: BaseException) -> None:
         """Tell the trial for the exception that left its block, unless the block told it
         already. A failure to tell is logged, never raised over ``exc``."""
-        from hpo_plugins._optimize import (
-            exit_as_sigterm,
-            sigterm_reason,
-            stopped_by_sigterm,
-            tell_raised_pruned,
-        )
+        from hpo_plugins._outcome import tell_raised_pruned
+        from hpo_plugins._sigterm import exit_as_sigterm, sigterm_reason, stopped_by_sigterm
         from hpo_plugins.exceptions import is_trial_pruned
 
         try:

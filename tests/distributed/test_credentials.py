@@ -96,7 +96,7 @@ def test_password_is_never_shown(password_database: Database, tmp_path: Path,
 
 
 def _settings(study: hpo.Study) -> Any:
-    from hpo_plugins._optimize import RunSettings
+    from hpo_plugins._run_settings import RunSettings
 
     return RunSettings.build(study, n_trials=1, max_trials=None, timeout=None, catch=(),
                              callbacks=None, show_progress_bar=False)

@@ -14,7 +14,7 @@ import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
-from hpo_plugins._optimize import RunSettings
+from hpo_plugins._run_settings import RunSettings
 from hpo_plugins.cli import main
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.launchers import DaskLauncher

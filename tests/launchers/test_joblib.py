@@ -20,8 +20,9 @@ from joblib.externals.loky import get_reusable_executor
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
-from hpo_plugins._optimize import TIMED_OUT_WAITING, RunSettings
+from hpo_plugins._optimize import TIMED_OUT_WAITING
 from hpo_plugins._process import alive_here, process_record
+from hpo_plugins._run_settings import RunSettings
 from hpo_plugins.exceptions import ConfigurationError, RemoteObjectiveError
 from hpo_plugins.launchers import JoblibLauncher, detect_gpus, gpu_slots
 from hpo_plugins.launchers._state import RunState

@@ -15,8 +15,8 @@ import pytest
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
-from hpo_plugins._optimize import RunSettings
 from hpo_plugins._process import process_record
+from hpo_plugins._run_settings import RunSettings
 from hpo_plugins.launchers._state import fail_dead_workers
 from hpo_plugins.launchers._worker import Job, _unpack, run_task
 from hpo_plugins.samplers import RandomSampler

@@ -410,7 +410,7 @@ def test_only_handlers_that_stop_the_run_are_wrapped_while_workers_run() -> None
     workers would be frozen and the run would wait on them for ever."""
     import signal
 
-    from hpo_plugins._optimize import STOPS_THE_RUN
+    from hpo_plugins._sigterm import STOPS_THE_RUN
     from hpo_plugins.launchers._joblib import _commands_stopped_on_signals
 
     def flag(signum: int, frame: object) -> None:

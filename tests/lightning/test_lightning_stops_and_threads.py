@@ -24,8 +24,9 @@ from lit_digits import DigitsClassifier, DigitsData
 
 import hpo_plugins as hpo
 from hpo_plugins import TrialState
-from hpo_plugins._optimize import RunSettings, stopped_by_sigterm
 from hpo_plugins._process import process_record
+from hpo_plugins._run_settings import RunSettings
+from hpo_plugins._sigterm import stopped_by_sigterm
 from hpo_plugins.cli._base import Terminated
 from hpo_plugins.launchers._state import RunState
 from hpo_plugins.launchers._worker import Job
@@ -305,7 +306,8 @@ def test_a_sigterm_stop_ends_the_process_with_status_143() -> None:
 
 def test_a_trial_failed_elsewhere_first_is_not_requeued_twice() -> None:
     """The launcher failed and re-queued the trial while its worker was still telling it."""
-    from hpo_plugins._optimize import _tell_lost, sigterm_reason
+    from hpo_plugins._outcome import tell_lost
+    from hpo_plugins._sigterm import sigterm_reason
 
     study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:",
                              max_retries=2)
@@ -314,7 +316,7 @@ def test_a_trial_failed_elsewhere_first_is_not_requeued_twice() -> None:
     frozen = study.storage.finish_trial(trial.trial_id, TrialState.FAIL, None,
                                         {"fail_reason": reason})
     study.requeue_lost(frozen)  # what the launcher did
-    _tell_lost(study, trial, SIGTERMException())  # what the worker then does
+    tell_lost(study, trial, SIGTERMException())  # what the worker then does
     assert [t.system_attrs.get("retry_of") for t in study.get_trials("WAITING")] == [
         trial.number]
 

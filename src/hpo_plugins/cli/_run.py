@@ -258,7 +258,7 @@ def _sigterm_stops_the_run() -> Iterator[None]:
     def terminate(signum: int, frame: FrameType | None) -> None:
         raise Terminated(signal.Signals(signum).name)
 
-    from hpo_plugins._optimize import STOPS_THE_RUN
+    from hpo_plugins._sigterm import STOPS_THE_RUN
 
     setattr(terminate, STOPS_THE_RUN, True)  # a parallel run gives its commands a grace first
 

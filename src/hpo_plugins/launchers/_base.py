@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpo_plugins._optimize import RunSettings
+    from hpo_plugins._run_settings import RunSettings
     from hpo_plugins.storages import Storage
     from hpo_plugins.study import Study
 

@@ -36,7 +36,7 @@ from hpo_plugins.launchers._worker import Job, run_task
 
 if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
-    from hpo_plugins._optimize import RunSettings
+    from hpo_plugins._run_settings import RunSettings
     from hpo_plugins.storages import Storage
     from hpo_plugins.study import Study
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import FrozenTrial
-from hpo_plugins._optimize import STOPS_THE_RUN
+from hpo_plugins._sigterm import STOPS_THE_RUN
 from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import ConfigurationError, WorkerStartError
 from hpo_plugins.launchers._base import Launcher
@@ -28,7 +28,7 @@ from hpo_plugins.launchers._state import RunState, fail_dead_workers, fail_orpha
 from hpo_plugins.launchers._worker import Job, pin_gpu, run_task
 
 if TYPE_CHECKING:
-    from hpo_plugins._optimize import RunSettings
+    from hpo_plugins._run_settings import RunSettings
     from hpo_plugins.storages import Storage
     from hpo_plugins.study import Study
 

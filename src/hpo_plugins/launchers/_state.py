@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import LOST_ATTR, FrozenTrial, TrialState
 from hpo_plugins._observers import notify
-from hpo_plugins._optimize import exception_text, sigterm_reason, stopped_by_sigterm
 from hpo_plugins._process import alive_here, gone_here, same_process
 from hpo_plugins._resume import discard_stopped
+from hpo_plugins._sigterm import exception_text, sigterm_reason, stopped_by_sigterm
 from hpo_plugins.exceptions import ClusterLostError, TrialFinishedError, TrialNotFoundError
 from hpo_plugins.launchers._worker import Job
 
 if TYPE_CHECKING:
-    from hpo_plugins._optimize import RunSettings
+    from hpo_plugins._run_settings import RunSettings
     from hpo_plugins.study import Study
 
 __all__ = ["RunState", "fail_dead_here", "fail_dead_workers", "fail_orphans"]
@@ -32,7 +32,7 @@ class RunState:
     """The parent's side of one parallel run: budget, results, callbacks, clean-up."""
 
     def __init__(self, study: Study, settings: RunSettings, job: Job) -> None:
-        from hpo_plugins._optimize import progress
+        from hpo_plugins._progress import progress
 
         self.study, self.settings, self.job = study, settings, job
         # started: budget used (lost tasks give theirs back); taken/returned: tasks sent out

@@ -31,7 +31,7 @@ from hpo_plugins.exceptions import ConfigurationError, RemoteObjectiveError
 
 if TYPE_CHECKING:
     from hpo_plugins._frozen import FrozenTrial
-    from hpo_plugins._optimize import RunSettings
+    from hpo_plugins._run_settings import RunSettings
     from hpo_plugins.study import Study
 
 __all__ = ["CANCELLED_REASON", "Job", "Transport", "exit_with_parent", "pin_gpu", "run_task",
@@ -163,7 +163,8 @@ def run_task(job: Job, gpu: str | None = None, worker: Mapping[str, Any] | None 
     the objective that would not arrive as itself is raised as a
     :class:`~hpo_plugins.exceptions.RemoteObjectiveError` instead (see :func:`sendable`).
     """
-    from hpo_plugins._optimize import ENDS_LOGGED_BY_LAUNCHER, run_one
+    from hpo_plugins._optimize import run_one
+    from hpo_plugins._outcome import ENDS_LOGGED_BY_LAUNCHER
 
     # a worker the launcher started must not outlive it (joblib runs n_jobs=1 in the launcher)
     if job.launcher is not None and job.launcher != os.getpid():

@@ -43,7 +43,7 @@ from hpo_plugins._callback_args import (
     monitor_direction_problem,
 )
 from hpo_plugins._frozen import TrialState
-from hpo_plugins._optimize import NOTHING_REPORTED_ATTR
+from hpo_plugins._outcome import NOTHING_REPORTED_ATTR
 from hpo_plugins._warn import warn_user
 from hpo_plugins.context import current_trial_or_none, pushed_elsewhere, pushed_trial_or_none
 from hpo_plugins.exceptions import ConfigurationError

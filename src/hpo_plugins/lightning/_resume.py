@@ -51,7 +51,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins import _resume
-from hpo_plugins._optimize import stopped_by_sigterm
+from hpo_plugins._sigterm import stopped_by_sigterm
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._base import report_step
 from hpo_plugins.lightning._checks import LIGHTNING_ROOTS
