@@ -16,9 +16,9 @@ import pytest
 import hpo_plugins as hpo
 from hpo_plugins import hp
 from hpo_plugins._space_read import EARLIER_READING
+from hpo_plugins._space_record import earlier_fingerprints
 from hpo_plugins.samplers import RandomSampler
 from hpo_plugins.space import SearchSpace
-from hpo_plugins.study import earlier_fingerprints
 
 SPACE = {"n": hp.choice("n", np.arange(100, 600, 100)),
          "scale": hp.choice("scale", [np.float32(0.5), np.float32(2.0)]),

@@ -17,12 +17,13 @@ from hpo_plugins._ported import FMIN_ARGUMENTS, ported_arguments
 from hpo_plugins._process import refuse_in_importing_worker
 from hpo_plugins._run_settings import RunSettings
 from hpo_plugins._signature import one_argument_problem
+from hpo_plugins._space_record import earlier_derived_name, earlier_fingerprints
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.samplers._base import Sampler
 from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import get_storage
-from hpo_plugins.study import Study, create_study, earlier_derived_name, earlier_fingerprints
+from hpo_plugins.study import Study, create_study
 
 __all__ = ["check_run_args", "default_study_name", "maximize", "minimize", "optimize_study"]
 

@@ -208,7 +208,7 @@ def monitor_direction_problem(key: str, trial: Trial, *, explicit: bool,
     ``accuracy``: the validation accuracy's name in the caller's framework, which the fix
     suggests (Lightning modules usually log ``val_acc``, Keras logs ``val_accuracy``).
     """
-    from hpo_plugins.study import DEFAULT_METRIC
+    from hpo_plugins._study_open import DEFAULT_METRIC
 
     implied = infer_direction(key)
     wanted = trial.study.direction

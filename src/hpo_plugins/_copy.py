@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from hpo_plugins._frozen import TrialState
+from hpo_plugins._study_open import refuse_missing_sqlite_file
 from hpo_plugins.exceptions import ConfigurationError, DuplicateStudyError
 from hpo_plugins.storages import Storage, default_storage_url, get_storage
 from hpo_plugins.storages._base import params_key
-from hpo_plugins.study import refuse_missing_sqlite_file
 
 __all__ = ["copy_study"]
 

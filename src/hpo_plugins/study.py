@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import logging
 import math
 import numbers
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,30 +24,46 @@ from hpo_plugins._frozen import (
     TrialState,
     lists_as_tuples,
 )
-from hpo_plugins._numbers import optional_count, read_number, read_step
+from hpo_plugins._numbers import optional_count, read_number
 from hpo_plugins._observers import TrialObserver, notify
-from hpo_plugins._ported import FMIN_ARGUMENTS, plugin_hint, ported_arguments, seed_hint
-from hpo_plugins._process import gone_here, refuse_in_importing_worker
+from hpo_plugins._ported import FMIN_ARGUMENTS, ported_arguments
+from hpo_plugins._process import refuse_in_importing_worker
 from hpo_plugins._results import json_values, read_result_dict, store_other_keys
-from hpo_plugins._version import __version__
-from hpo_plugins._warn import warn_user
+from hpo_plugins._space_record import few
+from hpo_plugins._study_checks import (
+    added_curve,
+    as_state,
+    as_trial_id,
+    check_ask,
+    check_user_attrs,
+    json_natural,
+    last_report,
+    marked_state,
+    no_best_message,
+    non_finite_number,
+    non_finite_reason,
+    parse_state,
+    require_frozen,
+    same_storage,
+    told_number,
+    warn_index_readings,
+)
+from hpo_plugins._study_open import (
+    create_study,
+    delete_study,
+    load_study,
+)
 from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,
-    DuplicateStudyError,
     SearchSpaceExhausted,
     StudyFull,
-    StudyNotFoundError,
 )
-from hpo_plugins.pruners._base import NopPruner, Pruner
-from hpo_plugins.samplers._base import History, Sampler, describe_object, is_description
-from hpo_plugins.space import SearchSpace, as_space
+from hpo_plugins.pruners._base import Pruner
+from hpo_plugins.samplers._base import History, Sampler
+from hpo_plugins.space import SearchSpace
 from hpo_plugins.storages import (
-    DEFAULT_STORAGE_ENV,
     Storage,
-    StudyInfo,
-    get_storage,
-    missing_sqlite_file,
 )
 from hpo_plugins.storages._base import check_attr_key, params_key
 from hpo_plugins.trial import Trial
@@ -66,9 +80,6 @@ _USER_ATTR_PREFIX = "user_attr:"
 
 #: How many times ``ask`` re-samples when another worker took the same configuration first.
 _DEDUP_RETRIES = 100
-DEFAULT_METRIC = "val_loss"  # what HPOCallback monitors when nobody named a metric
-#: The settings a resume keeps when the call leaves them out, and records when it gives them.
-_INHERITABLE = ("sampler", "pruner", "seed", "metric", "logdir")
 #: A lagged wait (deterministic parallel sampling) longer than this is logged, once.
 _LAG_WAIT_WARN_SECONDS = 5.0
 
@@ -183,7 +194,7 @@ class Study:
             StudyFull: ``limit`` was reached.
         """
         limit, lag = optional_count("limit", limit), optional_count("lag", lag)
-        _check_ask(heartbeat, system_attrs)
+        check_ask(heartbeat, system_attrs)
         if heartbeat and self.grace_period is not None:  # see GRACE_ATTR
             system_attrs = {GRACE_ATTR: self.grace_period, **(system_attrs or {})}
         self._reap_stale_trials()
@@ -243,7 +254,7 @@ class Study:
         else:
             history = self._lagged_history(frozen, lag)
         params = space.validate(self.sampler.sample(space, history, self._rng(frozen.number)))
-        natural = _json_natural(space.build(params))
+        natural = json_natural(space.build(params))
         self.storage.set_trial_params(frozen.trial_id, params, natural)
         return dataclasses.replace(frozen, params=params, natural=natural)
 
@@ -311,7 +322,7 @@ class Study:
         if getattr(self, "_lag_wait_warned", False):
             return
         self._lag_wait_warned = True
-        shown = _few([_described(t) for t in blocking], most=10)
+        shown = few([_described(t) for t in blocking], most=10)
         grace = (f"a trial whose worker died is failed once its heartbeat is "
                  f"{self.grace_period:g} s old" if self.grace_period is not None
                  else "without a grace_period, a trial whose worker died is waited for until "
@@ -337,7 +348,7 @@ class Study:
                                                         self._rng(history.number)))
             try:
                 frozen = self.storage.create_trial(
-                    self.study_id, params=params, natural=_json_natural(space.build(params)),
+                    self.study_id, params=params, natural=json_natural(space.build(params)),
                     dedup_key=params_key(params), heartbeat=heartbeat, limit=limit,
                     system_attrs=system_attrs)
             except DuplicateParamsError:
@@ -418,7 +429,7 @@ class Study:
         Raises:
             ConfigurationError: ``dead`` is not a FrozenTrial.
         """
-        _require_frozen(dead, "dead", "requeue_lost")
+        require_frozen(dead, "dead", "requeue_lost")
         retries = int(dead.system_attrs.get("retries", 0))
         if retries >= self.max_retries or not dead.params:
             return None
@@ -476,7 +487,7 @@ class Study:
             TrialFinishedError: The trial was already told.
         """
         live = self._own_trial(trial)
-        final = _parse_state(state) if state is not None else _marked_state(live)
+        final = parse_state(state) if state is not None else marked_state(live)
         if final is not TrialState.FAIL and live.fail_reason is not None:
             _logger.warning("Trial %d was marked failed (%s) before it was told %s: stored "
                             "FAIL.", live.number, live.fail_reason, final.value)
@@ -503,7 +514,7 @@ class Study:
         final, number, non_finite = self._told_value(live, final, value)
         if final is TrialState.FAIL:
             attrs.setdefault("fail_reason", non_finite or fail_reason or "failed")
-        if final is TrialState.FAIL and _non_finite_number(value):  # also with state="FAIL"
+        if final is TrialState.FAIL and non_finite_number(value):  # also with state="FAIL"
             attrs.setdefault(DIVERGED_ATTR, True)
         frozen = self.storage.finish_trial(live.trial_id, final, number, attrs)
         notify(self, "trial_finished", frozen)
@@ -521,11 +532,11 @@ class Study:
         if value is None:
             if state is TrialState.PRUNED:
                 return state, live.last_value, None
-            value = _last_report(live, self.study_name)
-        number = _told_number(live, value, state, self.study_name)
+            value = last_report(live, self.study_name)
+        number = told_number(live, value, state, self.study_name)
         if math.isfinite(number):
             return state, number, None
-        reason = _non_finite_reason(number)
+        reason = non_finite_reason(number)
         _logger.warning("Trial %d was told %s with the value %r: marked FAIL (%s).",
                         live.number, state.value, number, reason)
         return TrialState.FAIL, None, reason
@@ -535,7 +546,7 @@ class Study:
         if isinstance(trial, Trial):
             other = trial.study
             if other is not self and (other.study_id != self.study_id
-                                      or not _same_storage(other.storage, self.storage)):
+                                      or not same_storage(other.storage, self.storage)):
                 raise ConfigurationError(
                     f"Expected a trial of study {self.study_name!r}. Received trial "
                     f"{trial.number} of study {other.study_name!r}: tell each trial to the "
@@ -571,7 +582,7 @@ class Study:
             ConfigurationError: ``trial_id`` is not an int, or the trial belongs to another
                 study of the storage.
         """
-        trial_id = _trial_id(trial_id)
+        trial_id = as_trial_id(trial_id)
         frozen = self.storage.get_trial(trial_id)
         ours = self.storage.get_all_trials(self.study_id, [frozen.state])
         if not any(t.trial_id == trial_id for t in ours) and not any(
@@ -638,7 +649,7 @@ class Study:
             flat = space.validate(params.params)
         else:
             flat = space.flatten(params)
-            _warn_index_readings(space, params, flat)
+            warn_index_readings(space, params, flat)
         if skip_if_exists:
             self._reap_stale_trials()  # a dead process's RUNNING trial must not count
             if self._same_params_trial(flat) is not None:
@@ -653,10 +664,10 @@ class Study:
                      dedup_key: str | None = None) -> FrozenTrial:
         """A trial with the given parameters (``enqueue``, ``add_trial``); ``user_attrs`` is
         passed only when given, for storages written before the argument existed."""
-        _check_user_attrs(user_attrs)
+        check_user_attrs(user_attrs)
         extra: dict[str, Any] = {"user_attrs": user_attrs} if user_attrs else {}
         frozen = self.storage.create_trial(
-            self.study_id, state=state, params=flat, natural=_json_natural(space.build(flat)),
+            self.study_id, state=state, params=flat, natural=json_natural(space.build(flat)),
             dedup_key=dedup_key, system_attrs=system_attrs, **extra)
         assert frozen is not None  # no limit was given
         return frozen
@@ -711,16 +722,16 @@ class Study:
                 repeats a configuration (the grid), a trial already holds these parameters.
         """
         refuse_in_importing_worker("study.add_trial")
-        final = _parse_state(state)
+        final = parse_state(state)
         failure = None
         if isinstance(value, Mapping):  # a Hyperopt-style result: Trials.results[i]
-            _check_user_attrs(user_attrs)
+            check_user_attrs(user_attrs)
             result = read_result_dict(value)
             user_attrs = {**json_values(result.others), **(user_attrs or {})}
             value, failure = result.value, result.failure
             if failure is not None:
                 final = TrialState.FAIL
-        steps = _added_curve(intermediate_values)
+        steps = added_curve(intermediate_values)
         if final is TrialState.COMPLETE and value is None and not steps:
             raise ConfigurationError(
                 "Expected `value` (or `intermediate_values`, whose last value is then used) "
@@ -895,7 +906,7 @@ class Study:
                 f"Expected `states` to be a trial state or a list of them, e.g. "
                 f"get_trials('COMPLETE') or get_trials([TrialState.COMPLETE, "
                 f"TrialState.PRUNED]). Received: {states!r}.") from None
-        return self.storage.get_all_trials(self.study_id, [_state(s) for s in items])
+        return self.storage.get_all_trials(self.study_id, [as_state(s) for s in items])
 
     @property
     def best_trial(self) -> FrozenTrial:
@@ -907,7 +918,7 @@ class Study:
         """
         best = self.storage.best_trial(self.study_id, self.direction)
         if best is None:
-            raise ConfigurationError(_no_best_message(self.study_name, self.trials))
+            raise ConfigurationError(no_best_message(self.study_name, self.trials))
         return best
 
     @property
@@ -934,7 +945,7 @@ class Study:
         Raises:
             ConfigurationError: ``frozen`` is not a FrozenTrial.
         """
-        _require_frozen(frozen, "frozen", "natural_params")
+        require_frozen(frozen, "frozen", "natural_params")
         if self.space is not None and frozen.params:
             return self.space.build(frozen.params)
         return lists_as_tuples(frozen.natural)
@@ -1059,858 +1070,3 @@ def _as_running(trial: FrozenTrial) -> FrozenTrial:
     """The trial as a sampler would have seen it while it ran: params, no result."""
     return dataclasses.replace(trial, state=TrialState.RUNNING, value=None,
                                intermediate_values={}, datetime_complete=None)
-
-
-def _state(state: TrialState | str) -> TrialState:
-    """A state from its enum member or its name in any case; a member of another library's
-    enum (Optuna's ``TrialState``, whose values are numbers) by its name."""
-    if isinstance(state, enum.Enum) and not isinstance(state, TrialState):
-        state = state.name
-    try:
-        return TrialState(state.upper() if isinstance(state, str) else state)
-    except ValueError:
-        raise ConfigurationError(
-            f"Expected trial states among {[s.value for s in TrialState]} (any case). "
-            f"Received: {state!r}.") from None
-
-
-def _marked_state(trial: Trial) -> TrialState:
-    """The state ``tell`` gives a trial when none is named: what its marks say, else COMPLETE.
-
-    Without this an ask/tell user who passes ``HPOCallback(trial=...)`` and then calls
-    ``tell(trial, value)`` stored a pruned trial, or one whose metric was never logged, as
-    COMPLETE (the run loop has always followed the marks).
-    """
-    if trial.fail_reason is not None:
-        _logger.info("Trial %d was marked failed (%s): told FAIL.", trial.number,
-                     trial.fail_reason)
-        return TrialState.FAIL
-    if trial.pruned:
-        _logger.info("Trial %d was marked pruned: told PRUNED.", trial.number)
-        return TrialState.PRUNED
-    return TrialState.COMPLETE
-
-
-def _parse_state(state: TrialState | str) -> TrialState:
-    """The finished state named by ``tell(state=...)``; anything else is refused."""
-    try:
-        final: TrialState | None = _state(state)
-    except ConfigurationError:
-        final = None
-    if final is None or not final.is_finished:
-        raise ConfigurationError(
-            f"Expected `state` to be COMPLETE, PRUNED or FAIL. Received: state={state!r}."
-        )
-    return final
-
-
-def _trial_id(trial_id: Any) -> int:
-    """``trial_id`` as an int (numpy integers too), or the error that says what a trial id is:
-    a str such as ``"1"`` would otherwise be looked up as is and not found."""
-    if isinstance(trial_id, bool) or not isinstance(trial_id, numbers.Integral):
-        convert = (f" Convert it first: study.trial(int({trial_id!r}))."
-                   if isinstance(trial_id, str) and trial_id.strip().isdigit() else "")
-        raise ConfigurationError(
-            f"Expected `trial_id` to be an int, the storage id of a trial (Trial.trial_id or "
-            f"FrozenTrial.trial_id, not its number). Received: trial_id={trial_id!r} (of type "
-            f"{type(trial_id).__name__}).{convert}"
-        )
-    return int(trial_id)
-
-
-def _require_frozen(frozen: Any, name: str, method: str) -> None:
-    """Refuse anything but a stored trial where a method reads one (not a number or an id)."""
-    if not isinstance(frozen, FrozenTrial):
-        raise ConfigurationError(
-            f"Expected `{name}` to be a FrozenTrial, a stored trial such as study.best_trial "
-            f"or an item of study.trials. Received: {name}={frozen!r} (of type "
-            f"{type(frozen).__name__}). For trial number n, pass "
-            f"study.{method}(study.trials[n])."
-        )
-
-
-def _told_number(trial: Trial, value: Any, state: TrialState, study_name: str) -> float:
-    """``value`` as a float (NaN and infinities included: ``tell`` fails the trial for them);
-    anything that is not a number is refused, the trial left RUNNING to be told again."""
-    number, what = read_number(value)
-    if number is None:
-        verb = "prune" if state is TrialState.PRUNED else "complete"
-        raise ConfigurationError(
-            f"Expected a finite number to {verb} trial {trial.number} of study "
-            f"{study_name!r}. Received: {what}. The trial is still RUNNING: tell it again with "
-            f"a number, or with state='FAIL' for a trial without a valid value.")
-    return number
-
-
-def _last_report(trial: Trial, study_name: str) -> float:
-    """The value a COMPLETE ``tell`` without one stores: the trial's last report, as the run
-    loop does for an objective that returns None."""
-    last = trial.last_value
-    if last is None:
-        raise ConfigurationError(
-            f"Expected a finite number to complete trial {trial.number} of study "
-            f"{study_name!r}. Received: no value, and the trial reported none. The trial is "
-            f"still RUNNING: pass value= (tell(trial, value)), or call trial.report(value) "
-            f"first, or tell state='FAIL'.")
-    return last
-
-
-def _non_finite_number(value: Any) -> bool:
-    """Whether ``value`` is a NaN or an infinity (a diverged run's value)."""
-    number, _ = read_number(value)
-    return number is not None and not math.isfinite(number)
-
-
-def _non_finite_reason(number: float) -> str:
-    """The FAIL reason of a NaN or infinite value told by hand. (The run loop never tells one:
-    ``_optimize._interpret`` fails such a trial with "the objective returned nan".)"""
-    return f"the value told was {number!r}"
-
-
-def _added_curve(curve: Mapping[int, float] | None) -> dict[int, float]:
-    """``add_trial``'s ``intermediate_values`` as ``{int step: value}``, checked up front so
-    that no half-recorded trial is created for a malformed curve."""
-    if curve is None:
-        return {}
-    if not isinstance(curve, Mapping):
-        raise ConfigurationError(
-            f"Expected `intermediate_values` to be a dict {{step: value}}. Received: "
-            f"{curve!r} (of type {type(curve).__name__}).")
-    steps = {}
-    for step, value in curve.items():
-        number, what = read_number(value)
-        checked = read_step(step)
-        if checked is None or number is None or not math.isfinite(number):
-            raise ConfigurationError(
-                f"Expected `intermediate_values` to map steps (integers from 0 to 2**63 - 1) "
-                f"to finite numbers. Received: {step!r}: {what or value!r}. For a run that "
-                f"diverged, leave the point out and pass value=float('nan') (it is recorded "
-                f"FAIL, as diverged, which the samplers learn from).")
-        steps[checked] = number
-    return steps
-
-
-def _same_storage(a: Storage, b: Storage) -> bool:
-    """Whether two storage objects reach the same database (a worker's copy is another
-    object on the same file)."""
-    if a is b:
-        return True
-    url_a, url_b = getattr(a, "portable_url", None), getattr(b, "portable_url", None)
-    return url_a is not None and url_a == url_b
-
-
-def _check_ask(heartbeat: Any, system_attrs: Any) -> None:
-    """Refuse bad ``ask`` arguments before a trial is started."""
-    if not isinstance(heartbeat, bool):
-        raise ConfigurationError(
-            f"Expected `heartbeat` to be True or False. Received: heartbeat={heartbeat!r}.")
-    if system_attrs is not None and not isinstance(system_attrs, Mapping):
-        raise ConfigurationError(
-            f"Expected `system_attrs` to be a dict or None. Received: {system_attrs!r}.")
-
-
-def _json_natural(value: Any) -> Any:
-    """The natural value as strict JSON: tuples become lists, numpy scalars and arrays their
-    Python values (``np.int64(500)`` from ``hp.choice(.., np.arange(...))`` is stored as
-    ``500``), non-finite floats their text (``'inf'``: strict JSON has no infinity) and other
-    objects their repr."""
-    return _finite(json.loads(json.dumps(value, default=_json_default)))
-
-
-def _json_default(value: Any) -> Any:
-    """What JSON cannot write itself: numpy values as Python's, anything else as its repr."""
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    return repr(value)
-
-
-def _finite(value: Any) -> Any:
-    """``value`` (read from JSON) with its non-finite floats replaced by their text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
-def _no_best_message(study_name: str, trials: Sequence[FrozenTrial]) -> str:
-    """Why a study has no best trial: none ran yet, or how many ended in which state, with
-    where to look (the failed trials' reasons) and what to do."""
-    if not trials:
-        return (f"Study {study_name!r} has no COMPLETE trial yet (no trial has run), so it "
-                f"has no best trial. Run some trials first (study.optimize or ask/tell).")
-    counts: dict[str, int] = {}
-    for trial in trials:
-        counts[trial.state.value] = counts.get(trial.state.value, 0) + 1
-    by_state = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    hints = []
-    if counts.get("FAIL"):
-        hints.append("see why they failed in study.get_trials('FAIL') (each trial's "
-                     "fail_reason, also in trials_dataframe()['fail_reason'])")
-    if counts.get("PRUNED"):
-        hints.append("pruned trials are not candidates: their curves are in "
-                     "study.get_trials('PRUNED') (intermediate_values)")
-    if counts.get("RUNNING") or counts.get("WAITING"):
-        hints.append("wait for the running and waiting trials to finish")
-    hints.append("run more trials once the cause is fixed")
-    return (f"Study {study_name!r} has no COMPLETE trial, so it has no best trial: "
-            f"{len(trials)} trial{'s' if len(trials) != 1 else ''} so far ({by_state}), none "
-            f"COMPLETE. Expected at least one COMPLETE trial with a value; "
-            f"{'; '.join(hints)}.")
-
-
-# ---------------------------------------------------------------------------------------------
-# Creating and loading
-
-
-def create_study(space: Any = None, *, study_name: str | None = None, storage: Any = None,
-                 direction: str | Direction = "minimize", sampler: Sampler | None = None,
-                 pruner: Pruner | None = None, seed: int | None = None,
-                 metric: str | None = None, logdir: str | None = None,
-                 load_if_exists: bool = True, heartbeat_interval: float | None = 30.0,
-                 grace_period: float | None = None, max_retries: int = 0) -> Study:
-    """Create a study, or resume the one of that name.
-
-    Args:
-        space: A Hyperopt search space; validated here, so a bad space fails before trial 0.
-        study_name: The study's name in the storage; default: a new unique name.
-        storage: None (the default SQLite file ``hpo.db``, see
-            :func:`hpo_plugins.storages.get_storage`), ``":memory:"``, a URL or a Storage.
-        direction: ``"minimize"`` or ``"maximize"``.
-        sampler: Default: :class:`~hpo_plugins.samplers.TPESampler` (ours; see
-            docs/benchmarks.md). ``HyperoptTPESampler`` runs Hyperopt's own TPE.
-        pruner: Default: :class:`~hpo_plugins.pruners.NopPruner`.
-        seed: Makes the sequence of suggestions reproducible.
-        metric: The metric adapters monitor by default. Left out (None): a new study gets
-            ``"val_loss"``, a resumed one keeps the metric it was created with.
-        logdir: Root of the trial directories (and TensorBoard runs).
-        load_if_exists: Resume an existing study of that name (its trials are kept); when
-            False, an existing name raises :class:`DuplicateStudyError`. A resume keeps the
-            study's stored ``sampler``, ``pruner``, ``seed``, ``metric`` and ``logdir`` where
-            this call leaves them out (None), and records the ones it gives: re-running a
-            script without ``logdir=`` does not cut the study off from its TensorBoard runs,
-            and one without ``metric=`` does not switch its adapters back to ``"val_loss"``.
-            Once a call named the metric, another ``metric=`` is refused while trials hold
-            values of it (their values could not be ranked with the new ones).
-        heartbeat_interval: Seconds between heartbeats of trials run by the loop; None disables
-            heartbeats (and so the detection of dead workers).
-        grace_period: A RUNNING trial silent for longer is failed at the next ``ask``; default
-            ``4 * heartbeat_interval``. With ``heartbeat_interval=None`` this process sends no
-            heartbeats, but a ``grace_period`` still makes its ``ask`` fail the stale trials of
-            other workers that do.
-        max_retries: How many times a trial whose worker was lost is re-queued (failed for a
-            stale heartbeat, by a launcher that saw its worker die, or stopped by SIGTERM, as a
-            preempted machine is).
-
-    Raises:
-        SpaceError: The space is malformed or the sampler cannot handle it.
-        ConfigurationError: An argument has the wrong type or range, or a resumed study has
-            another direction or another space, or another metric while trials hold values of
-            its own.
-    """
-    from hpo_plugins.samplers import TPESampler
-
-    settings = _check_settings(direction, heartbeat_interval, grace_period, max_retries)
-    direction, grace_period = settings
-    _check_identity(study_name, seed, metric, logdir, load_if_exists)
-    seed = None if seed is None else int(seed)  # numpy numbers become what JSON stores
-    max_retries = int(max_retries)
-    heartbeat_interval = None if heartbeat_interval is None else float(heartbeat_interval)
-    grace_period = None if grace_period is None else float(grace_period)
-    logdir = None if logdir is None else os.fspath(logdir)
-    if logdir is not None:
-        _make_logdir(logdir, "")
-    parsed = as_space(space) if space is not None else None
-    given = {"sampler": sampler is not None, "pruner": pruner is not None,
-             "seed": seed is not None, "metric": metric is not None,
-             "logdir": logdir is not None}
-    metric = metric if metric is not None else DEFAULT_METRIC  # a new study's default
-    sampler = sampler if sampler is not None else TPESampler()
-    _check_plugin(sampler, Sampler, "sampler")
-    pruner = pruner if pruner is not None else NopPruner()
-    _check_plugin(pruner, Pruner, "pruner")
-    if parsed is not None:
-        sampler.check_space(parsed)
-    store = get_storage(storage)
-    name = study_name or _unique_name()
-    attrs = _study_attrs(parsed, sampler, pruner, seed, metric, logdir, heartbeat_interval,
-                         grace_period, max_retries)
-    attrs[METRIC_GIVEN_ATTR] = given["metric"]
-    study_id, kept, before = _create_or_resume(store, name, direction, attrs, load_if_exists,
-                                       [key for key, is_given in given.items() if not is_given],
-                                       parsed)
-    if kept:  # a resume without these arguments goes on with the study's own
-        if "sampler" in kept:
-            sampler = _inherit(store, study_id, name, kept["sampler"], Sampler, sampler)
-        if "pruner" in kept:
-            pruner = _inherit(store, study_id, name, kept["pruner"], Pruner, pruner)
-        seed = kept.get("seed", seed)
-        metric = kept.get("metric", metric)
-        if "logdir" in kept:
-            logdir = kept["logdir"]
-            _make_logdir(logdir, f"the logdir stored with study {name!r} ")
-        if parsed is not None:
-            sampler.check_space(parsed)
-    try:
-        return Study(study_name=name, storage=store, study_id=study_id, direction=direction,
-                     space=parsed, sampler=sampler, pruner=pruner, seed=seed, metric=metric,
-                     logdir=logdir, heartbeat_interval=heartbeat_interval,
-                     grace_period=grace_period, max_retries=max_retries)
-    except Exception:  # e.g. a logdir that holds another study's files
-        _undo(store, study_id, before)
-        raise
-
-
-def _undo(store: Storage, study_id: int, before: Mapping[str, Any] | None) -> None:
-    """Take back what a ``create_study`` whose Study was refused stored: the study itself if
-    the call created it (and nothing ran on it meanwhile), else the settings it recorded. A
-    refused logdir must not stay stored, or every later open of the study would be refused."""
-    try:
-        if before is None:
-            if store.count_trials(study_id) == 0:
-                store.delete_study(study_id)
-            return
-        for key in (*_INHERITABLE, METRIC_GIVEN_ATTR):
-            if key in before:
-                store.set_study_attr(study_id, key, before[key])
-    except Exception as exc:  # the original error matters more; say what could not be undone
-        _logger.warning("Could not take back the study settings of the refused call: %s", exc)
-
-
-def _check_settings(direction: str | Direction, heartbeat_interval: float | None,
-                    grace_period: float | None, max_retries: int
-                    ) -> tuple[Direction, float | None]:
-    parsed = Direction.parse(direction)
-    for name, seconds in (("heartbeat_interval", heartbeat_interval),
-                          ("grace_period", grace_period)):
-        if seconds is not None and (isinstance(seconds, bool)
-                                    or not isinstance(seconds, numbers.Real)
-                                    or not math.isfinite(seconds) or not seconds > 0):
-            raise ConfigurationError(
-                f"Expected `{name}` to be a finite number of seconds > 0, or None. "
-                f"Received: {name}={seconds!r}."
-            )
-    if grace_period is None and heartbeat_interval is not None:
-        grace_period = 4.0 * heartbeat_interval
-    if grace_period is not None and heartbeat_interval is not None and (
-            grace_period <= heartbeat_interval):
-        raise ConfigurationError(
-            f"Expected `grace_period` to be longer than `heartbeat_interval` "
-            f"({heartbeat_interval}). Received: grace_period={grace_period!r}."
-        )
-    if (isinstance(max_retries, bool) or not isinstance(max_retries, numbers.Integral)
-            or max_retries < 0):
-        raise ConfigurationError(
-            f"Expected `max_retries` to be an integer >= 0. Received: max_retries={max_retries!r}."
-        )
-    return parsed, grace_period
-
-
-def _check_user_attrs(user_attrs: Any) -> None:
-    """Refuse ``user_attrs`` that are not a mapping (enqueue, add_trial)."""
-    if user_attrs is not None and not isinstance(user_attrs, Mapping):
-        raise ConfigurationError(
-            f"Expected `user_attrs` to be a dict of JSON values, e.g. "
-            f"user_attrs={{'source': 'paper'}}. Received: {user_attrs!r} (of type "
-            f"{type(user_attrs).__name__}).")
-
-
-def _check_name(study_name: Any) -> None:
-    """Refuse a ``study_name`` that cannot name a stored study (load, delete)."""
-    if not isinstance(study_name, str):
-        raise ConfigurationError(
-            f"Expected `study_name` to be the name of a study (a str). Received: "
-            f"study_name={study_name!r} (of type {type(study_name).__name__}).")
-
-
-def _check_identity(study_name: Any, seed: Any, metric: Any, logdir: Any,
-                    load_if_exists: Any) -> None:
-    """Refuse arguments of the wrong type before anything is stored."""
-    if study_name is not None and (not isinstance(study_name, str) or not study_name.strip()):
-        raise ConfigurationError(
-            f"Expected `study_name` to be a non-empty str, or None for a new unique name. "
-            f"Received: study_name={study_name!r}.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or not 0 <= int(seed) < 2 ** 63):
-        raise ConfigurationError(
-            f"Expected `seed` to be an integer >= 0, or None for a different run each time. "
-            f"Received: seed={seed!r}.{seed_hint(seed)}")
-    if metric is not None and (not isinstance(metric, str) or not metric):
-        raise ConfigurationError(
-            f"Expected `metric` to be the name of a logged metric, such as 'val_loss', or None "
-            f"(a resume keeps the stored one, a new study uses 'val_loss'). Received: "
-            f"metric={metric!r}.")
-    if logdir is not None and not isinstance(logdir, (str, os.PathLike)):
-        raise ConfigurationError(
-            f"Expected `logdir` to be a directory path (str or pathlib.Path), or None. "
-            f"Received: logdir={logdir!r} (of type {type(logdir).__name__}).")
-    if not isinstance(load_if_exists, bool):
-        raise ConfigurationError(
-            f"Expected `load_if_exists` to be True or False. Received: "
-            f"load_if_exists={load_if_exists!r}.")
-
-
-def _make_logdir(logdir: str, whose: str) -> None:
-    """Create ``logdir`` now, not at the first trial's TensorBoard write, which only logs its
-    failure; ``whose`` names a stored one in the message."""
-    try:
-        os.makedirs(logdir, exist_ok=True)
-    except OSError as exc:
-        fix = ("; pass logdir= to use another one" if whose else "")
-        raise ConfigurationError(
-            f"Expected `logdir` to be a directory this process can create and write. "
-            f"Received: {whose}{logdir!r}, which failed: {exc}{fix}.") from None
-
-
-def _inherit(store: Storage, study_id: int, name: str, stored: Any, base: type,
-             default: Any) -> Any:
-    """The sampler or pruner a resume keeps: rebuilt from the study's record when the rebuild
-    is exact (same class and arguments); else ``default``, recorded and announced."""
-    rebuilt = _rebuild(stored, base)
-    exact = isinstance(stored, Mapping) and stored.get("exact", True)  # older records: compare
-    if rebuilt is not None and exact and _identity(describe_object(rebuilt)) == _identity(stored):
-        return rebuilt
-    key = "sampler" if base is Sampler else "pruner"
-    what = stored.get("class") if isinstance(stored, Mapping) else stored
-    _logger.warning("Study %r: its stored %s %s cannot be rebuilt exactly here (a class that "
-                    "is not importable, or arguments it does not keep); this run uses %r and "
-                    "records it. Pass %s= to choose.", name, key, what, default, key)
-    store.set_study_attr(study_id, key, describe_object(default))
-    return default
-
-
-def _identity(description: Mapping[str, Any]) -> Any:
-    """Class and arguments of a recorded sampler or pruner, as JSON reads them back."""
-    return json.loads(json.dumps([description.get("class"), description.get("params")],
-                                 default=repr))
-
-
-def _warn_index_readings(space: SearchSpace, params: Any, flat: Mapping[str, Any]) -> None:
-    """Warn when a choice of ``params`` was read as an option but its NumPy integer may be an
-    option index, as in ``hyperopt.fmin``'s ``best``: with ``hp.choice("layers", [1, 2, 4])``,
-    ``best["layers"] == 2`` means 4 there, and would silently run 2 here."""
-    labels = space.index_readings(params)
-    if not labels:
-        return
-    read = ", ".join(f"{lbl}={params[lbl]!r} as the option {space.params[lbl].options[flat[lbl]]!r}"
-                     f" (not the option at index {int(params[lbl])}, "
-                     f"{space.params[lbl].options[int(params[lbl])]!r})" for lbl in labels)
-    warn_user(f"study.enqueue read {read}. If these params come from hyperopt.fmin (its `best` "
-              f"holds the index of each choice's option), enqueue "
-              f"hyperopt.space_eval(space, best) instead. (A row of trials_dataframe() holds "
-              f"options, as read here: take it with df.to_dict('records'), whose plain numbers "
-              f"raise no warning.)")
-
-
-def _check_plugin(obj: object, base: type, name: str) -> None:
-    if not isinstance(obj, base):
-        raise ConfigurationError(
-            f"Expected `{name}` to be an instance of {base.__name__}. Received: {name}={obj!r} "
-            f"(of type {type(obj).__name__}).{plugin_hint(obj, base)}"
-        )
-
-
-def _unique_name() -> str:
-    import datetime as dt
-    import uuid
-
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"study-{stamp}-{uuid.uuid4().hex[:6]}"
-
-
-def _study_attrs(space: SearchSpace | None, sampler: Sampler, pruner: Pruner, seed: int | None,
-                 metric: str, logdir: str | None, heartbeat_interval: float | None,
-                 grace_period: float | None, max_retries: int) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        "sampler": describe_object(sampler), "pruner": describe_object(pruner), "seed": seed,
-        "metric": metric, "logdir": None if logdir is None else os.path.abspath(logdir),
-        "heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
-        "max_retries": max_retries, "hpo_plugins_version": __version__,
-    }
-    if space is not None:
-        attrs.update(_space_record(space))
-    return attrs
-
-
-#: The study attributes that record its space (see :func:`_space_record`).
-_SPACE_KEYS = ("space", "space_fingerprint", "space_constants")
-
-
-def _space_record(space: SearchSpace) -> dict[str, Any]:
-    """What a study stores about its space: the description (tables, plots and the CLI read
-    it without the space), the fingerprint, and the constants (values outside ``hp``
-    expressions and the content of choice options that the description shows by index), so
-    a resume with an edited constant is refused with what changed. All JSON."""
-    return {"space": space.describe(), "space_fingerprint": space.fingerprint,
-            "space_constants": space.constants()}
-
-
-def _create_or_resume(store: Storage, name: str, direction: Direction,
-                      attrs: Mapping[str, Any], load_if_exists: bool, inherit: Sequence[str],
-                      space: SearchSpace | None
-                      ) -> tuple[int, dict[str, Any], dict[str, Any] | None]:
-    """Create the study, or resume it: then the stored settings named in ``inherit`` (those
-    the call left out) are kept and returned; the others are overwritten by ``attrs``. The
-    third value is the study's stored attributes before this call (None: it created it).
-    ``space`` is the parsed space of ``attrs``, checked against the stored one."""
-    try:
-        study_id = store.create_study(name, direction, attrs)
-        _logger.info("Created study %r in %s.", name, store.describe())
-        return study_id, {}, None
-    except DuplicateStudyError:
-        if not load_if_exists:
-            raise DuplicateStudyError(
-                f"A study named {name!r} already exists in {store.describe()}. Pass "
-                f"load_if_exists=True to resume it, or choose another study_name."
-            ) from None
-    study_id = store.get_study_id(name)
-    info = store.get_study(study_id)
-    _check_resume(info.name, info.direction, info.attrs, direction, space)
-    if "metric" not in inherit:
-        _check_metric_switch(store, info, attrs["metric"])
-        if not info.attrs.get(METRIC_GIVEN_ATTR):
-            store.set_study_attr(study_id, METRIC_GIVEN_ATTR, True)
-    kept = {key: info.attrs[key] for key in inherit
-            if key in info.attrs and info.attrs[key] is not None}
-    for key in _INHERITABLE:
-        if key not in kept:
-            store.set_study_attr(study_id, key, attrs[key])
-    if space is not None and (any(info.attrs.get(key) is None for key in _SPACE_KEYS)
-                              or info.attrs["space_fingerprint"] != space.fingerprint):
-        _record_space(store, study_id, name, info.attrs, attrs)
-    done = sum(info.n_trials.values())
-    _logger.info("Resuming study %r in %s (%d trials so far).", name, store.describe(), done)
-    if kept:
-        _logger.info("Study %r keeps its stored %s (not given in this call).", name,
-                     ", ".join(sorted(kept)))
-    return study_id, kept, dict(info.attrs)
-
-
-def _record_space(store: Storage, study_id: int, name: str, stored: Mapping[str, Any],
-                  attrs: Mapping[str, Any]) -> None:
-    """Record the space of a resumed study that has no (full) record of it: one created
-    without a space (ask/tell by hand), so readers without the space (the CLI, exports, plots)
-    show its parameters; or one stored before constants were recorded, so later resumes check
-    them too (this one could not: nothing recorded what they were); or one recorded as an
-    earlier version read it (:attr:`SearchSpace.earlier_fingerprints`), so readers show what
-    this version shows (a choice of numpy scalars by its values)."""
-    if stored.get("space_fingerprint") is not None and stored.get("space_constants") is None:
-        _logger.info("Study %r: recorded the constants of its space (values outside hp "
-                     "expressions, choice options); from now on a resume checks them too.", name)
-    for key in _SPACE_KEYS:
-        store.set_study_attr(study_id, key, attrs[key])
-
-
-def _check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
-                  direction: Direction, space: SearchSpace | None) -> None:
-    if stored_dir is not direction:
-        raise ConfigurationError(
-            f"Study {name!r} exists with direction={stored_dir.value!r}; this call asked for "
-            f"{direction.value!r}. Use the same direction, or another study_name."
-        )
-    difference = None if space is None else stored_space_difference(stored, space)
-    if difference is not None:
-        raise ConfigurationError(
-            f"Study {name!r} exists with another search space{difference}. Expected the space "
-            f"it was created with: restore it to resume this study. To search the new space, "
-            f"choose another study_name, or delete the old study "
-            f"(hpo.delete_study({name!r}, storage) or `hpo-plugins delete --study {name}`)."
-            f"{_CHANGING_CONSTANT_HINT if 'constants ' in difference else ''}"
-        )
-
-
-def _check_metric_switch(store: Storage, info: StudyInfo, metric: str) -> None:
-    """Refuse a resume that names another metric than the one a call named for the study while
-    trials hold values of it: later trials would be ranked against values of another quantity
-    (training ``loss`` against ``val_loss``) and ``best_trial`` would mean nothing.
-
-    A study whose stored metric is only the default (no call named one: its objective may
-    report another metric through ``HPOCallback("val_acc")``), or whose trials all failed (a
-    typo in the first run's metric), may switch.
-    """
-    stored = info.attrs.get("metric")
-    if stored is None or stored == metric or not info.attrs.get(METRIC_GIVEN_ATTR):
-        return
-    valued = sum(info.n_trials.get(state, 0) for state in _VALUED_STATES)
-    if info.n_trials.get(TrialState.RUNNING):  # all but those whose process is gone unreported
-        valued += sum(bool(t.intermediate_values) or not gone_here(t.system_attrs.get("worker"))
-                      for t in store.get_all_trials(info.study_id, [TrialState.RUNNING]))
-    if not valued:
-        return
-    raise ConfigurationError(
-        f"Study {info.name!r} exists with metric={stored!r}, and {valued} of its trials hold "
-        f"{stored!r} values; this call asked for metric={metric!r}, whose values cannot be "
-        f"ranked with them. Pass metric={stored!r} (or leave it out) to resume this study, or "
-        f"choose another study_name for {metric!r}."
-    )
-
-
-#: Study attribute: whether a call named the study's ``metric`` (else it is the default).
-METRIC_GIVEN_ATTR = "metric_given"
-
-#: The states of trials that hold values of the study's metric (RUNNING ones count when they
-#: reported).
-_VALUED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-#: Said when constants differ: one that changes by itself between runs is a likely cause.
-_CHANGING_CONSTANT_HINT = (
-    " A value that changes from run to run by itself (a timestamped folder, a temporary "
-    "directory, the date) does not belong in the space: pass it to the objective another way "
-    "(a functools.partial argument, a global).")
-
-
-def stored_space_difference(stored: Mapping[str, Any], space: SearchSpace) -> str | None:
-    """How ``space`` differs from the space recorded in a study's attributes ``stored``, as
-    `` (...)`` for a message; None when it is the same, or the study recorded none.
-
-    A study stored before constants were recorded (no ``space_constants``) holds the
-    fingerprint of the parameters only (:attr:`SearchSpace.parameters_fingerprint`): it is
-    compared on those, so it still opens and resumes with its space (the constants are then
-    recorded, and checked from the next resume on).
-    """
-    old = stored.get("space_fingerprint")
-    if old is None:
-        return None
-    pairs = space.earlier_fingerprints  # this version's reading of the space first
-    if stored.get("space_constants") is None:
-        same = any(old in pair for pair in pairs)
-    else:
-        same = any(old == fingerprint for fingerprint, _ in pairs)
-    return None if same else _space_changes(stored, _space_record(space))
-
-
-def earlier_fingerprints(space: SearchSpace) -> list[str]:
-    """The fingerprints earlier versions gave ``space`` (other than its own), from which they
-    derived study names: see :func:`earlier_derived_name`."""
-    found = [f for pair in space.earlier_fingerprints for f in pair]
-    return [f for i, f in enumerate(found) if f != space.fingerprint and f not in found[:i]]
-
-
-def earlier_derived_name(store: Storage, name: str, earlier: Sequence[str],
-                         space: SearchSpace) -> str:
-    """The derived study name to use: ``name``, or one of ``earlier`` to go on with a study
-    that an earlier version named.
-
-    Earlier versions derived other names for some spaces: from
-    :attr:`~SearchSpace.parameters_fingerprint` (before constants counted in the fingerprint)
-    for a space with constants, and from another reading of a choice of numpy scalars (before
-    they were read as their values: see :attr:`SearchSpace.earlier_fingerprints`). Such a
-    study is resumed under its name, so an upgrade does not start a script's study afresh,
-    as long as no study of the new name exists and the space is the one it records (once
-    resumed, it records this version's reading, so a later edit gets a new study again).
-    """
-    try:
-        store.get_study_id(name)
-        return name
-    except StudyNotFoundError:
-        pass
-    for candidate in earlier:
-        if candidate == name:
-            continue
-        try:
-            info = store.get_study(store.get_study_id(candidate))
-        except StudyNotFoundError:
-            continue
-        if stored_space_difference(info.attrs, space) is None:
-            _logger.info("Study %r: the name that an earlier version derived for this space, "
-                         "kept (a new study would be %r).", candidate, name)
-            return candidate
-    return name
-
-
-def _space_changes(stored: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
-    """What differs between the stored space and this one, from their records: labels only
-    in one, parameters whose kind, bounds, options or conditions changed, and constants
-    changed, added or removed (at most five of each named); the fingerprints when a
-    description is missing."""
-    before, after = stored.get("space"), attrs.get("space")
-    if not isinstance(before, (list, tuple)) or not isinstance(after, (list, tuple)):
-        return (f" (fingerprint {stored.get('space_fingerprint')}, this one "
-                f"{attrs.get('space_fingerprint')})")
-    old = {str(p.get("label")): p for p in before if isinstance(p, Mapping)}
-    new = {str(p.get("label")): p for p in after if isinstance(p, Mapping)}
-    parts = []
-    if gone := [label for label in old if label not in new]:
-        parts.append(f"only in the stored space: {_few(gone)}")
-    if added := [label for label in new if label not in old]:
-        parts.append(f"only in this one: {_few(added)}")
-    changed = [f"{label} ({_shown_param(old[label])} -> {_shown_param(new[label])})"
-               for label in old if label in new and old[label] != new[label]]
-    if changed:
-        parts.append(f"changed: {_few(changed)}")
-    parts.extend(_constant_changes(stored.get("space_constants"), attrs.get("space_constants")))
-    return f" ({'; '.join(parts)})" if parts else " (the same parameters, in another order)"
-
-
-def _constant_changes(before: Any, after: Any) -> list[str]:
-    """The constants (:meth:`SearchSpace.constants`) that differ, by where they are: changed
-    (old -> new), only in the stored space, only in this one. Nothing when either record is
-    missing (a study stored before constants were recorded)."""
-    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
-        return []
-    parts = []
-    if changed := [f"{where}: {_clip(before[where])} -> {_clip(after[where])}"
-                   for where in before if where in after and before[where] != after[where]]:
-        parts.append(f"constants changed: {_few(changed, sep='; ')}")
-    if gone := [f"{where}: {_clip(before[where])}" for where in before if where not in after]:
-        parts.append(f"constants only in the stored space: {_few(gone, sep='; ')}")
-    if added := [f"{where}: {_clip(after[where])}" for where in after if where not in before]:
-        parts.append(f"constants only in this one: {_few(added, sep='; ')}")
-    return parts
-
-
-def _clip(text: Any, most: int = 80) -> str:
-    """A stored constant's text, cut for a message."""
-    text = str(text)
-    return text if len(text) <= most else text[:most - 3] + "..."
-
-
-def _few(items: Sequence[str], most: int = 5, sep: str = ", ") -> str:
-    shown = sep.join(items[:most])
-    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
-
-
-def _shown_param(param: Mapping[str, Any]) -> str:
-    """One parameter's description, short: its kind and arguments, options, conditions."""
-    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in (param.get("args") or {}).items())
-    text = f"{param.get('kind')}({args})" if args else str(param.get("kind"))
-    if param.get("options"):
-        text += f" options {param['options']}"
-    conditions = [c for c in param.get("conditions") or [] if c]
-    if conditions:
-        text += f" when {conditions}"
-    return text
-
-
-def load_study(study_name: str, storage: Any = None, *, space: Any = None,
-               sampler: Sampler | None = None, pruner: Pruner | None = None) -> Study:
-    """Open an existing study.
-
-    Without ``space`` the study can be read (trials, best values, exports) and its trials can
-    report and prune, but it cannot ``ask``. The pruner is rebuilt from the study's record when
-    not given, so a child process prunes exactly like its parent.
-
-    Raises:
-        StudyNotFoundError: No such study; the message lists the studies in the storage. A
-            SQLite file that does not exist (a mistyped path) is refused before it is opened,
-            so nothing is created.
-    """
-    if sampler is not None:
-        _check_plugin(sampler, Sampler, "sampler")
-    if pruner is not None:
-        _check_plugin(pruner, Pruner, "pruner")
-    _check_name(study_name)
-    refuse_missing_sqlite_file(study_name, storage)
-    store = get_storage(storage)
-    study_id = store.get_study_id(study_name)
-    info = store.get_study(study_id)
-    attrs = info.attrs
-    parsed = as_space(space) if space is not None else None
-    difference = None if parsed is None else stored_space_difference(attrs, parsed)
-    if difference is not None:
-        raise ConfigurationError(
-            f"Study {study_name!r} was created with another search space{difference}. "
-            f"Expected the space it was created with: pass that one as space=."
-        )
-    if parsed is not None and sampler is None:
-        from hpo_plugins.samplers import TPESampler
-
-        sampler = _rebuild(attrs.get("sampler"), Sampler) or TPESampler()
-    pruner = pruner or _rebuild(attrs.get("pruner"), Pruner) or NopPruner()
-    interval = attrs.get("heartbeat_interval")
-    return Study(study_name=study_name, storage=store, study_id=study_id,
-                 direction=info.direction, space=parsed, sampler=sampler, pruner=pruner,
-                 seed=attrs.get("seed"), metric=attrs.get("metric") or DEFAULT_METRIC,
-                 logdir=attrs.get("logdir"), heartbeat_interval=interval,
-                 grace_period=attrs.get("grace_period"),
-                 max_retries=int(attrs.get("max_retries") or 0))
-
-
-def _rebuild(description: Any, base: type | tuple[type, ...]) -> Any:
-    """Rebuild a sampler or pruner from ``describe_object`` output; None if impossible."""
-    if not isinstance(description, Mapping) or "class" not in description:
-        return None
-    import importlib
-
-    module_name, _, qualname = str(description["class"]).rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), qualname)
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            # a record names a class to call: never call anything but a sampler or pruner
-            _logger.warning("The study record names %s, which is not a %s; using the default.",
-                            description["class"], _base_names(base))
-            return None
-        params = dict(description.get("params") or {})
-        for key, value in params.items():
-            if is_description(value):  # a wrapped sampler or pruner
-                params[key] = _rebuild(value, (Sampler, Pruner))
-                if params[key] is None:
-                    return None
-        obj = cls(**params)
-    except Exception:  # a user class that is not importable here, or repr'd params
-        _logger.warning("Could not rebuild %s from the study record; using the default.",
-                        description["class"])
-        return None
-    return obj if isinstance(obj, base) else None
-
-
-def _base_names(base: type | tuple[type, ...]) -> str:
-    return " or ".join(b.__name__ for b in (base if isinstance(base, tuple) else (base,)))
-
-
-def delete_study(study_name: str, storage: Any = None) -> None:
-    """Delete a study and all its trials (values, reports, attributes) from the storage.
-
-    It cannot be undone. Only the database records go: files the trials wrote (trial
-    directories, TensorBoard runs under the study's ``logdir``) stay on disk. A worker still
-    running one of its trials gets an error when it reports or tells.
-
-    Args:
-        study_name: The study's name.
-        storage: As in :func:`load_study`: None (the default SQLite file), a URL or a Storage.
-
-    Raises:
-        StudyNotFoundError: No such study (the message lists the studies in the storage), or a
-            SQLite file that does not exist; nothing is created then.
-
-    Example:
-        >>> import hpo_plugins as hpo
-        >>> storage = hpo.storages.InMemoryStorage()
-        >>> _ = hpo.create_study(space={"x": hpo.hp.uniform("x", 0, 1)}, study_name="old",
-        ...                      storage=storage)
-        >>> hpo.delete_study("old", storage)
-        >>> [info.name for info in storage.list_studies()]
-        []
-    """
-    _check_name(study_name)
-    refuse_missing_sqlite_file(study_name, storage)
-    store = get_storage(storage)
-    try:
-        store.delete_study(store.get_study_id(study_name))
-        _logger.info("Deleted study %r and its trials from %s.", study_name, store.describe())
-    finally:
-        if store is not storage:  # opened here: close it (a given Storage stays open)
-            store.close()
-
-
-def refuse_missing_sqlite_file(study_name: str, storage: Any) -> None:
-    """Raise StudyNotFoundError when ``storage`` is a SQLite URL whose file does not exist.
-
-    Opening it would create the file and write the library's tables into it, only to find no
-    study there: functions that need an existing study (``load_study``, ``delete_study``)
-    create nothing. The command line's read commands use the same rule.
-    """
-    path = missing_sqlite_file(storage)
-    if path is None:
-        return
-    where = (f" (the default storage: ${DEFAULT_STORAGE_ENV}, else sqlite:///hpo.db in the "
-             f"working directory)" if storage is None else "")
-    raise StudyNotFoundError(
-        f"No study named {study_name!r}: the SQLite file {path}{where} does not exist, and "
-        f"nothing was created. Expected the URL of an existing study's file: check the path "
-        f"(three slashes before a relative one, 'sqlite:///runs/hpo.db', four before an "
-        f"absolute one), or create the study with create_study.")

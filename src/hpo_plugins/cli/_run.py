@@ -178,8 +178,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_script(args: argparse.Namespace) -> int:
+    from hpo_plugins._space_record import earlier_derived_name, earlier_fingerprints
     from hpo_plugins.launchers import ScriptFailed
-    from hpo_plugins.study import earlier_derived_name, earlier_fingerprints
 
     command = args.script[1:] if args.script[:1] == ["--"] else args.script
     if not command:
@@ -350,7 +350,7 @@ def _default_study_name(command: list[str], space: SearchSpace, args: argparse.N
     say how long or where to run (``--n-trials``, ``--n-jobs``, ``--gpus``...) do not count.
     ``<script>`` is the stem of the command's first ``.py`` word (``train`` for
     ``python train.py``), else of its program. ``fingerprint``: another than the space's
-    (one of :func:`~hpo_plugins.study.earlier_fingerprints`, for a name earlier versions
+    (one of :func:`~hpo_plugins._space_record.earlier_fingerprints`, for a name earlier versions
     derived).
     """
     # an absent --metric, --sampler or --pruner counts as what a new study gets, so the names
@@ -406,7 +406,7 @@ def _check_resumable(store: Storage, name: str, direction: str, space: SearchSpa
     if info.direction.value != direction:
         raise CLIError(f"study {name!r} exists with --direction {info.direction.value}: pass "
                        f"that to resume it, or --study with another name")
-    from hpo_plugins.study import stored_space_difference
+    from hpo_plugins._space_record import stored_space_difference
 
     difference = stored_space_difference(info.attrs, space)
     if difference is not None:
