@@ -35,7 +35,7 @@ from hpo_plugins.exceptions import (
     StorageError,
     StudyNotFoundError,
 )
-from hpo_plugins.storages import SQLStorage, Storage, _sql
+from hpo_plugins.storages import SQLStorage, Storage, _sql, _sql_tables
 from hpo_plugins.storages._sql import SCHEMA_VERSION
 from hpo_plugins.testing import StorageConformance
 
@@ -726,7 +726,7 @@ def test_frozen_trial_fields_are_in_the_order_rows_are_read() -> None:
 def test_schema_and_statements_compile_for_postgresql() -> None:
     """The PostgreSQL path is not run here, but every table and prebuilt statement renders."""
     dialect = postgresql.psycopg.dialect()
-    for table in _sql._metadata.sorted_tables:
+    for table in _sql_tables.schema_metadata.sorted_tables:
         assert "CREATE TABLE" in str(sa.schema.CreateTable(table).compile(dialect=dialect))
     statements = [v for v in vars(_sql).values()
                   if isinstance(v, sa.sql.Executable) and isinstance(v, sa.sql.ClauseElement)]

@@ -386,14 +386,14 @@ def _check_dialect(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import NoSuchModuleError
 
-    from hpo_plugins.storages._sql import _unknown_scheme_message
+    from hpo_plugins.storages._sql_url import unknown_scheme_message
 
     parsed = make_url(url)  # get_storage parsed it already
     try:
         parsed.get_dialect()  # the dialect's module only: its driver is imported on connect
     except NoSuchModuleError:
         raise CLIError(f"--storage (or ${DEFAULT_STORAGE_ENV}): "
-                       f"{_unknown_scheme_message(parsed)}", EXIT_USAGE) from None
+                       f"{unknown_scheme_message(parsed)}", EXIT_USAGE) from None
 
 
 def _check_resumable(store: Storage, name: str, direction: str, space: SearchSpace) -> None:
@@ -509,7 +509,7 @@ def _warn_if_password_in_argv(url: str | None) -> None:
         return
     from sqlalchemy.engine import make_url
 
-    from hpo_plugins.storages._sql import url_secrets
+    from hpo_plugins.storages._sql_url import url_secrets
 
     try:
         secrets = url_secrets(make_url(url))  # after the user name, or ?password=

@@ -1,8 +1,9 @@
 """A SQL storage: a SQLite file for one machine, PostgreSQL for many.
 
 Written with SQLAlchemy Core and portable column types; JSON values are stored as TEXT (never
-pickled), timestamps as UTC. The few things that differ between databases live in the small
-functions of the "dialect-specific bits" section below.
+pickled), timestamps as UTC. The few things that differ between databases live in the engine
+set-up (:mod:`._sql_engine`) and the URL rules (:mod:`._sql_url`); the tables are in
+:mod:`._sql_tables`, their version and its upgrades in :mod:`._sql_schema`.
 
 How the contract is kept:
 
@@ -23,8 +24,8 @@ How the contract is kept:
   every statement is a network round trip, single statements run in autocommit (no
   ``BEGIN``/``COMMIT``), reads too (under READ COMMITTED a transaction gives a read nothing
   more), and a pooled connection is checked for life without a round trip (see
-  :func:`_drop_dead_connection`). An ask+tell is four statements: create, store the params,
-  finish, read the curve.
+  :mod:`._sql_engine`). An ask+tell is four statements: create, store the params, finish, read
+  the curve.
 * **Processes.** SQLite runs in WAL mode (readers never block the writer) with a long busy
   timeout, so processes wait for the lock instead of failing with "database is locked".
 * **Fresh reads.** ``get_all_trials`` asks the database for the ids of the study's trials at
@@ -50,19 +51,15 @@ import json
 import logging
 import math
 import os
-import select
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, utcnow
-from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,
@@ -79,7 +76,6 @@ from hpo_plugins.storages._base import (
     duplicate_study,
     finished_state,
     import_keys,
-    names_for_message,
     no_study_named,
     not_json,
     numpy_default,
@@ -92,10 +88,42 @@ from hpo_plugins.storages._base import (
 from hpo_plugins.storages._cache import FinishedTrialCache, read_only_trial
 from hpo_plugins.storages._driver import HotPath
 from hpo_plugins.storages._outage import Reconnector, lost_connection, unreachable
+from hpo_plugins.storages._sql_engine import (
+    AUTOCOMMIT,
+    READ_ONLY,
+    bad_engine_argument,
+    check_engine_kwargs,
+    check_reconnect_timeout,
+    server_engine,
+    sqlite_engine,
+    try_engine_kwargs,
+)
+from hpo_plugins.storages._sql_schema import (
+    SCHEMA_VERSION,
+    check_version,
+    ensure_schema,
+    refuse_foreign_sqlite,
+    schema_version,
+    sqlite_schema_version,
+)
+from hpo_plugins.storages._sql_tables import UTCDateTime
+from hpo_plugins.storages._sql_tables import studies_table as _studies
+from hpo_plugins.storages._sql_tables import trials_table as _trials
+from hpo_plugins.storages._sql_tables import values_table as _values
+from hpo_plugins.storages._sql_url import (
+    absolute_sqlite,
+    check_sqlite_url,
+    masked_url,
+    missing_driver_message,
+    parse_url,
+    redact,
+    sqlite_read_only,
+    unknown_scheme_message,
+    url_secrets,
+    warn_unseen_wal,
+)
 from hpo_plugins.storages._sqlite_path import (
     immutable_sqlite_url,
-    is_memory_sqlite,
-    is_sqlite_uri,
     plain_sqlite_url,
     sqlite_file,
 )
@@ -103,149 +131,16 @@ from hpo_plugins.storages._sqlite_path import (
 __all__ = ["SCHEMA_VERSION", "SQLStorage"]
 
 _logger = logging.getLogger(__name__)
-
-#: Version of the table layout below. Bump it with every change to the tables, and teach
-#: :func:`_migrate` to bring older databases up to it. Version 2 added
-#: ``hpo_studies.next_number``.
-SCHEMA_VERSION = 2
-
-#: How long a SQLite connection waits for another process's write lock before failing.
-_SQLITE_BUSY_TIMEOUT_S = 120.0
-#: Execution option that marks a transaction as read-only (a plain, deferred BEGIN on SQLite;
-#: no BEGIN at all on PostgreSQL, whose reads run in autocommit).
-_READ_ONLY = "hpo_read_only"
-_UPGRADABLE = frozenset({1})  # older schema versions that _migrate brings up to date
-#: Execution option for a connection whose statements each commit by themselves (PostgreSQL).
-_AUTOCOMMIT = "hpo_autocommit"
-_UTC = _dt.timezone.utc
 _STATES = {state.value: state for state in TrialState}
 _LIMIT_VALUES = [state.value for state in LIMIT_STATES]
 #: Above this many trials to read in full, get_all_trials reads the whole study in one query.
 _MAX_IDS_PER_QUERY = 500
-#: The query arguments of a SQLite URL that the pysqlite driver takes itself, with how it reads
-#: each and what that expects; any other one reaches SQLite only in a URI (``uri=true``, see
-#: :func:`_check_sqlite_query`).
-_SQLITE_DRIVER_ARGS: dict[str, tuple[Callable[[Any], object], str]] = {
-    "uri": (sa.util.asbool, "true or false"), "timeout": (float, "a number of seconds"),
-    "isolation_level": (str, "a text"), "detect_types": (int, "a whole number"),
-    "check_same_thread": (sa.util.asbool, "true or false"),
-    "cached_statements": (int, "a whole number"),
-}
 #: SQLite's errors when it cannot open or write the file: the path or permissions are wrong.
 _SQLITE_ACCESS_ERRORS = ("unable to open database file", "readonly database")
 #: How long a server storage keeps trying to reach its database, by default (see _outage).
 DEFAULT_RECONNECT_TIMEOUT_S = 60.0
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-# -- schema -----------------------------------------------------------------------------------
-
-
-class _UTCDateTime(sa.types.TypeDecorator[_dt.datetime]):
-    """A timestamp stored in UTC and always read back timezone-aware.
-
-    PostgreSQL stores ``timestamptz``; values are converted to UTC when read. SQLite keeps no
-    time zone: values are written as naive UTC text in SQLAlchemy's own SQLite format
-    (``2024-05-01 12:00:00.000000``, so text order is time order) and get ``tzinfo=UTC`` back.
-    The SQLite processors are plain functions rather than SQLAlchemy's chain of converters,
-    because a snapshot of a study parses three timestamps per trial.
-    """
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
-        if dialect.name == "sqlite":
-            return _sqlite_datetime_out
-        return super().bind_processor(dialect)
-
-    def result_processor(self, dialect: sa.Dialect,
-                         coltype: object) -> Callable[[Any], Any] | None:
-        if dialect.name == "sqlite":
-            return _sqlite_datetime_in
-        return super().result_processor(dialect, coltype)
-
-    def process_bind_param(self, value: _dt.datetime | None,
-                           dialect: sa.Dialect) -> _dt.datetime | None:
-        return None if value is None else value.astimezone(_UTC)
-
-    def process_result_value(self, value: _dt.datetime | None,
-                             dialect: sa.Dialect) -> _dt.datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=_UTC) if value.tzinfo is None else value.astimezone(_UTC)
-
-
-def _sqlite_datetime_out(value: _dt.datetime | None) -> str | None:
-    """Aware datetime -> ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC, without the offset."""
-    if value is None:
-        return None
-    return value.astimezone(_UTC).isoformat(" ", "microseconds")[:26]
-
-
-def _sqlite_datetime_in(value: str | None) -> _dt.datetime | None:
-    """Stored text -> aware UTC datetime.
-
-    Appending the offset is ten times faster than ``datetime.replace(tzinfo=...)``.
-    """
-    return None if value is None else _dt.datetime.fromisoformat(value + "+00:00")
-
-
-_metadata = sa.MetaData()
-
-_version_table = sa.Table(
-    "hpo_schema_version", _metadata,
-    sa.Column("schema_version", sa.Integer, primary_key=True, autoincrement=False),
-)
-
-# sqlite_autoincrement: ids of deleted studies and trials are never handed out again, so a
-# stale handle in another process can never write into somebody else's trial.
-_studies = sa.Table(
-    "hpo_studies", _metadata,
-    sa.Column("study_id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String, nullable=False),
-    sa.Column("direction", sa.String(16), nullable=False),
-    sa.Column("attrs", sa.Text, nullable=False),
-    sa.Column("datetime_created", _UTCDateTime, nullable=False),
-    # The number the study's next trial takes (see "Numbers" in the module docstring).
-    sa.Column("next_number", sa.Integer, nullable=False, server_default="0"),
-    sa.UniqueConstraint("name", name="uq_hpo_studies_name"),
-    sqlite_autoincrement=True,
-)
-
-_trials = sa.Table(
-    "hpo_trials", _metadata,
-    sa.Column("trial_id", sa.Integer, primary_key=True),
-    sa.Column("study_id", sa.Integer,
-              sa.ForeignKey("hpo_studies.study_id", ondelete="CASCADE"), nullable=False),
-    sa.Column("number", sa.Integer, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("value", sa.Double, nullable=True),
-    sa.Column("params", sa.Text, nullable=False),
-    sa.Column("natural", sa.Text, nullable=True),
-    sa.Column("user_attrs", sa.Text, nullable=False),
-    sa.Column("system_attrs", sa.Text, nullable=False),
-    sa.Column("dedup_key", sa.String, nullable=True),
-    sa.Column("datetime_start", _UTCDateTime, nullable=True),
-    sa.Column("datetime_complete", _UTCDateTime, nullable=True),
-    sa.Column("last_heartbeat", _UTCDateTime, nullable=True),
-    # Serves get_all_trials (by study, by number) and max(number) for the next number.
-    sa.UniqueConstraint("study_id", "number", name="uq_hpo_trials_number"),
-    sa.UniqueConstraint("study_id", "dedup_key", name="uq_hpo_trials_dedup_key"),
-    # Serves the limit count, the oldest WAITING trial and the stale-heartbeat scan.
-    sa.Index("ix_hpo_trials_study_state", "study_id", "state", "number"),
-    sqlite_autoincrement=True,
-)
-
-# value is nullable because SQLite stores NaN as NULL; NULL is read back as NaN.
-_values = sa.Table(
-    "hpo_trial_values", _metadata,
-    sa.Column("trial_id", sa.Integer,
-              sa.ForeignKey("hpo_trials.trial_id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("step", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("value", sa.Double, nullable=True),
-)
 
 
 # -- prebuilt statements ----------------------------------------------------------------------
@@ -323,7 +218,7 @@ _UPDATE_TRIAL = sa.update(_trials).where(_trials.c.trial_id == _TID)
 _UPDATE_LIVE_TRIAL = _UPDATE_TRIAL.where(_UNFINISHED)
 _SET_PARAMS = _UPDATE_LIVE_TRIAL.values(params=sa.bindparam("b_params"),
                                         natural=sa.bindparam("b_natural"))
-_NOW: sa.BindParameter[_dt.datetime] = sa.bindparam("b_now", type_=_UTCDateTime)
+_NOW: sa.BindParameter[_dt.datetime] = sa.bindparam("b_now", type_=UTCDateTime)
 _FINISH_TRIAL = (_UPDATE_LIVE_TRIAL
                  .values(state=sa.bindparam("b_state"), value=sa.bindparam("b_value"),
                          datetime_complete=_NOW,
@@ -333,7 +228,7 @@ _HEARTBEAT = (_UPDATE_TRIAL.where(_trials.c.state == TrialState.RUNNING.value)
               .values(last_heartbeat=_NOW))
 _STALE_WHERE = (_trials.c.study_id == _SID, _trials.c.state == TrialState.RUNNING.value,
                 _trials.c.last_heartbeat.is_not(None),
-                _trials.c.last_heartbeat < sa.bindparam("b_before", type_=_UTCDateTime))
+                _trials.c.last_heartbeat < sa.bindparam("b_before", type_=UTCDateTime))
 # The study exists (a row) and whether any of its trials is stale, read without any lock.
 _ANY_STALE = sa.select(_studies.c.study_id, sa.exists().where(*_STALE_WHERE)
                        ).where(_studies.c.study_id == _SID)
@@ -436,380 +331,6 @@ def _group_values(rows: Iterable[Sequence[Any]]) -> dict[int, dict[int, float]]:
                 curve = grouped[trial_id] = {}
         curve[step] = nan if value is None else value  # type: ignore[index]
     return grouped
-
-
-# -- dialect-specific bits --------------------------------------------------------------------
-
-
-def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any, *,
-                       wal: bool = True) -> None:
-    """Let SQLAlchemy emit BEGIN itself; WAL so that readers never block the writer.
-
-    ``synchronous=NORMAL`` is the setting SQLite recommends with WAL: a crash of the process
-    loses nothing, a power cut may lose the last commits but never corrupts the file.
-    ``wal=False`` for a read-only connection (see :func:`_sqlite_read_only`): switching the
-    journal mode writes to the file, so it would make every read fail with "attempt to write
-    a readonly database" on a database not already in WAL mode.
-    """
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        if wal:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cursor.close()
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    """Take the write lock when a write transaction starts, so two writers never deadlock.
-
-    A deferred BEGIN that later writes can fail at once with "database is locked" (SQLite will
-    not wait when waiting could deadlock); ``BEGIN IMMEDIATE`` waits for the busy timeout instead.
-    """
-    read_only = conn.get_execution_options().get(_READ_ONLY, False)
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-
-def _server_on_begin(conn: Connection) -> None:
-    """Open a transaction for writes only; reads and single statements run in autocommit.
-
-    The engine's driver connections are in autocommit mode, so a transaction exists only where
-    this sends ``BEGIN`` (the driver's commit and rollback then end it). Under READ COMMITTED a
-    read gains nothing from a transaction (each statement reads its own snapshot anyway), and
-    one statement is atomic by itself: both save the ``BEGIN`` and ``COMMIT`` round trips.
-    """
-    options = conn.get_execution_options()
-    if not (options.get(_READ_ONLY) or options.get(_AUTOCOMMIT)):
-        conn.exec_driver_sql("BEGIN")
-
-
-def _drop_dead_connection(dbapi_connection: Any, connection_record: Any,
-                          connection_proxy: Any) -> None:
-    """Refuse a pooled connection that the server has closed, without a round trip.
-
-    An idle connection has nothing to read unless the server closed it (it sends a FATAL
-    message, or the socket reaches end of file) or sent an unsolicited message. A readable
-    socket is therefore treated as dead: the pool drops it and opens a fresh one. This catches
-    a restarted server or a killed backend at the price of a ``select`` call, where SQLAlchemy's
-    ``pool_pre_ping`` costs a ``SELECT 1`` round trip at every checkout.
-    """
-    fileno = getattr(dbapi_connection, "fileno", None)
-    if fileno is None:
-        return
-    try:
-        readable = select.select([fileno()], [], [], 0)[0]
-    except Exception as exc:  # closed by the driver already, or not a socket
-        raise sa.exc.DisconnectionError(f"connection unusable: {exc}") from exc
-    if readable:
-        raise sa.exc.DisconnectionError("the server closed the connection")
-
-
-def _server_engine(url: URL, kwargs: dict[str, Any]) -> Engine:
-    """An engine on a database server, in autocommit (see :func:`_server_on_begin`).
-
-    Connections are checked by :func:`_drop_dead_connection` instead of ``pool_pre_ping``
-    (still honoured when passed in ``engine_kwargs``).
-    """
-    engine = sa.create_engine(url, **_server_arguments(kwargs))
-    sa.event.listen(engine, "begin", _server_on_begin)
-    if not kwargs.get("pool_pre_ping"):
-        sa.event.listen(engine, "checkout", _drop_dead_connection)
-    return engine
-
-
-def _sqlite_engine(url: URL, kwargs: dict[str, Any], *, create: bool = True) -> Engine:
-    """An engine on a SQLite file, with WAL, a long busy timeout and BEGIN IMMEDIATE.
-
-    The switch to WAL (a write to the file, which stays in WAL mode) is left out for a
-    read-only URL and for ``create=False``, which promises to change nothing in a database
-    that another program may own; a database that hpo_plugins made is in WAL mode already.
-    """
-    if not is_sqlite_uri(url):
-        _make_parent_folder(url.database or "")
-    engine = sa.create_engine(url, **_sqlite_arguments(kwargs))
-    wal = create and not _sqlite_read_only(url)
-
-    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        _sqlite_on_connect(dbapi_connection, connection_record, wal=wal)
-
-    sa.event.listen(engine, "connect", on_connect)
-    sa.event.listen(engine, "begin", _sqlite_on_begin)
-    return engine
-
-
-def _server_arguments(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments of ``create_engine`` on a database server: the user's, in autocommit."""
-    return {**kwargs, "isolation_level": "AUTOCOMMIT"}
-
-
-def _sqlite_arguments(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments of ``create_engine`` on SQLite: the user's, with a long busy timeout
-    unless their ``connect_args`` set another."""
-    connect_args = {"timeout": _SQLITE_BUSY_TIMEOUT_S, **kwargs.get("connect_args", {})}
-    return {**kwargs, "connect_args": connect_args}
-
-
-def _check_reconnect_timeout(value: Any) -> float:
-    """``reconnect_timeout`` as a float, or ConfigurationError for anything but seconds >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ConfigurationError(
-            f"reconnect_timeout must be a number of seconds >= 0 (how long to keep trying to "
-            f"reach a database server that went away; 0 never retries). Received: "
-            f"{value!r}.")
-    return float(value)
-
-
-def _check_engine_kwargs(engine_kwargs: Any) -> dict[str, Any] | None:
-    """``engine_kwargs`` as a dict, after refusing what ``create_engine`` could not take: not
-    a mapping, a key that is no argument name, ``connect_args`` that is not a mapping. Values
-    are not shown in messages (``connect_args`` may hold a password)."""
-    if engine_kwargs is None:
-        return None
-    if not isinstance(engine_kwargs, Mapping):
-        raise ConfigurationError(
-            f"Expected `engine_kwargs` to be a dict of keyword arguments for "
-            f"sqlalchemy.create_engine, such as {{'pool_size': 10}}, or None. Received: a value "
-            f"of type {type(engine_kwargs).__name__}. Pass a dict."
-        )
-    for key, value in engine_kwargs.items():
-        if not isinstance(key, str):
-            raise ConfigurationError(
-                f"Expected the keys of `engine_kwargs` to be argument names of "
-                f"sqlalchemy.create_engine (str). Received: the key {key!r} (of type "
-                f"{type(key).__name__}). Use the argument's name, e.g. 'pool_size'."
-            )
-        if key == "connect_args" and not isinstance(value, Mapping):
-            raise ConfigurationError(
-                f"Expected engine_kwargs['connect_args'] to be a dict of the database "
-                f"driver's connect arguments, such as {{'connect_timeout': 10}}. Received: a "
-                f"value of type {type(value).__name__}. Pass a dict."
-            )
-    return dict(engine_kwargs)
-
-
-def _try_engine_kwargs(url: URL, kwargs: Mapping[str, Any], sqlite: bool) -> None:
-    """Create and drop an engine with ``kwargs`` (SQLAlchemy connects only on first use), so
-    that an argument ``create_engine`` refuses fails with the storage, not at its first use.
-
-    A missing driver or an unknown scheme is left to the first use, which names the fix.
-    """
-    arguments = _sqlite_arguments(kwargs) if sqlite else _server_arguments(kwargs)
-    try:
-        sa.create_engine(url, **arguments).dispose()
-    except (NoSuchModuleError, ImportError):
-        return
-    except TypeError as exc:
-        raise ConfigurationError(_bad_engine_argument(kwargs, exc)) from None
-
-
-def _bad_engine_argument(kwargs: Mapping[str, Any], exc: TypeError) -> str:
-    """The message for an argument that ``create_engine`` refused with a TypeError."""
-    named = [key for key in kwargs if f"'{key}'" in str(exc)]
-    culprit = (f"the argument{'s' if len(named) > 1 else ''} {', '.join(map(repr, named))}"
-               if named else "an argument")
-    return (f"Expected `engine_kwargs` to hold arguments of sqlalchemy.create_engine that fit "
-            f"this database's dialect and pool. Received: {culprit} that SQLAlchemy refused "
-            f"({exc}). Check the spelling against the arguments of sqlalchemy.create_engine "
-            f"(https://docs.sqlalchemy.org/en/20/core/engines.html#sqlalchemy.create_engine), "
-            f"or remove {'it' if len(named) <= 1 else 'them'}.")
-
-
-def _make_parent_folder(database: str) -> None:
-    """Create the folder of the SQLite file ``database``, or say why that is impossible."""
-    parent = Path(database).parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(
-            f"Could not create the folder {parent} for the SQLite file {database}: "
-            f"{exc.strerror or exc} ({exc.filename}). Expected a path whose every part above the "
-            f"file is a folder or can be made one: check the path (no part of it may be a "
-            f"file) and that this user may create folders there."
-        ) from None
-
-
-def _sqlite_read_only(url: URL) -> bool:
-    """Whether the SQLite URL ``url`` opens its file read-only: a URI (``uri=true``) with
-    ``mode=ro`` or ``immutable=1`` (SQLite reads the booleans 1, true, yes and on)."""
-    return (is_sqlite_uri(url) and url.query.get("mode") == "ro") or _sqlite_immutable(url)
-
-
-def _sqlite_immutable(url: URL) -> bool:
-    """Whether the SQLite URL ``url`` is a URI with ``immutable=1`` (see _sqlite_read_only)."""
-    immutable = url.query.get("immutable")
-    return (is_sqlite_uri(url) and isinstance(immutable, str)
-            and immutable.lower() in ("1", "true", "yes", "on"))
-
-
-def _warn_unseen_wal(url: URL) -> None:
-    """Warn when an ``immutable=1`` URL opens a file whose -wal file holds commits: SQLite then
-    reads the main file alone, so the trials in the -wal file (a writer still running, or
-    killed before its checkpoint) are silently missing from what is read."""
-    if not _sqlite_immutable(url):
-        return
-    wal = f"{sqlite_file(url) or 'hpo.db'}-wal"
-    try:
-        size = os.path.getsize(wal)
-    except OSError:
-        return
-    if size > 0:
-        warn_user(
-            f"The SQLite file {url.database} is opened with immutable=1, but {wal} beside it "
-            f"is not empty ({size} bytes): it may hold changes that immutable=1 does not read "
-            f"(a writer still running, or killed before SQLite folded them into the file), "
-            f"so recent trials may be missing or out of date. Read it with "
-            f"{plain_sqlite_url(url)} from a user who may write to its folder (SQLite then folds "
-            f"the changes in), or copy the folder, with its -wal file, to a writable place "
-            f"and read the copy."
-        )
-
-
-def _check_sqlite_url(url: URL) -> None:
-    """Refuse at construction the SQLite URLs that would fail late or do something else."""
-    _check_sqlite_host(url)
-    _check_sqlite_file(url)
-    _check_sqlite_driver_args(url)
-    _check_sqlite_query(url)
-
-
-def _check_sqlite_host(url: URL) -> None:
-    """Refuse ``sqlite://path`` (two slashes): SQLAlchemy reads the path's first part as a host.
-
-    SQLAlchemy would refuse it only on first use, after the folder had been made from the rest.
-    """
-    if not (url.host or url.port or url.username or url.password):
-        return
-    path = "/".join(part for part in (url.host, url.database) if part)
-    raise ConfigurationError(
-        f"Expected a SQLite URL with three slashes before a relative path "
-        f"('sqlite:///runs/hpo.db') or four before an absolute one "
-        f"('sqlite:////home/me/hpo.db'). Received a URL with two slashes, so {url.host!r} was "
-        f"read as a host, and a SQLite URL has none: write 'sqlite:///{path}' for the file "
-        f"relative to the working directory, or 'sqlite:////{path}' for the absolute path."
-    )
-
-
-def _check_sqlite_file(url: URL) -> None:
-    """Refuse in-memory SQLite: every pooled connection would see its own, empty database."""
-    if is_memory_sqlite(url):
-        raise ConfigurationError(
-            "Expected a SQLite URL naming a file, such as 'sqlite:///hpo.db'. Received an "
-            "in-memory SQLite URL, which processes cannot share; use storage=':memory:' for a "
-            "storage that lives in this process only."
-        )
-
-
-def _check_sqlite_driver_args(url: URL) -> None:
-    """Refuse a driver argument that the driver could not read (a raw ValueError on first use)."""
-    for key, (read, expected) in _SQLITE_DRIVER_ARGS.items():
-        value = url.query.get(key)
-        try:
-            if value is not None:
-                read(value)
-        except (TypeError, ValueError):
-            raise ConfigurationError(
-                f"Expected the argument {key!r} of a SQLite URL to be {expected}. Received "
-                f"{key}={value!r}: correct it in the URL's query string."
-            ) from None
-
-
-def _check_sqlite_query(url: URL) -> None:
-    """Refuse SQLite URI arguments that SQLite would never see (see :class:`SQLStorage`).
-
-    Without ``uri=true`` the driver drops them (``mode=ro`` would open the file read-write);
-    with it, a path not starting with ``file:`` is a plain file name, query string included.
-    """
-    database = url.database or ""
-    if is_sqlite_uri(url):
-        if not database.startswith("file:"):
-            raise ConfigurationError(
-                f"Expected the path of a SQLite URL with 'uri=true' to start with 'file:', "
-                f"such as {_as_sqlite_uri(url)!r}. Received the path {database!r}, which "
-                f"SQLite would take as a plain file name, query string included: write "
-                f"'file:' before the path.")
-        return
-    ignored = sorted(set(url.query) - set(_SQLITE_DRIVER_ARGS))
-    if ignored:
-        raise ConfigurationError(
-            f"Expected SQLite URI arguments such as {ignored[0]!r} to come with 'uri=true' "
-            f"and a path starting with 'file:', such as {_as_sqlite_uri(url)!r}. Received "
-            f"{ignored} without 'uri=true', which SQLite would never see (so mode=ro, for "
-            f"one, would open the file read-write): add '&uri=true' and write 'file:' before "
-            f"the path.")
-
-
-def _as_sqlite_uri(url: URL) -> str:
-    """The URI form of the SQLite URL ``url``, for messages (a SQLite URL holds no password)."""
-    database = url.database or "hpo.db"
-    path = database if database.startswith("file:") else f"file:{database}"
-    query = [f"{key}={value}" for key, values in url.query.items() if key != "uri"
-             for value in ((values,) if isinstance(values, str) else values)]
-    return f"sqlite:///{path}?{'&'.join([*query, 'uri=true'])}"
-
-
-def url_secrets(url: URL) -> tuple[str, ...]:
-    """The passwords a database URL holds: after the user name, or as a ``password=`` query
-    argument (libpq reads both, so both must stay out of messages and logs)."""
-    found = [] if url.password is None else [str(url.password)]
-    value = url.query.get("password")
-    found += [value] if isinstance(value, str) else list(value or ())
-    return tuple(secret for secret in found if secret)
-
-
-def masked_url(url: URL) -> str:
-    """``url`` as text with every password (see :func:`url_secrets`) shown as ``***``.
-
-    Example:
-        >>> masked_url(make_url("postgresql+psycopg://me:pw@db/hpo?password=pw2"))
-        'postgresql+psycopg://me:***@db/hpo?password=***'
-    """
-    if "password" in url.query:
-        url = url.update_query_dict({"password": "***"})
-    # the query's *** comes back percent-encoded; readers should see the same mark twice
-    return url.render_as_string(hide_password=True).replace("password=%2A%2A%2A",
-                                                            "password=***")
-
-
-def _redact(exc: BaseException, *, secrets: tuple[str, ...]) -> str:
-    """The error text of ``exc`` with ``secrets`` masked.
-
-    A plain function bound with ``functools.partial``, not a method: the storage's hot path
-    keeps it, and a bound method would tie the storage into a reference cycle that only the
-    cyclic garbage collector frees (its pooled connections stayed open until then).
-    """
-    text = str(getattr(exc, "orig", None) or exc)
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
-def _absolute_sqlite(url: URL) -> URL:
-    """``url`` with its SQLite file path made absolute, so that a process started in another
-    folder (a Dask worker, a script-mode child) opens the same file.
-
-    A URI path (``file:runs/hpo.db`` with ``uri=true``) keeps its URI form: only a relative
-    one gains the working directory, percent-encoded as a URI path must be. ``file:/abs``,
-    ``file:///abs`` and ``file://host/abs`` are already absolute.
-    """
-    database = url.database or ""
-    if is_sqlite_uri(url):  # _check_sqlite_query made sure the path starts with "file:"
-        path = database[len("file:"):]
-        if path.startswith("/"):
-            return url
-        folder = urllib.parse.quote(os.getcwd(), safe="/")
-        return url.set(database=f"file:{folder.rstrip('/')}/{path}")
-    if os.path.isabs(database):
-        return url
-    # without uri=true, "file:runs/hpo.db" is a plain path (a folder named "file:runs")
-    return url.set(database=os.path.abspath(database))
-
-
-def _lock_schema(conn: Connection) -> None:
-    """Serialize schema creation between processes (SQLite's BEGIN IMMEDIATE already does)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7384112001)"))
 
 
 def _is_dedup_violation(exc: IntegrityError) -> bool:
@@ -1297,18 +818,18 @@ class SQLStorage(Storage):
                  create: bool = True,
                  reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT_S) -> None:
         self.url = url
-        self.engine_kwargs = _check_engine_kwargs(engine_kwargs)
+        self.engine_kwargs = check_engine_kwargs(engine_kwargs)
         self.create = create
-        self._parsed = _parse_url(url)
+        self._parsed = parse_url(url)
         if self._parsed.get_backend_name() == "sqlite":
-            _check_sqlite_url(self._parsed)
-            self._parsed = _absolute_sqlite(self._parsed)
+            check_sqlite_url(self._parsed)
+            self._parsed = absolute_sqlite(self._parsed)
         self._description = masked_url(self._parsed)
-        self._redact = functools.partial(_redact, secrets=url_secrets(self._parsed))
+        self._redact = functools.partial(redact, secrets=url_secrets(self._parsed))
         self._is_sqlite = self._parsed.get_backend_name() == "sqlite"
         self.reconnect_timeout = reconnect_timeout  # checked; builds the Reconnector
         if self.engine_kwargs:
-            _try_engine_kwargs(self._parsed, self.engine_kwargs, self._is_sqlite)
+            try_engine_kwargs(self._parsed, self.engine_kwargs, self._is_sqlite)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         #: This storage (or the one it was pickled from) has opened its database once: a
@@ -1346,7 +867,7 @@ class SQLStorage(Storage):
 
     @reconnect_timeout.setter
     def reconnect_timeout(self, seconds: float) -> None:
-        self._reconnect_timeout = _check_reconnect_timeout(seconds)
+        self._reconnect_timeout = check_reconnect_timeout(seconds)
         self._reconnector = Reconnector(self._description,
                                         0.0 if self._is_sqlite else self._reconnect_timeout)
 
@@ -1414,18 +935,18 @@ class SQLStorage(Storage):
 
     def _open(self) -> Engine:
         if self._is_sqlite:  # first: the tables themselves may be in the -wal file only
-            _warn_unseen_wal(self._parsed)
+            warn_unseen_wal(self._parsed)
         if not self.create and self._is_sqlite:  # before the engine makes folders or WAL
-            _check_version(_sqlite_schema_version(self._parsed), self._description)
+            check_version(sqlite_schema_version(self._parsed), self._description)
         if self.create and self._is_sqlite:  # before the engine switches the file to WAL
-            _refuse_foreign_sqlite(self._parsed, self._description)
+            refuse_foreign_sqlite(self._parsed, self._description)
         engine = self._create_engine()
         try:
             if self.create:
-                _ensure_schema(engine, self._description)
+                ensure_schema(engine, self._description)
             elif not self._is_sqlite:
                 with engine.connect() as conn:
-                    _check_version(_schema_version(conn), self._description)
+                    check_version(schema_version(conn), self._description)
         except SQLAlchemyError as exc:
             engine.dispose()
             if self._reached and not self._is_sqlite and lost_connection(exc):
@@ -1446,14 +967,14 @@ class SQLStorage(Storage):
         kwargs = dict(self.engine_kwargs or {})
         try:
             if self._parsed.get_backend_name() == "sqlite":
-                return _sqlite_engine(self._parsed, kwargs, create=self.create)
-            return _server_engine(self._parsed, kwargs)
+                return sqlite_engine(self._parsed, kwargs, create=self.create)
+            return server_engine(self._parsed, kwargs)
         except NoSuchModuleError:
-            raise ConfigurationError(_unknown_scheme_message(self._parsed)) from None
+            raise ConfigurationError(unknown_scheme_message(self._parsed)) from None
         except ImportError as exc:
-            raise MissingDependencyError(_missing_driver_message(self._parsed, exc)) from exc
+            raise MissingDependencyError(missing_driver_message(self._parsed, exc)) from exc
         except TypeError as exc:  # a driver installed since the constructor's check
-            raise ConfigurationError(_bad_engine_argument(kwargs, exc)) from None
+            raise ConfigurationError(bad_engine_argument(kwargs, exc)) from None
 
     def _access_hint(self, exc: SQLAlchemyError) -> str:
         """What to check when SQLite cannot open or write its file; "" for other errors.
@@ -1466,13 +987,13 @@ class SQLStorage(Storage):
         if not self._is_sqlite or not any(text in str(exc) for text in _SQLITE_ACCESS_ERRORS):
             return ""
         plain = plain_sqlite_url(self._parsed)
-        offer = ("readonly database" in str(exc) or _sqlite_read_only(self._parsed)
+        offer = ("readonly database" in str(exc) or sqlite_read_only(self._parsed)
                  or os.path.isfile(sqlite_file(self._parsed) or ""))
         reading = (f" To read a study in a location this user cannot write to (a read-only "
                    f"folder or file), open it as {immutable_sqlite_url(self._parsed)} (only "
                    f"while no process writes to it: SQLite then takes the file as unchanging)."
                    if offer else "")
-        if _sqlite_read_only(self._parsed):
+        if sqlite_read_only(self._parsed):
             return (f". This storage was opened read-only (mode=ro or immutable=1 in its URL): "
                     f"it reads studies but cannot create, resume or run them; to write, use "
                     f"a URL without them, such as {plain}. With mode=ro SQLite still writes a "
@@ -1495,7 +1016,7 @@ class SQLStorage(Storage):
     def _read(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot on SQLite, no write lock."""
         with self._database_errors(), self._get_engine().connect() as conn:
-            conn.execution_options(**{_READ_ONLY: True})
+            conn.execution_options(**{READ_ONLY: True})
             with conn.begin():
                 yield conn
 
@@ -1514,7 +1035,7 @@ class SQLStorage(Storage):
         stage = _Stage()
         with self._database_errors(stage), self._get_engine().connect() as conn:
             stage.committing = True  # from here on, every statement commits by itself
-            conn.execution_options(**{_AUTOCOMMIT: True})
+            conn.execution_options(**{AUTOCOMMIT: True})
             yield conn
 
     @contextlib.contextmanager
@@ -1971,47 +1492,6 @@ def _inserted_id(result: sa.CursorResult[Any]) -> int:
     return int(key[0])
 
 
-def _parse_url(url: str) -> URL:
-    """Parse ``url`` without ever echoing it (it may hold a password)."""
-    try:
-        return make_url(url)
-    except (ArgumentError, ValueError, TypeError):
-        raise ConfigurationError(
-            "Expected `url` to be a SQLAlchemy database URL such as 'sqlite:///hpo.db' or "
-            "'postgresql+psycopg://user@host/db'. Received a value that is not one (not shown, "
-            "as it may contain a password)."
-        ) from None
-
-
-def _unknown_scheme_message(url: URL) -> str:
-    """Why SQLAlchemy knows no dialect for ``url``'s scheme (its password is never shown)."""
-    message = (
-        f"Expected a database URL whose scheme names a SQLAlchemy dialect, such as "
-        f"'sqlite:///hpo.db' or 'postgresql+psycopg://user@host/db'. Received the scheme "
-        f"{url.drivername!r}, which SQLAlchemy does not know")
-    if url.get_backend_name() != "postgres":
-        return f"{message}: check its spelling."
-    fixed = masked_url(url.set(drivername="postgresql+psycopg"))
-    return (f"{message}: SQLAlchemy spells PostgreSQL 'postgresql', not 'postgres' (the spelling "
-            f"of Heroku and libpq). Use {fixed!r}, with psycopg 3 as the driver (pip install "
-            f"'hpo_plugins[postgres]').")
-
-
-def _missing_driver_message(url: URL, exc: ImportError) -> str:
-    """Which driver module ``url`` needs and how to get one that hpo_plugins is tested with."""
-    driver = url.get_driver_name()  # the dialect's default driver when the URL names none
-    module = exc.name or driver
-    message = (f"The database driver for URLs starting with '{url.drivername}://' is not "
-               f"installed: SQLAlchemy uses the Python module {module!r} for them ({exc}).")
-    if url.get_backend_name() != "postgresql":
-        return (f"{message} Install that module yourself; hpo_plugins is tested with SQLite and "
-                f"with PostgreSQL through psycopg 3 ('postgresql+psycopg://...').")
-    if driver == "psycopg":
-        return f"{message} Install it with: pip install 'hpo_plugins[postgres]'"
-    return (f"{message} The extra hpo_plugins[postgres] installs psycopg 3, not {driver}: use "
-            f"a URL starting with 'postgresql+psycopg://' (pip install 'hpo_plugins[postgres]').")
-
-
 def _new_trial_row(study_id: int, state: TrialState, params: Mapping[str, Any] | None,
                    natural: Any, dedup_key: str | None,
                    system_attrs: Mapping[str, Any] | None, heartbeat: bool) -> dict[str, Any]:
@@ -2070,174 +1550,3 @@ def _fail_trial(conn: Connection, trial: FrozenTrial, reason: Mapping[str, Any],
         raise StorageError(f"Trial {trial.number} changed while it was being failed.")
     return dataclasses.replace(trial, state=TrialState.FAIL, datetime_complete=ended,
                                system_attrs=system_attrs)
-
-
-def _ensure_schema(engine: Engine, description: str) -> None:
-    """Create missing tables, after upgrading a database of an older schema version in place
-    (:func:`_migrate`, which refuses a newer one)."""
-    with engine.begin() as conn:
-        _lock_schema(conn)
-        found = _schema_version(conn)
-        if found is not None and found != SCHEMA_VERSION:
-            _migrate(conn, int(found), description)
-        _metadata.create_all(conn)
-        if conn.scalar(sa.select(_version_table.c.schema_version)) is None:
-            conn.execute(sa.insert(_version_table).values(schema_version=SCHEMA_VERSION))
-            _logger.info("Created hpo_plugins tables (schema version %d) in %s.",
-                         SCHEMA_VERSION, description)
-
-
-def _schema_version(conn: Connection) -> int | None:
-    """The schema version in the database of ``conn``; None if it has no hpo_plugins tables."""
-    if not sa.inspect(conn).has_table(_version_table.name):
-        return None
-    return conn.scalar(sa.select(_version_table.c.schema_version))
-
-
-def _check_version(found: int | None, description: str) -> None:
-    """Refuse (for ``create=False``) a database that does not hold this schema version."""
-    if found is None:
-        raise StorageError(
-            f"The database {description} holds no hpo_plugins tables: it is empty or belongs to "
-            f"another program. Expected a database that hpo_plugins has written studies to; "
-            f"check the URL (a study run creates the tables).")
-    if found == SCHEMA_VERSION:
-        return
-    if found in _UPGRADABLE:
-        raise StorageError(
-            f"The database {description} holds hpo_plugins schema version {found}, older than "
-            f"this hpo_plugins' {SCHEMA_VERSION}, and it is opened without changes. Open it "
-            f"once from Python (hpo_plugins.load_study(...)), which upgrades it in place, then "
-            f"read it here.")
-    raise StorageError(_version_message(description, found))
-
-
-def _sqlite_schema_version(url: URL) -> int | None:
-    """The schema version in the SQLite file of ``url``, read without changing it; None if the
-    file has no hpo_plugins tables.
-
-    Read through a SQLite URI with ``mode=ro`` added to the URL's own URI arguments (so an
-    ``immutable=1`` URL, the way to read a study in a read-only folder, is read as such).
-    ``mode=ro`` cannot open a WAL database without its -shm file where that file cannot be
-    made (a read-only folder); the version is then read as ``immutable=1``, which is enough
-    for a number that only an upgrade changes, and the storage's own connection gives the
-    error and its advice if the file cannot be read at all.
-    """
-    import sqlite3
-
-    uri = _sqlite_read_uri(url)
-    try:
-        return _read_schema_version(sqlite3.connect(uri, uri=True))
-    except sqlite3.Error as exc:
-        first = exc
-    try:
-        return _read_schema_version(sqlite3.connect(f"{uri}&immutable=1", uri=True))
-    except sqlite3.Error:
-        pass
-    raise StorageError(f"Could not read the SQLite file {url.database}: {first}. Expected a "
-                       f"database that hpo_plugins has written studies to, in a file this "
-                       f"user may read.") from None
-
-
-def _refuse_foreign_sqlite(url: URL, description: str) -> None:
-    """Refuse an Optuna SQLite file, and warn before adding our tables to another program's.
-
-    Opening a file adds our tables and switches it to WAL mode. An Optuna study (a likely mix-up
-    of URLs for someone trying both libraries) must be left exactly as it was: ``load_study``
-    on it would change the file and then report no such study. A file of other tables may be
-    an application's database that the user chose to share, so it is opened, with a warning.
-    Read-only, before any connection of the storage; a file that cannot be read here is left
-    to the storage's own connection, which says why.
-
-    Raises:
-        StorageError: The file holds Optuna's tables and none of ours.
-    """
-    import sqlite3
-
-    database = url.database or ""
-    if is_memory_sqlite(url) or (
-            not database.startswith("file:") and not os.path.isfile(database)):
-        return
-    try:
-        with contextlib.closing(sqlite3.connect(_sqlite_read_uri(url), uri=True)) as conn:
-            tables = [row[0] for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    except sqlite3.Error:
-        return
-    if not tables or any(name.startswith("hpo_") for name in tables):
-        return
-    if {"studies", "trials", "trial_values", "version_info"} <= set(tables):
-        raise StorageError(
-            f"The SQLite file {description} is an Optuna database (tables "
-            f"{names_for_message(tables)}), with no hpo_plugins tables. hpo_plugins leaves "
-            f"it as it is (opening it would add its tables and switch the file to WAL mode) "
-            f"and cannot read Optuna's studies. Expected a new file or one that hpo_plugins "
-            f"created: give another path, such as sqlite:///hpo.db.")
-    _logger.warning("The SQLite file %s holds another program's tables (%s): hpo_plugins adds "
-                    "its own tables (hpo_*) beside them and switches the file to WAL mode. "
-                    "Give another path if the file should stay as it is.", description,
-                    names_for_message(tables))
-
-
-def _sqlite_read_uri(url: URL) -> str:
-    """The SQLite URI (``file:...``) of ``url``'s file with its URI arguments (``uri`` aside)
-    and ``mode=ro``."""
-    database = url.database or ""
-    if database.startswith("file:"):  # already a URI (``?uri=true`` URLs)
-        base, _, inline = database.partition("?")
-    else:
-        base, inline = Path(database).absolute().as_uri(), ""
-    query = [inline] if inline else []
-    for key, value in url.query.items():
-        if key in ("uri", "mode"):
-            continue
-        for item in (value,) if isinstance(value, str) else value:
-            query.append(f"{key}={item}")
-    query.append("mode=ro")
-    return f"{base}?{'&'.join(query)}"
-
-
-def _read_schema_version(connection: Any) -> int | None:
-    """The schema version through ``connection`` (closed after), None without the table."""
-    with contextlib.closing(connection) as conn:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (_version_table.name,)).fetchone() is None:
-            return None
-        row = conn.execute(f"SELECT schema_version FROM {_version_table.name}").fetchone()
-    return None if row is None else int(row[0])
-
-
-def _migrate(conn: Connection, found: int, description: str) -> None:
-    """Bring a database of an older schema version up to :data:`SCHEMA_VERSION`, in place.
-
-    Runs inside the schema lock of :func:`_ensure_schema`, so one process migrates and the
-    others then find the new version. Processes of an older hpo_plugins still running on the
-    database must be stopped first (a new one refuses to open it, see _version_message).
-
-    Raises:
-        StorageError: The version is newer than this hpo_plugins, or has no migration.
-    """
-    if found not in _UPGRADABLE:
-        raise StorageError(_version_message(description, found))
-    # 1 -> 2: each study's next trial number lives on its row (see "Numbers" above).
-    conn.execute(sa.text("ALTER TABLE hpo_studies ADD COLUMN next_number INTEGER NOT NULL "
-                         "DEFAULT 0"))
-    top = (sa.select(sa.func.max(_trials.c.number) + 1)
-           .where(_trials.c.study_id == _studies.c.study_id).scalar_subquery())
-    conn.execute(sa.update(_studies).values(next_number=sa.func.coalesce(top, 0)))
-    conn.execute(sa.update(_version_table).values(schema_version=SCHEMA_VERSION))
-    _logger.info("Upgraded the hpo_plugins tables of %s from schema version %d to %d.",
-                 description, found, SCHEMA_VERSION)
-
-
-def _version_message(description: str, found: int) -> str:
-    if found > SCHEMA_VERSION:
-        advice = ("It was written by a newer hpo_plugins: upgrade hpo_plugins "
-                  "(pip install -U hpo_plugins) to use it.")
-    else:
-        advice = ("It was written by an older hpo_plugins and there is no automatic migration: "
-                  "read it with the hpo_plugins version that wrote it (export the studies with "
-                  "`hpo-plugins export`), or point this study at a new database.")
-    return (f"The database {description} holds hpo_plugins schema version {found}, but this "
-            f"hpo_plugins expects schema version {SCHEMA_VERSION}. {advice}")
