@@ -586,6 +586,27 @@ def test_a_kept_logdir_that_cannot_be_made_here_is_named(tmp_path: Path) -> None
         hpo.create_study(SPACE, storage=url, study_name="g")
 
 
+def test_a_resume_into_another_logdir_warns_that_tensorboard_splits_the_study(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """hpo-plugins tensorboard then served the new folder only, with half the trials, and
+    nothing above INFO said so."""
+    url = f"sqlite:///{tmp_path}/moved.db"
+    first, second = tmp_path / "runs_a", tmp_path / "runs_b"
+    hpo.minimize(lambda p: p["x"], SPACE, n_trials=2, storage=url, study_name="m",
+                 logdir=str(first))
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="m",
+                     logdir=str(first))  # the same folder: nothing to say
+        hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="m")  # kept
+        assert not [r for r in caplog.records if "earlier trial" in r.getMessage()]
+        hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=url, study_name="m",
+                     logdir=str(second))
+    (record,) = [r for r in caplog.records if "earlier trial" in r.getMessage()]
+    assert (f"Study 'm': its 4 earlier trial(s) wrote their TensorBoard runs to {first}, and "
+            f"this run writes to {second}, so TensorBoard on either folder shows only part of "
+            f"the study") in record.getMessage()
+
+
 def test_minimize_checks_its_run_options_before_storing_anything(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/o.db"
     for bad in ({"n_trials": "10"}, {"n_trials": 1, "catch": ValueError()},

@@ -308,10 +308,28 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
         record_space(store, study_id, name, info.attrs, attrs)
     done = sum(info.n_trials.values())
     _logger.info("Resuming study %r in %s (%d trials so far).", name, store.describe(), done)
+    if "logdir" not in kept:
+        _warn_moved_logdir(name, info.attrs.get("logdir"), attrs.get("logdir"), done)
     if kept:
         _logger.info("Study %r keeps its stored %s (not given in this call).", name,
                      ", ".join(sorted(kept)))
     return study_id, kept, dict(info.attrs)
+
+
+def _warn_moved_logdir(name: str, before: Any, after: Any, done: int) -> None:
+    """Warn that a resume writes the study's TensorBoard runs to another logdir than its
+    earlier trials: TensorBoard on either folder shows part of the study, and nothing said so
+    (``hpo-plugins tensorboard`` serves the new one only)."""
+    if not (done and isinstance(before, str) and isinstance(after, str)):
+        return
+    if os.path.abspath(before) == os.path.abspath(after):
+        return
+    _logger.warning(
+        "Study %r: its %d earlier trial(s) wrote their TensorBoard runs to %s, and this run "
+        "writes to %s, so TensorBoard on either folder shows only part of the study "
+        "(hpo-plugins tensorboard serves the new one). Leave logdir= out to go on in the "
+        "study's own logdir.",
+        name, done, before, after)
 
 
 def _check_metric_switch(store: Storage, info: StudyInfo, metric: str) -> None:

@@ -85,3 +85,25 @@ def test_delete_names_the_folder_of_the_trial_directories(cli: Run, tmp_path: Pa
                                            f"{tmp_path / 'hpo_runs' / 'dirs'}. A new study of "
                                            f"this name will not write there")
     assert (tmp_path / "hpo_runs" / "dirs" / "trial_0000").is_dir()  # left alone
+
+
+def test_delete_names_each_logdir_of_a_moved_study_not_their_parent(
+        cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study resumed with another logdir has trial folders in runs/a and runs/b: their
+    common parent, runs/, holds other studies' folders too and was named as this study's."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/moved.db"
+    space = {"x": hpo.hp.uniform("x", 0, 1)}
+
+    def objective(params: dict[str, float]) -> float:
+        return params["x"] + 0 * len(hpo.current_trial().log_dir)
+
+    for logdir in ("runs/a", "runs/b"):
+        hpo.minimize(objective, space, n_trials=1, storage=url, study_name="moved",
+                     logdir=str(tmp_path / logdir))
+    (tmp_path / "runs" / "other_study").mkdir()
+    code, out, _ = cli("delete", "--study", "moved", "--yes", "--storage", url)
+    assert code == EXIT_OK
+    assert out.splitlines()[-1].startswith(
+        f"Files the trials wrote are left on disk: {tmp_path / 'runs' / 'b'}, "
+        f"{tmp_path / 'runs' / 'a'}. A new study of this name will not write there"), out

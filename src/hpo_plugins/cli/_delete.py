@@ -57,13 +57,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _folders(logdir: object, trials: list[FrozenTrial]) -> list[str]:
-    """Where the study's files are: its TensorBoard logdir, and the folder holding the trial
-    directories the trials recorded (``system_attrs["log_dir"]``, absolute paths)."""
+    """Where the study's files are: its TensorBoard logdir, and each folder holding trial
+    directories the trials recorded (``system_attrs["log_dir"]``, absolute paths).
+
+    Each folder that holds a trial directory is named, never a common ancestor: a study resumed
+    with another logdir has its trials in two sibling folders, and their common parent (which
+    may hold other studies' folders) is not this study's to delete.
+    """
     found = [str(logdir)] if logdir else []
     dirs = [str(t.system_attrs["log_dir"]) for t in trials if t.system_attrs.get("log_dir")]
-    if dirs:
-        parent = os.path.dirname(os.path.commonpath(dirs)) if len(dirs) == 1 \
-            else os.path.commonpath(dirs)
+    for parent in sorted({os.path.dirname(d.rstrip(os.sep)) for d in dirs}):
         if not any(parent == f or parent.startswith(f + os.sep) for f in found):
             found.append(parent)
     return found
