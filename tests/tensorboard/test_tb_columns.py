@@ -94,3 +94,24 @@ def test_a_json_stored_description_gives_the_same_columns(nested_space: dict[str
     description = SearchSpace(nested_space).describe()
     stored = json.loads(json.dumps(description))  # what a SQL storage gives back
     assert columns_from_description(stored) == columns_from_description(description)
+
+
+def test_tooltips_say_what_each_index_stands_for_and_log_bounds_in_natural_units() -> None:
+    """A choice of dicts or lists shows indices: the tooltip only said "hp.choice of 3
+    options"; a log-uniform one showed Hyperopt's log-space numbers (low=-6.90776)."""
+    space = SearchSpace({
+        "lr": hp.loguniform("lr", math.log(1e-3), math.log(1e-1)),
+        "opt": hp.choice("optimizer", [{"name": "adam", "beta": hp.uniform("beta", 0, 1)},
+                                        {"name": "sgd"}]),
+        "layers": hp.choice("n_layers", [[64], [64, 32]]),
+        "act": hp.choice("act", ["relu", "tanh"]),
+    })
+    columns = {c.label: c for c in columns_from_description(space.describe(),
+                                                              space.constants())}
+    assert columns["lr"].description == "hp.loguniform(low=log(0.001), high=log(0.1))"
+    assert columns["n_layers"].description == "hp.choice of 2 options; 0 = (64,), 1 = (64, 32)"
+    assert columns["optimizer"].description == ("hp.choice of 2 options; 0 = ['name']='adam', "
+                                                "1 = {'name': 'sgd'}")
+    assert columns["act"].description == "hp.choice of 2 options"  # its cells show the values
+    without = {c.label: c for c in columns_from_description(space.describe())}
+    assert without["n_layers"].description == "hp.choice of 2 options"

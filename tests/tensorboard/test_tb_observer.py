@@ -67,6 +67,50 @@ def test_experiment_config_names_every_parameter_and_metric(
         (1e-4, 1e-1))
 
 
+def test_columns_of_parameters_active_in_every_trial_come_first(
+        tmp_path: Path, run_reader: Reader) -> None:
+    """TensorBoard ticks the first columns for parallel coordinates and drops a trial with an
+    empty cell there: a conditional column first hid every trial of the other branch."""
+    space = {"model": hp.choice("net", [{"units": hp.quniform("units", 8, 64, 8)},
+                                        {"depth": hp.uniformint("depth", 1, 4)}]),
+             "opt": {"lr": hp.uniform("lr", 0, 1), "act": hp.choice("act", ["relu", "tanh"])}}
+    assert list(SearchSpace(space).labels) == ["net", "units", "depth", "act", "lr"]
+    _study(space, tmp_path)
+    (experiment,) = run_reader(str(tmp_path)).experiments
+    names = [h.name for h in experiment.hparam_infos]
+    assert names == ["net", "act", "lr", "units", "depth"]
+
+
+def test_a_logdir_whose_experiment_lists_the_columns_in_another_order_is_resumed(
+        nested_space: dict[str, Any], tmp_path: Path) -> None:
+    """An earlier version wrote the columns in the space's order: its study is the same one."""
+    from hpo_plugins.tensorboard import _observer
+    from hpo_plugins.tensorboard._protos import experiment_proto, experiment_summary
+
+    url = f"sqlite:///{tmp_path}/order.db"
+    study = _study(nested_space, tmp_path / "runs", storage=url)
+    experiment = experiment_proto(list(reversed(_observer.HParamsObserver(study).columns)),
+                                  _observer._metrics(study), _observer._description(study), 0.0)
+    os.remove(tmp_path / "runs" / EXPERIMENT_FILE)
+    write_once(str(tmp_path / "runs" / EXPERIMENT_FILE), experiment_summary(experiment))
+    again = hpo.create_study(nested_space, storage=url, study_name="tb", logdir=str(
+        tmp_path / "runs"), sampler=RandomSampler(), seed=0)
+    assert again.study_id == study.study_id
+
+
+@pytest.mark.parametrize(("metric", "shown"), [
+    (None, "last reported"),  # the default val_loss may not be what the objective reports
+    ("val_acc", "last reported (val_acc)"),
+])
+def test_the_reported_metric_column_names_only_a_metric_a_call_named(
+        metric: str | None, shown: str, nested_space: dict[str, Any], tmp_path: Path,
+        run_reader: Reader) -> None:
+    _study(nested_space, tmp_path, metric=metric)
+    (experiment,) = run_reader(str(tmp_path)).experiments
+    names = {m.name.tag: m.display_name for m in experiment.metric_infos}
+    assert names[INTERMEDIATE_TAG] == shown
+
+
 @pytest.mark.parametrize("state", [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL])
 def test_a_finished_trial_is_one_session_with_its_status_state_and_curve(
         nested_space: dict[str, Any], tmp_path: Path, run_reader: Reader,

@@ -77,18 +77,35 @@ class Column:
         return float(int(shown)) if self.integer else float(shown)
 
 
-def columns_from_description(description: Sequence[Mapping[str, Any]]) -> list[Column]:
-    """The columns for a space description (the list stored in the study attrs)."""
-    return [_column(param) for param in description]
+def columns_from_description(description: Sequence[Mapping[str, Any]],
+                             constants: Mapping[str, str] | None = None) -> list[Column]:
+    """The columns for a space description (the list stored in the study attrs): the
+    parameters active in every trial first, then the conditional ones, each group in the
+    space's order.
+
+    TensorBoard ticks the first columns for its parallel coordinates view and leaves out a
+    trial with an empty cell in a ticked column; a conditional parameter's column is empty in
+    the trials of the other branches, so with it among the first, the view drew only one
+    branch's trials (often not the best ones).
+    """
+    always = [p for p in description if _always_active(p)]
+    return [_column(param, constants or {}) for param in
+            [*always, *(p for p in description if not _always_active(p))]]
 
 
-def _column(param: Mapping[str, Any]) -> Column:
+def _always_active(param: Mapping[str, Any]) -> bool:
+    return any(len(conj) == 0 for conj in param.get("conditions") or [[]])
+
+
+def _column(param: Mapping[str, Any], constants: Mapping[str, str]) -> Column:
     kind = str(param["kind"])
     where = _activity(param.get("conditions") or [[]])
     if kind in CHOICE_KINDS:
-        return _choice_column(param, where)
+        return _choice_column(param, where, constants)
     args = {k: float(v) for k, v in (param.get("args") or {}).items()}
-    text = f"hp.{kind}({', '.join(f'{k}={v:g}' for k, v in args.items())}){where}"
+    shown = {k: (f"log({math.exp(v):.6g})" if kind in _LOG_BOUNDED and k in ("low", "high")
+                 else f"{v:g}") for k, v in args.items()}
+    text = f"hp.{kind}({', '.join(f'{k}={v}' for k, v in shown.items())}){where}"
     integer = bool(param.get("integer"))
     if kind == "randint":
         low, high = int(args.get("low", 0.0)), int(args["high"]) - 1
@@ -100,9 +117,11 @@ def _column(param: Mapping[str, Any]) -> Column:
                   integer=integer)
 
 
-def _choice_column(param: Mapping[str, Any], where: str) -> Column:
+def _choice_column(param: Mapping[str, Any], where: str, constants: Mapping[str, str]) -> Column:
     options = tuple(param.get("options") or ())
-    text = f"{_HP_NAMES[str(param['kind'])]} of {len(options)} options{where}"
+    name = _HP_NAMES[str(param["kind"])]
+    text = (f"{name} of {len(options)} options{where}"
+            f"{_index_key(name, str(param['label']), len(options), constants)}")
     # a non-finite float option is described by its text ('inf', 'nan'), which neither a
     # number cell nor TensorBoard's JSON (no Infinity, no NaN) can hold: such a column is text
     if options and any(isinstance(o, (str, bool)) for o in options):
@@ -113,6 +132,35 @@ def _choice_column(param: Mapping[str, Any], where: str) -> Column:
     integer = all(isinstance(o, int) for o in options)
     return Column(param["label"], "number", text, options=options, discrete=numbers,
                   integer=integer)
+
+
+#: Kinds whose ``low`` and ``high`` are Hyperopt's log-space bounds (the tooltip shows them as
+#: ``log(value)``, the way the space is written).
+_LOG_BOUNDED = ("loguniform", "qloguniform")
+#: The longest text shown for one option of a choice displayed by index.
+_OPTION_CHARS = 60
+
+
+def _index_key(name: str, label: str, n_options: int, constants: Mapping[str, str]) -> str:
+    """For a choice whose cells show option indices (its options are dicts, lists...): what
+    each index stands for, from the space's constants (``"; 0 = (1,), 1 = (1, 2)"``); "" for a
+    choice of plain values (its cells show the values), or without the constants."""
+    prefix = f"in option {{}} of {name}({label!r})"
+    parts = []
+    for index in range(n_options):
+        whole = constants.get(prefix.format(index))
+        if whole is None:
+            inner = [f"{key[len(prefix.format(index)) + len(' at '):]}={text}"
+                     for key, text in constants.items()
+                     if key.startswith(prefix.format(index) + " at ")]
+            whole = ", ".join(inner) if inner else None
+        if whole is not None:
+            parts.append(f"{index} = {_clip(whole)}")
+    return f"; {', '.join(parts)}" if parts else ""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _OPTION_CHARS else text[:_OPTION_CHARS - 3] + "..."
 
 
 def _interval(kind: str, args: Mapping[str, float]) -> tuple[float, float] | None:

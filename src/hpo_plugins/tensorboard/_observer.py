@@ -106,7 +106,8 @@ class HParamsObserver:
                 f"{study.study_name!r} with logdir=None; pass logdir= to create_study."
             )
         self.logdir = os.path.abspath(study.logdir)
-        self.columns: list[Column] = columns_from_description(_space_description(study))
+        self.columns: list[Column] = columns_from_description(_space_description(study),
+                                                              _space_constants(study))
         self._files = EventFiles()
         experiment = experiment_proto(self.columns, _metrics(study), _description(study), 0.0)
         _check_owner(study, self.logdir, experiment if self.columns else None)
@@ -181,12 +182,26 @@ def _space_description(study: Study) -> Sequence[Mapping[str, Any]]:
     return study.storage.get_study(study.study_id).attrs.get("space") or []
 
 
+def _space_constants(study: Study) -> Mapping[str, str]:
+    """The space's constants (what each option of a choice shown by index holds)."""
+    if study.space is not None:
+        return study.space.constants()
+    stored = study.storage.get_study(study.study_id).attrs.get("space_constants")
+    return stored if isinstance(stored, Mapping) else {}
+
+
 def _metrics(study: Study) -> list[MetricSpec]:
+    """The metric columns. The reported one is named after the study's metric only where a
+    call named it (``metric=``, ``keras_tune(objective=...)``): the default ``val_loss`` may
+    not be what the objective reports (``HPOCallback("val_acc")``, a plain ``trial.report``)."""
+    from hpo_plugins._study_open import METRIC_GIVEN_ATTR
+
     direction = study.direction.value
+    given = study.storage.get_study(study.study_id).attrs.get(METRIC_GIVEN_ATTR)
     return [
         (VALUE_TAG, "value", f"The trial's final value ({direction}): the objective's value "
                              f"(COMPLETE) or the last reported value (PRUNED); none for FAIL."),
-        (INTERMEDIATE_TAG, f"last reported ({study.metric})",
+        (INTERMEDIATE_TAG, f"last reported ({study.metric})" if given else "last reported",
          "The last value reported with trial.report; the Scalars tab shows the curve."),
         (STATE_TAG, "state", "The trial's final state: 1 COMPLETE, 2 PRUNED, 3 FAIL; empty "
                              "while it runs."),
@@ -274,13 +289,14 @@ def _stored_experiment(logdir: str) -> api_pb2.Experiment | None:
 
 
 def _same_study(theirs: api_pb2.Experiment, ours: api_pb2.Experiment) -> bool:
-    """Same study name and direction and the same columns (names and types). Descriptions,
+    """Same study name and direction and the same columns (names and types, in any order: an
+    earlier version wrote them in the space's order). Descriptions,
     domains and metric names may differ: their wording may change between versions, and a
     resume may monitor another metric; a config whose description names no study (another
     writer's) counts as another study's."""
     return (_name_and_direction(theirs) == _name_and_direction(ours)
-            and [(h.name, h.type) for h in theirs.hparam_infos]
-            == [(h.name, h.type) for h in ours.hparam_infos])
+            and sorted((h.name, h.type) for h in theirs.hparam_infos)
+            == sorted((h.name, h.type) for h in ours.hparam_infos))
 
 
 def _name_and_direction(experiment: api_pb2.Experiment) -> tuple[str, str] | None:
