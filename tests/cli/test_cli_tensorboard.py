@@ -73,6 +73,25 @@ def test_a_port_in_use_is_one_line_and_exit_1_before_any_url(
     assert err.count("\n") == 1
 
 
+def test_the_port_suggested_instead_of_one_in_use_was_free(
+        cli: Run, url: str, taken_port: int) -> None:
+    """It suggested the next port without looking: with two servers side by side, a port in
+    use too."""
+    with socket.socket() as neighbour:
+        try:
+            neighbour.bind(("127.0.0.1", taken_port + 1))
+            neighbour.listen()
+        except OSError:
+            pass  # in use already: busy either way
+        code, _, err = cli("tensorboard", "--study", "demo", "--storage", url,
+                           "--port", str(taken_port))
+        assert code == EXIT_FAILURE
+        suggested = int(err.split("e.g. --port ")[1].rstrip(".\n"))
+        assert suggested > taken_port + 1, err
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", suggested))  # free when it was said
+
+
 def test_the_port_check_probes_the_family_tensorboard_binds(
         cli: Run, url: str, taken_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where ``localhost`` resolves to ::1 first, TensorBoard (werkzeug) still binds IPv4 for a

@@ -14,11 +14,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 from hpo_plugins.cli._base import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     CLIError,
     Command,
+    Terminated,
     add_study_argument,
     echo,
     open_storage,
@@ -64,7 +68,9 @@ def _run(args: argparse.Namespace) -> int:
     echo(f"TensorBoard for study {args.study!r} on {logdir}: "
          f"http://{args.host}:{args.port}/#hparams (Ctrl-C to stop)")
     sys.stdout.flush()  # before the server's own output
-    code = _serve(command)
+    code, stopped = _serve(command)
+    if stopped is not None:  # the usual end: the server is stopped, as every command exits
+        return stopped
     if code != EXIT_OK:
         how = f"was stopped by signal {-code}" if code < 0 else f"exited with code {code}"
         raise CLIError(f"TensorBoard {how} (its own messages are above).")
@@ -101,32 +107,53 @@ def _check_port_free(host: str, port: int) -> None:
         _logger.debug("Could not resolve %s: %s", host, exc)
         return
     try:
-        with socket.socket(family, kind) as probe:
-            # as servers do: a port whose last connection is closing (TIME_WAIT) counts as free
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
+        _bind(family, kind, address)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             _logger.debug("Could not check port %s on %s: %s", port, host, exc)
             return
         raise CLIError(f"port {port} on {host} is already in use (another TensorBoard?). Pass "
-                       f"a free port with --port, e.g. --port {_suggested_port(port)}.") from None
+                       f"a free port with --port{_free_port_hint(family, kind, address)}."
+                       ) from None
 
 
-def _suggested_port(port: int) -> int:
-    return port + 1 if port < _MAX_PORT else port - 1
+def _bind(family: int, kind: int, address: tuple[Any, ...]) -> None:
+    """Bind a probe socket to ``address`` and let it go; OSError when that cannot be done."""
+    with socket.socket(family, kind) as probe:
+        # as servers do: a port whose last connection is closing (TIME_WAIT) counts as free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
 
 
-def _serve(command: list[str]) -> int:
-    """Run the server until it exits (its exit code) or this process is interrupted or
-    terminated (0)."""
+def _free_port_hint(family: int, kind: int, address: tuple[Any, ...]) -> str:
+    """``", e.g. --port 6008"``: the next port above (or, at the top, below) that was free
+    when probed; "" when none of the next 50 is."""
+    port = address[1]
+    step = 1 if port < _MAX_PORT else -1
+    for candidate in range(port + step, port + 51 * step, step):
+        if not 1 <= candidate <= _MAX_PORT:
+            break
+        try:
+            _bind(family, kind, (address[0], candidate, *address[2:]))
+        except OSError:
+            continue
+        return f", e.g. --port {candidate}"
+    return ""
+
+
+def _serve(command: list[str]) -> tuple[int, int | None]:
+    """Run the server until it exits or this process is stopped: the server's exit code, and
+    this command's exit status when Ctrl-C (130) or SIGTERM (143) stopped it (else None), as
+    the exit-code table of ``hpo-plugins --help`` says for every command."""
     # Its own process group, so that stopping it also stops TensorBoard's data server.
     server = subprocess.Popen(command, start_new_session=True)
-    with _sigterm_as_interrupt():
+    with _sigterm_as_terminated():
         try:
-            return server.wait()
+            return server.wait(), None
         except KeyboardInterrupt:
-            return EXIT_OK
+            return EXIT_OK, EXIT_INTERRUPTED
+        except Terminated:
+            return EXIT_OK, EXIT_TERMINATED
         finally:
             _stop(server)
 
@@ -142,11 +169,11 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def _sigterm_as_terminated() -> Iterator[None]:
     """Let ``kill`` stop the server too, rather than orphan it."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        raise Terminated("SIGTERM")
 
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)
