@@ -50,5 +50,9 @@ def notify(study: Study, event: str, *args: object) -> None:
             continue
         try:
             getattr(observer, event)(study, *args)
-        except Exception:
+        except OSError as exc:  # the file system said no: its message names the path and why
+            _logger.error("Observer %r could not write in %s (%s: %s); the study goes on "
+                          "without it for this event.", observer, event, type(exc).__name__,
+                          exc)
+        except Exception:  # a bug: its traceback is what finds it
             _logger.exception("Observer %r failed in %s; the study goes on.", observer, event)

@@ -99,3 +99,23 @@ def test_a_logger_outside_the_study_logdir_is_left_alone(tmp_path: Path) -> None
                  storage=":memory:", study_name="tb", logdir=str(tmp_path / "runs"))
     assert elsewhere._default_hp_metric is True
     assert "hp_metric" in _hparams_tags(tmp_path / "elsewhere").popitem()[1]
+
+
+def test_the_hp_metric_explanation_is_logged_once_per_study(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """It repeated at INFO for every trial of a study that follows the README's pattern."""
+    from types import SimpleNamespace
+
+    from hpo_plugins.lightning._loggers import quiet_hp_metric
+
+    study = hpo.create_study({"lr": hp.uniform("lr", 0, 1)}, storage=":memory:",
+                             study_name="once", logdir=str(tmp_path / "runs"))
+    with caplog.at_level(logging.DEBUG, logger="hpo_plugins.lightning"):
+        for _ in range(3):
+            trial = study.ask()
+            logger = TensorBoardLogger(run_dir(trial), name="", version="")
+            quiet_hp_metric(SimpleNamespace(loggers=[logger]), trial)  # Trainer's attribute
+            assert logger._default_hp_metric is False
+            study.tell(trial, 0.5)
+    levels = [r.levelno for r in caplog.records if "hp_metric" in r.getMessage()]
+    assert levels == [logging.INFO, logging.DEBUG, logging.DEBUG]

@@ -201,6 +201,20 @@ def test_an_observer_may_leave_out_an_optional_event_but_not_a_core_one(
     assert "failed in trial_finished" in caplog.records[0].getMessage()
 
 
+def test_a_file_where_a_trial_run_goes_is_one_line_not_a_traceback(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The file system's refusal names the path and why: two ERROR tracebacks said no more."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "trial_0000").write_text("a stray file")
+    study = _study({"x": hp.uniform("x", 0, 1)}, tmp_path / "runs")
+    with caplog.at_level(logging.ERROR, logger="hpo_plugins"):
+        study.optimize(lambda p: p["x"], n_trials=2)
+    records = [r for r in caplog.records if "could not write" in r.getMessage()]
+    assert records and all(r.exc_info is None for r in records), caplog.text
+    assert "trial_0000" in records[0].getMessage() and "Error" in records[0].getMessage()
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2  # the study went on
+
+
 def test_a_running_trial_has_a_session_start_and_no_end(
         nested_space: dict[str, Any], tmp_path: Path, run_reader: Reader) -> None:
     study = _study(nested_space, tmp_path)

@@ -24,6 +24,10 @@ __all__ = ["quiet_hp_metric"]
 
 _logger = logging.getLogger("hpo_plugins.lightning")
 
+#: (study name, logdir) pairs whose loggers' ``hp_metric`` was turned off in this process: the
+#: explanation is logged once per study, then at DEBUG (it repeated for every trial).
+_explained: set[tuple[str, str]] = set()
+
 
 def quiet_hp_metric(trainer: Any, trial: Trial) -> None:
     """Turn off ``default_hp_metric`` of ``trainer``'s TensorBoard loggers that write under
@@ -39,7 +43,10 @@ def quiet_hp_metric(trainer: Any, trial: Trial) -> None:
         if save_dir is None or not _within(os.path.realpath(os.fspath(save_dir)), root):
             continue
         logger._default_hp_metric = False
-        _logger.info("Trial %d: %s writes under the study's logdir %s; its default "
+        key = (trial.study.study_name, root)
+        level = logging.DEBUG if key in _explained else logging.INFO
+        _explained.add(key)
+        _logger.log(level, "Trial %d: %s writes under the study's logdir %s; its default "
                      "`hp_metric` HParams session is turned off so that TensorBoard's HParams "
                      "dashboard shows the study's own row for this trial (pass "
                      "default_hp_metric=False to the logger to make this explicit).",

@@ -13,7 +13,9 @@ Example:
     >>> import hpo_plugins as hpo
     >>> study = hpo.minimize(lambda p: p["x"] ** 2, {"x": hpo.hp.uniform("x", -1, 1)},
     ...                      n_trials=3, storage=":memory:", logdir="runs/square")
-    >>> # then: hpo-plugins tensorboard --study NAME   (or: tensorboard --logdir runs/square)
+    >>> # then: tensorboard --logdir runs/square; a study in a storage file (the default
+    >>> # storage, or storage="sqlite:///hpo.db") is served with:
+    >>> # hpo-plugins tensorboard --study NAME --storage sqlite:///hpo.db
 """
 
 from __future__ import annotations
