@@ -67,23 +67,9 @@ def test_experiment_config_names_every_parameter_and_metric(
         (1e-4, 1e-1))
 
 
-def test_columns_of_parameters_active_in_every_trial_come_first(
-        tmp_path: Path, run_reader: Reader) -> None:
-    """TensorBoard ticks the first columns for parallel coordinates and drops a trial with an
-    empty cell there: a conditional column first hid every trial of the other branch."""
-    space = {"model": hp.choice("net", [{"units": hp.quniform("units", 8, 64, 8)},
-                                        {"depth": hp.uniformint("depth", 1, 4)}]),
-             "opt": {"lr": hp.uniform("lr", 0, 1), "act": hp.choice("act", ["relu", "tanh"])}}
-    assert list(SearchSpace(space).labels) == ["net", "units", "depth", "act", "lr"]
-    _study(space, tmp_path)
-    (experiment,) = run_reader(str(tmp_path)).experiments
-    names = [h.name for h in experiment.hparam_infos]
-    assert names == ["net", "act", "lr", "units", "depth"]
-
-
 def test_a_logdir_whose_experiment_lists_the_columns_in_another_order_is_resumed(
         nested_space: dict[str, Any], tmp_path: Path) -> None:
-    """An earlier version wrote the columns in the space's order: its study is the same one."""
+    """The columns' order does not make another study (TensorBoard lists them by name)."""
     from hpo_plugins.tensorboard import _observer
     from hpo_plugins.tensorboard._protos import experiment_proto, experiment_summary
 

@@ -79,22 +79,10 @@ class Column:
 
 def columns_from_description(description: Sequence[Mapping[str, Any]],
                              constants: Mapping[str, str] | None = None) -> list[Column]:
-    """The columns for a space description (the list stored in the study attrs): the
-    parameters active in every trial first, then the conditional ones, each group in the
-    space's order.
-
-    TensorBoard ticks the first columns for its parallel coordinates view and leaves out a
-    trial with an empty cell in a ticked column; a conditional parameter's column is empty in
-    the trials of the other branches, so with it among the first, the view drew only one
-    branch's trials (often not the best ones).
-    """
-    always = [p for p in description if _always_active(p)]
-    return [_column(param, constants or {}) for param in
-            [*always, *(p for p in description if not _always_active(p))]]
-
-
-def _always_active(param: Mapping[str, Any]) -> bool:
-    return any(len(conj) == 0 for conj in param.get("conditions") or [[]])
+    """The columns for a space description (the list stored in the study attrs), in its order
+    (TensorBoard lists them by name), with ``constants`` (:meth:`SearchSpace.constants`) to say
+    in a tooltip what each index of a choice shown by index holds."""
+    return [_column(param, constants or {}) for param in description]
 
 
 def _column(param: Mapping[str, Any], constants: Mapping[str, str]) -> Column:

@@ -289,8 +289,8 @@ def _stored_experiment(logdir: str) -> api_pb2.Experiment | None:
 
 
 def _same_study(theirs: api_pb2.Experiment, ours: api_pb2.Experiment) -> bool:
-    """Same study name and direction and the same columns (names and types, in any order: an
-    earlier version wrote them in the space's order). Descriptions,
+    """Same study name and direction and the same columns (names and types, in any order:
+    TensorBoard lists them by name). Descriptions,
     domains and metric names may differ: their wording may change between versions, and a
     resume may monitor another metric; a config whose description names no study (another
     writer's) counts as another study's."""
