@@ -234,7 +234,7 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
             return tell_raised_pruned(study, trial)
         except KeyboardInterrupt:
             tell_trial(study, trial, state=TrialState.FAIL,
-                  fail_reason="interrupted by the user (KeyboardInterrupt)")
+                       fail_reason="interrupted by the user (KeyboardInterrupt)")
             _logger.warning("Interrupted: trial %d marked FAIL; stopping.", trial.number)
             raise
         except Exception as exc:

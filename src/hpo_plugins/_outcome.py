@@ -116,7 +116,7 @@ def fail_if_running(study: Study, trial: Trial, exc: BaseException) -> None:
             return
         if isinstance(exc, KeyboardInterrupt):
             tell_trial(study, trial, state=TrialState.FAIL,
-                  fail_reason="interrupted by the user (KeyboardInterrupt)")
+                       fail_reason="interrupted by the user (KeyboardInterrupt)")
         elif not isinstance(exc, Exception):
             tell_stopped(study, trial, exc)
     except Exception as error:  # the storage failed too: the run's own exception goes on
@@ -188,7 +188,7 @@ def tell_exception(study: Study, trial: Trial, exc: BaseException) -> FrozenTria
                                  *getattr(exc, "__notes__", ())]))
     _log_end(logging.WARNING, "Trial %d failed: %s", trial.number, reason)
     return tell_trial(study, trial, state=TrialState.FAIL, fail_reason=reason,
-                 system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
+                      system_attrs={"traceback": text[-_TRACEBACK_CHARS:]})
 
 
 def tell_raised_pruned(study: Study, trial: Trial) -> FrozenTrial:
@@ -250,7 +250,7 @@ def tell_result(study: Study, trial: Trial, result: Any) -> FrozenTrial:
         _log_end(logging.WARNING, "Trial %d failed: %s", trial.number, failure)
         # a NaN or an infinity (a diverged training) says something of the parameters
         return tell_trial(study, trial, state=TrialState.FAIL, fail_reason=failure,
-                     system_attrs={DIVERGED_ATTR: True} if diverged else None)
+                          system_attrs={DIVERGED_ATTR: True} if diverged else None)
     frozen = tell_trial(study, trial, value, system_attrs=marks)
     _log_end(logging.INFO, "Trial %d finished with value %.6g.", trial.number, value)
     return frozen
