@@ -396,22 +396,26 @@ def test_a_write_through_a_read_only_uri_says_how_to_read_and_how_to_write(
     assert f"open it as sqlite:///file:{path}?immutable=1&uri=true" in message
 
 
-def test_a_uri_path_with_an_encoded_space_is_read_as_its_file(
-        tmp_path: Path, open_sql: OpenSQL, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("name", ["my runs", "a%41b", "q?x#y"])
+def test_a_uri_path_with_escaped_characters_is_read_as_its_file(
+        name: str, tmp_path: Path, open_sql: OpenSQL, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite's URI form percent-encodes its path: a relative ``file:hpo.db`` run from a folder
     named ``my runs`` is made absolute as ``file:/.../my%20runs/hpo.db``. The -wal check and
     the read-only advice took that text as the file name, which does not exist, so the warning
-    was never given and the advice pointed at a new, empty file."""
-    folder = tmp_path / "my runs"
+    was never given and the advice pointed at a new, empty file. The advised URLs must name
+    the file through both decodings (SQLAlchemy's, then SQLite's for a URI)."""
+    folder = tmp_path / name
     folder.mkdir()
-    first = open_sql(f"sqlite:///{folder}/hpo.db")
+    escaped = str(folder).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    first = open_sql(f"sqlite:///{escaped}/hpo.db")
     study_id = first.create_study("s", Direction.MINIMIZE)
     first.close()
-    writer = open_sql(f"sqlite:///{folder}/hpo.db")
+    assert (folder / "hpo.db").is_file()
+    writer = open_sql(f"sqlite:///{escaped}/hpo.db")
     writer.finish_trial(writer.create_trial(study_id).trial_id, TrialState.COMPLETE, 1.0)
     monkeypatch.chdir(folder)
-    encoded = f"{urllib.parse.quote(str(folder), safe='/')}/hpo.db"
-    for path in (encoded, "hpo.db"):  # given encoded; relative, made absolute and encoded
+    given = urllib.parse.quote(urllib.parse.quote(str(folder), safe="/"), safe="/") + "/hpo.db"
+    for path in (given, "hpo.db"):  # given encoded; relative, made absolute and encoded
         with pytest.warns(UserWarning, match=rf"{re.escape(str(folder))}/hpo.db-wal beside it "
                                              rf"is not empty"):
             open_sql(f"sqlite:///file:{path}?immutable=1&uri=true").list_studies()
@@ -419,13 +423,14 @@ def test_a_uri_path_with_an_encoded_space_is_read_as_its_file(
             open_sql(f"sqlite:///file:{path}?mode=ro&uri=true").create_study(
                 "t", Direction.MINIMIZE)
         message = str(raised.value)
-        assert f"use a URL without them, such as sqlite:///{folder}/hpo.db." in message, message
-        offered = re.search(r"open it as (\S+) \(only while", message)
+        assert f"use a URL without them, such as sqlite:///{escaped}/hpo.db." in message, message
+        offered = re.search(r"open it as (sqlite:///file:.+?\?immutable=1&uri=true)", message)
         assert offered is not None, message
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the -wal warning, checked above
             assert [s.name for s in open_sql(offered.group(1)).list_studies()] == ["s"]
     writer.close()
+    assert sorted(p.name for p in tmp_path.rglob("*.db")) == ["hpo.db"]  # no file made
 
 
 _READ_ONLY_MOUNT = """

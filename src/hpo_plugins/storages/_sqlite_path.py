@@ -51,12 +51,21 @@ def sqlite_file(url: URL) -> str | None:
 
 
 def plain_sqlite_url(url: URL) -> str:
-    """The SQLite URL of the file of ``url`` without URI arguments (read-write)."""
-    return f"sqlite:///{sqlite_file(url) or 'hpo.db'}"
+    """The SQLite URL of the file of ``url`` without URI arguments (read-write); its path
+    escaped for SQLAlchemy, which decodes it once."""
+    return f"sqlite:///{_escaped(sqlite_file(url) or 'hpo.db')}"
 
 
 def immutable_sqlite_url(url: URL) -> str:
     """The URL that reads the SQLite file of ``url`` where nothing may be written
-    (``immutable=1``: no -wal or -shm file is made), its path percent-encoded again."""
-    path = urllib.parse.quote(sqlite_file(url) or "hpo.db", safe="/")
+    (``immutable=1``: no -wal or -shm file is made); its path escaped twice, as SQLAlchemy
+    decodes it and then SQLite decodes the URI."""
+    path = _escaped(_escaped(sqlite_file(url) or "hpo.db"))
     return f"sqlite:///file:{path}?immutable=1&uri=true"
+
+
+def _escaped(path: str) -> str:
+    """``path`` with the characters a URL reads as its own escaped: ``%`` (an escape), ``?``
+    (the query) and ``#`` (a fragment). Others, spaces included, stay as they are: both
+    SQLAlchemy and SQLite's URI parser take them, and the URL stays readable."""
+    return path.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
