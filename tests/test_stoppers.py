@@ -170,3 +170,38 @@ def test_failure_stop_lets_the_other_workers_trials_finish_before_raising(
     assert all(t.state is TrialState.FAIL for t in trials[1:]), trials
     assert 4 <= len(trials) < 40, len(trials)  # stopped: the streak, and what was handed out
     study.storage.close()
+
+
+def test_a_running_trial_between_two_failures_breaks_the_streak() -> None:
+    """In a parallel run a failure beyond a trial still running is not "in a row" with the
+    ones before it: that trial may yet succeed (they stopped a run whose every other trial
+    completed)."""
+    study = hpo.create_study(SPACE, storage=":memory:", sampler=RandomSampler())
+    first, running, third = study.ask(), study.ask(), study.ask()
+    study.tell(first, state="FAIL")
+    study.tell(third, state="FAIL")
+    assert [t.number for t in FailureStop.failures_in_a_row(study.trials)] == [2]
+    study.tell(running, state="FAIL")
+    assert [t.number for t in FailureStop.failures_in_a_row(study.trials)] == [0, 1, 2]
+    study.tell(study.ask(), 1.0)  # trial 3 completes: the next failure starts afresh
+    study.tell(study.ask(), state="FAIL")
+    assert [t.number for t in FailureStop.failures_in_a_row(study.trials)] == [4]
+
+
+def _slow_odd_fast_failing_even(params: dict[str, Any]) -> float:
+    if hpo.current_trial().number % 2:
+        time.sleep(1.0)
+        return 0.5
+    raise ValueError("broken")
+
+
+def test_alternating_failures_do_not_stop_a_parallel_run(tmp_path: Path) -> None:
+    """Run one by one, no two failures are in a row; two workers must not see a streak
+    through the slow successes still running."""
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/alt.db",
+                             sampler=RandomSampler())
+    study.optimize(_slow_odd_fast_failing_even, n_trials=6, catch=(ValueError,),
+                   callbacks=[FailureStop(2)], launcher=JoblibLauncher(n_jobs=2))
+    states = [t.state for t in study.trials]
+    assert len(states) == 6 and states.count(TrialState.COMPLETE) == 3, states
+    study.storage.close()

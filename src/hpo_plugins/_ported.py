@@ -88,6 +88,14 @@ KERAS_TUNER_ARGUMENTS: Mapping[str, str] = {
     "distribution_strategy": "a tf.distribute strategy made inside build_fn (one per trial); "
                              "n_jobs= or launcher= runs trials in parallel",
     "logger": "the logging module: logging.basicConfig(level=logging.INFO)",
+    "oracle": "sampler= (hpo.samplers.TPESampler(), RandomSampler(), GridSampler()...): the "
+              "sampler proposes the trials",
+    "tuner_id": "nothing: workers need no id (n_jobs= or launcher= runs them; study_name= "
+                "names the study)",
+    "alpha": "nothing: the default TPESampler has no Gaussian-process noise",
+    "beta": "nothing: the default TPESampler has no exploration factor to set",
+    **{name: f"model.compile({name}=...) in build_fn (it returns the compiled model)"
+       for name in ("optimizer", "loss", "metrics")},
     "max_model_size": "nothing: not offered (raise hpo.TrialPruned() in build_fn for a model "
                       "too large)",
     **{name: f"fit_kwargs={{'{name}': ...}} (model.fit's other arguments go there)"

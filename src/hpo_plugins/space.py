@@ -274,9 +274,9 @@ class SearchSpace:
 
         Each reading the value may have meant says what does not fit: the nested one names
         the key missing, unknown or misspelled, or the value outside its parameter's support
-        (:func:`_diagnose`); the flat one (``flat_problem``) the label or the value. A dict
-        whose keys only labels explain (``mlp_layers``) is read as flat only, one whose keys
-        only the nested value explains as nested only.
+        (:func:`hpo_plugins._space_explain.diagnose`); the flat one (``flat_problem``) the
+        label or the value. A dict whose keys only labels explain (``mlp_layers``) is read as
+        flat only, one whose keys only the nested value explains as nested only.
         """
         nested_only, flat_only = self._readings(value)
         if nested_only:
@@ -373,8 +373,9 @@ class SearchSpace:
         :meth:`describe` shows by its index (dicts, tuples, functions, None, mixed types), and
         the functions that compute on parameters (``hp.uniform(...) * 2``). Keys say where
         (``at ['epochs']``, ``in option 0 of hp.choice('net') at ['width']``); values are a
-        stable text (:func:`_stable_text`), so the record is plain JSON and the same in every
-        run. A space of parameters only (choices over plain literals) has none.
+        stable text (:func:`hpo_plugins._space_constants._stable_text`), so the record is plain
+        JSON and the same in every run. A space of parameters only (choices over plain
+        literals) has none.
 
         Example:
             >>> from hpo_plugins import hp

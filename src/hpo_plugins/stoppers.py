@@ -100,11 +100,13 @@ class FailureStop:
     (a wrong data path, a model that cannot be built, a command that exits at once) under
     ``catch=``, or workers that keep dying, would otherwise fail every remaining trial.
 
-    Trials count in the order of their numbers, among finished ones (a COMPLETE or PRUNED
-    trial ends the streak; one still running is not counted yet); failures of every kind count,
-    a diverged (NaN) result and a lost worker too. When the streak reaches ``max_failures``
-    the run starts no new trial, lets the trials other workers are running finish, and then
-    ``optimize`` raises :class:`~hpo_plugins.exceptions.TooManyFailuresError` (with
+    Trials count in the order of their numbers: the streak runs from the highest-numbered
+    failed trial back to the last trial before it that did not fail (COMPLETE, PRUNED, or
+    still RUNNING or WAITING: a trial running in another worker breaks it, as it may yet
+    succeed), so a parallel run stops where the same trials run one by one would. Failures of
+    every kind count, a diverged (NaN) result and a lost worker too. When the streak reaches
+    ``max_failures`` the run starts no new trial, lets the trials other workers are running
+    finish, and then ``optimize`` raises :class:`~hpo_plugins.exceptions.TooManyFailuresError` (with
     ``error=False`` it logs a warning and returns). As Keras Tuner's
     ``max_consecutive_failed_trials`` (default 3), but kept in the study, not in the callback:
     a study that ended so stops again at its next failure when run again, and goes on once a
@@ -123,15 +125,15 @@ class FailureStop:
     def __call__(self, study: Study, trial: FrozenTrial) -> None:
         if trial.state is not TrialState.FAIL or study.stop_requested:
             return
-        streak = self.failures_in_a_row(study.get_trials(["COMPLETE", "PRUNED", "FAIL"]))
+        streak = self.failures_in_a_row(study.trials)
         if len(streak) < self.max_failures:
             return
         message = (
-            f"{len(streak)} trials in a row failed (trials {_numbers(streak)}), so the run "
-            f"stopped ({self!r}); the last one: "
+            f"{failed_in_a_row([t.number for t in streak])}, so the run stopped ({self!r}); "
+            f"the last one: "
             f"{_one_line(streak[-1].fail_reason or 'no reason stored')}. Fix the cause (each "
-            f"trial's reason: study.trials_dataframe(), or hpo-plugins trials), or give "
-            f"FailureStop a larger max_failures.")
+            f"trial's reason: hpo-plugins trials --study {study.study_name}, or "
+            f"study.trials_dataframe()), or give FailureStop a larger max_failures.")
         if self.error:
             study.stop(error=TooManyFailuresError(message, [t.number for t in streak]))
         else:
@@ -139,10 +141,15 @@ class FailureStop:
             study.stop()
 
     @staticmethod
-    def failures_in_a_row(finished: list[FrozenTrial]) -> list[FrozenTrial]:
-        """The FAIL trials after the last COMPLETE or PRUNED one of ``finished``, by number."""
+    def failures_in_a_row(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        """The FAIL trials up to the highest-numbered one of ``trials``, back to the last
+        trial before it that did not fail (in any state, a running one too), by number."""
+        ordered = sorted(trials, key=lambda t: t.number)
+        last = max((t.number for t in ordered if t.state is TrialState.FAIL), default=-1)
         streak: list[FrozenTrial] = []
-        for frozen in sorted(finished, key=lambda t: t.number):
+        for frozen in ordered:
+            if frozen.number > last:
+                break
             streak = [*streak, frozen] if frozen.state is TrialState.FAIL else []
         return streak
 
@@ -151,12 +158,20 @@ class FailureStop:
         return f"FailureStop({self.max_failures}{error})"
 
 
-def _numbers(trials: list[FrozenTrial], most: int = 6) -> str:
+def numbers_text(trial_numbers: list[int], most: int = 6) -> str:
     """``3, 4, 5`` or, for a long streak, ``3, 4, ..., 11, 12``."""
-    numbers = [str(t.number) for t in trials]
+    numbers = [str(n) for n in trial_numbers]
     if len(numbers) > most:
         numbers = [*numbers[:2], "...", *numbers[-2:]]
     return ", ".join(numbers)
+
+
+def failed_in_a_row(trial_numbers: list[int]) -> str:
+    """``3 trials in a row failed (trials 3, 4, 5)``, or ``Trial 3 failed`` for one."""
+    if len(trial_numbers) == 1:
+        return f"Trial {trial_numbers[0]} failed"
+    return (f"{len(trial_numbers)} trials in a row failed (trials "
+            f"{numbers_text(trial_numbers)})")
 
 
 def _one_line(reason: str, most: int = 300) -> str:

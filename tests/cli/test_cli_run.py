@@ -192,7 +192,7 @@ def test_max_failures_stops_the_run_after_failures_in_a_row(cli: Run, space: str
                        script)
     assert code == EXIT_FAILURE, err
     assert err.strip().splitlines()[-1] == (
-        "hpo-plugins: error: 2 trials in a row failed (trials 1 to 2), so the run stopped "
+        "hpo-plugins: error: 2 trials in a row failed (trials 1, 2), so the run stopped "
         "(--max-failures 2); the last one: ScriptFailed: command exited with status 4; stderr "
         "tail: (empty). Each trial's reason: hpo-plugins trials --study s")
     states = [t.state for t in hpo.load_study("s", db).trials]

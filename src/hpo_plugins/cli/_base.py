@@ -90,7 +90,7 @@ class Terminated(BaseException):
     SIGTERM is how a machine is taken away (preemption, Slurm, ``docker stop``), so those
     trials count as lost ("stopped by SIGTERM (Terminated(SIGTERM)): counted as lost"), and the
     study's ``max_retries`` re-queues them, where Ctrl-C's are "interrupted by the user". The
-    core knows this class by name (``hpo_plugins._optimize.stopped_by_sigterm``).
+    core knows this class by name (``hpo_plugins._sigterm.stopped_by_sigterm``).
     """
 
 

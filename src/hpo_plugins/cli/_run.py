@@ -211,12 +211,13 @@ def _run_script(args: argparse.Namespace) -> int:
                                callbacks=[lambda _, trial: ran.append(trial),
                                           *_failure_stop(args.max_failures)])
             except TooManyFailuresError as exc:
+                from hpo_plugins.stoppers import failed_in_a_row
+
                 _summary(study, ran, args)
                 numbers = exc.trial_numbers
                 last = next(t for t in study.trials if t.number == numbers[-1])
                 raise CLIError(
-                    f"{len(numbers)} trials in a row failed (trials {numbers[0]} to "
-                    f"{numbers[-1]}), so the run stopped (--max-failures "
+                    f"{failed_in_a_row(numbers)}, so the run stopped (--max-failures "
                     f"{args.max_failures}); the last one: {short_reason(last.fail_reason)}. "
                     f"Each trial's reason: hpo-plugins trials --study {name}") from None
             _summary(study, ran, args)

@@ -352,7 +352,7 @@ def _overrides_hooks(model: Any) -> bool:
 
 def kept_for_retry(trial: Trial, error: BaseException | None) -> bool:
     """Whether ``trial``'s resumable checkpoints must outlive its objective: SIGTERM stopped
-    it (``error``, see :func:`hpo_plugins._optimize.stopped_by_sigterm`: a preempted machine),
+    it (``error``, see :func:`hpo_plugins._sigterm.stopped_by_sigterm`: a preempted machine),
     and the study's ``max_retries`` lets the run loop re-queue it, so its retry resumes them.
     A trial stopped otherwise (Ctrl-C, an error) or out of retries ends here for good."""
     if error is None or not stopped_by_sigterm(type(error)):

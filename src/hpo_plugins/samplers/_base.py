@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from hpo_plugins._frozen import DIVERGED_ATTR, Direction, FrozenTrial, TrialState
-from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.exceptions import ForeignArgumentError
 from hpo_plugins.space import SearchSpace
 
 __all__ = ["History", "Sampler", "describe_object", "diverged", "is_description",
@@ -85,7 +85,7 @@ class Sampler(abc.ABC):
         from hpo_plugins._ported import SAMPLER_ARGUMENTS, check_constructor_call
 
         if "seed" in kwargs and not _accepts(cls, "seed"):
-            raise ConfigurationError(
+            raise ForeignArgumentError(
                 f"Expected no `seed` in {cls.__name__}(...): samplers here take no seed. "
                 f"Received: seed={kwargs['seed']!r}. Seed the study instead, e.g. "
                 f"hpo.create_study(space, seed={kwargs['seed']!r}, sampler={cls.__name__}()) or "
