@@ -11,9 +11,10 @@ from __future__ import annotations
 import numbers
 from typing import Any, TypeGuard
 
+from hpo_plugins._text import short_repr
 from hpo_plugins.exceptions import ConfigurationError
 
-__all__ = ["optional_count", "read_number", "read_step"]
+__all__ = ["close", "optional_count", "read_number", "read_step"]
 
 _MAX_STEP = 2 ** 63 - 1  # SQL INTEGER columns hold 64-bit signed values
 
@@ -38,9 +39,10 @@ def read_number(value: Any) -> tuple[float | None, str]:
         try:
             value = value.item()
         except Exception as exc:  # an object whose item() is something else
-            return None, f"{_short(value)} (of type {type(value).__name__}; item() raised {exc})"
+            return None, (f"{short_repr(value)} (of type {type(value).__name__}; item() raised "
+                          f"{exc})")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None, f"{_short(value)} (of type {type(value).__name__})"
+        return None, f"{short_repr(value)} (of type {type(value).__name__})"
     try:
         return float(value), ""
     except OverflowError:
@@ -100,6 +102,7 @@ def _size(value: Any) -> int | None:
     return int(size) if isinstance(size, numbers.Integral) else None
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:77]}..."
+def close(a: float, b: float) -> bool:
+    """Equal up to floating-point rounding (a relative 1e-9): a value on a ``q`` grid, a
+    bound, or a sum a database added in its own order."""
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))

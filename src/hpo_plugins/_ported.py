@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
+from hpo_plugins._text import short_repr
 from hpo_plugins.exceptions import ForeignArgumentError
 
 __all__ = ["FMIN_ARGUMENTS", "KERAS_TUNER_ARGUMENTS", "SAMPLER_ARGUMENTS",
@@ -180,7 +181,7 @@ def check_constructor_call(cls: type, args: tuple[Any, ...], kwargs: Mapping[str
         raise ForeignArgumentError(
             f"{cls.__name__}() takes its options by keyword: {cls.__name__}({', '.join(shown)})."
             f" Received {len(args)} positional argument(s): "
-            f"{', '.join(_short(a) for a in args)}. Name each option (Optuna's positional "
+            f"{', '.join(short_repr(a) for a in args)}. Name each option (Optuna's positional "
             f"order may differ from these names' order).") from None
 
 
@@ -192,7 +193,7 @@ def _refuse_foreign(name: str, signature: inspect.Signature, kwargs: Mapping[str
     if not foreign:
         return
     names = ", ".join(f"`{k}`" for k in foreign)
-    given = ", ".join(f"{k}={_short(kwargs[k])}" for k in foreign)
+    given = ", ".join(f"{k}={short_repr(kwargs[k])}" for k in foreign)
     fixes = "; ".join(f"`{k}` -> {renamed[k]}" for k in foreign)
     raise ForeignArgumentError(f"{name}() does not take {names} ({whose} name). Received: "
                              f"{given}. Write instead: {fixes}.")
@@ -219,10 +220,6 @@ def plugin_hint(obj: object, base: type) -> str:
     return ""
 
 
-def _short(value: object) -> str:
-    """``repr(value)``, cut to one readable line."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def seed_hint(seed: object) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from hpo_plugins._numbers import close
+
 __all__ = ["CHOICE_KINDS", "HP_ARGS", "HP_NAMES", "Condition", "Param", "format_args", "hp_name",
            "python_scalar", "same_value"]
 
@@ -163,12 +165,12 @@ class Param:
             low, high = self.bounds or (0.0, 0.0)
             return v == int(v) and low <= v <= high
         q = self.q
-        if q is not None and not _close(v / q, round(v / q)):
+        if q is not None and not close(v / q, round(v / q)):
             return False
         bounds = self.bounds
         if bounds is not None:
             low, high = (self.quantize(b) for b in bounds) if q is not None else bounds
-            return (low <= v or _close(v, low)) and (v <= high or _close(v, high))
+            return (low <= v or close(v, low)) and (v <= high or close(v, high))
         if self.log:
             return v >= 0 if q is not None else v > 0
         return True
@@ -227,9 +229,6 @@ def python_scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _close(a: float, b: float) -> bool:
-    """Equal up to floating-point rounding (a relative 1e-9)."""
-    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
 
 
 def same_value(a: Any, b: Any) -> bool:

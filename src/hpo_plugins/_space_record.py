@@ -10,6 +10,7 @@ from typing import Any
 from hpo_plugins._frozen import (
     Direction,
 )
+from hpo_plugins._text import clip, few
 from hpo_plugins.exceptions import (
     ConfigurationError,
     StudyNotFoundError,
@@ -19,7 +20,7 @@ from hpo_plugins.storages import (
     Storage,
 )
 
-__all__ = ["SPACE_KEYS", "check_resume", "earlier_derived_name", "earlier_fingerprints", "few",
+__all__ = ["SPACE_KEYS", "check_resume", "earlier_derived_name", "earlier_fingerprints",
            "record_space", "space_record", "stored_space_difference"]
 
 #: The study module's logger: these functions were part of it, and users filter by name.
@@ -169,25 +170,18 @@ def _constant_changes(before: Any, after: Any) -> list[str]:
     if not isinstance(before, Mapping) or not isinstance(after, Mapping):
         return []
     parts = []
-    if changed := [f"{where}: {_clip(before[where])} -> {_clip(after[where])}"
+    if changed := [f"{where}: {clip(before[where])} -> {clip(after[where])}"
                    for where in before if where in after and before[where] != after[where]]:
         parts.append(f"constants changed: {few(changed, sep='; ')}")
-    if gone := [f"{where}: {_clip(before[where])}" for where in before if where not in after]:
+    if gone := [f"{where}: {clip(before[where])}" for where in before if where not in after]:
         parts.append(f"constants only in the stored space: {few(gone, sep='; ')}")
-    if added := [f"{where}: {_clip(after[where])}" for where in after if where not in before]:
+    if added := [f"{where}: {clip(after[where])}" for where in after if where not in before]:
         parts.append(f"constants only in this one: {few(added, sep='; ')}")
     return parts
 
 
-def _clip(text: Any, most: int = 80) -> str:
-    """A stored constant's text, cut for a message."""
-    text = str(text)
-    return text if len(text) <= most else text[:most - 3] + "..."
 
 
-def few(items: Sequence[str], most: int = 5, sep: str = ", ") -> str:
-    shown = sep.join(items[:most])
-    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 def _shown_param(param: Mapping[str, Any]) -> str:

@@ -29,7 +29,6 @@ from hpo_plugins._observers import TrialObserver, notify
 from hpo_plugins._ported import FMIN_ARGUMENTS, ported_arguments
 from hpo_plugins._process import refuse_in_importing_worker
 from hpo_plugins._results import json_values, read_result_dict, store_other_keys
-from hpo_plugins._space_record import few
 from hpo_plugins._study_checks import (
     added_curve,
     as_state,
@@ -53,6 +52,7 @@ from hpo_plugins._study_open import (
     delete_study,
     load_study,
 )
+from hpo_plugins._text import few
 from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,

@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from hpo_plugins._text import clip
+
 __all__ = ["format_cell", "format_duration", "format_table", "short_reason"]
 
 #: What an empty cell shows (no value, or a parameter inactive in this trial).
@@ -84,21 +86,18 @@ def short_reason(reason: str | None, lines: int = 3, width: int | None = None) -
         ...              "ValueError: lr < 0", lines=1, width=45)
         'ScriptFailed: command... | ValueError: lr < 0'
     """
-    shown = [_clip(" ".join(line.split())) for line in (reason or "").splitlines() if line.strip()]
+    shown = [clip(" ".join(line.split()), _LINE_CHARS)
+             for line in (reason or "").splitlines() if line.strip()]
     if not shown:
         return "no reason stored"
     head, tail = shown[0], " | ".join(shown[1:][-lines:] if lines > 0 else [])
     if not tail:
         text = f"{head} (empty)" if head.endswith(":") and len(shown) == 1 else head
-        return text if width is None else _clip(text, width)
+        return text if width is None else clip(text, width)
     sep = " " if head.endswith(":") else " | "
     if width is None or len(head) + len(sep) + len(tail) <= width:
         return head + sep + tail
     room = max(width - len(" | ") - len(tail), min(len(head), width // 3))
     sep = sep if room >= len(head) else " | "  # a clipped head no longer ends with ":"
-    return _clip(head, room) + sep + _clip(tail, width - min(room, len(head)) - len(sep))
+    return clip(head, room) + sep + clip(tail, width - min(room, len(head)) - len(sep))
 
-
-def _clip(line: str, chars: int = _LINE_CHARS) -> str:
-    """``line``, or its first ``chars - 3`` characters and ``...``."""
-    return line if len(line) <= chars else line[:max(chars - 3, 0)] + "..."

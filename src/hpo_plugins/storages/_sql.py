@@ -60,6 +60,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState, utcnow
+from hpo_plugins._numbers import close
 from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,
@@ -550,9 +551,6 @@ def _number(value: float) -> float:
     return 0.0 if value != value else value
 
 
-def _close(mine: float, stored: float) -> bool:
-    """Equal sums up to rounding: the database adds in its own order."""
-    return abs(mine - stored) <= 1e-9 * max(1.0, abs(mine), abs(stored))
 
 
 class UnfinishedCurves:
@@ -601,7 +599,7 @@ class UnfinishedCurves:
             grown = dict(curve)
             grown.update(tail)
             count, stored = checks.get(tid, (0, 0.0))
-            if len(grown) == count and _close(total, stored):
+            if len(grown) == count and close(total, stored):
                 curves[tid] = grown
                 entries[tid] = (dict(grown), total)
         with self._lock:

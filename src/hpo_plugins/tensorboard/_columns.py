@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hpo_plugins._text import clip
 from hpo_plugins.space import CHOICE_KINDS, INACTIVE
 
 __all__ = ["Column", "columns_from_description"]
@@ -143,12 +144,10 @@ def _index_key(name: str, label: str, n_options: int, constants: Mapping[str, st
                      if key.startswith(prefix.format(index) + " at ")]
             whole = ", ".join(inner) if inner else None
         if whole is not None:
-            parts.append(f"{index} = {_clip(whole)}")
+            parts.append(f"{index} = {clip(whole, _OPTION_CHARS)}")
     return f"; {', '.join(parts)}" if parts else ""
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= _OPTION_CHARS else text[:_OPTION_CHARS - 3] + "..."
 
 
 def _interval(kind: str, args: Mapping[str, float]) -> tuple[float, float] | None:
