@@ -103,7 +103,10 @@ def test_later_brackets_start_pruning_later() -> None:
     me, *mates = numbers_in(2, 4)
     mates_trials = [make_trial(n, [0.1] * 10) for n in mates]
     assert decide(me, [0.5] * 4, mates_trials) is False   # bracket 2's first rung is 9
-    assert decide(me, [0.5] * 10, mates_trials) is True
+    # ... which is max_resource itself: a trial there has run every step (0 .. 8), so the
+    # last bracket never prunes, as Hyperband's most conservative bracket runs all to R
+    assert decide(me, [0.5] * 10, mates_trials) is False
+    assert decide(me, [0.5] * 10, mates_trials, max_resource=11) is True  # rung 9 before 10
 
 
 def test_matches_successive_halving_within_a_bracket() -> None:
@@ -162,3 +165,29 @@ def test_params_round_trip() -> None:
 def test_invalid_arguments(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         HyperbandPruner(**kwargs)
+
+
+@pytest.mark.parametrize("max_resource", [10, "auto"])
+def test_a_trial_that_ran_every_step_is_never_pruned(max_resource: int | str) -> None:
+    """With max_resource=10 and reduction_factor=3 the last bracket's rung is at step 9, the
+    last one: trials that had trained every epoch were pruned there, and ranked below the
+    COMPLETE ones (Keras Tuner's Hyperband completes them)."""
+    import hpo_plugins as hpo
+    from hpo_plugins import hp
+
+    def objective(params: dict[str, float]) -> float:
+        trial = hpo.current_trial()
+        for step in range(10):
+            value = params["x"] + 1.0 / (step + 1)
+            trial.report(value, step)
+            if trial.should_prune():
+                raise hpo.TrialPruned()
+        return value
+
+    study = hpo.minimize(objective, {"x": hp.uniform("x", 0, 1)}, n_trials=40, seed=0,
+                         storage=":memory:", pruner=HyperbandPruner(
+                             min_resource=1, max_resource=max_resource, reduction_factor=3))
+    pruned = [t for t in study.trials if t.state is TrialState.PRUNED]
+    assert pruned  # it still prunes, at the earlier rungs
+    assert all(t.last_step is not None and t.last_step < 9 for t in pruned), [
+        (t.number, t.last_step) for t in pruned]

@@ -39,6 +39,10 @@ class HyperbandPruner(Pruner):
       checked once at each rung its latest report crosses, skipped rungs included; rung value
       is the value at the first step ``>=`` the rung; kept if fewer than
       ``max(1, n // eta)`` rivals are strictly better; a NaN rung value is pruned.
+    * **The last step.** A report at step ``max_resource - 1`` or later (the trial has run every
+      step) is never pruned, even where a rung falls on it (``max_resource=10``, ``eta=3``:
+      the rung at 9): the trial completes, as in Hyperband, where the largest budget ends a
+      trial rather than judges it.
     * **max_resource="auto".** Nothing is pruned until a trial is COMPLETE; then
       ``max_resource`` is one more than the largest last step of the COMPLETE trials (the number
       of steps of a curve counted from step 0). It only grows; if it grows past a power of
@@ -78,6 +82,13 @@ class HyperbandPruner(Pruner):
         memo = curve_memo(self)
         max_resource = self._resolve_max_resource(others, memo)
         if max_resource is None:
+            return False
+        last = memo.curve(trial).last_step
+        if last is not None and last >= max_resource - 1:
+            # it has run every step (0 .. max_resource - 1): Hyperband's largest budget ends
+            # a trial, it does not judge it; pruning there saves nothing and ranks a fully
+            # trained trial below the COMPLETE ones
+            memo.forget_others(others)
             return False
         budgets = self._budgets(max_resource)
         bracket = _bracket(trial.number, budgets)
