@@ -13,7 +13,7 @@ from hyperopt import anneal, rand, tpe
 import hpo_plugins as hpo
 from hpo_plugins import hp
 from hpo_plugins.exceptions import ConfigurationError
-from hpo_plugins.pruners import MedianPruner, PercentilePruner
+from hpo_plugins.pruners import HyperbandPruner, MedianPruner, PercentilePruner
 from hpo_plugins.samplers import HyperoptTPESampler, TPESampler
 
 SPACE = {"x": hp.uniform("x", -1, 1)}
@@ -24,7 +24,7 @@ def _objective(params: dict[str, Any]) -> float:
 
 
 @pytest.mark.parametrize(("kwargs", "fix"), [
-    ({"max_evals": 5}, r"`max_evals` -> n_trials=N .* or max_trials=N"),
+    ({"max_evals": 5}, r"`max_evals` -> n_trials=5 .* or max_trials=5"),
     ({"algo": tpe.suggest}, r"`algo` -> sampler=: tpe.suggest becomes "
                             r"sampler=hpo.samplers.HyperoptTPESampler\(\)"),
     ({"rstate": np.random.default_rng(0)}, r"`rstate` -> seed= an integer"),
@@ -74,9 +74,17 @@ def test_a_foreign_pruner_and_a_generator_seed_name_ours() -> None:
 
 
 def test_hyperopts_sampler_options_and_optunas_positional_pruners_name_ours() -> None:
-    with pytest.raises(ConfigurationError, match=r"`n_startup_jobs` -> n_startup_trials=; "
-                                                 r"`n_EI_candidates` -> n_ei_candidates="):
+    with pytest.raises(ConfigurationError, match=r"`n_startup_jobs` -> n_startup_trials=5; "
+                                                 r"`n_EI_candidates` -> n_ei_candidates=12"):
         HyperoptTPESampler(n_startup_jobs=5, n_EI_candidates=12)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match=r"TPESampler\(\) does not take "
+                                                 r"`num_initial_points` \(Hyperopt's or Keras "
+                                                 r"Tuner's name\).*n_startup_trials=5"):
+        TPESampler(num_initial_points=5)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match=r"HyperbandPruner\(\) does not take "
+                                                 r"`max_epochs`, `factor` \(Keras Tuner's name\)"
+                                                 r".*max_resource=27.*reduction_factor=2"):
+        HyperbandPruner(max_epochs=27, factor=2)  # type: ignore[call-arg]
     with pytest.raises(ConfigurationError, match=r"MedianPruner\(\) takes its options by "
                                                  r"keyword: MedianPruner\(n_startup_trials=\.\.\."
                                                  r".*Received 2 positional argument\(s\): 5, 3"):
@@ -90,8 +98,10 @@ def test_hyperopts_sampler_options_and_optunas_positional_pruners_name_ours() ->
 
 def test_a_foreign_argument_error_is_also_a_type_error_as_pythons_own() -> None:
     """Code that catches Python's TypeError for an unexpected keyword still catches ours."""
-    with pytest.raises(TypeError, match=r"`max_evals` -> n_trials=N") as raised:
+    with pytest.raises(TypeError, match=r"`max_evals` -> n_trials=5") as raised:
         hpo.minimize(_objective, SPACE, storage=":memory:", max_evals=5)
     assert isinstance(raised.value, ConfigurationError)
     with pytest.raises(TypeError, match=r"takes its options by keyword"):
         MedianPruner(5, 3)  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r"Expected no `seed` in TPESampler"):
+        TPESampler(seed=0)  # type: ignore[call-arg]  # Optuna's reflex

@@ -336,6 +336,21 @@ def test_delete_study_is_public_and_checks_the_name() -> None:
         hpo.delete_study(3, ":memory:")  # type: ignore[arg-type]
 
 
+def test_delete_study_missing_ok_starts_afresh_on_the_first_run_too(tmp_path: Path) -> None:
+    """Keras Tuner's overwrite=True ported as delete-then-create: the first run had no study
+    (nor file) and delete_study raised StudyNotFoundError."""
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    for _ in range(2):
+        hpo.delete_study("fresh", url, missing_ok=True)
+        study = hpo.minimize(lambda p: p["x"], SPACE, n_trials=2, storage=url,
+                             study_name="fresh")
+        assert len(study.trials) == 2  # a new study each time
+    with pytest.raises(StudyNotFoundError):
+        hpo.delete_study("other", url)
+    with pytest.raises(ConfigurationError, match="Expected `missing_ok` to be True or False"):
+        hpo.delete_study("fresh", url, missing_ok="yes")  # type: ignore[arg-type]
+
+
 # -- stop() -----------------------------------------------------------------------------------
 
 

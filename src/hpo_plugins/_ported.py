@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 from hpo_plugins._text import short_repr
 from hpo_plugins.exceptions import ForeignArgumentError
 
-__all__ = ["FMIN_ARGUMENTS", "KERAS_TUNER_ARGUMENTS", "SAMPLER_ARGUMENTS",
+__all__ = ["FMIN_ARGUMENTS", "KERAS_TUNER_ARGUMENTS", "PRUNER_ARGUMENTS", "SAMPLER_ARGUMENTS",
            "check_constructor_call", "plugin_hint", "ported_arguments", "seed_hint"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -31,8 +31,9 @@ _STOP_CALLBACK = ("a callback that calls study.stop(): callbacks=[lambda study, 
 
 #: ``hyperopt.fmin``'s arguments that ``minimize``/``maximize``/``optimize`` name otherwise.
 FMIN_ARGUMENTS: Mapping[str, str] = {
-    "max_evals": "n_trials=N (the trials this call runs) or max_trials=N (the study's total "
-                 "across re-runs, as fmin's max_evals with a reused Trials object)",
+    "max_evals": "n_trials={value} (the trials this call runs) or max_trials={value} (the "
+                 "study's total across re-runs, as fmin's max_evals with a reused Trials "
+                 "object)",
     "algo": "sampler=: tpe.suggest becomes sampler=hpo.samplers.HyperoptTPESampler() "
             "(Hyperopt's own TPE; the default TPESampler() is our own), rand.suggest "
             "RandomSampler(), anneal.suggest AnnealSampler()",
@@ -47,11 +48,11 @@ FMIN_ARGUMENTS: Mapping[str, str] = {
                           "hyperopt.space_eval(space, point))",
     "early_stop_fn": "callbacks=[hpo.stoppers.NoImprovementStop(20)] for "
                      "no_progress_loss(20), or " + _STOP_CALLBACK,
-    "loss_threshold": "callbacks=[hpo.stoppers.ThresholdStop(threshold)]",
+    "loss_threshold": "callbacks=[hpo.stoppers.ThresholdStop({value})]",
     "return_argmin": "nothing: the study is returned; study.best_params holds natural values "
                      "(what space_eval gives), study.best_trial.params the internal ones "
                      "(a choice's index, as return_argmin=True)",
-    "show_progressbar": "show_progress_bar=",
+    "show_progressbar": "show_progress_bar={value}",
     "max_queue_len": "n_jobs=N (parallel worker processes) or launcher=",
     "catch_eval_exceptions": "catch=(Exception,) (the exception types that fail a trial "
                              "without stopping the study)",
@@ -71,9 +72,9 @@ KERAS_TUNER_ARGUMENTS: Mapping[str, str] = {
     "project_name": "study_name=",
     "overwrite": "nothing: a study resumes by default (as overwrite=False); to start afresh, "
                  "hpo.delete_study(study_name, storage) first or give a new study_name",
-    "max_consecutive_failed_trials": "study_callbacks=[hpo.stoppers.FailureStop(3)] with "
-                                     "catch=(Exception,) (a trial's error is raised at once "
-                                     "without catch=)",
+    "max_consecutive_failed_trials": "study_callbacks=[hpo.stoppers.FailureStop({value})] "
+                                     "with catch=(Exception,) (a trial's error is raised at "
+                                     "once without catch=)",
     "max_retries_per_trial": "nothing for a trial that raised (it is recorded FAIL; "
                              "catch=(Exception,) goes on with the next); max_retries=N runs "
                              "again a trial whose worker process died",
@@ -81,10 +82,10 @@ KERAS_TUNER_ARGUMENTS: Mapping[str, str] = {
                             "objective yourself (hpo.minimize) and return the mean",
     "tune_new_entries": "nothing: the space declares every parameter",
     "allow_new_entries": "nothing: the space declares every parameter",
-    "num_initial_points": "sampler=hpo.samplers.TPESampler(n_startup_trials=N)",
-    "max_epochs": "epochs=N, with pruner=hpo.pruners.HyperbandPruner(max_resource=N) for "
-                  "Keras Tuner's Hyperband",
-    "factor": "pruner=hpo.pruners.HyperbandPruner(reduction_factor=3)",
+    "num_initial_points": "sampler=hpo.samplers.TPESampler(n_startup_trials={value})",
+    "max_epochs": "epochs={value}, with pruner=hpo.pruners.HyperbandPruner(max_resource="
+                  "{value}) for Keras Tuner's Hyperband",
+    "factor": "pruner=hpo.pruners.HyperbandPruner(reduction_factor={value})",
     "hyperband_iterations": "nothing: HyperbandPruner prunes asynchronously; set n_trials",
     "distribution_strategy": "a tf.distribute strategy made inside build_fn (one per trial); "
                              "n_jobs= or launcher= runs trials in parallel",
@@ -99,7 +100,7 @@ KERAS_TUNER_ARGUMENTS: Mapping[str, str] = {
        for name in ("optimizer", "loss", "metrics")},
     "max_model_size": "nothing: not offered (raise hpo.TrialPruned() in build_fn for a model "
                       "too large)",
-    **{name: f"fit_kwargs={{'{name}': ...}} (model.fit's other arguments go there)"
+    **{name: f"fit_kwargs={{'{name}': {{value}}}} (model.fit's other arguments go there)"
        for name in ("verbose", "shuffle", "class_weight", "sample_weight", "initial_epoch",
                     "steps_per_epoch", "validation_steps", "validation_batch_size",
                     "validation_freq")},
@@ -108,9 +109,17 @@ KERAS_TUNER_ARGUMENTS: Mapping[str, str] = {
 #: Samplers' arguments named otherwise in Hyperopt's ``tpe.suggest`` (Optuna's ``seed=`` has
 #: its own message: see :meth:`hpo_plugins.samplers.Sampler.__new__`).
 SAMPLER_ARGUMENTS: Mapping[str, str] = {
-    "n_startup_jobs": "n_startup_trials=",
-    "n_EI_candidates": "n_ei_candidates=",
+    "n_startup_jobs": "n_startup_trials={value}",
+    "n_EI_candidates": "n_ei_candidates={value}",
+    "num_initial_points": "n_startup_trials={value} (Keras Tuner's BayesianOptimization)",
     "linear_forgetting": "nothing: not offered (Hyperopt's default, 25, is used)",
+}
+
+#: Pruners' arguments named otherwise in Keras Tuner's ``Hyperband`` tuner.
+PRUNER_ARGUMENTS: Mapping[str, str] = {
+    "max_epochs": "max_resource={value} (and keras_tune(epochs={value}))",
+    "factor": "reduction_factor={value}",
+    "hyperband_iterations": "nothing: the pruner is asynchronous; set the study's n_trials",
 }
 
 #: ``hyperopt`` algorithms (``module.suggest``) and the sampler that replaces each one.
@@ -159,14 +168,14 @@ def ported_arguments(renamed: Mapping[str, str], *, positional: str | None = Non
 
 
 def check_constructor_call(cls: type, args: tuple[Any, ...], kwargs: Mapping[str, Any],
-                           renamed: Mapping[str, str]) -> None:
+                           renamed: Mapping[str, str], whose: str = "Hyperopt's") -> None:
     """Refuse, with the fix, a sampler's or pruner's construction that uses another library's
     argument names (``renamed``, for names ``cls`` does not take) or passes by position what
     ``cls`` takes by keyword only (Optuna's ``MedianPruner(5, 3)``). Called by the base
     classes' ``__new__``, before ``__init__``; any other mistake is left to ``__init__``."""
     signature = inspect.signature(cls.__init__)  # type: ignore[misc]
     parameters = signature.parameters
-    _refuse_foreign(cls.__name__, signature, kwargs, renamed, "Hyperopt's")
+    _refuse_foreign(cls.__name__, signature, kwargs, renamed, whose)
     if not args:
         return
     try:
@@ -194,7 +203,8 @@ def _refuse_foreign(name: str, signature: inspect.Signature, kwargs: Mapping[str
         return
     names = ", ".join(f"`{k}`" for k in foreign)
     given = ", ".join(f"{k}={short_repr(kwargs[k])}" for k in foreign)
-    fixes = "; ".join(f"`{k}` -> {renamed[k]}" for k in foreign)
+    fixes = "; ".join(f"`{k}` -> {renamed[k].replace('{value}', short_repr(kwargs[k]))}"
+                      for k in foreign)
     raise ForeignArgumentError(f"{name}() does not take {names} ({whose} name). Received: "
                              f"{given}. Write instead: {fixes}.")
 

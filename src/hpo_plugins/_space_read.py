@@ -51,7 +51,11 @@ def read_params(expr: Any) -> dict[str, Param]:
     except DuplicateLabel as exc:
         raise SpaceError(
             f"Duplicate label {exc.args[0]!r}: two different hyperparameters use it. Expected "
-            f"unique labels; rename one (labels name columns and must identify one parameter)."
+            f"unique labels; rename one (labels name columns and must identify one parameter). "
+            f"To use one parameter in several places (Keras Tuner's units_0 shared by every "
+            f"depth of a layer-count choice), make the expression once, e.g. "
+            f"units = hp.choice({exc.args[0]!r}, [...]), and put that same object in each "
+            f"place."
         ) from exc
     except AssertionError as exc:
         raise SpaceError(

@@ -412,7 +412,7 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
                  max_retries=int(attrs.get("max_retries") or 0))
 
 
-def delete_study(study_name: str, storage: Any = None) -> None:
+def delete_study(study_name: str, storage: Any = None, *, missing_ok: bool = False) -> None:
     """Delete a study and all its trials (values, reports, attributes) from the storage.
 
     It cannot be undone. Only the database records go: files the trials wrote (trial
@@ -422,10 +422,12 @@ def delete_study(study_name: str, storage: Any = None) -> None:
     Args:
         study_name: The study's name.
         storage: As in :func:`load_study`: None (the default SQLite file), a URL or a Storage.
+        missing_ok: Return quietly when there is no such study (or no such SQLite file), as a
+            script that starts afresh on every run wants (Keras Tuner's ``overwrite=True``).
 
     Raises:
         StudyNotFoundError: No such study (the message lists the studies in the storage), or a
-            SQLite file that does not exist; nothing is created then.
+            SQLite file that does not exist, unless ``missing_ok``; nothing is created then.
 
     Example:
         >>> import hpo_plugins as hpo
@@ -437,10 +439,24 @@ def delete_study(study_name: str, storage: Any = None) -> None:
         []
     """
     _check_name(study_name)
-    refuse_missing_sqlite_file(study_name, storage)
+    if not isinstance(missing_ok, bool):
+        raise ConfigurationError(
+            f"Expected `missing_ok` to be True or False. Received: missing_ok={missing_ok!r}.")
+    try:
+        refuse_missing_sqlite_file(study_name, storage)
+    except StudyNotFoundError:
+        if missing_ok:
+            return
+        raise
     store = get_storage(storage)
     try:
-        store.delete_study(store.get_study_id(study_name))
+        try:
+            study_id = store.get_study_id(study_name)
+        except StudyNotFoundError:
+            if missing_ok:
+                return
+            raise
+        store.delete_study(study_id)
         _logger.info("Deleted study %r and its trials from %s.", study_name, store.describe())
     finally:
         if store is not storage:  # opened here: close it (a given Storage stays open)

@@ -30,11 +30,17 @@ def _never_built(params: Any) -> Any:
     ({"overwrite": True}, r"hpo.delete_study\(study_name, storage\) first"),
     ({"executions_per_trial": 2}, r"return the mean"),
     ({"max_epochs": 20, "factor": 3},
-     r"`max_epochs` -> epochs=N, with pruner=hpo.pruners.HyperbandPruner\(max_resource=N\).*"
+     r"`max_epochs` -> epochs=20, with pruner=hpo.pruners.HyperbandPruner\(max_resource=20\).*"
      r"`factor` -> pruner=hpo.pruners.HyperbandPruner\(reduction_factor=3\)"),
-    ({"num_initial_points": 5}, r"TPESampler\(n_startup_trials=N\)"),
+    ({"num_initial_points": 5}, r"TPESampler\(n_startup_trials=5\)"),
+    ({"oracle": object(), "tuner_id": "t0"},
+     r"`oracle` -> sampler=.*`tuner_id` -> nothing: workers need no id"),
+    ({"optimizer": "adam", "loss": "mse", "metrics": ["mae"]},
+     r"`optimizer` -> model.compile\(optimizer=...\) in build_fn.*`metrics` -> "
+     r"model.compile\(metrics=...\)"),
+    ({"alpha": 1e-4, "beta": 2.6}, r"`alpha` -> nothing: the default TPESampler"),
     ({"shuffle": False, "verbose": 1},
-     r"`shuffle` -> fit_kwargs=\{'shuffle': ...\}.*`verbose` -> fit_kwargs=\{'verbose': ...\}"),
+     r"`shuffle` -> fit_kwargs=\{'shuffle': False\}.*`verbose` -> fit_kwargs=\{'verbose': 1\}"),
 ])
 def test_keras_tuner_arguments_name_their_replacement(kwargs: dict[str, Any], fix: str) -> None:
     storage = InMemoryStorage()
@@ -70,3 +76,30 @@ def test_an_objective_object_or_list_names_the_string_form(objective: Any, fix: 
                                                  r"such as 'val_loss'\. Received: .*" + fix):
         keras_tune(_never_built, SPACE, x=X, y=Y, epochs=1, n_trials=1, storage=":memory:",
                    objective=objective)
+
+
+@pytest.mark.parametrize(("kwargs", "shown"), [
+    ({"batch_size": hp.choice("bs", [16, 32])}, r"`batch_size`.*\(label 'bs'\)"),
+    ({"fit_kwargs": {"shuffle": hp.choice("sh", [True, False])}},
+     r"fit_kwargs\['shuffle'\].*\(label 'sh'\)"),
+])
+def test_an_hp_expression_as_a_fit_argument_is_refused_with_the_way_to_tune_it(
+        kwargs: dict[str, Any], shown: str) -> None:
+    """Keras Tuner's HyperModel.fit tunes batch_size; here every trial failed with a pyll
+    TypeError ('len of pyll.Apply either undefined or unknown')."""
+    storage = InMemoryStorage()
+    with pytest.raises(ConfigurationError, match=r"^Expected " + shown + r": keras_tune's fit "
+                                                 r"arguments are not tuned.*'Tuning fit "
+                                                 r"arguments'"):
+        keras_tune(_never_built, SPACE, x=X, y=Y, epochs=1, n_trials=1, storage=storage,
+                   **kwargs)
+    assert storage.list_studies() == []
+
+
+def test_a_stopper_among_the_keras_callbacks_is_pointed_to_study_callbacks() -> None:
+    from hpo_plugins.stoppers import FailureStop
+
+    with pytest.raises(ConfigurationError, match=r"Expected keras.callbacks.Callback objects.*"
+                                                 r"pass those as study_callbacks=\[...\]"):
+        keras_tune(_never_built, SPACE, x=X, y=Y, epochs=1, n_trials=1, storage=":memory:",
+                   callbacks=[FailureStop(3)])

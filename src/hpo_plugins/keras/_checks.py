@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from hpo_plugins._numbers import is_integer
-from hpo_plugins._signature import one_argument_problem
+from hpo_plugins._signature import one_argument_problem, two_argument_problem
+from hpo_plugins._text import short_repr
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.keras._callback import HPOCallback
 
@@ -55,6 +56,8 @@ def fit_arguments(fit_kwargs: Mapping[str, Any] | None, **own: Any) -> dict[str,
             f"{type(fit_kwargs).__name__}).")
     extra = dict(fit_kwargs or {})
     _check_fit_names(extra)
+    _refuse_hp_expressions({name: value for name, value in own.items()
+                            if name not in ("x", "y", "validation_data")}, extra)
     if own["x"] is None:
         raise ConfigurationError(
             "Expected training data: pass x= (arrays, a tf.data.Dataset, a PyDataset...).")
@@ -244,6 +247,35 @@ _STATEFUL = {"optimizer": keras.optimizers.Optimizer, "layer or model": keras.la
              "metric": keras.metrics.Metric}
 
 
+def _refuse_hp_expressions(own: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
+    """Refuse an ``hp`` expression given as a ``fit`` argument (``batch_size=hp.choice(...)``,
+    Keras Tuner's ``HyperModel.fit`` habit): ``fit`` would get the expression itself and fail
+    every trial with a pyll error; arguments here are the same for every trial."""
+    from hyperopt.pyll.base import Apply
+
+    for where, name, value in [*(("", n, v) for n, v in own.items()),
+                               *(("fit_kwargs", n, v) for n, v in extra.items())]:
+        if isinstance(value, Apply):
+            shown = f"fit_kwargs[{name!r}]" if where else f"`{name}`"
+            raise ConfigurationError(
+                f"Expected {shown} to be one value for every trial. Received an hp expression "
+                f"({_label_of(value)}): keras_tune's fit arguments are not tuned. To tune "
+                f"one (batch_size, shuffle, as Keras Tuner's HyperModel.fit does), put it in "
+                f"the space and write the objective yourself with hpo.minimize and an "
+                f"HPOCallback: see docs/keras.md, 'Tuning fit arguments'.")
+
+
+def _label_of(expression: Any) -> str:
+    """``label 'bs'`` for an ``hp`` expression (its first parameter's label), else its repr."""
+    stack = [expression]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "name", None) == "hyperopt_param" and node.pos_args:
+            return f"label {getattr(node.pos_args[0], 'obj', '?')!r}"
+        stack.extend(reversed(getattr(node, "pos_args", [])))
+    return short_repr(expression, 60)
+
+
 def check_space_objects(space: Any) -> None:
     """Refuse a Keras optimizer, layer, model or metric object in the space.
 
@@ -358,9 +390,14 @@ def check_callback_list(callbacks: Any, origin: str) -> list[keras.callbacks.Cal
             f"Expected a list of keras.callbacks.Callback. Received ({origin}): {callbacks!r}.")
     for item in callbacks:
         if not isinstance(item, keras.callbacks.Callback):
+            study_level = (type(item).__module__ == "hpo_plugins.stoppers"
+                           or (callable(item) and two_argument_problem(item) is None))
+            hint = (" It looks like a study callback fn(study, frozen_trial) (a stopper): "
+                    "pass those as study_callbacks=[...]; callbacks= is for Keras callbacks."
+                    if study_level else "")
             raise ConfigurationError(
                 f"Expected keras.callbacks.Callback objects. Received ({origin}): {item!r} "
-                f"(of type {type(item).__name__}).")
+                f"(of type {type(item).__name__}).{hint}")
         if isinstance(item, HPOCallback):
             raise ConfigurationError(
                 f"keras_tune adds its own HPOCallback (monitoring `objective`); remove "

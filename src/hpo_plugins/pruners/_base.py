@@ -42,9 +42,9 @@ class Pruner(abc.ABC):
         """Refuse positional options with the fix, for a pruner that takes them by keyword only
         (Optuna's ``MedianPruner(5, 3)``: see
         :func:`~hpo_plugins._ported.check_constructor_call`)."""
-        from hpo_plugins._ported import check_constructor_call
+        from hpo_plugins._ported import PRUNER_ARGUMENTS, check_constructor_call
 
-        check_constructor_call(cls, args, kwargs, {})
+        check_constructor_call(cls, args, kwargs, PRUNER_ARGUMENTS, whose="Keras Tuner's")
         return super().__new__(cls)
 
     def get_params(self) -> dict[str, Any]:

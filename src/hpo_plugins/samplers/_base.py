@@ -91,7 +91,8 @@ class Sampler(abc.ABC):
                 f"hpo.create_study(space, seed={kwargs['seed']!r}, sampler={cls.__name__}()) or "
                 f"hpo.minimize(..., seed={kwargs['seed']!r}): each trial then draws from its own "
                 f"stream derived from (seed, trial number), whichever worker runs it.")
-        check_constructor_call(cls, args, kwargs, SAMPLER_ARGUMENTS)
+        check_constructor_call(cls, args, kwargs, SAMPLER_ARGUMENTS,
+                               whose="Hyperopt's or Keras Tuner's")
         return super().__new__(cls)
 
     @abc.abstractmethod
