@@ -7,9 +7,7 @@ training framework.
 
 from __future__ import annotations
 
-from hyperopt import hp
-
-from hpo_plugins import importance, launchers, pruners, samplers, stoppers, storages
+from hpo_plugins import hp, importance, launchers, pruners, samplers, stoppers, storages
 from hpo_plugins._api import maximize, minimize
 from hpo_plugins._copy import copy_study
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
