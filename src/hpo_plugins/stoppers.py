@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from hpo_plugins._checks import check_bool, check_int, check_real
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._text import clip
 from hpo_plugins.exceptions import TooManyFailuresError
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class ThresholdStop:
 
 
 class FailureStop:
-    """End the run once ``max_failures`` finished trials in a row have failed: a broken set-up
+    """End the run once ``max_failures`` trials in a row have failed: a broken set-up
     (a wrong data path, a model that cannot be built, a command that exits at once) under
     ``catch=``, or workers that keep dying, would otherwise fail every remaining trial.
 
@@ -150,7 +151,10 @@ class FailureStop:
         for frozen in ordered:
             if frozen.number > last:
                 break
-            streak = [*streak, frozen] if frozen.state is TrialState.FAIL else []
+            if frozen.state is TrialState.FAIL:
+                streak.append(frozen)
+            else:
+                streak = []
         return streak
 
     def __repr__(self) -> str:
@@ -176,5 +180,4 @@ def failed_in_a_row(trial_numbers: list[int]) -> str:
 
 def _one_line(reason: str, most: int = 300) -> str:
     """A stored fail reason's first line, cut to ``most`` characters."""
-    line = reason.strip().splitlines()[0] if reason.strip() else reason
-    return line if len(line) <= most else line[:most - 3] + "..."
+    return clip(reason.strip().splitlines()[0] if reason.strip() else reason, most)
