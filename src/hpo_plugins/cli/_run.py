@@ -472,11 +472,11 @@ def _dask_client(address: str) -> Iterator[Any]:
         from dask.distributed import Client
     except ImportError:
         raise CLIError("--dask needs Dask: pip install 'hpo_plugins[dask]'") from None
-    from hpo_plugins.launchers._dask import _check_address
+    from hpo_plugins.launchers._dask import check_address
     from hpo_plugins.launchers._dask_cluster import connect
 
     try:
-        _check_address(address)  # before a Client is built: a half-built one hangs on exit
+        check_address(address)  # before a Client is built: a half-built one hangs on exit
     except ConfigurationError as exc:
         raise CLIError(f"--dask: {exc}".replace("Expected `client` to be", "expected")
                        .replace(", a Client or a cluster", "")

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from hpo_plugins.storages import Storage
     from hpo_plugins.study import Study
 
-__all__ = ["DaskLauncher"]
+__all__ = ["DaskLauncher", "check_address"]
 
 _logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def _check_client(client: Any) -> Any:
     """``client`` if a launcher can use it: a Client, a cluster, or a scheduler address."""
     Client = _client_class()
     if isinstance(client, str):
-        _check_address(client)
+        check_address(client)
         return client
     if isinstance(client, Client) or _is_cluster(client):
         return client
@@ -240,7 +240,7 @@ def _check_client(client: Any) -> Any:
     )
 
 
-def _check_address(address: str) -> None:
+def check_address(address: str) -> None:
     """Refuse a scheduler address Dask could not connect to, with the form it needs."""
     from distributed.comm.addressing import parse_address, parse_host_port
     from distributed.comm.registry import get_backend

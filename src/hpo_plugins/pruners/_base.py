@@ -8,7 +8,7 @@ from typing import Any
 
 from hpo_plugins._frozen import Direction, FrozenTrial
 from hpo_plugins.pruners._curves import MEMO_ATTR
-from hpo_plugins.samplers._base import _constructor_params
+from hpo_plugins.samplers._base import constructor_params
 
 __all__ = ["NopPruner", "Pruner"]
 
@@ -49,7 +49,7 @@ class Pruner(abc.ABC):
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's keyword arguments, read back from attributes of the same names."""
-        return _constructor_params(self)
+        return constructor_params(self)
 
     def __getstate__(self) -> dict[str, Any]:
         """The pruner's attributes without the memo of curves some pruners keep between calls

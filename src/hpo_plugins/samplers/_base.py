@@ -15,8 +15,8 @@ from hpo_plugins._frozen import DIVERGED_ATTR, Direction, FrozenTrial, TrialStat
 from hpo_plugins.exceptions import ForeignArgumentError
 from hpo_plugins.space import SearchSpace
 
-__all__ = ["History", "Sampler", "describe_object", "diverged", "is_description",
-           "ranked_for_model"]
+__all__ = ["History", "Sampler", "constructor_params", "describe_object", "diverged",
+           "is_description", "ranked_for_model"]
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Sampler(abc.ABC):
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's keyword arguments, read back from attributes of the same names."""
-        return _constructor_params(self)
+        return constructor_params(self)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -138,7 +138,9 @@ def _takes_var_arguments(obj: object) -> bool:
     return any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature)
 
 
-def _constructor_params(obj: object) -> dict[str, Any]:
+def constructor_params(obj: object) -> dict[str, Any]:
+    """The constructor arguments ``obj`` keeps under their own names (scikit-learn's rule),
+    for :func:`describe_object` to record samplers and pruners."""
     return {n: getattr(obj, n) for n in _constructor_names(obj) if hasattr(obj, n)}
 
 
@@ -154,7 +156,7 @@ def describe_object(obj: object) -> dict[str, Any]:
     """
     from hpo_plugins.pruners._base import Pruner  # pruners import this module
 
-    params = obj.get_params() if hasattr(obj, "get_params") else _constructor_params(obj)
+    params = obj.get_params() if hasattr(obj, "get_params") else constructor_params(obj)
     plain = (str, int, float, bool, type(None))
     safe: dict[str, Any] = {}
     exact = not _takes_var_arguments(obj) and set(_constructor_names(obj)) <= set(params)
