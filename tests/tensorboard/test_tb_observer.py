@@ -75,8 +75,10 @@ def test_a_logdir_whose_experiment_lists_the_columns_in_another_order_is_resumed
 
     url = f"sqlite:///{tmp_path}/order.db"
     study = _study(nested_space, tmp_path / "runs", storage=url)
+    attrs = study.storage.get_study(study.study_id).attrs
     experiment = experiment_proto(list(reversed(_observer.HParamsObserver(study).columns)),
-                                  _observer._metrics(study), _observer._description(study), 0.0)
+                                  _observer._metrics(study, attrs), _observer._description(study),
+                                  0.0)
     os.remove(tmp_path / "runs" / EXPERIMENT_FILE)
     write_once(str(tmp_path / "runs" / EXPERIMENT_FILE), experiment_summary(experiment))
     again = hpo.create_study(nested_space, storage=url, study_name="tb", logdir=str(

@@ -84,21 +84,24 @@ class HyperbandPruner(Pruner):
         if max_resource is None:
             return False
         last = memo.curve(trial).last_step
-        if last is not None and last >= max_resource - 1:
-            # it has run every step (0 .. max_resource - 1): Hyperband's largest budget ends
-            # a trial, it does not judge it; pruning there saves nothing and ranks a fully
-            # trained trial below the COMPLETE ones
-            memo.forget_others(others)
-            return False
+        # a trial that has run every step (0 .. max_resource - 1) is not judged: Hyperband's
+        # largest budget ends a trial; pruning there saves nothing and ranks a fully trained
+        # trial below the COMPLETE ones
+        decision = (last is None or last < max_resource - 1) and self._loses_in_bracket(
+            trial, others, direction, memo, max_resource)
+        memo.forget_others(others)
+        return decision
+
+    def _loses_in_bracket(self, trial: FrozenTrial, others: Sequence[FrozenTrial],
+                          direction: Direction, memo: CurveMemo, max_resource: int) -> bool:
+        """Successive halving among the trials of ``trial``'s own bracket."""
         budgets = self._budgets(max_resource)
         bracket = _bracket(trial.number, budgets)
         rivals = [t for t in others if _bracket(t.number, budgets) == bracket]
         pruner = SuccessiveHalvingPruner(
             min_resource=self.min_resource, reduction_factor=self.reduction_factor,
             min_early_stopping_rate=bracket, bootstrap_count=self.bootstrap_count)
-        decision = pruner.decide(trial, rivals, direction, memo)
-        memo.forget_others(others)
-        return decision
+        return pruner.decide(trial, rivals, direction, memo)
 
     def bracket_of(self, number: int, max_resource: int | None = None) -> int:
         """The bracket (its ``min_early_stopping_rate``) of trial ``number``.

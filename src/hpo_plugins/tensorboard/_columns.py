@@ -134,20 +134,17 @@ def _index_key(name: str, label: str, n_options: int, constants: Mapping[str, st
     """For a choice whose cells show option indices (its options are dicts, lists...): what
     each index stands for, from the space's constants (``"; 0 = (1,), 1 = (1, 2)"``); "" for a
     choice of plain values (its cells show the values), or without the constants."""
-    prefix = f"in option {{}} of {name}({label!r})"
     parts = []
     for index in range(n_options):
-        whole = constants.get(prefix.format(index))
-        if whole is None:
-            inner = [f"{key[len(prefix.format(index)) + len(' at '):]}={text}"
-                     for key, text in constants.items()
-                     if key.startswith(prefix.format(index) + " at ")]
-            whole = ", ".join(inner) if inner else None
+        where = f"in option {index} of {name}({label!r})"
+        whole = constants.get(where)
+        if whole is None:  # the option also holds hp expressions: its constant parts
+            inner = [f"{key[len(where + ' at '):]}={text}" for key, text in constants.items()
+                     if key.startswith(where + " at ")]
+            whole = ", ".join(inner) or None
         if whole is not None:
             parts.append(f"{index} = {clip(whole, _OPTION_CHARS)}")
     return f"; {', '.join(parts)}" if parts else ""
-
-
 
 
 def _interval(kind: str, args: Mapping[str, float]) -> tuple[float, float] | None:

@@ -106,10 +106,12 @@ class HParamsObserver:
                 f"{study.study_name!r} with logdir=None; pass logdir= to create_study."
             )
         self.logdir = os.path.abspath(study.logdir)
-        self.columns: list[Column] = columns_from_description(_space_description(study),
-                                                              _space_constants(study))
+        attrs = study.storage.get_study(study.study_id).attrs  # read once for all three
+        self.columns: list[Column] = columns_from_description(_space_description(study, attrs),
+                                                              _space_constants(study, attrs))
         self._files = EventFiles()
-        experiment = experiment_proto(self.columns, _metrics(study), _description(study), 0.0)
+        experiment = experiment_proto(self.columns, _metrics(study, attrs), _description(study),
+                                      0.0)
         _check_owner(study, self.logdir, experiment if self.columns else None)
         self._write_experiment(study, experiment)
 
@@ -176,28 +178,29 @@ class HParamsObserver:
             _logger.info("TensorBoard HParams experiment written to %s", self.logdir)
 
 
-def _space_description(study: Study) -> Sequence[Mapping[str, Any]]:
+def _space_description(study: Study, attrs: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+    """The space's description: from the space, else as the study's ``attrs`` recorded it."""
     if study.space is not None:
         return study.space.describe()
-    return study.storage.get_study(study.study_id).attrs.get("space") or []
+    return attrs.get("space") or []
 
 
-def _space_constants(study: Study) -> Mapping[str, str]:
+def _space_constants(study: Study, attrs: Mapping[str, Any]) -> Mapping[str, str]:
     """The space's constants (what each option of a choice shown by index holds)."""
     if study.space is not None:
         return study.space.constants()
-    stored = study.storage.get_study(study.study_id).attrs.get("space_constants")
+    stored = attrs.get("space_constants")
     return stored if isinstance(stored, Mapping) else {}
 
 
-def _metrics(study: Study) -> list[MetricSpec]:
+def _metrics(study: Study, attrs: Mapping[str, Any]) -> list[MetricSpec]:
     """The metric columns. The reported one is named after the study's metric only where a
     call named it (``metric=``, ``keras_tune(objective=...)``): the default ``val_loss`` may
     not be what the objective reports (``HPOCallback("val_acc")``, a plain ``trial.report``)."""
     from hpo_plugins._study_open import METRIC_GIVEN_ATTR
 
     direction = study.direction.value
-    given = study.storage.get_study(study.study_id).attrs.get(METRIC_GIVEN_ATTR)
+    given = attrs.get(METRIC_GIVEN_ATTR)
     return [
         (VALUE_TAG, "value", f"The trial's final value ({direction}): the objective's value "
                              f"(COMPLETE) or the last reported value (PRUNED); none for FAIL."),
