@@ -25,6 +25,7 @@ from typing import Any
 import lightning.pytorch as L
 import numpy as np
 import torch
+from hyperopt.pyll import scope
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -35,8 +36,12 @@ from hpo_plugins.lightning import lightning_objective
 
 
 def _units(n_layers: int) -> tuple[Any, ...]:
-    """One ``units`` parameter per hidden layer, labelled by depth and position."""
-    return tuple(hp.quniform(f"units_{n_layers}_{i}", 16, 256, 16) for i in range(n_layers))
+    """One ``units`` parameter per hidden layer, labelled by depth and position.
+
+    ``hp.quniform`` gives floats (``160.0``); ``scope.int`` hands the model whole numbers.
+    """
+    return tuple(scope.int(hp.quniform(f"units_{n_layers}_{i}", 16, 256, 16))
+                 for i in range(n_layers))
 
 
 SPACE = {

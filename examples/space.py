@@ -9,12 +9,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hyperopt.pyll import scope
+
 from hpo_plugins import hp
 
 
 def _units(n_layers: int) -> tuple[Any, ...]:
-    """One ``units`` parameter per hidden layer, labelled by depth and position."""
-    return tuple(hp.quniform(f"units_{n_layers}_{i}", 16, 256, 16) for i in range(n_layers))
+    """One ``units`` parameter per hidden layer, labelled by depth and position.
+
+    ``hp.quniform`` gives floats (``160.0``); ``scope.int`` hands the model whole numbers.
+    """
+    return tuple(scope.int(hp.quniform(f"units_{n_layers}_{i}", 16, 256, 16))
+                 for i in range(n_layers))
 
 
 SPACE = {
@@ -29,5 +35,5 @@ SPACE = {
 }
 
 #: What train_digits.py uses when it runs without the tuner.
-DEFAULTS = {"layers": (128.0,), "dropout": 0.1,
+DEFAULTS = {"layers": (128,), "dropout": 0.1,
             "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 1e-5}}

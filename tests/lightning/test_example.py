@@ -32,6 +32,8 @@ def test_example_tunes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture
 
     assert len(study.trials) == 3
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    widths = [w for t in study.trials for w in t.natural["layers"]]
+    assert widths and all(type(w) is int for w in widths), widths  # scope.int, not 160.0
     out = capsys.readouterr().out
     assert f"in {tmp_path}/digits.db" in out
     assert "best checkpoint: " in out and "its validation accuracy: 0." in out
