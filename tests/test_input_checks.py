@@ -123,29 +123,46 @@ def test_ask_refuses_bad_arguments_before_starting_a_trial(kwargs: dict[str, Any
 
 
 class _Failing(Sampler):
-    """Proposes two configurations, then fails in the way ``error`` says."""
+    """Proposes two configurations, then raises: ``SearchSpaceExhausted`` (``error="done"``)
+    or ``OverflowError`` (any other text, the message)."""
 
-    finite = True
-
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: str) -> None:
         self.error = error
 
     def sample(self, space: Any, history: Any, rng: np.random.Generator) -> dict[str, Any]:
         if history.number >= 2:
-            raise self.error
+            raise (SearchSpaceExhausted(self.error) if self.error == "done"
+                   else OverflowError(self.error))
         return {"x": 0.1 * (history.number + 1)}
 
 
+class _RunsOut(_Failing):
+    """The same, marked ``finite``: it may run out, and says so."""
+
+    finite = True
+
+
 def test_a_sampler_that_runs_out_leaves_no_running_trial(storage: Storage) -> None:
-    study = _study(storage, sampler=_Failing(SearchSpaceExhausted("done")))
+    study = _study(storage, sampler=_Failing("done"))
     study.optimize(lambda p: p["x"], max_trials=3)
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
     assert study.trials[2].system_attrs["fail_reason"] == "the sampler had nothing new to propose"
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_finite_sampler_that_runs_out_leaves_no_trial_behind(tmp_path: Path,
+                                                               n_jobs: int) -> None:
+    """Trials of a ``finite`` sampler are stored after sampling (as a deduplicating one's), so
+    running out fails nothing: before, one FAIL trial serially and one per dispatched task in
+    parallel, each counted by FailureStop and logged."""
+    study = _study(f"sqlite:///{tmp_path}/s.db", sampler=_RunsOut("done"))
+    study.optimize(lambda p: p["x"], n_trials=8, n_jobs=n_jobs)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+
 def test_a_sampler_that_raises_fails_its_trial_and_raises(storage: Storage) -> None:
-    study = _study(storage, sampler=_Failing(OverflowError("math range error")))
+    study = _study(storage, sampler=_Failing("math range error"))
     with pytest.raises(OverflowError):
         study.optimize(lambda p: p["x"], n_trials=3)
     last = study.trials[-1]
@@ -165,7 +182,7 @@ def test_a_trial_the_storage_cannot_fail_after_sampling_is_a_warning_with_the_fi
         caplog: pytest.LogCaptureFixture) -> None:
     """It stays RUNNING and counts toward max_trials (for ever without heartbeats): that was
     logged at DEBUG only, so nobody learnt of it."""
-    study = _study(_NoFinishStorage(), sampler=_Failing(OverflowError("math range error")))
+    study = _study(_NoFinishStorage(), sampler=_Failing("math range error"))
     study.ask(), study.ask()  # the two configurations the sampler proposes before it fails
     with caplog.at_level(logging.WARNING, logger="hpo_plugins"), \
             pytest.raises(OverflowError):
@@ -563,15 +580,21 @@ class _KeywordTPE(AnnealSampler):
         super().__init__(**kwargs)
 
 
-@pytest.mark.parametrize("make", [lambda: _Forgetful(k=10),  # keeps k under another name
-                                  lambda: _KeywordTPE(shrink_coef=0.3)])  # built from **kwargs
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda: _Forgetful(k=10), "argument.s. k not kept as attributes of the same name"),
+    (lambda: _KeywordTPE(shrink_coef=0.3), "its constructor takes .args or ..kwargs"),
+])
 def test_a_resume_that_cannot_rebuild_the_sampler_exactly_says_so_and_records_the_default(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, make: Callable[[], Sampler]) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, make: Callable[[], Sampler],
+        why: str) -> None:
     url = f"sqlite:///{tmp_path}/k.db"
-    hpo.create_study(SPACE, storage=url, study_name="k", sampler=make())
+    # said at creation, where the author can still fix the class (before: at the resume only)
+    with pytest.warns(UserWarning, match=f"cannot be rebuilt from the study's record \\({why}"
+                                         f".*Keep each constructor argument as an attribute"):
+        hpo.create_study(SPACE, storage=url, study_name="k", sampler=make())
     again = hpo.create_study(SPACE, storage=url, study_name="k")
     assert type(again.sampler).__name__ == "TPESampler"
-    assert "cannot be rebuilt exactly" in caplog.text
+    assert "cannot be rebuilt here (its record is not exact" in caplog.text
     stored = hpo.storages.get_storage(url).get_study(again.study_id).attrs["sampler"]
     assert stored["class"].endswith("TPESampler")  # the record says what runs
 

@@ -399,8 +399,9 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
     if parsed is not None and sampler is None:
         from hpo_plugins.samplers import TPESampler
 
-        sampler = rebuild(attrs.get("sampler"), Sampler) or TPESampler()
-    pruner = pruner or rebuild(attrs.get("pruner"), Pruner) or NopPruner()
+        sampler = rebuild(attrs.get("sampler"), Sampler, "TPESampler()") or TPESampler()
+    pruner = pruner or rebuild(attrs.get("pruner"), Pruner,
+                               "NopPruner(): trials here are not pruned") or NopPruner()
     interval = attrs.get("heartbeat_interval")
     from hpo_plugins.study import Study  # here: the study module imports this one
 

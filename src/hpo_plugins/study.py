@@ -199,7 +199,7 @@ class Study:
             system_attrs = {GRACE_ATTR: self.grace_period, **(system_attrs or {})}
         self._reap_stale_trials()
         waited = False  # whether its sampling waited for earlier trials (``lag``)
-        if self.space is None or self.sampler.deduplicate:
+        if self.space is None or self.sampler.deduplicate or self.sampler.finite:
             frozen = self._claim_or_sample_dedup(limit, heartbeat, dict(system_attrs or {}))
         else:
             started = self.storage.start_trial(self.study_id, heartbeat=heartbeat, limit=limit,

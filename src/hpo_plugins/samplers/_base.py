@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from hpo_plugins._frozen import DIVERGED_ATTR, Direction, FrozenTrial, TrialState
+from hpo_plugins._text import short_repr
 from hpo_plugins.exceptions import ForeignArgumentError
 from hpo_plugins.space import SearchSpace
 
@@ -64,7 +65,9 @@ class Sampler(abc.ABC):
             same configuration first. Samplers of finite spaces (the grid) set it.
         finite: True when the sampler can run out of configurations and raise
             :class:`~hpo_plugins.exceptions.SearchSpaceExhausted`; a study may then run without a
-            trial limit.
+            trial limit. Its trials are stored after sampling, as a deduplicating sampler's
+            are, so running out leaves no failed trial behind (a sampler that is not marked
+            finite and raises it fails the trial started for it).
         uses_history: False when :meth:`sample` never reads ``history.trials``: the study then
             skips the snapshot of the storage and passes an empty history (its ``number`` and
             ``direction`` are still set).
@@ -146,31 +149,68 @@ def constructor_params(obj: object) -> dict[str, Any]:
 
 def describe_object(obj: object) -> dict[str, Any]:
     """``{"class": "module.Class", "params": {...}, "exact": bool}`` with JSON-able parameters
-    (a wrapped sampler or pruner, e.g. ``PatientPruner``'s, as its own description; others as
-    repr).
+    (a wrapped sampler or pruner, e.g. ``PatientPruner``'s, as its own description; numpy
+    scalars as Python numbers; lists, tuples and dicts of JSON values as JSON, a tuple as a
+    list; anything else as its repr).
 
     Used to record a study's sampler and pruner and to rebuild them (the pruner in child
     processes, both on a resume). ``exact`` is True when ``Class(**params)`` gives the same
     object: every named constructor argument was read back and none had to be written as a
-    repr.
+    repr (:func:`inexact_reasons` says which ones were not).
     """
+    safe, reasons = _describe_params(obj)
+    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "params": safe,
+            "exact": not reasons}
+
+
+def inexact_reasons(obj: object) -> list[str]:
+    """Why ``Class(**params)`` from :func:`describe_object` would not rebuild ``obj``: one
+    phrase per cause (an argument not kept under its own name, one recorded as its repr,
+    ``*args``/``**kwargs``); empty when the record is exact."""
+    return _describe_params(obj)[1]
+
+
+def _describe_params(obj: object) -> tuple[dict[str, Any], list[str]]:
+    """The JSON parameters of ``obj``'s record, and the reasons it is not exact."""
     from hpo_plugins.pruners._base import Pruner  # pruners import this module
 
     params = obj.get_params() if hasattr(obj, "get_params") else constructor_params(obj)
-    plain = (str, int, float, bool, type(None))
+    reasons: list[str] = []
+    if _takes_var_arguments(obj):
+        reasons.append("its constructor takes *args or **kwargs")
+    missing = [n for n in _constructor_names(obj) if n not in params]
+    if missing:
+        reasons.append(f"argument(s) {', '.join(missing)} not kept as attributes of the "
+                       f"same name")
     safe: dict[str, Any] = {}
-    exact = not _takes_var_arguments(obj) and set(_constructor_names(obj)) <= set(params)
     for key, value in params.items():
-        if isinstance(value, plain):
-            safe[key] = value
-        elif isinstance(value, (Sampler, Pruner)):  # a wrapped plugin: described in turn
+        if isinstance(value, (Sampler, Pruner)):  # a wrapped plugin: described in turn
             safe[key] = describe_object(value)
-            exact = exact and safe[key]["exact"]
-        else:
-            safe[key] = repr(value)
-            exact = False
-    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "params": safe,
-            "exact": exact}
+            reasons += [f"{key}: {reason}" for reason in inexact_reasons(value)]
+            continue
+        ok, converted = _json_form(value)
+        safe[key] = converted if ok else repr(value)
+        if not ok:
+            reasons.append(f"{key}={short_repr(value)} is not a JSON value (recorded as text)")
+    return safe, reasons
+
+
+def _json_form(value: Any) -> tuple[bool, Any]:
+    """``(True, the JSON form)`` of a plain value, a numpy scalar, or a list, tuple or
+    str-keyed dict of such values (a tuple becomes a list); ``(False, None)`` otherwise."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return True, value
+    if isinstance(value, np.generic) and isinstance(value.item(), (str, bool, int, float)):
+        return True, value.item()
+    if isinstance(value, (list, tuple)):
+        items = [_json_form(v) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        pairs = {k: _json_form(v) for k, v in value.items()}
+        converted = {k: v for k, (_, v) in pairs.items()}
+        if not is_description(converted):  # else rebuild would read it as a wrapped plugin
+            return all(ok for ok, _ in pairs.values()), converted
+    return False, None
 
 
 def is_description(value: object) -> bool:
