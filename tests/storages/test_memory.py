@@ -17,6 +17,20 @@ class TestInMemoryStorage(StorageConformance):
         return InMemoryStorage()
 
 
+class _WithoutImport(InMemoryStorage):
+    """A storage that leaves out the optional ``import_study`` (it keeps the default)."""
+
+    import_study = Storage.import_study
+
+
+class TestStorageWithoutImport(StorageConformance):
+    """The suite skips what an optional method would be tested for (it failed 5 tests)."""
+
+    @pytest.fixture
+    def storage(self) -> Storage:
+        return _WithoutImport()
+
+
 def test_cannot_be_sent_to_another_process() -> None:
     with pytest.raises(StorageError, match="cannot be sent to another process"):
         pickle.dumps(InMemoryStorage())
