@@ -121,12 +121,16 @@ def trial_env(trial: Trial) -> dict[str, str]:
         ConfigurationError: The trial's storage lives in this process's memory only.
     """
     storage = trial.study.storage
-    url = getattr(storage, "portable_url", None) or getattr(storage, "url", None)
-    if not trial.study.storage.multiprocess or url is None:
+    url = storage.portable_url
+    if not storage.multiprocess or url is None:
+        lacks = ("it is not multiprocess (one process's memory)" if not storage.multiprocess
+                 else "it has no portable_url, the URL the child process opens it from")
         raise ConfigurationError(
             "Expected a storage that other processes can open to hand a trial to a child "
-            f"process. Received: {trial.study.storage.describe()}. Create the study with "
-            "storage='sqlite:///hpo.db' (the default) or a PostgreSQL URL."
+            f"process. Received: {storage.describe()}: {lacks}. Create the study with "
+            "storage='sqlite:///hpo.db' (the default) or a PostgreSQL URL"
+            + (", or give the storage a portable_url (see hpo_plugins.storages.Storage)."
+               if storage.multiprocess else ".")
         )
     payload: dict[str, Any] = {"storage": url, "study": trial.study.study_name,
                                "trial_id": trial.trial_id}

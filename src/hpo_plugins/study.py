@@ -547,10 +547,16 @@ class Study:
             other = trial.study
             if other is not self and (other.study_id != self.study_id
                                       or not same_storage(other.storage, self.storage)):
+                where = (f" through {other.storage!r}, a storage object not known to reach "
+                         f"the same database as this study's {self.storage!r} (storages are "
+                         f"matched by their portable_url: "
+                         f"{getattr(other.storage, 'portable_url', None)!r} and "
+                         f"{getattr(self.storage, 'portable_url', None)!r})"
+                         if other.study_name == self.study_name else "")
                 raise ConfigurationError(
                     f"Expected a trial of study {self.study_name!r}. Received trial "
-                    f"{trial.number} of study {other.study_name!r}: tell each trial to the "
-                    f"study that asked it.")
+                    f"{trial.number} of study {other.study_name!r}{where}: tell each trial to "
+                    f"the study that asked it.")
             return trial
         if isinstance(trial, bool) or not isinstance(trial, numbers.Integral):
             raise ConfigurationError(

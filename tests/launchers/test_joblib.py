@@ -87,6 +87,27 @@ def test_an_objective_that_cannot_be_sent_to_workers_is_explained(tmp_path: Path
                      study_name="lock")
 
 
+class _LockedSQLite(SQLStorage):
+    """A shared storage holding a client that cannot be pickled (a Redis or HTTP client)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.client = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()  # the mistake: SQLStorage's own drops what cannot travel
+
+
+def test_a_storage_that_cannot_be_sent_to_workers_is_named(tmp_path: Path) -> None:
+    """The message blamed "the study (its sampler or pruner) or the run's settings
+    (catch=)", never the storage."""
+    with pytest.raises(ConfigurationError, match=r"Received: the study's storage _LockedSQLite"
+                                                 r".*cannot pickle '_thread.lock' object.*"
+                                                 r"opens its own connections in the worker"):
+        hpo.minimize(lambda p: p["x"], SPACE, n_trials=2, n_jobs=2,
+                     storage=_LockedSQLite(_url(tmp_path)), study_name="locked")
+
+
 def test_in_memory_storage_is_refused_with_the_fix() -> None:
     with pytest.raises(ConfigurationError, match="storage that worker processes can share"):
         hpo.minimize(lambda p: 1.0, SPACE, n_trials=2, n_jobs=2, storage=":memory:")

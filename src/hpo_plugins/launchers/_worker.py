@@ -76,26 +76,39 @@ class Job:
         try:
             payload = cloudpickle.dumps((study, objective, worker_settings))
         except Exception as exc:
-            raise ConfigurationError(_unsendable(objective, exc)) from exc
+            raise ConfigurationError(_unsendable(study, objective, worker_settings, exc)) from exc
         key = hashlib.sha256(payload).hexdigest()
         return cls(payload, key, run_id, deadline, lag, launcher, process_record())
 
 
-def _unsendable(objective: Callable[..., Any], exc: Exception) -> str:
-    """Why the run cannot be sent to worker processes, and the fixes."""
-    try:
-        cloudpickle.dumps(objective)
-    except Exception:
-        what = f"the objective {objective!r}"
-    else:  # the study's sampler or pruner, or a type in catch=
-        what = "the study (its sampler or pruner) or the run's settings (catch=)"
-    return (f"Expected an objective, sampler, pruner and catch= that can be sent to worker "
-            f"processes (pickled with cloudpickle, which takes lambdas, closures and classes "
-            f"of the main script). Received: {what}, which cannot be pickled: "
+def _unsendable(study: Study, objective: Callable[..., Any], settings: RunSettings,
+                exc: Exception) -> str:
+    """Why the run cannot be sent to worker processes, naming the part that cannot be pickled
+    (tried one at a time), and the fixes."""
+    parts: list[tuple[str, object]] = [
+        (f"the objective {objective!r}", objective),
+        (f"the study's storage {study.storage!r}", study.storage),
+        (f"the study's sampler {study.sampler!r}", study.sampler),
+        (f"the study's pruner {study.pruner!r}", study.pruner),
+        (f"the run's catch={settings.catch!r}", settings.catch),
+    ]
+    what = "the study or the run's settings"
+    for name, part in parts:
+        try:
+            cloudpickle.dumps(part)
+        except Exception as error:
+            what, exc = name, error
+            break
+    storage_fix = (" A storage that workers share must pickle into a handle that opens its "
+                   "own connections in the worker (see SQLStorage.__getstate__)."
+                   if what.startswith("the study's storage") else "")
+    return (f"Expected an objective, storage, sampler, pruner and catch= that can be sent to "
+            f"worker processes (pickled with cloudpickle, which takes lambdas, closures and "
+            f"classes of the main script). Received: {what}, which cannot be pickled: "
             f"{type(exc).__name__}: {exc}. Make what cannot be pickled (a lock, an open "
             f"file, a database connection, a thread) inside the objective, or define "
             f"__getstate__ on the object that holds it, or run one trial at a time "
-            f"(n_jobs=1)")
+            f"(n_jobs=1).{storage_fix}")
 
 
 def pin_gpu(gpu: str | None, launcher: int | None = None) -> None:

@@ -123,8 +123,23 @@ def check_heartbeat_state(number: int, state: TrialState) -> None:
 class Storage(abc.ABC):
     """Base class of every storage. See the module docstring for the contract."""
 
-    #: True when several processes can share this storage (SQL); False for in-memory.
+    #: True when several processes can share this storage (SQL); False for in-memory. Such a
+    #: storage must pickle into a handle that opens its own connections in the process that
+    #: unpickles it (worker processes receive the study that way; see
+    #: ``SQLStorage.__getstate__``).
     multiprocess: bool = False
+
+    @property
+    def portable_url(self) -> str | None:
+        """A URL that :func:`~hpo_plugins.storages.get_storage` opens in another process to
+        reach the same data, or None (the default) when there is none.
+
+        Two uses: a trial handed to a child process (``HPO_PLUGINS_TRIAL``: script mode,
+        ``ddp_spawn``) is reopened there from it, and two storage objects with the same
+        ``portable_url`` are taken for one database (a trial asked through one may be told
+        through the other). A storage that wraps a SQL storage returns the wrapped one's.
+        """
+        return None
 
     # -- studies ------------------------------------------------------------------------------
 

@@ -856,7 +856,7 @@ class SQLStorage(Storage):
         self._reached = bool(state.get("reached", False))
 
     def __repr__(self) -> str:
-        return f"SQLStorage({self._description!r})"
+        return f"{type(self).__name__}({self._description!r})"
 
     @property
     def reconnect_timeout(self) -> float:
