@@ -113,3 +113,29 @@ def test_a_duck_typed_plugin_is_told_what_to_subclass() -> None:
     with pytest.raises(ConfigurationError, match=r"Subclass hpo_plugins.pruners.Pruner and "
                                                  r"implement prune\(study, trial\)"):
         hpo.create_study(SPACE, storage=":memory:", pruner=DuckSampler())  # type: ignore[arg-type]
+
+
+class _Returns(hpo.samplers.Sampler):
+    """A sampler that returns ``value`` whatever it is asked (a plugin author's mistakes)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def sample(self, space: Any, history: Any, rng: Any) -> Any:
+        return self.value
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ({"x": 5.0}, r"Value 5.0 is outside the support of hp.uniform"),
+    (None, r"Expected a dict of parameters, not NoneType"),  # was a bare TypeError
+    ({"y": 0.5}, r"Unknown parameter label"),
+])
+def test_a_sampler_s_proposal_that_does_not_fit_names_the_sampler_and_the_form(
+        value: Any, why: str) -> None:
+    study = hpo.create_study(SPACE, storage=":memory:", sampler=_Returns(value))
+    with pytest.raises(hpo.exceptions.SpaceError,
+                       match=rf"The sampler _Returns\(value=.*\) proposed .* for trial 0, which "
+                             rf"does not fit the space: {why}.*A sampler returns flat internal "
+                             rf"parameters"):
+        study.ask()
+    assert [t.state for t in study.trials] == [hpo.TrialState.FAIL]  # nothing left RUNNING

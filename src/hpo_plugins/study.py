@@ -52,11 +52,12 @@ from hpo_plugins._study_open import (
     delete_study,
     load_study,
 )
-from hpo_plugins._text import few
+from hpo_plugins._text import few, short_repr
 from hpo_plugins.exceptions import (
     ConfigurationError,
     DuplicateParamsError,
     SearchSpaceExhausted,
+    SpaceError,
     StudyFull,
 )
 from hpo_plugins.pruners._base import Pruner
@@ -253,7 +254,7 @@ class Study:
             history = self._history(frozen.number, exclude=frozen.trial_id)
         else:
             history = self._lagged_history(frozen, lag)
-        params = space.validate(self.sampler.sample(space, history, self._rng(frozen.number)))
+        params = self._propose(space, history, frozen.number)
         natural = json_natural(space.build(params))
         self.storage.set_trial_params(frozen.trial_id, params, natural)
         return dataclasses.replace(frozen, params=params, natural=natural)
@@ -339,13 +340,29 @@ class Study:
             self.study_name, number,
             _LAG_WAIT_WARN_SECONDS, shown, lag, grace)
 
+    def _propose(self, space: SearchSpace, history: History, number: int) -> dict[str, Any]:
+        """The sampler's proposal for trial ``number``, checked against the space; a proposal
+        that does not fit names the sampler, what it returned and the form expected (the
+        space's own message was written for ``enqueue``)."""
+        proposal = self.sampler.sample(space, history, self._rng(number))
+        try:
+            if not isinstance(proposal, Mapping):
+                raise SpaceError(f"Expected a dict of parameters, not {type(proposal).__name__}.")
+            return space.validate(proposal)
+        except SpaceError as exc:
+            raise SpaceError(
+                f"The sampler {self.sampler!r} proposed {short_repr(proposal, 200)} for trial "
+                f"{number}, which does not fit the space: {exc} A sampler returns flat "
+                f"internal parameters: the active labels only, a choice as the index of its "
+                f"option, numbers inside their ranges (see hpo_plugins.space; "
+                f"space.sample_prior(rng) gives one such dict).") from exc
+
     def _sample_dedup(self, space: SearchSpace, limit: int | None, heartbeat: bool,
                       system_attrs: dict[str, Any]) -> FrozenTrial:
         """Samplers that must not repeat: propose, then insert atomically with a unique key."""
         for _ in range(_DEDUP_RETRIES):
             history = self._history(None)
-            params = space.validate(self.sampler.sample(space, history,
-                                                        self._rng(history.number)))
+            params = self._propose(space, history, history.number)
             try:
                 frozen = self.storage.create_trial(
                     self.study_id, params=params, natural=json_natural(space.build(params)),
