@@ -9,7 +9,7 @@ import numbers
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins._optimize import launcher_for
@@ -25,6 +25,10 @@ from hpo_plugins.space import SearchSpace, as_space
 from hpo_plugins.storages import get_storage
 from hpo_plugins.study import Study, create_study
 
+if TYPE_CHECKING:
+    from hpo_plugins.launchers import Launcher
+    from hpo_plugins.storages import Storage
+
 __all__ = ["check_run_args", "default_study_name", "maximize", "minimize", "optimize_study"]
 
 _logger = logging.getLogger(__name__)
@@ -34,12 +38,13 @@ _logger = logging.getLogger(__name__)
                                                   "sampler=...)")
 def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None = None,
              max_trials: int | None = None, timeout: float | None = None,
-             study_name: str | None = None, storage: Any = None,
+             study_name: str | None = None, storage: Storage | str | None = None,
              sampler: Sampler | None = None, pruner: Pruner | None = None,
              seed: int | None = None,
              catch: Iterable[type[BaseException]] | type[BaseException] = (),
              callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
-             show_progress_bar: bool | None = None, n_jobs: int = 1, launcher: Any = None,
+             show_progress_bar: bool | None = None, n_jobs: int = 1,
+             launcher: Launcher | None = None,
              metric: str | None = None, logdir: str | None = None,
              heartbeat_interval: float | None = 30.0, grace_period: float | None = None,
              max_retries: int = 0) -> Study:
@@ -72,12 +77,13 @@ def minimize(objective: Callable[..., Any], space: Any, *, n_trials: int | None 
                                                   "sampler=...)")
 def maximize(objective: Callable[..., Any], space: Any, *, n_trials: int | None = None,
              max_trials: int | None = None, timeout: float | None = None,
-             study_name: str | None = None, storage: Any = None,
+             study_name: str | None = None, storage: Storage | str | None = None,
              sampler: Sampler | None = None, pruner: Pruner | None = None,
              seed: int | None = None,
              catch: Iterable[type[BaseException]] | type[BaseException] = (),
              callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
-             show_progress_bar: bool | None = None, n_jobs: int = 1, launcher: Any = None,
+             show_progress_bar: bool | None = None, n_jobs: int = 1,
+             launcher: Launcher | None = None,
              metric: str | None = None, logdir: str | None = None,
              heartbeat_interval: float | None = 30.0, grace_period: float | None = None,
              max_retries: int = 0) -> Study:

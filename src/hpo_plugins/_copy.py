@@ -25,7 +25,8 @@ __all__ = ["copy_study"]
 _logger = logging.getLogger(__name__)
 
 
-def copy_study(from_study_name: str, from_storage: Any, to_storage: Any,
+def copy_study(from_study_name: str, from_storage: Storage | str | None,
+               to_storage: Storage | str | None,
                to_study_name: str | None = None) -> int:
     """Copy a study and all its trials into another storage (or under another name).
 

@@ -59,7 +59,8 @@ _INHERITABLE = ("sampler", "pruner", "seed", "metric", "logdir")
 # Creating and loading
 
 
-def create_study(space: Any = None, *, study_name: str | None = None, storage: Any = None,
+def create_study(space: Any = None, *, study_name: str | None = None,
+                 storage: Storage | str | None = None,
                  direction: str | Direction = "minimize", sampler: Sampler | None = None,
                  pruner: Pruner | None = None, seed: int | None = None,
                  metric: str | None = None, logdir: str | None = None,
@@ -366,7 +367,7 @@ METRIC_GIVEN_ATTR = "metric_given"
 _VALUED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def load_study(study_name: str, storage: Any = None, *, space: Any = None,
+def load_study(study_name: str, storage: Storage | str | None = None, *, space: Any = None,
                sampler: Sampler | None = None, pruner: Pruner | None = None) -> Study:
     """Open an existing study.
 
@@ -413,7 +414,8 @@ def load_study(study_name: str, storage: Any = None, *, space: Any = None,
                  max_retries=int(attrs.get("max_retries") or 0))
 
 
-def delete_study(study_name: str, storage: Any = None, *, missing_ok: bool = False) -> None:
+def delete_study(study_name: str, storage: Storage | str | None = None, *,
+                 missing_ok: bool = False) -> None:
     """Delete a study and all its trials (values, reports, attributes) from the storage.
 
     It cannot be undone. Only the database records go: files the trials wrote (trial

@@ -72,6 +72,8 @@ from hpo_plugins.trial import Trial
 if TYPE_CHECKING:
     import pandas as pd
 
+    from hpo_plugins.launchers import Launcher
+
 __all__ = ["Study", "StudyFull", "create_study", "delete_study", "load_study"]
 
 _logger = logging.getLogger(__name__)
@@ -813,7 +815,7 @@ class Study:
                  catch: Iterable[type[BaseException]] | type[BaseException] = (),
                  callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
                  show_progress_bar: bool | None = None, n_jobs: int = 1,
-                 launcher: Any = None) -> Study:
+                 launcher: Launcher | None = None) -> Study:
         """Run trials: ``ask`` → ``objective(params)`` → ``tell``, until a limit is reached.
 
         Args:

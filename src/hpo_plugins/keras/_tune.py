@@ -28,8 +28,10 @@ from hpo_plugins.keras._objective import KerasObjective
 from hpo_plugins.keras._result import KerasTuneResult
 
 if TYPE_CHECKING:
+    from hpo_plugins.launchers import Launcher
     from hpo_plugins.pruners import Pruner
     from hpo_plugins.samplers import Sampler
+    from hpo_plugins.storages import Storage
     from hpo_plugins.study import Study
 
 __all__ = ["KerasObjective", "KerasTuneResult", "fit_arguments", "keras_tune"]
@@ -48,12 +50,13 @@ def keras_tune(build_fn: Callable[[Any], Any], space: Any, *, x: Any = None, y: 
                direction: str | Direction | None = None, callbacks: CallbackSpec = None,
                fit_kwargs: Mapping[str, Any] | None = None, n_trials: int | None = None,
                max_trials: int | None = None, timeout: float | None = None,
-               study_name: str | None = None, storage: Any = None,
+               study_name: str | None = None, storage: Storage | str | None = None,
                sampler: Sampler | None = None, pruner: Pruner | None = None,
                seed: int | None = None,
                catch: Iterable[type[BaseException]] | type[BaseException] = (),
                study_callbacks: Sequence[Callable[[Study, FrozenTrial], None]] | None = None,
-               show_progress_bar: bool | None = None, n_jobs: int = 1, launcher: Any = None,
+               show_progress_bar: bool | None = None, n_jobs: int = 1,
+               launcher: Launcher | None = None,
                logdir: str | None = None, heartbeat_interval: float | None = 30.0,
                grace_period: float | None = None, max_retries: int = 0,
                resume_lost_trials: bool = False) -> KerasTuneResult:

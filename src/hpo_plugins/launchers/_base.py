@@ -18,7 +18,7 @@ class Launcher(abc.ABC):
     """Runs the trials of one ``optimize`` call somewhere: here, in worker processes, on a cluster.
 
     A launcher owns no loop logic of its own beyond scheduling: every worker runs
-    ``hpo_plugins._optimize.run_one`` (ask → objective → tell against the shared storage), so a
+    :func:`hpo_plugins.launchers.run_one` (ask → objective → tell against the shared storage), so a
     trial behaves the same whichever launcher runs it. ``run`` returns when the limits in
     ``settings`` are reached, and calls ``settings.callbacks`` in the calling process.
 

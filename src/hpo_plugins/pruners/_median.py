@@ -74,7 +74,7 @@ class PercentilePruner(Pruner):
             is not an integer in its range.
 
     Example:
-        >>> from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+        >>> from hpo_plugins import Direction, FrozenTrial, TrialState
         >>> done = [FrozenTrial(trial_id=i, number=i, state=TrialState.COMPLETE, value=v,
         ...                     intermediate_values={0: v}) for i, v in enumerate([.2, .4, .6])]
         >>> me = FrozenTrial(trial_id=3, number=3, state=TrialState.RUNNING,
@@ -139,7 +139,7 @@ class MedianPruner(PercentilePruner):
         ConfigurationError: An argument is not an integer in its range.
 
     Example:
-        >>> from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+        >>> from hpo_plugins import Direction, FrozenTrial, TrialState
         >>> done = [FrozenTrial(trial_id=i, number=i, state=TrialState.COMPLETE, value=v,
         ...                     intermediate_values={0: v}) for i, v in enumerate([.2, .4, .6])]
         >>> me = FrozenTrial(trial_id=3, number=3, state=TrialState.RUNNING,

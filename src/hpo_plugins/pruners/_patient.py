@@ -48,7 +48,7 @@ class PatientPruner(Pruner):
             integer >= 1, or ``min_delta`` is not a finite number >= 0.
 
     Example:
-        >>> from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+        >>> from hpo_plugins import Direction, FrozenTrial, TrialState
         >>> flat = FrozenTrial(trial_id=0, number=0, state=TrialState.RUNNING,
         ...                    intermediate_values={0: 0.9, 1: 0.5, 2: 0.52, 3: 0.51})
         >>> PatientPruner(None, patience=2).prune(flat, [], Direction.MINIMIZE)

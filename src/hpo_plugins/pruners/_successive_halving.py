@@ -61,7 +61,7 @@ class SuccessiveHalvingPruner(Pruner):
         ConfigurationError: An argument is not an integer in its range (or ``"auto"``).
 
     Example:
-        >>> from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+        >>> from hpo_plugins import Direction, FrozenTrial, TrialState
         >>> def at_rung(number, value):  # reports at steps 0 and 1 (rung 0 is step 1)
         ...     return FrozenTrial(trial_id=number, number=number, state=TrialState.RUNNING,
         ...                        intermediate_values={0: 1.0, 1: value})

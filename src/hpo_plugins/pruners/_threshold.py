@@ -46,7 +46,7 @@ class ThresholdPruner(Pruner):
             is above ``upper``, or a step argument is not an integer in its range.
 
     Example:
-        >>> from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+        >>> from hpo_plugins import Direction, FrozenTrial, TrialState
         >>> diverged = FrozenTrial(trial_id=0, number=0, state=TrialState.RUNNING,
         ...                        intermediate_values={0: 2.3, 1: 57.0})
         >>> ThresholdPruner(upper=10.0).prune(diverged, [], Direction.MINIMIZE)

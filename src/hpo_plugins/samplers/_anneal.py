@@ -61,7 +61,7 @@ class AnnealSampler(Sampler):
     Example:
         >>> import numpy as np
         >>> from hpo_plugins import hp
-        >>> from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+        >>> from hpo_plugins import Direction, FrozenTrial, TrialState
         >>> from hpo_plugins.samplers import AnnealSampler, History
         >>> from hpo_plugins.space import SearchSpace
         >>> space = SearchSpace({"x": hp.uniform("x", 0, 1)})

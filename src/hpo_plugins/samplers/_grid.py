@@ -75,7 +75,7 @@ class GridSampler(Sampler):
     Example:
         >>> import numpy as np
         >>> from hpo_plugins import hp
-        >>> from hpo_plugins._frozen import Direction
+        >>> from hpo_plugins import Direction
         >>> from hpo_plugins.samplers import GridSampler, History
         >>> from hpo_plugins.space import SearchSpace
         >>> space = SearchSpace({"n": hp.choice("n", [1, 2]), "x": hp.quniform("x", 0, 1, 0.5)})

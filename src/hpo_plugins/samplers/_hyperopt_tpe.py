@@ -126,7 +126,7 @@ class HyperoptTPESampler(Sampler):
     Example:
         >>> import numpy as np
         >>> from hpo_plugins import hp
-        >>> from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+        >>> from hpo_plugins import Direction, FrozenTrial, TrialState
         >>> from hpo_plugins.samplers import History, HyperoptTPESampler
         >>> from hpo_plugins.space import SearchSpace
         >>> space = SearchSpace({"x": hp.uniform("x", -1, 1)})

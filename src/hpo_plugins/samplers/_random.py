@@ -27,7 +27,7 @@ class RandomSampler(Sampler):
     Example:
         >>> import numpy as np
         >>> from hpo_plugins import hp
-        >>> from hpo_plugins._frozen import Direction
+        >>> from hpo_plugins import Direction
         >>> from hpo_plugins.samplers import History, RandomSampler
         >>> from hpo_plugins.space import SearchSpace
         >>> space = SearchSpace({"x": hp.uniform("x", -1, 1)})

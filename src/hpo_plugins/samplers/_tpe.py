@@ -42,8 +42,8 @@ found to matter, with BOHB's (Falkner et al. 2018) multivariate kernel densities
 Example:
     >>> import numpy as np
     >>> from hpo_plugins import hp
-    >>> from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
-    >>> from hpo_plugins.samplers._base import History
+    >>> from hpo_plugins import Direction, FrozenTrial, TrialState
+    >>> from hpo_plugins.samplers import History
     >>> from hpo_plugins.space import SearchSpace
     >>> space = SearchSpace({"x": hp.uniform("x", -1, 1)})
     >>> done = [FrozenTrial(trial_id=i, number=i, state=TrialState.COMPLETE, value=x * x,
@@ -245,8 +245,8 @@ class TPESampler(Sampler):
     Example:
         >>> import numpy as np
         >>> from hpo_plugins import hp
-        >>> from hpo_plugins._frozen import Direction
-        >>> from hpo_plugins.samplers._base import History
+        >>> from hpo_plugins import Direction
+        >>> from hpo_plugins.samplers import History
         >>> from hpo_plugins.space import SearchSpace
         >>> space = SearchSpace({"x": hp.uniform("x", -1, 1)})
         >>> sampler = TPESampler(n_startup_trials=5)

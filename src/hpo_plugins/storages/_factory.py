@@ -28,7 +28,7 @@ def default_storage_url() -> str:
     return os.environ.get(DEFAULT_STORAGE_ENV) or "sqlite:///hpo.db"
 
 
-def get_storage(storage: Any = None) -> Storage:
+def get_storage(storage: Storage | str | None = None) -> Storage:
     """Return a storage for ``storage``.
 
     Args:
