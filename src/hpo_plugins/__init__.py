@@ -11,6 +11,7 @@ from hpo_plugins import hp, importance, launchers, pruners, samplers, stoppers, 
 from hpo_plugins._api import maximize, minimize
 from hpo_plugins._copy import copy_study
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._observers import TrialObserver
 from hpo_plugins._version import __version__
 from hpo_plugins.context import TRIAL_ENV, current_trial
 from hpo_plugins.exceptions import TrialPruned
@@ -23,6 +24,7 @@ __all__ = [
     "FrozenTrial",
     "Study",
     "Trial",
+    "TrialObserver",
     "TrialPruned",
     "TrialState",
     "__version__",

@@ -1,10 +1,29 @@
 """Observers: side outputs (TensorBoard, ...) that follow a study's trials as they happen.
 
 The study calls every observer at three moments: a trial started (``ask``), a value was reported
-(``Trial.report``, in whichever process runs the trial), a trial finished (``tell``). A launcher
-adds a fourth, optional one, ``trial_recovered`` (see :data:`OPTIONAL_EVENTS`), for a trial
-whose worker died after telling the storage but perhaps before telling its observers. Observers
-must never break a study: an exception inside one is logged and the study goes on.
+(``Trial.report``), a trial finished (``tell``), each in the process that runs the trial. A
+launcher adds a fourth, optional one, ``trial_recovered`` (see :data:`OPTIONAL_EVENTS`), for a
+trial whose worker died after telling the storage but perhaps before telling its observers.
+Observers must never break a study: an exception inside one is logged and the study goes on.
+
+An observer of your own is any object with these methods, appended to ``study.observers``.
+Worker processes receive a copy of it with the study (it must pickle; one that cannot is
+warned about and hears only of the trials of the process that holds it), so state kept in
+its attributes is per process: write to a file or a service, not to a list, to see every
+trial. A trial handed to a child process (script mode, ``HPO_PLUGINS_TRIAL``) reports there
+without the parent's observers.
+
+Example:
+    >>> import hpo_plugins as hpo
+    >>> class Printer:
+    ...     def trial_started(self, study, trial): pass
+    ...     def value_reported(self, study, trial, step, value): pass
+    ...     def trial_finished(self, study, frozen):
+    ...         print(frozen.number, frozen.state.value, frozen.value)
+    >>> study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=":memory:", seed=0)
+    >>> study.observers.append(Printer())
+    >>> _ = study.tell(study.ask(), 0.5)
+    0 COMPLETE 0.5
 """
 
 from __future__ import annotations

@@ -121,24 +121,30 @@ class Study:
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.max_retries = max_retries
-        #: Side outputs told about every trial (see :mod:`hpo_plugins._observers`).
+        #: Side outputs told about every trial (see :class:`~hpo_plugins.TrialObserver`).
         self.observers: list[TrialObserver] = []
+        self._tensorboard: TrialObserver | None = None  # the logdir's, rebuilt in workers
         self._stop_requested = False
         self._stop_error: BaseException | None = None  # raised by optimize at its end (stop())
         self._lag_wait_warned = False  # a long lagged wait is logged once (_warn_lag_wait)
         self._loss_max_warned = False  # a maximised Hyperopt "loss" is warned once (_EndTally)
         if logdir is not None:
             resolve_root(self)  # another study's logdir fails here, not at the first trial
-            self.observers.append(_tensorboard_observer(self))
+            self._tensorboard = _tensorboard_observer(self)
+            self.observers.append(self._tensorboard)
 
     def __repr__(self) -> str:
         return f"Study(name={self.study_name!r}, direction={self.direction.value!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        """Launchers ship studies to worker processes: observers are rebuilt there, not sent,
-        and a copy starts without a stop request (:meth:`stop` is the sender's call)."""
+        """Launchers ship studies to worker processes: the logdir's TensorBoard observer is
+        rebuilt there, the user's observers are sent (those that can be pickled: the others
+        are left here, with a warning), and a copy starts without a stop request
+        (:meth:`stop` is the sender's call)."""
         state = dict(self.__dict__)
-        state["observers"] = []
+        state["observers"] = [o for o in self.observers
+                              if o is not self._tensorboard and _sendable(o)]
+        state["_tensorboard"] = None
         state["_stop_requested"] = False
         state["_stop_error"] = None
         return state
@@ -147,8 +153,10 @@ class Study:
         self.__dict__.update(state)
         self._stop_requested = False  # also for a study pickled before the flag existed
         self._stop_error = None
+        self._tensorboard = None
         if self.logdir is not None:
-            self.observers.append(_tensorboard_observer(self))
+            self._tensorboard = _tensorboard_observer(self)
+            self.observers.insert(0, self._tensorboard)
 
     @property
     def sampler(self) -> Sampler:
@@ -1057,6 +1065,31 @@ def _with_objective_callback(objective: Any, callbacks: Any) -> Any:
     except TypeError:  # not iterable: RunSettings says what it expects
         return callbacks
     return given if hook in given else [*given, hook]
+
+
+def _sendable(observer: TrialObserver) -> bool:
+    """Whether a user's observer can go to worker processes with the study; one that cannot
+    (a lock, an open file, a client) is warned about once per class and stays here, where it
+    hears only of the trials this process runs."""
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(observer)
+    except Exception as exc:
+        name = type(observer).__qualname__
+        if name not in _unsendable_warned:
+            _unsendable_warned.add(name)
+            _logger.warning(
+                "Observer %r cannot be sent to worker processes (%s: %s): it hears only of the "
+                "trials run in this process. Open what it holds (a file, a client) on first "
+                "use, or define __getstate__ to leave it out.", observer, type(exc).__name__,
+                exc)
+        return False
+    return True
+
+
+#: Classes of observers already warned about by :func:`_sendable`.
+_unsendable_warned: set[str] = set()
 
 
 def _tensorboard_observer(study: Study) -> TrialObserver:
