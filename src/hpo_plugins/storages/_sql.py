@@ -334,6 +334,26 @@ def _group_values(rows: Iterable[Sequence[Any]]) -> dict[int, dict[int, float]]:
     return grouped
 
 
+# Repairing a study's next_number that fell behind its trials' numbers (see _healing_numbers).
+_NUMBER_AFTER_LAST = (sa.select(sa.func.coalesce(sa.func.max(_trials.c.number), -1) + 1)
+                      .where(_trials.c.study_id == _SID).scalar_subquery())
+_RESYNC_NUMBER = (sa.update(_studies)
+                  .where(_studies.c.study_id == _SID,
+                         _studies.c.next_number < _NUMBER_AFTER_LAST)
+                  .values(next_number=_NUMBER_AFTER_LAST))
+
+
+def _is_number_violation(exc: BaseException) -> bool:
+    """True if ``exc``, or the driver error it wraps (the hot path raises StorageError from
+    it), broke UNIQUE(study_id, number): SQLite names the columns, PostgreSQL the constraint."""
+    for error in (exc, exc.__cause__):
+        if error is not None and type(error).__name__ in ("IntegrityError", "UniqueViolation"):
+            text = str(error)
+            if "uq_hpo_trials_number" in text or "hpo_trials.number" in text:
+                return True
+    return False
+
+
 def _is_dedup_violation(exc: IntegrityError) -> bool:
     """True if ``exc`` broke UNIQUE(study_id, dedup_key).
 
@@ -1182,19 +1202,23 @@ class SQLStorage(Storage):
                              system_attrs, heartbeat)
         if user_attrs:
             row["user_attrs"] = _dumps(dict(user_attrs), "user attrs")
-        if limit is None and dedup_key is None:
-            with self._statements() as conn:
+
+        def attempt() -> FrozenTrial | None:
+            if limit is None and dedup_key is None:
+                with self._statements() as conn:
+                    created = _insert_numbered(conn, row)
+                if created is None:
+                    raise study_not_found(study_id)
+                return _created_trial(row, created)
+            with _dedup_errors(dedup_key), self._write() as conn:
+                full, _ = _lock_study_state(conn, study_id, limit)
+                if full:
+                    return None
+                _check_dedup(conn, study_id, dedup_key)
                 created = _insert_numbered(conn, row)
-            if created is None:
-                raise study_not_found(study_id)
             return _created_trial(row, created)
-        with _dedup_errors(dedup_key), self._write() as conn:
-            full, _ = _lock_study_state(conn, study_id, limit)
-            if full:
-                return None
-            _check_dedup(conn, study_id, dedup_key)
-            created = _insert_numbered(conn, row)
-        return _created_trial(row, created)
+
+        return self._healing_numbers(study_id, attempt)
 
     @_reconnecting(idempotent=False)
     def start_trial(self, study_id: int, *, heartbeat: bool = False, limit: int | None = None,
@@ -1209,17 +1233,45 @@ class SQLStorage(Storage):
         """
         row = _new_trial_row(study_id, TrialState.RUNNING, None, None, None, system_attrs,
                              heartbeat)
-        if limit is None:
-            created = self._hot_statements().start(row)
-            if created is not None:
-                return _created_trial(row, created), False
+
+        def attempt() -> tuple[FrozenTrial, bool] | None:
+            if limit is None:
+                created = self._hot_statements().start(row)
+                if created is not None:
+                    return _created_trial(row, created), False
+            with self._write() as conn:
+                full, waiting = _lock_study_state(conn, study_id, limit)
+                if full:
+                    return None
+                if waiting is None:
+                    return _created_trial(row, _insert_numbered(conn, row)), False
+                return _claim(conn, waiting, heartbeat, row["system_attrs"]), True
+
+        return self._healing_numbers(study_id, attempt)
+
+    def _healing_numbers(self, study_id: int, attempt: Callable[[], _R]) -> _R:
+        """``attempt()``, run again once after repairing the study's ``next_number`` if it
+        took a number that a trial already holds.
+
+        ``next_number`` falls behind only when something else inserts trials without raising
+        it: an hpo_plugins from before schema version 2 still running on a database that a
+        newer one upgraded (it numbers trials ``max + 1``), or a hand-written insert. Without
+        the repair every later trial of the study failed on the UNIQUE constraint, for good.
+        """
+        try:
+            return attempt()
+        except (IntegrityError, StorageError) as exc:
+            if not _is_number_violation(exc):
+                raise
         with self._write() as conn:
-            full, waiting = _lock_study_state(conn, study_id, limit)
-            if full:
-                return None
-            if waiting is None:
-                return _created_trial(row, _insert_numbered(conn, row)), False
-            return _claim(conn, waiting, heartbeat, row["system_attrs"]), True
+            conn.execute(_RESYNC_NUMBER, {"b_study_id": study_id})
+        _logger.warning(
+            "Study id %d in %s: trial numbers were taken without the study's counter (an "
+            "hpo_plugins older than this database's schema still running on it, or a trial "
+            "inserted by hand); the counter was repaired. Stop processes of older "
+            "hpo_plugins versions on this database: every machine must run the same version.",
+            study_id, self._description)
+        return attempt()
 
     @_reconnecting(idempotent=False)
     def claim_waiting_trial(self, study_id: int, *, heartbeat: bool = False,
