@@ -86,8 +86,10 @@ def test_other_schema_version_is_refused(sqlite_url: str, open_sql: OpenSQL, fou
         later.get_study_id("s")
 
 
-def test_version_1_database_is_upgraded_in_place(sqlite_url: str, open_sql: OpenSQL) -> None:
-    """Version 1 had no ``next_number``: it is added, and numbering goes on after the last."""
+def test_version_1_database_is_upgraded_in_place(sqlite_url: str, open_sql: OpenSQL,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Version 1 had no ``next_number``: it is added, and numbering goes on after the last.
+    The upgrade is a WARNING that says older processes must be gone (it was INFO, unseen)."""
     old = open_sql(sqlite_url)
     study_id = old.create_study("s", Direction.MINIMIZE)
     for _ in range(3):
@@ -96,8 +98,12 @@ def test_version_1_database_is_upgraded_in_place(sqlite_url: str, open_sql: Open
     old.close()
     _raw_sql(sqlite_url, "ALTER TABLE hpo_studies DROP COLUMN next_number")
     _raw_sql(sqlite_url, "UPDATE hpo_schema_version SET schema_version = 1")
-    later = open_sql(sqlite_url)
-    created = later.create_trial(study_id)
+    with caplog.at_level(logging.INFO, logger="hpo_plugins"):
+        later = open_sql(sqlite_url)
+        created = later.create_trial(study_id)  # the first use opens, and upgrades, the file
+    upgraded = [r for r in caplog.records if "from schema version 1 to" in r.getMessage()]
+    assert [r.levelno for r in upgraded] == [logging.WARNING]
+    assert "older hpo_plugins must not run on this database" in upgraded[0].getMessage()
     assert created is not None and created.number == 3
     first = later.create_trial(empty_id)
     assert first is not None and first.number == 0
@@ -131,7 +137,9 @@ def test_create_false_refuses_other_databases_without_touching_them(tmp_path: Pa
 
 
 @pytest.mark.parametrize(("found", "advice"), [
-    (1, "older than this hpo_plugins' .* opened without changes. Open it once from Python"),
+    (1, "older than this hpo_plugins' .* opened without changes. Stop every process of the "
+        "older hpo_plugins on it, then open it once for writing.*SQLStorage\\('URL'\\)"
+        ".close\\(\\).*without mode=ro or immutable=1.*copy it to a folder you can write to"),
     (SCHEMA_VERSION + 1, "newer hpo_plugins: upgrade"),
     (0, "no automatic migration"),
 ])

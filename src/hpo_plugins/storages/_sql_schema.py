@@ -81,9 +81,13 @@ def check_version(found: int | None, description: str) -> None:
     if found in _UPGRADABLE:
         raise StorageError(
             f"The database {description} holds hpo_plugins schema version {found}, older than "
-            f"this hpo_plugins' {SCHEMA_VERSION}, and it is opened without changes. Open it "
-            f"once from Python (hpo_plugins.load_study(...)), which upgrades it in place, then "
-            f"read it here.")
+            f"this hpo_plugins' {SCHEMA_VERSION}, and it is opened without changes. Stop every "
+            f"process of the older hpo_plugins on it, then open it once for writing, which "
+            f"upgrades it in place: python -c \"from hpo_plugins.storages import SQLStorage; "
+            f"SQLStorage('URL').close()\" with its URL without mode=ro or immutable=1 (a "
+            f"study run or hpo_plugins.load_study on it does the same); then read it here. A "
+            f"file that may not be written (a read-only folder): copy it to a folder you can "
+            f"write to and open the copy.")
     raise StorageError(_version_message(description, found))
 
 
@@ -184,8 +188,10 @@ def _migrate(conn: Connection, found: int, description: str) -> None:
            .where(trials_table.c.study_id == studies_table.c.study_id).scalar_subquery())
     conn.execute(sa.update(studies_table).values(next_number=sa.func.coalesce(top, 0)))
     conn.execute(sa.update(version_table).values(schema_version=SCHEMA_VERSION))
-    _logger.info("Upgraded the hpo_plugins tables of %s from schema version %d to %d.",
-                 description, found, SCHEMA_VERSION)
+    _logger.warning("Upgraded the hpo_plugins tables of %s from schema version %d to %d. "
+                    "Processes of an older hpo_plugins must not run on this database any more "
+                    "(every machine on one database must run the same version).",
+                    description, found, SCHEMA_VERSION)
 
 
 def _version_message(description: str, found: int) -> str:
