@@ -1,10 +1,33 @@
-"""Where studies live: in memory, or in a SQL database shared by processes and machines."""
+"""Where studies live: in memory, or in a SQL database shared by processes and machines.
+
+A storage of your own subclasses :class:`Storage` (its module states the contract) and passes
+``hpo_plugins.testing.StorageConformance``. The helpers exported here (``trial_finished``,
+``study_not_found``, ``json_copy``, ``stale_after``...) raise the errors, with the messages,
+that the suite and the rest of the library expect: use them rather than writing your own.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hpo_plugins.storages._base import LIMIT_STATES, Storage, StudyInfo
+from hpo_plugins.storages._base import (
+    LIMIT_STATES,
+    Storage,
+    StudyInfo,
+    check_attr_key,
+    check_heartbeat_state,
+    duplicate_study,
+    finished_state,
+    import_keys,
+    json_copy,
+    no_study_named,
+    params_key,
+    stale_after,
+    stale_reason,
+    study_not_found,
+    trial_finished,
+    trial_not_found,
+)
 from hpo_plugins.storages._factory import (
     DEFAULT_STORAGE_ENV,
     default_storage_url,
@@ -23,9 +46,22 @@ __all__ = [
     "SQLStorage",
     "Storage",
     "StudyInfo",
+    "check_attr_key",
+    "check_heartbeat_state",
     "default_storage_url",
+    "duplicate_study",
+    "finished_state",
     "get_storage",
+    "import_keys",
+    "json_copy",
     "missing_sqlite_file",
+    "no_study_named",
+    "params_key",
+    "stale_after",
+    "stale_reason",
+    "study_not_found",
+    "trial_finished",
+    "trial_not_found",
 ]
 
 

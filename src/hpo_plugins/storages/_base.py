@@ -20,12 +20,22 @@ Contract:
   configuration, such as the grid, set one). Two trials of one study never hold the same key;
   the second writer gets :class:`~hpo_plugins.exceptions.DuplicateParamsError`.
 * **JSON only.** Parameters, attributes and study attributes are JSON values; nothing is pickled.
+  Numpy scalars and arrays are accepted and stored as the Python values they hold (a metric
+  computed with numpy must not fail its trial); anything else that is not JSON raises
+  :class:`~hpo_plugins.exceptions.ConfigurationError` and writes nothing (:func:`json_copy`
+  does both).
 * **Fresh reads.** Reads reflect every write committed before them, from any process. No cache
   may hide another worker's trials. A storage may keep *finished* trials once read (they never
   change, and trial ids are never reused), but never an unfinished one.
 * **Returned trials are snapshots.** Changing a returned trial's dicts never changes what the
-  storage holds or returns to others: a storage returns copies, or, for trials it shares
-  between callers, read-only containers that raise ``TypeError`` when changed.
+  storage holds or returns to others: a storage returns copies (plain dicts for unfinished
+  trials), or, for finished trials it shares between callers, read-only containers that
+  raise ``TypeError`` (or, like ``types.MappingProxyType``, ``AttributeError``) when changed.
+* **Errors and their words.** Raise the library's errors through the helpers that
+  :mod:`hpo_plugins.storages` exports (``trial_finished``, ``study_not_found``,
+  ``no_study_named``, ``duplicate_study``, ``trial_not_found``, ``finished_state``,
+  ``check_attr_key``, ``check_heartbeat_state``; ``stale_after`` and ``stale_reason`` for
+  heartbeats): the conformance suite matches their messages, which users read.
 * **Heartbeats** belong to RUNNING trials: ``record_heartbeat`` refuses a WAITING trial (it has
   not started; ``claim_waiting_trial`` starts its clock), like a finished one.
 * **Time.** Timestamps are timezone-aware UTC.
@@ -67,6 +77,8 @@ __all__ = [
     "no_study_named",
     "params_key",
     "ranked_by_value",
+    "stale_after",
+    "stale_reason",
     "study_not_found",
     "trial_finished",
     "trial_not_found",
