@@ -111,7 +111,7 @@ def test_a_duck_typed_plugin_is_told_what_to_subclass() -> None:
                                                  r"implement sample\(space, history, rng\)"):
         hpo.create_study(SPACE, storage=":memory:", sampler=DuckSampler())  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"Subclass hpo_plugins.pruners.Pruner and "
-                                                 r"implement prune\(study, trial\)"):
+                                                 r"implement prune\(trial, others, direction\)"):
         hpo.create_study(SPACE, storage=":memory:", pruner=DuckSampler())  # type: ignore[arg-type]
 
 

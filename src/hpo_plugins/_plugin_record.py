@@ -69,7 +69,7 @@ def check_plugin(obj: object, base: type, name: str) -> None:
 
 
 #: The method a subclass of each base implements, for the refusal of a duck-typed plugin.
-_METHOD = {"Sampler": "sample(space, history, rng)", "Pruner": "prune(study, trial)"}
+_METHOD = {"Sampler": "sample(space, history, rng)", "Pruner": "prune(trial, others, direction)"}
 
 
 def warn_if_inexact(obj: object, name: str) -> None:

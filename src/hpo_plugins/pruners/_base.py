@@ -16,8 +16,11 @@ __all__ = ["NopPruner", "Pruner"]
 class Pruner(abc.ABC):
     """Base class of every pruner.
 
-    ``Trial.should_prune()`` calls :meth:`prune` right after the trial reports a value, with a
-    fresh snapshot of the study from the storage, so the decision is the same in every process.
+    ``Trial.should_prune()`` calls :meth:`prune` each time the objective (or an adapter's
+    callback, after each report) asks, with a fresh snapshot of the study from the storage, so
+    the decision is the same in every process. It does not call it before the trial's first
+    report (the answer is then False), nor once the trial is marked failed, by a NaN or
+    infinite report or ``mark_failed`` (the answer is then True: the trial ends FAIL).
 
     An implementation must be pure: no I/O, no state that changes between calls, no randomness
     except what it derives from the trials themselves (e.g. a bracket from the trial number). It
