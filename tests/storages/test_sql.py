@@ -111,6 +111,24 @@ def test_version_1_database_is_upgraded_in_place(sqlite_url: str, open_sql: Open
         (SCHEMA_VERSION,)]
 
 
+def test_an_older_schema_that_cannot_be_written_here_says_to_upgrade_a_copy(
+        sqlite_url: str, open_sql: OpenSQL) -> None:
+    """The advice was to open it as the very immutable=1 URL that had just failed."""
+    writer = open_sql(sqlite_url)
+    writer.create_study("s", Direction.MINIMIZE)
+    writer.close()
+    _raw_sql(sqlite_url, "ALTER TABLE hpo_studies DROP COLUMN next_number")
+    _raw_sql(sqlite_url, "UPDATE hpo_schema_version SET schema_version = 1")
+    _raw_sql(sqlite_url, "PRAGMA wal_checkpoint(TRUNCATE)")  # all in the main file, as copied
+    path = _sqlite_file(sqlite_url)
+    with pytest.raises(StorageError, match=r"schema version 1, which this hpo_plugins .* "
+                                           r"upgrades in place, once, by a write, and it cannot "
+                                           r"be written here .*Copy the file to a folder you can "
+                                           r"write to, open the copy once"):
+        SQLStorage(f"sqlite:///file:{path}?immutable=1&uri=true").list_studies()
+    assert _raw_sql(sqlite_url, "SELECT schema_version FROM hpo_schema_version") == [(1,)]
+
+
 def test_create_false_reads_a_study_database_and_changes_nothing(sqlite_url: str,
                                                                   open_sql: OpenSQL) -> None:
     open_sql(sqlite_url).create_study("s", Direction.MINIMIZE)

@@ -54,7 +54,18 @@ def ensure_schema(engine: Engine, description: str) -> None:
         _lock_schema(conn)
         found = schema_version(conn)
         if found is not None and found != SCHEMA_VERSION:
-            _migrate(conn, int(found), description)
+            try:
+                _migrate(conn, int(found), description)
+            except sa.exc.OperationalError as exc:
+                if "readonly" not in str(exc):
+                    raise
+                raise StorageError(
+                    f"The database {description} holds hpo_plugins schema version {found}, "
+                    f"which this hpo_plugins ({SCHEMA_VERSION}) upgrades in place, once, by a "
+                    f"write, and it cannot be written here ({exc.orig}). Copy the file to a "
+                    f"folder you can write to, open the copy once (python -c \"from "
+                    f"hpo_plugins.storages import SQLStorage; SQLStorage('sqlite:///COPY.db')"
+                    f".close()\"), then read the copy.") from exc
         schema_metadata.create_all(conn)
         if conn.scalar(sa.select(version_table.c.schema_version)) is None:
             conn.execute(sa.insert(version_table).values(schema_version=SCHEMA_VERSION))
