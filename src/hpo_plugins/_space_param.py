@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,7 +166,7 @@ class Param:
             low, high = self.bounds or (0.0, 0.0)
             return v == int(v) and low <= v <= high
         q = self.q
-        if q is not None and not close(v / q, round(v / q)):
+        if q is not None and not _on_grid(v / q):
             return False
         bounds = self.bounds
         if bounds is not None:
@@ -260,3 +261,13 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return repr(float(value))
     return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+
+
+def _on_grid(steps: float) -> bool:
+    """Whether ``value / q`` (``steps``) is a whole number of steps, up to the rounding error
+    of the division: a tolerance that grows with ``steps`` only as float resolution does
+    (a relative 1e-9 passed anything beyond 5e8 steps, half a step off included, and
+    ``uniformint`` then cut 5000000004.9 to 5000000004). Not finite: not on the grid."""
+    if not math.isfinite(steps):
+        return False
+    return abs(steps - round(steps)) <= max(1e-9, 8 * sys.float_info.epsilon * abs(steps))

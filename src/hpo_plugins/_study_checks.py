@@ -190,14 +190,27 @@ def json_natural(value: Any) -> Any:
     Python values (``np.int64(500)`` from ``hp.choice(.., np.arange(...))`` is stored as
     ``500``), non-finite floats their text (``'inf'``: strict JSON has no infinity) and other
     objects their repr."""
-    return _finite(json.loads(json.dumps(value, default=_json_default)))
+    return _finite(json.loads(json.dumps(_text_keys(value), default=_json_default)))
 
 
 def _json_default(value: Any) -> Any:
     """What JSON cannot write itself: numpy values as Python's, anything else as its repr."""
     if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
+        item = value.tolist()
+        return float(item) if isinstance(item, np.floating) else (
+            repr(item) if isinstance(item, np.generic) else item)  # np.longdouble & co.
     return repr(value)
+
+
+def _text_keys(value: Any) -> Any:
+    """``value`` with dict keys that JSON cannot write (a tuple, say: Hyperopt takes any
+    hashable key) as their repr; JSON raised TypeError for them, at every ask."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, (str, int, float, bool)) or k is None else repr(k):
+                _text_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text_keys(v) for v in value]
+    return value
 
 
 def _finite(value: Any) -> Any:

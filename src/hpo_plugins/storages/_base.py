@@ -69,6 +69,7 @@ __all__ = [
     "StudyInfo",
     "check_attr_key",
     "check_heartbeat_state",
+    "check_json_keys",
     "duplicate_study",
     "finished_state",
     "import_keys",
@@ -495,8 +496,55 @@ def numpy_default(value: Any) -> Any:
     import numpy as np
 
     if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
+        return plain_number(value.tolist())
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def plain_number(item: Any) -> Any:
+    """What ``tolist()`` gave, with the numpy scalars it keeps (``np.longdouble``,
+    ``np.clongdouble``: they have no Python equivalent) made a float or refused; handing them
+    back to ``json.dumps`` unchanged made it recurse until RecursionError."""
+    import numpy as np
+
+    if isinstance(item, np.floating):
+        return float(item)
+    if isinstance(item, np.generic):
+        raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
+    return item
+
+
+def non_str_key(value: Any, path: str = "") -> str | None:
+    """Where the first dict key that is not a ``str`` sits in ``value`` (e.g. ``['acc'][1]``),
+    at any depth; None if there is none. JSON writes such keys as text (``1`` comes back as
+    ``'1'``, ``None`` as ``'null'``) and keeps one of two keys that become the same text."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}[{key!r}]"
+            if not isinstance(key, str):
+                return where
+            found = non_str_key(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = non_str_key(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def check_json_keys(value: Any, what: str) -> None:
+    """Refuse a ``value`` holding a dict key that is not a ``str``, at any depth.
+
+    Raises:
+        ConfigurationError: The path of the first such key, and the fix.
+    """
+    where = non_str_key(value)
+    if where is not None:
+        raise ConfigurationError(
+            f"Expected {what} to hold dicts with str keys only (JSON keys are text: 1 would "
+            f"come back as '1', and of {{1: a, '1': b}} one would be lost). Received a "
+            f"non-str key at {where}. Use str keys (str(k)).")
 
 
 def json_copy(value: Any, what: str) -> Any:
@@ -507,9 +555,11 @@ def json_copy(value: Any, what: str) -> Any:
         ConfigurationError: ``value`` is not a JSON value; ``what`` names it in the message.
     """
     try:
-        return json.loads(json.dumps(value, allow_nan=False, default=numpy_default))
+        text = json.dumps(value, allow_nan=False, default=numpy_default)
     except (TypeError, ValueError) as exc:
         raise not_json(value, what, exc) from exc
+    check_json_keys(value, what)
+    return json.loads(text)
 
 
 def not_json(value: Any, what: str, exc: Exception) -> ConfigurationError:

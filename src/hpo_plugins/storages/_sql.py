@@ -74,6 +74,7 @@ from hpo_plugins.storages._base import (
     StudyInfo,
     check_attr_key,
     check_heartbeat_state,
+    check_json_keys,
     duplicate_study,
     finished_state,
     import_keys,
@@ -275,9 +276,11 @@ def reached_storage(url: str, reconnect_timeout: float) -> SQLStorage:
 def _dumps(value: Any, what: str) -> str:
     """``value`` as JSON text; raises the same ConfigurationError as the in-memory storage."""
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"), default=numpy_default)
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"), default=numpy_default)
     except (TypeError, ValueError) as exc:
         raise not_json(value, what, exc) from exc
+    check_json_keys(value, what)
+    return text
 
 
 #: json.loads without its whitespace checks (twice as fast); we wrote the text with _dumps.

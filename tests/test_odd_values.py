@@ -1,0 +1,79 @@
+"""Odd values found by fuzzing: numpy's long double, dict keys that JSON cannot keep, a space
+with tuple keys, huge values for quantised parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hpo_plugins as hpo
+from hpo_plugins import hp
+from hpo_plugins.exceptions import ConfigurationError, SpaceError
+
+SPACE = {"x": hp.uniform("x", 0.0, 1.0)}
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return ":memory:" if request.param == "memory" else f"sqlite:///{tmp_path}/v.db"
+
+
+def test_a_long_double_is_stored_as_a_float(url: str) -> None:
+    """np.longdouble(x).tolist() is an np.longdouble: the JSON hook handed it back to json,
+    which recursed until RecursionError (a user attr, a result dict, a choice option)."""
+    study = hpo.create_study({"c": hp.choice("c", [np.longdouble(0.5), 1.0])}, storage=url,
+                             seed=0)
+    trial = study.ask()
+    trial.set_user_attr("acc", np.longdouble(0.25))
+    trial.set_user_attr("curve", np.array([0.5, 0.75], dtype=np.longdouble))
+    study.tell(trial, {"loss": 0.1, "status": "ok", "extra": np.longdouble(2.0)})
+    stored = study.trials[0]
+    assert stored.user_attrs == {"acc": 0.25, "curve": [0.5, 0.75], "extra": 2.0}
+    assert type(stored.user_attrs["acc"]) is float
+    for _ in range(6):  # both options, the long double one included
+        study.tell(study.ask(), 0.5)
+    assert {t.natural["c"] for t in study.trials} == {0.5, 1.0}
+
+
+@pytest.mark.parametrize("value", [{1: "cat", "1": "dog"}, {"per_class": {0: 0.9}},
+                                   [{"k": {None: 1}}]])
+def test_a_nested_key_that_is_not_a_str_is_refused_not_rewritten(url: str,
+                                                                  value: object) -> None:
+    """JSON wrote 1 as '1' and kept one of {1: 'cat', '1': 'dog'}: 'cat' was lost silently."""
+    study = hpo.create_study(SPACE, storage=url)
+    trial = study.ask()
+    with pytest.raises(ConfigurationError, match=r"str keys only .*Received a non-str key at "
+                                                 r"\[.*\]\. Use str keys"):
+        trial.set_user_attr("v", value)
+    with pytest.raises(ConfigurationError, match="str keys only"):
+        study.set_user_attr("v", value)
+    trial.set_user_attr("ok", {"1": "dog", "nested": [{"a": 1}]})  # str keys: stored as given
+    study.tell(trial, 0.5)
+    assert study.trials[0].user_attrs == {"ok": {"1": "dog", "nested": [{"a": 1}]}}
+
+
+def test_a_space_with_tuple_keys_runs(url: str) -> None:
+    """Hyperopt takes any hashable key; every ask failed with a bare TypeError from json."""
+    space = {(1, 2): hp.uniform("x", 0.0, 1.0), (3, 4): 3}  # keys Hyperopt can sort
+    study = hpo.create_study(space, storage=url, seed=0)
+    trial = study.ask()
+    assert trial.params[(3, 4)] == 3  # the objective gets Hyperopt's value
+    study.tell(trial, 0.5)
+    assert study.trials[0].state is hpo.TrialState.COMPLETE
+    assert set(study.trials[0].natural) == {"(1, 2)", "(3, 4)"}  # stored: the keys' repr
+
+
+@pytest.mark.parametrize(("space", "bad", "good"), [
+    ({"x": hp.quniform("x", 0, 10, 0.5)}, 1e308, 6.5),  # v / q overflowed: OverflowError
+    ({"x": hp.uniformint("x", 0, 10**10)}, 5_000_000_004.9, 5_000_000_004),  # was cut by int()
+    ({"x": hp.quniform("x", 0, 1000, 1e-7)}, 512.00000000004, 512.0000001),  # 0.4 q off
+])
+def test_a_value_off_the_grid_is_refused_however_large(space: dict[str, object], bad: float,
+                                                       good: float) -> None:
+    study = hpo.create_study(space, storage=":memory:")
+    with pytest.raises(SpaceError, match="outside the support"):
+        study.enqueue({"x": bad})
+    study.enqueue({"x": good})
+    assert study.ask().params["x"] == good
