@@ -77,3 +77,39 @@ def test_a_value_off_the_grid_is_refused_however_large(space: dict[str, object],
         study.enqueue({"x": bad})
     study.enqueue({"x": good})
     assert study.ask().params["x"] == good
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    (lambda: hp.uniform("x", 0, 10**400), r"'high' of 'x' to be a number that fits a float"),
+    (lambda: hp.pchoice("c", [("a", 0.5), ("b", 0.5)]),  # (value, probability): swapped
+     r"probabilities of hp.pchoice\('c'\) to be numbers.*the probability first"),
+    (lambda: hp.pchoice("c", [((0.5, 0.5), "a")]), r"probabilities of hp.pchoice\('c'\)"),
+    (lambda: hp.randint("n", 2**64), r"bounds from -2\*\*63 to 2\*\*63"),
+    (lambda: hp.quniform("x", 0, 1, 1e-310), r"a finite number of steps"),
+])
+def test_arguments_that_break_the_first_trial_are_refused_at_creation(
+        expression: object, message: str) -> None:
+    """They were bare OverflowError, ValueError or TypeError at create_study, or a first
+    trial that always failed (numpy's 'high is out of bounds for int64')."""
+    with pytest.raises(SpaceError, match=message):
+        hpo.create_study({"p": expression()}, storage=":memory:")  # type: ignore[operator]
+
+
+def test_a_decimal_is_told_to_be_converted() -> None:
+    from decimal import Decimal
+    from fractions import Fraction
+
+    study = hpo.create_study(SPACE, storage=":memory:")
+    trial = study.ask()
+    with pytest.raises(ConfigurationError, match=r"Decimal\('0.25'\) \(of type Decimal; "
+                                                 r"convert it with float\(x\)\)"):
+        trial.report(Decimal("0.25"), 0)
+    with pytest.raises(SpaceError, match=r"an int or a float. Received: Fraction\(1, 2\) .*"
+                                         r"Convert it with float\(x\)"):
+        hpo.create_study({"x": hp.uniform("x", 0, Fraction(1, 2))}, storage=":memory:")
+
+
+def test_a_study_name_with_a_nul_is_refused_at_creation() -> None:
+    """Accepted before, then the first trial directory failed: 'embedded null byte'."""
+    with pytest.raises(ConfigurationError, match="without a NUL character"):
+        hpo.create_study(SPACE, study_name="a\x00b", storage=":memory:")

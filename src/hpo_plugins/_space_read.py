@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import numbers
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -137,10 +138,19 @@ def _literal_args(label: str, node: Any) -> dict[str, float]:
             continue
         value = arg.obj
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            convert = (" Convert it with float(x)." if isinstance(value, numbers.Number)
+                       or type(value).__name__ == "Decimal" else "")
             raise SpaceError(
-                f"Expected argument {name!r} of {label!r} to be a number. Received: {value!r}."
+                f"Expected argument {name!r} of {label!r} to be an int or a float. Received: "
+                f"{value!r} (of type {type(value).__name__}).{convert}"
             )
-        args[name] = float(value)
+        try:
+            args[name] = float(value)
+        except OverflowError:
+            raise SpaceError(
+                f"Expected argument {name!r} of {label!r} to be a number that fits a float "
+                f"(at most about 1.8e308). Received: an int of {len(str(abs(value)))} "
+                f"digits.") from None
     return args
 
 
@@ -164,7 +174,16 @@ def _make_param(label: str, info: Mapping[str, Any], switches: Mapping[str, list
         if node.name == "categorical":
             from hyperopt.pyll import rec_eval
 
-            p = np.asarray(rec_eval(node.arg["p"]), dtype=float)
+            raw = rec_eval(node.arg["p"])
+            try:
+                p = np.asarray(raw, dtype=float)
+            except (TypeError, ValueError, OverflowError):
+                p = np.asarray([np.nan])
+            if p.ndim != 1 or not np.isfinite(p).all():
+                raise SpaceError(
+                    f"Expected the probabilities of hp.pchoice({label!r}) to be numbers, one "
+                    f"per option: hp.pchoice(label, [(probability, value), ...]), the "
+                    f"probability first. Received: {raw!r}.")
             if not np.isclose(p.sum(), 1.0) or (p < 0).any():
                 raise SpaceError(
                     f"Expected the probabilities of hp.pchoice({label!r}) to be non-negative "
@@ -269,9 +288,18 @@ def _check_range(p: Param, where: str) -> None:
         raise SpaceError(
             f"Expected whole numbers as the bounds of {where}. Round them, or use "
             f"hp.quniform / hp.uniform for a range that is not a whole-number one.")
+    if p.kind == "randint" and not (a["low"] >= -2.0**63 and a["high"] <= 2.0**63):
+        raise SpaceError(
+            f"Expected bounds from -2**63 to 2**63 in {where}: the sampler draws 64-bit "
+            f"integers. Use hp.quniform or hp.uniform for a wider range.")
     q = a.get("q")
     if q is not None and p.bounds is not None:
         low_value, high_value = (p.quantize(b) for b in p.bounds)
+        if not (math.isfinite(low_value) and math.isfinite(high_value)):
+            raise SpaceError(
+                f"Expected a step q that the bounds divide into a finite number of steps in "
+                f"{where}: with q={q!r} the values round to {low_value!r} and {high_value!r}. "
+                f"Use a larger q.")
         if low_value == high_value:
             raise SpaceError(
                 f"Expected a step q smaller than the range in {where}: every value it can "

@@ -220,6 +220,11 @@ def _check_identity(study_name: Any, seed: Any, metric: Any, logdir: Any,
         raise ConfigurationError(
             f"Expected `study_name` to be a non-empty str, or None for a new unique name. "
             f"Received: study_name={study_name!r}.")
+    if study_name is not None and "\x00" in study_name:
+        raise ConfigurationError(
+            f"Expected `study_name` without a NUL character: it names the study's folders "
+            f"(trial directories, TensorBoard runs), and no file system takes one. Received: "
+            f"study_name={study_name!r}.")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                              or not 0 <= int(seed) < 2 ** 63):
         raise ConfigurationError(
