@@ -113,3 +113,14 @@ def test_a_study_name_with_a_nul_is_refused_at_creation() -> None:
     """Accepted before, then the first trial directory failed: 'embedded null byte'."""
     with pytest.raises(ConfigurationError, match="without a NUL character"):
         hpo.create_study(SPACE, study_name="a\x00b", storage=":memory:")
+
+
+def test_bounds_in_messages_are_not_rounded_to_six_digits() -> None:
+    """"expected a whole number from 1e+06 to 1e+06" said nothing, and refused 0.1234568
+    beside an upper bound shown as 0.123457."""
+    study = hpo.create_study({"n": hp.uniformint("n", 1_000_000, 1_000_005),
+                              "x": hp.uniform("x", 0, 0.1234567)}, storage=":memory:")
+    with pytest.raises(SpaceError, match=r"expected a whole number from 1000000 to 1000005"):
+        study.enqueue({"n": 1_000_006, "x": 0.1})
+    with pytest.raises(SpaceError, match=r"expected a number from 0 to 0.1234567\."):
+        study.enqueue({"n": 1_000_001, "x": 0.1234568})

@@ -189,14 +189,14 @@ class Param:
             return f"an option index from 0 to {self.n_options - 1}"
         if self.kind == "randint":
             low, high = self.bounds or (0.0, 0.0)
-            return f"a whole number from {low:g} to {high:g}"
+            return f"a whole number from {low:.12g} to {high:.12g}"
         q = self.q
         what = ("a number" if q is None else "a whole number" if q == 1
-                else f"a multiple of {q:g}")
+                else f"a multiple of {q:.12g}")
         bounds = self.bounds
         if bounds is not None:
             low, high = (self.quantize(b) for b in bounds) if q is not None else bounds
-            return f"{what} from {low:g} to {high:g}"
+            return f"{what} from {low:.12g} to {high:.12g}"
         if self.log:
             return f"{what} {'at least 0' if q is not None else 'above 0'}"
         return f"{what} (finite)"
@@ -222,7 +222,7 @@ class Param:
 def format_args(p: Param) -> str:
     """``p``'s arguments as a message shows them (``low=0, high=1``; a choice: ``3 options``)."""
     shown = {k: v for k, v in p.args.items() if not (k == "q" and hp_name(p) == "hp.uniformint")}
-    return ", ".join(f"{k}={v:g}" for k, v in shown.items()) or f"{p.n_options} options"
+    return ", ".join(f"{k}={v:.12g}" for k, v in shown.items()) or f"{p.n_options} options"
 
 
 def python_scalar(value: Any) -> Any:
