@@ -137,9 +137,10 @@ class _Failing(Sampler):
 
 
 class _RunsOut(_Failing):
-    """The same, marked ``finite``: it may run out, and says so."""
+    """The same, marked ``finite`` and ``deduplicate``: it may run out, and never repeats."""
 
     finite = True
+    deduplicate = True
 
 
 def test_a_sampler_that_runs_out_leaves_no_running_trial(storage: Storage) -> None:
@@ -151,11 +152,11 @@ def test_a_sampler_that_runs_out_leaves_no_running_trial(storage: Storage) -> No
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_a_finite_sampler_that_runs_out_leaves_no_trial_behind(tmp_path: Path,
+def test_a_finite_deduplicating_sampler_that_runs_out_leaves_no_trial_behind(tmp_path: Path,
                                                                n_jobs: int) -> None:
-    """Trials of a ``finite`` sampler are stored after sampling (as a deduplicating one's), so
-    running out fails nothing: before, one FAIL trial serially and one per dispatched task in
-    parallel, each counted by FailureStop and logged."""
+    """Trials of a deduplicating sampler are stored after sampling, so running out fails
+    nothing (without ``deduplicate``: one FAIL trial serially, one per dispatched task in
+    parallel, as the sampler's docstring says)."""
     study = _study(f"sqlite:///{tmp_path}/s.db", sampler=_RunsOut("done"))
     study.optimize(lambda p: p["x"], n_trials=8, n_jobs=n_jobs)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import pytest
 
 import hpo_plugins as hpo
@@ -79,3 +80,26 @@ def test_an_observer_that_cannot_be_pickled_stays_here_with_a_warning(
     assert "cannot be sent to worker processes (TypeError: cannot pickle '_thread.lock'" in (
         caplog.text)
     assert "it hears only of the trials run in this process" in caplog.text
+
+
+def test_an_observer_that_holds_its_study_is_sent(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Checking that the observer pickles pickled the study, whose state checked the observer
+    again, until the recursion limit: then it was said not to pickle."""
+    class HoldsItsStudy(FileObserver):  # local, so pickled by value, as in a script's main
+        """The common shape ``Observer(study)``: it refers to the study it observes."""
+
+        def __init__(self, path: str, study: Any) -> None:
+            super().__init__(path)
+            self.study = study
+
+    log = tmp_path / "events.txt"
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/h.db", sampler=RandomSampler())
+    study.observers.append(HoldsItsStudy(str(log), study))
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        copy = cloudpickle.loads(cloudpickle.dumps(study))  # what a worker receives
+        study.optimize(_objective, n_trials=2, n_jobs=2)
+    assert "cannot be sent" not in caplog.text
+    assert copy.observers[0].study is copy
+    events, _ = _events(log)
+    assert {"finished 0 COMPLETE", "finished 1 COMPLETE"} <= events

@@ -7,6 +7,7 @@ import enum
 import logging
 import math
 import numbers
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -142,8 +143,16 @@ class Study:
         are left here, with a warning), and a copy starts without a stop request
         (:meth:`stop` is the sender's call)."""
         state = dict(self.__dict__)
-        state["observers"] = [o for o in self.observers
-                              if o is not self._tensorboard and _sendable(o)]
+        inside: frozenset[int] = getattr(_pickling, "ids", frozenset())
+        if id(self) in inside:  # _sendable pickling an observer that holds this very study
+            state["observers"] = []
+        else:
+            _pickling.ids = inside | {id(self)}
+            try:
+                state["observers"] = [o for o in self.observers
+                                      if o is not self._tensorboard and _sendable(o)]
+            finally:
+                _pickling.ids = inside
         state["_tensorboard"] = None
         state["_stop_requested"] = False
         state["_stop_error"] = None
@@ -210,7 +219,7 @@ class Study:
             system_attrs = {GRACE_ATTR: self.grace_period, **(system_attrs or {})}
         self._reap_stale_trials()
         waited = False  # whether its sampling waited for earlier trials (``lag``)
-        if self.space is None or self.sampler.deduplicate or self.sampler.finite:
+        if self.space is None or self.sampler.deduplicate:
             frozen = self._claim_or_sample_dedup(limit, heartbeat, dict(system_attrs or {}))
         else:
             started = self.storage.start_trial(self.study_id, heartbeat=heartbeat, limit=limit,
@@ -1090,6 +1099,10 @@ def _sendable(observer: TrialObserver) -> bool:
 
 #: Classes of observers already warned about by :func:`_sendable`.
 _unsendable_warned: set[str] = set()
+#: The studies whose ``__getstate__`` runs in this thread (``ids``): an observer that holds its
+#: study (``Observer(study)``) pickles that study again inside :func:`_sendable`, which then
+#: checked the observer again, without end.
+_pickling = threading.local()
 
 
 def _tensorboard_observer(study: Study) -> TrialObserver:

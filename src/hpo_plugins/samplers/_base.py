@@ -65,9 +65,11 @@ class Sampler(abc.ABC):
             same configuration first. Samplers of finite spaces (the grid) set it.
         finite: True when the sampler can run out of configurations and raise
             :class:`~hpo_plugins.exceptions.SearchSpaceExhausted`; a study may then run without a
-            trial limit. Its trials are stored after sampling, as a deduplicating sampler's
-            are, so running out leaves no failed trial behind (a sampler that is not marked
-            finite and raises it fails the trial started for it).
+            trial limit. A finite sampler that never proposes a configuration twice should
+            also set ``deduplicate`` (as the grid does): its trials are then stored after
+            sampling, so running out leaves no trial behind, and parallel workers never run
+            one configuration twice. Without it, a trial is started before each sampling, and
+            running out fails that trial ("the sampler had nothing new to propose").
         uses_history: False when :meth:`sample` never reads ``history.trials``: the study then
             skips the snapshot of the storage and passes an empty history (its ``number`` and
             ``direction`` are still set).
