@@ -139,3 +139,21 @@ def test_a_sampler_s_proposal_that_does_not_fit_names_the_sampler_and_the_form(
                              rf"parameters"):
         study.ask()
     assert [t.state for t in study.trials] == [hpo.TrialState.FAIL]  # nothing left RUNNING
+
+
+def test_a_built_in_that_wraps_an_inexact_plugin_is_warned_about() -> None:
+    """PatientPruner(wrapped) was skipped as a built-in: a resume or a child process then
+    replaced the whole pruner by NopPruner without a word at creation."""
+    wrapped = hpo.pruners.PatientPruner(AtStepsPruner(options={"o": Opaque()}), patience=1)
+    with pytest.warns(UserWarning, match=r"The pruner PatientPruner cannot be rebuilt .*"
+                                         r"wrapped_pruner: options="):
+        hpo.create_study(SPACE, storage=":memory:", pruner=wrapped)
+
+
+def test_a_non_finite_argument_is_recorded_as_text_not_refused() -> None:
+    """(0.0, inf) was recorded as a JSON list holding inf, which strict JSON refused: the whole
+    study record, so create_study failed."""
+    with pytest.warns(UserWarning, match=r"options=\{'band': \(0.0, inf\)\} is not a JSON"):
+        study = hpo.create_study(SPACE, storage=":memory:",
+                                 pruner=AtStepsPruner(options={"band": (0.0, float("inf"))}))
+    assert study.storage.get_study(study.study_id).attrs["pruner"]["exact"] is False

@@ -9,7 +9,7 @@ import numbers
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpo_plugins._frozen import FrozenTrial
 from hpo_plugins._optimize import launcher_for
@@ -19,15 +19,12 @@ from hpo_plugins._run_settings import RunSettings
 from hpo_plugins._signature import one_argument_problem
 from hpo_plugins._space_record import earlier_derived_name, earlier_fingerprints
 from hpo_plugins.exceptions import ConfigurationError
+from hpo_plugins.launchers import Launcher
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.samplers._base import Sampler
 from hpo_plugins.space import SearchSpace, as_space
-from hpo_plugins.storages import get_storage
+from hpo_plugins.storages import Storage, get_storage
 from hpo_plugins.study import Study, create_study
-
-if TYPE_CHECKING:
-    from hpo_plugins.launchers import Launcher
-    from hpo_plugins.storages import Storage
 
 __all__ = ["check_run_args", "default_study_name", "maximize", "minimize", "optimize_study"]
 

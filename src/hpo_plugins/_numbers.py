@@ -42,8 +42,7 @@ def read_number(value: Any) -> tuple[float | None, str]:
             return None, (f"{short_repr(value)} (of type {type(value).__name__}; item() raised "
                           f"{exc})")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        convert = ("; convert it with float(x)" if isinstance(value, numbers.Number)
-                   or type(value).__name__ == "Decimal" else "")
+        convert = ("; convert it with float(x)" if type(value).__name__ == "Decimal" else "")
         return None, f"{short_repr(value)} (of type {type(value).__name__}{convert})"
     try:
         return float(value), ""

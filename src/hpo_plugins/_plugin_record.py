@@ -36,6 +36,7 @@ def inherit(store: Storage, study_id: int, name: str, stored: Any, base: type,
     rebuilt, reason = _rebuild(stored, base)
     if rebuilt is not None and _identity(describe_object(rebuilt)) != _identity(stored):
         rebuilt, reason = None, "the rebuilt object records other arguments"
+    reason = reason or "the study holds no record of it"
     if rebuilt is not None:
         return rebuilt
     key = "sampler" if base is Sampler else "pruner"
@@ -78,9 +79,7 @@ def warn_if_inexact(obj: object, name: str) -> None:
     reports to the trial (script mode, ``HPO_PLUGINS_TRIAL``, ``ddp_spawn``) would not prune
     with it. Said at creation, where the author can still fix the class."""
     cls = type(obj)
-    if cls.__module__.startswith("hpo_plugins."):
-        return
-    reasons = inexact_reasons(obj)
+    reasons = inexact_reasons(obj)  # the built-ins are exact, unless they wrap one that is not
     if reasons:
         warn_user(f"The {name} {cls.__qualname__} cannot be rebuilt from the study's record "
                   f"({'; '.join(reasons)}): a resumed study replaces it by the default, and "

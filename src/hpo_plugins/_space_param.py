@@ -189,14 +189,14 @@ class Param:
             return f"an option index from 0 to {self.n_options - 1}"
         if self.kind == "randint":
             low, high = self.bounds or (0.0, 0.0)
-            return f"a whole number from {low:.12g} to {high:.12g}"
+            return f"a whole number from {_num(low)} to {_num(high)}"
         q = self.q
         what = ("a number" if q is None else "a whole number" if q == 1
-                else f"a multiple of {q:.12g}")
+                else f"a multiple of {_num(q)}")
         bounds = self.bounds
         if bounds is not None:
             low, high = (self.quantize(b) for b in bounds) if q is not None else bounds
-            return f"{what} from {low:.12g} to {high:.12g}"
+            return f"{what} from {_num(low)} to {_num(high)}"
         if self.log:
             return f"{what} {'at least 0' if q is not None else 'above 0'}"
         return f"{what} (finite)"
@@ -222,7 +222,7 @@ class Param:
 def format_args(p: Param) -> str:
     """``p``'s arguments as a message shows them (``low=0, high=1``; a choice: ``3 options``)."""
     shown = {k: v for k, v in p.args.items() if not (k == "q" and hp_name(p) == "hp.uniformint")}
-    return ", ".join(f"{k}={v:.12g}" for k, v in shown.items()) or f"{p.n_options} options"
+    return ", ".join(f"{k}={_num(v)}" for k, v in shown.items()) or f"{p.n_options} options"
 
 
 def python_scalar(value: Any) -> Any:
@@ -271,3 +271,11 @@ def _on_grid(steps: float) -> bool:
     if not math.isfinite(steps):
         return False
     return abs(steps - round(steps)) <= max(1e-9, 8 * sys.float_info.epsilon * abs(steps))
+
+
+def _num(value: float) -> str:
+    """A bound or step for a message: a whole number in full (``1700000000001``), others with
+    12 significant digits (``0.1234567``, ``0.0001`` for a bound read back from its log)."""
+    if float(value).is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return f"{value:.12g}"

@@ -138,7 +138,7 @@ def _literal_args(label: str, node: Any) -> dict[str, float]:
             continue
         value = arg.obj
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            convert = (" Convert it with float(x)." if isinstance(value, numbers.Number)
+            convert = (" Convert it with float(x)." if isinstance(value, numbers.Real)
                        or type(value).__name__ == "Decimal" else "")
             raise SpaceError(
                 f"Expected argument {name!r} of {label!r} to be an int or a float. Received: "

@@ -206,11 +206,18 @@ def _text_keys(value: Any) -> Any:
     """``value`` with dict keys that JSON cannot write (a tuple, say: Hyperopt takes any
     hashable key) as their repr; JSON raised TypeError for them, at every ask."""
     if isinstance(value, dict):
-        return {k if isinstance(k, (str, int, float, bool)) or k is None else repr(k):
-                _text_keys(v) for k, v in value.items()}
+        return {_text_key(k): _text_keys(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_text_keys(v) for v in value]
     return value
+
+
+def _text_key(key: Any) -> Any:
+    """A dict key as JSON can write it: numpy scalars as Python's, tuples and other objects
+    as their repr."""
+    if isinstance(key, np.generic):
+        key = key.item()
+    return key if isinstance(key, (str, int, float, bool)) or key is None else repr(key)
 
 
 def _finite(value: Any) -> Any:

@@ -121,7 +121,7 @@ def trial_env(trial: Trial) -> dict[str, str]:
         ConfigurationError: The trial's storage lives in this process's memory only.
     """
     storage = trial.study.storage
-    url = storage.portable_url
+    url = storage.portable_url or getattr(storage, "url", None)  # url: storages before it
     if not storage.multiprocess or url is None:
         lacks = ("it is not multiprocess (one process's memory)" if not storage.multiprocess
                  else "it has no portable_url, the URL the child process opens it from")

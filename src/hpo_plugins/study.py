@@ -61,6 +61,7 @@ from hpo_plugins.exceptions import (
     SpaceError,
     StudyFull,
 )
+from hpo_plugins.launchers import Launcher
 from hpo_plugins.pruners._base import Pruner
 from hpo_plugins.samplers._base import History, Sampler
 from hpo_plugins.space import SearchSpace
@@ -72,8 +73,6 @@ from hpo_plugins.trial import Trial
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from hpo_plugins.launchers import Launcher
 
 __all__ = ["Study", "StudyFull", "create_study", "delete_study", "load_study"]
 
@@ -370,7 +369,8 @@ class Study:
             return space.validate(proposal)
         except SpaceError as exc:
             raise SpaceError(
-                f"The sampler {self.sampler!r} proposed {short_repr(proposal, 200)} for trial "
+                f"The sampler {short_repr(self.sampler, 120)} proposed "
+                f"{short_repr(proposal, 200)} for trial "
                 f"{number}, which does not fit the space: {exc} A sampler returns flat "
                 f"internal parameters: the active labels only, a choice as the index of its "
                 f"option, numbers inside their ranges (see hpo_plugins.space; "

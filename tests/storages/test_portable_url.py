@@ -25,8 +25,10 @@ class _NoURL(SQLStorage):
 
 
 def test_the_base_class_has_none_and_sql_storage_an_absolute_one(tmp_path: Path) -> None:
-    assert InMemoryStorage().portable_url is None
-    assert Storage.portable_url.__doc__ and "get_storage" in Storage.portable_url.__doc__
+    assert InMemoryStorage().portable_url is None and Storage.portable_url is None
+    tagged = InMemoryStorage()
+    tagged.portable_url = "memory://tagged"  # a storage of one's own may set it as an attribute
+    assert tagged.portable_url == "memory://tagged"
     store = SQLStorage(f"sqlite:///{tmp_path}/a.db")
     assert store.portable_url == f"sqlite:///{tmp_path}/a.db"
     store.close()
@@ -48,8 +50,14 @@ def test_two_handles_without_a_url_are_told_apart_with_a_message_that_says_why(
     assert [t.value for t in plain.trials if t.value is not None] == [0.25]
 
 
-def test_a_trial_of_a_storage_without_a_url_cannot_be_handed_to_a_child(tmp_path: Path) -> None:
-    study = hpo.create_study(SPACE, study_name="h", storage=_NoURL(f"sqlite:///{tmp_path}/h.db"))
+class _SharedWithoutURL(InMemoryStorage):
+    """A storage that processes could share (a client of a service) but that names no URL."""
+
+    multiprocess = True
+
+
+def test_a_trial_of_a_storage_without_a_url_cannot_be_handed_to_a_child() -> None:
+    study = hpo.create_study(SPACE, study_name="h", storage=_SharedWithoutURL())
     with pytest.raises(ConfigurationError, match=r"it has no portable_url, the URL the child "
                                                  r"process opens it from.*give the storage a "
                                                  r"portable_url"):

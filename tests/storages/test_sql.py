@@ -157,7 +157,8 @@ def test_create_false_refuses_other_databases_without_touching_them(tmp_path: Pa
 @pytest.mark.parametrize(("found", "advice"), [
     (1, "older than this hpo_plugins' .* opened without changes. Stop every process of the "
         "older hpo_plugins on it, then open it once for writing.*SQLStorage\\('URL'\\)"
-        ".close\\(\\).*without mode=ro or immutable=1.*copy it to a folder you can write to"),
+        ".list_studies\\(\\).*without mode=ro or immutable=1.*copy it to a folder you can "
+        "write to"),
     (SCHEMA_VERSION + 1, "newer hpo_plugins: upgrade"),
     (0, "no automatic migration"),
 ])
@@ -168,6 +169,23 @@ def test_create_false_refuses_other_versions_and_leaves_them(
     with pytest.raises(StorageError, match=f"schema version {found}.*{advice}"):
         SQLStorage(sqlite_url, create=False).list_studies()
     assert _raw_sql(sqlite_url, "SELECT schema_version FROM hpo_schema_version") == [(found,)]
+
+
+def test_the_advised_command_upgrades_an_older_schema(sqlite_url: str, open_sql: OpenSQL) -> None:
+    """The refusal advised SQLStorage('URL').close(), which opens nothing: the schema stayed."""
+    writer = open_sql(sqlite_url)
+    writer.create_study("s", Direction.MINIMIZE)
+    writer.close()
+    _raw_sql(sqlite_url, "ALTER TABLE hpo_studies DROP COLUMN next_number")
+    _raw_sql(sqlite_url, "UPDATE hpo_schema_version SET schema_version = 1")
+    with pytest.raises(StorageError) as refused:
+        SQLStorage(sqlite_url, create=False).list_studies()
+    advised = re.search(r'python -c "(.*?)"', str(refused.value))
+    assert advised is not None
+    exec(advised.group(1).replace("URL", sqlite_url), {})  # the command, as printed
+    assert _raw_sql(sqlite_url, "SELECT schema_version FROM hpo_schema_version") == [
+        (SCHEMA_VERSION,)]
+    assert [s.name for s in SQLStorage(sqlite_url, create=False).list_studies()] == ["s"]
 
 
 def test_an_unknown_url_scheme_is_a_configuration_error() -> None:

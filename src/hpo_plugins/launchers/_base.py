@@ -20,7 +20,9 @@ class Launcher(abc.ABC):
     A launcher owns no loop logic of its own beyond scheduling: every worker runs
     :func:`hpo_plugins.launchers.run_one` (ask → objective → tell against the shared storage), so a
     trial behaves the same whichever launcher runs it. ``run`` returns when the limits in
-    ``settings`` are reached, and calls ``settings.callbacks`` in the calling process.
+    ``settings`` are reached (``settings.should_stop``; ``run_one`` returns None when the study
+    has nothing left; ``study.stop_requested``), and calls ``settings.callbacks`` in the calling
+    process.
 
     ``hpo.minimize`` and ``hpo.maximize`` call :meth:`check` with the resolved storage before
     they create (or resume) the study, then ``run``. ``Study.optimize`` on an existing study

@@ -200,10 +200,12 @@ def _describe_params(obj: object) -> tuple[dict[str, Any], list[str]]:
 def _json_form(value: Any) -> tuple[bool, Any]:
     """``(True, the JSON form)`` of a plain value, a numpy scalar, or a list, tuple or
     str-keyed dict of such values (a tuple becomes a list); ``(False, None)`` otherwise."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return False, None  # strict JSON has no inf or NaN: the record would be refused
     if value is None or isinstance(value, (str, bool, int, float)):
         return True, value
-    if isinstance(value, np.generic) and isinstance(value.item(), (str, bool, int, float)):
-        return True, value.item()
     if isinstance(value, (list, tuple)):
         items = [_json_form(v) for v in value]
         return all(ok for ok, _ in items), [v for _, v in items]

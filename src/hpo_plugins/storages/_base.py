@@ -70,6 +70,7 @@ __all__ = [
     "check_attr_key",
     "check_heartbeat_state",
     "check_json_keys",
+    "colliding_key",
     "duplicate_study",
     "finished_state",
     "import_keys",
@@ -142,17 +143,14 @@ class Storage(abc.ABC):
     #: ``SQLStorage.__getstate__``).
     multiprocess: bool = False
 
-    @property
-    def portable_url(self) -> str | None:
-        """A URL that :func:`~hpo_plugins.storages.get_storage` opens in another process to
-        reach the same data, or None (the default) when there is none.
-
-        Two uses: a trial handed to a child process (``HPO_PLUGINS_TRIAL``: script mode,
-        ``ddp_spawn``) is reopened there from it, and two storage objects with the same
-        ``portable_url`` are taken for one database (a trial asked through one may be told
-        through the other). A storage that wraps a SQL storage returns the wrapped one's.
-        """
-        return None
+    #: A URL that :func:`~hpo_plugins.storages.get_storage` opens in another process to reach
+    #: the same data, or None (the default) when there is none. Two uses: a trial handed to a
+    #: child process (``HPO_PLUGINS_TRIAL``: script mode, ``ddp_spawn``) is reopened there from
+    #: it, and two storage objects with the same ``portable_url`` are taken for one database (a
+    #: trial asked through one may be told through the other). Set it as an attribute, or
+    #: override it with a property (as ``SQLStorage`` does; a storage that wraps a SQL storage
+    #: returns the wrapped one's).
+    portable_url: str | None = None
 
     # -- studies ------------------------------------------------------------------------------
 
@@ -513,38 +511,44 @@ def plain_number(item: Any) -> Any:
     return item
 
 
-def non_str_key(value: Any, path: str = "") -> str | None:
-    """Where the first dict key that is not a ``str`` sits in ``value`` (e.g. ``['acc'][1]``),
-    at any depth; None if there is none. JSON writes such keys as text (``1`` comes back as
-    ``'1'``, ``None`` as ``'null'``) and keeps one of two keys that become the same text."""
+def colliding_key(value: Any, path: str = "") -> str | None:
+    """Where, in ``value``, a dict holds two keys that JSON writes as the same text
+    (``{1: a, '1': b}``, ``{True: a, 'true': b}``), at any depth; None if nowhere.
+
+    JSON keys are text: ``1`` is stored as ``'1'`` (what a per-class dict keyed by int
+    becomes, as in Optuna), and of two keys that become one text only the last was kept.
+    """
     if isinstance(value, dict):
+        seen: dict[str, object] = {}
         for key, item in value.items():
+            text = key if isinstance(key, str) else json.dumps(key)  # 1 -> '1', None -> 'null'
             where = f"{path}[{key!r}]"
-            if not isinstance(key, str):
-                return where
-            found = non_str_key(item, where)
+            if text in seen:
+                return f"{path}[{seen[text]!r}] and {where}"
+            seen[text] = key
+            found = colliding_key(item, where)
             if found is not None:
                 return found
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            found = non_str_key(item, f"{path}[{index}]")
+            found = colliding_key(item, f"{path}[{index}]")
             if found is not None:
                 return found
     return None
 
 
 def check_json_keys(value: Any, what: str) -> None:
-    """Refuse a ``value`` holding a dict key that is not a ``str``, at any depth.
+    """Refuse a ``value`` with a dict whose keys JSON would merge (see :func:`colliding_key`).
 
     Raises:
-        ConfigurationError: The path of the first such key, and the fix.
+        ConfigurationError: The path of the two keys, and the fix.
     """
-    where = non_str_key(value)
+    where = colliding_key(value)
     if where is not None:
         raise ConfigurationError(
-            f"Expected {what} to hold dicts with str keys only (JSON keys are text: 1 would "
-            f"come back as '1', and of {{1: a, '1': b}} one would be lost). Received a "
-            f"non-str key at {where}. Use str keys (str(k)).")
+            f"Expected {what} to hold dicts whose keys stay distinct as JSON text (a key "
+            f"is stored as text: 1 as '1'). Received the keys {where}, which would become one "
+            f"and lose a value. Rename one of them.")
 
 
 def json_copy(value: Any, what: str) -> Any:

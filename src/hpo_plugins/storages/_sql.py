@@ -351,7 +351,7 @@ def _is_number_violation(exc: BaseException) -> bool:
     it), broke UNIQUE(study_id, number): SQLite names the columns, PostgreSQL the constraint."""
     for error in (exc, exc.__cause__):
         if error is not None and type(error).__name__ in ("IntegrityError", "UniqueViolation"):
-            text = str(error)
+            text = str(getattr(error, "orig", None) or error)  # the driver's words, not the SQL
             if "uq_hpo_trials_number" in text or "hpo_trials.number" in text:
                 return True
     return False
@@ -904,6 +904,11 @@ class SQLStorage(Storage):
         if not self._is_sqlite:
             return self.url
         return self._parsed.render_as_string(hide_password=False)
+
+    @portable_url.setter
+    def portable_url(self, value: str | None) -> None:
+        raise AttributeError("SQLStorage.portable_url follows its url: open another "
+                             "SQLStorage for another database.")
 
     def describe(self) -> str:
         """The database URL with any password replaced by ``***``."""

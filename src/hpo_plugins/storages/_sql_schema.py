@@ -65,7 +65,7 @@ def ensure_schema(engine: Engine, description: str) -> None:
                     f"write, and it cannot be written here ({exc.orig}). Copy the file to a "
                     f"folder you can write to, open the copy once (python -c \"from "
                     f"hpo_plugins.storages import SQLStorage; SQLStorage('sqlite:///COPY.db')"
-                    f".close()\"), then read the copy.") from exc
+                    f".list_studies()\"), then read the copy.") from exc
         schema_metadata.create_all(conn)
         if conn.scalar(sa.select(version_table.c.schema_version)) is None:
             conn.execute(sa.insert(version_table).values(schema_version=SCHEMA_VERSION))
@@ -95,7 +95,7 @@ def check_version(found: int | None, description: str) -> None:
             f"this hpo_plugins' {SCHEMA_VERSION}, and it is opened without changes. Stop every "
             f"process of the older hpo_plugins on it, then open it once for writing, which "
             f"upgrades it in place: python -c \"from hpo_plugins.storages import SQLStorage; "
-            f"SQLStorage('URL').close()\" with its URL without mode=ro or immutable=1 (a "
+            f"SQLStorage('URL').list_studies()\" with its URL without mode=ro or immutable=1 (a "
             f"study run or hpo_plugins.load_study on it does the same); then read it here. A "
             f"file that may not be written (a read-only folder): copy it to a folder you can "
             f"write to and open the copy.")
