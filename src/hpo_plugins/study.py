@@ -583,12 +583,17 @@ class Study:
             other = trial.study
             if other is not self and (other.study_id != self.study_id
                                       or not same_storage(other.storage, self.storage)):
-                where = (f" through {other.storage!r}, a storage object not known to reach "
-                         f"the same database as this study's {self.storage!r} (storages are "
-                         f"matched by their portable_url: "
-                         f"{getattr(other.storage, 'portable_url', None)!r} and "
-                         f"{getattr(self.storage, 'portable_url', None)!r})"
-                         if other.study_name == self.study_name else "")
+                if other.study_name != self.study_name:
+                    where = ""
+                elif same_storage(other.storage, self.storage):
+                    where = (f" (another study of that name, deleted since: study id "
+                             f"{other.study_id}, now {self.study_id})")
+                else:
+                    where = (f" through {other.storage!r}, a storage object not known to "
+                             f"reach the same database as this study's {self.storage!r} "
+                             f"(storages are matched by their portable_url: "
+                             f"{getattr(other.storage, 'portable_url', None)!r} and "
+                             f"{getattr(self.storage, 'portable_url', None)!r})")
                 raise ConfigurationError(
                     f"Expected a trial of study {self.study_name!r}. Received trial "
                     f"{trial.number} of study {other.study_name!r}{where}: tell each trial to "

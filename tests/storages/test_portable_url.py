@@ -65,3 +65,17 @@ def test_a_trial_of_a_storage_without_a_url_cannot_be_handed_to_a_child() -> Non
     memory = hpo.create_study(SPACE, storage=":memory:")
     with pytest.raises(ConfigurationError, match=r"it is not multiprocess"):
         trial_env(memory.ask())
+
+
+def test_a_trial_of_a_deleted_study_of_the_same_name_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/d.db"
+    store = SQLStorage(url)
+    old = hpo.create_study(SPACE, study_name="d", storage=store)
+    trial = old.ask()
+    hpo.delete_study("d", store)
+    new = hpo.create_study(SPACE, study_name="d", storage=store)
+    with pytest.raises(ConfigurationError, match=r"Received trial 0 of study 'd' \(another study "
+                                                 r"of that name, deleted since: study id 1, now "
+                                                 r"2\)"):
+        new.tell(trial, 0.5)
+    store.close()
