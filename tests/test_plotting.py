@@ -156,3 +156,20 @@ def test_save_plots_refuses_a_folder_it_cannot_use(tmp_path: Path, out_dir: Any,
     path = str(tmp_path / out_dir) if isinstance(out_dir, str) and out_dir else out_dir
     with pytest.raises(ConfigurationError, match=message):
         save_plots(study, path)
+
+
+@pytest.mark.parametrize("name", ["plot_optimization_history", "plot_intermediate_values",
+                                  "plot_parallel_coordinates", "plot_slice",
+                                  "plot_param_importances"])
+def test_every_plot_shows_as_a_picture_in_a_notebook(name: str) -> None:
+    """Made without pyplot, a figure showed in a fresh notebook as '<Figure size 800x450 with 1
+    Axes>' until %matplotlib inline: IPython shows what _repr_png_ returns."""
+    import matplotlib.figure
+
+    study = hpo.minimize(lambda p: p["x"] + p["y"], {"x": hp.uniform("x", 0, 1),
+                                                     "y": hp.uniform("y", 0, 1)},
+                         n_trials=6, storage=":memory:", seed=0, show_progress_bar=False)
+    figure = getattr(hpo.plotting, name)(study)
+    assert isinstance(figure, matplotlib.figure.Figure)
+    png = figure._repr_png_()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000

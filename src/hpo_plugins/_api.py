@@ -196,6 +196,10 @@ def default_study_name(objective: Callable[..., Any], fingerprint: str) -> str:
     qualname = getattr(target, "__qualname__", type(target).__qualname__)
     module = getattr(target, "__module__", "") or ""
     source = getattr(sys.modules.get(module), "__file__", None) or ""
+    if not source and module == "__main__":  # a notebook's main has no file: name it instead
+        from hpo_plugins._interactive import notebook_name
+
+        source = notebook_name() or ""
     where = os.path.basename(source)
     code = getattr(target, "__code__", None)
     if "<lambda>" in qualname and code is not None:

@@ -69,12 +69,13 @@ class RunSettings:
             )
         if show_progress_bar is not None and not isinstance(show_progress_bar, bool):
             raise ConfigurationError(
-                f"Expected `show_progress_bar` to be True, False or None (on when stderr is a "
-                f"terminal). Received: show_progress_bar={show_progress_bar!r}."
+                f"Expected `show_progress_bar` to be True, False or None (on in a notebook "
+                f"and when stderr is a terminal). Received: "
+                f"show_progress_bar={show_progress_bar!r}."
             )
         return cls(n_trials, max_trials, None if timeout is None else float(timeout),
                    _catch_tuple(catch), _callback_tuple(callbacks),
-                   sys.stderr.isatty() if show_progress_bar is None else show_progress_bar)
+                   _bar_by_default() if show_progress_bar is None else show_progress_bar)
 
     @property
     def budget(self) -> int | None:
@@ -158,3 +159,11 @@ def _check_callback(callback: Any) -> None:
             f"both, e.g. `lambda study, trial: ...`, or bind other arguments with "
             f"functools.partial."
         )
+
+
+def _bar_by_default() -> bool:
+    """A progress bar when stderr is a terminal, or in a notebook (tqdm shows a widget there;
+    a kernel's stderr is no terminal, and a long cell printed nothing)."""
+    from hpo_plugins._interactive import in_notebook
+
+    return sys.stderr.isatty() or in_notebook()

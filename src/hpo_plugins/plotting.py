@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -106,14 +108,37 @@ def _make_out_dir(out_dir: Any) -> None:
 
 
 def _figure(title: str) -> tuple[Figure, Axes]:
+    figure = _new_figure(_FIGSIZE)
+    axes = figure.add_subplot()
+    axes.set_title(title)
+    return figure, axes
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A matplotlib figure made without pyplot (no GUI backend, nothing global), that a
+    notebook still shows as a picture (see :func:`_shown_figure_class`)."""
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise missing_dependency("matplotlib", "plot") from exc
-    figure = Figure(figsize=_FIGSIZE, layout="constrained")
-    axes = figure.add_subplot()
-    axes.set_title(title)
-    return figure, axes
+    figure: Figure = _shown_figure_class(Figure)(figsize=figsize, layout="constrained")
+    return figure
+
+
+@functools.cache
+def _shown_figure_class(base: type) -> type:
+    """``Figure`` with a ``_repr_png_``: a figure made without pyplot showed in a fresh notebook
+    as its text, ``<Figure size 800x450 with 1 Axes>``, until ``%matplotlib inline``. Where the
+    inline backend is on, its own display of figures comes first, so nothing shows twice."""
+
+    class ShownFigure(base):
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png")
+            return buffer.getvalue()
+
+    ShownFigure.__qualname__ = ShownFigure.__name__ = "Figure"
+    return ShownFigure
 
 
 def _empty(axes: Axes, text: str) -> None:
@@ -238,14 +263,9 @@ def plot_slice(study: Study) -> Figure:
         _empty(axes, "No completed trial yet." if not trials
                else "The study has no recorded search space.")
         return figure
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise missing_dependency("matplotlib", "plot") from exc
-
     columns = min(_SLICE_COLUMNS, len(params))
     rows = math.ceil(len(params) / columns)
-    figure = Figure(figsize=(3.6 * columns, 2.9 * rows), layout="constrained")
+    figure = _new_figure((3.6 * columns, 2.9 * rows))
     figure.suptitle(f"Slices: {study.study_name}")
     grid = figure.subplots(rows, columns, squeeze=False, sharey=True)
     last = max(t.number for t in trials)

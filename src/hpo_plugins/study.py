@@ -851,7 +851,8 @@ class Study:
             catch: Exception types that fail their trial but let the study go on; any other
                 exception fails its trial and is raised.
             callbacks: Called as ``callback(study, frozen_trial)`` after each trial.
-            show_progress_bar: A tqdm bar with the best value; default: when stderr is a TTY.
+            show_progress_bar: A tqdm bar with the best value; default: when stderr is a TTY, and
+                in a Jupyter notebook.
             n_jobs: Worker processes (see :mod:`hpo_plugins.launchers`).
             launcher: A launcher object; default sequential in this process.
 

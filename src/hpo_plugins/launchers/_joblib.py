@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import FrozenTrial
+from hpo_plugins._interactive import interactive
 from hpo_plugins._sigterm import STOPS_THE_RUN
 from hpo_plugins._warn import warn_user
 from hpo_plugins.exceptions import ConfigurationError, WorkerStartError
@@ -193,23 +194,40 @@ def _run_loky(run: RunState, workers: int) -> None:
         while run.take():
             yield delayed(run_task)(run.job)
 
-    with _commands_stopped_on_signals():
-        while not run.exhausted():
-            started = time.time()
-            parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
-                                pre_dispatch="n_jobs", batch_size=1)  # one trial per task
-            results = parallel(tasks())
-            try:
-                for frozen in results:
-                    run.finished(frozen)
-            except TerminatedWorkerError as exc:
-                _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
-                                "trials are failed and run again in a new pool.", exc)
-                run.lost(run.in_flight(),
-                         fail_dead_workers(run.study, run.job.run_id, shared_pool=True),
-                         recover_since=started)
-            finally:
-                _close_quietly(results)
+    try:
+        with _commands_stopped_on_signals():
+            while not run.exhausted():
+                started = time.time()
+                parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
+                                    pre_dispatch="n_jobs", batch_size=1)  # one trial per task
+                results = parallel(tasks())
+                try:
+                    for frozen in results:
+                        run.finished(frozen)
+                except TerminatedWorkerError as exc:
+                    _logger.warning("A worker process died (%s); joblib stops the whole pool. Its "
+                                    "trials are failed and run again in a new pool.", exc)
+                    run.lost(run.in_flight(),
+                             fail_dead_workers(run.study, run.job.run_id, shared_pool=True),
+                             recover_since=started)
+                finally:
+                    _close_quietly(results)
+    finally:
+        if interactive():
+            _stop_reused_workers()
+
+
+def _stop_reused_workers() -> None:
+    """Stop joblib's reusable loky workers after a run at a prompt or in a notebook.
+
+    They live on for 5 minutes to serve the next run, with every module they imported: an
+    objective from a module the user edited and reloaded since (a notebook's helpers.py) ran
+    its old code there, silently, while ``n_jobs=1`` ran the new one. A script runs once, so
+    its workers are kept (the next ``optimize`` call of a loop reuses them).
+    """
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
 
 
 @contextlib.contextmanager

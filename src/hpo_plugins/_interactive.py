@@ -1,0 +1,45 @@
+"""Whether this process is an interactive session (a Jupyter kernel, an IPython or Python
+prompt), and which notebook it runs: a few defaults differ there.
+
+Example:
+    >>> in_notebook(), notebook_name()  # a doctest is no notebook
+    (False, None)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["in_notebook", "interactive", "notebook_name"]
+
+
+def in_notebook() -> bool:
+    """True in a Jupyter kernel (ipykernel's shell), where stderr is no terminal but a cell's
+    output shows a progress bar well."""
+    shell = _shell()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def interactive() -> bool:
+    """True at a prompt or in a notebook: the process outlives one run, so worker processes
+    kept for the next run would keep modules the user has edited since."""
+    return hasattr(sys, "ps1") or _shell() is not None
+
+
+def notebook_name() -> str | None:
+    """The file name of the running notebook where the front end says it (Jupyter Server 2's
+    ``JPY_SESSION_NAME``, VS Code's ``__vsc_ipynb_file__``), else None."""
+    if not in_notebook():
+        return None
+    shell = _shell()
+    path = getattr(shell, "user_ns", {}).get("__vsc_ipynb_file__") or os.environ.get(
+        "JPY_SESSION_NAME")
+    return os.path.basename(str(path)) if path else None
+
+
+def _shell() -> object | None:
+    """IPython's running shell, without importing IPython where it is not loaded."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    return get() if callable(get) else None
