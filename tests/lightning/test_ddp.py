@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,14 +86,22 @@ def test_in_memory_study_with_ddp_spawn_raises_before_workers_start(make_study: 
 
 
 @pytest.mark.timeout(120)
-def test_ddp_fork_is_refused_in_the_worker(make_study: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("prompt", "fix"), [
+    (False, "Use strategy='ddp_spawn'"),
+    # in a notebook Lightning refuses ddp_spawn: the advice pointed to it, and Lightning's back
+    (True, "In a notebook .* use devices=1, and n_jobs for several trials"),
+])
+def test_ddp_fork_is_refused_in_the_worker(make_study: Any, tmp_path: Path, prompt: bool,
+                                           fix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     study = make_study(f"sqlite:///{tmp_path}/fork.db")
+    if prompt:
+        monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
 
     def objective(params: Any) -> None:
         ddp_trainer(max_epochs=1, strategy="ddp_fork").fit(DigitsClassifier(),
                                                            datamodule=DigitsData())
 
-    with pytest.raises(Exception, match="HPOCallback was copied into a forked process"):
+    with pytest.raises(Exception, match=f"HPOCallback was copied into a forked process.*{fix}"):
         study.optimize(objective, n_trials=1)
     assert study.trials[0].state is TrialState.FAIL
 

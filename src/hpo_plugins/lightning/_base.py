@@ -269,10 +269,18 @@ class HPOCallbackBase:
             return open_trial(self._note)
         trial = self.trial if self.trial is not None else self._implicit_trial()
         if trial is not None and trainer.world_size > 1 and os.getpid() != self._pid:
+            from hpo_plugins._interactive import interactive
+
+            fix = ("In a notebook Lightning takes only forked strategies, so a trial here "
+                   "trains on one device: use devices=1, and n_jobs for several trials at "
+                   "once; for several devices per trial, run the training as a script "
+                   "(hpo-plugins run ... -- python train.py, see docs/parallel.md)."
+                   if interactive() else
+                   "Use strategy='ddp_spawn' (or 'ddp' with a launcher, see "
+                   "docs/lightning.md).")
             raise ConfigurationError(
-                "HPOCallback was copied into a forked process (strategy='ddp_fork' or "
-                "'ddp_notebook'), where reports would not reach the study. Use "
-                "strategy='ddp_spawn' (or 'ddp' with a launcher, see docs/lightning.md)."
+                f"HPOCallback was copied into a forked process (strategy='ddp_fork' or "
+                f"'ddp_notebook'), where reports would not reach the study. {fix}"
             )
         return trial
 
