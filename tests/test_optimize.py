@@ -134,6 +134,25 @@ def test_ctrl_c_turned_into_system_exit_fails_the_trial_and_stops(storage: Stora
         "interrupted by the user (KeyboardInterrupt, raised again as SystemExit(1))")
 
 
+def test_ctrl_c_turned_into_system_exit_is_an_interrupt_at_a_prompt(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a notebook the cell ended with 'SystemExit: 1' and IPython's "To exit: use 'exit'"
+    in answer to pressing Interrupt (a notebook user's review)."""
+    monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
+    study = _study(InMemoryStorage())
+
+    def objective(params: Any) -> float:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            sys.exit(1)
+
+    with pytest.raises(KeyboardInterrupt) as raised:
+        study.optimize(objective, n_trials=10)
+    assert isinstance(raised.value.__cause__, SystemExit)
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+
+
 def test_system_exit_fails_the_trial_even_when_exceptions_are_caught(storage: Storage) -> None:
     study = _study(storage)
 

@@ -251,8 +251,21 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
             return frozen
         except BaseException as exc:  # SystemExit, GeneratorExit: never leave the trial RUNNING
             tell_stopped(study, trial, exc)
+            if _interrupt_turned_exit(exc):
+                # Lightning's sys.exit(1) after Ctrl-C: at a prompt or in a notebook, the
+                # interrupt the user asked for ("To exit: use 'exit'" answered it there)
+                raise KeyboardInterrupt from exc
             raise
     return tell_result(study, trial, result)
+
+
+def _interrupt_turned_exit(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``SystemExit`` raised while handling a ``KeyboardInterrupt``, in a
+    session that outlives the run (a script exits on it, as the framework meant)."""
+    from hpo_plugins._interactive import interactive
+
+    return (isinstance(exc, SystemExit) and isinstance(exc.__context__, KeyboardInterrupt)
+            and interactive())
 
 
 def _sentence(exc: BaseException) -> str:
