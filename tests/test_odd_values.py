@@ -133,3 +133,16 @@ def test_bounds_in_messages_are_not_rounded_to_six_digits() -> None:
         study.enqueue({"n": 1_000_006, "x": 0.1})
     with pytest.raises(SpaceError, match=r"expected a number from 0 to 0.1234567\."):
         study.enqueue({"n": 1_000_001, "x": 0.1234568})
+
+
+def test_an_in_memory_study_run_again_with_a_logdir_is_told_why(tmp_path: Path) -> None:
+    """The error named the same study on both sides, with two timestamps, and not why (a
+    notebook cell run again with storage=':memory:')."""
+    def run() -> None:
+        hpo.minimize(lambda p: p["x"], SPACE, n_trials=1, storage=":memory:", study_name="nb",
+                     logdir=str(tmp_path / "runs"), show_progress_bar=False)
+
+    run()
+    with pytest.raises(ConfigurationError, match=r"an earlier study of the same name .*a "
+                                                 r"notebook cell run again with storage="):
+        run()

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -407,9 +408,24 @@ def test_another_space_error_says_what_changed_and_how_to_start_over(tmp_path: P
     assert "only in this one: wd" in message
     assert "changed: lr (loguniform(low=-5, high=0) -> loguniform(low=-6, high=0))" in message
     assert "opt" not in message.split("changed:")[1]  # unchanged parameters are not named
-    assert "hpo.delete_study('s', storage)" in message
+    # the advice pastes as it is (it said `storage`, a NameError pasted into a notebook)
+    advised = re.search(r"\((hpo\.delete_study\(.*?\)) or `(.*?)`", message)
+    assert advised is not None
+    assert advised.group(2) == f"hpo-plugins delete --study s --storage {url}"
+    assert eval(advised.group(1), {"hpo": _Recorder(url)}) == "the advice ran"
     with pytest.raises(ConfigurationError, match="only in this one: wd"):
         hpo.load_study("s", url, space=changed)
+
+
+class _Recorder:
+    """Stands for ``hpo`` where the advised call is evaluated: checks its arguments."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def delete_study(self, name: str, storage: str) -> str:
+        assert (name, storage) == ("s", self.url)
+        return "the advice ran"
 
 
 # -- a hand-run trial block that raises ---------------------------------------------------

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,7 +57,10 @@ def record_space(store: Storage, study_id: int, name: str, stored: Mapping[str, 
 
 
 def check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
-                 direction: Direction, space: SearchSpace | None) -> None:
+                 direction: Direction, space: SearchSpace | None, url: str | None = None
+                 ) -> None:
+    """Refuse a resume with another direction or another space; ``url`` (the storage's, if it
+    has one) makes the advised ``delete_study`` call one that can be pasted as it is."""
     if stored_dir is not direction:
         raise ConfigurationError(
             f"Study {name!r} exists with direction={stored_dir.value!r}; this call asked for "
@@ -64,11 +68,14 @@ def check_resume(name: str, stored_dir: Direction, stored: Mapping[str, Any],
         )
     difference = None if space is None else stored_space_difference(stored, space)
     if difference is not None:
+        where = repr(url) if url else "storage"
+        cli_storage = f" --storage {shlex.quote(url)}" if url else ""
         raise ConfigurationError(
             f"Study {name!r} exists with another search space{difference}. Expected the space "
             f"it was created with: restore it to resume this study. To search the new space, "
             f"choose another study_name, or delete the old study "
-            f"(hpo.delete_study({name!r}, storage) or `hpo-plugins delete --study {name}`)."
+            f"(hpo.delete_study({name!r}, {where}) or "
+            f"`hpo-plugins delete --study {shlex.quote(name)}{cli_storage}`)."
             f"{_CHANGING_CONSTANT_HINT if 'constants ' in difference else ''}"
         )
 
