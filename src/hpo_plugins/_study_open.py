@@ -300,7 +300,7 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     study_id = store.get_study_id(name)
     info = store.get_study(study_id)
     check_resume(info.name, info.direction, info.attrs, direction, space,
-                 getattr(store, "portable_url", None))
+                 store.describe() if getattr(store, "portable_url", None) else None)
     if "metric" not in inherit:
         _check_metric_switch(store, info, attrs["metric"])
         if not info.attrs.get(METRIC_GIVEN_ATTR):

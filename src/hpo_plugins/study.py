@@ -591,9 +591,8 @@ class Study:
                 else:
                     where = (f" through {other.storage!r}, a storage object not known to "
                              f"reach the same database as this study's {self.storage!r} "
-                             f"(storages are matched by their portable_url: "
-                             f"{getattr(other.storage, 'portable_url', None)!r} and "
-                             f"{getattr(self.storage, 'portable_url', None)!r})")
+                             f"(storages are matched by their portable_url, which "
+                             f"{_url_state(other.storage)} and {_url_state(self.storage)})")
                 raise ConfigurationError(
                     f"Expected a trial of study {self.study_name!r}. Received trial "
                     f"{trial.number} of study {other.study_name!r}{where}: tell each trial to "
@@ -1080,6 +1079,14 @@ def _with_objective_callback(objective: Any, callbacks: Any) -> Any:
     except TypeError:  # not iterable: RunSettings says what it expects
         return callbacks
     return given if hook in given else [*given, hook]
+
+
+def _url_state(storage: Storage) -> str:
+    """Whether ``storage`` has a ``portable_url``, for a message (the URL itself may hold a
+    password: :meth:`Storage.describe` shows it hidden)."""
+    if getattr(storage, "portable_url", None) is None:
+        return f"{type(storage).__name__} has none"
+    return f"{storage.describe()} has"
 
 
 def _sendable(observer: TrialObserver) -> bool:

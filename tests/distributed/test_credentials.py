@@ -21,7 +21,7 @@ import hpo_plugins as hpo
 from hpo_plugins import TrialState, hp
 from hpo_plugins.cli import main
 from hpo_plugins.context import TRIAL_ENV, trial_env
-from hpo_plugins.exceptions import StorageError
+from hpo_plugins.exceptions import ConfigurationError, StorageError
 from hpo_plugins.launchers import DaskLauncher
 from hpo_plugins.launchers._worker import Job
 from hpo_plugins.samplers import RandomSampler
@@ -80,6 +80,12 @@ def test_password_is_never_shown(password_database: Database, tmp_path: Path,
     shown = [*records, json.dumps(dict(info.attrs)), repr(study), repr(study.storage),
              study.storage.describe(), repr(Job.pack(study, _objective, _settings(study), "r",
                                                      None, None))]
+    again = SQLStorage(url)
+    with pytest.raises(ConfigurationError) as changed:  # its advice names the storage
+        hpo.create_study({"y": hp.uniform("y", 0, 1)}, storage=again, study_name="secret")
+    again.close()
+    assert "hpo.delete_study('secret', 'postgresql+psycopg://" in str(changed.value)
+    shown.append(str(changed.value))
     study.storage.close()
 
     outputs = [cli(*argv, "--storage", url, "-vv") for argv in (

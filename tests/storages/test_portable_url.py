@@ -43,7 +43,8 @@ def test_two_handles_without_a_url_are_told_apart_with_a_message_that_says_why(
     trial = first.ask()
     with pytest.raises(ConfigurationError, match=r"Received trial 0 of study 'p' through "
                                                  r"_NoURL.*not known to reach the same "
-                                                 r"database.*portable_url: None and None"):
+                                                 r"database.*portable_url, which _NoURL "
+                                                 r"has none and _NoURL has none"):
         second.tell(trial, 0.5)
     plain = hpo.load_study("p", storage=SQLStorage(url))  # same file, with URLs: one database
     plain.tell(hpo.load_study("p", storage=SQLStorage(url), space=SPACE).ask(), 0.25)
