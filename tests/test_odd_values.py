@@ -143,6 +143,6 @@ def test_an_in_memory_study_run_again_with_a_logdir_is_told_why(tmp_path: Path) 
                      logdir=str(tmp_path / "runs"), show_progress_bar=False)
 
     run()
-    with pytest.raises(ConfigurationError, match=r"an earlier study of the same name .*a "
+    with pytest.raises(ConfigurationError, match=r"another study of the same name .*a "
                                                  r"notebook cell run again with storage="):
         run()

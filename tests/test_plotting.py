@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,6 @@ def test_every_plot_shows_as_a_picture_in_a_notebook(name: str) -> None:
     assert isinstance(figure, matplotlib.figure.Figure)
     png = figure._repr_png_()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000
+    assert repr(figure).startswith("<Figure size ")
+    copy = pickle.loads(pickle.dumps(figure))  # it pickled before the class came
+    assert type(copy) is type(figure) and len(copy.axes) == len(figure.axes)

@@ -61,11 +61,12 @@ def resolve_root(study: Study) -> str:
         raise ConfigurationError(
             f"Expected logdir {study.logdir} to hold only the trial folders of study "
             f"{study.study_name!r} (created {mine['created']}). Received: a logdir written by "
-            f"an earlier study of the same name (created {owner.get('created')}): one in "
+            f"another study of the same name (created {owner.get('created')}): one in "
             f"memory that a re-run replaced (a notebook cell run again with storage="
-            f"':memory:'), or a study deleted and created again. Use a storage that keeps the "
-            f"study (the default SQLite file: a re-run then resumes it), pass another logdir=, "
-            f"or delete {base} if its files are no longer needed.")
+            f"':memory:'), a study deleted and created again, or one of that name in another "
+            f"storage. Use a storage that keeps the study (the default SQLite file: a re-run "
+            f"then resumes it), pass another logdir=, or delete {base} if its files are no "
+            f"longer needed.")
     if study.logdir is not None:
         raise ConfigurationError(
             f"Expected logdir {study.logdir} to hold only the trial folders of study "

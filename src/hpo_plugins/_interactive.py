@@ -17,8 +17,9 @@ __all__ = ["in_notebook", "interactive", "notebook_name"]
 def in_notebook() -> bool:
     """True in a Jupyter kernel (ipykernel's shell), where stderr is no terminal but a cell's
     output shows a progress bar well."""
-    shell = _shell()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    shell = _shell()  # ipykernel's shell class, or a subclass of it (Colab's, Spyder's)
+    return shell is not None and any(c.__name__ == "ZMQInteractiveShell"
+                                     for c in type(shell).__mro__)
 
 
 def interactive() -> bool:

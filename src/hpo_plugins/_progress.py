@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpo_plugins._frozen import (
     FrozenTrial,
@@ -21,13 +21,27 @@ if TYPE_CHECKING:
 __all__ = ["progress"]
 
 
+def _bar_class() -> Any:
+    """tqdm's widget bar in a notebook that has ``ipywidgets``, else its text bar: without
+    them ``tqdm.auto`` printed "IProgress not found" into the cell (a TqdmWarning, an error
+    under ``-W error``) before falling back to text itself."""
+    import importlib.util
+
+    if importlib.util.find_spec("ipywidgets") is None:
+        from tqdm import tqdm
+
+        return tqdm
+    from tqdm.auto import tqdm as auto
+
+    return auto
+
+
 class _Progress:
     """A tqdm bar showing trials done and the best value so far."""
 
     def __init__(self, study: Study, total: int | None, initial: int = 0, *,
                  counts_failures: bool = True) -> None:
-        from tqdm.auto import tqdm
-
+        tqdm = _bar_class()
         self._bar = tqdm(total=total, initial=initial, desc=study.study_name, unit="trial")
         #: False when the total is ``max_trials``, toward which failed trials do not count
         self._counts_failures = counts_failures

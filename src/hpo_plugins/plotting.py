@@ -121,24 +121,36 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise missing_dependency("matplotlib", "plot") from exc
-    figure: Figure = _shown_figure_class(Figure)(figsize=figsize, layout="constrained")
+    del Figure  # imported to say what is missing; the figure is of ShownFigure, its subclass
+    figure: Figure = _shown_figure_class()(figsize=figsize, layout="constrained")
     return figure
 
 
 @functools.cache
-def _shown_figure_class(base: type) -> type:
-    """``Figure`` with a ``_repr_png_``: a figure made without pyplot showed in a fresh notebook
-    as its text, ``<Figure size 800x450 with 1 Axes>``, until ``%matplotlib inline``. Where the
-    inline backend is on, its own display of figures comes first, so nothing shows twice."""
+def _shown_figure_class() -> type:
+    """matplotlib's ``Figure`` with a ``_repr_png_``: a figure made without pyplot showed in a
+    fresh notebook as its text, ``<Figure size 800x450 with 1 Axes>``, until ``%matplotlib
+    inline``. Where the inline backend is on, its own display of figures comes first, so
+    nothing shows twice. Built on first use (matplotlib is imported only then) and reachable
+    as ``hpo_plugins.plotting.ShownFigure`` (see ``__getattr__`` below), so figures pickle."""
+    from matplotlib.figure import Figure
 
-    class ShownFigure(base):
+    class ShownFigure(Figure):
         def _repr_png_(self) -> bytes:
             buffer = io.BytesIO()
             self.savefig(buffer, format="png")
             return buffer.getvalue()
 
-    ShownFigure.__qualname__ = ShownFigure.__name__ = "Figure"
+    ShownFigure.__name__ = "Figure"  # its repr: <Figure size 800x450 with 1 Axes>
+    ShownFigure.__qualname__ = "ShownFigure"  # what pickle looks up in this module
+    ShownFigure.__module__ = __name__
     return ShownFigure
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ShownFigure":  # for pickle: the class is built when matplotlib is imported
+        return _shown_figure_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _empty(axes: Axes, text: str) -> None:

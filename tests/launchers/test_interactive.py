@@ -47,6 +47,40 @@ def test_an_edited_module_runs_its_new_code_in_the_workers(
     sys.modules.pop("nb_helpers_edit", None)
 
 
+@pytest.mark.timeout(120)
+def test_two_runs_from_threads_at_a_prompt_both_finish(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first run to end stopped the pool through loky's get_reusable_executor(), which held
+    loky's lock while the other run's pool waited for it: both hung, every time."""
+    import threading
+
+    monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)
+    studies = [hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/t{i}.db",
+                                sampler=RandomSampler()) for i in range(2)]
+    errors: list[BaseException] = []
+
+    def run(study: hpo.Study, n: int) -> None:
+        try:
+            study.optimize(_half_second, n_trials=n, n_jobs=2)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(study, n)) for study, n in zip(studies, (2, 6))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(100)
+    assert not any(thread.is_alive() for thread in threads) and not errors
+    assert [len(study.trials) for study in studies] == [2, 6]
+
+
+def _half_second(params: dict[str, float]) -> float:
+    import time
+
+    time.sleep(0.5)
+    return params["x"]
+
+
 class ZMQInteractiveShell:
     """Stands for ipykernel's shell (no Jupyter kernel runs in the tests)."""
 
@@ -92,3 +126,15 @@ def test_two_notebooks_get_two_studies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JPY_SESSION_NAME", "/work/c.ipynb")  # Jupyter Server 2's variable
     _in_kernel(monkeypatch, ZMQInteractiveShell())
     assert default_study_name(objective, "f00d") not in names
+
+
+class ColabShell(ZMQInteractiveShell):
+    """Colab's and Spyder's kernels run a subclass of ipykernel's shell."""
+
+
+def test_a_kernel_whose_shell_is_a_subclass_is_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpo_plugins._interactive import in_notebook, interactive
+
+    assert not in_notebook()
+    _in_kernel(monkeypatch, ColabShell("/content/x.ipynb"))
+    assert in_notebook() and interactive()

@@ -194,6 +194,9 @@ def _run_loky(run: RunState, workers: int) -> None:
         while run.take():
             yield delayed(run_task)(run.job)
 
+    global _loky_runs
+    with _loky_runs_lock:
+        _loky_runs += 1
     try:
         with _commands_stopped_on_signals():
             while not run.exhausted():
@@ -213,21 +216,39 @@ def _run_loky(run: RunState, workers: int) -> None:
                 finally:
                     _close_quietly(results)
     finally:
-        if interactive():
+        with _loky_runs_lock:
+            _loky_runs -= 1
+            last = _loky_runs == 0
+        if last and interactive():
             _stop_reused_workers()
 
 
+#: Runs of this process on joblib's reusable loky pool now (runs from several threads share
+#: it): the pool is stopped only after the last one (see :func:`_stop_reused_workers`).
+_loky_runs = 0
+_loky_runs_lock = threading.Lock()
+
+
 def _stop_reused_workers() -> None:
-    """Stop joblib's reusable loky workers after a run at a prompt or in a notebook.
+    """Stop joblib's reusable loky workers after the last run at a prompt or in a notebook.
 
     They live on for 5 minutes to serve the next run, with every module they imported: an
     objective from a module the user edited and reloaded since (a notebook's helpers.py) ran
     its old code there, silently, while ``n_jobs=1`` ran the new one. A script runs once, so
     its workers are kept (the next ``optimize`` call of a loop reuses them).
-    """
-    from joblib.externals.loky import get_reusable_executor
 
-    get_reusable_executor().shutdown(wait=True)
+    joblib's own executor is terminated (its temporary folders cleaned as joblib does), not
+    through ``get_reusable_executor()``: that holds loky's lock while it shuts a pool down,
+    and with other arguments than joblib's it built a new pool only to stop it. The next run
+    finds the executor shut down and starts a fresh one.
+    """
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)  # joblib's MemmappingExecutor
+    if executor is None:
+        return
+    stop = getattr(executor, "terminate", None) or executor.shutdown
+    stop()
 
 
 @contextlib.contextmanager

@@ -271,10 +271,10 @@ class HPOCallbackBase:
         if trial is not None and trainer.world_size > 1 and os.getpid() != self._pid:
             from hpo_plugins._interactive import interactive
 
-            fix = ("In a notebook Lightning takes only forked strategies, so a trial here "
-                   "trains on one device: use devices=1, and n_jobs for several trials at "
-                   "once; for several devices per trial, run the training as a script "
-                   "(hpo-plugins run ... -- python train.py, see docs/parallel.md)."
+            fix = ("In a notebook (or at a prompt) Lightning takes only forked strategies, so "
+                   "a trial run in it trains on one device: use devices=1, and n_jobs for "
+                   "several trials at once; for several devices per trial, run the training "
+                   "as a script (hpo-plugins run ... -- python train.py, see docs/parallel.md)."
                    if interactive() else
                    "Use strategy='ddp_spawn' (or 'ddp' with a launcher, see "
                    "docs/lightning.md).")
