@@ -17,9 +17,7 @@ __all__ = ["in_notebook", "interactive", "notebook_name"]
 def in_notebook() -> bool:
     """True in a Jupyter kernel (ipykernel's shell), where stderr is no terminal but a cell's
     output shows a progress bar well."""
-    shell = _shell()  # ipykernel's shell class, or a subclass of it (Colab's, Spyder's)
-    return shell is not None and any(c.__name__ == "ZMQInteractiveShell"
-                                     for c in type(shell).__mro__)
+    return _is_kernel(_shell())
 
 
 def interactive() -> bool:
@@ -31,9 +29,9 @@ def interactive() -> bool:
 def notebook_name() -> str | None:
     """The file name of the running notebook where the front end says it (Jupyter Server 2's
     ``JPY_SESSION_NAME``, VS Code's ``__vsc_ipynb_file__``), else None."""
-    if not in_notebook():
-        return None
     shell = _shell()
+    if not _is_kernel(shell):
+        return None
     path = getattr(shell, "user_ns", {}).get("__vsc_ipynb_file__") or os.environ.get(
         "JPY_SESSION_NAME")
     return os.path.basename(str(path)) if path else None
@@ -44,3 +42,9 @@ def _shell() -> object | None:
     ipython = sys.modules.get("IPython")
     get = getattr(ipython, "get_ipython", None)
     return get() if callable(get) else None
+
+
+def _is_kernel(shell: object | None) -> bool:
+    """Whether ``shell`` is ipykernel's shell, or a subclass of it (Colab's, Spyder's)."""
+    return shell is not None and any(c.__name__ == "ZMQInteractiveShell"
+                                     for c in type(shell).__mro__)

@@ -160,8 +160,12 @@ def describe_object(obj: object) -> dict[str, Any]:
     object: every named constructor argument was read back and none had to be written as a
     repr (:func:`inexact_reasons` says which ones were not).
     """
-    safe, reasons = _describe_params(obj)
-    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "params": safe,
+    return _record(obj, *_describe_params(obj))
+
+
+def _record(obj: object, params: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
+    """The record :func:`describe_object` returns, from :func:`_describe_params`' result."""
+    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "params": params,
             "exact": not reasons}
 
 
@@ -187,8 +191,9 @@ def _describe_params(obj: object) -> tuple[dict[str, Any], list[str]]:
     safe: dict[str, Any] = {}
     for key, value in params.items():
         if isinstance(value, (Sampler, Pruner)):  # a wrapped plugin: described in turn
-            safe[key] = describe_object(value)
-            reasons += [f"{key}: {reason}" for reason in inexact_reasons(value)]
+            nested, nested_reasons = _describe_params(value)
+            safe[key] = _record(value, nested, nested_reasons)
+            reasons += [f"{key}: {reason}" for reason in nested_reasons]
             continue
         ok, converted = _json_form(value)
         safe[key] = converted if ok else repr(value)
