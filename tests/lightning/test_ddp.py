@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import lightning.pytorch as L
 import pytest
@@ -17,28 +16,6 @@ from hpo_plugins import TRIAL_ENV, TrialState
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning import HPOCallback
 from hpo_plugins.lightning._handover import hand_over
-
-T = TypeVar("T")
-
-
-def retry_gloo_aborts(run: Callable[[Path], T], tmp_path: Path, attempts: int = 3) -> T:
-    """``run(folder)`` in a new folder each time, again when torch aborted a spawned rank.
-
-    torch's gloo sometimes aborts rank 1 as the processes exit ("terminate called without an
-    active exception", SIGABRT), after both ranks ended ``fit`` (each wrote its record): a
-    fault of torch at teardown, seen on this 2-core machine in about one run in ten once the
-    workers import more than Lightning (a callback that only imports this package in the
-    workers does it too). The trial then fails with that exception; a run again must behave.
-    """
-    for attempt in range(attempts):
-        folder = tmp_path / f"attempt{attempt}"
-        folder.mkdir()
-        try:
-            return run(folder)
-        except Exception as exc:
-            if "terminated with signal SIGABRT" not in str(exc):
-                raise
-    pytest.fail(f"{attempts} spawned runs in a row were aborted by SIGABRT")
 
 
 def ddp_trainer(max_epochs: int, strategy: str = "ddp_spawn") -> L.Trainer:
@@ -53,17 +30,14 @@ def test_ddp_spawn_reports_on_rank_0_and_stops_every_rank(make_study: Any,
                                                           tmp_path: Path) -> None:
     """One trial pruned after epoch 1: the costly part is starting two Python processes."""
 
-    def run(folder: Path) -> tuple[Any, Path]:
-        study = make_study(f"sqlite:///{folder}/ddp.db", pruner=PruneAt(number=0, step=1))
+    folder = tmp_path
+    study = make_study(f"sqlite:///{folder}/ddp.db", pruner=PruneAt(number=0, step=1))
 
-        def objective(params: Any) -> None:
-            ddp_trainer(max_epochs=4).fit(RankRecorder(record_dir=str(folder)),
-                                          datamodule=DigitsData())
+    def objective(params: Any) -> None:
+        ddp_trainer(max_epochs=4).fit(RankRecorder(record_dir=str(folder)),
+                                      datamodule=DigitsData())
 
-        study.optimize(objective, n_trials=1)
-        return study, folder
-
-    study, folder = retry_gloo_aborts(run, tmp_path)
+    study.optimize(objective, n_trials=1)
     (trial,) = study.trials
     assert trial.state is TrialState.PRUNED  # the mark made in the worker reached the run loop
     assert sorted(trial.intermediate_values) == [0, 1]  # reports at epochs 0 and 1, then stop
@@ -71,6 +45,42 @@ def test_ddp_spawn_reports_on_rank_0_and_stops_every_rank(make_study: Any,
     assert trial.value == trial.intermediate_values[1]  # the worker's last value
     # both ranks received the decision: each stopped after epoch 1 with should_stop set
     assert {(folder / f"rank{r}.txt").read_text() for r in (0, 1)} == {"2 True\n"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_spawned_ranks_exit_cleanly_right_after_the_last_broadcast(make_study: Any,
+                                                                   tmp_path: Path) -> None:
+    """A rank exits about a millisecond after the callback's last broadcast. Without the
+    pause of ``_settle``, torch's gloo thread could still hold that broadcast's tensors and
+    abort the rank (SIGABRT) as the interpreter finalized: here about one fit in five, so six
+    fits in a row passed only about one time in four."""
+    study = make_study(f"sqlite:///{tmp_path}/exits.db")
+
+    def objective(params: Any) -> None:
+        ddp_trainer(max_epochs=1).fit(DigitsClassifier(), datamodule=DigitsData())
+
+    study.optimize(objective, n_trials=6, catch=(Exception,))
+    assert [t.fail_reason for t in study.trials if t.state is not TrialState.COMPLETE] == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_refusal_in_the_spawned_ranks_reaches_the_trial(tmp_path: Path) -> None:
+    """Every rank raises the refusal right after the setup broadcast and exits: the trial
+    fails with the refusal, not with the abort of a rank."""
+    import hpo_plugins as hpo
+
+    study = hpo.create_study({"hidden": hpo.hp.choice("hidden", [8, 16])},
+                             storage=f"sqlite:///{tmp_path}/refusal.db", direction="maximize")
+
+    def objective(params: Any) -> None:  # maximising, monitoring the default val_loss
+        ddp_trainer(max_epochs=1).fit(DigitsClassifier(), datamodule=DigitsData())
+
+    study.optimize(objective, n_trials=1, catch=(Exception,))
+    (trial,) = study.trials
+    assert trial.state is TrialState.FAIL
+    assert "HPOCallback: " in (trial.fail_reason or "") and "val_loss" in trial.fail_reason
 
 
 def test_in_memory_study_with_ddp_spawn_raises_before_workers_start(make_study: Any) -> None:
@@ -142,16 +152,12 @@ def test_lightning_objective_reads_a_never_logged_monitor_back_from_the_workers(
         trainer_kwargs={"strategy": "ddp_spawn", "accelerator": "cpu", "devices": 2,
                         "max_epochs": 2, "logger": False, "enable_progress_bar": False})
 
-    def run(folder: Path) -> str:
-        storage = f"sqlite:///{folder}/typo.db"
-        with pytest.raises(ConfigurationError) as raised:
-            hpo.minimize(objective, {"hidden": hpo.hp.choice("hidden", [8, 16])}, n_trials=3,
-                         storage=storage, study_name="typo", show_progress_bar=False)
-        assert re.search(r"lightning_objective\(monitor='val_los'\): .*did you mean "
-                         r"'val_loss'\?", str(raised.value)), raised.value
-        return storage
-
-    storage = retry_gloo_aborts(run, tmp_path)
+    storage = f"sqlite:///{tmp_path}/typo.db"
+    with pytest.raises(ConfigurationError) as raised:
+        hpo.minimize(objective, {"hidden": hpo.hp.choice("hidden", [8, 16])}, n_trials=3,
+                     storage=storage, study_name="typo", show_progress_bar=False)
+    assert re.search(r"lightning_objective\(monitor='val_los'\): .*did you mean "
+                     r"'val_loss'\?", str(raised.value)), raised.value
     (trial,) = hpo.load_study("typo", storage).trials
     assert trial.state is TrialState.FAIL
     assert "'val_los' was not logged" in (trial.fail_reason or "")

@@ -20,7 +20,8 @@ The protocol, per ``fit``:
   the trial pruned or failed; the run loop records the state after ``fit`` returns, so nothing
   is raised through Lightning and its loggers finish with status ``"success"``.
 * ``teardown("fit")``: warn (rank 0) when the fit ended without a single report, then forget
-  the trial.
+  the trial; under gloo, pause so torch's threads finish with the last broadcast before a
+  spawned rank exits (:mod:`hpo_plugins.lightning._settle`).
 
 Copies: ``copy.deepcopy`` (a copied callbacks list, ``lightning_objective(callbacks=...)``) keeps
 the same trial and starts with a fresh per-fit state; only pickling (``ddp_spawn``) replaces the
@@ -49,6 +50,7 @@ from hpo_plugins.context import current_trial_or_none, pushed_elsewhere, pushed_
 from hpo_plugins.exceptions import ConfigurationError
 from hpo_plugins.lightning._handover import hand_over, open_trial
 from hpo_plugins.lightning._loggers import quiet_hp_metric
+from hpo_plugins.lightning._settle import settle_collectives
 
 if TYPE_CHECKING:
     from hpo_plugins.trial import Trial
@@ -171,6 +173,7 @@ class HPOCallbackBase:
             (self._bound is not None, refusal, ended), src=0)
         if refusal is not None:
             self._forget()
+            settle_collectives()  # every rank raises, and a spawned rank then exits
             raise ConfigurationError(f"HPOCallback: {refusal}")
         self._active = bool(active)
         if ended:  # a fit after the decision (say a continued Trainer): it must not train on
@@ -235,6 +238,7 @@ class HPOCallbackBase:
             if trainer.is_global_zero:  # the trial's reason quotes it if nothing else reports
                 self._bound.set_system_attr(NOTHING_REPORTED_ATTR, message)
         self._forget()
+        settle_collectives()  # a rank that ddp_spawn started exits right after fit
 
     # -- rank 0 -------------------------------------------------------------------------------
 
