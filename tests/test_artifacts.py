@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,22 @@ def test_a_study_name_never_leads_its_folder_out_of_hpo_runs(tmp_path: Path, nam
     study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/a.db", study_name=name)
     log = _write_in_trial_dir(study, "a")
     assert log == tmp_path / "hpo_runs" / folder / "trial_0000" / "stdout.log"
+
+
+def test_a_study_name_too_long_for_a_folder_still_gets_trial_folders(tmp_path: Path) -> None:
+    """A name of more than 255 bytes (400 here: 200 two-byte letters) failed every trial that
+    used its folder with OSError "File name too long". The folder is cut short, with a hash of
+    the whole name: two long names that start alike keep apart; a short part stays as is."""
+    long_names = ["sweep/" + "é" * 200 + end for end in ("a", "b")]
+    logs = [_write_in_trial_dir(hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/a.db",
+                                                 study_name=name), name[-1])
+            for name in long_names]
+    folders = [log.parent.parent for log in logs]
+    assert [f.parent for f in folders] == [tmp_path / "hpo_runs" / "sweep"] * 2
+    assert folders[0] != folders[1]
+    assert all(f.name.startswith("é" * 90) and len(os.fsencode(f.name)) <= 200
+               for f in folders)
+    assert [log.read_text() for log in logs] == ["a", "b"]
 
 
 def test_a_study_of_the_same_name_in_another_storage_gets_its_own_folder(

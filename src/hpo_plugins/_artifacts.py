@@ -23,6 +23,7 @@ trial folder there.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -112,8 +113,35 @@ def folder_name(name: str) -> str:
     inside = os.path.normpath(flat) if flat else "."
     if (not os.path.isabs(flat) and not os.path.splitdrive(name)[0] and inside != "."
             and inside != ".." and not inside.startswith("../")):
-        return name
-    return "_" + flat.replace("/", "_").lstrip("_")
+        return _fit_components(name)
+    return _fit_components("_" + flat.replace("/", "_").lstrip("_"))
+
+
+#: The longest folder name most file systems take (ext4, APFS, NTFS: 255 bytes or units).
+_NAME_MAX = 255
+#: What a longer one is cut to, leaving room for the ``-<creation time>`` of a taken root.
+_CUT_TO = 200
+
+
+def _fit_components(path: str) -> str:
+    """``path`` with each ``/``-separated part longer than :data:`_NAME_MAX` bytes cut short
+    and given a hash of the whole part, so a study with a very long name (say one made of its
+    parameters) still gets folders, and two long names that share a beginning get different
+    ones. Shorter parts are kept as they are: their folders do not move.
+
+    Example:
+        >>> folder = _fit_components("a/" + "x" * 300)
+        >>> folder.split("/")[0], len(folder.split("/")[1]), folder.split("~")[1]
+        ('a', 200, '0d4e2ca9e9cb')
+    """
+    parts = path.split("/")
+    for index, part in enumerate(parts):
+        encoded = os.fsencode(part)
+        if len(encoded) > _NAME_MAX:
+            digest = hashlib.sha256(encoded).hexdigest()[:12]
+            keep = encoded[:_CUT_TO - len(digest) - 1].decode("utf-8", "ignore")
+            parts[index] = f"{keep}~{digest}"
+    return "/".join(parts)
 
 
 _identities: weakref.WeakKeyDictionary[Study, dict[str, Any]] = weakref.WeakKeyDictionary()
