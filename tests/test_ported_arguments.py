@@ -105,3 +105,56 @@ def test_a_foreign_argument_error_is_also_a_type_error_as_pythons_own() -> None:
         MedianPruner(5, 3)  # type: ignore[misc]
     with pytest.raises(TypeError, match=r"Expected no `seed` in TPESampler"):
         TPESampler(seed=0)  # type: ignore[call-arg]  # Optuna's reflex
+
+
+# -- attributes of Optuna's Study and Trial, and of Hyperopt's Trials ---------------------------
+
+def test_each_foreign_study_attribute_names_ours_and_exists_where_it_comes_from() -> None:
+    import hyperopt
+
+    from hpo_plugins._ported import STUDY_ATTRIBUTES
+
+    study = hpo.create_study(SPACE, storage=":memory:")
+    for name, hint in STUDY_ATTRIBUTES.items():
+        # an entry for a name its library does not have would be a made-up hint
+        assert hasattr(optuna.Study, name) or hasattr(hyperopt.Trials, name), name
+        with pytest.raises(AttributeError) as raised:
+            getattr(study, name)
+        assert str(raised.value) == f"'Study' object has no attribute {name!r}: use {hint}."
+        assert raised.value.name == name and raised.value.obj is study
+        assert not hasattr(study, name)
+    # what the hints point to exists
+    for ours in ("enqueue", "add_trial", "best_trial", "direction", "metric", "user_attrs",
+                 "trials", "best_params"):
+        assert hasattr(hpo.Study, ours) or ours in vars(study), ours
+
+
+def test_optuna_suggest_calls_on_a_running_trial_point_to_the_space() -> None:
+    from hpo_plugins._ported import TRIAL_ATTRIBUTES
+
+    study = hpo.create_study(SPACE, storage=":memory:")
+    trial = study.ask()
+    for name in TRIAL_ATTRIBUTES:
+        assert hasattr(optuna.trial.Trial, name), name
+    with pytest.raises(AttributeError, match=r"'Trial' object has no attribute 'suggest_float': "
+                                             r"use a parameter of the search space"):
+        trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    assert trial.study.space is study.space  # what the 'distributions' hint names
+
+
+def test_other_missing_attributes_keep_python_s_error_and_a_property_s_own() -> None:
+    study = hpo.create_study(SPACE, storage=":memory:")
+    with pytest.raises(AttributeError) as raised:
+        study.bets_trial  # noqa: B018  (a typo: Python's own message, nothing made up)
+    assert str(raised.value) == "'Study' object has no attribute 'bets_trial'"
+    assert getattr(study, "bets_trial", "default") == "default"
+
+    class Broken(hpo.Study):
+        @property
+        def artifact_root(self) -> str:
+            raise AttributeError("inner: a bug inside the property")
+
+    study.__class__ = Broken
+    # without care, __getattr__ would report "no attribute 'artifact_root'" and hide the bug
+    with pytest.raises(AttributeError, match="inner: a bug inside the property"):
+        study.artifact_root  # noqa: B018

@@ -22,7 +22,8 @@ from hpo_plugins._text import short_repr
 from hpo_plugins.exceptions import ForeignArgumentError
 
 __all__ = ["FMIN_ARGUMENTS", "KERAS_TUNER_ARGUMENTS", "PRUNER_ARGUMENTS", "SAMPLER_ARGUMENTS",
-           "check_constructor_call", "plugin_hint", "ported_arguments", "seed_hint"]
+           "STUDY_ATTRIBUTES", "TRIAL_ATTRIBUTES", "check_constructor_call", "foreign_attribute",
+           "plugin_hint", "ported_arguments", "seed_hint"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -240,3 +241,47 @@ def seed_hint(seed: object) -> str:
         return (" A random generator is not a seed: pass the integer you would have seeded it "
                 "with (np.random.default_rng(0), Hyperopt's rstate, becomes seed=0).")
     return ""
+
+
+#: Attributes of Optuna's ``Study`` and Hyperopt's ``Trials`` that ``Study`` names otherwise.
+STUDY_ATTRIBUTES: Mapping[str, str] = {
+    "enqueue_trial": "study.enqueue(params), with the natural values of one point (Optuna's "
+                     "enqueue_trial)",
+    "add_trials": "study.add_trial(params, value) for each finished trial (Optuna's add_trials)",
+    "best_trials": "study.best_trial: a study has one objective, so one best trial (Optuna's "
+                   "best_trials)",
+    "directions": "study.direction: a study has one objective (Optuna's directions)",
+    "metric_names": "study.metric, the name of the reported value, set by "
+                    "create_study(metric=...) (Optuna's metric_names)",
+    "set_metric_names": "create_study(metric='val_loss'): the name is part of the study "
+                        "(Optuna's set_metric_names)",
+    "losses": "[t.value for t in study.trials] (Hyperopt's Trials.losses())",
+    "results": "study.trials: each FrozenTrial has state, value, params and user_attrs "
+               "(Hyperopt's Trials.results)",
+    "statuses": "[t.state for t in study.trials] (Hyperopt's Trials.statuses())",
+    "argmin": "study.best_params (natural values), or study.best_trial.params (Hyperopt's "
+              "Trials.argmin)",
+    "vals": "[t.params for t in study.trials] (Hyperopt's Trials.vals)",
+}
+
+#: Optuna's ``Trial`` methods that a running ``Trial`` has no equivalent of, or names otherwise.
+TRIAL_ATTRIBUTES: Mapping[str, str] = {
+    **{f"suggest_{kind}": "a parameter of the search space: the objective receives its value "
+                          "in params (Optuna's define-by-run suggest_* has no equivalent; "
+                          "see docs/guide.md, 'Coming from Optuna')"
+       for kind in ("float", "int", "categorical", "uniform", "loguniform",
+                    "discrete_uniform")},
+    "distributions": "trial.study.space, the search space every trial is drawn from "
+                     "(Optuna's distributions)",
+}
+
+
+def foreign_attribute(owner: object, name: str, renamed: Mapping[str, str]) -> Any:
+    """``owner.name`` for a name that plain lookup did not find (``__getattr__``): an
+    ``AttributeError`` that names our equivalent when ``name`` is another library's; else the
+    lookup again, which raises Python's own error (or the one a property raised: ``__getattr__``
+    would hide it), so ``hasattr`` and ``getattr(obj, name, default)`` behave as always."""
+    if name in renamed:
+        raise AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}: use "
+                             f"{renamed[name]}.", name=name, obj=owner)
+    return object.__getattribute__(owner, name)

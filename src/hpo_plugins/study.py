@@ -27,7 +27,12 @@ from hpo_plugins._frozen import (
 )
 from hpo_plugins._numbers import optional_count, read_number
 from hpo_plugins._observers import TrialObserver, notify
-from hpo_plugins._ported import FMIN_ARGUMENTS, ported_arguments
+from hpo_plugins._ported import (
+    FMIN_ARGUMENTS,
+    STUDY_ATTRIBUTES,
+    foreign_attribute,
+    ported_arguments,
+)
 from hpo_plugins._process import refuse_in_importing_worker
 from hpo_plugins._results import json_values, read_result_dict, store_other_keys
 from hpo_plugins._study_checks import (
@@ -135,6 +140,12 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.study_name!r}, direction={self.direction.value!r})"
+
+    if not TYPE_CHECKING:  # type checkers still refuse every unknown name
+
+        def __getattr__(self, name: str) -> Any:
+            """Name ours for an Optuna ``Study`` or Hyperopt ``Trials`` attribute."""
+            return foreign_attribute(self, name, STUDY_ATTRIBUTES)
 
     def __getstate__(self) -> dict[str, Any]:
         """Launchers ship studies to worker processes: the logdir's TensorBoard observer is

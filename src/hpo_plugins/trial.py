@@ -20,6 +20,7 @@ from hpo_plugins._frozen import (
 )
 from hpo_plugins._numbers import read_number, read_step
 from hpo_plugins._observers import notify
+from hpo_plugins._ported import TRIAL_ATTRIBUTES, foreign_attribute
 from hpo_plugins.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -83,6 +84,12 @@ class Trial:
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, study={self.study.study_name!r})"
+
+    if not TYPE_CHECKING:  # type checkers still refuse every unknown name
+
+        def __getattr__(self, name: str) -> Any:
+            """Name ours for an Optuna ``Trial`` method (``suggest_float``...)."""
+            return foreign_attribute(self, name, TRIAL_ATTRIBUTES)
 
     # -- parameters ---------------------------------------------------------------------------
 
