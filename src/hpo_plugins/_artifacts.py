@@ -37,7 +37,7 @@ from hpo_plugins.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from hpo_plugins.study import Study
 
-__all__ = ["MARKER", "claim_root", "resolve_root"]
+__all__ = ["MARKER", "claim_root", "read_owner", "resolve_root"]
 
 _logger = logging.getLogger(__name__)
 
@@ -157,6 +157,12 @@ def _identity(study: Study) -> dict[str, Any]:
             "study": study.study_name,
             "created": created.isoformat() if created is not None else None}
     return identity
+
+
+def read_owner(root: str) -> dict[str, Any] | None:
+    """The study recorded as the owner of ``root`` (``{"study": name, "created": ISO time}``),
+    or None when the folder has no marker (no trial folder made yet, or an older study)."""
+    return _read(root)
 
 
 def _read(root: str) -> dict[str, Any] | None:

@@ -107,3 +107,47 @@ def test_delete_names_each_logdir_of_a_moved_study_not_their_parent(
     assert out.splitlines()[-1].startswith(
         f"Files the trials wrote are left on disk: {tmp_path / 'runs' / 'b'}, "
         f"{tmp_path / 'runs' / 'a'}. A new study of this name will not write there"), out
+
+
+def test_delete_of_a_copy_does_not_claim_the_original_s_folders(
+        cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy's trials keep the paths the original's trials wrote: deleting the copy named
+    the original's live folders as its own files, to delete."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path}/copies.db"
+
+    def objective(params: dict[str, float]) -> float:
+        return params["x"] + 0 * len(hpo.current_trial().log_dir)
+
+    hpo.minimize(objective, {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=2, storage=url,
+                 study_name="orig", logdir=str(tmp_path / "runs" / "orig"))
+    hpo.copy_study("orig", url, url, to_study_name="copy2")
+    code, out, _ = cli("delete", "--study", "copy2", "--yes", "--storage", url)
+    assert code == EXIT_OK
+    assert "Files the trials wrote are left on disk" not in out, out
+    store = hpo.storages.get_storage(url)
+    try:
+        created = store.get_study(store.get_study_id("orig")).datetime_created
+    finally:
+        store.close()
+    assert created is not None
+    assert out.splitlines()[-1] == (
+        f"Folders its trials name that belong to another study, which this one was probably "
+        f"copied from: {tmp_path / 'runs' / 'orig'} (study 'orig', created "
+        f"{created.isoformat()}). Keep them for that study.")
+    # the original's own deletion still names them as its files
+    code, out, _ = cli("delete", "--study", "orig", "--yes", "--storage", url)
+    assert f"Files the trials wrote are left on disk: {tmp_path / 'runs' / 'orig'}." in out
+
+
+def test_ctrl_d_at_the_question_deletes_nothing(cli: Run, url: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):  # at its end: input() raises EOFError, as after Ctrl-D
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal(""))
+    code, out, err = cli("delete", "--study", "plain", "--storage", url)
+    assert (code, err) == (EXIT_OK, "")
+    assert "Nothing deleted." in out
+    assert _names(url) == ["demo", "plain"]

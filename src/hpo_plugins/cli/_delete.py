@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from hpo_plugins._artifacts import read_owner
 from hpo_plugins._frozen import FrozenTrial, TrialState
 from hpo_plugins.cli._base import (
     EXIT_OK,
@@ -47,12 +48,20 @@ def _run(args: argparse.Namespace) -> int:
             echo("Nothing deleted.")
             return EXIT_OK
         folders = _folders(info.attrs.get("logdir"), store.get_all_trials(study_id))
+        created = info.datetime_created
+        me = {"study": args.study, "created": created.isoformat() if created else None}
         store.delete_study(study_id)
     echo(f"Deleted {what}.")
-    if folders:
-        echo(f"Files the trials wrote are left on disk: {', '.join(folders)}. A new study of "
+    mine = [f for f in folders if read_owner(f) in (None, me)]
+    others = [f"{f} (study {owner.get('study')!r}, created {owner.get('created')})"
+              for f in folders if (owner := read_owner(f)) not in (None, me)]
+    if mine:
+        echo(f"Files the trials wrote are left on disk: {', '.join(mine)}. A new study of "
              f"this name will not write there (with a logdir, pass another one or delete the "
              f"folder first).")
+    if others:  # a copy's trials keep the paths of the study they were copied from
+        echo(f"Folders its trials name that belong to another study, which this one was "
+             f"probably copied from: {', '.join(others)}. Keep them for that study.")
     return EXIT_OK
 
 
@@ -77,7 +86,11 @@ def _confirmed(what: str) -> bool:
     if not sys.stdin.isatty():
         raise CLIError(f"about to delete {what}, and stdin is not a terminal to ask on: pass "
                        f"--yes to delete without asking.", EXIT_USAGE)
-    answer = input(f"Delete {what}? This cannot be undone. [y/N] ")
+    try:
+        answer = input(f"Delete {what}? This cannot be undone. [y/N] ")
+    except EOFError:  # Ctrl-D: no answer is a no
+        echo("")
+        return False
     return answer.strip().lower() in ("y", "yes")
 
 
