@@ -7,9 +7,11 @@ The command serving a logdir (and stopping on SIGTERM) is tested end to end in
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -142,3 +144,37 @@ def test_the_server_ignores_modules_in_the_working_directory(tmp_path: Any) -> N
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr
     assert "--logdir" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_closed_terminal_stops_the_server_too(url: str) -> None:
+    """SIGHUP (a closed terminal, a dropped ssh session) ended the command at once and left
+    the server, in a session of its own, running and holding the port; now it is stopped as
+    on SIGTERM, and the command exits 129 (128 + SIGHUP)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])  # free once closed
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hpo_plugins.cli", "tensorboard", "--study", "demo",
+         "--storage", url, "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not _answers(port):
+            assert process.poll() is None and time.monotonic() < deadline, "no server"
+            time.sleep(0.3)
+        process.send_signal(signal.SIGHUP)
+        assert process.wait(timeout=30) == 129
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not _answers(port)  # the server is gone with the command
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0

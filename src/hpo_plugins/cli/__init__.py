@@ -17,7 +17,8 @@
 Every command takes ``--storage URL`` (default: ``$HPO_PLUGINS_STORAGE``, else
 ``sqlite:///hpo.db``), ``--verbose`` and ``--help``. Exit codes: 0 success, 1 failure at run time,
 2 bad command line, 3 storage or study not found, 130 interrupted (Ctrl-C), 143 terminated
-(SIGTERM, during ``run``); errors are one line on stderr.
+(SIGTERM, during ``run`` and ``tensorboard``), 129 hung up (SIGHUP: the terminal closed, during
+the same two); errors are one line on stderr.
 
 A command is a :class:`~hpo_plugins.cli._base.Command` record listed in :data:`COMMANDS`; adding
 one (``run``, for script mode) is one module and one entry there.
@@ -93,7 +94,8 @@ def build_parser(commands: Sequence[Command] | None = None) -> argparse.Argument
         prog=_PROG, description="Explore hpo_plugins studies: list them, show their trials, "
         "export them, plot them, open them in TensorBoard, copy them, delete them.",
         epilog="Exit codes: 0 ok, 1 failure, 2 bad usage, 3 storage or study not found, "
-        "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).")
+        "130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP: the "
+        "terminal closed).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     # also before the command (`hpo-plugins --storage URL studies`, as Optuna's CLI takes it)
     parser.add_argument("--storage", metavar="URL", dest="global_storage",

@@ -19,7 +19,6 @@ from typing import Any
 from hpo_plugins.cli._base import (
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_TERMINATED,
     CLIError,
     Command,
     Terminated,
@@ -143,8 +142,8 @@ def _free_port_hint(family: int, kind: int, address: tuple[Any, ...]) -> str:
 
 def _serve(command: list[str]) -> tuple[int, int | None]:
     """Run the server until it exits or this process is stopped: the server's exit code, and
-    this command's exit status when Ctrl-C (130) or SIGTERM (143) stopped it (else None), as
-    the exit-code table of ``hpo-plugins --help`` says for every command."""
+    this command's exit status when Ctrl-C (130), SIGTERM (143) or SIGHUP (129) stopped it
+    (else None), as the exit-code table of ``hpo-plugins --help`` says for every command."""
     # Its own process group, so that stopping it also stops TensorBoard's data server.
     server = subprocess.Popen(command, start_new_session=True)
     with _sigterm_as_terminated():
@@ -152,8 +151,8 @@ def _serve(command: list[str]) -> tuple[int, int | None]:
             return server.wait(), None
         except KeyboardInterrupt:
             return EXIT_OK, EXIT_INTERRUPTED
-        except Terminated:
-            return EXIT_OK, EXIT_TERMINATED
+        except Terminated as stopped:
+            return EXIT_OK, 128 + int(getattr(signal, str(stopped.args[0]), signal.SIGTERM))
         finally:
             _stop(server)
 
@@ -170,20 +169,24 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def _sigterm_as_terminated() -> Iterator[None]:
-    """Let ``kill`` stop the server too, rather than orphan it."""
+    """Let ``kill`` (SIGTERM) and a closed terminal or dropped ssh session (SIGHUP) stop the
+    server too, rather than orphan it: in a session of its own, the server never gets the
+    terminal's SIGHUP, and it kept its port after this command was gone."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise Terminated("SIGTERM")
+        raise Terminated(signal.Signals(signum).name)
 
+    caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        previous = {signum: signal.signal(signum, interrupt) for signum in caught}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 TENSORBOARD = Command(
