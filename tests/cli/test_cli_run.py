@@ -446,7 +446,11 @@ def test_a_stopped_run_fails_its_trials_and_stops_what_the_command_started(
             if run.poll() is None:
                 run.kill()
     assert _wait_for(lambda: not any(_alive(pid) for pid in pids), 5), "a grandchild survived"
-    assert (tmp_path / "err").read_text().strip().splitlines()[-1].startswith(message)
+    errors = (tmp_path / "err").read_text()
+    assert errors.strip().splitlines()[-1].startswith(message)
+    # nothing after it either: Python 3.11's exit hook could race a killed slot's manager
+    # thread ("Exception ignored ... Bad file descriptor"), seen once in 30 Ctrl-C'd runs
+    assert "Traceback" not in errors and "Exception ignored" not in errors, errors
     trials = hpo.load_study("s", db).trials
     assert [t.state for t in trials] == [hpo.TrialState.FAIL] * int(jobs)
     assert {t.fail_reason for t in trials} == {reason}

@@ -349,12 +349,34 @@ def _run_slots(run: RunState, slots: list[str | None], fresh: bool) -> None:
         try:  # first, all at once: the script-mode commands of busy slots get their grace
             stop_worker_commands([pid for index in busy for pid in _pids(executors[index])])
         finally:  # also when a second Ctrl-C cuts the grace short
+            managers = []
             for index, executor in enumerate(executors):
                 if index in busy:  # kill first: shutdown() forgets the executor's processes
                     _kill(executor)
+                    managers.append(getattr(executor, "_executor_manager_thread", None))
                 # an idle slot is shut down in order (wait=True): without waiting, its manager
                 # thread may still replace a process that just exited and find the pool gone
                 executor.shutdown(wait=index not in busy, cancel_futures=True)
+            _let_managers_close(managers)
+
+
+#: How long a stopped run waits, in all, for the manager threads of its killed slots.
+_MANAGERS_JOIN_S = 5.0
+
+
+def _let_managers_close(managers: list[threading.Thread | None]) -> None:
+    """Wait (briefly) for the manager threads of killed slots to notice and close their pipes.
+
+    ``shutdown(wait=False)`` returns while such a thread still runs. Were the process to exit
+    then (a Ctrl-C'd ``hpo-plugins run``), Python 3.11's exit hook could write to the thread's
+    wake-up pipe as the thread closed it, and print "Exception ignored ... OSError: [Errno 9]
+    Bad file descriptor" after the run's own last line (the pipe gained a lock in later
+    Pythons, CPython gh-125451). Its processes are killed, so the thread ends within moments.
+    """
+    deadline = time.monotonic() + _MANAGERS_JOIN_S
+    for manager in managers:
+        if manager is not None:
+            manager.join(max(0.0, deadline - time.monotonic()))
 
 
 def _slot_name(index: int, gpu: str | None) -> str:
