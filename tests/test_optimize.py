@@ -227,9 +227,9 @@ def test_an_always_failing_objective_cannot_loop_forever() -> None:
 def test_timeout_stops_starting_trials() -> None:
     study = _study()
     started = time.monotonic()
-    study.optimize(lambda p: time.sleep(0.1) or 1.0, timeout=0.35)
-    assert 3 <= len(study.trials) <= 5
-    assert time.monotonic() - started < 2
+    study.optimize(lambda p: time.sleep(0.1) or 1.0, timeout=1.0)
+    assert 3 <= len(study.trials) <= 11  # 10 at most in 1 s, and one started at its end
+    assert time.monotonic() - started < 3
 
 
 def test_callbacks_run_after_each_trial() -> None:
@@ -533,12 +533,12 @@ def test_a_heartbeat_that_fails_once_goes_on_beating(tmp_path: Path,
     """A transient storage error used to stop the heartbeat for good, and another worker
     failed the still-running trial once its grace period had passed."""
     storage = _BlinkingStorage(f"sqlite:///{tmp_path}/blink.db")
-    study = _study(storage, heartbeat_interval=0.05, grace_period=0.3)
+    study = _study(storage, heartbeat_interval=0.05, grace_period=1.0)
     seen = []
 
     def objective(params: dict[str, float]) -> float:
-        time.sleep(0.6)  # twice the grace period: it survives only if the beats go on
-        seen.append(study.storage.fail_stale_trials(study.study_id, 0.3))  # another worker
+        time.sleep(2.0)  # twice the grace period: it survives only if the beats go on
+        seen.append(study.storage.fail_stale_trials(study.study_id, 1.0))  # another worker
         return params["x"]
 
     with caplog.at_level(logging.INFO, logger="hpo_plugins._optimize"):
@@ -599,7 +599,8 @@ def test_a_worker_waiting_for_its_siblings_last_trials_says_so_at_info(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The usual end of a parallel run: a worker finds the study full while the other workers
     of its run finish their trials; not worth a warning."""
-    study = _study(f"sqlite:///{tmp_path}/end.db", heartbeat_interval=0.1, grace_period=0.4)
+    # the sibling's beats keep it alive well past its tell (a loaded machine may be late)
+    study = _study(f"sqlite:///{tmp_path}/end.db", heartbeat_interval=0.5, grace_period=2.0)
     run = {"run_id": "r1"}
     sibling = study.ask(heartbeat=True, system_attrs=run)
     finish = threading.Timer(0.3, lambda: study.tell(sibling, 1.0))  # it finishes soon

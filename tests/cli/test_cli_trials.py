@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,7 @@ def test_a_running_trial_shows_its_last_report_and_how_long_it_has_run(
     running.report(0.75, 3)
     running.report(0.2312345, 12)
     study.ask()  # running, nothing reported yet
+    time.sleep(0.5)  # so it has run longer than trial 0 took, even if that tell was slow
     code, out, _ = cli("trials", "--study", "live", "--storage", url, "--sort", "duration",
                        "--limit", "2")
     assert [row[0] for row in _table(out)[1:]] == ["1", "2"]  # the running ones, the longest first
