@@ -205,3 +205,31 @@ def test_alternating_failures_do_not_stop_a_parallel_run(tmp_path: Path) -> None
     states = [t.state for t in study.trials]
     assert len(states) == 6 and states.count(TrialState.COMPLETE) == 3, states
     study.storage.close()
+
+
+def test_trials_that_a_stop_of_the_run_failed_are_not_failures_in_a_row(tmp_path: Path) -> None:
+    """Two Ctrl-C'd runs and one stopped by SIGTERM left three FAIL trials: the next run,
+    whose every trial failed, stopped at its first failure (3 "in a row") although the
+    set-up had failed once. A stop of the run says nothing about the set-up."""
+    from hpo_plugins.cli._base import Terminated
+
+    study = hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/stops.db",
+                             sampler=RandomSampler())
+
+    def stopped(params: dict[str, Any]) -> float:
+        raise KeyboardInterrupt if hpo.current_trial().number < 2 else Terminated("SIGTERM")
+
+    for _ in range(3):
+        with pytest.raises((KeyboardInterrupt, Terminated)):
+            study.optimize(stopped, n_trials=1)
+
+    def broken(params: dict[str, Any]) -> float:
+        raise ValueError("a wrong data path")
+
+    with pytest.raises(TooManyFailuresError, match=r"trials in a row failed \(trials 3, 4, 5\)"):
+        study.optimize(broken, n_trials=10, catch=(ValueError,), callbacks=[FailureStop(3)])
+    reasons = [t.fail_reason or "" for t in study.trials]
+    assert [r.split(" (")[0] for r in reasons[:3]] == ["interrupted by the user"] * 2 + [
+        "stopped by SIGTERM"]
+    assert len(reasons) == 6 and all("a wrong data path" in r for r in reasons[3:])
+    study.storage.close()

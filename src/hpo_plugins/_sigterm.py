@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["STOPS_THE_RUN", "exception_text", "exit_as_sigterm", "sigterm_reason",
-           "stopped_by_sigterm"]
+__all__ = ["INTERRUPTED_BY_USER", "STOPS_THE_RUN", "exception_text", "exit_as_sigterm",
+           "sigterm_reason", "stopped_by_sigterm", "stopped_from_outside"]
+#: How the reason of a trial that Ctrl-C stopped begins, wherever it was stopped.
+INTERRUPTED_BY_USER = "interrupted by the user"
 #: The attribute, True, of a signal handler that stops the run by raising (the CLI's SIGTERM
 #: and SIGHUP one): a parallel run wraps only such handlers, and Python's default Ctrl-C one,
 #: to give the workers' script-mode commands their grace first. A handler that returns (a
@@ -57,3 +59,13 @@ def exit_as_sigterm(exc: BaseException) -> None:
     status 0 as success would never start the run that retries the lost trial."""
     if isinstance(exc, SystemExit) and exc.code is None:
         exc.code = 128 + signal.SIGTERM
+
+
+def stopped_from_outside(reason: str | None) -> bool:
+    """Whether a FAIL trial's ``reason`` says the run was stopped around it (Ctrl-C, or
+    SIGTERM/SIGHUP: see :func:`sigterm_reason`), rather than that the trial itself failed.
+    Such a trial says nothing about the set-up, so a streak of failures skips it
+    (:class:`~hpo_plugins.stoppers.FailureStop`)."""
+    text = reason or ""
+    return text.startswith(INTERRUPTED_BY_USER) or (
+        text.startswith("stopped by SIG") and "counted as lost" in text)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from hpo_plugins._checks import check_bool, check_int, check_real
 from hpo_plugins._frozen import Direction, FrozenTrial, TrialState
+from hpo_plugins._sigterm import stopped_from_outside
 from hpo_plugins._text import clip
 from hpo_plugins.exceptions import TooManyFailuresError
 
@@ -105,7 +106,9 @@ class FailureStop:
     failed trial back to the last trial before it that did not fail (COMPLETE, PRUNED, or
     still RUNNING or WAITING: a trial running in another worker breaks it, as it may yet
     succeed), so a parallel run stops where the same trials run one by one would. Failures of
-    every kind count, a diverged (NaN) result and a lost worker too. When the streak reaches
+    every kind count, a diverged (NaN) result and a lost worker too, except the trials that a
+    stop of the run failed (Ctrl-C, SIGTERM, SIGHUP): they say nothing about the set-up, so
+    they are skipped, neither counted nor breaking the streak. When the streak reaches
     ``max_failures`` the run starts no new trial, lets the trials other workers are running
     finish, and then ``optimize`` raises :class:`~hpo_plugins.exceptions.TooManyFailuresError` (with
     ``error=False`` it logs a warning and returns). As Keras Tuner's
@@ -144,8 +147,12 @@ class FailureStop:
     @staticmethod
     def failures_in_a_row(trials: list[FrozenTrial]) -> list[FrozenTrial]:
         """The FAIL trials up to the highest-numbered one of ``trials``, back to the last
-        trial before it that did not fail (in any state, a running one too), by number."""
-        ordered = sorted(trials, key=lambda t: t.number)
+        trial before it that did not fail (in any state, a running one too), by number; a
+        trial failed by a stop of the run (Ctrl-C, SIGTERM) is skipped."""
+        ordered = sorted((t for t in trials
+                          if not (t.state is TrialState.FAIL
+                                  and stopped_from_outside(t.fail_reason))),
+                         key=lambda t: t.number)
         last = max((t.number for t in ordered if t.state is TrialState.FAIL), default=-1)
         streak: list[FrozenTrial] = []
         for frozen in ordered:

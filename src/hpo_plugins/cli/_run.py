@@ -111,8 +111,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         "again, with the same params, up to N times (default 0)")
     parser.add_argument("--max-failures", type=integer_at_least(1), metavar="N",
                         help="stop the run once N trials in a row have failed (their commands "
-                        "exited non-zero, or their workers died), exit status 1; default: "
-                        "run every trial")
+                        "exited non-zero, or their workers died; trials an earlier run left "
+                        "failed count too, those stopped by Ctrl-C or a signal do not), exit "
+                        "status 1; default: run every trial")
     parser.add_argument("script", nargs=argparse.REMAINDER, metavar="COMMAND",
                         help="the command to run per trial, after --")
 
