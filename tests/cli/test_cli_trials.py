@@ -51,8 +51,9 @@ def test_the_reason_column_is_one_clipped_line_and_only_when_a_trial_failed(
                  study_name="r", catch=RuntimeError)
     header, ok, failed = cli("trials", "--study", "r", "--storage", url)[1].splitlines()
     assert header.split()[-1] == "reason" and ok.endswith(" -")
-    # the head gives way (down to a third of the width) to the reason's last line
-    assert failed.endswith("RuntimeError: com... | " + "x" * 34 + "...")
+    # the head gives way (down to a third of the width) to the reason's last line, which
+    # keeps its start and its end (where an error line's cause usually is)
+    assert failed.endswith("RuntimeError: com... | " + "x" * 11 + "..." + "x" * 23)
     assert len(failed) - failed.index("RuntimeError") == 60
     assert "reason" not in cli("trials", "--study", "r", "--storage", url,
                                "--state", "COMPLETE")[1]
@@ -195,3 +196,15 @@ def test_a_running_trial_shows_its_last_report_and_how_long_it_has_run(
         assert rows["1"][4].endswith("s")  # the time run so far
         assert rows["2"][1:3] == ["RUNNING", "-"]
         assert rows["0"][1:3] == ["COMPLETE", "0.5"]
+
+
+def test_a_long_stderr_line_keeps_its_cause_in_the_reason_column() -> None:
+    """A command run as a venv's interpreter path (as the docs advise) put the cause past the
+    60 characters: "ScriptFailed: com... | /work/main/.venv/bin/python: can't..."."""
+    from hpo_plugins.cli._table import short_reason
+
+    reason = ("ScriptFailed: command exited with status 2; stderr tail:\n/work/main/.venv/bin/"
+              "python: can't open file '/work/x/nosuch.py': [Errno 2] No such file or directory")
+    shown = short_reason(reason, lines=1, width=60)
+    assert len(shown) == 60 and shown.startswith("ScriptFailed: com... | /work/")
+    assert shown.endswith("such file or directory")

@@ -99,5 +99,21 @@ def short_reason(reason: str | None, lines: int = 3, width: int | None = None) -
         return head + sep + tail
     room = max(width - len(" | ") - len(tail), min(len(head), width // 3))
     sep = sep if room >= len(head) else " | "  # a clipped head no longer ends with ":"
-    return clip(head, room) + sep + clip(tail, width - min(room, len(head)) - len(sep))
+    return clip(head, room) + sep + _clip_middle(tail, width - min(room, len(head)) - len(sep))
+
+
+def _clip_middle(text: str, most: int) -> str:
+    """``text`` cut to ``most`` characters in its middle: an error line's start names the
+    error, its end often the cause (``... [Errno 2] No such file or directory``).
+
+    Example:
+        >>> _clip_middle("python: can't open file 'nosuch.py': [Errno 2] No such file", 40)
+        "python: can'...': [Errno 2] No such file"
+    """
+    if len(text) <= most:
+        return text
+    if most <= 3:
+        return clip(text, most)
+    start = (most - 3) // 3
+    return text[:start] + "..." + text[len(text) - (most - 3 - start):]
 
