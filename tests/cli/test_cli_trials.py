@@ -208,3 +208,25 @@ def test_a_long_stderr_line_keeps_its_cause_in_the_reason_column() -> None:
     shown = short_reason(reason, lines=1, width=60)
     assert len(shown) == 60 and shown.startswith("ScriptFailed: com... | /work/")
     assert shown.endswith("such file or directory")
+
+
+def test_a_running_trial_s_note_keeps_the_value_column_to_the_right(cli: Run,
+                                                                     tmp_path: Path) -> None:
+    """``0.231235 @12`` is text: the whole value column was aligned to the left."""
+    url = f"sqlite:///{tmp_path}/align.db"
+    study = hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=url, study_name="a")
+    study.tell(study.ask(), 0.5)
+    study.ask().report(0.2312345, 12)
+    lines = cli("trials", "--study", "a", "--storage", url)[1].splitlines()
+    end = lines[0].index("value") + len("value")
+    assert [line[:end].rstrip().split()[-1] for line in lines] == ["value", "0.5", "@12"]
+    assert all(line[end - 1] != " " for line in lines)  # every value ends under "value"
+
+
+def test_wide_characters_take_two_columns() -> None:
+    from hpo_plugins.cli._table import format_table
+
+    table = format_table(["study", "direction"], [["étude-数据", "minimize"], ["ab", "maximize"]])
+    first, second = table.splitlines()[1:]
+    # "数据" takes four terminal columns: padding by len() put "minimize" two columns left
+    assert first == "étude-数据  minimize" and second == "ab          maximize"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from hpo_plugins._text import clip
 
-__all__ = ["format_cell", "format_duration", "format_table", "short_reason"]
+__all__ = ["NumberText", "format_cell", "format_duration", "format_table", "short_reason"]
 
 #: What an empty cell shows (no value, or a parameter inactive in this trial).
 EMPTY = "-"
@@ -28,19 +29,32 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[format_cell(v) for v in row] for row in rows]
     numeric = [all(_is_number(row[i]) or row[i] is None for row in rows) if rows else False
                for i in range(len(headers))]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    widths = [max([_width(h)] + [_width(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = [_line(list(headers), widths, numeric)]
     lines.extend(_line(r, widths, numeric) for r in cells)
     return "\n".join(lines)
 
 
+class NumberText(str):
+    """A cell's text that is a number with a note (a running trial's ``0.231 @12``): its
+    column stays aligned to the right, as a column of plain numbers."""
+
+
 def _line(cells: Sequence[str], widths: Sequence[int], numeric: Sequence[bool]) -> str:
-    parts = [c.rjust(w) if right else c.ljust(w) for c, w, right in zip(cells, widths, numeric)]
+    parts = [(" " * (w - _width(c)) + c) if right else (c + " " * (w - _width(c)))
+             for c, w, right in zip(cells, widths, numeric)]
     return "  ".join(parts).rstrip()
 
 
+def _width(text: str) -> int:
+    """The columns ``text`` takes in a terminal: two for a wide character (CJK), none for a
+    combining one (an accent written as its own code point), else one."""
+    return sum(0 if unicodedata.combining(ch) else
+               2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float, NumberText)) and not isinstance(value, bool)
 
 
 def format_cell(value: Any) -> str:

@@ -16,7 +16,7 @@ from hpo_plugins.cli._base import (
     open_storage,
     open_study,
 )
-from hpo_plugins.cli._table import format_duration, format_table, short_reason
+from hpo_plugins.cli._table import NumberText, format_duration, format_table, short_reason
 from hpo_plugins.study import Study
 
 __all__ = ["BEST", "TRIALS"]
@@ -79,7 +79,7 @@ def _show_progress(rows: list[dict[str, Any]], running: dict[int, FrozenTrial]) 
         trial = running.get(row["number"])
         if trial is not None and trial.last_step is not None:
             step = trial.last_step
-            row["value"] = f"{trial.intermediate_values[step]:.6g} @{step}"
+            row["value"] = NumberText(f"{trial.intermediate_values[step]:.6g} @{step}")
 
 
 def _positive(text: str) -> int:
