@@ -230,3 +230,17 @@ def test_wide_characters_take_two_columns() -> None:
     first, second = table.splitlines()[1:]
     # "数据" takes four terminal columns: padding by len() put "minimize" two columns left
     assert first == "étude-数据  minimize" and second == "ab          maximize"
+
+
+def test_text_outside_ascii_is_printed_as_it_is_in_every_json_output(cli: Run,
+                                                                     tmp_path: Path) -> None:
+    """``best`` and ``export --format json`` wrote "\\u00fcn..." escapes where ``trial --json``
+    wrote the letters."""
+    url = f"sqlite:///{tmp_path}/uni.db"
+    hpo.minimize(lambda p: 0.5, {"opt": hpo.hp.choice("opt", ["ünïcødé", "数据"])},
+                 n_trials=1, storage=url, study_name="u", seed=0)
+    outputs = [cli(*argv, "--study", "u", "--storage", url)[1]
+               for argv in (("best",), ("export", "--format", "json"),
+                            ("trial", "--json", "--number", "0"))]
+    for out in outputs:
+        assert "\\u" not in out and ("ünïcødé" in out or "数据" in out), out

@@ -81,12 +81,12 @@ def _csv_cell(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, (dict, list)):
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)
     return value
 
 
 def _json(records: list[dict[str, Any]]) -> str:
-    return json.dumps(records, indent=2, default=_json_default) + "\n"
+    return json.dumps(records, indent=2, default=_json_default, ensure_ascii=False) + "\n"
 
 
 def _json_default(value: Any) -> Any:

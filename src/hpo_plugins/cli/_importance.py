@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         done = study.get_trials(TrialState.COMPLETE)
         importances = param_importances(study, n_bins=args.bins, trials=done)
     if args.json:
-        echo(json.dumps(importances, indent=2))
+        echo(json.dumps(importances, indent=2, ensure_ascii=False))
         return EXIT_OK
     rows = [[label, round(share, 3), sum(label in t.params for t in done),
              "#" * round(share * _BAR)] for label, share in importances.items()]

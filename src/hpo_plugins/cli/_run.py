@@ -533,7 +533,7 @@ def _summary(study: Any, ran: list[Any], args: argparse.Namespace) -> None:
          f"study {study.study_name!r}: {total}; no trial run: {_why_none(study, counts, args)}")
     if counts.get("COMPLETE"):
         echo(f"best value {study.best_value:.6g} (trial {study.best_trial.number})")
-        echo(json.dumps(study.best_params, default=repr))
+        echo(json.dumps(study.best_params, default=repr, ensure_ascii=False))
 
 
 def _why_none(study: Any, counts: dict[str, int], args: argparse.Namespace) -> str:

@@ -135,7 +135,7 @@ def _configure_best(parser: argparse.ArgumentParser) -> None:
 def _run_best(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         study = open_study(store, args.study)
-        echo(json.dumps(study.best_params, indent=2, default=repr))
+        echo(json.dumps(study.best_params, indent=2, default=repr, ensure_ascii=False))
     return EXIT_OK
 
 
