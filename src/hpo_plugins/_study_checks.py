@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import numbers
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -231,22 +232,30 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def no_best_message(study_name: str, trials: Sequence[FrozenTrial]) -> str:
+def no_best_message(study_name: str, trials: Sequence[FrozenTrial], *,
+                    command_line: bool = False) -> str:
     """Why a study has no best trial: none ran yet, or how many ended in which state, with
-    where to look (the failed trials' reasons) and what to do."""
+    where to look (the failed trials' reasons) and what to do: in Python, or, for
+    ``command_line``, with ``hpo-plugins`` commands."""
     if not trials:
+        how = ("hpo-plugins run ..., or study.optimize in Python" if command_line
+               else "study.optimize or ask/tell")
         return (f"Study {study_name!r} has no COMPLETE trial yet (no trial has run), so it "
-                f"has no best trial. Run some trials first (study.optimize or ask/tell).")
+                f"has no best trial. Run some trials first ({how}).")
     counts: dict[str, int] = {}
     for trial in trials:
         counts[trial.state.value] = counts.get(trial.state.value, 0) + 1
     by_state = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    listed = f"hpo-plugins trials --study {shlex.quote(study_name)} --state"
     hints = []
     if counts.get("FAIL"):
-        hints.append("see why they failed in study.get_trials('FAIL') (each trial's "
+        hints.append(f"see why they failed with {listed} FAIL" if command_line else
+                     "see why they failed in study.get_trials('FAIL') (each trial's "
                      "fail_reason, also in trials_dataframe()['fail_reason'])")
     if counts.get("PRUNED"):
-        hints.append("pruned trials are not candidates: their curves are in "
+        hints.append(f"pruned trials are not candidates: {listed} PRUNED shows them"
+                     if command_line else
+                     "pruned trials are not candidates: their curves are in "
                      "study.get_trials('PRUNED') (intermediate_values)")
     if counts.get("RUNNING") or counts.get("WAITING"):
         hints.append("wait for the running and waiting trials to finish")

@@ -32,3 +32,13 @@ def test_plot_without_matplotlib_names_the_extra(cli: Run, url: str, tmp_path: P
     code, out, err = cli("plot", "--study", "demo", "--storage", url, "--out", str(tmp_path))
     assert (code, out) == (EXIT_FAILURE, "")
     assert "pip install 'hpo_plugins[plot]'" in err and err.count("\n") == 1
+
+
+def test_an_out_that_is_a_file_is_named_by_its_flag(cli: Run, url: str, tmp_path: Path) -> None:
+    """The error came from Python's side: "Expected `out_dir` to be a folder"."""
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    code, out, err = cli("plot", "--study", "demo", "--storage", url, "--out", str(taken))
+    assert (code, out) == (EXIT_FAILURE, "")
+    assert f"--out {taken} is a file: expected a folder for the PNG files" in err
+    assert "out_dir" not in err and taken.read_text() == "mine"

@@ -27,6 +27,7 @@ def test_a_study_without_logdir_is_a_clear_error(cli: Run, url: str) -> None:
     code, out, err = cli("tensorboard", "--study", "plain", "--storage", url)
     assert (code, out) == (EXIT_FAILURE, "")
     assert "study 'plain' has no logdir" in err and err.count("\n") == 1
+    assert "or hpo-plugins run --logdir runs/plain" in err  # not only the Python way
 
 
 def test_an_unknown_study_is_exit_3(cli: Run, url: str) -> None:

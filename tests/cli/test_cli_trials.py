@@ -244,3 +244,22 @@ def test_text_outside_ascii_is_printed_as_it_is_in_every_json_output(cli: Run,
                             ("trial", "--json", "--number", "0"))]
     for out in outputs:
         assert "\\u" not in out and ("ünïcødé" in out or "数据" in out), out
+
+
+def test_best_without_a_completed_trial_names_commands_not_python(cli: Run,
+                                                                  tmp_path: Path) -> None:
+    """The hints were Python's: "study.get_trials('FAIL')", "study.optimize or ask/tell"."""
+    url = f"sqlite:///{tmp_path}/nobest.db"
+
+    def broken(params: dict[str, Any]) -> float:
+        raise ValueError("broken")
+
+    hpo.minimize(broken, {"x": hpo.hp.uniform("x", 0, 1)}, n_trials=2, storage=url,
+                 study_name="all fail", catch=ValueError)
+    hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=url, study_name="empty")
+    code, _, err = cli("best", "--study", "all fail", "--storage", url)
+    assert code == EXIT_FAILURE
+    assert "see why they failed with hpo-plugins trials --study 'all fail' --state FAIL" in err
+    assert "study.get_trials" not in err
+    code, _, err = cli("best", "--study", "empty", "--storage", url)
+    assert code == EXIT_FAILURE and "(hpo-plugins run ..., or study.optimize in Python)" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from hpo_plugins.cli._base import (
     EXIT_OK,
@@ -26,6 +27,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from hpo_plugins.plotting import save_plots
 
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"--out {args.out} is a file: expected a folder for the PNG files "
+                       f"(created if missing). Pass a folder name, e.g. --out plots.")
     with open_storage(args.storage) as store:
         study = open_study(store, args.study)
         try:

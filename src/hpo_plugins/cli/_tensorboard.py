@@ -79,7 +79,8 @@ def _run(args: argparse.Namespace) -> int:
 def _check_logdir(study: str, logdir: object) -> str:
     if not logdir:
         raise CLIError(f"study {study!r} has no logdir, so nothing was written for TensorBoard. "
-                       f"Create studies with logdir='runs/{study}' (create_study, minimize).")
+                       f"Create studies with logdir='runs/{study}' (create_study, minimize), "
+                       f"or hpo-plugins run --logdir runs/{study}.")
     if not os.path.isdir(str(logdir)):
         raise CLIError(f"the logdir of study {study!r} does not exist: {logdir}")
     return str(logdir)

@@ -8,8 +8,10 @@ from typing import Any
 
 from hpo_plugins._dataframe import trial_records
 from hpo_plugins._frozen import FrozenTrial, TrialState, utcnow
+from hpo_plugins._study_checks import no_best_message
 from hpo_plugins.cli._base import (
     EXIT_OK,
+    CLIError,
     Command,
     add_study_argument,
     echo,
@@ -135,6 +137,8 @@ def _configure_best(parser: argparse.ArgumentParser) -> None:
 def _run_best(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         study = open_study(store, args.study)
+        if store.best_trial(study.study_id, study.direction) is None:
+            raise CLIError(no_best_message(args.study, study.trials, command_line=True))
         echo(json.dumps(study.best_params, indent=2, default=repr, ensure_ascii=False))
     return EXIT_OK
 
