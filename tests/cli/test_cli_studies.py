@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,22 @@ def test_one_aligned_line_per_study(cli: Run, url: str) -> None:
     assert demo.split() == ["demo", "minimize", "5", "3", "1", "1", "0", "0", f"{best:.6g}"]
     assert plain.split() == ["plain", "maximize", "0", "0", "0", "0", "0", "0", "-"]
     assert len(header) >= len(demo) == len(plain)  # right-aligned numbers end together
+
+
+def test_studies_json_is_one_object_per_study_for_scripts(cli: Run, url: str,
+                                                          tmp_path: Path) -> None:
+    code, out, err = cli("studies", "--storage", url, "--json")
+    assert (code, err) == (EXIT_OK, "")
+    demo, plain = json.loads(out)
+    study = hpo.load_study("demo", url)
+    created = study.storage.get_study(study.study_id).datetime_created
+    assert demo == {"study": "demo", "direction": "minimize", "trials": 5, "complete": 3,
+                    "pruned": 1, "fail": 1, "running": 0, "waiting": 0,
+                    "best": study.best_value, "created": created and created.isoformat()}
+    assert plain["best"] is None and plain["trials"] == 0
+    hpo.storages.get_storage(f"sqlite:///{tmp_path}/none.db").list_studies()  # creates it
+    assert json.loads(cli("studies", "--storage", f"sqlite:///{tmp_path}/none.db",
+                          "--json")[1]) == []
 
 
 def test_the_environment_variable_and_the_default_file_are_honoured(
