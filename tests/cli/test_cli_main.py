@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
@@ -74,3 +75,18 @@ def test_storage_and_verbose_may_come_before_the_command(cli: Run, tmp_path: Any
     assert cli("--storage", url, "studies", "--storage", url)[0] == EXIT_OK  # the same: fine
     code, _, err = cli("--storage", url, "studies", "--storage", f"sqlite:///{tmp_path}/o.db")
     assert code == EXIT_USAGE and "--storage is given twice" in err
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_signal_ignored_as_nohup_does_stays_ignored() -> None:
+    """Under ``nohup`` SIGHUP is ignored: run and tensorboard then caught it anyway, so a
+    logout stopped a command started so that it would survive one."""
+    from hpo_plugins.cli._base import caught_signals
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert caught_signals() == [signal.SIGTERM]
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        assert caught_signals() == [signal.SIGTERM, signal.SIGHUP]
+    finally:
+        signal.signal(signal.SIGHUP, previous)

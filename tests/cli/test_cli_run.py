@@ -456,6 +456,36 @@ def test_a_stopped_run_fails_its_trials_and_stops_what_the_command_started(
     assert {t.fail_reason for t in trials} == {reason}
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+@pytest.mark.timeout(60)
+def test_under_nohup_a_closed_terminal_does_not_stop_the_run(tmp_path: Path, space: str,
+                                                             db: str) -> None:
+    """``nohup hpo-plugins run ...`` ignores SIGHUP so that the run survives a logout; the
+    run's own SIGHUP handler replaced that choice and stopped it (exit 129)."""
+    logdir = tmp_path / "logs"
+    command = 'echo $$ > "$(dirname "$HPO_PLUGINS_PARAMS_FILE")/pid"; sleep 30'
+
+    def as_nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    with open(tmp_path / "err", "w") as err:
+        run = subprocess.Popen(
+            [sys.executable, "-c", CLI, "run", "--space", space, "--n-trials", "1",
+             "--storage", db, "--study", "s", "--logdir", str(logdir), "--params-via", "json",
+             "--", "sh", "-c", command],
+            stdout=subprocess.DEVNULL, stderr=err, preexec_fn=as_nohup)
+        try:
+            assert _wait_for(lambda: len(_pids(logdir)) == 1, 30)
+            run.send_signal(signal.SIGHUP)
+            time.sleep(1.0)
+            assert run.poll() is None, (tmp_path / "err").read_text()  # still running
+            run.send_signal(signal.SIGTERM)
+            assert run.wait(timeout=30) == 143
+        finally:
+            if run.poll() is None:
+                run.kill()
+
+
 SAVER = """\
 import os, signal, sys, time
 from hpo_plugins import current_trial

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "CLIError",
     "Command",
     "Terminated",
+    "caught_signals",
     "echo",
     "integer_at_least",
     "not_a_storage_url",
@@ -107,6 +109,14 @@ def integer_at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = "integer"
     return parse
+
+
+def caught_signals() -> list[signal.Signals]:
+    """The signals that stop a long command (``run``, ``tensorboard``) as ``kill`` does:
+    SIGTERM, and SIGHUP where it exists, except one this process ignores: under ``nohup`` a
+    closed terminal must not stop the command, as it did not before it caught SIGHUP."""
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    return [signum for signum in wanted if signal.getsignal(signum) is not signal.SIG_IGN]
 
 
 def echo(text: str = "") -> None:

@@ -30,6 +30,7 @@ from hpo_plugins.cli._base import (
     CLIError,
     Command,
     Terminated,
+    caught_signals,
     echo,
     integer_at_least,
     not_a_storage_url,
@@ -249,7 +250,8 @@ def _sigterm_stops_the_run() -> Iterator[None]:
     :class:`~hpo_plugins.launchers.ScriptObjective`), and ``hpo-plugins`` exits with status 143.
     SIGHUP (the terminal closed, an ssh connection dropped) is taken the same way: its default
     action also ended the process at once, and the machine is still there to run the retries
-    (exit status 129). The previous handlers are restored afterwards. Python runs signal
+    (exit status 129), unless this process ignores it (``nohup``): that choice is kept. The
+    previous handlers are restored afterwards. Python runs signal
     handlers in the main thread only, so a ``main()`` called from another thread keeps the
     handlers it has.
     """
@@ -264,8 +266,7 @@ def _sigterm_stops_the_run() -> Iterator[None]:
 
     setattr(terminate, STOPS_THE_RUN, True)  # a parallel run gives its commands a grace first
 
-    caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {signum: signal.signal(signum, terminate) for signum in caught}
+    previous = {signum: signal.signal(signum, terminate) for signum in caught_signals()}
     try:
         yield
     finally:

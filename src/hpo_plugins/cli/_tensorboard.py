@@ -23,6 +23,7 @@ from hpo_plugins.cli._base import (
     Command,
     Terminated,
     add_study_argument,
+    caught_signals,
     echo,
     open_storage,
 )
@@ -172,14 +173,14 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
 def _sigterm_as_terminated() -> Iterator[None]:
     """Let ``kill`` (SIGTERM) and a closed terminal or dropped ssh session (SIGHUP) stop the
     server too, rather than orphan it: in a session of its own, the server never gets the
-    terminal's SIGHUP, and it kept its port after this command was gone."""
+    terminal's SIGHUP, and it kept its port after this command was gone. A signal this
+    process ignores (``nohup``) stays ignored."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise Terminated(signal.Signals(signum).name)
 
-    caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     try:
-        previous = {signum: signal.signal(signum, interrupt) for signum in caught}
+        previous = {signum: signal.signal(signum, interrupt) for signum in caught_signals()}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
