@@ -263,3 +263,31 @@ def test_best_without_a_completed_trial_names_commands_not_python(cli: Run,
     assert "study.get_trials" not in err
     code, _, err = cli("best", "--study", "empty", "--storage", url)
     assert code == EXIT_FAILURE and "(hpo-plugins run ..., or study.optimize in Python)" in err
+
+
+def test_json_outputs_escape_what_stdout_cannot_encode(tmp_path: Path) -> None:
+    """Printing the letters themselves failed ("unexpected UnicodeEncodeError") where stdout's
+    encoding lacks them: a latin-1 locale, a redirected Windows console. JSON's escapes read
+    back as the same values; the text outputs escape them too."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/enc.db"
+    hpo.minimize(lambda p: 0.5, {"opt": hpo.hp.choice("opt", ["数据"])}, n_trials=1,
+                 storage=url, study_name="数据", seed=0)
+    env = dict(os.environ, PYTHONIOENCODING="latin-1")
+
+    def run(*argv: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "hpo_plugins.cli", *argv, "--storage", url],
+                              env=env, capture_output=True, text=True, encoding="latin-1")
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+        return done.stdout
+
+    assert json.loads(run("best", "--study", "数据")) == {"opt": "数据"}
+    assert json.loads(run("export", "--study", "数据", "--format", "json"))[0]["state"] == \
+        "COMPLETE"
+    assert json.loads(run("trial", "--study", "数据", "--number", "0", "--json"))["params"]
+    assert json.loads(run("studies", "--json"))[0]["study"] == "数据"
+    assert "\\u6570\\u636e" in run("trials", "--study", "数据")  # a table: escaped, not failed

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpo_plugins.exceptions import ConfigurationError, MissingDependencyError, StorageError
 from hpo_plugins.storages import (
@@ -34,6 +35,7 @@ __all__ = [
     "caught_signals",
     "echo",
     "integer_at_least",
+    "json_text",
     "not_a_storage_url",
     "open_storage",
     "open_study",
@@ -120,8 +122,28 @@ def caught_signals() -> list[signal.Signals]:
 
 
 def echo(text: str = "") -> None:
-    """Write one line of the command's output to stdout."""
-    sys.stdout.write(f"{text}\n")
+    """Write one line of the command's output to stdout. A character that stdout's encoding
+    cannot take (a latin-1 locale, ``PYTHONIOENCODING=ascii``, a redirected Windows console)
+    is written as its escape rather than failing the command."""
+    line = f"{text}\n"
+    try:
+        sys.stdout.write(line)
+    except UnicodeEncodeError:
+        encoding = sys.stdout.encoding or "ascii"
+        sys.stdout.write(line.encode(encoding, "backslashreplace").decode(encoding))
+
+
+def json_text(value: Any, stream: Any = None, **options: Any) -> str:
+    """``json.dumps(value, **options)`` with the letters themselves (``"ü"``, ``"数据"``) where
+    ``stream`` (default: stdout) can encode them, else with JSON's ``\\u`` escapes: both read
+    back as the same JSON, and an escape beats a ``UnicodeEncodeError``."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    encoding = getattr(stream if stream is not None else sys.stdout, "encoding", None)
+    try:
+        text.encode(encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return json.dumps(value, ensure_ascii=True, **options)
+    return text
 
 
 def warn(text: str) -> None:

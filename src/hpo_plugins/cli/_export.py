@@ -19,6 +19,7 @@ from hpo_plugins.cli._base import (
     CLIError,
     Command,
     add_study_argument,
+    json_text,
     open_storage,
     open_study,
     warn,
@@ -47,9 +48,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         columns, records = export_records(open_study(store, args.study))
-    text = _csv(columns, records) if args.format == "csv" else _json(records)
     with _output(args.out) as handle:
-        handle.write(text)
+        handle.write(_csv(columns, records) if args.format == "csv" else _json(records, handle))
     if args.out:
         warn(f"Wrote {len(records)} trials to {args.out}")
     return EXIT_OK
@@ -85,8 +85,8 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def _json(records: list[dict[str, Any]]) -> str:
-    return json.dumps(records, indent=2, default=_json_default, ensure_ascii=False) + "\n"
+def _json(records: list[dict[str, Any]], handle: IO[str]) -> str:
+    return json_text(records, handle, indent=2, default=_json_default) + "\n"
 
 
 def _json_default(value: Any) -> Any:

@@ -8,7 +8,6 @@ parameter is judged among those only) and a bar to read the table at a glance.
 from __future__ import annotations
 
 import argparse
-import json
 
 from hpo_plugins._frozen import TrialState
 from hpo_plugins.cli._base import (
@@ -17,6 +16,7 @@ from hpo_plugins.cli._base import (
     add_study_argument,
     echo,
     integer_at_least,
+    json_text,
     open_storage,
     open_study,
 )
@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         done = study.get_trials(TrialState.COMPLETE)
         importances = param_importances(study, n_bins=args.bins, trials=done)
     if args.json:
-        echo(json.dumps(importances, indent=2, ensure_ascii=False))
+        echo(json_text(importances, indent=2))
         return EXIT_OK
     rows = [[label, round(share, 3), sum(label in t.params for t in done),
              "#" * round(share * _BAR)] for label, share in importances.items()]

@@ -33,6 +33,7 @@ from hpo_plugins.cli._base import (
     caught_signals,
     echo,
     integer_at_least,
+    json_text,
     not_a_storage_url,
     warn,
 )
@@ -534,7 +535,7 @@ def _summary(study: Any, ran: list[Any], args: argparse.Namespace) -> None:
          f"study {study.study_name!r}: {total}; no trial run: {_why_none(study, counts, args)}")
     if counts.get("COMPLETE"):
         echo(f"best value {study.best_value:.6g} (trial {study.best_trial.number})")
-        echo(json.dumps(study.best_params, default=repr, ensure_ascii=False))
+        echo(json_text(study.best_params, default=repr))
 
 
 def _why_none(study: Any, counts: dict[str, int], args: argparse.Namespace) -> str:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any
 
 from hpo_plugins._frozen import TrialState
-from hpo_plugins.cli._base import EXIT_OK, Command, echo, open_storage
+from hpo_plugins.cli._base import EXIT_OK, Command, echo, json_text, open_storage
 from hpo_plugins.cli._table import format_table
 from hpo_plugins.storages import StudyInfo
 
@@ -46,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         infos = store.list_studies()
         if args.json:  # an empty list, not a sentence, when there is none
-            echo(json.dumps([_record(info) for info in infos], indent=2, ensure_ascii=False))
+            echo(json_text([_record(info) for info in infos], indent=2))
             return EXIT_OK
         if not infos:
             echo(f"No studies in {store.describe()}.")

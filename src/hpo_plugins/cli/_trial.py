@@ -24,6 +24,7 @@ from hpo_plugins.cli._base import (
     Command,
     add_study_argument,
     echo,
+    json_text,
     open_storage,
 )
 from hpo_plugins.cli._table import EMPTY, format_cell, format_duration, format_table
@@ -46,8 +47,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         trial = _find(store, args.study, args.number)
-    echo(json.dumps(trial_json(trial), indent=2, default=repr, ensure_ascii=False,
-                    allow_nan=False) if args.json
+    echo(json_text(trial_json(trial), indent=2, default=repr, allow_nan=False) if args.json
          else describe_trial(trial, args.study))
     return EXIT_OK
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from hpo_plugins._dataframe import trial_records
@@ -15,6 +14,7 @@ from hpo_plugins.cli._base import (
     Command,
     add_study_argument,
     echo,
+    json_text,
     open_storage,
     open_study,
 )
@@ -139,7 +139,7 @@ def _run_best(args: argparse.Namespace) -> int:
         study = open_study(store, args.study)
         if store.best_trial(study.study_id, study.direction) is None:
             raise CLIError(no_best_message(args.study, study.trials, command_line=True))
-        echo(json.dumps(study.best_params, indent=2, default=repr, ensure_ascii=False))
+        echo(json_text(study.best_params, indent=2, default=repr))
     return EXIT_OK
 
 
