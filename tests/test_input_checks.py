@@ -631,6 +631,30 @@ def test_a_resume_into_another_logdir_warns_that_tensorboard_splits_the_study(
             f"the study") in record.getMessage()
 
 
+def test_a_resume_with_another_seed_warns_that_the_earlier_trials_lose_theirs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``for seed in (0, 1, 2): hpo.minimize(..., seed=seed)`` under one derived name made
+    one study whose recorded seed was the last, and said nothing: the replicates were one
+    run, and its first trials could not be reproduced from the recorded seed."""
+    url = f"sqlite:///{tmp_path}/seeds.db"
+
+    def objective(p: dict[str, float]) -> float:
+        return p["x"]
+
+    with caplog.at_level(logging.WARNING, logger="hpo_plugins"):
+        hpo.minimize(objective, SPACE, n_trials=2, storage=url, seed=0)
+        hpo.minimize(objective, SPACE, n_trials=1, storage=url, seed=0)  # the same seed
+        study = hpo.minimize(objective, SPACE, n_trials=1, storage=url)  # seed kept
+        assert not [r for r in caplog.records if "were drawn with seed" in r.getMessage()]
+        assert study.seed == 0
+        study = hpo.minimize(objective, SPACE, n_trials=1, storage=url, seed=1)
+    (record,) = [r for r in caplog.records if "were drawn with seed" in r.getMessage()]
+    assert (f"Study {study.study_name!r}: its 4 earlier trial(s) were drawn with seed=0, and "
+            f"this run uses seed=1") in record.getMessage()
+    assert f"study_name='{study.study_name}-seed1'" in record.getMessage()
+    assert study.seed == 1  # as documented: a resume records what it passes
+
+
 def test_minimize_checks_its_run_options_before_storing_anything(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/o.db"
     for bad in ({"n_trials": "10"}, {"n_trials": 1, "catch": ValueError()},

@@ -317,6 +317,8 @@ def _create_or_resume(store: Storage, name: str, direction: Direction,
     _logger.info("Resuming study %r in %s (%d trials so far).", name, store.describe(), done)
     if "logdir" not in kept:
         _warn_moved_logdir(name, info.attrs.get("logdir"), attrs.get("logdir"), done)
+    if "seed" not in kept:
+        _warn_changed_seed(name, info.attrs.get("seed"), attrs.get("seed"), done)
     if kept:
         _logger.info("Study %r keeps its stored %s (not given in this call).", name,
                      ", ".join(sorted(kept)))
@@ -337,6 +339,21 @@ def _warn_moved_logdir(name: str, before: Any, after: Any, done: int) -> None:
         "(hpo-plugins tensorboard serves the new one). Leave logdir= out to go on in the "
         "study's own logdir.",
         name, done, before, after)
+
+
+def _warn_changed_seed(name: str, before: Any, after: Any, done: int) -> None:
+    """Warn that a resume replaces the seed the study's earlier trials were drawn with: the
+    study then records only the new one, so those trials can no longer be reproduced from
+    it, and a loop of replicates (``for seed in (0, 1, 2): hpo.minimize(..., seed=seed)``)
+    under one derived name silently became one study."""
+    if not done or before is None or after is None or before == after:
+        return
+    _logger.warning(
+        "Study %r: its %d earlier trial(s) were drawn with seed=%s, and this run uses "
+        "seed=%s, which the study records from now on: the earlier trials can no longer be "
+        "reproduced from the recorded seed. For independent runs (replicates), give each seed "
+        "its own study_name (e.g. study_name='%s-seed%s'); leave seed= out to go on with the "
+        "study's own.", name, done, before, after, name, after)
 
 
 def _check_metric_switch(store: Storage, info: StudyInfo, metric: str) -> None:
