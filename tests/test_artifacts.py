@@ -72,6 +72,20 @@ def test_a_study_name_too_long_for_a_folder_still_gets_trial_folders(tmp_path: P
     assert [log.read_text() for log in logs] == ["a", "b"]
 
 
+def test_a_long_name_whose_folder_is_taken_still_gets_its_own(tmp_path: Path) -> None:
+    """A name of 233 to 255 bytes fits as it is, but the ``-<creation time>`` a second study
+    of that name adds made it too long: OSError "File name too long"."""
+    name = "n" * 250
+    first = _write_in_trial_dir(
+        hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/a.db", study_name=name), "a")
+    second = _write_in_trial_dir(
+        hpo.create_study(SPACE, storage=f"sqlite:///{tmp_path}/b.db", study_name=name), "b")
+    assert first.parent.parent.name == name  # as it is: fits
+    assert second.parent.parent != first.parent.parent
+    assert len(second.parent.parent.name) <= 200 and "~" in second.parent.parent.name
+    assert (first.read_text(), second.read_text()) == ("a", "b")
+
+
 def test_a_study_of_the_same_name_in_another_storage_gets_its_own_folder(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = _study(f"sqlite:///{tmp_path}/a.db")

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import weakref
@@ -77,7 +78,7 @@ def resolve_root(study: Study) -> str:
             f"the two studies would overwrite each other's files. Pass another logdir= for "
             f"this study, or delete {base} if the other study's files are no longer needed "
             f"(deleting a study from its storage leaves its folders in place).")
-    other = f"{base}-{_stamp(mine['created'])}"
+    other = _fit_components(f"{base}-{_stamp(mine['created'])}")  # a long name: still <= 255
     _warn_once(study, base, owner, other)
     return other
 
@@ -117,31 +118,45 @@ def folder_name(name: str) -> str:
     return _fit_components("_" + flat.replace("/", "_").lstrip("_"))
 
 
-#: The longest folder name most file systems take (ext4, APFS, NTFS: 255 bytes or units).
+#: The longest folder name most file systems take (ext4, APFS: 255 bytes; NTFS: 255 UTF-16
+#: units).
 _NAME_MAX = 255
 #: What a longer one is cut to, leaving room for the ``-<creation time>`` of a taken root.
 _CUT_TO = 200
+#: What separates the folders of a path: ``/``, and on Windows ``\\`` too.
+_SEPARATORS = re.compile(r"([\\/])" if os.name == "nt" else r"(/)")
 
 
 def _fit_components(path: str) -> str:
-    """``path`` with each ``/``-separated part longer than :data:`_NAME_MAX` bytes cut short
-    and given a hash of the whole part, so a study with a very long name (say one made of its
+    """``path`` with each folder name longer than :data:`_NAME_MAX` cut short and given a
+    hash of the whole name, so a study with a very long name (say one made of its
     parameters) still gets folders, and two long names that share a beginning get different
-    ones. Shorter parts are kept as they are: their folders do not move.
+    ones. Shorter names are kept as they are: their folders do not move.
 
     Example:
         >>> folder = _fit_components("a/" + "x" * 300)
         >>> folder.split("/")[0], len(folder.split("/")[1]), folder.split("~")[1]
         ('a', 200, '0d4e2ca9e9cb')
     """
-    parts = path.split("/")
-    for index, part in enumerate(parts):
-        encoded = os.fsencode(part)
-        if len(encoded) > _NAME_MAX:
-            digest = hashlib.sha256(encoded).hexdigest()[:12]
-            keep = encoded[:_CUT_TO - len(digest) - 1].decode("utf-8", "ignore")
-            parts[index] = f"{keep}~{digest}"
-    return "/".join(parts)
+    pieces = _SEPARATORS.split(path)  # names at even places, separators between them
+    for index in range(0, len(pieces), 2):
+        part = pieces[index]
+        if _size(part) > _NAME_MAX:
+            digest = hashlib.sha256(part.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+            room = _CUT_TO - len(digest) - 1
+            keep = part[:room]
+            while _size(keep) > room:
+                keep = keep[:-1]
+            pieces[index] = f"{keep}~{digest}"
+    return "".join(pieces)
+
+
+def _size(name: str) -> int:
+    """The length of a folder name as the file system counts it: bytes, or UTF-16 units on
+    Windows."""
+    if os.name == "nt":
+        return len(name.encode("utf-16-le", "surrogatepass")) // 2
+    return len(os.fsencode(name))
 
 
 _identities: weakref.WeakKeyDictionary[Study, dict[str, Any]] = weakref.WeakKeyDictionary()
