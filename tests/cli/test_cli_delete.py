@@ -132,12 +132,18 @@ def test_delete_of_a_copy_does_not_claim_the_original_s_folders(
         store.close()
     assert created is not None
     assert out.splitlines()[-1] == (
-        f"Folders its trials name that belong to another study, which this one was probably "
-        f"copied from: {tmp_path / 'runs' / 'orig'} (study 'orig', created "
-        f"{created.isoformat()}). Keep them for that study.")
+        f"{tmp_path / 'runs' / 'orig'} holds the files of study 'orig' (created "
+        f"{created.isoformat()}), which this one was probably copied from: keep it for that "
+        f"study.")
+    hpo.copy_study("orig", url, url, to_study_name="copy3")
     # the original's own deletion still names them as its files
     code, out, _ = cli("delete", "--study", "orig", "--yes", "--storage", url)
     assert f"Files the trials wrote are left on disk: {tmp_path / 'runs' / 'orig'}." in out
+    # once the original is gone, a copy's deletion no longer says to keep them for it
+    code, out, _ = cli("delete", "--study", "copy3", "--yes", "--storage", url)
+    assert out.splitlines()[-1].endswith(
+        "which is not in this storage (deleted, or kept in another one): delete it once no "
+        "study needs it.")
 
 
 def test_ctrl_d_at_the_question_deletes_nothing(cli: Run, url: str,

@@ -50,18 +50,25 @@ def _run(args: argparse.Namespace) -> int:
         folders = _folders(info.attrs.get("logdir"), store.get_all_trials(study_id))
         created = info.datetime_created
         me = {"study": args.study, "created": created.isoformat() if created else None}
+        owners = {folder: read_owner(folder) for folder in folders}  # once: a read may wait
+        here = {(i.name, i.datetime_created.isoformat() if i.datetime_created else None)
+                for i in store.list_studies() if i.study_id != study_id}
         store.delete_study(study_id)
     echo(f"Deleted {what}.")
-    mine = [f for f in folders if read_owner(f) in (None, me)]
-    others = [f"{f} (study {owner.get('study')!r}, created {owner.get('created')})"
-              for f in folders if (owner := read_owner(f)) not in (None, me)]
+    mine = [f for f, owner in owners.items() if owner in (None, me)]
+    others = [(f, owner) for f, owner in owners.items() if owner not in (None, me)]
     if mine:
         echo(f"Files the trials wrote are left on disk: {', '.join(mine)}. A new study of "
              f"this name will not write there (with a logdir, pass another one or delete the "
              f"folder first).")
-    if others:  # a copy's trials keep the paths of the study they were copied from
-        echo(f"Folders its trials name that belong to another study, which this one was "
-             f"probably copied from: {', '.join(others)}. Keep them for that study.")
+    for folder, owner in others:  # a copy's trials keep the paths of its original's
+        whose = f"study {owner.get('study')!r} (created {owner.get('created')})"
+        if (owner.get("study"), owner.get("created")) in here:
+            echo(f"{folder} holds the files of {whose}, which this one was probably copied "
+                 f"from: keep it for that study.")
+        else:
+            echo(f"{folder} holds the files of {whose}, which is not in this storage (deleted, "
+                 f"or kept in another one): delete it once no study needs it.")
     return EXIT_OK
 
 
