@@ -233,10 +233,11 @@ def _finite(value: Any) -> Any:
 
 
 def no_best_message(study_name: str, trials: Sequence[FrozenTrial], *,
-                    command_line: bool = False) -> str:
+                    command_line: bool = False, storage_option: str = "") -> str:
     """Why a study has no best trial: none ran yet, or how many ended in which state, with
     where to look (the failed trials' reasons) and what to do: in Python, or, for
-    ``command_line``, with ``hpo-plugins`` commands."""
+    ``command_line``, with ``hpo-plugins`` commands (``storage_option``: the ``--storage
+    URL`` the user gave, so the command shown reads the same storage)."""
     if not trials:
         how = ("hpo-plugins run ..., or study.optimize in Python" if command_line
                else "study.optimize or ask/tell")
@@ -246,7 +247,7 @@ def no_best_message(study_name: str, trials: Sequence[FrozenTrial], *,
     for trial in trials:
         counts[trial.state.value] = counts.get(trial.state.value, 0) + 1
     by_state = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    listed = f"hpo-plugins trials --study {shlex.quote(study_name)} --state"
+    listed = f"hpo-plugins trials{storage_option} --study {shlex.quote(study_name)} --state"
     hints = []
     if counts.get("FAIL"):
         hints.append(f"see why they failed with {listed} FAIL" if command_line else

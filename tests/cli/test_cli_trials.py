@@ -259,7 +259,8 @@ def test_best_without_a_completed_trial_names_commands_not_python(cli: Run,
     hpo.create_study({"x": hpo.hp.uniform("x", 0, 1)}, storage=url, study_name="empty")
     code, _, err = cli("best", "--study", "all fail", "--storage", url)
     assert code == EXIT_FAILURE
-    assert "see why they failed with hpo-plugins trials --study 'all fail' --state FAIL" in err
+    assert (f"see why they failed with hpo-plugins trials --storage {url} --study 'all fail' "
+            f"--state FAIL") in err  # the storage given, so the command reads the same one
     assert "study.get_trials" not in err
     code, _, err = cli("best", "--study", "empty", "--storage", url)
     assert code == EXIT_FAILURE and "(hpo-plugins run ..., or study.optimize in Python)" in err

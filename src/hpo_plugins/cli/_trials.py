@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 from hpo_plugins._dataframe import trial_records
@@ -138,7 +139,9 @@ def _run_best(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         study = open_study(store, args.study)
         if store.best_trial(study.study_id, study.direction) is None:
-            raise CLIError(no_best_message(args.study, study.trials, command_line=True))
+            given = f" --storage {shlex.quote(store.describe())}" if args.storage else ""
+            raise CLIError(no_best_message(args.study, study.trials, command_line=True,
+                                           storage_option=given))
         echo(json_text(study.best_params, indent=2, default=repr))
     return EXIT_OK
 
