@@ -42,3 +42,7 @@ def test_an_out_that_is_a_file_is_named_by_its_flag(cli: Run, url: str, tmp_path
     assert (code, out) == (EXIT_FAILURE, "")
     assert f"--out {taken} is a file: expected a folder for the PNG files" in err
     assert "out_dir" not in err and taken.read_text() == "mine"
+    code, out, err = cli("plot", "--study", "demo", "--storage", url, "--out",
+                         str(taken / "plots"))  # a file on the way
+    assert (code, out) == (EXIT_FAILURE, "")
+    assert f"cannot create --out {taken / 'plots'}: Not a directory" in err, err

@@ -230,6 +230,11 @@ def test_wide_characters_take_two_columns() -> None:
     first, second = table.splitlines()[1:]
     # "数据" takes four terminal columns: padding by len() put "minimize" two columns left
     assert first == "étude-数据  minimize" and second == "ab          maximize"
+    from hpo_plugins.cli._table import _width
+
+    # marks drawn on the letter before (Thai, Devanagari, a combining accent) and invisible
+    # format characters take no column
+    assert [_width(t) for t in ("สัม", "कु", "e\u0301", "a\u200bb")] == [2, 1, 1, 2]
 
 
 def test_text_outside_ascii_is_printed_as_it_is_in_every_json_output(cli: Run,

@@ -31,7 +31,12 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {args.out} is a file: expected a folder for the PNG files "
                        f"(created if missing). Pass a folder name, e.g. --out plots.")
     with open_storage(args.storage) as store:
-        study = open_study(store, args.study)
+        study = open_study(store, args.study)  # first: a missing study makes no folder
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as exc:  # a file on the way, no permission: named by the flag
+            raise CLIError(f"cannot create --out {args.out}: {exc.strerror}. Expected a "
+                           f"folder this process can create and write.") from None
         try:
             paths = save_plots(study, args.out)
         except OSError as exc:

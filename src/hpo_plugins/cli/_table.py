@@ -48,8 +48,10 @@ def _line(cells: Sequence[str], widths: Sequence[int], numeric: Sequence[bool]) 
 
 def _width(text: str) -> int:
     """The columns ``text`` takes in a terminal: two for a wide character (CJK), none for a
-    combining one (an accent written as its own code point), else one."""
-    return sum(0 if unicodedata.combining(ch) else
+    mark drawn on the one before it (an accent written as its own code point, a Thai or
+    Devanagari vowel sign) or an invisible format character (a zero-width space or joiner),
+    else one."""
+    return sum(0 if unicodedata.category(ch) in ("Mn", "Me", "Cf") else
                2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
