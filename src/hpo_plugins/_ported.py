@@ -278,10 +278,15 @@ TRIAL_ATTRIBUTES: Mapping[str, str] = {
 
 def foreign_attribute(owner: object, name: str, renamed: Mapping[str, str]) -> Any:
     """``owner.name`` for a name that plain lookup did not find (``__getattr__``): an
-    ``AttributeError`` that names our equivalent when ``name`` is another library's; else the
-    lookup again, which raises Python's own error (or the one a property raised: ``__getattr__``
-    would hide it), so ``hasattr`` and ``getattr(obj, name, default)`` behave as always."""
+    ``AttributeError`` that names our equivalent when ``name`` is another library's, else
+    Python's own error. A name the class defines (a property whose getter raised
+    ``AttributeError``, which ``__getattr__`` would hide behind "no attribute") is looked up
+    again, so that the getter's own error surfaces: that runs the getter twice, on a path
+    that is a bug anyway. ``hasattr`` and ``getattr(obj, name, default)`` behave as always."""
     if name in renamed:
         raise AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}: use "
                              f"{renamed[name]}.", name=name, obj=owner)
-    return object.__getattribute__(owner, name)
+    if any(name in vars(klass) for klass in type(owner).__mro__):
+        return object.__getattribute__(owner, name)
+    raise AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}",
+                         name=name, obj=owner)
