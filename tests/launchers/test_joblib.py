@@ -609,3 +609,37 @@ def test_a_seeded_parallel_run_does_not_wait_for_a_hand_asked_trial(tmp_path: Pa
         assert [t.state for t in trials] == [TrialState.RUNNING] + [TrialState.COMPLETE] * 4
         suggestions.append([t.params for t in trials])
     assert suggestions[0] == suggestions[1]
+
+
+@pytest.mark.timeout(60)
+def test_a_killed_slot_s_manager_thread_has_closed_before_a_stopped_run_returns() -> None:
+    """After ``shutdown(wait=False)`` the manager thread of a killed slot still ran; a process
+    exiting then (a Ctrl-C'd ``hpo-plugins run``) could race it in Python 3.11's exit hook and
+    print "Exception ignored ... Bad file descriptor" (about 1 run in 30)."""
+    from hpo_plugins.launchers import _joblib
+
+    executor = _joblib._slot_executor(None, False)
+    executor.submit(time.sleep, 30)
+    deadline = time.monotonic() + 30
+    while not _joblib._pids(executor) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    manager = executor._executor_manager_thread  # type: ignore[attr-defined]
+    assert manager is not None and manager.is_alive()
+    _joblib._kill(executor)
+    executor.shutdown(wait=False, cancel_futures=True)
+    _joblib._let_managers_close([manager, None])
+    assert not manager.is_alive()
+
+
+def test_the_wait_for_manager_threads_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpo_plugins.launchers import _joblib
+
+    monkeypatch.setattr(_joblib, "_MANAGERS_JOIN_S", 0.3)
+    release = threading.Event()
+    stuck = threading.Thread(target=release.wait, daemon=True)
+    stuck.start()
+    started = time.monotonic()
+    _joblib._let_managers_close([stuck, stuck])  # the deadline is shared, not per thread
+    assert 0.25 <= time.monotonic() - started < 1.0
+    release.set()
+    stuck.join()
