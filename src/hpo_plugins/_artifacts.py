@@ -53,7 +53,7 @@ def resolve_root(study: Study) -> str:
         ConfigurationError: The study's ``logdir`` holds another study's trial folders.
     """
     base = _base(study)
-    owner = _read(base)
+    owner = read_owner(base)
     if owner is None:
         return base
     mine = _identity(study)
@@ -88,7 +88,7 @@ def claim_root(study: Study) -> str:
     it before making a trial folder there). Two studies that claim one free root at once:
     the marker is created exclusively, so one wins and the other moves aside."""
     root = resolve_root(study)
-    if _read(root) is None:
+    if read_owner(root) is None:
         os.makedirs(root, exist_ok=True)
         _write_once(root, _identity(study))
         root = resolve_root(study)
@@ -176,14 +176,9 @@ def _identity(study: Study) -> dict[str, Any]:
 
 def read_owner(root: str) -> dict[str, Any] | None:
     """The study recorded as the owner of ``root`` (``{"study": name, "created": ISO time}``),
-    or None when the folder has no marker (no trial folder made yet, or an older study)."""
-    return _read(root)
-
-
-def _read(root: str) -> dict[str, Any] | None:
-    """The owner recorded in ``root``, or None when there is none. A marker that does not
-    parse yet (one written where hard links are missing, seen half-written) is read again
-    for up to a second before it counts as none."""
+    or None when there is none (no trial folder made yet, or an older study). A marker that
+    does not parse yet (one written where hard links are missing, seen half-written) is read
+    again for up to a second before it counts as none."""
     path = os.path.join(root, MARKER)
     for _ in range(20):
         try:

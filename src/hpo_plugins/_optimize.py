@@ -29,6 +29,7 @@ from hpo_plugins._outcome import (
 from hpo_plugins._process import process_record
 from hpo_plugins._progress import progress
 from hpo_plugins._run_settings import RunSettings
+from hpo_plugins._sigterm import INTERRUPTED_BY_USER
 from hpo_plugins.exceptions import (
     SearchSpaceExhausted,
     StudyFull,
@@ -234,7 +235,7 @@ def _evaluate(study: Study, trial: Trial, objective: Callable[..., Any],
             return tell_raised_pruned(study, trial)
         except KeyboardInterrupt:
             tell_trial(study, trial, state=TrialState.FAIL,
-                       fail_reason="interrupted by the user (KeyboardInterrupt)")
+                       fail_reason=f"{INTERRUPTED_BY_USER} (KeyboardInterrupt)")
             _logger.warning("Interrupted: trial %d marked FAIL; stopping.", trial.number)
             raise
         except Exception as exc:

@@ -19,7 +19,13 @@ from hpo_plugins._frozen import (
 )
 from hpo_plugins._numbers import read_number
 from hpo_plugins._results import ResultDict, read_result_dict, store_other_keys
-from hpo_plugins._sigterm import exception_text, exit_as_sigterm, sigterm_reason, stopped_by_sigterm
+from hpo_plugins._sigterm import (
+    INTERRUPTED_BY_USER,
+    exception_text,
+    exit_as_sigterm,
+    sigterm_reason,
+    stopped_by_sigterm,
+)
 from hpo_plugins.exceptions import (
     StudyNotFoundError,
     TrialFinishedError,
@@ -116,7 +122,7 @@ def fail_if_running(study: Study, trial: Trial, exc: BaseException) -> None:
             return
         if isinstance(exc, KeyboardInterrupt):
             tell_trial(study, trial, state=TrialState.FAIL,
-                       fail_reason="interrupted by the user (KeyboardInterrupt)")
+                       fail_reason=f"{INTERRUPTED_BY_USER} (KeyboardInterrupt)")
         elif not isinstance(exc, Exception):
             tell_stopped(study, trial, exc)
     except Exception as error:  # the storage failed too: the run's own exception goes on
@@ -140,7 +146,7 @@ def tell_stopped(study: Study, trial: Trial, exc: BaseException) -> None:
         return
     interrupted = isinstance(exc.__context__, KeyboardInterrupt)
     what = exception_text(type(exc), exc)
-    reason = (f"interrupted by the user (KeyboardInterrupt, raised again as {what})"
+    reason = (f"{INTERRUPTED_BY_USER} (KeyboardInterrupt, raised again as {what})"
               if interrupted else f"stopped by {what}")
     tell_trial(study, trial, state=TrialState.FAIL, fail_reason=reason)
     _logger.warning("Trial %d marked FAIL (%s); stopping.", trial.number, reason)

@@ -9,6 +9,8 @@ __all__ = ["INTERRUPTED_BY_USER", "STOPS_THE_RUN", "exception_text", "exit_as_si
            "sigterm_reason", "stopped_by_sigterm", "stopped_from_outside"]
 #: How the reason of a trial that Ctrl-C stopped begins, wherever it was stopped.
 INTERRUPTED_BY_USER = "interrupted by the user"
+#: What the reason of a trial that SIGTERM or SIGHUP stopped says of it (:func:`sigterm_reason`).
+_COUNTED_AS_LOST = "counted as lost, like a trial whose worker died"
 #: The attribute, True, of a signal handler that stops the run by raising (the CLI's SIGTERM
 #: and SIGHUP one): a parallel run wraps only such handlers, and Python's default Ctrl-C one,
 #: to give the workers' script-mode commands their grace first. A handler that returns (a
@@ -49,8 +51,7 @@ def sigterm_reason(exc: BaseException | None, kind: type[BaseException]) -> str:
     name = "SIGTERM"  # the CLI's Terminated names its signal: SIGTERM, or SIGHUP
     if kind.__name__ == "Terminated" and exc is not None and exc.args:
         name = str(exc.args[0]) if str(exc.args[0]).startswith("SIG") else name
-    return (f"stopped by {name} ({exception_text(kind, exc)}): counted as lost, like a trial "
-            f"whose worker died")
+    return f"stopped by {name} ({exception_text(kind, exc)}): {_COUNTED_AS_LOST}"
 
 
 def exit_as_sigterm(exc: BaseException) -> None:
@@ -68,4 +69,4 @@ def stopped_from_outside(reason: str | None) -> bool:
     (:class:`~hpo_plugins.stoppers.FailureStop`)."""
     text = reason or ""
     return text.startswith(INTERRUPTED_BY_USER) or (
-        text.startswith("stopped by SIG") and "counted as lost" in text)
+        text.startswith("stopped by SIG") and text.endswith(_COUNTED_AS_LOST))

@@ -35,6 +35,7 @@ from hpo_plugins._ported import (
 )
 from hpo_plugins._process import refuse_in_importing_worker
 from hpo_plugins._results import json_values, read_result_dict, store_other_keys
+from hpo_plugins._sigterm import INTERRUPTED_BY_USER
 from hpo_plugins._study_checks import (
     added_curve,
     as_state,
@@ -257,8 +258,8 @@ class Study:
         ever without heartbeats), so a storage that cannot fail it either is a warning."""
         reason = ("the sampler had nothing new to propose"
                   if isinstance(exc, SearchSpaceExhausted)
-                  else "interrupted by the user (KeyboardInterrupt) while its parameters were "
-                       "sampled" if isinstance(exc, KeyboardInterrupt)
+                  else f"{INTERRUPTED_BY_USER} (KeyboardInterrupt) while its parameters "
+                       f"were sampled" if isinstance(exc, KeyboardInterrupt)
                   else f"sampling its parameters raised {type(exc).__name__}: {exc}")
         try:
             self.storage.finish_trial(frozen.trial_id, TrialState.FAIL, None,

@@ -21,6 +21,7 @@ from hpo_plugins._frozen import (
 from hpo_plugins._numbers import read_number, read_step
 from hpo_plugins._observers import notify
 from hpo_plugins._ported import TRIAL_ATTRIBUTES, foreign_attribute
+from hpo_plugins._sigterm import INTERRUPTED_BY_USER
 from hpo_plugins.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -307,7 +308,7 @@ class Trial:
                 return
 
             lost = stopped_by_sigterm(type(exc))
-            reason = ("interrupted by the user (KeyboardInterrupt)"
+            reason = (f"{INTERRUPTED_BY_USER} (KeyboardInterrupt)"
                       if isinstance(exc, KeyboardInterrupt)
                       else sigterm_reason(exc, type(exc)) if lost
                       else f"{type(exc).__name__}: {exc}")

@@ -32,7 +32,6 @@ import difflib
 import functools
 import logging
 import os
-import signal
 import sys
 import traceback
 import warnings
@@ -46,11 +45,11 @@ from hpo_plugins.cli._base import (
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_OK,
-    EXIT_TERMINATED,
     EXIT_USAGE,
     CLIError,
     Command,
     Terminated,
+    exit_status,
     storage_help,
     warn,
 )
@@ -153,10 +152,9 @@ def _run(args: argparse.Namespace) -> int:
         return _fail("interrupted", EXIT_INTERRUPTED)
     except Terminated as exc:
         name = str(exc.args[0]) if exc.args else "SIGTERM"
-        code = EXIT_TERMINATED if name == "SIGTERM" else 128 + int(getattr(signal, name, 15))
         return _fail(f"terminated by {name}: the trials that were running are marked FAIL, "
                      f"counted as lost (re-queued under --max-retries), and their commands "
-                     f"stopped", code)
+                     f"stopped", exit_status(exc))
     except Exception as exc:
         if args.verbose >= 2:
             traceback.print_exc()

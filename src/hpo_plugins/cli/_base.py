@@ -7,8 +7,10 @@ import contextlib
 import json
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from hpo_plugins.exceptions import ConfigurationError, MissingDependencyError, StorageError
@@ -34,11 +36,13 @@ __all__ = [
     "Terminated",
     "caught_signals",
     "echo",
+    "exit_status",
     "integer_at_least",
     "json_text",
     "not_a_storage_url",
     "open_storage",
     "open_study",
+    "stop_signals_raise",
     "warn",
 ]
 
@@ -119,6 +123,30 @@ def caught_signals() -> list[signal.Signals]:
     closed terminal must not stop the command, as it did not before it caught SIGHUP."""
     wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     return [signum for signum in wanted if signal.getsignal(signum) is not signal.SIG_IGN]
+
+
+@contextlib.contextmanager
+def stop_signals_raise(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
+    """While the block runs, :func:`caught_signals` call ``handler`` (which raises
+    :class:`Terminated`); the previous handlers are restored afterwards. Python runs signal
+    handlers in the main thread only, so a ``main()`` called from another thread keeps the
+    handlers it has."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in caught_signals()}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
+
+
+def exit_status(stopped: Terminated) -> int:
+    """The exit status of a command that ``stopped`` ended: 128 + the signal's number, as a
+    shell reports it (143 for SIGTERM, 129 for SIGHUP)."""
+    name = str(stopped.args[0]) if stopped.args else "SIGTERM"
+    return 128 + int(getattr(signal, name, signal.SIGTERM))
 
 
 def echo(text: str = "") -> None:

@@ -18,7 +18,6 @@ import os
 import runpy
 import signal
 import sys
-import threading
 from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -30,11 +29,11 @@ from hpo_plugins.cli._base import (
     CLIError,
     Command,
     Terminated,
-    caught_signals,
     echo,
     integer_at_least,
     json_text,
     not_a_storage_url,
+    stop_signals_raise,
     warn,
 )
 from hpo_plugins.cli._table import short_reason
@@ -252,13 +251,8 @@ def _sigterm_stops_the_run() -> Iterator[None]:
     SIGHUP (the terminal closed, an ssh connection dropped) is taken the same way: its default
     action also ended the process at once, and the machine is still there to run the retries
     (exit status 129), unless this process ignores it (``nohup``): that choice is kept. The
-    previous handlers are restored afterwards. Python runs signal
-    handlers in the main thread only, so a ``main()`` called from another thread keeps the
-    handlers it has.
+    previous handlers are restored afterwards (see :func:`stop_signals_raise`).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def terminate(signum: int, frame: FrameType | None) -> None:
         raise Terminated(signal.Signals(signum).name)
@@ -266,13 +260,8 @@ def _sigterm_stops_the_run() -> Iterator[None]:
     from hpo_plugins._sigterm import STOPS_THE_RUN
 
     setattr(terminate, STOPS_THE_RUN, True)  # a parallel run gives its commands a grace first
-
-    previous = {signum: signal.signal(signum, terminate) for signum in caught_signals()}
-    try:
+    with stop_signals_raise(terminate):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def _refuse_memory_storage(url: str | None) -> None:

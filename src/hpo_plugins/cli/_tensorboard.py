@@ -23,9 +23,10 @@ from hpo_plugins.cli._base import (
     Command,
     Terminated,
     add_study_argument,
-    caught_signals,
     echo,
+    exit_status,
     open_storage,
+    stop_signals_raise,
 )
 
 __all__ = ["TENSORBOARD"]
@@ -154,7 +155,7 @@ def _serve(command: list[str]) -> tuple[int, int | None]:
         except KeyboardInterrupt:
             return EXIT_OK, EXIT_INTERRUPTED
         except Terminated as stopped:
-            return EXIT_OK, 128 + int(getattr(signal, str(stopped.args[0]), signal.SIGTERM))
+            return EXIT_OK, exit_status(stopped)
         finally:
             _stop(server)
 
@@ -179,16 +180,8 @@ def _sigterm_as_terminated() -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise Terminated(signal.Signals(signum).name)
 
-    try:
-        previous = {signum: signal.signal(signum, interrupt) for signum in caught_signals()}
-    except ValueError:  # not the main thread: leave signals alone
+    with stop_signals_raise(interrupt):
         yield
-        return
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 TENSORBOARD = Command(

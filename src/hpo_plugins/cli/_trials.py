@@ -138,11 +138,12 @@ def _configure_best(parser: argparse.ArgumentParser) -> None:
 def _run_best(args: argparse.Namespace) -> int:
     with open_storage(args.storage) as store:
         study = open_study(store, args.study)
-        if store.best_trial(study.study_id, study.direction) is None:
+        best = store.best_trial(study.study_id, study.direction)
+        if best is None:
             given = f" --storage {shlex.quote(store.describe())}" if args.storage else ""
             raise CLIError(no_best_message(args.study, study.trials, command_line=True,
                                            storage_option=given))
-        echo(json_text(study.best_params, indent=2, default=repr))
+        echo(json_text(study.natural_params(best), indent=2, default=repr))
     return EXIT_OK
 
 

@@ -13,7 +13,12 @@ from hpo_plugins._frozen import LOST_ATTR, FrozenTrial, TrialState
 from hpo_plugins._observers import notify
 from hpo_plugins._process import alive_here, gone_here, same_process
 from hpo_plugins._resume import discard_stopped
-from hpo_plugins._sigterm import exception_text, sigterm_reason, stopped_by_sigterm
+from hpo_plugins._sigterm import (
+    INTERRUPTED_BY_USER,
+    exception_text,
+    sigterm_reason,
+    stopped_by_sigterm,
+)
 from hpo_plugins.exceptions import ClusterLostError, TrialFinishedError, TrialNotFoundError
 from hpo_plugins.launchers._worker import Job
 
@@ -277,7 +282,7 @@ def _stop_reason(exc_type: type[BaseException], exc: object) -> str:
     that is not an ``Exception``, SIGTERM excepted: see ``sigterm_reason``), as the sequential
     loop words it; or an error elsewhere in the run (another trial's, the launcher's)."""
     if issubclass(exc_type, KeyboardInterrupt):
-        return "interrupted by the user (KeyboardInterrupt)"
+        return f"{INTERRUPTED_BY_USER} (KeyboardInterrupt)"
     if not issubclass(exc_type, Exception):
         return f"stopped by {exception_text(exc_type, exc)}"
     return f"stopped: the run ended with {exc_type.__name__}"
